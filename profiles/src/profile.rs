@@ -1,0 +1,830 @@
+//! Profiles: what goes on the wire, read from TOML in two stages (as ripgrep does with
+//! its flags). Each file is parsed into raw values with their spans and checked on its
+//! own, so every error names the file, the line and the key; then a child is laid over
+//! its `parent` (key by key; a child's `vary` list replaces the parent's) and the
+//! result is resolved into a [`Profile`], the plan the tools use.
+//!
+//! Shipped profiles are embedded (see [`SHIPPED`]); a path works wherever a name does.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::names::NameSet;
+use crate::wire::{dns, udp4};
+
+/// Shipped profiles: name and TOML text.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("min-multi-flow", include_str!("../min-multi-flow.toml")),
+    ("min-single-flow", include_str!("../min-single-flow.toml")),
+    ("dns-ping", include_str!("../dns-ping.toml")),
+    ("dns-small", include_str!("../dns-small.toml")),
+    ("dns-large", include_str!("../dns-large.toml")),
+];
+
+/// Addresses a profile gets when it names none: the lab's generator and DUT hosts
+/// (RFC 2544 benchmarking range, locally administered MACs).
+pub mod defaults {
+    pub const GEN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+    pub const DUT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+    pub const GEN_IP: [u8; 4] = [198, 18, 0, 1];
+    pub const DUT_IP: [u8; 4] = [198, 18, 0, 2];
+    pub const UDP_SRC_PORT: u16 = 1024;
+    pub const UDP_DST_PORT: u16 = 9;
+    pub const TTL: u8 = 64;
+    /// First address of the DNS answers (RFC 6598 shared space: 2^22 addresses).
+    pub const DNS_ANSWER_BASE: [u8; 4] = [100, 64, 0, 0];
+    pub const DNS_TTL: u32 = 300;
+    pub const DNS_SRC_PORTS: u32 = 1024;
+    pub const DNS_SRC_PORT: u16 = 10000;
+}
+
+/// Smallest frame on the wire, FCS included.
+pub const MIN_FRAME_SIZE: usize = 64;
+/// Largest frame on the wire, FCS included (untagged standard Ethernet).
+pub const MAX_FRAME_SIZE: usize = 1518;
+/// FCS length: on the wire, not in the buffers we build.
+pub const FCS_LEN: usize = 4;
+
+/// A profile that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{origin}:{line}: {key}: {msg}")]
+    Invalid { origin: String, line: usize, key: String, msg: String },
+    #[error("{origin}: {key}: {msg}")]
+    Resolve { origin: String, key: String, msg: String },
+    #[error("unknown profile '{name}': not a shipped profile ({shipped}) nor a readable file")]
+    Unknown { name: String, shipped: String },
+    #[error("{path}: {msg}")]
+    Io { path: String, msg: String },
+}
+
+/// A header field that can vary per packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    EthSrc,
+    EthDst,
+    Ipv4Src,
+    Ipv4Dst,
+    UdpSrcPort,
+    UdpDstPort,
+}
+
+impl Field {
+    fn parse(s: &str) -> Option<Field> {
+        Some(match s {
+            "ethernet.src" => Field::EthSrc,
+            "ethernet.dst" => Field::EthDst,
+            "ipv4.src" => Field::Ipv4Src,
+            "ipv4.dst" => Field::Ipv4Dst,
+            "udp.src_port" => Field::UdpSrcPort,
+            "udp.dst_port" => Field::UdpDstPort,
+            _ => return None,
+        })
+    }
+    /// The key as written in profiles.
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::EthSrc => "ethernet.src",
+            Field::EthDst => "ethernet.dst",
+            Field::Ipv4Src => "ipv4.src",
+            Field::Ipv4Dst => "ipv4.dst",
+            Field::UdpSrcPort => "udp.src_port",
+            Field::UdpDstPort => "udp.dst_port",
+        }
+    }
+    /// Byte offset in an untagged frame without IP options.
+    pub fn offset(self) -> usize {
+        match self {
+            Field::EthDst => 0,
+            Field::EthSrc => 6,
+            Field::Ipv4Src => udp4::ETH_LEN + 12,
+            Field::Ipv4Dst => udp4::ETH_LEN + 16,
+            Field::UdpSrcPort => udp4::ETH_LEN + udp4::IPV4_LEN,
+            Field::UdpDstPort => udp4::ETH_LEN + udp4::IPV4_LEN + 2,
+        }
+    }
+    /// Width in bytes.
+    pub fn width(self) -> usize {
+        match self {
+            Field::EthSrc | Field::EthDst => 6,
+            Field::Ipv4Src | Field::Ipv4Dst => 4,
+            Field::UdpSrcPort | Field::UdpDstPort => 2,
+        }
+    }
+    fn max_value(self) -> u64 {
+        (1u64 << (8 * self.width())) - 1
+    }
+    fn parse_value(self, v: &toml::Value) -> Result<u64, String> {
+        match (self, v) {
+            (Field::EthSrc | Field::EthDst, toml::Value::String(s)) => parse_mac(s).map(mac_to_u64),
+            (Field::Ipv4Src | Field::Ipv4Dst, toml::Value::String(s)) => s
+                .parse::<Ipv4Addr>()
+                .map(|a| u64::from(u32::from(a)))
+                .map_err(|_| format!("'{s}' is not an IPv4 address")),
+            (Field::UdpSrcPort | Field::UdpDstPort, toml::Value::Integer(i)) => {
+                u16::try_from(*i).map(u64::from).map_err(|_| format!("{i} is not a port (0-65535)"))
+            }
+            (Field::EthSrc | Field::EthDst, _) => Err("expected a MAC address string".into()),
+            (Field::Ipv4Src | Field::Ipv4Dst, _) => Err("expected an IPv4 address string".into()),
+            _ => Err("expected an integer port".into()),
+        }
+    }
+}
+
+/// How a field changes from packet to packet; packet `n` (numbered over the whole run,
+/// all queues) always gets the same value, so runs are reproducible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaryKind {
+    /// `min + (n * step) mod (max - min + 1)`.
+    Increment { min: u64, max: u64, step: u64 },
+    /// Uniform in `min..=max`, from a hash of `seed` and `n`.
+    Random { min: u64, max: u64, seed: u64 },
+    /// `values[n mod len]`.
+    List(Vec<u64>),
+}
+
+/// One varying field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vary {
+    pub field: Field,
+    pub kind: VaryKind,
+}
+
+impl Vary {
+    /// Number of distinct values.
+    pub fn span(&self) -> u64 {
+        match &self.kind {
+            VaryKind::Increment { min, max, step } => {
+                let span = max - min + 1;
+                span / gcd(*step % span, span).max(1)
+            }
+            VaryKind::Random { min, max, .. } => max - min + 1,
+            VaryKind::List(v) => v.iter().collect::<std::collections::HashSet<_>>().len() as u64,
+        }
+    }
+}
+
+/// Order in which a DNS workload walks its name set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Sequential,
+    Random,
+}
+
+/// The DNS part of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsWorkload {
+    pub names: NameSet,
+    pub qtype: u16,
+    /// Recursion desired bit.
+    pub rd: bool,
+    /// Source ports used, from `udp.src_port` up: with the 16-bit ID, the pair is unique
+    /// for `65536 * src_ports` queries.
+    pub src_ports: u32,
+    pub order: Order,
+}
+
+/// A resolved profile: everything needed to build frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// Where it came from (a shipped name or a path).
+    pub origin: String,
+    /// Frame size on the wire, FCS included (buffers are 4 bytes shorter).
+    pub frame_size: usize,
+    pub eth_src: [u8; 6],
+    pub eth_dst: [u8; 6],
+    pub ip_src: Ipv4Addr,
+    pub ip_dst: Ipv4Addr,
+    pub ttl: u8,
+    pub tos: u8,
+    pub udp_src: u16,
+    pub udp_dst: u16,
+    pub vary: Vec<Vary>,
+    pub dns: Option<DnsWorkload>,
+}
+
+impl Profile {
+    /// Bytes of a frame in memory (no FCS).
+    pub fn buffer_len(&self) -> usize {
+        self.frame_size - FCS_LEN
+    }
+
+    /// Number of distinct flows (5-tuples) the profile sends.
+    pub fn flows(&self) -> u64 {
+        if let Some(d) = &self.dns {
+            return u64::from(d.src_ports);
+        }
+        self.vary
+            .iter()
+            .filter(|v| matches!(v.field, Field::Ipv4Src | Field::Ipv4Dst | Field::UdpSrcPort | Field::UdpDstPort))
+            .fold(1u64, |acc, v| match v.kind {
+                VaryKind::Random { .. } => acc.saturating_mul(v.span()),
+                _ => lcm(acc, v.span()),
+            })
+    }
+
+    /// The profile by shipped name or path.
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+        let (origin, text, dir) = read_source(name_or_path, None)?;
+        let first = Partial::parse(&text, &origin)?;
+        resolve(load_parents(first, dir)?)
+    }
+
+    /// A profile from TOML text; its `parent`, if any, is looked up like
+    /// [`Profile::load`] does (paths relative to the current directory).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Profile, ProfileError> {
+        resolve(load_parents(Partial::parse(text, origin)?, None)?)
+    }
+}
+
+/// The chain `first`, its parent, its parent's parent... (at most 16 deep, no loops).
+fn load_parents(first: Partial, mut dir: Option<PathBuf>) -> Result<Vec<Partial>, ProfileError> {
+    let mut chain = vec![first];
+    while let Some(parent) = chain.last().and_then(|p| p.parent.clone()) {
+        let (origin, text, d) = read_source(&parent, dir.as_deref())?;
+        if chain.iter().any(|p| p.origin == origin) || chain.len() >= 16 {
+            return Err(ProfileError::Resolve {
+                origin: chain[0].origin.clone(),
+                key: "parent".into(),
+                msg: format!("parent chain loops back to {origin}"),
+            });
+        }
+        chain.push(Partial::parse(&text, &origin)?);
+        dir = d;
+    }
+    Ok(chain)
+}
+
+/// Names of the shipped profiles, comma-separated.
+pub fn shipped_names() -> String {
+    SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+fn read_source(name: &str, rel: Option<&Path>) -> Result<(String, String, Option<PathBuf>), ProfileError> {
+    if let Some((n, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
+        return Ok((format!("profile {n}"), (*text).to_string(), None));
+    }
+    let mut path = PathBuf::from(name);
+    if let (Some(dir), true) = (rel, path.is_relative()) {
+        path = dir.join(path);
+    }
+    if !path.exists() {
+        return Err(ProfileError::Unknown { name: name.into(), shipped: shipped_names() });
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ProfileError::Io { path: path.display().to_string(), msg: e.to_string() })?;
+    let dir = path.parent().map(Path::to_path_buf);
+    Ok((path.display().to_string(), text, dir))
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 1: one file, raw values with spans, checked on their own.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Option<Spanned<String>>,
+    description: Option<String>,
+    parent: Option<Spanned<String>>,
+    frame_size: Option<Spanned<i64>>,
+    ethernet: Option<RawEthernet>,
+    ipv4: Option<RawIpv4>,
+    udp: Option<RawUdp>,
+    vary: Option<Vec<RawVary>>,
+    dns: Option<RawDns>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEthernet {
+    src: Option<Spanned<String>>,
+    dst: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIpv4 {
+    src: Option<Spanned<String>>,
+    dst: Option<Spanned<String>>,
+    ttl: Option<Spanned<i64>>,
+    tos: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUdp {
+    src_port: Option<Spanned<i64>>,
+    dst_port: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVary {
+    field: Spanned<String>,
+    mode: Option<Spanned<String>>,
+    min: Option<Spanned<toml::Value>>,
+    max: Option<Spanned<toml::Value>>,
+    count: Option<Spanned<i64>>,
+    step: Option<Spanned<i64>>,
+    seed: Option<Spanned<i64>>,
+    values: Option<Spanned<Vec<toml::Value>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    name: Option<Spanned<String>>,
+    names: Option<RawNames>,
+    qtype: Option<Spanned<String>>,
+    rd: Option<bool>,
+    src_ports: Option<Spanned<i64>>,
+    order: Option<Spanned<String>>,
+    answer_base: Option<Spanned<String>>,
+    ttl: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNames {
+    label_len: Spanned<i64>,
+    charset: Option<Spanned<String>>,
+    suffix: Spanned<String>,
+}
+
+/// A value with the line it came from.
+#[derive(Debug, Clone)]
+struct At<T> {
+    v: T,
+    origin: String,
+    line: usize,
+}
+
+/// What one file says, checked; absent keys are `None`.
+#[derive(Debug, Clone, Default)]
+struct Partial {
+    origin: String,
+    name: Option<String>,
+    description: Option<String>,
+    parent: Option<String>,
+    frame_size: Option<At<usize>>,
+    eth_src: Option<[u8; 6]>,
+    eth_dst: Option<[u8; 6]>,
+    ip_src: Option<Ipv4Addr>,
+    ip_dst: Option<Ipv4Addr>,
+    ttl: Option<u8>,
+    tos: Option<u8>,
+    udp_src: Option<At<u16>>,
+    udp_dst: Option<u16>,
+    vary: Option<Vec<At<Vary>>>,
+    dns: Option<PartialDns>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PartialDns {
+    names: Option<At<(usize, String, String)>>, // label_len, charset, suffix
+    qtype: Option<u16>,
+    rd: Option<bool>,
+    src_ports: Option<At<u32>>,
+    order: Option<Order>,
+    answer_base: Option<[u8; 4]>,
+    ttl: Option<u32>,
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: core::ops::Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+    fn err<T>(&self, span: core::ops::Range<usize>, key: &str, msg: impl Into<String>) -> Result<T, ProfileError> {
+        Err(ProfileError::Invalid {
+            origin: self.origin.into(),
+            line: self.line(span),
+            key: key.into(),
+            msg: msg.into(),
+        })
+    }
+    fn at<T>(&self, span: core::ops::Range<usize>, v: T) -> At<T> {
+        At { v, origin: self.origin.into(), line: self.line(span) }
+    }
+    fn int<T: TryFrom<i64>>(&self, s: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Result<T, ProfileError> {
+        let v = *s.get_ref();
+        if v < lo || v > hi {
+            return self.err(s.span(), key, format!("{v} is out of range ({lo} to {hi})"));
+        }
+        T::try_from(v).or_else(|_| self.err(s.span(), key, format!("{v} is out of range")))
+    }
+    fn ipv4(&self, s: &Spanned<String>, key: &str) -> Result<Ipv4Addr, ProfileError> {
+        s.get_ref()
+            .parse()
+            .or_else(|_| self.err(s.span(), key, format!("'{}' is not an IPv4 address", s.get_ref())))
+    }
+    fn mac(&self, s: &Spanned<String>, key: &str) -> Result<[u8; 6], ProfileError> {
+        parse_mac(s.get_ref()).or_else(|m| self.err(s.span(), key, m))
+    }
+}
+
+impl Partial {
+    fn parse(text: &str, origin: &str) -> Result<Partial, ProfileError> {
+        let cx = Ctx { text, origin };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| cx.line(s)).unwrap_or(1);
+            let msg = e.message().to_string();
+            let key = msg
+                .split('`')
+                .nth(1)
+                .filter(|_| msg.starts_with("unknown field"))
+                .unwrap_or("syntax")
+                .to_string();
+            ProfileError::Invalid { origin: origin.into(), line, key, msg }
+        })?;
+        let mut p = Partial { origin: origin.into(), description: raw.description, ..Default::default() };
+        if let Some(n) = raw.name {
+            if n.get_ref().trim().is_empty() {
+                return cx.err(n.span(), "name", "must not be empty");
+            }
+            p.name = Some(n.into_inner());
+        }
+        if let Some(par) = raw.parent {
+            p.parent = Some(par.into_inner());
+        }
+        if let Some(fs) = &raw.frame_size {
+            let v = cx.int(fs, "frame_size", MIN_FRAME_SIZE as i64, MAX_FRAME_SIZE as i64)?;
+            p.frame_size = Some(cx.at(fs.span(), v));
+        }
+        if let Some(e) = &raw.ethernet {
+            p.eth_src = e.src.as_ref().map(|s| cx.mac(s, "ethernet.src")).transpose()?;
+            p.eth_dst = e.dst.as_ref().map(|s| cx.mac(s, "ethernet.dst")).transpose()?;
+        }
+        if let Some(ip) = &raw.ipv4 {
+            p.ip_src = ip.src.as_ref().map(|s| cx.ipv4(s, "ipv4.src")).transpose()?;
+            p.ip_dst = ip.dst.as_ref().map(|s| cx.ipv4(s, "ipv4.dst")).transpose()?;
+            p.ttl = ip.ttl.as_ref().map(|s| cx.int(s, "ipv4.ttl", 1, 255)).transpose()?;
+            p.tos = ip.tos.as_ref().map(|s| cx.int(s, "ipv4.tos", 0, 255)).transpose()?;
+        }
+        if let Some(u) = &raw.udp {
+            if let Some(s) = &u.src_port {
+                p.udp_src = Some(cx.at(s.span(), cx.int(s, "udp.src_port", 0, 65535)?));
+            }
+            p.udp_dst = u.dst_port.as_ref().map(|s| cx.int(s, "udp.dst_port", 0, 65535)).transpose()?;
+        }
+        if let Some(vs) = &raw.vary {
+            let mut out = Vec::new();
+            for v in vs {
+                out.push(cx.at(v.field.span(), parse_vary(&cx, v)?));
+            }
+            p.vary = Some(out);
+        }
+        if let Some(d) = &raw.dns {
+            p.dns = Some(parse_dns(&cx, d)?);
+        }
+        Ok(p)
+    }
+}
+
+fn parse_vary(cx: &Ctx<'_>, v: &RawVary) -> Result<Vary, ProfileError> {
+    let fspan = v.field.span();
+    let Some(field) = Field::parse(v.field.get_ref()) else {
+        return cx.err(
+            fspan,
+            "vary.field",
+            format!(
+                "unknown field '{}' (one of ethernet.src, ethernet.dst, ipv4.src, ipv4.dst, udp.src_port, udp.dst_port)",
+                v.field.get_ref()
+            ),
+        );
+    };
+    let mode = v.mode.as_ref().map(|m| m.get_ref().as_str()).unwrap_or("increment");
+    let val = |s: &Spanned<toml::Value>, key: &str| -> Result<u64, ProfileError> {
+        field.parse_value(s.get_ref()).or_else(|m| cx.err(s.span(), key, m))
+    };
+    let range = || -> Result<(u64, u64), ProfileError> {
+        let Some(min_s) = &v.min else {
+            return cx.err(fspan.clone(), "vary.min", format!("{} needs min (and max or count)", mode));
+        };
+        let min = val(min_s, "vary.min")?;
+        let max = match (&v.max, &v.count) {
+            (Some(m), None) => val(m, "vary.max")?,
+            (None, Some(c)) => {
+                let c: u64 = cx.int(c, "vary.count", 1, i64::MAX)?;
+                min.checked_add(c - 1).filter(|&m| m <= field.max_value()).map_or_else(
+                    || cx.err(v.count.as_ref().map_or(fspan.clone(), |c| c.span()), "vary.count", "min + count runs past the field's largest value"),
+                    Ok,
+                )?
+            }
+            (Some(m), Some(_)) => return cx.err(m.span(), "vary.max", "give max or count, not both"),
+            (None, None) => return cx.err(fspan.clone(), "vary.max", "needs max or count"),
+        };
+        if max < min {
+            let span = v.max.as_ref().map_or(fspan.clone(), |m| m.span());
+            return cx.err(span, "vary.max", "max is below min");
+        }
+        Ok((min, max))
+    };
+    let kind = match mode {
+        "increment" => {
+            let (min, max) = range()?;
+            let step = v.step.as_ref().map(|s| cx.int(s, "vary.step", 1, i64::MAX)).transpose()?.unwrap_or(1);
+            VaryKind::Increment { min, max, step }
+        }
+        "random" => {
+            let (min, max) = range()?;
+            let seed = v.seed.as_ref().map(|s| *s.get_ref() as u64).unwrap_or(0x5eed);
+            VaryKind::Random { min, max, seed }
+        }
+        "list" => {
+            let Some(vals) = &v.values else {
+                return cx.err(fspan, "vary.values", "list needs values = [...]");
+            };
+            if vals.get_ref().is_empty() {
+                return cx.err(vals.span(), "vary.values", "must not be empty");
+            }
+            let parsed: Result<Vec<u64>, String> = vals.get_ref().iter().map(|x| field.parse_value(x)).collect();
+            VaryKind::List(parsed.or_else(|m| cx.err(vals.span(), "vary.values", m))?)
+        }
+        other => {
+            let span = v.mode.as_ref().map_or(fspan, |m| m.span());
+            return cx.err(span, "vary.mode", format!("unknown mode '{other}' (increment, random or list)"));
+        }
+    };
+    Ok(Vary { field, kind })
+}
+
+fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
+    let mut out = PartialDns::default();
+    match (&d.name, &d.names) {
+        (Some(n), None) => {
+            dns::wire_len(n.get_ref())
+                .ok()
+                .map_or_else(|| cx.err(n.span(), "dns.name", format!("'{}' is not a valid DNS name", n.get_ref())), Ok)?;
+            out.names = Some(cx.at(n.span(), (0, "a".into(), n.get_ref().clone())));
+        }
+        (None, Some(ns)) => {
+            let ll: usize = cx.int(&ns.label_len, "dns.names.label_len", 1, 63)?;
+            let cs = ns.charset.as_ref().map(|c| c.get_ref().clone()).unwrap_or_else(|| "a-z0-9".into());
+            // Check now, so the error points at this file.
+            NameSet::new(ll, &cs, ns.suffix.get_ref(), defaults::DNS_ANSWER_BASE, 1)
+                .or_else(|e| cx.err(ns.label_len.span(), "dns.names", e.to_string()))?;
+            out.names = Some(cx.at(ns.label_len.span(), (ll, cs, ns.suffix.get_ref().clone())));
+        }
+        (Some(n), Some(_)) => return cx.err(n.span(), "dns.name", "give dns.name or [dns.names], not both"),
+        (None, None) => {}
+    }
+    if let Some(q) = &d.qtype {
+        out.qtype = Some(
+            dns::qtype_from_str(q.get_ref())
+                .map_or_else(|| cx.err(q.span(), "dns.qtype", format!("unknown record type '{}'", q.get_ref())), Ok)?,
+        );
+    }
+    out.rd = d.rd;
+    if let Some(s) = &d.src_ports {
+        out.src_ports = Some(cx.at(s.span(), cx.int(s, "dns.src_ports", 1, 65535)?));
+    }
+    if let Some(o) = &d.order {
+        out.order = Some(match o.get_ref().as_str() {
+            "sequential" => Order::Sequential,
+            "random" => Order::Random,
+            other => return cx.err(o.span(), "dns.order", format!("unknown order '{other}' (sequential or random)")),
+        });
+    }
+    out.answer_base = d.answer_base.as_ref().map(|s| cx.ipv4(s, "dns.answer_base").map(|a| a.octets())).transpose()?;
+    out.ttl = d.ttl.as_ref().map(|s| cx.int(s, "dns.ttl", 0, i64::from(i32::MAX))).transpose()?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 2: lay the chain (child first) over each other and resolve.
+
+fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
+    let origin = chain[0].origin.clone();
+    macro_rules! pick {
+        ($f:ident) => {
+            chain.iter().find_map(|p| p.$f.clone())
+        };
+    }
+    let pick_dns = |f: &dyn Fn(&PartialDns) -> bool| chain.iter().filter_map(|p| p.dns.as_ref()).find(|d| f(d)).cloned();
+    // Name and description belong to the file itself; everything else is inherited.
+    let name = chain[0].name.clone().unwrap_or_else(|| {
+        Path::new(&origin).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| origin.clone())
+    });
+    let udp_src = pick!(udp_src);
+    let vary: Vec<At<Vary>> = pick!(vary).unwrap_or_default();
+
+    let dns = if chain.iter().any(|p| p.dns.is_some()) {
+        let names = pick_dns(&|d| d.names.is_some()).and_then(|d| d.names);
+        let Some(names) = names else {
+            return Err(ProfileError::Resolve {
+                origin,
+                key: "dns".into(),
+                msg: "a [dns] section needs dns.name or [dns.names]".into(),
+            });
+        };
+        let base = pick_dns(&|d| d.answer_base.is_some()).and_then(|d| d.answer_base).unwrap_or(defaults::DNS_ANSWER_BASE);
+        let ttl = pick_dns(&|d| d.ttl.is_some()).and_then(|d| d.ttl).unwrap_or(defaults::DNS_TTL);
+        let (ll, cs, suffix) = &names.v;
+        let set = NameSet::new(*ll, cs, suffix, base, ttl).map_err(|e| ProfileError::Invalid {
+            origin: names.origin.clone(),
+            line: names.line,
+            key: "dns".into(),
+            msg: e.to_string(),
+        })?;
+        let src_ports = pick_dns(&|d| d.src_ports.is_some()).and_then(|d| d.src_ports);
+        let first_port = udp_src.as_ref().map_or(defaults::DNS_SRC_PORT, |u| u.v);
+        let ports = src_ports.as_ref().map_or(defaults::DNS_SRC_PORTS, |s| s.v);
+        if u32::from(first_port) + ports - 1 > 65535 {
+            let (o, l) = src_ports.as_ref().map_or((origin.clone(), 1), |s| (s.origin.clone(), s.line));
+            return Err(ProfileError::Invalid {
+                origin: o,
+                line: l,
+                key: "dns.src_ports".into(),
+                msg: format!("udp.src_port {first_port} + {ports} ports runs past 65535"),
+            });
+        }
+        if let Some(v) = vary.iter().find(|v| v.v.field == Field::UdpSrcPort) {
+            return Err(ProfileError::Invalid {
+                origin: v.origin.clone(),
+                line: v.line,
+                key: "vary.field".into(),
+                msg: "DNS profiles derive udp.src_port from the query number (unique port and ID); set dns.src_ports instead".into(),
+            });
+        }
+        Some(DnsWorkload {
+            names: set,
+            qtype: pick_dns(&|d| d.qtype.is_some()).and_then(|d| d.qtype).unwrap_or(dns::TYPE_A),
+            rd: pick_dns(&|d| d.rd.is_some()).and_then(|d| d.rd).unwrap_or(false),
+            src_ports: ports,
+            order: pick_dns(&|d| d.order.is_some()).and_then(|d| d.order).unwrap_or(Order::Sequential),
+        })
+    } else {
+        None
+    };
+
+    let needed = match &dns {
+        Some(d) => (udp4::PAYLOAD_OFFSET + dns::HEADER_LEN + d.names.wire_len() + 4).max(udp4::MIN_FRAME) + FCS_LEN,
+        None => MIN_FRAME_SIZE,
+    };
+    let frame_size = match pick!(frame_size) {
+        Some(fs) if fs.v < needed => {
+            return Err(ProfileError::Invalid {
+                origin: fs.origin,
+                line: fs.line,
+                key: "frame_size".into(),
+                msg: format!("{} bytes is too small for the headers and query: at least {needed}", fs.v),
+            });
+        }
+        Some(fs) => fs.v,
+        None => needed,
+    };
+    let default_src = if dns.is_some() { defaults::DNS_SRC_PORT } else { defaults::UDP_SRC_PORT };
+    Ok(Profile {
+        name,
+        description: chain[0].description.clone().unwrap_or_else(|| match &chain[0].parent {
+            Some(p) => format!("derived from {p}"),
+            None => String::new(),
+        }),
+        origin,
+        frame_size,
+        eth_src: pick!(eth_src).unwrap_or(defaults::GEN_MAC),
+        eth_dst: pick!(eth_dst).unwrap_or(defaults::DUT_MAC),
+        ip_src: pick!(ip_src).unwrap_or(Ipv4Addr::from(defaults::GEN_IP)),
+        ip_dst: pick!(ip_dst).unwrap_or(Ipv4Addr::from(defaults::DUT_IP)),
+        ttl: pick!(ttl).unwrap_or(defaults::TTL),
+        tos: pick!(tos).unwrap_or(0),
+        udp_src: udp_src.map_or(default_src, |u| u.v),
+        udp_dst: pick!(udp_dst).unwrap_or(if dns.is_some() { 53 } else { defaults::UDP_DST_PORT }),
+        vary: vary.into_iter().map(|a| a.v).collect(),
+        dns,
+    })
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    let bad = || format!("'{s}' is not a MAC address (aa:bb:cc:dd:ee:ff)");
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut m = [0u8; 6];
+    for (o, p) in m.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    Ok(m)
+}
+
+/// A MAC as text.
+pub fn format_mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn mac_to_u64(m: [u8; 6]) -> u64 {
+    m.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    if a == 0 || b == 0 { 0 } else { (a / gcd(a, b)).saturating_mul(b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        match Profile::from_toml(text, "user.toml") {
+            Ok(p) => panic!("accepted: {p:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let e = err("frame_size = 64\n\n[ipv4]\nsrc = \"198.18.0.1\"\nsource = \"x\"\n");
+        assert!(e.starts_with("user.toml:5: source:"), "{e}");
+    }
+
+    #[test]
+    fn bad_address() {
+        let e = err("[ipv4]\nsrc = \"198.18.0.300\"\n");
+        assert_eq!(e, "user.toml:2: ipv4.src: '198.18.0.300' is not an IPv4 address");
+        let e = err("[ethernet]\ndst = \"02:00:00:00:00\"\n");
+        assert!(e.starts_with("user.toml:2: ethernet.dst:"), "{e}");
+    }
+
+    #[test]
+    fn frame_too_small_for_headers() {
+        let e = err("frame_size = 60\n");
+        assert!(e.starts_with("user.toml:1: frame_size: 60 is out of range"), "{e}");
+        let e = err("frame_size = 64\n[dns.names]\nlabel_len = 40\ncharset = \"a\"\nsuffix = \"lab.test\"\n");
+        assert!(e.starts_with("user.toml:1: frame_size: 64 bytes is too small"), "{e}");
+    }
+
+    #[test]
+    fn empty_or_bad_sets() {
+        let e = err("[dns.names]\nlabel_len = 2\ncharset = \"\"\nsuffix = \"x.test\"\n");
+        assert!(e.contains("dns.names: charset is empty"), "{e}");
+        let e = err("[[vary]]\nfield = \"ipv4.src\"\nmode = \"list\"\nvalues = []\n");
+        assert!(e.starts_with("user.toml:4: vary.values: must not be empty"), "{e}");
+        let e = err("[dns]\nqtype = \"A\"\n");
+        assert!(e.contains("needs dns.name or [dns.names]"), "{e}");
+    }
+
+    #[test]
+    fn vary_errors() {
+        let e = err("[[vary]]\nfield = \"ipv4.ttl\"\n");
+        assert!(e.starts_with("user.toml:2: vary.field: unknown field 'ipv4.ttl'"), "{e}");
+        let e = err("[[vary]]\nfield = \"udp.src_port\"\nmin = 10\nmax = 5\n");
+        assert!(e.starts_with("user.toml:4: vary.max: max is below min"), "{e}");
+        let e = err("[[vary]]\nfield = \"udp.src_port\"\nmin = 65000\ncount = 1000\n");
+        assert!(e.contains("vary.count"), "{e}");
+        let e = err("parent = \"dns-small\"\n[[vary]]\nfield = \"udp.src_port\"\nmin = 1\nmax = 2\n");
+        assert!(e.contains("set dns.src_ports instead"), "{e}");
+    }
+
+    #[test]
+    fn parent_is_overridden_key_by_key() {
+        let p = Profile::from_toml("parent = \"min-multi-flow\"\nframe_size = 128\n[udp]\ndst_port = 7\n", "user.toml")
+            .expect("child");
+        assert_eq!(p.frame_size, 128);
+        assert_eq!(p.udp_dst, 7);
+        assert_eq!(p.udp_src, 1024);
+        assert_eq!(p.flows(), 256);
+        assert_eq!(p.name, "user");
+        let e = err("parent = \"no-such-profile\"\n");
+        assert!(e.starts_with("unknown profile 'no-such-profile'"), "{e}");
+    }
+
+    #[test]
+    fn parent_loop_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("profiles-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("a.toml"), "parent = \"b.toml\"\n").expect("a");
+        std::fs::write(dir.join("b.toml"), "parent = \"a.toml\"\n").expect("b");
+        let e = Profile::load(dir.join("a.toml").to_str().expect("utf8")).map(|_| ()).expect_err("loop");
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(e.to_string().contains("loops back"), "{e}");
+    }
+
+    #[test]
+    fn defaults_are_the_lab_addresses() {
+        let p = Profile::from_toml("", "empty.toml").expect("empty profile");
+        assert_eq!(p.frame_size, 64);
+        assert_eq!(p.ip_dst.octets(), defaults::DUT_IP);
+        assert_eq!(p.eth_dst, defaults::DUT_MAC);
+        assert!(p.dns.is_none());
+    }
+}
