@@ -24,7 +24,7 @@
 //! ```no_run
 //! use lab::{Testbed, UpOptions};
 //! let bed = Testbed::up(&UpOptions { name: lab::unique_name("t"), ..Default::default() })?;
-//! let out = bed.gen().command("ping").args(["-c1", "198.18.0.2"]).output();
+//! let out = bed.r#gen().command("ip").args(["addr", "show"]).output();
 //! bed.down()?; // or let it drop: Drop tears the lab down too
 //! # Ok::<(), lab::Error>(())
 //! ```

@@ -22,11 +22,11 @@ use crate::error::{Error, Result};
 use crate::host::run_in_netns;
 
 mod pass_skel {
-    #![allow(clippy::all, missing_docs, unsafe_op_in_unsafe_fn)]
+    #![allow(clippy::all, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn)]
     include!(concat!(env!("OUT_DIR"), "/pass.skel.rs"));
 }
 mod reflect_skel {
-    #![allow(clippy::all, missing_docs, unsafe_op_in_unsafe_fn)]
+    #![allow(clippy::all, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn)]
     include!(concat!(env!("OUT_DIR"), "/reflect.skel.rs"));
 }
 

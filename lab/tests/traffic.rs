@@ -48,10 +48,10 @@ fn udp_ping_pong(bed: &Testbed, req: &[u8], rsp: &[u8], count: usize) -> (usize,
                 at_dut += 1;
             }
             dut.send_to(rsp, from).expect("send reply");
-            if let Ok(n) = client.recv(&mut buf) {
-                if buf[..n] == *rsp {
-                    at_gen += 1;
-                }
+            if let Ok(n) = client.recv(&mut buf)
+                && buf[..n] == *rsp
+            {
+                at_gen += 1;
             }
         }
     }
