@@ -1,0 +1,160 @@
+//! A host of the testbed: one network namespace and its port.
+//!
+//! [`Host::command`] runs a program inside the namespace (`ip netns exec`);
+//! [`Host::run_in`] runs a closure on a fresh thread that has entered the
+//! namespace with `setns(2)`, which is how tests open sockets (UDP, AF_PACKET,
+//! AF_XDP) that live in the namespace. A socket keeps its namespace after the
+//! thread ends, so it can be returned from the closure and used anywhere.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::error::{Error, Result};
+
+/// Directory where `ip netns` keeps its namespace handles.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// One host of the testbed: a network namespace and the interface that
+/// connects it to the rest of the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Network namespace name (as in `ip netns list`).
+    pub netns: String,
+    /// The host's port in that namespace.
+    pub iface: String,
+    /// IPv4 address on `iface`, if it has one.
+    pub ip: Option<Ipv4Addr>,
+    /// MAC address of `iface`, if known.
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Host {
+    /// A `Command` that runs `program` inside the host's namespace
+    /// (`ip netns exec NETNS program`); add arguments as usual.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, program]);
+        cmd
+    }
+
+    /// Runs `f` on a new thread that has entered the host's network
+    /// namespace, and returns its result. A panic in `f` is propagated.
+    ///
+    /// Only the network namespace changes; the thread shares the process's
+    /// memory, files and mount namespace (so `/sys/class/net` still shows the
+    /// root namespace: use `if_nametoindex` or netlink instead).
+    pub fn run_in<F, R>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        run_in_netns(&self.netns, f)
+    }
+
+    /// The interface index of `iface` inside the namespace.
+    pub fn ifindex(&self) -> Result<u32> {
+        ifindex_in(&self.netns, &self.iface)
+    }
+
+    /// The MAC address formatted as `aa:bb:cc:dd:ee:ff`, if known.
+    pub fn mac_string(&self) -> Option<String> {
+        self.mac.map(|m| format_mac(&m))
+    }
+}
+
+/// Runs `f` on a new thread inside network namespace `netns` (see
+/// [`Host::run_in`]).
+pub fn run_in_netns<F, R>(netns: &str, f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    let path = format!("{NETNS_RUN_DIR}/{netns}");
+    let file = File::open(&path).map_err(|source| Error::Netns {
+        netns: netns.to_owned(),
+        source,
+    })?;
+    let joined = std::thread::scope(|s| {
+        s.spawn(move || {
+            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns {
+                netns: netns.to_owned(),
+                source: e.into(),
+            })?;
+            Ok(f())
+        })
+        .join()
+    });
+    match joined {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Interface index of `iface` in namespace `netns`.
+pub fn ifindex_in(netns: &str, iface: &str) -> Result<u32> {
+    let name = CString::new(iface).map_err(|_| Error::Parse {
+        what: "interface name".into(),
+        detail: format!("{iface:?} contains NUL"),
+    })?;
+    let idx = run_in_netns(netns, || {
+        // SAFETY: `name` is a valid NUL-terminated string for the call.
+        unsafe { libc::if_nametoindex(name.as_ptr()) }
+    })?;
+    if idx == 0 {
+        return Err(Error::Io {
+            what: format!("interface {iface} in namespace {netns}"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(idx)
+}
+
+/// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        let mac = [0x02, 0, 0, 0, 0, 0xab];
+        assert_eq!(format_mac(&mac), "02:00:00:00:00:ab");
+        assert_eq!(parse_mac("02:00:00:00:00:ab"), Some(mac));
+        assert_eq!(parse_mac("02:00:00:00:00"), None);
+        assert_eq!(parse_mac("02:00:00:00:00:ab:cd"), None);
+        assert_eq!(parse_mac("zz:00:00:00:00:ab"), None);
+    }
+
+    #[test]
+    fn command_wraps_ip_netns_exec() {
+        let h = Host {
+            netns: "x-gen".into(),
+            iface: "gen0".into(),
+            ip: None,
+            mac: None,
+        };
+        let mut c = h.command("ping");
+        c.arg("-c1");
+        assert_eq!(crate::cmd::display(&c), "ip netns exec x-gen ping -c1");
+    }
+}

@@ -1,0 +1,107 @@
+//! `lab`: a virtual testbed of network namespaces and veth pairs on one Linux
+//! machine, standing in for the paper's generator / switch with mirror port /
+//! DUT set-up.
+//!
+//! Two topologies ([`Topology`]):
+//!
+//! * **switched** (default): four namespaces `{name}-gen`, `{name}-sw`,
+//!   `{name}-dut`, `{name}-mon`. The generator's `gen0`, the DUT's `dut0` and
+//!   the monitor's `mon0` are veth peers of the switch ports `sw-gen`,
+//!   `sw-dut` and `sw-mon`. On the switch, a tc `u32` match-all filter on the
+//!   ingress of `sw-gen` and `sw-dut` mirrors every frame to `sw-mon` and
+//!   redirects it to the other port, so the monitor sees both directions,
+//!   including AF_XDP transmits and XDP_TX answers that no tap on the sending
+//!   interface could see.
+//! * **direct**: `{name}-gen` and `{name}-dut` joined by one veth pair
+//!   (`gen0` <-> `dut0`), for peak-rate runs.
+//!
+//! Every veth end carries an XDP_PASS program in native mode (see [`xdp`]),
+//! IPv6 is off in every namespace, gen and dut have permanent neighbour
+//! entries for each other and no TX checksum offload, `mon0` is promiscuous.
+//! Names, addresses and MACs are fixed (the constants below) so that other
+//! crates' tests can rely on them.
+//!
+//! ```no_run
+//! use lab::{Testbed, UpOptions};
+//! let bed = Testbed::up(&UpOptions { name: lab::unique_name("t"), ..Default::default() })?;
+//! let out = bed.r#gen().command("ip").args(["addr", "show"]).output();
+//! bed.down()?; // or let it drop: Drop tears the lab down too
+//! # Ok::<(), lab::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod cmd;
+pub mod error;
+pub mod host;
+pub mod status;
+pub mod testbed;
+pub mod xdp;
+
+use std::net::Ipv4Addr;
+
+pub use error::{Error, Result};
+pub use host::{Host, format_mac, parse_mac, run_in_netns};
+pub use status::{HostStatus, Status};
+pub use testbed::{Testbed, Topology, UpOptions, down, existing_namespaces, unique_name};
+pub use xdp::{attach_pass, attach_reflect, attach_xdp_fd, detach_xdp, xdp_prog_id};
+
+/// Default lab name.
+pub const DEFAULT_NAME: &str = "lab";
+/// Longest accepted lab name.
+pub const MAX_NAME_LEN: usize = 32;
+/// Most queues `--queues` accepts.
+pub const MAX_QUEUES: u32 = 64;
+
+/// Suffix of the generator host's namespace: `{name}-gen`.
+pub const GEN_NS_SUFFIX: &str = "-gen";
+/// Suffix of the switch's namespace: `{name}-sw`.
+pub const SW_NS_SUFFIX: &str = "-sw";
+/// Suffix of the DUT host's namespace: `{name}-dut`.
+pub const DUT_NS_SUFFIX: &str = "-dut";
+/// Suffix of the monitor host's namespace: `{name}-mon`.
+pub const MON_NS_SUFFIX: &str = "-mon";
+
+/// The generator's port (in `{name}-gen`).
+pub const GEN_IFACE: &str = "gen0";
+/// The DUT's port (in `{name}-dut`).
+pub const DUT_IFACE: &str = "dut0";
+/// The monitor's port (in `{name}-mon`), fed by the switch's mirror.
+pub const MON_IFACE: &str = "mon0";
+/// Switch port facing the generator (in `{name}-sw`).
+pub const SW_GEN_IFACE: &str = "sw-gen";
+/// Switch port facing the DUT (in `{name}-sw`).
+pub const SW_DUT_IFACE: &str = "sw-dut";
+/// Switch port facing the monitor, the mirror destination (in `{name}-sw`).
+pub const SW_MON_IFACE: &str = "sw-mon";
+
+/// The generator's IPv4 address (RFC 2544 benchmarking range).
+pub const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The DUT's IPv4 address.
+pub const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// Prefix length of the lab subnet 198.18.0.0/24.
+pub const PREFIX_LEN: u8 = 24;
+
+/// The generator's MAC address.
+pub const GEN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The DUT's MAC address.
+pub const DUT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+/// The monitor's MAC address.
+pub const MON_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x03];
+
+/// Namespace of the generator host of lab `name`.
+pub fn gen_netns(name: &str) -> String {
+    format!("{name}{GEN_NS_SUFFIX}")
+}
+/// Namespace of the switch of lab `name`.
+pub fn sw_netns(name: &str) -> String {
+    format!("{name}{SW_NS_SUFFIX}")
+}
+/// Namespace of the DUT host of lab `name`.
+pub fn dut_netns(name: &str) -> String {
+    format!("{name}{DUT_NS_SUFFIX}")
+}
+/// Namespace of the monitor host of lab `name`.
+pub fn mon_netns(name: &str) -> String {
+    format!("{name}{MON_NS_SUFFIX}")
+}

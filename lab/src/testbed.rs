@@ -1,0 +1,607 @@
+//! Building, finding and tearing down a testbed.
+//!
+//! [`Testbed::up`] creates the namespaces, veth pairs, addresses, neighbour
+//! entries, XDP_PASS programs and the switch's tc filters with `ip`, `tc`,
+//! `ethtool` and `sysctl`, exactly as a user would. It rolls back on failure
+//! by deleting the namespaces it created: every interface of a lab lives in
+//! one of its namespaces (links are created inside them, never in the root
+//! namespace), so deleting the namespaces removes everything and touches
+//! nothing else. [`Testbed::attach`] rebuilds the description of an existing
+//! lab from the system; there is no state file.
+
+use std::fmt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::Serialize;
+
+use crate::cmd::{self, ip};
+use crate::error::{Error, Result};
+use crate::host::{Host, NETNS_RUN_DIR, format_mac, parse_mac};
+use crate::status::Status;
+use crate::*;
+
+/// How the hosts are connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// gen, switch, dut and mon namespaces; the switch mirrors both
+    /// directions to mon.
+    #[default]
+    Switched,
+    /// gen and dut joined by one veth pair.
+    Direct,
+}
+
+impl fmt::Display for Topology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Topology::Switched => "switched",
+            Topology::Direct => "direct",
+        })
+    }
+}
+
+/// What [`Testbed::up`] builds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpOptions {
+    /// Lab name; namespaces are `{name}-gen` etc.
+    pub name: String,
+    /// Topology.
+    pub topology: Topology,
+    /// TX and RX queues on the gen and dut veths (1..=64).
+    pub queues: u32,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            name: DEFAULT_NAME.to_owned(),
+            topology: Topology::Switched,
+            queues: 1,
+        }
+    }
+}
+
+/// A running testbed.
+///
+/// One made by [`Testbed::up`] is torn down when dropped (so a failing test
+/// still cleans up) unless [`Testbed::keep`] was called; one found by
+/// [`Testbed::attach`] is left alone when dropped. [`Testbed::down`] always
+/// tears down.
+#[derive(Debug)]
+pub struct Testbed {
+    name: String,
+    topology: Topology,
+    queues: u32,
+    r#gen: Host,
+    dut: Host,
+    mon: Option<Host>,
+    switch: Option<String>,
+    owned: bool,
+}
+
+/// The namespaces lab `name` would have, in creation order.
+fn all_namespaces(name: &str) -> [String; 4] {
+    [gen_netns(name), sw_netns(name), dut_netns(name), mon_netns(name)]
+}
+
+fn netns_exists(ns: &str) -> bool {
+    Path::new(NETNS_RUN_DIR).join(ns).exists()
+}
+
+/// The namespaces of lab `name` that exist now.
+pub fn existing_namespaces(name: &str) -> Vec<String> {
+    all_namespaces(name)
+        .into_iter()
+        .filter(|ns| netns_exists(ns))
+        .collect()
+}
+
+/// Removes every namespace of lab `name` (and with them all its
+/// interfaces), also of a half-built lab. Returns the namespaces removed;
+/// [`Error::NotFound`] if there were none.
+pub fn down(name: &str) -> Result<Vec<String>> {
+    check_name(name)?;
+    check_root()?;
+    let existing = existing_namespaces(name);
+    if existing.is_empty() {
+        return Err(Error::NotFound(name.to_owned()));
+    }
+    delete_namespaces(&existing)?;
+    Ok(existing)
+}
+
+/// Deletes `namespaces`, trying all of them; the first error is returned.
+fn delete_namespaces(namespaces: &[String]) -> Result<()> {
+    let mut first = None;
+    for ns in namespaces.iter().rev() {
+        if let Err(e) = ip(&["netns", "delete", ns]) {
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// A lab name unique to this process and call, at most 12 characters:
+/// `prefix` (shortened as needed), the pid in hex, `-`, a counter in hex.
+/// For tests, which may run in parallel with other crates' tests.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tail = format!("{:x}-{n:x}", std::process::id());
+    let keep = 12usize.saturating_sub(tail.len());
+    let prefix: String = prefix
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(keep)
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.to_owned()))
+    }
+}
+
+fn check_root() -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot)
+    }
+}
+
+/// Mounts bpffs on /sys/fs/bpf unless something is mounted there.
+fn ensure_bpffs() -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(|source| Error::Io {
+        what: "read /proc/self/mounts".into(),
+        source,
+    })?;
+    let mounted = mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"));
+    if !mounted {
+        cmd::run_args("mount", &["-t", "bpf", "bpf", "/sys/fs/bpf"])?;
+    }
+    Ok(())
+}
+
+/// Runs `cmd` (built by [`Host::command`] or similar).
+fn exec(mut cmd: Command) -> Result<()> {
+    cmd::run(&mut cmd).map(|_| ())
+}
+
+fn netns_exec(ns: &str, program: &str, args: &[&str]) -> Result<()> {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, program]).args(args);
+    exec(c)
+}
+
+/// One end of a veth pair to create.
+struct End<'a> {
+    netns: &'a str,
+    iface: &'a str,
+    mac: Option<[u8; 6]>,
+    queues: u32,
+}
+
+/// Creates a veth pair with `a` created inside `a.netns` and its peer
+/// moved straight into `b.netns`, so no name ever appears in the root
+/// namespace.
+fn veth_pair(a: &End<'_>, b: &End<'_>) -> Result<()> {
+    let qa = a.queues.to_string();
+    let qb = b.queues.to_string();
+    let mac_a = a.mac.map(|m| format_mac(&m));
+    let mac_b = b.mac.map(|m| format_mac(&m));
+    let mut args = vec!["-n", a.netns, "link", "add", a.iface];
+    if let Some(m) = &mac_a {
+        args.extend(["address", m]);
+    }
+    args.extend(["numtxqueues", &qa, "numrxqueues", &qa]);
+    args.extend(["type", "veth", "peer", "name", b.iface, "netns", b.netns]);
+    if let Some(m) = &mac_b {
+        args.extend(["address", m]);
+    }
+    args.extend(["numtxqueues", &qb, "numrxqueues", &qb]);
+    ip(&args).map(|_| ())
+}
+
+impl Testbed {
+    /// Builds a lab. Fails with [`Error::Exists`] without touching anything
+    /// if any of its namespaces exists; on any other failure removes what it
+    /// created and returns the error.
+    pub fn up(opts: &UpOptions) -> Result<Testbed> {
+        check_name(&opts.name)?;
+        if opts.queues == 0 || opts.queues > MAX_QUEUES {
+            return Err(Error::InvalidQueues(opts.queues));
+        }
+        check_root()?;
+        let existing = existing_namespaces(&opts.name);
+        if !existing.is_empty() {
+            return Err(Error::Exists {
+                name: opts.name.clone(),
+                existing,
+            });
+        }
+        ensure_bpffs()?;
+        let mut created = Vec::new();
+        match build(opts, &mut created) {
+            Ok(bed) => Ok(bed),
+            Err(e) => {
+                if let Err(cleanup) = delete_namespaces(&created) {
+                    eprintln!("lab: rolling back {}: {cleanup}", opts.name);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Describes the existing lab `name`, read from the system. The returned
+    /// value does not tear the lab down when dropped (call [`Testbed::down`]
+    /// for that).
+    pub fn attach(name: &str) -> Result<Testbed> {
+        check_name(name)?;
+        let existing = existing_namespaces(name);
+        if existing.is_empty() {
+            return Err(Error::NotFound(name.to_owned()));
+        }
+        let has = |ns: String| existing.contains(&ns);
+        let switched = has(sw_netns(name)) || has(mon_netns(name));
+        let topology = if switched {
+            Topology::Switched
+        } else {
+            Topology::Direct
+        };
+        let wanted: Vec<String> = match topology {
+            Topology::Switched => all_namespaces(name).to_vec(),
+            Topology::Direct => vec![gen_netns(name), dut_netns(name)],
+        };
+        let missing: Vec<String> = wanted.into_iter().filter(|ns| !has(ns.clone())).collect();
+        if !missing.is_empty() {
+            return Err(Error::Incomplete {
+                name: name.to_owned(),
+                detail: format!("missing namespaces {}", missing.join(", ")),
+            });
+        }
+        let incomplete = |e: Error| Error::Incomplete {
+            name: name.to_owned(),
+            detail: e.to_string(),
+        };
+        let (r#gen, queues) = read_host(&gen_netns(name), GEN_IFACE).map_err(incomplete)?;
+        let (dut, _) = read_host(&dut_netns(name), DUT_IFACE).map_err(incomplete)?;
+        let (mon, switch) = match topology {
+            Topology::Switched => {
+                let (mon, _) = read_host(&mon_netns(name), MON_IFACE).map_err(incomplete)?;
+                (Some(mon), Some(sw_netns(name)))
+            }
+            Topology::Direct => (None, None),
+        };
+        Ok(Testbed {
+            name: name.to_owned(),
+            topology,
+            queues,
+            r#gen,
+            dut,
+            mon,
+            switch,
+            owned: false,
+        })
+    }
+
+    /// Lab name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Topology.
+    pub fn topology(&self) -> Topology {
+        self.topology
+    }
+    /// Queues on gen0/dut0.
+    pub fn queues(&self) -> u32 {
+        self.queues
+    }
+    /// The generator host (`{name}-gen`, `gen0`, 198.18.0.1).
+    pub fn r#gen(&self) -> &Host {
+        &self.r#gen
+    }
+    /// Same as [`Testbed::gen`], without the raw identifier.
+    pub fn generator(&self) -> &Host {
+        &self.r#gen
+    }
+    /// The DUT host (`{name}-dut`, `dut0`, 198.18.0.2).
+    pub fn dut(&self) -> &Host {
+        &self.dut
+    }
+    /// The monitor host (`{name}-mon`, `mon0`); `None` for direct.
+    pub fn mon(&self) -> Option<&Host> {
+        self.mon.as_ref()
+    }
+    /// The switch's namespace (`{name}-sw`); `None` for direct.
+    pub fn switch_netns(&self) -> Option<&str> {
+        self.switch.as_deref()
+    }
+    /// All namespaces of this lab.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut v = vec![self.r#gen.netns.clone()];
+        v.extend(self.switch.clone());
+        v.push(self.dut.netns.clone());
+        v.extend(self.mon.as_ref().map(|m| m.netns.clone()));
+        v
+    }
+    /// `lab status` for this lab.
+    pub fn status(&self) -> Status {
+        Status::of(self)
+    }
+    /// Leaves the lab in place when this value is dropped.
+    pub fn keep(&mut self) {
+        self.owned = false;
+    }
+    /// Whether dropping this value tears the lab down.
+    pub fn tears_down_on_drop(&self) -> bool {
+        self.owned
+    }
+    /// Tears the lab down: deletes its namespaces and with them every
+    /// interface it made.
+    pub fn down(mut self) -> Result<()> {
+        self.owned = false;
+        let existing: Vec<String> = self
+            .namespaces()
+            .into_iter()
+            .filter(|ns| netns_exists(ns))
+            .collect();
+        delete_namespaces(&existing)
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if self.owned {
+            let existing: Vec<String> = self
+                .namespaces()
+                .into_iter()
+                .filter(|ns| netns_exists(ns))
+                .collect();
+            if let Err(e) = delete_namespaces(&existing) {
+                eprintln!("lab: tearing down {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+/// Reads a host's port from the system: (host, number of TX queues).
+fn read_host(netns: &str, iface: &str) -> Result<(Host, u32)> {
+    let parse_err = |detail: String| Error::Parse {
+        what: format!("`ip -j -d addr show dev {iface}` in {netns}"),
+        detail,
+    };
+    let out = ip(&["-n", netns, "-j", "-d", "addr", "show", "dev", iface])?;
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| parse_err(e.to_string()))?;
+    let link = &v[0];
+    let queues = link["num_tx_queues"]
+        .as_u64()
+        .and_then(|q| u32::try_from(q).ok())
+        .ok_or_else(|| parse_err("no num_tx_queues".into()))?;
+    let mac = link["address"].as_str().and_then(parse_mac);
+    let ip = link["addr_info"].as_array().and_then(|a| {
+        a.iter()
+            .filter(|ai| ai["family"] == "inet")
+            .find_map(|ai| ai["local"].as_str()?.parse().ok())
+    });
+    Ok((
+        Host {
+            netns: netns.to_owned(),
+            iface: iface.to_owned(),
+            ip,
+            mac,
+        },
+        queues,
+    ))
+}
+
+/// The body of [`Testbed::up`]; pushes every namespace it creates onto
+/// `created` so the caller can roll back.
+fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
+    let name = &opts.name;
+    let q = opts.queues;
+    let switched = opts.topology == Topology::Switched;
+    let gen_ns = gen_netns(name);
+    let dut_ns = dut_netns(name);
+    let sw_ns = sw_netns(name);
+    let mon_ns = mon_netns(name);
+    let namespaces: Vec<&str> = if switched {
+        vec![&gen_ns, &sw_ns, &dut_ns, &mon_ns]
+    } else {
+        vec![&gen_ns, &dut_ns]
+    };
+    let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
+    for ns in &namespaces {
+        ip(&["netns", "add", ns])?;
+        created.push((*ns).to_owned());
+        if ipv6 {
+            // Before any link exists: `default` covers links created later.
+            netns_exec(
+                ns,
+                "sysctl",
+                &[
+                    "-q",
+                    "-w",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ],
+            )?;
+        }
+        ip(&["-n", ns, "link", "set", "dev", "lo", "up"])?;
+    }
+
+    let gen_end = End {
+        netns: &gen_ns,
+        iface: GEN_IFACE,
+        mac: Some(GEN_MAC),
+        queues: q,
+    };
+    let dut_end = End {
+        netns: &dut_ns,
+        iface: DUT_IFACE,
+        mac: Some(DUT_MAC),
+        queues: q,
+    };
+    // (namespace, interface) of every veth end, for XDP and link up.
+    let mut ports: Vec<(&str, &str)> = vec![(&gen_ns, GEN_IFACE), (&dut_ns, DUT_IFACE)];
+    if switched {
+        let sw = |iface, queues| End {
+            netns: &sw_ns,
+            iface,
+            mac: None,
+            queues,
+        };
+        veth_pair(&gen_end, &sw(SW_GEN_IFACE, q))?;
+        veth_pair(&dut_end, &sw(SW_DUT_IFACE, q))?;
+        let mon_end = End {
+            netns: &mon_ns,
+            iface: MON_IFACE,
+            mac: Some(MON_MAC),
+            queues: 1,
+        };
+        veth_pair(&mon_end, &sw(SW_MON_IFACE, 1))?;
+        ports.extend([
+            (sw_ns.as_str(), SW_GEN_IFACE),
+            (sw_ns.as_str(), SW_DUT_IFACE),
+            (sw_ns.as_str(), SW_MON_IFACE),
+            (mon_ns.as_str(), MON_IFACE),
+        ]);
+    } else {
+        veth_pair(&gen_end, &dut_end)?;
+    }
+
+    // Addresses, static neighbours, real checksums on the wire.
+    let prefix = |a: std::net::Ipv4Addr| format!("{a}/{PREFIX_LEN}");
+    for (ns, iface, addr, peer, peer_mac) in [
+        (&gen_ns, GEN_IFACE, GEN_IP, DUT_IP, DUT_MAC),
+        (&dut_ns, DUT_IFACE, DUT_IP, GEN_IP, GEN_MAC),
+    ] {
+        ip(&["-n", ns, "addr", "add", &prefix(addr), "dev", iface])?;
+        ip(&[
+            "-n",
+            ns,
+            "neigh",
+            "replace",
+            &peer.to_string(),
+            "lladdr",
+            &format_mac(&peer_mac),
+            "dev",
+            iface,
+            "nud",
+            "permanent",
+        ])?;
+        netns_exec(ns, "ethtool", &["-K", iface, "tx", "off"])?;
+    }
+
+    if switched {
+        // The switch gets skbs (the XDP_PASS programs below make veth hand
+        // XDP_TX'd and AF_XDP frames over as skbs) and forwards + mirrors on
+        // tc ingress, where every frame is visible.
+        // u32 with an empty key matches every frame (cls_matchall and
+        // act_gact are often not built; cls_u32 and act_mirred are). The
+        // switch namespace has no addresses and no forwarding, so whatever
+        // the monitor host might send ends there.
+        for (from, to) in [(SW_GEN_IFACE, SW_DUT_IFACE), (SW_DUT_IFACE, SW_GEN_IFACE)] {
+            exec(tc(&sw_ns, &["qdisc", "add", "dev", from, "clsact"]))?;
+            exec(tc(
+                &sw_ns,
+                &[
+                    "filter", "add", "dev", from, "ingress", "pref", "1", "protocol", "all",
+                    "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "mirror",
+                    "dev", SW_MON_IFACE, "action", "mirred", "egress", "redirect", "dev", to,
+                ],
+            ))?;
+        }
+    }
+
+    crate::xdp::attach_pass_many(&ports)?;
+
+    for (ns, iface) in &ports {
+        ip(&["-n", ns, "link", "set", "dev", iface, "up"])?;
+    }
+    if switched {
+        ip(&["-n", &mon_ns, "link", "set", "dev", MON_IFACE, "promisc", "on"])?;
+    }
+
+    Ok(Testbed {
+        name: name.clone(),
+        topology: opts.topology,
+        queues: q,
+        r#gen: Host {
+            netns: gen_ns.clone(),
+            iface: GEN_IFACE.to_owned(),
+            ip: Some(GEN_IP),
+            mac: Some(GEN_MAC),
+        },
+        dut: Host {
+            netns: dut_ns.clone(),
+            iface: DUT_IFACE.to_owned(),
+            ip: Some(DUT_IP),
+            mac: Some(DUT_MAC),
+        },
+        mon: switched.then(|| Host {
+            netns: mon_ns.clone(),
+            iface: MON_IFACE.to_owned(),
+            ip: None,
+            mac: Some(MON_MAC),
+        }),
+        switch: switched.then(|| sw_ns.clone()),
+        owned: true,
+    })
+}
+
+fn tc(netns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("tc");
+    c.args(["-n", netns]).args(args);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_are_short_and_distinct() {
+        let a = unique_name("lab-test");
+        let b = unique_name("lab-test");
+        assert_ne!(a, b);
+        assert!(a.len() <= 12, "{a}");
+        assert!(check_name(&a).is_ok());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("lab").is_ok());
+        assert!(check_name("a_b-1").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("-x").is_err());
+        assert!(check_name("a/b").is_err());
+        assert!(check_name(&"x".repeat(MAX_NAME_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn queues_are_checked_before_anything_else() {
+        for queues in [0, MAX_QUEUES + 1] {
+            let opts = UpOptions {
+                name: unique_name("q"),
+                queues,
+                ..Default::default()
+            };
+            assert!(matches!(Testbed::up(&opts), Err(Error::InvalidQueues(q)) if q == queues));
+        }
+    }
+}
