@@ -162,7 +162,7 @@ static __always_inline int dut_count_verdict(struct dut_counters *c, int v)
 
 /* The tenant guard: 1 if the frame is ours to process (no guard, or an
  * IPv4 frame to the tenant's prefix), 0 if it must be passed untouched. */
-static __always_inline int dut_tenant_ok(const struct dut_config *cfg, void *data, void *data_end)
+static __always_inline int dut_tenant_ok(const volatile struct dut_config *cfg, void *data, void *data_end)
 {
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + ETH_HLEN;
@@ -512,7 +512,7 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 			return XDP_ABORTED;                                     \
 		c->packets++;                                                   \
 		c->bytes += data_end - data;                                    \
-		if (!dut_tenant_ok((const struct dut_config *)&DUT_CFG(ctx), data, data_end)) { \
+		if (!dut_tenant_ok(&DUT_CFG(ctx), data, data_end)) {         \
 			c->not_tenant++;                                        \
 			return dut_count_verdict(c, XDP_PASS);                  \
 		}                                                               \
