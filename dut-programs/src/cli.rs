@@ -137,6 +137,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs one `dut` command.
 pub fn run(args: Args) -> Result<()> {
+    // libbpf's own messages (several lines per failure) only on request; our
+    // errors carry the reason in one line.
+    if std::env::var_os("DUT_LIBBPF_DEBUG").is_none() {
+        libbpf_rs::set_print(None);
+    }
     if let Some(ns) = &args.netns {
         kernel::enter_netns(ns)?;
     }
