@@ -432,11 +432,10 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
                     let name = map.name().to_string_lossy().into_owned();
                     if name == "dut_stats" {
                         counters = Some(Counters::read(&map)?);
-                    } else if name.ends_with(".rodata") {
-
-                        if let Ok(Some(v)) = map.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY) {
-                            config = Config::from_rodata(&v);
-                        }
+                    } else if name.ends_with(".rodata")
+                        && let Ok(Some(v)) = map.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+                    {
+                        config = Config::from_rodata(&v);
                     }
                 }
             }
