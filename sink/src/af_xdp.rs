@@ -1006,12 +1006,15 @@ fn pow2_at_least(n: u32) -> u32 {
     n.max(64).next_power_of_two()
 }
 
+/// A bound socket with its UMEM, frames and four rings.
+type OpenedSocket = (Umem, Vec<FrameDesc>, TxQueue, RxQueue, FillQueue, CompQueue);
+
 fn open_socket(
     cfg: &XskConfig,
     if_name: &Interface,
     queue: u32,
     zerocopy: bool,
-) -> Result<(Umem, Vec<FrameDesc>, TxQueue, RxQueue, FillQueue, CompQueue), XskError> {
+) -> Result<OpenedSocket, XskError> {
     let sock_err = |what: &'static str, detail: String| XskError::Socket {
         iface: cfg.iface.clone(),
         queue,
@@ -1114,16 +1117,16 @@ impl XskPort {
             return Err(XskError::Config("a queue is listed twice".into()));
         }
         // Refuse a foreign program before creating anything.
-        if cfg.redirect.is_some() && !cfg.force {
-            if let Some((id, name)) = attached_prog(&cfg.iface)? {
-                if name != PLACEHOLDER_PROG {
-                    return Err(XskError::Foreign {
-                        iface: cfg.iface.clone(),
-                        name,
-                        id,
-                    });
-                }
-            }
+        if cfg.redirect.is_some()
+            && !cfg.force
+            && let Some((id, name)) = attached_prog(&cfg.iface)?
+            && name != PLACEHOLDER_PROG
+        {
+            return Err(XskError::Foreign {
+                iface: cfg.iface.clone(),
+                name,
+                id,
+            });
         }
         let redirect = match &cfg.redirect {
             Some(filter) => Some(Redirect::load(filter, sorted[sorted.len() - 1])?),
