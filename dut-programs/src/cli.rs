@@ -242,13 +242,11 @@ fn install(a: &InstallArgs) -> Result<()> {
         (None, _) => None,
     };
     let config = Config { tenant, checksums };
-    if a.mode == Mode::Userspace {
-        bail!(
-            "--mode userspace needs the AF_XDP layer (sink::af_xdp), which this build of dut does not have yet; nothing attached"
-        );
-    }
     require_root("install")?;
     let ifindex = kernel::ifindex(&a.iface)?;
+    if a.mode == Mode::Userspace {
+        return install_userspace(a, program, config, entries.as_ref(), ifindex);
+    }
     let mode = match a.mode {
         Mode::Native => XdpMode::Native,
         Mode::Generic => XdpMode::Generic,
@@ -359,6 +357,69 @@ fn install(a: &InstallArgs) -> Result<()> {
     remove(&a.iface)
 }
 
+/// `--mode userspace`: AF_XDP sockets on every queue, the program's logic in
+/// this process until Ctrl-C; counters every second to stderr and to a state
+/// file `dut status` reads; a final JSON line on stdout.
+fn install_userspace(
+    a: &InstallArgs,
+    program: Program,
+    config: Config,
+    entries: Option<&Entries>,
+    ifindex: u32,
+) -> Result<()> {
+    let cache = entries.map(|e| {
+        let mut c = crate::shim::Cache::with_capacity(e.count);
+        for (k, v) in e.keys.chunks_exact(skel::DNS_KEY_LEN).zip(e.values.chunks_exact(skel::DNS_RECORD_LEN)) {
+            let mut kk = [0u8; skel::DNS_KEY_LEN];
+            let mut vv = [0u8; skel::DNS_RECORD_LEN];
+            kk.copy_from_slice(k);
+            vv.copy_from_slice(v);
+            c.insert(kk, vv);
+        }
+        Arc::new(c)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("install Ctrl-C handler")?;
+    }
+    let path = state_path("userspace", ifindex)?;
+    let start = Instant::now();
+    let opts = crate::userspace::Options { iface: a.iface.clone(), program, config, cache, force: a.force };
+    let iface = a.iface.clone();
+    let write = |c: &Counters| {
+        let _ = write_state(
+            &path,
+            &json!({"pid": std::process::id(), "iface": iface, "program": program.name(), "mode": "userspace",
+                "t": now_s(), "counters": c.to_json(),
+                "config": {"checksums": config.checksums, "only_dst": config.tenant.map(|(x, l)| format!("{x}/{l}"))}}),
+        );
+    };
+    eprintln!("dut: {} in user space on {} (AF_XDP, every queue); Ctrl-C to stop", program.name(), a.iface);
+    let report = crate::userspace::run(&opts, stop, |c| {
+        write(&c);
+        eprintln!(
+            "t={:.0}s packets={} tx={} pass={} drop={} parse_errors={}",
+            start.elapsed().as_secs_f64(),
+            c.get("packets"),
+            c.get("tx"),
+            c.get("pass"),
+            c.get("drop"),
+            c.get("parse_errors")
+        );
+    });
+    let _ = std::fs::remove_file(&path);
+    let report = report.with_context(|| format!("user-space {} on {}", program.name(), a.iface))?;
+    println!(
+        "{}",
+        json!({"type": "final", "iface": a.iface, "program": program.name(), "mode": "userspace",
+            "xsk_mode": report.xsk_mode, "redirect_mode": report.attach_mode, "queues": report.queues,
+            "duration_s": start.elapsed().as_secs_f64(), "rx_packets": report.rx_packets,
+            "tx_packets": report.tx_packets, "tx_full": report.tx_full, "counters": report.counters.to_json()})
+    );
+    Ok(())
+}
+
 // ---- remove ----
 
 fn remove(iface: &str) -> Result<()> {
@@ -411,7 +472,7 @@ fn remove(iface: &str) -> Result<()> {
 struct Snapshot {
     iface: String,
     ifindex: u32,
-    mode: XdpMode,
+    mode: &'static str,
     info: kernel::ProgInfo,
     program: Option<Program>,
     config: Option<Config>,
@@ -439,7 +500,21 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
                     }
                 }
             }
-            out.push(Snapshot { iface: iface.clone(), ifindex: *ifindex, mode, info, program, config, counters });
+            let mut mode_s = mode.as_str();
+            let mut program = program;
+            if info.name == sink::af_xdp::REDIRECT_PROG
+                && let Some(st) = read_state(&state_path("userspace", *ifindex)?)
+                && st["pid"].as_u64().is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            {
+                program = st["program"].as_str().and_then(Program::from_name);
+                counters = Some(Counters::from_json(&st["counters"]));
+                config = Some(Config {
+                    checksums: st["config"]["checksums"].as_u64().unwrap_or(0) as u32,
+                    tenant: st["config"]["only_dst"].as_str().and_then(|c| skel::parse_cidr(c).ok()),
+                });
+                mode_s = "userspace";
+            }
+            out.push(Snapshot { iface: iface.clone(), ifindex: *ifindex, mode: mode_s, info, program, config, counters });
         }
     }
     Ok(out)
@@ -550,7 +625,7 @@ fn record(s: &Snapshot, rates: Value, run_cnt: u64, run_time_ns: u64) -> Value {
         "program": s.program.map(|p| p.name().to_string()).unwrap_or_else(|| s.info.name.clone()),
         "bpf_name": s.info.name,
         "ours": s.program.is_some(),
-        "mode": s.mode.as_str(),
+        "mode": s.mode,
         "prog_id": s.info.id,
         "config": s.config.map(|c| json!({
             "checksums": c.checksums,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod kernel;
 pub mod shim;
 pub mod skel;
+pub mod userspace;
 
 pub use counters::Counters;
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 use crate::counters::Counters;
 use crate::skel::{Config, DNS_KEY_LEN, DNS_RECORD_LEN, Program};
@@ -57,7 +58,7 @@ pub struct Shim {
     program: Program,
     cfg: DutConfig,
     counters: Box<RawCounters>,
-    cache: Cache,
+    cache: Arc<Cache>,
 }
 
 impl std::fmt::Debug for Shim {
@@ -76,13 +77,18 @@ impl Shim {
             program,
             cfg: DutConfig { flags, tenant_addr, tenant_mask, checksums },
             counters: Box::default(),
-            cache: Cache::new(),
+            cache: Arc::new(Cache::new()),
         }
     }
 
-    /// The cache (dns-cache).
+    /// The cache (dns-cache), to fill (copied first if shared).
     pub fn cache_mut(&mut self) -> &mut Cache {
-        &mut self.cache
+        Arc::make_mut(&mut self.cache)
+    }
+
+    /// Shares a filled cache (several queues' shims read one copy).
+    pub fn set_cache(&mut self, cache: Arc<Cache>) {
+        self.cache = cache;
     }
 
     /// Runs the program on the first `len` bytes of `buf` (the rest is
@@ -98,7 +104,7 @@ impl Shim {
             cfg: &self.cfg,
             counters: &mut *self.counters,
             lookup: Some(lookup),
-            lookup_arg: &self.cache as *const Cache as *mut c_void,
+            lookup_arg: Arc::as_ptr(&self.cache) as *mut c_void,
         };
         // SAFETY: ctx points into buf and at live fields of self for the call.
         let v = unsafe { dut_shim_run(self.program.shim_id(), &mut ctx) };
