@@ -260,3 +260,56 @@ fn tenant_guard_and_status_window_on_the_lab() {
     assert!(rec["ns_per_packet"].as_f64().expect("ns") > 0.0, "{rec}");
     ok(&dut(&["--netns", &ns, "remove", "--iface", "dut0"]), "remove");
 }
+
+/// The user-space execution point: AF_XDP sockets and the shim answer real
+/// queries; Ctrl-C (SIGINT) prints the final JSON and restores the placeholder.
+#[test]
+fn userspace_mode_answers_and_restores_on_ctrl_c() {
+    let bed = lab(Topology::Direct);
+    let ns = bed.dut().netns.clone();
+    let names = Profile::load("dns-small").expect("profile").dns.expect("dns").names;
+    for program in ["dns-cache", "dns-ping"] {
+        let child = Command::new(env!("CARGO_BIN_EXE_dut"))
+            .args(["--netns", &ns, "install", program, "--iface", "dut0", "--mode", "userspace"])
+            .args(if program == "dns-cache" { vec!["--profile", "dns-small"] } else { vec![] })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn dut");
+        let t = std::time::Instant::now();
+        while attached_name(&bed).as_deref() != Some("xsk_redirect") {
+            assert!(t.elapsed() < Duration::from_secs(10), "redirect program never attached");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut queries: Vec<(String, RecordType)> =
+            (0..8).map(|i| (format!("{}.", names.name(i * 7)), RecordType::A)).collect();
+        queries.push(("nothere.lab.test.".into(), RecordType::A));
+        let answers = ask(&bed, &queries);
+        for (i, a) in answers.iter().enumerate() {
+            let a = a.as_ref().unwrap_or_else(|| panic!("{program}: query {i} unanswered"));
+            if program == "dns-cache" && i < 8 {
+                assert_eq!(a.response_code(), ResponseCode::NoError);
+                match a.answers()[0].data() {
+                    RData::A(addr) => assert_eq!(addr.0.octets(), names.address(i as u64 * 7)),
+                    other => panic!("{other:?}"),
+                }
+            } else {
+                assert_eq!(a.response_code(), ResponseCode::NXDomain);
+            }
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let out = child.wait_with_output().expect("wait");
+        let stdout = ok(&out, "userspace run");
+        let fin: Value = serde_json::from_str(stdout.trim()).expect("final JSON");
+        assert_eq!(fin["type"], "final");
+        assert_eq!(fin["mode"], "userspace");
+        assert_eq!(fin["xsk_mode"], "copy");
+        assert_eq!(fin["counters"]["tx"], 9);
+        assert_eq!(fin["tx_packets"], 9);
+        if program == "dns-cache" {
+            assert_eq!((fin["counters"]["hits"].as_u64(), fin["counters"]["misses"].as_u64()), (Some(8), Some(1)));
+        }
+        assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"), "placeholder back after Ctrl-C");
+    }
+}
