@@ -56,11 +56,19 @@ pub struct Options {
     pub force: bool,
 }
 
-fn redirect_filter(program: Program) -> Filter {
-    match program {
+/// Which frames go to the sockets: UDP to port 53 for the DNS programs,
+/// everything for drop/checksum; a /32 tenant (`--only-dst`) narrows it to
+/// that destination, so other tenants' traffic stays in the kernel (with a
+/// wider prefix the logic's guard passes them, which here means dropped).
+fn redirect_filter(program: Program, config: &Config) -> Filter {
+    let mut f = match program {
         Program::DnsPing | Program::DnsCache => Filter { proto: Some(17), dst_port: Some(53), ..Filter::default() },
         Program::Drop | Program::Checksum => Filter::all(),
+    };
+    if let Some((addr, 32)) = config.tenant {
+        f.dst_ip = Some(addr);
     }
+    f
 }
 
 /// One queue's loop: receive a batch, run the logic on a staged copy of each
@@ -128,7 +136,7 @@ pub fn run(opts: &Options, stop: Arc<AtomicBool>, progress: impl Fn(Counters) + 
     let mut cfg = XskConfig::new(opts.iface.clone());
     cfg.queues = (0..queues).collect();
     cfg.mode = XskMode::Auto;
-    cfg.redirect = Some(redirect_filter(opts.program));
+    cfg.redirect = Some(redirect_filter(opts.program, &opts.config));
     cfg.force = opts.force;
     let mut port = XskPort::open(&cfg).map_err(|e| Error::Invalid(format!("AF_XDP on {}: {e}", opts.iface)))?;
     let xsk_mode = port.bound_mode().as_str();
