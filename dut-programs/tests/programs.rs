@@ -352,3 +352,64 @@ mod fuzz {
         }
     }
 }
+
+/// A seeded mutation loop over profile queries (5000 frames per program): both
+/// outcomes occur, every answer is well formed, the shim agrees, counters add up.
+#[test]
+fn seeded_mutations_exercise_both_answer_and_pass_paths() {
+    let (kc, prof) = small_cache();
+    let names = &prof.dns.as_ref().expect("dns").names;
+    let mut sc = Shim::new(Program::DnsCache, &Config::default());
+    for i in 0..names.count() {
+        sc.cache_mut().insert(cache::key(&names.wire_name(i)).expect("key"), names.record(i));
+    }
+    let kp = loaded(Program::DnsPing, Config::default(), 0);
+    let mut sp = Shim::new(Program::DnsPing, &Config::default());
+    let t = Template::new(&prof, TemplateOptions::default()).expect("t");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut tx, mut pass) = (0, 0);
+    for n in 0..5000u64 {
+        let mut f = t.frame_for(n, None);
+        for _ in 0..(next() % 3) {
+            let at = (next() as usize) % f.len();
+            f[at] = next() as u8;
+        }
+        if next() % 4 == 0 {
+            let keep = 14 + (next() as usize) % (f.len() - 13);
+            f.truncate(keep);
+        }
+        if next() % 2 == 0 {
+            fix_ip_checksum(&mut f);
+        }
+        for (k, s) in [(&kp, &mut sp), (&kc, &mut sc)] {
+            let out = run(k, &f);
+            match out.retval {
+                XDP_TX => {
+                    tx += 1;
+                    check_answer(&f, &out.data);
+                }
+                XDP_PASS => {
+                    pass += 1;
+                    assert_eq!(out.data, f);
+                }
+                v => panic!("verdict {v}"),
+            }
+            let (v, data) = shim_run(s, &f);
+            assert_eq!((v, data), (out.retval, out.data));
+        }
+    }
+    assert!(tx > 1000 && pass > 1000, "tx {tx}, pass {pass}");
+    for (k, s) in [(&kp, &sp), (&kc, &sc)] {
+        let c = counters(k);
+        assert_eq!(c, s.counters());
+        assert_eq!(c.get("packets"), 5000);
+        assert_eq!(c.get("packets"), c.get("pass") + c.get("tx"));
+        assert_eq!(c.get("pass"), c.get("parse_errors") + c.get("not_handled") + c.get("too_long"));
+    }
+}
