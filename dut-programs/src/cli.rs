@@ -156,7 +156,7 @@ pub fn run(args: Args) -> Result<()> {
 
 fn require_root(what: &str) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("`dut {what}` must run as root (it loads and attaches BPF programs); try sudo");
+        bail!("`dut {what}` must run as root (it uses the bpf() system call and XDP netlink); try sudo");
     }
     Ok(())
 }
