@@ -226,7 +226,10 @@ fn install(a: &InstallArgs) -> Result<()> {
         (Some(n), Program::Checksum) => {
             bail!("--checksums {n} is out of range: use 0 to {}", skel::MAX_CHECKSUMS)
         }
-        (Some(_), _) => bail!("--checksums only applies to the checksum program"),
+        (Some(_), _) => {
+            eprintln!("dut: note: --checksums only applies to the checksum program; ignored");
+            1
+        }
         (None, _) => 1,
     };
     let tenant = a.only_dst.as_deref().map(skel::parse_cidr).transpose()?;
@@ -238,7 +241,11 @@ fn install(a: &InstallArgs) -> Result<()> {
             })?;
             Some(Entries::of(&dns.names).with_context(|| format!("profile '{p}'"))?)
         }
-        (Some(_), _) => bail!("--profile only applies to the dns-cache program"),
+        (Some(_), _) => {
+            // Accepted so that an experiment can pass its profile to every program.
+            eprintln!("dut: note: --profile only fills the dns-cache map; ignored for {}", program.name());
+            None
+        }
         (None, _) => None,
     };
     let config = Config { tenant, checksums };
