@@ -108,7 +108,8 @@ fn main() {
                         // SAFETY: signalling our own child.
                         unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
                         let out = c.wait_with_output().expect("wait");
-                        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                        let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
+                        let v: Value = serde_json::from_str(&last).unwrap_or(Value::Null);
                         (v["counters"]["packets"].as_u64().unwrap_or(0), v["counters"][verdict].as_u64().unwrap_or(0))
                     }
                     None => {

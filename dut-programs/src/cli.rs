@@ -340,6 +340,10 @@ fn install(a: &InstallArgs) -> Result<()> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("install Ctrl-C handler")?;
     }
+    println!(
+        "{}",
+        json!({"type": "ready", "iface": a.iface, "program": program.name(), "mode": mode.as_str(), "prog_id": loaded.prog_id})
+    );
     let start = Instant::now();
     let mut last = Instant::now();
     while !stop.load(Ordering::SeqCst) {
@@ -403,7 +407,17 @@ fn install_userspace(
         );
     };
     eprintln!("dut: {} in user space on {} (AF_XDP, every queue); Ctrl-C to stop", program.name(), a.iface);
-    let report = crate::userspace::run(&opts, stop, |c| {
+    let report = crate::userspace::run(
+        &opts,
+        stop,
+        |r| {
+            println!(
+                "{}",
+                json!({"type": "ready", "iface": a.iface, "program": program.name(), "mode": "userspace",
+                    "xsk_mode": r.xsk_mode, "redirect_mode": r.attach_mode, "queues": r.queues})
+            );
+        },
+        |c| {
         write(&c);
         eprintln!(
             "t={:.0}s packets={} tx={} pass={} drop={} parse_errors={}",
@@ -414,7 +428,8 @@ fn install_userspace(
             c.get("drop"),
             c.get("parse_errors")
         );
-    });
+        },
+    );
     let _ = std::fs::remove_file(&path);
     let report = report.with_context(|| format!("user-space {} on {}", program.name(), a.iface))?;
     println!(

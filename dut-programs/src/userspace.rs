@@ -129,9 +129,15 @@ fn serve_counted(
 }
 
 /// Opens the sockets on every queue of `opts.iface`, serves until `stop`,
-/// restores the interface. `progress` gets the counters summed so far about
+/// restores the interface. `ready` is called once the sockets are bound and
+/// the redirect program attached; `progress` gets the counters summed so far about
 /// once a second (from the first queue's thread).
-pub fn run(opts: &Options, stop: Arc<AtomicBool>, progress: impl Fn(Counters) + Send + Sync) -> Result<Report> {
+pub fn run(
+    opts: &Options,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce(&Report),
+    progress: impl Fn(Counters) + Send + Sync,
+) -> Result<Report> {
     let queues = sink::af_xdp::queue_count(&opts.iface).max(1);
     let mut cfg = XskConfig::new(opts.iface.clone());
     cfg.queues = (0..queues).collect();
@@ -145,6 +151,7 @@ pub fn run(opts: &Options, stop: Arc<AtomicBool>, progress: impl Fn(Counters) + 
     let nq = qs.len();
     let shared: Vec<std::sync::Mutex<Counters>> = (0..nq).map(|_| std::sync::Mutex::new(Counters::default())).collect();
     let mut report = Report { xsk_mode, attach_mode, queues: nq, ..Default::default() };
+    ready(&report);
     let results: Vec<(Shim, u64, u64, u64)> = std::thread::scope(|s| {
         let handles: Vec<_> = qs
             .into_iter()

@@ -301,7 +301,11 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let out = child.wait_with_output().expect("wait");
         let stdout = ok(&out, "userspace run");
-        let fin: Value = serde_json::from_str(stdout.trim()).expect("final JSON");
+        let lines: Vec<Value> =
+            stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+        assert_eq!(lines.len(), 2, "ready + final: {stdout}");
+        assert_eq!(lines[0]["type"], "ready");
+        let fin = &lines[1];
         assert_eq!(fin["type"], "final");
         assert_eq!(fin["mode"], "userspace");
         assert_eq!(fin["xsk_mode"], "copy");
@@ -312,4 +316,38 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
         }
         assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"), "placeholder back after Ctrl-C");
     }
+}
+
+/// `install --foreground`: a ready line once attached, counters in the final
+/// line after SIGINT, and the program gone with the placeholder back.
+#[test]
+fn foreground_install_detaches_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    let bed = lab(Topology::Direct);
+    let ns = bed.dut().netns.clone();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dut"))
+        .args(["--netns", &ns, "install", "dns-ping", "--iface", "dut0", "--foreground"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn dut");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("ready line");
+    let ready: Value = serde_json::from_str(&line).expect("ready JSON");
+    assert_eq!(ready["type"], "ready");
+    assert_eq!(attached_name(&bed).as_deref(), Some("dut_dns_ping"));
+    let answers = ask(&bed, &[(".".into(), RecordType::A), ("a.b.".into(), RecordType::NS)]);
+    assert!(answers.iter().all(|a| a.as_ref().is_some_and(|m| m.response_code() == ResponseCode::NXDomain)));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    line.clear();
+    out.read_line(&mut line).expect("final line");
+    let fin: Value = serde_json::from_str(&line).expect("final JSON");
+    assert_eq!(fin["type"], "final");
+    assert_eq!(fin["counters"]["tx"], 2);
+    assert!(child.wait().expect("wait").success());
+    let id = ready["prog_id"].as_u64().expect("id");
+    assert!(!prog_exists(id));
+    assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"));
 }
