@@ -16,11 +16,23 @@ fn main() {
     entries.sort();
     for path in entries {
         println!("cargo:rerun-if-changed={}", path.display());
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-        let Some(name) = file.strip_suffix(".bpf.c") else { continue };
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let Some(name) = file.strip_suffix(".bpf.c") else {
+            continue;
+        };
         SkeletonBuilder::new()
             .source(&path)
-            .clang_args(["-I/usr/include/x86_64-linux-gnu", "-Isrc/bpf", "-O2", "-g", "-Wall"])
+            .clang_args([
+                "-I/usr/include/x86_64-linux-gnu",
+                "-Isrc/bpf",
+                "-O2",
+                "-g",
+                "-Wall",
+            ])
             .build_and_generate(out.join(format!("{name}.skel.rs")))
             .unwrap_or_else(|e| panic!("building BPF program {}: {e:#}", path.display()));
     }

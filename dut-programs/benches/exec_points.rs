@@ -16,16 +16,19 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sink::af_xdp::{XskConfig, XskPort};
 use lab::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
 use serde_json::Value;
+use sink::af_xdp::{XskConfig, XskPort};
 
 const DUT: &str = env!("CARGO_BIN_EXE_dut");
 const RUN: Duration = Duration::from_secs(2);
 
 fn counters(ns: &str) -> Option<Value> {
-    let out = Command::new(DUT).args(["--netns", ns, "status", "--iface", "dut0", "--json"]).output().ok()?;
+    let out = Command::new(DUT)
+        .args(["--netns", ns, "status", "--iface", "dut0", "--json"])
+        .output()
+        .ok()?;
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
     Some(v["interfaces"][0]["counters"].clone())
 }
@@ -66,14 +69,27 @@ fn main() {
         eprintln!("bench needs root (BPF programs and a lab); skipped");
         return;
     }
-    let bed = Testbed::up(&UpOptions { name: lab::unique_name("dxp"), topology: Topology::Direct, queues: 1 })
-        .expect("lab up");
+    let bed = Testbed::up(&UpOptions {
+        name: lab::unique_name("dxp"),
+        topology: Topology::Direct,
+        queues: 1,
+    })
+    .expect("lab up");
     let ns = bed.dut().netns.clone();
     let gen_ns = bed.r#gen().netns.clone();
     let frame = |p: &str| {
-        Template::new(&Profile::load(p).expect("profile"), TemplateOptions::default()).expect("t").frame_for(3, None)
+        Template::new(
+            &Profile::load(p).expect("profile"),
+            TemplateOptions::default(),
+        )
+        .expect("t")
+        .frame_for(3, None)
     };
-    let cases = [("drop", "min-single-flow", "drop"), ("dns-ping", "dns-ping", "tx"), ("dns-cache", "dns-small", "tx")];
+    let cases = [
+        ("drop", "min-single-flow", "drop"),
+        ("dns-ping", "dns-ping", "tx"),
+        ("dns-cache", "dns-small", "tx"),
+    ];
     println!(
         "{:<10} {:<10} {:>12} {:>12} {:>12} {:>8}",
         "program", "mode", "offered/s", "seen/s", "verdict/s", "verdict"
@@ -81,22 +97,42 @@ fn main() {
     for (program, profile, verdict) in cases {
         let f = frame(profile);
         for mode in ["native", "generic", "userspace"] {
-            let mut args = vec!["--netns", ns.as_str(), "install", program, "--iface", "dut0", "--mode", mode];
+            let mut args = vec![
+                "--netns",
+                ns.as_str(),
+                "install",
+                program,
+                "--iface",
+                "dut0",
+                "--mode",
+                mode,
+            ];
             if program == "dns-cache" {
                 args.extend(["--profile", "dns-small"]);
             }
             let mut rows = Vec::new();
             for _ in 0..3 {
                 let child = if mode == "userspace" {
-                    let c = Command::new(DUT).args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("dut");
+                    let c = Command::new(DUT)
+                        .args(&args)
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("dut");
                     let t = Instant::now();
-                    while counters(&ns).map(|c| c.is_null()).unwrap_or(true) && t.elapsed() < Duration::from_secs(10) {
+                    while counters(&ns).map(|c| c.is_null()).unwrap_or(true)
+                        && t.elapsed() < Duration::from_secs(10)
+                    {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     Some(c)
                 } else {
                     let out = Command::new(DUT).args(&args).output().expect("dut install");
-                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                     None
                 };
                 let before = if child.is_none() { counters(&ns) } else { None };
@@ -108,20 +144,38 @@ fn main() {
                         // SAFETY: signalling our own child.
                         unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
                         let out = c.wait_with_output().expect("wait");
-                        let last = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
+                        let last = String::from_utf8_lossy(&out.stdout)
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .to_string();
                         let v: Value = serde_json::from_str(&last).unwrap_or(Value::Null);
-                        (v["counters"]["packets"].as_u64().unwrap_or(0), v["counters"][verdict].as_u64().unwrap_or(0))
+                        (
+                            v["counters"]["packets"].as_u64().unwrap_or(0),
+                            v["counters"][verdict].as_u64().unwrap_or(0),
+                        )
                     }
                     None => {
                         let after = counters(&ns).unwrap_or(Value::Null);
                         let b = before.unwrap_or(Value::Null);
-                        let d = |k: &str| after[k].as_u64().unwrap_or(0).saturating_sub(b[k].as_u64().unwrap_or(0));
+                        let d = |k: &str| {
+                            after[k]
+                                .as_u64()
+                                .unwrap_or(0)
+                                .saturating_sub(b[k].as_u64().unwrap_or(0))
+                        };
                         let r = (d("packets"), d(verdict));
-                        let _ = Command::new(DUT).args(["--netns", &ns, "remove", "--iface", "dut0"]).output();
+                        let _ = Command::new(DUT)
+                            .args(["--netns", &ns, "remove", "--iface", "dut0"])
+                            .output();
                         r
                     }
                 };
-                rows.push((offered as f64 / secs, seen as f64 / secs, done as f64 / secs));
+                rows.push((
+                    offered as f64 / secs,
+                    seen as f64 / secs,
+                    done as f64 / secs,
+                ));
             }
             println!(
                 "{program:<10} {mode:<10} {:>12.0} {:>12.0} {:>12.0} {verdict:>8}",

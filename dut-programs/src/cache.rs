@@ -47,7 +47,11 @@ impl Entries {
             keys.extend_from_slice(&k);
             values.extend_from_slice(&names.record(i));
         }
-        Ok(Entries { keys, values, count })
+        Ok(Entries {
+            keys,
+            values,
+            count,
+        })
     }
 
     fn key(&self, i: usize) -> &[u8] {
@@ -71,7 +75,10 @@ pub fn fill_batch(map: &MapHandle, e: &Entries, batch: usize) -> Result<()> {
             MapFlags::ANY,
             MapFlags::ANY,
         )
-        .map_err(bpf(format!("batch update of the cache map (entries {i}..{})", i + n)))?;
+        .map_err(bpf(format!(
+            "batch update of the cache map (entries {i}..{})",
+            i + n
+        )))?;
         i += n;
     }
     Ok(())
@@ -123,7 +130,11 @@ pub struct BenchResult {
 
 impl BenchResult {
     pub fn updates_per_s(&self) -> f64 {
-        if self.seconds > 0.0 { self.updates as f64 / self.seconds } else { 0.0 }
+        if self.seconds > 0.0 {
+            self.updates as f64 / self.seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -181,7 +192,12 @@ pub fn update_bench(
             break;
         }
     }
-    Ok(BenchResult { method, entries: e.count, updates, seconds: start.elapsed().as_secs_f64() })
+    Ok(BenchResult {
+        method,
+        entries: e.count,
+        updates,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 #[cfg(test)]

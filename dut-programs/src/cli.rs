@@ -26,7 +26,11 @@ use crate::skel::{self, Config, LoadOptions, PLACEHOLDER_NAME, Program};
 
 /// Command line of `dut`.
 #[derive(Debug, Parser)]
-#[command(name = "dut", version, about = "Install the DUT's XDP programs at an execution point, read their counters and per-packet cost, update their maps")]
+#[command(
+    name = "dut",
+    version,
+    about = "Install the DUT's XDP programs at an execution point, read their counters and per-packet cost, update their maps"
+)]
 pub struct Args {
     /// Run in network namespace NAME (/run/netns/NAME), keeping the host's bpffs.
     #[arg(long, global = true, value_name = "NAME")]
@@ -128,7 +132,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 500ms, 2m)"))?;
     if !v.is_finite() || v < 0.0 {
         return Err(format!("'{s}' is not a duration (e.g. 30s, 500ms, 2m)"));
     }
@@ -148,15 +155,26 @@ pub fn run(args: Args) -> Result<()> {
     match args.cmd {
         Cmd::List { json } => list(json),
         Cmd::Install(a) => install(&a),
-        Cmd::Status { iface, json, window } => status(iface.as_deref(), json, window),
+        Cmd::Status {
+            iface,
+            json,
+            window,
+        } => status(iface.as_deref(), json, window),
         Cmd::Remove { iface } => remove(&iface),
-        Cmd::UpdateBench { profile, batch, duration, json } => update_bench(&profile, batch, duration, json),
+        Cmd::UpdateBench {
+            profile,
+            batch,
+            duration,
+            json,
+        } => update_bench(&profile, batch, duration, json),
     }
 }
 
 fn require_root(what: &str) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("`dut {what}` must run as root (it uses the bpf() system call and XDP netlink); try sudo");
+        bail!(
+            "`dut {what}` must run as root (it uses the bpf() system call and XDP netlink); try sudo"
+        );
     }
     Ok(())
 }
@@ -177,7 +195,10 @@ fn list(json: bool) -> Result<()> {
         }
     }
     if !json {
-        writeln!(out, "modes: native (driver XDP), generic (skb XDP), offload (NIC XDP), userspace (AF_XDP)")?;
+        writeln!(
+            out,
+            "modes: native (driver XDP), generic (skb XDP), offload (NIC XDP), userspace (AF_XDP)"
+        )?;
     }
     Ok(())
 }
@@ -205,7 +226,10 @@ fn read_state(path: &PathBuf) -> Option<Value> {
 }
 
 fn now_s() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 // ---- install ----
@@ -219,12 +243,18 @@ struct Previous {
 
 fn install(a: &InstallArgs) -> Result<()> {
     let program = Program::from_name(&a.program).ok_or_else(|| {
-        anyhow!("unknown program '{}': use drop, checksum, dns-ping or dns-cache (see `dut list`)", a.program)
+        anyhow!(
+            "unknown program '{}': use drop, checksum, dns-ping or dns-cache (see `dut list`)",
+            a.program
+        )
     })?;
     let checksums = match (a.checksums, program) {
         (Some(n), Program::Checksum) if n <= u64::from(skel::MAX_CHECKSUMS) => n as u32,
         (Some(n), Program::Checksum) => {
-            bail!("--checksums {n} is out of range: use 0 to {}", skel::MAX_CHECKSUMS)
+            bail!(
+                "--checksums {n} is out of range: use 0 to {}",
+                skel::MAX_CHECKSUMS
+            )
         }
         (Some(_), _) => {
             eprintln!("dut: note: --checksums only applies to the checksum program; ignored");
@@ -243,7 +273,10 @@ fn install(a: &InstallArgs) -> Result<()> {
         }
         (Some(_), _) => {
             // Accepted so that an experiment can pass its profile to every program.
-            eprintln!("dut: note: --profile only fills the dns-cache map; ignored for {}", program.name());
+            eprintln!(
+                "dut: note: --profile only fills the dns-cache map; ignored for {}",
+                program.name()
+            );
             None
         }
         (None, _) => None,
@@ -267,7 +300,11 @@ fn install(a: &InstallArgs) -> Result<()> {
         let info = kernel::prog_info(id)?;
         let placeholder = info.name == PLACEHOLDER_NAME;
         if !placeholder && !a.force {
-            let whose = if Program::from_bpf_name(&info.name).is_some() { "dut's" } else { "a foreign" };
+            let whose = if Program::from_bpf_name(&info.name).is_some() {
+                "dut's"
+            } else {
+                "a foreign"
+            };
             bail!(
                 "{} already has {whose} XDP program '{}' (id {id}, {} mode): run `dut remove --iface {}` first, or pass --force",
                 a.iface,
@@ -276,10 +313,18 @@ fn install(a: &InstallArgs) -> Result<()> {
                 a.iface
             );
         }
-        previous.push(Previous { mode: m, fd: kernel::prog_fd(id)?, placeholder });
+        previous.push(Previous {
+            mode: m,
+            fd: kernel::prog_fd(id)?,
+            placeholder,
+        });
     }
 
-    let cache_entries = entries.as_ref().map(|e| e.count as u32).unwrap_or(65_536).max(1);
+    let cache_entries = entries
+        .as_ref()
+        .map(|e| e.count as u32)
+        .unwrap_or(65_536)
+        .max(1);
     let opts = LoadOptions {
         config,
         cache_entries,
@@ -288,7 +333,10 @@ fn install(a: &InstallArgs) -> Result<()> {
     let loaded = match skel::load(program, &opts) {
         Ok(l) => l,
         Err(e) if mode == XdpMode::Offload => {
-            bail!("XDP offload (hardware mode) is not supported on {}: loading the device-bound program failed ({e}); nothing attached", a.iface)
+            bail!(
+                "XDP offload (hardware mode) is not supported on {}: loading the device-bound program failed ({e}); nothing attached",
+                a.iface
+            )
         }
         Err(e) => return Err(e).context(format!("load {}", program.name())),
     };
@@ -301,13 +349,21 @@ fn install(a: &InstallArgs) -> Result<()> {
     for p in previous.iter().filter(|p| p.mode != mode) {
         kernel::xdp_detach(ifindex, p.mode)?;
     }
-    let attached = kernel::xdp_attach(ifindex, loaded.prog.as_fd(), mode, same.map(|p| p.fd.as_fd()));
+    let attached = kernel::xdp_attach(
+        ifindex,
+        loaded.prog.as_fd(),
+        mode,
+        same.map(|p| p.fd.as_fd()),
+    );
     if let Err(e) = attached {
         for p in previous.iter().filter(|p| p.mode != mode) {
             let _ = kernel::xdp_attach(ifindex, p.fd.as_fd(), p.mode, None);
         }
         if mode == XdpMode::Offload {
-            bail!("XDP offload (hardware mode) is not supported on {}: {e}; nothing attached", a.iface);
+            bail!(
+                "XDP offload (hardware mode) is not supported on {}: {e}; nothing attached",
+                a.iface
+            );
         }
         return Err(e).context(format!("attach {} on {}", program.name(), a.iface));
     }
@@ -317,7 +373,11 @@ fn install(a: &InstallArgs) -> Result<()> {
         .iter()
         .find(|p| p.placeholder)
         .map(|p| p.mode.as_str().to_string())
-        .or_else(|| old_state.as_ref().and_then(|s| s["placeholder_mode"].as_str().map(String::from)));
+        .or_else(|| {
+            old_state
+                .as_ref()
+                .and_then(|s| s["placeholder_mode"].as_str().map(String::from))
+        });
     let state = json!({
         "iface": a.iface, "ifindex": ifindex, "program": program.name(), "mode": mode.as_str(),
         "prog_id": loaded.prog_id, "placeholder_mode": placeholder_mode, "installed_at": now_s(),
@@ -329,7 +389,10 @@ fn install(a: &InstallArgs) -> Result<()> {
         a.iface,
         mode.as_str(),
         loaded.prog_id,
-        entries.as_ref().map(|e| format!(", {} cache entries", e.count)).unwrap_or_default()
+        entries
+            .as_ref()
+            .map(|e| format!(", {} cache entries", e.count))
+            .unwrap_or_default()
     );
     if !a.foreground {
         return Ok(());
@@ -338,7 +401,8 @@ fn install(a: &InstallArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("install Ctrl-C handler")?;
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("install Ctrl-C handler")?;
     }
     println!(
         "{}",
@@ -364,7 +428,10 @@ fn install(a: &InstallArgs) -> Result<()> {
         }
     }
     let c = Counters::read(&loaded.stats)?;
-    println!("{}", json!({"type": "final", "iface": a.iface, "program": program.name(), "counters": c.to_json()}));
+    println!(
+        "{}",
+        json!({"type": "final", "iface": a.iface, "program": program.name(), "counters": c.to_json()})
+    );
     remove(&a.iface)
 }
 
@@ -380,7 +447,11 @@ fn install_userspace(
 ) -> Result<()> {
     let cache = entries.map(|e| {
         let mut c = crate::shim::Cache::with_capacity(e.count);
-        for (k, v) in e.keys.chunks_exact(skel::DNS_KEY_LEN).zip(e.values.chunks_exact(skel::DNS_RECORD_LEN)) {
+        for (k, v) in e
+            .keys
+            .chunks_exact(skel::DNS_KEY_LEN)
+            .zip(e.values.chunks_exact(skel::DNS_RECORD_LEN))
+        {
             let mut kk = [0u8; skel::DNS_KEY_LEN];
             let mut vv = [0u8; skel::DNS_RECORD_LEN];
             kk.copy_from_slice(k);
@@ -392,21 +463,32 @@ fn install_userspace(
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("install Ctrl-C handler")?;
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("install Ctrl-C handler")?;
     }
     let path = state_path("userspace", ifindex)?;
     let start = Instant::now();
-    let opts = crate::userspace::Options { iface: a.iface.clone(), program, config, cache, force: a.force };
+    let opts = crate::userspace::Options {
+        iface: a.iface.clone(),
+        program,
+        config,
+        cache,
+        force: a.force,
+    };
     let iface = a.iface.clone();
-    let write = |c: &Counters| {
+    let write = |c: &Counters, ns: u64, n: u64| {
         let _ = write_state(
             &path,
             &json!({"pid": std::process::id(), "iface": iface, "program": program.name(), "mode": "userspace",
-                "t": now_s(), "counters": c.to_json(),
+                "t": now_s(), "counters": c.to_json(), "run_time_ns": ns, "run_cnt": n,
                 "config": {"checksums": config.checksums, "only_dst": config.tenant.map(|(x, l)| format!("{x}/{l}"))}}),
         );
     };
-    eprintln!("dut: {} in user space on {} (AF_XDP, every queue); Ctrl-C to stop", program.name(), a.iface);
+    eprintln!(
+        "dut: {} in user space on {} (AF_XDP, every queue); Ctrl-C to stop",
+        program.name(),
+        a.iface
+    );
     let report = crate::userspace::run(
         &opts,
         stop,
@@ -417,17 +499,17 @@ fn install_userspace(
                     "xsk_mode": r.xsk_mode, "redirect_mode": r.attach_mode, "queues": r.queues})
             );
         },
-        |c| {
-        write(&c);
-        eprintln!(
-            "t={:.0}s packets={} tx={} pass={} drop={} parse_errors={}",
-            start.elapsed().as_secs_f64(),
-            c.get("packets"),
-            c.get("tx"),
-            c.get("pass"),
-            c.get("drop"),
-            c.get("parse_errors")
-        );
+        |c, ns, n| {
+            write(&c, ns, n);
+            eprintln!(
+                "t={:.0}s packets={} tx={} pass={} drop={} parse_errors={}",
+                start.elapsed().as_secs_f64(),
+                c.get("packets"),
+                c.get("tx"),
+                c.get("pass"),
+                c.get("drop"),
+                c.get("parse_errors")
+            );
         },
     );
     let _ = std::fs::remove_file(&path);
@@ -437,7 +519,9 @@ fn install_userspace(
         json!({"type": "final", "iface": a.iface, "program": program.name(), "mode": "userspace",
             "xsk_mode": report.xsk_mode, "redirect_mode": report.attach_mode, "queues": report.queues,
             "duration_s": start.elapsed().as_secs_f64(), "rx_packets": report.rx_packets,
-            "tx_packets": report.tx_packets, "tx_full": report.tx_full, "counters": report.counters.to_json()})
+            "tx_packets": report.tx_packets, "tx_full": report.tx_full, "counters": report.counters.to_json(),
+            "run_cnt": report.run_cnt, "run_time_ns": report.run_time_ns,
+            "ns_per_packet": if report.run_cnt > 0 { json!(report.run_time_ns as f64 / report.run_cnt as f64) } else { Value::Null }})
     );
     Ok(())
 }
@@ -454,18 +538,22 @@ fn remove(iface: &str) -> Result<()> {
     for (m, id) in kernel::xdp_query(ifindex)?.iter() {
         let info = kernel::prog_info(id)?;
         if Program::from_bpf_name(&info.name).is_some() {
-            kernel::xdp_detach(ifindex, m).with_context(|| format!("detach {} from {iface}", info.name))?;
+            kernel::xdp_detach(ifindex, m)
+                .with_context(|| format!("detach {} from {iface}", info.name))?;
             removed.push(format!("{} ({} mode, id {id})", info.name, m.as_str()));
         } else {
             others.push(m);
         }
     }
     let mut restored = false;
-    let placeholder_mode = state.as_ref().and_then(|s| s["placeholder_mode"].as_str()).and_then(|m| match m {
-        "native" => Some(XdpMode::Native),
-        "generic" => Some(XdpMode::Generic),
-        _ => None,
-    });
+    let placeholder_mode = state
+        .as_ref()
+        .and_then(|s| s["placeholder_mode"].as_str())
+        .and_then(|m| match m {
+            "native" => Some(XdpMode::Native),
+            "generic" => Some(XdpMode::Generic),
+            _ => None,
+        });
     if let Some(pm) = placeholder_mode {
         // Native and generic programs exclude each other: only if the slot is free.
         if others.is_empty() {
@@ -483,7 +571,11 @@ fn remove(iface: &str) -> Result<()> {
         eprintln!(
             "dut: removed {} from {iface}{}",
             removed.join(", "),
-            if restored { "; XDP_PASS placeholder restored" } else { "" }
+            if restored {
+                "; XDP_PASS placeholder restored"
+            } else {
+                ""
+            }
         );
     }
     Ok(())
@@ -505,18 +597,21 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
     let mut out = Vec::new();
     for (ifindex, iface) in ifaces {
         for (mode, id) in kernel::xdp_query(*ifindex)?.iter() {
-            let info = kernel::prog_info(id)?;
+            let mut info = kernel::prog_info(id)?;
             let program = Program::from_bpf_name(&info.name);
             let (mut counters, mut config) = (None, None);
             if program.is_some() {
                 for mid in &info.map_ids {
                     use libbpf_rs::MapCore;
-                    let Ok(map) = kernel::map_by_id(*mid) else { continue };
+                    let Ok(map) = kernel::map_by_id(*mid) else {
+                        continue;
+                    };
                     let name = map.name().to_string_lossy().into_owned();
                     if name == "dut_stats" {
                         counters = Some(Counters::read(&map)?);
                     } else if name.ends_with(".rodata")
-                        && let Ok(Some(v)) = map.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+                        && let Ok(Some(v)) =
+                            map.lookup(&0u32.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
                     {
                         config = Config::from_rodata(&v);
                     }
@@ -526,17 +621,31 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
             let mut program = program;
             if info.name == sink::af_xdp::REDIRECT_PROG
                 && let Some(st) = read_state(&state_path("userspace", *ifindex)?)
-                && st["pid"].as_u64().is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+                && st["pid"]
+                    .as_u64()
+                    .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
             {
                 program = st["program"].as_str().and_then(Program::from_name);
                 counters = Some(Counters::from_json(&st["counters"]));
                 config = Some(Config {
                     checksums: st["config"]["checksums"].as_u64().unwrap_or(0) as u32,
-                    tenant: st["config"]["only_dst"].as_str().and_then(|c| skel::parse_cidr(c).ok()),
+                    tenant: st["config"]["only_dst"]
+                        .as_str()
+                        .and_then(|c| skel::parse_cidr(c).ok()),
                 });
                 mode_s = "userspace";
+                info.run_time_ns = st["run_time_ns"].as_u64().unwrap_or(0);
+                info.run_cnt = st["run_cnt"].as_u64().unwrap_or(0);
             }
-            out.push(Snapshot { iface: iface.clone(), ifindex: *ifindex, mode: mode_s, info, program, config, counters });
+            out.push(Snapshot {
+                iface: iface.clone(),
+                ifindex: *ifindex,
+                mode: mode_s,
+                info,
+                program,
+                config,
+                counters,
+            });
         }
     }
     Ok(out)
@@ -544,7 +653,13 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
 
 fn rates(now: &Counters, before: &Counters, secs: f64) -> Value {
     let d = now.since(before);
-    let r = |n: &str| if secs > 0.0 { d.get(n) as f64 / secs } else { 0.0 };
+    let r = |n: &str| {
+        if secs > 0.0 {
+            d.get(n) as f64 / secs
+        } else {
+            0.0
+        }
+    };
     json!({
         "interval_s": secs,
         "packets_pps": r("packets"),
@@ -572,7 +687,9 @@ fn status(iface: Option<&str>, json_out: bool, window: Option<Duration>) -> Resu
             let after = snapshot(&ifaces)?;
             let secs = t0.elapsed().as_secs_f64();
             for s in &after {
-                let b = before.iter().find(|b| b.ifindex == s.ifindex && b.info.id == s.info.id);
+                let b = before
+                    .iter()
+                    .find(|b| b.ifindex == s.ifindex && b.info.id == s.info.id);
                 let rate = match (s.counters, b.and_then(|b| b.counters)) {
                     (Some(now), Some(then)) => rates(&now, &then, secs),
                     _ => Value::Null,
@@ -592,14 +709,19 @@ fn status(iface: Option<&str>, json_out: bool, window: Option<Duration>) -> Resu
                 let path = state_path("status", s.ifindex)?;
                 let t = now_s();
                 let rate = match (s.counters, read_state(&path)) {
-                    (Some(now), Some(prev)) if prev["prog_id"].as_u64() == Some(u64::from(s.info.id)) => {
+                    (Some(now), Some(prev))
+                        if prev["prog_id"].as_u64() == Some(u64::from(s.info.id)) =>
+                    {
                         let then = Counters::from_json(&prev["counters"]);
                         rates(&now, &then, t - prev["t"].as_f64().unwrap_or(t))
                     }
                     _ => Value::Null,
                 };
                 if let Some(c) = s.counters {
-                    let _ = write_state(&path, &json!({"prog_id": s.info.id, "t": t, "counters": c.to_json()}));
+                    let _ = write_state(
+                        &path,
+                        &json!({"prog_id": s.info.id, "t": t, "counters": c.to_json()}),
+                    );
                 }
                 records.push(record(&s, rate, s.info.run_cnt, s.info.run_time_ns));
             }
@@ -618,11 +740,17 @@ fn status(iface: Option<&str>, json_out: bool, window: Option<Duration>) -> Resu
                 r["mode"].as_str().unwrap_or("?"),
                 r["program"].as_str().unwrap_or("?"),
                 r["prog_id"],
-                r["ns_per_packet"].as_f64().map(|n| format!(", {n:.1} ns/packet")).unwrap_or_default()
+                r["ns_per_packet"]
+                    .as_f64()
+                    .map(|n| format!(", {n:.1} ns/packet"))
+                    .unwrap_or_default()
             );
             if let Some(c) = r["counters"].as_object() {
-                let line: Vec<String> =
-                    c.iter().filter(|(_, v)| v.as_u64() != Some(0)).map(|(k, v)| format!("{k}={v}")).collect();
+                let line: Vec<String> = c
+                    .iter()
+                    .filter(|(_, v)| v.as_u64() != Some(0))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 println!("  counters: {}", line.join(" "));
             }
             if let Some(rt) = r["rates"].as_object() {
@@ -667,11 +795,11 @@ fn update_bench(profile: &str, batch: usize, duration: Duration, json_out: bool)
     if batch == 0 {
         bail!("--batch 0: use a batch size of at least 1");
     }
-    let prof = profiles::Profile::load(profile).with_context(|| format!("load profile '{profile}'"))?;
-    let dns = prof
-        .dns
-        .as_ref()
-        .ok_or_else(|| anyhow!("profile '{profile}' has no DNS name set (e.g. use dns-small or dns-large)"))?;
+    let prof =
+        profiles::Profile::load(profile).with_context(|| format!("load profile '{profile}'"))?;
+    let dns = prof.dns.as_ref().ok_or_else(|| {
+        anyhow!("profile '{profile}' has no DNS name set (e.g. use dns-small or dns-large)")
+    })?;
     let entries = Entries::of(&dns.names).with_context(|| format!("profile '{profile}'"))?;
     require_root("update-bench")?;
     let map = cache::create_map(entries.count as u32)?;
@@ -681,7 +809,8 @@ fn update_bench(profile: &str, batch: usize, duration: Duration, json_out: bool)
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).context("install Ctrl-C handler")?;
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("install Ctrl-C handler")?;
     }
     for method in [Method::Single, Method::Batch(batch)] {
         let r = cache::update_bench(&map, &entries, method, duration, &stop)?;
@@ -703,7 +832,11 @@ fn update_bench(profile: &str, batch: usize, duration: Duration, json_out: bool)
                 r.updates,
                 r.seconds,
                 r.updates_per_s(),
-                if let Method::Batch(b) = method { format!(" (batch {b})") } else { String::new() }
+                if let Method::Batch(b) = method {
+                    format!(" (batch {b})")
+                } else {
+                    String::new()
+                }
             );
         }
         if stop.load(Ordering::SeqCst) {

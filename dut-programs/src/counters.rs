@@ -37,7 +37,11 @@ pub struct Counters(pub [u64; 16]);
 impl Counters {
     /// Value of counter `name` (0 for an unknown name).
     pub fn get(&self, name: &str) -> u64 {
-        NAMES.iter().position(|n| *n == name).map(|i| self.0[i]).unwrap_or(0)
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| self.0[i])
+            .unwrap_or(0)
     }
 
     /// Sums the per-CPU values of one `struct dut_counters` each.
@@ -59,7 +63,10 @@ impl Counters {
     pub fn read(map: &MapHandle) -> Result<Counters> {
         let v = map
             .lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|e| Error::Bpf { what: "read counters".into(), source: e })?
+            .map_err(|e| Error::Bpf {
+                what: "read counters".into(),
+                source: e,
+            })?
             .unwrap_or_default();
         Ok(Counters::from_percpu(&v))
     }
@@ -75,7 +82,11 @@ impl Counters {
 
     /// As a JSON object `{name: value}`.
     pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        NAMES.iter().zip(self.0).map(|(n, v)| (n.to_string(), v.into())).collect()
+        NAMES
+            .iter()
+            .zip(self.0)
+            .map(|(n, v)| (n.to_string(), v.into()))
+            .collect()
     }
 
     /// From the JSON object [`Counters::to_json`] writes.

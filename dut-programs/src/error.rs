@@ -8,7 +8,10 @@ pub enum Error {
     #[error("{what}: {source}")]
     Kernel { what: String, source: io::Error },
     #[error("{what}: {source}")]
-    Bpf { what: String, source: libbpf_rs::Error },
+    Bpf {
+        what: String,
+        source: libbpf_rs::Error,
+    },
     #[error("no interface '{0}' in this network namespace (see `ip link`)")]
     NoInterface(String),
     #[error("no network namespace '{0}' (see `ip netns list`)")]

@@ -74,23 +74,30 @@ impl XdpAttached {
 }
 
 fn last_err(what: impl Into<String>) -> Error {
-    Error::Kernel { what: what.into(), source: io::Error::last_os_error() }
+    Error::Kernel {
+        what: what.into(),
+        source: io::Error::last_os_error(),
+    }
 }
 
 fn neg_err(what: impl Into<String>, ret: i32) -> Error {
-    Error::Kernel { what: what.into(), source: io::Error::from_raw_os_error(-ret) }
+    Error::Kernel {
+        what: what.into(),
+        source: io::Error::from_raw_os_error(-ret),
+    }
 }
 
 /// The index of interface `name` in the current network namespace.
 pub fn ifindex(name: &str) -> Result<u32> {
-    nix::net::if_::if_nametoindex(name)
-        .map_err(|_| Error::NoInterface(name.to_string()))
+    nix::net::if_::if_nametoindex(name).map_err(|_| Error::NoInterface(name.to_string()))
 }
 
 /// Every interface of the current network namespace, as (index, name).
 pub fn interfaces() -> Result<Vec<(u32, String)>> {
-    let list = nix::net::if_::if_nameindex()
-        .map_err(|e| Error::Kernel { what: "list interfaces".into(), source: e.into() })?;
+    let list = nix::net::if_::if_nameindex().map_err(|e| Error::Kernel {
+        what: "list interfaces".into(),
+        source: e.into(),
+    })?;
     Ok(list
         .iter()
         .map(|i| (i.index(), i.name().to_string_lossy().into_owned()))
@@ -105,14 +112,26 @@ pub fn xdp_query(ifindex: u32) -> Result<XdpAttached> {
     // SAFETY: opts is a valid, writable, correctly sized struct.
     let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
     if ret < 0 {
-        return Err(neg_err(format!("query XDP programs on ifindex {ifindex}"), ret));
+        return Err(neg_err(
+            format!("query XDP programs on ifindex {ifindex}"),
+            ret,
+        ));
     }
-    Ok(XdpAttached { native: opts.drv_prog_id, generic: opts.skb_prog_id, offload: opts.hw_prog_id })
+    Ok(XdpAttached {
+        native: opts.drv_prog_id,
+        generic: opts.skb_prog_id,
+        offload: opts.hw_prog_id,
+    })
 }
 
 /// Attaches `prog` to `ifindex` in `mode`. With `old`, atomically replaces that
 /// program (it must be the one attached in this mode).
-pub fn xdp_attach(ifindex: u32, prog: BorrowedFd<'_>, mode: XdpMode, old: Option<BorrowedFd<'_>>) -> Result<()> {
+pub fn xdp_attach(
+    ifindex: u32,
+    prog: BorrowedFd<'_>,
+    mode: XdpMode,
+    old: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let mut opts = libbpf_sys::bpf_xdp_attach_opts {
         sz: size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _,
         old_prog_fd: old.map(|f| f.as_raw_fd()).unwrap_or(0),
@@ -127,7 +146,13 @@ pub fn xdp_attach(ifindex: u32, prog: BorrowedFd<'_>, mode: XdpMode, old: Option
     // SAFETY: plain syscall wrapper with a valid fd and opts.
     let ret = unsafe { libbpf_sys::bpf_xdp_attach(ifindex as i32, prog.as_raw_fd(), flags, &opts) };
     if ret < 0 {
-        return Err(neg_err(format!("attach XDP program ({} mode) on ifindex {ifindex}", mode.as_str()), ret));
+        return Err(neg_err(
+            format!(
+                "attach XDP program ({} mode) on ifindex {ifindex}",
+                mode.as_str()
+            ),
+            ret,
+        ));
     }
     Ok(())
 }
@@ -137,7 +162,13 @@ pub fn xdp_detach(ifindex: u32, mode: XdpMode) -> Result<()> {
     // SAFETY: plain syscall wrapper.
     let ret = unsafe { libbpf_sys::bpf_xdp_detach(ifindex as i32, mode.flag(), std::ptr::null()) };
     if ret < 0 {
-        return Err(neg_err(format!("detach XDP program ({} mode) on ifindex {ifindex}", mode.as_str()), ret));
+        return Err(neg_err(
+            format!(
+                "detach XDP program ({} mode) on ifindex {ifindex}",
+                mode.as_str()
+            ),
+            ret,
+        ));
     }
     Ok(())
 }
@@ -183,14 +214,17 @@ pub fn prog_info_fd(fd: BorrowedFd<'_>) -> Result<ProgInfo> {
         };
         let mut len = size_of::<libbpf_sys::bpf_prog_info>() as u32;
         // SAFETY: map_ids points at n writable u32s, as nr_map_ids says.
-        let ret = unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info2, &mut len) };
+        let ret =
+            unsafe { libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info2, &mut len) };
         if ret < 0 {
             return Err(neg_err("read BPF program map ids", ret));
         }
         map_ids.truncate(info2.nr_map_ids.min(n as u32) as usize);
     }
     // SAFETY: the kernel NUL-terminates name within its 16 bytes.
-    let name = unsafe { CStr::from_ptr(info.name.as_ptr()) }.to_string_lossy().into_owned();
+    let name = unsafe { CStr::from_ptr(info.name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
     Ok(ProgInfo {
         id: info.id,
         name,
@@ -209,7 +243,10 @@ pub fn prog_info(id: u32) -> Result<ProgInfo> {
 
 /// The map `id`, opened.
 pub fn map_by_id(id: u32) -> Result<MapHandle> {
-    MapHandle::from_map_id(id).map_err(|e| Error::Bpf { what: format!("open BPF map id {id}"), source: e })
+    MapHandle::from_map_id(id).map_err(|e| Error::Bpf {
+        what: format!("open BPF map id {id}"),
+        source: e,
+    })
 }
 
 /// Result of one `BPF_PROG_TEST_RUN`.
@@ -241,7 +278,11 @@ pub fn test_run(fd: BorrowedFd<'_>, frame: &[u8], repeat: u32) -> Result<TestRun
         return Err(neg_err("BPF_PROG_TEST_RUN", ret));
     }
     out.truncate(opts.data_size_out as usize);
-    Ok(TestRun { retval: opts.retval, data: out, duration: Duration::from_nanos(u64::from(opts.duration)) })
+    Ok(TestRun {
+        retval: opts.retval,
+        data: out,
+        duration: Duration::from_nanos(u64::from(opts.duration)),
+    })
 }
 
 /// Turns on the kernel's BPF run-time statistics for as long as the returned
@@ -250,7 +291,10 @@ pub fn enable_stats() -> Result<OwnedFd> {
     // SAFETY: plain syscall wrapper.
     let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
     if fd < 0 {
-        return Err(neg_err("enable BPF run-time statistics (BPF_ENABLE_STATS)", fd));
+        return Err(neg_err(
+            "enable BPF run-time statistics (BPF_ENABLE_STATS)",
+            fd,
+        ));
     }
     // SAFETY: fresh descriptor we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -261,7 +305,10 @@ pub fn netns_inode() -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self/ns/net")
         .map(|m| m.ino())
-        .map_err(|e| Error::Kernel { what: "stat /proc/self/ns/net".into(), source: e })
+        .map_err(|e| Error::Kernel {
+            what: "stat /proc/self/ns/net".into(),
+            source: e,
+        })
 }
 
 /// Enters network namespace `name` (/run/netns/NAME) for this thread (call it
@@ -269,8 +316,10 @@ pub fn netns_inode() -> Result<u64> {
 pub fn enter_netns(name: &str) -> Result<()> {
     let path = format!("/run/netns/{name}");
     let f = std::fs::File::open(&path).map_err(|_| Error::NoNetns(name.to_string()))?;
-    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| Error::Kernel { what: format!("enter network namespace {name}"), source: e.into() })
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| Error::Kernel {
+        what: format!("enter network namespace {name}"),
+        source: e.into(),
+    })
 }
 
 /// Runs the XDP program `fd` `repeat` times on fresh copies of `frame` in
@@ -278,7 +327,12 @@ pub fn enter_netns(name: &str) -> Result<()> {
 /// `ifindex` (an interface of the calling thread's network namespace), with
 /// XDP_TX really transmitting there. Returns the mean time per frame, the
 /// kernel's own measure (program plus the verdict's action).
-pub fn test_run_live(fd: BorrowedFd<'_>, frame: &[u8], ifindex: u32, repeat: u32) -> Result<Duration> {
+pub fn test_run_live(
+    fd: BorrowedFd<'_>,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+) -> Result<Duration> {
     // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
     let mut ctx = [0u32; 6];
     ctx[1] = frame.len() as u32; // data_end must be the frame length

@@ -59,11 +59,16 @@ pub struct Shim {
     cfg: DutConfig,
     counters: Box<RawCounters>,
     cache: Arc<Cache>,
+    run_time_ns: u64,
+    run_cnt: u64,
 }
 
 impl std::fmt::Debug for Shim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shim").field("program", &self.program).field("cache", &self.cache.len()).finish()
+        f.debug_struct("Shim")
+            .field("program", &self.program)
+            .field("cache", &self.cache.len())
+            .finish()
     }
 }
 
@@ -71,13 +76,23 @@ impl Shim {
     /// `program` configured as `config`, with an empty cache.
     pub fn new(program: Program, config: &Config) -> Shim {
         // SAFETY: pure function.
-        assert_eq!(unsafe { dut_shim_counters_size() }, size_of::<RawCounters>());
+        assert_eq!(
+            unsafe { dut_shim_counters_size() },
+            size_of::<RawCounters>()
+        );
         let (flags, tenant_addr, tenant_mask, checksums) = config.raw();
         Shim {
             program,
-            cfg: DutConfig { flags, tenant_addr, tenant_mask, checksums },
+            cfg: DutConfig {
+                flags,
+                tenant_addr,
+                tenant_mask,
+                checksums,
+            },
             counters: Box::default(),
             cache: Arc::new(Cache::new()),
+            run_time_ns: 0,
+            run_cnt: 0,
         }
     }
 
@@ -110,6 +125,18 @@ impl Shim {
         let v = unsafe { dut_shim_run(self.program.shim_id(), &mut ctx) };
         let new_len = (ctx.data_end as usize).saturating_sub(base as usize);
         (v as u32, new_len)
+    }
+
+    /// Adds `n` runs that took `ns` in all (the user-space execution point's
+    /// analogue of the kernel's `run_time_ns`/`run_cnt`).
+    pub fn account(&mut self, ns: u64, n: u64) {
+        self.run_time_ns += ns;
+        self.run_cnt += n;
+    }
+
+    /// `(run_time_ns, run_cnt)` accounted so far.
+    pub fn run_stats(&self) -> (u64, u64) {
+        (self.run_time_ns, self.run_cnt)
     }
 
     /// The counters so far.

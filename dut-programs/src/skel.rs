@@ -15,7 +15,13 @@ use crate::error::{Error, Result, bpf};
 
 macro_rules! skel_mod {
     ($m:ident, $file:literal) => {
-        #[allow(clippy::all, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn, dead_code)]
+        #[allow(
+            clippy::all,
+            clippy::unwrap_used,
+            missing_docs,
+            unsafe_op_in_unsafe_fn,
+            dead_code
+        )]
         mod $m {
             include!(concat!(env!("OUT_DIR"), "/", $file));
         }
@@ -55,7 +61,12 @@ pub enum Program {
 
 impl Program {
     /// All programs, in `dut list` order.
-    pub const ALL: [Program; 4] = [Program::Drop, Program::Checksum, Program::DnsPing, Program::DnsCache];
+    pub const ALL: [Program; 4] = [
+        Program::Drop,
+        Program::Checksum,
+        Program::DnsPing,
+        Program::DnsCache,
+    ];
 
     /// The CLI name: `drop`, `checksum`, `dns-ping`, `dns-cache`.
     pub fn name(self) -> &'static str {
@@ -91,9 +102,15 @@ impl Program {
     pub fn description(self) -> &'static str {
         match self {
             Program::Drop => "count every frame, then XDP_DROP (the paper's drop baseline, Fig. 2)",
-            Program::Checksum => "compute the IPv4 header checksum N times (bpf_loop), then XDP_DROP (Fig. 3)",
-            Program::DnsPing => "answer every DNS query (UDP/IPv4 port 53) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)",
-            Program::DnsCache => "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)",
+            Program::Checksum => {
+                "compute the IPv4 header checksum N times (bpf_loop), then XDP_DROP (Fig. 3)"
+            }
+            Program::DnsPing => {
+                "answer every DNS query (UDP/IPv4 port 53) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
+            }
+            Program::DnsCache => {
+                "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)"
+            }
         }
     }
 
@@ -103,7 +120,10 @@ impl Program {
             Program::Drop => &["--only-dst CIDR"],
             Program::Checksum => &["--checksums N (0..=1000000, default 1)", "--only-dst CIDR"],
             Program::DnsPing => &["--only-dst CIDR"],
-            Program::DnsCache => &["--profile NAME|PATH (fills the cache with its DNS name set)", "--only-dst CIDR"],
+            Program::DnsCache => &[
+                "--profile NAME|PATH (fills the cache with its DNS name set)",
+                "--only-dst CIDR",
+            ],
         }
     }
 
@@ -139,7 +159,11 @@ pub struct Config {
 
 /// Parses `A.B.C.D/LEN` (or a bare address, /32).
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8)> {
-    let bad = || Error::Invalid(format!("'{s}' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"));
+    let bad = || {
+        Error::Invalid(format!(
+            "'{s}' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"
+        ))
+    };
     let (a, l) = s.split_once('/').unwrap_or((s, "32"));
     let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
     let len: u8 = l.parse().map_err(|_| bad())?;
@@ -151,7 +175,11 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8)> {
 }
 
 fn mask_of(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
 }
 
 impl Config {
@@ -160,7 +188,12 @@ impl Config {
         match self.tenant {
             Some((a, l)) => {
                 let mask = mask_of(l);
-                (1, (u32::from(a) & mask).to_be(), mask.to_be(), self.checksums)
+                (
+                    1,
+                    (u32::from(a) & mask).to_be(),
+                    mask.to_be(),
+                    self.checksums,
+                )
             }
             None => (0, 0, 0, self.checksums),
         }
@@ -169,7 +202,9 @@ impl Config {
     /// Reads a configuration back from a `.rodata` map value.
     pub fn from_rodata(bytes: &[u8]) -> Option<Config> {
         let w = |i: usize| -> Option<u32> {
-            Some(u32::from_ne_bytes(bytes.get(i * 4..i * 4 + 4)?.try_into().ok()?))
+            Some(u32::from_ne_bytes(
+                bytes.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+            ))
         };
         let (flags, addr, mask, checksums) = (w(0)?, w(1)?, w(2)?, w(3)?);
         let tenant = (flags & 1 != 0).then(|| {
@@ -259,9 +294,27 @@ pub fn load(program: Program, opts: &LoadOptions) -> Result<Loaded> {
     }
     match program {
         Program::Drop => load_with!(drop_skel::DropSkelBuilder, dut_drop, program, opts, nocache),
-        Program::Checksum => load_with!(checksum_skel::ChecksumSkelBuilder, dut_checksum, program, opts, nocache),
-        Program::DnsPing => load_with!(dns_ping_skel::DnsPingSkelBuilder, dut_dns_ping, program, opts, nocache),
-        Program::DnsCache => load_with!(dns_cache_skel::DnsCacheSkelBuilder, dut_dns_cache, program, opts, cache),
+        Program::Checksum => load_with!(
+            checksum_skel::ChecksumSkelBuilder,
+            dut_checksum,
+            program,
+            opts,
+            nocache
+        ),
+        Program::DnsPing => load_with!(
+            dns_ping_skel::DnsPingSkelBuilder,
+            dut_dns_ping,
+            program,
+            opts,
+            nocache
+        ),
+        Program::DnsCache => load_with!(
+            dns_cache_skel::DnsCacheSkelBuilder,
+            dut_dns_cache,
+            program,
+            opts,
+            cache
+        ),
     }
 }
 
@@ -276,7 +329,10 @@ pub fn load_placeholder() -> Result<OwnedFd> {
         .xdp_pass
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| Error::Kernel { what: "duplicate program fd".into(), source: e })
+        .map_err(|e| Error::Kernel {
+            what: "duplicate program fd".into(),
+            source: e,
+        })
 }
 
 #[cfg(test)]
@@ -290,7 +346,10 @@ mod tests {
         assert_eq!(parse_cidr("10.0.0.1").expect("bare").1, 32);
         assert!(parse_cidr("10.0.0.1/33").is_err());
         assert!(parse_cidr("nope/8").is_err());
-        let c = Config { tenant: Some((a, l)), checksums: 7 };
+        let c = Config {
+            tenant: Some((a, l)),
+            checksums: 7,
+        };
         let (f, addr, mask, n) = c.raw();
         let mut bytes = Vec::new();
         for w in [f, addr, mask, n] {

@@ -44,6 +44,11 @@ pub struct Report {
     /// Where the redirect program runs (`"native"`/`"generic"`).
     pub attach_mode: Option<&'static str>,
     pub queues: usize,
+    /// Time spent taking frames off the RX ring and running the logic on
+    /// them (`run_time_ns`), and how many (`run_cnt`): the user-space
+    /// analogue of the kernel's BPF run-time statistics.
+    pub run_time_ns: u64,
+    pub run_cnt: u64,
 }
 
 /// Options of a user-space run.
@@ -62,7 +67,11 @@ pub struct Options {
 /// wider prefix the logic's guard passes them, which here means dropped).
 fn redirect_filter(program: Program, config: &Config) -> Filter {
     let mut f = match program {
-        Program::DnsPing | Program::DnsCache => Filter { proto: Some(17), dst_port: Some(53), ..Filter::default() },
+        Program::DnsPing | Program::DnsCache => Filter {
+            proto: Some(17),
+            dst_port: Some(53),
+            ..Filter::default()
+        },
         Program::Drop | Program::Checksum => Filter::all(),
     };
     if let Some((addr, 32)) = config.tenant {
@@ -85,6 +94,7 @@ fn serve_counted(
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut n_tx = 0usize;
+        let t0 = Instant::now();
         let got = q.recv_batch(BATCH, |frame, _meta| {
             let len = frame.len().min(STAGE - 256);
             let buf = &mut stage[n_tx];
@@ -95,6 +105,9 @@ fn serve_counted(
                 n_tx += 1;
             }
         });
+        if got > 0 {
+            shim.account(t0.elapsed().as_nanos() as u64, got as u64);
+        }
         if n_tx > 0 {
             let mut sent = 0;
             let mut tries = 0;
@@ -136,7 +149,7 @@ pub fn run(
     opts: &Options,
     stop: Arc<AtomicBool>,
     ready: impl FnOnce(&Report),
-    progress: impl Fn(Counters) + Send + Sync,
+    progress: impl Fn(Counters, u64, u64) + Send + Sync,
 ) -> Result<Report> {
     let queues = sink::af_xdp::queue_count(&opts.iface).max(1);
     let mut cfg = XskConfig::new(opts.iface.clone());
@@ -144,13 +157,21 @@ pub fn run(
     cfg.mode = XskMode::Auto;
     cfg.redirect = Some(redirect_filter(opts.program, &opts.config));
     cfg.force = opts.force;
-    let mut port = XskPort::open(&cfg).map_err(|e| Error::Invalid(format!("AF_XDP on {}: {e}", opts.iface)))?;
+    let mut port = XskPort::open(&cfg)
+        .map_err(|e| Error::Invalid(format!("AF_XDP on {}: {e}", opts.iface)))?;
     let xsk_mode = port.bound_mode().as_str();
     let attach_mode = port.attach_mode();
     let qs = port.take_queues();
     let nq = qs.len();
-    let shared: Vec<std::sync::Mutex<Counters>> = (0..nq).map(|_| std::sync::Mutex::new(Counters::default())).collect();
-    let mut report = Report { xsk_mode, attach_mode, queues: nq, ..Default::default() };
+    let shared: Vec<std::sync::Mutex<(Counters, u64, u64)>> = (0..nq)
+        .map(|_| std::sync::Mutex::new((Counters::default(), 0, 0)))
+        .collect();
+    let mut report = Report {
+        xsk_mode,
+        attach_mode,
+        queues: nq,
+        ..Default::default()
+    };
     ready(&report);
     let results: Vec<(Shim, u64, u64, u64)> = std::thread::scope(|s| {
         let handles: Vec<_> = qs
@@ -167,18 +188,21 @@ pub fn run(
                 s.spawn(move || {
                     let (shim, tx_full, rx, tx) = serve_counted(q, shim, stop, |sh: &Shim| {
                         if let Ok(mut slot) = shared[i].lock() {
-                            *slot = sh.counters();
+                            let (ns, n) = sh.run_stats();
+                            *slot = (sh.counters(), ns, n);
                         }
                         if i == 0 {
-                            let mut sum = Counters::default();
+                            let (mut sum, mut ns, mut n) = (Counters::default(), 0, 0);
                             for m in shared.iter() {
                                 if let Ok(c) = m.lock() {
-                                    for (a, b) in sum.0.iter_mut().zip(c.0) {
+                                    for (a, b) in sum.0.iter_mut().zip(c.0.0) {
                                         *a += b;
                                     }
+                                    ns += c.1;
+                                    n += c.2;
                                 }
                             }
-                            progress(sum);
+                            progress(sum, ns, n);
                         }
                     });
                     (shim, tx_full, rx, tx)
@@ -194,7 +218,11 @@ pub fn run(
         report.tx_full += tx_full;
         report.rx_packets += rx;
         report.tx_packets += tx;
+        let (ns, n) = shim.run_stats();
+        report.run_time_ns += ns;
+        report.run_cnt += n;
     }
-    port.close().map_err(|e| Error::Invalid(format!("restore {}: {e}", opts.iface)))?;
+    port.close()
+        .map_err(|e| Error::Invalid(format!("restore {}: {e}", opts.iface)))?;
     Ok(report)
 }

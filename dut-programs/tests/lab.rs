@@ -17,7 +17,10 @@ use profiles::Profile;
 use serde_json::Value;
 
 fn dut(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dut")).args(args).output().expect("run dut")
+    Command::new(env!("CARGO_BIN_EXE_dut"))
+        .args(args)
+        .output()
+        .expect("run dut")
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -31,7 +34,12 @@ fn ok(out: &Output, what: &str) -> String {
 }
 
 fn lab(topology: Topology) -> Testbed {
-    Testbed::up(&UpOptions { name: lab::unique_name("dut"), topology, queues: 1 }).expect("lab up")
+    Testbed::up(&UpOptions {
+        name: lab::unique_name("dut"),
+        topology,
+        queues: 1,
+    })
+    .expect("lab up")
 }
 
 /// Sends each query from the generator host, returns the answers (None on timeout).
@@ -40,7 +48,8 @@ fn ask(bed: &Testbed, queries: &[(String, RecordType)]) -> Vec<Option<Message>> 
     bed.r#gen()
         .run_in(move || {
             let s = UdpSocket::bind("198.18.0.1:0").expect("bind");
-            s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
             s.connect("198.18.0.2:53").expect("connect");
             let mut out = Vec::new();
             for (i, (name, t)) in queries.iter().enumerate() {
@@ -62,30 +71,64 @@ fn ask(bed: &Testbed, queries: &[(String, RecordType)]) -> Vec<Option<Message>> 
 }
 
 fn status(bed: &Testbed) -> Value {
-    let out = dut(&["--netns", &bed.dut().netns, "status", "--iface", "dut0", "--json"]);
+    let out = dut(&[
+        "--netns",
+        &bed.dut().netns,
+        "status",
+        "--iface",
+        "dut0",
+        "--json",
+    ]);
     serde_json::from_str(ok(&out, "status").trim()).expect("status JSON")
 }
 
 fn attached_name(bed: &Testbed) -> Option<String> {
     let out = Command::new("ip")
-        .args(["-n", &bed.dut().netns, "-j", "-d", "link", "show", "dev", "dut0"])
+        .args([
+            "-n",
+            &bed.dut().netns,
+            "-j",
+            "-d",
+            "link",
+            "show",
+            "dev",
+            "dut0",
+        ])
         .output()
         .expect("ip");
     let v: Value = serde_json::from_slice(&out.stdout).expect("ip json");
     let x = &v[0]["xdp"];
-    x["prog"]["name"].as_str().or_else(|| x["attached"][0]["prog"]["name"].as_str()).map(String::from)
+    x["prog"]["name"]
+        .as_str()
+        .or_else(|| x["attached"][0]["prog"]["name"].as_str())
+        .map(String::from)
 }
 
 fn prog_exists(id: u64) -> bool {
-    Command::new("bpftool").args(["prog", "show", "id", &id.to_string()]).output().expect("bpftool").status.success()
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .expect("bpftool")
+        .status
+        .success()
 }
 
 fn exercise(bed: &Testbed, mode: &str) {
     let ns = bed.dut().netns.clone();
-    let names = Profile::load("dns-small").expect("profile").dns.expect("dns").names;
+    let names = Profile::load("dns-small")
+        .expect("profile")
+        .dns
+        .expect("dns")
+        .names;
     for program in ["dns-ping", "dns-cache", "drop", "checksum"] {
-        assert_eq!(attached_name(bed).as_deref(), Some("xdp_pass"), "placeholder before {program}");
-        let mut args = vec!["--netns", &ns, "install", program, "--iface", "dut0", "--mode", mode];
+        assert_eq!(
+            attached_name(bed).as_deref(),
+            Some("xdp_pass"),
+            "placeholder before {program}"
+        );
+        let mut args = vec![
+            "--netns", &ns, "install", program, "--iface", "dut0", "--mode", mode,
+        ];
         if program == "dns-cache" {
             args.extend(["--profile", "dns-small"]);
         }
@@ -93,8 +136,9 @@ fn exercise(bed: &Testbed, mode: &str) {
             args.extend(["--checksums", "200"]);
         }
         ok(&dut(&args), &format!("install {program} {mode}"));
-        let mut queries: Vec<(String, RecordType)> =
-            (0..10).map(|i| (format!("{}.", names.name(i * 100)), RecordType::A)).collect();
+        let mut queries: Vec<(String, RecordType)> = (0..10)
+            .map(|i| (format!("{}.", names.name(i * 100)), RecordType::A))
+            .collect();
         queries.extend((0..5).map(|i| (format!("miss{i}.lab.test."), RecordType::A)));
         let answers = ask(bed, &queries);
         let st = status(bed);
@@ -119,7 +163,9 @@ fn exercise(bed: &Testbed, mode: &str) {
                     if i < 10 {
                         assert_eq!(a.response_code(), ResponseCode::NoError);
                         match a.answers()[0].data() {
-                            RData::A(addr) => assert_eq!(addr.0.octets(), names.address(i as u64 * 100)),
+                            RData::A(addr) => {
+                                assert_eq!(addr.0.octets(), names.address(i as u64 * 100))
+                            }
                             other => panic!("{other:?}"),
                         }
                     } else {
@@ -131,11 +177,21 @@ fn exercise(bed: &Testbed, mode: &str) {
                 let out = bed
                     .r#gen()
                     .command("kdig")
-                    .args(["+retry=0", "+timeout=2", "+short", "@198.18.0.2", &names.name(7), "A"])
+                    .args([
+                        "+retry=0",
+                        "+timeout=2",
+                        "+short",
+                        "@198.18.0.2",
+                        &names.name(7),
+                        "A",
+                    ])
                     .output()
                     .expect("kdig");
                 let ip = names.address(7);
-                assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]));
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout).trim(),
+                    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
+                );
             }
             "drop" | "checksum" => {
                 assert!(answers.iter().all(Option::is_none), "{program} answered");
@@ -149,9 +205,19 @@ fn exercise(bed: &Testbed, mode: &str) {
         }
         let id = rec["prog_id"].as_u64().expect("prog id");
         assert!(prog_exists(id));
-        ok(&dut(&["--netns", &ns, "remove", "--iface", "dut0"]), "remove");
-        assert!(!prog_exists(id), "{program}/{mode}: program {id} still loaded after remove");
-        assert_eq!(attached_name(bed).as_deref(), Some("xdp_pass"), "placeholder restored after {program}");
+        ok(
+            &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
+            "remove",
+        );
+        assert!(
+            !prog_exists(id),
+            "{program}/{mode}: program {id} still loaded after remove"
+        );
+        assert_eq!(
+            attached_name(bed).as_deref(),
+            Some("xdp_pass"),
+            "placeholder restored after {program}"
+        );
     }
 }
 
@@ -183,36 +249,100 @@ fn bad_input_is_one_line_nonzero_and_attaches_nothing() {
         assert!(err.contains(needle), "'{needle}' in: {err}");
     };
     for (args, needle) in [
-        (vec!["install", "nope", "--iface", "dut0"], "unknown program"),
+        (
+            vec!["install", "nope", "--iface", "dut0"],
+            "unknown program",
+        ),
         (vec!["install", "drop", "--iface", "nope0"], "no interface"),
-        (vec!["install", "checksum", "--iface", "dut0", "--checksums", "1000001"], "out of range"),
-        (vec!["install", "dns-cache", "--iface", "dut0", "--profile", "min-multi-flow"], "no DNS name set"),
-        (vec!["install", "drop", "--iface", "dut0", "--mode", "offload"], "offload"),
-        (vec!["install", "drop", "--iface", "dut0", "--only-dst", "1.2.3/8"], "IPv4 prefix"),
+        (
+            vec![
+                "install",
+                "checksum",
+                "--iface",
+                "dut0",
+                "--checksums",
+                "1000001",
+            ],
+            "out of range",
+        ),
+        (
+            vec![
+                "install",
+                "dns-cache",
+                "--iface",
+                "dut0",
+                "--profile",
+                "min-multi-flow",
+            ],
+            "no DNS name set",
+        ),
+        (
+            vec!["install", "drop", "--iface", "dut0", "--mode", "offload"],
+            "offload",
+        ),
+        (
+            vec![
+                "install",
+                "drop",
+                "--iface",
+                "dut0",
+                "--only-dst",
+                "1.2.3/8",
+            ],
+            "IPv4 prefix",
+        ),
     ] {
         let mut a = vec!["--netns", ns.as_str()];
         a.extend(args);
         one_line(&dut(&a), needle);
         assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"));
     }
-    let out = dut(&["--netns", &ns, "install", "drop", "--iface", "dut0", "--mode", "bogus"]);
+    let out = dut(&[
+        "--netns", &ns, "install", "drop", "--iface", "dut0", "--mode", "bogus",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 
     // A foreign program: refused without --force, replaced with it.
     lab::attach_reflect(&ns, "dut0").expect("reflect");
-    one_line(&dut(&["--netns", &ns, "install", "drop", "--iface", "dut0"]), "--force");
+    one_line(
+        &dut(&["--netns", &ns, "install", "drop", "--iface", "dut0"]),
+        "--force",
+    );
     assert_eq!(attached_name(&bed).as_deref(), Some("xdp_reflect"));
-    ok(&dut(&["--netns", &ns, "install", "drop", "--iface", "dut0", "--force"]), "install --force");
+    ok(
+        &dut(&[
+            "--netns", &ns, "install", "drop", "--iface", "dut0", "--force",
+        ]),
+        "install --force",
+    );
     assert_eq!(attached_name(&bed).as_deref(), Some("dut_drop"));
-    ok(&dut(&["--netns", &ns, "remove", "--iface", "dut0"]), "remove");
-    assert_eq!(attached_name(&bed), None, "no placeholder was there: nothing restored");
+    ok(
+        &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
+        "remove",
+    );
+    assert_eq!(
+        attached_name(&bed),
+        None,
+        "no placeholder was there: nothing restored"
+    );
 
     // Not root.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_dut"), "install", "drop", "--iface", "lo"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_dut"),
+            "install",
+            "drop",
+            "--iface",
+            "lo",
+        ])
         .output()
         .expect("setpriv");
-    if out.status.code() != Some(127) && !String::from_utf8_lossy(&out.stderr).contains("Permission denied") {
+    if out.status.code() != Some(127)
+        && !String::from_utf8_lossy(&out.stderr).contains("Permission denied")
+    {
         one_line(&out, "root");
     }
 }
@@ -222,12 +352,27 @@ fn tenant_guard_and_status_window_on_the_lab() {
     let bed = lab(Topology::Direct);
     let ns = bed.dut().netns.clone();
     ok(
-        &dut(&["--netns", &ns, "install", "dns-ping", "--iface", "dut0", "--only-dst", "198.18.1.0/24"]),
+        &dut(&[
+            "--netns",
+            &ns,
+            "install",
+            "dns-ping",
+            "--iface",
+            "dut0",
+            "--only-dst",
+            "198.18.1.0/24",
+        ]),
         "install with --only-dst",
     );
     // Our queries go to 198.18.0.2, outside the tenant's prefix: passed to the stack,
     // which has no DNS server (ICMP port unreachable): no answer.
-    let answers = ask(&bed, &[(".".to_string(), RecordType::A), ("x.test.".to_string(), RecordType::A)]);
+    let answers = ask(
+        &bed,
+        &[
+            (".".to_string(), RecordType::A),
+            ("x.test.".to_string(), RecordType::A),
+        ],
+    );
     assert!(answers.iter().all(Option::is_none));
     let st = status(&bed);
     let rec = &st["interfaces"][0];
@@ -251,14 +396,22 @@ fn tenant_guard_and_status_window_on_the_lab() {
         })
     };
     std::thread::sleep(Duration::from_millis(200));
-    let out = dut(&["--netns", &ns, "status", "--iface", "dut0", "--json", "--window", "800ms"]);
+    let out = dut(&[
+        "--netns", &ns, "status", "--iface", "dut0", "--json", "--window", "800ms",
+    ]);
     sender.join().expect("sender");
     let st: Value = serde_json::from_str(ok(&out, "status --window").trim()).expect("json");
     let rec = &st["interfaces"][0];
-    assert!(rec["rates"]["packets_pps"].as_f64().expect("pps") > 100.0, "{rec}");
+    assert!(
+        rec["rates"]["packets_pps"].as_f64().expect("pps") > 100.0,
+        "{rec}"
+    );
     assert!(rec["run_cnt"].as_u64().expect("cnt") > 0, "{rec}");
     assert!(rec["ns_per_packet"].as_f64().expect("ns") > 0.0, "{rec}");
-    ok(&dut(&["--netns", &ns, "remove", "--iface", "dut0"]), "remove");
+    ok(
+        &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
+        "remove",
+    );
 }
 
 /// The user-space execution point: AF_XDP sockets and the shim answer real
@@ -267,26 +420,49 @@ fn tenant_guard_and_status_window_on_the_lab() {
 fn userspace_mode_answers_and_restores_on_ctrl_c() {
     let bed = lab(Topology::Direct);
     let ns = bed.dut().netns.clone();
-    let names = Profile::load("dns-small").expect("profile").dns.expect("dns").names;
+    let names = Profile::load("dns-small")
+        .expect("profile")
+        .dns
+        .expect("dns")
+        .names;
     for program in ["dns-cache", "dns-ping"] {
         let child = Command::new(env!("CARGO_BIN_EXE_dut"))
-            .args(["--netns", &ns, "install", program, "--iface", "dut0", "--mode", "userspace"])
-            .args(if program == "dns-cache" { vec!["--profile", "dns-small"] } else { vec![] })
+            .args([
+                "--netns",
+                &ns,
+                "install",
+                program,
+                "--iface",
+                "dut0",
+                "--mode",
+                "userspace",
+            ])
+            .args(if program == "dns-cache" {
+                vec!["--profile", "dns-small"]
+            } else {
+                vec![]
+            })
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn dut");
         let t = std::time::Instant::now();
         while attached_name(&bed).as_deref() != Some("xsk_redirect") {
-            assert!(t.elapsed() < Duration::from_secs(10), "redirect program never attached");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "redirect program never attached"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let mut queries: Vec<(String, RecordType)> =
-            (0..8).map(|i| (format!("{}.", names.name(i * 7)), RecordType::A)).collect();
+        let mut queries: Vec<(String, RecordType)> = (0..8)
+            .map(|i| (format!("{}.", names.name(i * 7)), RecordType::A))
+            .collect();
         queries.push(("nothere.lab.test.".into(), RecordType::A));
         let answers = ask(&bed, &queries);
         for (i, a) in answers.iter().enumerate() {
-            let a = a.as_ref().unwrap_or_else(|| panic!("{program}: query {i} unanswered"));
+            let a = a
+                .as_ref()
+                .unwrap_or_else(|| panic!("{program}: query {i} unanswered"));
             if program == "dns-cache" && i < 8 {
                 assert_eq!(a.response_code(), ResponseCode::NoError);
                 match a.answers()[0].data() {
@@ -301,8 +477,10 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let out = child.wait_with_output().expect("wait");
         let stdout = ok(&out, "userspace run");
-        let lines: Vec<Value> =
-            stdout.lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+            .collect();
         assert_eq!(lines.len(), 2, "ready + final: {stdout}");
         assert_eq!(lines[0]["type"], "ready");
         let fin = &lines[1];
@@ -311,10 +489,22 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
         assert_eq!(fin["xsk_mode"], "copy");
         assert_eq!(fin["counters"]["tx"], 9);
         assert_eq!(fin["tx_packets"], 9);
+        assert!(fin["run_cnt"].as_u64().expect("run_cnt") >= 9);
+        assert!(fin["ns_per_packet"].as_f64().expect("ns_per_packet") > 0.0);
         if program == "dns-cache" {
-            assert_eq!((fin["counters"]["hits"].as_u64(), fin["counters"]["misses"].as_u64()), (Some(8), Some(1)));
+            assert_eq!(
+                (
+                    fin["counters"]["hits"].as_u64(),
+                    fin["counters"]["misses"].as_u64()
+                ),
+                (Some(8), Some(1))
+            );
         }
-        assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"), "placeholder back after Ctrl-C");
+        assert_eq!(
+            attached_name(&bed).as_deref(),
+            Some("xdp_pass"),
+            "placeholder back after Ctrl-C"
+        );
     }
 }
 
@@ -326,7 +516,15 @@ fn foreground_install_detaches_on_ctrl_c() {
     let bed = lab(Topology::Direct);
     let ns = bed.dut().netns.clone();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dut"))
-        .args(["--netns", &ns, "install", "dns-ping", "--iface", "dut0", "--foreground"])
+        .args([
+            "--netns",
+            &ns,
+            "install",
+            "dns-ping",
+            "--iface",
+            "dut0",
+            "--foreground",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -337,8 +535,14 @@ fn foreground_install_detaches_on_ctrl_c() {
     let ready: Value = serde_json::from_str(&line).expect("ready JSON");
     assert_eq!(ready["type"], "ready");
     assert_eq!(attached_name(&bed).as_deref(), Some("dut_dns_ping"));
-    let answers = ask(&bed, &[(".".into(), RecordType::A), ("a.b.".into(), RecordType::NS)]);
-    assert!(answers.iter().all(|a| a.as_ref().is_some_and(|m| m.response_code() == ResponseCode::NXDomain)));
+    let answers = ask(
+        &bed,
+        &[(".".into(), RecordType::A), ("a.b.".into(), RecordType::NS)],
+    );
+    assert!(answers.iter().all(|a| {
+        a.as_ref()
+            .is_some_and(|m| m.response_code() == ResponseCode::NXDomain)
+    }));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     line.clear();

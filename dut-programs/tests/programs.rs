@@ -19,7 +19,15 @@ const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 
 fn loaded(p: Program, config: Config, entries: u32) -> Loaded {
-    load(p, &LoadOptions { config, cache_entries: entries, offload_ifindex: None }).expect("load (verifier)")
+    load(
+        p,
+        &LoadOptions {
+            config,
+            cache_entries: entries,
+            offload_ifindex: None,
+        },
+    )
+    .expect("load (verifier)")
 }
 
 fn run(l: &Loaded, frame: &[u8]) -> TestRun {
@@ -56,7 +64,14 @@ fn drop_counts_and_drops() {
 #[test]
 fn checksum_runs_n_rounds_and_passes_the_verifier_at_large_n() {
     for n in [0u32, 1, 150, 1000, 100_000] {
-        let l = loaded(Program::Checksum, Config { checksums: n, ..Default::default() }, 0);
+        let l = loaded(
+            Program::Checksum,
+            Config {
+                checksums: n,
+                ..Default::default()
+            },
+            0,
+        );
         let f = udp_frame(DUT_IP, 9, &[0; 18]);
         assert_eq!(run(&l, &f).retval, XDP_DROP);
         let mut bad = f.clone();
@@ -68,19 +83,56 @@ fn checksum_runs_n_rounds_and_passes_the_verifier_at_large_n() {
         assert_eq!(c.get("drop"), 2);
     }
     // More rounds cost more time (repeat gives the mean per run).
-    let l1 = loaded(Program::Checksum, Config { checksums: 1, ..Default::default() }, 0);
-    let l2 = loaded(Program::Checksum, Config { checksums: 1000, ..Default::default() }, 0);
+    let l1 = loaded(
+        Program::Checksum,
+        Config {
+            checksums: 1,
+            ..Default::default()
+        },
+        0,
+    );
+    let l2 = loaded(
+        Program::Checksum,
+        Config {
+            checksums: 1000,
+            ..Default::default()
+        },
+        0,
+    );
     let f = udp_frame(DUT_IP, 9, &[0; 18]);
-    let t1 = kernel::test_run(l1.prog.as_fd(), &f, 2000).expect("run").duration;
-    let t2 = kernel::test_run(l2.prog.as_fd(), &f, 2000).expect("run").duration;
-    assert!(t2 > t1, "1000 rounds ({t2:?}) should cost more than 1 ({t1:?})");
-    assert!(load(Program::Checksum, &LoadOptions { config: Config { checksums: 2_000_000, ..Default::default() }, ..Default::default() }).is_err());
+    let t1 = kernel::test_run(l1.prog.as_fd(), &f, 2000)
+        .expect("run")
+        .duration;
+    let t2 = kernel::test_run(l2.prog.as_fd(), &f, 2000)
+        .expect("run")
+        .duration;
+    assert!(
+        t2 > t1,
+        "1000 rounds ({t2:?}) should cost more than 1 ({t1:?})"
+    );
+    assert!(
+        load(
+            Program::Checksum,
+            &LoadOptions {
+                config: Config {
+                    checksums: 2_000_000,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
 }
 
 #[test]
 fn dns_ping_answers_profile_queries_with_nxdomain() {
     let l = loaded(Program::DnsPing, Config::default(), 0);
-    let t = Template::new(&Profile::load("dns-ping").expect("p"), TemplateOptions::default()).expect("t");
+    let t = Template::new(
+        &Profile::load("dns-ping").expect("p"),
+        TemplateOptions::default(),
+    )
+    .expect("t");
     for n in [0u64, 1, 65_537] {
         let req = t.frame_for(n, None);
         let out = run(&l, &req);
@@ -91,7 +143,11 @@ fn dns_ping_answers_profile_queries_with_nxdomain() {
         assert!(!a.msg.authoritative());
     }
     // An EDNS query: the OPT record is dropped, ARCOUNT 0, frame trimmed.
-    let req = udp_frame(DUT_IP, 53, &query(7, "www.example.com.", RecordType::AAAA, true));
+    let req = udp_frame(
+        DUT_IP,
+        53,
+        &query(7, "www.example.com.", RecordType::AAAA, true),
+    );
     let out = run(&l, &req);
     assert_eq!(out.retval, XDP_TX);
     let a = check_answer(&req, &out.data);
@@ -128,7 +184,10 @@ fn dns_cache_answers_hits_with_the_record_and_misses_with_nxdomain() {
     let req = udp_frame(DUT_IP, 53, &query(9, "zz9.lab.test.", RecordType::A, false));
     let out = run(&l, &req);
     assert_eq!(out.retval, XDP_TX);
-    assert_eq!(check_answer(&req, &out.data).msg.response_code(), ResponseCode::NXDomain);
+    assert_eq!(
+        check_answer(&req, &out.data).msg.response_code(),
+        ResponseCode::NXDomain
+    );
     let hit_name = format!("{}.", names.name(3));
     let req = udp_frame(DUT_IP, 53, &query(10, &hit_name, RecordType::AAAA, true));
     let out = run(&l, &req);
@@ -168,10 +227,18 @@ fn malformed_cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     v.push(("two questions", udp_frame(DUT_IP, 53, &d), "not_handled"));
     let mut d = good[..12].to_vec();
     d.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
-    v.push(("compression pointer in the question", udp_frame(DUT_IP, 53, &d), "parse_errors"));
+    v.push((
+        "compression pointer in the question",
+        udp_frame(DUT_IP, 53, &d),
+        "parse_errors",
+    ));
     let mut d = good[..12].to_vec();
     d.extend_from_slice(&[1, b'a']); // name never ends
-    v.push(("unterminated name", udp_frame(DUT_IP, 53, &d), "parse_errors"));
+    v.push((
+        "unterminated name",
+        udp_frame(DUT_IP, 53, &d),
+        "parse_errors",
+    ));
     let mut f = udp_frame(DUT_IP, 53, &good);
     f[20] = 0x20; // MF
     fix_ip_checksum(&mut f);
@@ -224,7 +291,10 @@ fn malformed_input_is_passed_and_counted_never_answered() {
 
 #[test]
 fn tenant_guard_passes_other_destinations() {
-    let cfg = Config { tenant: Some(dut_programs::skel::parse_cidr("198.18.0.0/24").expect("cidr")), checksums: 0 };
+    let cfg = Config {
+        tenant: Some(dut_programs::skel::parse_cidr("198.18.0.0/24").expect("cidr")),
+        checksums: 0,
+    };
     let l = loaded(Program::DnsPing, cfg, 0);
     let q = query(3, "x.test.", RecordType::A, false);
     assert_eq!(run(&l, &udp_frame(DUT_IP, 53, &q)).retval, XDP_TX);
@@ -257,18 +327,42 @@ fn host_shim_matches_the_kernel_byte_for_byte() {
     let names = &prof.dns.as_ref().expect("dns").names;
     let mut scache = Shim::new(Program::DnsCache, &Config::default());
     for i in 0..names.count() {
-        scache.cache_mut().insert(cache::key(&names.wire_name(i)).expect("key"), names.record(i));
+        scache.cache_mut().insert(
+            cache::key(&names.wire_name(i)).expect("key"),
+            names.record(i),
+        );
     }
     let kping = loaded(Program::DnsPing, Config::default(), 0);
     let mut sping = Shim::new(Program::DnsPing, &Config::default());
-    let kcsum = loaded(Program::Checksum, Config { checksums: 10, ..Default::default() }, 0);
-    let mut scsum = Shim::new(Program::Checksum, &Config { checksums: 10, ..Default::default() });
+    let kcsum = loaded(
+        Program::Checksum,
+        Config {
+            checksums: 10,
+            ..Default::default()
+        },
+        0,
+    );
+    let mut scsum = Shim::new(
+        Program::Checksum,
+        &Config {
+            checksums: 10,
+            ..Default::default()
+        },
+    );
     let t = Template::new(&prof, TemplateOptions::default()).expect("t");
     let mut frames: Vec<Vec<u8>> = (0..50).map(|n| t.frame_for(n * 31, None)).collect();
     frames.extend(malformed_cases().into_iter().map(|(_, f, _)| f));
-    frames.push(udp_frame(DUT_IP, 53, &query(1, "nope.example.", RecordType::MX, true)));
+    frames.push(udp_frame(
+        DUT_IP,
+        53,
+        &query(1, "nope.example.", RecordType::MX, true),
+    ));
     for f in &frames {
-        for (k, s) in [(&kping, &mut sping), (&kcache, &mut scache), (&kcsum, &mut scsum)] {
+        for (k, s) in [
+            (&kping, &mut sping),
+            (&kcache, &mut scache),
+            (&kcsum, &mut scsum),
+        ] {
             let out = run(k, f);
             let (v, data) = shim_run(s, f);
             assert_eq!(v, out.retval);
@@ -288,7 +382,11 @@ mod fuzz {
         vec![
             udp_frame(DUT_IP, 53, &query(1, "aa.lab.test.", RecordType::A, false)),
             udp_frame(DUT_IP, 53, &query(2, "q9.lab.test.", RecordType::A, true)),
-            udp_frame(DUT_IP, 53, &query(3, "www.example.org.", RecordType::TXT, true)),
+            udp_frame(
+                DUT_IP,
+                53,
+                &query(3, "www.example.org.", RecordType::TXT, true),
+            ),
         ]
     }
 
@@ -361,7 +459,10 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
     let names = &prof.dns.as_ref().expect("dns").names;
     let mut sc = Shim::new(Program::DnsCache, &Config::default());
     for i in 0..names.count() {
-        sc.cache_mut().insert(cache::key(&names.wire_name(i)).expect("key"), names.record(i));
+        sc.cache_mut().insert(
+            cache::key(&names.wire_name(i)).expect("key"),
+            names.record(i),
+        );
     }
     let kp = loaded(Program::DnsPing, Config::default(), 0);
     let mut sp = Shim::new(Program::DnsPing, &Config::default());
@@ -410,6 +511,9 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
         assert_eq!(c, s.counters());
         assert_eq!(c.get("packets"), 5000);
         assert_eq!(c.get("packets"), c.get("pass") + c.get("tx"));
-        assert_eq!(c.get("pass"), c.get("parse_errors") + c.get("not_handled") + c.get("too_long"));
+        assert_eq!(
+            c.get("pass"),
+            c.get("parse_errors") + c.get("not_handled") + c.get("too_long")
+        );
     }
 }

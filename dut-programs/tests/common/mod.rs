@@ -65,7 +65,9 @@ pub fn fix_ip_checksum(f: &mut [u8]) {
 /// A DNS query message (hickory-built), optionally with an EDNS OPT record.
 pub fn query(id: u16, name: &str, qtype: RecordType, edns: bool) -> Vec<u8> {
     let mut m = Message::new();
-    m.set_id(id).set_message_type(MessageType::Query).set_recursion_desired(true);
+    m.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_recursion_desired(true);
     m.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
     if edns {
         let mut e = hickory_proto::op::Edns::new();
@@ -87,26 +89,42 @@ pub struct Answer {
 pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
     let rq = SlicedPacket::from_ethernet(req).expect("request parses");
     let rs = SlicedPacket::from_ethernet(resp).expect("answer parses");
-    let (Some(etherparse::LinkSlice::Ethernet2(qe)), Some(etherparse::LinkSlice::Ethernet2(se))) = (&rq.link, &rs.link)
+    let (Some(etherparse::LinkSlice::Ethernet2(qe)), Some(etherparse::LinkSlice::Ethernet2(se))) =
+        (&rq.link, &rs.link)
     else {
         panic!("not Ethernet II")
     };
     assert_eq!(se.source(), qe.destination());
     assert_eq!(se.destination(), qe.source());
-    let (Some(NetSlice::Ipv4(qi)), Some(NetSlice::Ipv4(si))) = (&rq.net, &rs.net) else { panic!("not IPv4") };
+    let (Some(NetSlice::Ipv4(qi)), Some(NetSlice::Ipv4(si))) = (&rq.net, &rs.net) else {
+        panic!("not IPv4")
+    };
     assert_eq!(si.header().source(), qi.header().destination());
     assert_eq!(si.header().destination(), qi.header().source());
     let h = si.header().to_header();
-    assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 header checksum");
-    assert_eq!(usize::from(h.total_len), resp.len() - 14, "IPv4 total length is the frame");
-    let (Some(TransportSlice::Udp(qu)), Some(TransportSlice::Udp(su))) = (&rq.transport, &rs.transport) else {
+    assert_eq!(
+        h.header_checksum,
+        h.calc_header_checksum(),
+        "IPv4 header checksum"
+    );
+    assert_eq!(
+        usize::from(h.total_len),
+        resp.len() - 14,
+        "IPv4 total length is the frame"
+    );
+    let (Some(TransportSlice::Udp(qu)), Some(TransportSlice::Udp(su))) =
+        (&rq.transport, &rs.transport)
+    else {
         panic!("not UDP")
     };
     assert_eq!(su.source_port(), qu.destination_port());
     assert_eq!(su.destination_port(), qu.source_port());
     assert_eq!(usize::from(su.length()), 8 + su.payload().len());
     if su.checksum() != 0 {
-        let c = su.to_header().calc_checksum_ipv4(&h, su.payload()).expect("udp csum");
+        let c = su
+            .to_header()
+            .calc_checksum_ipv4(&h, su.payload())
+            .expect("udp csum");
         assert_eq!(su.checksum(), c, "UDP checksum");
     }
     // The request's header + question only (what an answer repeats; trailing
@@ -122,6 +140,9 @@ pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
     assert_eq!(sm.message_type(), MessageType::Response);
     assert_eq!(sm.recursion_desired(), qm.recursion_desired());
     assert_eq!(sm.queries(), qm.queries(), "same question");
-    assert!(sm.additionals().is_empty() && sm.extensions().is_none(), "no additional records");
+    assert!(
+        sm.additionals().is_empty() && sm.extensions().is_none(),
+        "no additional records"
+    );
     Answer { msg: sm }
 }
