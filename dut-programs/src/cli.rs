@@ -35,8 +35,18 @@ pub struct Args {
     /// Run in network namespace NAME (/run/netns/NAME), keeping the host's bpffs.
     #[arg(long, global = true, value_name = "NAME")]
     pub netns: Option<String>,
+    /// Output format (`json` = the subcommands' `--json`), as every tool takes it.
+    #[arg(long, global = true, value_enum)]
+    pub output: Option<OutputFormat>,
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }
 
 /// The subcommands.
@@ -152,8 +162,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(ns) = &args.netns {
         kernel::enter_netns(ns)?;
     }
+    let j = args.output == Some(OutputFormat::Json);
     match args.cmd {
-        Cmd::List { json } => list(json),
+        Cmd::List { json } => list(json || j),
         Cmd::Install(a) => install(&a),
         Cmd::Status {
             iface,
@@ -166,7 +177,7 @@ pub fn run(args: Args) -> Result<()> {
             batch,
             duration,
             json,
-        } => update_bench(&profile, batch, duration, json),
+        } => update_bench(&profile, batch, duration, json || j),
     }
 }
 
