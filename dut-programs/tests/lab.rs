@@ -555,3 +555,33 @@ fn foreground_install_detaches_on_ctrl_c() {
     assert!(!prog_exists(id));
     assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"));
 }
+
+/// Under `ip netns exec` (fresh /sys, no bpffs) dut works the same: nothing
+/// relies on pins; status finds the program through the kernel.
+#[test]
+fn works_under_ip_netns_exec() {
+    let bed = lab(Topology::Direct);
+    let run = |args: &[&str]| {
+        bed.dut()
+            .command(env!("CARGO_BIN_EXE_dut"))
+            .args(args)
+            .output()
+            .expect("ip netns exec dut")
+    };
+    ok(&run(&["install", "dns-ping", "--iface", "dut0"]), "install");
+    let answers = ask(&bed, &[(".".into(), RecordType::A)]);
+    assert!(answers[0].is_some());
+    let st: Value =
+        serde_json::from_str(ok(&run(&["status", "--json"]), "status").trim()).expect("json");
+    let rec = &st["interfaces"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["iface"] == "dut0")
+        .cloned()
+        .expect("dut0");
+    assert_eq!(rec["program"], "dns-ping");
+    assert_eq!(rec["counters"]["tx"], 1);
+    ok(&run(&["remove", "--iface", "dut0"]), "remove");
+    assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"));
+}

@@ -391,7 +391,7 @@ mod fuzz {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, .. ProptestConfig::default() })]
         #[test]
         fn random_and_mutated_frames_never_yield_a_malformed_answer(
             pick in 0usize..3,
