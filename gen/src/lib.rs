@@ -231,6 +231,12 @@ pub struct Ctx {
     pub end_ns: Vec<AtomicU64>,
     /// Count replies.
     pub rx: bool,
+    /// xdp-live: raised by the reporter to end the TX threads.
+    pub halt: AtomicBool,
+    /// xdp-live: raised to end the RX threads.
+    pub rx_halt: AtomicBool,
+    /// xdp-live: pthread ids of the TX threads (for SIGUSR1).
+    pub pthreads: Vec<AtomicU64>,
 }
 
 impl Ctx {
@@ -313,23 +319,41 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         counters: (0..nq).map(|_| report::QueueCounters::default()).collect(),
         end_ns: (0..nq).map(|_| AtomicU64::new(0)).collect(),
         rx: !o.no_rx,
+        halt: AtomicBool::new(false),
+        rx_halt: AtomicBool::new(false),
+        pthreads: (0..nq).map(|_| AtomicU64::new(0)).collect(),
     });
+    if live.is_some() {
+        live::install_wake_handler().context("installing the SIGUSR1 handler")?;
+    }
+    let frame_len = plan.template.len() as u64;
+    let mut rx_handles = Vec::new();
     let mut handles = Vec::with_capacity(nq);
     for (i, (q, h)) in queues.iter_mut().zip(hists).enumerate() {
-        let ctx = ctx.clone();
+        let c = ctx.clone();
         let core = plan.cores[i];
         let q = q.take();
         let name = format!("gen-q{}", plan.queue_ids[i]);
         let handle = match (&live, q) {
             (None, Some(q)) => std::thread::Builder::new()
                 .name(name)
-                .spawn(move || afxdp::queue_thread(q, i, core, ctx, h)),
+                .spawn(move || afxdp::queue_thread(q, i, core, c, h)),
             (Some(l), q) => {
+                if let Some(q) = q {
+                    let c2 = c.clone();
+                    match std::thread::Builder::new().name(format!("gen-rx{i}")).spawn(move || live::rx_thread(q, i, c2)) {
+                        Ok(h) => rx_handles.push(h),
+                        Err(e) => {
+                            ctx.rx_halt.store(true, Relaxed);
+                            return Err(e).context("starting an RX thread");
+                        }
+                    }
+                }
                 let l = l.clone();
                 let qid = plan.queue_ids[i];
                 std::thread::Builder::new()
                     .name(name)
-                    .spawn(move || live::queue_thread(&l, q, qid, i, core, ctx, h))
+                    .spawn(move || live::queue_thread(&l, qid, i, core, c, h))
             }
             (None, None) => bail!("internal: no socket for queue {i}"),
         };
@@ -337,6 +361,8 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             Ok(h) => handles.push(h),
             Err(e) => {
                 stop.store(true, Relaxed);
+                ctx.halt.store(true, Relaxed);
+                ctx.rx_halt.store(true, Relaxed);
                 return Err(e).context("starting a queue thread");
             }
         }
@@ -347,7 +373,28 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     let mut t_prev = 0.0;
     let mut rates = Vec::new();
     let mut next_tick = o.interval;
+    let live_sync = |ctx: &Ctx| {
+        // xdp-live threads sit in the kernel: read their counters from the map,
+        // and end them when the run is over.
+        if let Some(l) = &live {
+            let mut done = true;
+            for (i, &qid) in plan.queue_ids.iter().enumerate() {
+                let k = l.state(qid).k;
+                ctx.counters[i].tx_packets.store(k, Relaxed);
+                ctx.counters[i].tx_bytes.store(k * frame_len, Relaxed);
+                done &= k >= ctx.count_for(i);
+            }
+            let over = ctx.duration.is_some_and(|d| ctx.t0.elapsed() >= d);
+            if done || over || ctx.stop.load(Relaxed) {
+                ctx.halt.store(true, Relaxed);
+                for p in &ctx.pthreads {
+                    live::wake_thread(p.load(Relaxed));
+                }
+            }
+        }
+    };
     loop {
+        live_sync(&ctx);
         if handles.iter().all(|h| h.is_finished()) {
             break;
         }
@@ -362,9 +409,10 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             t_prev = t;
             next_tick += o.interval;
         } else {
-            std::thread::sleep((next_tick - el).min(Duration::from_millis(20)));
+            std::thread::sleep((next_tick - el).min(Duration::from_millis(if live.is_some() { 5 } else { 20 })));
         }
     }
+    live_sync(&ctx);
     let mut all = new_hist()?;
     let mut panicked = false;
     for h in handles {
@@ -375,6 +423,14 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             Err(_) => panicked = true,
         }
     }
+    if !rx_handles.is_empty() {
+        std::thread::sleep(Duration::from_millis(250));
+        ctx.rx_halt.store(true, Relaxed);
+        for h in rx_handles {
+            let _ = h.join();
+        }
+    }
+    live_sync(&ctx);
     let redirect = port.as_ref().and_then(XskPort::redirect_counters);
     drop(port); // restores the interface's previous XDP program
     drop(live);

@@ -15,6 +15,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+#[cfg(test)]
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -25,7 +26,6 @@ use profiles::profile::VaryKind;
 
 use sink::af_xdp::XskQueue;
 
-use crate::pace::{Pacer, Pending};
 use crate::{Ctx, Plan, net};
 
 mod skel {
@@ -38,18 +38,73 @@ const MAX_LIST: usize = 256;
 const MAX_LABEL: usize = 16;
 const MAX_UDP: usize = 512;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-/// Frames per BPF_PROG_RUN when unpaced.
-pub const UNPACED_REPEAT: u32 = 1024;
-/// Largest paced batch.
-pub const PACED_BATCH: usize = 64;
 
 /// The loaded program and the frame it starts from.
 #[derive(Debug)]
 pub struct LiveProgram {
     prog: OwnedFd,
-    seq: OwnedFd,
+    qstate: OwnedFd,
+    devhist: OwnedFd,
     ifindex: u32,
     frame: Vec<u8>,
+}
+
+/// Mirror of `struct qstate` in gen_live.bpf.c.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QState {
+    /// Frames sent.
+    pub k: u64,
+    /// Send no more than this.
+    pub limit: u64,
+    /// Schedule origin, CLOCK_MONOTONIC ns.
+    pub t0_ns: u64,
+    /// Mean gap in ns << 16 (0: unpaced).
+    pub gap_fp: u64,
+    /// Poisson: next departure (ns << 16 after t0); 0 for CBR.
+    pub next_fp: u64,
+    /// Poisson RNG state.
+    pub rng: u64,
+    /// Stop sending at this CLOCK_MONOTONIC ns (0: none).
+    pub deadline_ns: u64,
+    /// Runs that sent nothing (not due yet).
+    pub idle: u64,
+}
+
+const DEV_BUCKETS: u32 = 1184;
+const EXP_TABLE: u32 = 4096;
+
+/// Lowest value of deviation bucket `b` (see dev_bucket in the BPF program).
+fn bucket_low(b: u32) -> u64 {
+    if b < 64 {
+        return u64::from(b);
+    }
+    let e = 6 + (b - 64) / 32;
+    let m = u64::from((b - 64) % 32);
+    (32 + m) << (e - 5)
+}
+
+fn map_update<K, V>(fd: &OwnedFd, k: &K, v: &V) -> std::io::Result<()> {
+    // SAFETY: K and V have the map's key and value sizes (checked by the kernel).
+    let rc = unsafe {
+        libbpf_sys::bpf_map_update_elem(fd.as_raw_fd(), (k as *const K).cast(), (v as *const V).cast(), 0)
+    };
+    if rc != 0 { Err(std::io::Error::from_raw_os_error(-rc)) } else { Ok(()) }
+}
+
+fn map_lookup<K, V: Default>(fd: &OwnedFd, k: &K) -> V {
+    let mut v = V::default();
+    // SAFETY: as in map_update.
+    unsafe { libbpf_sys::bpf_map_lookup_elem(fd.as_raw_fd(), (k as *const K).cast(), (&mut v as *mut V).cast()) };
+    v
+}
+
+/// CLOCK_MONOTONIC in ns (bpf_ktime_get_ns's clock).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn charset_of(t: &Template) -> Vec<u8> {
@@ -160,8 +215,19 @@ impl LiveProgram {
         let skel = open.load().context("loading the xdp-live program")?;
         let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().context("duplicating a BPF fd");
         let prog = dup(skel.progs.gen_live.as_fd())?;
-        let seq = dup(skel.maps.seq.as_fd())?;
+        let qstate = dup(skel.maps.qstate.as_fd())?;
+        let devhist = dup(skel.maps.devhist.as_fd())?;
         let lmap = dup(skel.maps.lists.as_fd())?;
+        let exptab = dup(skel.maps.exptab.as_fd())?;
+        // Exponential quantiles, scaled so the table's mean is exactly 1 << 16.
+        let raw: Vec<f64> = (0..EXP_TABLE).map(|i| -((f64::from(i) + 0.5) / f64::from(EXP_TABLE)).ln()).collect();
+        let mean = raw.iter().sum::<f64>() / raw.len() as f64;
+        for (i, x) in raw.iter().enumerate() {
+            map_update(&exptab, &(i as u32), &((x / mean * 65536.0).round() as u64)).context("filling the exponential table")?;
+        }
+        for q in 0..nq as u32 {
+            map_update(&qstate, &q, &QState { limit: u64::MAX, ..QState::default() }).context("initialising queue state")?;
+        }
         for (k, v) in lists {
             // SAFETY: 4-byte key, 8-byte value as the map declares.
             let rc = unsafe {
@@ -176,13 +242,18 @@ impl LiveProgram {
                 return Err(std::io::Error::from_raw_os_error(-rc)).context("filling the list map");
             }
         }
-        Ok(LiveProgram { prog, seq, ifindex, frame: t.frame().to_vec() })
+        Ok(LiveProgram { prog, qstate, devhist, ifindex, frame: t.frame().to_vec() })
     }
 
     /// Sends `repeat` frames from queue `qid` (live mode). Returns the kernel error.
     #[inline]
     pub fn send(&self, qid: u32, repeat: u32) -> std::io::Result<()> {
-        let mut md = libbpf_sys::xdp_md { ingress_ifindex: self.ifindex, rx_queue_index: qid, ..Default::default() };
+        let mut md = libbpf_sys::xdp_md {
+            data_end: self.frame.len() as u32,
+            ingress_ifindex: self.ifindex,
+            rx_queue_index: qid,
+            ..Default::default()
+        };
         let mut opts = libbpf_sys::bpf_test_run_opts {
             sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
             data_in: self.frame.as_ptr().cast(),
@@ -220,107 +291,134 @@ impl LiveProgram {
         Ok((opts.retval, out))
     }
 
-    /// The per-queue counter k (frames the program has made for queue `qid`).
-    pub fn seq(&self, qid: u32) -> u64 {
-        let mut v = 0u64;
-        // SAFETY: 4-byte key, 8-byte value.
-        unsafe {
-            libbpf_sys::bpf_map_lookup_elem(
-                self.seq.as_raw_fd(),
-                (&qid as *const u32).cast(),
-                (&mut v as *mut u64).cast(),
-            )
-        };
-        v
+    /// Queue `qid`'s state.
+    pub fn state(&self, qid: u32) -> QState {
+        map_lookup(&self.qstate, &qid)
+    }
+
+    /// Sets queue `qid`'s state.
+    pub fn set_state(&self, qid: u32, st: &QState) -> std::io::Result<()> {
+        map_update(&self.qstate, &qid, st)
+    }
+
+    /// Adds queue `qid`'s pacing deviations to `h`.
+    pub fn deviations(&self, qid: u32, h: &mut Histogram<u64>) {
+        for b in 0..DEV_BUCKETS {
+            let key = (qid & 255) * DEV_BUCKETS + b;
+            let n: u64 = map_lookup(&self.devhist, &key);
+            if n > 0 {
+                let _ = h.record_n(bucket_low(b), n);
+            }
+        }
     }
 }
 
-/// Runs queue `qid` (position `i`) until the run ends; returns the pacing histogram.
-#[allow(clippy::too_many_arguments)]
+extern "C" fn wake(_: libc::c_int) {}
+
+/// Installs the no-op SIGUSR1 handler (without SA_RESTART) that interrupts a live
+/// BPF_PROG_RUN call: the kernel's run loop checks for pending signals and returns
+/// EINTR. Idempotent.
+pub fn install_wake_handler() -> std::io::Result<()> {
+    // SAFETY: sigaction with a valid handler; SIGUSR1 is not otherwise used.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = wake as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = 0;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut())
+    };
+    if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Interrupts the live call of a thread (by its pthread id).
+pub fn wake_thread(pthread: u64) {
+    if pthread != 0 {
+        // SAFETY: the id was stored by a live thread that has not been joined yet.
+        unsafe { libc::pthread_kill(pthread as libc::pthread_t, libc::SIGUSR1) };
+    }
+}
+
+/// Runs queue `qid` (position `i`): sets its schedule in `qstate`, then issues
+/// BPF_PROG_RUN calls of up to 2^31 runs until `ctx.halt` is raised (the caller
+/// raises it at the deadline, when every queue reached its limit, or on Ctrl-C, and
+/// interrupts the call with [`wake_thread`]). The caller reads the counters from
+/// `qstate` meanwhile ([`LiveProgram::state`]). Returns the pacing histogram.
 pub fn queue_thread(
     l: &LiveProgram,
-    mut rxq: Option<XskQueue>,
     qid: u32,
     i: usize,
     core: Option<usize>,
     ctx: Arc<Ctx>,
     mut hist: Histogram<u64>,
 ) -> Histogram<u64> {
+    ctx.pthreads[i].store(
+        // SAFETY: plain pthread_self.
+        unsafe { libc::pthread_self() } as u64,
+        Relaxed,
+    );
     if let Some(c) = core
         && let Err(e) = net::pin_to(c)
     {
         eprintln!("warning: queue {qid}: {e:#}");
     }
-    let counters = &ctx.counters[i];
-    let len = l.frame.len() as u64;
     let total = ctx.count_for(i);
-    let mut k: u64 = 0;
-    let mut pacer = ctx.rate_per_queue.map(|r| Pacer::new(ctx.pattern, r, i as u64 + 1));
-    let mut pend = Pending::default();
-    let deadline_ns = ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64);
+    // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC.
+    let t0_mono = monotonic_ns().saturating_sub(ctx.t0.elapsed().as_nanos() as u64);
+    let gap_fp = ctx.rate_per_queue.map_or(0, |r| ((1e9 / r) * 65536.0).round().max(1.0) as u64);
+    let mut st = QState {
+        limit: total,
+        t0_ns: t0_mono,
+        gap_fp,
+        rng: (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+        deadline_ns: ctx.duration.map_or(0, |d| t0_mono + d.as_nanos() as u64),
+        ..QState::default()
+    };
+    if ctx.pattern == crate::Pattern::Poisson && gap_fp > 0 {
+        let p = crate::pace::Pacer::new(crate::Pattern::Poisson, 1e9 / (gap_fp as f64 / 65536.0), i as u64 + 7);
+        st.next_fp = ((p.next_ns() * 65536.0) as u64).max(1);
+    }
+    if let Err(e) = l.set_state(qid, &st) {
+        eprintln!("error: queue {qid}: setting the xdp-live queue state: {e}");
+        ctx.end_ns[i].store(0, Relaxed);
+        ctx.pthreads[i].store(0, Relaxed);
+        return hist;
+    }
     let mut errors = 0u64;
-    let end_ns;
-    loop {
-        let now_ns = ctx.t0.elapsed().as_nanos() as f64;
-        if ctx.stop.load(Relaxed) {
-            end_ns = now_ns.min(deadline_ns);
-            break;
-        }
-        if now_ns >= deadline_ns {
-            end_ns = deadline_ns;
-            break;
-        }
-        if k >= total {
-            end_ns = pacer.as_ref().map_or(now_ns, |p| p.next_ns().max(now_ns));
-            break;
-        }
-        if let Some(q) = rxq.as_mut() {
-            q.recv_batch(64, |f, _| counters.count_rx(f));
-        }
-        let want = match &mut pacer {
-            Some(p) => pend.refill(p, now_ns.min(deadline_ns), PACED_BATCH, total - k),
-            None => (u64::from(UNPACED_REPEAT)).min(total - k) as usize,
-        };
-        if want == 0 {
-            if let Some(p) = &pacer {
-                let wait = p.next_ns() - now_ns;
-                if wait > 300_000.0 {
-                    std::thread::sleep(Duration::from_nanos(((wait - 150_000.0) as u64).min(1_000_000)));
-                } else {
-                    std::hint::spin_loop();
+    while !ctx.halt.load(Relaxed) {
+        match l.send(qid, i32::MAX as u32) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => {
+                errors += 1;
+                if errors > 100 {
+                    eprintln!("error: queue {qid}: BPF_PROG_RUN (live frames) keeps failing: {e}; stopping this queue");
+                    break;
                 }
             }
-            continue;
         }
-        if l.send(qid, want as u32).is_err() {
-            errors += 1;
-            if errors > 1000 {
-                eprintln!("error: queue {qid}: BPF_PROG_RUN keeps failing; stopping this queue");
-                end_ns = now_ns;
-                break;
-            }
-            continue;
-        }
-        if pacer.is_some() {
-            for j in 0..want {
-                let _ = hist.record((now_ns - pend.time(j)).max(0.0) as u64);
-            }
-            pend.consume(want);
-        }
-        k += want as u64;
-        counters.tx_packets.fetch_add(want as u64, Relaxed);
-        counters.tx_bytes.fetch_add(want as u64 * len, Relaxed);
     }
+    let now_ns = ctx.t0.elapsed().as_nanos() as f64;
+    let k = l.state(qid).k;
+    let end_ns = match ctx.duration {
+        Some(d) if now_ns >= d.as_nanos() as f64 => d.as_nanos() as f64,
+        _ if k >= total && gap_fp > 0 && st.next_fp == 0 => (k as f64 * gap_fp as f64 / 65536.0).min(now_ns),
+        _ => now_ns,
+    };
     ctx.end_ns[i].store(end_ns as u64, Relaxed);
-    if let Some(q) = rxq.as_mut() {
-        let until = Instant::now() + Duration::from_millis(250);
-        while Instant::now() < until {
-            if q.recv_batch(64, |f, _| counters.count_rx(f)) == 0 {
-                std::thread::sleep(Duration::from_micros(200));
-            }
+    l.deviations(qid, &mut hist);
+    // No more signals to this thread once it is about to exit.
+    ctx.pthreads[i].store(0, Relaxed);
+    hist
+}
+
+/// Counts replies on an AF_XDP RX socket until `ctx.rx_halt`.
+pub fn rx_thread(mut q: XskQueue, i: usize, ctx: Arc<Ctx>) {
+    let counters = &ctx.counters[i];
+    while !ctx.rx_halt.load(Relaxed) {
+        if q.poll_rx(10) {
+            while q.recv_batch(64, |f, _| counters.count_rx(f)) > 0 {}
         }
     }
-    hist
 }
 
 #[cfg(test)]
@@ -341,24 +439,71 @@ mod tests {
             let l = LiveProgram::load_for(&t, nq, 0).expect("load");
             // Spread over the 16-bit ID wrap so DNS source ports change too.
             for k in (0..70_000u64).step_by(997).chain(0..5) {
-                if t.varies() {
-                    // Jump the per-queue counter to k.
-                    let q = 0u32;
-                    // SAFETY: 4-byte key, 8-byte value.
-                    unsafe {
-                        libbpf_sys::bpf_map_update_elem(
-                            l.seq.as_raw_fd(),
-                            (&q as *const u32).cast(),
-                            (&k as *const u64).cast(),
-                            0,
-                        )
-                    };
-                }
+                // Jump queue 0's counter to k (unpaced, unlimited).
+                l.set_state(0, &QState { k, limit: u64::MAX, ..QState::default() }).expect("state");
                 let (ret, f) = l.test_frame().expect("test run");
                 assert_eq!(ret, 3, "XDP_TX");
-                let want = t.frame_for(if t.varies() { k * nq as u64 } else { 0 }, None);
+                let want = t.frame_for(k * nq as u64, None);
                 assert_eq!(f, want, "{name}: frame {}", k * nq as u64);
             }
+        }
+    }
+
+    #[test]
+    fn paced_runs_hold_back_until_due_and_stop_at_the_limit() {
+        if !crate::net::is_root() {
+            return;
+        }
+        let p = Profile::load("min-single-flow").expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let l = LiveProgram::load_for(&t, 1, 0).expect("load");
+        // 1000 pps from now: frame 0 due at once, frame 1 after 1 ms.
+        let now = monotonic_ns();
+        let st = QState { limit: 3, t0_ns: now, gap_fp: 1_000_000 << 16, ..QState::default() };
+        l.set_state(0, &st).expect("state");
+        assert_eq!(l.test_frame().expect("run").0, 3, "frame 0 due: XDP_TX");
+        assert_eq!(l.test_frame().expect("run").0, 1, "frame 1 not due: XDP_DROP");
+        std::thread::sleep(Duration::from_millis(3));
+        assert_eq!(l.test_frame().expect("run").0, 3);
+        assert_eq!(l.test_frame().expect("run").0, 3);
+        assert_eq!(l.test_frame().expect("run").0, 1, "limit reached");
+        let s = l.state(0);
+        assert_eq!(s.k, 3);
+        assert!(s.idle >= 1);
+        let mut h = Histogram::<u64>::new(3).expect("hist");
+        l.deviations(0, &mut h);
+        assert_eq!(h.len(), 3, "one deviation per frame sent");
+        // Frames 1 and 2 went out ~2 and ~1 ms late.
+        assert!(h.max() >= 1_000_000, "max {}", h.max());
+    }
+
+    #[test]
+    #[ignore]
+    fn call_cost() {
+        let p = Profile::load("min-single-flow").expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let ifx = sink::af_xdp::ifindex(&std::env::var("LT_IF").expect("LT_IF")).expect("if");
+        let l = LiveProgram::load_for(&t, 1, ifx).expect("load");
+        l.set_state(0, &QState { limit: u64::MAX, ..QState::default() }).expect("state");
+        for r in [1u32, 1, 64, 1024, 16384, 262144, 1 << 20] {
+            let s = Instant::now();
+            l.send(0, r).expect("send");
+            eprintln!("repeat {r}: {:?}", s.elapsed());
+        }
+    }
+
+    #[test]
+    fn buckets_round_trip() {
+        for v in [0u64, 1, 63, 64, 65, 1000, 123_456, 10_000_000_000] {
+            // Lowest value of v's bucket is within 1/32 below v.
+            let b = if v < 64 {
+                v as u32
+            } else {
+                let e = 63 - v.leading_zeros();
+                64 + (e - 6) * 32 + ((v >> (e - 5)) & 31) as u32
+            };
+            let lo = bucket_low(b);
+            assert!(lo <= v && (v - lo) as f64 <= v as f64 / 32.0, "{v} -> {lo}");
         }
     }
 

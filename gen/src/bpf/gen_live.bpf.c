@@ -4,10 +4,20 @@
  * profiles::Template::write produces) and returns XDP_TX, which sends it out of the
  * interface given as ingress_ifindex.
  *
- * n = k * nqueues + rx_queue_index, with k a per-queue counter (array map `seq`,
- * one slot per queue: each queue is driven by one thread, so no two CPUs share a
- * slot). Every varying field is rewritten and both checksums recomputed from the
- * bytes, so the result does not depend on what the recycled page held before. */
+ * n = k * nqueues + rx_queue_index, with k the queue's count of frames sent (array
+ * map `qstate`, one slot per queue: each queue is driven by one thread, so no two
+ * CPUs share a slot). Every varying field is rewritten and both checksums
+ * recomputed from the bytes, so the result does not depend on what the recycled
+ * page held before.
+ *
+ * Pacing happens here, because one BPF_PROG_RUN call costs milliseconds of set-up
+ * (page pool) and cannot be issued per packet: user space starts long runs and the
+ * program sends (XDP_TX) only when the queue's next departure time has come
+ * (bpf_ktime_get_ns, CLOCK_MONOTONIC, the clock of Rust's Instant) and returns
+ * XDP_DROP otherwise, so the kernel's run loop is the busy-wait. CBR departures are
+ * t0 + k * gap; Poisson adds exponential gaps drawn from a 4096-entry table. The
+ * lateness (now - scheduled) of every frame sent goes into a log-linear histogram
+ * (`devhist`, 32 sub-buckets per power of two) that user space reads at the end. */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -48,12 +58,41 @@ const volatile __u64 dns_seed = 0;
 const volatile __u32 radix = 1;
 const volatile __u8 charset[64] = {};
 
+#define DEV_BUCKETS 1184
+#define EXP_TABLE 4096
+
+struct qstate {
+	__u64 k;           /* frames sent */
+	__u64 limit;       /* send no more than this */
+	__u64 t0_ns;       /* schedule origin (monotonic) */
+	__u64 gap_fp;      /* mean gap, ns << 16; 0 = unpaced */
+	__u64 next_fp;     /* Poisson: next departure, ns << 16 after t0 */
+	__u64 rng;         /* Poisson: xorshift state */
+	__u64 deadline_ns; /* monotonic; 0 = none */
+	__u64 idle;        /* runs that sent nothing (not due) */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 256);
 	__type(key, __u32);
+	__type(value, struct qstate);
+} qstate SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 256 * DEV_BUCKETS);
+	__type(key, __u32);
 	__type(value, __u64);
-} seq SEC(".maps");
+} devhist SEC(".maps");
+
+/* -ln(u) << 16 for u uniform over 4096 cells; filled by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EXP_TABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} exptab SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -90,22 +129,73 @@ static __always_inline __u16 fold(__u64 s)
 	return (__u16)s;
 }
 
+static __always_inline __u32 dev_bucket(__u64 v)
+{
+	__u32 e = 0, b;
+	__u64 x = v;
+
+	if (v < 64)
+		return (__u32)v;
+	if (x >> 32) { e += 32; x >>= 32; }
+	if (x >> 16) { e += 16; x >>= 16; }
+	if (x >> 8) { e += 8; x >>= 8; }
+	if (x >> 4) { e += 4; x >>= 4; }
+	if (x >> 2) { e += 2; x >>= 2; }
+	if (x >> 1) { e += 1; }
+	b = 64 + (e - 6) * 32 + (__u32)((v >> (e - 5)) & 31);
+	return b < DEV_BUCKETS ? b : DEV_BUCKETS - 1;
+}
+
 SEC("xdp")
 int gen_live(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u32 q = ctx->rx_queue_index;
-	__u64 *kp, k, n, v;
+	struct qstate *st;
+	__u64 k, n, v;
 	__u32 i, j;
 
+	st = bpf_map_lookup_elem(&qstate, &q);
+	if (!st)
+		return XDP_ABORTED;
+	k = st->k;
+	if (k >= st->limit)
+		return XDP_DROP;
+	if (st->gap_fp) {
+		__u64 now = bpf_ktime_get_ns(), sched, dev;
+		__u32 key;
+		__u64 *h;
+
+		if (st->deadline_ns && now >= st->deadline_ns)
+			return XDP_DROP;
+		sched = st->t0_ns + ((st->next_fp ? st->next_fp : k * st->gap_fp) >> 16);
+		if (now < sched) {
+			st->idle++;
+			return XDP_DROP;
+		}
+		dev = now - sched;
+		key = (q & 255) * DEV_BUCKETS + dev_bucket(dev);
+		h = bpf_map_lookup_elem(&devhist, &key);
+		if (h)
+			*h += 1;
+		if (st->next_fp) {
+			__u64 r = st->rng;
+			__u32 ek;
+			__u64 *ev;
+
+			r ^= r >> 12;
+			r ^= r << 25;
+			r ^= r >> 27;
+			st->rng = r;
+			ek = (__u32)((r * 0x2545f4914f6cdd1dULL) >> 52) & (EXP_TABLE - 1);
+			ev = bpf_map_lookup_elem(&exptab, &ek);
+			st->next_fp += ev ? (st->gap_fp >> 8) * (*ev) >> 8 : st->gap_fp;
+		}
+	}
+	st->k = k + 1;
 	if (!varies)
 		return XDP_TX;
-	kp = bpf_map_lookup_elem(&seq, &q);
-	if (!kp)
-		return XDP_ABORTED;
-	k = *kp;
-	*kp = k + 1;
 	n = k * nqueues + q;
 
 	for (i = 0; i < MAX_PATCHES; i++) {
