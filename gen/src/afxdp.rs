@@ -22,7 +22,13 @@ pub const BATCH: usize = 32;
 
 /// Runs queue position `i` on its socket until the run ends; returns the pacing
 /// deviation histogram.
-pub fn queue_thread(mut q: XskQueue, i: usize, core: Option<usize>, ctx: Arc<Ctx>, mut hist: Histogram<u64>) -> Histogram<u64> {
+pub fn queue_thread(
+    mut q: XskQueue,
+    i: usize,
+    core: Option<usize>,
+    ctx: Arc<Ctx>,
+    mut hist: Histogram<u64>,
+) -> Histogram<u64> {
     if let Some(c) = core
         && let Err(e) = net::pin_to(c)
     {
@@ -40,7 +46,9 @@ pub fn queue_thread(mut q: XskQueue, i: usize, core: Option<usize>, ctx: Arc<Ctx
     let stream = i as u8;
     let stamp = ctx.stamp;
     let mut k: u64 = 0;
-    let mut pacer = ctx.rate_per_queue.map(|r| Pacer::new(ctx.pattern, r, i as u64 + 1));
+    let mut pacer = ctx
+        .rate_per_queue
+        .map(|r| Pacer::new(ctx.pattern, r, i as u64 + 1));
     let mut pend = Pending::default();
     let deadline_ns = ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64);
     let end_ns;
@@ -70,7 +78,9 @@ pub fn queue_thread(mut q: XskQueue, i: usize, core: Option<usize>, ctx: Arc<Ctx
                 let wait = p.next_ns() - now_ns;
                 if wait > 300_000.0 {
                     q.complete();
-                    std::thread::sleep(Duration::from_nanos(((wait - 150_000.0) as u64).min(1_000_000)));
+                    std::thread::sleep(Duration::from_nanos(
+                        ((wait - 150_000.0) as u64).min(1_000_000),
+                    ));
                 } else {
                     std::hint::spin_loop();
                 }
@@ -80,7 +90,11 @@ pub fn queue_thread(mut q: XskQueue, i: usize, core: Option<usize>, ctx: Arc<Ctx
         let base = k;
         let sent = q.send_batch(want, |j, buf| {
             let c = base + j as u64;
-            let pr = stamp.then(|| probe::Repr { stream, counter: c, tx_ns: realtime_ns() });
+            let pr = stamp.then(|| probe::Repr {
+                stream,
+                counter: c,
+                tx_ns: realtime_ns(),
+            });
             tpl.write(buf, i as u64 + c * nq, pr);
             len
         });
@@ -104,7 +118,11 @@ pub fn queue_thread(mut q: XskQueue, i: usize, core: Option<usize>, ctx: Arc<Ctx
     while Instant::now() < until {
         q.complete();
         q.kick();
-        let got = if ctx.rx { q.recv_batch(64, |f, _| counters.count_rx(f)) } else { 0 };
+        let got = if ctx.rx {
+            q.recv_batch(64, |f, _| counters.count_rx(f))
+        } else {
+            0
+        };
         if !ctx.rx && q.tx_in_flight() == 0 {
             break;
         }

@@ -146,7 +146,8 @@ pub fn prepare(o: &Options) -> Result<Plan> {
         bail!("gen needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW): run it with sudo");
     }
     af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
-    let mut profile = Profile::load(&o.profile).with_context(|| format!("loading profile `{}`", o.profile))?;
+    let mut profile =
+        Profile::load(&o.profile).with_context(|| format!("loading profile `{}`", o.profile))?;
     if let Some(a) = o.src_ip {
         profile.ip_src = a;
     }
@@ -172,7 +173,10 @@ pub fn prepare(o: &Options) -> Result<Plan> {
         (Some(c), None) => {
             let cpus = net::cpu_count();
             if let Some(bad) = c.iter().find(|&&x| x >= cpus) {
-                bail!("--cores: core {bad} does not exist (this machine has {cpus}: 0-{})", cpus - 1);
+                bail!(
+                    "--cores: core {bad} does not exist (this machine has {cpus}: 0-{})",
+                    cpus - 1
+                );
             }
             (c.len() as u32, c.iter().map(|&x| Some(x)).collect())
         }
@@ -199,9 +203,18 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if let Some(r) = rate_pps
         && r < 1.0
     {
-        bail!("--rate works out at {r:.3} frames/s for {}-byte frames: use at least 1", template.len() + 4);
+        bail!(
+            "--rate works out at {r:.3} frames/s for {}-byte frames: use at least 1",
+            template.len() + 4
+        );
     }
-    Ok(Plan { profile, template: Arc::new(template), queue_ids: (0..n).collect(), cores, rate_pps })
+    Ok(Plan {
+        profile,
+        template: Arc::new(template),
+        queue_ids: (0..n).collect(),
+        cores,
+        rate_pps,
+    })
 }
 
 /// State shared by the engine threads.
@@ -255,7 +268,10 @@ impl Ctx {
 /// CLOCK_REALTIME in ns.
 #[inline]
 pub fn realtime_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -281,7 +297,9 @@ fn open_port(o: &Options, plan: &Plan, tx: bool) -> Result<Option<XskPort>> {
         redirect: (!o.no_rx).then(Filter::udp),
         force: o.force,
     };
-    Ok(Some(XskPort::open(&cfg).with_context(|| format!("opening AF_XDP sockets on {}", o.iface))?))
+    Ok(Some(XskPort::open(&cfg).with_context(|| {
+        format!("opening AF_XDP sockets on {}", o.iface)
+    })?))
 }
 
 /// Runs the generator until the duration, the count or `stop`; writes interval
@@ -341,7 +359,10 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             (Some(l), q) => {
                 if let Some(q) = q {
                     let c2 = c.clone();
-                    match std::thread::Builder::new().name(format!("gen-rx{i}")).spawn(move || live::rx_thread(q, i, c2)) {
+                    match std::thread::Builder::new()
+                        .name(format!("gen-rx{i}"))
+                        .spawn(move || live::rx_thread(q, i, c2))
+                    {
                         Ok(h) => rx_handles.push(h),
                         Err(e) => {
                             ctx.rx_halt.store(true, Relaxed);
@@ -409,7 +430,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             t_prev = t;
             next_tick += o.interval;
         } else {
-            std::thread::sleep((next_tick - el).min(Duration::from_millis(if live.is_some() { 5 } else { 20 })));
+            std::thread::sleep(
+                (next_tick - el).min(Duration::from_millis(if live.is_some() { 5 } else { 20 })),
+            );
         }
     }
     live_sync(&ctx);
@@ -438,7 +461,12 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         bail!("a queue thread panicked");
     }
     let cur = report::Snapshot::take(&ctx.counters);
-    let end = ctx.end_ns.iter().map(|e| e.load(Relaxed)).max().unwrap_or(0);
+    let end = ctx
+        .end_ns
+        .iter()
+        .map(|e| e.load(Relaxed))
+        .max()
+        .unwrap_or(0);
     let dur = (end as f64 / 1e9).max(1e-9);
     // Drop a trailing partial interval from the spread (it is not a full one).
     let (mean, sd) = report::mean_stddev(&rates);
@@ -457,7 +485,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         tx_bytes: cur.tx_bytes,
         tx_pps: (tx_pps * 1000.0).round() / 1000.0,
         tx_mbps: cur.tx_bytes as f64 * 8.0 / dur / 1e6,
-        tx_mbps_wire: (cur.tx_bytes + cur.tx_packets * units::WIRE_OVERHEAD) as f64 * 8.0 / dur / 1e6,
+        tx_mbps_wire: (cur.tx_bytes + cur.tx_packets * units::WIRE_OVERHEAD) as f64 * 8.0
+            / dur
+            / 1e6,
         requested_pps: plan.rate_pps,
         achieved_ratio: plan.rate_pps.map(|r| tx_pps / r),
         interval_pps_mean: mean,
@@ -466,7 +496,11 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         rx_packets: cur.rx_packets,
         rx_pps: cur.rx_packets as f64 / dur,
         rx_rcodes: cur.rcode_map(),
-        replies_per_request: if cur.tx_packets > 0 { cur.rx_packets as f64 / cur.tx_packets as f64 } else { 0.0 },
+        replies_per_request: if cur.tx_packets > 0 {
+            cur.rx_packets as f64 / cur.tx_packets as f64
+        } else {
+            0.0
+        },
         interrupted: stop.load(Relaxed),
     };
     rep.final_record(&fin);

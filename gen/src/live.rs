@@ -87,21 +87,39 @@ fn bucket_low(b: u32) -> u64 {
 fn map_update<K, V>(fd: &OwnedFd, k: &K, v: &V) -> std::io::Result<()> {
     // SAFETY: K and V have the map's key and value sizes (checked by the kernel).
     let rc = unsafe {
-        libbpf_sys::bpf_map_update_elem(fd.as_raw_fd(), (k as *const K).cast(), (v as *const V).cast(), 0)
+        libbpf_sys::bpf_map_update_elem(
+            fd.as_raw_fd(),
+            (k as *const K).cast(),
+            (v as *const V).cast(),
+            0,
+        )
     };
-    if rc != 0 { Err(std::io::Error::from_raw_os_error(-rc)) } else { Ok(()) }
+    if rc != 0 {
+        Err(std::io::Error::from_raw_os_error(-rc))
+    } else {
+        Ok(())
+    }
 }
 
 fn map_lookup<K, V: Default>(fd: &OwnedFd, k: &K) -> V {
     let mut v = V::default();
     // SAFETY: as in map_update.
-    unsafe { libbpf_sys::bpf_map_lookup_elem(fd.as_raw_fd(), (k as *const K).cast(), (&mut v as *mut V).cast()) };
+    unsafe {
+        libbpf_sys::bpf_map_lookup_elem(
+            fd.as_raw_fd(),
+            (k as *const K).cast(),
+            (&mut v as *mut V).cast(),
+        )
+    };
     v
 }
 
 /// CLOCK_MONOTONIC in ns (bpf_ktime_get_ns's clock).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -139,10 +157,17 @@ impl LiveProgram {
     /// Loads the program for `t` with `nq` queues (ifindex 0: test runs only).
     pub fn load_for(t: &Template, nq: usize, ifindex: u32) -> Result<LiveProgram> {
         if t.len() > 14 + 20 + MAX_UDP {
-            bail!("xdp-live handles frames up to {} bytes; this profile's are {}", 14 + 20 + MAX_UDP + 4, t.len() + 4);
+            bail!(
+                "xdp-live handles frames up to {} bytes; this profile's are {}",
+                14 + 20 + MAX_UDP + 4,
+                t.len() + 4
+            );
         }
         if t.patches().len() > MAX_PATCHES {
-            bail!("xdp-live handles up to {MAX_PATCHES} varying fields; this profile has {}", t.patches().len());
+            bail!(
+                "xdp-live handles up to {MAX_PATCHES} varying fields; this profile has {}",
+                t.patches().len()
+            );
         }
         let mut obj = MaybeUninit::uninit();
         let mut open = skel::GenLiveSkelBuilder::default()
@@ -166,7 +191,10 @@ impl LiveProgram {
                     VaryKind::Increment { min, max, step } => {
                         let span = max - min + 1;
                         if span > u64::from(u32::MAX) {
-                            bail!("xdp-live: field {} spans more than 2^32 values", p.field.key());
+                            bail!(
+                                "xdp-live: field {} spans more than 2^32 values",
+                                p.field.key()
+                            );
                         }
                         s.kind = 0;
                         s.min = *min;
@@ -181,7 +209,10 @@ impl LiveProgram {
                     }
                     VaryKind::List(vals) => {
                         if vals.len() > MAX_LIST {
-                            bail!("xdp-live: field {} lists more than {MAX_LIST} values", p.field.key());
+                            bail!(
+                                "xdp-live: field {} lists more than {MAX_LIST} values",
+                                p.field.key()
+                            );
                         }
                         s.kind = 2;
                         s.nvals = vals.len() as u32;
@@ -213,20 +244,33 @@ impl LiveProgram {
             }
         }
         let skel = open.load().context("loading the xdp-live program")?;
-        let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().context("duplicating a BPF fd");
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned().context("duplicating a BPF fd")
+        };
         let prog = dup(skel.progs.gen_live.as_fd())?;
         let qstate = dup(skel.maps.qstate.as_fd())?;
         let devhist = dup(skel.maps.devhist.as_fd())?;
         let lmap = dup(skel.maps.lists.as_fd())?;
         let exptab = dup(skel.maps.exptab.as_fd())?;
         // Exponential quantiles, scaled so the table's mean is exactly 1 << 16.
-        let raw: Vec<f64> = (0..EXP_TABLE).map(|i| -((f64::from(i) + 0.5) / f64::from(EXP_TABLE)).ln()).collect();
+        let raw: Vec<f64> = (0..EXP_TABLE)
+            .map(|i| -((f64::from(i) + 0.5) / f64::from(EXP_TABLE)).ln())
+            .collect();
         let mean = raw.iter().sum::<f64>() / raw.len() as f64;
         for (i, x) in raw.iter().enumerate() {
-            map_update(&exptab, &(i as u32), &((x / mean * 65536.0).round() as u64)).context("filling the exponential table")?;
+            map_update(&exptab, &(i as u32), &((x / mean * 65536.0).round() as u64))
+                .context("filling the exponential table")?;
         }
         for q in 0..nq as u32 {
-            map_update(&qstate, &q, &QState { limit: u64::MAX, ..QState::default() }).context("initialising queue state")?;
+            map_update(
+                &qstate,
+                &q,
+                &QState {
+                    limit: u64::MAX,
+                    ..QState::default()
+                },
+            )
+            .context("initialising queue state")?;
         }
         for (k, v) in lists {
             // SAFETY: 4-byte key, 8-byte value as the map declares.
@@ -242,7 +286,13 @@ impl LiveProgram {
                 return Err(std::io::Error::from_raw_os_error(-rc)).context("filling the list map");
             }
         }
-        Ok(LiveProgram { prog, qstate, devhist, ifindex, frame: t.frame().to_vec() })
+        Ok(LiveProgram {
+            prog,
+            qstate,
+            devhist,
+            ifindex,
+            frame: t.frame().to_vec(),
+        })
     }
 
     /// Sends `repeat` frames from queue `qid` (live mode). Returns the kernel error.
@@ -267,7 +317,11 @@ impl LiveProgram {
         };
         // SAFETY: opts points at live buffers for the duration of the call.
         let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
-        if rc != 0 { Err(std::io::Error::from_raw_os_error(-rc)) } else { Ok(()) }
+        if rc != 0 {
+            Err(std::io::Error::from_raw_os_error(-rc))
+        } else {
+            Ok(())
+        }
     }
 
     /// Plain (not live) test run on frame 0 as queue 0: the frame the program makes.
@@ -327,7 +381,11 @@ pub fn install_wake_handler() -> std::io::Result<()> {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut())
     };
-    if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    if rc != 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Interrupts the live call of a thread (by its pthread id).
@@ -364,7 +422,9 @@ pub fn queue_thread(
     let total = ctx.count_for(i);
     // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC.
     let t0_mono = monotonic_ns().saturating_sub(ctx.t0.elapsed().as_nanos() as u64);
-    let gap_fp = ctx.rate_per_queue.map_or(0, |r| ((1e9 / r) * 65536.0).round().max(1.0) as u64);
+    let gap_fp = ctx
+        .rate_per_queue
+        .map_or(0, |r| ((1e9 / r) * 65536.0).round().max(1.0) as u64);
     let mut st = QState {
         limit: total,
         t0_ns: t0_mono,
@@ -374,7 +434,11 @@ pub fn queue_thread(
         ..QState::default()
     };
     if ctx.pattern == crate::Pattern::Poisson && gap_fp > 0 {
-        let p = crate::pace::Pacer::new(crate::Pattern::Poisson, 1e9 / (gap_fp as f64 / 65536.0), i as u64 + 7);
+        let p = crate::pace::Pacer::new(
+            crate::Pattern::Poisson,
+            1e9 / (gap_fp as f64 / 65536.0),
+            i as u64 + 7,
+        );
         st.next_fp = ((p.next_ns() * 65536.0) as u64).max(1);
     }
     if let Err(e) = l.set_state(qid, &st) {
@@ -391,7 +455,9 @@ pub fn queue_thread(
             Err(e) => {
                 errors += 1;
                 if errors > 100 {
-                    eprintln!("error: queue {qid}: BPF_PROG_RUN (live frames) keeps failing: {e}; stopping this queue");
+                    eprintln!(
+                        "error: queue {qid}: BPF_PROG_RUN (live frames) keeps failing: {e}; stopping this queue"
+                    );
                     break;
                 }
             }
@@ -401,7 +467,9 @@ pub fn queue_thread(
     let k = l.state(qid).k;
     let end_ns = match ctx.duration {
         Some(d) if now_ns >= d.as_nanos() as f64 => d.as_nanos() as f64,
-        _ if k >= total && gap_fp > 0 && st.next_fp == 0 => (k as f64 * gap_fp as f64 / 65536.0).min(now_ns),
+        _ if k >= total && gap_fp > 0 && st.next_fp == 0 => {
+            (k as f64 * gap_fp as f64 / 65536.0).min(now_ns)
+        }
         _ => now_ns,
     };
     ctx.end_ns[i].store(end_ns as u64, Relaxed);
@@ -432,7 +500,13 @@ mod tests {
             eprintln!("skipped: needs root");
             return;
         }
-        for name in ["min-multi-flow", "min-single-flow", "dns-small", "dns-large", "dns-ping"] {
+        for name in [
+            "min-multi-flow",
+            "min-single-flow",
+            "dns-small",
+            "dns-large",
+            "dns-ping",
+        ] {
             let p = Profile::load(name).expect("profile");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
             let nq = 3;
@@ -440,7 +514,15 @@ mod tests {
             // Spread over the 16-bit ID wrap so DNS source ports change too.
             for k in (0..70_000u64).step_by(997).chain(0..5) {
                 // Jump queue 0's counter to k (unpaced, unlimited).
-                l.set_state(0, &QState { k, limit: u64::MAX, ..QState::default() }).expect("state");
+                l.set_state(
+                    0,
+                    &QState {
+                        k,
+                        limit: u64::MAX,
+                        ..QState::default()
+                    },
+                )
+                .expect("state");
                 let (ret, f) = l.test_frame().expect("test run");
                 assert_eq!(ret, 3, "XDP_TX");
                 let want = t.frame_for(k * nq as u64, None);
@@ -459,10 +541,19 @@ mod tests {
         let l = LiveProgram::load_for(&t, 1, 0).expect("load");
         // 1000 pps from now: frame 0 due at once, frame 1 after 1 ms.
         let now = monotonic_ns();
-        let st = QState { limit: 3, t0_ns: now, gap_fp: 1_000_000 << 16, ..QState::default() };
+        let st = QState {
+            limit: 3,
+            t0_ns: now,
+            gap_fp: 1_000_000 << 16,
+            ..QState::default()
+        };
         l.set_state(0, &st).expect("state");
         assert_eq!(l.test_frame().expect("run").0, 3, "frame 0 due: XDP_TX");
-        assert_eq!(l.test_frame().expect("run").0, 1, "frame 1 not due: XDP_DROP");
+        assert_eq!(
+            l.test_frame().expect("run").0,
+            1,
+            "frame 1 not due: XDP_DROP"
+        );
         std::thread::sleep(Duration::from_millis(3));
         assert_eq!(l.test_frame().expect("run").0, 3);
         assert_eq!(l.test_frame().expect("run").0, 3);
@@ -484,7 +575,14 @@ mod tests {
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
         let ifx = sink::af_xdp::ifindex(&std::env::var("LT_IF").expect("LT_IF")).expect("if");
         let l = LiveProgram::load_for(&t, 1, ifx).expect("load");
-        l.set_state(0, &QState { limit: u64::MAX, ..QState::default() }).expect("state");
+        l.set_state(
+            0,
+            &QState {
+                limit: u64::MAX,
+                ..QState::default()
+            },
+        )
+        .expect("state");
         for r in [1u32, 1, 64, 1024, 16384, 262144, 1 << 20] {
             let s = Instant::now();
             l.send(0, r).expect("send");
@@ -514,7 +612,6 @@ mod tests {
         let cs = charset_of(&t);
         assert_eq!(cs.len(), 36);
         assert_eq!(&cs[..3], b"abc");
-
     }
 
     #[test]

@@ -11,8 +11,9 @@ use anyhow::{Context, Result, bail};
 /// first thing in main, before any thread, socket or BPF object exists.
 pub fn enter_netns(name: &str) -> Result<()> {
     let path = format!("/run/netns/{name}");
-    let f = std::fs::File::open(&path)
-        .with_context(|| format!("network namespace `{name}` not found ({path}); list them with `ip netns`"))?;
+    let f = std::fs::File::open(&path).with_context(|| {
+        format!("network namespace `{name}` not found ({path}); list them with `ip netns`")
+    })?;
     nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
         .with_context(|| format!("entering network namespace `{name}`"))?;
     Ok(())
@@ -111,7 +112,8 @@ pub fn cpu_count() -> usize {
 /// Pins the calling thread to `core`.
 pub fn pin_to(core: usize) -> Result<()> {
     let mut set = nix::sched::CpuSet::new();
-    set.set(core).with_context(|| format!("core {core} out of range"))?;
+    set.set(core)
+        .with_context(|| format!("core {core} out of range"))?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
         .with_context(|| format!("pinning to core {core}"))?;
     Ok(())
@@ -121,7 +123,10 @@ pub fn pin_to(core: usize) -> Result<()> {
 pub fn ensure_bpffs() {
     let p = std::path::Path::new("/sys/fs/bpf");
     let mounted = std::fs::read_to_string("/proc/self/mounts")
-        .map(|m| m.lines().any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf")))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
+        })
         .unwrap_or(true);
     if !mounted && p.is_dir() {
         let _ = nix::mount::mount(

@@ -84,7 +84,10 @@ pub struct Pending {
 
 impl Default for Pending {
     fn default() -> Self {
-        Pending { times: [0.0; MAX_BATCH], len: 0 }
+        Pending {
+            times: [0.0; MAX_BATCH],
+            len: 0,
+        }
     }
 }
 
@@ -93,7 +96,9 @@ impl Pending {
     /// or `remaining` allows no more. Returns how many are pending.
     #[inline]
     pub fn refill(&mut self, pacer: &mut Pacer, now_ns: f64, max: usize, remaining: u64) -> usize {
-        let max = max.min(MAX_BATCH).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+        let max = max
+            .min(MAX_BATCH)
+            .min(usize::try_from(remaining).unwrap_or(usize::MAX));
         while self.len < max && pacer.next_ns() <= now_ns {
             self.times[self.len] = pacer.next_ns();
             self.len += 1;
@@ -155,7 +160,11 @@ mod tests {
         assert!((mean - 1000.0).abs() < 15.0, "mean gap {mean}");
         let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / n as f64;
         // Exponential: stddev == mean.
-        assert!((var.sqrt() / mean - 1.0).abs() < 0.03, "cv {}", var.sqrt() / mean);
+        assert!(
+            (var.sqrt() / mean - 1.0).abs() < 0.03,
+            "cv {}",
+            var.sqrt() / mean
+        );
         assert!(gaps.iter().all(|g| *g > 0.0));
     }
 
@@ -165,7 +174,11 @@ mod tests {
         let mut q = Pending::default();
         assert_eq!(q.refill(&mut p, 0.0, 32, u64::MAX), 1, "packet 0 due at 0");
         q.consume(1);
-        assert_eq!(q.refill(&mut p, 500.0, 32, u64::MAX), 0, "packet 1 not due yet");
+        assert_eq!(
+            q.refill(&mut p, 500.0, 32, u64::MAX),
+            0,
+            "packet 1 not due yet"
+        );
         assert_eq!(q.refill(&mut p, 10_000.0, 32, u64::MAX), 10, "1..=10 due");
         assert_eq!(q.time(0), 1000.0);
         q.consume(4);

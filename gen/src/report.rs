@@ -97,7 +97,11 @@ impl Snapshot {
 }
 
 fn mbps(bytes: u64, secs: f64) -> f64 {
-    if secs > 0.0 { bytes as f64 * 8.0 / secs / 1e6 } else { 0.0 }
+    if secs > 0.0 {
+        bytes as f64 * 8.0 / secs / 1e6
+    } else {
+        0.0
+    }
 }
 
 fn round3(x: f64) -> f64 {
@@ -255,7 +259,8 @@ pub enum Output {
     Csv,
 }
 
-const CSV_HEADER: &str = "type,t,tx_packets,tx_pps,tx_mbps,tx_mbps_wire,rx_packets,rx_pps,rx_mbps,rx_mbps_wire";
+const CSV_HEADER: &str =
+    "type,t,tx_packets,tx_pps,tx_mbps,tx_mbps_wire,rx_packets,rx_pps,rx_mbps,rx_mbps_wire";
 
 /// Writes records in the chosen format. Write errors (closed pipe) are ignored.
 #[derive(Debug)]
@@ -268,7 +273,11 @@ pub struct Reporter<W: Write> {
 impl<W: Write> Reporter<W> {
     /// A reporter writing to `out`.
     pub fn new(out: W, format: Output) -> Reporter<W> {
-        Reporter { out, format, header_done: false }
+        Reporter {
+            out,
+            format,
+            header_done: false,
+        }
     }
 
     fn csv_header(&mut self) {
@@ -289,7 +298,15 @@ impl<W: Write> Reporter<W> {
                 let _ = writeln!(
                     self.out,
                     "interval,{},{},{},{},{},{},{},{},{}",
-                    r.t, r.tx_packets, r.tx_pps, r.tx_mbps, r.tx_mbps_wire, r.rx_packets, r.rx_pps, r.rx_mbps, r.rx_mbps_wire
+                    r.t,
+                    r.tx_packets,
+                    r.tx_pps,
+                    r.tx_mbps,
+                    r.tx_mbps_wire,
+                    r.rx_packets,
+                    r.rx_pps,
+                    r.rx_mbps,
+                    r.rx_mbps_wire
                 );
             }
             Output::Text => {
@@ -306,7 +323,11 @@ impl<W: Write> Reporter<W> {
                     r.rx_packets
                 );
                 if !r.rx_rcodes.is_empty() {
-                    let rc: Vec<String> = r.rx_rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    let rc: Vec<String> = r
+                        .rx_rcodes
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
                     line.push_str(&format!(" ({})", rc.join(", ")));
                 }
                 let _ = writeln!(self.out, "{line}");
@@ -326,7 +347,13 @@ impl<W: Write> Reporter<W> {
                 let _ = writeln!(
                     self.out,
                     "final,{},{},{},{},{},{},{},,",
-                    r.duration_s, r.tx_packets, r.tx_pps, r.tx_mbps, r.tx_mbps_wire, r.rx_packets, r.rx_pps
+                    r.duration_s,
+                    r.tx_packets,
+                    r.tx_pps,
+                    r.tx_mbps,
+                    r.tx_mbps_wire,
+                    r.rx_packets,
+                    r.rx_pps
                 );
             }
             Output::Text => {
@@ -339,7 +366,9 @@ impl<W: Write> Reporter<W> {
                     r.duration_s,
                     r.queues,
                     r.engine,
-                    r.xsk_mode.map(|m| format!(" ({m} mode)")).unwrap_or_default()
+                    r.xsk_mode
+                        .map(|m| format!(" ({m} mode)"))
+                        .unwrap_or_default()
                 );
                 let _ = writeln!(
                     self.out,
@@ -374,7 +403,11 @@ impl<W: Write> Reporter<W> {
                     r.replies_per_request
                 );
                 if !r.rx_rcodes.is_empty() {
-                    let rc: Vec<String> = r.rx_rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    let rc: Vec<String> = r
+                        .rx_rcodes
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
                     line.push_str(&format!(" ({})", rc.join(", ")));
                 }
                 let _ = writeln!(self.out, "{line}");
@@ -400,15 +433,35 @@ mod tests {
 
     #[test]
     fn interval_rates_and_json_keys() {
-        let prev = Snapshot { tx_packets: 100, tx_bytes: 6000, ..Default::default() };
-        let mut cur = Snapshot { tx_packets: 1100, tx_bytes: 66_000, rx_packets: 10, rx_bytes: 600, ..Default::default() };
+        let prev = Snapshot {
+            tx_packets: 100,
+            tx_bytes: 6000,
+            ..Default::default()
+        };
+        let mut cur = Snapshot {
+            tx_packets: 1100,
+            tx_bytes: 66_000,
+            rx_packets: 10,
+            rx_bytes: 600,
+            ..Default::default()
+        };
         cur.rcodes[3] = 7;
         let r = Interval::new("gen0", 2.0, 1.0, &prev, &cur);
         assert_eq!(r.tx_pps, 1000.0);
         assert_eq!(r.tx_mbps, 0.48);
         assert_eq!(r.tx_mbps_wire, round3((60_000.0 + 24_000.0) * 8.0 / 1e6));
         let v: serde_json::Value = serde_json::to_value(&r).expect("json");
-        for k in ["type", "t", "tx_packets", "tx_pps", "tx_mbps", "tx_mbps_wire", "rx_packets", "rx_pps", "rx_rcodes"] {
+        for k in [
+            "type",
+            "t",
+            "tx_packets",
+            "tx_pps",
+            "tx_mbps",
+            "tx_mbps_wire",
+            "rx_packets",
+            "rx_pps",
+            "rx_rcodes",
+        ] {
             assert!(v.get(k).is_some(), "{k}");
         }
         assert_eq!(v["rx_rcodes"]["NXDOMAIN"], 7);
@@ -418,8 +471,11 @@ mod tests {
     #[test]
     fn classify_dns_responses_only() {
         use profiles::{Profile, Template, TemplateOptions};
-        let t = Template::new(&Profile::load("dns-small").expect("profile"), TemplateOptions::default())
-            .expect("template");
+        let t = Template::new(
+            &Profile::load("dns-small").expect("profile"),
+            TemplateOptions::default(),
+        )
+        .expect("template");
         let mut f = t.frame_for(5, None);
         assert_eq!(classify(&f), None, "a query is not a response");
         // Turn it into an NXDOMAIN response from port 53.

@@ -27,7 +27,9 @@ impl Rate {
 }
 
 fn split_suffix(s: &str) -> (&str, &str) {
-    let i = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let i = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     (&s[..i], &s[i..])
 }
 
@@ -35,9 +37,9 @@ fn split_suffix(s: &str) -> (&str, &str) {
 pub fn parse_rate(s: &str) -> Result<Rate, String> {
     let t = s.trim();
     let (num, suf) = split_suffix(t);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("rate `{s}`: expected e.g. 750k, 2M, 1.5M (packets/s) or 5Gbit, 100Mbit (bits/s)"))?;
+    let v: f64 = num.parse().map_err(|_| {
+        format!("rate `{s}`: expected e.g. 750k, 2M, 1.5M (packets/s) or 5Gbit, 100Mbit (bits/s)")
+    })?;
     let suf_l = suf.to_ascii_lowercase();
     let (mult, bits) = match suf_l.as_str() {
         "" | "pps" => (1.0, false),
@@ -56,7 +58,9 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
     };
     let v = v * mult;
     if !(v.is_finite() && v > 0.0) {
-        return Err(format!("rate `{s}` must be greater than 0 (omit --rate for as fast as possible)"));
+        return Err(format!(
+            "rate `{s}` must be greater than 0 (omit --rate for as fast as possible)"
+        ));
     }
     Ok(if bits { Rate::Bits(v) } else { Rate::Pps(v) })
 }
@@ -65,16 +69,20 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let (num, suf) = split_suffix(t);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("duration `{s}`: expected e.g. 30s, 500ms, 2m or a number of seconds"))?;
+    let v: f64 = num.parse().map_err(|_| {
+        format!("duration `{s}`: expected e.g. 30s, 500ms, 2m or a number of seconds")
+    })?;
     let secs = match suf {
         "" | "s" => v,
         "ms" => v / 1e3,
         "us" => v / 1e6,
         "m" | "min" => v * 60.0,
         "h" => v * 3600.0,
-        _ => return Err(format!("duration `{s}`: unknown unit `{suf}` (use ms, s, m, h)")),
+        _ => {
+            return Err(format!(
+                "duration `{s}`: unknown unit `{suf}` (use ms, s, m, h)"
+            ));
+        }
     };
     if !(secs.is_finite() && secs > 0.0) {
         return Err(format!("duration `{s}` must be greater than 0"));
@@ -89,7 +97,8 @@ pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
         let bad = || format!("core list `{s}`: expected e.g. 0,2-3");
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (usize, usize) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if a > b {
                     return Err(bad());
                 }
@@ -129,7 +138,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 
 /// Formats a MAC address.
 pub fn format_mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
