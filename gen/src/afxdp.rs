@@ -130,5 +130,6 @@ pub fn queue_thread(
             std::thread::sleep(Duration::from_micros(200));
         }
     }
+    counters.store_xsk(&q);
     hist
 }

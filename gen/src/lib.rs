@@ -455,6 +455,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     }
     live_sync(&ctx);
     let redirect = port.as_ref().and_then(XskPort::redirect_counters);
+    let had_port = port.is_some();
     drop(port); // restores the interface's previous XDP program
     drop(live);
     if panicked {
@@ -502,6 +503,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             0.0
         },
         interrupted: stop.load(Relaxed),
+        xsk_stats: had_port.then(|| report::XskKernelStats::take(&ctx.counters)),
     };
     rep.final_record(&fin);
     Ok(fin)

@@ -487,6 +487,7 @@ pub fn rx_thread(mut q: XskQueue, i: usize, ctx: Arc<Ctx>) {
             while q.recv_batch(64, |f, _| counters.count_rx(f)) > 0 {}
         }
     }
+    counters.store_xsk(&q);
 }
 
 #[cfg(test)]

@@ -29,10 +29,65 @@ pub struct QueueCounters {
     pub rx_bytes: AtomicU64,
     /// DNS responses by RCODE (0..15).
     pub rcodes: [AtomicU64; 16],
+    /// The socket's XDP_STATISTICS at the end: rx_dropped, rx_ring_full,
+    /// rx_fill_ring_empty_descs, tx_invalid_descs, rx_invalid_descs.
+    pub xsk: [AtomicU64; 5],
 }
 
 impl QueueCounters {
-    /// Counts one received frame.
+    /// Stores a socket's kernel statistics (at the end of the run).
+    pub fn store_xsk(&self, q: &sink::af_xdp::XskQueue) {
+        if let Ok(st) = q.stats() {
+            let v = [
+                st.rx_dropped,
+                st.rx_ring_full,
+                st.rx_fill_ring_empty_descs,
+                st.tx_invalid_descs,
+                st.rx_invalid_descs,
+            ];
+            for (a, b) in self.xsk.iter().zip(v) {
+                a.store(b, Relaxed);
+            }
+        }
+    }
+}
+
+/// Kernel AF_XDP socket statistics summed over the queues (XDP_STATISTICS).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct XskKernelStats {
+    /// Frames dropped by the kernel (e.g. socket gone, frame too big).
+    pub rx_dropped: u64,
+    /// RX ring full.
+    pub rx_ring_full: u64,
+    /// Fill ring empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Invalid TX descriptors.
+    pub tx_invalid_descs: u64,
+    /// Invalid RX descriptors.
+    pub rx_invalid_descs: u64,
+}
+
+impl XskKernelStats {
+    /// Sums the queues.
+    pub fn take(queues: &[QueueCounters]) -> XskKernelStats {
+        let mut s = [0u64; 5];
+        for q in queues {
+            for (a, b) in s.iter_mut().zip(&q.xsk) {
+                *a += b.load(Relaxed);
+            }
+        }
+        XskKernelStats {
+            rx_dropped: s[0],
+            rx_ring_full: s[1],
+            rx_fill_ring_empty_descs: s[2],
+            tx_invalid_descs: s[3],
+            rx_invalid_descs: s[4],
+        }
+    }
+}
+
+impl QueueCounters {
+    /// Counts one received frame (hot path: no allocation).
     #[inline]
     pub fn count_rx(&self, frame: &[u8]) {
         self.rx_packets.fetch_add(1, Relaxed);
@@ -245,6 +300,8 @@ pub struct Final {
     pub replies_per_request: f64,
     /// True when stopped by a signal.
     pub interrupted: bool,
+    /// AF_XDP sockets' kernel statistics (null when no socket was open).
+    pub xsk_stats: Option<XskKernelStats>,
 }
 
 /// Output format.
