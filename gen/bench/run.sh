@@ -117,7 +117,7 @@ import sys
 eng, rate, d, p50, p99 = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 req = {"10k": 1e4, "100k": 1e5, "500k": 5e5}.get(rate)
 err = f"{(d / req - 1) * 100:+.2f} %" if req else "-"
-fmt = lambda ns: f"{ns/1e3:.1f} us" if ns else "-"
+fmt = lambda ns: f"{ns} ns" if ns < 1000 else f"{ns/1e3:.1f} us"
 print(f"| {eng} | {rate} | {d/1e3:.1f} kpps | {err} | {fmt(p50) if req else '-'} | {fmt(p99) if req else '-'} |")
 PY
     done
@@ -130,5 +130,5 @@ done
 #   gen --profile dns-small --rate R  -> replies_per_request, rx_rcodes
 # Not run yet: the DUT programs are not on main.
 # ---------------------------------------------------------------------------
-echo >&2
+printf '\n(%s, kernel %s, %s CPUs, load average %s)\n' "$(date -u +%FT%TZ)" "$(uname -r)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "done" >&2

@@ -570,28 +570,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn call_cost() {
-        let p = Profile::load("min-single-flow").expect("profile");
-        let t = Template::new(&p, TemplateOptions::default()).expect("template");
-        let ifx = sink::af_xdp::ifindex(&std::env::var("LT_IF").expect("LT_IF")).expect("if");
-        let l = LiveProgram::load_for(&t, 1, ifx).expect("load");
-        l.set_state(
-            0,
-            &QState {
-                limit: u64::MAX,
-                ..QState::default()
-            },
-        )
-        .expect("state");
-        for r in [1u32, 1, 64, 1024, 16384, 262144, 1 << 20] {
-            let s = Instant::now();
-            l.send(0, r).expect("send");
-            eprintln!("repeat {r}: {:?}", s.elapsed());
-        }
-    }
-
-    #[test]
     fn buckets_round_trip() {
         for v in [0u64, 1, 63, 64, 65, 1000, 123_456, 10_000_000_000] {
             // Lowest value of v's bucket is within 1/32 below v.

@@ -278,7 +278,8 @@ fn count_is_exact_and_every_profile_arrives_as_its_template_says() {
                 flows.insert((u.src_ip, u.src_port, u.dst_ip, u.dst_port));
             }
             let want_flows = p.flows().min(n);
-            let want_flows = if p.dns.is_some() { 1 } else { want_flows }; // 700 < 65536: one source port
+            // DNS: 700 < 65536 IDs, so one source port: one flow.
+            let want_flows = if p.dns.is_some() { 1 } else { want_flows };
             assert_eq!(flows.len() as u64, want_flows, "{engine} {name}: flows");
             if name == "min-single-flow" {
                 assert!(
@@ -288,6 +289,70 @@ fn count_is_exact_and_every_profile_arrives_as_its_template_says() {
             }
         }
     }
+}
+
+#[test]
+fn stamp_carries_stream_counter_and_tx_time() {
+    let bed = up("gt");
+    let d = bed.dut().clone();
+    let cap = Capture::start(&d);
+    let before = profiles_now_ns();
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "min-multi-flow",
+            "--stamp",
+            "--rate",
+            "20k",
+            "--count",
+            "500",
+            "--no-rx",
+            "--output",
+            "json",
+        ],
+    );
+    let fin = final_of(&out);
+    assert_eq!(fin["tx_packets"].as_u64(), Some(500));
+    let after = profiles_now_ns();
+    let frames = cap.finish(500);
+    assert_eq!(frames.len(), 500);
+    let mut last_tx = 0;
+    for (i, f) in frames.iter().enumerate() {
+        let u = udp4::parse(f).expect("udp");
+        assert!(u.udp_checksum_ok(), "checksum covers the probe");
+        let p = profiles::wire::probe::Packet::new_checked(u.payload).expect("probe");
+        let r = profiles::wire::probe::Repr::parse(&p).expect("probe repr");
+        assert_eq!(
+            (r.stream, r.counter),
+            (0, i as u64),
+            "stream 0, counter in order"
+        );
+        assert!(
+            r.tx_ns >= before && r.tx_ns <= after,
+            "tx_ns within the run"
+        );
+        assert!(r.tx_ns >= last_tx, "tx_ns non-decreasing");
+        last_tx = r.tx_ns;
+    }
+    // 20k pps: 500 frames span ~25 ms of TX timestamps.
+    let first = profiles::wire::probe::Repr::parse(
+        &profiles::wire::probe::Packet::new_checked(udp4::parse(&frames[0]).expect("udp").payload)
+            .expect("p"),
+    )
+    .expect("r");
+    let span = last_tx - first.tx_ns;
+    assert!(
+        (20_000_000..60_000_000).contains(&span),
+        "TX stamps span {span} ns"
+    );
+}
+
+fn profiles_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
 }
 
 /// A user-space DNS responder answering NXDOMAIN (stands in for dut's dns-ping
