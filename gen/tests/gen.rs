@@ -225,6 +225,41 @@ fn fixed_rate_delivers_the_expected_count() {
 }
 
 #[test]
+fn poisson_pattern_keeps_the_mean_rate() {
+    let bed = up("gpo");
+    let d = bed.dut().clone();
+    for engine in ["afxdp", "xdp-live"] {
+        let before = rx_packets(&d);
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "20k",
+                "--pattern",
+                "poisson",
+                "--duration",
+                "2s",
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        let got = rx_packets(&d) - before;
+        assert_eq!(Some(got), fin["tx_packets"].as_u64());
+        // Poisson counts over 2 s at 20k/s: stddev ~ 200 frames (0.5 %); allow 3 %.
+        assert!(
+            (got as f64 / 40_000.0 - 1.0).abs() < 0.03,
+            "{engine}: {got} frames for 40000 expected"
+        );
+    }
+}
+
+#[test]
 fn count_is_exact_and_every_profile_arrives_as_its_template_says() {
     let bed = up("gp");
     let (g, d) = (bed.generator().clone(), bed.dut().clone());

@@ -236,3 +236,38 @@ fn more_queues_than_the_nic_has_is_one_clear_error() {
     }
     assert_eq!(prog_on(&d).as_deref(), Some("xdp_pass"));
 }
+
+#[test]
+fn zero_copy_on_veth_is_one_clear_error_and_auto_falls_back_to_copy() {
+    let bed = up("xzc");
+    let d = bed.dut().clone();
+    let open = |mode: XskMode| {
+        let iface = d.iface.clone();
+        d.run_in(move || {
+            let mut c = XskConfig::new(iface);
+            c.mode = mode;
+            XskPort::open(&c)
+        })
+        .expect("run_in")
+    };
+    match open(XskMode::ZeroCopy) {
+        Err(e @ XskError::ZeroCopyUnsupported { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("zero-copy") && msg.contains("copy mode"),
+                "{msg}"
+            );
+        }
+        other => panic!("veth cannot do zero-copy, got {other:?}"),
+    }
+    assert_eq!(
+        prog_on(&d).as_deref(),
+        Some("xdp_pass"),
+        "nothing left attached"
+    );
+    let port = open(XskMode::Auto).expect("auto");
+    assert_eq!(port.bound_mode(), BoundMode::Copy);
+    assert_eq!(port.attach_mode(), Some("native"));
+    drop(port);
+    assert_eq!(prog_on(&d).as_deref(), Some("xdp_pass"));
+}
