@@ -296,6 +296,7 @@ fn open_port(o: &Options, plan: &Plan, tx: bool) -> Result<Option<XskPort>> {
         mode: o.xsk_mode,
         redirect: (!o.no_rx).then(Filter::udp),
         force: o.force,
+        hw_timestamps: false,
     };
     Ok(Some(XskPort::open(&cfg).with_context(|| {
         format!("opening AF_XDP sockets on {}", o.iface)
