@@ -10,6 +10,7 @@ pub mod output;
 pub mod reader;
 pub mod session;
 pub mod stats;
+pub mod synth;
 
 pub use matcher::{Counters, Match, MatchMode, Matcher};
 pub use session::{FinalRecord, IntervalRecord, Session, SessionOptions};

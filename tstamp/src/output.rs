@@ -16,11 +16,12 @@ use plotters::prelude::*;
 
 use crate::session::TimelinePoint;
 
-/// `value,count` for every recorded bucket (value in ns).
+/// `value,count` for every recorded bucket (value: the bucket's lowest equivalent value in
+/// ns, within 0.1 % of every sample in it).
 pub fn write_hist_csv(w: &mut impl Write, h: &Histogram<u64>) -> std::io::Result<()> {
     writeln!(w, "value,count")?;
     for v in h.iter_recorded() {
-        writeln!(w, "{},{}", h.highest_equivalent(v.value_iterated_to()), v.count_at_value())?;
+        writeln!(w, "{},{}", h.lowest_equivalent(v.value_iterated_to()), v.count_at_value())?;
     }
     Ok(())
 }
@@ -96,6 +97,6 @@ mod tests {
         let s = String::from_utf8(out).expect("utf8");
         let total: u64 = s.lines().skip(1).map(|l| l.split(',').nth(1).and_then(|c| c.parse::<u64>().ok()).unwrap_or(0)).sum();
         assert_eq!(total, 4);
-        assert!(s.starts_with("value,count\n100,2\n"));
+        assert!(s.starts_with("value,count\n100,2\n2000,1\n"), "{s}");
     }
 }
