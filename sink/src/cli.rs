@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use serde_json::json;
 
 use crate::atomic_file::AtomicFile;
-use crate::capture::{self, Backend, CaptureOptions, Clock, ClockMode, Drops, TsKind};
+use crate::capture::{self, Backend, CaptureOptions, ClockMode, Drops, TsKind};
 use crate::counters::Counters;
 use crate::pcapng::PcapNgWriter;
 use crate::stop::Stop;
@@ -53,6 +53,11 @@ pub struct Args {
     pub netns: Option<String>,
 }
 
+/// One line to stdout; a closed pipe (`| head`) is not an error worth dying for.
+fn out(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn realtime_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
@@ -89,8 +94,8 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
     let mut kinds = [0u64; 3];
     let stdout = std::io::stdout();
     match args.output {
-        OutputArg::Json => println!("{}", json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock.as_str()})),
-        OutputArg::Csv => println!("t,packets,bytes,pps,mbps,mbps_wire,drops_kernel,drops_ring,probe_received,probe_lost"),
+        OutputArg::Json => out(&json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock.as_str()}).to_string()),
+        OutputArg::Csv => out("t,packets,bytes,pps,mbps,mbps_wire,drops_kernel,drops_ring,probe_received,probe_lost"),
         OutputArg::Text => eprintln!("sink: capturing on {} ({}, {} clock); Ctrl-C to stop", args.iface, cap.backend(), clock.as_str()),
     }
     let t0 = Instant::now();
@@ -165,12 +170,11 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
     let d = cap.drops();
     drop(cap);
     let written = writer.as_ref().map(|w| w.packets);
-    if let Some(mut w) = writer {
-        if let Err(e) = w.flush()
-            && write_err.is_none()
-        {
-            write_err = Some(e);
-        }
+    if let Some(mut w) = writer
+        && let Err(e) = w.flush()
+        && write_err.is_none()
+    {
+        write_err = Some(e);
     }
     let pr = c.probe();
     let top: Vec<_> = c
@@ -198,33 +202,32 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
         (None, None) => Ok(()),
     };
     match args.output {
-        OutputArg::Json => println!("{fin}"),
+        OutputArg::Json => out(&fin.to_string()),
         OutputArg::Csv => {}
         OutputArg::Text => {
-            println!(
+            out(&format!(
                 "{}: {} packets, {} bytes in {:.2} s ({:.0} pps, {:.2} Mbit/s, {} clock); drops kernel {} ring {} (ring froze {} times); {} flows",
                 args.iface, c.packets, c.bytes, el, c.packets as f64 / el, c.bytes as f64 * 8.0 / el / 1e6,
                 clock.as_str(), d.kernel, d.ring, d.freezes, c.flows.len()
-            );
+            ));
             if pr.received > 0 {
-                println!(
+                out(&format!(
                     "probes: {} received in {} streams, {} lost, {} reordered, {} duplicates; one-way latency µs min {} p50 {} p99 {} max {}",
                     pr.received, pr.streams, pr.lost, pr.reordered, pr.duplicates,
                     fmt_us(pr.latency_ns.min), fmt_us(pr.latency_ns.p50), fmt_us(pr.latency_ns.p99), fmt_us(pr.latency_ns.max)
-                );
+                ));
             }
             for (k, v) in c.top_flows(5) {
-                println!(
+                out(&format!(
                     "  {}:{} -> {}:{}  {} packets",
                     std::net::Ipv4Addr::from(k.src), k.sport, std::net::Ipv4Addr::from(k.dst), k.dport, v.packets
-                );
+                ));
             }
             if let (Some(p), Some(n)) = (&args.write, written) {
-                println!("wrote {n} frames to {}", p.display());
+                out(&format!("wrote {n} frames to {}", p.display()));
             }
         }
     }
-    let _ = clock == Clock::Hw;
     fin_ok?;
     Ok(fin)
 }

@@ -59,6 +59,10 @@ pub struct Args {
     /// Interval of the per-interval records.
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub interval: Duration,
+    /// Answered requests are remembered this long (at most --timeout) so that a second
+    /// response counts as a duplicate; later ones count as unmatched.
+    #[arg(long, value_parser = parse_duration, default_value = "10ms")]
+    pub dup_window: Duration,
     /// Most requests waiting for an answer; beyond it the oldest is evicted (counted).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_pending: usize,
@@ -76,6 +80,12 @@ pub struct Args {
     /// Enter this network namespace (/run/netns/NAME) first.
     #[arg(long)]
     pub netns: Option<String>,
+}
+
+/// One line to stdout; a closed pipe (`| head`) is not an error worth dying for.
+fn out(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn realtime_ns() -> u64 {
@@ -179,6 +189,7 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         timeout_ns: args.timeout.as_nanos() as u64,
         max_pending: args.max_pending,
         interval_ns: args.interval.as_nanos() as u64,
+        dup_window_ns: args.dup_window.as_nanos() as u64,
     };
     let json = args.output == OutputArg::Json;
 
@@ -225,10 +236,10 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         }
         if json {
             if let Ok(s) = serde_json::to_string(r) {
-                println!("{s}");
+                out(&s);
             }
         } else {
-            println!("{}", text_interval(r));
+            out(&text_interval(r));
         }
     };
 
@@ -236,10 +247,8 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         Some(cap) => {
             let clock = cap.clock().as_str();
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock,"match":session_mode(args)})
-                );
+                out(&serde_json::json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock,"match":session_mode(args)})
+                    .to_string());
             } else {
                 eprintln!("tstamp: capturing on {} ({}, {} clock); Ctrl-C to stop", args.iface.as_deref().unwrap_or(""), cap.backend(), clock);
             }
@@ -295,15 +304,14 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         }
     };
     let fin = session.finish(&clock, &source, end_ns, truncated, &mut emit);
-    drop(emit);
     drop(log);
     if let Some(e) = write_err {
         bail!("writing the HDR log: {e}");
     }
     if json {
-        println!("{}", serde_json::to_string(&fin).context("serialising the final record")?);
+        out(&serde_json::to_string(&fin).context("serialising the final record")?);
     } else {
-        println!("{}", text_final(&fin));
+        out(&text_final(&fin));
     }
     if let Some(a) = hdr_file {
         let p = args.hdrh.clone().unwrap_or_default();

@@ -12,7 +12,10 @@
 //! Invariants: the pending table never holds more than `max_pending` entries; an
 //! unanswered request leaves the table in exactly one counted way (matched, `lost` when
 //! older than the timeout or at the end, `evicted` when the table was full). Answered
-//! entries stay until their timeout so that a second response counts as a duplicate.
+//! entries stay for the duplicate window (`dup_window_ns`, at most the timeout) so that a
+//! second response within it counts as a duplicate; later ones count as unmatched. The
+//! window keeps the table small at high rates (only requests in flight plus recently
+//! answered ones), which is what keeps matching fast.
 //! All counters are u64; timestamps are u64 nanoseconds of the capture clock.
 
 use std::collections::{HashMap, VecDeque};
@@ -178,6 +181,9 @@ pub struct Matcher {
     max_pending: usize,
     table: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
     fifo: VecDeque<(u64, u64)>,
+    /// Answered entries in answer order: (key, request ts, answer ts).
+    answered: VecDeque<(u64, u64, u64)>,
+    dup_window_ns: u64,
     counters: Counters,
     /// Latest timestamp seen (timeouts run on the capture clock).
     now_ns: u64,
@@ -192,6 +198,12 @@ impl std::fmt::Debug for Matcher {
 impl Matcher {
     /// `timeout_ns`: a request unanswered for longer is lost. `max_pending` >= 1.
     pub fn new(mode: MatchMode, timeout_ns: u64, max_pending: usize) -> Self {
+        Self::with_dup_window(mode, timeout_ns, max_pending, timeout_ns)
+    }
+
+    /// As [`Matcher::new`], keeping answered requests for `dup_window_ns` (clamped to the
+    /// timeout) to recognise duplicate responses.
+    pub fn with_dup_window(mode: MatchMode, timeout_ns: u64, max_pending: usize, dup_window_ns: u64) -> Self {
         let max_pending = max_pending.max(1);
         let cap = max_pending.min(1 << 16);
         Matcher {
@@ -200,6 +212,8 @@ impl Matcher {
             max_pending,
             table: HashMap::with_capacity_and_hasher(cap, Default::default()),
             fifo: VecDeque::with_capacity(cap),
+            answered: VecDeque::new(),
+            dup_window_ns: dup_window_ns.min(timeout_ns),
             counters: Counters::default(),
             now_ns: 0,
         }
@@ -225,6 +239,23 @@ impl Matcher {
             }
             self.fifo.pop_front();
             self.retire(key, ts, false);
+        }
+        let limit = self.now_ns.saturating_sub(self.dup_window_ns);
+        while let Some(&(key, ts, at)) = self.answered.front() {
+            if at >= limit {
+                break;
+            }
+            self.answered.pop_front();
+            self.forget_answered(key, ts);
+        }
+    }
+
+    fn forget_answered(&mut self, key: u64, ts: u64) {
+        if let Some(e) = self.table.get(&key)
+            && e.ts_ns == ts
+            && e.answered
+        {
+            self.table.remove(&key);
         }
     }
 
@@ -304,6 +335,12 @@ impl Matcher {
 
     fn insert(&mut self, key: u64, ts_ns: u64) {
         while self.table.len() >= self.max_pending {
+            // Forget answered requests first (only duplicate detection suffers), then
+            // evict the oldest unanswered one (counted).
+            if let Some((k, t, _)) = self.answered.pop_front() {
+                self.forget_answered(k, t);
+                continue;
+            }
             match self.fifo.pop_front() {
                 Some((k, t)) => self.retire(k, t, true),
                 None => break,
@@ -325,8 +362,10 @@ impl Matcher {
             }
             Some(e) => {
                 e.answered = true;
+                let req_ts = e.ts_ns;
+                self.answered.push_back((key, req_ts, ts_ns.max(self.now_ns)));
                 self.counters.matched += 1;
-                let rtt_ns = match ts_ns.checked_sub(e.ts_ns) {
+                let rtt_ns = match ts_ns.checked_sub(req_ts) {
                     Some(v) => v,
                     None => {
                         self.counters.negative_rtt += 1;

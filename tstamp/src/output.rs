@@ -65,7 +65,8 @@ pub fn write_svg(path: &Path, title: &str, h: &Histogram<u64>, timeline: &[Timel
         .build_cartesian_2d(0f64..tmax, 0f64..ymax)
         .map_err(plot_err)?;
     c2.configure_mesh().x_desc("time (s)").y_desc("response time (µs)").draw().map_err(plot_err)?;
-    let series: [(&str, RGBColor, fn(&TimelinePoint) -> u64); 4] = [
+    type Series = (&'static str, RGBColor, fn(&TimelinePoint) -> u64);
+    let series: [Series; 4] = [
         ("p50", BLUE, |p| p.p50),
         ("p90", GREEN, |p| p.p90),
         ("p99", RED, |p| p.p99),

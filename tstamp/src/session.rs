@@ -84,6 +84,8 @@ pub struct SessionOptions {
     pub timeout_ns: u64,
     pub max_pending: usize,
     pub interval_ns: u64,
+    /// How long answered requests are remembered to recognise duplicate responses.
+    pub dup_window_ns: u64,
 }
 
 /// Percentiles of one interval, kept for the timeline plot.
@@ -126,7 +128,7 @@ fn rcode_map(c: &[u64; 16]) -> BTreeMap<String, u64> {
 impl Session {
     /// `start_ns`: the interval origin if known (live: now); otherwise the first packet.
     pub fn new(opts: SessionOptions, start_ns: Option<u64>) -> Self {
-        let matcher = Matcher::new(opts.mode, opts.timeout_ns, opts.max_pending);
+        let matcher = Matcher::with_dup_window(opts.mode, opts.timeout_ns, opts.max_pending, opts.dup_window_ns);
         let mut s = Session {
             matcher,
             total: RttStats::new(),
