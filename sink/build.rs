@@ -15,9 +15,15 @@ fn main() {
         .collect();
     entries.sort();
     for path in entries {
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
+        let file = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .to_string();
         println!("cargo:rerun-if-changed={}", path.display());
-        let Some(name) = file.strip_suffix(".bpf.c") else { continue };
+        let Some(name) = file.strip_suffix(".bpf.c") else {
+            continue;
+        };
         SkeletonBuilder::new()
             .source(&path)
             .clang_args(["-I/usr/include/x86_64-linux-gnu", "-Isrc/bpf", "-O2", "-g"])
