@@ -103,22 +103,22 @@ impl Drops {
 pub enum CaptureError {
     #[error("interface {0:?} not found in this network namespace")]
     NoInterface(String),
-    #[error("{iface}: the NIC cannot timestamp in hardware (SIOCSHWTSTAMP: {source}); use --clock sw or auto")]
-    NoHwTimestamps { iface: String, source: std::io::Error },
-    #[error("{what} on {iface}: {source}{hint}")]
-    Sys { iface: String, what: &'static str, source: std::io::Error, hint: &'static str },
+    #[error("{iface}: the NIC cannot timestamp in hardware (SIOCSHWTSTAMP: {err}); use --clock sw or auto")]
+    NoHwTimestamps { iface: String, err: std::io::Error },
+    #[error("{what} on {iface}: {err}{hint}")]
+    Sys { iface: String, what: &'static str, err: std::io::Error, hint: &'static str },
     #[error("{0}")]
     Unsupported(String),
 }
 
 impl CaptureError {
-    pub(crate) fn sys(iface: &str, what: &'static str, source: std::io::Error) -> Self {
-        let hint = if matches!(source.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+    pub(crate) fn sys(iface: &str, what: &'static str, err: std::io::Error) -> Self {
+        let hint = if matches!(err.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
             " (live capture needs root or CAP_NET_RAW)"
         } else {
             ""
         };
-        CaptureError::Sys { iface: iface.to_string(), what, source, hint }
+        CaptureError::Sys { iface: iface.to_string(), what, err, hint }
     }
 }
 
@@ -133,11 +133,13 @@ pub struct CaptureOptions {
     pub block_count: u32,
     /// Hand a block to user space after this long even when it is not full.
     pub retire_ms: u32,
+    /// AF_XDP: replace a foreign (non-placeholder) XDP program; it is restored on exit.
+    pub force: bool,
 }
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { iface: String::new(), clock: ClockMode::Auto, promisc: true, block_size: 1 << 20, block_count: 64, retire_ms: 10 }
+        CaptureOptions { iface: String::new(), clock: ClockMode::Auto, promisc: true, block_size: 1 << 20, block_count: 64, retire_ms: 10, force: false }
     }
 }
 
@@ -156,9 +158,6 @@ pub trait Capture {
 pub fn open(backend: Backend, opts: &CaptureOptions) -> Result<Box<dyn Capture>, CaptureError> {
     match backend {
         Backend::AfPacket => Ok(Box::new(AfPacket::open(opts)?)),
-        Backend::AfXdp => Err(CaptureError::Unsupported(format!(
-            "{}: the af-xdp capture back end is not built yet in this version; use --backend af-packet",
-            opts.iface
-        ))),
+        Backend::AfXdp => Ok(Box::new(crate::afxdp::AfXdp::open(opts)?)),
     }
 }

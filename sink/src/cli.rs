@@ -45,6 +45,9 @@ pub struct Args {
     pub write: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputArg,
+    /// AF_XDP: replace a foreign XDP program on the interface (restored on exit).
+    #[arg(long)]
+    pub force: bool,
     /// Do not put the interface into promiscuous mode.
     #[arg(long)]
     pub no_promisc: bool,
@@ -81,7 +84,7 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
     };
     let mut cap = capture::open(
         args.backend,
-        &CaptureOptions { iface: args.iface.clone(), clock: args.clock, promisc: !args.no_promisc, ..Default::default() },
+        &CaptureOptions { iface: args.iface.clone(), clock: args.clock, promisc: !args.no_promisc, force: args.force, ..Default::default() },
     )
     .with_context(|| format!("live capture on {}", args.iface))?;
     let clock = cap.clock();

@@ -67,12 +67,12 @@ impl HwStamping {
             rx_filter: libc::HWTSTAMP_FILTER_ALL as libc::c_int,
         };
         ioctl(fd, libc::SIOCSHWTSTAMP, iface, &mut cfg)
-            .map_err(|source| CaptureError::NoHwTimestamps { iface: iface.to_string(), source })?;
+            .map_err(|err| CaptureError::NoHwTimestamps { iface: iface.to_string(), err })?;
         // Drivers may widen the filter but must not narrow it below what we asked.
         if cfg.rx_filter == libc::HWTSTAMP_FILTER_NONE as libc::c_int {
             return Err(CaptureError::NoHwTimestamps {
                 iface: iface.to_string(),
-                source: std::io::Error::other("driver refused HWTSTAMP_FILTER_ALL"),
+                err: std::io::Error::other("driver refused HWTSTAMP_FILTER_ALL"),
             });
         }
         Ok(HwStamping { fd: fd.as_raw_fd(), iface: iface.to_string(), previous })

@@ -77,6 +77,9 @@ pub struct Args {
     /// SVG with the CDF of response times and the percentiles over time.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// AF_XDP: replace a foreign XDP program on the interface (restored on exit).
+    #[arg(long)]
+    pub force: bool,
     /// Enter this network namespace (/run/netns/NAME) first.
     #[arg(long)]
     pub netns: Option<String>,
@@ -198,7 +201,7 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         Some(iface) => {
             let cap = capture::open(
                 args.backend,
-                &CaptureOptions { iface: iface.clone(), clock: args.clock, ..CaptureOptions::default() },
+                &CaptureOptions { iface: iface.clone(), clock: args.clock, force: args.force, ..CaptureOptions::default() },
             )
             .with_context(|| format!("live capture on {iface}"))?;
             Some(cap)
@@ -251,6 +254,11 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
                     .to_string());
             } else {
                 eprintln!("tstamp: capturing on {} ({}, {} clock); Ctrl-C to stop", args.iface.as_deref().unwrap_or(""), cap.backend(), clock);
+            }
+            if cap.backend() == "af-xdp" {
+                eprintln!(
+                    "tstamp: note: af-xdp stamps frames in user space per RX batch (no XDP RX timestamp metadata yet): response times are coarse; use --backend af-packet for them"
+                );
             }
             let t0 = Instant::now();
             let mut last: Option<(u64, Instant)> = None;

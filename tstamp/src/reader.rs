@@ -26,8 +26,8 @@ pub struct ReadStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("cannot open {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    #[error("cannot open {path}: {err}")]
+    Open { path: String, err: std::io::Error },
     #[error("{path} is not a pcap or pcapng capture (unknown magic {magic:#010x})")]
     NotACapture { path: String, magic: u32 },
     #[error("{path}: {what}")]
@@ -67,13 +67,13 @@ pub fn pcapng_ts_ns(raw: u64, tsresol: u8, offset_s: u64) -> u64 {
 /// until `f` returns false.
 pub fn read(path: &Path, mut f: impl FnMut(u64, &[u8]) -> bool) -> Result<ReadStats, ReadError> {
     let p = path.display().to_string();
-    let mut file = File::open(path).map_err(|source| ReadError::Open { path: p.clone(), source })?;
+    let mut file = File::open(path).map_err(|err| ReadError::Open { path: p.clone(), err })?;
     let mut magic = [0u8; 4];
     if let Err(e) = file.read_exact(&mut magic) {
         return Err(ReadError::Bad { path: p, what: format!("not a pcap or pcapng capture (too short: {e})") });
     }
     let format = sniff(magic).ok_or_else(|| ReadError::NotACapture { path: p.clone(), magic: u32::from_be_bytes(magic) })?;
-    let file = File::open(path).map_err(|source| ReadError::Open { path: p.clone(), source })?;
+    let file = File::open(path).map_err(|err| ReadError::Open { path: p.clone(), err })?;
     let mut st = ReadStats::default();
     match format {
         Format::Pcap => {
