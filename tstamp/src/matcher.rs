@@ -455,6 +455,28 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_window_and_id_reuse() {
+        // Remember answers for 100 ns: a second answer within it is a duplicate, later
+        // ones are unmatched; the same key after its answer is a new request.
+        let mut m = Matcher::with_dup_window(MatchMode::Dns, 1_000_000, 100, 100);
+        m.on_frame(0, &dns_frame(7, false, "k", 1, 0));
+        assert!(m.on_frame(10, &dns_frame(7, true, "k", 1, 0)).is_some());
+        m.on_frame(50, &dns_frame(7, true, "k", 1, 0));
+        assert_eq!(m.counters().duplicates, 1);
+        m.on_frame(500, &dns_frame(7, true, "k", 1, 0));
+        assert_eq!(m.counters().unmatched_responses, 1);
+        m.on_frame(600, &dns_frame(7, false, "k", 1, 0));
+        assert_eq!(m.on_frame(700, &dns_frame(7, true, "k", 1, 0)), Some(Match { rtt_ns: 100, rcode: Some(0) }));
+        // Within the window, a new request with the answered key is also a new request.
+        m.on_frame(720, &dns_frame(7, false, "k", 1, 0));
+        assert_eq!(m.on_frame(750, &dns_frame(7, true, "k", 1, 0)), Some(Match { rtt_ns: 30, rcode: Some(0) }));
+        m.finish();
+        let c = m.counters();
+        assert_eq!((c.requests, c.matched, c.lost, c.duplicates, c.unmatched_responses), (3, 3, 0, 1, 1));
+        assert!(m.pending() == 0);
+    }
+
+    #[test]
     fn skips_what_is_not_dns() {
         let mut m = Matcher::new(MatchMode::Dns, 1000, 10);
         let f = dns_frame(1, false, "a", 1, 0);
