@@ -33,6 +33,8 @@
 
 mod cmd;
 pub mod error;
+pub mod experiment;
+pub mod stats;
 pub mod host;
 pub mod status;
 pub mod testbed;
