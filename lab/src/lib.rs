@@ -34,7 +34,10 @@
 mod cmd;
 pub mod error;
 pub mod experiment;
+pub mod plot;
 pub mod stats;
+pub mod store;
+pub mod tools;
 pub mod host;
 pub mod status;
 pub mod testbed;
