@@ -53,6 +53,22 @@ pub struct Chart {
     pub rows: Vec<Row>,
     /// x is categorical (one tick per series).
     pub categorical: bool,
+    /// x takes whole numbers only (queues, checksums): no fractional ticks.
+    pub integer_x: bool,
+}
+
+/// A tick label without needless decimals.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        let s = format!("{v:.1}");
+        s.strip_suffix(".0").map_or(s.clone(), str::to_owned)
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
 }
 
 /// Scale for display: (divisor, prefix).
@@ -111,7 +127,8 @@ impl Chart {
         root.fill(&WHITE).map_err(err)?;
         let ymax_raw = self.rows.iter().map(|r| r.summary.ci99_high.max(r.summary.mean)).fold(0.0_f64, f64::max);
         let (div, prefix) = scale(ymax_raw);
-        let ymax = if ymax_raw > 0.0 { ymax_raw / div * 1.15 } else { 1.0 };
+        // Headroom above the data for the legend.
+        let ymax = if ymax_raw > 0.0 { ymax_raw / div * (1.2 + 0.06 * self.series.len() as f64) } else { 1.0 };
         let xs = |r: &Row| -> f64 {
             if self.categorical { self.series.iter().position(|s| *s == r.series).map_or(0.0, |i| i as f64) } else { r.x }
         };
@@ -138,16 +155,20 @@ impl Chart {
             .map_err(err)?;
         let series = self.series.clone();
         let categorical = self.categorical;
+        let integer_x = self.integer_x;
         let fmt_x = move |v: &f64| -> String {
             if categorical {
                 let i = v.round();
                 if (v - i).abs() < 1e-6 && i >= 0.0 { series.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            } else if integer_x {
+                if (v - v.round()).abs() < 1e-9 { format!("{}", v.round()) } else { String::new() }
             } else {
-                format!("{v}")
+                tick(*v)
             }
         };
+        let fmt_y = |v: &f64| tick(*v);
         let mut mesh = chart.configure_mesh();
-        mesh.x_desc(x_label).y_desc(format!("{} [{}]", self.y_label, scaled_unit(prefix, &self.unit))).x_label_formatter(&fmt_x);
+        mesh.x_desc(x_label).y_desc(format!("{} [{}]", self.y_label, scaled_unit(prefix, &self.unit))).x_label_formatter(&fmt_x).y_label_formatter(&fmt_y).light_line_style(RGBColor(240, 240, 240));
         if self.categorical {
             mesh.x_labels(self.series.len() * 2 + 1);
         }
@@ -209,6 +230,7 @@ mod tests {
                 row("generic single-flow", 2.0, &[1.5e6, 1.4e6]),
             ],
             categorical: false,
+            integer_x: true,
         };
         let files = chart.write(&dir.join("drop_pps")).unwrap();
         assert_eq!(files.len(), 2);

@@ -63,6 +63,7 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
             series: present,
             rows: mrows.clone(),
             categorical: exp.parameter == Param::None,
+            integer_x: matches!(exp.parameter, Param::Queues | Param::Checksums),
         };
         let plots = chart.write(&out.join(m.name))?;
         let _ = writeln!(md, "## {} [{}]\n", m.label, m.unit);

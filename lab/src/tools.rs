@@ -12,6 +12,8 @@
 //! registered child, so the tools print their final records and exit, and the
 //! caller unwinds normally (dropping its `Testbed`, which tears the lab down).
 //! A [`Child`] dropped while still running is interrupted, then killed.
+//! Children run in their own process group, so signals they send to their
+//! group never reach the runner.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -189,8 +191,13 @@ pub struct Child {
 impl Child {
     /// Starts `cmd` with piped stdout/stderr and registers it.
     pub fn spawn(mut cmd: Command) -> Result<Child> {
+        use std::os::unix::process::CommandExt;
         let command = display(&cmd);
+        // Own process group: a tool that signals its group (trafgen does on
+        // exit) does not hit us, and a terminal's Ctrl-C reaches the tools
+        // only through our handler, in order.
         let mut child = cmd
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
