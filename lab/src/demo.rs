@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
 use crate::runner::{self, InstallOptions};
@@ -52,6 +52,8 @@ pub struct DemoResult {
     pub report: String,
     /// Files written.
     pub files: Vec<PathBuf>,
+    /// Ctrl-C ended the traffic early (the report covers what ran).
+    pub interrupted: bool,
 }
 
 /// Runs the demo.
@@ -94,16 +96,19 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     write_atomic(&out.join("tstamp.json"), ts_out.stdout().as_bytes())?;
     let gen_out = gen_out?;
     write_atomic(&out.join("gen.json"), gen_out.stdout().as_bytes())?;
-    if tools::stop_requested() {
-        bail!("interrupted; the lab is being removed");
+    let interrupted = tools::stop_requested();
+    if !interrupted {
+        gen_out.check()?;
     }
-    gen_out.check()?;
     let status = runner::dut_status(&lab)?;
     write_atomic(&out.join("dut-status.json"), format!("{status}\n").as_bytes())?;
     let gen_final = gen_out.final_record()?;
     let tstamp_final = ts_out.final_record()?;
 
-    let report = render(opts, &gen_final, &tstamp_final, &status);
+    let mut report = render(opts, &gen_final, &tstamp_final, &status);
+    if interrupted {
+        report.push_str("  (interrupted by Ctrl-C: results up to that moment)\n");
+    }
     let mut md = format!("# lab demo\n\n```\n{report}```\n\n");
     let _ = writeln!(md, "![response times](rtt.svg)\n");
     let _ = writeln!(md, "Files: [gen.json](gen.json), [tstamp.json](tstamp.json), [dut-status.json](dut-status.json), [rtt.hdr](rtt.hdr) (HDR histogram log), [rtt-histogram.csv](rtt-histogram.csv).");
@@ -114,7 +119,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         .map(|f| out.join(f))
         .filter(|p| p.exists())
         .collect();
-    Ok(DemoResult { gen_final, tstamp_final, report, files })
+    Ok(DemoResult { gen_final, tstamp_final, report, files, interrupted })
 }
 
 fn int(v: &Value, k: &str) -> String {

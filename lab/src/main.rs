@@ -126,6 +126,9 @@ fn run(cli: Cli) -> Result<()> {
             let res = lab::demo::run(&opts).context("lab demo")?;
             print!("{}", res.report);
             println!("written to {}: {}", opts.out.display(), res.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy()).collect::<Vec<_>>().join(", "));
+            if res.interrupted {
+                anyhow::bail!("interrupted (the lab was removed; partial results above)");
+            }
         }
         Cmd::Run { experiment, out, quick, check } => {
             let exp = Experiment::load(&experiment)?;

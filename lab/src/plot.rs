@@ -205,6 +205,7 @@ impl Chart {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::stats::Summary;

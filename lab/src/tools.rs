@@ -337,6 +337,7 @@ pub fn num(v: &Value, path: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

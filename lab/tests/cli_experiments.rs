@@ -3,6 +3,8 @@
 //! line before anything starts (no namespace created), and every shipped
 //! experiment is listed.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

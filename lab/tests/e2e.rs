@@ -7,6 +7,8 @@
 //! time (a process-wide lock), and each checks that the root namespace list
 //! is the same afterwards.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,14 +54,16 @@ fn tmpdir(tag: &str) -> PathBuf {
     d
 }
 
+/// (x, repetition, value) measurements of one (series, metric).
+type Values = Vec<(f64, u32, f64)>;
+
 struct Points {
-    /// (series, metric) -> [(x, rep, value)]
-    by: HashMap<(String, String), Vec<(f64, u32, f64)>>,
+    by: HashMap<(String, String), Values>,
 }
 
 fn read_points(out: &Path) -> Points {
     let text = std::fs::read_to_string(out.join("points.csv")).expect("points.csv");
-    let mut by: HashMap<(String, String), Vec<(f64, u32, f64)>> = HashMap::new();
+    let mut by: HashMap<(String, String), Values> = HashMap::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         assert_eq!(f.len(), 7, "{line}");
