@@ -10,10 +10,11 @@
 //! end (also after Ctrl-C or a failed point) the summary, the plots and the
 //! Markdown report are written from everything in `points.csv`.
 //!
-//! Rates at the DUT are taken from its program's counters (`dut status
-//! --json`) over a window of the run's duration that starts once traffic is
-//! seen at the DUT, so a source's start-up time does not count against it;
-//! gen and trafgen are measured the same way.
+//! Rates at the DUT are taken from its program's counters and BPF run-time
+//! statistics (`dut status --json --window D`) over a window of the run's
+//! duration that starts once traffic is seen at the DUT, so a source's
+//! start-up time does not count against it; gen and trafgen are measured the
+//! same way.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -329,7 +330,9 @@ impl<'a> PointRun<'a> {
             c.args(["--rate", &r]);
         }
         if let Some(d) = &self.series.dst_ip {
-            c.args(["--dst-ip", d]);
+            // Another address on the DUT's link: gen would find no neighbour
+            // entry for it, so the frame still goes to the DUT's MAC.
+            c.args(["--dst-ip", d, "--dst-mac", &crate::format_mac(&crate::DUT_MAC)]);
         }
         if !rx {
             c.arg("--no-rx");
@@ -362,7 +365,7 @@ impl<'a> PointRun<'a> {
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
-        let window = (|| -> Result<(Value, Value, f64)> {
+        let window = (|| -> Result<Value> {
             let first = dut_status(&lab)?;
             let p0 = num(&first, "counters.packets").unwrap_or(0.0);
             let deadline = Instant::now() + Duration::from_secs(15);
@@ -376,28 +379,20 @@ impl<'a> PointRun<'a> {
                     bail!("no traffic reached the DUT program on dut0 within 15 s");
                 }
             }
-            let s0 = dut_status(&lab)?;
-            let t0 = Instant::now();
-            sleep_checked(self.duration)?;
-            let s1 = dut_status(&lab)?;
-            Ok((s0, s1, t0.elapsed().as_secs_f64()))
+            // dut samples counters and BPF run-time statistics (which it
+            // switches on for the window) before and after it.
+            dut_status_window(&lab, self.duration)
         })();
         let out = source.stop(Duration::from_secs(5))?;
         std::fs::write(self.rep_file(rep, source_name(self.series.source)), format!("{}{}", out.stdout(), out.stderr)).ok();
-        let (s0, s1, dt) = window?;
-        std::fs::write(self.rep_file(rep, "dut-status"), format!("{s0}\n{s1}\n")).ok();
-        let d = |k: &str| num(&s1, k).zip(num(&s0, k)).map(|(a, b)| a - b);
+        let w = window?;
+        std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{w}\n")).ok();
         let mut v = vec![
-            ("drop_pps", d("counters.drop").context("dut status has no counters.drop")? / dt),
-            ("processed_pps", d("counters.packets").context("dut status has no counters.packets")? / dt),
+            ("drop_pps", num(&w, "rates.drop_pps").context("dut status --window has no rates.drop_pps")?),
+            ("processed_pps", num(&w, "rates.packets_pps").context("dut status --window has no rates.packets_pps")?),
         ];
-        match (d("run_cnt"), d("run_time_ns")) {
-            (Some(c), Some(t)) if c > 0.0 => v.push(("ns_per_packet", t / c)),
-            _ => {
-                if let Some(n) = num(&s1, "ns_per_packet") {
-                    v.push(("ns_per_packet", n));
-                }
-            }
+        if let Some(n) = num(&w, "ns_per_packet") {
+            v.push(("ns_per_packet", n));
         }
         if self.series.source == Source::Gen
             && let Some(tx) = out.final_record().ok().and_then(|f| num(&f, "tx_pps"))
@@ -565,8 +560,21 @@ pub fn install(lab: &str, o: &InstallOptions<'_>, log: &Path) -> Result<Option<C
 
 /// dut0's entry of `dut --netns LAB-dut status --iface dut0 --json`.
 pub fn dut_status(lab: &str) -> Result<Value> {
+    status_cmd(lab, None)
+}
+
+/// dut0's entry of `dut status --json --window D`: rates and ns_per_packet
+/// over the window.
+pub fn dut_status_window(lab: &str, window: Duration) -> Result<Value> {
+    status_cmd(lab, Some(window))
+}
+
+fn status_cmd(lab: &str, window: Option<Duration>) -> Result<Value> {
     let mut c = Command::new(tools::locate("dut")?);
     c.args(["--netns", &crate::dut_netns(lab), "status", "--iface", crate::DUT_IFACE, "--json"]);
+    if let Some(w) = window {
+        c.args(["--window", &format!("{}ms", w.as_millis())]);
+    }
     let out = tools::run(c)?;
     out.check()?;
     let text = out.lines.join("\n");
