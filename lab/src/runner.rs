@@ -365,7 +365,7 @@ impl<'a> PointRun<'a> {
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
-        let window = (|| -> Result<Value> {
+        let window = (|| -> Result<(Value, Option<(f64, f64)>)> {
             let first = dut_status(&lab)?;
             let p0 = num(&first, "counters.packets").unwrap_or(0.0);
             let deadline = Instant::now() + Duration::from_secs(15);
@@ -380,19 +380,35 @@ impl<'a> PointRun<'a> {
                 }
             }
             // dut samples counters and BPF run-time statistics (which it
-            // switches on for the window) before and after it.
-            dut_status_window(&lab, self.duration)
+            // switches on for the window) before and after it. A user-space
+            // DUT's own CPU time is read around the same window.
+            let pid = self.dut_fg.as_ref().and_then(Child::id);
+            let c0 = pid.and_then(tools::cpu_time_ns);
+            let t0 = Instant::now();
+            let w = dut_status_window(&lab, self.duration)?;
+            let user = c0.zip(pid.and_then(tools::cpu_time_ns)).map(|(a, b)| (b - a, t0.elapsed().as_secs_f64()));
+            Ok((w, user))
         })();
         let out = source.stop(Duration::from_secs(5))?;
         std::fs::write(self.rep_file(rep, source_name(self.series.source)), format!("{}{}", out.stdout(), out.stderr)).ok();
-        let w = window?;
+        let (w, user) = window?;
         std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{w}\n")).ok();
         let mut v = vec![
             ("drop_pps", num(&w, "rates.drop_pps").context("dut status --window has no rates.drop_pps")?),
             ("processed_pps", num(&w, "rates.packets_pps").context("dut status --window has no rates.packets_pps")?),
         ];
-        if let Some(n) = num(&w, "ns_per_packet") {
-            v.push(("ns_per_packet", n));
+        // Kernel part: the XDP program's run time per packet (for a
+        // user-space DUT: its redirect program). User-space part: the DUT
+        // process's CPU time over the window per packet it processed.
+        let kernel = num(&w, "ns_per_packet");
+        let user = user.and_then(|(cpu_ns, secs)| {
+            let pkts = num(&w, "rates.packets_pps")? * secs;
+            (pkts > 0.0).then(|| cpu_ns / pkts)
+        });
+        match (kernel, user) {
+            (k, Some(u)) => v.push(("ns_per_packet", k.unwrap_or(0.0) + u)),
+            (Some(k), None) => v.push(("ns_per_packet", k)),
+            (None, None) => {}
         }
         if self.series.source == Source::Gen
             && let Some(tx) = out.final_record().ok().and_then(|f| num(&f, "tx_pps"))

@@ -60,9 +60,11 @@ fn interrupt_all() {
     }
 }
 
+/// Signals a child's whole process group (each child leads its own), so
+/// tools that fork workers (trafgen) stop entirely and release our pipes.
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     if let Ok(p) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), sig);
     }
 }
 
@@ -225,6 +227,11 @@ impl Child {
         Ok(Child { command, child: Some(child), lines: rx, seen: Vec::new(), stderr: Some(stderr), reader: Some(reader) })
     }
 
+    /// Process id, while running.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// The command line.
     pub fn command(&self) -> &str {
         &self.command
@@ -284,9 +291,9 @@ impl Child {
             thread::sleep(Duration::from_millis(20));
         }
         if !self.exited()
-            && let Some(c) = self.child.as_mut()
+            && let Some(c) = self.child.as_ref()
         {
-            let _ = c.kill();
+            signal(c.id(), nix::sys::signal::Signal::SIGKILL);
         }
         self.finish()
     }
@@ -297,6 +304,15 @@ impl Child {
         };
         let status = child.wait().with_context(|| format!("wait for `{}`", self.command))?;
         unregister(child.id());
+        // Workers it forked may still hold stdout: give them a moment, then
+        // end the whole group so the readers see end-of-file.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.reader.as_ref().is_some_and(|r| !r.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if self.reader.as_ref().is_some_and(|r| !r.is_finished()) {
+            signal(child.id(), nix::sys::signal::Signal::SIGKILL);
+        }
         if let Some(r) = self.reader.take() {
             let _ = r.join();
         }
@@ -320,11 +336,24 @@ impl Drop for Child {
             while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(20));
             }
-            let _ = c.kill();
+            signal(c.id(), nix::sys::signal::Signal::SIGKILL);
             let _ = c.wait();
             unregister(c.id());
         }
     }
+}
+
+/// CPU time (user + system, all threads) a process has used so far, in ns.
+pub fn cpu_time_ns(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall (11th and 12th after it).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks * 1e9 / hz as f64)
 }
 
 /// A JSON number at `path` (`a.b.c`) as f64.
@@ -349,6 +378,20 @@ mod tests {
         assert!(!e.contains('\n'));
         let e = locate_peer("no-such-peer-xyz", "some-pkg").unwrap_err().to_string();
         assert!(e.contains("some-pkg") && e.contains(".ci/setup"), "{e}");
+    }
+
+    #[test]
+    fn cpu_time_of_a_busy_process_grows() {
+        let me = std::process::id();
+        let a = cpu_time_ns(me).unwrap();
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let b = cpu_time_ns(me).unwrap();
+        assert!(b - a >= 1e8, "{a} -> {b} ({x})");
+        assert!(cpu_time_ns(u32::MAX).is_none());
     }
 
     #[test]
@@ -379,6 +422,24 @@ mod tests {
         let mut child = Child::spawn(c).unwrap();
         let e = child.wait_for_type("ready", Duration::from_secs(5)).unwrap_err().to_string();
         assert!(e.contains("exited") && e.contains("broken"), "{e}");
+    }
+
+    #[test]
+    fn stop_ends_forked_workers_too() {
+        // A worker that ignores nothing and outlives its parent's exit,
+        // holding stdout: stop() must still return, and the worker must die.
+        let mut c = Command::new("sh");
+        c.args(["-c", r#"sleep 30 & echo $! ; echo '{"type":"ready"}'; trap 'exit 0' INT; while true; do sleep 0.05; done"#]);
+        let mut child = Child::spawn(c).unwrap();
+        child.wait_for_type("ready", Duration::from_secs(5)).unwrap();
+        let t = Instant::now();
+        let out = child.stop(Duration::from_secs(2)).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+        let worker: i32 = out.lines[0].trim().parse().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{worker}/stat")).unwrap_or_default().contains(") Z");
+        assert!(!alive, "worker {worker} survived");
     }
 
     #[test]
