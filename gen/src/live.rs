@@ -2,10 +2,17 @@
 //! xdp-trafficgen does). The kernel runs `gen_live.bpf.c` on copies of the profile's
 //! frame 0; the program turns each into frame n (the variation of the template's
 //! `patches()`/`dns()` passed in rodata, list values in a map) and returns XDP_TX,
-//! which transmits it out of the interface given as `ingress_ifindex`, queue
-//! `rx_queue_index`. One thread per queue, each calling BPF_PROG_RUN with `repeat`
-//! = the number of frames due (paced) or a fixed batch (unpaced). Replies are
-//! counted on AF_XDP RX sockets (opened by the caller), polled between runs.
+//! which transmits it out of the interface given as `ingress_ifindex`.
+//!
+//! One program instance per queue (its queue id in rodata: live frames always
+//! arrive with rx_queue_index 0) and one thread per queue. A BPF_PROG_RUN call
+//! costs milliseconds of set-up, so pacing is not a call per packet: each thread
+//! issues one long call (up to 2^31 runs) and the program sends only when the
+//! queue's next departure is due (XDP_DROP otherwise), stopping by itself at the
+//! queue's limit and deadline. The reporter reads the counters from the program's
+//! `qstate` map and ends the call with SIGUSR1 ([`wake_thread`]; the kernel's run
+//! loop returns EINTR on a pending signal). Replies are counted by separate RX
+//! threads ([`rx_thread`]) on the AF_XDP sockets opened by the caller.
 //!
 //! Invariant: the program's frame n equals `Template::write(frame, n)` byte for
 //! byte; the unit test checks it with plain BPF_PROG_TEST_RUN for every shipped
