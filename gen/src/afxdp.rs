@@ -51,6 +51,7 @@ pub fn queue_thread(
         .map(|r| Pacer::new(ctx.pattern, r, i as u64 + 1));
     let mut pend = Pending::default();
     let deadline_ns = ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64);
+    crate::wait_until(ctx.t0);
     let end_ns;
     loop {
         let now_ns = ctx.t0.elapsed().as_nanos() as f64;

@@ -265,6 +265,25 @@ impl Ctx {
     }
 }
 
+/// How far ahead of spawning the threads the common start lies.
+pub const START_DELAY: Duration = Duration::from_millis(50);
+
+/// Sleeps (then spins) until `t`.
+pub fn wait_until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        let left = t - now;
+        if left > Duration::from_micros(200) {
+            std::thread::sleep(left - Duration::from_micros(100));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// CLOCK_REALTIME in ns.
 #[inline]
 pub fn realtime_ns() -> u64 {
@@ -318,7 +337,13 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         None => (0..nq).map(|_| None).collect(),
     };
     let live = match o.engine {
-        Engine::XdpLive => Some(Arc::new(live::LiveProgram::load(&o.iface, &plan)?)),
+        Engine::XdpLive => {
+            let mut v = Vec::with_capacity(nq);
+            for &qid in &plan.queue_ids {
+                v.push(Arc::new(live::LiveProgram::load(&o.iface, &plan, qid)?));
+            }
+            Some(v)
+        }
         Engine::Afxdp => None,
     };
     let mut hists = Vec::with_capacity(nq);
@@ -327,7 +352,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     }
     let ctx = Arc::new(Ctx {
         stop: stop.clone(),
-        t0: Instant::now(),
+        // A common start shortly ahead, so that every thread is set up (pinned,
+        // frames pre-filled) before its first departure is due.
+        t0: Instant::now() + START_DELAY,
         duration: o.duration,
         count: o.count,
         nq,
@@ -371,7 +398,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
                         }
                     }
                 }
-                let l = l.clone();
+                let l = l[i].clone();
                 let qid = plan.queue_ids[i];
                 std::thread::Builder::new()
                     .name(name)
@@ -398,9 +425,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     let live_sync = |ctx: &Ctx| {
         // xdp-live threads sit in the kernel: read their counters from the map,
         // and end them when the run is over.
-        if let Some(l) = &live {
+        if let Some(progs) = &live {
             let mut done = true;
-            for (i, &qid) in plan.queue_ids.iter().enumerate() {
+            for (i, (&qid, l)) in plan.queue_ids.iter().zip(progs).enumerate() {
                 let k = l.state(qid).k;
                 ctx.counters[i].tx_packets.store(k, Relaxed);
                 ctx.counters[i].tx_bytes.store(k * frame_len, Relaxed);

@@ -2,10 +2,17 @@
 //! xdp-trafficgen does). The kernel runs `gen_live.bpf.c` on copies of the profile's
 //! frame 0; the program turns each into frame n (the variation of the template's
 //! `patches()`/`dns()` passed in rodata, list values in a map) and returns XDP_TX,
-//! which transmits it out of the interface given as `ingress_ifindex`, queue
-//! `rx_queue_index`. One thread per queue, each calling BPF_PROG_RUN with `repeat`
-//! = the number of frames due (paced) or a fixed batch (unpaced). Replies are
-//! counted on AF_XDP RX sockets (opened by the caller), polled between runs.
+//! which transmits it out of the interface given as `ingress_ifindex`.
+//!
+//! One program instance per queue (its queue id in rodata: live frames always
+//! arrive with rx_queue_index 0) and one thread per queue. A BPF_PROG_RUN call
+//! costs milliseconds of set-up, so pacing is not a call per packet: each thread
+//! issues one long call (up to 2^31 runs) and the program sends only when the
+//! queue's next departure is due (XDP_DROP otherwise), stopping by itself at the
+//! queue's limit and deadline. The reporter reads the counters from the program's
+//! `qstate` map and ends the call with SIGUSR1 ([`wake_thread`]; the kernel's run
+//! loop returns EINTR on a pending signal). Replies are counted by separate RX
+//! threads ([`rx_thread`]) on the AF_XDP sockets opened by the caller.
 //!
 //! Invariant: the program's frame n equals `Template::write(frame, n)` byte for
 //! byte; the unit test checks it with plain BPF_PROG_TEST_RUN for every shipped
@@ -148,14 +155,14 @@ fn charset_of(t: &Template) -> Vec<u8> {
 }
 
 impl LiveProgram {
-    /// Loads the program configured for `plan`'s template, to send on `iface`.
-    pub fn load(iface: &str, plan: &Plan) -> Result<LiveProgram> {
+    /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
+    pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
         let ifindex = sink::af_xdp::ifindex(iface)?;
-        Self::load_for(&plan.template, plan.queue_ids.len(), ifindex)
+        Self::load_for(&plan.template, plan.queue_ids.len(), qid, ifindex)
     }
 
-    /// Loads the program for `t` with `nq` queues (ifindex 0: test runs only).
-    pub fn load_for(t: &Template, nq: usize, ifindex: u32) -> Result<LiveProgram> {
+    /// Loads the program for `t`, queue `qid` of `nq` (ifindex 0: test runs only).
+    pub fn load_for(t: &Template, nq: usize, qid: u32, ifindex: u32) -> Result<LiveProgram> {
         if t.len() > 14 + 20 + MAX_UDP {
             bail!(
                 "xdp-live handles frames up to {} bytes; this profile's are {}",
@@ -181,6 +188,7 @@ impl LiveProgram {
                 .as_deref_mut()
                 .context("xdp-live program has no rodata")?;
             ro.nqueues = nq as u32;
+            ro.queue_id = qid;
             ro.npatches = t.patches().len() as u32;
             ro.varies = u32::from(t.varies());
             for (i, p) in t.patches().iter().enumerate() {
@@ -261,10 +269,10 @@ impl LiveProgram {
             map_update(&exptab, &(i as u32), &((x / mean * 65536.0).round() as u64))
                 .context("filling the exponential table")?;
         }
-        for q in 0..nq as u32 {
+        {
             map_update(
                 &qstate,
-                &q,
+                &qid,
                 &QState {
                     limit: u64::MAX,
                     ..QState::default()
@@ -420,6 +428,7 @@ pub fn queue_thread(
         eprintln!("warning: queue {qid}: {e:#}");
     }
     let total = ctx.count_for(i);
+    crate::wait_until(ctx.t0);
     // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC.
     let t0_mono = monotonic_ns().saturating_sub(ctx.t0.elapsed().as_nanos() as u64);
     let gap_fp = ctx
@@ -511,12 +520,13 @@ mod tests {
             let p = Profile::load(name).expect("profile");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
             let nq = 3;
-            let l = LiveProgram::load_for(&t, nq, 0).expect("load");
+            // Queue 1 of 3: frames n = 1, 4, 7, ...
+            let l = LiveProgram::load_for(&t, nq, 1, 0).expect("load");
             // Spread over the 16-bit ID wrap so DNS source ports change too.
             for k in (0..70_000u64).step_by(997).chain(0..5) {
-                // Jump queue 0's counter to k (unpaced, unlimited).
+                // Jump queue 1's counter to k (unpaced, unlimited).
                 l.set_state(
-                    0,
+                    1,
                     &QState {
                         k,
                         limit: u64::MAX,
@@ -526,8 +536,8 @@ mod tests {
                 .expect("state");
                 let (ret, f) = l.test_frame().expect("test run");
                 assert_eq!(ret, 3, "XDP_TX");
-                let want = t.frame_for(k * nq as u64, None);
-                assert_eq!(f, want, "{name}: frame {}", k * nq as u64);
+                let want = t.frame_for(k * nq as u64 + 1, None);
+                assert_eq!(f, want, "{name}: frame {}", k * nq as u64 + 1);
             }
         }
     }
@@ -539,7 +549,7 @@ mod tests {
         }
         let p = Profile::load("min-single-flow").expect("profile");
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
-        let l = LiveProgram::load_for(&t, 1, 0).expect("load");
+        let l = LiveProgram::load_for(&t, 1, 0, 0).expect("load");
         // 1000 pps from now: frame 0 due at once, frame 1 after 1 ms.
         let now = monotonic_ns();
         let st = QState {
@@ -600,7 +610,7 @@ mod tests {
         }
         let p = Profile::load("min-multi-flow").expect("profile");
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
-        let mut l = LiveProgram::load_for(&t, 1, 0).expect("load");
+        let mut l = LiveProgram::load_for(&t, 1, 0, 0).expect("load");
         l.frame.truncate(20);
         let (ret, _) = l.test_frame().expect("test run");
         assert_eq!(ret, 0, "XDP_ABORTED on a frame too short for its patches");

@@ -390,6 +390,55 @@ fn profiles_now_ns() -> u64 {
         .as_nanos() as u64
 }
 
+#[test]
+fn two_queues_number_frames_over_the_whole_run() {
+    let bed = Testbed::up(&UpOptions {
+        name: lab::unique_name("g2q"),
+        topology: Topology::Direct,
+        queues: 2,
+    })
+    .expect("lab up");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let mut p = Profile::load("dns-small").expect("profile");
+    p.eth_src = g.mac.expect("mac");
+    p.eth_dst = d.mac.expect("mac");
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    let n = 1001u64;
+    for engine in ["afxdp", "xdp-live"] {
+        let cap = Capture::start(&d);
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "dns-small",
+                "--engine",
+                engine,
+                "--queues",
+                "2",
+                "--rate",
+                "40k",
+                "--count",
+                &n.to_string(),
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["queues"].as_u64(), Some(2));
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n));
+        let mut got = cap.finish(n as usize);
+        let mut want: Vec<Vec<u8>> = (0..n).map(|i| t.frame_for(i, None)).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "{engine}");
+        assert!(
+            got == want,
+            "{engine}: queue q sends n = q, q+2, ...: together every n < {n} exactly once"
+        );
+    }
+}
+
 /// A user-space DNS responder answering NXDOMAIN (stands in for dut's dns-ping
 /// until it lands).
 fn nxdomain_responder(host: &lab::Host, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {

@@ -4,9 +4,9 @@
  * profiles::Template::write produces) and returns XDP_TX, which sends it out of the
  * interface given as ingress_ifindex.
  *
- * n = k * nqueues + rx_queue_index, with k the queue's count of frames sent (array
- * map `qstate`, one slot per queue: each queue is driven by one thread, so no two
- * CPUs share a slot). Every varying field is rewritten and both checksums
+ * n = k * nqueues + queue_id, with k the queue's count of frames sent (array map
+ * `qstate`). queue_id is rodata: one program instance per queue, because live
+ * frames always carry rx_queue_index 0 (the test run registers its own rxq 0). Every varying field is rewritten and both checksums
  * recomputed from the bytes, so the result does not depend on what the recycled
  * page held before.
  *
@@ -44,6 +44,7 @@ struct patch {
 const volatile struct patch patches[MAX_PATCHES] = {};
 const volatile __u32 npatches = 0;
 const volatile __u32 nqueues = 1;
+const volatile __u32 queue_id = 0;
 const volatile __u32 varies = 0;
 const volatile __u32 dns_on = 0;
 const volatile __u32 dns_id_at = 0;
@@ -151,7 +152,7 @@ int gen_live(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__u32 q = ctx->rx_queue_index;
+	__u32 q = queue_id;
 	struct qstate *st;
 	__u64 k, n, v;
 	__u32 i, j;
