@@ -33,7 +33,7 @@ echo "host: $(uname -r), $(nproc) cores; $(trafgen --version 2>&1 | head -1)"
 # /proc/net/dev column of an interface in a namespace: rx drop = 4, tx packets = 10, tx drop = 12.
 devstat() { ip netns exec "$1" cat /proc/net/dev | awk -v i="$2:" -v c="$3" '$1 == i {print $c}'; }
 swdrops() { echo $(( $(devstat "$NAME-sw" sw-gen 5) + $(devstat "$NAME-sw" sw-mon 13) )); }
-printf "%-10s %-8s %4s %9s %9s %9s %8s %7s %7s  %s\n" backend rate_pps run sent gen0_tx received sw_drop kernel ring verdict
+printf "%-10s %-8s %4s %9s %9s %9s %9s %8s %7s %7s  %s\n" backend rate_pps run achieved sent gen0_tx received sw_drop kernel ring verdict
 declare -A best
 for backend in af-packet af-xdp; do
   best[$backend]=0
@@ -42,12 +42,18 @@ for backend in af-packet af-xdp; do
     for run in $(seq "$RUNS"); do
       n=$((rate * SECS))
       out=$(mktemp)
-      $SINK --netns "$NAME-mon" --iface mon0 --backend "$backend" --output json --duration $((SECS + 2)) > "$out" 2>/dev/null &
+      # No --duration: sink is stopped with SIGINT once trafgen is done (trafgen may fall
+      # behind the asked rate on a loaded machine; a fixed duration would cut its tail).
+      $SINK --netns "$NAME-mon" --iface mon0 --backend "$backend" --output json > "$out" 2>/dev/null &
       spid=$!
       for _ in $(seq 100); do grep -q '"ready"' "$out" 2>/dev/null && break; sleep 0.05; done
       tx0=$(devstat "$NAME-gen" gen0 11); sw0=$(swdrops)
+      a=$(date +%s.%N)
       ip netns exec "$NAME-gen" trafgen -o gen0 -i "$CONF" -b "${rate}pps" -n "$n" -P 1 -q -C >/dev/null 2>&1 || true
-      wait "$spid" || true
+      b=$(date +%s.%N)
+      achieved=$(echo "$n / ($b - $a)" | bc)
+      sleep 0.5
+      kill -INT "$spid"; wait "$spid" || true
       txd=$(( $(devstat "$NAME-gen" gen0 11) - tx0 )); swd=$(( $(swdrops) - sw0 ))
       read -r recv kern ring < <(python3 -c '
 import json,sys
@@ -57,7 +63,7 @@ print(f["packets"], f["drops"]["kernel"], f["drops"]["ring"])' "$out")
       verdict=ok
       if [ "$kern" -ne 0 ] || [ "$ring" -ne 0 ]; then verdict=CAPTURE-DROPS; ok_all=0
       elif [ "$recv" -lt "$n" ]; then verdict=upstream-loss; ok_all=0; fi
-      printf "%-10s %-8s %4s %9s %9s %9s %8s %7s %7s  %s\n" "$backend" "$rate" "$run" "$n" "$txd" "$recv" "$swd" "$kern" "$ring" "$verdict"
+      printf "%-10s %-8s %4s %9s %9s %9s %9s %8s %7s %7s  %s\n" "$backend" "$rate" "$run" "$achieved" "$n" "$txd" "$recv" "$swd" "$kern" "$ring" "$verdict"
     done
     if [ $ok_all -eq 1 ]; then best[$backend]=$rate; else break; fi
   done
