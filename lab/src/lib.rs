@@ -32,7 +32,15 @@
 #![warn(missing_docs)]
 
 mod cmd;
+pub mod demo;
 pub mod error;
+pub mod experiment;
+pub mod plot;
+pub mod report;
+pub mod runner;
+pub mod stats;
+pub mod store;
+pub mod tools;
 pub mod host;
 pub mod status;
 pub mod testbed;

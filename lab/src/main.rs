@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use lab::experiment::Experiment;
 use lab::{DEFAULT_NAME, Testbed, Topology, UpOptions};
 
 /// Virtual testbed of network namespaces and veth pairs: generator, switch
@@ -45,6 +48,44 @@ enum Cmd {
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
     },
+    /// The whole chain once: DNS cache on the DUT, tstamp on the mirror port,
+    /// gen at 50k queries/s for 5 s; prints the report, writes the plots,
+    /// removes the lab.
+    Demo {
+        /// Lab name (refused if a lab of that name exists).
+        #[arg(long, default_value = "demo")]
+        name: String,
+        /// Output directory.
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+        /// Offered rate (queries/s: 50k, 1.5M, ...).
+        #[arg(long, default_value = "50k")]
+        rate: String,
+        /// Traffic duration (5s, 500ms, 2m).
+        #[arg(long, default_value = "5s")]
+        duration: String,
+        /// Workload profile (DNS).
+        #[arg(long, default_value = "dns-small")]
+        profile: String,
+    },
+    /// Run an experiment (a name in profiles/experiments/ or a path): CSVs,
+    /// plots and a Markdown report in --out.
+    Run {
+        /// Experiment name or file.
+        experiment: String,
+        /// Output directory (default out/<experiment>-<UTC time>); a re-run
+        /// with the same directory skips the points already measured.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A few seconds per point, 1-2 repetitions, fewer sweep points.
+        #[arg(long)]
+        quick: bool,
+        /// Only check the experiment file and the tools, then exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// List the shipped experiments.
+    Experiments,
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -79,6 +120,46 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Down { name } => {
             let removed = lab::down(&name).with_context(|| format!("lab down --name {name}"))?;
             println!("removed {}", removed.join(", "));
+        }
+        Cmd::Demo { name, out, rate, duration, profile } => {
+            let opts = lab::demo::DemoOptions { name, out, rate, duration, profile };
+            let res = lab::demo::run(&opts).context("lab demo")?;
+            print!("{}", res.report);
+            println!("written to {}: {}", opts.out.display(), res.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy()).collect::<Vec<_>>().join(", "));
+            if res.interrupted {
+                anyhow::bail!("interrupted (the lab was removed; partial results above)");
+            }
+        }
+        Cmd::Run { experiment, out, quick, check } => {
+            let exp = Experiment::load(&experiment)?;
+            lab::runner::preflight(&exp)?;
+            if check {
+                println!("{}: ok ({} series, sweep {} over {} values)", exp.origin, exp.series.len(), exp.parameter, exp.plan(quick).values.len());
+                return Ok(());
+            }
+            let out = out.unwrap_or_else(|| lab::runner::default_out(&exp.name));
+            let opts = lab::runner::RunOptions { out, quick };
+            let res = lab::runner::run(&exp, &opts).with_context(|| format!("lab run {}", exp.name))?;
+            println!(
+                "{}: {} measured, {} already there, {} failed; report {}",
+                exp.name,
+                res.measured,
+                res.skipped,
+                res.failures.len(),
+                opts.out.join("report.md").display()
+            );
+            if res.interrupted {
+                anyhow::bail!("interrupted; partial results in {} (re-run with the same --out to resume)", opts.out.display());
+            }
+            if !res.failures.is_empty() {
+                anyhow::bail!("{} point(s) failed, first: {}", res.failures.len(), res.failures[0].2);
+            }
+        }
+        Cmd::Experiments => {
+            for (name, _) in lab::experiment::SHIPPED {
+                let e = Experiment::load(name)?;
+                println!("{name:20} {}", e.title);
+            }
         }
     }
     Ok(())

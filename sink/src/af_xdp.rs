@@ -30,12 +30,15 @@
 //! builds an error: failed wake-ups are counted.
 //!
 //! Timestamps: [`RxMeta::sw_ns`] is CLOCK_REALTIME read once per received batch.
-//! A NIC hardware timestamp would come from the XDP RX-metadata kfunc
-//! `bpf_xdp_metadata_rx_timestamp()` in a device-bound redirect program, written
-//! into the frame's metadata area (`bpf_xdp_adjust_meta`) and read back here
-//! before the frame; [`RxMeta::hw_ns`] is the slot for it. It is not implemented
-//! yet (veth has no RX timestamp metadata: the kfunc returns -EOPNOTSUPP), so
-//! `hw_ns` is always `None`.
+//! With [`XskConfig::hw_timestamps`] the redirect program is loaded device-bound
+//! (`xsk_redirect_meta`): it calls the XDP RX-metadata kfunc
+//! `bpf_xdp_metadata_rx_timestamp()`, and writes `{rx_ts u64, err i32, magic u32}`
+//! into the frame's metadata area (`bpf_xdp_adjust_meta`), which the kernel copies
+//! into the UMEM right before the frame (copy and zero-copy mode alike);
+//! `recv_batch` reads it back into [`RxMeta::hw_ns`]. Where the driver has no
+//! timestamp (veth: `-ENODATA` for every frame) or no metadata support
+//! (`-EOPNOTSUPP`), `hw_ns` is `None`, [`XskStats::hw_ts_missing`] counts the
+//! frames and [`XskStats::hw_ts_last_err`] / [`hw_ts_error_text`] say why.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -239,6 +242,11 @@ pub struct XskConfig {
     pub redirect: Option<Filter>,
     /// Replace a foreign XDP program (it is restored on drop).
     pub force: bool,
+    /// Ask the driver for NIC RX timestamps (XDP RX-metadata kfunc in a
+    /// device-bound redirect program); needs `redirect`. Frames then carry
+    /// [`RxMeta::hw_ns`] where the NIC gives one (veth: never, see
+    /// [`XskStats::hw_ts_last_err`]).
+    pub hw_timestamps: bool,
 }
 
 impl XskConfig {
@@ -255,6 +263,7 @@ impl XskConfig {
             mode: XskMode::Auto,
             redirect: Some(Filter::all()),
             force: false,
+            hw_timestamps: false,
         }
     }
 }
@@ -658,11 +667,24 @@ fn bpf_err(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> XskError
 }
 
 impl Redirect {
-    fn load(filter: &Filter, max_queue: u32) -> Result<Redirect> {
+    /// Loads the plain program, or with `meta_ifindex` the device-bound one that
+    /// asks that device's driver for RX timestamps.
+    fn load(filter: &Filter, max_queue: u32, meta_ifindex: Option<u32>) -> Result<Redirect> {
+        const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
         let mut obj = MaybeUninit::uninit();
         let mut open = skel::XskRedirectSkelBuilder::default()
             .open(&mut obj)
             .map_err(bpf_err("open the AF_XDP redirect program"))?;
+        match meta_ifindex {
+            Some(idx) => {
+                open.progs.xsk_redirect.set_autoload(false);
+                open.progs.xsk_redirect_meta.set_ifindex(idx);
+                open.progs
+                    .xsk_redirect_meta
+                    .set_flags(BPF_F_XDP_DEV_BOUND_ONLY);
+            }
+            None => open.progs.xsk_redirect_meta.set_autoload(false),
+        }
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.match_all = u8::from(filter.is_all());
             ro.match_proto = filter.proto.unwrap_or(0);
@@ -675,15 +697,22 @@ impl Redirect {
             .xsks
             .set_max_entries(max_queue + 1)
             .map_err(bpf_err("size the XSKMAP"))?;
-        let skel = open
-            .load()
-            .map_err(bpf_err("load the AF_XDP redirect program"))?;
+        let skel = open.load().map_err(bpf_err(if meta_ifindex.is_some() {
+            "load the device-bound AF_XDP redirect program (RX timestamps; the driver may not support XDP RX metadata)"
+        } else {
+            "load the AF_XDP redirect program"
+        }))?;
+        let prog = if meta_ifindex.is_some() {
+            skel.progs.xsk_redirect_meta.as_fd()
+        } else {
+            skel.progs.xsk_redirect.as_fd()
+        };
         let dup = |fd: std::os::fd::BorrowedFd<'_>| {
             fd.try_clone_to_owned()
                 .map_err(|e| io_err("duplicate BPF fd", e))
         };
         Ok(Redirect {
-            prog: dup(skel.progs.xsk_redirect.as_fd())?,
+            prog: dup(prog)?,
             xsks: dup(skel.maps.xsks.as_fd())?,
             counters: dup(skel.maps.counters.as_fd())?,
         })
@@ -708,12 +737,12 @@ impl Redirect {
         }
     }
 
-    /// (redirected, passed) summed over CPUs.
-    fn counters(&self) -> (u64, u64) {
+    /// (redirected, passed, no room for metadata) summed over CPUs.
+    fn counters(&self) -> (u64, u64, u64) {
         // SAFETY: plain libbpf call.
         let cpus = unsafe { libbpf_sys::libbpf_num_possible_cpus() };
         let cpus = usize::try_from(cpus).unwrap_or(1).max(1);
-        let mut out = [0u64; 2];
+        let mut out = [0u64; 3];
         let mut vals = vec![0u64; cpus];
         for (k, o) in out.iter_mut().enumerate() {
             let key = k as u32;
@@ -729,7 +758,7 @@ impl Redirect {
                 *o = vals.iter().sum();
             }
         }
-        (out[0], out[1])
+        (out[0], out[1], out[2])
     }
 }
 
@@ -772,6 +801,13 @@ pub struct XskStats {
     pub rx_bytes: u64,
     /// TX wake-ups (sendto) that failed with an unexpected error.
     pub wakeup_errors: u64,
+    /// Frames with a NIC RX timestamp (hardware timestamps asked for).
+    pub hw_ts_ok: u64,
+    /// Frames without one.
+    pub hw_ts_missing: u64,
+    /// The kfunc's last error (negative errno; 0: none, or no metadata seen);
+    /// see [`hw_ts_error_text`].
+    pub hw_ts_last_err: i32,
 }
 
 /// One AF_XDP socket with its own UMEM. Movable to another thread.
@@ -787,6 +823,23 @@ pub struct XskQueue {
     rx_scratch: Vec<FrameDesc>,
     cq_scratch: Vec<FrameDesc>,
     stats: XskStats,
+    hw_ts: bool,
+}
+
+/// Metadata the device-bound redirect program puts before each frame.
+const META_LEN: usize = 16;
+const META_MAGIC: u32 = 0x7873_746d;
+
+/// What a kfunc error code means, for users.
+pub fn hw_ts_error_text(err: i32) -> &'static str {
+    match -err {
+        0 => "ok",
+        libc::ENODATA => {
+            "the driver has no RX timestamp for these frames (ENODATA; veth never has one)"
+        }
+        libc::EOPNOTSUPP => "the driver does not implement XDP RX-metadata timestamps (EOPNOTSUPP)",
+        _ => "the XDP RX-metadata timestamp kfunc failed",
+    }
 }
 
 impl std::fmt::Debug for XskQueue {
@@ -937,17 +990,37 @@ impl XskQueue {
             }
             return 0;
         }
-        let meta = RxMeta {
-            sw_ns: realtime_ns(),
-            hw_ns: None,
-        };
+        let sw_ns = realtime_ns();
         let mut bytes = 0u64;
         for desc in &self.rx_scratch[..n] {
             // SAFETY: the kernel handed this frame to us; it is ours until refilled.
             let data = unsafe { self.umem.data(desc) };
             let frame = data.contents();
             bytes += frame.len() as u64;
-            f(frame, meta);
+            let hw_ns = if self.hw_ts {
+                // SAFETY: the kernel reserves XDP_PACKET_HEADROOM (256 bytes) of the
+                // UMEM chunk before every RX frame; the metadata lies in it, right
+                // before the data, so these 16 bytes are inside our mapping.
+                let m = unsafe {
+                    std::ptr::read_unaligned(frame.as_ptr().sub(META_LEN).cast::<[u8; META_LEN]>())
+                };
+                let ts = u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]);
+                let err = i32::from_ne_bytes([m[8], m[9], m[10], m[11]]);
+                let magic = u32::from_ne_bytes([m[12], m[13], m[14], m[15]]);
+                if magic == META_MAGIC && err == 0 && ts != 0 {
+                    self.stats.hw_ts_ok += 1;
+                    Some(ts)
+                } else {
+                    self.stats.hw_ts_missing += 1;
+                    if magic == META_MAGIC {
+                        self.stats.hw_ts_last_err = if err == 0 { -libc::ENODATA } else { err };
+                    }
+                    None
+                }
+            } else {
+                None
+            };
+            f(frame, RxMeta { sw_ns, hw_ns });
         }
         // SAFETY: the frames are of this UMEM and no longer read; the fill ring
         // is sized to hold every RX frame, so there is room.
@@ -1086,6 +1159,11 @@ impl XskPort {
         if cfg.queues.is_empty() {
             return Err(XskError::Config("no queues given".into()));
         }
+        if cfg.hw_timestamps && cfg.redirect.is_none() {
+            return Err(XskError::Config(
+                "hardware RX timestamps need our redirect program (redirect: Some(filter))".into(),
+            ));
+        }
         if !cfg.rx && !cfg.tx {
             return Err(XskError::Config("neither rx nor tx asked for".into()));
         }
@@ -1129,7 +1207,11 @@ impl XskPort {
             });
         }
         let redirect = match &cfg.redirect {
-            Some(filter) => Some(Redirect::load(filter, sorted[sorted.len() - 1])?),
+            Some(filter) => Some(Redirect::load(
+                filter,
+                sorted[sorted.len() - 1],
+                cfg.hw_timestamps.then_some(idx),
+            )?),
             None => None,
         };
         let if_name: Interface = cfg.iface.parse().map_err(|_| XskError::NoSuchInterface {
@@ -1187,6 +1269,7 @@ impl XskPort {
                 rx_scratch: vec![FrameDesc::default(); 256],
                 cq_scratch: vec![FrameDesc::default(); 256],
                 stats: XskStats::default(),
+                hw_ts: cfg.hw_timestamps,
             });
         }
         let guard = match &redirect {
@@ -1235,7 +1318,10 @@ impl XskPort {
 
     /// Our redirect program's (redirected, passed) counters, if loaded.
     pub fn redirect_counters(&self) -> Option<(u64, u64)> {
-        self.redirect.as_ref().map(Redirect::counters)
+        self.redirect.as_ref().map(|r| {
+            let (a, b, _) = r.counters();
+            (a, b)
+        })
     }
 
     /// Where our program runs (`"native"`/`"generic"`), if attached.
@@ -1297,7 +1383,7 @@ mod tests {
             dst_port: Some(53),
             ..Filter::default()
         };
-        let r = Redirect::load(&f, 3).expect("load");
+        let r = Redirect::load(&f, 3, None).expect("load");
         let mut udp = vec![0u8; 60];
         udp[12] = 0x08;
         udp[14] = 0x45;
@@ -1325,7 +1411,7 @@ mod tests {
         for fr in [&udp[..], &other_port, &arp, &short] {
             assert_eq!(run(fr), 2, "XDP_PASS (empty XSKMAP or no match)");
         }
-        let (redirected, passed) = r.counters();
+        let (redirected, passed, _) = r.counters();
         assert_eq!((redirected, passed), (1, 3));
     }
 }

@@ -236,3 +236,99 @@ fn more_queues_than_the_nic_has_is_one_clear_error() {
     }
     assert_eq!(prog_on(&d).as_deref(), Some("xdp_pass"));
 }
+
+#[test]
+fn zero_copy_on_veth_is_one_clear_error_and_auto_falls_back_to_copy() {
+    let bed = up("xzc");
+    let d = bed.dut().clone();
+    let open = |mode: XskMode| {
+        let iface = d.iface.clone();
+        d.run_in(move || {
+            let mut c = XskConfig::new(iface);
+            c.mode = mode;
+            XskPort::open(&c)
+        })
+        .expect("run_in")
+    };
+    match open(XskMode::ZeroCopy) {
+        Err(e @ XskError::ZeroCopyUnsupported { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("zero-copy") && msg.contains("copy mode"),
+                "{msg}"
+            );
+        }
+        other => panic!("veth cannot do zero-copy, got {other:?}"),
+    }
+    assert_eq!(
+        prog_on(&d).as_deref(),
+        Some("xdp_pass"),
+        "nothing left attached"
+    );
+    let port = open(XskMode::Auto).expect("auto");
+    assert_eq!(port.bound_mode(), BoundMode::Copy);
+    assert_eq!(port.attach_mode(), Some("native"));
+    drop(port);
+    assert_eq!(prog_on(&d).as_deref(), Some("xdp_pass"));
+}
+
+#[test]
+fn hw_timestamps_on_veth_report_why_they_are_missing() {
+    let bed = up("xhw");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let iface = d.iface.clone();
+    let mut port = d
+        .run_in(move || {
+            let mut c = XskConfig::new(iface);
+            c.tx = false;
+            c.hw_timestamps = true;
+            c.redirect = Some(Filter {
+                proto: Some(17),
+                dst_port: Some(7777),
+                ..Filter::default()
+            });
+            XskPort::open(&c)
+        })
+        .expect("run_in")
+        .expect("device-bound redirect program loads on veth");
+    let mut q = port.take_queues().pop().expect("queue");
+    let sender = g
+        .run_in(|| UdpSocket::bind("198.18.0.1:0").expect("bind"))
+        .expect("run_in");
+    for i in 0..20u8 {
+        sender
+            .send_to(&[b'h', b'w', i], "198.18.0.2:7777")
+            .expect("send");
+    }
+    let mut got = 0;
+    let mut hw = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got < 20 && Instant::now() < deadline {
+        if q.poll_rx(100) {
+            got += q.recv_batch(64, |frame, meta| {
+                assert_eq!(
+                    &frame[42..44],
+                    b"hw",
+                    "the frame itself is intact after the metadata"
+                );
+                hw += usize::from(meta.hw_ns.is_some());
+            });
+        }
+    }
+    assert_eq!(got, 20);
+    assert_eq!(hw, 0, "veth has no NIC timestamps");
+    let st = q.stats().expect("stats");
+    assert_eq!(st.hw_ts_missing, 20);
+    assert!(
+        st.hw_ts_last_err < 0,
+        "the metadata arrived and carries the kfunc's error"
+    );
+    let why = af_xdp::hw_ts_error_text(st.hw_ts_last_err);
+    assert!(
+        why.contains("ENODATA") || why.contains("EOPNOTSUPP"),
+        "{why}"
+    );
+    drop(q);
+    drop(port);
+    assert_eq!(prog_on(&d).as_deref(), Some("xdp_pass"));
+}

@@ -7,7 +7,13 @@
  * that arrives on a queue without a socket, goes to the kernel (XDP_PASS),
  * so ARP and everything not for us keep working.
  *
- * counters[0]: redirected (or attempted), counters[1]: passed. */
+ * counters[0]: redirected (or attempted), counters[1]: passed,
+ * counters[2]: no room for metadata (xsk_redirect_meta only).
+ *
+ * xsk_redirect_meta is the same program, loaded device-bound (only when RX
+ * timestamps are asked for), that first asks the driver for the frame's hardware
+ * RX timestamp (XDP RX-metadata kfunc) and puts a struct xsk_meta in the
+ * metadata area just before the frame, where the AF_XDP reader finds it. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -25,7 +31,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -40,6 +46,16 @@ const volatile __u32 match_dst_ip = 0;
 /* UDP/TCP ports in host byte order (0: any). */
 const volatile __u16 match_src_port = 0;
 const volatile __u16 match_dst_port = 0;
+
+/* Written before the frame (data_meta .. data) by xsk_redirect_meta. */
+struct xsk_meta {
+	__u64 rx_ts;  /* NIC RX timestamp (ns), valid when err == 0 */
+	__s32 err;    /* kfunc result: 0, -ENODATA (no timestamp), -EOPNOTSUPP (driver) */
+	__u32 magic;  /* XSK_META_MAGIC */
+};
+#define XSK_META_MAGIC 0x7873746d /* "xstm" */
+
+extern int bpf_xdp_metadata_rx_timestamp(const struct xdp_md *ctx, __u64 *timestamp) __ksym __weak;
 
 static __always_inline void count(__u32 idx)
 {
@@ -92,6 +108,34 @@ int xsk_redirect(struct xdp_md *ctx)
 	if (!match_all && !matches(ctx)) {
 		count(1);
 		return XDP_PASS;
+	}
+	count(0);
+	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+SEC("xdp")
+int xsk_redirect_meta(struct xdp_md *ctx)
+{
+	struct xsk_meta *meta;
+	void *data;
+	__u64 ts = 0;
+	int err;
+
+	if (!match_all && !matches(ctx)) {
+		count(1);
+		return XDP_PASS;
+	}
+	err = bpf_xdp_metadata_rx_timestamp(ctx, &ts);
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xsk_meta))) {
+		count(2);
+	} else {
+		meta = (void *)(long)ctx->data_meta;
+		data = (void *)(long)ctx->data;
+		if ((void *)(meta + 1) <= data) {
+			meta->rx_ts = ts;
+			meta->err = err;
+			meta->magic = XSK_META_MAGIC;
+		}
 	}
 	count(0);
 	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);

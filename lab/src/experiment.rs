@@ -1,0 +1,891 @@
+//! Experiment files (`profiles/experiments/*.toml`): what `lab run` measures.
+//!
+//! A file names a topology, a measurement, the DUT program and its execution
+//! point, the workload profile, a swept parameter with its values, the
+//! duration and the repetitions (plus a shorter `[quick]` variant), and one or
+//! more series, each overriding those defaults. Reading is strict and happens
+//! before anything starts: unknown keys are refused (`deny_unknown_fields`),
+//! values are checked against each other (a checksum sweep needs the checksum
+//! program, a response time needs the switched lab's mirror port, ...), and
+//! every error is one line `FILE:LINE: KEY: what is wrong` taken from the TOML
+//! spans, like the profile reader's.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Directory of the shipped experiments, relative to the workspace root.
+pub const EXPERIMENTS_DIR: &str = "profiles/experiments";
+
+/// Shipped experiments, embedded: (name, TOML text).
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("drop-rate", include_str!("../../profiles/experiments/drop-rate.toml")),
+    ("checksum", include_str!("../../profiles/experiments/checksum.toml")),
+    ("dns-ping-latency", include_str!("../../profiles/experiments/dns-ping-latency.toml")),
+    ("dns-cache-latency", include_str!("../../profiles/experiments/dns-cache-latency.toml")),
+    ("update-rate", include_str!("../../profiles/experiments/update-rate.toml")),
+    ("tenants", include_str!("../../profiles/experiments/tenants.toml")),
+    ("peers", include_str!("../../profiles/experiments/peers.toml")),
+];
+
+/// DUT programs `dut install` knows.
+pub const PROGRAMS: &[&str] = &["drop", "checksum", "dns-ping", "dns-cache"];
+/// Execution points `dut install --mode` knows.
+pub const MODES: &[&str] = &["native", "generic", "offload", "userspace"];
+
+/// An experiment file that cannot be used: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExperimentError {
+    /// A key with a bad value, or a syntax error.
+    #[error("{origin}:{line}: {key}: {msg}")]
+    Invalid {
+        /// File (or shipped name).
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// The key at fault (`syntax` for a TOML syntax error).
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Neither a shipped name nor a readable file.
+    #[error("unknown experiment '{name}': not a shipped experiment ({shipped}) nor a readable file")]
+    Unknown {
+        /// What was asked for.
+        name: String,
+        /// The shipped names.
+        shipped: String,
+    },
+    /// The file could not be read.
+    #[error("{path}: {msg}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        msg: String,
+    },
+}
+
+/// The lab topology an experiment runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topo {
+    /// gen0 <-> dut0.
+    Direct,
+    /// gen - switch (mirror to mon0) - dut.
+    Switched,
+}
+
+/// What one measurement point measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Packets per second the DUT program processed (its counters over the
+    /// traffic run), plus its per-packet cost.
+    DutRate,
+    /// Answers per second the traffic source got back (gen rx_pps, dnsperf qps).
+    AnswerRate,
+    /// Response times on the mirror port (tstamp).
+    ResponseTime,
+    /// Map updates per second (`dut update-bench`).
+    UpdateRate,
+}
+
+impl Measure {
+    fn parse(s: &str) -> Option<Measure> {
+        Some(match s {
+            "dut-rate" => Measure::DutRate,
+            "answer-rate" => Measure::AnswerRate,
+            "response-time" => Measure::ResponseTime,
+            "update-rate" => Measure::UpdateRate,
+            _ => return None,
+        })
+    }
+}
+
+/// The traffic source of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Our generator.
+    Gen,
+    /// netsniff-ng's trafgen (peer).
+    Trafgen,
+    /// dnsperf (peer).
+    Dnsperf,
+}
+
+impl Source {
+    fn parse(s: &str) -> Option<Source> {
+        Some(match s {
+            "gen" => Source::Gen,
+            "trafgen" => Source::Trafgen,
+            "dnsperf" => Source::Dnsperf,
+            _ => return None,
+        })
+    }
+}
+
+/// The parameter an experiment sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// Queues on gen0/dut0 (and gen's `--queues`).
+    Queues,
+    /// Checksums per packet (`dut install checksum --checksums N`).
+    Checksums,
+    /// Offered rate in packets/s (`gen --rate`).
+    Rate,
+    /// Batch size of `dut update-bench --batch`.
+    Batch,
+    /// Nothing: one point per series (x = 0).
+    None,
+}
+
+impl Param {
+    fn parse(s: &str) -> Option<Param> {
+        Some(match s {
+            "queues" => Param::Queues,
+            "checksums" => Param::Checksums,
+            "rate" => Param::Rate,
+            "batch" => Param::Batch,
+            "none" => Param::None,
+            _ => return None,
+        })
+    }
+    /// Axis label with unit.
+    pub fn label(self) -> &'static str {
+        match self {
+            Param::Queues => "queues (= cores)",
+            Param::Checksums => "checksums per packet",
+            Param::Rate => "offered rate [packets/s]",
+            Param::Batch => "batch size [entries]",
+            Param::None => "series",
+        }
+    }
+    /// Name as written in files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Param::Queues => "queues",
+            Param::Checksums => "checksums",
+            Param::Rate => "rate",
+            Param::Batch => "batch",
+            Param::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// One series: a line in the plots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend name (unique in the experiment).
+    pub name: String,
+    /// What is measured.
+    pub measure: Measure,
+    /// Traffic source.
+    pub source: Source,
+    /// DUT program (`None`: nothing installed).
+    pub program: Option<String>,
+    /// Execution point of the program.
+    pub mode: String,
+    /// Workload profile (shipped name or path).
+    pub profile: String,
+    /// gen `--rate` (`None`: as fast as it goes).
+    pub rate: Option<String>,
+    /// Queues (unless swept).
+    pub queues: u32,
+    /// Checksums per packet for the checksum program (unless swept).
+    pub checksums: Option<u32>,
+    /// `dut install --only-dst` (the tenant guard).
+    pub only_dst: Option<String>,
+    /// gen `--dst-ip` (e.g. a neighbour tenant's address).
+    pub dst_ip: Option<String>,
+}
+
+/// A ratio the report computes between two series' means at the same x.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ratio {
+    /// Series in the numerator.
+    pub numerator: String,
+    /// Series in the denominator.
+    pub denominator: String,
+}
+
+/// A checked experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Experiment {
+    /// Name (used in file names).
+    pub name: String,
+    /// Plot title.
+    pub title: String,
+    /// Longer description for the report.
+    pub description: String,
+    /// Where it was read from.
+    pub origin: String,
+    /// Lab topology.
+    pub topology: Topo,
+    /// Swept parameter.
+    pub parameter: Param,
+    /// Sweep values (full run).
+    pub values: Vec<f64>,
+    /// Sweep values with `--quick`.
+    pub quick_values: Vec<f64>,
+    /// Duration of one traffic run.
+    pub duration: Duration,
+    /// Repetitions of each point.
+    pub repetitions: u32,
+    /// Duration with `--quick`.
+    pub quick_duration: Duration,
+    /// Repetitions with `--quick`.
+    pub quick_repetitions: u32,
+    /// The series.
+    pub series: Vec<Series>,
+    /// Ratios for the report.
+    pub ratios: Vec<Ratio>,
+    /// What is not (yet) covered, stated in the report.
+    pub note: Option<String>,
+}
+
+/// Settings of one run: the experiment with `--quick` applied or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Sweep values.
+    pub values: Vec<f64>,
+    /// Traffic run duration.
+    pub duration: Duration,
+    /// Repetitions.
+    pub repetitions: u32,
+}
+
+impl Experiment {
+    /// Loads a shipped experiment by name, or a file by path.
+    pub fn load(name_or_path: &str) -> Result<Experiment, ExperimentError> {
+        if let Some((_, text)) = SHIPPED.iter().find(|(n, _)| *n == name_or_path) {
+            return Experiment::from_toml(text, &format!("{EXPERIMENTS_DIR}/{name_or_path}.toml"));
+        }
+        let path = Path::new(name_or_path);
+        if !path.exists() {
+            return Err(ExperimentError::Unknown {
+                name: name_or_path.to_owned(),
+                shipped: shipped_names(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| ExperimentError::Io {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        Experiment::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks an experiment; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, ExperimentError> {
+        let cx = Ctx { text, origin };
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| cx.line(s)).unwrap_or(1);
+            let msg = e.message().to_string();
+            let key = msg
+                .split('`')
+                .nth(1)
+                .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"))
+                .unwrap_or("syntax")
+                .to_string();
+            ExperimentError::Invalid { origin: origin.into(), line, key, msg }
+        })?;
+        resolve(&cx, raw)
+    }
+
+    /// The settings for a full run or a `--quick` one.
+    pub fn plan(&self, quick: bool) -> Plan {
+        if quick {
+            Plan {
+                values: self.quick_values.clone(),
+                duration: self.quick_duration,
+                repetitions: self.quick_repetitions,
+            }
+        } else {
+            Plan { values: self.values.clone(), duration: self.duration, repetitions: self.repetitions }
+        }
+    }
+
+    /// Peer tools the series use (`trafgen`, `dnsperf`).
+    pub fn peers(&self) -> Vec<Source> {
+        let mut v: Vec<Source> = self.series.iter().map(|s| s.source).filter(|s| *s != Source::Gen).collect();
+        v.dedup();
+        v
+    }
+}
+
+/// Comma-separated shipped experiment names.
+pub fn shipped_names() -> String {
+    SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// Path of the experiments directory in the source tree (for messages).
+pub fn source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(EXPERIMENTS_DIR)
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 500ms, 2m)"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("'{s}' must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+/// Parses a packet rate `50k`, `1.5M`, `750000` into packets/s.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1e3),
+        Some('M') => (&s[..s.len() - 1], 1e6),
+        Some('G') => (&s[..s.len() - 1], 1e9),
+        _ => (s, 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a packet rate (e.g. 50k, 1.5M)"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("'{s}' must be a positive rate"));
+    }
+    Ok(v * mult)
+}
+
+// ------------------------------------------------------------------------------------
+// Raw file: values with spans.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Spanned<String>,
+    title: Option<String>,
+    description: Option<String>,
+    topology: Option<Spanned<String>>,
+    measure: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    program: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    rate: Option<Spanned<String>>,
+    queues: Option<Spanned<i64>>,
+    checksums: Option<Spanned<i64>>,
+    only_dst: Option<Spanned<String>>,
+    dst_ip: Option<Spanned<String>>,
+    duration: Spanned<String>,
+    repetitions: Spanned<i64>,
+    note: Option<String>,
+    quick: Option<RawQuick>,
+    sweep: Option<RawSweep>,
+    series: Spanned<Vec<RawSeries>>,
+    #[serde(default)]
+    ratio: Vec<RawRatio>,
+}
+
+/// The file-level defaults of the series settings.
+struct RawSettings {
+    measure: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    program: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    rate: Option<Spanned<String>>,
+    queues: Option<Spanned<i64>>,
+    checksums: Option<Spanned<i64>>,
+    only_dst: Option<Spanned<String>>,
+    dst_ip: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuick {
+    duration: Option<Spanned<String>>,
+    repetitions: Option<Spanned<i64>>,
+    values: Option<Spanned<Vec<f64>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    parameter: Spanned<String>,
+    values: Spanned<Vec<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeries {
+    name: Spanned<String>,
+    measure: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
+    program: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    rate: Option<Spanned<String>>,
+    queues: Option<Spanned<i64>>,
+    checksums: Option<Spanned<i64>>,
+    only_dst: Option<Spanned<String>>,
+    dst_ip: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRatio {
+    numerator: Spanned<String>,
+    denominator: Spanned<String>,
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
+    }
+    fn err<T>(&self, span: Range<usize>, key: &str, msg: impl Into<String>) -> Result<T, ExperimentError> {
+        Err(ExperimentError::Invalid {
+            origin: self.origin.into(),
+            line: self.line(span),
+            key: key.into(),
+            msg: msg.into(),
+        })
+    }
+}
+
+fn one_of<T>(
+    cx: &Ctx<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    allowed: &str,
+) -> Result<T, ExperimentError> {
+    parse(v.get_ref()).map_or_else(
+        || cx.err(v.span(), key, format!("unknown value '{}' (one of {allowed})", v.get_ref())),
+        Ok,
+    )
+}
+
+fn int_in(cx: &Ctx<'_>, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Result<u32, ExperimentError> {
+    let x = *v.get_ref();
+    if x < lo || x > hi {
+        return cx.err(v.span(), key, format!("{x} is out of range ({lo} to {hi})"));
+    }
+    u32::try_from(x).or_else(|_| cx.err(v.span(), key, format!("{x} is out of range")))
+}
+
+/// Series settings after laying a series over the file's defaults.
+fn pick<'a>(s: &'a Option<Spanned<String>>, d: &'a Option<Spanned<String>>) -> Option<&'a Spanned<String>> {
+    s.as_ref().or(d.as_ref())
+}
+
+fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
+    let name = raw.name.get_ref().trim().to_owned();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return cx.err(raw.name.span(), "name", "must be non-empty and use only [A-Za-z0-9_-] (it names files)");
+    }
+    let topology = match &raw.topology {
+        None => Topo::Direct,
+        Some(t) => one_of(
+            cx,
+            t,
+            "topology",
+            |s| match s {
+                "direct" => Some(Topo::Direct),
+                "switched" => Some(Topo::Switched),
+                _ => None,
+            },
+            "direct, switched",
+        )?,
+    };
+    let duration = parse_duration(raw.duration.get_ref()).or_else(|m| cx.err(raw.duration.span(), "duration", m))?;
+    let repetitions = int_in(cx, &raw.repetitions, "repetitions", 1, 1000)?;
+
+    let (parameter, values) = match &raw.sweep {
+        None => (Param::None, vec![0.0]),
+        Some(sw) => {
+            let p = one_of(cx, &sw.parameter, "sweep.parameter", Param::parse, "queues, checksums, rate, batch, none")?;
+            let vals = sw.values.get_ref().clone();
+            check_values(cx, p, &vals, sw.values.span(), "sweep.values")?;
+            (p, vals)
+        }
+    };
+    let (mut quick_duration, mut quick_repetitions, mut quick_values) =
+        (duration.min(Duration::from_secs(3)), repetitions.min(2), values.clone());
+    if let Some(q) = &raw.quick {
+        if let Some(d) = &q.duration {
+            quick_duration = parse_duration(d.get_ref()).or_else(|m| cx.err(d.span(), "quick.duration", m))?;
+        }
+        if let Some(r) = &q.repetitions {
+            quick_repetitions = int_in(cx, r, "quick.repetitions", 1, 1000)?;
+        }
+        if let Some(v) = &q.values {
+            if parameter == Param::None {
+                return cx.err(v.span(), "quick.values", "the experiment sweeps nothing ([sweep] is missing)");
+            }
+            check_values(cx, parameter, v.get_ref(), v.span(), "quick.values")?;
+            quick_values = v.get_ref().clone();
+        }
+    }
+
+    if raw.series.get_ref().is_empty() {
+        return cx.err(raw.series.span(), "series", "give at least one [[series]]");
+    }
+    let d = &RawSettings {
+        measure: raw.measure,
+        source: raw.source,
+        program: raw.program,
+        mode: raw.mode,
+        profile: raw.profile,
+        rate: raw.rate,
+        queues: raw.queues,
+        checksums: raw.checksums,
+        only_dst: raw.only_dst,
+        dst_ip: raw.dst_ip,
+    };
+    let mut series: Vec<Series> = Vec::new();
+    for s in raw.series.get_ref() {
+        let sname = s.name.get_ref().trim().to_owned();
+        if sname.is_empty() || sname.contains(',') || sname.contains('"') {
+            return cx.err(s.name.span(), "series.name", "must be non-empty, without commas or quotes");
+        }
+        if series.iter().any(|o| o.name == sname) {
+            return cx.err(s.name.span(), "series.name", format!("'{sname}' appears twice"));
+        }
+        let measure = match pick(&s.measure, &d.measure) {
+            Some(m) => one_of(cx, m, "measure", Measure::parse, "dut-rate, answer-rate, response-time, update-rate")?,
+            None => return cx.err(s.name.span(), "measure", "no measure for this series (set `measure` at the top or in the series)"),
+        };
+        let source = match pick(&s.source, &d.source) {
+            Some(m) => one_of(cx, m, "source", Source::parse, "gen, trafgen, dnsperf")?,
+            None => Source::Gen,
+        };
+        let program = match pick(&s.program, &d.program) {
+            None => None,
+            Some(p) if p.get_ref() == "none" => None,
+            Some(p) => {
+                if !PROGRAMS.contains(&p.get_ref().as_str()) {
+                    return cx.err(p.span(), "program", format!("unknown program '{}' (one of {}, none)", p.get_ref(), PROGRAMS.join(", ")));
+                }
+                Some(p.get_ref().clone())
+            }
+        };
+        let mode = match pick(&s.mode, &d.mode) {
+            None => "native".to_owned(),
+            Some(m) => {
+                if !MODES.contains(&m.get_ref().as_str()) {
+                    return cx.err(m.span(), "mode", format!("unknown execution point '{}' (one of {})", m.get_ref(), MODES.join(", ")));
+                }
+                m.get_ref().clone()
+            }
+        };
+        let profile = match pick(&s.profile, &d.profile) {
+            None => return cx.err(s.name.span(), "profile", "no workload profile for this series"),
+            Some(p) => {
+                let prof = profiles::Profile::load(p.get_ref()).or_else(|e| cx.err(p.span(), "profile", e.to_string()))?;
+                if matches!(program.as_deref(), Some("dns-ping" | "dns-cache")) && prof.dns.is_none() {
+                    return cx.err(p.span(), "profile", format!("'{}' is not a DNS profile, but the program answers DNS", p.get_ref()));
+                }
+                if source == Source::Dnsperf && prof.dns.is_none() {
+                    return cx.err(p.span(), "profile", "dnsperf needs a DNS profile (its names are the queries)");
+                }
+                p.get_ref().clone()
+            }
+        };
+        let rate = match pick(&s.rate, &d.rate) {
+            None => None,
+            Some(r) if r.get_ref() == "max" => None,
+            Some(r) => {
+                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "rate", m))?;
+                Some(r.get_ref().clone())
+            }
+        };
+        let queues = match s.queues.as_ref().or(d.queues.as_ref()) {
+            None => 1,
+            Some(q) => int_in(cx, q, "queues", 1, i64::from(crate::MAX_QUEUES))?,
+        };
+        let checksums = match s.checksums.as_ref().or(d.checksums.as_ref()) {
+            None => None,
+            Some(c) => {
+                if program.as_deref() != Some("checksum") {
+                    return cx.err(c.span(), "checksums", "only the checksum program takes checksums");
+                }
+                Some(int_in(cx, c, "checksums", 0, 100_000)?)
+            }
+        };
+        let only_dst = pick(&s.only_dst, &d.only_dst).map(|v| {
+            check_cidr(v.get_ref()).map(|_| v.get_ref().clone()).or_else(|m| cx.err(v.span(), "only_dst", m))
+        }).transpose()?;
+        let dst_ip = pick(&s.dst_ip, &d.dst_ip).map(|v| {
+            v.get_ref().parse::<std::net::Ipv4Addr>().map(|_| v.get_ref().clone()).or_else(|_| cx.err(v.span(), "dst_ip", format!("'{}' is not an IPv4 address", v.get_ref())))
+        }).transpose()?;
+
+        // Cross-checks: what this series measures must be possible here.
+        let at = s.name.span();
+        match measure {
+            Measure::ResponseTime if topology != Topo::Switched => {
+                return cx.err(at, "measure", "response-time needs topology = \"switched\" (the mirror port)");
+            }
+            Measure::ResponseTime | Measure::AnswerRate if !matches!(program.as_deref(), Some("dns-ping" | "dns-cache")) => {
+                return cx.err(at, "program", "answers need a responder: program dns-ping or dns-cache");
+            }
+            Measure::DutRate if program.is_none() => {
+                return cx.err(at, "program", "dut-rate reads the DUT program's counters: name a program");
+            }
+            Measure::UpdateRate if source != Source::Gen => {
+                return cx.err(at, "source", "update-rate runs no traffic (source must be gen or unset)");
+            }
+            _ => {}
+        }
+        match (source, measure) {
+            (Source::Trafgen, Measure::DutRate) | (Source::Dnsperf, Measure::AnswerRate) | (Source::Gen, _) => {}
+            (Source::Trafgen, _) => return cx.err(at, "source", "trafgen only serves measure = \"dut-rate\""),
+            (Source::Dnsperf, _) => return cx.err(at, "source", "dnsperf only serves measure = \"answer-rate\""),
+        }
+        match parameter {
+            Param::Checksums if program.as_deref() != Some("checksum") => {
+                return cx.err(at, "sweep.parameter", "sweeping checksums needs program = \"checksum\"");
+            }
+            Param::Batch if measure != Measure::UpdateRate => {
+                return cx.err(at, "sweep.parameter", "sweeping batch needs measure = \"update-rate\"");
+            }
+            Param::Rate if source != Source::Gen => {
+                return cx.err(at, "sweep.parameter", "only gen takes a paced rate");
+            }
+            Param::Queues if source == Source::Dnsperf => {
+                return cx.err(at, "sweep.parameter", "dnsperf does not take queues");
+            }
+            _ => {}
+        }
+        if mode == "userspace" && measure == Measure::ResponseTime && program.is_none() {
+            return cx.err(at, "mode", "userspace needs a program");
+        }
+        series.push(Series {
+            name: sname,
+            measure,
+            source,
+            program,
+            mode,
+            profile,
+            rate,
+            queues,
+            checksums,
+            only_dst,
+            dst_ip,
+        });
+    }
+
+    let mut ratios = Vec::new();
+    for r in &raw.ratio {
+        for v in [&r.numerator, &r.denominator] {
+            if !series.iter().any(|s| &s.name == v.get_ref()) {
+                return cx.err(v.span(), "ratio", format!("no series named '{}'", v.get_ref()));
+            }
+        }
+        ratios.push(Ratio { numerator: r.numerator.get_ref().clone(), denominator: r.denominator.get_ref().clone() });
+    }
+
+    Ok(Experiment {
+        title: raw.title.unwrap_or_else(|| name.clone()),
+        name,
+        description: raw.description.unwrap_or_default(),
+        origin: cx.origin.to_owned(),
+        topology,
+        parameter,
+        values,
+        quick_values,
+        duration,
+        repetitions,
+        quick_duration,
+        quick_repetitions,
+        series,
+        ratios,
+        note: raw.note,
+    })
+}
+
+fn check_values(cx: &Ctx<'_>, p: Param, vals: &[f64], span: Range<usize>, key: &str) -> Result<(), ExperimentError> {
+    if vals.is_empty() {
+        return cx.err(span, key, "must not be empty");
+    }
+    for (i, v) in vals.iter().enumerate() {
+        let bad = |m: String| cx.err(span.clone(), key, m);
+        if !v.is_finite() || *v < 0.0 {
+            return bad(format!("{v} is not a valid {p}"));
+        }
+        if vals[..i].contains(v) {
+            return bad(format!("{v} appears twice"));
+        }
+        let integer = v.fract() == 0.0;
+        match p {
+            Param::Queues if !integer || *v < 1.0 || *v > f64::from(crate::MAX_QUEUES) => {
+                return bad(format!("{v} queues is impossible (whole numbers 1 to {})", crate::MAX_QUEUES));
+            }
+            Param::Checksums if !integer || *v > 100_000.0 => return bad(format!("{v} checksums is impossible (whole numbers 0 to 100000)")),
+            Param::Rate if *v < 1.0 => return bad(format!("rate {v} packets/s is impossible (at least 1)")),
+            Param::Batch if !integer || *v < 1.0 => return bad(format!("batch {v} is impossible (whole numbers, at least 1)")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_cidr(s: &str) -> Result<(), String> {
+    let (a, len) = s.split_once('/').unwrap_or((s, "32"));
+    let ok = a.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 32);
+    if ok { Ok(()) } else { Err(format!("'{s}' is not an IPv4 CIDR (e.g. 198.18.0.2/32)")) }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_experiment_loads() {
+        for (name, _) in SHIPPED {
+            let e = Experiment::load(name).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&e.name, name);
+            assert!(!e.series.is_empty());
+            assert!(!e.plan(true).values.is_empty());
+            assert!(e.plan(true).duration <= e.plan(false).duration);
+        }
+    }
+
+    #[test]
+    fn every_file_in_the_directory_is_shipped() {
+        let dir = source_dir();
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("experiments dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+                assert!(SHIPPED.iter().any(|(n, _)| *n == stem), "{} is not in SHIPPED", path.display());
+                Experiment::load(path.to_str().expect("utf-8")).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert_eq!(n, SHIPPED.len());
+    }
+
+    const BASE: &str = "name = \"t\"\nmeasure = \"dut-rate\"\nprogram = \"drop\"\nprofile = \"min-multi-flow\"\nduration = \"2s\"\nrepetitions = 3\n";
+
+    fn err(text: &str) -> String {
+        Experiment::from_toml(text, "x.toml").expect_err("must fail").to_string()
+    }
+
+    #[test]
+    fn a_minimal_file_gets_defaults() {
+        let e = Experiment::from_toml(&format!("{BASE}[[series]]\nname = \"a\"\n"), "x.toml").unwrap();
+        assert_eq!(e.parameter, Param::None);
+        assert_eq!(e.values, vec![0.0]);
+        assert_eq!(e.series[0].mode, "native");
+        assert_eq!(e.series[0].queues, 1);
+        assert_eq!(e.duration, Duration::from_secs(2));
+        assert_eq!(e.plan(true).repetitions, 2);
+    }
+
+    #[test]
+    fn unknown_keys_name_file_line_and_key() {
+        let m = err(&format!("{BASE}colour = \"red\"\n[[series]]\nname = \"a\"\n"));
+        assert!(m.starts_with("x.toml:7: colour:"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nspeed = 3\n"));
+        assert!(m.starts_with("x.toml:9: speed:"), "{m}");
+        let m = err(&format!("{BASE}[sweep]\nparameter = \"queues\"\nvalues = [1]\nstep = 2\n[[series]]\nname = \"a\"\n"));
+        assert!(m.starts_with("x.toml:10: step:"), "{m}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let m = err(&format!("{}[[series]]\nname = \"a\"\n", BASE.replace("\"drop\"", "\"dorp\"")));
+        assert!(m.starts_with("x.toml:3: program: unknown program 'dorp'"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nprofile = \"no-such\"\n"));
+        assert!(m.starts_with("x.toml:9: profile:"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nmode = \"kernel\"\n"));
+        assert!(m.starts_with("x.toml:9: mode: unknown execution point"), "{m}");
+        let m = err(&format!("{}[[series]]\nname = \"a\"\n", BASE.replace("\"2s\"", "\"fast\"")));
+        assert!(m.starts_with("x.toml:5: duration:"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nrate = \"lots\"\n"));
+        assert!(m.starts_with("x.toml:9: rate:"), "{m}");
+    }
+
+    #[test]
+    fn impossible_sweeps_are_refused() {
+        let sweep = |p: &str, v: &str| format!("{BASE}[sweep]\nparameter = \"{p}\"\nvalues = {v}\n[[series]]\nname = \"a\"\n");
+        let m = err(&sweep("queues", "[0, 1]"));
+        assert!(m.starts_with("x.toml:9: sweep.values: 0 queues is impossible"), "{m}");
+        let m = err(&sweep("queues", "[1.5]"));
+        assert!(m.contains("sweep.values"), "{m}");
+        let m = err(&sweep("queues", "[]"));
+        assert!(m.contains("sweep.values: must not be empty"), "{m}");
+        let m = err(&sweep("rate", "[1000, 1000]"));
+        assert!(m.contains("appears twice"), "{m}");
+        // A checksum sweep on the drop program.
+        let m = err(&sweep("checksums", "[0, 10]"));
+        assert!(m.starts_with("x.toml:11: sweep.parameter: sweeping checksums needs program"), "{m}");
+        let m = err(&sweep("temperature", "[1]"));
+        assert!(m.starts_with("x.toml:8: sweep.parameter: unknown value 'temperature'"), "{m}");
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused() {
+        // Response time needs the mirror port.
+        let t = BASE.replace("dut-rate", "response-time").replace("drop", "dns-ping").replace("min-multi-flow", "dns-ping");
+        let m = err(&format!("{t}[[series]]\nname = \"a\"\n"));
+        assert!(m.contains("measure: response-time needs topology"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\n[[series]]\nname = \"a\"\n"));
+        assert!(m.starts_with("x.toml:10: series.name: 'a' appears twice"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nchecksums = 5\n"));
+        assert!(m.contains("checksums: only the checksum program"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\n[[ratio]]\nnumerator = \"a\"\ndenominator = \"b\"\n"));
+        assert!(m.starts_with("x.toml:11: ratio: no series named 'b'"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nprogram = \"dns-cache\"\n"));
+        assert!(m.contains("not a DNS profile"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nsource = \"dnsperf\"\n"));
+        assert!(m.contains("profile: dnsperf needs a DNS profile") || m.contains("source:"), "{m}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let m = err("name = \"t\"\nduration = \n");
+        assert!(m.starts_with("x.toml:2: syntax:"), "{m}");
+        let m = err("name = \"t\"\n");
+        assert!(m.starts_with("x.toml:1: duration:") || m.contains("missing field"), "{m}");
+    }
+
+    #[test]
+    fn unknown_names_list_the_shipped_ones() {
+        let e = Experiment::load("no-such-experiment").unwrap_err().to_string();
+        assert!(e.contains("drop-rate") && e.contains("no-such-experiment"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_rates() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("4").unwrap(), Duration::from_secs(4));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("x").is_err());
+        assert_eq!(parse_rate("50k").unwrap(), 50_000.0);
+        assert_eq!(parse_rate("1.5M").unwrap(), 1_500_000.0);
+        assert!(parse_rate("-1").is_err());
+    }
+}

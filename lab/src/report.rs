@@ -1,0 +1,127 @@
+//! The files a run ends with, all derived from `points.csv`: `summary.csv`,
+//! one SVG + PNG chart per metric, and `report.md` linking them, with a table
+//! per metric (mean and 99 % CI per series and x), the ratios the experiment
+//! asks for, the failures and what the experiment does not cover.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::experiment::{Experiment, Param, Plan};
+use crate::plot::Chart;
+use crate::runner::{METRICS, RunOptions, RunSummary, fmt_secs};
+use crate::store::{self, Point, Row, fmt_num};
+
+/// Writes summary.csv, the plots and report.md into `opts.out`; returns
+/// the paths written.
+pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point], run: &RunSummary) -> Result<Vec<PathBuf>> {
+    let out = &opts.out;
+    let rows = store::summarise(points);
+    let mut files = Vec::new();
+    let summary = out.join("summary.csv");
+    store::write_summary(&summary, &rows)?;
+    files.push(summary);
+
+    let series_names: Vec<String> = exp.series.iter().map(|s| s.name.clone()).collect();
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}\n", exp.title);
+    if !exp.description.is_empty() {
+        let _ = writeln!(md, "{}\n", exp.description);
+    }
+    let _ = writeln!(
+        md,
+        "Experiment `{}` ({}), {} run: {} x {} per point, sweep {} = [{}].\n",
+        exp.name,
+        exp.origin,
+        if opts.quick { "quick" } else { "full" },
+        plan.repetitions,
+        fmt_secs(plan.duration.as_secs_f64()),
+        exp.parameter,
+        plan.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
+    );
+    let _ = writeln!(md, "Machine: kernel {}, {} CPUs. Error bars and intervals: 99 % confidence interval of the mean (Student t).\n", kernel(), cpus());
+    let _ = writeln!(md, "Data: [points.csv](points.csv) (every measurement), [summary.csv](summary.csv), raw tool output in [raw/](raw/).\n");
+    if run.interrupted {
+        let _ = writeln!(md, "**Interrupted (Ctrl-C): the results below are partial; re-run with the same `--out` to complete them.**\n");
+    }
+    if let Some(n) = &exp.note {
+        let _ = writeln!(md, "Note: {n}\n");
+    }
+
+    for m in METRICS {
+        let mrows: Vec<Row> = rows.iter().filter(|r| r.metric == m.name).cloned().collect();
+        if mrows.is_empty() {
+            continue;
+        }
+        let present: Vec<String> = series_names.iter().filter(|s| mrows.iter().any(|r| &&r.series == s)).cloned().collect();
+        let chart = Chart {
+            title: format!("{}: {}", exp.title, m.label),
+            x_label: exp.parameter.label().to_owned(),
+            y_label: m.label.to_owned(),
+            unit: m.unit.to_owned(),
+            series: present,
+            rows: mrows.clone(),
+            categorical: exp.parameter == Param::None,
+            integer_x: matches!(exp.parameter, Param::Queues | Param::Checksums),
+        };
+        let plots = chart.write(&out.join(m.name))?;
+        let _ = writeln!(md, "## {} [{}]\n", m.label, m.unit);
+        let _ = writeln!(md, "![{}]({}.svg) ([PNG]({}.png))\n", m.label, m.name, m.name);
+        let _ = writeln!(md, "| series | {} | n | mean | 99 % CI |", exp.parameter);
+        let _ = writeln!(md, "|---|---:|---:|---:|---|");
+        for r in &mrows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} .. {} |",
+                r.series,
+                fmt_num(r.x),
+                r.summary.n,
+                fmt_val(r.summary.mean),
+                fmt_val(r.summary.ci99_low),
+                fmt_val(r.summary.ci99_high)
+            );
+        }
+        md.push('\n');
+        files.extend(plots);
+    }
+
+    if !exp.ratios.is_empty() {
+        let _ = writeln!(md, "## Ratios\n\n| ratio | {} | metric | value |\n|---|---:|---|---:|", exp.parameter);
+        for ratio in &exp.ratios {
+            for num in rows.iter().filter(|r| r.series == ratio.numerator) {
+                if let Some(den) = rows.iter().find(|r| r.series == ratio.denominator && r.metric == num.metric && r.x == num.x)
+                    && den.summary.mean != 0.0
+                {
+                    let _ = writeln!(md, "| {} / {} | {} | {} | {:.3} |", ratio.numerator, ratio.denominator, fmt_num(num.x), num.metric, num.summary.mean / den.summary.mean);
+                }
+            }
+        }
+        md.push('\n');
+    }
+
+    if !run.failures.is_empty() {
+        let _ = writeln!(md, "## Failed points\n");
+        for (s, x, e) in &run.failures {
+            let _ = writeln!(md, "- {s}, {} = {}: {e}", exp.parameter, fmt_num(*x));
+        }
+        md.push('\n');
+    }
+    let report = out.join("report.md");
+    store::write_atomic(&report, md.as_bytes())?;
+    files.push(report);
+    Ok(files)
+}
+
+/// A value with sensible precision.
+pub fn fmt_val(v: f64) -> String {
+    if v.abs() >= 1000.0 { format!("{v:.0}") } else if v.abs() >= 10.0 { format!("{v:.1}") } else { format!("{v:.3}") }
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "?".into(), |s| s.trim().to_owned())
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}

@@ -1,0 +1,700 @@
+//! `lab run`: measures an [`Experiment`] by driving the real binaries through
+//! their command lines and JSON outputs, as a user would.
+//!
+//! For every series and sweep value the runner builds a fresh lab (unique
+//! name, torn down by `Testbed`'s Drop also on errors and Ctrl-C), installs
+//! the DUT program with `dut install`, then repeats the measurement
+//! `repetitions` times. Each measurement appends its values to `points.csv`
+//! and keeps each tool's raw output under `raw/`; measurements already in
+//! `points.csv` are skipped, so a re-run with the same `--out` resumes. At the
+//! end (also after Ctrl-C or a failed point) the summary, the plots and the
+//! Markdown report are written from everything in `points.csv`.
+//!
+//! Rates at the DUT are taken from its program's counters and BPF run-time
+//! statistics (`dut status --json --window D`) over a window of the run's
+//! duration that starts once traffic is seen at the DUT, so a source's
+//! start-up time does not count against it; gen and trafgen are measured the
+//! same way.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::experiment::{Experiment, Measure, Param, Plan, Series, Source, Topo};
+use crate::store::{self, Point, Store, fmt_num};
+use crate::tools::{self, Child, num};
+use crate::{Testbed, Topology, UpOptions};
+
+/// Options of `lab run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Output directory.
+    pub out: PathBuf,
+    /// Short run.
+    pub quick: bool,
+}
+
+/// Default output directory: `out/<experiment>-<UTC timestamp>`.
+pub fn default_out(name: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    PathBuf::from("out").join(format!("{name}-{}", utc_stamp(secs)))
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC.
+pub fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A metric: name (CSV), axis label, unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// Name in the CSVs and file names.
+    pub name: &'static str,
+    /// Axis label.
+    pub label: &'static str,
+    /// Unit.
+    pub unit: &'static str,
+}
+
+/// Every metric the runner records, in plot order.
+pub const METRICS: &[Metric] = &[
+    Metric { name: "drop_pps", label: "drop rate", unit: "packets/s" },
+    Metric { name: "processed_pps", label: "packets processed by the DUT program", unit: "packets/s" },
+    Metric { name: "ns_per_packet", label: "CPU time per packet (DUT accounting)", unit: "ns" },
+    Metric { name: "offered_pps", label: "offered rate (gen tx)", unit: "packets/s" },
+    Metric { name: "answered_pps", label: "answers received", unit: "answers/s" },
+    Metric { name: "rtt_p50_us", label: "median response time", unit: "us" },
+    Metric { name: "rtt_p99_us", label: "99th percentile response time", unit: "us" },
+    Metric { name: "lost_percent", label: "requests without answer", unit: "%" },
+    Metric { name: "updates_batch_per_s", label: "map updates, batched", unit: "updates/s" },
+    Metric { name: "updates_single_per_s", label: "map updates, one per syscall", unit: "updates/s" },
+];
+
+fn metric(name: &str) -> Metric {
+    METRICS.iter().copied().find(|m| m.name == name).unwrap_or(Metric { name: "value", label: "value", unit: "" })
+}
+
+/// The metrics a measurement kind produces (first = the figure's metric).
+pub fn metrics_of(m: Measure) -> &'static [&'static str] {
+    match m {
+        Measure::DutRate => &["drop_pps", "processed_pps", "ns_per_packet", "offered_pps"],
+        Measure::AnswerRate => &["answered_pps", "offered_pps"],
+        Measure::ResponseTime => &["rtt_p50_us", "rtt_p99_us", "lost_percent", "answered_pps"],
+        Measure::UpdateRate => &["updates_batch_per_s", "updates_single_per_s"],
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Output directory.
+    pub out: PathBuf,
+    /// Measurements taken now.
+    pub measured: usize,
+    /// Measurements skipped (already in points.csv).
+    pub skipped: usize,
+    /// Failed measurements: (series, x, message).
+    pub failures: Vec<(String, f64, String)>,
+    /// Files written (plots, CSVs, report).
+    pub files: Vec<PathBuf>,
+    /// Interrupted by Ctrl-C.
+    pub interrupted: bool,
+}
+
+/// Checks that every binary the experiment needs is there; one line per
+/// missing tool, before anything starts.
+pub fn preflight(exp: &Experiment) -> Result<()> {
+    let mut need: Vec<&str> = vec!["dut"];
+    if exp.series.iter().any(|s| s.source == Source::Gen && s.measure != Measure::UpdateRate) {
+        need.push("gen");
+    }
+    if exp.series.iter().any(|s| s.measure == Measure::ResponseTime) {
+        need.push("tstamp");
+    }
+    let mut missing = Vec::new();
+    for t in need {
+        if let Err(e) = tools::locate(t) {
+            missing.push(format!("{e}"));
+        }
+    }
+    for p in exp.peers() {
+        let r = match p {
+            Source::Trafgen => tools::locate_peer("trafgen", "netsniff-ng"),
+            Source::Dnsperf => tools::locate_peer("dnsperf", "dnsperf"),
+            Source::Gen => Ok(PathBuf::new()),
+        };
+        if let Err(e) = r {
+            missing.push(format!("{e}"));
+        }
+    }
+    if !missing.is_empty() {
+        bail!("{}: {}", exp.origin, missing.join("; "));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("lab run needs root (it builds namespaces and attaches XDP programs)");
+    }
+    Ok(())
+}
+
+/// Runs an experiment into `opts.out`.
+pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
+    preflight(exp)?;
+    tools::install_ctrlc()?;
+    let plan = exp.plan(opts.quick);
+    let mut store = Store::open(&opts.out, &exp.name)?;
+    let raw = opts.out.join("raw");
+    std::fs::create_dir_all(&raw).with_context(|| format!("create {}", raw.display()))?;
+    let done = store.done();
+
+    let total = exp.series.len() * plan.values.len() * plan.repetitions as usize;
+    let already = count_done(exp, &plan, &done);
+    let mut summary = RunSummary { out: opts.out.clone(), measured: 0, skipped: already, failures: Vec::new(), files: Vec::new(), interrupted: false };
+    if already > 0 {
+        eprintln!("lab run: {} of {total} measurements already in {}, resuming", already, store.path().display());
+    }
+    let started = Instant::now();
+    let mut left = total - already;
+    // Initial guess per measurement: the run plus ~3 s of set-up.
+    let guess = plan.duration.as_secs_f64() + 3.0;
+
+    'outer: for series in &exp.series {
+        for &x in &plan.values {
+            let todo: Vec<u32> = (1..=plan.repetitions).filter(|r| !done.contains(&store::key(&series.name, x, *r))).collect();
+            if todo.is_empty() {
+                continue;
+            }
+            if tools::stop_requested() {
+                break 'outer;
+            }
+            let result = (|| -> Result<()> {
+                let point = PointRun::set_up(exp, series, x, &plan, &raw)?;
+                for rep in todo {
+                    if tools::stop_requested() {
+                        return Ok(());
+                    }
+                    let per = if summary.measured > 0 { started.elapsed().as_secs_f64() / summary.measured as f64 } else { guess };
+                    eprintln!(
+                        "[{}/{total}] {}: {}{} rep {rep}/{} | ~{} left",
+                        total - left + 1,
+                        exp.name,
+                        series.name,
+                        if exp.parameter == Param::None { String::new() } else { format!(", {}={}", exp.parameter, fmt_num(x)) },
+                        plan.repetitions,
+                        fmt_secs(per * left as f64)
+                    );
+                    let values = point.measure(rep).with_context(|| format!("{} {} x={} rep {rep}", exp.name, series.name, fmt_num(x)))?;
+                    let pts: Vec<Point> = values
+                        .into_iter()
+                        .map(|(m, v)| Point { experiment: exp.name.clone(), series: series.name.clone(), metric: m.to_owned(), x, repetition: rep, value: v, unit: metric(m).unit.to_owned() })
+                        .collect();
+                    store.append(&pts)?;
+                    summary.measured += 1;
+                    left = left.saturating_sub(1);
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                if tools::stop_requested() {
+                    break 'outer;
+                }
+                eprintln!("lab run: error: {e:#}");
+                summary.failures.push((series.name.clone(), x, format!("{e:#}")));
+                left = left.saturating_sub(plan.repetitions as usize);
+            }
+        }
+    }
+    summary.interrupted = tools::stop_requested();
+    summary.files = crate::report::write(exp, &plan, opts, store.points(), &summary)?;
+    Ok(summary)
+}
+
+fn count_done(exp: &Experiment, plan: &Plan, done: &HashSet<store::Key>) -> usize {
+    let mut n = 0;
+    for s in &exp.series {
+        for &x in &plan.values {
+            for r in 1..=plan.repetitions {
+                n += usize::from(done.contains(&store::key(&s.name, x, r)));
+            }
+        }
+    }
+    n
+}
+
+/// `1h02m`, `3m05s`, `12s`.
+pub fn fmt_secs(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// One (series, x): its lab, its DUT program, its settings.
+struct PointRun<'a> {
+    series: &'a Series,
+    x: f64,
+    parameter: Param,
+    duration: Duration,
+    raw: PathBuf,
+    /// A userspace DUT runs in the foreground for as long as we measure.
+    dut_fg: Option<Child>,
+    bed: Option<Testbed>,
+    queues: u32,
+}
+
+impl Drop for PointRun<'_> {
+    fn drop(&mut self) {
+        // The DUT process first, then the lab.
+        if let Some(c) = self.dut_fg.take() {
+            let _ = c.stop(Duration::from_secs(3));
+        }
+        self.bed.take();
+    }
+}
+
+impl<'a> PointRun<'a> {
+    fn set_up(exp: &Experiment, series: &'a Series, x: f64, plan: &Plan, raw: &Path) -> Result<PointRun<'a>> {
+        let queues = if exp.parameter == Param::Queues { x as u32 } else { series.queues };
+        let mut pr = PointRun { series, x, parameter: exp.parameter, duration: plan.duration, raw: raw.to_path_buf(), dut_fg: None, bed: None, queues };
+        if series.measure == Measure::UpdateRate {
+            return Ok(pr);
+        }
+        let topology = match exp.topology {
+            Topo::Direct => Topology::Direct,
+            Topo::Switched => Topology::Switched,
+        };
+        let bed = Testbed::up(&UpOptions { name: crate::unique_name("run"), topology, queues }).context("lab up")?;
+        let lab = bed.name().to_owned();
+        pr.bed = Some(bed);
+        if let Some(prog) = &series.program {
+            let checksums = if exp.parameter == Param::Checksums { Some(x as u32) } else { series.checksums };
+            let opts = InstallOptions {
+                program: prog,
+                mode: &series.mode,
+                profile: (prog == "dns-cache").then_some(series.profile.as_str()),
+                checksums,
+                only_dst: series.only_dst.as_deref(),
+            };
+            pr.dut_fg = install(&lab, &opts, &pr.file("dut-install", "txt"))?;
+        }
+        Ok(pr)
+    }
+
+    fn lab(&self) -> Result<&str> {
+        self.bed.as_ref().map(|b| b.name()).ok_or_else(|| anyhow!("no lab"))
+    }
+
+    fn file(&self, tool: &str, ext: &str) -> PathBuf {
+        self.raw.join(format!("{}_x{}_{tool}.{ext}", slug(&self.series.name), fmt_num(self.x)))
+    }
+
+    fn rep_file(&self, rep: u32, tool: &str) -> PathBuf {
+        self.raw.join(format!("{}_x{}_r{rep}_{tool}.json", slug(&self.series.name), fmt_num(self.x)))
+    }
+
+    fn rate(&self) -> Option<String> {
+        if self.parameter == Param::Rate { Some(fmt_num(self.x)) } else { self.series.rate.clone() }
+    }
+
+    fn gen_cmd(&self, duration: Duration, rx: bool) -> Result<Command> {
+        let lab = self.lab()?;
+        let mut c = Command::new(tools::locate("gen")?);
+        c.args(["--netns", &crate::gen_netns(lab), "--iface", crate::GEN_IFACE, "--profile", &self.series.profile]);
+        c.args(["--duration", &format!("{}ms", duration.as_millis()), "--queues", &self.queues.to_string(), "--output", "json"]);
+        if let Some(r) = self.rate() {
+            c.args(["--rate", &r]);
+        }
+        if let Some(d) = &self.series.dst_ip {
+            // Another address on the DUT's link: gen would find no neighbour
+            // entry for it, so the frame still goes to the DUT's MAC.
+            c.args(["--dst-ip", d, "--dst-mac", &crate::format_mac(&crate::DUT_MAC)]);
+        }
+        if !rx {
+            c.arg("--no-rx");
+        }
+        Ok(c)
+    }
+
+    fn measure(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+        match self.series.measure {
+            Measure::DutRate => self.dut_rate(rep),
+            Measure::AnswerRate => self.answer_rate(rep),
+            Measure::ResponseTime => self.response_time(rep),
+            Measure::UpdateRate => self.update_rate(rep),
+        }
+    }
+
+    /// DUT counters over a window of `duration` inside the source's run.
+    fn dut_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+        let lab = self.lab()?.to_owned();
+        let margin = Duration::from_secs(4);
+        let source = match self.series.source {
+            Source::Gen => Child::spawn(self.gen_cmd(self.duration + margin, false)?)?,
+            Source::Trafgen => {
+                let cfg = self.raw.join(format!("trafgen-{}.cfg", slug(&self.series.profile)));
+                write_trafgen_cfg(&self.series.profile, &cfg)?;
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &crate::gen_netns(&lab), "trafgen", "--dev", crate::GEN_IFACE, "--conf"]);
+                c.arg(&cfg).args(["--cpus", &self.queues.to_string(), "--no-sock-mem", "--notouch-irq"]);
+                Child::spawn(c)?
+            }
+            Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
+        };
+        let window = (|| -> Result<(Value, Option<(f64, f64)>)> {
+            let first = dut_status(&lab)?;
+            let p0 = num(&first, "counters.packets").unwrap_or(0.0);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                sleep_checked(Duration::from_millis(100))?;
+                let s = dut_status(&lab)?;
+                if num(&s, "counters.packets").unwrap_or(0.0) > p0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("no traffic reached the DUT program on dut0 within 15 s");
+                }
+            }
+            // dut samples counters and BPF run-time statistics (which it
+            // switches on for the window) before and after it. A user-space
+            // DUT's own CPU time is read around the same window.
+            let pid = self.dut_fg.as_ref().and_then(Child::id);
+            let c0 = pid.and_then(tools::cpu_time_ns);
+            let t0 = Instant::now();
+            let w = dut_status_window(&lab, self.duration)?;
+            let user = c0.zip(pid.and_then(tools::cpu_time_ns)).map(|(a, b)| (b - a, t0.elapsed().as_secs_f64()));
+            Ok((w, user))
+        })();
+        let out = source.stop(Duration::from_secs(5))?;
+        std::fs::write(self.rep_file(rep, source_name(self.series.source)), format!("{}{}", out.stdout(), out.stderr)).ok();
+        let (w, user) = window?;
+        std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{w}\n")).ok();
+        let mut v = vec![
+            ("drop_pps", num(&w, "rates.drop_pps").context("dut status --window has no rates.drop_pps")?),
+            ("processed_pps", num(&w, "rates.packets_pps").context("dut status --window has no rates.packets_pps")?),
+        ];
+        // Kernel part: the XDP program's run time per packet (for a
+        // user-space DUT: its redirect program). User-space part: the DUT
+        // process's CPU time over the window per packet it processed.
+        let kernel = num(&w, "ns_per_packet");
+        let user = user.and_then(|(cpu_ns, secs)| {
+            let pkts = num(&w, "rates.packets_pps")? * secs;
+            (pkts > 0.0).then(|| cpu_ns / pkts)
+        });
+        match (kernel, user) {
+            (k, Some(u)) => v.push(("ns_per_packet", k.unwrap_or(0.0) + u)),
+            (Some(k), None) => v.push(("ns_per_packet", k)),
+            (None, None) => {}
+        }
+        if self.series.source == Source::Gen
+            && let Some(tx) = out.final_record().ok().and_then(|f| num(&f, "tx_pps"))
+        {
+            v.push(("offered_pps", tx));
+        }
+        Ok(v)
+    }
+
+    fn answer_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+        match self.series.source {
+            Source::Gen => {
+                let out = tools::run(self.gen_cmd(self.duration, true)?)?;
+                std::fs::write(self.rep_file(rep, "gen"), out.stdout()).ok();
+                out.check()?;
+                let f = out.final_record()?;
+                let rx = num(&f, "rx_pps").context("gen final record has no rx_pps")?;
+                let mut v = vec![("answered_pps", rx)];
+                if let Some(tx) = num(&f, "tx_pps") {
+                    v.push(("offered_pps", tx));
+                }
+                Ok(v)
+            }
+            Source::Dnsperf => {
+                let lab = self.lab()?.to_owned();
+                let qf = self.raw.join(format!("dnsperf-{}.txt", slug(&self.series.profile)));
+                write_dnsperf_queries(&self.series.profile, &qf)?;
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &crate::gen_netns(&lab), "dnsperf", "-s", &crate::DUT_IP.to_string(), "-d"]);
+                c.arg(&qf).args(["-l", &fmt_num(self.duration.as_secs_f64()), "-c", "1", "-T", "1", "-q", "500"]);
+                let out = tools::run(c)?;
+                std::fs::write(self.rep_file(rep, "dnsperf").with_extension("txt"), format!("{}{}", out.stdout(), out.stderr)).ok();
+                out.check()?;
+                let qps = parse_dnsperf(&out.stdout()).with_context(|| format!("`{}` printed no 'Queries per second'", out.command))?;
+                Ok(vec![("answered_pps", qps)])
+            }
+            Source::Trafgen => bail!("trafgen cannot drive answer-rate"),
+        }
+    }
+
+    fn response_time(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+        let lab = self.lab()?.to_owned();
+        let base = self.rep_file(rep, "tstamp");
+        let mut ts = start_tstamp(&lab, &[("--hdrh", base.with_extension("hdr"))])?;
+        let gen_out = tools::run(self.gen_cmd(self.duration, true)?);
+        // Late answers still count.
+        thread::sleep(Duration::from_millis(300));
+        let ts_out = ts.take().context("tstamp")?.stop(Duration::from_secs(5))?;
+        std::fs::write(&base, ts_out.stdout()).ok();
+        let gen_out = gen_out?;
+        std::fs::write(self.rep_file(rep, "gen"), gen_out.stdout()).ok();
+        gen_out.check()?;
+        let f = ts_out.final_record()?;
+        let p50 = num(&f, "rtt_ns.p50").context("tstamp final has no rtt_ns.p50")?;
+        let p99 = num(&f, "rtt_ns.p99").context("tstamp final has no rtt_ns.p99")?;
+        let requests = num(&f, "requests").unwrap_or(0.0);
+        let lost = num(&f, "lost").unwrap_or(0.0);
+        let mut v = vec![("rtt_p50_us", p50 / 1e3), ("rtt_p99_us", p99 / 1e3)];
+        if requests > 0.0 {
+            v.push(("lost_percent", 100.0 * lost / requests));
+        }
+        if let Some(rx) = gen_out.final_record().ok().and_then(|g| num(&g, "rx_pps")) {
+            v.push(("answered_pps", rx));
+        }
+        Ok(v)
+    }
+
+    fn update_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+        let batch = if self.parameter == Param::Batch { fmt_num(self.x) } else { "256".to_owned() };
+        let mut c = Command::new(tools::locate("dut")?);
+        c.args(["update-bench", "--profile", &self.series.profile, "--batch", &batch, "--duration"]);
+        c.arg(format!("{}ms", self.duration.as_millis())).arg("--json");
+        let out = tools::run(c)?;
+        std::fs::write(self.rep_file(rep, "dut-update-bench"), out.stdout()).ok();
+        out.check()?;
+        let mut v = Vec::new();
+        for r in out.records() {
+            let ups = num(&r, "updates_per_s");
+            match (r["method"].as_str(), ups) {
+                (Some("batch"), Some(u)) => v.push(("updates_batch_per_s", u)),
+                (Some("single"), Some(u)) => v.push(("updates_single_per_s", u)),
+                _ => {}
+            }
+        }
+        if !v.iter().any(|(m, _)| *m == "updates_batch_per_s") {
+            bail!("`{}` printed no record with method \"batch\" and updates_per_s", out.command);
+        }
+        Ok(v)
+    }
+}
+
+fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Gen => "gen",
+        Source::Trafgen => "trafgen",
+        Source::Dnsperf => "dnsperf",
+    }
+}
+
+/// Sleeps, returning early with an error on Ctrl-C.
+pub fn sleep_checked(d: Duration) -> Result<()> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if tools::stop_requested() {
+            bail!("interrupted");
+        }
+        thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+    }
+    Ok(())
+}
+
+/// What `dut install` gets.
+#[derive(Debug, Clone, Copy)]
+pub struct InstallOptions<'a> {
+    /// Program.
+    pub program: &'a str,
+    /// Execution point.
+    pub mode: &'a str,
+    /// Profile to fill the cache from.
+    pub profile: Option<&'a str>,
+    /// Checksums per packet.
+    pub checksums: Option<u32>,
+    /// Tenant guard.
+    pub only_dst: Option<&'a str>,
+}
+
+/// `dut --netns LAB-dut install ...` on dut0. For `userspace`, the DUT runs
+/// in the foreground: the returned child must live while measuring.
+pub fn install(lab: &str, o: &InstallOptions<'_>, log: &Path) -> Result<Option<Child>> {
+    let mut c = Command::new(tools::locate("dut")?);
+    c.args(["--netns", &crate::dut_netns(lab), "install", o.program, "--iface", crate::DUT_IFACE, "--mode", o.mode]);
+    if let Some(p) = o.profile {
+        c.args(["--profile", p]);
+    }
+    if let Some(n) = o.checksums {
+        c.args(["--checksums", &n.to_string()]);
+    }
+    if let Some(d) = o.only_dst {
+        c.args(["--only-dst", d]);
+    }
+    if o.mode == "userspace" {
+        c.arg("--foreground");
+        let mut child = Child::spawn(c)?;
+        // Ready once dut status shows the program on dut0.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if child.exited() {
+                let out = child.wait()?;
+                bail!("`{}` exited (status {:?}): {}", out.command, out.status, out.stderr.trim());
+            }
+            if dut_status(lab).is_ok() {
+                return Ok(Some(child));
+            }
+            if Instant::now() > deadline {
+                bail!("`{}` did not show up in `dut status` within 15 s", child.command());
+            }
+            sleep_checked(Duration::from_millis(200))?;
+        }
+    }
+    let out = tools::run(c)?;
+    std::fs::write(log, format!("{}\n{}{}", out.command, out.stdout(), out.stderr)).ok();
+    out.check()?;
+    Ok(None)
+}
+
+/// dut0's entry of `dut --netns LAB-dut status --iface dut0 --json`.
+pub fn dut_status(lab: &str) -> Result<Value> {
+    status_cmd(lab, None)
+}
+
+/// dut0's entry of `dut status --json --window D`: rates and ns_per_packet
+/// over the window.
+pub fn dut_status_window(lab: &str, window: Duration) -> Result<Value> {
+    status_cmd(lab, Some(window))
+}
+
+fn status_cmd(lab: &str, window: Option<Duration>) -> Result<Value> {
+    let mut c = Command::new(tools::locate("dut")?);
+    c.args(["--netns", &crate::dut_netns(lab), "status", "--iface", crate::DUT_IFACE, "--json"]);
+    if let Some(w) = window {
+        c.args(["--window", &format!("{}ms", w.as_millis())]);
+    }
+    let out = tools::run(c)?;
+    out.check()?;
+    let text = out.lines.join("\n");
+    let v: Value = serde_json::from_str(&text).with_context(|| format!("`{}` printed no JSON object", out.command))?;
+    v["interfaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["iface"] == crate::DUT_IFACE).cloned())
+        .ok_or_else(|| anyhow!("`{}`: no program on {}", out.command, crate::DUT_IFACE))
+}
+
+/// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
+pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
+    let mut c = Command::new(tools::locate("tstamp")?);
+    c.args(["--netns", &crate::mon_netns(lab), "--iface", crate::MON_IFACE, "--match", "dns", "--output", "json"]);
+    for (flag, p) in files {
+        c.arg(flag).arg(p);
+    }
+    let mut child = Child::spawn(c)?;
+    child.wait_for_type("ready", Duration::from_secs(20))?;
+    Ok(Some(child))
+}
+
+/// A trafgen configuration sending the profile's first frame.
+pub fn trafgen_config(profile: &str) -> Result<String> {
+    let p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
+    let t = profiles::Template::new(&p, profiles::TemplateOptions::default()).map_err(|e| anyhow!("{e}"))?;
+    let mut s = format!("# {} ({} bytes + FCS), written by lab run\n{{\n", p.name, t.len());
+    for chunk in t.frame().chunks(12) {
+        let line: Vec<String> = chunk.iter().map(|b| format!("0x{b:02x}")).collect();
+        let _ = writeln!(s, "  {},", line.join(", "));
+    }
+    s.push_str("}\n");
+    Ok(s)
+}
+
+fn write_trafgen_cfg(profile: &str, path: &Path) -> Result<()> {
+    store::write_atomic(path, trafgen_config(profile)?.as_bytes())
+}
+
+/// dnsperf's input: one `NAME A` line per name of the profile's set.
+pub fn dnsperf_queries(profile: &str) -> Result<String> {
+    let p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
+    let dns = p.dns.as_ref().ok_or_else(|| anyhow!("profile {profile} has no DNS workload"))?;
+    let n = dns.names.count().min(100_000);
+    let mut s = String::new();
+    for i in 0..n {
+        let _ = writeln!(s, "{} A", dns.names.name(i));
+    }
+    Ok(s)
+}
+
+fn write_dnsperf_queries(profile: &str, path: &Path) -> Result<()> {
+    store::write_atomic(path, dnsperf_queries(profile)?.as_bytes())
+}
+
+/// `Queries per second:   12345.6` from dnsperf's report.
+pub fn parse_dnsperf(out: &str) -> Option<f64> {
+    out.lines().find_map(|l| l.trim().strip_prefix("Queries per second:")?.split_whitespace().next()?.parse().ok())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_durations() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(1_795_000_000), "20261118-110640");
+        assert_eq!(utc_stamp(951_782_400), "20000229-000000");
+        assert_eq!(fmt_secs(5.2), "5s");
+        assert_eq!(fmt_secs(125.0), "2m05s");
+        assert_eq!(fmt_secs(3700.0), "1h01m");
+    }
+
+    #[test]
+    fn dnsperf_report_is_parsed() {
+        let out = "Statistics:\n\n  Queries sent:         100\n  Queries per second:   174012.345678\n";
+        assert_eq!(parse_dnsperf(out), Some(174_012.345_678));
+        assert_eq!(parse_dnsperf("nothing"), None);
+    }
+
+    #[test]
+    fn trafgen_config_carries_the_profile_frame() {
+        let cfg = trafgen_config("min-single-flow").unwrap();
+        let bytes = cfg.matches("0x").count();
+        assert_eq!(bytes, 60, "64-byte frame without FCS:\n{cfg}");
+        assert!(cfg.contains("0x02, 0x00, 0x00, 0x00, 0x00, 0x02"), "dst MAC first:\n{cfg}");
+    }
+
+    #[test]
+    fn dnsperf_queries_list_the_names() {
+        let q = dnsperf_queries("dns-small").unwrap();
+        assert_eq!(q.lines().count(), 1296);
+        assert!(q.lines().all(|l| l.ends_with(" A")));
+        assert!(dnsperf_queries("min-single-flow").is_err());
+    }
+
+    #[test]
+    fn every_measure_has_known_metrics() {
+        for m in [Measure::DutRate, Measure::AnswerRate, Measure::ResponseTime, Measure::UpdateRate] {
+            for name in metrics_of(m) {
+                assert_eq!(metric(name).name, *name);
+            }
+        }
+    }
+}

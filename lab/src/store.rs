@@ -1,0 +1,277 @@
+//! The results of a run on disk, and reading them back to resume.
+//!
+//! `points.csv` holds every measured value, one line each:
+//! `experiment,series,metric,x,repetition,value,unit`. One measurement (one
+//! series at one x, one repetition) writes all its metrics in one `write` and
+//! flushes, so an interrupted run leaves only whole measurements behind; a
+//! re-run with the same `--out` reads the file back and skips every
+//! (series, x, repetition) already there. `summary.csv` is derived from it:
+//! `series,metric,x,n,mean,ci99_low,ci99_high,unit`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::stats::Summary;
+
+/// Header of `points.csv`.
+pub const POINTS_HEADER: &str = "experiment,series,metric,x,repetition,value,unit";
+/// Header of `summary.csv`.
+pub const SUMMARY_HEADER: &str = "series,metric,x,n,mean,ci99_low,ci99_high,unit";
+
+/// One measured value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Experiment name.
+    pub experiment: String,
+    /// Series name.
+    pub series: String,
+    /// Metric name (`drop_pps`, `rtt_p50_us`, ...).
+    pub metric: String,
+    /// Value of the swept parameter.
+    pub x: f64,
+    /// Repetition, from 1.
+    pub repetition: u32,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: String,
+}
+
+impl Point {
+    fn to_line(&self) -> String {
+        format!("{},{},{},{},{},{},{}\n", self.experiment, self.series, self.metric, fmt_num(self.x), self.repetition, fmt_num(self.value), self.unit)
+    }
+    fn parse(line: &str) -> Option<Point> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 7 {
+            return None;
+        }
+        Some(Point {
+            experiment: f[0].to_owned(),
+            series: f[1].to_owned(),
+            metric: f[2].to_owned(),
+            x: f[3].parse().ok()?,
+            repetition: f[4].parse().ok()?,
+            value: f[5].parse().ok()?,
+            unit: f[6].to_owned(),
+        })
+    }
+}
+
+/// Formats a number without a needless fraction.
+pub fn fmt_num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+/// Identifies one measurement: (series, x, repetition).
+pub type Key = (String, String, u32);
+
+/// Key of a measurement (x rendered as in the file).
+pub fn key(series: &str, x: f64, repetition: u32) -> Key {
+    (series.to_owned(), fmt_num(x), repetition)
+}
+
+/// `points.csv` of an output directory, open for appending.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    file: File,
+    points: Vec<Point>,
+}
+
+impl Store {
+    /// Opens (or creates) `dir/points.csv`, reading back what is there. A
+    /// file of another experiment is refused.
+    pub fn open(dir: &Path, experiment: &str) -> Result<Store> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let path = dir.join("points.csv");
+        let mut points = Vec::new();
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                if i == 0 && line == POINTS_HEADER || line.trim().is_empty() {
+                    continue;
+                }
+                // A torn last line (killed mid-write) is dropped.
+                let Some(p) = Point::parse(line) else { continue };
+                if p.experiment != experiment {
+                    bail!("{}:{}: holds experiment '{}', not '{experiment}'; use another --out", path.display(), i + 1, p.experiment);
+                }
+                points.push(p);
+            }
+        }
+        // Rewrite it whole: drops a torn line and makes sure of the header.
+        let mut body = format!("{POINTS_HEADER}\n");
+        for p in &points {
+            body.push_str(&p.to_line());
+        }
+        std::fs::write(&path, body).with_context(|| format!("write {}", path.display()))?;
+        let file = OpenOptions::new().append(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+        Ok(Store { path, file, points })
+    }
+
+    /// Measurements already present.
+    pub fn done(&self) -> HashSet<Key> {
+        self.points.iter().map(|p| key(&p.series, p.x, p.repetition)).collect()
+    }
+
+    /// Appends one measurement's points (one write, flushed).
+    pub fn append(&mut self, points: &[Point]) -> Result<()> {
+        let body: String = points.iter().map(Point::to_line).collect();
+        self.file.write_all(body.as_bytes()).and_then(|_| self.file.flush()).with_context(|| format!("append to {}", self.path.display()))?;
+        self.points.extend_from_slice(points);
+        Ok(())
+    }
+
+    /// All points.
+    pub fn points(&self) -> &[Point] {
+        &self.points
+    }
+
+    /// Path of points.csv.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Summary of one (series, metric, x).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Series name.
+    pub series: String,
+    /// Metric name.
+    pub metric: String,
+    /// x.
+    pub x: f64,
+    /// Unit.
+    pub unit: String,
+    /// The statistics.
+    pub summary: Summary,
+}
+
+/// Summarises points by (series, metric, x), in first-seen order of series
+/// and metrics and increasing x.
+pub fn summarise(points: &[Point]) -> Vec<Row> {
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut groups: BTreeMap<(usize, String), Vec<&Point>> = BTreeMap::new();
+    for p in points {
+        let sm = (p.series.clone(), p.metric.clone());
+        let idx = order.iter().position(|o| *o == sm).unwrap_or_else(|| {
+            order.push(sm);
+            order.len() - 1
+        });
+        groups.entry((idx, format!("{:020.6}", p.x))).or_default().push(p);
+    }
+    groups
+        .into_values()
+        .filter_map(|ps| {
+            let vals: Vec<f64> = ps.iter().map(|p| p.value).collect();
+            Some(Row {
+                series: ps[0].series.clone(),
+                metric: ps[0].metric.clone(),
+                x: ps[0].x,
+                unit: ps[0].unit.clone(),
+                summary: Summary::of(&vals)?,
+            })
+        })
+        .collect()
+}
+
+/// Writes `summary.csv`.
+pub fn write_summary(path: &Path, rows: &[Row]) -> Result<()> {
+    let mut s = format!("{SUMMARY_HEADER}\n");
+    for r in rows {
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            r.series,
+            r.metric,
+            fmt_num(r.x),
+            r.summary.n,
+            r.summary.mean,
+            r.summary.ci99_low,
+            r.summary.ci99_high,
+            r.unit
+        ));
+    }
+    write_atomic(path, s.as_bytes())
+}
+
+/// Writes a file via a temporary name and a rename (never half-written).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, bytes).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("lab-store-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn pt(series: &str, metric: &str, x: f64, rep: u32, value: f64) -> Point {
+        Point { experiment: "e".into(), series: series.into(), metric: metric.into(), x, repetition: rep, value, unit: "pps".into() }
+    }
+
+    #[test]
+    fn resume_reads_back_what_was_measured() {
+        let dir = tmpdir("resume");
+        {
+            let mut s = Store::open(&dir, "e").unwrap();
+            assert!(s.done().is_empty());
+            s.append(&[pt("a", "m", 1.0, 1, 10.0), pt("a", "n", 1.0, 1, 5.0)]).unwrap();
+            s.append(&[pt("a", "m", 2.5, 1, 11.0)]).unwrap();
+        }
+        // A torn line, as a kill mid-write would leave.
+        let mut f = OpenOptions::new().append(true).open(dir.join("points.csv")).unwrap();
+        f.write_all(b"e,a,m,3,1,1").unwrap();
+        drop(f);
+        let s = Store::open(&dir, "e").unwrap();
+        let done = s.done();
+        assert_eq!(done.len(), 2);
+        assert!(done.contains(&key("a", 1.0, 1)));
+        assert!(done.contains(&key("a", 2.5, 1)));
+        assert!(!done.contains(&key("a", 3.0, 1)));
+        assert!(!done.contains(&key("a", 1.0, 2)));
+        assert_eq!(s.points().len(), 3);
+        let text = std::fs::read_to_string(dir.join("points.csv")).unwrap();
+        assert!(text.starts_with(POINTS_HEADER));
+        assert!(!text.contains("e,a,m,3,1,1\n") && !text.ends_with(",1"), "{text}");
+        // Another experiment's directory is refused.
+        let e = Store::open(&dir, "other").unwrap_err().to_string();
+        assert!(e.contains("holds experiment 'e'"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn summaries_group_by_series_metric_and_x() {
+        let pts = vec![
+            pt("b", "m", 2.0, 1, 4.0),
+            pt("b", "m", 1.0, 1, 1.0),
+            pt("b", "m", 1.0, 2, 3.0),
+            pt("a", "m", 1.0, 1, 7.0),
+        ];
+        let rows = summarise(&pts);
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].series.as_str(), rows[0].x, rows[0].summary.n), ("b", 1.0, 2));
+        assert_eq!(rows[0].summary.mean, 2.0);
+        assert_eq!((rows[1].series.as_str(), rows[1].x), ("b", 2.0));
+        assert_eq!(rows[2].series, "a");
+        let dir = tmpdir("summary");
+        std::fs::create_dir_all(&dir).unwrap();
+        write_summary(&dir.join("summary.csv"), &rows).unwrap();
+        let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+        assert!(text.starts_with(SUMMARY_HEADER));
+        assert!(text.contains("b,m,1,2,2,"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,456 @@
+//! Locating and driving the workspace's tools (`gen`, `dut`, `tstamp`,
+//! `sink`) and the peers (`trafgen`, `dnsperf`) through their command lines,
+//! as a user would.
+//!
+//! A workspace binary is looked up next to the running executable first (so
+//! `target/<profile>/lab` uses `target/<profile>/gen`; a test executable in
+//! `target/<profile>/deps/` looks one directory up), then on `PATH`. A missing
+//! tool is one line naming it and how to get it.
+//!
+//! Children are tracked in a process-wide registry: the Ctrl-C handler
+//! ([`install_ctrlc`]) sets [`stop_requested`] and sends SIGINT to every
+//! registered child, so the tools print their final records and exit, and the
+//! caller unwinds normally (dropping its `Testbed`, which tears the lab down).
+//! A [`Child`] dropped while still running is interrupted, then killed.
+//! Children run in their own process group, so signals they send to their
+//! group never reach the runner.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, Once};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+/// Workspace binaries the runner drives.
+pub const WORKSPACE_TOOLS: &[&str] = &["gen", "dut", "tstamp", "sink"];
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static CTRLC: Once = Once::new();
+
+/// Whether Ctrl-C (or SIGTERM) was received.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Installs the Ctrl-C / SIGTERM handler (once per process): it sets the stop
+/// flag and interrupts every registered child.
+pub fn install_ctrlc() -> Result<()> {
+    let mut res = Ok(());
+    CTRLC.call_once(|| {
+        res = ctrlc::set_handler(|| {
+            STOP.store(true, Ordering::SeqCst);
+            interrupt_all();
+        })
+        .context("install the Ctrl-C handler");
+    });
+    res
+}
+
+fn interrupt_all() {
+    let pids = CHILDREN.lock().map(|v| v.clone()).unwrap_or_default();
+    for pid in pids {
+        signal(pid, nix::sys::signal::Signal::SIGINT);
+    }
+}
+
+/// Signals a child's whole process group (each child leads its own), so
+/// tools that fork workers (trafgen) stop entirely and release our pipes.
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    if let Ok(p) = i32::try_from(pid) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), sig);
+    }
+}
+
+/// Where a workspace binary is: next to the current executable (or one
+/// directory up from `deps/`), else on PATH.
+pub fn locate(name: &str) -> Result<PathBuf> {
+    if let Some(p) = beside_exe(name) {
+        return Ok(p);
+    }
+    if let Some(p) = on_path(name) {
+        return Ok(p);
+    }
+    let here = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .map_or_else(|| "this executable's directory".to_owned(), |d| d.display().to_string());
+    bail!("`{name}` not found in {here} nor on PATH; build it with `cargo build --release --workspace`")
+}
+
+/// A binary in the current executable's directory (or its parent when that
+/// is `deps/`, as for test executables).
+pub fn beside_exe(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?.to_path_buf();
+    if dir.file_name().is_some_and(|d| d == "deps") {
+        dir = dir.parent()?.to_path_buf();
+    }
+    let p = dir.join(name);
+    is_executable(&p).then_some(p)
+}
+
+/// A program on PATH.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Finds a peer program (a Debian package's binary) on PATH, or says which
+/// package to install.
+pub fn locate_peer(program: &str, package: &str) -> Result<PathBuf> {
+    on_path(program).ok_or_else(|| {
+        anyhow!("peer `{program}` is not installed; install the Debian package `{package}` (`apt-get install {package}`, or run .ci/setup, which installs it)")
+    })
+}
+
+/// Renders a command line for messages and logs.
+pub fn display(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// What a finished tool run left: its stdout lines and stderr.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// The command line.
+    pub command: String,
+    /// Exit status (None: killed by a signal).
+    pub status: Option<i32>,
+    /// stdout, line by line.
+    pub lines: Vec<String>,
+    /// stderr.
+    pub stderr: String,
+}
+
+impl Output {
+    /// The JSON objects among the stdout lines.
+    pub fn records(&self) -> Vec<Value> {
+        self.lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+    /// The last record with `"type": "final"`.
+    pub fn final_record(&self) -> Result<Value> {
+        self.records()
+            .into_iter()
+            .rev()
+            .find(|v| v["type"] == "final")
+            .ok_or_else(|| anyhow!("`{}` printed no final JSON record (exit {:?}): {}", self.command, self.status, last_line(&self.stderr)))
+    }
+    /// stdout as one string.
+    pub fn stdout(&self) -> String {
+        let mut s = self.lines.join("\n");
+        s.push('\n');
+        s
+    }
+    /// An error unless the command exited 0.
+    pub fn check(&self) -> Result<&Output> {
+        if self.status == Some(0) {
+            Ok(self)
+        } else {
+            bail!("`{}` failed (exit {:?}): {}", self.command, self.status, last_line(&self.stderr))
+        }
+    }
+}
+
+fn last_line(s: &str) -> String {
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no error output)").trim().to_owned()
+}
+
+/// Runs `cmd` to completion (registered, so Ctrl-C interrupts it).
+pub fn run(cmd: Command) -> Result<Output> {
+    let child = Child::spawn(cmd)?;
+    child.wait()
+}
+
+/// A running tool: stdout lines arrive on a channel, stderr is collected.
+#[derive(Debug)]
+pub struct Child {
+    command: String,
+    child: Option<std::process::Child>,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Child {
+    /// Starts `cmd` with piped stdout/stderr and registers it.
+    pub fn spawn(mut cmd: Command) -> Result<Child> {
+        use std::os::unix::process::CommandExt;
+        let command = display(&cmd);
+        // Own process group: a tool that signals its group (trafgen does on
+        // exit) does not hit us, and a terminal's Ctrl-C reaches the tools
+        // only through our handler, in order.
+        let mut child = cmd
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start `{command}`"))?;
+        if let Ok(mut v) = CHILDREN.lock() {
+            v.push(child.id());
+        }
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().context("child stdout")?;
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = child.stderr.take().context("child stderr")?;
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Ok(Child { command, child: Some(child), lines: rx, seen: Vec::new(), stderr: Some(stderr), reader: Some(reader) })
+    }
+
+    /// Process id, while running.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
+    /// The command line.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Waits until a stdout line is a JSON object with `"type": ty`, up to
+    /// `timeout`; fails if the tool exits first, times out or Ctrl-C arrives.
+    pub fn wait_for_type(&mut self, ty: &str, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if stop_requested() {
+                bail!("interrupted");
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                bail!("`{}` did not print a \"{ty}\" record within {:?}", self.command, timeout);
+            }
+            match self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(line) => {
+                    let v: Option<Value> = serde_json::from_str(&line).ok();
+                    self.seen.push(line);
+                    if let Some(v) = v.filter(|v| v["type"] == ty) {
+                        return Ok(v);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let out = self.finish()?;
+                    bail!("`{}` exited (status {:?}) before printing a \"{ty}\" record: {}", out.command, out.status, last_line(&out.stderr));
+                }
+            }
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    /// Sends SIGINT (the tools then print their final record and exit).
+    pub fn interrupt(&self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), nix::sys::signal::Signal::SIGINT);
+        }
+    }
+
+    /// Waits for exit, collecting all output.
+    pub fn wait(mut self) -> Result<Output> {
+        self.finish()
+    }
+
+    /// Interrupts, waits up to `grace`, then kills; returns the output.
+    pub fn stop(mut self, grace: Duration) -> Result<Output> {
+        self.interrupt();
+        let deadline = Instant::now() + grace;
+        while !self.exited() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if !self.exited()
+            && let Some(c) = self.child.as_ref()
+        {
+            signal(c.id(), nix::sys::signal::Signal::SIGKILL);
+        }
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<Output> {
+        let Some(mut child) = self.child.take() else {
+            bail!("`{}` already collected", self.command);
+        };
+        let status = child.wait().with_context(|| format!("wait for `{}`", self.command))?;
+        unregister(child.id());
+        // Workers it forked may still hold stdout: give them a moment, then
+        // end the whole group so the readers see end-of-file.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.reader.as_ref().is_some_and(|r| !r.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if self.reader.as_ref().is_some_and(|r| !r.is_finished()) {
+            signal(child.id(), nix::sys::signal::Signal::SIGKILL);
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.seen.extend(self.lines.try_iter());
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        Ok(Output { command: self.command.clone(), status: status.code(), lines: std::mem::take(&mut self.seen), stderr })
+    }
+}
+
+fn unregister(pid: u32) {
+    if let Ok(mut v) = CHILDREN.lock() {
+        v.retain(|p| *p != pid);
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), nix::sys::signal::Signal::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+            signal(c.id(), nix::sys::signal::Signal::SIGKILL);
+            let _ = c.wait();
+            unregister(c.id());
+        }
+    }
+}
+
+/// CPU time (user + system, all threads) a process has used so far, in ns.
+pub fn cpu_time_ns(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall (11th and 12th after it).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks * 1e9 / hz as f64)
+}
+
+/// A JSON number at `path` (`a.b.c`) as f64.
+pub fn num(v: &Value, path: &str) -> Option<f64> {
+    let mut cur = v;
+    for k in path.split('.') {
+        cur = cur.get(k)?;
+    }
+    cur.as_f64()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_is_one_line_saying_how_to_build_it() {
+        let e = locate("no-such-tool-xyz").unwrap_err().to_string();
+        assert!(e.contains("`no-such-tool-xyz` not found"), "{e}");
+        assert!(e.contains("cargo build --release --workspace"), "{e}");
+        assert!(!e.contains('\n'));
+        let e = locate_peer("no-such-peer-xyz", "some-pkg").unwrap_err().to_string();
+        assert!(e.contains("some-pkg") && e.contains(".ci/setup"), "{e}");
+    }
+
+    #[test]
+    fn cpu_time_of_a_busy_process_grows() {
+        let me = std::process::id();
+        let a = cpu_time_ns(me).unwrap();
+        let t = Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let b = cpu_time_ns(me).unwrap();
+        assert!(b - a >= 1e8, "{a} -> {b} ({x})");
+        assert!(cpu_time_ns(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn tools_on_path_are_found() {
+        assert!(on_path("sh").is_some());
+        assert!(locate("sh").is_ok());
+    }
+
+    #[test]
+    fn children_report_lines_and_final_records() {
+        let mut c = Command::new("sh");
+        c.args(["-c", r#"echo '{"type":"ready"}'; sleep 0.2; echo '{"type":"final","x":{"y":3}}'; echo oops >&2"#]);
+        let mut child = Child::spawn(c).unwrap();
+        let ready = child.wait_for_type("ready", Duration::from_secs(5)).unwrap();
+        assert_eq!(ready["type"], "ready");
+        let out = child.wait().unwrap();
+        let fin = out.final_record().unwrap();
+        assert_eq!(num(&fin, "x.y"), Some(3.0));
+        assert_eq!(out.lines.len(), 2);
+        assert!(out.stderr.contains("oops"));
+        out.check().unwrap();
+    }
+
+    #[test]
+    fn a_tool_that_exits_early_is_an_error_naming_it() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo broken >&2; exit 3"]);
+        let mut child = Child::spawn(c).unwrap();
+        let e = child.wait_for_type("ready", Duration::from_secs(5)).unwrap_err().to_string();
+        assert!(e.contains("exited") && e.contains("broken"), "{e}");
+    }
+
+    #[test]
+    fn stop_ends_forked_workers_too() {
+        // A worker that ignores nothing and outlives its parent's exit,
+        // holding stdout: stop() must still return, and the worker must die.
+        let mut c = Command::new("sh");
+        c.args(["-c", r#"sleep 30 & echo $! ; echo '{"type":"ready"}'; trap 'exit 0' INT; while true; do sleep 0.05; done"#]);
+        let mut child = Child::spawn(c).unwrap();
+        child.wait_for_type("ready", Duration::from_secs(5)).unwrap();
+        let t = Instant::now();
+        let out = child.stop(Duration::from_secs(2)).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+        let worker: i32 = out.lines[0].trim().parse().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{worker}/stat")).unwrap_or_default().contains(") Z");
+        assert!(!alive, "worker {worker} survived");
+    }
+
+    #[test]
+    fn stop_interrupts_a_running_tool() {
+        let mut c = Command::new("sh");
+        c.args(["-c", r#"trap 'echo "{\"type\":\"final\"}"; exit 0' INT; echo '{"type":"ready"}'; while true; do sleep 0.05; done"#]);
+        let mut child = Child::spawn(c).unwrap();
+        child.wait_for_type("ready", Duration::from_secs(5)).unwrap();
+        let t = Instant::now();
+        let out = child.stop(Duration::from_secs(5)).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(4));
+        out.final_record().unwrap();
+    }
+}

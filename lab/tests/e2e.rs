@@ -1,0 +1,277 @@
+//! End to end: `lab run --quick` of every shipped experiment and `lab demo`,
+//! with the real workspace binaries (gen, dut, tstamp) beside the `lab`
+//! binary in target/<profile>/, on real labs. These fail, with one message
+//! saying what to build, when the binaries are missing: they never skip.
+//!
+//! The tests take the machine's measurement resources, so they run one at a
+//! time (a process-wide lock), and each checks that the root namespace list
+//! is the same afterwards.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lab::experiment::{Experiment, Measure, SHIPPED};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lab_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lab"))
+}
+
+/// The workspace binaries must be beside `lab`; a clear failure otherwise.
+fn require_tools() {
+    let dir = lab_bin().parent().expect("bin dir").to_path_buf();
+    let missing: Vec<&str> = lab::tools::WORKSPACE_TOOLS.iter().copied().filter(|t| *t != "sink" && !dir.join(t).exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "end-to-end tests need {} in {}: build them first with `cargo build --workspace` (same profile as the tests)",
+        missing.join(", "),
+        dir.display()
+    );
+}
+
+fn netns() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Namespaces of labs this process made (run labs are named run<pid>...).
+fn ours(v: &[String], prefix: &str) -> Vec<String> {
+    v.iter().filter(|n| n.starts_with(prefix)).cloned().collect()
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lab-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// (x, repetition, value) measurements of one (series, metric).
+type Values = Vec<(f64, u32, f64)>;
+
+struct Points {
+    by: HashMap<(String, String), Values>,
+}
+
+fn read_points(out: &Path) -> Points {
+    let text = std::fs::read_to_string(out.join("points.csv")).expect("points.csv");
+    let mut by: HashMap<(String, String), Values> = HashMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 7, "{line}");
+        by.entry((f[1].to_owned(), f[2].to_owned())).or_default().push((f[3].parse().unwrap(), f[4].parse().unwrap(), f[5].parse().unwrap()));
+    }
+    Points { by }
+}
+
+fn mean(v: &[(f64, u32, f64)], x: f64) -> f64 {
+    let xs: Vec<f64> = v.iter().filter(|p| p.0 == x).map(|p| p.2).collect();
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
+fn quick_run(name: &str) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let exp = Experiment::load(name).unwrap();
+    let plan = exp.plan(true);
+    let out = tmpdir(name);
+    let before = netns();
+    let res = Command::new(lab_bin()).args(["run", name, "--quick", "--out"]).arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "lab run {name} --quick failed: {stderr}");
+    assert_eq!(before, netns(), "lab run {name} left namespaces behind");
+    assert!(stderr.contains("left"), "progress lines on stderr: {stderr}");
+
+    let pts = read_points(&out);
+    let primary = |m: Measure| lab::runner::metrics_of(m)[0];
+    for s in &exp.series {
+        let key = (s.name.clone(), primary(s.measure).to_owned());
+        let got = pts.by.get(&key).unwrap_or_else(|| panic!("{name}: no {key:?} in points.csv"));
+        let have: HashSet<(String, u32)> = got.iter().map(|p| (lab::store::fmt_num(p.0), p.1)).collect();
+        for &x in &plan.values {
+            for r in 1..=plan.repetitions {
+                assert!(have.contains(&(lab::store::fmt_num(x), r)), "{name}: {} x={x} rep {r} missing", s.name);
+            }
+        }
+        // Sanity of the values.
+        for &(x, _, v) in got {
+            assert!(v.is_finite() && v >= 0.0, "{name} {} x={x}: {v}", s.name);
+            match s.measure {
+                Measure::DutRate if s.dst_ip.is_some() => assert_eq!(v, 0.0, "{name} {}: the guarded program dropped a neighbour's traffic", s.name),
+                _ => assert!(v > 0.0, "{name} {} x={x}: {} = {v}", s.name, key.1),
+            }
+        }
+        if s.measure == Measure::ResponseTime {
+            let p99 = &pts.by[&(s.name.clone(), "rtt_p99_us".to_owned())];
+            for &x in &plan.values {
+                assert!(mean(p99, x) >= mean(got, x), "{name} {}: p99 below p50", s.name);
+            }
+        }
+    }
+    // Single flow is not faster than multi flow by more than noise. veth has
+    // no RSS (the sender's TX queue picks the RX queue) and gen writes fewer
+    // fields per single-flow frame, so single-flow may well be faster here;
+    // a factor of 2 is beyond that.
+    for s in exp.series.iter().filter(|s| s.name.contains("single-flow")) {
+        let multi = s.name.replace("single-flow", "multi-flow");
+        if let (Some(a), Some(b)) = (pts.by.get(&(s.name.clone(), "drop_pps".into())), pts.by.get(&(multi.clone(), "drop_pps".into()))) {
+            for &x in &plan.values {
+                assert!(mean(a, x) <= mean(b, x) * 2.0, "{name}: {} ({}) vs {multi} ({}) at x={x}", s.name, mean(a, x), mean(b, x));
+            }
+        }
+    }
+    // Plots carry their series, the report links them.
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    let mut metrics: Vec<&str> = exp.series.iter().map(|s| primary(s.measure)).collect();
+    metrics.dedup();
+    for m in metrics {
+        let svg = std::fs::read_to_string(out.join(format!("{m}.svg"))).unwrap_or_else(|e| panic!("{name}: {m}.svg: {e}"));
+        for s in exp.series.iter().filter(|s| primary(s.measure) == m) {
+            assert!(svg.contains(&s.name), "{name}: {m}.svg lacks series {}", s.name);
+        }
+        assert!(out.join(format!("{m}.png")).exists(), "{name}: {m}.png");
+        assert!(report.contains(&format!("({m}.svg)")), "{name}: report does not link {m}.svg");
+    }
+    assert!(std::fs::read_to_string(out.join("summary.csv")).unwrap().starts_with(lab::store::SUMMARY_HEADER));
+    assert!(std::fs::read_dir(out.join("raw")).unwrap().count() > 0, "raw tool output kept");
+    if !exp.ratios.is_empty() {
+        assert!(report.contains("## Ratios"), "{name}: ratios in the report");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn quick_drop_rate() {
+    quick_run("drop-rate");
+}
+#[test]
+fn quick_checksum() {
+    quick_run("checksum");
+}
+#[test]
+fn quick_dns_ping_latency() {
+    quick_run("dns-ping-latency");
+}
+#[test]
+fn quick_dns_cache_latency() {
+    quick_run("dns-cache-latency");
+}
+#[test]
+fn quick_update_rate() {
+    quick_run("update-rate");
+}
+#[test]
+fn quick_tenants() {
+    quick_run("tenants");
+}
+#[test]
+fn quick_peers() {
+    quick_run("peers");
+}
+
+#[test]
+fn every_shipped_experiment_has_an_end_to_end_test() {
+    let src = include_str!("e2e.rs");
+    for (name, _) in SHIPPED {
+        assert!(src.contains(&format!("quick_run(\"{name}\")")), "{name}");
+    }
+}
+
+#[test]
+fn a_rerun_with_the_same_out_resumes() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let out = tmpdir("resume");
+    let run = || Command::new(lab_bin()).args(["run", "update-rate", "--quick", "--out"]).arg(&out).output().unwrap();
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let lines_before = std::fs::read_to_string(out.join("points.csv")).unwrap().lines().count();
+    let second = run();
+    assert!(second.status.success());
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("0 measured, 2 already there"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(out.join("points.csv")).unwrap().lines().count(), lines_before);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn demo_runs_end_to_end_and_leaves_nothing_behind() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = lab::unique_name("demo");
+    let out = tmpdir("demo");
+    let before = netns();
+    let t = Instant::now();
+    let res = Command::new(lab_bin()).args(["demo", "--name", &name, "--out"]).arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(res.status.success(), "lab demo failed: {}", String::from_utf8_lossy(&res.stderr));
+    assert!(t.elapsed() < Duration::from_secs(60), "demo took {:?}", t.elapsed());
+    assert_eq!(before, netns(), "demo left namespaces behind");
+    for want in ["sent", "answered", "lost", "p50", "p99", "clock"] {
+        assert!(stdout.contains(want), "report lacks {want}: {stdout}");
+    }
+    for f in lab::demo::expected_files(&out) {
+        assert!(f.exists(), "{} missing", f.display());
+    }
+    let tfinal: serde_json::Value = std::fs::read_to_string(out.join("tstamp.json"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "final")
+        .expect("tstamp final record");
+    let matched = tfinal["matched"].as_f64().unwrap_or(0.0);
+    let requests = tfinal["requests"].as_f64().unwrap_or(0.0);
+    assert!(requests > 100_000.0, "50k/s for 5 s: {requests} requests seen");
+    assert!(matched >= requests * 0.95, "answered {matched} of {requests}");
+    assert!(tfinal["rtt_ns"]["p50"].as_f64().unwrap_or(0.0) > 0.0);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = lab::unique_name("demx");
+    let bed = lab::Testbed::up(&lab::UpOptions { name: name.clone(), ..Default::default() }).unwrap();
+    let res = Command::new(lab_bin()).args(["demo", "--name", &name, "--out"]).arg(tmpdir("demx")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1));
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(lab::existing_namespaces(&name).len(), 4, "the existing lab is untouched");
+    bed.down().unwrap();
+}
+
+#[test]
+fn ctrl_c_during_the_demo_tears_the_lab_down() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = lab::unique_name("demc");
+    let out = tmpdir("demc");
+    let mut child = Command::new(lab_bin()).args(["demo", "--name", &name, "--duration", "20s", "--out"]).arg(&out).spawn().unwrap();
+    // Wait until traffic runs (gen.json is written at the end; tstamp is up once the DUT is).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lab::existing_namespaces(&name).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "demo did not stop after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "an interrupted demo exits non-zero");
+    assert!(lab::existing_namespaces(&name).is_empty(), "lab {name} left behind: {:?}", ours(&netns(), &name));
+    let _ = std::fs::remove_dir_all(&out);
+}
