@@ -8,8 +8,9 @@
 # and received at least as many frames as trafgen sent. Frames lost before mon0 (the
 # generator's veth, the switch's mirror port) are shown separately from sink's own
 # capture drops: `gen0_tx` is what left the generator, `sw_drop` the switch ports' drops
-# (sw-gen rx + sw-mon tx), so a run with `upstream` loss is the lab's limit, not sink's. (`gen` will replace trafgen
-# once it lands on main: see the TODO below.)
+# (sw-gen rx + sw-mon tx), so a run with `upstream` loss is the lab's limit, not sink's.
+# Requests and responses from gen and the DUT's responder, with response times:
+# tstamp/bench/live.sh.
 #
 #   sink/bench/run.sh                       # rates 50k..800k pps, 4 s each, 3 runs each
 #   RATES="100000 200000" SECS=5 RUNS=5 sink/bench/run.sh
@@ -73,6 +74,4 @@ echo
 for backend in af-packet af-xdp; do
   echo "$backend: highest asked rate with zero loss in all $RUNS runs ${best[$backend]} pps; highest achieved rate of a run with zero loss ${top[$backend]} pps"
 done
-# TODO (gen on main): replace trafgen with `gen --iface gen0 --profile dns-small --rate R`,
-# answer with the DUT's XDP NXDOMAIN responder, and run tstamp on mon0 instead of sink to
-# give the same figure for request/response matching (tstamp's capture is sink's).
+# With gen and the DUT's responder (requests and responses, response times): tstamp/bench/live.sh.
