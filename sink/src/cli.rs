@@ -45,6 +45,9 @@ pub struct Args {
     pub write: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputArg,
+    /// af-packet: TPACKET_V3 ring size in 1 MiB blocks (at least 2).
+    #[arg(long, default_value_t = 64)]
+    pub ring_blocks: u32,
     /// AF_XDP: replace a foreign XDP program on the interface (restored on exit).
     #[arg(long)]
     pub force: bool,
@@ -84,7 +87,7 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
     };
     let mut cap = capture::open(
         args.backend,
-        &CaptureOptions { iface: args.iface.clone(), clock: args.clock, promisc: !args.no_promisc, force: args.force, ..Default::default() },
+        &CaptureOptions { iface: args.iface.clone(), clock: args.clock, promisc: !args.no_promisc, force: args.force, block_count: args.ring_blocks, ..Default::default() },
     )
     .with_context(|| format!("live capture on {}", args.iface))?;
     let clock = cap.clock();

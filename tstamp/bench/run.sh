@@ -6,8 +6,7 @@
 #   tstamp/bench/run.sh            # defaults: 2.5M pairs (5M frames) big file, 300k pairs vs tshark
 #   PAIRS_BIG=5000000 PAIRS_PEER=200000 RUNS=5 tstamp/bench/run.sh
 #
-# Live section (mirror rate with zero capture drops per back end): needs `gen`, see the
-# end of this file.
+# Live figures: tstamp/bench/live.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PAIRS_BIG=${PAIRS_BIG:-2500000}
@@ -79,8 +78,4 @@ print("lost (tstamp):", t["lost"], " unanswered in the file by construction:", "
 sys.exit(0 if ok else 1)
 PY
 
-# --- Live (needs gen on main; TODO once gen lands) -------------------------------------
-# For each back end (af-packet now, af-xdp once sink's AF_XDP backend is built):
-#   lab up; dut answers NXDOMAIN; gen --iface gen0 --profile dns-small --rate R on lab-gen;
-#   tstamp --netns lab-mon --iface mon0 --backend B --output json --duration 10s
-#   and raise R until capture_drops > 0; report the highest R with zero drops.
+# Live figures (gen + dut dns-ping + tstamp on the mirror port): tstamp/bench/live.sh

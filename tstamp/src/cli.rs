@@ -183,6 +183,9 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
     let mut hdr_file = open(&args.hdrh, "HDR histogram log")?;
     let csv_file = open(&args.hist_csv, "histogram CSV")?;
     let svg_file = open(&args.plot, "plot")?;
+    if svg_file.is_some() {
+        crate::output::load_font().context("--plot")?;
+    }
 
     let opts = SessionOptions {
         mode: match args.match_mode {

@@ -26,6 +26,25 @@ pub fn write_hist_csv(w: &mut impl Write, h: &Histogram<u64>) -> std::io::Result
     Ok(())
 }
 
+/// The TTF used for text layout in the SVG (plotters' ab_glyph font backend).
+pub const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+static FONT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+
+/// Registers DejaVu Sans as plotters' "sans-serif" once (the lab's plots do the same).
+pub fn load_font() -> std::io::Result<()> {
+    FONT.get_or_init(|| {
+        let bytes = std::fs::read(FONT_PATH).map_err(|e| {
+            format!("cannot read the plot font {FONT_PATH}: {e}; install it with `apt-get install fonts-dejavu-core`")
+        })?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{FONT_PATH} is not a usable TrueType font"))
+    })
+    .clone()
+    .map_err(std::io::Error::other)
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> std::io::Error {
     std::io::Error::other(format!("plotting: {e:?}"))
 }
@@ -33,6 +52,7 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> std::io::Error {
 /// Two panels in one SVG: the CDF of response times (µs, from the histogram) and the
 /// percentiles per interval over time.
 pub fn write_svg(path: &Path, title: &str, h: &Histogram<u64>, timeline: &[TimelinePoint]) -> std::io::Result<()> {
+    load_font()?;
     let root = SVGBackend::new(path, (900, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let (top, bottom) = root.split_vertically(450);

@@ -106,9 +106,14 @@ fn dns_on_the_mirror_port(backend: &str) {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("wait");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
     stop.store(true, Ordering::Relaxed);
     assert_eq!(resp.join().expect("responder"), u64::from(N));
-    assert!(status.success(), "{status:?}");
+    assert!(status.success(), "{status:?}: {err}");
     let fin: serde_json::Value = serde_json::from_str(rest.last().expect("final line")).expect("json");
     assert_eq!(fin["type"], "final");
     assert_eq!(fin["clock"], "sw");

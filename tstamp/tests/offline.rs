@@ -266,3 +266,44 @@ fn bad_input_is_one_clear_line() {
     one_line_error(&["--iface", "nosuchif0"], "nosuchif0");
     assert!(std::fs::read_dir(dir.path()).expect("ls").all(|e| !e.expect("entry").file_name().to_string_lossy().contains(".tmp-")));
 }
+
+#[test]
+fn seq_mode_pairs_first_and_second_sightings() {
+    use profiles::wire::probe;
+    // A forwarding DUT: each probe seen on its way in and again on its way out, 3 µs later;
+    // probe 3 never comes back, probe 5 comes back twice.
+    let frame = |counter: u64, hop: u8| {
+        let mut pl = [0u8; probe::LEN];
+        probe::Repr { stream: 2, counter, tx_ns: 0 }.emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, hop], [2, 0, 0, 0, 0, 9])
+            .ipv4([198, 18, 0, 1], [198, 18, 1, 1], 64 - hop)
+            .udp(4000, 5000);
+        let mut out = Vec::new();
+        b.write(&mut out, &pl).expect("frame");
+        out
+    };
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    for c in 0..10u64 {
+        let t = 1_000_000 + c * 10_000;
+        frames.push((t, frame(c, 1)));
+        if c != 3 {
+            frames.push((t + 3_000, frame(c, 2)));
+        }
+        if c == 5 {
+            frames.push((t + 4_000, frame(c, 2)));
+        }
+    }
+    frames.sort_by_key(|f| f.0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("seq.pcapng");
+    write_pcapng(BufWriter::new(std::fs::File::create(&path).expect("create")), |f| {
+        for (ts, d) in &frames {
+            f(*ts, d);
+        }
+    })
+    .expect("write");
+    let fin = run(&args(&["--read", path.to_str().expect("utf8"), "--match", "seq", "--output", "json"])).expect("run");
+    assert_eq!((fin.requests, fin.matched, fin.lost, fin.duplicates), (10, 9, 1, 1));
+    assert_eq!((fin.rtt_ns.min, fin.rtt_ns.max, fin.rtt_ns.mean), (Some(3_000), Some(3_000), Some(3_000.0)));
+    assert!(fin.rcodes.is_empty());
+}
