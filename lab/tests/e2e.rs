@@ -290,3 +290,46 @@ fn ctrl_c_during_the_demo_tears_the_lab_down() {
     assert!(lab::existing_namespaces(&name).is_empty(), "lab {name} left behind: {:?}", ours(&netns(), &name));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn ctrl_c_during_a_run_keeps_what_was_measured_and_a_rerun_completes_it() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let out = tmpdir("runc");
+    let child = Command::new(lab_bin())
+        .args(["run", "checksum", "--quick", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("run{:x}-", child.id());
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Interrupt once at least one measurement is on disk.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let lines = std::fs::read_to_string(out.join("points.csv")).map_or(0, |t| t.lines().count());
+        if lines > 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no measurement within 90 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let res = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "an interrupted run exits 1: {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(ours(&netns(), &prefix), Vec::<String>::new(), "labs left behind");
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report of the partial run");
+    assert!(report.contains("Interrupted"), "{report}");
+    let measured = std::fs::read_to_string(out.join("points.csv")).unwrap().lines().filter(|l| l.contains(",drop_pps,")).count();
+    assert!((1..9).contains(&measured), "{measured} of 9 measured before Ctrl-C");
+    // The re-run measures only what is missing.
+    let again = Command::new(lab_bin()).args(["run", "checksum", "--quick", "--out"]).arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(stdout.contains(&format!("{} measured, {measured} already there", 9 - measured)), "{stdout}");
+    let _ = std::fs::remove_dir_all(&out);
+}
