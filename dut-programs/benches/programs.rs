@@ -1,0 +1,200 @@
+//! Per-packet cost of each DUT program, side by side with the lab's empty
+//! XDP_PASS program as a peer, ratios against the drop program (root; builds a
+//! throwaway direct lab). XDP_PASS in live mode includes building an skb and
+//! the stack's receive path, so it is the cost a frame pays without XDP.
+//! `cargo bench -p dut-programs --bench programs`.
+//!
+//! kernel: `BPF_PROG_TEST_RUN` in live-frames mode on the lab's dut0 (a fresh
+//! copy of the frame per run, XDP_TX really transmitted), the kernel's mean ns
+//! per frame; median of 7 runs of 200k frames. shim: the same logic.h compiled
+//! for user space (`dut_programs::shim`), frame copy included; median of 7
+//! runs of 1M frames.
+
+use std::hint::black_box;
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use dut_programs::shim::Shim;
+use dut_programs::{Config, LoadOptions, Program, cache, kernel, load, skel};
+use lab::{Testbed, Topology, UpOptions};
+use profiles::{Profile, Template, TemplateOptions};
+
+const RUNS: usize = 7;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn frame(profile: &str, n: u64) -> Vec<u8> {
+    let p = Profile::load(profile).expect("profile");
+    Template::new(&p, TemplateOptions::default())
+        .expect("template")
+        .frame_for(n, None)
+}
+
+fn shim_ns(s: &mut Shim, f: &[u8]) -> f64 {
+    let mut buf = vec![0u8; f.len() + 256];
+    let frames = 1_000_000;
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..frames {
+                    buf[..f.len()].copy_from_slice(f);
+                    black_box(s.run(black_box(&mut buf), f.len()));
+                }
+                t.elapsed().as_nanos() as f64 / frames as f64
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("bench needs root (BPF programs and a lab); skipped");
+        return;
+    }
+    let bed = Testbed::up(&UpOptions {
+        name: lab::unique_name("dbench"),
+        topology: Topology::Direct,
+        queues: 1,
+    })
+    .expect("lab up");
+    let ns = bed.dut().netns.clone();
+    let min = frame("min-single-flow", 0);
+    let ping = frame("dns-ping", 0);
+    let small_hit = frame("dns-small", 5);
+    let large_hit = frame("dns-large", 123_456);
+    let mut miss = small_hit.clone();
+    let label_at = Template::new(
+        &Profile::load("dns-small").expect("p"),
+        TemplateOptions::default(),
+    )
+    .expect("t")
+    .dns()
+    .expect("dns")
+    .label_at;
+    miss[label_at] = b'-'; // not in the set
+
+    let small = Profile::load("dns-small")
+        .expect("p")
+        .dns
+        .expect("dns")
+        .names;
+    let large = Profile::load("dns-large")
+        .expect("p")
+        .dns
+        .expect("dns")
+        .names;
+
+    let rows = lab::run_in_netns(&ns, move || {
+        let ifindex = kernel::ifindex("dut0").expect("dut0");
+        let live = |fd: std::os::fd::BorrowedFd<'_>, f: &[u8]| {
+            median(
+                (0..RUNS)
+                    .map(|_| {
+                        kernel::test_run_live(fd, f, ifindex, 200_000)
+                            .expect("live run")
+                            .as_nanos() as f64
+                    })
+                    .collect(),
+            )
+        };
+        let mut rows: Vec<(String, f64, Option<f64>)> = Vec::new();
+        let pass = skel::load_placeholder().expect("xdp_pass");
+        rows.push((
+            "xdp_pass (peer), 64 B".into(),
+            live(pass.as_fd(), &min),
+            None,
+        ));
+        let plain = |p: Program, checksums: u32| {
+            load(
+                p,
+                &LoadOptions {
+                    config: Config {
+                        checksums,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            )
+            .expect("load")
+        };
+        let l = plain(Program::Drop, 0);
+        let mut s = Shim::new(Program::Drop, &Config::default());
+        rows.push((
+            "drop, 64 B".into(),
+            live(l.prog.as_fd(), &min),
+            Some(shim_ns(&mut s, &min)),
+        ));
+        for n in [0u32, 1, 10, 100, 150, 1000] {
+            let l = plain(Program::Checksum, n);
+            let cfg = Config {
+                checksums: n,
+                ..Default::default()
+            };
+            let mut s = Shim::new(Program::Checksum, &cfg);
+            let shim = if n <= 150 {
+                Some(shim_ns(&mut s, &min))
+            } else {
+                None
+            };
+            rows.push((
+                format!("checksum N={n}, 64 B"),
+                live(l.prog.as_fd(), &min),
+                shim,
+            ));
+        }
+        let l = plain(Program::DnsPing, 0);
+        let mut s = Shim::new(Program::DnsPing, &Config::default());
+        rows.push((
+            "dns-ping (NXDOMAIN, XDP_TX)".into(),
+            live(l.prog.as_fd(), &ping),
+            Some(shim_ns(&mut s, &ping)),
+        ));
+        for (label, names, f) in [("small", &small, &small_hit), ("large", &large, &large_hit)] {
+            let l = load(
+                Program::DnsCache,
+                &LoadOptions {
+                    cache_entries: names.count() as u32,
+                    ..Default::default()
+                },
+            )
+            .expect("load cache");
+            let e = cache::Entries::of(names).expect("entries");
+            cache::fill_batch(l.cache.as_ref().expect("map"), &e, 8192).expect("fill");
+            let mut s = Shim::new(Program::DnsCache, &Config::default());
+            for i in 0..names.count() {
+                s.cache_mut().insert(
+                    cache::key(&names.wire_name(i)).expect("key"),
+                    names.record(i),
+                );
+            }
+            rows.push((
+                format!("dns-cache {label} set, hit"),
+                live(l.prog.as_fd(), f),
+                Some(shim_ns(&mut s, f)),
+            ));
+            if label == "small" {
+                rows.push((
+                    "dns-cache small set, miss".into(),
+                    live(l.prog.as_fd(), &miss),
+                    Some(shim_ns(&mut s, &miss)),
+                ));
+            }
+        }
+        rows
+    })
+    .expect("run in dut netns");
+
+    let peer = rows[1].1;
+    println!(
+        "{:<32} {:>14} {:>10} {:>14}",
+        "program", "kernel ns/pkt", "x drop", "shim ns/pkt"
+    );
+    for (name, k, s) in rows {
+        let s = s.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+        println!("{name:<32} {k:>14.1} {:>10.2} {s:>14}", k / peer);
+    }
+}

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* checksum: compute the IPv4 header checksum N times (rodata dut_cfg.checksums, bpf_loop), then XDP_DROP.
+ * The logic lives in logic.h, shared with the user-space shim. */
+#include "logic.h"
+
+SEC("xdp")
+int dut_checksum(struct xdp_md *ctx)
+{
+	return dut_run_checksum(ctx);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,530 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The per-packet logic of every DUT program, written once and compiled
+ * twice: into the XDP programs (src/bpf/<name>.bpf.c) and, with DUT_HOST
+ * defined, into the host shim (src/shim/shim.c) that the user-space
+ * execution point runs on AF_XDP frames. The few things that differ are
+ * macros: the context (struct xdp_md or struct dut_hctx), growing/shrinking
+ * the frame, the counters, the configuration and the cache lookup.
+ *
+ * Invariants: a frame is answered (XDP_TX) only if it is a well-formed
+ * Ethernet/IPv4 (no options, not a fragment)/UDP query to port 53 with
+ * exactly one uncompressed question and no answer/authority records; the
+ * answer is exactly header + question (+ one 16-byte A record), EDNS and
+ * other trailing bytes dropped, ARCOUNT 0, IP checksum right, UDP checksum
+ * 0. Everything else is passed (or, for drop/checksum, dropped) and
+ * counted. */
+#ifndef DUT_LOGIC_H
+#define DUT_LOGIC_H
+
+#include <linux/bpf.h>
+#include "wire.h"
+#include "parsing.h"
+
+#ifdef DUT_HOST
+/* ---- user space: the shim's context mirrors struct xdp_md ---- */
+#include <stddef.h>
+#include <string.h>
+
+struct dut_hctx {
+	unsigned char *data;
+	unsigned char *data_end;
+	unsigned char *frame_end; /* end of the buffer: how far the tail may grow */
+	const struct dut_config *cfg;
+	struct dut_counters *counters;
+	/* dns-cache lookup: returns a struct dns_value or NULL */
+	const void *(*lookup)(void *arg, const struct dns_key *key);
+	void *lookup_arg;
+};
+
+#define DUT_CTX struct dut_hctx
+#define DUT_DATA(c) ((void *)(c)->data)
+#define DUT_DATA_END(c) ((void *)(c)->data_end)
+#define DUT_CFG(c) (*(c)->cfg)
+#define DUT_COUNTERS(c) ((c)->counters)
+#define DUT_CACHE_LOOKUP(c, k) \
+	((const struct dns_value *)((c)->lookup ? (c)->lookup((c)->lookup_arg, (k)) : NULL))
+
+static inline int dut_adjust_tail(struct dut_hctx *c, int delta)
+{
+	unsigned char *end = c->data_end + delta;
+
+	if (end < c->data + ETH_HLEN || end > c->frame_end)
+		return -1;
+	c->data_end = end;
+	return 0;
+}
+#define DUT_ADJUST_TAIL(c, d) dut_adjust_tail((c), (d))
+
+static inline long dut_loop(__u32 n, long (*fn)(__u32, void *), void *arg)
+{
+	__u32 i;
+
+	for (i = 0; i < n; i++)
+		if (fn(i, arg))
+			return i + 1;
+	return n;
+}
+#define DUT_LOOP(n, fn, arg) dut_loop((n), (fn), (arg))
+#define dut_memset(p, v, n) memset((p), (v), (n))
+#define dut_memcpy(d, s, n) memcpy((d), (s), (n))
+
+#else
+/* ---- the kernel ---- */
+#include <bpf/bpf_helpers.h>
+
+const volatile struct dut_config dut_cfg = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dut_counters);
+} dut_stats SEC(".maps");
+
+#ifdef DUT_WITH_CACHE
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DNS_CACHE_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct dns_key);
+	__type(value, struct dns_value);
+} dns_cache SEC(".maps");
+#define DUT_CACHE_LOOKUP(c, k) ((const struct dns_value *)bpf_map_lookup_elem(&dns_cache, (k)))
+#endif
+
+static __always_inline struct dut_counters *dut_counters_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&dut_stats, &zero);
+}
+
+#define DUT_CTX struct xdp_md
+#define DUT_DATA(c) ((void *)(long)(c)->data)
+#define DUT_DATA_END(c) ((void *)(long)(c)->data_end)
+#define DUT_CFG(c) dut_cfg
+#define DUT_COUNTERS(c) dut_counters_get()
+#define DUT_ADJUST_TAIL(c, d) bpf_xdp_adjust_tail((c), (d))
+#define DUT_LOOP(n, fn, arg) bpf_loop((n), (fn), (arg), 0)
+#define dut_memset(p, v, n) __builtin_memset((p), (v), (n))
+#define dut_memcpy(d, s, n) __builtin_memcpy((d), (s), (n))
+#endif
+
+/* Frame offsets of a DNS query we answer (IPv4 without options). */
+#define OFF_IP ETH_HLEN
+#define OFF_UDP (OFF_IP + 20)
+#define OFF_DNS (OFF_UDP + 8)
+#define DNS_HLEN 12
+#define OFF_QNAME (OFF_DNS + DNS_HLEN)
+#define DNS_MAX_NAME 255
+#define DNS_MAX_LABELS 128
+
+#define DNS_QR 0x8000
+#define DNS_OPCODE 0x7800
+#define DNS_AA 0x0400
+#define DNS_RD 0x0100
+#define DNS_CD 0x0010
+#define RCODE_NOERROR 0
+#define RCODE_NXDOMAIN 3
+
+struct dnshdr {
+	__u16 id;
+	__u16 flags;
+	__u16 qdcount;
+	__u16 ancount;
+	__u16 nscount;
+	__u16 arcount;
+};
+
+/* ---- verdict and tenant bookkeeping, common to all programs ---- */
+
+static __always_inline int dut_count_verdict(struct dut_counters *c, int v)
+{
+	switch (v) {
+	case XDP_PASS:
+		c->pass++;
+		break;
+	case XDP_DROP:
+		c->drop++;
+		break;
+	case XDP_TX:
+		c->tx++;
+		break;
+	case XDP_REDIRECT:
+		c->redirect++;
+		break;
+	default:
+		c->aborted++;
+		break;
+	}
+	return v;
+}
+
+/* The tenant guard: 1 if the frame is ours to process (no guard, or an
+ * IPv4 frame to the tenant's prefix), 0 if it must be passed untouched. */
+static __always_inline int dut_tenant_ok(const volatile struct dut_config *cfg, void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+
+	if (!(cfg->flags & DUT_CFG_TENANT))
+		return 1;
+	if ((void *)(ip + 1) > data_end)
+		return 0;
+	if (eth->h_proto != dut_htons(ETH_P_IP))
+		return 0;
+	return (ip->daddr & cfg->tenant_mask) == cfg->tenant_addr;
+}
+
+/* ---- drop ---- */
+
+static __always_inline int dut_drop_process(DUT_CTX *ctx, struct dut_counters *c)
+{
+	(void)ctx;
+	(void)c;
+	return XDP_DROP;
+}
+
+/* ---- checksum: N rounds of the IPv4 header checksum, then drop ---- */
+
+struct csum_state {
+	__u16 w[30]; /* the IPv4 header, options included */
+	__u32 words; /* ihl * 2 */
+	__u32 result; /* last round's folded, inverted sum: 0 if right */
+};
+
+static long csum_round(__u32 index, void *arg)
+{
+	struct csum_state *s = arg;
+	__u32 sum = 0;
+
+	(void)index;
+	for (__u32 k = 0; k < 30; k++) {
+		if (k >= s->words)
+			break;
+		sum += s->w[k];
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	s->result = (__u16)~sum;
+	return 0;
+}
+
+static __always_inline int dut_checksum_process(DUT_CTX *ctx, struct dut_counters *c,
+						__u32 rounds)
+{
+	void *data = DUT_DATA(ctx);
+	void *data_end = DUT_DATA_END(ctx);
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct csum_state s;
+	__u32 k;
+
+	if (parse_ethhdr(&nh, data_end, &eth) != dut_htons(ETH_P_IP)) {
+		c->not_handled++;
+		return XDP_DROP;
+	}
+	if (parse_iphdr(&nh, data_end, &ip) < 0) {
+		c->parse_errors++;
+		return XDP_DROP;
+	}
+	dut_memset(&s, 0, sizeof(s));
+	s.words = ip->ihl * 2;
+	for (k = 0; k < 30; k++) {
+		__u16 *p = (__u16 *)ip + k;
+
+		if (k >= s.words)
+			break;
+		if ((void *)(p + 1) > data_end)
+			break;
+		s.w[k] = *p;
+	}
+	if (rounds > DUT_MAX_CHECKSUMS)
+		rounds = DUT_MAX_CHECKSUMS;
+	if (rounds > 0) {
+		DUT_LOOP(rounds, csum_round, &s);
+		c->checksums += rounds;
+		if (s.result != 0)
+			c->checksum_bad++;
+	}
+	return XDP_DROP;
+}
+
+/* ---- DNS: parse a query, build the answer in place ---- */
+
+enum dns_parse {
+	DNS_OK = 0,
+	DNS_NOT_OURS = 1,  /* well-formed, not a query for us: pass */
+	DNS_MALFORMED = 2, /* pass (the stack will judge it) and count */
+};
+
+struct dns_query {
+	__u32 name_len; /* wire length of the question name, 1..255 */
+	__u16 qtype;    /* host order */
+	__u16 qclass;
+};
+
+static __always_inline int dns_parse_query(void *data, void *data_end, struct dns_query *q)
+{
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	struct dnshdr *dns;
+	__u32 frame_len = data_end - data;
+	__u32 tot_len, udp_len, dns_len, pos = 0;
+	int proto, i, done = 0;
+	__u8 *qt;
+
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (proto < 0)
+		return DNS_MALFORMED;
+	if (proto != dut_htons(ETH_P_IP))
+		return DNS_NOT_OURS;
+	ip = nh.pos;
+	if ((void *)(ip + 1) > data_end)
+		return DNS_MALFORMED;
+	if (ip->version != 4 || ip->ihl < 5)
+		return DNS_MALFORMED;
+	if (ip->ihl != 5)
+		return DNS_NOT_OURS; /* IP options: not handled */
+	if (ip->frag_off & dut_htons(0x3fff))
+		return DNS_NOT_OURS; /* a fragment */
+	proto = parse_iphdr(&nh, data_end, &ip);
+	if (proto < 0)
+		return DNS_MALFORMED;
+	if (proto != IPPROTO_UDP)
+		return DNS_NOT_OURS;
+	if (ipv4_csum20(ip) != 0)
+		return DNS_MALFORMED;
+	tot_len = dut_ntohs(ip->tot_len);
+	if (tot_len < 20 + 8 || ETH_HLEN + tot_len > frame_len)
+		return DNS_MALFORMED;
+	if (parse_udphdr(&nh, data_end, &udp) < 0)
+		return DNS_MALFORMED;
+	if (udp->dest != dut_htons(53))
+		return DNS_NOT_OURS;
+	udp_len = dut_ntohs(udp->len);
+	if (udp_len != tot_len - 20)
+		return DNS_MALFORMED;
+	dns_len = udp_len - 8;
+	dns = nh.pos;
+	if (dns_len < DNS_HLEN || (void *)(dns + 1) > data_end)
+		return DNS_MALFORMED;
+	if (dns->flags & dut_htons(DNS_QR | DNS_OPCODE))
+		return DNS_NOT_OURS; /* a response, or not a standard query */
+	if (dns->qdcount != dut_htons(1) || dns->ancount || dns->nscount)
+		return DNS_NOT_OURS;
+
+	/* Walk the labels: lengths 1..63, no compression, at most 255 bytes,
+	 * everything inside the DNS message. */
+	for (i = 0; i < DNS_MAX_LABELS; i++) {
+		__u8 *p;
+		__u8 len;
+
+		if (pos >= DNS_MAX_NAME || DNS_HLEN + pos >= dns_len)
+			return DNS_MALFORMED;
+		p = data + OFF_QNAME + pos;
+		if ((void *)(p + 1) > data_end)
+			return DNS_MALFORMED;
+		len = *p;
+		pos += 1;
+		if (len == 0) {
+			done = 1;
+			break;
+		}
+		if (len > 63)
+			return DNS_MALFORMED; /* compression pointer or reserved */
+		pos += len;
+	}
+	if (!done || pos > DNS_MAX_NAME)
+		return DNS_MALFORMED;
+	if (DNS_HLEN + pos + 4 > dns_len)
+		return DNS_MALFORMED;
+	qt = data + OFF_QNAME + pos;
+	if ((void *)(qt + 4) > data_end)
+		return DNS_MALFORMED;
+	q->name_len = pos;
+	q->qtype = (__u16)(qt[0] << 8 | qt[1]);
+	q->qclass = (__u16)(qt[2] << 8 | qt[3]);
+	return DNS_OK;
+}
+
+/* Turns the query into its answer: resize to header + question (+ record),
+ * swap addresses, set the DNS header. Returns XDP_TX, or XDP_PASS if the
+ * frame could not be resized (then it is unchanged). */
+static __always_inline int dns_answer(DUT_CTX *ctx, __u32 name_len, __u16 rcode, int aa,
+				      const struct dns_value *rec)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct udphdr *udp;
+	struct dnshdr *dns;
+	__u8 mac[ETH_ALEN];
+	__u32 addr, new_len, dns_len;
+	__u16 port, flags;
+	struct dns_value copy;
+	int delta;
+
+	if (name_len > DNS_MAX_NAME)
+		return XDP_PASS;
+	if (rec)
+		dut_memcpy(&copy, rec, sizeof(copy));
+	dns_len = DNS_HLEN + name_len + 4 + (rec ? DNS_RECORD_LEN : 0);
+	new_len = OFF_DNS + dns_len;
+	delta = (int)new_len - (int)(DUT_DATA_END(ctx) - DUT_DATA(ctx));
+	if (delta != 0 && DUT_ADJUST_TAIL(ctx, delta))
+		return XDP_PASS;
+
+	data = DUT_DATA(ctx);
+	data_end = DUT_DATA_END(ctx);
+	eth = data;
+	ip = data + OFF_IP;
+	udp = data + OFF_UDP;
+	dns = data + OFF_DNS;
+	if ((void *)(dns + 1) > data_end)
+		return XDP_ABORTED;
+
+	dut_memcpy(mac, eth->h_dest, ETH_ALEN);
+	dut_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	dut_memcpy(eth->h_source, mac, ETH_ALEN);
+
+	addr = ip->saddr;
+	ip->saddr = ip->daddr;
+	ip->daddr = addr;
+	ip->tot_len = dut_htons(20 + 8 + dns_len);
+	ip->ttl = 64;
+	ip->tos = 0;
+	ip->frag_off = dut_htons(0x4000); /* DF */
+	ip->check = 0;
+	ip->check = ipv4_csum20(ip);
+
+	port = udp->source;
+	udp->source = udp->dest;
+	udp->dest = port;
+	udp->len = dut_htons(8 + dns_len);
+	udp->check = 0;
+
+	flags = dut_ntohs(dns->flags) & (DNS_RD | DNS_CD);
+	flags |= DNS_QR | rcode | (aa ? DNS_AA : 0);
+	dns->flags = dut_htons(flags);
+	dns->ancount = dut_htons(rec ? 1 : 0);
+	dns->nscount = 0;
+	dns->arcount = 0;
+
+	if (rec) {
+		__u32 off = OFF_QNAME + name_len + 4;
+		__u8 *r;
+
+		if (off > OFF_QNAME + DNS_MAX_NAME + 4)
+			return XDP_ABORTED;
+		r = data + off;
+		if ((void *)(r + DNS_RECORD_LEN) > data_end)
+			return XDP_ABORTED;
+		dut_memcpy(r, &copy, DNS_RECORD_LEN);
+	}
+	return XDP_TX;
+}
+
+static __always_inline int dut_dns_ping_process(DUT_CTX *ctx, struct dut_counters *c)
+{
+	struct dns_query q;
+	int r = dns_parse_query(DUT_DATA(ctx), DUT_DATA_END(ctx), &q);
+
+	if (r == DNS_MALFORMED) {
+		c->parse_errors++;
+		return XDP_PASS;
+	}
+	if (r != DNS_OK) {
+		c->not_handled++;
+		return XDP_PASS;
+	}
+	r = dns_answer(ctx, q.name_len, RCODE_NXDOMAIN, 0, NULL);
+	if (r == XDP_TX)
+		c->answers++;
+	return r;
+}
+
+#if defined(DUT_WITH_CACHE) || defined(DUT_HOST)
+/* dns-cache: a hit on an A/ANY IN query gets the record; a hit on another
+ * type gets NOERROR without answers (the name exists); a miss NXDOMAIN. */
+static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counters *c)
+{
+	void *data = DUT_DATA(ctx);
+	void *data_end = DUT_DATA_END(ctx);
+	struct dns_query q;
+	struct dns_key key;
+	const struct dns_value *val;
+	int r = dns_parse_query(data, data_end, &q);
+	__u32 i;
+
+	if (r == DNS_MALFORMED) {
+		c->parse_errors++;
+		return XDP_PASS;
+	}
+	if (r != DNS_OK) {
+		c->not_handled++;
+		return XDP_PASS;
+	}
+	if (q.name_len > DNS_KEY_LEN) {
+		c->too_long++;
+		return XDP_PASS;
+	}
+	dut_memset(&key, 0, sizeof(key));
+	for (i = 0; i < DNS_KEY_LEN; i++) {
+		__u8 *p = data + OFF_QNAME + i;
+
+		if (i >= q.name_len)
+			break;
+		if ((void *)(p + 1) > data_end)
+			return XDP_PASS;
+		key.name[i] = *p;
+	}
+	val = DUT_CACHE_LOOKUP(ctx, &key);
+	if (val) {
+		c->hits++;
+		if (q.qclass == 1 && (q.qtype == 1 || q.qtype == 255))
+			r = dns_answer(ctx, q.name_len, RCODE_NOERROR, 1, val);
+		else
+			r = dns_answer(ctx, q.name_len, RCODE_NOERROR, 1, NULL);
+	} else {
+		c->misses++;
+		r = dns_answer(ctx, q.name_len, RCODE_NXDOMAIN, 1, NULL);
+	}
+	if (r == XDP_TX)
+		c->answers++;
+	return r;
+}
+#endif
+
+/* ---- entry points: counters, tenant guard, verdict ---- */
+
+#define DUT_ENTRY(name, body)                                                   \
+	static __always_inline int dut_run_##name(DUT_CTX *ctx)                 \
+	{                                                                       \
+		struct dut_counters *c = DUT_COUNTERS(ctx);                     \
+		void *data = DUT_DATA(ctx);                                     \
+		void *data_end = DUT_DATA_END(ctx);                             \
+		int v;                                                          \
+		if (!c)                                                         \
+			return XDP_ABORTED;                                     \
+		c->packets++;                                                   \
+		c->bytes += data_end - data;                                    \
+		if (!dut_tenant_ok(&DUT_CFG(ctx), data, data_end)) {         \
+			c->not_tenant++;                                        \
+			return dut_count_verdict(c, XDP_PASS);                  \
+		}                                                               \
+		v = body;                                                       \
+		return dut_count_verdict(c, v);                                 \
+	}
+
+DUT_ENTRY(drop, dut_drop_process(ctx, c))
+DUT_ENTRY(checksum, dut_checksum_process(ctx, c, DUT_CFG(ctx).checksums))
+DUT_ENTRY(dns_ping, dut_dns_ping_process(ctx, c))
+#if defined(DUT_WITH_CACHE) || defined(DUT_HOST)
+DUT_ENTRY(dns_cache, dut_dns_cache_process(ctx, c))
+#endif
+
+#endif

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The structs the DUT programs share with user space: per-CPU counters,
+ * the install-time configuration (rodata) and the DNS cache's key/value.
+ *
+ * Included by every *.bpf.c (through logic.h) and by the host shim
+ * (src/shim/shim.c). The Rust side reads counters as an array of u64 in
+ * exactly this order (`dut_programs::counters::NAMES`): append new counters
+ * at the end, never reorder. */
+#ifndef DUT_WIRE_H
+#define DUT_WIRE_H
+
+#include <linux/types.h>
+
+/* Longest question name (wire format, terminating zero included) the cache
+ * handles; longer names are counted in `too_long` and passed. 32 bytes keep
+ * a full 36^4 set near 150 MB of kernel memory. */
+#define DNS_KEY_LEN 32
+/* Length of the compressed A record appended to a cache hit. */
+#define DNS_RECORD_LEN 16
+/* Default capacity of the cache map: the large set, 36^4 names. */
+#define DNS_CACHE_ENTRIES 1679616
+/* Most checksum rounds the checksum program accepts. */
+#define DUT_MAX_CHECKSUMS 1000000
+
+/* One cache line per CPU of counters; all are u64 and cumulative. */
+struct dut_counters {
+	__u64 packets;      /* frames seen */
+	__u64 bytes;        /* their lengths (no FCS) */
+	__u64 pass;         /* verdicts: XDP_PASS */
+	__u64 drop;         /*           XDP_DROP */
+	__u64 tx;           /*           XDP_TX */
+	__u64 redirect;     /*           XDP_REDIRECT */
+	__u64 aborted;      /*           XDP_ABORTED */
+	__u64 parse_errors; /* malformed frames (truncated, bad lengths, bad names) */
+	__u64 not_tenant;   /* outside the --only-dst prefix: passed untouched */
+	__u64 not_handled;  /* well-formed but not ours (not IPv4/UDP/53 query, ...) */
+	__u64 answers;      /* DNS responses built */
+	__u64 hits;         /* dns-cache: name found */
+	__u64 misses;       /* dns-cache: name not found (NXDOMAIN) */
+	__u64 too_long;     /* dns-cache: name longer than DNS_KEY_LEN: passed */
+	__u64 checksums;    /* checksum: header checksums computed */
+	__u64 checksum_bad; /* checksum: frames whose IPv4 header checksum was wrong */
+} __attribute__((aligned(64)));
+
+#define DUT_CFG_TENANT 1u /* only process frames to tenant_addr/tenant_mask */
+
+/* Install-time configuration, `const volatile` rodata of every program. */
+struct dut_config {
+	__u32 flags;       /* DUT_CFG_* */
+	__u32 tenant_addr; /* network byte order, already masked */
+	__u32 tenant_mask; /* network byte order */
+	__u32 checksums;   /* checksum: rounds per frame */
+};
+
+/* dns-cache key: the question name in wire format, zero padded. */
+struct dns_key {
+	__u8 name[DNS_KEY_LEN];
+};
+
+/* dns-cache value: the answer record, pointer to offset 12 included. */
+struct dns_value {
+	__u8 record[DNS_RECORD_LEN];
+};
+
+#endif

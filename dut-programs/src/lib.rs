@@ -1,0 +1,20 @@
+//! `dut_programs`: the DUT side of the toolkit. XDP programs in C
+//! (`src/bpf/*.bpf.c`: drop, N x IPv4 checksum, DNS NXDOMAIN responder, DNS
+//! cache from a BPF hash map) whose per-packet logic lives in one header
+//! (`src/bpf/logic.h`) that is also compiled for user space ([`shim`]), and the
+//! library behind the `dut` binary: loading ([`skel`]), attaching and finding
+//! programs through the kernel ([`kernel`]), counters ([`counters`]), the
+//! cache map ([`cache`]) and the commands ([`cli`]).
+
+pub mod cache;
+pub mod cli;
+pub mod counters;
+pub mod error;
+pub mod kernel;
+pub mod shim;
+pub mod skel;
+pub mod userspace;
+
+pub use counters::Counters;
+pub use error::{Error, Result};
+pub use skel::{Config, LoadOptions, Loaded, Program, load};

@@ -1,0 +1,365 @@
+//! The programs, their skeletons (built from `src/bpf/*.bpf.c` into `OUT_DIR`)
+//! and loading them: open, write the configuration into rodata, size the
+//! cache map, load. The result keeps only file descriptors (program and
+//! maps), so the skeleton's storage can go away and the kernel objects live as
+//! long as the fds or an attachment hold them.
+
+use std::mem::MaybeUninit;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
+
+use libbpf_rs::MapHandle;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+
+use crate::error::{Error, Result, bpf};
+
+macro_rules! skel_mod {
+    ($m:ident, $file:literal) => {
+        #[allow(
+            clippy::all,
+            clippy::unwrap_used,
+            missing_docs,
+            unsafe_op_in_unsafe_fn,
+            dead_code
+        )]
+        mod $m {
+            include!(concat!(env!("OUT_DIR"), "/", $file));
+        }
+    };
+}
+skel_mod!(drop_skel, "drop.skel.rs");
+skel_mod!(checksum_skel, "checksum.skel.rs");
+skel_mod!(dns_ping_skel, "dns_ping.skel.rs");
+skel_mod!(dns_cache_skel, "dns_cache.skel.rs");
+skel_mod!(pass_skel, "pass.skel.rs");
+
+/// The shared C structs (`wire.h`), from the dns-cache skeleton's BTF.
+pub use dns_cache_skel::types;
+
+/// Length of the cache key (`DNS_KEY_LEN`).
+pub const DNS_KEY_LEN: usize = 32;
+/// Length of the cache value (`DNS_RECORD_LEN`).
+pub const DNS_RECORD_LEN: usize = 16;
+/// Default capacity of the cache: the large set (`DNS_CACHE_ENTRIES`).
+pub const DNS_CACHE_ENTRIES: u32 = 1_679_616;
+/// Most checksum rounds (`DUT_MAX_CHECKSUMS`).
+pub const MAX_CHECKSUMS: u32 = 1_000_000;
+/// The BPF name of the placeholder program.
+pub const PLACEHOLDER_NAME: &str = "xdp_pass";
+
+const _: () = assert!(size_of::<types::dns_key>() == DNS_KEY_LEN);
+const _: () = assert!(size_of::<types::dns_value>() == DNS_RECORD_LEN);
+
+/// The DUT programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Program {
+    Drop,
+    Checksum,
+    DnsPing,
+    DnsCache,
+}
+
+impl Program {
+    /// All programs, in `dut list` order.
+    pub const ALL: [Program; 4] = [
+        Program::Drop,
+        Program::Checksum,
+        Program::DnsPing,
+        Program::DnsCache,
+    ];
+
+    /// The CLI name: `drop`, `checksum`, `dns-ping`, `dns-cache`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Drop => "drop",
+            Program::Checksum => "checksum",
+            Program::DnsPing => "dns-ping",
+            Program::DnsCache => "dns-cache",
+        }
+    }
+
+    /// The BPF program name the kernel reports (`bpftool prog`).
+    pub fn bpf_name(self) -> &'static str {
+        match self {
+            Program::Drop => "dut_drop",
+            Program::Checksum => "dut_checksum",
+            Program::DnsPing => "dut_dns_ping",
+            Program::DnsCache => "dut_dns_cache",
+        }
+    }
+
+    /// Program number in the host shim (`shim.c`).
+    pub fn shim_id(self) -> i32 {
+        match self {
+            Program::Drop => 0,
+            Program::Checksum => 1,
+            Program::DnsPing => 2,
+            Program::DnsCache => 3,
+        }
+    }
+
+    /// One line on what it does.
+    pub fn description(self) -> &'static str {
+        match self {
+            Program::Drop => "count every frame, then XDP_DROP (the paper's drop baseline, Fig. 2)",
+            Program::Checksum => {
+                "compute the IPv4 header checksum N times (bpf_loop), then XDP_DROP (Fig. 3)"
+            }
+            Program::DnsPing => {
+                "answer every DNS query (UDP/IPv4 port 53) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
+            }
+            Program::DnsCache => {
+                "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)"
+            }
+        }
+    }
+
+    /// Its knobs, as `dut list` shows them.
+    pub fn knobs(self) -> &'static [&'static str] {
+        match self {
+            Program::Drop => &["--only-dst CIDR"],
+            Program::Checksum => &["--checksums N (0..=1000000, default 1)", "--only-dst CIDR"],
+            Program::DnsPing => &["--only-dst CIDR"],
+            Program::DnsCache => &[
+                "--profile NAME|PATH (fills the cache with its DNS name set)",
+                "--only-dst CIDR",
+            ],
+        }
+    }
+
+    /// Program-specific counters (besides the common ones).
+    pub fn counters(self) -> &'static [&'static str] {
+        match self {
+            Program::Drop => &[],
+            Program::Checksum => &["checksums", "checksum_bad"],
+            Program::DnsPing => &["answers"],
+            Program::DnsCache => &["answers", "hits", "misses", "too_long"],
+        }
+    }
+
+    /// By CLI name.
+    pub fn from_name(s: &str) -> Option<Program> {
+        Program::ALL.into_iter().find(|p| p.name() == s)
+    }
+
+    /// By the BPF name the kernel reports.
+    pub fn from_bpf_name(s: &str) -> Option<Program> {
+        Program::ALL.into_iter().find(|p| p.bpf_name() == s)
+    }
+}
+
+/// Install-time configuration (`struct dut_config`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Only process IPv4 frames to this prefix (`--only-dst`).
+    pub tenant: Option<(Ipv4Addr, u8)>,
+    /// Checksum rounds per frame.
+    pub checksums: u32,
+}
+
+/// Parses `A.B.C.D/LEN` (or a bare address, /32).
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8)> {
+    let bad = || {
+        Error::Invalid(format!(
+            "'{s}' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"
+        ))
+    };
+    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+    let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+    let len: u8 = l.parse().map_err(|_| bad())?;
+    if len > 32 {
+        return Err(bad());
+    }
+    let mask = mask_of(len);
+    Ok((Ipv4Addr::from(u32::from(addr) & mask), len))
+}
+
+fn mask_of(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
+}
+
+impl Config {
+    /// `(flags, tenant_addr, tenant_mask, checksums)` as the C struct holds them.
+    pub(crate) fn raw(&self) -> (u32, u32, u32, u32) {
+        match self.tenant {
+            Some((a, l)) => {
+                let mask = mask_of(l);
+                (
+                    1,
+                    (u32::from(a) & mask).to_be(),
+                    mask.to_be(),
+                    self.checksums,
+                )
+            }
+            None => (0, 0, 0, self.checksums),
+        }
+    }
+
+    /// Reads a configuration back from a `.rodata` map value.
+    pub fn from_rodata(bytes: &[u8]) -> Option<Config> {
+        let w = |i: usize| -> Option<u32> {
+            Some(u32::from_ne_bytes(
+                bytes.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+            ))
+        };
+        let (flags, addr, mask, checksums) = (w(0)?, w(1)?, w(2)?, w(3)?);
+        let tenant = (flags & 1 != 0).then(|| {
+            let mask = u32::from_be(mask);
+            (Ipv4Addr::from(u32::from_be(addr)), mask.count_ones() as u8)
+        });
+        Some(Config { tenant, checksums })
+    }
+}
+
+/// How to load a program.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    pub config: Config,
+    /// Capacity of the dns-cache map (0 = [`DNS_CACHE_ENTRIES`]).
+    pub cache_entries: u32,
+    /// Load device-bound for XDP offload on this interface.
+    pub offload_ifindex: Option<u32>,
+}
+
+/// A loaded program: file descriptors only.
+#[derive(Debug)]
+pub struct Loaded {
+    pub program: Program,
+    pub prog: OwnedFd,
+    pub prog_id: u32,
+    pub stats: MapHandle,
+    pub cache: Option<MapHandle>,
+}
+
+macro_rules! load_with {
+    ($builder:path, $prog:ident, $program:expr, $opts:expr, $cache:tt) => {{
+        let opts: &LoadOptions = $opts;
+        let program: Program = $program;
+        let mut storage = MaybeUninit::uninit();
+        let mut open = <$builder>::default()
+            .open(&mut storage)
+            .map_err(bpf(format!("open BPF program {}", program.name())))?;
+        let (flags, addr, mask, checksums) = opts.config.raw();
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.dut_cfg.flags = flags;
+            ro.dut_cfg.tenant_addr = addr;
+            ro.dut_cfg.tenant_mask = mask;
+            ro.dut_cfg.checksums = checksums;
+        } else {
+            return Err(Error::Invalid(format!("{}: no rodata section to configure", program.name())));
+        }
+        load_with!(@cache $cache, open, opts);
+        if let Some(ifx) = opts.offload_ifindex {
+            open.progs.$prog.set_ifindex(ifx);
+            open.maps.dut_stats.set_map_ifindex(ifx);
+            open.maps.rodata.set_map_ifindex(ifx);
+        }
+        let skel = open.load().map_err(bpf(format!("load BPF program {} (verifier)", program.name())))?;
+        let prog = skel
+            .progs
+            .$prog
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Kernel { what: "duplicate program fd".into(), source: e })?;
+        let prog_id = crate::kernel::prog_info_fd(prog.as_fd())?.id;
+        let stats = MapHandle::try_from(&skel.maps.dut_stats).map_err(bpf("open counters map"))?;
+        let cache = load_with!(@handle $cache, skel);
+        Ok(Loaded { program, prog, prog_id, stats, cache })
+    }};
+    (@cache nocache, $open:ident, $opts:ident) => {};
+    (@cache cache, $open:ident, $opts:ident) => {
+        let entries = if $opts.cache_entries == 0 { DNS_CACHE_ENTRIES } else { $opts.cache_entries };
+        $open.maps.dns_cache.set_max_entries(entries).map_err(bpf("size the dns_cache map"))?;
+        if let Some(ifx) = $opts.offload_ifindex {
+            $open.maps.dns_cache.set_map_ifindex(ifx);
+        }
+    };
+    (@handle nocache, $skel:ident) => { None };
+    (@handle cache, $skel:ident) => {
+        Some(MapHandle::try_from(&$skel.maps.dns_cache).map_err(bpf("open dns_cache map"))?)
+    };
+}
+
+/// Opens, configures and loads `program`.
+pub fn load(program: Program, opts: &LoadOptions) -> Result<Loaded> {
+    if opts.config.checksums > MAX_CHECKSUMS {
+        return Err(Error::Invalid(format!(
+            "--checksums {} is out of range: use 0 to {MAX_CHECKSUMS}",
+            opts.config.checksums
+        )));
+    }
+    match program {
+        Program::Drop => load_with!(drop_skel::DropSkelBuilder, dut_drop, program, opts, nocache),
+        Program::Checksum => load_with!(
+            checksum_skel::ChecksumSkelBuilder,
+            dut_checksum,
+            program,
+            opts,
+            nocache
+        ),
+        Program::DnsPing => load_with!(
+            dns_ping_skel::DnsPingSkelBuilder,
+            dut_dns_ping,
+            program,
+            opts,
+            nocache
+        ),
+        Program::DnsCache => load_with!(
+            dns_cache_skel::DnsCacheSkelBuilder,
+            dut_dns_cache,
+            program,
+            opts,
+            cache
+        ),
+    }
+}
+
+/// Loads the placeholder XDP_PASS program; returns its fd.
+pub fn load_placeholder() -> Result<OwnedFd> {
+    let mut storage = MaybeUninit::uninit();
+    let open = pass_skel::PassSkelBuilder::default()
+        .open(&mut storage)
+        .map_err(bpf("open the XDP_PASS placeholder"))?;
+    let skel = open.load().map_err(bpf("load the XDP_PASS placeholder"))?;
+    skel.progs
+        .xdp_pass
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::Kernel {
+            what: "duplicate program fd".into(),
+            source: e,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_and_rodata_round_trip() {
+        let (a, l) = parse_cidr("198.18.0.77/24").expect("cidr");
+        assert_eq!((a, l), (Ipv4Addr::new(198, 18, 0, 0), 24));
+        assert_eq!(parse_cidr("10.0.0.1").expect("bare").1, 32);
+        assert!(parse_cidr("10.0.0.1/33").is_err());
+        assert!(parse_cidr("nope/8").is_err());
+        let c = Config {
+            tenant: Some((a, l)),
+            checksums: 7,
+        };
+        let (f, addr, mask, n) = c.raw();
+        let mut bytes = Vec::new();
+        for w in [f, addr, mask, n] {
+            bytes.extend_from_slice(&w.to_ne_bytes());
+        }
+        // Network order in memory: 198.18.0.0 and 255.255.255.0.
+        assert_eq!(&bytes[4..8], &[198, 18, 0, 0]);
+        assert_eq!(&bytes[8..12], &[255, 255, 255, 0]);
+        assert_eq!(Config::from_rodata(&bytes), Some(c));
+        assert_eq!(Program::from_name("dns-cache"), Some(Program::DnsCache));
+        assert_eq!(Program::from_bpf_name("dut_drop"), Some(Program::Drop));
+    }
+}

@@ -1,0 +1,519 @@
+//! Every program through BPF_PROG_TEST_RUN on crafted frames (root): verdicts,
+//! counters, answers checked field by field by etherparse and hickory-proto;
+//! malformed input never answered; the host shim gives the same bytes.
+
+mod common;
+
+use std::os::fd::AsFd;
+
+use common::*;
+use dut_programs::kernel::{self, TestRun};
+use dut_programs::shim::Shim;
+use dut_programs::{Config, Counters, LoadOptions, Loaded, Program, cache, load};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use profiles::{Profile, Template, TemplateOptions};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+fn loaded(p: Program, config: Config, entries: u32) -> Loaded {
+    load(
+        p,
+        &LoadOptions {
+            config,
+            cache_entries: entries,
+            offload_ifindex: None,
+        },
+    )
+    .expect("load (verifier)")
+}
+
+fn run(l: &Loaded, frame: &[u8]) -> TestRun {
+    kernel::test_run(l.prog.as_fd(), frame, 0).expect("test_run")
+}
+
+fn counters(l: &Loaded) -> Counters {
+    Counters::read(&l.stats).expect("counters")
+}
+
+fn small_cache() -> (Loaded, Profile) {
+    let prof = Profile::load("dns-small").expect("profile");
+    let names = &prof.dns.as_ref().expect("dns").names;
+    let l = loaded(Program::DnsCache, Config::default(), names.count() as u32);
+    let e = cache::Entries::of(names).expect("entries");
+    cache::fill_batch(l.cache.as_ref().expect("cache map"), &e, 500).expect("fill");
+    (l, prof)
+}
+
+#[test]
+fn drop_counts_and_drops() {
+    let l = loaded(Program::Drop, Config::default(), 0);
+    let f = udp_frame(DUT_IP, 9, &[0; 18]);
+    for _ in 0..3 {
+        assert_eq!(run(&l, &f).retval, XDP_DROP);
+    }
+    assert_eq!(run(&l, &[0u8; 14]).retval, XDP_DROP);
+    let c = counters(&l);
+    assert_eq!(c.get("packets"), 4);
+    assert_eq!(c.get("drop"), 4);
+    assert_eq!(c.get("bytes"), 3 * f.len() as u64 + 14);
+}
+
+#[test]
+fn checksum_runs_n_rounds_and_passes_the_verifier_at_large_n() {
+    for n in [0u32, 1, 150, 1000, 100_000] {
+        let l = loaded(
+            Program::Checksum,
+            Config {
+                checksums: n,
+                ..Default::default()
+            },
+            0,
+        );
+        let f = udp_frame(DUT_IP, 9, &[0; 18]);
+        assert_eq!(run(&l, &f).retval, XDP_DROP);
+        let mut bad = f.clone();
+        bad[24] ^= 0xff;
+        assert_eq!(run(&l, &bad).retval, XDP_DROP);
+        let c = counters(&l);
+        assert_eq!(c.get("checksums"), 2 * u64::from(n), "N={n}");
+        assert_eq!(c.get("checksum_bad"), if n > 0 { 1 } else { 0 }, "N={n}");
+        assert_eq!(c.get("drop"), 2);
+    }
+    // More rounds cost more time (repeat gives the mean per run).
+    let l1 = loaded(
+        Program::Checksum,
+        Config {
+            checksums: 1,
+            ..Default::default()
+        },
+        0,
+    );
+    let l2 = loaded(
+        Program::Checksum,
+        Config {
+            checksums: 1000,
+            ..Default::default()
+        },
+        0,
+    );
+    let f = udp_frame(DUT_IP, 9, &[0; 18]);
+    let t1 = kernel::test_run(l1.prog.as_fd(), &f, 2000)
+        .expect("run")
+        .duration;
+    let t2 = kernel::test_run(l2.prog.as_fd(), &f, 2000)
+        .expect("run")
+        .duration;
+    assert!(
+        t2 > t1,
+        "1000 rounds ({t2:?}) should cost more than 1 ({t1:?})"
+    );
+    assert!(
+        load(
+            Program::Checksum,
+            &LoadOptions {
+                config: Config {
+                    checksums: 2_000_000,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn dns_ping_answers_profile_queries_with_nxdomain() {
+    let l = loaded(Program::DnsPing, Config::default(), 0);
+    let t = Template::new(
+        &Profile::load("dns-ping").expect("p"),
+        TemplateOptions::default(),
+    )
+    .expect("t");
+    for n in [0u64, 1, 65_537] {
+        let req = t.frame_for(n, None);
+        let out = run(&l, &req);
+        assert_eq!(out.retval, XDP_TX);
+        let a = check_answer(&req, &out.data);
+        assert_eq!(a.msg.response_code(), ResponseCode::NXDomain);
+        assert!(a.msg.answers().is_empty());
+        assert!(!a.msg.authoritative());
+    }
+    // An EDNS query: the OPT record is dropped, ARCOUNT 0, frame trimmed.
+    let req = udp_frame(
+        DUT_IP,
+        53,
+        &query(7, "www.example.com.", RecordType::AAAA, true),
+    );
+    let out = run(&l, &req);
+    assert_eq!(out.retval, XDP_TX);
+    let a = check_answer(&req, &out.data);
+    assert_eq!(a.msg.response_code(), ResponseCode::NXDomain);
+    assert_eq!(out.data.len(), 14 + 20 + 8 + 12 + 17 + 4);
+    let c = counters(&l);
+    assert_eq!((c.get("packets"), c.get("tx"), c.get("answers")), (4, 4, 4));
+}
+
+#[test]
+fn dns_cache_answers_hits_with_the_record_and_misses_with_nxdomain() {
+    let (l, prof) = small_cache();
+    let names = &prof.dns.as_ref().expect("dns").names;
+    let t = Template::new(&prof, TemplateOptions::default()).expect("t");
+    for n in [0u64, 1, 37, 1295, 1296 + 5] {
+        let req = t.frame_for(n, None);
+        let out = run(&l, &req);
+        assert_eq!(out.retval, XDP_TX, "frame {n}");
+        let a = check_answer(&req, &out.data);
+        assert_eq!(a.msg.response_code(), ResponseCode::NoError);
+        assert!(a.msg.authoritative());
+        assert_eq!(a.msg.answers().len(), 1);
+        let r = &a.msg.answers()[0];
+        assert_eq!(r.name(), a.msg.queries()[0].name());
+        assert_eq!(r.ttl(), names.ttl());
+        match r.data() {
+            RData::A(addr) => assert_eq!(addr.0.octets(), names.address(n % 1296)),
+            other => panic!("not an A record: {other:?}"),
+        }
+        // The record bytes are exactly profiles' record.
+        assert_eq!(&out.data[out.data.len() - 16..], &names.record(n % 1296));
+    }
+    // Miss: NXDOMAIN; hit on another type: NOERROR, no answer.
+    let req = udp_frame(DUT_IP, 53, &query(9, "zz9.lab.test.", RecordType::A, false));
+    let out = run(&l, &req);
+    assert_eq!(out.retval, XDP_TX);
+    assert_eq!(
+        check_answer(&req, &out.data).msg.response_code(),
+        ResponseCode::NXDomain
+    );
+    let hit_name = format!("{}.", names.name(3));
+    let req = udp_frame(DUT_IP, 53, &query(10, &hit_name, RecordType::AAAA, true));
+    let out = run(&l, &req);
+    assert_eq!(out.retval, XDP_TX);
+    let a = check_answer(&req, &out.data);
+    assert_eq!(a.msg.response_code(), ResponseCode::NoError);
+    assert!(a.msg.answers().is_empty());
+    // A name longer than the key: passed, counted.
+    let long = format!("{}.lab.test.", "x".repeat(40));
+    let req = udp_frame(DUT_IP, 53, &query(11, &long, RecordType::A, false));
+    assert_eq!(run(&l, &req).retval, XDP_PASS);
+    let c = counters(&l);
+    assert_eq!(c.get("hits"), 6);
+    assert_eq!(c.get("misses"), 1);
+    assert_eq!(c.get("too_long"), 1);
+    assert_eq!(c.get("tx"), 7);
+    assert_eq!(c.get("pass"), 1);
+}
+
+/// Frames that must never be answered, with the counter they land in.
+fn malformed_cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let good = query(1, "a.lab.test.", RecordType::A, false);
+    let mut v = Vec::new();
+    let mut f = udp_frame(DUT_IP, 53, &good);
+    f[12] = 0x08;
+    f[13] = 0x06;
+    v.push(("not IPv4 (ARP ethertype)", f, "not_handled"));
+    v.push(("wrong port", udp_frame(DUT_IP, 5353, &good), "not_handled"));
+    let mut d = good.clone();
+    d[2] |= 0x80;
+    v.push(("QR already set", udp_frame(DUT_IP, 53, &d), "not_handled"));
+    let mut d = good.clone();
+    d[5] = 0;
+    v.push(("zero questions", udp_frame(DUT_IP, 53, &d), "not_handled"));
+    let mut d = good.clone();
+    d[5] = 2;
+    v.push(("two questions", udp_frame(DUT_IP, 53, &d), "not_handled"));
+    let mut d = good[..12].to_vec();
+    d.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+    v.push((
+        "compression pointer in the question",
+        udp_frame(DUT_IP, 53, &d),
+        "parse_errors",
+    ));
+    let mut d = good[..12].to_vec();
+    d.extend_from_slice(&[1, b'a']); // name never ends
+    v.push((
+        "unterminated name",
+        udp_frame(DUT_IP, 53, &d),
+        "parse_errors",
+    ));
+    let mut f = udp_frame(DUT_IP, 53, &good);
+    f[20] = 0x20; // MF
+    fix_ip_checksum(&mut f);
+    v.push(("fragment", f, "not_handled"));
+    // IP options: IHL 6 with a 4-byte NOP option.
+    let base = udp_frame(DUT_IP, 53, &good);
+    let mut f = base[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&base[34..]);
+    f[14] = 0x46;
+    let tot = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&tot.to_be_bytes());
+    fix_ip_checksum(&mut f);
+    v.push(("IP options", f, "not_handled"));
+    let mut f = udp_frame(DUT_IP, 53, &good);
+    f[24] ^= 1;
+    v.push(("bad IP checksum", f, "parse_errors"));
+    let mut f = udp_frame(DUT_IP, 53, &good);
+    f[38..40].copy_from_slice(&9u16.to_be_bytes()); // UDP length disagrees
+    v.push(("bad UDP length", f, "parse_errors"));
+    let mut f = udp_frame(DUT_IP, 53, &good);
+    f[23] = 6; // TCP
+    fix_ip_checksum(&mut f);
+    v.push(("not UDP", f, "not_handled"));
+    v
+}
+
+#[test]
+fn malformed_input_is_passed_and_counted_never_answered() {
+    let (cache_prog, _) = small_cache();
+    let ping = loaded(Program::DnsPing, Config::default(), 0);
+    for l in [&ping, &cache_prog] {
+        for (what, f, counter) in malformed_cases() {
+            let before = counters(l);
+            let out = run(l, &f);
+            assert_eq!(out.retval, XDP_PASS, "{what}");
+            assert_eq!(out.data, f, "{what}: frame unchanged");
+            let d = counters(l).since(&before);
+            assert_eq!(d.get(counter), 1, "{what} counted in {counter}");
+        }
+        // Truncated at every offset: never answered.
+        let req = udp_frame(DUT_IP, 53, &query(5, "ab.lab.test.", RecordType::A, true));
+        // (BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.)
+        for cut in 14..req.len() {
+            let out = run(l, &req[..cut]);
+            assert_ne!(out.retval, XDP_TX, "truncated at {cut}");
+        }
+    }
+}
+
+#[test]
+fn tenant_guard_passes_other_destinations() {
+    let cfg = Config {
+        tenant: Some(dut_programs::skel::parse_cidr("198.18.0.0/24").expect("cidr")),
+        checksums: 0,
+    };
+    let l = loaded(Program::DnsPing, cfg, 0);
+    let q = query(3, "x.test.", RecordType::A, false);
+    assert_eq!(run(&l, &udp_frame(DUT_IP, 53, &q)).retval, XDP_TX);
+    assert_eq!(run(&l, &udp_frame([10, 0, 0, 2], 53, &q)).retval, XDP_PASS);
+    let mut arp = udp_frame(DUT_IP, 53, &q);
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    assert_eq!(run(&l, &arp).retval, XDP_PASS);
+    let d = loaded(Program::Drop, cfg, 0);
+    assert_eq!(run(&d, &udp_frame([10, 0, 0, 2], 9, &q)).retval, XDP_PASS);
+    assert_eq!(run(&d, &udp_frame(DUT_IP, 9, &q)).retval, XDP_DROP);
+    let c = counters(&l);
+    assert_eq!(c.get("not_tenant"), 2);
+    assert_eq!(c.get("tx"), 1);
+    assert_eq!(counters(&d).get("not_tenant"), 1);
+}
+
+/// Runs the shim on `frame` with the same tailroom as an XDP buffer.
+fn shim_run(s: &mut Shim, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut buf = frame.to_vec();
+    buf.resize(frame.len() + 256, 0);
+    let (v, len) = s.run(&mut buf, frame.len());
+    buf.truncate(len);
+    (v, buf)
+}
+
+#[test]
+fn host_shim_matches_the_kernel_byte_for_byte() {
+    let (kcache, prof) = small_cache();
+    let names = &prof.dns.as_ref().expect("dns").names;
+    let mut scache = Shim::new(Program::DnsCache, &Config::default());
+    for i in 0..names.count() {
+        scache.cache_mut().insert(
+            cache::key(&names.wire_name(i)).expect("key"),
+            names.record(i),
+        );
+    }
+    let kping = loaded(Program::DnsPing, Config::default(), 0);
+    let mut sping = Shim::new(Program::DnsPing, &Config::default());
+    let kcsum = loaded(
+        Program::Checksum,
+        Config {
+            checksums: 10,
+            ..Default::default()
+        },
+        0,
+    );
+    let mut scsum = Shim::new(
+        Program::Checksum,
+        &Config {
+            checksums: 10,
+            ..Default::default()
+        },
+    );
+    let t = Template::new(&prof, TemplateOptions::default()).expect("t");
+    let mut frames: Vec<Vec<u8>> = (0..50).map(|n| t.frame_for(n * 31, None)).collect();
+    frames.extend(malformed_cases().into_iter().map(|(_, f, _)| f));
+    frames.push(udp_frame(
+        DUT_IP,
+        53,
+        &query(1, "nope.example.", RecordType::MX, true),
+    ));
+    for f in &frames {
+        for (k, s) in [
+            (&kping, &mut sping),
+            (&kcache, &mut scache),
+            (&kcsum, &mut scsum),
+        ] {
+            let out = run(k, f);
+            let (v, data) = shim_run(s, f);
+            assert_eq!(v, out.retval);
+            assert_eq!(data, out.data);
+        }
+    }
+    assert_eq!(scache.counters(), counters(&kcache));
+    assert_eq!(sping.counters(), counters(&kping));
+    assert_eq!(scsum.counters(), counters(&kcsum));
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn base_frames() -> Vec<Vec<u8>> {
+        vec![
+            udp_frame(DUT_IP, 53, &query(1, "aa.lab.test.", RecordType::A, false)),
+            udp_frame(DUT_IP, 53, &query(2, "q9.lab.test.", RecordType::A, true)),
+            udp_frame(
+                DUT_IP,
+                53,
+                &query(3, "www.example.org.", RecordType::TXT, true),
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, .. ProptestConfig::default() })]
+        #[test]
+        fn random_and_mutated_frames_never_yield_a_malformed_answer(
+            pick in 0usize..3,
+            muts in proptest::collection::vec((0usize..120, any::<u8>()), 0..6),
+            cut in proptest::option::of(0usize..120),
+            fix in any::<bool>(),
+            random in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..200)),
+        ) {
+            thread_local! {
+                static PROGS: (Loaded, Loaded, std::cell::RefCell<(Shim, Shim)>) = {
+                    let (c, prof) = small_cache();
+                    let names = &prof.dns.as_ref().expect("dns").names;
+                    let mut sc = Shim::new(Program::DnsCache, &Config::default());
+                    for i in 0..names.count() {
+                        sc.cache_mut().insert(cache::key(&names.wire_name(i)).expect("key"), names.record(i));
+                    }
+                    (loaded(Program::DnsPing, Config::default(), 0), c,
+                     std::cell::RefCell::new((Shim::new(Program::DnsPing, &Config::default()), sc)))
+                };
+            }
+            let mut f = match random {
+                Some(r) => r,
+                None => {
+                    let mut f = base_frames()[pick].clone();
+                    for (at, b) in &muts {
+                        if *at < f.len() { f[*at] = *b; }
+                    }
+                    if let Some(c) = cut { f.truncate(c.min(f.len())); }
+                    f
+                }
+            };
+            if fix { fix_ip_checksum(&mut f); }
+            // BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header.
+            if f.len() < 14 { f.resize(14, 0); }
+            PROGS.with(|(ping, cachep, shims)| {
+                let mut shims = shims.borrow_mut();
+                let (sp, sc) = &mut *shims;
+                for (k, s) in [(ping, sp), (cachep, sc)] {
+                    let out = run(k, &f);
+                    prop_assert!(out.retval == XDP_PASS || out.retval == XDP_TX, "verdict {}", out.retval);
+                    if out.retval == XDP_TX {
+                        check_answer(&f, &out.data);
+                    } else {
+                        prop_assert_eq!(&out.data, &f);
+                    }
+                    let (v, data) = shim_run(s, &f);
+                    prop_assert_eq!(v, out.retval);
+                    prop_assert_eq!(data, out.data);
+                    let c = counters(k);
+                    prop_assert_eq!(c.get("packets"), c.get("pass") + c.get("tx") + c.get("drop") + c.get("aborted"));
+                    prop_assert_eq!(c.get("tx"), c.get("answers"));
+                    prop_assert_eq!(s.counters(), c);
+                }
+                Ok(())
+            })?;
+        }
+    }
+}
+
+/// A seeded mutation loop over profile queries (5000 frames per program): both
+/// outcomes occur, every answer is well formed, the shim agrees, counters add up.
+#[test]
+fn seeded_mutations_exercise_both_answer_and_pass_paths() {
+    let (kc, prof) = small_cache();
+    let names = &prof.dns.as_ref().expect("dns").names;
+    let mut sc = Shim::new(Program::DnsCache, &Config::default());
+    for i in 0..names.count() {
+        sc.cache_mut().insert(
+            cache::key(&names.wire_name(i)).expect("key"),
+            names.record(i),
+        );
+    }
+    let kp = loaded(Program::DnsPing, Config::default(), 0);
+    let mut sp = Shim::new(Program::DnsPing, &Config::default());
+    let t = Template::new(&prof, TemplateOptions::default()).expect("t");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut tx, mut pass) = (0, 0);
+    for n in 0..5000u64 {
+        let mut f = t.frame_for(n, None);
+        for _ in 0..(next() % 3) {
+            let at = (next() as usize) % f.len();
+            f[at] = next() as u8;
+        }
+        if next() % 4 == 0 {
+            let keep = 14 + (next() as usize) % (f.len() - 13);
+            f.truncate(keep);
+        }
+        if next() % 2 == 0 {
+            fix_ip_checksum(&mut f);
+        }
+        for (k, s) in [(&kp, &mut sp), (&kc, &mut sc)] {
+            let out = run(k, &f);
+            match out.retval {
+                XDP_TX => {
+                    tx += 1;
+                    check_answer(&f, &out.data);
+                }
+                XDP_PASS => {
+                    pass += 1;
+                    assert_eq!(out.data, f);
+                }
+                v => panic!("verdict {v}"),
+            }
+            let (v, data) = shim_run(s, &f);
+            assert_eq!((v, data), (out.retval, out.data));
+        }
+    }
+    assert!(tx > 1000 && pass > 1000, "tx {tx}, pass {pass}");
+    for (k, s) in [(&kp, &sp), (&kc, &sc)] {
+        let c = counters(k);
+        assert_eq!(c, s.counters());
+        assert_eq!(c.get("packets"), 5000);
+        assert_eq!(c.get("packets"), c.get("pass") + c.get("tx"));
+        assert_eq!(
+            c.get("pass"),
+            c.get("parse_errors") + c.get("not_handled") + c.get("too_long")
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! The `afxdp` engine: one AF_XDP socket and one thread per queue (pinned to its
+//! core). TX frames are pre-filled once from the template; per packet only the
+//! varying fields (and the probe, written just before the frame goes on the TX ring)
+//! are rewritten. The same sockets count what comes back through our redirect
+//! program (UDP only; ARP and the rest still reach the kernel) unless `--no-rx`.
+//!
+//! Frame numbering: queue position i sends n = i, i+Q, i+2Q, ... (TEAM.md).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use profiles::wire::probe;
+use sink::af_xdp::XskQueue;
+
+use crate::pace::{Pacer, Pending};
+use crate::{Ctx, net, realtime_ns};
+
+/// Largest TX batch (copy mode transmits at most 32 frames per sendto).
+pub const BATCH: usize = 32;
+
+/// Runs queue position `i` on its socket until the run ends; returns the pacing
+/// deviation histogram.
+pub fn queue_thread(
+    mut q: XskQueue,
+    i: usize,
+    core: Option<usize>,
+    ctx: Arc<Ctx>,
+    mut hist: Histogram<u64>,
+) -> Histogram<u64> {
+    if let Some(c) = core
+        && let Err(e) = net::pin_to(c)
+    {
+        eprintln!("warning: queue {}: {e:#}", q.queue_id());
+    }
+    let tpl = &*ctx.template;
+    let len = tpl.len();
+    q.prefill(|buf| {
+        tpl.fill(buf);
+        len
+    });
+    let counters = &ctx.counters[i];
+    let total = ctx.count_for(i);
+    let nq = ctx.nq as u64;
+    let stream = i as u8;
+    let stamp = ctx.stamp;
+    let mut k: u64 = 0;
+    let mut pacer = ctx
+        .rate_per_queue
+        .map(|r| Pacer::new(ctx.pattern, r, i as u64 + 1));
+    let mut pend = Pending::default();
+    let deadline_ns = ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64);
+    let end_ns;
+    loop {
+        let now_ns = ctx.t0.elapsed().as_nanos() as f64;
+        if ctx.stop.load(Relaxed) {
+            end_ns = now_ns.min(deadline_ns);
+            break;
+        }
+        if now_ns >= deadline_ns {
+            end_ns = deadline_ns;
+            break;
+        }
+        if k >= total {
+            end_ns = pacer.as_ref().map_or(now_ns, |p| p.next_ns().max(now_ns));
+            break;
+        }
+        if ctx.rx {
+            q.recv_batch(64, |f, _| counters.count_rx(f));
+        }
+        let want = match &mut pacer {
+            Some(p) => pend.refill(p, now_ns.min(deadline_ns), BATCH, total - k),
+            None => BATCH.min(usize::try_from(total - k).unwrap_or(BATCH)),
+        };
+        if want == 0 {
+            if let Some(p) = &pacer {
+                let wait = p.next_ns() - now_ns;
+                if wait > 300_000.0 {
+                    q.complete();
+                    std::thread::sleep(Duration::from_nanos(
+                        ((wait - 150_000.0) as u64).min(1_000_000),
+                    ));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            continue;
+        }
+        let base = k;
+        let sent = q.send_batch(want, |j, buf| {
+            let c = base + j as u64;
+            let pr = stamp.then(|| probe::Repr {
+                stream,
+                counter: c,
+                tx_ns: realtime_ns(),
+            });
+            tpl.write(buf, i as u64 + c * nq, pr);
+            len
+        });
+        if sent == 0 {
+            std::hint::spin_loop();
+            continue;
+        }
+        if pacer.is_some() {
+            for j in 0..sent {
+                let _ = hist.record((now_ns - pend.time(j)).max(0.0) as u64);
+            }
+            pend.consume(sent);
+        }
+        k += sent as u64;
+        counters.tx_packets.fetch_add(sent as u64, Relaxed);
+        counters.tx_bytes.fetch_add((sent * len) as u64, Relaxed);
+    }
+    ctx.end_ns[i].store(end_ns as u64, Relaxed);
+    // Let the kernel finish what is on the ring, and count replies still in flight.
+    let until = Instant::now() + Duration::from_millis(if ctx.rx { 250 } else { 100 });
+    while Instant::now() < until {
+        q.complete();
+        q.kick();
+        let got = if ctx.rx {
+            q.recv_batch(64, |f, _| counters.count_rx(f))
+        } else {
+            0
+        };
+        if !ctx.rx && q.tx_in_flight() == 0 {
+            break;
+        }
+        if got == 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    counters.store_xsk(&q);
+    hist
+}

@@ -1,0 +1,511 @@
+//! `xgen`: the library behind `gen`, a MoonGen-like packet generator without DPDK.
+//!
+//! [`run`] validates everything first ([`prepare`]: root, interface, profile,
+//! addresses, destination MAC, queues, cores), so bad input fails with one line and
+//! nothing attached; then starts one thread per queue with one of two engines:
+//!
+//! * [`afxdp`]: AF_XDP sockets (TX, and RX of the replies through our redirect
+//!   program, which replaces the lab's placeholder and restores it at the end);
+//! * [`live`]: `BPF_PROG_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES`: an XDP program
+//!   rewrites the varying fields of each frame and returns XDP_TX out of the
+//!   interface; replies are counted by AF_XDP RX sockets as above.
+//!
+//! Pacing ([`pace`]) is per queue (rate / Q each) against CLOCK_MONOTONIC with
+//! busy-waiting; the reporter prints interval records and exactly one final record,
+//! also when `stop` is raised (Ctrl-C). Invariant: every thread stops at the
+//! deadline, at its share of `--count`, or when `stop` is set; the AF_XDP port (and
+//! with it the XDP guard) is dropped only after every thread has joined.
+
+pub mod afxdp;
+pub mod live;
+pub mod net;
+pub mod pace;
+pub mod report;
+pub mod units;
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use profiles::{Profile, Template, TemplateOptions};
+use sink::af_xdp::{self, Filter, XskConfig, XskMode, XskPort, XskQueue};
+
+pub use pace::Pattern;
+pub use report::{Final, Output};
+pub use units::Rate;
+
+/// Which engine sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// AF_XDP sockets.
+    #[default]
+    Afxdp,
+    /// BPF_PROG_RUN live frames.
+    XdpLive,
+}
+
+impl Engine {
+    /// Name as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Afxdp => "afxdp",
+            Engine::XdpLive => "xdp-live",
+        }
+    }
+}
+
+/// Everything the command line says.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Interface to send on.
+    pub iface: String,
+    /// Profile name or path.
+    pub profile: String,
+    /// Engine.
+    pub engine: Engine,
+    /// Rate (None: as fast as possible).
+    pub rate: Option<Rate>,
+    /// Inter-departure pattern.
+    pub pattern: Pattern,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many frames.
+    pub count: Option<u64>,
+    /// Number of queues (0..N), one thread each.
+    pub queues: Option<u32>,
+    /// Cores to pin the threads to (queue i on cores[i]); implies queues = len.
+    pub cores: Option<Vec<usize>>,
+    /// Probe payload with stream id, counter, TX timestamp.
+    pub stamp: bool,
+    /// Destination MAC (otherwise from the neighbour table).
+    pub dst_mac: Option<[u8; 6]>,
+    /// Source IPv4 address.
+    pub src_ip: Option<Ipv4Addr>,
+    /// Destination IPv4 address.
+    pub dst_ip: Option<Ipv4Addr>,
+    /// Reporting interval.
+    pub interval: Duration,
+    /// Output format.
+    pub output: Output,
+    /// Do not receive (no redirect program).
+    pub no_rx: bool,
+    /// Replace a foreign XDP program.
+    pub force: bool,
+    /// AF_XDP bind mode.
+    pub xsk_mode: XskMode,
+}
+
+impl Options {
+    /// Defaults for `iface` and `profile`: afxdp, unpaced, 1 queue, 1 s interval.
+    pub fn new(iface: &str, profile: &str) -> Options {
+        Options {
+            iface: iface.into(),
+            profile: profile.into(),
+            engine: Engine::Afxdp,
+            rate: None,
+            pattern: Pattern::Cbr,
+            duration: None,
+            count: None,
+            queues: None,
+            cores: None,
+            stamp: false,
+            dst_mac: None,
+            src_ip: None,
+            dst_ip: None,
+            interval: Duration::from_secs(1),
+            output: Output::Text,
+            no_rx: false,
+            force: false,
+            xsk_mode: XskMode::Auto,
+        }
+    }
+}
+
+/// What [`prepare`] worked out.
+#[derive(Debug)]
+pub struct Plan {
+    /// The profile after overrides.
+    pub profile: Profile,
+    /// Its frames.
+    pub template: Arc<Template>,
+    /// Queue ids, one thread each.
+    pub queue_ids: Vec<u32>,
+    /// Core per thread (None: not pinned).
+    pub cores: Vec<Option<usize>>,
+    /// Total requested rate in frames/s.
+    pub rate_pps: Option<f64>,
+}
+
+/// Checks the options against the system and builds the template. Touches nothing.
+pub fn prepare(o: &Options) -> Result<Plan> {
+    if !net::is_root() {
+        bail!("gen needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW): run it with sudo");
+    }
+    af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
+    let mut profile =
+        Profile::load(&o.profile).with_context(|| format!("loading profile `{}`", o.profile))?;
+    if let Some(a) = o.src_ip {
+        profile.ip_src = a;
+    }
+    if let Some(a) = o.dst_ip {
+        profile.ip_dst = a;
+    }
+    profile.eth_src = net::iface_mac(&o.iface)?;
+    profile.eth_dst = match o.dst_mac {
+        Some(m) => m,
+        None => net::resolve_dst_mac(&o.iface, profile.ip_dst)?,
+    };
+    if o.stamp && o.engine == Engine::XdpLive {
+        bail!("--stamp needs --engine afxdp (an XDP program cannot read CLOCK_REALTIME)");
+    }
+    let template = Template::new(&profile, TemplateOptions { stamp: o.stamp })
+        .with_context(|| format!("building frames of profile `{}`", profile.name))?;
+    if o.count == Some(0) {
+        bail!("--count must be greater than 0");
+    }
+    let available = af_xdp::queue_count(&o.iface);
+    let (n, cores): (u32, Vec<Option<usize>>) = match (&o.cores, o.queues) {
+        (Some(_), Some(_)) => bail!("give --queues or --cores, not both"),
+        (Some(c), None) => {
+            let cpus = net::cpu_count();
+            if let Some(bad) = c.iter().find(|&&x| x >= cpus) {
+                bail!(
+                    "--cores: core {bad} does not exist (this machine has {cpus}: 0-{})",
+                    cpus - 1
+                );
+            }
+            (c.len() as u32, c.iter().map(|&x| Some(x)).collect())
+        }
+        (None, q) => {
+            let n = q.unwrap_or(1);
+            if n == 0 {
+                bail!("--queues must be at least 1");
+            }
+            let cpus = net::cpu_count();
+            (n, (0..n as usize).map(|i| Some(i % cpus)).collect())
+        }
+    };
+    if n > available {
+        bail!(
+            "{} has {available} queue(s), {n} requested: use --queues {available} or fewer (see `ethtool -l {}`)",
+            o.iface,
+            o.iface
+        );
+    }
+    if n > 256 {
+        bail!("at most 256 queues (the probe's stream id is 8 bits)");
+    }
+    let rate_pps = o.rate.map(|r| r.pps(template.len()));
+    if let Some(r) = rate_pps
+        && r < 1.0
+    {
+        bail!(
+            "--rate works out at {r:.3} frames/s for {}-byte frames: use at least 1",
+            template.len() + 4
+        );
+    }
+    Ok(Plan {
+        profile,
+        template: Arc::new(template),
+        queue_ids: (0..n).collect(),
+        cores,
+        rate_pps,
+    })
+}
+
+/// State shared by the engine threads.
+#[derive(Debug)]
+pub struct Ctx {
+    /// Raised by Ctrl-C (or the caller).
+    pub stop: Arc<AtomicBool>,
+    /// Common start.
+    pub t0: Instant,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Total frames.
+    pub count: Option<u64>,
+    /// Number of queues.
+    pub nq: usize,
+    /// Rate per queue.
+    pub rate_per_queue: Option<f64>,
+    /// Pattern.
+    pub pattern: Pattern,
+    /// Probe payload.
+    pub stamp: bool,
+    /// Frames.
+    pub template: Arc<Template>,
+    /// Per queue counters.
+    pub counters: Vec<report::QueueCounters>,
+    /// Per queue: ns since t0 when it stopped sending.
+    pub end_ns: Vec<AtomicU64>,
+    /// Count replies.
+    pub rx: bool,
+    /// xdp-live: raised by the reporter to end the TX threads.
+    pub halt: AtomicBool,
+    /// xdp-live: raised to end the RX threads.
+    pub rx_halt: AtomicBool,
+    /// xdp-live: pthread ids of the TX threads (for SIGUSR1).
+    pub pthreads: Vec<AtomicU64>,
+}
+
+impl Ctx {
+    /// Frames queue position `i` sends (u64::MAX: unlimited).
+    pub fn count_for(&self, i: usize) -> u64 {
+        match self.count {
+            None => u64::MAX,
+            Some(n) => {
+                let q = self.nq as u64;
+                n / q + u64::from((i as u64) < n % q)
+            }
+        }
+    }
+}
+
+/// CLOCK_REALTIME in ns.
+#[inline]
+pub fn realtime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn new_hist() -> Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).context("allocating a histogram")
+}
+
+/// Opens the RX (and, for afxdp, TX) sockets.
+fn open_port(o: &Options, plan: &Plan, tx: bool) -> Result<Option<XskPort>> {
+    if !tx && o.no_rx {
+        return Ok(None);
+    }
+    let cfg = XskConfig {
+        iface: o.iface.clone(),
+        queues: plan.queue_ids.clone(),
+        frame_size: 2048,
+        frame_count: 4096,
+        rx: !o.no_rx,
+        tx,
+        mode: o.xsk_mode,
+        redirect: (!o.no_rx).then(Filter::udp),
+        force: o.force,
+        hw_timestamps: false,
+    };
+    Ok(Some(XskPort::open(&cfg).with_context(|| {
+        format!("opening AF_XDP sockets on {}", o.iface)
+    })?))
+}
+
+/// Runs the generator until the duration, the count or `stop`; writes interval
+/// records and the final record to `out` and returns the final record.
+pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final> {
+    let plan = prepare(o)?;
+    let nq = plan.queue_ids.len();
+    let mut port = open_port(o, &plan, o.engine == Engine::Afxdp)?;
+    let xsk_mode = match o.engine {
+        Engine::Afxdp => port.as_ref().map(|p| p.bound_mode().as_str()),
+        Engine::XdpLive => None,
+    };
+    let mut queues: Vec<Option<XskQueue>> = match port.as_mut() {
+        Some(p) => p.take_queues().into_iter().map(Some).collect(),
+        None => (0..nq).map(|_| None).collect(),
+    };
+    let live = match o.engine {
+        Engine::XdpLive => Some(Arc::new(live::LiveProgram::load(&o.iface, &plan)?)),
+        Engine::Afxdp => None,
+    };
+    let mut hists = Vec::with_capacity(nq);
+    for _ in 0..nq {
+        hists.push(new_hist()?);
+    }
+    let ctx = Arc::new(Ctx {
+        stop: stop.clone(),
+        t0: Instant::now(),
+        duration: o.duration,
+        count: o.count,
+        nq,
+        rate_per_queue: plan.rate_pps.map(|r| r / nq as f64),
+        pattern: o.pattern,
+        stamp: o.stamp,
+        template: plan.template.clone(),
+        counters: (0..nq).map(|_| report::QueueCounters::default()).collect(),
+        end_ns: (0..nq).map(|_| AtomicU64::new(0)).collect(),
+        rx: !o.no_rx,
+        halt: AtomicBool::new(false),
+        rx_halt: AtomicBool::new(false),
+        pthreads: (0..nq).map(|_| AtomicU64::new(0)).collect(),
+    });
+    if live.is_some() {
+        live::install_wake_handler().context("installing the SIGUSR1 handler")?;
+    }
+    let frame_len = plan.template.len() as u64;
+    let mut rx_handles = Vec::new();
+    let mut handles = Vec::with_capacity(nq);
+    for (i, (q, h)) in queues.iter_mut().zip(hists).enumerate() {
+        let c = ctx.clone();
+        let core = plan.cores[i];
+        let q = q.take();
+        let name = format!("gen-q{}", plan.queue_ids[i]);
+        let handle = match (&live, q) {
+            (None, Some(q)) => std::thread::Builder::new()
+                .name(name)
+                .spawn(move || afxdp::queue_thread(q, i, core, c, h)),
+            (Some(l), q) => {
+                if let Some(q) = q {
+                    let c2 = c.clone();
+                    match std::thread::Builder::new()
+                        .name(format!("gen-rx{i}"))
+                        .spawn(move || live::rx_thread(q, i, c2))
+                    {
+                        Ok(h) => rx_handles.push(h),
+                        Err(e) => {
+                            ctx.rx_halt.store(true, Relaxed);
+                            return Err(e).context("starting an RX thread");
+                        }
+                    }
+                }
+                let l = l.clone();
+                let qid = plan.queue_ids[i];
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || live::queue_thread(&l, qid, i, core, c, h))
+            }
+            (None, None) => bail!("internal: no socket for queue {i}"),
+        };
+        match handle {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                stop.store(true, Relaxed);
+                ctx.halt.store(true, Relaxed);
+                ctx.rx_halt.store(true, Relaxed);
+                return Err(e).context("starting a queue thread");
+            }
+        }
+    }
+
+    let mut rep = report::Reporter::new(out, o.output);
+    let mut prev = report::Snapshot::default();
+    let mut t_prev = 0.0;
+    let mut rates = Vec::new();
+    let mut next_tick = o.interval;
+    let live_sync = |ctx: &Ctx| {
+        // xdp-live threads sit in the kernel: read their counters from the map,
+        // and end them when the run is over.
+        if let Some(l) = &live {
+            let mut done = true;
+            for (i, &qid) in plan.queue_ids.iter().enumerate() {
+                let k = l.state(qid).k;
+                ctx.counters[i].tx_packets.store(k, Relaxed);
+                ctx.counters[i].tx_bytes.store(k * frame_len, Relaxed);
+                done &= k >= ctx.count_for(i);
+            }
+            let over = ctx.duration.is_some_and(|d| ctx.t0.elapsed() >= d);
+            if done || over || ctx.stop.load(Relaxed) {
+                ctx.halt.store(true, Relaxed);
+                for p in &ctx.pthreads {
+                    live::wake_thread(p.load(Relaxed));
+                }
+            }
+        }
+    };
+    loop {
+        live_sync(&ctx);
+        if handles.iter().all(|h| h.is_finished()) {
+            break;
+        }
+        let el = ctx.t0.elapsed();
+        if el >= next_tick {
+            let cur = report::Snapshot::take(&ctx.counters);
+            let t = el.as_secs_f64();
+            let r = report::Interval::new(&o.iface, t, t_prev, &prev, &cur);
+            rep.interval(&r);
+            rates.push(r.tx_pps);
+            prev = cur;
+            t_prev = t;
+            next_tick += o.interval;
+        } else {
+            std::thread::sleep(
+                (next_tick - el).min(Duration::from_millis(if live.is_some() { 5 } else { 20 })),
+            );
+        }
+    }
+    live_sync(&ctx);
+    let mut all = new_hist()?;
+    let mut panicked = false;
+    for h in handles {
+        match h.join() {
+            Ok(hist) => {
+                let _ = all.add(&hist);
+            }
+            Err(_) => panicked = true,
+        }
+    }
+    if !rx_handles.is_empty() {
+        std::thread::sleep(Duration::from_millis(250));
+        ctx.rx_halt.store(true, Relaxed);
+        for h in rx_handles {
+            let _ = h.join();
+        }
+    }
+    live_sync(&ctx);
+    let redirect = port.as_ref().and_then(XskPort::redirect_counters);
+    let had_port = port.is_some();
+    drop(port); // restores the interface's previous XDP program
+    drop(live);
+    if panicked {
+        bail!("a queue thread panicked");
+    }
+    let cur = report::Snapshot::take(&ctx.counters);
+    let end = ctx
+        .end_ns
+        .iter()
+        .map(|e| e.load(Relaxed))
+        .max()
+        .unwrap_or(0);
+    let dur = (end as f64 / 1e9).max(1e-9);
+    // Drop a trailing partial interval from the spread (it is not a full one).
+    let (mean, sd) = report::mean_stddev(&rates);
+    let tx_pps = cur.tx_packets as f64 / dur;
+    let _ = redirect;
+    let fin = Final {
+        kind: "final",
+        engine: o.engine.as_str(),
+        xsk_mode,
+        iface: o.iface.clone(),
+        profile: plan.profile.name.clone(),
+        frame_len: plan.template.len(),
+        queues: nq,
+        duration_s: (dur * 1e6).round() / 1e6,
+        tx_packets: cur.tx_packets,
+        tx_bytes: cur.tx_bytes,
+        tx_pps: (tx_pps * 1000.0).round() / 1000.0,
+        tx_mbps: cur.tx_bytes as f64 * 8.0 / dur / 1e6,
+        tx_mbps_wire: (cur.tx_bytes + cur.tx_packets * units::WIRE_OVERHEAD) as f64 * 8.0
+            / dur
+            / 1e6,
+        requested_pps: plan.rate_pps,
+        achieved_ratio: plan.rate_pps.map(|r| tx_pps / r),
+        interval_pps_mean: mean,
+        interval_pps_stddev: sd,
+        pacing_deviation_ns: report::Deviation::of(&all),
+        rx_packets: cur.rx_packets,
+        rx_pps: cur.rx_packets as f64 / dur,
+        rx_rcodes: cur.rcode_map(),
+        replies_per_request: if cur.tx_packets > 0 {
+            cur.rx_packets as f64 / cur.tx_packets as f64
+        } else {
+            0.0
+        },
+        interrupted: stop.load(Relaxed),
+        xsk_stats: had_port.then(|| report::XskKernelStats::take(&ctx.counters)),
+    };
+    rep.final_record(&fin);
+    Ok(fin)
+}

@@ -1,0 +1,608 @@
+//! The `xdp-live` engine: `BPF_PROG_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES` (what
+//! xdp-trafficgen does). The kernel runs `gen_live.bpf.c` on copies of the profile's
+//! frame 0; the program turns each into frame n (the variation of the template's
+//! `patches()`/`dns()` passed in rodata, list values in a map) and returns XDP_TX,
+//! which transmits it out of the interface given as `ingress_ifindex`, queue
+//! `rx_queue_index`. One thread per queue, each calling BPF_PROG_RUN with `repeat`
+//! = the number of frames due (paced) or a fixed batch (unpaced). Replies are
+//! counted on AF_XDP RX sockets (opened by the caller), polled between runs.
+//!
+//! Invariant: the program's frame n equals `Template::write(frame, n)` byte for
+//! byte; the unit test checks it with plain BPF_PROG_TEST_RUN for every shipped
+//! profile.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+#[cfg(test)]
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use profiles::Template;
+use profiles::profile::VaryKind;
+
+use sink::af_xdp::XskQueue;
+
+use crate::{Ctx, Plan, net};
+
+mod skel {
+    #![allow(clippy::all, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn)]
+    include!(concat!(env!("OUT_DIR"), "/gen_live.skel.rs"));
+}
+
+const MAX_PATCHES: usize = 6;
+const MAX_LIST: usize = 256;
+const MAX_LABEL: usize = 16;
+const MAX_UDP: usize = 512;
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+
+/// The loaded program and the frame it starts from.
+#[derive(Debug)]
+pub struct LiveProgram {
+    prog: OwnedFd,
+    qstate: OwnedFd,
+    devhist: OwnedFd,
+    ifindex: u32,
+    frame: Vec<u8>,
+}
+
+/// Mirror of `struct qstate` in gen_live.bpf.c.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QState {
+    /// Frames sent.
+    pub k: u64,
+    /// Send no more than this.
+    pub limit: u64,
+    /// Schedule origin, CLOCK_MONOTONIC ns.
+    pub t0_ns: u64,
+    /// Mean gap in ns << 16 (0: unpaced).
+    pub gap_fp: u64,
+    /// Poisson: next departure (ns << 16 after t0); 0 for CBR.
+    pub next_fp: u64,
+    /// Poisson RNG state.
+    pub rng: u64,
+    /// Stop sending at this CLOCK_MONOTONIC ns (0: none).
+    pub deadline_ns: u64,
+    /// Runs that sent nothing (not due yet).
+    pub idle: u64,
+}
+
+const DEV_BUCKETS: u32 = 1184;
+const EXP_TABLE: u32 = 4096;
+
+/// Lowest value of deviation bucket `b` (see dev_bucket in the BPF program).
+fn bucket_low(b: u32) -> u64 {
+    if b < 64 {
+        return u64::from(b);
+    }
+    let e = 6 + (b - 64) / 32;
+    let m = u64::from((b - 64) % 32);
+    (32 + m) << (e - 5)
+}
+
+fn map_update<K, V>(fd: &OwnedFd, k: &K, v: &V) -> std::io::Result<()> {
+    // SAFETY: K and V have the map's key and value sizes (checked by the kernel).
+    let rc = unsafe {
+        libbpf_sys::bpf_map_update_elem(
+            fd.as_raw_fd(),
+            (k as *const K).cast(),
+            (v as *const V).cast(),
+            0,
+        )
+    };
+    if rc != 0 {
+        Err(std::io::Error::from_raw_os_error(-rc))
+    } else {
+        Ok(())
+    }
+}
+
+fn map_lookup<K, V: Default>(fd: &OwnedFd, k: &K) -> V {
+    let mut v = V::default();
+    // SAFETY: as in map_update.
+    unsafe {
+        libbpf_sys::bpf_map_lookup_elem(
+            fd.as_raw_fd(),
+            (k as *const K).cast(),
+            (&mut v as *mut V).cast(),
+        )
+    };
+    v
+}
+
+/// CLOCK_MONOTONIC in ns (bpf_ktime_get_ns's clock).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn charset_of(t: &Template) -> Vec<u8> {
+    // The label's last character of name j (j < radix) is charset[j].
+    let Some(d) = t.dns() else { return Vec::new() };
+    let ll = d.names.label_len();
+    if ll == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; ll];
+    let mut j = 0u64;
+    while j < d.names.count() && out.len() < 64 {
+        d.names.write_label(j, &mut buf);
+        let c = buf[ll - 1];
+        if out.contains(&c) {
+            break;
+        }
+        out.push(c);
+        j += 1;
+    }
+    out
+}
+
+impl LiveProgram {
+    /// Loads the program configured for `plan`'s template, to send on `iface`.
+    pub fn load(iface: &str, plan: &Plan) -> Result<LiveProgram> {
+        let ifindex = sink::af_xdp::ifindex(iface)?;
+        Self::load_for(&plan.template, plan.queue_ids.len(), ifindex)
+    }
+
+    /// Loads the program for `t` with `nq` queues (ifindex 0: test runs only).
+    pub fn load_for(t: &Template, nq: usize, ifindex: u32) -> Result<LiveProgram> {
+        if t.len() > 14 + 20 + MAX_UDP {
+            bail!(
+                "xdp-live handles frames up to {} bytes; this profile's are {}",
+                14 + 20 + MAX_UDP + 4,
+                t.len() + 4
+            );
+        }
+        if t.patches().len() > MAX_PATCHES {
+            bail!(
+                "xdp-live handles up to {MAX_PATCHES} varying fields; this profile has {}",
+                t.patches().len()
+            );
+        }
+        let mut obj = MaybeUninit::uninit();
+        let mut open = skel::GenLiveSkelBuilder::default()
+            .open(&mut obj)
+            .context("opening the xdp-live program")?;
+        let mut lists: Vec<(u32, u64)> = Vec::new();
+        {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .context("xdp-live program has no rodata")?;
+            ro.nqueues = nq as u32;
+            ro.npatches = t.patches().len() as u32;
+            ro.varies = u32::from(t.varies());
+            for (i, p) in t.patches().iter().enumerate() {
+                let s = &mut ro.patches[i];
+                s.offset = p.offset as u32;
+                s.width = p.width as u32;
+                match &p.kind {
+                    VaryKind::Increment { min, max, step } => {
+                        let span = max - min + 1;
+                        if span > u64::from(u32::MAX) {
+                            bail!(
+                                "xdp-live: field {} spans more than 2^32 values",
+                                p.field.key()
+                            );
+                        }
+                        s.kind = 0;
+                        s.min = *min;
+                        s.span = span;
+                        s.arg = *step;
+                    }
+                    VaryKind::Random { min, max, seed } => {
+                        s.kind = 1;
+                        s.min = *min;
+                        s.span = max - min + 1;
+                        s.arg = *seed;
+                    }
+                    VaryKind::List(vals) => {
+                        if vals.len() > MAX_LIST {
+                            bail!(
+                                "xdp-live: field {} lists more than {MAX_LIST} values",
+                                p.field.key()
+                            );
+                        }
+                        s.kind = 2;
+                        s.nvals = vals.len() as u32;
+                        for (j, v) in vals.iter().enumerate() {
+                            lists.push(((i * MAX_LIST + j) as u32, *v));
+                        }
+                    }
+                }
+            }
+            if let Some(d) = t.dns() {
+                ro.dns_on = 1;
+                ro.dns_id_at = d.id_at as u32;
+                ro.dns_port_at = d.port_at as u32;
+                ro.dns_first_port = u32::from(d.first_port);
+                ro.dns_ports = d.ports;
+                ro.dns_label_at = d.label_at as u32;
+                ro.dns_label_len = d.names.label_len() as u32;
+                if d.names.label_len() > MAX_LABEL {
+                    bail!("xdp-live handles DNS labels up to {MAX_LABEL} characters");
+                }
+                ro.dns_random = u32::from(matches!(d.order, profiles::profile::Order::Random));
+                ro.dns_count = d.names.count();
+                ro.dns_seed = d.seed;
+                let cs = charset_of(t);
+                ro.radix = cs.len().max(1) as u32;
+                for (o, c) in ro.charset.iter_mut().zip(&cs) {
+                    *o = *c;
+                }
+            }
+        }
+        let skel = open.load().context("loading the xdp-live program")?;
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+            fd.try_clone_to_owned().context("duplicating a BPF fd")
+        };
+        let prog = dup(skel.progs.gen_live.as_fd())?;
+        let qstate = dup(skel.maps.qstate.as_fd())?;
+        let devhist = dup(skel.maps.devhist.as_fd())?;
+        let lmap = dup(skel.maps.lists.as_fd())?;
+        let exptab = dup(skel.maps.exptab.as_fd())?;
+        // Exponential quantiles, scaled so the table's mean is exactly 1 << 16.
+        let raw: Vec<f64> = (0..EXP_TABLE)
+            .map(|i| -((f64::from(i) + 0.5) / f64::from(EXP_TABLE)).ln())
+            .collect();
+        let mean = raw.iter().sum::<f64>() / raw.len() as f64;
+        for (i, x) in raw.iter().enumerate() {
+            map_update(&exptab, &(i as u32), &((x / mean * 65536.0).round() as u64))
+                .context("filling the exponential table")?;
+        }
+        for q in 0..nq as u32 {
+            map_update(
+                &qstate,
+                &q,
+                &QState {
+                    limit: u64::MAX,
+                    ..QState::default()
+                },
+            )
+            .context("initialising queue state")?;
+        }
+        for (k, v) in lists {
+            // SAFETY: 4-byte key, 8-byte value as the map declares.
+            let rc = unsafe {
+                libbpf_sys::bpf_map_update_elem(
+                    lmap.as_raw_fd(),
+                    (&k as *const u32).cast(),
+                    (&v as *const u64).cast(),
+                    0,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(-rc)).context("filling the list map");
+            }
+        }
+        Ok(LiveProgram {
+            prog,
+            qstate,
+            devhist,
+            ifindex,
+            frame: t.frame().to_vec(),
+        })
+    }
+
+    /// Sends `repeat` frames from queue `qid` (live mode). Returns the kernel error.
+    #[inline]
+    pub fn send(&self, qid: u32, repeat: u32) -> std::io::Result<()> {
+        let mut md = libbpf_sys::xdp_md {
+            data_end: self.frame.len() as u32,
+            ingress_ifindex: self.ifindex,
+            rx_queue_index: qid,
+            ..Default::default()
+        };
+        let mut opts = libbpf_sys::bpf_test_run_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+            data_in: self.frame.as_ptr().cast(),
+            data_size_in: self.frame.len() as u32,
+            ctx_in: (&mut md as *mut libbpf_sys::xdp_md).cast(),
+            ctx_size_in: std::mem::size_of::<libbpf_sys::xdp_md>() as u32,
+            repeat: repeat.min(i32::MAX as u32) as i32,
+            flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+            batch_size: 64,
+            ..Default::default()
+        };
+        // SAFETY: opts points at live buffers for the duration of the call.
+        let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
+        if rc != 0 {
+            Err(std::io::Error::from_raw_os_error(-rc))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Plain (not live) test run on frame 0 as queue 0: the frame the program makes.
+    pub fn test_frame(&self) -> std::io::Result<(u32, Vec<u8>)> {
+        let mut out = vec![0u8; self.frame.len() + 256];
+        let mut opts = libbpf_sys::bpf_test_run_opts {
+            sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+            data_in: self.frame.as_ptr().cast(),
+            data_size_in: self.frame.len() as u32,
+            data_out: out.as_mut_ptr().cast(),
+            data_size_out: out.len() as u32,
+            repeat: 1,
+            ..Default::default()
+        };
+        // SAFETY: opts points at live buffers.
+        let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(self.prog.as_raw_fd(), &mut opts) };
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(-rc));
+        }
+        out.truncate(opts.data_size_out as usize);
+        Ok((opts.retval, out))
+    }
+
+    /// Queue `qid`'s state.
+    pub fn state(&self, qid: u32) -> QState {
+        map_lookup(&self.qstate, &qid)
+    }
+
+    /// Sets queue `qid`'s state.
+    pub fn set_state(&self, qid: u32, st: &QState) -> std::io::Result<()> {
+        map_update(&self.qstate, &qid, st)
+    }
+
+    /// Adds queue `qid`'s pacing deviations to `h`.
+    pub fn deviations(&self, qid: u32, h: &mut Histogram<u64>) {
+        for b in 0..DEV_BUCKETS {
+            let key = (qid & 255) * DEV_BUCKETS + b;
+            let n: u64 = map_lookup(&self.devhist, &key);
+            if n > 0 {
+                let _ = h.record_n(bucket_low(b), n);
+            }
+        }
+    }
+}
+
+extern "C" fn wake(_: libc::c_int) {}
+
+/// Installs the no-op SIGUSR1 handler (without SA_RESTART) that interrupts a live
+/// BPF_PROG_RUN call: the kernel's run loop checks for pending signals and returns
+/// EINTR. Idempotent.
+pub fn install_wake_handler() -> std::io::Result<()> {
+    // SAFETY: sigaction with a valid handler; SIGUSR1 is not otherwise used.
+    let rc = unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = wake as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = 0;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Interrupts the live call of a thread (by its pthread id).
+pub fn wake_thread(pthread: u64) {
+    if pthread != 0 {
+        // SAFETY: the id was stored by a live thread that has not been joined yet.
+        unsafe { libc::pthread_kill(pthread as libc::pthread_t, libc::SIGUSR1) };
+    }
+}
+
+/// Runs queue `qid` (position `i`): sets its schedule in `qstate`, then issues
+/// BPF_PROG_RUN calls of up to 2^31 runs until `ctx.halt` is raised (the caller
+/// raises it at the deadline, when every queue reached its limit, or on Ctrl-C, and
+/// interrupts the call with [`wake_thread`]). The caller reads the counters from
+/// `qstate` meanwhile ([`LiveProgram::state`]). Returns the pacing histogram.
+pub fn queue_thread(
+    l: &LiveProgram,
+    qid: u32,
+    i: usize,
+    core: Option<usize>,
+    ctx: Arc<Ctx>,
+    mut hist: Histogram<u64>,
+) -> Histogram<u64> {
+    ctx.pthreads[i].store(
+        // SAFETY: plain pthread_self.
+        unsafe { libc::pthread_self() } as u64,
+        Relaxed,
+    );
+    if let Some(c) = core
+        && let Err(e) = net::pin_to(c)
+    {
+        eprintln!("warning: queue {qid}: {e:#}");
+    }
+    let total = ctx.count_for(i);
+    // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC.
+    let t0_mono = monotonic_ns().saturating_sub(ctx.t0.elapsed().as_nanos() as u64);
+    let gap_fp = ctx
+        .rate_per_queue
+        .map_or(0, |r| ((1e9 / r) * 65536.0).round().max(1.0) as u64);
+    let mut st = QState {
+        limit: total,
+        t0_ns: t0_mono,
+        gap_fp,
+        rng: (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+        deadline_ns: ctx.duration.map_or(0, |d| t0_mono + d.as_nanos() as u64),
+        ..QState::default()
+    };
+    if ctx.pattern == crate::Pattern::Poisson && gap_fp > 0 {
+        let p = crate::pace::Pacer::new(
+            crate::Pattern::Poisson,
+            1e9 / (gap_fp as f64 / 65536.0),
+            i as u64 + 7,
+        );
+        st.next_fp = ((p.next_ns() * 65536.0) as u64).max(1);
+    }
+    if let Err(e) = l.set_state(qid, &st) {
+        eprintln!("error: queue {qid}: setting the xdp-live queue state: {e}");
+        ctx.end_ns[i].store(0, Relaxed);
+        ctx.pthreads[i].store(0, Relaxed);
+        return hist;
+    }
+    let mut errors = 0u64;
+    while !ctx.halt.load(Relaxed) {
+        match l.send(qid, i32::MAX as u32) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => {
+                errors += 1;
+                if errors > 100 {
+                    eprintln!(
+                        "error: queue {qid}: BPF_PROG_RUN (live frames) keeps failing: {e}; stopping this queue"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    let now_ns = ctx.t0.elapsed().as_nanos() as f64;
+    let k = l.state(qid).k;
+    let end_ns = match ctx.duration {
+        Some(d) if now_ns >= d.as_nanos() as f64 => d.as_nanos() as f64,
+        _ if k >= total && gap_fp > 0 && st.next_fp == 0 => {
+            (k as f64 * gap_fp as f64 / 65536.0).min(now_ns)
+        }
+        _ => now_ns,
+    };
+    ctx.end_ns[i].store(end_ns as u64, Relaxed);
+    l.deviations(qid, &mut hist);
+    // No more signals to this thread once it is about to exit.
+    ctx.pthreads[i].store(0, Relaxed);
+    hist
+}
+
+/// Counts replies on an AF_XDP RX socket until `ctx.rx_halt`.
+pub fn rx_thread(mut q: XskQueue, i: usize, ctx: Arc<Ctx>) {
+    let counters = &ctx.counters[i];
+    while !ctx.rx_halt.load(Relaxed) {
+        if q.poll_rx(10) {
+            while q.recv_batch(64, |f, _| counters.count_rx(f)) > 0 {}
+        }
+    }
+    counters.store_xsk(&q);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profiles::{Profile, TemplateOptions};
+
+    #[test]
+    fn program_frames_equal_template_frames() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        for name in [
+            "min-multi-flow",
+            "min-single-flow",
+            "dns-small",
+            "dns-large",
+            "dns-ping",
+        ] {
+            let p = Profile::load(name).expect("profile");
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            let nq = 3;
+            let l = LiveProgram::load_for(&t, nq, 0).expect("load");
+            // Spread over the 16-bit ID wrap so DNS source ports change too.
+            for k in (0..70_000u64).step_by(997).chain(0..5) {
+                // Jump queue 0's counter to k (unpaced, unlimited).
+                l.set_state(
+                    0,
+                    &QState {
+                        k,
+                        limit: u64::MAX,
+                        ..QState::default()
+                    },
+                )
+                .expect("state");
+                let (ret, f) = l.test_frame().expect("test run");
+                assert_eq!(ret, 3, "XDP_TX");
+                let want = t.frame_for(k * nq as u64, None);
+                assert_eq!(f, want, "{name}: frame {}", k * nq as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn paced_runs_hold_back_until_due_and_stop_at_the_limit() {
+        if !crate::net::is_root() {
+            return;
+        }
+        let p = Profile::load("min-single-flow").expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let l = LiveProgram::load_for(&t, 1, 0).expect("load");
+        // 1000 pps from now: frame 0 due at once, frame 1 after 1 ms.
+        let now = monotonic_ns();
+        let st = QState {
+            limit: 3,
+            t0_ns: now,
+            gap_fp: 1_000_000 << 16,
+            ..QState::default()
+        };
+        l.set_state(0, &st).expect("state");
+        assert_eq!(l.test_frame().expect("run").0, 3, "frame 0 due: XDP_TX");
+        assert_eq!(
+            l.test_frame().expect("run").0,
+            1,
+            "frame 1 not due: XDP_DROP"
+        );
+        std::thread::sleep(Duration::from_millis(3));
+        assert_eq!(l.test_frame().expect("run").0, 3);
+        assert_eq!(l.test_frame().expect("run").0, 3);
+        assert_eq!(l.test_frame().expect("run").0, 1, "limit reached");
+        let s = l.state(0);
+        assert_eq!(s.k, 3);
+        assert!(s.idle >= 1);
+        let mut h = Histogram::<u64>::new(3).expect("hist");
+        l.deviations(0, &mut h);
+        assert_eq!(h.len(), 3, "one deviation per frame sent");
+        // Frames 1 and 2 went out ~2 and ~1 ms late.
+        assert!(h.max() >= 1_000_000, "max {}", h.max());
+    }
+
+    #[test]
+    fn buckets_round_trip() {
+        for v in [0u64, 1, 63, 64, 65, 1000, 123_456, 10_000_000_000] {
+            // Lowest value of v's bucket is within 1/32 below v.
+            let b = if v < 64 {
+                v as u32
+            } else {
+                let e = 63 - v.leading_zeros();
+                64 + (e - 6) * 32 + ((v >> (e - 5)) & 31) as u32
+            };
+            let lo = bucket_low(b);
+            assert!(lo <= v && (v - lo) as f64 <= v as f64 / 32.0, "{v} -> {lo}");
+        }
+    }
+
+    #[test]
+    fn charset_recovered() {
+        let p = Profile::load("dns-small").expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let cs = charset_of(&t);
+        assert_eq!(cs.len(), 36);
+        assert_eq!(&cs[..3], b"abc");
+    }
+
+    #[test]
+    fn malformed_short_frame_is_aborted_not_overrun() {
+        if !crate::net::is_root() {
+            return;
+        }
+        let p = Profile::load("min-multi-flow").expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let mut l = LiveProgram::load_for(&t, 1, 0).expect("load");
+        l.frame.truncate(20);
+        let (ret, _) = l.test_frame().expect("test run");
+        assert_eq!(ret, 0, "XDP_ABORTED on a frame too short for its patches");
+    }
+}

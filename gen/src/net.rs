@@ -1,0 +1,140 @@
+//! System plumbing: entering a network namespace, interface MAC and queue count,
+//! the destination MAC from the neighbour table (`ip -j route get` / `ip -j neigh`,
+//! run in the current network namespace), CPU pinning, bpffs.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Enters network namespace `name` (/run/netns/NAME) for the whole process: call
+/// first thing in main, before any thread, socket or BPF object exists.
+pub fn enter_netns(name: &str) -> Result<()> {
+    let path = format!("/run/netns/{name}");
+    let f = std::fs::File::open(&path).with_context(|| {
+        format!("network namespace `{name}` not found ({path}); list them with `ip netns`")
+    })?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("entering network namespace `{name}`"))?;
+    Ok(())
+}
+
+/// True when running as root (effective uid 0).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// MAC address of `iface` (SIOCGIFHWADDR).
+pub fn iface_mac(iface: &str) -> Result<[u8; 6]> {
+    // SAFETY: ifreq is plain data.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = iface.as_bytes();
+    if name.len() >= ifr.ifr_name.len() {
+        bail!("interface name `{iface}` too long");
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("socket for SIOCGIFHWADDR");
+    }
+    // SAFETY: fd is ours; ifr is a valid ifreq.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut ifr) };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if rc != 0 {
+        return Err(err).with_context(|| format!("reading the MAC address of {iface}"));
+    }
+    // SAFETY: the kernel filled ifru_hwaddr.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    let mut m = [0u8; 6];
+    for (o, b) in m.iter_mut().zip(sa.sa_data.iter()) {
+        *o = *b as u8;
+    }
+    Ok(m)
+}
+
+fn ip_json(args: &[&str]) -> Result<serde_json::Value> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .with_context(|| format!("running `ip {}`", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Array(vec![]));
+    }
+    serde_json::from_str(&text).with_context(|| format!("parsing `ip {}`", args.join(" ")))
+}
+
+/// The MAC address to send to for `dst` out of `iface`: the neighbour entry of `dst`
+/// (or of its gateway). Only reachable / permanent / stale entries count.
+pub fn resolve_dst_mac(iface: &str, dst: Ipv4Addr) -> Result<[u8; 6]> {
+    let d = dst.to_string();
+    let route = ip_json(&["-j", "route", "get", &d, "oif", iface]).ok();
+    let hop = route
+        .as_ref()
+        .and_then(|r| r[0]["gateway"].as_str())
+        .and_then(|g| g.parse::<Ipv4Addr>().ok())
+        .unwrap_or(dst);
+    let h = hop.to_string();
+    let neigh = ip_json(&["-j", "neigh", "show", "to", &h, "dev", iface])?;
+    let entry = neigh.as_array().and_then(|a| {
+        a.iter().find(|e| {
+            e["lladdr"].is_string()
+                && !e["state"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x == "FAILED" || x == "INCOMPLETE"))
+        })
+    });
+    let Some(mac) = entry.and_then(|e| e["lladdr"].as_str()) else {
+        bail!(
+            "no neighbour entry for {h} on {iface}: pass --dst-mac, or add one (`ip neigh replace {h} lladdr MAC dev {iface}`)"
+        );
+    };
+    crate::units::parse_mac(mac).map_err(anyhow::Error::msg)
+}
+
+/// Number of online CPUs.
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Pins the calling thread to `core`.
+pub fn pin_to(core: usize) -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(core)
+        .with_context(|| format!("core {core} out of range"))?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("pinning to core {core}"))?;
+    Ok(())
+}
+
+/// Mounts bpffs on /sys/fs/bpf if missing (as under `ip netns exec`). Best effort.
+pub fn ensure_bpffs() {
+    let p = std::path::Path::new("/sys/fs/bpf");
+    let mounted = std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some("/sys/fs/bpf"))
+        })
+        .unwrap_or(true);
+    if !mounted && p.is_dir() {
+        let _ = nix::mount::mount(
+            Some("bpf"),
+            p,
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+}

@@ -1,0 +1,558 @@
+//! Counters shared between the engine threads and the reporter, and the records
+//! printed every interval and at the end (text for people, JSON lines and CSV for
+//! `lab run`; keys are a contract, see README.md).
+//!
+//! Engine threads add to their queue's [`QueueCounters`] (relaxed atomics, one
+//! writer each); the reporter only reads. Replies are classified with
+//! [`classify`]: DNS responses (UDP source port 53) by RCODE.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use hdrhistogram::Histogram;
+use profiles::wire::{dns, udp4};
+use serde::Serialize;
+
+use crate::units::WIRE_OVERHEAD;
+
+/// One queue's counters (one writer: its engine thread).
+#[derive(Debug, Default)]
+pub struct QueueCounters {
+    /// Frames put on the wire (handed to the TX ring / XDP_TX).
+    pub tx_packets: AtomicU64,
+    /// Their bytes (no FCS).
+    pub tx_bytes: AtomicU64,
+    /// Frames received back.
+    pub rx_packets: AtomicU64,
+    /// Their bytes.
+    pub rx_bytes: AtomicU64,
+    /// DNS responses by RCODE (0..15).
+    pub rcodes: [AtomicU64; 16],
+    /// The socket's XDP_STATISTICS at the end: rx_dropped, rx_ring_full,
+    /// rx_fill_ring_empty_descs, tx_invalid_descs, rx_invalid_descs.
+    pub xsk: [AtomicU64; 5],
+}
+
+impl QueueCounters {
+    /// Stores a socket's kernel statistics (at the end of the run).
+    pub fn store_xsk(&self, q: &sink::af_xdp::XskQueue) {
+        if let Ok(st) = q.stats() {
+            let v = [
+                st.rx_dropped,
+                st.rx_ring_full,
+                st.rx_fill_ring_empty_descs,
+                st.tx_invalid_descs,
+                st.rx_invalid_descs,
+            ];
+            for (a, b) in self.xsk.iter().zip(v) {
+                a.store(b, Relaxed);
+            }
+        }
+    }
+}
+
+/// Kernel AF_XDP socket statistics summed over the queues (XDP_STATISTICS).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct XskKernelStats {
+    /// Frames dropped by the kernel (e.g. socket gone, frame too big).
+    pub rx_dropped: u64,
+    /// RX ring full.
+    pub rx_ring_full: u64,
+    /// Fill ring empty when a frame arrived.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Invalid TX descriptors.
+    pub tx_invalid_descs: u64,
+    /// Invalid RX descriptors.
+    pub rx_invalid_descs: u64,
+}
+
+impl XskKernelStats {
+    /// Sums the queues.
+    pub fn take(queues: &[QueueCounters]) -> XskKernelStats {
+        let mut s = [0u64; 5];
+        for q in queues {
+            for (a, b) in s.iter_mut().zip(&q.xsk) {
+                *a += b.load(Relaxed);
+            }
+        }
+        XskKernelStats {
+            rx_dropped: s[0],
+            rx_ring_full: s[1],
+            rx_fill_ring_empty_descs: s[2],
+            tx_invalid_descs: s[3],
+            rx_invalid_descs: s[4],
+        }
+    }
+}
+
+impl QueueCounters {
+    /// Counts one received frame (hot path: no allocation).
+    #[inline]
+    pub fn count_rx(&self, frame: &[u8]) {
+        self.rx_packets.fetch_add(1, Relaxed);
+        self.rx_bytes.fetch_add(frame.len() as u64, Relaxed);
+        if let Some(rc) = classify(frame) {
+            self.rcodes[usize::from(rc & 15)].fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The RCODE of a DNS response frame (UDP source port 53, QR set), if it is one.
+#[inline]
+pub fn classify(frame: &[u8]) -> Option<u8> {
+    let u = udp4::parse(frame).ok()?;
+    if u.src_port != 53 {
+        return None;
+    }
+    let p = dns::Packet::new_checked(u.payload).ok()?;
+    p.is_response().then_some(p.rcode().0)
+}
+
+/// Totals over all queues at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// DNS responses by RCODE.
+    pub rcodes: [u64; 16],
+}
+
+impl Snapshot {
+    /// Sums the queues' counters.
+    pub fn take(queues: &[QueueCounters]) -> Snapshot {
+        let mut s = Snapshot::default();
+        for q in queues {
+            s.tx_packets += q.tx_packets.load(Relaxed);
+            s.tx_bytes += q.tx_bytes.load(Relaxed);
+            s.rx_packets += q.rx_packets.load(Relaxed);
+            s.rx_bytes += q.rx_bytes.load(Relaxed);
+            for (a, b) in s.rcodes.iter_mut().zip(&q.rcodes) {
+                *a += b.load(Relaxed);
+            }
+        }
+        s
+    }
+
+    /// Non-zero RCODE counts by name.
+    pub fn rcode_map(&self) -> BTreeMap<String, u64> {
+        self.rcodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (dns::Rcode(i as u8).name(), *n))
+            .collect()
+    }
+}
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        bytes as f64 * 8.0 / secs / 1e6
+    } else {
+        0.0
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// An interval record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Interval {
+    /// Always "interval".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Seconds since the start.
+    pub t: f64,
+    /// Interface.
+    pub iface: String,
+    /// Cumulative frames sent.
+    pub tx_packets: u64,
+    /// Cumulative bytes sent.
+    pub tx_bytes: u64,
+    /// Frames/s over the interval.
+    pub tx_pps: f64,
+    /// Mbit/s over the interval (frame bytes without FCS).
+    pub tx_mbps: f64,
+    /// Mbit/s on the wire (+24 bytes per frame: FCS, preamble, gap).
+    pub tx_mbps_wire: f64,
+    /// Cumulative frames received.
+    pub rx_packets: u64,
+    /// Received frames/s over the interval.
+    pub rx_pps: f64,
+    /// Received Mbit/s over the interval.
+    pub rx_mbps: f64,
+    /// Received Mbit/s on the wire.
+    pub rx_mbps_wire: f64,
+    /// Cumulative DNS responses by RCODE name.
+    pub rx_rcodes: BTreeMap<String, u64>,
+}
+
+impl Interval {
+    /// The record for the interval from `prev` (at `t_prev`) to `cur` (at `t`).
+    pub fn new(iface: &str, t: f64, t_prev: f64, prev: &Snapshot, cur: &Snapshot) -> Interval {
+        let dt = t - t_prev;
+        let dtx = cur.tx_packets - prev.tx_packets;
+        let dtb = cur.tx_bytes - prev.tx_bytes;
+        let drx = cur.rx_packets - prev.rx_packets;
+        let drb = cur.rx_bytes - prev.rx_bytes;
+        let rate = |n: u64| if dt > 0.0 { round3(n as f64 / dt) } else { 0.0 };
+        Interval {
+            kind: "interval",
+            t: round3(t),
+            iface: iface.to_owned(),
+            tx_packets: cur.tx_packets,
+            tx_bytes: cur.tx_bytes,
+            tx_pps: rate(dtx),
+            tx_mbps: round3(mbps(dtb, dt)),
+            tx_mbps_wire: round3(mbps(dtb + dtx * WIRE_OVERHEAD, dt)),
+            rx_packets: cur.rx_packets,
+            rx_pps: rate(drx),
+            rx_mbps: round3(mbps(drb, dt)),
+            rx_mbps_wire: round3(mbps(drb + drx * WIRE_OVERHEAD, dt)),
+            rx_rcodes: cur.rcode_map(),
+        }
+    }
+}
+
+/// Pacing deviation percentiles (actual - scheduled send time), ns.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Deviation {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+impl Deviation {
+    /// From a histogram of per-packet deviations.
+    pub fn of(h: &Histogram<u64>) -> Deviation {
+        if h.is_empty() {
+            return Deviation::default();
+        }
+        Deviation {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// The final record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Final {
+    /// Always "final".
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// "afxdp" or "xdp-live".
+    pub engine: &'static str,
+    /// AF_XDP bind mode, null for xdp-live.
+    pub xsk_mode: Option<&'static str>,
+    /// Interface.
+    pub iface: String,
+    /// Profile name.
+    pub profile: String,
+    /// Frame length (buffer bytes, no FCS).
+    pub frame_len: usize,
+    /// Number of queues (threads).
+    pub queues: usize,
+    /// Seconds from the start to the last packet.
+    pub duration_s: f64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Mean frames/s.
+    pub tx_pps: f64,
+    /// Mean Mbit/s.
+    pub tx_mbps: f64,
+    /// Mean Mbit/s on the wire.
+    pub tx_mbps_wire: f64,
+    /// Requested rate in frames/s (null: as fast as possible).
+    pub requested_pps: Option<f64>,
+    /// tx_pps / requested_pps.
+    pub achieved_ratio: Option<f64>,
+    /// Mean of the interval rates (full intervals only).
+    pub interval_pps_mean: f64,
+    /// Standard deviation of the interval rates.
+    pub interval_pps_stddev: f64,
+    /// Pacing deviation (only when paced; zeros otherwise).
+    pub pacing_deviation_ns: Deviation,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Mean received frames/s.
+    pub rx_pps: f64,
+    /// DNS responses by RCODE.
+    pub rx_rcodes: BTreeMap<String, u64>,
+    /// rx_packets / tx_packets.
+    pub replies_per_request: f64,
+    /// True when stopped by a signal.
+    pub interrupted: bool,
+    /// AF_XDP sockets' kernel statistics (null when no socket was open).
+    pub xsk_stats: Option<XskKernelStats>,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Human lines (MoonGen's columns).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// CSV with a header.
+    Csv,
+}
+
+const CSV_HEADER: &str =
+    "type,t,tx_packets,tx_pps,tx_mbps,tx_mbps_wire,rx_packets,rx_pps,rx_mbps,rx_mbps_wire";
+
+/// Writes records in the chosen format. Write errors (closed pipe) are ignored.
+#[derive(Debug)]
+pub struct Reporter<W: Write> {
+    out: W,
+    format: Output,
+    header_done: bool,
+}
+
+impl<W: Write> Reporter<W> {
+    /// A reporter writing to `out`.
+    pub fn new(out: W, format: Output) -> Reporter<W> {
+        Reporter {
+            out,
+            format,
+            header_done: false,
+        }
+    }
+
+    fn csv_header(&mut self) {
+        if !self.header_done {
+            let _ = writeln!(self.out, "{CSV_HEADER}");
+            self.header_done = true;
+        }
+    }
+
+    /// Writes an interval record.
+    pub fn interval(&mut self, r: &Interval) {
+        match self.format {
+            Output::Json => {
+                let _ = writeln!(self.out, "{}", serde_json::to_string(r).unwrap_or_default());
+            }
+            Output::Csv => {
+                self.csv_header();
+                let _ = writeln!(
+                    self.out,
+                    "interval,{},{},{},{},{},{},{},{},{}",
+                    r.t,
+                    r.tx_packets,
+                    r.tx_pps,
+                    r.tx_mbps,
+                    r.tx_mbps_wire,
+                    r.rx_packets,
+                    r.rx_pps,
+                    r.rx_mbps,
+                    r.rx_mbps_wire
+                );
+            }
+            Output::Text => {
+                let mut line = format!(
+                    "[{}] {:7.3}s TX: {:.4} Mpps, {:.0} Mbit/s ({:.0} Mbit/s with framing), total {} packets | RX: {:.4} Mpps, {:.0} Mbit/s, total {} packets",
+                    r.iface,
+                    r.t,
+                    r.tx_pps / 1e6,
+                    r.tx_mbps,
+                    r.tx_mbps_wire,
+                    r.tx_packets,
+                    r.rx_pps / 1e6,
+                    r.rx_mbps,
+                    r.rx_packets
+                );
+                if !r.rx_rcodes.is_empty() {
+                    let rc: Vec<String> = r
+                        .rx_rcodes
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    line.push_str(&format!(" ({})", rc.join(", ")));
+                }
+                let _ = writeln!(self.out, "{line}");
+            }
+        }
+        let _ = self.out.flush();
+    }
+
+    /// Writes the final record.
+    pub fn final_record(&mut self, r: &Final) {
+        match self.format {
+            Output::Json => {
+                let _ = writeln!(self.out, "{}", serde_json::to_string(r).unwrap_or_default());
+            }
+            Output::Csv => {
+                self.csv_header();
+                let _ = writeln!(
+                    self.out,
+                    "final,{},{},{},{},{},{},{},,",
+                    r.duration_s,
+                    r.tx_packets,
+                    r.tx_pps,
+                    r.tx_mbps,
+                    r.tx_mbps_wire,
+                    r.rx_packets,
+                    r.rx_pps
+                );
+            }
+            Output::Text => {
+                let _ = writeln!(
+                    self.out,
+                    "[{}] total: {} packets ({} bytes) in {:.3}s over {} queue(s), engine {}{}",
+                    r.iface,
+                    r.tx_packets,
+                    r.tx_bytes,
+                    r.duration_s,
+                    r.queues,
+                    r.engine,
+                    r.xsk_mode
+                        .map(|m| format!(" ({m} mode)"))
+                        .unwrap_or_default()
+                );
+                let _ = writeln!(
+                    self.out,
+                    "[{}] TX: {:.4} Mpps, {:.1} Mbit/s ({:.1} Mbit/s with framing); interval rates {:.0} +/- {:.0} pps",
+                    r.iface,
+                    r.tx_pps / 1e6,
+                    r.tx_mbps,
+                    r.tx_mbps_wire,
+                    r.interval_pps_mean,
+                    r.interval_pps_stddev
+                );
+                if let (Some(req), Some(ratio)) = (r.requested_pps, r.achieved_ratio) {
+                    let d = r.pacing_deviation_ns;
+                    let _ = writeln!(
+                        self.out,
+                        "[{}] requested {:.0} pps, achieved {:.0} pps ({:+.3}%); pacing deviation p50 {} ns, p90 {} ns, p99 {} ns, max {} ns",
+                        r.iface,
+                        req,
+                        r.tx_pps,
+                        (ratio - 1.0) * 100.0,
+                        d.p50,
+                        d.p90,
+                        d.p99,
+                        d.max
+                    );
+                }
+                let mut line = format!(
+                    "[{}] RX: {} packets, {:.4} Mpps, {:.4} replies per request",
+                    r.iface,
+                    r.rx_packets,
+                    r.rx_pps / 1e6,
+                    r.replies_per_request
+                );
+                if !r.rx_rcodes.is_empty() {
+                    let rc: Vec<String> = r
+                        .rx_rcodes
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    line.push_str(&format!(" ({})", rc.join(", ")));
+                }
+                let _ = writeln!(self.out, "{line}");
+            }
+        }
+        let _ = self.out.flush();
+    }
+}
+
+/// Mean and population standard deviation.
+pub fn mean_stddev(xs: &[f64]) -> (f64, f64) {
+    if xs.is_empty() {
+        return (0.0, 0.0);
+    }
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
+    (m, v.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_rates_and_json_keys() {
+        let prev = Snapshot {
+            tx_packets: 100,
+            tx_bytes: 6000,
+            ..Default::default()
+        };
+        let mut cur = Snapshot {
+            tx_packets: 1100,
+            tx_bytes: 66_000,
+            rx_packets: 10,
+            rx_bytes: 600,
+            ..Default::default()
+        };
+        cur.rcodes[3] = 7;
+        let r = Interval::new("gen0", 2.0, 1.0, &prev, &cur);
+        assert_eq!(r.tx_pps, 1000.0);
+        assert_eq!(r.tx_mbps, 0.48);
+        assert_eq!(r.tx_mbps_wire, round3((60_000.0 + 24_000.0) * 8.0 / 1e6));
+        let v: serde_json::Value = serde_json::to_value(&r).expect("json");
+        for k in [
+            "type",
+            "t",
+            "tx_packets",
+            "tx_pps",
+            "tx_mbps",
+            "tx_mbps_wire",
+            "rx_packets",
+            "rx_pps",
+            "rx_rcodes",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+        assert_eq!(v["rx_rcodes"]["NXDOMAIN"], 7);
+        assert_eq!(v["type"], "interval");
+    }
+
+    #[test]
+    fn classify_dns_responses_only() {
+        use profiles::{Profile, Template, TemplateOptions};
+        let t = Template::new(
+            &Profile::load("dns-small").expect("profile"),
+            TemplateOptions::default(),
+        )
+        .expect("template");
+        let mut f = t.frame_for(5, None);
+        assert_eq!(classify(&f), None, "a query is not a response");
+        // Turn it into an NXDOMAIN response from port 53.
+        let pay = udp4::PAYLOAD_OFFSET;
+        f[34..36].copy_from_slice(&53u16.to_be_bytes());
+        f[pay + 2] |= 0x80;
+        f[pay + 3] = (f[pay + 3] & 0xf0) | 3;
+        f[40..42].fill(0); // UDP checksum off
+        assert_eq!(classify(&f), Some(3));
+        assert_eq!(classify(&f[..20]), None);
+    }
+
+    #[test]
+    fn stats_helpers() {
+        assert_eq!(mean_stddev(&[1.0, 3.0]), (2.0, 1.0));
+        let mut h = Histogram::<u64>::new(3).expect("hist");
+        for v in 1..=100 {
+            h.record(v).expect("record");
+        }
+        let d = Deviation::of(&h);
+        assert_eq!((d.p50, d.max), (50, 100));
+    }
+}

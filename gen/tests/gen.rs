@@ -1,0 +1,633 @@
+//! `gen` end to end on real lab namespaces (direct topology, unique names, torn
+//! down on drop): rate and count at the receiver, every profile's frames as
+//! captured at the DUT, DNS replies by RCODE, JSON records, SIGINT, bad input.
+//! Rates are checked with generous tolerances (shared, noisy machine).
+
+use std::collections::HashSet;
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use lab::{Testbed, Topology, UpOptions};
+use profiles::wire::udp4;
+use profiles::{Profile, Template, TemplateOptions};
+
+const GEN: &str = env!("CARGO_BIN_EXE_gen");
+
+fn up(prefix: &str) -> Testbed {
+    Testbed::up(&UpOptions {
+        name: lab::unique_name(prefix),
+        topology: Topology::Direct,
+        queues: 1,
+    })
+    .expect("lab up")
+}
+
+fn gen_cmd(bed: &Testbed, args: &[&str]) -> Command {
+    let mut c = Command::new(GEN);
+    c.args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+        .args(args);
+    c
+}
+
+fn run_gen(bed: &Testbed, args: &[&str]) -> Output {
+    gen_cmd(bed, args).output().expect("run gen")
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+fn final_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "gen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs = json_lines(out);
+    let finals: Vec<_> = recs.iter().filter(|r| r["type"] == "final").collect();
+    assert_eq!(finals.len(), 1, "exactly one final record");
+    finals[0].clone()
+}
+
+fn rx_packets(host: &lab::Host) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &host.netns,
+            "-j",
+            "-s",
+            "link",
+            "show",
+            "dev",
+            &host.iface,
+        ])
+        .output()
+        .expect("ip");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip json");
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .expect("rx packets")
+}
+
+fn prog_name(host: &lab::Host) -> Option<String> {
+    let iface = host.iface.clone();
+    host.run_in(move || {
+        sink::af_xdp::attached_prog(&iface)
+            .expect("query")
+            .map(|(_, n)| n)
+    })
+    .expect("run_in")
+}
+
+/// AF_PACKET capture of UDP frames on the host's port, in a background thread.
+struct Capture {
+    frames: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Capture {
+    fn start(host: &lab::Host) -> Capture {
+        let frames = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f2, s2, ns, iface) = (
+            frames.clone(),
+            stop.clone(),
+            host.netns.clone(),
+            host.iface.clone(),
+        );
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            lab::run_in_netns(&ns, move || {
+                let idx = sink::af_xdp::ifindex(&iface).expect("ifindex");
+                let proto = (libc::ETH_P_ALL as u16).to_be();
+                // SAFETY: plain socket call; owned below.
+                let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+                assert!(fd >= 0);
+                // SAFETY: fresh fd.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                // SAFETY: sockaddr_ll is plain data.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                sll.sll_family = libc::AF_PACKET as u16;
+                sll.sll_protocol = proto;
+                sll.sll_ifindex = idx as i32;
+                let big: libc::c_int = 32 << 20;
+                let tv = libc::timeval {
+                    tv_sec: 0,
+                    tv_usec: 50_000,
+                };
+                // SAFETY: valid pointers and lengths.
+                unsafe {
+                    assert_eq!(
+                        libc::bind(
+                            fd.as_raw_fd(),
+                            (&sll as *const libc::sockaddr_ll).cast(),
+                            std::mem::size_of::<libc::sockaddr_ll>() as u32
+                        ),
+                        0
+                    );
+                    libc::setsockopt(
+                        fd.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_RCVBUFFORCE,
+                        (&big as *const libc::c_int).cast(),
+                        4,
+                    );
+                    libc::setsockopt(
+                        fd.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_RCVTIMEO,
+                        (&tv as *const libc::timeval).cast(),
+                        std::mem::size_of::<libc::timeval>() as u32,
+                    );
+                }
+                ready_tx.send(()).expect("ready");
+                let mut buf = vec![0u8; 4096];
+                while !s2.load(Ordering::Relaxed) {
+                    // SAFETY: buf valid for its length.
+                    let n = unsafe {
+                        libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+                    };
+                    if n > 0 && buf[12..14] == [8, 0] && buf[23] == 17 {
+                        f2.lock().expect("lock").push(buf[..n as usize].to_vec());
+                    }
+                }
+            })
+            .expect("run_in");
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("capture ready");
+        Capture {
+            frames,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self, want: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.frames.lock().expect("lock").len() < want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        std::mem::take(&mut *self.frames.lock().expect("lock"))
+    }
+}
+
+#[test]
+fn fixed_rate_delivers_the_expected_count() {
+    let bed = up("gr");
+    let d = bed.dut().clone();
+    for engine in ["afxdp", "xdp-live"] {
+        let before = rx_packets(&d);
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "min-single-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "20k",
+                "--duration",
+                "2s",
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        let got = rx_packets(&d) - before;
+        let sent = fin["tx_packets"].as_u64().expect("tx_packets");
+        assert_eq!(got, sent, "{engine}: every frame gen counted reached dut0");
+        let rate = got as f64 / 2.0;
+        assert!(
+            (rate / 20_000.0 - 1.0).abs() < 0.02,
+            "{engine}: {rate} pps at the receiver for 20k requested"
+        );
+        assert_eq!(fin["requested_pps"].as_f64(), Some(20_000.0));
+        assert_eq!(fin["engine"], engine);
+    }
+    assert_eq!(prog_name(bed.generator()).as_deref(), Some("xdp_pass"));
+}
+
+#[test]
+fn poisson_pattern_keeps_the_mean_rate() {
+    let bed = up("gpo");
+    let d = bed.dut().clone();
+    for engine in ["afxdp", "xdp-live"] {
+        let before = rx_packets(&d);
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "20k",
+                "--pattern",
+                "poisson",
+                "--duration",
+                "2s",
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        let got = rx_packets(&d) - before;
+        assert_eq!(Some(got), fin["tx_packets"].as_u64());
+        // Poisson counts over 2 s at 20k/s: stddev ~ 200 frames (0.5 %); allow 3 %.
+        assert!(
+            (got as f64 / 40_000.0 - 1.0).abs() < 0.03,
+            "{engine}: {got} frames for 40000 expected"
+        );
+    }
+}
+
+#[test]
+fn count_is_exact_and_every_profile_arrives_as_its_template_says() {
+    let bed = up("gp");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let n = 700u64;
+    for engine in ["afxdp", "xdp-live"] {
+        for name in [
+            "min-multi-flow",
+            "min-single-flow",
+            "dns-small",
+            "dns-large",
+        ] {
+            let mut p = Profile::load(name).expect("profile");
+            p.eth_src = g.mac.expect("gen mac");
+            p.eth_dst = d.mac.expect("dut mac");
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            let cap = Capture::start(&d);
+            let count = n.to_string();
+            let out = run_gen(
+                &bed,
+                &[
+                    "--profile",
+                    name,
+                    "--engine",
+                    engine,
+                    "--rate",
+                    "50k",
+                    "--count",
+                    &count,
+                    "--no-rx",
+                    "--output",
+                    "json",
+                ],
+            );
+            let fin = final_of(&out);
+            assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine} {name}");
+            let frames = cap.finish(n as usize);
+            assert_eq!(frames.len() as u64, n, "{engine} {name}: all captured");
+            let mut flows = HashSet::new();
+            for (i, f) in frames.iter().enumerate() {
+                let u =
+                    udp4::parse(f).unwrap_or_else(|e| panic!("{engine} {name} frame {i}: {e:?}"));
+                assert!(
+                    u.udp_checksum_ok(),
+                    "{engine} {name} frame {i}: UDP checksum"
+                );
+                assert_eq!(
+                    f,
+                    &t.frame_for(i as u64, None),
+                    "{engine} {name}: frame {i} as the template says"
+                );
+                flows.insert((u.src_ip, u.src_port, u.dst_ip, u.dst_port));
+            }
+            let want_flows = p.flows().min(n);
+            // DNS: 700 < 65536 IDs, so one source port: one flow.
+            let want_flows = if p.dns.is_some() { 1 } else { want_flows };
+            assert_eq!(flows.len() as u64, want_flows, "{engine} {name}: flows");
+            if name == "min-single-flow" {
+                assert!(
+                    frames.iter().all(|f| f == &frames[0]),
+                    "single flow: identical frames"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn stamp_carries_stream_counter_and_tx_time() {
+    let bed = up("gt");
+    let d = bed.dut().clone();
+    let cap = Capture::start(&d);
+    let before = profiles_now_ns();
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "min-multi-flow",
+            "--stamp",
+            "--rate",
+            "20k",
+            "--count",
+            "500",
+            "--no-rx",
+            "--output",
+            "json",
+        ],
+    );
+    let fin = final_of(&out);
+    assert_eq!(fin["tx_packets"].as_u64(), Some(500));
+    let after = profiles_now_ns();
+    let frames = cap.finish(500);
+    assert_eq!(frames.len(), 500);
+    let mut last_tx = 0;
+    for (i, f) in frames.iter().enumerate() {
+        let u = udp4::parse(f).expect("udp");
+        assert!(u.udp_checksum_ok(), "checksum covers the probe");
+        let p = profiles::wire::probe::Packet::new_checked(u.payload).expect("probe");
+        let r = profiles::wire::probe::Repr::parse(&p).expect("probe repr");
+        assert_eq!(
+            (r.stream, r.counter),
+            (0, i as u64),
+            "stream 0, counter in order"
+        );
+        assert!(
+            r.tx_ns >= before && r.tx_ns <= after,
+            "tx_ns within the run"
+        );
+        assert!(r.tx_ns >= last_tx, "tx_ns non-decreasing");
+        last_tx = r.tx_ns;
+    }
+    // 20k pps: 500 frames span ~25 ms of TX timestamps.
+    let first = profiles::wire::probe::Repr::parse(
+        &profiles::wire::probe::Packet::new_checked(udp4::parse(&frames[0]).expect("udp").payload)
+            .expect("p"),
+    )
+    .expect("r");
+    let span = last_tx - first.tx_ns;
+    assert!(
+        (20_000_000..60_000_000).contains(&span),
+        "TX stamps span {span} ns"
+    );
+}
+
+fn profiles_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+}
+
+/// A user-space DNS responder answering NXDOMAIN (stands in for dut's dns-ping
+/// until it lands).
+fn nxdomain_responder(host: &lab::Host, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let sock = host
+        .run_in(|| UdpSocket::bind("198.18.0.2:53").expect("bind :53"))
+        .expect("run_in");
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        let mut answered = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((len, from)) = sock.recv_from(&mut buf) {
+                if len < 12 {
+                    continue;
+                }
+                buf[2] |= 0x80; // QR
+                buf[3] = (buf[3] & 0xf0) | 3; // NXDOMAIN
+                if sock.send_to(&buf[..len], from).is_ok() {
+                    answered += 1;
+                }
+            }
+        }
+        answered
+    })
+}
+
+#[test]
+fn dns_replies_are_counted_by_rcode_and_json_adds_up() {
+    let bed = up("gd");
+    let stop = Arc::new(AtomicBool::new(false));
+    let resp = nxdomain_responder(bed.dut(), stop.clone());
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "dns-small",
+            "--rate",
+            "2k",
+            "--duration",
+            "3s",
+            "--interval",
+            "500ms",
+            "--output",
+            "json",
+        ],
+    );
+    stop.store(true, Ordering::Relaxed);
+    let answered = resp.join().expect("responder");
+    let recs = json_lines(&out);
+    let fin = final_of(&out);
+    let tx = fin["tx_packets"].as_u64().expect("tx");
+    let nx = fin["rx_rcodes"]["NXDOMAIN"].as_u64().unwrap_or(0);
+    assert!(
+        (5_000..=6_100).contains(&tx),
+        "{tx} queries at 2k/s for 3 s"
+    );
+    assert!(
+        answered as f64 >= tx as f64 * 0.97,
+        "responder answered {answered} of {tx}"
+    );
+    assert!(
+        nx as f64 >= answered as f64 * 0.97,
+        "{nx} NXDOMAIN counted of {answered} answered"
+    );
+    assert_eq!(
+        fin["rx_packets"].as_u64(),
+        Some(nx),
+        "every UDP frame back was a DNS reply"
+    );
+    let rpr = fin["replies_per_request"].as_f64().expect("ratio");
+    assert!((rpr - nx as f64 / tx as f64).abs() < 1e-9);
+    // Interval records: cumulative counters non-decreasing, rates consistent with them.
+    let ivs: Vec<_> = recs.iter().filter(|r| r["type"] == "interval").collect();
+    assert!(ivs.len() >= 4, "{} interval records", ivs.len());
+    let mut prev = (0u64, 0.0f64);
+    for r in &ivs {
+        for k in [
+            "t",
+            "tx_packets",
+            "tx_pps",
+            "tx_mbps",
+            "tx_mbps_wire",
+            "rx_packets",
+            "rx_pps",
+            "rx_rcodes",
+        ] {
+            assert!(r.get(k).is_some(), "interval key {k}");
+        }
+        let (p, t) = (
+            r["tx_packets"].as_u64().expect("p"),
+            r["t"].as_f64().expect("t"),
+        );
+        assert!(p >= prev.0);
+        let pps = r["tx_pps"].as_f64().expect("pps");
+        let expect = (p - prev.0) as f64 / (t - prev.1);
+        assert!(
+            (pps - expect).abs() <= expect * 0.01 + 2.0,
+            "interval rate {pps} vs {expect}"
+        );
+        prev = (p, t);
+    }
+    assert!(tx >= prev.0);
+    for k in [
+        "engine",
+        "xsk_mode",
+        "queues",
+        "duration_s",
+        "tx_bytes",
+        "tx_pps",
+        "tx_mbps",
+        "requested_pps",
+        "interval_pps_mean",
+        "interval_pps_stddev",
+        "pacing_deviation_ns",
+    ] {
+        assert!(fin.get(k).is_some(), "final key {k}");
+    }
+    assert_eq!(fin["xsk_mode"], "copy");
+    assert_eq!(
+        fin["tx_bytes"].as_u64(),
+        Some(tx * fin["frame_len"].as_u64().expect("len"))
+    );
+    assert_eq!(
+        prog_name(bed.generator()).as_deref(),
+        Some("xdp_pass"),
+        "placeholder restored"
+    );
+}
+
+#[test]
+fn sigint_prints_the_final_record_and_leaves_nothing_attached() {
+    let bed = up("gs");
+    for engine in ["afxdp", "xdp-live"] {
+        let child = gen_cmd(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "50k",
+                "--duration",
+                "30s",
+                "--output",
+                "json",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(
+            prog_name(bed.generator()).as_deref(),
+            Some(sink::af_xdp::REDIRECT_PROG),
+            "{engine}: ours while running"
+        );
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let t = Instant::now();
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{engine}: stopped promptly"
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["interrupted"], true);
+        let tx = fin["tx_packets"].as_u64().expect("tx");
+        assert!(tx > 20_000, "{engine}: {tx} sent before the signal");
+        assert!(fin["duration_s"].as_f64().expect("dur") < 5.0);
+        assert_eq!(
+            prog_name(bed.generator()).as_deref(),
+            Some("xdp_pass"),
+            "{engine}: placeholder restored"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_leaves_nothing() {
+    let bed = up("gb");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--iface", "nosuch0", "--profile", "min-multi-flow"],
+            "nosuch0",
+        ),
+        (&["--profile", "no-such-profile"], "no-such-profile"),
+        (
+            &["--profile", "min-multi-flow", "--rate", "0"],
+            "greater than 0",
+        ),
+        (&["--profile", "min-multi-flow", "--rate", "fast"], "rate"),
+        (&["--profile", "min-multi-flow", "--queues", "4"], "queue"),
+        (
+            &["--profile", "min-multi-flow", "--dst-ip", "198.18.0.99"],
+            "neighbour",
+        ),
+        (&["--profile", "dns-small", "--stamp"], "stamp"),
+    ];
+    for (args, needle) in cases {
+        let mut c = Command::new(GEN);
+        c.args(["--netns", &bed.generator().netns]);
+        if !args.contains(&"--iface") {
+            c.args(["--iface", "gen0"]);
+        }
+        let out = c.args(*args).output().expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.starts_with("error:"), "{args:?}: {err}");
+        assert!(
+            first.contains(needle),
+            "{args:?}: `{first}` should mention {needle}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert_eq!(
+            prog_name(bed.generator()).as_deref(),
+            Some("xdp_pass"),
+            "{args:?}: nothing attached"
+        );
+    }
+    // Not root.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            GEN,
+            "--iface",
+            "lo",
+            "--profile",
+            "min-multi-flow",
+        ])
+        .output()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error:") && err.contains("root"), "{err}");
+}

@@ -1,0 +1,286 @@
+//! What `sink` counts: packets and bytes, per-flow counts (bounded table; overflow is
+//! counted), and for probe frames (`gen --stamp`) loss, reordering, duplicates and
+//! one-way latency per stream.
+//!
+//! Probe invariants, per stream: `unique` counters seen; `expected = max - min + 1`;
+//! `lost = expected - unique` (never negative); an arrival below the highest counter
+//! seen is reordered; duplicates are detected within a window of [`WINDOW`] counters
+//! behind the highest (older arrivals are counted as reordered only).
+
+use std::collections::HashMap;
+
+use hdrhistogram::Histogram;
+use profiles::wire::{probe, udp4};
+use serde::Serialize;
+
+/// Duplicate-detection window per stream (counters).
+pub const WINDOW: u64 = 1 << 16;
+/// Flow table limit; frames of flows beyond it are counted in `flows_overflow`.
+pub const MAX_FLOWS: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowCount {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Stream {
+    min: u64,
+    max: u64,
+    unique: u64,
+    reordered: u64,
+    duplicates: u64,
+    seen: Vec<u64>,
+}
+
+impl Stream {
+    fn new(c: u64) -> Self {
+        let mut s = Stream { min: c, max: c, unique: 1, reordered: 0, duplicates: 0, seen: vec![0; (WINDOW / 64) as usize] };
+        s.set(c);
+        s
+    }
+    fn bit(c: u64) -> (usize, u64) {
+        let i = c % WINDOW;
+        ((i / 64) as usize, 1u64 << (i % 64))
+    }
+    fn set(&mut self, c: u64) {
+        let (w, m) = Self::bit(c);
+        self.seen[w] |= m;
+    }
+    fn on(&mut self, c: u64) {
+        if c > self.max {
+            if c - self.max >= WINDOW {
+                self.seen.iter_mut().for_each(|w| *w = 0);
+            } else {
+                for k in self.max + 1..=c {
+                    let (w, m) = Self::bit(k);
+                    self.seen[w] &= !m;
+                }
+            }
+            self.max = c;
+            self.set(c);
+            self.unique += 1;
+            return;
+        }
+        if self.max - c >= WINDOW {
+            self.reordered += 1;
+            self.unique += 1;
+            self.min = self.min.min(c);
+            return;
+        }
+        let (w, m) = Self::bit(c);
+        if self.seen[w] & m != 0 {
+            self.duplicates += 1;
+        } else {
+            self.seen[w] |= m;
+            self.unique += 1;
+            self.reordered += 1;
+            self.min = self.min.min(c);
+        }
+    }
+}
+
+/// Probe summary (`probe` in JSON).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProbeSummary {
+    pub received: u64,
+    pub streams: u64,
+    pub lost: u64,
+    pub reordered: u64,
+    pub duplicates: u64,
+    pub latency_ns: Latency,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub min: Option<u64>,
+    pub mean: Option<f64>,
+    pub p50: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+/// All of sink's counters.
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: HashMap<FlowKey, FlowCount>,
+    pub flows_overflow: u64,
+    pub non_ipv4_udp: u64,
+    probe_received: u64,
+    streams: HashMap<u8, Stream>,
+    latency: Histogram<u64>,
+    lat_sum: u128,
+    /// Probes whose latency could not be taken (hardware clock, or rx before tx).
+    pub latency_skipped: u64,
+}
+
+impl std::fmt::Debug for Counters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counters").field("packets", &self.packets).finish()
+    }
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Counters {
+    pub fn new() -> Self {
+        let mut latency = Histogram::new(3).expect("valid precision");
+        latency.auto(true);
+        Counters {
+            packets: 0,
+            bytes: 0,
+            flows: HashMap::new(),
+            flows_overflow: 0,
+            non_ipv4_udp: 0,
+            probe_received: 0,
+            streams: HashMap::new(),
+            latency,
+            lat_sum: 0,
+            latency_skipped: 0,
+        }
+    }
+
+    /// Counts one frame; `rx_ns` on CLOCK_REALTIME when `same_clock` (software stamps).
+    #[inline]
+    pub fn on_frame(&mut self, data: &[u8], wire_len: u32, rx_ns: u64, same_clock: bool) {
+        self.packets += 1;
+        self.bytes += u64::from(wire_len.max(data.len() as u32));
+        let Ok(u) = udp4::parse(data) else {
+            self.non_ipv4_udp += 1;
+            return;
+        };
+        let key = FlowKey { src: u.src_ip, dst: u.dst_ip, sport: u.src_port, dport: u.dst_port };
+        let len = self.flows.len();
+        match self.flows.get_mut(&key) {
+            Some(c) => {
+                c.packets += 1;
+                c.bytes += u64::from(wire_len);
+            }
+            None if len < MAX_FLOWS => {
+                self.flows.insert(key, FlowCount { packets: 1, bytes: u64::from(wire_len) });
+            }
+            None => self.flows_overflow += 1,
+        }
+        if let Ok(p) = probe::Packet::new_checked(u.payload)
+            && let Ok(r) = probe::Repr::parse(&p)
+        {
+            self.probe_received += 1;
+            match self.streams.get_mut(&r.stream) {
+                Some(s) => s.on(r.counter),
+                None => {
+                    self.streams.insert(r.stream, Stream::new(r.counter));
+                }
+            }
+            match rx_ns.checked_sub(r.tx_ns) {
+                Some(l) if same_clock => {
+                    let _ = self.latency.record(l.min(i64::MAX as u64 / 2));
+                    self.lat_sum += u128::from(l);
+                }
+                _ => self.latency_skipped += 1,
+            }
+        }
+    }
+
+    pub fn probe(&self) -> ProbeSummary {
+        let mut s = ProbeSummary { received: self.probe_received, streams: self.streams.len() as u64, ..Default::default() };
+        for st in self.streams.values() {
+            s.lost += (st.max - st.min + 1).saturating_sub(st.unique);
+            s.reordered += st.reordered;
+            s.duplicates += st.duplicates;
+        }
+        let h = &self.latency;
+        if !h.is_empty() {
+            s.latency_ns = Latency {
+                count: h.len(),
+                min: Some(h.min()),
+                mean: Some(self.lat_sum as f64 / h.len() as f64),
+                p50: Some(h.value_at_quantile(0.5)),
+                p99: Some(h.value_at_quantile(0.99)),
+                max: Some(h.max()),
+            };
+        }
+        s
+    }
+
+    /// The `n` largest flows by packets.
+    pub fn top_flows(&self, n: usize) -> Vec<(FlowKey, FlowCount)> {
+        let mut v: Vec<_> = self.flows.iter().map(|(k, c)| (*k, *c)).collect();
+        v.sort_by(|a, b| b.1.packets.cmp(&a.1.packets).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe_frame(stream: u8, counter: u64, tx_ns: u64) -> Vec<u8> {
+        let mut pl = [0u8; probe::LEN];
+        probe::Repr { stream, counter, tx_ns }.emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(1000, 2000);
+        let mut out = Vec::new();
+        b.write(&mut out, &pl).expect("write");
+        out
+    }
+
+    #[test]
+    fn loss_reorder_duplicates_latency() {
+        let mut c = Counters::new();
+        // stream 0: 0 1 3 2 2 5  -> lost 1 (4), reordered 1 (2 after 3), duplicate 1.
+        for (k, ctr) in [0u64, 1, 3, 2, 2, 5].into_iter().enumerate() {
+            let f = probe_frame(0, ctr, 1000);
+            c.on_frame(&f, f.len() as u32, 1000 + 100 * (k as u64 + 1), true);
+        }
+        // stream 1: 10 11 (no loss)
+        for ctr in [10u64, 11] {
+            let f = probe_frame(1, ctr, 0);
+            c.on_frame(&f, f.len() as u32, 50, true);
+        }
+        let p = c.probe();
+        assert_eq!((p.received, p.streams, p.lost, p.reordered, p.duplicates), (8, 2, 1, 1, 1));
+        assert_eq!(p.latency_ns.min, Some(50));
+        assert_eq!(p.latency_ns.max, Some(600));
+        assert_eq!(c.flows.len(), 1);
+        assert_eq!(c.packets, 8);
+    }
+
+    #[test]
+    fn big_jump_clears_the_window() {
+        let mut c = Counters::new();
+        for ctr in [0u64, WINDOW * 3, 1] {
+            let f = probe_frame(0, ctr, 0);
+            c.on_frame(&f, 60, 0, false);
+        }
+        let p = c.probe();
+        assert_eq!(p.duplicates, 0);
+        assert_eq!(p.reordered, 1);
+        assert_eq!(p.latency_ns.count, 0);
+    }
+
+    #[test]
+    fn garbage_is_counted_not_parsed() {
+        let mut c = Counters::new();
+        let f = probe_frame(0, 1, 0);
+        for cut in 0..f.len() {
+            c.on_frame(&f[..cut], cut as u32, 0, true);
+        }
+        assert_eq!(c.packets, f.len() as u64);
+        assert_eq!(c.probe().received, 0);
+    }
+}

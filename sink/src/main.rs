@@ -1,0 +1,10 @@
+//! `sink` binary: parse arguments, run, map the result to an exit code.
+use clap::Parser;
+
+fn main() {
+    let args = sink::cli::Args::parse();
+    if let Err(e) = sink::cli::run(&args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,139 @@
+//! Live on the lab (root): UDP frames and probe frames sent from the generator namespace
+//! are counted by `sink` on the monitor port; the pcapng it writes (on Ctrl-C) is read by
+//! tshark with the same count and nanosecond timestamps; probe loss and latency are
+//! measured; bad input is one clear line.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lab::{Testbed, UpOptions, unique_name};
+use profiles::wire::probe;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sink")
+}
+
+#[test]
+fn counts_frames_and_writes_pcapng_that_tshark_reads() {
+    count_and_write("af-packet");
+}
+
+#[test]
+fn af_xdp_backend_counts_and_writes_too() {
+    count_and_write("af-xdp");
+}
+
+fn count_and_write(backend: &str) {
+    let bed = Testbed::up(&UpOptions { name: unique_name("skl"), ..Default::default() }).expect("lab up");
+    let mon = bed.mon().expect("monitor").netns.clone();
+    // A bound socket on the DUT so no ICMP port-unreachable comes back.
+    let sinkhole = bed.dut().run_in(|| UdpSocket::bind("198.18.0.2:9000")).expect("netns").expect("bind");
+    let client = bed.r#gen().run_in(|| UdpSocket::bind("198.18.0.1:7000")).expect("netns").expect("bind");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = dir.path().join("cap.pcapng");
+    let mut child = Command::new(bin())
+        .args(["--netns", &mon, "--iface", "mon0", "--backend", backend, "--output", "json", "--interval", "200ms"])
+        .arg("--write")
+        .arg(&pcap)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sink");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = lines.next().expect("line").expect("utf8");
+    assert!(ready.contains("\"ready\""), "{ready}");
+
+    // 300 plain datagrams, then 200 probes of stream 7 with counters 0..210 minus 10.
+    for i in 0..300u32 {
+        client.send_to(&i.to_be_bytes(), "198.18.0.2:9000").expect("send");
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let mut sent_probes = 0;
+    for c in 0..210u64 {
+        if c % 21 == 5 {
+            continue; // "lost"
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64;
+        let mut pl = [0u8; probe::LEN];
+        probe::Repr { stream: 7, counter: c, tx_ns: now }.emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+        client.send_to(&pl, "198.18.0.2:9001").expect("send probe");
+        sent_probes += 1;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().expect("wait").success());
+    drop(sinkhole);
+    let fin: serde_json::Value = serde_json::from_str(rest.last().expect("final")).expect("json");
+    assert_eq!(fin["type"], "final");
+    assert_eq!(fin["clock"], "sw");
+    let packets = fin["packets"].as_u64().expect("packets");
+    // Probes to :9001 draw ICMP port-unreachable answers (rate-limited): at least what we sent.
+    assert!(packets >= 300 + sent_probes, "{fin}");
+    assert_eq!(fin["drops"]["ring"], 0);
+    let top = fin["top_flows"].as_array().expect("flows");
+    let plain = top.iter().find(|f| f["dport"] == 9000).expect("the plain flow");
+    assert_eq!(plain["packets"], 300);
+    assert_eq!(plain["src"], "198.18.0.1");
+    assert_eq!(fin["probe"]["received"], sent_probes);
+    assert_eq!(fin["probe"]["lost"], 10, "{fin}");
+    assert_eq!(fin["probe"]["reordered"], 0);
+    assert_eq!(fin["probe"]["duplicates"], 0);
+    let lmin = fin["probe"]["latency_ns"]["min"].as_u64().expect("latency");
+    let lmax = fin["probe"]["latency_ns"]["max"].as_u64().expect("latency");
+    assert!(lmin > 0 && lmax < 1_000_000_000, "{fin}");
+    assert_eq!(fin["written"], packets);
+    let stamped = if backend == "af-packet" { "sw" } else { "copy" };
+    assert_eq!(fin["timestamps"][stamped], packets, "every frame carries a software stamp");
+    assert_eq!(fin["backend"], backend);
+
+    // tshark reads the file: same count, nanosecond timestamps.
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-T", "fields", "-e", "frame.time_epoch", "-e", "udp.dstport"])
+        .output()
+        .expect("tshark");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len() as u64, packets);
+    assert_eq!(rows.iter().filter(|r| r.ends_with("\t9000")).count(), 300);
+    let frac = rows[0].split('\t').next().and_then(|t| t.split('.').nth(1)).expect("fraction");
+    assert_eq!(frac.len(), 9, "nanosecond resolution: {}", rows[0]);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs_f64();
+    let t0: f64 = rows[0].split('\t').next().and_then(|t| t.parse().ok()).expect("time");
+    assert!((now - t0).abs() < 60.0, "software stamps are CLOCK_REALTIME");
+    assert!(std::fs::read_dir(dir.path()).expect("ls").count() == 1, "no temporary file left");
+    let prog = Command::new("ip").args(["-n", &mon, "-d", "link", "show", "mon0"]).output().expect("ip");
+    assert!(String::from_utf8_lossy(&prog.stdout).contains("name xdp_pass"), "placeholder XDP program in place");
+}
+
+fn one_line(args: &[&str], needle: &str) {
+    let out = Command::new(bin()).args(args).output().expect("run sink");
+    assert!(!out.status.success(), "{args:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: {err}");
+}
+
+#[test]
+fn bad_input_is_one_clear_line() {
+    let bed = Testbed::up(&UpOptions { name: unique_name("skb"), ..Default::default() }).expect("lab up");
+    let mon = bed.mon().expect("monitor").netns.clone();
+    one_line(&["--netns", &mon, "--iface", "nosuch0"], "interface \"nosuch0\" not found");
+    one_line(&["--netns", &mon, "--iface", "mon0", "--clock", "hw"], "mon0: the NIC cannot timestamp in hardware");
+    one_line(&["--netns", &mon, "--iface", "mon0", "--write", "/nonexistent/dir/x.pcapng"], "cannot write capture file");
+    one_line(&["--netns", "no-such-netns-xyz", "--iface", "mon0"], "no-such-netns-xyz");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin(), "--iface", "lo"])
+        .output()
+        .expect("setpriv");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("root or CAP_NET_RAW"));
+}
