@@ -188,6 +188,10 @@ fn quick_tenants() {
     quick_run("tenants");
 }
 #[test]
+fn quick_tenant_neighbour() {
+    quick_run("tenant-neighbour");
+}
+#[test]
 fn quick_peers() {
     quick_run("peers");
 }
