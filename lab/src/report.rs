@@ -87,7 +87,8 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
     }
 
     if !exp.ratios.is_empty() {
-        let _ = writeln!(md, "## Ratios\n\n| ratio | {} | metric | value |\n|---|---:|---|---:|", exp.parameter);
+        let xcol = if exp.parameter == Param::None { "x".to_owned() } else { exp.parameter.to_string() };
+        let _ = writeln!(md, "## Ratios\n\n| ratio | {xcol} | metric | value |\n|---|---:|---|---:|");
         for ratio in &exp.ratios {
             // The figure's metric of the numerator's measurement kind.
             let primary = exp
