@@ -29,6 +29,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("dns-cache-latency", include_str!("../../profiles/experiments/dns-cache-latency.toml")),
     ("update-rate", include_str!("../../profiles/experiments/update-rate.toml")),
     ("tenants", include_str!("../../profiles/experiments/tenants.toml")),
+    ("tenant-neighbour", include_str!("../../profiles/experiments/tenant-neighbour.toml")),
     ("peers", include_str!("../../profiles/experiments/peers.toml")),
 ];
 
@@ -206,6 +207,9 @@ pub struct Series {
     pub only_dst: Option<String>,
     /// gen `--dst-ip` (e.g. a neighbour tenant's address).
     pub dst_ip: Option<String>,
+    /// A neighbour tenant on the same machine burning this many checksums
+    /// per packet under a full-speed flood while this series is measured.
+    pub neighbour_checksums: Option<u32>,
 }
 
 /// A ratio the report computes between two series' means at the same x.
@@ -441,6 +445,7 @@ struct RawSeries {
     checksums: Option<Spanned<i64>>,
     only_dst: Option<Spanned<String>>,
     dst_ip: Option<Spanned<String>>,
+    neighbour_checksums: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -637,6 +642,15 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             v.get_ref().parse::<std::net::Ipv4Addr>().map(|_| v.get_ref().clone()).or_else(|_| cx.err(v.span(), "dst_ip", format!("'{}' is not an IPv4 address", v.get_ref())))
         }).transpose()?;
 
+        let neighbour_checksums = match &s.neighbour_checksums {
+            None => None,
+            Some(n) => {
+                if measure != Measure::ResponseTime {
+                    return cx.err(n.span(), "neighbour_checksums", "a busy neighbour is measured by its effect on response times: needs measure = \"response-time\"");
+                }
+                Some(int_in(cx, n, "neighbour_checksums", 0, 100_000)?)
+            }
+        };
         // Cross-checks: what this series measures must be possible here.
         let at = s.name.span();
         match measure {
@@ -689,6 +703,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             checksums,
             only_dst,
             dst_ip,
+            neighbour_checksums,
         });
     }
 
@@ -858,6 +873,8 @@ mod tests {
         assert!(m.starts_with("x.toml:11: ratio: no series named 'b'"), "{m}");
         let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nprogram = \"dns-cache\"\n"));
         assert!(m.contains("not a DNS profile"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nneighbour_checksums = 10\n"));
+        assert!(m.starts_with("x.toml:9: neighbour_checksums: a busy neighbour"), "{m}");
         let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nsource = \"dnsperf\"\n"));
         assert!(m.contains("profile: dnsperf needs a DNS profile") || m.contains("source:"), "{m}");
     }

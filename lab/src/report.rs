@@ -87,9 +87,16 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
     }
 
     if !exp.ratios.is_empty() {
-        let _ = writeln!(md, "## Ratios\n\n| ratio | {} | metric | value |\n|---|---:|---|---:|", exp.parameter);
+        let xcol = if exp.parameter == Param::None { "x".to_owned() } else { exp.parameter.to_string() };
+        let _ = writeln!(md, "## Ratios\n\n| ratio | {xcol} | metric | value |\n|---|---:|---|---:|");
         for ratio in &exp.ratios {
-            for num in rows.iter().filter(|r| r.series == ratio.numerator) {
+            // The figure's metric of the numerator's measurement kind.
+            let primary = exp
+                .series
+                .iter()
+                .find(|s| s.name == ratio.numerator)
+                .map(|s| crate::runner::metrics_of(s.measure)[0]);
+            for num in rows.iter().filter(|r| r.series == ratio.numerator && Some(r.metric.as_str()) == primary) {
                 if let Some(den) = rows.iter().find(|r| r.series == ratio.denominator && r.metric == num.metric && r.x == num.x)
                     && den.summary.mean != 0.0
                 {

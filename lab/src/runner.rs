@@ -264,6 +264,8 @@ struct PointRun<'a> {
     /// A userspace DUT runs in the foreground for as long as we measure.
     dut_fg: Option<Child>,
     bed: Option<Testbed>,
+    /// The busy neighbour tenant's own lab (gen flood -> checksum program).
+    neighbour: Option<(Testbed, u32)>,
     queues: u32,
 }
 
@@ -274,13 +276,14 @@ impl Drop for PointRun<'_> {
             let _ = c.stop(Duration::from_secs(3));
         }
         self.bed.take();
+        self.neighbour.take();
     }
 }
 
 impl<'a> PointRun<'a> {
     fn set_up(exp: &Experiment, series: &'a Series, x: f64, plan: &Plan, raw: &Path) -> Result<PointRun<'a>> {
         let queues = if exp.parameter == Param::Queues { x as u32 } else { series.queues };
-        let mut pr = PointRun { series, x, parameter: exp.parameter, duration: plan.duration, raw: raw.to_path_buf(), dut_fg: None, bed: None, queues };
+        let mut pr = PointRun { series, x, parameter: exp.parameter, duration: plan.duration, raw: raw.to_path_buf(), dut_fg: None, bed: None, neighbour: None, queues };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
         }
@@ -301,6 +304,14 @@ impl<'a> PointRun<'a> {
                 only_dst: series.only_dst.as_deref(),
             };
             pr.dut_fg = install(&lab, &opts, &pr.file("dut-install", "txt"))?;
+        }
+        if let Some(n) = series.neighbour_checksums {
+            // The neighbour tenant: its own generator and DUT port on the
+            // same machine, its program in its own driver.
+            let nb = Testbed::up(&UpOptions { name: crate::unique_name("nb"), topology: Topology::Direct, queues: 1 }).context("neighbour lab up")?;
+            let opts = InstallOptions { program: "checksum", mode: "native", profile: None, checksums: Some(n), only_dst: None };
+            install(nb.name(), &opts, &pr.file("neighbour-dut-install", "txt"))?;
+            pr.neighbour = Some((nb, n));
         }
         Ok(pr)
     }
@@ -366,19 +377,7 @@ impl<'a> PointRun<'a> {
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
         let window = (|| -> Result<(Value, Option<(f64, f64)>)> {
-            let first = dut_status(&lab)?;
-            let p0 = num(&first, "counters.packets").unwrap_or(0.0);
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                sleep_checked(Duration::from_millis(100))?;
-                let s = dut_status(&lab)?;
-                if num(&s, "counters.packets").unwrap_or(0.0) > p0 {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!("no traffic reached the DUT program on dut0 within 15 s");
-                }
-            }
+            wait_for_traffic(&lab)?;
             // dut samples counters and BPF run-time statistics (which it
             // switches on for the window) before and after it. A user-space
             // DUT's own CPU time is read around the same window.
@@ -451,6 +450,19 @@ impl<'a> PointRun<'a> {
 
     fn response_time(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
         let lab = self.lab()?.to_owned();
+        // A busy neighbour: flood its checksum program for the whole
+        // measurement, starting once its DUT sees traffic.
+        let flood = match &self.neighbour {
+            None => None,
+            Some((nb, _)) => {
+                let mut c = Command::new(tools::locate("gen")?);
+                c.args(["--netns", &crate::gen_netns(nb.name()), "--iface", crate::GEN_IFACE, "--profile", "min-multi-flow"]);
+                c.args(["--duration", &format!("{}ms", (self.duration + Duration::from_secs(20)).as_millis()), "--no-rx", "--output", "json"]);
+                let child = Child::spawn(c)?;
+                wait_for_traffic(nb.name())?;
+                Some(child)
+            }
+        };
         let base = self.rep_file(rep, "tstamp");
         let mut ts = start_tstamp(&lab, &[("--hdrh", base.with_extension("hdr"))])?;
         let gen_out = tools::run(self.gen_cmd(self.duration, true)?);
@@ -458,6 +470,11 @@ impl<'a> PointRun<'a> {
         thread::sleep(Duration::from_millis(300));
         let ts_out = ts.take().context("tstamp")?.stop(Duration::from_secs(5))?;
         std::fs::write(&base, ts_out.stdout()).ok();
+        if let Some(f) = flood {
+            let nb_status = self.neighbour.as_ref().and_then(|(nb, _)| dut_status(nb.name()).ok());
+            let out = f.stop(Duration::from_secs(5))?;
+            std::fs::write(self.rep_file(rep, "neighbour-gen"), format!("{}{}\n", out.stdout(), nb_status.map(|s| s.to_string()).unwrap_or_default())).ok();
+        }
         let gen_out = gen_out?;
         std::fs::write(self.rep_file(rep, "gen"), gen_out.stdout()).ok();
         gen_out.check()?;
@@ -518,6 +535,21 @@ pub fn sleep_checked(d: Duration) -> Result<()> {
         thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
     }
     Ok(())
+}
+
+/// Waits until dut0's program in `lab` counts packets (up to 15 s).
+fn wait_for_traffic(lab: &str) -> Result<()> {
+    let p0 = num(&dut_status(lab)?, "counters.packets").unwrap_or(0.0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        sleep_checked(Duration::from_millis(100))?;
+        if num(&dut_status(lab)?, "counters.packets").unwrap_or(0.0) > p0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no traffic reached the DUT program on dut0 of {lab} within 15 s");
+        }
+    }
 }
 
 /// What `dut install` gets.

@@ -4,8 +4,8 @@
 //! saying what to build, when the binaries are missing: they never skip.
 //!
 //! The tests take the machine's measurement resources, so they run one at a
-//! time (a process-wide lock), and each checks that the root namespace list
-//! is the same afterwards.
+//! time (a process-wide lock), and each checks that none of the namespaces
+//! its run created is left afterwards.
 
 #![allow(clippy::unwrap_used)]
 
@@ -83,11 +83,20 @@ fn quick_run(name: &str) {
     let exp = Experiment::load(name).unwrap();
     let plan = exp.plan(true);
     let out = tmpdir(name);
-    let before = netns();
-    let res = Command::new(lab_bin()).args(["run", name, "--quick", "--out"]).arg(&out).output().unwrap();
+    let child = Command::new(lab_bin())
+        .args(["run", name, "--quick", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // lab run names its labs run<pid in hex>-<n> (lab::unique_name); other
+    // crates' tests may build and remove labs meanwhile, so only ours count.
+    let prefix = format!("run{:x}-", child.id());
+    let res = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert!(res.status.success(), "lab run {name} --quick failed: {stderr}");
-    assert_eq!(before, netns(), "lab run {name} left namespaces behind");
+    assert_eq!(ours(&netns(), &prefix), Vec::<String>::new(), "lab run {name} left namespaces behind");
     assert!(stderr.contains("left"), "progress lines on stderr: {stderr}");
 
     let pts = read_points(&out);
@@ -118,16 +127,22 @@ fn quick_run(name: &str) {
     }
     // Single flow is not faster than multi flow by more than noise. veth has
     // no RSS (the sender's TX queue picks the RX queue) and gen writes fewer
-    // fields per single-flow frame, so single-flow may well be faster here;
-    // a factor of 2 is beyond that.
+    // fields per single-flow frame, so single-flow may well be faster here,
+    // and one 2-s quick sample of a shared 2-core machine swings by 2x (seen:
+    // user space 0.48 vs 0.78 Mpps one run, 0.73 vs 0.34 the next). So the
+    // check is on the sum over every execution point and x: a factor of 2 is
+    // beyond that noise.
+    let (mut single, mut multi) = (0.0, 0.0);
     for s in exp.series.iter().filter(|s| s.name.contains("single-flow")) {
-        let multi = s.name.replace("single-flow", "multi-flow");
-        if let (Some(a), Some(b)) = (pts.by.get(&(s.name.clone(), "drop_pps".into())), pts.by.get(&(multi.clone(), "drop_pps".into()))) {
+        let m = s.name.replace("single-flow", "multi-flow");
+        if let (Some(a), Some(b)) = (pts.by.get(&(s.name.clone(), "drop_pps".into())), pts.by.get(&(m, "drop_pps".into()))) {
             for &x in &plan.values {
-                assert!(mean(a, x) <= mean(b, x) * 2.0, "{name}: {} ({}) vs {multi} ({}) at x={x}", s.name, mean(a, x), mean(b, x));
+                single += mean(a, x);
+                multi += mean(b, x);
             }
         }
     }
+    assert!(single <= multi * 2.0, "{name}: single-flow {single} vs multi-flow {multi} packets/s summed");
     // Plots carry their series, the report links them.
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     let mut metrics: Vec<&str> = exp.series.iter().map(|s| primary(s.measure)).collect();
@@ -173,6 +188,10 @@ fn quick_tenants() {
     quick_run("tenants");
 }
 #[test]
+fn quick_tenant_neighbour() {
+    quick_run("tenant-neighbour");
+}
+#[test]
 fn quick_peers() {
     quick_run("peers");
 }
@@ -208,13 +227,13 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
     require_tools();
     let name = lab::unique_name("demo");
     let out = tmpdir("demo");
-    let before = netns();
+    assert!(lab::existing_namespaces(&name).is_empty());
     let t = Instant::now();
     let res = Command::new(lab_bin()).args(["demo", "--name", &name, "--out"]).arg(&out).output().unwrap();
     let stdout = String::from_utf8_lossy(&res.stdout);
     assert!(res.status.success(), "lab demo failed: {}", String::from_utf8_lossy(&res.stderr));
     assert!(t.elapsed() < Duration::from_secs(60), "demo took {:?}", t.elapsed());
-    assert_eq!(before, netns(), "demo left namespaces behind");
+    assert_eq!(lab::existing_namespaces(&name), Vec::<String>::new(), "demo left namespaces behind");
     for want in ["sent", "answered", "lost", "p50", "p99", "clock"] {
         assert!(stdout.contains(want), "report lacks {want}: {stdout}");
     }
@@ -273,5 +292,48 @@ fn ctrl_c_during_the_demo_tears_the_lab_down() {
     };
     assert!(!status.success(), "an interrupted demo exits non-zero");
     assert!(lab::existing_namespaces(&name).is_empty(), "lab {name} left behind: {:?}", ours(&netns(), &name));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn ctrl_c_during_a_run_keeps_what_was_measured_and_a_rerun_completes_it() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let out = tmpdir("runc");
+    let child = Command::new(lab_bin())
+        .args(["run", "checksum", "--quick", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let prefix = format!("run{:x}-", child.id());
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Interrupt once at least one measurement is on disk.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let lines = std::fs::read_to_string(out.join("points.csv")).map_or(0, |t| t.lines().count());
+        if lines > 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no measurement within 90 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let res = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(1), "an interrupted run exits 1: {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(ours(&netns(), &prefix), Vec::<String>::new(), "labs left behind");
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report of the partial run");
+    assert!(report.contains("Interrupted"), "{report}");
+    let measured = std::fs::read_to_string(out.join("points.csv")).unwrap().lines().filter(|l| l.contains(",drop_pps,")).count();
+    assert!((1..9).contains(&measured), "{measured} of 9 measured before Ctrl-C");
+    // The re-run measures only what is missing.
+    let again = Command::new(lab_bin()).args(["run", "checksum", "--quick", "--out"]).arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(stdout.contains(&format!("{} measured, {measured} already there", 9 - measured)), "{stdout}");
     let _ = std::fs::remove_dir_all(&out);
 }
