@@ -2,7 +2,6 @@
 //! bits/s on the wire counting 24 bytes of framing per frame), durations (`30s`,
 //! `500ms`, `2m`, bare number = seconds), core lists (`0,2-3`). Pure functions.
 
-use std::time::Duration;
 
 /// Framing bytes per frame on the wire beyond the buffer: FCS 4, preamble 8, gap 12.
 pub const WIRE_OVERHEAD: u64 = 24;
@@ -65,30 +64,7 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
     Ok(if bits { Rate::Bits(v) } else { Rate::Pps(v) })
 }
 
-/// Parses a duration: `30s`, `500ms`, `2m`, `1h`, `100us`, bare number = seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, suf) = split_suffix(t);
-    let v: f64 = num.parse().map_err(|_| {
-        format!("duration `{s}`: expected e.g. 30s, 500ms, 2m or a number of seconds")
-    })?;
-    let secs = match suf {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" => v / 1e6,
-        "m" | "min" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => {
-            return Err(format!(
-                "duration `{s}`: unknown unit `{suf}` (use ms, s, m, h)"
-            ));
-        }
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("duration `{s}` must be greater than 0"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+pub use profiles::units::{format_mac, parse_duration, parse_mac};
 
 /// Parses a core list: `0,2-3,5`.
 pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
@@ -119,34 +95,10 @@ pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    let bad = || format!("MAC address `{s}`: expected six hex bytes like 02:00:00:00:00:02");
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut m = [0u8; 6];
-    for (o, p) in m.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return Err(bad());
-        }
-        *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-    }
-    Ok(m)
-}
-
-/// Formats a MAC address.
-pub fn format_mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn rates() {

@@ -335,26 +335,7 @@ pub fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(EXPERIMENTS_DIR)
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e-3)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 500ms, 2m)"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("'{s}' must be a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
-}
+pub use profiles::units::parse_duration;
 
 /// Parses a packet rate `50k`, `1.5M`, `750000` into packets/s.
 pub fn parse_rate(s: &str) -> Result<f64, String> {

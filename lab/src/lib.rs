@@ -84,18 +84,24 @@ pub const SW_DUT_IFACE: &str = "sw-dut";
 pub const SW_MON_IFACE: &str = "sw-mon";
 
 /// The generator's IPv4 address (RFC 2544 benchmarking range).
-pub const GEN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const GEN_IP: Ipv4Addr = ipv4(profiles::profile::defaults::GEN_IP);
 /// The DUT's IPv4 address.
-pub const DUT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const DUT_IP: Ipv4Addr = ipv4(profiles::profile::defaults::DUT_IP);
 /// Prefix length of the lab subnet 198.18.0.0/24.
 pub const PREFIX_LEN: u8 = 24;
 
 /// The generator's MAC address.
-pub const GEN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const GEN_MAC: [u8; 6] = profiles::profile::defaults::GEN_MAC;
 /// The DUT's MAC address.
-pub const DUT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub const DUT_MAC: [u8; 6] = profiles::profile::defaults::DUT_MAC;
 /// The monitor's MAC address.
 pub const MON_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x03];
+
+/// The profiles' default addresses are the lab's: a profile that names none talks to the
+/// lab's DUT from the lab's generator host.
+const fn ipv4(o: [u8; 4]) -> Ipv4Addr {
+    Ipv4Addr::new(o[0], o[1], o[2], o[3])
+}
 
 /// Namespace of the generator host of lab `name`.
 pub fn gen_netns(name: &str) -> String {

@@ -7,6 +7,7 @@
 //!   packet), the generator's hot path.
 //! - [`names`]: the DNS name sets and their A records, so the DUT's cache holds exactly
 //!   what the generator asks.
+//! - [`units`]: durations and MAC addresses as every tool's command line takes them.
 //! - [`wire`]: Ethernet/IPv4/UDP reading (etherparse), DNS and the probe payload.
 //!
 //! No I/O here, except [`Profile::load`] reading a profile file the user names.
@@ -14,6 +15,7 @@
 pub mod names;
 pub mod profile;
 pub mod template;
+pub mod units;
 pub mod wire;
 
 pub use names::NameSet;

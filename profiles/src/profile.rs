@@ -706,27 +706,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
     })
 }
 
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`).
-pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    let bad = || format!("'{s}' is not a MAC address (aa:bb:cc:dd:ee:ff)");
-    if parts.len() != 6 {
-        return Err(bad());
-    }
-    let mut m = [0u8; 6];
-    for (o, p) in m.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return Err(bad());
-        }
-        *o = u8::from_str_radix(p, 16).map_err(|_| bad())?;
-    }
-    Ok(m)
-}
-
-/// A MAC as text.
-pub fn format_mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
+pub use crate::units::{format_mac, parse_mac};
 
 fn mac_to_u64(m: [u8; 6]) -> u64 {
     m.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b))
