@@ -379,14 +379,7 @@ impl<W: Write> Reporter<W> {
                     r.rx_mbps,
                     r.rx_packets
                 );
-                if !r.rx_rcodes.is_empty() {
-                    let rc: Vec<String> = r
-                        .rx_rcodes
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect();
-                    line.push_str(&format!(" ({})", rc.join(", ")));
-                }
+                line.push_str(&rcodes_suffix(&r.rx_rcodes));
                 let _ = writeln!(self.out, "{line}");
             }
         }
@@ -459,14 +452,7 @@ impl<W: Write> Reporter<W> {
                     r.rx_pps / 1e6,
                     r.replies_per_request
                 );
-                if !r.rx_rcodes.is_empty() {
-                    let rc: Vec<String> = r
-                        .rx_rcodes
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect();
-                    line.push_str(&format!(" ({})", rc.join(", ")));
-                }
+                line.push_str(&rcodes_suffix(&r.rx_rcodes));
                 let _ = writeln!(self.out, "{line}");
             }
         }
@@ -482,6 +468,15 @@ pub fn mean_stddev(xs: &[f64]) -> (f64, f64) {
     let m = xs.iter().sum::<f64>() / xs.len() as f64;
     let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64;
     (m, v.sqrt())
+}
+
+/// ` (NXDOMAIN 5, NOERROR 2)` for the text lines, or nothing when no replies were parsed.
+fn rcodes_suffix(rcodes: &BTreeMap<String, u64>) -> String {
+    if rcodes.is_empty() {
+        return String::new();
+    }
+    let rc: Vec<String> = rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!(" ({})", rc.join(", "))
 }
 
 #[cfg(test)]
@@ -556,3 +551,4 @@ mod tests {
         assert_eq!((d.p50, d.max), (50, 100));
     }
 }
+
