@@ -199,7 +199,7 @@ fn state_dir() -> PathBuf {
 }
 
 fn state_path(kind: &str, ifindex: u32) -> Result<PathBuf> {
-    Ok(state_dir().join(format!("{kind}-{}-{ifindex}.json", kernel::netns_inode()?)))
+    Ok(state_dir().join(format!("{kind}-{}-{ifindex}.json", kernel::netns_cookie()?)))
 }
 
 fn write_state(path: &PathBuf, v: &Value) -> Result<()> {
@@ -225,6 +225,7 @@ fn now_s() -> f64 {
 
 /// What was attached on the interface before `install`.
 struct Previous {
+    id: u32,
     mode: XdpMode,
     fd: OwnedFd,
     placeholder: bool,
@@ -303,6 +304,7 @@ fn install(a: &InstallArgs) -> Result<()> {
             );
         }
         previous.push(Previous {
+            id,
             mode: m,
             fd: kernel::prog_fd(id)?,
             placeholder,
@@ -356,8 +358,12 @@ fn install(a: &InstallArgs) -> Result<()> {
         }
         return Err(e).context(format!("attach {} on {}", program.name(), a.iface));
     }
-    // Keep what an earlier install replaced (a --force re-install over our own program).
-    let old_state = read_state(&state_path("install", ifindex)?);
+    // Keep what an earlier install replaced (a --force re-install over our own
+    // program), trusting its record only if it describes the program replaced.
+    let old_state = read_state(&state_path("install", ifindex)?).filter(|s| {
+        let id = s["prog_id"].as_u64();
+        previous.iter().any(|p| Some(u64::from(p.id)) == id)
+    });
     let placeholder_mode = previous
         .iter()
         .find(|p| p.placeholder)
@@ -523,6 +529,7 @@ fn remove(iface: &str) -> Result<()> {
     let path = state_path("install", ifindex)?;
     let state = read_state(&path);
     let mut removed = Vec::new();
+    let mut removed_ids = Vec::new();
     let mut others = Vec::new();
     for (m, id) in kernel::xdp_query(ifindex)?.iter() {
         let info = kernel::prog_info(id)?;
@@ -530,13 +537,20 @@ fn remove(iface: &str) -> Result<()> {
             kernel::xdp_detach(ifindex, m)
                 .with_context(|| format!("detach {} from {iface}", info.name))?;
             removed.push(format!("{} ({} mode, id {id})", info.name, m.as_str()));
+            removed_ids.push(u64::from(id));
         } else {
             others.push(m);
         }
     }
     let mut restored = false;
+    // The record counts only if it describes the program just removed.
     let placeholder_mode = state
         .as_ref()
+        .filter(|s| {
+            s["prog_id"]
+                .as_u64()
+                .is_some_and(|id| removed_ids.contains(&id))
+        })
         .and_then(|s| s["placeholder_mode"].as_str())
         .and_then(|m| match m {
             "native" => Some(XdpMode::Native),

@@ -300,15 +300,42 @@ pub fn enable_stats() -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Inode of the current network namespace (keys the state files).
-pub fn netns_inode() -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/net")
-        .map(|m| m.ino())
-        .map_err(|e| Error::Kernel {
-            what: "stat /proc/self/ns/net".into(),
-            source: e,
-        })
+/// Cookie of the current network namespace (keys the state files). Unlike
+/// the namespace's inode, which the kernel hands to a new namespace once the
+/// old one is gone, the cookie is never reused within a boot, so a state file
+/// left by a deleted namespace can never be taken for this one's.
+pub fn netns_cookie() -> Result<u64> {
+    // SO_NETNS_COOKIE (Linux 5.14) on the generic socket-option table.
+    const SO_NETNS_COOKIE: libc::c_int = 71;
+    let kernel = |what: &str, source: std::io::Error| Error::Kernel {
+        what: what.into(),
+        source,
+    };
+    // SAFETY: plain syscalls on a socket this function owns; the option value
+    // is written into a local u64 whose size is passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(kernel("socket(AF_UNIX)", std::io::Error::last_os_error()));
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut cookie: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        );
+        if rc != 0 {
+            return Err(kernel(
+                "getsockopt(SO_NETNS_COOKIE) (needs Linux 5.14)",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(cookie)
+    }
 }
 
 /// Enters network namespace `name` (/run/netns/NAME) for this thread (call it

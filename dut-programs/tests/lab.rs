@@ -302,6 +302,15 @@ fn bad_input_is_one_line_nonzero_and_attaches_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 
+    // A stale record: dut installs over the placeholder (and records that),
+    // then a foreign program replaces dut's behind its back. The record no
+    // longer describes what is attached and must not be trusted later.
+    ok(
+        &dut(&["--netns", &ns, "install", "drop", "--iface", "dut0"]),
+        "install over the placeholder",
+    );
+    assert_eq!(attached_name(&bed).as_deref(), Some("dut_drop"));
+
     // A foreign program: refused without --force, replaced with it.
     lab::attach_reflect(&ns, "dut0").expect("reflect");
     one_line(
@@ -323,7 +332,7 @@ fn bad_input_is_one_line_nonzero_and_attaches_nothing() {
     assert_eq!(
         attached_name(&bed),
         None,
-        "no placeholder was there: nothing restored"
+        "the placeholder record was stale (a foreign program had replaced dut's): nothing restored"
     );
 
     // Not root.

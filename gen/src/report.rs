@@ -551,4 +551,3 @@ mod tests {
         assert_eq!((d.p50, d.max), (50, 100));
     }
 }
-

@@ -2,7 +2,6 @@
 //! bits/s on the wire counting 24 bytes of framing per frame), durations (`30s`,
 //! `500ms`, `2m`, bare number = seconds), core lists (`0,2-3`). Pure functions.
 
-
 /// Framing bytes per frame on the wire beyond the buffer: FCS 4, preamble 8, gap 12.
 pub const WIRE_OVERHEAD: u64 = 24;
 

@@ -37,7 +37,13 @@ pub struct DemoOptions {
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        DemoOptions { name: "demo".into(), out: PathBuf::from("demo-out"), rate: "50k".into(), duration: "5s".into(), profile: "dns-small".into() }
+        DemoOptions {
+            name: "demo".into(),
+            out: PathBuf::from("demo-out"),
+            rate: "50k".into(),
+            duration: "5s".into(),
+            profile: "dns-small".into(),
+        }
     }
 }
 
@@ -69,27 +75,62 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let out = &opts.out;
 
     eprintln!("demo: building the switched lab '{}'", opts.name);
-    let bed = Testbed::up(&UpOptions { name: opts.name.clone(), topology: Topology::Switched, queues: 1 }).context("lab up")?;
+    let bed = Testbed::up(&UpOptions {
+        name: opts.name.clone(),
+        topology: Topology::Switched,
+        queues: 1,
+    })
+    .context("lab up")?;
     let lab = bed.name().to_owned();
 
-    eprintln!("demo: installing dns-cache on {}-dut/dut0, filled from {}", lab, opts.profile);
+    eprintln!(
+        "demo: installing dns-cache on {}-dut/dut0, filled from {}",
+        lab, opts.profile
+    );
     runner::install(
         &lab,
-        &InstallOptions { program: "dns-cache", mode: "native", profile: Some(&opts.profile), checksums: None, only_dst: None },
+        &InstallOptions {
+            program: "dns-cache",
+            mode: "native",
+            profile: Some(&opts.profile),
+            checksums: None,
+            only_dst: None,
+        },
         &out.join("dut-install.txt"),
     )?;
 
     eprintln!("demo: starting tstamp on {}-mon/mon0", lab);
     let ts = runner::start_tstamp(
         &lab,
-        &[("--hdrh", out.join("rtt.hdr")), ("--hist-csv", out.join("rtt-histogram.csv")), ("--plot", out.join("rtt.svg"))],
+        &[
+            ("--hdrh", out.join("rtt.hdr")),
+            ("--hist-csv", out.join("rtt-histogram.csv")),
+            ("--plot", out.join("rtt.svg")),
+        ],
     )?
     .context("tstamp")?;
 
-    eprintln!("demo: gen sends {} queries/s for {}", opts.rate, opts.duration);
+    eprintln!(
+        "demo: gen sends {} queries/s for {}",
+        opts.rate, opts.duration
+    );
     let mut g = std::process::Command::new(gen_bin);
-    g.args(["--netns", &crate::gen_netns(&lab), "--iface", crate::GEN_IFACE, "--profile", &opts.profile]);
-    g.args(["--rate", &opts.rate, "--duration", &opts.duration, "--output", "json"]);
+    g.args([
+        "--netns",
+        &crate::gen_netns(&lab),
+        "--iface",
+        crate::GEN_IFACE,
+        "--profile",
+        &opts.profile,
+    ]);
+    g.args([
+        "--rate",
+        &opts.rate,
+        "--duration",
+        &opts.duration,
+        "--output",
+        "json",
+    ]);
     let gen_out = tools::run(g);
     runner::sleep_checked(Duration::from_millis(300)).ok();
     let ts_out = ts.stop(Duration::from_secs(5))?;
@@ -101,7 +142,10 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         gen_out.check()?;
     }
     let status = runner::dut_status(&lab)?;
-    write_atomic(&out.join("dut-status.json"), format!("{status}\n").as_bytes())?;
+    write_atomic(
+        &out.join("dut-status.json"),
+        format!("{status}\n").as_bytes(),
+    )?;
     let gen_final = gen_out.final_record()?;
     let tstamp_final = ts_out.final_record()?;
 
@@ -111,15 +155,32 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     }
     let mut md = format!("# lab demo\n\n```\n{report}```\n\n");
     let _ = writeln!(md, "![response times](rtt.svg)\n");
-    let _ = writeln!(md, "Files: [gen.json](gen.json), [tstamp.json](tstamp.json), [dut-status.json](dut-status.json), [rtt.hdr](rtt.hdr) (HDR histogram log), [rtt-histogram.csv](rtt-histogram.csv).");
+    let _ = writeln!(
+        md,
+        "Files: [gen.json](gen.json), [tstamp.json](tstamp.json), [dut-status.json](dut-status.json), [rtt.hdr](rtt.hdr) (HDR histogram log), [rtt-histogram.csv](rtt-histogram.csv)."
+    );
     write_atomic(&out.join("summary.md"), md.as_bytes())?;
     drop(bed);
-    let files = ["summary.md", "gen.json", "tstamp.json", "dut-status.json", "rtt.svg", "rtt.hdr", "rtt-histogram.csv"]
-        .iter()
-        .map(|f| out.join(f))
-        .filter(|p| p.exists())
-        .collect();
-    Ok(DemoResult { gen_final, tstamp_final, report, files, interrupted })
+    let files = [
+        "summary.md",
+        "gen.json",
+        "tstamp.json",
+        "dut-status.json",
+        "rtt.svg",
+        "rtt.hdr",
+        "rtt-histogram.csv",
+    ]
+    .iter()
+    .map(|f| out.join(f))
+    .filter(|p| p.exists())
+    .collect();
+    Ok(DemoResult {
+        gen_final,
+        tstamp_final,
+        report,
+        files,
+        interrupted,
+    })
 }
 
 fn int(v: &Value, k: &str) -> String {
@@ -133,11 +194,33 @@ fn us(v: &Value, k: &str) -> String {
 /// The text report.
 pub fn render(opts: &DemoOptions, g: &Value, t: &Value, status: &Value) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "lab demo: dns-cache ({}) on the DUT, {} queries/s for {}", opts.profile, opts.rate, opts.duration);
-    let _ = writeln!(s, "  sent      {} queries (gen tx, {} pps)", int(g, "tx_packets"), int(g, "tx_pps"));
-    let _ = writeln!(s, "  answered  {} (gen rx), {} matched on the mirror port", int(g, "rx_packets"), int(t, "matched"));
-    let _ = writeln!(s, "  lost      {} (requests seen on mon0 without an answer)", int(t, "lost"));
-    let _ = writeln!(s, "  DUT       {} packets through dns-cache on dut0", int(status, "counters.packets"));
+    let _ = writeln!(
+        s,
+        "lab demo: dns-cache ({}) on the DUT, {} queries/s for {}",
+        opts.profile, opts.rate, opts.duration
+    );
+    let _ = writeln!(
+        s,
+        "  sent      {} queries (gen tx, {} pps)",
+        int(g, "tx_packets"),
+        int(g, "tx_pps")
+    );
+    let _ = writeln!(
+        s,
+        "  answered  {} (gen rx), {} matched on the mirror port",
+        int(g, "rx_packets"),
+        int(t, "matched")
+    );
+    let _ = writeln!(
+        s,
+        "  lost      {} (requests seen on mon0 without an answer)",
+        int(t, "lost")
+    );
+    let _ = writeln!(
+        s,
+        "  DUT       {} packets through dns-cache on dut0",
+        int(status, "counters.packets")
+    );
     let _ = writeln!(
         s,
         "  response  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
@@ -147,11 +230,23 @@ pub fn render(opts: &DemoOptions, g: &Value, t: &Value, status: &Value) -> Strin
         us(t, "rtt_ns.p99_9"),
         us(t, "rtt_ns.max")
     );
-    let _ = writeln!(s, "  clock     {} timestamps on the mirror port ({})", t["clock"].as_str().unwrap_or("?"), if t["clock"] == "hw" { "NIC hardware" } else { "kernel software, SO_TIMESTAMPING" });
+    let _ = writeln!(
+        s,
+        "  clock     {} timestamps on the mirror port ({})",
+        t["clock"].as_str().unwrap_or("?"),
+        if t["clock"] == "hw" {
+            "NIC hardware"
+        } else {
+            "kernel software, SO_TIMESTAMPING"
+        }
+    );
     s
 }
 
 /// The output files a demo run leaves (for tests).
 pub fn expected_files(out: &Path) -> Vec<PathBuf> {
-    ["summary.md", "gen.json", "tstamp.json", "dut-status.json"].iter().map(|f| out.join(f)).collect()
+    ["summary.md", "gen.json", "tstamp.json", "dut-status.json"]
+        .iter()
+        .map(|f| out.join(f))
+        .collect()
 }

@@ -31,7 +31,9 @@ pub enum Error {
     #[error("no lab named {0:?} (no namespace {0}-gen, {0}-dut, {0}-sw or {0}-mon)")]
     NotFound(String),
     /// Some but not all of the lab's namespaces or interfaces exist.
-    #[error("lab {name:?} is incomplete ({detail}); run `lab down --name {name}` to remove what is left")]
+    #[error(
+        "lab {name:?} is incomplete ({detail}); run `lab down --name {name}` to remove what is left"
+    )]
     Incomplete {
         /// The lab name.
         name: String,

@@ -23,14 +23,38 @@ pub const EXPERIMENTS_DIR: &str = "profiles/experiments";
 
 /// Shipped experiments, embedded: (name, TOML text).
 pub const SHIPPED: &[(&str, &str)] = &[
-    ("drop-rate", include_str!("../../profiles/experiments/drop-rate.toml")),
-    ("checksum", include_str!("../../profiles/experiments/checksum.toml")),
-    ("dns-ping-latency", include_str!("../../profiles/experiments/dns-ping-latency.toml")),
-    ("dns-cache-latency", include_str!("../../profiles/experiments/dns-cache-latency.toml")),
-    ("update-rate", include_str!("../../profiles/experiments/update-rate.toml")),
-    ("tenants", include_str!("../../profiles/experiments/tenants.toml")),
-    ("tenant-neighbour", include_str!("../../profiles/experiments/tenant-neighbour.toml")),
-    ("peers", include_str!("../../profiles/experiments/peers.toml")),
+    (
+        "drop-rate",
+        include_str!("../../profiles/experiments/drop-rate.toml"),
+    ),
+    (
+        "checksum",
+        include_str!("../../profiles/experiments/checksum.toml"),
+    ),
+    (
+        "dns-ping-latency",
+        include_str!("../../profiles/experiments/dns-ping-latency.toml"),
+    ),
+    (
+        "dns-cache-latency",
+        include_str!("../../profiles/experiments/dns-cache-latency.toml"),
+    ),
+    (
+        "update-rate",
+        include_str!("../../profiles/experiments/update-rate.toml"),
+    ),
+    (
+        "tenants",
+        include_str!("../../profiles/experiments/tenants.toml"),
+    ),
+    (
+        "tenant-neighbour",
+        include_str!("../../profiles/experiments/tenant-neighbour.toml"),
+    ),
+    (
+        "peers",
+        include_str!("../../profiles/experiments/peers.toml"),
+    ),
 ];
 
 /// DUT programs `dut install` knows.
@@ -54,7 +78,9 @@ pub enum ExperimentError {
         msg: String,
     },
     /// Neither a shipped name nor a readable file.
-    #[error("unknown experiment '{name}': not a shipped experiment ({shipped}) nor a readable file")]
+    #[error(
+        "unknown experiment '{name}': not a shipped experiment ({shipped}) nor a readable file"
+    )]
     Unknown {
         /// What was asked for.
         name: String,
@@ -299,7 +325,12 @@ impl Experiment {
                 .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"))
                 .unwrap_or("syntax")
                 .to_string();
-            ExperimentError::Invalid { origin: origin.into(), line, key, msg }
+            ExperimentError::Invalid {
+                origin: origin.into(),
+                line,
+                key,
+                msg,
+            }
         })?;
         resolve(&cx, raw)
     }
@@ -313,13 +344,22 @@ impl Experiment {
                 repetitions: self.quick_repetitions,
             }
         } else {
-            Plan { values: self.values.clone(), duration: self.duration, repetitions: self.repetitions }
+            Plan {
+                values: self.values.clone(),
+                duration: self.duration,
+                repetitions: self.repetitions,
+            }
         }
     }
 
     /// Peer tools the series use (`trafgen`, `dnsperf`).
     pub fn peers(&self) -> Vec<Source> {
-        let mut v: Vec<Source> = self.series.iter().map(|s| s.source).filter(|s| *s != Source::Gen).collect();
+        let mut v: Vec<Source> = self
+            .series
+            .iter()
+            .map(|s| s.source)
+            .filter(|s| *s != Source::Gen)
+            .collect();
         v.dedup();
         v
     }
@@ -327,12 +367,18 @@ impl Experiment {
 
 /// Comma-separated shipped experiment names.
 pub fn shipped_names() -> String {
-    SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    SHIPPED
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Path of the experiments directory in the source tree (for messages).
 pub fn source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(EXPERIMENTS_DIR)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(EXPERIMENTS_DIR)
 }
 
 pub use profiles::units::parse_duration;
@@ -346,7 +392,9 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
         Some('G') => (&s[..s.len() - 1], 1e9),
         _ => (s, 1.0),
     };
-    let v: f64 = num.parse().map_err(|_| format!("'{s}' is not a packet rate (e.g. 50k, 1.5M)"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a packet rate (e.g. 50k, 1.5M)"))?;
     if !v.is_finite() || v <= 0.0 {
         return Err(format!("'{s}' must be a positive rate"));
     }
@@ -446,7 +494,12 @@ impl Ctx<'_> {
         let end = span.start.min(self.text.len());
         self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
     }
-    fn err<T>(&self, span: Range<usize>, key: &str, msg: impl Into<String>) -> Result<T, ExperimentError> {
+    fn err<T>(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> Result<T, ExperimentError> {
         Err(ExperimentError::Invalid {
             origin: self.origin.into(),
             line: self.line(span),
@@ -464,12 +517,24 @@ fn one_of<T>(
     allowed: &str,
 ) -> Result<T, ExperimentError> {
     parse(v.get_ref()).map_or_else(
-        || cx.err(v.span(), key, format!("unknown value '{}' (one of {allowed})", v.get_ref())),
+        || {
+            cx.err(
+                v.span(),
+                key,
+                format!("unknown value '{}' (one of {allowed})", v.get_ref()),
+            )
+        },
         Ok,
     )
 }
 
-fn int_in(cx: &Ctx<'_>, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Result<u32, ExperimentError> {
+fn int_in(
+    cx: &Ctx<'_>,
+    v: &Spanned<i64>,
+    key: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<u32, ExperimentError> {
     let x = *v.get_ref();
     if x < lo || x > hi {
         return cx.err(v.span(), key, format!("{x} is out of range ({lo} to {hi})"));
@@ -478,14 +543,25 @@ fn int_in(cx: &Ctx<'_>, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Result
 }
 
 /// Series settings after laying a series over the file's defaults.
-fn pick<'a>(s: &'a Option<Spanned<String>>, d: &'a Option<Spanned<String>>) -> Option<&'a Spanned<String>> {
+fn pick<'a>(
+    s: &'a Option<Spanned<String>>,
+    d: &'a Option<Spanned<String>>,
+) -> Option<&'a Spanned<String>> {
     s.as_ref().or(d.as_ref())
 }
 
 fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     let name = raw.name.get_ref().trim().to_owned();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return cx.err(raw.name.span(), "name", "must be non-empty and use only [A-Za-z0-9_-] (it names files)");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return cx.err(
+            raw.name.span(),
+            "name",
+            "must be non-empty and use only [A-Za-z0-9_-] (it names files)",
+        );
     }
     let topology = match &raw.topology {
         None => Topo::Direct,
@@ -501,30 +577,45 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             "direct, switched",
         )?,
     };
-    let duration = parse_duration(raw.duration.get_ref()).or_else(|m| cx.err(raw.duration.span(), "duration", m))?;
+    let duration = parse_duration(raw.duration.get_ref())
+        .or_else(|m| cx.err(raw.duration.span(), "duration", m))?;
     let repetitions = int_in(cx, &raw.repetitions, "repetitions", 1, 1000)?;
 
     let (parameter, values) = match &raw.sweep {
         None => (Param::None, vec![0.0]),
         Some(sw) => {
-            let p = one_of(cx, &sw.parameter, "sweep.parameter", Param::parse, "queues, checksums, rate, batch, none")?;
+            let p = one_of(
+                cx,
+                &sw.parameter,
+                "sweep.parameter",
+                Param::parse,
+                "queues, checksums, rate, batch, none",
+            )?;
             let vals = sw.values.get_ref().clone();
             check_values(cx, p, &vals, sw.values.span(), "sweep.values")?;
             (p, vals)
         }
     };
-    let (mut quick_duration, mut quick_repetitions, mut quick_values) =
-        (duration.min(Duration::from_secs(3)), repetitions.min(2), values.clone());
+    let (mut quick_duration, mut quick_repetitions, mut quick_values) = (
+        duration.min(Duration::from_secs(3)),
+        repetitions.min(2),
+        values.clone(),
+    );
     if let Some(q) = &raw.quick {
         if let Some(d) = &q.duration {
-            quick_duration = parse_duration(d.get_ref()).or_else(|m| cx.err(d.span(), "quick.duration", m))?;
+            quick_duration =
+                parse_duration(d.get_ref()).or_else(|m| cx.err(d.span(), "quick.duration", m))?;
         }
         if let Some(r) = &q.repetitions {
             quick_repetitions = int_in(cx, r, "quick.repetitions", 1, 1000)?;
         }
         if let Some(v) = &q.values {
             if parameter == Param::None {
-                return cx.err(v.span(), "quick.values", "the experiment sweeps nothing ([sweep] is missing)");
+                return cx.err(
+                    v.span(),
+                    "quick.values",
+                    "the experiment sweeps nothing ([sweep] is missing)",
+                );
             }
             check_values(cx, parameter, v.get_ref(), v.span(), "quick.values")?;
             quick_values = v.get_ref().clone();
@@ -550,14 +641,34 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     for s in raw.series.get_ref() {
         let sname = s.name.get_ref().trim().to_owned();
         if sname.is_empty() || sname.contains(',') || sname.contains('"') {
-            return cx.err(s.name.span(), "series.name", "must be non-empty, without commas or quotes");
+            return cx.err(
+                s.name.span(),
+                "series.name",
+                "must be non-empty, without commas or quotes",
+            );
         }
         if series.iter().any(|o| o.name == sname) {
-            return cx.err(s.name.span(), "series.name", format!("'{sname}' appears twice"));
+            return cx.err(
+                s.name.span(),
+                "series.name",
+                format!("'{sname}' appears twice"),
+            );
         }
         let measure = match pick(&s.measure, &d.measure) {
-            Some(m) => one_of(cx, m, "measure", Measure::parse, "dut-rate, answer-rate, response-time, update-rate")?,
-            None => return cx.err(s.name.span(), "measure", "no measure for this series (set `measure` at the top or in the series)"),
+            Some(m) => one_of(
+                cx,
+                m,
+                "measure",
+                Measure::parse,
+                "dut-rate, answer-rate, response-time, update-rate",
+            )?,
+            None => {
+                return cx.err(
+                    s.name.span(),
+                    "measure",
+                    "no measure for this series (set `measure` at the top or in the series)",
+                );
+            }
         };
         let source = match pick(&s.source, &d.source) {
             Some(m) => one_of(cx, m, "source", Source::parse, "gen, trafgen, dnsperf")?,
@@ -568,7 +679,15 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             Some(p) if p.get_ref() == "none" => None,
             Some(p) => {
                 if !PROGRAMS.contains(&p.get_ref().as_str()) {
-                    return cx.err(p.span(), "program", format!("unknown program '{}' (one of {}, none)", p.get_ref(), PROGRAMS.join(", ")));
+                    return cx.err(
+                        p.span(),
+                        "program",
+                        format!(
+                            "unknown program '{}' (one of {}, none)",
+                            p.get_ref(),
+                            PROGRAMS.join(", ")
+                        ),
+                    );
                 }
                 Some(p.get_ref().clone())
             }
@@ -577,20 +696,48 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             None => "native".to_owned(),
             Some(m) => {
                 if !MODES.contains(&m.get_ref().as_str()) {
-                    return cx.err(m.span(), "mode", format!("unknown execution point '{}' (one of {})", m.get_ref(), MODES.join(", ")));
+                    return cx.err(
+                        m.span(),
+                        "mode",
+                        format!(
+                            "unknown execution point '{}' (one of {})",
+                            m.get_ref(),
+                            MODES.join(", ")
+                        ),
+                    );
                 }
                 m.get_ref().clone()
             }
         };
         let profile = match pick(&s.profile, &d.profile) {
-            None => return cx.err(s.name.span(), "profile", "no workload profile for this series"),
+            None => {
+                return cx.err(
+                    s.name.span(),
+                    "profile",
+                    "no workload profile for this series",
+                );
+            }
             Some(p) => {
-                let prof = profiles::Profile::load(p.get_ref()).or_else(|e| cx.err(p.span(), "profile", e.to_string()))?;
-                if matches!(program.as_deref(), Some("dns-ping" | "dns-cache")) && prof.dns.is_none() {
-                    return cx.err(p.span(), "profile", format!("'{}' is not a DNS profile, but the program answers DNS", p.get_ref()));
+                let prof = profiles::Profile::load(p.get_ref())
+                    .or_else(|e| cx.err(p.span(), "profile", e.to_string()))?;
+                if matches!(program.as_deref(), Some("dns-ping" | "dns-cache"))
+                    && prof.dns.is_none()
+                {
+                    return cx.err(
+                        p.span(),
+                        "profile",
+                        format!(
+                            "'{}' is not a DNS profile, but the program answers DNS",
+                            p.get_ref()
+                        ),
+                    );
                 }
                 if source == Source::Dnsperf && prof.dns.is_none() {
-                    return cx.err(p.span(), "profile", "dnsperf needs a DNS profile (its names are the queries)");
+                    return cx.err(
+                        p.span(),
+                        "profile",
+                        "dnsperf needs a DNS profile (its names are the queries)",
+                    );
                 }
                 p.get_ref().clone()
             }
@@ -611,17 +758,36 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             None => None,
             Some(c) => {
                 if program.as_deref() != Some("checksum") {
-                    return cx.err(c.span(), "checksums", "only the checksum program takes checksums");
+                    return cx.err(
+                        c.span(),
+                        "checksums",
+                        "only the checksum program takes checksums",
+                    );
                 }
                 Some(int_in(cx, c, "checksums", 0, 100_000)?)
             }
         };
-        let only_dst = pick(&s.only_dst, &d.only_dst).map(|v| {
-            check_cidr(v.get_ref()).map(|_| v.get_ref().clone()).or_else(|m| cx.err(v.span(), "only_dst", m))
-        }).transpose()?;
-        let dst_ip = pick(&s.dst_ip, &d.dst_ip).map(|v| {
-            v.get_ref().parse::<std::net::Ipv4Addr>().map(|_| v.get_ref().clone()).or_else(|_| cx.err(v.span(), "dst_ip", format!("'{}' is not an IPv4 address", v.get_ref())))
-        }).transpose()?;
+        let only_dst = pick(&s.only_dst, &d.only_dst)
+            .map(|v| {
+                check_cidr(v.get_ref())
+                    .map(|_| v.get_ref().clone())
+                    .or_else(|m| cx.err(v.span(), "only_dst", m))
+            })
+            .transpose()?;
+        let dst_ip = pick(&s.dst_ip, &d.dst_ip)
+            .map(|v| {
+                v.get_ref()
+                    .parse::<std::net::Ipv4Addr>()
+                    .map(|_| v.get_ref().clone())
+                    .or_else(|_| {
+                        cx.err(
+                            v.span(),
+                            "dst_ip",
+                            format!("'{}' is not an IPv4 address", v.get_ref()),
+                        )
+                    })
+            })
+            .transpose()?;
 
         let neighbour_checksums = match &s.neighbour_checksums {
             None => None,
@@ -636,30 +802,66 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let at = s.name.span();
         match measure {
             Measure::ResponseTime if topology != Topo::Switched => {
-                return cx.err(at, "measure", "response-time needs topology = \"switched\" (the mirror port)");
+                return cx.err(
+                    at,
+                    "measure",
+                    "response-time needs topology = \"switched\" (the mirror port)",
+                );
             }
-            Measure::ResponseTime | Measure::AnswerRate if !matches!(program.as_deref(), Some("dns-ping" | "dns-cache")) => {
-                return cx.err(at, "program", "answers need a responder: program dns-ping or dns-cache");
+            Measure::ResponseTime | Measure::AnswerRate
+                if !matches!(program.as_deref(), Some("dns-ping" | "dns-cache")) =>
+            {
+                return cx.err(
+                    at,
+                    "program",
+                    "answers need a responder: program dns-ping or dns-cache",
+                );
             }
             Measure::DutRate if program.is_none() => {
-                return cx.err(at, "program", "dut-rate reads the DUT program's counters: name a program");
+                return cx.err(
+                    at,
+                    "program",
+                    "dut-rate reads the DUT program's counters: name a program",
+                );
             }
             Measure::UpdateRate if source != Source::Gen => {
-                return cx.err(at, "source", "update-rate runs no traffic (source must be gen or unset)");
+                return cx.err(
+                    at,
+                    "source",
+                    "update-rate runs no traffic (source must be gen or unset)",
+                );
             }
             _ => {}
         }
         match (source, measure) {
-            (Source::Trafgen, Measure::DutRate) | (Source::Dnsperf, Measure::AnswerRate) | (Source::Gen, _) => {}
-            (Source::Trafgen, _) => return cx.err(at, "source", "trafgen only serves measure = \"dut-rate\""),
-            (Source::Dnsperf, _) => return cx.err(at, "source", "dnsperf only serves measure = \"answer-rate\""),
+            (Source::Trafgen, Measure::DutRate)
+            | (Source::Dnsperf, Measure::AnswerRate)
+            | (Source::Gen, _) => {}
+            (Source::Trafgen, _) => {
+                return cx.err(at, "source", "trafgen only serves measure = \"dut-rate\"");
+            }
+            (Source::Dnsperf, _) => {
+                return cx.err(
+                    at,
+                    "source",
+                    "dnsperf only serves measure = \"answer-rate\"",
+                );
+            }
         }
         match parameter {
             Param::Checksums if program.as_deref() != Some("checksum") => {
-                return cx.err(at, "sweep.parameter", "sweeping checksums needs program = \"checksum\"");
+                return cx.err(
+                    at,
+                    "sweep.parameter",
+                    "sweeping checksums needs program = \"checksum\"",
+                );
             }
             Param::Batch if measure != Measure::UpdateRate => {
-                return cx.err(at, "sweep.parameter", "sweeping batch needs measure = \"update-rate\"");
+                return cx.err(
+                    at,
+                    "sweep.parameter",
+                    "sweeping batch needs measure = \"update-rate\"",
+                );
             }
             Param::Rate if source != Source::Gen => {
                 return cx.err(at, "sweep.parameter", "only gen takes a paced rate");
@@ -692,10 +894,17 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     for r in &raw.ratio {
         for v in [&r.numerator, &r.denominator] {
             if !series.iter().any(|s| &s.name == v.get_ref()) {
-                return cx.err(v.span(), "ratio", format!("no series named '{}'", v.get_ref()));
+                return cx.err(
+                    v.span(),
+                    "ratio",
+                    format!("no series named '{}'", v.get_ref()),
+                );
             }
         }
-        ratios.push(Ratio { numerator: r.numerator.get_ref().clone(), denominator: r.denominator.get_ref().clone() });
+        ratios.push(Ratio {
+            numerator: r.numerator.get_ref().clone(),
+            denominator: r.denominator.get_ref().clone(),
+        });
     }
 
     Ok(Experiment {
@@ -717,7 +926,13 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     })
 }
 
-fn check_values(cx: &Ctx<'_>, p: Param, vals: &[f64], span: Range<usize>, key: &str) -> Result<(), ExperimentError> {
+fn check_values(
+    cx: &Ctx<'_>,
+    p: Param,
+    vals: &[f64],
+    span: Range<usize>,
+    key: &str,
+) -> Result<(), ExperimentError> {
     if vals.is_empty() {
         return cx.err(span, key, "must not be empty");
     }
@@ -732,11 +947,24 @@ fn check_values(cx: &Ctx<'_>, p: Param, vals: &[f64], span: Range<usize>, key: &
         let integer = v.fract() == 0.0;
         match p {
             Param::Queues if !integer || *v < 1.0 || *v > f64::from(crate::MAX_QUEUES) => {
-                return bad(format!("{v} queues is impossible (whole numbers 1 to {})", crate::MAX_QUEUES));
+                return bad(format!(
+                    "{v} queues is impossible (whole numbers 1 to {})",
+                    crate::MAX_QUEUES
+                ));
             }
-            Param::Checksums if !integer || *v > 100_000.0 => return bad(format!("{v} checksums is impossible (whole numbers 0 to 100000)")),
-            Param::Rate if *v < 1.0 => return bad(format!("rate {v} packets/s is impossible (at least 1)")),
-            Param::Batch if !integer || *v < 1.0 => return bad(format!("batch {v} is impossible (whole numbers, at least 1)")),
+            Param::Checksums if !integer || *v > 100_000.0 => {
+                return bad(format!(
+                    "{v} checksums is impossible (whole numbers 0 to 100000)"
+                ));
+            }
+            Param::Rate if *v < 1.0 => {
+                return bad(format!("rate {v} packets/s is impossible (at least 1)"));
+            }
+            Param::Batch if !integer || *v < 1.0 => {
+                return bad(format!(
+                    "batch {v} is impossible (whole numbers, at least 1)"
+                ));
+            }
             _ => {}
         }
     }
@@ -746,7 +974,11 @@ fn check_values(cx: &Ctx<'_>, p: Param, vals: &[f64], span: Range<usize>, key: &
 fn check_cidr(s: &str) -> Result<(), String> {
     let (a, len) = s.split_once('/').unwrap_or((s, "32"));
     let ok = a.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 32);
-    if ok { Ok(()) } else { Err(format!("'{s}' is not an IPv4 CIDR (e.g. 198.18.0.2/32)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{s}' is not an IPv4 CIDR (e.g. 198.18.0.2/32)"))
+    }
 }
 
 #[cfg(test)]
@@ -772,8 +1004,16 @@ mod tests {
         for entry in std::fs::read_dir(&dir).expect("experiments dir") {
             let path = entry.expect("entry").path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-                assert!(SHIPPED.iter().any(|(n, _)| *n == stem), "{} is not in SHIPPED", path.display());
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                assert!(
+                    SHIPPED.iter().any(|(n, _)| *n == stem),
+                    "{} is not in SHIPPED",
+                    path.display()
+                );
                 Experiment::load(path.to_str().expect("utf-8")).unwrap_or_else(|e| panic!("{e}"));
                 n += 1;
             }
@@ -784,12 +1024,15 @@ mod tests {
     const BASE: &str = "name = \"t\"\nmeasure = \"dut-rate\"\nprogram = \"drop\"\nprofile = \"min-multi-flow\"\nduration = \"2s\"\nrepetitions = 3\n";
 
     fn err(text: &str) -> String {
-        Experiment::from_toml(text, "x.toml").expect_err("must fail").to_string()
+        Experiment::from_toml(text, "x.toml")
+            .expect_err("must fail")
+            .to_string()
     }
 
     #[test]
     fn a_minimal_file_gets_defaults() {
-        let e = Experiment::from_toml(&format!("{BASE}[[series]]\nname = \"a\"\n"), "x.toml").unwrap();
+        let e =
+            Experiment::from_toml(&format!("{BASE}[[series]]\nname = \"a\"\n"), "x.toml").unwrap();
         assert_eq!(e.parameter, Param::None);
         assert_eq!(e.values, vec![0.0]);
         assert_eq!(e.series[0].mode, "native");
@@ -800,33 +1043,60 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_file_line_and_key() {
-        let m = err(&format!("{BASE}colour = \"red\"\n[[series]]\nname = \"a\"\n"));
+        let m = err(&format!(
+            "{BASE}colour = \"red\"\n[[series]]\nname = \"a\"\n"
+        ));
         assert!(m.starts_with("x.toml:7: colour:"), "{m}");
         let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nspeed = 3\n"));
         assert!(m.starts_with("x.toml:9: speed:"), "{m}");
-        let m = err(&format!("{BASE}[sweep]\nparameter = \"queues\"\nvalues = [1]\nstep = 2\n[[series]]\nname = \"a\"\n"));
+        let m = err(&format!(
+            "{BASE}[sweep]\nparameter = \"queues\"\nvalues = [1]\nstep = 2\n[[series]]\nname = \"a\"\n"
+        ));
         assert!(m.starts_with("x.toml:10: step:"), "{m}");
     }
 
     #[test]
     fn bad_values_name_their_line() {
-        let m = err(&format!("{}[[series]]\nname = \"a\"\n", BASE.replace("\"drop\"", "\"dorp\"")));
-        assert!(m.starts_with("x.toml:3: program: unknown program 'dorp'"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nprofile = \"no-such\"\n"));
+        let m = err(&format!(
+            "{}[[series]]\nname = \"a\"\n",
+            BASE.replace("\"drop\"", "\"dorp\"")
+        ));
+        assert!(
+            m.starts_with("x.toml:3: program: unknown program 'dorp'"),
+            "{m}"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nprofile = \"no-such\"\n"
+        ));
         assert!(m.starts_with("x.toml:9: profile:"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nmode = \"kernel\"\n"));
-        assert!(m.starts_with("x.toml:9: mode: unknown execution point"), "{m}");
-        let m = err(&format!("{}[[series]]\nname = \"a\"\n", BASE.replace("\"2s\"", "\"fast\"")));
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nmode = \"kernel\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:9: mode: unknown execution point"),
+            "{m}"
+        );
+        let m = err(&format!(
+            "{}[[series]]\nname = \"a\"\n",
+            BASE.replace("\"2s\"", "\"fast\"")
+        ));
         assert!(m.starts_with("x.toml:5: duration:"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nrate = \"lots\"\n"));
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nrate = \"lots\"\n"
+        ));
         assert!(m.starts_with("x.toml:9: rate:"), "{m}");
     }
 
     #[test]
     fn impossible_sweeps_are_refused() {
-        let sweep = |p: &str, v: &str| format!("{BASE}[sweep]\nparameter = \"{p}\"\nvalues = {v}\n[[series]]\nname = \"a\"\n");
+        let sweep = |p: &str, v: &str| {
+            format!("{BASE}[sweep]\nparameter = \"{p}\"\nvalues = {v}\n[[series]]\nname = \"a\"\n")
+        };
         let m = err(&sweep("queues", "[0, 1]"));
-        assert!(m.starts_with("x.toml:9: sweep.values: 0 queues is impossible"), "{m}");
+        assert!(
+            m.starts_with("x.toml:9: sweep.values: 0 queues is impossible"),
+            "{m}"
+        );
         let m = err(&sweep("queues", "[1.5]"));
         assert!(m.contains("sweep.values"), "{m}");
         let m = err(&sweep("queues", "[]"));
@@ -835,29 +1105,60 @@ mod tests {
         assert!(m.contains("appears twice"), "{m}");
         // A checksum sweep on the drop program.
         let m = err(&sweep("checksums", "[0, 10]"));
-        assert!(m.starts_with("x.toml:11: sweep.parameter: sweeping checksums needs program"), "{m}");
+        assert!(
+            m.starts_with("x.toml:11: sweep.parameter: sweeping checksums needs program"),
+            "{m}"
+        );
         let m = err(&sweep("temperature", "[1]"));
-        assert!(m.starts_with("x.toml:8: sweep.parameter: unknown value 'temperature'"), "{m}");
+        assert!(
+            m.starts_with("x.toml:8: sweep.parameter: unknown value 'temperature'"),
+            "{m}"
+        );
     }
 
     #[test]
     fn impossible_combinations_are_refused() {
         // Response time needs the mirror port.
-        let t = BASE.replace("dut-rate", "response-time").replace("drop", "dns-ping").replace("min-multi-flow", "dns-ping");
+        let t = BASE
+            .replace("dut-rate", "response-time")
+            .replace("drop", "dns-ping")
+            .replace("min-multi-flow", "dns-ping");
         let m = err(&format!("{t}[[series]]\nname = \"a\"\n"));
         assert!(m.contains("measure: response-time needs topology"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\n[[series]]\nname = \"a\"\n"));
-        assert!(m.starts_with("x.toml:10: series.name: 'a' appears twice"), "{m}");
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\n[[series]]\nname = \"a\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:10: series.name: 'a' appears twice"),
+            "{m}"
+        );
         let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nchecksums = 5\n"));
         assert!(m.contains("checksums: only the checksum program"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\n[[ratio]]\nnumerator = \"a\"\ndenominator = \"b\"\n"));
-        assert!(m.starts_with("x.toml:11: ratio: no series named 'b'"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nprogram = \"dns-cache\"\n"));
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\n[[ratio]]\nnumerator = \"a\"\ndenominator = \"b\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:11: ratio: no series named 'b'"),
+            "{m}"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nprogram = \"dns-cache\"\n"
+        ));
         assert!(m.contains("not a DNS profile"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nneighbour_checksums = 10\n"));
-        assert!(m.starts_with("x.toml:9: neighbour_checksums: a busy neighbour"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nsource = \"dnsperf\"\n"));
-        assert!(m.contains("profile: dnsperf needs a DNS profile") || m.contains("source:"), "{m}");
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nneighbour_checksums = 10\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:9: neighbour_checksums: a busy neighbour"),
+            "{m}"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nsource = \"dnsperf\"\n"
+        ));
+        assert!(
+            m.contains("profile: dnsperf needs a DNS profile") || m.contains("source:"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -865,13 +1166,21 @@ mod tests {
         let m = err("name = \"t\"\nduration = \n");
         assert!(m.starts_with("x.toml:2: syntax:"), "{m}");
         let m = err("name = \"t\"\n");
-        assert!(m.starts_with("x.toml:1: duration:") || m.contains("missing field"), "{m}");
+        assert!(
+            m.starts_with("x.toml:1: duration:") || m.contains("missing field"),
+            "{m}"
+        );
     }
 
     #[test]
     fn unknown_names_list_the_shipped_ones() {
-        let e = Experiment::load("no-such-experiment").unwrap_err().to_string();
-        assert!(e.contains("drop-rate") && e.contains("no-such-experiment"), "{e}");
+        let e = Experiment::load("no-such-experiment")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("drop-rate") && e.contains("no-such-experiment"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -35,15 +35,15 @@ mod cmd;
 pub mod demo;
 pub mod error;
 pub mod experiment;
+pub mod host;
 pub mod plot;
 pub mod report;
 pub mod runner;
 pub mod stats;
-pub mod store;
-pub mod tools;
-pub mod host;
 pub mod status;
+pub mod store;
 pub mod testbed;
+pub mod tools;
 pub mod xdp;
 
 use std::net::Ipv4Addr;

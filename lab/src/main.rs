@@ -100,13 +100,13 @@ fn run(cli: Cli) -> Result<()> {
                 topology,
                 queues,
             };
-            let mut bed =
-                Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
+            let mut bed = Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
             bed.keep();
             println!("{}", bed.status());
         }
         Cmd::Status { name, json } => {
-            let bed = Testbed::attach(&name).with_context(|| format!("lab status --name {name}"))?;
+            let bed =
+                Testbed::attach(&name).with_context(|| format!("lab status --name {name}"))?;
             let status = bed.status();
             if json {
                 println!(
@@ -121,25 +121,58 @@ fn run(cli: Cli) -> Result<()> {
             let removed = lab::down(&name).with_context(|| format!("lab down --name {name}"))?;
             println!("removed {}", removed.join(", "));
         }
-        Cmd::Demo { name, out, rate, duration, profile } => {
-            let opts = lab::demo::DemoOptions { name, out, rate, duration, profile };
+        Cmd::Demo {
+            name,
+            out,
+            rate,
+            duration,
+            profile,
+        } => {
+            let opts = lab::demo::DemoOptions {
+                name,
+                out,
+                rate,
+                duration,
+                profile,
+            };
             let res = lab::demo::run(&opts).context("lab demo")?;
             print!("{}", res.report);
-            println!("written to {}: {}", opts.out.display(), res.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy()).collect::<Vec<_>>().join(", "));
+            println!(
+                "written to {}: {}",
+                opts.out.display(),
+                res.files
+                    .iter()
+                    .filter_map(|f| f.file_name())
+                    .map(|f| f.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             if res.interrupted {
                 anyhow::bail!("interrupted (the lab was removed; partial results above)");
             }
         }
-        Cmd::Run { experiment, out, quick, check } => {
+        Cmd::Run {
+            experiment,
+            out,
+            quick,
+            check,
+        } => {
             let exp = Experiment::load(&experiment)?;
             lab::runner::preflight(&exp)?;
             if check {
-                println!("{}: ok ({} series, sweep {} over {} values)", exp.origin, exp.series.len(), exp.parameter, exp.plan(quick).values.len());
+                println!(
+                    "{}: ok ({} series, sweep {} over {} values)",
+                    exp.origin,
+                    exp.series.len(),
+                    exp.parameter,
+                    exp.plan(quick).values.len()
+                );
                 return Ok(());
             }
             let out = out.unwrap_or_else(|| lab::runner::default_out(&exp.name));
             let opts = lab::runner::RunOptions { out, quick };
-            let res = lab::runner::run(&exp, &opts).with_context(|| format!("lab run {}", exp.name))?;
+            let res =
+                lab::runner::run(&exp, &opts).with_context(|| format!("lab run {}", exp.name))?;
             println!(
                 "{}: {} measured, {} already there, {} failed; report {}",
                 exp.name,
@@ -149,10 +182,17 @@ fn run(cli: Cli) -> Result<()> {
                 opts.out.join("report.md").display()
             );
             if res.interrupted {
-                anyhow::bail!("interrupted; partial results in {} (re-run with the same --out to resume)", opts.out.display());
+                anyhow::bail!(
+                    "interrupted; partial results in {} (re-run with the same --out to resume)",
+                    opts.out.display()
+                );
             }
             if !res.failures.is_empty() {
-                anyhow::bail!("{} point(s) failed, first: {}", res.failures.len(), res.failures[0].2);
+                anyhow::bail!(
+                    "{} point(s) failed, first: {}",
+                    res.failures.len(),
+                    res.failures[0].2
+                );
             }
         }
         Cmd::Experiments => {

@@ -112,12 +112,14 @@ impl Chart {
         {
             let root = SVGBackend::new(&svg, (900, 560)).into_drawing_area();
             self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("write {}: {e:?}", svg.display()))?;
+            root.present()
+                .map_err(|e| anyhow!("write {}: {e:?}", svg.display()))?;
         }
         {
             let root = BitMapBackend::new(&png, (900, 560)).into_drawing_area();
             self.draw(&root)?;
-            root.present().map_err(|e| anyhow!("write {}: {e:?}", png.display()))?;
+            root.present()
+                .map_err(|e| anyhow!("write {}: {e:?}", png.display()))?;
         }
         Ok(vec![svg, png])
     }
@@ -125,12 +127,27 @@ impl Chart {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plot '{}': {e:?}", self.title);
         root.fill(&WHITE).map_err(err)?;
-        let ymax_raw = self.rows.iter().map(|r| r.summary.ci99_high.max(r.summary.mean)).fold(0.0_f64, f64::max);
+        let ymax_raw = self
+            .rows
+            .iter()
+            .map(|r| r.summary.ci99_high.max(r.summary.mean))
+            .fold(0.0_f64, f64::max);
         let (div, prefix) = scale(ymax_raw);
         // Headroom above the data for the legend.
-        let ymax = if ymax_raw > 0.0 { ymax_raw / div * (1.2 + 0.06 * self.series.len() as f64) } else { 1.0 };
+        let ymax = if ymax_raw > 0.0 {
+            ymax_raw / div * (1.2 + 0.06 * self.series.len() as f64)
+        } else {
+            1.0
+        };
         let xs = |r: &Row| -> f64 {
-            if self.categorical { self.series.iter().position(|s| *s == r.series).map_or(0.0, |i| i as f64) } else { r.x }
+            if self.categorical {
+                self.series
+                    .iter()
+                    .position(|s| *s == r.series)
+                    .map_or(0.0, |i| i as f64)
+            } else {
+                r.x
+            }
         };
         let (xmin, xmax) = if self.categorical {
             (-0.5, self.series.len() as f64 - 0.5)
@@ -144,8 +161,17 @@ impl Chart {
                 ((lo - pad).min(if lo >= 0.0 { 0.0 } else { lo }), hi + pad)
             }
         };
-        let (xdiv, xprefix) = if self.categorical { (1.0, "") } else { scale(xmax) };
-        let x_label = if xprefix.is_empty() { self.x_label.clone() } else { self.x_label.replace("[packets/s]", &format!("[{xprefix}packets/s]")) };
+        let (xdiv, xprefix) = if self.categorical {
+            (1.0, "")
+        } else {
+            scale(xmax)
+        };
+        let x_label = if xprefix.is_empty() {
+            self.x_label.clone()
+        } else {
+            self.x_label
+                .replace("[packets/s]", &format!("[{xprefix}packets/s]"))
+        };
         let mut chart = ChartBuilder::on(root)
             .caption(&self.title, ("sans-serif", 20))
             .margin(15)
@@ -159,16 +185,32 @@ impl Chart {
         let fmt_x = move |v: &f64| -> String {
             if categorical {
                 let i = v.round();
-                if (v - i).abs() < 1e-6 && i >= 0.0 { series.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+                if (v - i).abs() < 1e-6 && i >= 0.0 {
+                    series.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             } else if integer_x {
-                if (v - v.round()).abs() < 1e-9 { format!("{}", v.round()) } else { String::new() }
+                if (v - v.round()).abs() < 1e-9 {
+                    format!("{}", v.round())
+                } else {
+                    String::new()
+                }
             } else {
                 tick(*v)
             }
         };
         let fmt_y = |v: &f64| tick(*v);
         let mut mesh = chart.configure_mesh();
-        mesh.x_desc(x_label).y_desc(format!("{} [{}]", self.y_label, scaled_unit(prefix, &self.unit))).x_label_formatter(&fmt_x).y_label_formatter(&fmt_y).light_line_style(RGBColor(240, 240, 240));
+        mesh.x_desc(x_label)
+            .y_desc(format!(
+                "{} [{}]",
+                self.y_label,
+                scaled_unit(prefix, &self.unit)
+            ))
+            .x_label_formatter(&fmt_x)
+            .y_label_formatter(&fmt_y)
+            .light_line_style(RGBColor(240, 240, 240));
         if self.categorical {
             mesh.x_labels(self.series.len() * 2 + 1);
         }
@@ -180,16 +222,30 @@ impl Chart {
             if rows.is_empty() {
                 continue;
             }
-            let pts: Vec<(f64, f64)> = rows.iter().map(|r| (xs(r) / xdiv, r.summary.mean / div)).collect();
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .map(|r| (xs(r) / xdiv, r.summary.mean / div))
+                .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
                 .map_err(err)?
                 .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled()))).map_err(err)?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                .map_err(err)?;
             chart
                 .draw_series(rows.iter().map(|r| {
-                    ErrorBar::new_vertical(xs(r) / xdiv, r.summary.ci99_low / div, r.summary.mean / div, r.summary.ci99_high / div, colour.stroke_width(1), 8)
+                    ErrorBar::new_vertical(
+                        xs(r) / xdiv,
+                        r.summary.ci99_low / div,
+                        r.summary.mean / div,
+                        r.summary.ci99_high / div,
+                        colour.stroke_width(1),
+                        8,
+                    )
                 }))
                 .map_err(err)?;
         }
@@ -211,7 +267,13 @@ mod tests {
     use crate::stats::Summary;
 
     fn row(series: &str, x: f64, vals: &[f64]) -> Row {
-        Row { series: series.into(), metric: "drop_pps".into(), x, unit: "packets/s".into(), summary: Summary::of(vals).unwrap() }
+        Row {
+            series: series.into(),
+            metric: "drop_pps".into(),
+            x,
+            unit: "packets/s".into(),
+            summary: Summary::of(vals).unwrap(),
+        }
     }
 
     #[test]
@@ -243,10 +305,20 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         assert!(png.len() > 5000);
         // Categorical: series names become the x ticks.
-        let cat = Chart { categorical: true, rows: vec![row("native multi-flow", 0.0, &[1.0]), row("generic single-flow", 0.0, &[2.0, 2.2])], ..chart };
+        let cat = Chart {
+            categorical: true,
+            rows: vec![
+                row("native multi-flow", 0.0, &[1.0]),
+                row("generic single-flow", 0.0, &[2.0, 2.2]),
+            ],
+            ..chart
+        };
         let files = cat.write(&dir.join("cat")).unwrap();
         let svg = std::fs::read_to_string(&files[0]).unwrap();
-        assert!(svg.matches("generic single-flow").count() >= 2, "legend and tick");
+        assert!(
+            svg.matches("generic single-flow").count() >= 2,
+            "legend and tick"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

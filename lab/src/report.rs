@@ -15,7 +15,13 @@ use crate::store::{self, Point, Row, fmt_num};
 
 /// Writes summary.csv, the plots and report.md into `opts.out`; returns
 /// the paths written.
-pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point], run: &RunSummary) -> Result<Vec<PathBuf>> {
+pub fn write(
+    exp: &Experiment,
+    plan: &Plan,
+    opts: &RunOptions,
+    points: &[Point],
+    run: &RunSummary,
+) -> Result<Vec<PathBuf>> {
     let out = &opts.out;
     let rows = store::summarise(points);
     let mut files = Vec::new();
@@ -38,23 +44,46 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
         plan.repetitions,
         fmt_secs(plan.duration.as_secs_f64()),
         exp.parameter,
-        plan.values.iter().map(|v| fmt_num(*v)).collect::<Vec<_>>().join(", ")
+        plan.values
+            .iter()
+            .map(|v| fmt_num(*v))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    let _ = writeln!(md, "Machine: kernel {}, {} CPUs. Error bars and intervals: 99 % confidence interval of the mean (Student t).\n", kernel(), cpus());
-    let _ = writeln!(md, "Data: [points.csv](points.csv) (every measurement), [summary.csv](summary.csv), raw tool output in [raw/](raw/).\n");
+    let _ = writeln!(
+        md,
+        "Machine: kernel {}, {} CPUs. Error bars and intervals: 99 % confidence interval of the mean (Student t).\n",
+        kernel(),
+        cpus()
+    );
+    let _ = writeln!(
+        md,
+        "Data: [points.csv](points.csv) (every measurement), [summary.csv](summary.csv), raw tool output in [raw/](raw/).\n"
+    );
     if run.interrupted {
-        let _ = writeln!(md, "**Interrupted (Ctrl-C): the results below are partial; re-run with the same `--out` to complete them.**\n");
+        let _ = writeln!(
+            md,
+            "**Interrupted (Ctrl-C): the results below are partial; re-run with the same `--out` to complete them.**\n"
+        );
     }
     if let Some(n) = &exp.note {
         let _ = writeln!(md, "Note: {n}\n");
     }
 
     for m in METRICS {
-        let mrows: Vec<Row> = rows.iter().filter(|r| r.metric == m.name).cloned().collect();
+        let mrows: Vec<Row> = rows
+            .iter()
+            .filter(|r| r.metric == m.name)
+            .cloned()
+            .collect();
         if mrows.is_empty() {
             continue;
         }
-        let present: Vec<String> = series_names.iter().filter(|s| mrows.iter().any(|r| &&r.series == s)).cloned().collect();
+        let present: Vec<String> = series_names
+            .iter()
+            .filter(|s| mrows.iter().any(|r| &&r.series == s))
+            .cloned()
+            .collect();
         let chart = Chart {
             title: format!("{}: {}", exp.title, m.label),
             x_label: exp.parameter.label().to_owned(),
@@ -67,7 +96,11 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
         };
         let plots = chart.write(&out.join(m.name))?;
         let _ = writeln!(md, "## {} [{}]\n", m.label, m.unit);
-        let _ = writeln!(md, "![{}]({}.svg) ([PNG]({}.png))\n", m.label, m.name, m.name);
+        let _ = writeln!(
+            md,
+            "![{}]({}.svg) ([PNG]({}.png))\n",
+            m.label, m.name, m.name
+        );
         let _ = writeln!(md, "| series | {} | n | mean | 99 % CI |", exp.parameter);
         let _ = writeln!(md, "|---|---:|---:|---:|---|");
         for r in &mrows {
@@ -87,8 +120,15 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
     }
 
     if !exp.ratios.is_empty() {
-        let xcol = if exp.parameter == Param::None { "x".to_owned() } else { exp.parameter.to_string() };
-        let _ = writeln!(md, "## Ratios\n\n| ratio | {xcol} | metric | value |\n|---|---:|---|---:|");
+        let xcol = if exp.parameter == Param::None {
+            "x".to_owned()
+        } else {
+            exp.parameter.to_string()
+        };
+        let _ = writeln!(
+            md,
+            "## Ratios\n\n| ratio | {xcol} | metric | value |\n|---|---:|---|---:|"
+        );
         for ratio in &exp.ratios {
             // The figure's metric of the numerator's measurement kind.
             let primary = exp
@@ -96,11 +136,23 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
                 .iter()
                 .find(|s| s.name == ratio.numerator)
                 .map(|s| crate::runner::metrics_of(s.measure)[0]);
-            for num in rows.iter().filter(|r| r.series == ratio.numerator && Some(r.metric.as_str()) == primary) {
-                if let Some(den) = rows.iter().find(|r| r.series == ratio.denominator && r.metric == num.metric && r.x == num.x)
-                    && den.summary.mean != 0.0
+            for num in rows
+                .iter()
+                .filter(|r| r.series == ratio.numerator && Some(r.metric.as_str()) == primary)
+            {
+                if let Some(den) = rows.iter().find(|r| {
+                    r.series == ratio.denominator && r.metric == num.metric && r.x == num.x
+                }) && den.summary.mean != 0.0
                 {
-                    let _ = writeln!(md, "| {} / {} | {} | {} | {:.3} |", ratio.numerator, ratio.denominator, fmt_num(num.x), num.metric, num.summary.mean / den.summary.mean);
+                    let _ = writeln!(
+                        md,
+                        "| {} / {} | {} | {} | {:.3} |",
+                        ratio.numerator,
+                        ratio.denominator,
+                        fmt_num(num.x),
+                        num.metric,
+                        num.summary.mean / den.summary.mean
+                    );
                 }
             }
         }
@@ -122,11 +174,18 @@ pub fn write(exp: &Experiment, plan: &Plan, opts: &RunOptions, points: &[Point],
 
 /// A value with sensible precision.
 pub fn fmt_val(v: f64) -> String {
-    if v.abs() >= 1000.0 { format!("{v:.0}") } else if v.abs() >= 10.0 { format!("{v:.1}") } else { format!("{v:.3}") }
+    if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "?".into(), |s| s.trim().to_owned())
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "?".into(), |s| s.trim().to_owned())
 }
 
 fn cpus() -> usize {

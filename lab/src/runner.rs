@@ -42,7 +42,9 @@ pub struct RunOptions {
 
 /// Default output directory: `out/<experiment>-<UTC timestamp>`.
 pub fn default_out(name: &str) -> PathBuf {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     PathBuf::from("out").join(format!("{name}-{}", utc_stamp(secs)))
 }
 
@@ -60,7 +62,12 @@ pub fn utc_stamp(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A metric: name (CSV), axis label, unit.
@@ -76,20 +83,68 @@ pub struct Metric {
 
 /// Every metric the runner records, in plot order.
 pub const METRICS: &[Metric] = &[
-    Metric { name: "drop_pps", label: "drop rate", unit: "packets/s" },
-    Metric { name: "processed_pps", label: "packets processed by the DUT program", unit: "packets/s" },
-    Metric { name: "ns_per_packet", label: "CPU time per packet (DUT accounting)", unit: "ns" },
-    Metric { name: "offered_pps", label: "offered rate (gen tx)", unit: "packets/s" },
-    Metric { name: "answered_pps", label: "answers received", unit: "answers/s" },
-    Metric { name: "rtt_p50_us", label: "median response time", unit: "us" },
-    Metric { name: "rtt_p99_us", label: "99th percentile response time", unit: "us" },
-    Metric { name: "lost_percent", label: "requests without answer", unit: "%" },
-    Metric { name: "updates_batch_per_s", label: "map updates, batched", unit: "updates/s" },
-    Metric { name: "updates_single_per_s", label: "map updates, one per syscall", unit: "updates/s" },
+    Metric {
+        name: "drop_pps",
+        label: "drop rate",
+        unit: "packets/s",
+    },
+    Metric {
+        name: "processed_pps",
+        label: "packets processed by the DUT program",
+        unit: "packets/s",
+    },
+    Metric {
+        name: "ns_per_packet",
+        label: "CPU time per packet (DUT accounting)",
+        unit: "ns",
+    },
+    Metric {
+        name: "offered_pps",
+        label: "offered rate (gen tx)",
+        unit: "packets/s",
+    },
+    Metric {
+        name: "answered_pps",
+        label: "answers received",
+        unit: "answers/s",
+    },
+    Metric {
+        name: "rtt_p50_us",
+        label: "median response time",
+        unit: "us",
+    },
+    Metric {
+        name: "rtt_p99_us",
+        label: "99th percentile response time",
+        unit: "us",
+    },
+    Metric {
+        name: "lost_percent",
+        label: "requests without answer",
+        unit: "%",
+    },
+    Metric {
+        name: "updates_batch_per_s",
+        label: "map updates, batched",
+        unit: "updates/s",
+    },
+    Metric {
+        name: "updates_single_per_s",
+        label: "map updates, one per syscall",
+        unit: "updates/s",
+    },
 ];
 
 fn metric(name: &str) -> Metric {
-    METRICS.iter().copied().find(|m| m.name == name).unwrap_or(Metric { name: "value", label: "value", unit: "" })
+    METRICS
+        .iter()
+        .copied()
+        .find(|m| m.name == name)
+        .unwrap_or(Metric {
+            name: "value",
+            label: "value",
+            unit: "",
+        })
 }
 
 /// The metrics a measurement kind produces (first = the figure's metric).
@@ -123,10 +178,18 @@ pub struct RunSummary {
 /// missing tool, before anything starts.
 pub fn preflight(exp: &Experiment) -> Result<()> {
     let mut need: Vec<&str> = vec!["dut"];
-    if exp.series.iter().any(|s| s.source == Source::Gen && s.measure != Measure::UpdateRate) {
+    if exp
+        .series
+        .iter()
+        .any(|s| s.source == Source::Gen && s.measure != Measure::UpdateRate)
+    {
         need.push("gen");
     }
-    if exp.series.iter().any(|s| s.measure == Measure::ResponseTime) {
+    if exp
+        .series
+        .iter()
+        .any(|s| s.measure == Measure::ResponseTime)
+    {
         need.push("tstamp");
     }
     let mut missing = Vec::new();
@@ -166,9 +229,20 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
 
     let total = exp.series.len() * plan.values.len() * plan.repetitions as usize;
     let already = count_done(exp, &plan, &done);
-    let mut summary = RunSummary { out: opts.out.clone(), measured: 0, skipped: already, failures: Vec::new(), files: Vec::new(), interrupted: false };
+    let mut summary = RunSummary {
+        out: opts.out.clone(),
+        measured: 0,
+        skipped: already,
+        failures: Vec::new(),
+        files: Vec::new(),
+        interrupted: false,
+    };
     if already > 0 {
-        eprintln!("lab run: {} of {total} measurements already in {}, resuming", already, store.path().display());
+        eprintln!(
+            "lab run: {} of {total} measurements already in {}, resuming",
+            already,
+            store.path().display()
+        );
     }
     let started = Instant::now();
     let mut left = total - already;
@@ -177,7 +251,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
 
     'outer: for series in &exp.series {
         for &x in &plan.values {
-            let todo: Vec<u32> = (1..=plan.repetitions).filter(|r| !done.contains(&store::key(&series.name, x, *r))).collect();
+            let todo: Vec<u32> = (1..=plan.repetitions)
+                .filter(|r| !done.contains(&store::key(&series.name, x, *r)))
+                .collect();
             if todo.is_empty() {
                 continue;
             }
@@ -190,20 +266,38 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                     if tools::stop_requested() {
                         return Ok(());
                     }
-                    let per = if summary.measured > 0 { started.elapsed().as_secs_f64() / summary.measured as f64 } else { guess };
+                    let per = if summary.measured > 0 {
+                        started.elapsed().as_secs_f64() / summary.measured as f64
+                    } else {
+                        guess
+                    };
                     eprintln!(
                         "[{}/{total}] {}: {}{} rep {rep}/{} | ~{} left",
                         total - left + 1,
                         exp.name,
                         series.name,
-                        if exp.parameter == Param::None { String::new() } else { format!(", {}={}", exp.parameter, fmt_num(x)) },
+                        if exp.parameter == Param::None {
+                            String::new()
+                        } else {
+                            format!(", {}={}", exp.parameter, fmt_num(x))
+                        },
                         plan.repetitions,
                         fmt_secs(per * left as f64)
                     );
-                    let values = point.measure(rep).with_context(|| format!("{} {} x={} rep {rep}", exp.name, series.name, fmt_num(x)))?;
+                    let values = point.measure(rep).with_context(|| {
+                        format!("{} {} x={} rep {rep}", exp.name, series.name, fmt_num(x))
+                    })?;
                     let pts: Vec<Point> = values
                         .into_iter()
-                        .map(|(m, v)| Point { experiment: exp.name.clone(), series: series.name.clone(), metric: m.to_owned(), x, repetition: rep, value: v, unit: metric(m).unit.to_owned() })
+                        .map(|(m, v)| Point {
+                            experiment: exp.name.clone(),
+                            series: series.name.clone(),
+                            metric: m.to_owned(),
+                            x,
+                            repetition: rep,
+                            value: v,
+                            unit: metric(m).unit.to_owned(),
+                        })
                         .collect();
                     store.append(&pts)?;
                     summary.measured += 1;
@@ -216,7 +310,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                     break 'outer;
                 }
                 eprintln!("lab run: error: {e:#}");
-                summary.failures.push((series.name.clone(), x, format!("{e:#}")));
+                summary
+                    .failures
+                    .push((series.name.clone(), x, format!("{e:#}")));
                 left = left.saturating_sub(plan.repetitions as usize);
             }
         }
@@ -251,7 +347,15 @@ pub fn fmt_secs(s: f64) -> String {
 }
 
 fn slug(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// One (series, x): its lab, its DUT program, its settings.
@@ -281,9 +385,29 @@ impl Drop for PointRun<'_> {
 }
 
 impl<'a> PointRun<'a> {
-    fn set_up(exp: &Experiment, series: &'a Series, x: f64, plan: &Plan, raw: &Path) -> Result<PointRun<'a>> {
-        let queues = if exp.parameter == Param::Queues { x as u32 } else { series.queues };
-        let mut pr = PointRun { series, x, parameter: exp.parameter, duration: plan.duration, raw: raw.to_path_buf(), dut_fg: None, bed: None, neighbour: None, queues };
+    fn set_up(
+        exp: &Experiment,
+        series: &'a Series,
+        x: f64,
+        plan: &Plan,
+        raw: &Path,
+    ) -> Result<PointRun<'a>> {
+        let queues = if exp.parameter == Param::Queues {
+            x as u32
+        } else {
+            series.queues
+        };
+        let mut pr = PointRun {
+            series,
+            x,
+            parameter: exp.parameter,
+            duration: plan.duration,
+            raw: raw.to_path_buf(),
+            dut_fg: None,
+            bed: None,
+            neighbour: None,
+            queues,
+        };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
         }
@@ -291,11 +415,20 @@ impl<'a> PointRun<'a> {
             Topo::Direct => Topology::Direct,
             Topo::Switched => Topology::Switched,
         };
-        let bed = Testbed::up(&UpOptions { name: crate::unique_name("run"), topology, queues }).context("lab up")?;
+        let bed = Testbed::up(&UpOptions {
+            name: crate::unique_name("run"),
+            topology,
+            queues,
+        })
+        .context("lab up")?;
         let lab = bed.name().to_owned();
         pr.bed = Some(bed);
         if let Some(prog) = &series.program {
-            let checksums = if exp.parameter == Param::Checksums { Some(x as u32) } else { series.checksums };
+            let checksums = if exp.parameter == Param::Checksums {
+                Some(x as u32)
+            } else {
+                series.checksums
+            };
             let opts = InstallOptions {
                 program: prog,
                 mode: &series.mode,
@@ -308,8 +441,19 @@ impl<'a> PointRun<'a> {
         if let Some(n) = series.neighbour_checksums {
             // The neighbour tenant: its own generator and DUT port on the
             // same machine, its program in its own driver.
-            let nb = Testbed::up(&UpOptions { name: crate::unique_name("nb"), topology: Topology::Direct, queues: 1 }).context("neighbour lab up")?;
-            let opts = InstallOptions { program: "checksum", mode: "native", profile: None, checksums: Some(n), only_dst: None };
+            let nb = Testbed::up(&UpOptions {
+                name: crate::unique_name("nb"),
+                topology: Topology::Direct,
+                queues: 1,
+            })
+            .context("neighbour lab up")?;
+            let opts = InstallOptions {
+                program: "checksum",
+                mode: "native",
+                profile: None,
+                checksums: Some(n),
+                only_dst: None,
+            };
             install(nb.name(), &opts, &pr.file("neighbour-dut-install", "txt"))?;
             pr.neighbour = Some((nb, n));
         }
@@ -317,33 +461,67 @@ impl<'a> PointRun<'a> {
     }
 
     fn lab(&self) -> Result<&str> {
-        self.bed.as_ref().map(|b| b.name()).ok_or_else(|| anyhow!("no lab"))
+        self.bed
+            .as_ref()
+            .map(|b| b.name())
+            .ok_or_else(|| anyhow!("no lab"))
     }
 
     fn file(&self, tool: &str, ext: &str) -> PathBuf {
-        self.raw.join(format!("{}_x{}_{tool}.{ext}", slug(&self.series.name), fmt_num(self.x)))
+        self.raw.join(format!(
+            "{}_x{}_{tool}.{ext}",
+            slug(&self.series.name),
+            fmt_num(self.x)
+        ))
     }
 
     fn rep_file(&self, rep: u32, tool: &str) -> PathBuf {
-        self.raw.join(format!("{}_x{}_r{rep}_{tool}.json", slug(&self.series.name), fmt_num(self.x)))
+        self.raw.join(format!(
+            "{}_x{}_r{rep}_{tool}.json",
+            slug(&self.series.name),
+            fmt_num(self.x)
+        ))
     }
 
     fn rate(&self) -> Option<String> {
-        if self.parameter == Param::Rate { Some(fmt_num(self.x)) } else { self.series.rate.clone() }
+        if self.parameter == Param::Rate {
+            Some(fmt_num(self.x))
+        } else {
+            self.series.rate.clone()
+        }
     }
 
     fn gen_cmd(&self, duration: Duration, rx: bool) -> Result<Command> {
         let lab = self.lab()?;
         let mut c = Command::new(tools::locate("gen")?);
-        c.args(["--netns", &crate::gen_netns(lab), "--iface", crate::GEN_IFACE, "--profile", &self.series.profile]);
-        c.args(["--duration", &format!("{}ms", duration.as_millis()), "--queues", &self.queues.to_string(), "--output", "json"]);
+        c.args([
+            "--netns",
+            &crate::gen_netns(lab),
+            "--iface",
+            crate::GEN_IFACE,
+            "--profile",
+            &self.series.profile,
+        ]);
+        c.args([
+            "--duration",
+            &format!("{}ms", duration.as_millis()),
+            "--queues",
+            &self.queues.to_string(),
+            "--output",
+            "json",
+        ]);
         if let Some(r) = self.rate() {
             c.args(["--rate", &r]);
         }
         if let Some(d) = &self.series.dst_ip {
             // Another address on the DUT's link: gen would find no neighbour
             // entry for it, so the frame still goes to the DUT's MAC.
-            c.args(["--dst-ip", d, "--dst-mac", &crate::format_mac(&crate::DUT_MAC)]);
+            c.args([
+                "--dst-ip",
+                d,
+                "--dst-mac",
+                &crate::format_mac(&crate::DUT_MAC),
+            ]);
         }
         if !rx {
             c.arg("--no-rx");
@@ -367,11 +545,26 @@ impl<'a> PointRun<'a> {
         let source = match self.series.source {
             Source::Gen => Child::spawn(self.gen_cmd(self.duration + margin, false)?)?,
             Source::Trafgen => {
-                let cfg = self.raw.join(format!("trafgen-{}.cfg", slug(&self.series.profile)));
+                let cfg = self
+                    .raw
+                    .join(format!("trafgen-{}.cfg", slug(&self.series.profile)));
                 write_trafgen_cfg(&self.series.profile, &cfg)?;
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", &crate::gen_netns(&lab), "trafgen", "--dev", crate::GEN_IFACE, "--conf"]);
-                c.arg(&cfg).args(["--cpus", &self.queues.to_string(), "--no-sock-mem", "--notouch-irq"]);
+                c.args([
+                    "netns",
+                    "exec",
+                    &crate::gen_netns(&lab),
+                    "trafgen",
+                    "--dev",
+                    crate::GEN_IFACE,
+                    "--conf",
+                ]);
+                c.arg(&cfg).args([
+                    "--cpus",
+                    &self.queues.to_string(),
+                    "--no-sock-mem",
+                    "--notouch-irq",
+                ]);
                 Child::spawn(c)?
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
@@ -385,16 +578,29 @@ impl<'a> PointRun<'a> {
             let c0 = pid.and_then(tools::cpu_time_ns);
             let t0 = Instant::now();
             let w = dut_status_window(&lab, self.duration)?;
-            let user = c0.zip(pid.and_then(tools::cpu_time_ns)).map(|(a, b)| (b - a, t0.elapsed().as_secs_f64()));
+            let user = c0
+                .zip(pid.and_then(tools::cpu_time_ns))
+                .map(|(a, b)| (b - a, t0.elapsed().as_secs_f64()));
             Ok((w, user))
         })();
         let out = source.stop(Duration::from_secs(5))?;
-        std::fs::write(self.rep_file(rep, source_name(self.series.source)), format!("{}{}", out.stdout(), out.stderr)).ok();
+        std::fs::write(
+            self.rep_file(rep, source_name(self.series.source)),
+            format!("{}{}", out.stdout(), out.stderr),
+        )
+        .ok();
         let (w, user) = window?;
         std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{w}\n")).ok();
         let mut v = vec![
-            ("drop_pps", num(&w, "rates.drop_pps").context("dut status --window has no rates.drop_pps")?),
-            ("processed_pps", num(&w, "rates.packets_pps").context("dut status --window has no rates.packets_pps")?),
+            (
+                "drop_pps",
+                num(&w, "rates.drop_pps").context("dut status --window has no rates.drop_pps")?,
+            ),
+            (
+                "processed_pps",
+                num(&w, "rates.packets_pps")
+                    .context("dut status --window has no rates.packets_pps")?,
+            ),
         ];
         // Kernel part: the XDP program's run time per packet (for a
         // user-space DUT: its redirect program). User-space part: the DUT
@@ -433,15 +639,40 @@ impl<'a> PointRun<'a> {
             }
             Source::Dnsperf => {
                 let lab = self.lab()?.to_owned();
-                let qf = self.raw.join(format!("dnsperf-{}.txt", slug(&self.series.profile)));
+                let qf = self
+                    .raw
+                    .join(format!("dnsperf-{}.txt", slug(&self.series.profile)));
                 write_dnsperf_queries(&self.series.profile, &qf)?;
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", &crate::gen_netns(&lab), "dnsperf", "-s", &crate::DUT_IP.to_string(), "-d"]);
-                c.arg(&qf).args(["-l", &fmt_num(self.duration.as_secs_f64()), "-c", "1", "-T", "1", "-q", "500"]);
+                c.args([
+                    "netns",
+                    "exec",
+                    &crate::gen_netns(&lab),
+                    "dnsperf",
+                    "-s",
+                    &crate::DUT_IP.to_string(),
+                    "-d",
+                ]);
+                c.arg(&qf).args([
+                    "-l",
+                    &fmt_num(self.duration.as_secs_f64()),
+                    "-c",
+                    "1",
+                    "-T",
+                    "1",
+                    "-q",
+                    "500",
+                ]);
                 let out = tools::run(c)?;
-                std::fs::write(self.rep_file(rep, "dnsperf").with_extension("txt"), format!("{}{}", out.stdout(), out.stderr)).ok();
+                std::fs::write(
+                    self.rep_file(rep, "dnsperf").with_extension("txt"),
+                    format!("{}{}", out.stdout(), out.stderr),
+                )
+                .ok();
                 out.check()?;
-                let qps = parse_dnsperf(&out.stdout()).with_context(|| format!("`{}` printed no 'Queries per second'", out.command))?;
+                let qps = parse_dnsperf(&out.stdout()).with_context(|| {
+                    format!("`{}` printed no 'Queries per second'", out.command)
+                })?;
                 Ok(vec![("answered_pps", qps)])
             }
             Source::Trafgen => bail!("trafgen cannot drive answer-rate"),
@@ -456,8 +687,24 @@ impl<'a> PointRun<'a> {
             None => None,
             Some((nb, _)) => {
                 let mut c = Command::new(tools::locate("gen")?);
-                c.args(["--netns", &crate::gen_netns(nb.name()), "--iface", crate::GEN_IFACE, "--profile", "min-multi-flow"]);
-                c.args(["--duration", &format!("{}ms", (self.duration + Duration::from_secs(20)).as_millis()), "--no-rx", "--output", "json"]);
+                c.args([
+                    "--netns",
+                    &crate::gen_netns(nb.name()),
+                    "--iface",
+                    crate::GEN_IFACE,
+                    "--profile",
+                    "min-multi-flow",
+                ]);
+                c.args([
+                    "--duration",
+                    &format!(
+                        "{}ms",
+                        (self.duration + Duration::from_secs(20)).as_millis()
+                    ),
+                    "--no-rx",
+                    "--output",
+                    "json",
+                ]);
                 let child = Child::spawn(c)?;
                 wait_for_traffic(nb.name())?;
                 Some(child)
@@ -471,9 +718,20 @@ impl<'a> PointRun<'a> {
         let ts_out = ts.take().context("tstamp")?.stop(Duration::from_secs(5))?;
         std::fs::write(&base, ts_out.stdout()).ok();
         if let Some(f) = flood {
-            let nb_status = self.neighbour.as_ref().and_then(|(nb, _)| dut_status(nb.name()).ok());
+            let nb_status = self
+                .neighbour
+                .as_ref()
+                .and_then(|(nb, _)| dut_status(nb.name()).ok());
             let out = f.stop(Duration::from_secs(5))?;
-            std::fs::write(self.rep_file(rep, "neighbour-gen"), format!("{}{}\n", out.stdout(), nb_status.map(|s| s.to_string()).unwrap_or_default())).ok();
+            std::fs::write(
+                self.rep_file(rep, "neighbour-gen"),
+                format!(
+                    "{}{}\n",
+                    out.stdout(),
+                    nb_status.map(|s| s.to_string()).unwrap_or_default()
+                ),
+            )
+            .ok();
         }
         let gen_out = gen_out?;
         std::fs::write(self.rep_file(rep, "gen"), gen_out.stdout()).ok();
@@ -494,10 +752,22 @@ impl<'a> PointRun<'a> {
     }
 
     fn update_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
-        let batch = if self.parameter == Param::Batch { fmt_num(self.x) } else { "256".to_owned() };
+        let batch = if self.parameter == Param::Batch {
+            fmt_num(self.x)
+        } else {
+            "256".to_owned()
+        };
         let mut c = Command::new(tools::locate("dut")?);
-        c.args(["update-bench", "--profile", &self.series.profile, "--batch", &batch, "--duration"]);
-        c.arg(format!("{}ms", self.duration.as_millis())).arg("--json");
+        c.args([
+            "update-bench",
+            "--profile",
+            &self.series.profile,
+            "--batch",
+            &batch,
+            "--duration",
+        ]);
+        c.arg(format!("{}ms", self.duration.as_millis()))
+            .arg("--json");
         let out = tools::run(c)?;
         std::fs::write(self.rep_file(rep, "dut-update-bench"), out.stdout()).ok();
         out.check()?;
@@ -511,7 +781,10 @@ impl<'a> PointRun<'a> {
             }
         }
         if !v.iter().any(|(m, _)| *m == "updates_batch_per_s") {
-            bail!("`{}` printed no record with method \"batch\" and updates_per_s", out.command);
+            bail!(
+                "`{}` printed no record with method \"batch\" and updates_per_s",
+                out.command
+            );
         }
         Ok(v)
     }
@@ -571,7 +844,16 @@ pub struct InstallOptions<'a> {
 /// in the foreground: the returned child must live while measuring.
 pub fn install(lab: &str, o: &InstallOptions<'_>, log: &Path) -> Result<Option<Child>> {
     let mut c = Command::new(tools::locate("dut")?);
-    c.args(["--netns", &crate::dut_netns(lab), "install", o.program, "--iface", crate::DUT_IFACE, "--mode", o.mode]);
+    c.args([
+        "--netns",
+        &crate::dut_netns(lab),
+        "install",
+        o.program,
+        "--iface",
+        crate::DUT_IFACE,
+        "--mode",
+        o.mode,
+    ]);
     if let Some(p) = o.profile {
         c.args(["--profile", p]);
     }
@@ -589,19 +871,31 @@ pub fn install(lab: &str, o: &InstallOptions<'_>, log: &Path) -> Result<Option<C
         loop {
             if child.exited() {
                 let out = child.wait()?;
-                bail!("`{}` exited (status {:?}): {}", out.command, out.status, out.stderr.trim());
+                bail!(
+                    "`{}` exited (status {:?}): {}",
+                    out.command,
+                    out.status,
+                    out.stderr.trim()
+                );
             }
             if dut_status(lab).is_ok() {
                 return Ok(Some(child));
             }
             if Instant::now() > deadline {
-                bail!("`{}` did not show up in `dut status` within 15 s", child.command());
+                bail!(
+                    "`{}` did not show up in `dut status` within 15 s",
+                    child.command()
+                );
             }
             sleep_checked(Duration::from_millis(200))?;
         }
     }
     let out = tools::run(c)?;
-    std::fs::write(log, format!("{}\n{}{}", out.command, out.stdout(), out.stderr)).ok();
+    std::fs::write(
+        log,
+        format!("{}\n{}{}", out.command, out.stdout(), out.stderr),
+    )
+    .ok();
     out.check()?;
     Ok(None)
 }
@@ -619,14 +913,22 @@ pub fn dut_status_window(lab: &str, window: Duration) -> Result<Value> {
 
 fn status_cmd(lab: &str, window: Option<Duration>) -> Result<Value> {
     let mut c = Command::new(tools::locate("dut")?);
-    c.args(["--netns", &crate::dut_netns(lab), "status", "--iface", crate::DUT_IFACE, "--json"]);
+    c.args([
+        "--netns",
+        &crate::dut_netns(lab),
+        "status",
+        "--iface",
+        crate::DUT_IFACE,
+        "--json",
+    ]);
     if let Some(w) = window {
         c.args(["--window", &format!("{}ms", w.as_millis())]);
     }
     let out = tools::run(c)?;
     out.check()?;
     let text = out.lines.join("\n");
-    let v: Value = serde_json::from_str(&text).with_context(|| format!("`{}` printed no JSON object", out.command))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("`{}` printed no JSON object", out.command))?;
     v["interfaces"]
         .as_array()
         .and_then(|a| a.iter().find(|i| i["iface"] == crate::DUT_IFACE).cloned())
@@ -636,7 +938,16 @@ fn status_cmd(lab: &str, window: Option<Duration>) -> Result<Value> {
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
 pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
     let mut c = Command::new(tools::locate("tstamp")?);
-    c.args(["--netns", &crate::mon_netns(lab), "--iface", crate::MON_IFACE, "--match", "dns", "--output", "json"]);
+    c.args([
+        "--netns",
+        &crate::mon_netns(lab),
+        "--iface",
+        crate::MON_IFACE,
+        "--match",
+        "dns",
+        "--output",
+        "json",
+    ]);
     for (flag, p) in files {
         c.arg(flag).arg(p);
     }
@@ -648,8 +959,13 @@ pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child
 /// A trafgen configuration sending the profile's first frame.
 pub fn trafgen_config(profile: &str) -> Result<String> {
     let p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
-    let t = profiles::Template::new(&p, profiles::TemplateOptions::default()).map_err(|e| anyhow!("{e}"))?;
-    let mut s = format!("# {} ({} bytes + FCS), written by lab run\n{{\n", p.name, t.len());
+    let t = profiles::Template::new(&p, profiles::TemplateOptions::default())
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut s = format!(
+        "# {} ({} bytes + FCS), written by lab run\n{{\n",
+        p.name,
+        t.len()
+    );
     for chunk in t.frame().chunks(12) {
         let line: Vec<String> = chunk.iter().map(|b| format!("0x{b:02x}")).collect();
         let _ = writeln!(s, "  {},", line.join(", "));
@@ -665,7 +981,10 @@ fn write_trafgen_cfg(profile: &str, path: &Path) -> Result<()> {
 /// dnsperf's input: one `NAME A` line per name of the profile's set.
 pub fn dnsperf_queries(profile: &str) -> Result<String> {
     let p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
-    let dns = p.dns.as_ref().ok_or_else(|| anyhow!("profile {profile} has no DNS workload"))?;
+    let dns = p
+        .dns
+        .as_ref()
+        .ok_or_else(|| anyhow!("profile {profile} has no DNS workload"))?;
     let n = dns.names.count().min(100_000);
     let mut s = String::new();
     for i in 0..n {
@@ -680,7 +999,14 @@ fn write_dnsperf_queries(profile: &str, path: &Path) -> Result<()> {
 
 /// `Queries per second:   12345.6` from dnsperf's report.
 pub fn parse_dnsperf(out: &str) -> Option<f64> {
-    out.lines().find_map(|l| l.trim().strip_prefix("Queries per second:")?.split_whitespace().next()?.parse().ok())
+    out.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("Queries per second:")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 #[cfg(test)]
@@ -700,7 +1026,8 @@ mod tests {
 
     #[test]
     fn dnsperf_report_is_parsed() {
-        let out = "Statistics:\n\n  Queries sent:         100\n  Queries per second:   174012.345678\n";
+        let out =
+            "Statistics:\n\n  Queries sent:         100\n  Queries per second:   174012.345678\n";
         assert_eq!(parse_dnsperf(out), Some(174_012.345_678));
         assert_eq!(parse_dnsperf("nothing"), None);
     }
@@ -710,7 +1037,10 @@ mod tests {
         let cfg = trafgen_config("min-single-flow").unwrap();
         let bytes = cfg.matches("0x").count();
         assert_eq!(bytes, 60, "64-byte frame without FCS:\n{cfg}");
-        assert!(cfg.contains("0x02, 0x00, 0x00, 0x00, 0x00, 0x02"), "dst MAC first:\n{cfg}");
+        assert!(
+            cfg.contains("0x02, 0x00, 0x00, 0x00, 0x00, 0x02"),
+            "dst MAC first:\n{cfg}"
+        );
     }
 
     #[test]
@@ -723,7 +1053,12 @@ mod tests {
 
     #[test]
     fn every_measure_has_known_metrics() {
-        for m in [Measure::DutRate, Measure::AnswerRate, Measure::ResponseTime, Measure::UpdateRate] {
+        for m in [
+            Measure::DutRate,
+            Measure::AnswerRate,
+            Measure::ResponseTime,
+            Measure::UpdateRate,
+        ] {
             for name in metrics_of(m) {
                 assert_eq!(metric(name).name, *name);
             }

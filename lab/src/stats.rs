@@ -65,12 +65,24 @@ impl Summary {
         }
         let mean = v.iter().sum::<f64>() / n as f64;
         if n == 1 {
-            return Some(Summary { n, mean, stddev: 0.0, ci99_low: mean, ci99_high: mean });
+            return Some(Summary {
+                n,
+                mean,
+                stddev: 0.0,
+                ci99_low: mean,
+                ci99_high: mean,
+            });
         }
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         let stddev = var.sqrt();
         let half = t_99((n - 1) as u64) * stddev / (n as f64).sqrt();
-        Some(Summary { n, mean, stddev, ci99_low: mean - half, ci99_high: mean + half })
+        Some(Summary {
+            n,
+            mean,
+            stddev,
+            ci99_low: mean - half,
+            ci99_high: mean + half,
+        })
     }
 
     /// Half-width of the interval.

@@ -84,9 +84,13 @@ impl Status {
             },
             switch: bed.switch_netns().map(|ns| SwitchStatus {
                 netns: ns.to_owned(),
-                ports: [crate::SW_GEN_IFACE, crate::SW_DUT_IFACE, crate::SW_MON_IFACE]
-                    .map(String::from)
-                    .to_vec(),
+                ports: [
+                    crate::SW_GEN_IFACE,
+                    crate::SW_DUT_IFACE,
+                    crate::SW_MON_IFACE,
+                ]
+                .map(String::from)
+                .to_vec(),
             }),
         }
     }

@@ -43,7 +43,16 @@ pub struct Point {
 
 impl Point {
     fn to_line(&self) -> String {
-        format!("{},{},{},{},{},{},{}\n", self.experiment, self.series, self.metric, fmt_num(self.x), self.repetition, fmt_num(self.value), self.unit)
+        format!(
+            "{},{},{},{},{},{},{}\n",
+            self.experiment,
+            self.series,
+            self.metric,
+            fmt_num(self.x),
+            self.repetition,
+            fmt_num(self.value),
+            self.unit
+        )
     }
     fn parse(line: &str) -> Option<Point> {
         let f: Vec<&str> = line.split(',').collect();
@@ -64,7 +73,11 @@ impl Point {
 
 /// Formats a number without a needless fraction.
 pub fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
 }
 
 /// Identifies one measurement: (series, x, repetition).
@@ -91,15 +104,23 @@ impl Store {
         let path = dir.join("points.csv");
         let mut points = Vec::new();
         if path.exists() {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
             for (i, line) in text.lines().enumerate() {
                 if i == 0 && line == POINTS_HEADER || line.trim().is_empty() {
                     continue;
                 }
                 // A torn last line (killed mid-write) is dropped.
-                let Some(p) = Point::parse(line) else { continue };
+                let Some(p) = Point::parse(line) else {
+                    continue;
+                };
                 if p.experiment != experiment {
-                    bail!("{}:{}: holds experiment '{}', not '{experiment}'; use another --out", path.display(), i + 1, p.experiment);
+                    bail!(
+                        "{}:{}: holds experiment '{}', not '{experiment}'; use another --out",
+                        path.display(),
+                        i + 1,
+                        p.experiment
+                    );
                 }
                 points.push(p);
             }
@@ -110,19 +131,28 @@ impl Store {
             body.push_str(&p.to_line());
         }
         std::fs::write(&path, body).with_context(|| format!("write {}", path.display()))?;
-        let file = OpenOptions::new().append(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
         Ok(Store { path, file, points })
     }
 
     /// Measurements already present.
     pub fn done(&self) -> HashSet<Key> {
-        self.points.iter().map(|p| key(&p.series, p.x, p.repetition)).collect()
+        self.points
+            .iter()
+            .map(|p| key(&p.series, p.x, p.repetition))
+            .collect()
     }
 
     /// Appends one measurement's points (one write, flushed).
     pub fn append(&mut self, points: &[Point]) -> Result<()> {
         let body: String = points.iter().map(Point::to_line).collect();
-        self.file.write_all(body.as_bytes()).and_then(|_| self.file.flush()).with_context(|| format!("append to {}", self.path.display()))?;
+        self.file
+            .write_all(body.as_bytes())
+            .and_then(|_| self.file.flush())
+            .with_context(|| format!("append to {}", self.path.display()))?;
         self.points.extend_from_slice(points);
         Ok(())
     }
@@ -164,7 +194,10 @@ pub fn summarise(points: &[Point]) -> Vec<Row> {
             order.push(sm);
             order.len() - 1
         });
-        groups.entry((idx, format!("{:020.6}", p.x))).or_default().push(p);
+        groups
+            .entry((idx, format!("{:020.6}", p.x)))
+            .or_default()
+            .push(p);
     }
     groups
         .into_values()
@@ -204,7 +237,8 @@ pub fn write_summary(path: &Path, rows: &[Row]) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp~");
     std::fs::write(&tmp, bytes).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 #[cfg(test)]
@@ -219,7 +253,15 @@ mod tests {
     }
 
     fn pt(series: &str, metric: &str, x: f64, rep: u32, value: f64) -> Point {
-        Point { experiment: "e".into(), series: series.into(), metric: metric.into(), x, repetition: rep, value, unit: "pps".into() }
+        Point {
+            experiment: "e".into(),
+            series: series.into(),
+            metric: metric.into(),
+            x,
+            repetition: rep,
+            value,
+            unit: "pps".into(),
+        }
     }
 
     #[test]
@@ -228,11 +270,15 @@ mod tests {
         {
             let mut s = Store::open(&dir, "e").unwrap();
             assert!(s.done().is_empty());
-            s.append(&[pt("a", "m", 1.0, 1, 10.0), pt("a", "n", 1.0, 1, 5.0)]).unwrap();
+            s.append(&[pt("a", "m", 1.0, 1, 10.0), pt("a", "n", 1.0, 1, 5.0)])
+                .unwrap();
             s.append(&[pt("a", "m", 2.5, 1, 11.0)]).unwrap();
         }
         // A torn line, as a kill mid-write would leave.
-        let mut f = OpenOptions::new().append(true).open(dir.join("points.csv")).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("points.csv"))
+            .unwrap();
         f.write_all(b"e,a,m,3,1,1").unwrap();
         drop(f);
         let s = Store::open(&dir, "e").unwrap();
@@ -245,7 +291,10 @@ mod tests {
         assert_eq!(s.points().len(), 3);
         let text = std::fs::read_to_string(dir.join("points.csv")).unwrap();
         assert!(text.starts_with(POINTS_HEADER));
-        assert!(!text.contains("e,a,m,3,1,1\n") && !text.ends_with(",1"), "{text}");
+        assert!(
+            !text.contains("e,a,m,3,1,1\n") && !text.ends_with(",1"),
+            "{text}"
+        );
         // Another experiment's directory is refused.
         let e = Store::open(&dir, "other").unwrap_err().to_string();
         assert!(e.contains("holds experiment 'e'"), "{e}");
@@ -262,7 +311,10 @@ mod tests {
         ];
         let rows = summarise(&pts);
         assert_eq!(rows.len(), 3);
-        assert_eq!((rows[0].series.as_str(), rows[0].x, rows[0].summary.n), ("b", 1.0, 2));
+        assert_eq!(
+            (rows[0].series.as_str(), rows[0].x, rows[0].summary.n),
+            ("b", 1.0, 2)
+        );
         assert_eq!(rows[0].summary.mean, 2.0);
         assert_eq!((rows[1].series.as_str(), rows[1].x), ("b", 2.0));
         assert_eq!(rows[2].series, "a");

@@ -84,7 +84,12 @@ pub struct Testbed {
 
 /// The namespaces lab `name` would have, in creation order.
 fn all_namespaces(name: &str) -> [String; 4] {
-    [gen_netns(name), sw_netns(name), dut_netns(name), mon_netns(name)]
+    [
+        gen_netns(name),
+        sw_netns(name),
+        dut_netns(name),
+        mon_netns(name),
+    ]
 }
 
 fn netns_exists(ns: &str) -> bool {
@@ -520,9 +525,32 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
             exec(tc(
                 &sw_ns,
                 &[
-                    "filter", "add", "dev", from, "ingress", "pref", "1", "protocol", "all",
-                    "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "mirror",
-                    "dev", SW_MON_IFACE, "action", "mirred", "egress", "redirect", "dev", to,
+                    "filter",
+                    "add",
+                    "dev",
+                    from,
+                    "ingress",
+                    "pref",
+                    "1",
+                    "protocol",
+                    "all",
+                    "u32",
+                    "match",
+                    "u32",
+                    "0",
+                    "0",
+                    "action",
+                    "mirred",
+                    "egress",
+                    "mirror",
+                    "dev",
+                    SW_MON_IFACE,
+                    "action",
+                    "mirred",
+                    "egress",
+                    "redirect",
+                    "dev",
+                    to,
                 ],
             ))?;
         }
@@ -534,7 +562,9 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
         ip(&["-n", ns, "link", "set", "dev", iface, "up"])?;
     }
     if switched {
-        ip(&["-n", &mon_ns, "link", "set", "dev", MON_IFACE, "promisc", "on"])?;
+        ip(&[
+            "-n", &mon_ns, "link", "set", "dev", MON_IFACE, "promisc", "on",
+        ])?;
     }
 
     Ok(Testbed {

@@ -80,8 +80,13 @@ pub fn locate(name: &str) -> Result<PathBuf> {
     let here = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
-        .map_or_else(|| "this executable's directory".to_owned(), |d| d.display().to_string());
-    bail!("`{name}` not found in {here} nor on PATH; build it with `cargo build --release --workspace`")
+        .map_or_else(
+            || "this executable's directory".to_owned(),
+            |d| d.display().to_string(),
+        );
+    bail!(
+        "`{name}` not found in {here} nor on PATH; build it with `cargo build --release --workspace`"
+    )
 }
 
 /// A binary in the current executable's directory (or its parent when that
@@ -106,7 +111,8 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Finds a peer program (a Debian package's binary) on PATH, or says which
@@ -143,7 +149,10 @@ pub struct Output {
 impl Output {
     /// The JSON objects among the stdout lines.
     pub fn records(&self) -> Vec<Value> {
-        self.lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
     /// The last record with `"type": "final"`.
     pub fn final_record(&self) -> Result<Value> {
@@ -151,7 +160,14 @@ impl Output {
             .into_iter()
             .rev()
             .find(|v| v["type"] == "final")
-            .ok_or_else(|| anyhow!("`{}` printed no final JSON record (exit {:?}): {}", self.command, self.status, last_line(&self.stderr)))
+            .ok_or_else(|| {
+                anyhow!(
+                    "`{}` printed no final JSON record (exit {:?}): {}",
+                    self.command,
+                    self.status,
+                    last_line(&self.stderr)
+                )
+            })
     }
     /// stdout as one string.
     pub fn stdout(&self) -> String {
@@ -164,13 +180,23 @@ impl Output {
         if self.status == Some(0) {
             Ok(self)
         } else {
-            bail!("`{}` failed (exit {:?}): {}", self.command, self.status, last_line(&self.stderr))
+            bail!(
+                "`{}` failed (exit {:?}): {}",
+                self.command,
+                self.status,
+                last_line(&self.stderr)
+            )
         }
     }
 }
 
 fn last_line(s: &str) -> String {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no error output)").trim().to_owned()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no error output)")
+        .trim()
+        .to_owned()
 }
 
 /// Runs `cmd` to completion (registered, so Ctrl-C interrupts it).
@@ -224,7 +250,14 @@ impl Child {
             let _ = err.read_to_string(&mut s);
             s
         });
-        Ok(Child { command, child: Some(child), lines: rx, seen: Vec::new(), stderr: Some(stderr), reader: Some(reader) })
+        Ok(Child {
+            command,
+            child: Some(child),
+            lines: rx,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+            reader: Some(reader),
+        })
     }
 
     /// Process id, while running.
@@ -247,9 +280,16 @@ impl Child {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!("`{}` did not print a \"{ty}\" record within {:?}", self.command, timeout);
+                bail!(
+                    "`{}` did not print a \"{ty}\" record within {:?}",
+                    self.command,
+                    timeout
+                );
             }
-            match self.lines.recv_timeout(left.min(Duration::from_millis(100))) {
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
                 Ok(line) => {
                     let v: Option<Value> = serde_json::from_str(&line).ok();
                     self.seen.push(line);
@@ -260,7 +300,12 @@ impl Child {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let out = self.finish()?;
-                    bail!("`{}` exited (status {:?}) before printing a \"{ty}\" record: {}", out.command, out.status, last_line(&out.stderr));
+                    bail!(
+                        "`{}` exited (status {:?}) before printing a \"{ty}\" record: {}",
+                        out.command,
+                        out.status,
+                        last_line(&out.stderr)
+                    );
                 }
             }
         }
@@ -268,7 +313,9 @@ impl Child {
 
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
-        self.child.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
     }
 
     /// Sends SIGINT (the tools then print their final record and exit).
@@ -302,7 +349,9 @@ impl Child {
         let Some(mut child) = self.child.take() else {
             bail!("`{}` already collected", self.command);
         };
-        let status = child.wait().with_context(|| format!("wait for `{}`", self.command))?;
+        let status = child
+            .wait()
+            .with_context(|| format!("wait for `{}`", self.command))?;
         unregister(child.id());
         // Workers it forked may still hold stdout: give them a moment, then
         // end the whole group so the readers see end-of-file.
@@ -317,8 +366,17 @@ impl Child {
             let _ = r.join();
         }
         self.seen.extend(self.lines.try_iter());
-        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
-        Ok(Output { command: self.command.clone(), status: status.code(), lines: std::mem::take(&mut self.seen), stderr })
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Ok(Output {
+            command: self.command.clone(),
+            status: status.code(),
+            lines: std::mem::take(&mut self.seen),
+            stderr,
+        })
     }
 }
 
@@ -376,7 +434,9 @@ mod tests {
         assert!(e.contains("`no-such-tool-xyz` not found"), "{e}");
         assert!(e.contains("cargo build --release --workspace"), "{e}");
         assert!(!e.contains('\n'));
-        let e = locate_peer("no-such-peer-xyz", "some-pkg").unwrap_err().to_string();
+        let e = locate_peer("no-such-peer-xyz", "some-pkg")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("some-pkg") && e.contains(".ci/setup"), "{e}");
     }
 
@@ -405,7 +465,9 @@ mod tests {
         let mut c = Command::new("sh");
         c.args(["-c", r#"echo '{"type":"ready"}'; sleep 0.2; echo '{"type":"final","x":{"y":3}}'; echo oops >&2"#]);
         let mut child = Child::spawn(c).unwrap();
-        let ready = child.wait_for_type("ready", Duration::from_secs(5)).unwrap();
+        let ready = child
+            .wait_for_type("ready", Duration::from_secs(5))
+            .unwrap();
         assert_eq!(ready["type"], "ready");
         let out = child.wait().unwrap();
         let fin = out.final_record().unwrap();
@@ -420,7 +482,10 @@ mod tests {
         let mut c = Command::new("sh");
         c.args(["-c", "echo broken >&2; exit 3"]);
         let mut child = Child::spawn(c).unwrap();
-        let e = child.wait_for_type("ready", Duration::from_secs(5)).unwrap_err().to_string();
+        let e = child
+            .wait_for_type("ready", Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("exited") && e.contains("broken"), "{e}");
     }
 
@@ -431,14 +496,18 @@ mod tests {
         let mut c = Command::new("sh");
         c.args(["-c", r#"sleep 30 & echo $! ; echo '{"type":"ready"}'; trap 'exit 0' INT; while true; do sleep 0.05; done"#]);
         let mut child = Child::spawn(c).unwrap();
-        child.wait_for_type("ready", Duration::from_secs(5)).unwrap();
+        child
+            .wait_for_type("ready", Duration::from_secs(5))
+            .unwrap();
         let t = Instant::now();
         let out = child.stop(Duration::from_secs(2)).unwrap();
         assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
         let worker: i32 = out.lines[0].trim().parse().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(worker), None).is_ok()
-            && !std::fs::read_to_string(format!("/proc/{worker}/stat")).unwrap_or_default().contains(") Z");
+            && !std::fs::read_to_string(format!("/proc/{worker}/stat"))
+                .unwrap_or_default()
+                .contains(") Z");
         assert!(!alive, "worker {worker} survived");
     }
 
@@ -447,7 +516,9 @@ mod tests {
         let mut c = Command::new("sh");
         c.args(["-c", r#"trap 'echo "{\"type\":\"final\"}"; exit 0' INT; echo '{"type":"ready"}'; while true; do sleep 0.05; done"#]);
         let mut child = Child::spawn(c).unwrap();
-        child.wait_for_type("ready", Duration::from_secs(5)).unwrap();
+        child
+            .wait_for_type("ready", Duration::from_secs(5))
+            .unwrap();
         let t = Instant::now();
         let out = child.stop(Duration::from_secs(5)).unwrap();
         assert!(t.elapsed() < Duration::from_secs(4));

@@ -47,11 +47,9 @@ pub fn attach_xdp_fd(netns: &str, iface: &str, prog: BorrowedFd<'_>) -> Result<(
         what: format!("ifindex of {iface}"),
         detail: format!("{ifindex} out of range"),
     })?;
-    run_in_netns(netns, || Xdp::new(prog).attach(ifindex, XdpFlags::DRV_MODE))?.map_err(
-        bpf_err(format!(
-            "attach XDP program (driver mode) on {iface} in namespace {netns}"
-        )),
-    )
+    run_in_netns(netns, || Xdp::new(prog).attach(ifindex, XdpFlags::DRV_MODE))?.map_err(bpf_err(
+        format!("attach XDP program (driver mode) on {iface} in namespace {netns}"),
+    ))
 }
 
 /// Removes the native-mode XDP program from `iface` in `netns`

@@ -23,7 +23,10 @@ fn tmp(name: &str, text: &str) -> PathBuf {
 fn netns() -> String {
     std::fs::read_dir("/run/netns")
         .map(|d| {
-            let mut v: Vec<String> = d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let mut v: Vec<String> = d
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
             v.sort();
             v.join(",")
         })
@@ -35,10 +38,26 @@ const GOOD: &str = "name = \"t\"\nmeasure = \"dut-rate\"\nprogram = \"drop\"\npr
 #[test]
 fn bad_files_give_one_line_with_file_line_and_key() {
     let cases = [
-        ("unknown-key.toml", GOOD.replace("repetitions = 3\n", "repetitions = 3\nwarmup = \"1s\"\n"), ":7: warmup:"),
-        ("bad-program.toml", GOOD.replace("\"drop\"", "\"dropp\""), ":3: program: unknown program 'dropp'"),
-        ("bad-sweep.toml", format!("{GOOD}[sweep]\nparameter = \"queues\"\nvalues = [0]\n"), ":11: sweep.values: 0 queues is impossible"),
-        ("bad-profile.toml", GOOD.replace("min-multi-flow", "no-such-profile"), ":4: profile:"),
+        (
+            "unknown-key.toml",
+            GOOD.replace("repetitions = 3\n", "repetitions = 3\nwarmup = \"1s\"\n"),
+            ":7: warmup:",
+        ),
+        (
+            "bad-program.toml",
+            GOOD.replace("\"drop\"", "\"dropp\""),
+            ":3: program: unknown program 'dropp'",
+        ),
+        (
+            "bad-sweep.toml",
+            format!("{GOOD}[sweep]\nparameter = \"queues\"\nvalues = [0]\n"),
+            ":11: sweep.values: 0 queues is impossible",
+        ),
+        (
+            "bad-profile.toml",
+            GOOD.replace("min-multi-flow", "no-such-profile"),
+            ":4: profile:",
+        ),
     ];
     for (file, text, want) in cases {
         let p = tmp(file, &text);
@@ -46,8 +65,15 @@ fn bad_files_give_one_line_with_file_line_and_key() {
         let out = lab().args(["run"]).arg(&p).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{file}: one line: {stderr}");
-        assert!(stderr.starts_with(&format!("error: {}", p.display())), "{file}: names the file: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{file}: one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with(&format!("error: {}", p.display())),
+            "{file}: names the file: {stderr}"
+        );
         assert!(stderr.contains(want), "{file}: wanted {want:?} in {stderr}");
         assert_eq!(before, netns(), "{file}: nothing created");
     }
@@ -58,7 +84,10 @@ fn an_unknown_experiment_lists_the_shipped_ones() {
     let out = lab().args(["run", "no-such-experiment"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("no-such-experiment") && stderr.contains("drop-rate"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-experiment") && stderr.contains("drop-rate"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -26,7 +26,11 @@ fn lab_bin() -> PathBuf {
 /// The workspace binaries must be beside `lab`; a clear failure otherwise.
 fn require_tools() {
     let dir = lab_bin().parent().expect("bin dir").to_path_buf();
-    let missing: Vec<&str> = lab::tools::WORKSPACE_TOOLS.iter().copied().filter(|t| *t != "sink" && !dir.join(t).exists()).collect();
+    let missing: Vec<&str> = lab::tools::WORKSPACE_TOOLS
+        .iter()
+        .copied()
+        .filter(|t| *t != "sink" && !dir.join(t).exists())
+        .collect();
     assert!(
         missing.is_empty(),
         "end-to-end tests need {} in {}: build them first with `cargo build --workspace` (same profile as the tests)",
@@ -37,7 +41,11 @@ fn require_tools() {
 
 fn netns() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -45,7 +53,10 @@ fn netns() -> Vec<String> {
 
 /// Namespaces of labs this process made (run labs are named run<pid>...).
 fn ours(v: &[String], prefix: &str) -> Vec<String> {
-    v.iter().filter(|n| n.starts_with(prefix)).cloned().collect()
+    v.iter()
+        .filter(|n| n.starts_with(prefix))
+        .cloned()
+        .collect()
 }
 
 fn tmpdir(tag: &str) -> PathBuf {
@@ -67,7 +78,13 @@ fn read_points(out: &Path) -> Points {
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         assert_eq!(f.len(), 7, "{line}");
-        by.entry((f[1].to_owned(), f[2].to_owned())).or_default().push((f[3].parse().unwrap(), f[4].parse().unwrap(), f[5].parse().unwrap()));
+        by.entry((f[1].to_owned(), f[2].to_owned()))
+            .or_default()
+            .push((
+                f[3].parse().unwrap(),
+                f[4].parse().unwrap(),
+                f[5].parse().unwrap(),
+            ));
     }
     Points { by }
 }
@@ -95,33 +112,61 @@ fn quick_run(name: &str) {
     let prefix = format!("run{:x}-", child.id());
     let res = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert!(res.status.success(), "lab run {name} --quick failed: {stderr}");
-    assert_eq!(ours(&netns(), &prefix), Vec::<String>::new(), "lab run {name} left namespaces behind");
-    assert!(stderr.contains("left"), "progress lines on stderr: {stderr}");
+    assert!(
+        res.status.success(),
+        "lab run {name} --quick failed: {stderr}"
+    );
+    assert_eq!(
+        ours(&netns(), &prefix),
+        Vec::<String>::new(),
+        "lab run {name} left namespaces behind"
+    );
+    assert!(
+        stderr.contains("left"),
+        "progress lines on stderr: {stderr}"
+    );
 
     let pts = read_points(&out);
     let primary = |m: Measure| lab::runner::metrics_of(m)[0];
     for s in &exp.series {
         let key = (s.name.clone(), primary(s.measure).to_owned());
-        let got = pts.by.get(&key).unwrap_or_else(|| panic!("{name}: no {key:?} in points.csv"));
-        let have: HashSet<(String, u32)> = got.iter().map(|p| (lab::store::fmt_num(p.0), p.1)).collect();
+        let got = pts
+            .by
+            .get(&key)
+            .unwrap_or_else(|| panic!("{name}: no {key:?} in points.csv"));
+        let have: HashSet<(String, u32)> = got
+            .iter()
+            .map(|p| (lab::store::fmt_num(p.0), p.1))
+            .collect();
         for &x in &plan.values {
             for r in 1..=plan.repetitions {
-                assert!(have.contains(&(lab::store::fmt_num(x), r)), "{name}: {} x={x} rep {r} missing", s.name);
+                assert!(
+                    have.contains(&(lab::store::fmt_num(x), r)),
+                    "{name}: {} x={x} rep {r} missing",
+                    s.name
+                );
             }
         }
         // Sanity of the values.
         for &(x, _, v) in got {
             assert!(v.is_finite() && v >= 0.0, "{name} {} x={x}: {v}", s.name);
             match s.measure {
-                Measure::DutRate if s.dst_ip.is_some() => assert_eq!(v, 0.0, "{name} {}: the guarded program dropped a neighbour's traffic", s.name),
+                Measure::DutRate if s.dst_ip.is_some() => assert_eq!(
+                    v, 0.0,
+                    "{name} {}: the guarded program dropped a neighbour's traffic",
+                    s.name
+                ),
                 _ => assert!(v > 0.0, "{name} {} x={x}: {} = {v}", s.name, key.1),
             }
         }
         if s.measure == Measure::ResponseTime {
             let p99 = &pts.by[&(s.name.clone(), "rtt_p99_us".to_owned())];
             for &x in &plan.values {
-                assert!(mean(p99, x) >= mean(got, x), "{name} {}: p99 below p50", s.name);
+                assert!(
+                    mean(p99, x) >= mean(got, x),
+                    "{name} {}: p99 below p50",
+                    s.name
+                );
             }
         }
     }
@@ -135,28 +180,49 @@ fn quick_run(name: &str) {
     let (mut single, mut multi) = (0.0, 0.0);
     for s in exp.series.iter().filter(|s| s.name.contains("single-flow")) {
         let m = s.name.replace("single-flow", "multi-flow");
-        if let (Some(a), Some(b)) = (pts.by.get(&(s.name.clone(), "drop_pps".into())), pts.by.get(&(m, "drop_pps".into()))) {
+        if let (Some(a), Some(b)) = (
+            pts.by.get(&(s.name.clone(), "drop_pps".into())),
+            pts.by.get(&(m, "drop_pps".into())),
+        ) {
             for &x in &plan.values {
                 single += mean(a, x);
                 multi += mean(b, x);
             }
         }
     }
-    assert!(single <= multi * 2.0, "{name}: single-flow {single} vs multi-flow {multi} packets/s summed");
+    assert!(
+        single <= multi * 2.0,
+        "{name}: single-flow {single} vs multi-flow {multi} packets/s summed"
+    );
     // Plots carry their series, the report links them.
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     let mut metrics: Vec<&str> = exp.series.iter().map(|s| primary(s.measure)).collect();
     metrics.dedup();
     for m in metrics {
-        let svg = std::fs::read_to_string(out.join(format!("{m}.svg"))).unwrap_or_else(|e| panic!("{name}: {m}.svg: {e}"));
+        let svg = std::fs::read_to_string(out.join(format!("{m}.svg")))
+            .unwrap_or_else(|e| panic!("{name}: {m}.svg: {e}"));
         for s in exp.series.iter().filter(|s| primary(s.measure) == m) {
-            assert!(svg.contains(&s.name), "{name}: {m}.svg lacks series {}", s.name);
+            assert!(
+                svg.contains(&s.name),
+                "{name}: {m}.svg lacks series {}",
+                s.name
+            );
         }
         assert!(out.join(format!("{m}.png")).exists(), "{name}: {m}.png");
-        assert!(report.contains(&format!("({m}.svg)")), "{name}: report does not link {m}.svg");
+        assert!(
+            report.contains(&format!("({m}.svg)")),
+            "{name}: report does not link {m}.svg"
+        );
     }
-    assert!(std::fs::read_to_string(out.join("summary.csv")).unwrap().starts_with(lab::store::SUMMARY_HEADER));
-    assert!(std::fs::read_dir(out.join("raw")).unwrap().count() > 0, "raw tool output kept");
+    assert!(
+        std::fs::read_to_string(out.join("summary.csv"))
+            .unwrap()
+            .starts_with(lab::store::SUMMARY_HEADER)
+    );
+    assert!(
+        std::fs::read_dir(out.join("raw")).unwrap().count() > 0,
+        "raw tool output kept"
+    );
     if !exp.ratios.is_empty() {
         assert!(report.contains("## Ratios"), "{name}: ratios in the report");
     }
@@ -209,15 +275,34 @@ fn a_rerun_with_the_same_out_resumes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
     let out = tmpdir("resume");
-    let run = || Command::new(lab_bin()).args(["run", "update-rate", "--quick", "--out"]).arg(&out).output().unwrap();
+    let run = || {
+        Command::new(lab_bin())
+            .args(["run", "update-rate", "--quick", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
     let first = run();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
-    let lines_before = std::fs::read_to_string(out.join("points.csv")).unwrap().lines().count();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let lines_before = std::fs::read_to_string(out.join("points.csv"))
+        .unwrap()
+        .lines()
+        .count();
     let second = run();
     assert!(second.status.success());
     let stdout = String::from_utf8_lossy(&second.stdout);
     assert!(stdout.contains("0 measured, 2 already there"), "{stdout}");
-    assert_eq!(std::fs::read_to_string(out.join("points.csv")).unwrap().lines().count(), lines_before);
+    assert_eq!(
+        std::fs::read_to_string(out.join("points.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        lines_before
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -229,11 +314,27 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
     let out = tmpdir("demo");
     assert!(lab::existing_namespaces(&name).is_empty());
     let t = Instant::now();
-    let res = Command::new(lab_bin()).args(["demo", "--name", &name, "--out"]).arg(&out).output().unwrap();
+    let res = Command::new(lab_bin())
+        .args(["demo", "--name", &name, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(res.status.success(), "lab demo failed: {}", String::from_utf8_lossy(&res.stderr));
-    assert!(t.elapsed() < Duration::from_secs(60), "demo took {:?}", t.elapsed());
-    assert_eq!(lab::existing_namespaces(&name), Vec::<String>::new(), "demo left namespaces behind");
+    assert!(
+        res.status.success(),
+        "lab demo failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "demo took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        lab::existing_namespaces(&name),
+        Vec::<String>::new(),
+        "demo left namespaces behind"
+    );
     for want in ["sent", "answered", "lost", "p50", "p99", "clock"] {
         assert!(stdout.contains(want), "report lacks {want}: {stdout}");
     }
@@ -248,8 +349,14 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
         .expect("tstamp final record");
     let matched = tfinal["matched"].as_f64().unwrap_or(0.0);
     let requests = tfinal["requests"].as_f64().unwrap_or(0.0);
-    assert!(requests > 100_000.0, "50k/s for 5 s: {requests} requests seen");
-    assert!(matched >= requests * 0.95, "answered {matched} of {requests}");
+    assert!(
+        requests > 100_000.0,
+        "50k/s for 5 s: {requests} requests seen"
+    );
+    assert!(
+        matched >= requests * 0.95,
+        "answered {matched} of {requests}"
+    );
     assert!(tfinal["rtt_ns"]["p50"].as_f64().unwrap_or(0.0) > 0.0);
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -259,12 +366,24 @@ fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
     let name = lab::unique_name("demx");
-    let bed = lab::Testbed::up(&lab::UpOptions { name: name.clone(), ..Default::default() }).unwrap();
-    let res = Command::new(lab_bin()).args(["demo", "--name", &name, "--out"]).arg(tmpdir("demx")).output().unwrap();
+    let bed = lab::Testbed::up(&lab::UpOptions {
+        name: name.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let res = Command::new(lab_bin())
+        .args(["demo", "--name", &name, "--out"])
+        .arg(tmpdir("demx"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(1));
     assert!(stderr.contains("already exists"), "{stderr}");
-    assert_eq!(lab::existing_namespaces(&name).len(), 4, "the existing lab is untouched");
+    assert_eq!(
+        lab::existing_namespaces(&name).len(),
+        4,
+        "the existing lab is untouched"
+    );
     bed.down().unwrap();
 }
 
@@ -274,24 +393,39 @@ fn ctrl_c_during_the_demo_tears_the_lab_down() {
     require_tools();
     let name = lab::unique_name("demc");
     let out = tmpdir("demc");
-    let mut child = Command::new(lab_bin()).args(["demo", "--name", &name, "--duration", "20s", "--out"]).arg(&out).spawn().unwrap();
+    let mut child = Command::new(lab_bin())
+        .args(["demo", "--name", &name, "--duration", "20s", "--out"])
+        .arg(&out)
+        .spawn()
+        .unwrap();
     // Wait until traffic runs (gen.json is written at the end; tstamp is up once the DUT is).
     let deadline = Instant::now() + Duration::from_secs(30);
     while lab::existing_namespaces(&name).len() < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(4));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
     let t = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "demo did not stop after Ctrl-C");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "demo did not stop after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success(), "an interrupted demo exits non-zero");
-    assert!(lab::existing_namespaces(&name).is_empty(), "lab {name} left behind: {:?}", ours(&netns(), &name));
+    assert!(
+        lab::existing_namespaces(&name).is_empty(),
+        "lab {name} left behind: {:?}",
+        ours(&netns(), &name)
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -312,7 +446,8 @@ fn ctrl_c_during_a_run_keeps_what_was_measured_and_a_rerun_completes_it() {
     // Interrupt once at least one measurement is on disk.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let lines = std::fs::read_to_string(out.join("points.csv")).map_or(0, |t| t.lines().count());
+        let lines =
+            std::fs::read_to_string(out.join("points.csv")).map_or(0, |t| t.lines().count());
         if lines > 1 {
             break;
         }
@@ -323,17 +458,46 @@ fn ctrl_c_during_a_run_keeps_what_was_measured_and_a_rerun_completes_it() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let res = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&res.stderr);
-    assert_eq!(res.status.code(), Some(1), "an interrupted run exits 1: {stderr}");
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "an interrupted run exits 1: {stderr}"
+    );
     assert!(stderr.contains("interrupted"), "{stderr}");
-    assert_eq!(ours(&netns(), &prefix), Vec::<String>::new(), "labs left behind");
+    assert_eq!(
+        ours(&netns(), &prefix),
+        Vec::<String>::new(),
+        "labs left behind"
+    );
     let report = std::fs::read_to_string(out.join("report.md")).expect("report of the partial run");
     assert!(report.contains("Interrupted"), "{report}");
-    let measured = std::fs::read_to_string(out.join("points.csv")).unwrap().lines().filter(|l| l.contains(",drop_pps,")).count();
-    assert!((1..9).contains(&measured), "{measured} of 9 measured before Ctrl-C");
+    let measured = std::fs::read_to_string(out.join("points.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(",drop_pps,"))
+        .count();
+    assert!(
+        (1..9).contains(&measured),
+        "{measured} of 9 measured before Ctrl-C"
+    );
     // The re-run measures only what is missing.
-    let again = Command::new(lab_bin()).args(["run", "checksum", "--quick", "--out"]).arg(&out).output().unwrap();
+    let again = Command::new(lab_bin())
+        .args(["run", "checksum", "--quick", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&again.stdout);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
-    assert!(stdout.contains(&format!("{} measured, {measured} already there", 9 - measured)), "{stdout}");
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{} measured, {measured} already there",
+            9 - measured
+        )),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

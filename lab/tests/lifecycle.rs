@@ -190,12 +190,19 @@ fn cli_up_status_down() {
     let text = lab_cmd(&["status", "--name", &name]);
     assert!(text.status.success());
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains(&format!("ip netns exec {name}-gen")), "{text}");
+    assert!(
+        text.contains(&format!("ip netns exec {name}-gen")),
+        "{text}"
+    );
 
     // up twice: refused, lab intact.
     let again = lab_cmd(&["up", "--name", &name]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
     assert!(stderr(&again).starts_with("error: "));
     let st2 = lab_cmd(&["status", "--name", &name, "--json"]);
     assert_eq!(st2.stdout, st.stdout, "second up changed the lab");

@@ -12,7 +12,9 @@ fn main() {
     println!("{:<18} {:>12} {:>12}", "profile", "ns/frame", "Mframes/s");
     for (name, _) in SHIPPED {
         let Ok(p) = Profile::load(name) else { continue };
-        let Ok(t) = Template::new(&p, TemplateOptions::default()) else { continue };
+        let Ok(t) = Template::new(&p, TemplateOptions::default()) else {
+            continue;
+        };
         let mut buf = vec![0u8; t.len()];
         t.fill(&mut buf);
         let frames = 1u64 << 20;

@@ -124,7 +124,12 @@ impl NameSet {
     }
     /// Length of every name in wire format (they all have the same length).
     pub fn wire_len(&self) -> usize {
-        self.suffix_wire.len() + if self.label_len == 0 { 0 } else { 1 + self.label_len }
+        self.suffix_wire.len()
+            + if self.label_len == 0 {
+                0
+            } else {
+                1 + self.label_len
+            }
     }
 
     /// Writes the varying label of name `i` (`label_len` bytes) into `out`.
@@ -153,7 +158,11 @@ impl NameSet {
     /// Name `i` as dotted text.
     pub fn name(&self, i: u64) -> String {
         if self.label_len == 0 {
-            return if self.suffix.is_empty() { ".".into() } else { self.suffix.clone() };
+            return if self.suffix.is_empty() {
+                ".".into()
+            } else {
+                self.suffix.clone()
+            };
         }
         let mut label = vec![0; self.label_len];
         self.write_label(i, &mut label);
@@ -224,7 +233,10 @@ mod tests {
         let s = NameSet::single("ping.lab.test", [192, 0, 2, 1], 60).expect("single");
         assert_eq!(s.count(), 1);
         assert_eq!(s.name(5), "ping.lab.test");
-        assert_eq!(s.wire_name(0), dns::name_to_wire("ping.lab.test").expect("wire"));
+        assert_eq!(
+            s.wire_name(0),
+            dns::name_to_wire("ping.lab.test").expect("wire")
+        );
     }
 
     #[test]

@@ -52,9 +52,18 @@ pub const FCS_LEN: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
     #[error("{origin}:{line}: {key}: {msg}")]
-    Invalid { origin: String, line: usize, key: String, msg: String },
+    Invalid {
+        origin: String,
+        line: usize,
+        key: String,
+        msg: String,
+    },
     #[error("{origin}: {key}: {msg}")]
-    Resolve { origin: String, key: String, msg: String },
+    Resolve {
+        origin: String,
+        key: String,
+        msg: String,
+    },
     #[error("unknown profile '{name}': not a shipped profile ({shipped}) nor a readable file")]
     Unknown { name: String, shipped: String },
     #[error("{path}: {msg}")]
@@ -124,9 +133,9 @@ impl Field {
                 .parse::<Ipv4Addr>()
                 .map(|a| u64::from(u32::from(a)))
                 .map_err(|_| format!("'{s}' is not an IPv4 address")),
-            (Field::UdpSrcPort | Field::UdpDstPort, toml::Value::Integer(i)) => {
-                u16::try_from(*i).map(u64::from).map_err(|_| format!("{i} is not a port (0-65535)"))
-            }
+            (Field::UdpSrcPort | Field::UdpDstPort, toml::Value::Integer(i)) => u16::try_from(*i)
+                .map(u64::from)
+                .map_err(|_| format!("{i} is not a port (0-65535)")),
             (Field::EthSrc | Field::EthDst, _) => Err("expected a MAC address string".into()),
             (Field::Ipv4Src | Field::Ipv4Dst, _) => Err("expected an IPv4 address string".into()),
             _ => Err("expected an integer port".into()),
@@ -221,7 +230,12 @@ impl Profile {
         }
         self.vary
             .iter()
-            .filter(|v| matches!(v.field, Field::Ipv4Src | Field::Ipv4Dst | Field::UdpSrcPort | Field::UdpDstPort))
+            .filter(|v| {
+                matches!(
+                    v.field,
+                    Field::Ipv4Src | Field::Ipv4Dst | Field::UdpSrcPort | Field::UdpDstPort
+                )
+            })
             .fold(1u64, |acc, v| match v.kind {
                 VaryKind::Random { .. } => acc.saturating_mul(v.span()),
                 _ => lcm(acc, v.span()),
@@ -262,10 +276,17 @@ fn load_parents(first: Partial, mut dir: Option<PathBuf>) -> Result<Vec<Partial>
 
 /// Names of the shipped profiles, comma-separated.
 pub fn shipped_names() -> String {
-    SHIPPED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    SHIPPED
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn read_source(name: &str, rel: Option<&Path>) -> Result<(String, String, Option<PathBuf>), ProfileError> {
+fn read_source(
+    name: &str,
+    rel: Option<&Path>,
+) -> Result<(String, String, Option<PathBuf>), ProfileError> {
     if let Some((n, text)) = SHIPPED.iter().find(|(n, _)| *n == name) {
         return Ok((format!("profile {n}"), (*text).to_string(), None));
     }
@@ -274,10 +295,15 @@ fn read_source(name: &str, rel: Option<&Path>) -> Result<(String, String, Option
         path = dir.join(path);
     }
     if !path.exists() {
-        return Err(ProfileError::Unknown { name: name.into(), shipped: shipped_names() });
+        return Err(ProfileError::Unknown {
+            name: name.into(),
+            shipped: shipped_names(),
+        });
     }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ProfileError::Io { path: path.display().to_string(), msg: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| ProfileError::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    })?;
     let dir = path.parent().map(Path::to_path_buf);
     Ok((path.display().to_string(), text, dir))
 }
@@ -405,7 +431,12 @@ impl Ctx<'_> {
         let end = span.start.min(self.text.len());
         self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
     }
-    fn err<T>(&self, span: core::ops::Range<usize>, key: &str, msg: impl Into<String>) -> Result<T, ProfileError> {
+    fn err<T>(
+        &self,
+        span: core::ops::Range<usize>,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> Result<T, ProfileError> {
         Err(ProfileError::Invalid {
             origin: self.origin.into(),
             line: self.line(span),
@@ -414,9 +445,19 @@ impl Ctx<'_> {
         })
     }
     fn at<T>(&self, span: core::ops::Range<usize>, v: T) -> At<T> {
-        At { v, origin: self.origin.into(), line: self.line(span) }
+        At {
+            v,
+            origin: self.origin.into(),
+            line: self.line(span),
+        }
     }
-    fn int<T: TryFrom<i64>>(&self, s: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Result<T, ProfileError> {
+    fn int<T: TryFrom<i64>>(
+        &self,
+        s: &Spanned<i64>,
+        key: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<T, ProfileError> {
         let v = *s.get_ref();
         if v < lo || v > hi {
             return self.err(s.span(), key, format!("{v} is out of range ({lo} to {hi})"));
@@ -424,9 +465,13 @@ impl Ctx<'_> {
         T::try_from(v).or_else(|_| self.err(s.span(), key, format!("{v} is out of range")))
     }
     fn ipv4(&self, s: &Spanned<String>, key: &str) -> Result<Ipv4Addr, ProfileError> {
-        s.get_ref()
-            .parse()
-            .or_else(|_| self.err(s.span(), key, format!("'{}' is not an IPv4 address", s.get_ref())))
+        s.get_ref().parse().or_else(|_| {
+            self.err(
+                s.span(),
+                key,
+                format!("'{}' is not an IPv4 address", s.get_ref()),
+            )
+        })
     }
     fn mac(&self, s: &Spanned<String>, key: &str) -> Result<[u8; 6], ProfileError> {
         parse_mac(s.get_ref()).or_else(|m| self.err(s.span(), key, m))
@@ -445,9 +490,18 @@ impl Partial {
                 .filter(|_| msg.starts_with("unknown field"))
                 .unwrap_or("syntax")
                 .to_string();
-            ProfileError::Invalid { origin: origin.into(), line, key, msg }
+            ProfileError::Invalid {
+                origin: origin.into(),
+                line,
+                key,
+                msg,
+            }
         })?;
-        let mut p = Partial { origin: origin.into(), description: raw.description, ..Default::default() };
+        let mut p = Partial {
+            origin: origin.into(),
+            description: raw.description,
+            ..Default::default()
+        };
         if let Some(n) = raw.name {
             if n.get_ref().trim().is_empty() {
                 return cx.err(n.span(), "name", "must not be empty");
@@ -458,24 +512,57 @@ impl Partial {
             p.parent = Some(par.into_inner());
         }
         if let Some(fs) = &raw.frame_size {
-            let v = cx.int(fs, "frame_size", MIN_FRAME_SIZE as i64, MAX_FRAME_SIZE as i64)?;
+            let v = cx.int(
+                fs,
+                "frame_size",
+                MIN_FRAME_SIZE as i64,
+                MAX_FRAME_SIZE as i64,
+            )?;
             p.frame_size = Some(cx.at(fs.span(), v));
         }
         if let Some(e) = &raw.ethernet {
-            p.eth_src = e.src.as_ref().map(|s| cx.mac(s, "ethernet.src")).transpose()?;
-            p.eth_dst = e.dst.as_ref().map(|s| cx.mac(s, "ethernet.dst")).transpose()?;
+            p.eth_src = e
+                .src
+                .as_ref()
+                .map(|s| cx.mac(s, "ethernet.src"))
+                .transpose()?;
+            p.eth_dst = e
+                .dst
+                .as_ref()
+                .map(|s| cx.mac(s, "ethernet.dst"))
+                .transpose()?;
         }
         if let Some(ip) = &raw.ipv4 {
-            p.ip_src = ip.src.as_ref().map(|s| cx.ipv4(s, "ipv4.src")).transpose()?;
-            p.ip_dst = ip.dst.as_ref().map(|s| cx.ipv4(s, "ipv4.dst")).transpose()?;
-            p.ttl = ip.ttl.as_ref().map(|s| cx.int(s, "ipv4.ttl", 1, 255)).transpose()?;
-            p.tos = ip.tos.as_ref().map(|s| cx.int(s, "ipv4.tos", 0, 255)).transpose()?;
+            p.ip_src = ip
+                .src
+                .as_ref()
+                .map(|s| cx.ipv4(s, "ipv4.src"))
+                .transpose()?;
+            p.ip_dst = ip
+                .dst
+                .as_ref()
+                .map(|s| cx.ipv4(s, "ipv4.dst"))
+                .transpose()?;
+            p.ttl = ip
+                .ttl
+                .as_ref()
+                .map(|s| cx.int(s, "ipv4.ttl", 1, 255))
+                .transpose()?;
+            p.tos = ip
+                .tos
+                .as_ref()
+                .map(|s| cx.int(s, "ipv4.tos", 0, 255))
+                .transpose()?;
         }
         if let Some(u) = &raw.udp {
             if let Some(s) = &u.src_port {
                 p.udp_src = Some(cx.at(s.span(), cx.int(s, "udp.src_port", 0, 65535)?));
             }
-            p.udp_dst = u.dst_port.as_ref().map(|s| cx.int(s, "udp.dst_port", 0, 65535)).transpose()?;
+            p.udp_dst = u
+                .dst_port
+                .as_ref()
+                .map(|s| cx.int(s, "udp.dst_port", 0, 65535))
+                .transpose()?;
         }
         if let Some(vs) = &raw.vary {
             let mut out = Vec::new();
@@ -503,25 +590,45 @@ fn parse_vary(cx: &Ctx<'_>, v: &RawVary) -> Result<Vary, ProfileError> {
             ),
         );
     };
-    let mode = v.mode.as_ref().map(|m| m.get_ref().as_str()).unwrap_or("increment");
+    let mode = v
+        .mode
+        .as_ref()
+        .map(|m| m.get_ref().as_str())
+        .unwrap_or("increment");
     let val = |s: &Spanned<toml::Value>, key: &str| -> Result<u64, ProfileError> {
-        field.parse_value(s.get_ref()).or_else(|m| cx.err(s.span(), key, m))
+        field
+            .parse_value(s.get_ref())
+            .or_else(|m| cx.err(s.span(), key, m))
     };
     let range = || -> Result<(u64, u64), ProfileError> {
         let Some(min_s) = &v.min else {
-            return cx.err(fspan.clone(), "vary.min", format!("{} needs min (and max or count)", mode));
+            return cx.err(
+                fspan.clone(),
+                "vary.min",
+                format!("{} needs min (and max or count)", mode),
+            );
         };
         let min = val(min_s, "vary.min")?;
         let max = match (&v.max, &v.count) {
             (Some(m), None) => val(m, "vary.max")?,
             (None, Some(c)) => {
                 let c: u64 = cx.int(c, "vary.count", 1, i64::MAX)?;
-                min.checked_add(c - 1).filter(|&m| m <= field.max_value()).map_or_else(
-                    || cx.err(v.count.as_ref().map_or(fspan.clone(), |c| c.span()), "vary.count", "min + count runs past the field's largest value"),
-                    Ok,
-                )?
+                min.checked_add(c - 1)
+                    .filter(|&m| m <= field.max_value())
+                    .map_or_else(
+                        || {
+                            cx.err(
+                                v.count.as_ref().map_or(fspan.clone(), |c| c.span()),
+                                "vary.count",
+                                "min + count runs past the field's largest value",
+                            )
+                        },
+                        Ok,
+                    )?
             }
-            (Some(m), Some(_)) => return cx.err(m.span(), "vary.max", "give max or count, not both"),
+            (Some(m), Some(_)) => {
+                return cx.err(m.span(), "vary.max", "give max or count, not both");
+            }
             (None, None) => return cx.err(fspan.clone(), "vary.max", "needs max or count"),
         };
         if max < min {
@@ -533,12 +640,21 @@ fn parse_vary(cx: &Ctx<'_>, v: &RawVary) -> Result<Vary, ProfileError> {
     let kind = match mode {
         "increment" => {
             let (min, max) = range()?;
-            let step = v.step.as_ref().map(|s| cx.int(s, "vary.step", 1, i64::MAX)).transpose()?.unwrap_or(1);
+            let step = v
+                .step
+                .as_ref()
+                .map(|s| cx.int(s, "vary.step", 1, i64::MAX))
+                .transpose()?
+                .unwrap_or(1);
             VaryKind::Increment { min, max, step }
         }
         "random" => {
             let (min, max) = range()?;
-            let seed = v.seed.as_ref().map(|s| *s.get_ref() as u64).unwrap_or(0x5eed);
+            let seed = v
+                .seed
+                .as_ref()
+                .map(|s| *s.get_ref() as u64)
+                .unwrap_or(0x5eed);
             VaryKind::Random { min, max, seed }
         }
         "list" => {
@@ -548,12 +664,20 @@ fn parse_vary(cx: &Ctx<'_>, v: &RawVary) -> Result<Vary, ProfileError> {
             if vals.get_ref().is_empty() {
                 return cx.err(vals.span(), "vary.values", "must not be empty");
             }
-            let parsed: Result<Vec<u64>, String> = vals.get_ref().iter().map(|x| field.parse_value(x)).collect();
+            let parsed: Result<Vec<u64>, String> = vals
+                .get_ref()
+                .iter()
+                .map(|x| field.parse_value(x))
+                .collect();
             VaryKind::List(parsed.or_else(|m| cx.err(vals.span(), "vary.values", m))?)
         }
         other => {
             let span = v.mode.as_ref().map_or(fspan, |m| m.span());
-            return cx.err(span, "vary.mode", format!("unknown mode '{other}' (increment, random or list)"));
+            return cx.err(
+                span,
+                "vary.mode",
+                format!("unknown mode '{other}' (increment, random or list)"),
+            );
         }
     };
     Ok(Vary { field, kind })
@@ -563,27 +687,50 @@ fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
     let mut out = PartialDns::default();
     match (&d.name, &d.names) {
         (Some(n), None) => {
-            dns::wire_len(n.get_ref())
-                .ok()
-                .map_or_else(|| cx.err(n.span(), "dns.name", format!("'{}' is not a valid DNS name", n.get_ref())), Ok)?;
+            dns::wire_len(n.get_ref()).ok().map_or_else(
+                || {
+                    cx.err(
+                        n.span(),
+                        "dns.name",
+                        format!("'{}' is not a valid DNS name", n.get_ref()),
+                    )
+                },
+                Ok,
+            )?;
             out.names = Some(cx.at(n.span(), (0, "a".into(), n.get_ref().clone())));
         }
         (None, Some(ns)) => {
             let ll: usize = cx.int(&ns.label_len, "dns.names.label_len", 1, 63)?;
-            let cs = ns.charset.as_ref().map(|c| c.get_ref().clone()).unwrap_or_else(|| "a-z0-9".into());
+            let cs = ns
+                .charset
+                .as_ref()
+                .map(|c| c.get_ref().clone())
+                .unwrap_or_else(|| "a-z0-9".into());
             // Check now, so the error points at this file.
             NameSet::new(ll, &cs, ns.suffix.get_ref(), defaults::DNS_ANSWER_BASE, 1)
                 .or_else(|e| cx.err(ns.label_len.span(), "dns.names", e.to_string()))?;
             out.names = Some(cx.at(ns.label_len.span(), (ll, cs, ns.suffix.get_ref().clone())));
         }
-        (Some(n), Some(_)) => return cx.err(n.span(), "dns.name", "give dns.name or [dns.names], not both"),
+        (Some(n), Some(_)) => {
+            return cx.err(
+                n.span(),
+                "dns.name",
+                "give dns.name or [dns.names], not both",
+            );
+        }
         (None, None) => {}
     }
     if let Some(q) = &d.qtype {
-        out.qtype = Some(
-            dns::qtype_from_str(q.get_ref())
-                .map_or_else(|| cx.err(q.span(), "dns.qtype", format!("unknown record type '{}'", q.get_ref())), Ok)?,
-        );
+        out.qtype = Some(dns::qtype_from_str(q.get_ref()).map_or_else(
+            || {
+                cx.err(
+                    q.span(),
+                    "dns.qtype",
+                    format!("unknown record type '{}'", q.get_ref()),
+                )
+            },
+            Ok,
+        )?);
     }
     out.rd = d.rd;
     if let Some(s) = &d.src_ports {
@@ -593,11 +740,25 @@ fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
         out.order = Some(match o.get_ref().as_str() {
             "sequential" => Order::Sequential,
             "random" => Order::Random,
-            other => return cx.err(o.span(), "dns.order", format!("unknown order '{other}' (sequential or random)")),
+            other => {
+                return cx.err(
+                    o.span(),
+                    "dns.order",
+                    format!("unknown order '{other}' (sequential or random)"),
+                );
+            }
         });
     }
-    out.answer_base = d.answer_base.as_ref().map(|s| cx.ipv4(s, "dns.answer_base").map(|a| a.octets())).transpose()?;
-    out.ttl = d.ttl.as_ref().map(|s| cx.int(s, "dns.ttl", 0, i64::from(i32::MAX))).transpose()?;
+    out.answer_base = d
+        .answer_base
+        .as_ref()
+        .map(|s| cx.ipv4(s, "dns.answer_base").map(|a| a.octets()))
+        .transpose()?;
+    out.ttl = d
+        .ttl
+        .as_ref()
+        .map(|s| cx.int(s, "dns.ttl", 0, i64::from(i32::MAX)))
+        .transpose()?;
     Ok(out)
 }
 
@@ -611,10 +772,19 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
             chain.iter().find_map(|p| p.$f.clone())
         };
     }
-    let pick_dns = |f: &dyn Fn(&PartialDns) -> bool| chain.iter().filter_map(|p| p.dns.as_ref()).find(|d| f(d)).cloned();
+    let pick_dns = |f: &dyn Fn(&PartialDns) -> bool| {
+        chain
+            .iter()
+            .filter_map(|p| p.dns.as_ref())
+            .find(|d| f(d))
+            .cloned()
+    };
     // Name and description belong to the file itself; everything else is inherited.
     let name = chain[0].name.clone().unwrap_or_else(|| {
-        Path::new(&origin).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| origin.clone())
+        Path::new(&origin)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| origin.clone())
     });
     let udp_src = pick!(udp_src);
     let vary: Vec<At<Vary>> = pick!(vary).unwrap_or_default();
@@ -628,8 +798,12 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
                 msg: "a [dns] section needs dns.name or [dns.names]".into(),
             });
         };
-        let base = pick_dns(&|d| d.answer_base.is_some()).and_then(|d| d.answer_base).unwrap_or(defaults::DNS_ANSWER_BASE);
-        let ttl = pick_dns(&|d| d.ttl.is_some()).and_then(|d| d.ttl).unwrap_or(defaults::DNS_TTL);
+        let base = pick_dns(&|d| d.answer_base.is_some())
+            .and_then(|d| d.answer_base)
+            .unwrap_or(defaults::DNS_ANSWER_BASE);
+        let ttl = pick_dns(&|d| d.ttl.is_some())
+            .and_then(|d| d.ttl)
+            .unwrap_or(defaults::DNS_TTL);
         let (ll, cs, suffix) = &names.v;
         let set = NameSet::new(*ll, cs, suffix, base, ttl).map_err(|e| ProfileError::Invalid {
             origin: names.origin.clone(),
@@ -641,7 +815,9 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         let first_port = udp_src.as_ref().map_or(defaults::DNS_SRC_PORT, |u| u.v);
         let ports = src_ports.as_ref().map_or(defaults::DNS_SRC_PORTS, |s| s.v);
         if u32::from(first_port) + ports - 1 > 65535 {
-            let (o, l) = src_ports.as_ref().map_or((origin.clone(), 1), |s| (s.origin.clone(), s.line));
+            let (o, l) = src_ports
+                .as_ref()
+                .map_or((origin.clone(), 1), |s| (s.origin.clone(), s.line));
             return Err(ProfileError::Invalid {
                 origin: o,
                 line: l,
@@ -659,17 +835,26 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         }
         Some(DnsWorkload {
             names: set,
-            qtype: pick_dns(&|d| d.qtype.is_some()).and_then(|d| d.qtype).unwrap_or(dns::TYPE_A),
-            rd: pick_dns(&|d| d.rd.is_some()).and_then(|d| d.rd).unwrap_or(false),
+            qtype: pick_dns(&|d| d.qtype.is_some())
+                .and_then(|d| d.qtype)
+                .unwrap_or(dns::TYPE_A),
+            rd: pick_dns(&|d| d.rd.is_some())
+                .and_then(|d| d.rd)
+                .unwrap_or(false),
             src_ports: ports,
-            order: pick_dns(&|d| d.order.is_some()).and_then(|d| d.order).unwrap_or(Order::Sequential),
+            order: pick_dns(&|d| d.order.is_some())
+                .and_then(|d| d.order)
+                .unwrap_or(Order::Sequential),
         })
     } else {
         None
     };
 
     let needed = match &dns {
-        Some(d) => (udp4::PAYLOAD_OFFSET + dns::HEADER_LEN + d.names.wire_len() + 4).max(udp4::MIN_FRAME) + FCS_LEN,
+        Some(d) => {
+            (udp4::PAYLOAD_OFFSET + dns::HEADER_LEN + d.names.wire_len() + 4).max(udp4::MIN_FRAME)
+                + FCS_LEN
+        }
         None => MIN_FRAME_SIZE,
     };
     let frame_size = match pick!(frame_size) {
@@ -678,19 +863,29 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
                 origin: fs.origin,
                 line: fs.line,
                 key: "frame_size".into(),
-                msg: format!("{} bytes is too small for the headers and query: at least {needed}", fs.v),
+                msg: format!(
+                    "{} bytes is too small for the headers and query: at least {needed}",
+                    fs.v
+                ),
             });
         }
         Some(fs) => fs.v,
         None => needed,
     };
-    let default_src = if dns.is_some() { defaults::DNS_SRC_PORT } else { defaults::UDP_SRC_PORT };
+    let default_src = if dns.is_some() {
+        defaults::DNS_SRC_PORT
+    } else {
+        defaults::UDP_SRC_PORT
+    };
     Ok(Profile {
         name,
-        description: chain[0].description.clone().unwrap_or_else(|| match &chain[0].parent {
-            Some(p) => format!("derived from {p}"),
-            None => String::new(),
-        }),
+        description: chain[0]
+            .description
+            .clone()
+            .unwrap_or_else(|| match &chain[0].parent {
+                Some(p) => format!("derived from {p}"),
+                None => String::new(),
+            }),
         origin,
         frame_size,
         eth_src: pick!(eth_src).unwrap_or(defaults::GEN_MAC),
@@ -700,7 +895,11 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         ttl: pick!(ttl).unwrap_or(defaults::TTL),
         tos: pick!(tos).unwrap_or(0),
         udp_src: udp_src.map_or(default_src, |u| u.v),
-        udp_dst: pick!(udp_dst).unwrap_or(if dns.is_some() { 53 } else { defaults::UDP_DST_PORT }),
+        udp_dst: pick!(udp_dst).unwrap_or(if dns.is_some() {
+            53
+        } else {
+            defaults::UDP_DST_PORT
+        }),
         vary: vary.into_iter().map(|a| a.v).collect(),
         dns,
     })
@@ -717,7 +916,11 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 fn lcm(a: u64, b: u64) -> u64 {
-    if a == 0 || b == 0 { 0 } else { (a / gcd(a, b)).saturating_mul(b) }
+    if a == 0 || b == 0 {
+        0
+    } else {
+        (a / gcd(a, b)).saturating_mul(b)
+    }
 }
 
 #[cfg(test)]
@@ -740,7 +943,10 @@ mod tests {
     #[test]
     fn bad_address() {
         let e = err("[ipv4]\nsrc = \"198.18.0.300\"\n");
-        assert_eq!(e, "user.toml:2: ipv4.src: '198.18.0.300' is not an IPv4 address");
+        assert_eq!(
+            e,
+            "user.toml:2: ipv4.src: '198.18.0.300' is not an IPv4 address"
+        );
         let e = err("[ethernet]\ndst = \"02:00:00:00:00\"\n");
         assert!(e.starts_with("user.toml:2: ethernet.dst:"), "{e}");
     }
@@ -748,9 +954,17 @@ mod tests {
     #[test]
     fn frame_too_small_for_headers() {
         let e = err("frame_size = 60\n");
-        assert!(e.starts_with("user.toml:1: frame_size: 60 is out of range"), "{e}");
-        let e = err("frame_size = 64\n[dns.names]\nlabel_len = 40\ncharset = \"a\"\nsuffix = \"lab.test\"\n");
-        assert!(e.starts_with("user.toml:1: frame_size: 64 bytes is too small"), "{e}");
+        assert!(
+            e.starts_with("user.toml:1: frame_size: 60 is out of range"),
+            "{e}"
+        );
+        let e = err(
+            "frame_size = 64\n[dns.names]\nlabel_len = 40\ncharset = \"a\"\nsuffix = \"lab.test\"\n",
+        );
+        assert!(
+            e.starts_with("user.toml:1: frame_size: 64 bytes is too small"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -758,7 +972,10 @@ mod tests {
         let e = err("[dns.names]\nlabel_len = 2\ncharset = \"\"\nsuffix = \"x.test\"\n");
         assert!(e.contains("dns.names: charset is empty"), "{e}");
         let e = err("[[vary]]\nfield = \"ipv4.src\"\nmode = \"list\"\nvalues = []\n");
-        assert!(e.starts_with("user.toml:4: vary.values: must not be empty"), "{e}");
+        assert!(
+            e.starts_with("user.toml:4: vary.values: must not be empty"),
+            "{e}"
+        );
         let e = err("[dns]\nqtype = \"A\"\n");
         assert!(e.contains("needs dns.name or [dns.names]"), "{e}");
     }
@@ -766,19 +983,29 @@ mod tests {
     #[test]
     fn vary_errors() {
         let e = err("[[vary]]\nfield = \"ipv4.ttl\"\n");
-        assert!(e.starts_with("user.toml:2: vary.field: unknown field 'ipv4.ttl'"), "{e}");
+        assert!(
+            e.starts_with("user.toml:2: vary.field: unknown field 'ipv4.ttl'"),
+            "{e}"
+        );
         let e = err("[[vary]]\nfield = \"udp.src_port\"\nmin = 10\nmax = 5\n");
-        assert!(e.starts_with("user.toml:4: vary.max: max is below min"), "{e}");
+        assert!(
+            e.starts_with("user.toml:4: vary.max: max is below min"),
+            "{e}"
+        );
         let e = err("[[vary]]\nfield = \"udp.src_port\"\nmin = 65000\ncount = 1000\n");
         assert!(e.contains("vary.count"), "{e}");
-        let e = err("parent = \"dns-small\"\n[[vary]]\nfield = \"udp.src_port\"\nmin = 1\nmax = 2\n");
+        let e =
+            err("parent = \"dns-small\"\n[[vary]]\nfield = \"udp.src_port\"\nmin = 1\nmax = 2\n");
         assert!(e.contains("set dns.src_ports instead"), "{e}");
     }
 
     #[test]
     fn parent_is_overridden_key_by_key() {
-        let p = Profile::from_toml("parent = \"min-multi-flow\"\nframe_size = 128\n[udp]\ndst_port = 7\n", "user.toml")
-            .expect("child");
+        let p = Profile::from_toml(
+            "parent = \"min-multi-flow\"\nframe_size = 128\n[udp]\ndst_port = 7\n",
+            "user.toml",
+        )
+        .expect("child");
         assert_eq!(p.frame_size, 128);
         assert_eq!(p.udp_dst, 7);
         assert_eq!(p.udp_src, 1024);
@@ -794,7 +1021,9 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("a.toml"), "parent = \"b.toml\"\n").expect("a");
         std::fs::write(dir.join("b.toml"), "parent = \"a.toml\"\n").expect("b");
-        let e = Profile::load(dir.join("a.toml").to_str().expect("utf8")).map(|_| ()).expect_err("loop");
+        let e = Profile::load(dir.join("a.toml").to_str().expect("utf8"))
+            .map(|_| ())
+            .expect_err("loop");
         std::fs::remove_dir_all(&dir).ok();
         assert!(e.to_string().contains("loops back"), "{e}");
     }

@@ -29,8 +29,14 @@ pub struct TemplateOptions {
 pub enum TemplateError {
     #[error("--stamp needs a non-DNS profile (a DNS query has no room for the probe payload)")]
     StampOnDns,
-    #[error("--stamp needs at least {need} bytes of UDP payload; frame_size {frame_size} leaves {have}")]
-    StampTooSmall { frame_size: usize, have: usize, need: usize },
+    #[error(
+        "--stamp needs at least {need} bytes of UDP payload; frame_size {frame_size} leaves {have}"
+    )]
+    StampTooSmall {
+        frame_size: usize,
+        have: usize,
+        need: usize,
+    },
 }
 
 /// One varying header field: offset and width in the frame, and how it varies.
@@ -92,7 +98,14 @@ struct Csum {
 }
 
 impl Csum {
-    fn new(frame: &[u8], at: usize, coverage: &[(usize, usize)], constant: u64, patched: &[(usize, usize)], udp: bool) -> Csum {
+    fn new(
+        frame: &[u8],
+        at: usize,
+        coverage: &[(usize, usize)],
+        constant: u64,
+        patched: &[(usize, usize)],
+        udp: bool,
+    ) -> Csum {
         // Windows: patched ranges widened to even offsets, clipped to the coverage.
         let mut windows: Vec<(usize, usize)> = Vec::new();
         for &(cs, ce) in coverage {
@@ -123,7 +136,12 @@ impl Csum {
             }
             base = checksum::add(base, &frame[pos..ce]);
         }
-        Csum { at, base, windows, udp }
+        Csum {
+            at,
+            base,
+            windows,
+            udp,
+        }
     }
 
     #[inline]
@@ -169,8 +187,16 @@ impl Template {
                     return Err(TemplateError::StampOnDns);
                 }
                 let name = d.names.wire_name(0);
-                let q = dns::QueryRepr { id: 0, rd: d.rd, name: &name, qtype: d.qtype, qclass: dns::CLASS_IN };
-                q.emit(&mut dns::Packet::new_unchecked(&mut f[pay_at..pay_at + q.buffer_len()]));
+                let q = dns::QueryRepr {
+                    id: 0,
+                    rd: d.rd,
+                    name: &name,
+                    qtype: d.qtype,
+                    qclass: dns::CLASS_IN,
+                };
+                q.emit(&mut dns::Packet::new_unchecked(
+                    &mut f[pay_at..pay_at + q.buffer_len()],
+                ));
                 q.buffer_len()
             }
             None => len - pay_at,
@@ -205,7 +231,12 @@ impl Template {
         let patches: Vec<Patch> = profile
             .vary
             .iter()
-            .map(|v| Patch { field: v.field, offset: v.field.offset(), width: v.field.width(), kind: v.kind.clone() })
+            .map(|v| Patch {
+                field: v.field,
+                offset: v.field.offset(),
+                width: v.field.width(),
+                kind: v.kind.clone(),
+            })
             .collect();
         let dns_patch = profile.dns.as_ref().map(|d| DnsPatch {
             id_at: pay_at,
@@ -219,7 +250,10 @@ impl Template {
         });
         let stamp_at = opts.stamp.then_some(pay_at);
 
-        let mut patched: Vec<(usize, usize)> = patches.iter().map(|p| (p.offset, p.offset + p.width)).collect();
+        let mut patched: Vec<(usize, usize)> = patches
+            .iter()
+            .map(|p| (p.offset, p.offset + p.width))
+            .collect();
         if let Some(d) = &dns_patch {
             patched.push((d.id_at, d.id_at + 2));
             patched.push((d.port_at, d.port_at + 2));
@@ -240,7 +274,15 @@ impl Template {
             true,
         );
         let varies = !patched.is_empty();
-        let mut t = Template { frame: f, patches, dns: dns_patch, stamp_at, ip_csum, udp_csum, varies };
+        let mut t = Template {
+            frame: f,
+            patches,
+            dns: dns_patch,
+            stamp_at,
+            ip_csum,
+            udp_csum,
+            varies,
+        };
         let mut first = t.frame.clone();
         t.write(&mut first, 0, None);
         // write() skips identical frames entirely, so frame 0 gets its checksums here.
@@ -311,11 +353,14 @@ impl Template {
             buf[d.port_at..d.port_at + 2].copy_from_slice(&d.port(n).to_be_bytes());
             let ll = d.names.label_len();
             if ll > 0 {
-                d.names.write_label(d.name_index(n), &mut buf[d.label_at..d.label_at + ll]);
+                d.names
+                    .write_label(d.name_index(n), &mut buf[d.label_at..d.label_at + ll]);
             }
         }
         if let (Some(at), Some(pr)) = (self.stamp_at, probe) {
-            pr.emit(&mut probe::Packet::new_unchecked(&mut buf[at..at + probe::LEN]));
+            pr.emit(&mut probe::Packet::new_unchecked(
+                &mut buf[at..at + probe::LEN],
+            ));
         }
         self.ip_csum.apply(buf);
         self.udp_csum.apply(buf);

@@ -7,11 +7,13 @@ use std::time::Duration;
 /// Parses a positive duration: `30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, `1.5` (s).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 500ms, 2m or a number of seconds"))?;
+    let v: f64 = num.parse().map_err(|_| {
+        format!("invalid duration {s:?}: expected e.g. 30s, 500ms, 2m or a number of seconds")
+    })?;
     let secs = match unit.trim() {
         "" | "s" => v,
         "ms" => v / 1e3,
@@ -19,10 +21,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ns" => v / 1e9,
         "m" | "min" => v * 60.0,
         "h" => v * 3600.0,
-        u => return Err(format!("invalid duration {s:?}: unknown unit {u:?} (use ns, us, ms, s, m, h)")),
+        u => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {u:?} (use ns, us, ms, s, m, h)"
+            ));
+        }
     };
     if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        return Err(format!("invalid duration {s:?}: must be greater than 0 (and at most 1e9 s)"));
+        return Err(format!(
+            "invalid duration {s:?}: must be greater than 0 (and at most 1e9 s)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -46,7 +54,10 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
 
 /// A MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -72,7 +83,13 @@ mod tests {
         assert_eq!(parse_mac("02:00:00:00:00:ab"), Ok([2, 0, 0, 0, 0, 0xab]));
         assert_eq!(parse_mac("02-00-00-00-00-AB"), Ok([2, 0, 0, 0, 0, 0xab]));
         assert_eq!(format_mac([2, 0, 0, 0, 0, 0xab]), "02:00:00:00:00:ab");
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:0:0:0:0:1", "zz:00:00:00:00:00"] {
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:0:0:0:0:1",
+            "zz:00:00:00:00:00",
+        ] {
             assert!(parse_mac(bad).is_err(), "{bad}");
         }
     }

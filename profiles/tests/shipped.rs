@@ -16,14 +16,30 @@ fn load(name: &str) -> Profile {
 /// computation. Returns (src ip, dst ip, src port, dst port, payload).
 fn check_frame(f: &[u8]) -> ([u8; 4], [u8; 4], u16, u16, Vec<u8>) {
     let p = SlicedPacket::from_ethernet(f).expect("etherparse reads the frame");
-    let Some(NetSlice::Ipv4(ip)) = &p.net else { panic!("not IPv4") };
+    let Some(NetSlice::Ipv4(ip)) = &p.net else {
+        panic!("not IPv4")
+    };
     let h = ip.header().to_header();
-    assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 header checksum");
-    let Some(TransportSlice::Udp(u)) = &p.transport else { panic!("not UDP") };
+    assert_eq!(
+        h.header_checksum,
+        h.calc_header_checksum(),
+        "IPv4 header checksum"
+    );
+    let Some(TransportSlice::Udp(u)) = &p.transport else {
+        panic!("not UDP")
+    };
     let uh = u.to_header();
-    let want = uh.calc_checksum_ipv4(&h, u.payload()).expect("udp checksum");
+    let want = uh
+        .calc_checksum_ipv4(&h, u.payload())
+        .expect("udp checksum");
     assert_eq!(uh.checksum, want, "UDP checksum");
-    (h.source, h.destination, uh.source_port, uh.destination_port, u.payload().to_vec())
+    (
+        h.source,
+        h.destination,
+        uh.source_port,
+        uh.destination_port,
+        u.payload().to_vec(),
+    )
 }
 
 #[test]
@@ -32,7 +48,9 @@ fn every_file_in_the_profiles_folder_loads_and_is_shipped() {
     let mut files = 0;
     for e in std::fs::read_dir(dir).expect("read profiles dir") {
         let path = e.expect("entry").path();
-        if path.extension().is_some_and(|x| x == "toml") && path.file_name() != Some("Cargo.toml".as_ref()) {
+        if path.extension().is_some_and(|x| x == "toml")
+            && path.file_name() != Some("Cargo.toml".as_ref())
+        {
             files += 1;
             let by_path = Profile::load(path.to_str().expect("utf-8 path")).expect("loads by path");
             let stem = path.file_stem().and_then(|s| s.to_str()).expect("stem");
@@ -43,7 +61,11 @@ fn every_file_in_the_profiles_folder_loads_and_is_shipped() {
             assert_eq!(by_path.dns, shipped.dns);
         }
     }
-    assert_eq!(files, SHIPPED.len(), "each TOML file is embedded as a shipped profile");
+    assert_eq!(
+        files,
+        SHIPPED.len(),
+        "each TOML file is embedded as a shipped profile"
+    );
 }
 
 #[test]
@@ -51,15 +73,27 @@ fn every_shipped_profile_builds_valid_frames() {
     for (name, _) in SHIPPED {
         let p = load(name);
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
-        assert_eq!(t.len() + 4, p.frame_size, "{name}: buffer is frame_size less FCS");
+        assert_eq!(
+            t.len() + 4,
+            p.frame_size,
+            "{name}: buffer is frame_size less FCS"
+        );
         assert!(t.len() >= 60);
         let mut buf = vec![0u8; t.len()];
         t.fill(&mut buf);
         for n in [0u64, 1, 2, 255, 256, 65535, 65536, 1 << 20, 123_456_789] {
             t.write(&mut buf, n, None);
-            assert_eq!(buf, t.frame_for(n, None), "{name}: patching any frame gives frame n");
+            assert_eq!(
+                buf,
+                t.frame_for(n, None),
+                "{name}: patching any frame gives frame n"
+            );
             let (src, dst, _, dport, _) = check_frame(&buf);
-            if !p.vary.iter().any(|v| v.field == profiles::profile::Field::Ipv4Src) {
+            if !p
+                .vary
+                .iter()
+                .any(|v| v.field == profiles::profile::Field::Ipv4Src)
+            {
                 assert_eq!(src, p.ip_src.octets(), "{name}");
             }
             assert_eq!(dst, p.ip_dst.octets());
@@ -94,7 +128,11 @@ fn min_multi_flow_spreads_over_256_flows_and_single_flow_is_identical() {
 
 #[test]
 fn dns_profiles_ask_their_whole_name_set_with_unique_port_and_id() {
-    for (name, count) in [("dns-ping", 1u64), ("dns-small", 1296), ("dns-large", 1_679_616)] {
+    for (name, count) in [
+        ("dns-ping", 1u64),
+        ("dns-small", 1296),
+        ("dns-large", 1_679_616),
+    ] {
         let p = load(name);
         let d = p.dns.as_ref().expect("dns");
         assert_eq!(d.names.count(), count, "{name}");
@@ -106,7 +144,8 @@ fn dns_profiles_ask_their_whole_name_set_with_unique_port_and_id() {
             let f = t.frame_for(n, None);
             let (_, _, sport, dport, payload) = check_frame(&f);
             assert_eq!(dport, 53);
-            let m = hickory_proto::op::Message::from_vec(&payload).expect("hickory parses the query");
+            let m =
+                hickory_proto::op::Message::from_vec(&payload).expect("hickory parses the query");
             assert_eq!(m.message_type(), hickory_proto::op::MessageType::Query);
             assert_eq!(m.queries().len(), 1);
             let q = &m.queries()[0];
@@ -119,14 +158,21 @@ fn dns_profiles_ask_their_whole_name_set_with_unique_port_and_id() {
             };
             assert_eq!(dotted, d.names.name(n % count), "{name} frame {n}");
             seen_names.insert(qname);
-            assert!(seen_keys.insert((sport, m.id())), "{name}: (port, id) repeats at {n}");
+            assert!(
+                seen_keys.insert((sport, m.id())),
+                "{name}: (port, id) repeats at {n}"
+            );
         }
         assert_eq!(seen_names.len() as u64, count.min(n_frames), "{name}");
     }
     // (port, id) stays unique across the 16-bit ID wrap: frame n and n + 65536 differ in port.
     let t = Template::new(&load("dns-ping"), TemplateOptions::default()).expect("t");
-    let a = udp4::parse(&t.frame_for(5, None)).map(|u| (u.src_port, u.payload[..2].to_vec())).expect("a");
-    let b = udp4::parse(&t.frame_for(5 + 65536, None)).map(|u| (u.src_port, u.payload[..2].to_vec())).expect("b");
+    let a = udp4::parse(&t.frame_for(5, None))
+        .map(|u| (u.src_port, u.payload[..2].to_vec()))
+        .expect("a");
+    let b = udp4::parse(&t.frame_for(5 + 65536, None))
+        .map(|u| (u.src_port, u.payload[..2].to_vec()))
+        .expect("b");
     assert_eq!(a.1, b.1);
     assert_ne!(a.0, b.0);
 }
@@ -139,8 +185,16 @@ fn dns_ping_is_minimum_size() {
     let f = t.frame();
     let u = udp4::parse(f).expect("parse");
     let q = dns::Packet::new_checked(u.payload).expect("dns");
-    assert_eq!(q.question().expect("question").end, u.payload.len(), "no trailing bytes in the DNS message");
-    assert_eq!(f.len(), 60, "the smallest DNS query (for the root) fills a 60-byte buffer");
+    assert_eq!(
+        q.question().expect("question").end,
+        u.payload.len(),
+        "no trailing bytes in the DNS message"
+    );
+    assert_eq!(
+        f.len(),
+        60,
+        "the smallest DNS query (for the root) fills a 60-byte buffer"
+    );
 }
 
 #[test]
@@ -148,10 +202,15 @@ fn stamped_frames_carry_the_probe_and_valid_checksums() {
     let p = load("min-multi-flow");
     let t = Template::new(&p, TemplateOptions { stamp: true }).expect("t");
     for n in 0..100u64 {
-        let pr = probe::Repr { stream: (n % 3) as u8, counter: n, tx_ns: 1_700_000_000_000_000_000 + n };
+        let pr = probe::Repr {
+            stream: (n % 3) as u8,
+            counter: n,
+            tx_ns: 1_700_000_000_000_000_000 + n,
+        };
         let f = t.frame_for(n, Some(pr));
         let (_, _, _, _, payload) = check_frame(&f);
-        let got = probe::Repr::parse(&probe::Packet::new_checked(&payload[..]).expect("probe")).expect("parse");
+        let got = probe::Repr::parse(&probe::Packet::new_checked(&payload[..]).expect("probe"))
+            .expect("parse");
         assert_eq!(got, pr);
     }
     assert!(Template::new(&load("dns-small"), TemplateOptions { stamp: true }).is_err());

@@ -74,22 +74,39 @@ const H_MAC: usize = 24;
 fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, v: &T) -> std::io::Result<()> {
     // SAFETY: v points at a live T of the given size.
     let r = unsafe {
-        libc::setsockopt(fd.as_raw_fd(), level, opt, (v as *const T).cast(), size_of::<T>() as libc::socklen_t)
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            opt,
+            (v as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
     };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Index of `iface` in the current network namespace.
 pub fn ifindex(iface: &str) -> Result<u32, CaptureError> {
-    let c = std::ffi::CString::new(iface).map_err(|_| CaptureError::NoInterface(iface.to_string()))?;
+    let c =
+        std::ffi::CString::new(iface).map_err(|_| CaptureError::NoInterface(iface.to_string()))?;
     // SAFETY: c is a valid NUL-terminated string.
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 { Err(CaptureError::NoInterface(iface.to_string())) } else { Ok(i) }
+    if i == 0 {
+        Err(CaptureError::NoInterface(iface.to_string()))
+    } else {
+        Ok(i)
+    }
 }
 
 /// rx_dropped of `iface` from /proc/self/net/dev (the calling thread's namespace).
 pub fn iface_rx_dropped(iface: &str) -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/net/dev").or_else(|_| std::fs::read_to_string("/proc/self/net/dev")).ok()?;
+    let s = std::fs::read_to_string("/proc/thread-self/net/dev")
+        .or_else(|_| std::fs::read_to_string("/proc/self/net/dev"))
+        .ok()?;
     for line in s.lines().skip(2) {
         let (name, rest) = line.split_once(':')?;
         if name.trim() == iface {
@@ -120,7 +137,10 @@ pub struct AfPacket {
 
 impl std::fmt::Debug for AfPacket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AfPacket").field("iface", &self.iface).field("clock", &self.clock).finish()
+        f.debug_struct("AfPacket")
+            .field("iface", &self.iface)
+            .field("clock", &self.clock)
+            .finish()
     }
 }
 
@@ -134,7 +154,11 @@ impl AfPacket {
         // SAFETY: plain socket(2) call.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
-            return Err(CaptureError::sys(iface, "opening an AF_PACKET socket", std::io::Error::last_os_error()));
+            return Err(CaptureError::sys(
+                iface,
+                "opening an AF_PACKET socket",
+                std::io::Error::last_os_error(),
+            ));
         }
         // SAFETY: raw is a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -193,10 +217,21 @@ impl AfPacket {
             // MAP_LOCKED can fail under RLIMIT_MEMLOCK; retry without it.
             // SAFETY: as above.
             let r = unsafe {
-                libc::mmap(std::ptr::null_mut(), ring_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    ring_len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd.as_raw_fd(),
+                    0,
+                )
             };
             if r == libc::MAP_FAILED {
-                return Err(CaptureError::sys(iface, "mapping the TPACKET_V3 ring", std::io::Error::last_os_error()));
+                return Err(CaptureError::sys(
+                    iface,
+                    "mapping the TPACKET_V3 ring",
+                    std::io::Error::last_os_error(),
+                ));
             }
             r
         } else {
@@ -235,10 +270,19 @@ impl AfPacket {
             )
         };
         if r < 0 {
-            return Err(CaptureError::sys(iface, "binding the AF_PACKET socket", std::io::Error::last_os_error()));
+            return Err(CaptureError::sys(
+                iface,
+                "binding the AF_PACKET socket",
+                std::io::Error::last_os_error(),
+            ));
         }
         if o.promisc {
-            let m = PacketMreq { ifindex: idx as i32, mr_type: PACKET_MR_PROMISC, alen: 0, address: [0; 8] };
+            let m = PacketMreq {
+                ifindex: idx as i32,
+                mr_type: PACKET_MR_PROMISC,
+                alen: 0,
+                address: [0; 8],
+            };
             setsockopt(&cap.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &m)
                 .map_err(|e| CaptureError::sys(iface, "enabling promiscuous mode", e))?;
         }
@@ -256,7 +300,13 @@ impl AfPacket {
         let mut len = size_of::<TpacketStatsV3>() as libc::socklen_t;
         // SAFETY: st is a writable buffer of len bytes.
         let r = unsafe {
-            libc::getsockopt(self.fd.as_raw_fd(), SOL_PACKET, PACKET_STATISTICS, (&mut st as *mut TpacketStatsV3).cast(), &mut len)
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                SOL_PACKET,
+                PACKET_STATISTICS,
+                (&mut st as *mut TpacketStatsV3).cast(),
+                &mut len,
+            )
         };
         if r < 0 {
             return Err(std::io::Error::last_os_error());
@@ -284,9 +334,17 @@ fn rd32(p: *const u8, off: usize) -> u32 {
 }
 
 impl Capture for AfPacket {
-    fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(&Frame<'_>)) -> Result<usize, CaptureError> {
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        f: &mut dyn FnMut(&Frame<'_>),
+    ) -> Result<usize, CaptureError> {
         if self.block_status(self.cur).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
-            let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN | libc::POLLERR,
+                revents: 0,
+            };
             let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
             // SAFETY: one valid pollfd.
             let r = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -317,12 +375,19 @@ impl Capture for AfPacket {
                 let status = rd32(h, H_STATUS);
                 let snap = rd32(h, H_SNAPLEN) as usize;
                 // SAFETY: as above.
-                let mac = usize::from(unsafe { std::ptr::read_unaligned(h.add(H_MAC) as *const u16) });
+                let mac =
+                    usize::from(unsafe { std::ptr::read_unaligned(h.add(H_MAC) as *const u16) });
                 if off + mac + snap <= self.block_size {
                     // SAFETY: the frame lies inside the block (checked).
                     let data = unsafe { std::slice::from_raw_parts(h.add(mac), snap) };
-                    let ts_ns = u64::from(rd32(h, H_SEC)) * 1_000_000_000 + u64::from(rd32(h, H_NSEC));
-                    f(&Frame { data, wire_len: rd32(h, H_LEN), ts_ns, ts_kind: ts_kind(status) });
+                    let ts_ns =
+                        u64::from(rd32(h, H_SEC)) * 1_000_000_000 + u64::from(rd32(h, H_NSEC));
+                    f(&Frame {
+                        data,
+                        wire_len: rd32(h, H_LEN),
+                        ts_ns,
+                        ts_kind: ts_kind(status),
+                    });
                     n += 1;
                 }
                 let next = rd32(h, H_NEXT) as usize;
@@ -342,7 +407,11 @@ impl Capture for AfPacket {
         if let Some(d) = iface_rx_dropped(&self.iface) {
             self.rx_dropped_last = d;
         }
-        Drops { kernel: self.rx_dropped_last.saturating_sub(self.rx_dropped_base), ring: self.ring_drops, freezes: self.freezes }
+        Drops {
+            kernel: self.rx_dropped_last.saturating_sub(self.rx_dropped_base),
+            ring: self.ring_drops,
+            freezes: self.freezes,
+        }
     }
 
     fn clock(&self) -> Clock {

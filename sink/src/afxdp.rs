@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use crate::af_xdp::{Filter, XskConfig, XskMode, XskPort, queue_count};
 use crate::afpacket::iface_rx_dropped;
-use crate::capture::{Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind};
+use crate::capture::{
+    Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind,
+};
 use crate::hwts::HwStamping;
 
 /// Frames taken off an RX ring per call.
@@ -51,13 +53,22 @@ impl AfXdp {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             // Say it before libbpf tries (and prints its own complaints).
-            return Err(CaptureError::sys(iface, "loading the AF_XDP redirect program", std::io::Error::from_raw_os_error(libc::EPERM)));
+            return Err(CaptureError::sys(
+                iface,
+                "loading the AF_XDP redirect program",
+                std::io::Error::from_raw_os_error(libc::EPERM),
+            ));
         }
         if o.clock == ClockMode::Hw {
             // SAFETY: plain socket(2) call; the descriptor is owned right away.
-            let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+            let raw =
+                unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
             if raw < 0 {
-                return Err(CaptureError::sys(iface, "opening a socket", std::io::Error::last_os_error()));
+                return Err(CaptureError::sys(
+                    iface,
+                    "opening a socket",
+                    std::io::Error::last_os_error(),
+                ));
             }
             // SAFETY: fresh descriptor.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -79,23 +90,46 @@ impl AfXdp {
             let source = std::io::Error::other(format!("{e}"));
             let msg = format!("{e}");
             if msg.contains("Operation not permitted") || msg.contains("EPERM") {
-                CaptureError::sys(iface, "opening AF_XDP sockets", std::io::Error::from_raw_os_error(libc::EPERM))
+                CaptureError::sys(
+                    iface,
+                    "opening AF_XDP sockets",
+                    std::io::Error::from_raw_os_error(libc::EPERM),
+                )
             } else {
-                CaptureError::Sys { iface: iface.to_string(), what: "opening AF_XDP sockets", err: source, hint: "" }
+                CaptureError::Sys {
+                    iface: iface.to_string(),
+                    what: "opening AF_XDP sockets",
+                    err: source,
+                    hint: "",
+                }
             }
         })?;
-        Ok(AfXdp { port, iface: iface.to_string(), rx_dropped_base: iface_rx_dropped(iface).unwrap_or(0), last: Drops::default() })
+        Ok(AfXdp {
+            port,
+            iface: iface.to_string(),
+            rx_dropped_base: iface_rx_dropped(iface).unwrap_or(0),
+            last: Drops::default(),
+        })
     }
 }
 
 impl Capture for AfXdp {
-    fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(&Frame<'_>)) -> Result<usize, CaptureError> {
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        f: &mut dyn FnMut(&Frame<'_>),
+    ) -> Result<usize, CaptureError> {
         let mut n = 0;
         for q in self.port.queues_mut() {
             // Drain up to a few batches per queue before returning to the caller.
             for _ in 0..16 {
                 let k = q.recv_batch(BATCH, |data, meta| {
-                    f(&Frame { data, wire_len: data.len() as u32, ts_ns: meta.sw_ns, ts_kind: TsKind::Copy })
+                    f(&Frame {
+                        data,
+                        wire_len: data.len() as u32,
+                        ts_ns: meta.sw_ns,
+                        ts_kind: TsKind::Copy,
+                    })
                 });
                 n += k;
                 if k < BATCH {
@@ -110,7 +144,11 @@ impl Capture for AfXdp {
             .port
             .queues_mut()
             .iter()
-            .map(|q| libc::pollfd { fd: q.raw_fd(), events: libc::POLLIN, revents: 0 })
+            .map(|q| libc::pollfd {
+                fd: q.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
             .collect();
         let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
         // SAFETY: fds is a valid array of pollfd.
@@ -124,7 +162,12 @@ impl Capture for AfXdp {
         }
         for q in self.port.queues_mut() {
             n += q.recv_batch(BATCH, |data, meta| {
-                f(&Frame { data, wire_len: data.len() as u32, ts_ns: meta.sw_ns, ts_kind: TsKind::Copy })
+                f(&Frame {
+                    data,
+                    wire_len: data.len() as u32,
+                    ts_ns: meta.sw_ns,
+                    ts_kind: TsKind::Copy,
+                })
             });
         }
         Ok(n)
@@ -139,7 +182,9 @@ impl Capture for AfXdp {
             }
         }
         if let Some(x) = iface_rx_dropped(&self.iface) {
-            d.kernel += x.saturating_sub(self.rx_dropped_base).saturating_sub(d.ring);
+            d.kernel += x
+                .saturating_sub(self.rx_dropped_base)
+                .saturating_sub(d.ring);
         }
         // Counters are cumulative; never report less than before (a failed read).
         d.kernel = d.kernel.max(self.last.kernel);

@@ -17,10 +17,17 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates the temporary file now, so an unwritable destination fails before any work.
     pub fn create(dest: &Path) -> std::io::Result<AtomicFile> {
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
         let tmp = dest.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
         let f = File::create(&tmp)?;
-        Ok(AtomicFile { dest: dest.to_path_buf(), tmp, file: Some(BufWriter::new(f)) })
+        Ok(AtomicFile {
+            dest: dest.to_path_buf(),
+            tmp,
+            file: Some(BufWriter::new(f)),
+        })
     }
 
     pub fn tmp_path(&self) -> &Path {
@@ -62,11 +69,14 @@ mod tests {
             writeln!(a.writer(), "half").expect("write");
         }
         assert!(!dest.exists());
-        assert_eq!(std::fs::read_dir(d.path()).expect("ls").count(), 0, "temporary file removed");
+        assert_eq!(
+            std::fs::read_dir(d.path()).expect("ls").count(),
+            0,
+            "temporary file removed"
+        );
         let mut a = AtomicFile::create(&dest).expect("create");
         writeln!(a.writer(), "whole").expect("write");
         a.commit().expect("commit");
         assert_eq!(std::fs::read_to_string(&dest).expect("read"), "whole\n");
     }
-
 }

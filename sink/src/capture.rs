@@ -103,10 +103,17 @@ impl Drops {
 pub enum CaptureError {
     #[error("interface {0:?} not found in this network namespace")]
     NoInterface(String),
-    #[error("{iface}: the NIC cannot timestamp in hardware (SIOCSHWTSTAMP: {err}); use --clock sw or auto")]
+    #[error(
+        "{iface}: the NIC cannot timestamp in hardware (SIOCSHWTSTAMP: {err}); use --clock sw or auto"
+    )]
     NoHwTimestamps { iface: String, err: std::io::Error },
     #[error("{what} on {iface}: {err}{hint}")]
-    Sys { iface: String, what: &'static str, err: std::io::Error, hint: &'static str },
+    Sys {
+        iface: String,
+        what: &'static str,
+        err: std::io::Error,
+        hint: &'static str,
+    },
     #[error("{0}")]
     Unsupported(String),
 }
@@ -118,7 +125,12 @@ impl CaptureError {
         } else {
             ""
         };
-        CaptureError::Sys { iface: iface.to_string(), what, err, hint }
+        CaptureError::Sys {
+            iface: iface.to_string(),
+            what,
+            err,
+            hint,
+        }
     }
 }
 
@@ -139,14 +151,26 @@ pub struct CaptureOptions {
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { iface: String::new(), clock: ClockMode::Auto, promisc: true, block_size: 1 << 20, block_count: 64, retire_ms: 10, force: false }
+        CaptureOptions {
+            iface: String::new(),
+            clock: ClockMode::Auto,
+            promisc: true,
+            block_size: 1 << 20,
+            block_count: 64,
+            retire_ms: 10,
+            force: false,
+        }
     }
 }
 
 /// A live capture.
 pub trait Capture {
     /// Waits up to `timeout` for frames and hands each one to `f`; returns how many.
-    fn poll(&mut self, timeout: Duration, f: &mut dyn FnMut(&Frame<'_>)) -> Result<usize, CaptureError>;
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        f: &mut dyn FnMut(&Frame<'_>),
+    ) -> Result<usize, CaptureError>;
     /// Cumulative drops since open.
     fn drops(&mut self) -> Drops;
     fn clock(&self) -> Clock;

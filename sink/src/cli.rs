@@ -65,7 +65,10 @@ fn out(line: &str) {
 }
 
 fn realtime_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn drops_json(d: &Drops) -> serde_json::Value {
@@ -82,17 +85,29 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
     }
     let stop = Stop::on_signals();
     let mut out_file = match &args.write {
-        Some(p) => Some(AtomicFile::create(p).with_context(|| format!("cannot write capture file {}", p.display()))?),
+        Some(p) => Some(
+            AtomicFile::create(p)
+                .with_context(|| format!("cannot write capture file {}", p.display()))?,
+        ),
         None => None,
     };
     let mut cap = capture::open(
         args.backend,
-        &CaptureOptions { iface: args.iface.clone(), clock: args.clock, promisc: !args.no_promisc, force: args.force, block_count: args.ring_blocks, ..Default::default() },
+        &CaptureOptions {
+            iface: args.iface.clone(),
+            clock: args.clock,
+            promisc: !args.no_promisc,
+            force: args.force,
+            block_count: args.ring_blocks,
+            ..Default::default()
+        },
     )
     .with_context(|| format!("live capture on {}", args.iface))?;
     let clock = cap.clock();
     let mut writer = match out_file.as_mut() {
-        Some(a) => Some(PcapNgWriter::new(a.writer(), &args.iface, 0).context("writing the pcapng header")?),
+        Some(a) => Some(
+            PcapNgWriter::new(a.writer(), &args.iface, 0).context("writing the pcapng header")?,
+        ),
         None => None,
     };
     let mut write_err: Option<std::io::Error> = None;
@@ -151,7 +166,9 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
                 break;
             }
         }
-        let wait = next.saturating_sub(t0.elapsed()).min(Duration::from_millis(100));
+        let wait = next
+            .saturating_sub(t0.elapsed())
+            .min(Duration::from_millis(100));
         let res = cap.poll(wait, &mut |fr| {
             let same_clock = fr.ts_kind != TsKind::Hardware;
             kinds[match fr.ts_kind {
@@ -203,8 +220,16 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
         "start_realtime_ns": realtime_ns().saturating_sub((el * 1e9) as u64),
     });
     let fin_ok = match (write_err, out_file) {
-        (Some(e), _) => Err(anyhow::anyhow!("writing {}: {e}", args.write.clone().unwrap_or_default().display())),
-        (None, Some(a)) => a.commit().with_context(|| format!("writing {}", args.write.clone().unwrap_or_default().display())),
+        (Some(e), _) => Err(anyhow::anyhow!(
+            "writing {}: {e}",
+            args.write.clone().unwrap_or_default().display()
+        )),
+        (None, Some(a)) => a.commit().with_context(|| {
+            format!(
+                "writing {}",
+                args.write.clone().unwrap_or_default().display()
+            )
+        }),
         (None, None) => Ok(()),
     };
     match args.output {
@@ -213,20 +238,40 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
         OutputArg::Text => {
             out(&format!(
                 "{}: {} packets, {} bytes in {:.2} s ({:.0} pps, {:.2} Mbit/s, {} clock); drops kernel {} ring {} (ring froze {} times); {} flows",
-                args.iface, c.packets, c.bytes, el, c.packets as f64 / el, c.bytes as f64 * 8.0 / el / 1e6,
-                clock.as_str(), d.kernel, d.ring, d.freezes, c.flows.len()
+                args.iface,
+                c.packets,
+                c.bytes,
+                el,
+                c.packets as f64 / el,
+                c.bytes as f64 * 8.0 / el / 1e6,
+                clock.as_str(),
+                d.kernel,
+                d.ring,
+                d.freezes,
+                c.flows.len()
             ));
             if pr.received > 0 {
                 out(&format!(
                     "probes: {} received in {} streams, {} lost, {} reordered, {} duplicates; one-way latency µs min {} p50 {} p99 {} max {}",
-                    pr.received, pr.streams, pr.lost, pr.reordered, pr.duplicates,
-                    fmt_us(pr.latency_ns.min), fmt_us(pr.latency_ns.p50), fmt_us(pr.latency_ns.p99), fmt_us(pr.latency_ns.max)
+                    pr.received,
+                    pr.streams,
+                    pr.lost,
+                    pr.reordered,
+                    pr.duplicates,
+                    fmt_us(pr.latency_ns.min),
+                    fmt_us(pr.latency_ns.p50),
+                    fmt_us(pr.latency_ns.p99),
+                    fmt_us(pr.latency_ns.max)
                 ));
             }
             for (k, v) in c.top_flows(5) {
                 out(&format!(
                     "  {}:{} -> {}:{}  {} packets",
-                    std::net::Ipv4Addr::from(k.src), k.sport, std::net::Ipv4Addr::from(k.dst), k.dport, v.packets
+                    std::net::Ipv4Addr::from(k.src),
+                    k.sport,
+                    std::net::Ipv4Addr::from(k.dst),
+                    k.dport,
+                    v.packets
                 ));
             }
             if let (Some(p), Some(n)) = (&args.write, written) {
@@ -239,5 +284,6 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
 }
 
 fn fmt_us(v: Option<u64>) -> String {
-    v.map(|v| format!("{:.1}", v as f64 / 1e3)).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{:.1}", v as f64 / 1e3))
+        .unwrap_or_else(|| "-".into())
 }

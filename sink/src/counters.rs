@@ -44,7 +44,14 @@ struct Stream {
 
 impl Stream {
     fn new(c: u64) -> Self {
-        let mut s = Stream { min: c, max: c, unique: 1, reordered: 0, duplicates: 0, seen: vec![0; (WINDOW / 64) as usize] };
+        let mut s = Stream {
+            min: c,
+            max: c,
+            unique: 1,
+            reordered: 0,
+            duplicates: 0,
+            seen: vec![0; (WINDOW / 64) as usize],
+        };
         s.set(c);
         s
     }
@@ -127,7 +134,9 @@ pub struct Counters {
 
 impl std::fmt::Debug for Counters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Counters").field("packets", &self.packets).finish()
+        f.debug_struct("Counters")
+            .field("packets", &self.packets)
+            .finish()
     }
 }
 
@@ -164,7 +173,12 @@ impl Counters {
             self.non_ipv4_udp += 1;
             return;
         };
-        let key = FlowKey { src: u.src_ip, dst: u.dst_ip, sport: u.src_port, dport: u.dst_port };
+        let key = FlowKey {
+            src: u.src_ip,
+            dst: u.dst_ip,
+            sport: u.src_port,
+            dport: u.dst_port,
+        };
         let len = self.flows.len();
         match self.flows.get_mut(&key) {
             Some(c) => {
@@ -172,7 +186,13 @@ impl Counters {
                 c.bytes += u64::from(wire_len);
             }
             None if len < MAX_FLOWS => {
-                self.flows.insert(key, FlowCount { packets: 1, bytes: u64::from(wire_len) });
+                self.flows.insert(
+                    key,
+                    FlowCount {
+                        packets: 1,
+                        bytes: u64::from(wire_len),
+                    },
+                );
             }
             None => self.flows_overflow += 1,
         }
@@ -197,7 +217,11 @@ impl Counters {
     }
 
     pub fn probe(&self) -> ProbeSummary {
-        let mut s = ProbeSummary { received: self.probe_received, streams: self.streams.len() as u64, ..Default::default() };
+        let mut s = ProbeSummary {
+            received: self.probe_received,
+            streams: self.streams.len() as u64,
+            ..Default::default()
+        };
         for st in self.streams.values() {
             s.lost += (st.max - st.min + 1).saturating_sub(st.unique);
             s.reordered += st.reordered;
@@ -232,8 +256,15 @@ mod tests {
 
     fn probe_frame(stream: u8, counter: u64, tx_ns: u64) -> Vec<u8> {
         let mut pl = [0u8; probe::LEN];
-        probe::Repr { stream, counter, tx_ns }.emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
-        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(1000, 2000);
+        probe::Repr {
+            stream,
+            counter,
+            tx_ns,
+        }
+        .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000, 2000);
         let mut out = Vec::new();
         b.write(&mut out, &pl).expect("write");
         out
@@ -253,7 +284,10 @@ mod tests {
             c.on_frame(&f, f.len() as u32, 50, true);
         }
         let p = c.probe();
-        assert_eq!((p.received, p.streams, p.lost, p.reordered, p.duplicates), (8, 2, 1, 1, 1));
+        assert_eq!(
+            (p.received, p.streams, p.lost, p.reordered, p.duplicates),
+            (8, 2, 1, 1, 1)
+        );
         assert_eq!(p.latency_ns.min, Some(50));
         assert_eq!(p.latency_ns.max, Some(600));
         assert_eq!(c.flows.len(), 1);

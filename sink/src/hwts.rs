@@ -37,14 +37,27 @@ fn ifreq(iface: &str, cfg: &mut libc::hwtstamp_config) -> IfreqData {
     let mut name = [0u8; libc::IFNAMSIZ];
     let n = iface.len().min(libc::IFNAMSIZ - 1);
     name[..n].copy_from_slice(&iface.as_bytes()[..n]);
-    IfreqData { name, data: (cfg as *mut libc::hwtstamp_config).cast(), _pad: [0; 16] }
+    IfreqData {
+        name,
+        data: (cfg as *mut libc::hwtstamp_config).cast(),
+        _pad: [0; 16],
+    }
 }
 
-fn ioctl(fd: BorrowedFd<'_>, req: libc::c_ulong, iface: &str, cfg: &mut libc::hwtstamp_config) -> std::io::Result<()> {
+fn ioctl(
+    fd: BorrowedFd<'_>,
+    req: libc::c_ulong,
+    iface: &str,
+    cfg: &mut libc::hwtstamp_config,
+) -> std::io::Result<()> {
     let mut ifr = ifreq(iface, cfg);
     // SAFETY: ifr is a valid ifreq whose data points at a live hwtstamp_config.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, &mut ifr as *mut IfreqData) };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// The NIC's receive stamping, on while this lives.
@@ -59,15 +72,25 @@ impl HwStamping {
     /// Turns on stamping of every received frame on `iface` through socket `fd` (which
     /// must outlive the guard).
     pub fn enable(fd: BorrowedFd<'_>, iface: &str) -> Result<HwStamping, CaptureError> {
-        let mut old = libc::hwtstamp_config { flags: 0, tx_type: 0, rx_filter: 0 };
-        let previous = ioctl(fd, libc::SIOCGHWTSTAMP, iface, &mut old).ok().map(|_| old);
+        let mut old = libc::hwtstamp_config {
+            flags: 0,
+            tx_type: 0,
+            rx_filter: 0,
+        };
+        let previous = ioctl(fd, libc::SIOCGHWTSTAMP, iface, &mut old)
+            .ok()
+            .map(|_| old);
         let mut cfg = libc::hwtstamp_config {
             flags: 0,
             tx_type: libc::HWTSTAMP_TX_OFF as libc::c_int,
             rx_filter: libc::HWTSTAMP_FILTER_ALL as libc::c_int,
         };
-        ioctl(fd, libc::SIOCSHWTSTAMP, iface, &mut cfg)
-            .map_err(|err| CaptureError::NoHwTimestamps { iface: iface.to_string(), err })?;
+        ioctl(fd, libc::SIOCSHWTSTAMP, iface, &mut cfg).map_err(|err| {
+            CaptureError::NoHwTimestamps {
+                iface: iface.to_string(),
+                err,
+            }
+        })?;
         // Drivers may widen the filter but must not narrow it below what we asked.
         if cfg.rx_filter == libc::HWTSTAMP_FILTER_NONE as libc::c_int {
             return Err(CaptureError::NoHwTimestamps {
@@ -75,7 +98,11 @@ impl HwStamping {
                 err: std::io::Error::other("driver refused HWTSTAMP_FILTER_ALL"),
             });
         }
-        Ok(HwStamping { fd: fd.as_raw_fd(), iface: iface.to_string(), previous })
+        Ok(HwStamping {
+            fd: fd.as_raw_fd(),
+            iface: iface.to_string(),
+            previous,
+        })
     }
 }
 
@@ -96,7 +123,10 @@ mod tests {
     #[test]
     fn status_flags() {
         assert_eq!(ts_kind(1 | TP_STATUS_TS_RAW_HARDWARE), TsKind::Hardware);
-        assert_eq!(ts_kind(1 | TP_STATUS_TS_RAW_HARDWARE | TP_STATUS_TS_SOFTWARE), TsKind::Hardware);
+        assert_eq!(
+            ts_kind(1 | TP_STATUS_TS_RAW_HARDWARE | TP_STATUS_TS_SOFTWARE),
+            TsKind::Hardware
+        );
         assert_eq!(ts_kind(1 | TP_STATUS_TS_SOFTWARE), TsKind::Software);
         assert_eq!(ts_kind(1 | (1 << 4)), TsKind::Copy);
         assert_eq!(libc::TP_STATUS_TS_RAW_HARDWARE, TP_STATUS_TS_RAW_HARDWARE);

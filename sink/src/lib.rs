@@ -16,4 +16,6 @@ pub mod pcapng;
 pub mod stop;
 pub mod units;
 
-pub use capture::{Backend, Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind};
+pub use capture::{
+    Backend, Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind,
+};

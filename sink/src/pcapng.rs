@@ -101,7 +101,8 @@ mod tests {
     #[test]
     fn layout_is_aligned_and_lengths_match() {
         let mut w = PcapNgWriter::new(Vec::new(), "eth0", 0).expect("new");
-        w.write(1_700_000_000_123_456_789, &[1, 2, 3, 4, 5], 60).expect("write");
+        w.write(1_700_000_000_123_456_789, &[1, 2, 3, 4, 5], 60)
+            .expect("write");
         let b = w.into_inner();
         assert_eq!(b.len() % 4, 0);
         // Walk blocks: each total length appears at both ends.

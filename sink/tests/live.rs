@@ -26,16 +26,39 @@ fn af_xdp_backend_counts_and_writes_too() {
 }
 
 fn count_and_write(backend: &str) {
-    let bed = Testbed::up(&UpOptions { name: unique_name("skl"), ..Default::default() }).expect("lab up");
+    let bed = Testbed::up(&UpOptions {
+        name: unique_name("skl"),
+        ..Default::default()
+    })
+    .expect("lab up");
     let mon = bed.mon().expect("monitor").netns.clone();
     // A bound socket on the DUT so no ICMP port-unreachable comes back.
-    let sinkhole = bed.dut().run_in(|| UdpSocket::bind("198.18.0.2:9000")).expect("netns").expect("bind");
-    let client = bed.r#gen().run_in(|| UdpSocket::bind("198.18.0.1:7000")).expect("netns").expect("bind");
+    let sinkhole = bed
+        .dut()
+        .run_in(|| UdpSocket::bind("198.18.0.2:9000"))
+        .expect("netns")
+        .expect("bind");
+    let client = bed
+        .r#gen()
+        .run_in(|| UdpSocket::bind("198.18.0.1:7000"))
+        .expect("netns")
+        .expect("bind");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let pcap = dir.path().join("cap.pcapng");
     let mut child = Command::new(bin())
-        .args(["--netns", &mon, "--iface", "mon0", "--backend", backend, "--output", "json", "--interval", "200ms"])
+        .args([
+            "--netns",
+            &mon,
+            "--iface",
+            "mon0",
+            "--backend",
+            backend,
+            "--output",
+            "json",
+            "--interval",
+            "200ms",
+        ])
         .arg("--write")
         .arg(&pcap)
         .stdout(Stdio::piped())
@@ -47,7 +70,9 @@ fn count_and_write(backend: &str) {
 
     // 300 plain datagrams, then 200 probes of stream 7 with counters 0..210 minus 10.
     for i in 0..300u32 {
-        client.send_to(&i.to_be_bytes(), "198.18.0.2:9000").expect("send");
+        client
+            .send_to(&i.to_be_bytes(), "198.18.0.2:9000")
+            .expect("send");
         if i % 50 == 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -57,9 +82,17 @@ fn count_and_write(backend: &str) {
         if c % 21 == 5 {
             continue; // "lost"
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as u64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos() as u64;
         let mut pl = [0u8; probe::LEN];
-        probe::Repr { stream: 7, counter: c, tx_ns: now }.emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+        probe::Repr {
+            stream: 7,
+            counter: c,
+            tx_ns: now,
+        }
+        .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
         client.send_to(&pl, "198.18.0.2:9001").expect("send probe");
         sent_probes += 1;
     }
@@ -77,7 +110,10 @@ fn count_and_write(backend: &str) {
     assert!(packets >= 300 + sent_probes, "{fin}");
     assert_eq!(fin["drops"]["ring"], 0);
     let top = fin["top_flows"].as_array().expect("flows");
-    let plain = top.iter().find(|f| f["dport"] == 9000).expect("the plain flow");
+    let plain = top
+        .iter()
+        .find(|f| f["dport"] == 9000)
+        .expect("the plain flow");
     assert_eq!(plain["packets"], 300);
     assert_eq!(plain["src"], "198.18.0.1");
     assert_eq!(fin["probe"]["received"], sent_probes);
@@ -89,29 +125,66 @@ fn count_and_write(backend: &str) {
     assert!(lmin > 0 && lmax < 1_000_000_000, "{fin}");
     assert_eq!(fin["written"], packets);
     let stamped = if backend == "af-packet" { "sw" } else { "copy" };
-    assert_eq!(fin["timestamps"][stamped], packets, "every frame carries a software stamp");
+    assert_eq!(
+        fin["timestamps"][stamped], packets,
+        "every frame carries a software stamp"
+    );
     assert_eq!(fin["backend"], backend);
 
     // tshark reads the file: same count, nanosecond timestamps.
     let out = Command::new("tshark")
         .args(["-r"])
         .arg(&pcap)
-        .args(["-T", "fields", "-e", "frame.time_epoch", "-e", "udp.dstport"])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "udp.dstport",
+        ])
         .output()
         .expect("tshark");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows.len() as u64, packets);
     assert_eq!(rows.iter().filter(|r| r.ends_with("\t9000")).count(), 300);
-    let frac = rows[0].split('\t').next().and_then(|t| t.split('.').nth(1)).expect("fraction");
+    let frac = rows[0]
+        .split('\t')
+        .next()
+        .and_then(|t| t.split('.').nth(1))
+        .expect("fraction");
     assert_eq!(frac.len(), 9, "nanosecond resolution: {}", rows[0]);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs_f64();
-    let t0: f64 = rows[0].split('\t').next().and_then(|t| t.parse().ok()).expect("time");
-    assert!((now - t0).abs() < 60.0, "software stamps are CLOCK_REALTIME");
-    assert!(std::fs::read_dir(dir.path()).expect("ls").count() == 1, "no temporary file left");
-    let prog = Command::new("ip").args(["-n", &mon, "-d", "link", "show", "mon0"]).output().expect("ip");
-    assert!(String::from_utf8_lossy(&prog.stdout).contains("name xdp_pass"), "placeholder XDP program in place");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let t0: f64 = rows[0]
+        .split('\t')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("time");
+    assert!(
+        (now - t0).abs() < 60.0,
+        "software stamps are CLOCK_REALTIME"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).expect("ls").count() == 1,
+        "no temporary file left"
+    );
+    let prog = Command::new("ip")
+        .args(["-n", &mon, "-d", "link", "show", "mon0"])
+        .output()
+        .expect("ip");
+    assert!(
+        String::from_utf8_lossy(&prog.stdout).contains("name xdp_pass"),
+        "placeholder XDP program in place"
+    );
 }
 
 fn one_line(args: &[&str], needle: &str) {
@@ -119,19 +192,52 @@ fn one_line(args: &[&str], needle: &str) {
     assert!(!out.status.success(), "{args:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    assert!(err.starts_with("error: ") && err.contains(needle), "{args:?}: {err}");
+    assert!(
+        err.starts_with("error: ") && err.contains(needle),
+        "{args:?}: {err}"
+    );
 }
 
 #[test]
 fn bad_input_is_one_clear_line() {
-    let bed = Testbed::up(&UpOptions { name: unique_name("skb"), ..Default::default() }).expect("lab up");
+    let bed = Testbed::up(&UpOptions {
+        name: unique_name("skb"),
+        ..Default::default()
+    })
+    .expect("lab up");
     let mon = bed.mon().expect("monitor").netns.clone();
-    one_line(&["--netns", &mon, "--iface", "nosuch0"], "interface \"nosuch0\" not found");
-    one_line(&["--netns", &mon, "--iface", "mon0", "--clock", "hw"], "mon0: the NIC cannot timestamp in hardware");
-    one_line(&["--netns", &mon, "--iface", "mon0", "--write", "/nonexistent/dir/x.pcapng"], "cannot write capture file");
-    one_line(&["--netns", "no-such-netns-xyz", "--iface", "mon0"], "no-such-netns-xyz");
+    one_line(
+        &["--netns", &mon, "--iface", "nosuch0"],
+        "interface \"nosuch0\" not found",
+    );
+    one_line(
+        &["--netns", &mon, "--iface", "mon0", "--clock", "hw"],
+        "mon0: the NIC cannot timestamp in hardware",
+    );
+    one_line(
+        &[
+            "--netns",
+            &mon,
+            "--iface",
+            "mon0",
+            "--write",
+            "/nonexistent/dir/x.pcapng",
+        ],
+        "cannot write capture file",
+    );
+    one_line(
+        &["--netns", "no-such-netns-xyz", "--iface", "mon0"],
+        "no-such-netns-xyz",
+    );
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin(), "--iface", "lo"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "--iface",
+            "lo",
+        ])
         .output()
         .expect("setpriv");
     assert!(!out.status.success());
@@ -140,10 +246,17 @@ fn bad_input_is_one_clear_line() {
 
 /// Frames that mon0 received, from /proc/net/dev in the monitor namespace.
 fn mon0_rx_packets(netns: &str) -> u64 {
-    let out = Command::new("ip").args(["netns", "exec", netns, "cat", "/proc/net/dev"]).output().expect("ip netns exec");
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "cat", "/proc/net/dev"])
+        .output()
+        .expect("ip netns exec");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|l| l.trim_start().strip_prefix("mon0:").map(|r| r.split_whitespace().nth(1).and_then(|v| v.parse().ok())))
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix("mon0:")
+                .map(|r| r.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
         .flatten()
         .expect("mon0 in /proc/net/dev")
 }
@@ -162,18 +275,47 @@ fn a_stalled_af_packet_reader_loses_nothing_silently() {
 /// holds (af-xdp: 16384 UMEM frames; af-packet: a 2 MiB ring): the frames it could not
 /// take must all be counted as drops, so received + drops equals what mon0 received.
 fn stalled_reader(backend: &str) {
-    let bed = Testbed::up(&UpOptions { name: unique_name("sks"), ..Default::default() }).expect("lab up");
+    let bed = Testbed::up(&UpOptions {
+        name: unique_name("sks"),
+        ..Default::default()
+    })
+    .expect("lab up");
     let mon = bed.mon().expect("monitor").netns.clone();
-    let sinkhole = bed.dut().run_in(|| UdpSocket::bind("198.18.0.2:9000")).expect("netns").expect("bind");
-    let client = bed.r#gen().run_in(|| UdpSocket::bind("198.18.0.1:7001")).expect("netns").expect("bind");
+    let sinkhole = bed
+        .dut()
+        .run_in(|| UdpSocket::bind("198.18.0.2:9000"))
+        .expect("netns")
+        .expect("bind");
+    let client = bed
+        .r#gen()
+        .run_in(|| UdpSocket::bind("198.18.0.1:7001"))
+        .expect("netns")
+        .expect("bind");
     let before = mon0_rx_packets(&mon);
     let mut child = Command::new(bin())
-        .args(["--netns", &mon, "--iface", "mon0", "--backend", backend, "--ring-blocks", "2", "--output", "json"])
+        .args([
+            "--netns",
+            &mon,
+            "--iface",
+            "mon0",
+            "--backend",
+            backend,
+            "--ring-blocks",
+            "2",
+            "--output",
+            "json",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn sink");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    assert!(lines.next().expect("line").expect("utf8").contains("\"ready\""));
+    assert!(
+        lines
+            .next()
+            .expect("line")
+            .expect("utf8")
+            .contains("\"ready\"")
+    );
     let pid = child.id() as i32;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -196,8 +338,13 @@ fn stalled_reader(backend: &str) {
     let arrived = mon0_rx_packets(&mon) - before;
     let fin: serde_json::Value = serde_json::from_str(rest.last().expect("final")).expect("json");
     let packets = fin["packets"].as_u64().expect("packets");
-    let drops = fin["drops"]["kernel"].as_u64().expect("kernel") + fin["drops"]["ring"].as_u64().expect("ring");
+    let drops = fin["drops"]["kernel"].as_u64().expect("kernel")
+        + fin["drops"]["ring"].as_u64().expect("ring");
     assert!(arrived >= sent, "mon0 saw {arrived} of {sent}");
     assert!(drops > 0, "the stall overflowed the UMEM: {fin}");
-    assert_eq!(packets + drops, arrived, "every frame mon0 received is either counted or a counted drop: {fin}");
+    assert_eq!(
+        packets + drops,
+        arrived,
+        "every frame mon0 received is either counted or a counted drop: {fin}"
+    );
 }

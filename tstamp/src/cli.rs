@@ -92,11 +92,15 @@ fn out(line: &str) {
 }
 
 fn realtime_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn us(v: Option<u64>) -> String {
-    v.map(|v| format!("{:.1}", v as f64 / 1e3)).unwrap_or_else(|| "-".into())
+    v.map(|v| format!("{:.1}", v as f64 / 1e3))
+        .unwrap_or_else(|| "-".into())
 }
 
 fn text_interval(r: &IntervalRecord) -> String {
@@ -120,8 +124,12 @@ fn text_summary(s: &Summary) -> String {
     format!(
         "min {} mean {} stddev {} p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {} (µs, {} samples)",
         us(s.min),
-        s.mean.map(|v| format!("{:.1}", v / 1e3)).unwrap_or_else(|| "-".into()),
-        s.stddev.map(|v| format!("{:.1}", v / 1e3)).unwrap_or_else(|| "-".into()),
+        s.mean
+            .map(|v| format!("{:.1}", v / 1e3))
+            .unwrap_or_else(|| "-".into()),
+        s.stddev
+            .map(|v| format!("{:.1}", v / 1e3))
+            .unwrap_or_else(|| "-".into()),
         us(s.p50),
         us(s.p90),
         us(s.p99),
@@ -160,7 +168,11 @@ fn text_final(f: &FinalRecord) -> String {
         k.not_ipv4,
         k.not_udp,
         k.not_dns_or_probe,
-        if f.capture_truncated { "; the capture file was cut short" } else { "" }
+        if f.capture_truncated {
+            "; the capture file was cut short"
+        } else {
+            ""
+        }
     ));
     s
 }
@@ -177,7 +189,10 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
     // Create every output first: an unwritable path fails before any capture.
     let open = |p: &Option<PathBuf>, what: &str| -> Result<Option<AtomicFile>> {
         p.as_ref()
-            .map(|p| AtomicFile::create(p).with_context(|| format!("cannot write {what} file {}", p.display())))
+            .map(|p| {
+                AtomicFile::create(p)
+                    .with_context(|| format!("cannot write {what} file {}", p.display()))
+            })
             .transpose()
     };
     let mut hdr_file = open(&args.hdrh, "HDR histogram log")?;
@@ -204,7 +219,12 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         Some(iface) => {
             let cap = capture::open(
                 args.backend,
-                &CaptureOptions { iface: iface.clone(), clock: args.clock, force: args.force, ..CaptureOptions::default() },
+                &CaptureOptions {
+                    iface: iface.clone(),
+                    clock: args.clock,
+                    force: args.force,
+                    ..CaptureOptions::default()
+                },
             )
             .with_context(|| format!("live capture on {iface}"))?;
             Some(cap)
@@ -223,7 +243,10 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
             if start_ns.is_some() {
                 b.with_start_time(base).with_base_time(base);
             }
-            Some(b.begin_log_with(a.writer(), &mut ser).context("writing the HDR log header")?)
+            Some(
+                b.begin_log_with(a.writer(), &mut ser)
+                    .context("writing the HDR log header")?,
+            )
         }
         None => None,
     };
@@ -256,7 +279,12 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
                 out(&serde_json::json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock,"match":session_mode(args)})
                     .to_string());
             } else {
-                eprintln!("tstamp: capturing on {} ({}, {} clock); Ctrl-C to stop", args.iface.as_deref().unwrap_or(""), cap.backend(), clock);
+                eprintln!(
+                    "tstamp: capturing on {} ({}, {} clock); Ctrl-C to stop",
+                    args.iface.as_deref().unwrap_or(""),
+                    cap.backend(),
+                    clock
+                );
             }
             if cap.backend() == "af-xdp" {
                 eprintln!(
@@ -291,7 +319,12 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
                 ("sw", _) | (_, None) => realtime_ns(),
                 (_, Some((ts, at))) => ts + at.elapsed().as_nanos() as u64,
             };
-            (clock.to_string(), args.iface.clone().unwrap_or_default(), Some(end), false)
+            (
+                clock.to_string(),
+                args.iface.clone().unwrap_or_default(),
+                Some(end),
+                false,
+            )
         }
         None => {
             let path = args.read.clone().unwrap_or_default();
@@ -309,9 +342,18 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
                 n & 0xffff != 0 || !stop.is_set()
             })?;
             if st.truncated {
-                eprintln!("warning: {} ends in the middle of a record; using the {} packets before it", path.display(), st.packets);
+                eprintln!(
+                    "warning: {} ends in the middle of a record; using the {} packets before it",
+                    path.display(),
+                    st.packets
+                );
             }
-            (String::from("file"), path.display().to_string(), None, st.truncated)
+            (
+                String::from("file"),
+                path.display().to_string(),
+                None,
+                st.truncated,
+            )
         }
     };
     let fin = session.finish(&clock, &source, end_ns, truncated, &mut emit);
@@ -326,18 +368,27 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
     }
     if let Some(a) = hdr_file {
         let p = args.hdrh.clone().unwrap_or_default();
-        a.commit().with_context(|| format!("writing {}", p.display()))?;
+        a.commit()
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(mut a) = csv_file {
         let p = args.hist_csv.clone().unwrap_or_default();
-        write_hist_csv(a.writer(), &session.total.hist).with_context(|| format!("writing {}", p.display()))?;
-        a.commit().with_context(|| format!("writing {}", p.display()))?;
+        write_hist_csv(a.writer(), &session.total.hist)
+            .with_context(|| format!("writing {}", p.display()))?;
+        a.commit()
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     if let Some(a) = svg_file {
         let p = args.plot.clone().unwrap_or_default();
-        write_svg(a.tmp_path(), &source, &session.total.hist, &session.timeline)
+        write_svg(
+            a.tmp_path(),
+            &source,
+            &session.total.hist,
+            &session.timeline,
+        )
+        .with_context(|| format!("writing {}", p.display()))?;
+        a.commit()
             .with_context(|| format!("writing {}", p.display()))?;
-        a.commit().with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(fin)
 }

@@ -157,14 +157,19 @@ fn classify(mode: MatchMode, frame: &[u8]) -> Result<Kind, WireError> {
             } else {
                 (u.src_ip, u.src_port, u.dst_ip, u.dst_port)
             };
-            let addr = (u64::from(u32::from_be_bytes(client_ip)) << 32) | u64::from(u32::from_be_bytes(server_ip));
+            let addr = (u64::from(u32::from_be_bytes(client_ip)) << 32)
+                | u64::from(u32::from_be_bytes(server_ip));
             let ports = (u64::from(client_port) << 48)
                 | (u64::from(server_port) << 32)
                 | (u64::from(p.id()) << 16);
             let types = (u64::from(q.qtype) << 16) | u64::from(q.qclass);
             let h = mix(mix(mix(0x243F_6A88_85A3_08D3, addr), ports), types);
             let key = hash_bytes(h, q.name);
-            Ok(if response { Kind::Response(key, Some(p.rcode().0)) } else { Kind::Request(key) })
+            Ok(if response {
+                Kind::Response(key, Some(p.rcode().0))
+            } else {
+                Kind::Request(key)
+            })
         }
         MatchMode::Seq => {
             let p = probe::Packet::new_checked(u.payload)?;
@@ -191,7 +196,10 @@ pub struct Matcher {
 
 impl std::fmt::Debug for Matcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Matcher").field("mode", &self.mode).field("pending", &self.table.len()).finish()
+        f.debug_struct("Matcher")
+            .field("mode", &self.mode)
+            .field("pending", &self.table.len())
+            .finish()
     }
 }
 
@@ -203,7 +211,12 @@ impl Matcher {
 
     /// As [`Matcher::new`], keeping answered requests for `dup_window_ns` (clamped to the
     /// timeout) to recognise duplicate responses.
-    pub fn with_dup_window(mode: MatchMode, timeout_ns: u64, max_pending: usize, dup_window_ns: u64) -> Self {
+    pub fn with_dup_window(
+        mode: MatchMode,
+        timeout_ns: u64,
+        max_pending: usize,
+        dup_window_ns: u64,
+    ) -> Self {
         let max_pending = max_pending.max(1);
         let cap = max_pending.min(1 << 16);
         Matcher {
@@ -293,7 +306,9 @@ impl Matcher {
                             self.counters.malformed += 1
                         }
                     }
-                    WireError::BadName | WireError::BadMagic => self.counters.not_matched_proto += 1,
+                    WireError::BadName | WireError::BadMagic => {
+                        self.counters.not_matched_proto += 1
+                    }
                 }
                 return None;
             }
@@ -306,7 +321,10 @@ impl Matcher {
                     Some(e) if !e.answered => self.counters.duplicates += 1,
                     // The key came round again after its answer (ID reuse): a new request.
                     Some(e) => {
-                        *e = Entry { ts_ns, answered: false };
+                        *e = Entry {
+                            ts_ns,
+                            answered: false,
+                        };
                         self.fifo.push_back((key, ts_ns));
                     }
                     None => self.insert(key, ts_ns),
@@ -346,7 +364,13 @@ impl Matcher {
                 None => break,
             }
         }
-        self.table.insert(key, Entry { ts_ns, answered: false });
+        self.table.insert(
+            key,
+            Entry {
+                ts_ns,
+                answered: false,
+            },
+        );
         self.fifo.push_back((key, ts_ns));
     }
 
@@ -363,7 +387,8 @@ impl Matcher {
             Some(e) => {
                 e.answered = true;
                 let req_ts = e.ts_ns;
-                self.answered.push_back((key, req_ts, ts_ns.max(self.now_ns)));
+                self.answered
+                    .push_back((key, req_ts, ts_ns.max(self.now_ns)));
                 self.counters.matched += 1;
                 let rtt_ns = match ts_ns.checked_sub(req_ts) {
                     Some(v) => v,
@@ -390,10 +415,20 @@ mod tests {
     use super::*;
     use profiles::wire::dns;
 
-    pub(crate) fn dns_frame(id: u16, response: bool, name: &str, client_port: u16, rcode: u8) -> Vec<u8> {
+    pub(crate) fn dns_frame(
+        id: u16,
+        response: bool,
+        name: &str,
+        client_port: u16,
+        rcode: u8,
+    ) -> Vec<u8> {
         let mut msg = vec![0u8; 12];
         msg[0..2].copy_from_slice(&id.to_be_bytes());
-        let flags: u16 = if response { 0x8180 | u16::from(rcode) } else { 0x0100 };
+        let flags: u16 = if response {
+            0x8180 | u16::from(rcode)
+        } else {
+            0x0100
+        };
         msg[2..4].copy_from_slice(&flags.to_be_bytes());
         msg[4..6].copy_from_slice(&1u16.to_be_bytes());
         msg.extend_from_slice(&dns::name_to_wire(name).expect("name"));
@@ -403,7 +438,9 @@ mod tests {
         } else {
             ([198, 18, 0, 1], [198, 18, 0, 2], client_port, 53)
         };
-        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(src, dst, 64).udp(sp, dp);
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src, dst, 64)
+            .udp(sp, dp);
         let mut out = Vec::new();
         b.write(&mut out, &msg).expect("write");
         out
@@ -412,19 +449,59 @@ mod tests {
     #[test]
     fn pairs_requests_and_responses() {
         let mut m = Matcher::new(MatchMode::Dns, 1_000_000_000, 1000);
-        assert_eq!(m.on_frame(100, &dns_frame(1, false, "a.example", 1000, 0)), None);
-        assert_eq!(m.on_frame(150, &dns_frame(2, false, "b.example", 1000, 0)), None);
-        assert_eq!(m.on_frame(400, &dns_frame(2, true, "b.example", 1000, 3)), Some(Match { rtt_ns: 250, rcode: Some(3) }));
-        assert_eq!(m.on_frame(500, &dns_frame(1, true, "a.example", 1000, 0)), Some(Match { rtt_ns: 400, rcode: Some(0) }));
+        assert_eq!(
+            m.on_frame(100, &dns_frame(1, false, "a.example", 1000, 0)),
+            None
+        );
+        assert_eq!(
+            m.on_frame(150, &dns_frame(2, false, "b.example", 1000, 0)),
+            None
+        );
+        assert_eq!(
+            m.on_frame(400, &dns_frame(2, true, "b.example", 1000, 3)),
+            Some(Match {
+                rtt_ns: 250,
+                rcode: Some(3)
+            })
+        );
+        assert_eq!(
+            m.on_frame(500, &dns_frame(1, true, "a.example", 1000, 0)),
+            Some(Match {
+                rtt_ns: 400,
+                rcode: Some(0)
+            })
+        );
         // Same ID, other name or other port: not a match.
-        assert_eq!(m.on_frame(600, &dns_frame(3, false, "c.example", 1000, 0)), None);
-        assert_eq!(m.on_frame(700, &dns_frame(3, true, "d.example", 1000, 0)), None);
-        assert_eq!(m.on_frame(700, &dns_frame(3, true, "c.example", 1001, 0)), None);
+        assert_eq!(
+            m.on_frame(600, &dns_frame(3, false, "c.example", 1000, 0)),
+            None
+        );
+        assert_eq!(
+            m.on_frame(700, &dns_frame(3, true, "d.example", 1000, 0)),
+            None
+        );
+        assert_eq!(
+            m.on_frame(700, &dns_frame(3, true, "c.example", 1001, 0)),
+            None
+        );
         // A second response to an answered request is a duplicate.
-        assert_eq!(m.on_frame(800, &dns_frame(1, true, "a.example", 1000, 0)), None);
+        assert_eq!(
+            m.on_frame(800, &dns_frame(1, true, "a.example", 1000, 0)),
+            None
+        );
         m.finish();
         let c = m.counters();
-        assert_eq!((c.requests, c.responses, c.matched, c.unmatched_responses, c.duplicates, c.lost), (3, 5, 2, 2, 1, 1));
+        assert_eq!(
+            (
+                c.requests,
+                c.responses,
+                c.matched,
+                c.unmatched_responses,
+                c.duplicates,
+                c.lost
+            ),
+            (3, 5, 2, 2, 1, 1)
+        );
     }
 
     #[test]
@@ -437,7 +514,13 @@ mod tests {
         assert_eq!(m.pending(), 2);
         m.advance(1015); // id 2 (ts 10) is older than 1000 ns now
         assert_eq!(m.counters().lost, 1);
-        assert_eq!(m.on_frame(1010, &dns_frame(3, true, "a", 1, 0)), Some(Match { rtt_ns: 990, rcode: Some(0) }));
+        assert_eq!(
+            m.on_frame(1010, &dns_frame(3, true, "a", 1, 0)),
+            Some(Match {
+                rtt_ns: 990,
+                rcode: Some(0)
+            })
+        );
         // Answer arriving after the timeout: unmatched.
         assert_eq!(m.on_frame(1100, &dns_frame(2, true, "a", 1, 0)), None);
         assert_eq!(m.counters().unmatched_responses, 1);
@@ -450,7 +533,13 @@ mod tests {
         let mut m = Matcher::new(MatchMode::Dns, 1_000_000, 10);
         m.on_frame(0, &dns_frame(9, false, "x", 5, 0));
         m.on_frame(5, &dns_frame(9, false, "x", 5, 0));
-        assert_eq!(m.on_frame(30, &dns_frame(9, true, "x", 5, 2)), Some(Match { rtt_ns: 30, rcode: Some(2) }));
+        assert_eq!(
+            m.on_frame(30, &dns_frame(9, true, "x", 5, 2)),
+            Some(Match {
+                rtt_ns: 30,
+                rcode: Some(2)
+            })
+        );
         assert_eq!(m.counters().duplicates, 1);
     }
 
@@ -466,13 +555,34 @@ mod tests {
         m.on_frame(500, &dns_frame(7, true, "k", 1, 0));
         assert_eq!(m.counters().unmatched_responses, 1);
         m.on_frame(600, &dns_frame(7, false, "k", 1, 0));
-        assert_eq!(m.on_frame(700, &dns_frame(7, true, "k", 1, 0)), Some(Match { rtt_ns: 100, rcode: Some(0) }));
+        assert_eq!(
+            m.on_frame(700, &dns_frame(7, true, "k", 1, 0)),
+            Some(Match {
+                rtt_ns: 100,
+                rcode: Some(0)
+            })
+        );
         // Within the window, a new request with the answered key is also a new request.
         m.on_frame(720, &dns_frame(7, false, "k", 1, 0));
-        assert_eq!(m.on_frame(750, &dns_frame(7, true, "k", 1, 0)), Some(Match { rtt_ns: 30, rcode: Some(0) }));
+        assert_eq!(
+            m.on_frame(750, &dns_frame(7, true, "k", 1, 0)),
+            Some(Match {
+                rtt_ns: 30,
+                rcode: Some(0)
+            })
+        );
         m.finish();
         let c = m.counters();
-        assert_eq!((c.requests, c.matched, c.lost, c.duplicates, c.unmatched_responses), (3, 3, 0, 1, 1));
+        assert_eq!(
+            (
+                c.requests,
+                c.matched,
+                c.lost,
+                c.duplicates,
+                c.unmatched_responses
+            ),
+            (3, 3, 0, 1, 1)
+        );
         assert!(m.pending() == 0);
     }
 
@@ -497,9 +607,15 @@ mod tests {
     fn seq_mode_first_sighting_is_the_request() {
         let mk = |seq: u64| {
             let mut pl = [0u8; probe::LEN];
-            probe::Repr { stream: (seq >> 56) as u8, counter: seq & ((1 << 56) - 1), tx_ns: 7 }
-                .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
-            let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).udp(9, 9);
+            probe::Repr {
+                stream: (seq >> 56) as u8,
+                counter: seq & ((1 << 56) - 1),
+                tx_ns: 7,
+            }
+            .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+            let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
+                .udp(9, 9);
             let mut out = Vec::new();
             b.write(&mut out, &pl).expect("write");
             out
@@ -507,10 +623,19 @@ mod tests {
         let mut m = Matcher::new(MatchMode::Seq, 1_000_000, 10);
         assert_eq!(m.on_frame(10, &mk(1)), None);
         assert_eq!(m.on_frame(20, &mk(2)), None);
-        assert_eq!(m.on_frame(25, &mk(1)), Some(Match { rtt_ns: 15, rcode: None }));
+        assert_eq!(
+            m.on_frame(25, &mk(1)),
+            Some(Match {
+                rtt_ns: 15,
+                rcode: None
+            })
+        );
         assert_eq!(m.on_frame(26, &mk(1)), None);
         m.finish();
         let c = m.counters();
-        assert_eq!((c.requests, c.responses, c.matched, c.duplicates, c.lost), (2, 2, 1, 1, 1));
+        assert_eq!(
+            (c.requests, c.responses, c.matched, c.duplicates, c.lost),
+            (2, 2, 1, 1, 1)
+        );
     }
 }

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use pcap_file::DataLink;
 use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::PcapNgReader;
 use pcap_file::pcapng::blocks::Block;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::PcapNgReader;
 
 /// What reading a capture found besides the packets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,7 +55,11 @@ pub fn pcapng_ts_ns(raw: u64, tsresol: u8, offset_s: u64) -> u64 {
     let raw = u128::from(raw);
     let ns: u128 = if tsresol & 0x80 == 0 {
         let k = u32::from(tsresol);
-        if k <= 9 { raw * 10u128.pow(9 - k) } else { raw / 10u128.pow((k - 9).min(38)) }
+        if k <= 9 {
+            raw * 10u128.pow(9 - k)
+        } else {
+            raw / 10u128.pow((k - 9).min(38))
+        }
     } else {
         let k = u32::from(tsresol & 0x7f).min(127);
         (raw * 1_000_000_000) >> k
@@ -67,22 +71,39 @@ pub fn pcapng_ts_ns(raw: u64, tsresol: u8, offset_s: u64) -> u64 {
 /// until `f` returns false.
 pub fn read(path: &Path, mut f: impl FnMut(u64, &[u8]) -> bool) -> Result<ReadStats, ReadError> {
     let p = path.display().to_string();
-    let mut file = File::open(path).map_err(|err| ReadError::Open { path: p.clone(), err })?;
+    let mut file = File::open(path).map_err(|err| ReadError::Open {
+        path: p.clone(),
+        err,
+    })?;
     let mut magic = [0u8; 4];
     if let Err(e) = file.read_exact(&mut magic) {
-        return Err(ReadError::Bad { path: p, what: format!("not a pcap or pcapng capture (too short: {e})") });
+        return Err(ReadError::Bad {
+            path: p,
+            what: format!("not a pcap or pcapng capture (too short: {e})"),
+        });
     }
-    let format = sniff(magic).ok_or_else(|| ReadError::NotACapture { path: p.clone(), magic: u32::from_be_bytes(magic) })?;
-    let file = File::open(path).map_err(|err| ReadError::Open { path: p.clone(), err })?;
+    let format = sniff(magic).ok_or_else(|| ReadError::NotACapture {
+        path: p.clone(),
+        magic: u32::from_be_bytes(magic),
+    })?;
+    let file = File::open(path).map_err(|err| ReadError::Open {
+        path: p.clone(),
+        err,
+    })?;
     let mut st = ReadStats::default();
     match format {
         Format::Pcap => {
-            let mut r = PcapReader::new(file)
-                .map_err(|e| ReadError::Bad { path: p.clone(), what: format!("bad pcap header: {e}") })?;
+            let mut r = PcapReader::new(file).map_err(|e| ReadError::Bad {
+                path: p.clone(),
+                what: format!("bad pcap header: {e}"),
+            })?;
             if r.header().datalink != DataLink::ETHERNET {
                 return Err(ReadError::Bad {
                     path: p,
-                    what: format!("link type {:?} is not supported (Ethernet captures only)", r.header().datalink),
+                    what: format!(
+                        "link type {:?} is not supported (Ethernet captures only)",
+                        r.header().datalink
+                    ),
                 });
             }
             while let Some(pkt) = r.next_packet() {
@@ -102,8 +123,10 @@ pub fn read(path: &Path, mut f: impl FnMut(u64, &[u8]) -> bool) -> Result<ReadSt
             }
         }
         Format::PcapNg => {
-            let mut r = PcapNgReader::new(file)
-                .map_err(|e| ReadError::Bad { path: p.clone(), what: format!("bad pcapng section header: {e}") })?;
+            let mut r = PcapNgReader::new(file).map_err(|e| ReadError::Bad {
+                path: p.clone(),
+                what: format!("bad pcapng section header: {e}"),
+            })?;
             // Per interface: (is Ethernet, tsresol, tsoffset).
             let mut ifaces: Vec<(bool, u8, u64)> = Vec::new();
             while let Some(block) = r.next_block() {

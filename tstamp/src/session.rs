@@ -117,18 +117,29 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("matcher", &self.matcher).finish()
+        f.debug_struct("Session")
+            .field("matcher", &self.matcher)
+            .finish()
     }
 }
 
 fn rcode_map(c: &[u64; 16]) -> BTreeMap<String, u64> {
-    c.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (Rcode(i as u8).name(), *n)).collect()
+    c.iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (Rcode(i as u8).name(), *n))
+        .collect()
 }
 
 impl Session {
     /// `start_ns`: the interval origin if known (live: now); otherwise the first packet.
     pub fn new(opts: SessionOptions, start_ns: Option<u64>) -> Self {
-        let matcher = Matcher::with_dup_window(opts.mode, opts.timeout_ns, opts.max_pending, opts.dup_window_ns);
+        let matcher = Matcher::with_dup_window(
+            opts.mode,
+            opts.timeout_ns,
+            opts.max_pending,
+            opts.dup_window_ns,
+        );
         let mut s = Session {
             matcher,
             total: RttStats::new(),
@@ -167,11 +178,20 @@ impl Session {
 
     /// Feeds one frame.
     #[inline]
-    pub fn on_frame(&mut self, ts_ns: u64, frame: &[u8], emit: &mut dyn FnMut(&IntervalRecord, &Histogram<u64>)) {
+    pub fn on_frame(
+        &mut self,
+        ts_ns: u64,
+        frame: &[u8],
+        emit: &mut dyn FnMut(&IntervalRecord, &Histogram<u64>),
+    ) {
         match self.start_ns {
             None => self.set_start(ts_ns),
             // A live clock far from the packets' (an unsynchronised NIC clock): rebase.
-            Some(s) if self.timeline.is_empty() && self.counters().frames == 0 && ts_ns.abs_diff(s) > 60_000_000_000 => {
+            Some(s)
+                if self.timeline.is_empty()
+                    && self.counters().frames == 0
+                    && ts_ns.abs_diff(s) > 60_000_000_000 =>
+            {
                 self.set_start(ts_ns)
             }
             _ => {}
@@ -215,8 +235,17 @@ impl Session {
         self.last_drops = self.capture_drops;
         let rtt = self.interval.summary();
         let t = end_offset as f64 / 1e9;
-        if let (Some(p50), Some(p90), Some(p99), Some(p99_9), Some(max)) = (rtt.p50, rtt.p90, rtt.p99, rtt.p99_9, rtt.max) {
-            self.timeline.push(TimelinePoint { t, p50, p90, p99, p99_9, max });
+        if let (Some(p50), Some(p90), Some(p99), Some(p99_9), Some(max)) =
+            (rtt.p50, rtt.p90, rtt.p99, rtt.p99_9, rtt.max)
+        {
+            self.timeline.push(TimelinePoint {
+                t,
+                p50,
+                p90,
+                p99,
+                p99_9,
+                max,
+            });
         }
         IntervalRecord {
             kind: "interval",
@@ -250,8 +279,13 @@ impl Session {
         let start = self.start_ns.unwrap_or(end);
         self.matcher.finish();
         let pending = self.matcher.counters().since(&self.last_counters);
-        if self.interval.count() > 0 || pending != Counters::default() || self.capture_drops > self.last_drops {
-            let begin = self.next_boundary.saturating_sub(self.opts.interval_ns.max(1));
+        if self.interval.count() > 0
+            || pending != Counters::default()
+            || self.capture_drops > self.last_drops
+        {
+            let begin = self
+                .next_boundary
+                .saturating_sub(self.opts.interval_ns.max(1));
             let stop = end.max(begin + 1);
             let rec = self.interval_record(stop - start, stop - begin);
             emit(&rec, &self.interval.hist);

@@ -41,7 +41,14 @@ impl RttStats {
     pub fn new() -> Self {
         let mut hist = Histogram::new(3).expect("3 significant digits is a valid precision");
         hist.auto(true);
-        RttStats { hist, count: 0, sum: 0, sum_sq: 0, min: u64::MAX, max: 0 }
+        RttStats {
+            hist,
+            count: 0,
+            sum: 0,
+            sum_sq: 0,
+            min: u64::MAX,
+            max: 0,
+        }
     }
 
     #[inline]

@@ -2,8 +2,8 @@
 //! 198.18.0.1 to 198.18.0.2:53 and NXDOMAIN responses with chosen response times, some
 //! requests left unanswered, written as pcap (µs or ns) or pcapng. Not used at run time.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::Write;
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
@@ -15,17 +15,37 @@ use profiles::wire::dns;
 pub fn dns_frame(id: u16, response: bool, name: &str, port: u16, rcode: u8) -> Vec<u8> {
     let mut msg = vec![0u8; 12];
     msg[0..2].copy_from_slice(&id.to_be_bytes());
-    let flags: u16 = if response { 0x8180 | u16::from(rcode & 15) } else { 0x0100 };
+    let flags: u16 = if response {
+        0x8180 | u16::from(rcode & 15)
+    } else {
+        0x0100
+    };
     msg[2..4].copy_from_slice(&flags.to_be_bytes());
     msg[4..6].copy_from_slice(&1u16.to_be_bytes());
     msg.extend_from_slice(&dns::name_to_wire(name).unwrap_or_else(|_| vec![0]));
     msg.extend_from_slice(&[0, 1, 0, 1]);
     let (src, dst, sp, dp, smac, dmac) = if response {
-        ([198, 18, 0, 2], [198, 18, 0, 1], 53, port, [2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+        (
+            [198, 18, 0, 2],
+            [198, 18, 0, 1],
+            53,
+            port,
+            [2, 0, 0, 0, 0, 2],
+            [2, 0, 0, 0, 0, 1],
+        )
     } else {
-        ([198, 18, 0, 1], [198, 18, 0, 2], port, 53, [2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        (
+            [198, 18, 0, 1],
+            [198, 18, 0, 2],
+            port,
+            53,
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+        )
     };
-    let b = etherparse::PacketBuilder::ethernet2(smac, dmac).ipv4(src, dst, 64).udp(sp, dp);
+    let b = etherparse::PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(src, dst, 64)
+        .udp(sp, dp);
     let mut out = Vec::with_capacity(64 + msg.len());
     let _ = b.write(&mut out, &msg);
     if out.len() < 60 {
@@ -82,7 +102,11 @@ impl Workload {
 }
 
 /// Writes classic pcap with microsecond or nanosecond timestamps.
-pub fn write_pcap<W: Write>(w: W, nanos: bool, frames: impl FnOnce(&mut dyn FnMut(u64, &[u8]))) -> std::io::Result<()> {
+pub fn write_pcap<W: Write>(
+    w: W,
+    nanos: bool,
+    frames: impl FnOnce(&mut dyn FnMut(u64, &[u8])),
+) -> std::io::Result<()> {
     let header = PcapHeader {
         version_major: 2,
         version_minor: 4,
@@ -90,14 +114,22 @@ pub fn write_pcap<W: Write>(w: W, nanos: bool, frames: impl FnOnce(&mut dyn FnMu
         ts_accuracy: 0,
         snaplen: 65535,
         datalink: DataLink::ETHERNET,
-        ts_resolution: if nanos { TsResolution::NanoSecond } else { TsResolution::MicroSecond },
+        ts_resolution: if nanos {
+            TsResolution::NanoSecond
+        } else {
+            TsResolution::MicroSecond
+        },
         endianness: Endianness::native(),
     };
     let mut pw = PcapWriter::with_header(w, header).map_err(std::io::Error::other)?;
     let mut err = None;
     frames(&mut |ts, data| {
         if err.is_none()
-            && let Err(e) = pw.write_packet(&PcapPacket::new(std::time::Duration::from_nanos(ts), data.len() as u32, data))
+            && let Err(e) = pw.write_packet(&PcapPacket::new(
+                std::time::Duration::from_nanos(ts),
+                data.len() as u32,
+                data,
+            ))
         {
             err = Some(e);
         }
@@ -109,7 +141,10 @@ pub fn write_pcap<W: Write>(w: W, nanos: bool, frames: impl FnOnce(&mut dyn FnMu
 }
 
 /// Writes pcapng with nanosecond timestamps (sink's writer).
-pub fn write_pcapng<W: Write>(w: W, frames: impl FnOnce(&mut dyn FnMut(u64, &[u8]))) -> std::io::Result<()> {
+pub fn write_pcapng<W: Write>(
+    w: W,
+    frames: impl FnOnce(&mut dyn FnMut(u64, &[u8])),
+) -> std::io::Result<()> {
     let mut pw = sink::pcapng::PcapNgWriter::new(w, "synth0", 0)?;
     let mut err = None;
     frames(&mut |ts, data| {

@@ -29,11 +29,14 @@ fn query(id: u16, name: &str) -> Vec<u8> {
 
 /// Answers every query with NXDOMAIN (QR, RA, RCODE 3, the question echoed) until `stop`.
 fn responder(sock: UdpSocket, stop: Arc<AtomicBool>) -> u64 {
-    sock.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
     let mut buf = [0u8; 1500];
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        let Ok((len, from)) = sock.recv_from(&mut buf) else { continue };
+        let Ok((len, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
         if len < 12 {
             continue;
         }
@@ -58,10 +61,22 @@ fn matches_every_dns_query_with_the_af_xdp_backend() {
 }
 
 fn dns_on_the_mirror_port(backend: &str) {
-    let bed = Testbed::up(&UpOptions { name: unique_name("tsl"), ..Default::default() }).expect("lab up");
+    let bed = Testbed::up(&UpOptions {
+        name: unique_name("tsl"),
+        ..Default::default()
+    })
+    .expect("lab up");
     let mon = bed.mon().expect("switched lab has a monitor").netns.clone();
-    let server = bed.dut().run_in(|| UdpSocket::bind("198.18.0.2:53")).expect("netns").expect("bind :53");
-    let client = bed.r#gen().run_in(|| UdpSocket::bind("198.18.0.1:0")).expect("netns").expect("bind client");
+    let server = bed
+        .dut()
+        .run_in(|| UdpSocket::bind("198.18.0.2:53"))
+        .expect("netns")
+        .expect("bind :53");
+    let client = bed
+        .r#gen()
+        .run_in(|| UdpSocket::bind("198.18.0.1:0"))
+        .expect("netns")
+        .expect("bind client");
     let stop = Arc::new(AtomicBool::new(false));
     let st = stop.clone();
     let resp = std::thread::spawn(move || responder(server, st));
@@ -71,7 +86,20 @@ fn dns_on_the_mirror_port(backend: &str) {
     let csv = dir.path().join("live.csv");
     let svg = dir.path().join("live.svg");
     let mut child = Command::new(bin())
-        .args(["--netns", &mon, "--iface", "mon0", "--backend", backend, "--output", "json", "--interval", "200ms", "--timeout", "500ms"])
+        .args([
+            "--netns",
+            &mon,
+            "--iface",
+            "mon0",
+            "--backend",
+            backend,
+            "--output",
+            "json",
+            "--interval",
+            "200ms",
+            "--timeout",
+            "500ms",
+        ])
         .arg("--hdrh")
         .arg(&hlog)
         .arg("--hist-csv")
@@ -84,14 +112,21 @@ fn dns_on_the_mirror_port(backend: &str) {
         .expect("spawn tstamp");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let ready = lines.next().expect("a line").expect("utf8");
-    assert!(ready.contains("\"type\":\"ready\"") && ready.contains("\"clock\":\"sw\""), "{ready}");
+    assert!(
+        ready.contains("\"type\":\"ready\"") && ready.contains("\"clock\":\"sw\""),
+        "{ready}"
+    );
 
     const N: u16 = 400;
-    client.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    client
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
     let mut answered = 0;
     let mut buf = [0u8; 1500];
     for id in 0..N {
-        client.send_to(&query(id, &format!("q{id}.lab.example")), "198.18.0.2:53").expect("send");
+        client
+            .send_to(&query(id, &format!("q{id}.lab.example")), "198.18.0.2:53")
+            .expect("send");
         if let Ok((len, _)) = client.recv_from(&mut buf) {
             assert_eq!(&buf[0..2], &id.to_be_bytes());
             assert_eq!(buf[3] & 15, 3, "NXDOMAIN");
@@ -114,14 +149,21 @@ fn dns_on_the_mirror_port(backend: &str) {
     stop.store(true, Ordering::Relaxed);
     assert_eq!(resp.join().expect("responder"), u64::from(N));
     assert!(status.success(), "{status:?}: {err}");
-    let fin: serde_json::Value = serde_json::from_str(rest.last().expect("final line")).expect("json");
+    let fin: serde_json::Value =
+        serde_json::from_str(rest.last().expect("final line")).expect("json");
     assert_eq!(fin["type"], "final");
     assert_eq!(fin["clock"], "sw");
     let n = u64::from(N);
     for k in ["requests", "responses", "matched"] {
         assert_eq!(fin[k], n, "{k}: {fin}");
     }
-    for k in ["lost", "duplicates", "unmatched_responses", "evicted", "capture_drops"] {
+    for k in [
+        "lost",
+        "duplicates",
+        "unmatched_responses",
+        "evicted",
+        "capture_drops",
+    ] {
         assert_eq!(fin[k], 0, "{k}: {fin}");
     }
     assert_eq!(fin["rcodes"]["NXDOMAIN"], n);
@@ -134,48 +176,105 @@ fn dns_on_the_mirror_port(backend: &str) {
         assert!(min > 0, "{fin}");
     }
     // Interval records add up to the totals.
-    let ivs: Vec<serde_json::Value> =
-        rest.iter().filter(|l| l.contains("\"interval\"")).map(|l| serde_json::from_str(l).expect("json")).collect();
+    let ivs: Vec<serde_json::Value> = rest
+        .iter()
+        .filter(|l| l.contains("\"interval\""))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
     assert!(!ivs.is_empty());
-    let sum: u64 = ivs.iter().map(|v| v["matched"].as_u64().expect("matched")).sum();
+    let sum: u64 = ivs
+        .iter()
+        .map(|v| v["matched"].as_u64().expect("matched"))
+        .sum();
     assert_eq!(sum, n);
     let csv_total: u64 = std::fs::read_to_string(&csv)
         .expect("csv written on Ctrl-C")
         .lines()
         .skip(1)
-        .map(|l| l.split(',').nth(1).and_then(|c| c.parse::<u64>().ok()).expect("count"))
+        .map(|l| {
+            l.split(',')
+                .nth(1)
+                .and_then(|c| c.parse::<u64>().ok())
+                .expect("count")
+        })
         .sum();
     assert_eq!(csv_total, n);
-    assert!(std::fs::read_to_string(&hlog).expect("hlog").contains("HISTF"));
+    assert!(
+        std::fs::read_to_string(&hlog)
+            .expect("hlog")
+            .contains("HISTF")
+    );
     assert!(svg.exists());
     // The lab's placeholder XDP program is back on mon0 after an AF_XDP run.
-    let prog = Command::new("ip").args(["-n", &mon, "-d", "link", "show", "mon0"]).output().expect("ip");
-    assert!(String::from_utf8_lossy(&prog.stdout).contains("name xdp_pass"), "placeholder restored");
+    let prog = Command::new("ip")
+        .args(["-n", &mon, "-d", "link", "show", "mon0"])
+        .output()
+        .expect("ip");
+    assert!(
+        String::from_utf8_lossy(&prog.stdout).contains("name xdp_pass"),
+        "placeholder restored"
+    );
     drop(bed);
 }
 
 #[test]
 fn hw_clock_on_veth_is_one_clear_line() {
-    let bed = Testbed::up(&UpOptions { name: unique_name("tsh"), ..Default::default() }).expect("lab up");
+    let bed = Testbed::up(&UpOptions {
+        name: unique_name("tsh"),
+        ..Default::default()
+    })
+    .expect("lab up");
     let mon = bed.mon().expect("monitor").netns.clone();
     let out = Command::new(bin())
-        .args(["--netns", &mon, "--iface", "mon0", "--clock", "hw", "--duration", "1"])
+        .args([
+            "--netns",
+            &mon,
+            "--iface",
+            "mon0",
+            "--clock",
+            "hw",
+            "--duration",
+            "1",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: ") && err.contains("mon0") && err.contains("hardware"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("mon0") && err.contains("hardware"),
+        "{err}"
+    );
     // auto falls back to software and says so.
     let out = Command::new(bin())
-        .args(["--netns", &mon, "--iface", "mon0", "--clock", "auto", "--duration", "300ms", "--output", "json"])
+        .args([
+            "--netns",
+            &mon,
+            "--iface",
+            "mon0",
+            "--clock",
+            "auto",
+            "--duration",
+            "300ms",
+            "--output",
+            "json",
+        ])
         .output()
         .expect("run");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"clock\":\"sw\""));
     // Not root: one line.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin(), "--iface", "lo", "--duration", "1"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "--iface",
+            "lo",
+            "--duration",
+            "1",
+        ])
         .output()
         .expect("run setpriv");
     assert!(!out.status.success());

@@ -10,22 +10,36 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use pcap_file::DataLink;
+use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
-use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::DataLink;
 use tstamp::cli::{Args, run};
 use tstamp::synth::{Workload, dns_frame, write_pcap, write_pcapng};
 
 fn workload() -> Workload {
-    Workload { pairs: 5000, t0_ns: 1_700_000_000_000_000_000, gap_ns: 2_000, lose_every: 10 }
+    Workload {
+        pairs: 5000,
+        t0_ns: 1_700_000_000_000_000_000,
+        gap_ns: 2_000,
+        lose_every: 10,
+    }
 }
 
 /// Expected (matched, lost, min, max, mean) straight from the workload's definition.
 fn expected(w: &Workload) -> (u64, u64, u64, u64, f64) {
-    let rtts: Vec<u64> = (0..w.pairs).filter(|&i| w.answered(i)).map(|i| w.rtt_ns(i)).collect();
+    let rtts: Vec<u64> = (0..w.pairs)
+        .filter(|&i| w.answered(i))
+        .map(|i| w.rtt_ns(i))
+        .collect();
     let sum: u64 = rtts.iter().sum();
-    (rtts.len() as u64, w.pairs - rtts.len() as u64, *rtts.iter().min().unwrap_or(&0), *rtts.iter().max().unwrap_or(&0), sum as f64 / rtts.len() as f64)
+    (
+        rtts.len() as u64,
+        w.pairs - rtts.len() as u64,
+        *rtts.iter().min().unwrap_or(&0),
+        *rtts.iter().max().unwrap_or(&0),
+        sum as f64 / rtts.len() as f64,
+    )
 }
 
 fn args(list: &[&str]) -> Args {
@@ -43,8 +57,12 @@ fn write_file(path: &Path, kind: &str, w: &Workload) {
         "pcapng-us" => {
             // pcap-file's writer, IDB without if_tsresol: the default 6 (µs) applies.
             let mut pw = PcapNgWriter::new(f).expect("pcapng");
-            pw.write_pcapng_block(InterfaceDescriptionBlock { linktype: DataLink::ETHERNET, snaplen: 0, options: vec![] })
-                .expect("idb");
+            pw.write_pcapng_block(InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen: 0,
+                options: vec![],
+            })
+            .expect("idb");
             w.for_each(|ts, data| {
                 pw.write_pcapng_block(EnhancedPacketBlock {
                     interface_id: 0,
@@ -88,10 +106,23 @@ fn every_format_gives_the_exact_answer_and_outputs_agree() {
         .expect("run");
         assert_eq!(fin.requests, w.pairs, "{kind}");
         assert_eq!(fin.responses, matched, "{kind}");
-        assert_eq!((fin.matched, fin.lost, fin.duplicates, fin.unmatched_responses, fin.evicted), (matched, lost, 0, 0, 0), "{kind}");
+        assert_eq!(
+            (
+                fin.matched,
+                fin.lost,
+                fin.duplicates,
+                fin.unmatched_responses,
+                fin.evicted
+            ),
+            (matched, lost, 0, 0, 0),
+            "{kind}"
+        );
         assert_eq!(fin.rtt_ns.min, Some(min), "{kind}");
         assert_eq!(fin.rtt_ns.max, Some(max), "{kind}");
-        assert!((fin.rtt_ns.mean.expect("mean") - mean).abs() < 1e-6, "{kind}");
+        assert!(
+            (fin.rtt_ns.mean.expect("mean") - mean).abs() < 1e-6,
+            "{kind}"
+        );
         assert_eq!(fin.rcodes.get("NXDOMAIN"), Some(&matched));
         assert_eq!(fin.clock, "file");
 
@@ -118,7 +149,9 @@ fn every_format_gives_the_exact_answer_and_outputs_agree() {
         for e in IntervalLogIterator::new(&log) {
             if let Ok(LogEntry::Interval(ih)) = e {
                 let raw = base64_decode(ih.encoded_histogram());
-                let h: Histogram<u64> = d.deserialize(&mut raw.as_slice()).expect("V2 deflate histogram");
+                let h: Histogram<u64> = d
+                    .deserialize(&mut raw.as_slice())
+                    .expect("V2 deflate histogram");
                 merged.add(&h).expect("add");
                 intervals += 1;
             }
@@ -176,19 +209,40 @@ fn duplicates_unmatched_and_timeouts_exactly() {
         (t + 700, dns_frame(2, true, "b.example", 1000, 2)), // no request: unmatched
         (t + 800, dns_frame(3, false, "c.example", 1000, 0)),
         (t + 900, dns_frame(4, false, "d.example", 1000, 0)),
-        (t + 800 + 2_000_000, dns_frame(4, true, "d.example", 1000, 0)), // after c timed out
-        (t + 900 + 1_500_000, dns_frame(3, true, "c.example", 1000, 0)), // too late: unmatched
-        (t + 900 + 3_000_000, dns_frame(5, false, "e.example", 1000, 0)), // never answered
+        (
+            t + 800 + 2_000_000,
+            dns_frame(4, true, "d.example", 1000, 0),
+        ), // after c timed out
+        (
+            t + 900 + 1_500_000,
+            dns_frame(3, true, "c.example", 1000, 0),
+        ), // too late: unmatched
+        (
+            t + 900 + 3_000_000,
+            dns_frame(5, false, "e.example", 1000, 0),
+        ), // never answered
     ];
-    write_pcap(BufWriter::new(std::fs::File::create(&path).expect("create")), true, |f| {
-        for (ts, d) in &frames {
-            f(*ts, d);
-        }
-    })
+    write_pcap(
+        BufWriter::new(std::fs::File::create(&path).expect("create")),
+        true,
+        |f| {
+            for (ts, d) in &frames {
+                f(*ts, d);
+            }
+        },
+    )
     .expect("write");
     // Timeout 1 ms: request 3 (t+800) has timed out when its answer comes at t+1.5009 ms.
     // Request 4 is answered after 2 ms - 100 ns... also > 1 ms: it has timed out too.
-    let fin = run(&args(&["--read", path.to_str().expect("utf8"), "--timeout", "1ms", "--output", "json"])).expect("run");
+    let fin = run(&args(&[
+        "--read",
+        path.to_str().expect("utf8"),
+        "--timeout",
+        "1ms",
+        "--output",
+        "json",
+    ]))
+    .expect("run");
     assert_eq!(fin.requests, 5);
     assert_eq!(fin.responses, 5);
     assert_eq!(fin.matched, 1);
@@ -199,12 +253,29 @@ fn duplicates_unmatched_and_timeouts_exactly() {
     assert_eq!(fin.rtt_ns.max, Some(500));
     assert_eq!(fin.rcodes.get("NOERROR"), Some(&1));
     // With a longer timeout, 3 and 4 match.
-    let fin = run(&args(&["--read", path.to_str().expect("utf8"), "--timeout", "5ms", "--output", "json"])).expect("run");
+    let fin = run(&args(&[
+        "--read",
+        path.to_str().expect("utf8"),
+        "--timeout",
+        "5ms",
+        "--output",
+        "json",
+    ]))
+    .expect("run");
     assert_eq!((fin.matched, fin.lost, fin.unmatched_responses), (3, 1, 1));
     assert_eq!(fin.rtt_ns.max, Some(2_000_000 - 100));
     // A tiny pending table evicts (counted), never drops silently.
-    let fin = run(&args(&["--read", path.to_str().expect("utf8"), "--timeout", "5ms", "--max-pending", "1", "--output", "json"]))
-        .expect("run");
+    let fin = run(&args(&[
+        "--read",
+        path.to_str().expect("utf8"),
+        "--timeout",
+        "5ms",
+        "--max-pending",
+        "1",
+        "--output",
+        "json",
+    ]))
+    .expect("run");
     assert!(fin.evicted >= 1);
     // Every request but the one retransmission ends exactly one way.
     assert_eq!(fin.matched + fin.lost + fin.evicted, fin.requests - 1);
@@ -213,7 +284,12 @@ fn duplicates_unmatched_and_timeouts_exactly() {
 #[test]
 fn cut_and_garbage_captures_never_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let w = Workload { pairs: 20, t0_ns: 5_000_000_000, gap_ns: 1000, lose_every: 0 };
+    let w = Workload {
+        pairs: 20,
+        t0_ns: 5_000_000_000,
+        gap_ns: 1000,
+        lose_every: 0,
+    };
     for kind in ["pcap-ns", "pcapng-ns"] {
         let full = dir.path().join(format!("full-{kind}"));
         write_file(&full, kind, &w);
@@ -222,7 +298,12 @@ fn cut_and_garbage_captures_never_panic() {
         let mut truncated = 0;
         for n in (0..bytes.len()).step_by(7) {
             std::fs::write(&cut, &bytes[..n]).expect("write");
-            match run(&args(&["--read", cut.to_str().expect("utf8"), "--output", "json"])) {
+            match run(&args(&[
+                "--read",
+                cut.to_str().expect("utf8"),
+                "--output",
+                "json",
+            ])) {
                 Ok(fin) => {
                     assert!(fin.matched <= 20 && fin.frames <= 40, "{kind} at {n}");
                     assert_eq!(fin.matched + fin.lost, fin.requests, "{kind} at {n}");
@@ -236,7 +317,12 @@ fn cut_and_garbage_captures_never_panic() {
         let mut g = bytes[..bytes.len().min(120)].to_vec();
         g.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
         std::fs::write(&cut, &g).expect("write");
-        let _ = run(&args(&["--read", cut.to_str().expect("utf8"), "--output", "json"]));
+        let _ = run(&args(&[
+            "--read",
+            cut.to_str().expect("utf8"),
+            "--output",
+            "json",
+        ]));
     }
 }
 
@@ -245,12 +331,18 @@ fn bin() -> PathBuf {
 }
 
 fn one_line_error(args: &[&str], needle: &str) {
-    let out = Command::new(bin()).args(args).output().expect("spawn tstamp");
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("spawn tstamp");
     assert!(!out.status.success(), "{args:?} should fail");
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "{args:?}: {err}");
-    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "{args:?}: {err}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{args:?}: {err}"
+    );
 }
 
 #[test]
@@ -258,13 +350,41 @@ fn bad_input_is_one_clear_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let txt = dir.path().join("notes.txt");
     std::fs::write(&txt, "this is not a capture\n").expect("write");
-    one_line_error(&["--read", txt.to_str().expect("utf8")], "not a pcap or pcapng capture");
-    one_line_error(&["--read", "/nonexistent/x.pcap"], "cannot open /nonexistent/x.pcap");
+    one_line_error(
+        &["--read", txt.to_str().expect("utf8")],
+        "not a pcap or pcapng capture",
+    );
+    one_line_error(
+        &["--read", "/nonexistent/x.pcap"],
+        "cannot open /nonexistent/x.pcap",
+    );
     let cap = dir.path().join("ok.pcap");
-    write_file(&cap, "pcap-ns", &Workload { pairs: 3, t0_ns: 1, gap_ns: 1, lose_every: 0 });
-    one_line_error(&["--read", cap.to_str().expect("utf8"), "--hist-csv", "/nonexistent/dir/h.csv"], "cannot write histogram CSV");
+    write_file(
+        &cap,
+        "pcap-ns",
+        &Workload {
+            pairs: 3,
+            t0_ns: 1,
+            gap_ns: 1,
+            lose_every: 0,
+        },
+    );
+    one_line_error(
+        &[
+            "--read",
+            cap.to_str().expect("utf8"),
+            "--hist-csv",
+            "/nonexistent/dir/h.csv",
+        ],
+        "cannot write histogram CSV",
+    );
     one_line_error(&["--iface", "nosuchif0"], "nosuchif0");
-    assert!(std::fs::read_dir(dir.path()).expect("ls").all(|e| !e.expect("entry").file_name().to_string_lossy().contains(".tmp-")));
+    assert!(std::fs::read_dir(dir.path()).expect("ls").all(|e| {
+        !e.expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp-")
+    }));
 }
 
 #[test]
@@ -274,7 +394,12 @@ fn seq_mode_pairs_first_and_second_sightings() {
     // probe 3 never comes back, probe 5 comes back twice.
     let frame = |counter: u64, hop: u8| {
         let mut pl = [0u8; probe::LEN];
-        probe::Repr { stream: 2, counter, tx_ns: 0 }.emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+        probe::Repr {
+            stream: 2,
+            counter,
+            tx_ns: 0,
+        }
+        .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
         let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, hop], [2, 0, 0, 0, 0, 9])
             .ipv4([198, 18, 0, 1], [198, 18, 1, 1], 64 - hop)
             .udp(4000, 5000);
@@ -296,14 +421,31 @@ fn seq_mode_pairs_first_and_second_sightings() {
     frames.sort_by_key(|f| f.0);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("seq.pcapng");
-    write_pcapng(BufWriter::new(std::fs::File::create(&path).expect("create")), |f| {
-        for (ts, d) in &frames {
-            f(*ts, d);
-        }
-    })
+    write_pcapng(
+        BufWriter::new(std::fs::File::create(&path).expect("create")),
+        |f| {
+            for (ts, d) in &frames {
+                f(*ts, d);
+            }
+        },
+    )
     .expect("write");
-    let fin = run(&args(&["--read", path.to_str().expect("utf8"), "--match", "seq", "--output", "json"])).expect("run");
-    assert_eq!((fin.requests, fin.matched, fin.lost, fin.duplicates), (10, 9, 1, 1));
-    assert_eq!((fin.rtt_ns.min, fin.rtt_ns.max, fin.rtt_ns.mean), (Some(3_000), Some(3_000), Some(3_000.0)));
+    let fin = run(&args(&[
+        "--read",
+        path.to_str().expect("utf8"),
+        "--match",
+        "seq",
+        "--output",
+        "json",
+    ]))
+    .expect("run");
+    assert_eq!(
+        (fin.requests, fin.matched, fin.lost, fin.duplicates),
+        (10, 9, 1, 1)
+    );
+    assert_eq!(
+        (fin.rtt_ns.min, fin.rtt_ns.max, fin.rtt_ns.mean),
+        (Some(3_000), Some(3_000), Some(3_000.0))
+    );
     assert!(fin.rcodes.is_empty());
 }

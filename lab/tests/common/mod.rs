@@ -80,14 +80,8 @@ impl Capture {
         let mut buf = vec![0u8; 65536];
         while frames.len() < want && Instant::now() < deadline {
             // SAFETY: buf is valid for buf.len() bytes.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                )
-            };
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n > 0 {
                 let frame = &buf[..n as usize];
                 if keep(frame) {

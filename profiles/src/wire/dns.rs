@@ -398,7 +398,13 @@ mod tests {
     #[test]
     fn emit_parse_round_trip() {
         let name = name_to_wire("ab.small.lab.test").expect("name");
-        let repr = QueryRepr { id: 7, rd: true, name: &name, qtype: 28, qclass: CLASS_IN };
+        let repr = QueryRepr {
+            id: 7,
+            rd: true,
+            name: &name,
+            qtype: 28,
+            qclass: CLASS_IN,
+        };
         let mut buf = vec![0u8; repr.buffer_len()];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
         let p = Packet::new_checked(&buf[..]).expect("header");
@@ -422,7 +428,10 @@ mod tests {
     fn rejects_compression_and_long_labels() {
         let mut q = QUERY;
         q[12] = 0xc0;
-        assert_eq!(Packet::new_unchecked(&q[..]).question(), Err(WireError::BadName));
+        assert_eq!(
+            Packet::new_unchecked(&q[..]).question(),
+            Err(WireError::BadName)
+        );
         assert_eq!(wire_len(&"x".repeat(64)), Err(WireError::BadName));
         let long = ["abcdefghij"; 26].join(".");
         assert_eq!(wire_len(&long), Err(WireError::BadName));

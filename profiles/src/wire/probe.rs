@@ -99,7 +99,11 @@ impl Repr {
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Self, WireError> {
         p.check()?;
         let seq = p.seq();
-        Ok(Repr { stream: (seq >> COUNTER_BITS) as u8, counter: seq & ((1 << COUNTER_BITS) - 1), tx_ns: p.tx_ns() })
+        Ok(Repr {
+            stream: (seq >> COUNTER_BITS) as u8,
+            counter: seq & ((1 << COUNTER_BITS) - 1),
+            tx_ns: p.tx_ns(),
+        })
     }
 
     pub const fn buffer_len(&self) -> usize {
@@ -124,19 +128,34 @@ mod tests {
 
     #[test]
     fn round_trip_and_fixture() {
-        let r = Repr { stream: 3, counter: 0x0102_0304, tx_ns: 0x1122_3344_5566_7788 };
+        let r = Repr {
+            stream: 3,
+            counter: 0x0102_0304,
+            tx_ns: 0x1122_3344_5566_7788,
+        };
         let mut b = [0u8; LEN];
         r.emit(&mut Packet::new_unchecked(&mut b[..]));
         assert_eq!(
             b,
-            [0x5e, 0xb5, 3, 0, 0, 0, 1, 2, 3, 4, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88]
+            [
+                0x5e, 0xb5, 3, 0, 0, 0, 1, 2, 3, 4, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88
+            ]
         );
-        assert_eq!(Repr::parse(&Packet::new_checked(&b[..]).expect("check")).expect("parse"), r);
+        assert_eq!(
+            Repr::parse(&Packet::new_checked(&b[..]).expect("check")).expect("parse"),
+            r
+        );
     }
 
     #[test]
     fn rejects_short_and_foreign() {
-        assert_eq!(Packet::new_checked(&[0x5e, 0xb5][..]).err(), Some(WireError::Truncated));
-        assert_eq!(Packet::new_checked(&[0u8; LEN][..]).err(), Some(WireError::BadMagic));
+        assert_eq!(
+            Packet::new_checked(&[0x5e, 0xb5][..]).err(),
+            Some(WireError::Truncated)
+        );
+        assert_eq!(
+            Packet::new_checked(&[0u8; LEN][..]).err(),
+            Some(WireError::BadMagic)
+        );
     }
 }

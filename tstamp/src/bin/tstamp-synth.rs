@@ -27,8 +27,14 @@ struct Args {
 }
 
 fn run(a: &Args) -> Result<()> {
-    let w = Workload { pairs: a.pairs, t0_ns: 1_700_000_000_000_000_000, gap_ns: a.gap_ns, lose_every: a.lose_every };
-    let mut file = sink::atomic_file::AtomicFile::create(&a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    let w = Workload {
+        pairs: a.pairs,
+        t0_ns: 1_700_000_000_000_000_000,
+        gap_ns: a.gap_ns,
+        lose_every: a.lose_every,
+    };
+    let mut file = sink::atomic_file::AtomicFile::create(&a.out)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     {
         let bw = BufWriter::with_capacity(1 << 20, file.writer());
         if a.out.extension().is_some_and(|e| e == "pcapng") {
@@ -37,7 +43,8 @@ fn run(a: &Args) -> Result<()> {
             write_pcap(bw, !a.us, |f| w.for_each(f))?;
         }
     }
-    file.commit().with_context(|| format!("writing {}", a.out.display()))?;
+    file.commit()
+        .with_context(|| format!("writing {}", a.out.display()))?;
     Ok(())
 }
 
