@@ -14,6 +14,16 @@
 //!   interface could see.
 //! * **direct**: `{name}-gen` and `{name}-dut` joined by one veth pair
 //!   (`gen0` <-> `dut0`), for peak-rate runs.
+//! * **tenants**: the switched lab whose DUT namespace is a virtualisation
+//!   host. Tenant namespaces `{name}-t1` and `{name}-t2` (the "VMs", port
+//!   `ten0`, 198.18.0.11 and .12) sit behind a bridge `br0` in the host
+//!   namespace, each on a veth (`vif1`, `vif2`: the virtual NICs). The
+//!   bridge also joins the host's two "NIC ports": `dut0` (through the
+//!   mirrored switch) and `dut1`, a direct veth from the generator's second
+//!   port `gen1`, like two interfaces of one NIC. The host's own address
+//!   moves to `br0`. Bridge ports do not learn; static forwarding entries
+//!   send the generator's MAC to `dut0`, `gen1`'s to `dut1` and each
+//!   tenant's to its `vif`.
 //!
 //! Every veth end carries an XDP_PASS program in native mode (see [`xdp`]),
 //! IPv6 is off in every namespace, gen and dut have permanent neighbour
@@ -101,6 +111,40 @@ pub const MON_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x03];
 /// lab's DUT from the lab's generator host.
 const fn ipv4(o: [u8; 4]) -> Ipv4Addr {
     Ipv4Addr::new(o[0], o[1], o[2], o[3])
+}
+
+/// The generator's second port (in `{name}-gen`, tenants topology), a direct
+/// veth to the host's second port `dut1`.
+pub const GEN1_IFACE: &str = "gen1";
+/// The host's second port (in `{name}-dut`, tenants topology).
+pub const DUT1_IFACE: &str = "dut1";
+/// MAC of `gen1`.
+pub const GEN1_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x04];
+/// MAC of `dut1`.
+pub const DUT1_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x05];
+/// The host's bridge (in `{name}-dut`, tenants topology).
+pub const BRIDGE_IFACE: &str = "br0";
+/// A tenant's port (in `{name}-tN`), its "virtual NIC" seen from inside.
+pub const TENANT_IFACE: &str = "ten0";
+/// Number of tenants in the tenants topology.
+pub const TENANTS: u8 = 2;
+
+/// Namespace of tenant `i` (1-based) of lab `name`.
+pub fn tenant_netns(name: &str, i: u8) -> String {
+    format!("{name}-t{i}")
+}
+/// The host side (in `{name}-dut`) of tenant `i`'s virtual NIC.
+pub fn tenant_vif(i: u8) -> String {
+    format!("vif{i}")
+}
+/// Tenant `i`'s IPv4 address: 198.18.0.(10 + i).
+pub fn tenant_ip(i: u8) -> Ipv4Addr {
+    let o = profiles::profile::defaults::DUT_IP;
+    Ipv4Addr::new(o[0], o[1], o[2], 10 + i)
+}
+/// Tenant `i`'s MAC address: 02:00:00:00:01:0i.
+pub fn tenant_mac(i: u8) -> [u8; 6] {
+    [0x02, 0, 0, 0, 0x01, i]
 }
 
 /// Namespace of the generator host of lab `name`.

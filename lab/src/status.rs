@@ -40,9 +40,18 @@ pub struct Hosts {
     pub r#gen: HostStatus,
     /// The DUT host.
     pub dut: HostStatus,
-    /// The monitor host (switched only).
+    /// The monitor host (switched and tenants).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mon: Option<HostStatus>,
+    /// Tenants topology: the generator's second port `gen1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gen1: Option<HostStatus>,
+    /// Tenants topology: the host's second port `dut1` (a bridge port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dut1: Option<HostStatus>,
+    /// Tenants topology: the tenants behind the host's bridge.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<HostStatus>,
 }
 
 /// The switch of a [`Status`] (switched only).
@@ -81,6 +90,9 @@ impl Status {
                 r#gen: bed.r#gen().into(),
                 dut: bed.dut().into(),
                 mon: bed.mon().map(Into::into),
+                gen1: bed.second_port().map(|(g, _)| g.into()),
+                dut1: bed.second_port().map(|(_, d)| d.into()),
+                tenants: bed.tenants().iter().map(Into::into).collect(),
             },
             switch: bed.switch_netns().map(|ns| SwitchStatus {
                 netns: ns.to_owned(),
@@ -121,6 +133,27 @@ impl fmt::Display for Status {
         host_line(f, "dut", &self.hosts.dut)?;
         if let Some(mon) = &self.hosts.mon {
             host_line(f, "mon", mon)?;
+        }
+        if let (Some(g1), Some(d1)) = (&self.hosts.gen1, &self.hosts.dut1) {
+            host_line(f, "gen", g1)?;
+            host_line(f, "dut", d1)?;
+        }
+        for (i, t) in self.hosts.tenants.iter().enumerate() {
+            host_line(f, &format!("t{}", i + 1), t)?;
+        }
+        if !self.hosts.tenants.is_empty() {
+            writeln!(
+                f,
+                "  bridge {} in {}: {} {} {} (the host; static forwarding, no learning)",
+                crate::BRIDGE_IFACE,
+                self.hosts.dut.netns,
+                crate::DUT_IFACE,
+                crate::DUT1_IFACE,
+                (1..=self.hosts.tenants.len() as u8)
+                    .map(crate::tenant_vif)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )?;
         }
         if let Some(sw) = &self.switch {
             writeln!(

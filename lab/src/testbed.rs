@@ -10,6 +10,7 @@
 //! lab from the system; there is no state file.
 
 use std::fmt;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -32,6 +33,16 @@ pub enum Topology {
     Switched,
     /// gen and dut joined by one veth pair.
     Direct,
+    /// switched, with the dut namespace as a virtualisation host: tenant
+    /// namespaces behind a bridge, and a second direct port gen1 <-> dut1.
+    Tenants,
+}
+
+impl Topology {
+    /// Whether the switch and the monitor are part of it.
+    pub fn switched(self) -> bool {
+        matches!(self, Topology::Switched | Topology::Tenants)
+    }
 }
 
 impl fmt::Display for Topology {
@@ -39,6 +50,7 @@ impl fmt::Display for Topology {
         f.write_str(match self {
             Topology::Switched => "switched",
             Topology::Direct => "direct",
+            Topology::Tenants => "tenants",
         })
     }
 }
@@ -79,17 +91,24 @@ pub struct Testbed {
     dut: Host,
     mon: Option<Host>,
     switch: Option<String>,
+    /// Tenants topology: the host's second port (`dut1`) and the
+    /// generator's (`gen1`).
+    second: Option<(Host, Host)>,
+    /// Tenants topology: tenant 1, 2, ... (`ten0` in `{name}-tN`).
+    tenants: Vec<Host>,
     owned: bool,
 }
 
-/// The namespaces lab `name` would have, in creation order.
-fn all_namespaces(name: &str) -> [String; 4] {
-    [
+/// The namespaces lab `name` could have, in creation order.
+fn all_namespaces(name: &str) -> Vec<String> {
+    let mut v = vec![
         gen_netns(name),
         sw_netns(name),
         dut_netns(name),
         mon_netns(name),
-    ]
+    ];
+    v.extend((1..=TENANTS).map(|i| tenant_netns(name, i)));
+    v
 }
 
 fn netns_exists(ns: &str) -> bool {
@@ -263,13 +282,16 @@ impl Testbed {
         }
         let has = |ns: String| existing.contains(&ns);
         let switched = has(sw_netns(name)) || has(mon_netns(name));
-        let topology = if switched {
+        let topology = if (1..=TENANTS).any(|i| has(tenant_netns(name, i))) {
+            Topology::Tenants
+        } else if switched {
             Topology::Switched
         } else {
             Topology::Direct
         };
         let wanted: Vec<String> = match topology {
-            Topology::Switched => all_namespaces(name).to_vec(),
+            Topology::Tenants => all_namespaces(name),
+            Topology::Switched => all_namespaces(name)[..4].to_vec(),
             Topology::Direct => vec![gen_netns(name), dut_netns(name)],
         };
         let missing: Vec<String> = wanted.into_iter().filter(|ns| !has(ns.clone())).collect();
@@ -284,13 +306,40 @@ impl Testbed {
             detail: e.to_string(),
         };
         let (r#gen, queues) = read_host(&gen_netns(name), GEN_IFACE).map_err(incomplete)?;
-        let (dut, _) = read_host(&dut_netns(name), DUT_IFACE).map_err(incomplete)?;
-        let (mon, switch) = match topology {
-            Topology::Switched => {
-                let (mon, _) = read_host(&mon_netns(name), MON_IFACE).map_err(incomplete)?;
-                (Some(mon), Some(sw_netns(name)))
-            }
-            Topology::Direct => (None, None),
+        let tenants = topology == Topology::Tenants;
+        // A host's address sits on its bridge, not on the bridge's port.
+        let (mut dut, _) = read_host(&dut_netns(name), DUT_IFACE).map_err(incomplete)?;
+        if tenants {
+            dut.ip = read_host(&dut_netns(name), BRIDGE_IFACE)
+                .map_err(incomplete)?
+                .0
+                .ip;
+        }
+        let (mon, switch) = if topology.switched() {
+            let (mon, _) = read_host(&mon_netns(name), MON_IFACE).map_err(incomplete)?;
+            (Some(mon), Some(sw_netns(name)))
+        } else {
+            (None, None)
+        };
+        let second = if tenants {
+            Some((
+                read_host(&gen_netns(name), GEN1_IFACE)
+                    .map_err(incomplete)?
+                    .0,
+                read_host(&dut_netns(name), DUT1_IFACE)
+                    .map_err(incomplete)?
+                    .0,
+            ))
+        } else {
+            None
+        };
+        let tenant_hosts = if tenants {
+            (1..=TENANTS)
+                .map(|i| read_host(&tenant_netns(name, i), TENANT_IFACE).map(|h| h.0))
+                .collect::<Result<Vec<_>>>()
+                .map_err(incomplete)?
+        } else {
+            Vec::new()
         };
         Ok(Testbed {
             name: name.to_owned(),
@@ -300,6 +349,8 @@ impl Testbed {
             dut,
             mon,
             switch,
+            second,
+            tenants: tenant_hosts,
             owned: false,
         })
     }
@@ -336,12 +387,27 @@ impl Testbed {
     pub fn switch_netns(&self) -> Option<&str> {
         self.switch.as_deref()
     }
+    /// Tenants topology: the generator's second port `gen1` and the host's
+    /// `dut1` it is joined to; `None` otherwise.
+    pub fn second_port(&self) -> Option<(&Host, &Host)> {
+        self.second.as_ref().map(|(g, d)| (g, d))
+    }
+    /// Tenants topology: the tenants (`ten0` in `{name}-t1`, ...), in
+    /// order; empty otherwise.
+    pub fn tenants(&self) -> &[Host] {
+        &self.tenants
+    }
+    /// Tenant `i` (1-based), if the lab has it.
+    pub fn tenant(&self, i: u8) -> Option<&Host> {
+        self.tenants.get(usize::from(i).checked_sub(1)?)
+    }
     /// All namespaces of this lab.
     pub fn namespaces(&self) -> Vec<String> {
         let mut v = vec![self.r#gen.netns.clone()];
         v.extend(self.switch.clone());
         v.push(self.dut.netns.clone());
         v.extend(self.mon.as_ref().map(|m| m.netns.clone()));
+        v.extend(self.tenants.iter().map(|t| t.netns.clone()));
         v
     }
     /// `lab status` for this lab.
@@ -419,16 +485,25 @@ fn read_host(netns: &str, iface: &str) -> Result<(Host, u32)> {
 fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     let name = &opts.name;
     let q = opts.queues;
-    let switched = opts.topology == Topology::Switched;
+    let switched = opts.topology.switched();
+    let tenants = opts.topology == Topology::Tenants;
     let gen_ns = gen_netns(name);
     let dut_ns = dut_netns(name);
     let sw_ns = sw_netns(name);
     let mon_ns = mon_netns(name);
-    let namespaces: Vec<&str> = if switched {
+    let tenant_ids: Vec<u8> = if tenants {
+        (1..=TENANTS).collect()
+    } else {
+        Vec::new()
+    };
+    let tenant_ns: Vec<String> = tenant_ids.iter().map(|&i| tenant_netns(name, i)).collect();
+    let vifs: Vec<String> = tenant_ids.iter().map(|&i| tenant_vif(i)).collect();
+    let mut namespaces: Vec<&str> = if switched {
         vec![&gen_ns, &sw_ns, &dut_ns, &mon_ns]
     } else {
         vec![&gen_ns, &dut_ns]
     };
+    namespaces.extend(tenant_ns.iter().map(String::as_str));
     let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
     for ns in &namespaces {
         ip(&["netns", "add", ns])?;
@@ -488,28 +563,75 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     } else {
         veth_pair(&gen_end, &dut_end)?;
     }
+    if tenants {
+        // The host's second NIC port, straight from the generator's second port.
+        veth_pair(
+            &End {
+                netns: &gen_ns,
+                iface: GEN1_IFACE,
+                mac: Some(GEN1_MAC),
+                queues: q,
+            },
+            &End {
+                netns: &dut_ns,
+                iface: DUT1_IFACE,
+                mac: Some(DUT1_MAC),
+                queues: q,
+            },
+        )?;
+        ports.extend([(gen_ns.as_str(), GEN1_IFACE), (dut_ns.as_str(), DUT1_IFACE)]);
+        // Each tenant's virtual NIC: ten0 inside, vifN on the host.
+        for ((&i, ns), vif) in tenant_ids.iter().zip(&tenant_ns).zip(&vifs) {
+            veth_pair(
+                &End {
+                    netns: ns,
+                    iface: TENANT_IFACE,
+                    mac: Some(tenant_mac(i)),
+                    queues: q,
+                },
+                &End {
+                    netns: &dut_ns,
+                    iface: vif,
+                    mac: None,
+                    queues: q,
+                },
+            )?;
+            ports.extend([(ns.as_str(), TENANT_IFACE), (dut_ns.as_str(), vif.as_str())]);
+        }
+    }
 
-    // Addresses, static neighbours, real checksums on the wire.
+    if tenants {
+        build_bridge(&dut_ns, &tenant_ids)?;
+    }
+
+    // Addresses, static neighbours, real checksums on the wire. A host
+    // with tenants has its address on its bridge.
     let prefix = |a: std::net::Ipv4Addr| format!("{a}/{PREFIX_LEN}");
-    for (ns, iface, addr, peer, peer_mac) in [
-        (&gen_ns, GEN_IFACE, GEN_IP, DUT_IP, DUT_MAC),
-        (&dut_ns, DUT_IFACE, DUT_IP, GEN_IP, GEN_MAC),
-    ] {
-        ip(&["-n", ns, "addr", "add", &prefix(addr), "dev", iface])?;
-        ip(&[
-            "-n",
-            ns,
-            "neigh",
-            "replace",
-            &peer.to_string(),
-            "lladdr",
-            &format_mac(&peer_mac),
-            "dev",
-            iface,
-            "nud",
-            "permanent",
-        ])?;
-        netns_exec(ns, "ethtool", &["-K", iface, "tx", "off"])?;
+    let dut_addr_iface = if tenants { BRIDGE_IFACE } else { DUT_IFACE };
+    let mut hosts: Vec<(&str, &str, Ipv4Addr, Vec<(Ipv4Addr, [u8; 6])>)> = vec![
+        (&gen_ns, GEN_IFACE, GEN_IP, vec![(DUT_IP, DUT_MAC)]),
+        (&dut_ns, dut_addr_iface, DUT_IP, vec![(GEN_IP, GEN_MAC)]),
+    ];
+    for (&i, ns) in tenant_ids.iter().zip(&tenant_ns) {
+        hosts[0].3.push((tenant_ip(i), tenant_mac(i)));
+        hosts.push((ns, TENANT_IFACE, tenant_ip(i), vec![(GEN_IP, GEN_MAC)]));
+    }
+    for (ns, iface, addr, peers) in &hosts {
+        ip(&["-n", ns, "addr", "add", &prefix(*addr), "dev", iface])?;
+        for (peer, peer_mac) in peers {
+            neigh_permanent(ns, iface, *peer, peer_mac)?;
+        }
+        if *iface != BRIDGE_IFACE {
+            netns_exec(ns, "ethtool", &["-K", iface, "tx", "off"])?;
+        }
+    }
+    if tenants {
+        // gen1 has no address (the kernel's own traffic leaves by gen0) but
+        // knows the tenants, for gen's neighbour lookup.
+        for &i in &tenant_ids {
+            neigh_permanent(&gen_ns, GEN1_IFACE, tenant_ip(i), &tenant_mac(i))?;
+        }
+        netns_exec(&gen_ns, "ethtool", &["-K", GEN1_IFACE, "tx", "off"])?;
     }
 
     if switched {
@@ -561,6 +683,10 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     for (ns, iface) in &ports {
         ip(&["-n", ns, "link", "set", "dev", iface, "up"])?;
     }
+    if tenants {
+        ip(&["-n", &dut_ns, "link", "set", "dev", BRIDGE_IFACE, "up"])?;
+        wait_forwarding(&dut_ns)?;
+    }
     if switched {
         ip(&[
             "-n", &mon_ns, "link", "set", "dev", MON_IFACE, "promisc", "on",
@@ -590,8 +716,149 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
             mac: Some(MON_MAC),
         }),
         switch: switched.then(|| sw_ns.clone()),
+        second: tenants.then(|| {
+            (
+                Host {
+                    netns: gen_ns.clone(),
+                    iface: GEN1_IFACE.to_owned(),
+                    ip: None,
+                    mac: Some(GEN1_MAC),
+                },
+                Host {
+                    netns: dut_ns.clone(),
+                    iface: DUT1_IFACE.to_owned(),
+                    ip: None,
+                    mac: Some(DUT1_MAC),
+                },
+            )
+        }),
+        tenants: tenant_ids
+            .iter()
+            .zip(&tenant_ns)
+            .map(|(&i, ns)| Host {
+                netns: ns.clone(),
+                iface: TENANT_IFACE.to_owned(),
+                ip: Some(tenant_ip(i)),
+                mac: Some(tenant_mac(i)),
+            })
+            .collect(),
         owned: true,
     })
+}
+
+fn neigh_permanent(ns: &str, iface: &str, peer: Ipv4Addr, mac: &[u8; 6]) -> Result<()> {
+    ip(&[
+        "-n",
+        ns,
+        "neigh",
+        "replace",
+        &peer.to_string(),
+        "lladdr",
+        &format_mac(mac),
+        "dev",
+        iface,
+        "nud",
+        "permanent",
+    ])
+    .map(|_| ())
+}
+
+/// The host's bridge `br0` (with the host's MAC) over dut0, dut1 and the
+/// tenants' vifs. Ports do not learn, so a frame whose source MAC belongs
+/// elsewhere (gen sending from gen1 with gen0's address, say) cannot move
+/// an entry; static entries say where every lab MAC lives; STP is off and
+/// ports forward at once.
+fn build_bridge(dut_ns: &str, tenant_ids: &[u8]) -> Result<()> {
+    let host_mac = format_mac(&DUT_MAC);
+    ip(&[
+        "-n",
+        dut_ns,
+        "link",
+        "add",
+        BRIDGE_IFACE,
+        "address",
+        &host_mac,
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+    ])?;
+    let mut entries = vec![
+        (DUT_IFACE.to_owned(), GEN_MAC),
+        (DUT1_IFACE.to_owned(), GEN1_MAC),
+    ];
+    entries.extend(tenant_ids.iter().map(|&i| (tenant_vif(i), tenant_mac(i))));
+    for (port, mac) in &entries {
+        ip(&[
+            "-n",
+            dut_ns,
+            "link",
+            "set",
+            "dev",
+            port,
+            "master",
+            BRIDGE_IFACE,
+        ])?;
+        exec(bridge_cmd(
+            dut_ns,
+            &["link", "set", "dev", port, "learning", "off"],
+        ))?;
+        exec(bridge_cmd(
+            dut_ns,
+            &[
+                "fdb",
+                "replace",
+                &format_mac(mac),
+                "dev",
+                port,
+                "master",
+                "static",
+            ],
+        ))?;
+    }
+    Ok(())
+}
+
+/// Waits until every port of the host's bridge forwards. A bridge port
+/// follows its carrier, and the kernel reports carrier changes through
+/// linkwatch, up to a second late: frames sent before that are dropped.
+fn wait_forwarding(dut_ns: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut c = bridge_cmd(dut_ns, &["-j", "link", "show"]);
+        let out = cmd::run(&mut c)?;
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Parse {
+            what: format!("`bridge -j link show` in {dut_ns}"),
+            detail: e.to_string(),
+        })?;
+        let ports = v.as_array().map(Vec::as_slice).unwrap_or_default();
+        let waiting: Vec<&str> = ports
+            .iter()
+            .filter(|p| p["master"] == BRIDGE_IFACE && p["state"] != "forwarding")
+            .filter_map(|p| p["ifname"].as_str())
+            .collect();
+        if !ports.is_empty() && waiting.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Incomplete {
+                name: dut_ns.to_owned(),
+                detail: format!(
+                    "bridge ports not forwarding after 10 s: {}",
+                    waiting.join(", ")
+                ),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn bridge_cmd(netns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("bridge");
+    c.args(["-n", netns]).args(args);
+    c
 }
 
 fn tc(netns: &str, args: &[&str]) -> Command {

@@ -32,6 +32,16 @@ fn all_ports(bed: &Testbed) -> Vec<(String, &'static str)> {
     if let Some(mon) = bed.mon() {
         v.push((mon.netns.clone(), lab::MON_IFACE));
     }
+    if let Some((g1, d1)) = bed.second_port() {
+        v.push((g1.netns.clone(), lab::GEN1_IFACE));
+        v.push((d1.netns.clone(), lab::DUT1_IFACE));
+    }
+    for (i, t) in bed.tenants().iter().enumerate() {
+        v.push((t.netns.clone(), lab::TENANT_IFACE));
+        let vif: &'static str = if i == 0 { "vif1" } else { "vif2" };
+        assert_eq!(vif, lab::tenant_vif(i as u8 + 1));
+        v.push((bed.dut().netns.clone(), vif));
+    }
     v
 }
 
@@ -39,7 +49,7 @@ fn all_ports(bed: &Testbed) -> Vec<(String, &'static str)> {
 fn up_down_repeatedly_leaves_root_namespace_unchanged() {
     let (ns_before, links_before) = common::root_snapshot();
     for round in 0..3 {
-        for topology in [Topology::Switched, Topology::Direct] {
+        for topology in [Topology::Switched, Topology::Direct, Topology::Tenants] {
             let name = unique_name("ud");
             let queues = 1 + round;
             let bed = Testbed::up(&UpOptions {
@@ -52,6 +62,7 @@ fn up_down_repeatedly_leaves_root_namespace_unchanged() {
             let expected_ns = match topology {
                 Topology::Switched => 4,
                 Topology::Direct => 2,
+                Topology::Tenants => 4 + usize::from(lab::TENANTS),
             };
             let (ns_now, _) = common::root_snapshot();
             assert_eq!(

@@ -185,3 +185,87 @@ fn af_xdp_request_and_xdp_tx_answer_both_reach_the_monitor() {
     lab::attach_pass(&dut.netns, &dut.iface).expect("restore XDP_PASS");
     bed.down().expect("down");
 }
+
+#[test]
+fn tenants_sit_behind_the_host_bridge() {
+    let bed = up("ten", Topology::Tenants);
+    let (t1, t2) = (
+        bed.tenant(1).expect("tenant 1"),
+        bed.tenant(2).expect("tenant 2"),
+    );
+    assert_eq!(t1.ip, Some(lab::tenant_ip(1)));
+    let mon = bed.mon().expect("tenants lab has a monitor");
+    let cap_mon = Capture::open(mon).expect("capture on mon0");
+    let cap_t1 = Capture::open(t1).expect("capture on t1");
+    let cap_t2 = Capture::open(t2).expect("capture on t2");
+
+    // Ordinary sockets: gen -> switch -> host bridge -> each tenant, and
+    // back; both directions on the mirror.
+    for (i, t) in [(1u8, t1), (2, t2)] {
+        let ip = lab::tenant_ip(i);
+        let server = t
+            .run_in(|| UdpSocket::bind((ip, 7777)))
+            .expect("run_in tenant")
+            .expect("bind in tenant");
+        let client = bed
+            .r#gen()
+            .run_in(|| UdpSocket::bind((GEN_IP, 0)))
+            .expect("run_in gen")
+            .expect("bind on gen");
+        let timeout = Some(Duration::from_secs(3));
+        server.set_read_timeout(timeout).expect("timeout");
+        client.set_read_timeout(timeout).expect("timeout");
+        let req = format!("TENREQ{i}-{}", bed.name()).into_bytes();
+        let rsp = format!("TENRSP{i}-{}", bed.name()).into_bytes();
+        client
+            .send_to(&req, SocketAddr::from((ip, 7777)))
+            .expect("send");
+        let mut buf = [0u8; 2048];
+        let (n, from) = server.recv_from(&mut buf).expect("request at the tenant");
+        assert_eq!(&buf[..n], &req[..]);
+        server.send_to(&rsp, from).expect("reply");
+        let n = client.recv(&mut buf).expect("reply at gen");
+        assert_eq!(&buf[..n], &rsp[..]);
+        let seen = cap_mon.collect(2, Duration::from_secs(3), |f| {
+            is_udp_with(f, &req) || is_udp_with(f, &rsp)
+        });
+        assert_eq!(seen.len(), 2, "tenant {i}: request and reply mirrored");
+        assert!(seen.iter().any(|f| src_mac(f) == lab::tenant_mac(i)));
+    }
+
+    // The second port: frames out of gen1 for tenant 2 reach tenant 2 only,
+    // without crossing the switch.
+    let (gen1, _) = bed.second_port().expect("second port");
+    let marker = format!("TENXSK-{}", bed.name()).into_bytes();
+    const N: usize = 8;
+    let frames: Vec<Vec<u8>> = (0..N)
+        .map(|_| {
+            common::udp_frame(
+                lab::GEN1_MAC,
+                lab::tenant_mac(2),
+                GEN_IP,
+                lab::tenant_ip(2),
+                40000,
+                9,
+                &marker,
+            )
+        })
+        .collect();
+    assert_eq!(af_xdp_send(gen1, &frames), N, "AF_XDP completions on gen1");
+    let at_t2 = cap_t2.collect(N, Duration::from_secs(3), |f| is_udp_with(f, &marker));
+    assert_eq!(at_t2.len(), N, "gen1 -> tenant 2");
+    let quiet = Duration::from_millis(300);
+    assert!(
+        cap_t1
+            .collect(1, quiet, |f| is_udp_with(f, &marker))
+            .is_empty(),
+        "tenant 1 saw tenant 2's frames"
+    );
+    assert!(
+        cap_mon
+            .collect(1, quiet, |f| is_udp_with(f, &marker))
+            .is_empty(),
+        "gen1's frames crossed the switch"
+    );
+    bed.down().expect("down");
+}

@@ -220,7 +220,7 @@ pub fn lab_namespaces(snapshot: &[String], name: &str) -> Vec<String> {
         .iter()
         .filter(|ns| {
             ns.strip_prefix(name)
-                .is_some_and(|rest| ["-gen", "-sw", "-dut", "-mon"].contains(&rest))
+                .is_some_and(|rest| ["-gen", "-sw", "-dut", "-mon", "-t1", "-t2"].contains(&rest))
         })
         .cloned()
         .collect()
@@ -235,7 +235,7 @@ pub fn without_test_labs(namespaces: &[String]) -> Vec<String> {
             let Some((lab, role)) = ns.rsplit_once('-') else {
                 return true;
             };
-            let role_ok = ["gen", "sw", "dut", "mon"].contains(&role);
+            let role_ok = ["gen", "sw", "dut", "mon", "t1", "t2"].contains(&role);
             let looks_unique = lab.rsplit_once('-').is_some_and(|(head, counter)| {
                 !counter.is_empty()
                     && counter.chars().all(|c| c.is_ascii_hexdigit())
