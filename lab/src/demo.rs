@@ -88,7 +88,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         lab, opts.profile
     );
     runner::install(
-        &lab,
+        &runner::DutPort::of_lab(&lab),
         &InstallOptions {
             program: "dns-cache",
             mode: "native",
@@ -141,7 +141,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     if !interrupted {
         gen_out.check()?;
     }
-    let status = runner::dut_status(&lab)?;
+    let status = runner::dut_status(&runner::DutPort::of_lab(&lab))?;
     write_atomic(
         &out.join("dut-status.json"),
         format!("{status}\n").as_bytes(),

@@ -104,6 +104,29 @@ pub enum Topo {
     Direct,
     /// gen - switch (mirror to mon0) - dut.
     Switched,
+    /// switched, the dut namespace a host with tenant namespaces behind a
+    /// bridge, and a second direct port gen1 - dut1.
+    Tenants,
+}
+
+/// Where a program runs in the tenants topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// On the host's NIC port (the "host's driver"), guarded to the tenant.
+    Host,
+    /// Inside the tenant's namespace, on its `ten0` (its own driver, or its
+    /// user space with mode = "userspace").
+    Tenant,
+}
+
+impl At {
+    fn parse(s: &str) -> Option<At> {
+        Some(match s {
+            "host" => At::Host,
+            "tenant" => At::Tenant,
+            _ => return None,
+        })
+    }
 }
 
 /// What one measurement point measures.
@@ -165,6 +188,8 @@ pub enum Param {
     Rate,
     /// Batch size of `dut update-bench --batch`.
     Batch,
+    /// Checksums per packet of the busy neighbour tenant's program.
+    NeighbourChecksums,
     /// Nothing: one point per series (x = 0).
     None,
 }
@@ -176,6 +201,7 @@ impl Param {
             "checksums" => Param::Checksums,
             "rate" => Param::Rate,
             "batch" => Param::Batch,
+            "neighbour_checksums" => Param::NeighbourChecksums,
             "none" => Param::None,
             _ => return None,
         })
@@ -187,6 +213,7 @@ impl Param {
             Param::Checksums => "checksums per packet",
             Param::Rate => "offered rate [packets/s]",
             Param::Batch => "batch size [entries]",
+            Param::NeighbourChecksums => "neighbour's checksums per packet",
             Param::None => "series",
         }
     }
@@ -197,6 +224,7 @@ impl Param {
             Param::Checksums => "checksums",
             Param::Rate => "rate",
             Param::Batch => "batch",
+            Param::NeighbourChecksums => "neighbour_checksums",
             Param::None => "none",
         }
     }
@@ -234,8 +262,19 @@ pub struct Series {
     /// gen `--dst-ip` (e.g. a neighbour tenant's address).
     pub dst_ip: Option<String>,
     /// A neighbour tenant on the same machine burning this many checksums
-    /// per packet under a full-speed flood while this series is measured.
+    /// per packet under a flood while this series is measured (unless
+    /// swept).
     pub neighbour_checksums: Option<u32>,
+    /// Tenants topology: where the program runs.
+    pub at: At,
+    /// Tenants topology: the tenant that owns the program (1-based).
+    pub tenant: u8,
+    /// Tenants topology: the tenant the traffic is addressed to.
+    pub dst_tenant: u8,
+    /// Tenants topology: where the busy neighbour's checksum program runs.
+    pub neighbour_at: At,
+    /// gen `--rate` of the neighbour's flood (`None`: as fast as it goes).
+    pub neighbour_rate: Option<String>,
 }
 
 /// A ratio the report computes between two series' means at the same x.
@@ -475,6 +514,11 @@ struct RawSeries {
     only_dst: Option<Spanned<String>>,
     dst_ip: Option<Spanned<String>>,
     neighbour_checksums: Option<Spanned<i64>>,
+    at: Option<Spanned<String>>,
+    tenant: Option<Spanned<i64>>,
+    dst_tenant: Option<Spanned<i64>>,
+    neighbour_at: Option<Spanned<String>>,
+    neighbour_rate: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -572,9 +616,10 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             |s| match s {
                 "direct" => Some(Topo::Direct),
                 "switched" => Some(Topo::Switched),
+                "tenants" => Some(Topo::Tenants),
                 _ => None,
             },
-            "direct, switched",
+            "direct, switched, tenants",
         )?,
     };
     let duration = parse_duration(raw.duration.get_ref())
@@ -589,7 +634,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 &sw.parameter,
                 "sweep.parameter",
                 Param::parse,
-                "queues, checksums, rate, batch, none",
+                "queues, checksums, rate, batch, neighbour_checksums, none",
             )?;
             let vals = sw.values.get_ref().clone();
             check_values(cx, p, &vals, sw.values.span(), "sweep.values")?;
@@ -798,14 +843,93 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 Some(int_in(cx, n, "neighbour_checksums", 0, 100_000)?)
             }
         };
+        if parameter == Param::NeighbourChecksums && measure != Measure::ResponseTime {
+            return cx.err(
+                s.name.span(),
+                "sweep.parameter",
+                "a busy neighbour is measured by its effect on response times: needs measure = \"response-time\"",
+            );
+        }
+        // Tenants: where the program runs, whose it is, where traffic goes.
+        let tenants_only = |key: &str, span: Range<usize>| -> Result<(), ExperimentError> {
+            if topology == Topo::Tenants {
+                Ok(())
+            } else {
+                cx.err(
+                    span,
+                    key,
+                    "only the tenants topology has tenants (topology = \"tenants\")",
+                )
+            }
+        };
+        let tenant_no =
+            |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u8>, ExperimentError> {
+                match v {
+                    None => Ok(None),
+                    Some(t) => {
+                        tenants_only(key, t.span())?;
+                        Ok(Some(int_in(cx, t, key, 1, i64::from(crate::TENANTS))? as u8))
+                    }
+                }
+            };
+        let where_ = |v: &Option<Spanned<String>>, key: &str| -> Result<At, ExperimentError> {
+            match v {
+                None => Ok(At::Host),
+                Some(a) => {
+                    tenants_only(key, a.span())?;
+                    one_of(cx, a, key, At::parse, "host, tenant")
+                }
+            }
+        };
+        let at_ = where_(&s.at, "at")?;
+        let tenant = tenant_no(&s.tenant, "tenant")?.unwrap_or(1);
+        let dst_tenant = tenant_no(&s.dst_tenant, "dst_tenant")?.unwrap_or(tenant);
+        let neighbour_at = where_(&s.neighbour_at, "neighbour_at")?;
+        let neighbour_rate = match &s.neighbour_rate {
+            None => None,
+            Some(r) => {
+                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?;
+                Some(r.get_ref().clone())
+            }
+        };
+        let busy_neighbour =
+            neighbour_checksums.is_some() || parameter == Param::NeighbourChecksums;
+        if topology == Topo::Tenants && busy_neighbour && (tenant == 2 || dst_tenant == 2) {
+            return cx.err(
+                s.name.span(),
+                "tenant",
+                "tenant 2 is the busy neighbour: measure tenant 1",
+            );
+        }
+        if topology == Topo::Tenants && dst_ip.is_some() {
+            return cx.err(
+                s.name.span(),
+                "dst_ip",
+                "in the tenants topology traffic goes to a tenant: use dst_tenant",
+            );
+        }
+        if (s.neighbour_at.is_some() || s.neighbour_rate.is_some()) && !busy_neighbour {
+            return cx.err(
+                s.name.span(),
+                "neighbour_at",
+                "no busy neighbour in this series (set neighbour_checksums or sweep them)",
+            );
+        }
+        // On the host, a tenant's program is guarded to the tenant's address.
+        let only_dst = match (topology, at_, only_dst) {
+            (Topo::Tenants, At::Host, None) if program.is_some() => {
+                Some(format!("{}/32", crate::tenant_ip(tenant)))
+            }
+            (_, _, o) => o,
+        };
         // Cross-checks: what this series measures must be possible here.
         let at = s.name.span();
         match measure {
-            Measure::ResponseTime if topology != Topo::Switched => {
+            Measure::ResponseTime if !matches!(topology, Topo::Switched | Topo::Tenants) => {
                 return cx.err(
                     at,
                     "measure",
-                    "response-time needs topology = \"switched\" (the mirror port)",
+                    "response-time needs topology = \"switched\" or \"tenants\" (the mirror port)",
                 );
             }
             Measure::ResponseTime | Measure::AnswerRate
@@ -887,6 +1011,11 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             only_dst,
             dst_ip,
             neighbour_checksums,
+            at: at_,
+            tenant,
+            dst_tenant,
+            neighbour_at,
+            neighbour_rate,
         });
     }
 
@@ -952,7 +1081,7 @@ fn check_values(
                     crate::MAX_QUEUES
                 ));
             }
-            Param::Checksums if !integer || *v > 100_000.0 => {
+            Param::Checksums | Param::NeighbourChecksums if !integer || *v > 100_000.0 => {
                 return bad(format!(
                     "{v} checksums is impossible (whole numbers 0 to 100000)"
                 ));

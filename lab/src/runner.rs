@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::experiment::{Experiment, Measure, Param, Plan, Series, Source, Topo};
+use crate::experiment::{At, Experiment, Measure, Param, Plan, Series, Source, Topo};
 use crate::store::{self, Point, Store, fmt_num};
 use crate::tools::{self, Child, num};
 use crate::{Testbed, Topology, UpOptions};
@@ -99,6 +99,21 @@ pub const METRICS: &[Metric] = &[
         unit: "ns",
     },
     Metric {
+        name: "pass_pps",
+        label: "passed on by the program",
+        unit: "packets/s",
+    },
+    Metric {
+        name: "cpu_tenant_ns_per_packet",
+        label: "CPU charged to the tenant (its process + its program)",
+        unit: "ns/packet",
+    },
+    Metric {
+        name: "cpu_host_ns_per_packet",
+        label: "CPU of the host's kernel (softirq: veth, bridge, XDP), tenant's program excluded",
+        unit: "ns/packet",
+    },
+    Metric {
         name: "offered_pps",
         label: "offered rate (gen tx)",
         unit: "packets/s",
@@ -150,7 +165,15 @@ fn metric(name: &str) -> Metric {
 /// The metrics a measurement kind produces (first = the figure's metric).
 pub fn metrics_of(m: Measure) -> &'static [&'static str] {
     match m {
-        Measure::DutRate => &["drop_pps", "processed_pps", "ns_per_packet", "offered_pps"],
+        Measure::DutRate => &[
+            "drop_pps",
+            "processed_pps",
+            "ns_per_packet",
+            "offered_pps",
+            "pass_pps",
+            "cpu_tenant_ns_per_packet",
+            "cpu_host_ns_per_packet",
+        ],
         Measure::AnswerRate => &["answered_pps", "offered_pps"],
         Measure::ResponseTime => &["rtt_p50_us", "rtt_p99_us", "lost_percent", "answered_pps"],
         Measure::UpdateRate => &["updates_batch_per_s", "updates_single_per_s"],
@@ -368,9 +391,55 @@ struct PointRun<'a> {
     /// A userspace DUT runs in the foreground for as long as we measure.
     dut_fg: Option<Child>,
     bed: Option<Testbed>,
-    /// The busy neighbour tenant's own lab (gen flood -> checksum program).
-    neighbour: Option<(Testbed, u32)>,
+    /// Where the program is installed (and its counters read).
+    port: DutPort,
+    /// The generator's namespace and port the traffic leaves by.
+    gen_port: (String, &'static str),
+    /// Tenants topology: the tenant the traffic goes to.
+    dst_tenant: Option<u8>,
+    /// The busy neighbour tenant.
+    neighbour: Option<Neighbour>,
     queues: u32,
+}
+
+/// A busy neighbour tenant: a flood into a checksum program.
+struct Neighbour {
+    /// Its own lab, when the topology has no tenants (a stand-in); held so
+    /// that dropping the neighbour tears it down.
+    _bed: Option<Testbed>,
+    /// Where its program runs.
+    port: DutPort,
+    /// Generator namespace and port of its flood.
+    gen_port: (String, &'static str),
+    /// Tenant it is (tenants topology).
+    tenant: Option<u8>,
+    /// Flood rate (`None`: as fast as it goes).
+    rate: Option<String>,
+}
+
+/// A DUT program's place: `dut --netns NETNS ... --iface IFACE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DutPort {
+    /// Namespace.
+    pub netns: String,
+    /// Interface.
+    pub iface: String,
+}
+
+impl DutPort {
+    /// dut0 in lab `lab`'s DUT namespace.
+    pub fn of_lab(lab: &str) -> DutPort {
+        DutPort {
+            netns: crate::dut_netns(lab),
+            iface: crate::DUT_IFACE.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for DutPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in {}", self.iface, self.netns)
+    }
 }
 
 impl Drop for PointRun<'_> {
@@ -379,8 +448,8 @@ impl Drop for PointRun<'_> {
         if let Some(c) = self.dut_fg.take() {
             let _ = c.stop(Duration::from_secs(3));
         }
-        self.bed.take();
         self.neighbour.take();
+        self.bed.take();
     }
 }
 
@@ -397,6 +466,30 @@ impl<'a> PointRun<'a> {
         } else {
             series.queues
         };
+        let lab = crate::unique_name("run");
+        let tenants = exp.topology == Topo::Tenants;
+        // In the tenants lab, rates are measured on the host's second port
+        // (no switch, no mirror); answers come back by the switched port.
+        let second = tenants && series.measure == Measure::DutRate;
+        let port = match (tenants, series.at) {
+            (true, At::Tenant) => DutPort {
+                netns: crate::tenant_netns(&lab, series.tenant),
+                iface: crate::TENANT_IFACE.to_owned(),
+            },
+            (true, At::Host) if second => DutPort {
+                netns: crate::dut_netns(&lab),
+                iface: crate::DUT1_IFACE.to_owned(),
+            },
+            _ => DutPort::of_lab(&lab),
+        };
+        let gen_port = (
+            crate::gen_netns(&lab),
+            if second {
+                crate::GEN1_IFACE
+            } else {
+                crate::GEN_IFACE
+            },
+        );
         let mut pr = PointRun {
             series,
             x,
@@ -405,6 +498,9 @@ impl<'a> PointRun<'a> {
             raw: raw.to_path_buf(),
             dut_fg: None,
             bed: None,
+            port,
+            gen_port,
+            dst_tenant: tenants.then_some(series.dst_tenant),
             neighbour: None,
             queues,
         };
@@ -414,14 +510,14 @@ impl<'a> PointRun<'a> {
         let topology = match exp.topology {
             Topo::Direct => Topology::Direct,
             Topo::Switched => Topology::Switched,
+            Topo::Tenants => Topology::Tenants,
         };
         let bed = Testbed::up(&UpOptions {
-            name: crate::unique_name("run"),
+            name: lab.clone(),
             topology,
             queues,
         })
         .context("lab up")?;
-        let lab = bed.name().to_owned();
         pr.bed = Some(bed);
         if let Some(prog) = &series.program {
             let checksums = if exp.parameter == Param::Checksums {
@@ -436,26 +532,75 @@ impl<'a> PointRun<'a> {
                 checksums,
                 only_dst: series.only_dst.as_deref(),
             };
-            pr.dut_fg = install(&lab, &opts, &pr.file("dut-install", "txt"))?;
+            pr.dut_fg = install(&pr.port, &opts, &pr.file("dut-install", "txt"))?;
         }
-        if let Some(n) = series.neighbour_checksums {
-            // The neighbour tenant: its own generator and DUT port on the
-            // same machine, its program in its own driver.
-            let nb = Testbed::up(&UpOptions {
-                name: crate::unique_name("nb"),
-                topology: Topology::Direct,
-                queues: 1,
-            })
-            .context("neighbour lab up")?;
-            let opts = InstallOptions {
-                program: "checksum",
-                mode: "native",
-                profile: None,
-                checksums: Some(n),
-                only_dst: None,
+        let nb_checksums = if exp.parameter == Param::NeighbourChecksums {
+            Some(x as u32)
+        } else {
+            series.neighbour_checksums
+        };
+        if let Some(n) = nb_checksums {
+            let nb = if tenants {
+                // Tenant 2, flooded through the host's second port; its
+                // program in its own driver or in the host's, guarded.
+                let (port, only_dst) = match series.neighbour_at {
+                    At::Tenant => (
+                        DutPort {
+                            netns: crate::tenant_netns(&lab, 2),
+                            iface: crate::TENANT_IFACE.to_owned(),
+                        },
+                        None,
+                    ),
+                    At::Host => (
+                        DutPort {
+                            netns: crate::dut_netns(&lab),
+                            iface: crate::DUT1_IFACE.to_owned(),
+                        },
+                        Some(format!("{}/32", crate::tenant_ip(2))),
+                    ),
+                };
+                let opts = InstallOptions {
+                    program: "checksum",
+                    mode: "native",
+                    profile: None,
+                    checksums: Some(n),
+                    only_dst: only_dst.as_deref(),
+                };
+                install(&port, &opts, &pr.file("neighbour-dut-install", "txt"))?;
+                Neighbour {
+                    _bed: None,
+                    port,
+                    gen_port: (crate::gen_netns(&lab), crate::GEN1_IFACE),
+                    tenant: Some(2),
+                    rate: series.neighbour_rate.clone(),
+                }
+            } else {
+                // A stand-in: its own generator and DUT port on the same
+                // machine, its program in its own driver.
+                let nb = Testbed::up(&UpOptions {
+                    name: crate::unique_name("nb"),
+                    topology: Topology::Direct,
+                    queues: 1,
+                })
+                .context("neighbour lab up")?;
+                let port = DutPort::of_lab(nb.name());
+                let opts = InstallOptions {
+                    program: "checksum",
+                    mode: "native",
+                    profile: None,
+                    checksums: Some(n),
+                    only_dst: None,
+                };
+                install(&port, &opts, &pr.file("neighbour-dut-install", "txt"))?;
+                Neighbour {
+                    gen_port: (crate::gen_netns(nb.name()), crate::GEN_IFACE),
+                    _bed: Some(nb),
+                    port,
+                    tenant: None,
+                    rate: series.neighbour_rate.clone(),
+                }
             };
-            install(nb.name(), &opts, &pr.file("neighbour-dut-install", "txt"))?;
-            pr.neighbour = Some((nb, n));
+            pr.neighbour = Some(nb);
         }
         Ok(pr)
     }
@@ -492,13 +637,13 @@ impl<'a> PointRun<'a> {
     }
 
     fn gen_cmd(&self, duration: Duration, rx: bool) -> Result<Command> {
-        let lab = self.lab()?;
+        self.lab()?;
         let mut c = Command::new(tools::locate("gen")?);
         c.args([
             "--netns",
-            &crate::gen_netns(lab),
+            &self.gen_port.0,
             "--iface",
-            crate::GEN_IFACE,
+            self.gen_port.1,
             "--profile",
             &self.series.profile,
         ]);
@@ -513,7 +658,14 @@ impl<'a> PointRun<'a> {
         if let Some(r) = self.rate() {
             c.args(["--rate", &r]);
         }
-        if let Some(d) = &self.series.dst_ip {
+        if let Some(t) = self.dst_tenant {
+            c.args([
+                "--dst-ip",
+                &crate::tenant_ip(t).to_string(),
+                "--dst-mac",
+                &crate::format_mac(&crate::tenant_mac(t)),
+            ]);
+        } else if let Some(d) = &self.series.dst_ip {
             // Another address on the DUT's link: gen would find no neighbour
             // entry for it, so the frame still goes to the DUT's MAC.
             c.args([
@@ -540,7 +692,7 @@ impl<'a> PointRun<'a> {
 
     /// DUT counters over a window of `duration` inside the source's run.
     fn dut_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
-        let lab = self.lab()?.to_owned();
+        self.lab()?;
         let margin = Duration::from_secs(4);
         let source = match self.series.source {
             Source::Gen => Child::spawn(self.gen_cmd(self.duration + margin, false)?)?,
@@ -553,10 +705,10 @@ impl<'a> PointRun<'a> {
                 c.args([
                     "netns",
                     "exec",
-                    &crate::gen_netns(&lab),
+                    &self.gen_port.0,
                     "trafgen",
                     "--dev",
-                    crate::GEN_IFACE,
+                    self.gen_port.1,
                     "--conf",
                 ]);
                 c.arg(&cfg).args([
@@ -569,19 +721,28 @@ impl<'a> PointRun<'a> {
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
-        let window = (|| -> Result<(Value, Option<(f64, f64)>)> {
-            wait_for_traffic(&lab)?;
+        let window = (|| -> Result<(Value, Option<(f64, f64)>, Option<CpuWindow>)> {
+            wait_for_traffic(&self.port)?;
             // dut samples counters and BPF run-time statistics (which it
             // switches on for the window) before and after it. A user-space
-            // DUT's own CPU time is read around the same window.
+            // DUT's own CPU time is read around the same window, and so is
+            // the machine's softirq time.
             let pid = self.dut_fg.as_ref().and_then(Child::id);
             let c0 = pid.and_then(tools::cpu_time_ns);
+            let m0 = tools::machine_softirq_ns();
             let t0 = Instant::now();
-            let w = dut_status_window(&lab, self.duration)?;
+            let w = dut_status_window(&self.port, self.duration)?;
+            let secs = t0.elapsed().as_secs_f64();
             let user = c0
                 .zip(pid.and_then(tools::cpu_time_ns))
-                .map(|(a, b)| (b - a, t0.elapsed().as_secs_f64()));
-            Ok((w, user))
+                .map(|(a, b)| (b - a, secs));
+            let cpu = m0
+                .zip(tools::machine_softirq_ns())
+                .map(|(m0, m1)| CpuWindow {
+                    softirq_ns: m1 - m0,
+                    secs,
+                });
+            Ok((w, user, cpu))
         })();
         let out = source.stop(Duration::from_secs(5))?;
         std::fs::write(
@@ -589,7 +750,7 @@ impl<'a> PointRun<'a> {
             format!("{}{}", out.stdout(), out.stderr),
         )
         .ok();
-        let (w, user) = window?;
+        let (w, user, cpu) = window?;
         std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{w}\n")).ok();
         let mut v = vec![
             (
@@ -614,6 +775,38 @@ impl<'a> PointRun<'a> {
             (k, Some(u)) => v.push(("ns_per_packet", k.unwrap_or(0.0) + u)),
             (Some(k), None) => v.push(("ns_per_packet", k)),
             (None, None) => {}
+        }
+        if let Some(p) = num(&w, "rates.pass_pps") {
+            v.push(("pass_pps", p));
+        }
+        // Accounting (tenants lab): what the tenant is charged (its
+        // process, and its program when that runs in its own driver) and
+        // what the host's kernel spent on its packets: the machine's
+        // softirq time (veth hand-offs, bridge, XDP, AF_XDP copies; also
+        // when the program runs in the host's driver: work a per-tenant
+        // account would not see), less the tenant's own program.
+        if self.dst_tenant.is_some()
+            && let Some(cpu) = cpu
+            && let Some(pps) = num(&w, "rates.packets_pps")
+            && pps > 0.0
+        {
+            let pkts = pps * cpu.secs;
+            // Per packet: the tenant process (already per packet above) and
+            // the program's run time.
+            let tenant = user.unwrap_or(0.0)
+                + if self.series.at == At::Tenant {
+                    kernel.unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+            let prog_in_tenant = if self.series.at == At::Tenant {
+                kernel.unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            let host = (cpu.softirq_ns / pkts - prog_in_tenant).max(0.0);
+            v.push(("cpu_tenant_ns_per_packet", tenant));
+            v.push(("cpu_host_ns_per_packet", host));
         }
         if self.series.source == Source::Gen
             && let Some(tx) = out.final_record().ok().and_then(|f| num(&f, "tx_pps"))
@@ -685,16 +878,27 @@ impl<'a> PointRun<'a> {
         // measurement, starting once its DUT sees traffic.
         let flood = match &self.neighbour {
             None => None,
-            Some((nb, _)) => {
+            Some(nb) => {
                 let mut c = Command::new(tools::locate("gen")?);
                 c.args([
                     "--netns",
-                    &crate::gen_netns(nb.name()),
+                    &nb.gen_port.0,
                     "--iface",
-                    crate::GEN_IFACE,
+                    nb.gen_port.1,
                     "--profile",
                     "min-multi-flow",
                 ]);
+                if let Some(t) = nb.tenant {
+                    c.args([
+                        "--dst-ip",
+                        &crate::tenant_ip(t).to_string(),
+                        "--dst-mac",
+                        &crate::format_mac(&crate::tenant_mac(t)),
+                    ]);
+                }
+                if let Some(r) = &nb.rate {
+                    c.args(["--rate", r]);
+                }
                 c.args([
                     "--duration",
                     &format!(
@@ -706,7 +910,7 @@ impl<'a> PointRun<'a> {
                     "json",
                 ]);
                 let child = Child::spawn(c)?;
-                wait_for_traffic(nb.name())?;
+                wait_for_traffic(&nb.port)?;
                 Some(child)
             }
         };
@@ -721,7 +925,7 @@ impl<'a> PointRun<'a> {
             let nb_status = self
                 .neighbour
                 .as_ref()
-                .and_then(|(nb, _)| dut_status(nb.name()).ok());
+                .and_then(|nb| dut_status(&nb.port).ok());
             let out = f.stop(Duration::from_secs(5))?;
             std::fs::write(
                 self.rep_file(rep, "neighbour-gen"),
@@ -810,17 +1014,26 @@ pub fn sleep_checked(d: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Waits until dut0's program in `lab` counts packets (up to 15 s).
-fn wait_for_traffic(lab: &str) -> Result<()> {
-    let p0 = num(&dut_status(lab)?, "counters.packets").unwrap_or(0.0);
+/// CPU time over a measurement window.
+#[derive(Debug, Clone, Copy)]
+struct CpuWindow {
+    /// The whole machine, in irq and softirq context.
+    softirq_ns: f64,
+    /// Window length.
+    secs: f64,
+}
+
+/// Waits until the program on `port` counts packets (up to 15 s).
+fn wait_for_traffic(port: &DutPort) -> Result<()> {
+    let p0 = num(&dut_status(port)?, "counters.packets").unwrap_or(0.0);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         sleep_checked(Duration::from_millis(100))?;
-        if num(&dut_status(lab)?, "counters.packets").unwrap_or(0.0) > p0 {
+        if num(&dut_status(port)?, "counters.packets").unwrap_or(0.0) > p0 {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("no traffic reached the DUT program on dut0 of {lab} within 15 s");
+            bail!("no traffic reached the DUT program on {port} within 15 s");
         }
     }
 }
@@ -840,17 +1053,17 @@ pub struct InstallOptions<'a> {
     pub only_dst: Option<&'a str>,
 }
 
-/// `dut --netns LAB-dut install ...` on dut0. For `userspace`, the DUT runs
-/// in the foreground: the returned child must live while measuring.
-pub fn install(lab: &str, o: &InstallOptions<'_>, log: &Path) -> Result<Option<Child>> {
+/// `dut --netns NETNS install ... --iface IFACE`. For `userspace`, the DUT
+/// runs in the foreground: the returned child must live while measuring.
+pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Option<Child>> {
     let mut c = Command::new(tools::locate("dut")?);
     c.args([
         "--netns",
-        &crate::dut_netns(lab),
+        &port.netns,
         "install",
         o.program,
         "--iface",
-        crate::DUT_IFACE,
+        &port.iface,
         "--mode",
         o.mode,
     ]);
@@ -878,7 +1091,7 @@ pub fn install(lab: &str, o: &InstallOptions<'_>, log: &Path) -> Result<Option<C
                     out.stderr.trim()
                 );
             }
-            if dut_status(lab).is_ok() {
+            if dut_status(port).is_ok() {
                 return Ok(Some(child));
             }
             if Instant::now() > deadline {
@@ -900,25 +1113,25 @@ pub fn install(lab: &str, o: &InstallOptions<'_>, log: &Path) -> Result<Option<C
     Ok(None)
 }
 
-/// dut0's entry of `dut --netns LAB-dut status --iface dut0 --json`.
-pub fn dut_status(lab: &str) -> Result<Value> {
-    status_cmd(lab, None)
+/// The port's entry of `dut --netns NETNS status --iface IFACE --json`.
+pub fn dut_status(port: &DutPort) -> Result<Value> {
+    status_cmd(port, None)
 }
 
-/// dut0's entry of `dut status --json --window D`: rates and ns_per_packet
-/// over the window.
-pub fn dut_status_window(lab: &str, window: Duration) -> Result<Value> {
-    status_cmd(lab, Some(window))
+/// The port's entry of `dut status --json --window D`: rates and
+/// ns_per_packet over the window.
+pub fn dut_status_window(port: &DutPort, window: Duration) -> Result<Value> {
+    status_cmd(port, Some(window))
 }
 
-fn status_cmd(lab: &str, window: Option<Duration>) -> Result<Value> {
+fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Value> {
     let mut c = Command::new(tools::locate("dut")?);
     c.args([
         "--netns",
-        &crate::dut_netns(lab),
+        &port.netns,
         "status",
         "--iface",
-        crate::DUT_IFACE,
+        &port.iface,
         "--json",
     ]);
     if let Some(w) = window {
@@ -931,8 +1144,12 @@ fn status_cmd(lab: &str, window: Option<Duration>) -> Result<Value> {
         .with_context(|| format!("`{}` printed no JSON object", out.command))?;
     v["interfaces"]
         .as_array()
-        .and_then(|a| a.iter().find(|i| i["iface"] == crate::DUT_IFACE).cloned())
-        .ok_or_else(|| anyhow!("`{}`: no program on {}", out.command, crate::DUT_IFACE))
+        .and_then(|a| {
+            a.iter()
+                .find(|i| i["iface"] == port.iface.as_str())
+                .cloned()
+        })
+        .ok_or_else(|| anyhow!("`{}`: no program on {port}", out.command))
 }
 
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.

@@ -414,6 +414,26 @@ pub fn cpu_time_ns(pid: u32) -> Option<f64> {
     (hz > 0).then(|| ticks * 1e9 / hz as f64)
 }
 
+/// CPU time the whole machine spent in interrupt and softirq context (all
+/// CPUs) since boot, from `/proc/stat`: where the kernel's packet processing
+/// runs (veth hand-off, bridge, XDP in NAPI, AF_XDP copies). Without
+/// CONFIG_IRQ_TIME_ACCOUNTING the kernel samples it per tick, which over a
+/// window of seconds is still a fair estimate.
+pub fn machine_softirq_ns() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse::<f64>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let ticks = f.get(5)? + f.get(6)?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks * 1e9 / hz as f64)
+}
+
 /// A JSON number at `path` (`a.b.c`) as f64.
 pub fn num(v: &Value, path: &str) -> Option<f64> {
     let mut cur = v;

@@ -94,7 +94,25 @@ fn mean(v: &[(f64, u32, f64)], x: f64) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64
 }
 
-fn quick_run(name: &str) {
+/// An output directory removed when dropped.
+struct Out(PathBuf);
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Out {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// Runs `lab run NAME --quick` and checks what it wrote; returns the
+/// output directory (removed when the value is dropped).
+fn quick_run(name: &str) -> Out {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
     let exp = Experiment::load(name).unwrap();
@@ -151,11 +169,16 @@ fn quick_run(name: &str) {
         for &(x, _, v) in got {
             assert!(v.is_finite() && v >= 0.0, "{name} {} x={x}: {v}", s.name);
             match s.measure {
-                Measure::DutRate if s.dst_ip.is_some() => assert_eq!(
-                    v, 0.0,
-                    "{name} {}: the guarded program dropped a neighbour's traffic",
-                    s.name
-                ),
+                Measure::DutRate if s.dst_ip.is_some() || s.dst_tenant != s.tenant => {
+                    assert_eq!(
+                        v, 0.0,
+                        "{name} {}: the guarded program dropped a neighbour's traffic",
+                        s.name
+                    );
+                    // ... and passed it on.
+                    let pass = &pts.by[&(s.name.clone(), "pass_pps".to_owned())];
+                    assert!(mean(pass, x) > 0.0, "{name} {}: nothing passed", s.name);
+                }
                 _ => assert!(v > 0.0, "{name} {} x={x}: {} = {v}", s.name, key.1),
             }
         }
@@ -226,7 +249,7 @@ fn quick_run(name: &str) {
     if !exp.ratios.is_empty() {
         assert!(report.contains("## Ratios"), "{name}: ratios in the report");
     }
-    let _ = std::fs::remove_dir_all(&out);
+    Out(out)
 }
 
 #[test]
@@ -251,7 +274,30 @@ fn quick_update_rate() {
 }
 #[test]
 fn quick_tenants() {
-    quick_run("tenants");
+    let out = quick_run("tenants");
+    // Accounting: the tenant is charged for its own execution points and
+    // for nothing when its program runs in the host's driver; the host's
+    // kernel carries the forwarding in every case.
+    let pts = read_points(&out);
+    let cpu = |series: &str, metric: &str| {
+        let v = pts
+            .by
+            .get(&(series.to_owned(), metric.to_owned()))
+            .unwrap_or_else(|| panic!("tenants: no {metric} for {series}"));
+        mean(v, 0.0)
+    };
+    for s in ["tenant user space", "tenant driver"] {
+        assert!(
+            cpu(s, "cpu_tenant_ns_per_packet") > 0.0,
+            "{s}: tenant charged nothing"
+        );
+    }
+    assert_eq!(cpu("host driver guarded", "cpu_tenant_ns_per_packet"), 0.0);
+    assert!(
+        cpu("tenant user space", "cpu_tenant_ns_per_packet")
+            > cpu("tenant driver", "cpu_tenant_ns_per_packet"),
+        "a tenant's user space costs it more than its driver"
+    );
 }
 #[test]
 fn quick_tenant_neighbour() {
