@@ -456,7 +456,12 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             rates.push(r.tx_pps);
             prev = cur;
             t_prev = t;
-            next_tick += o.interval;
+            // A reporter that was not scheduled for more than an interval writes one
+            // longer interval, not a burst of near-empty ones whose rates (a frame
+            // or two over microseconds) would be noise in the records and the spread.
+            while next_tick <= el {
+                next_tick += o.interval;
+            }
         } else {
             std::thread::sleep(
                 (next_tick - el).min(Duration::from_millis(if live.is_some() { 5 } else { 20 })),

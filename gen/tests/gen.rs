@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lab::{Testbed, Topology, UpOptions};
@@ -16,6 +16,10 @@ use profiles::wire::udp4;
 use profiles::{Profile, Template, TemplateOptions};
 
 const GEN: &str = env!("CARGO_BIN_EXE_gen");
+
+/// How long a step may take on a shared, loaded machine (frames still in a softirq
+/// backlog, a capture thread not scheduled). Waits end as soon as the step is done.
+const GENEROUS: Duration = Duration::from_secs(30);
 
 fn up(prefix: &str) -> Testbed {
     Testbed::up(&UpOptions {
@@ -76,6 +80,19 @@ fn rx_packets(host: &lab::Host) -> u64 {
     v[0]["stats64"]["rx"]["packets"]
         .as_u64()
         .expect("rx packets")
+}
+
+/// `host`'s RX counter less `before`, once it reached `want` or stopped at less for
+/// `GENEROUS` (frames gen completed may still be in the receiver's NAPI backlog).
+fn rx_since(host: &lab::Host, before: u64, want: u64) -> u64 {
+    let deadline = Instant::now() + GENEROUS;
+    loop {
+        let got = rx_packets(host) - before;
+        if got >= want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn prog_name(host: &lab::Host) -> Option<String> {
@@ -175,7 +192,7 @@ impl Capture {
     }
 
     fn finish(mut self, want: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + GENEROUS;
         while self.frames.lock().expect("lock").len() < want && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -210,12 +227,16 @@ fn fixed_rate_delivers_the_expected_count() {
             ],
         );
         let fin = final_of(&out);
-        let got = rx_packets(&d) - before;
         let sent = fin["tx_packets"].as_u64().expect("tx_packets");
+        let got = rx_since(&d, before, sent);
         assert_eq!(got, sent, "{engine}: every frame gen counted reached dut0");
         let rate = got as f64 / 2.0;
+        // gen never sends early, so more than requested is wrong at any load. It
+        // catches up when late, so less only means it was descheduled near the end of
+        // the run, which a shared 2-core machine can do for a long time: the lower
+        // bound is loose, but still catches a systematically wrong rate.
         assert!(
-            (rate / 20_000.0 - 1.0).abs() < 0.02,
+            rate / 20_000.0 - 1.0 < 0.02 && rate / 20_000.0 > 0.9,
             "{engine}: {rate} pps at the receiver for 20k requested"
         );
         assert_eq!(fin["requested_pps"].as_f64(), Some(20_000.0));
@@ -249,11 +270,15 @@ fn poisson_pattern_keeps_the_mean_rate() {
             ],
         );
         let fin = final_of(&out);
-        let got = rx_packets(&d) - before;
-        assert_eq!(Some(got), fin["tx_packets"].as_u64());
-        // Poisson counts over 2 s at 20k/s: stddev ~ 200 frames (0.5 %); allow 3 %.
+        let sent = fin["tx_packets"].as_u64().expect("tx_packets");
+        let got = rx_since(&d, before, sent);
+        assert_eq!(got, sent);
+        // Poisson counts over 2 s at 20k/s: stddev ~ 200 frames (0.5 %); allow 3 %
+        // above. Below, also allow for a sender descheduled near the end of the run
+        // (see fixed_rate_delivers_the_expected_count).
+        let ratio = got as f64 / 40_000.0;
         assert!(
-            (got as f64 / 40_000.0 - 1.0).abs() < 0.03,
+            ratio - 1.0 < 0.03 && ratio > 0.9,
             "{engine}: {got} frames for 40000 expected"
         );
     }
@@ -339,7 +364,7 @@ fn stamp_carries_stream_counter_and_tx_time() {
             "min-multi-flow",
             "--stamp",
             "--rate",
-            "20k",
+            "2k",
             "--count",
             "500",
             "--no-rx",
@@ -370,7 +395,10 @@ fn stamp_carries_stream_counter_and_tx_time() {
         assert!(r.tx_ns >= last_tx, "tx_ns non-decreasing");
         last_tx = r.tx_ns;
     }
-    // 20k pps: 500 frames span ~25 ms of TX timestamps.
+    // 2k pps: 500 frames span ~250 ms of TX timestamps. Frames are never sent early,
+    // so only a late first frame (a sender not scheduled at the start, then catching
+    // up) shortens the span: half of it leaves room for that; the upper bound allows
+    // for a sender descheduled later on.
     let first = profiles::wire::probe::Repr::parse(
         &profiles::wire::probe::Packet::new_checked(udp4::parse(&frames[0]).expect("udp").payload)
             .expect("p"),
@@ -378,7 +406,7 @@ fn stamp_carries_stream_counter_and_tx_time() {
     .expect("r");
     let span = last_tx - first.tx_ns;
     assert!(
-        (20_000_000..60_000_000).contains(&span),
+        (125_000_000..1_250_000_000).contains(&span),
         "TX stamps span {span} ns"
     );
 }
@@ -440,29 +468,52 @@ fn two_queues_number_frames_over_the_whole_run() {
 }
 
 /// A user-space DNS responder answering NXDOMAIN (stands in for dut's dns-ping
-/// until it lands).
-fn nxdomain_responder(host: &lab::Host, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+/// until it lands); counts its answers in `answered`. Its socket buffer holds
+/// seconds of queries, so a responder thread that a loaded machine does not run for
+/// a while answers late but loses nothing; after `stop` it still answers what is
+/// queued.
+fn nxdomain_responder(
+    host: &lab::Host,
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
     let sock = host
         .run_in(|| UdpSocket::bind("198.18.0.2:53").expect("bind :53"))
         .expect("run_in");
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .expect("timeout");
+    let big: libc::c_int = 32 << 20;
+    // SAFETY: valid socket, pointer and length.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&big as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
-        let mut answered = 0;
-        while !stop.load(Ordering::Relaxed) {
-            if let Ok((len, from)) = sock.recv_from(&mut buf) {
-                if len < 12 {
-                    continue;
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            match sock.recv_from(&mut buf) {
+                Ok((len, from)) => {
+                    if len < 12 {
+                        continue;
+                    }
+                    buf[2] |= 0x80; // QR
+                    buf[3] = (buf[3] & 0xf0) | 3; // NXDOMAIN
+                    if sock.send_to(&buf[..len], from).is_ok() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                buf[2] |= 0x80; // QR
-                buf[3] = (buf[3] & 0xf0) | 3; // NXDOMAIN
-                if sock.send_to(&buf[..len], from).is_ok() {
-                    answered += 1;
-                }
+                // Nothing queued for 50 ms after the stop: done.
+                Err(_) if stopping => return,
+                Err(_) => {}
             }
         }
-        answered
     })
 }
 
@@ -470,7 +521,8 @@ fn nxdomain_responder(host: &lab::Host, stop: Arc<AtomicBool>) -> std::thread::J
 fn dns_replies_are_counted_by_rcode_and_json_adds_up() {
     let bed = up("gd");
     let stop = Arc::new(AtomicBool::new(false));
-    let resp = nxdomain_responder(bed.dut(), stop.clone());
+    let answered = Arc::new(AtomicU64::new(0));
+    let resp = nxdomain_responder(bed.dut(), stop.clone(), answered.clone());
     let out = run_gen(
         &bed,
         &[
@@ -486,8 +538,12 @@ fn dns_replies_are_counted_by_rcode_and_json_adds_up() {
             "json",
         ],
     );
+    // Answers sent while gen still ran (and counted replies): a responder that a
+    // loaded machine ran late answers the rest after gen is gone.
+    let answered_in_time = answered.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
-    let answered = resp.join().expect("responder");
+    resp.join().expect("responder");
+    let answered = answered.load(Ordering::Relaxed);
     let recs = json_lines(&out);
     let fin = final_of(&out);
     let tx = fin["tx_packets"].as_u64().expect("tx");
@@ -501,8 +557,8 @@ fn dns_replies_are_counted_by_rcode_and_json_adds_up() {
         "responder answered {answered} of {tx}"
     );
     assert!(
-        nx as f64 >= answered as f64 * 0.97,
-        "{nx} NXDOMAIN counted of {answered} answered"
+        nx as f64 >= answered_in_time as f64 * 0.97,
+        "{nx} NXDOMAIN counted of {answered_in_time} answered while gen ran"
     );
     assert_eq!(
         fin["rx_packets"].as_u64(),
@@ -513,7 +569,9 @@ fn dns_replies_are_counted_by_rcode_and_json_adds_up() {
     assert!((rpr - nx as f64 / tx as f64).abs() < 1e-9);
     // Interval records: cumulative counters non-decreasing, rates consistent with them.
     let ivs: Vec<_> = recs.iter().filter(|r| r["type"] == "interval").collect();
-    assert!(ivs.len() >= 4, "{} interval records", ivs.len());
+    // Six ticks in 3 s; a reporter descheduled for longer than an interval writes
+    // one longer record instead of several (so a loaded machine may show fewer).
+    assert!(ivs.len() >= 3, "{} interval records", ivs.len());
     let mut prev = (0u64, 0.0f64);
     for r in &ivs {
         for k in [
@@ -571,9 +629,10 @@ fn dns_replies_are_counted_by_rcode_and_json_adds_up() {
 
 #[test]
 fn sigint_prints_the_final_record_and_leaves_nothing_attached() {
+    use std::io::{BufRead, BufReader, Read};
     let bed = up("gs");
     for engine in ["afxdp", "xdp-live"] {
-        let child = gen_cmd(
+        let mut child = gen_cmd(
             &bed,
             &[
                 "--profile",
@@ -582,8 +641,11 @@ fn sigint_prints_the_final_record_and_leaves_nothing_attached() {
                 engine,
                 "--rate",
                 "50k",
+                // Far beyond any wait below: a run that ends by itself was not stopped.
                 "--duration",
-                "30s",
+                "300s",
+                "--interval",
+                "100ms",
                 "--output",
                 "json",
             ],
@@ -592,7 +654,27 @@ fn sigint_prints_the_final_record_and_leaves_nothing_attached() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-        std::thread::sleep(Duration::from_millis(1500));
+        // Interval records say the run is under way: wait for 20,000 frames sent
+        // rather than a fixed time (start-up can be slow on a loaded machine).
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut stdout = String::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "{engine}: 20,000 frames not sent in time: {stdout}"
+            );
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("{engine}: gen ended early: {stdout}"))
+                .expect("utf8");
+            stdout.push_str(&line);
+            stdout.push('\n');
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+            if v["tx_packets"].as_u64().is_some_and(|n| n > 20_000) {
+                break;
+            }
+        }
         assert_eq!(
             prog_name(bed.generator()).as_deref(),
             Some(sink::af_xdp::REDIRECT_PROG),
@@ -601,16 +683,36 @@ fn sigint_prints_the_final_record_and_leaves_nothing_attached() {
         // SAFETY: plain kill(2) on our child.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let t = Instant::now();
-        let out = child.wait_with_output().expect("wait");
+        for line in lines {
+            stdout.push_str(&line.expect("utf8"));
+            stdout.push('\n');
+        }
+        let mut stderr = Vec::new();
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_end(&mut stderr)
+            .expect("read stderr");
+        let status = child.wait().expect("wait");
+        // Seconds normally; generous for a loaded machine, far below --duration.
         assert!(
-            t.elapsed() < Duration::from_secs(5),
+            t.elapsed() < Duration::from_secs(30),
             "{engine}: stopped promptly"
         );
+        let out = Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr,
+        };
         let fin = final_of(&out);
         assert_eq!(fin["interrupted"], true);
         let tx = fin["tx_packets"].as_u64().expect("tx");
         assert!(tx > 20_000, "{engine}: {tx} sent before the signal");
-        assert!(fin["duration_s"].as_f64().expect("dur") < 5.0);
+        assert!(
+            fin["duration_s"].as_f64().expect("dur") < 300.0,
+            "{engine}: ended by the signal, not the duration"
+        );
         assert_eq!(
             prog_name(bed.generator()).as_deref(),
             Some("xdp_pass"),

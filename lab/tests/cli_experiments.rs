@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,7 +22,7 @@ fn tmp(name: &str, text: &str) -> PathBuf {
     p
 }
 
-fn netns() -> String {
+fn netns() -> Vec<String> {
     std::fs::read_dir("/run/netns")
         .map(|d| {
             let mut v: Vec<String> = d
@@ -28,9 +30,20 @@ fn netns() -> String {
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect();
             v.sort();
-            v.join(",")
+            v
         })
         .unwrap_or_default()
+}
+
+/// Namespaces that `lab run` with process id `pid` creates or created: its labs
+/// are named `run<pid in hex>-<n>` (lab::unique_name), other processes' labs
+/// (tests of other crates, another user's `lab up`) come and go meanwhile.
+fn of_run(v: &[String], pid: u32) -> Vec<String> {
+    let prefix = format!("run{pid:x}-");
+    v.iter()
+        .filter(|n| n.starts_with(&prefix))
+        .cloned()
+        .collect()
 }
 
 const GOOD: &str = "name = \"t\"\nmeasure = \"dut-rate\"\nprogram = \"drop\"\nprofile = \"min-multi-flow\"\nduration = \"2s\"\nrepetitions = 3\n[[series]]\nname = \"a\"\n";
@@ -62,7 +75,15 @@ fn bad_files_give_one_line_with_file_line_and_key() {
     for (file, text, want) in cases {
         let p = tmp(file, &text);
         let before = netns();
-        let out = lab().args(["run"]).arg(&p).output().unwrap();
+        let child = lab()
+            .args(["run"])
+            .arg(&p)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{file}: {stderr}");
         assert_eq!(
@@ -75,7 +96,26 @@ fn bad_files_give_one_line_with_file_line_and_key() {
             "{file}: names the file: {stderr}"
         );
         assert!(stderr.contains(want), "{file}: wanted {want:?} in {stderr}");
-        assert_eq!(before, netns(), "{file}: nothing created");
+        // Other processes' test labs may come and go meanwhile; nothing else may.
+        let after = netns();
+        let new: Vec<String> = after
+            .iter()
+            .filter(|n| !before.contains(n))
+            .cloned()
+            .collect();
+        assert!(
+            of_run(&after, pid).is_empty() && common::without_test_labs(&new).is_empty(),
+            "{file}: nothing created: {new:?}"
+        );
+        let gone: Vec<String> = before
+            .iter()
+            .filter(|n| !after.contains(n))
+            .cloned()
+            .collect();
+        assert!(
+            common::without_test_labs(&gone).is_empty(),
+            "{file}: nothing removed: {gone:?}"
+        );
     }
 }
 

@@ -35,7 +35,8 @@ fn tx_frames_reach_an_ordinary_socket() {
     let sock = d
         .run_in(|| UdpSocket::bind("198.18.0.2:9").expect("bind"))
         .expect("run_in");
-    sock.set_read_timeout(Some(Duration::from_millis(300)))
+    // Waits end as soon as every frame is in; long only for a loaded machine.
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let tpl = Template::new(
         &Profile::load("min-single-flow").expect("profile"),
@@ -71,7 +72,7 @@ fn tx_frames_reach_an_ordinary_socket() {
         tpl.len()
     });
     let mut sent = 0;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut got = 0;
     let mut buf = [0u8; 2048];
     while sent < n && Instant::now() < deadline {
@@ -88,8 +89,15 @@ fn tx_frames_reach_an_ordinary_socket() {
         q.kick();
     }
     sock.set_nonblocking(false).expect("blocking");
-    while let Ok(len) = sock.recv(&mut buf) {
+    while got < n
+        && let Ok(len) = sock.recv(&mut buf)
+    {
         assert_eq!(len, tpl.len() - 42, "UDP payload of the template");
+        got += 1;
+    }
+    // Nothing beyond the n frames.
+    sock.set_nonblocking(true).expect("nonblocking");
+    while sock.recv(&mut buf).is_ok() {
         got += 1;
     }
     assert_eq!(got, n, "every AF_XDP frame reached the peer's UDP socket");
@@ -150,7 +158,7 @@ fn rx_through_redirect_passes_the_rest_and_restores_placeholder() {
 
     let mut got = 0;
     let mut ts_ok = true;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -302,7 +310,7 @@ fn hw_timestamps_on_veth_report_why_they_are_missing() {
     }
     let mut got = 0;
     let mut hw = 0;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while got < 20 && Instant::now() < deadline {
         if q.poll_rx(100) {
             got += q.recv_batch(64, |frame, meta| {

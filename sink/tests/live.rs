@@ -3,16 +3,55 @@
 //! tshark with the same count and nanosecond timestamps; probe loss and latency are
 //! measured; bad input is one clear line.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab::{Testbed, UpOptions, unique_name};
 use profiles::wire::probe;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sink")
+}
+
+/// How long sink may take to catch up with what was sent. Generous: on a shared,
+/// loaded machine sink may not be scheduled for a long time; on success the wait
+/// ends as soon as the interval record shows everything.
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+/// Reads sink's JSON lines until an interval record satisfies `done` (sink stops only
+/// on SIGINT and does not drain its ring then, so the test waits until sink has seen
+/// everything instead of sleeping a fixed time). Panics with the last record after
+/// `CATCH_UP`.
+fn wait_for_interval(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    done: impl Fn(&serde_json::Value) -> bool,
+) {
+    let deadline = Instant::now() + CATCH_UP;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("sink ended early; last line: {last}"))
+            .expect("utf8");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        if v["type"] == "interval" && done(&v) {
+            return;
+        }
+        last = line;
+    }
+    panic!("sink did not catch up within {CATCH_UP:?}; last record: {last}");
+}
+
+/// Receives `n` datagrams on `sock` (a sinkhole on the DUT), so the sender never
+/// runs far ahead of the path through the switch and its mirror to mon0.
+fn drain(sock: &UdpSocket, n: usize) {
+    let mut buf = [0u8; 64];
+    for i in 0..n {
+        sock.recv(&mut buf)
+            .unwrap_or_else(|e| panic!("datagram {i} of {n} did not reach the DUT: {e}"));
+    }
 }
 
 #[test]
@@ -32,12 +71,21 @@ fn count_and_write(backend: &str) {
     })
     .expect("lab up");
     let mon = bed.mon().expect("monitor").netns.clone();
-    // A bound socket on the DUT so no ICMP port-unreachable comes back.
+    // Bound sockets on the DUT so no ICMP port-unreachable comes back; the test reads
+    // them to pace its sending by what arrived.
     let sinkhole = bed
         .dut()
         .run_in(|| UdpSocket::bind("198.18.0.2:9000"))
         .expect("netns")
         .expect("bind");
+    let probe_hole = bed
+        .dut()
+        .run_in(|| UdpSocket::bind("198.18.0.2:9001"))
+        .expect("netns")
+        .expect("bind");
+    for s in [&sinkhole, &probe_hole] {
+        s.set_read_timeout(Some(CATCH_UP)).expect("timeout");
+    }
     let client = bed
         .r#gen()
         .run_in(|| UdpSocket::bind("198.18.0.1:7000"))
@@ -73,8 +121,8 @@ fn count_and_write(backend: &str) {
         client
             .send_to(&i.to_be_bytes(), "198.18.0.2:9000")
             .expect("send");
-        if i % 50 == 0 {
-            std::thread::sleep(Duration::from_millis(2));
+        if i % 50 == 49 {
+            drain(&sinkhole, 50);
         }
     }
     let mut sent_probes = 0;
@@ -95,18 +143,24 @@ fn count_and_write(backend: &str) {
         .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
         client.send_to(&pl, "198.18.0.2:9001").expect("send probe");
         sent_probes += 1;
+        if sent_probes % 50 == 0 {
+            drain(&probe_hole, 50);
+        }
     }
-    std::thread::sleep(Duration::from_millis(300));
+    drain(&probe_hole, sent_probes as usize % 50);
+    // Everything reached the DUT; SIGINT once sink has taken it all off its ring.
+    wait_for_interval(&mut lines, |v| {
+        v["packets"].as_u64() >= Some(300 + sent_probes) && v["probe_received"] == sent_probes
+    });
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(child.wait().expect("wait").success());
-    drop(sinkhole);
+    drop((sinkhole, probe_hole));
     let fin: serde_json::Value = serde_json::from_str(rest.last().expect("final")).expect("json");
     assert_eq!(fin["type"], "final");
     assert_eq!(fin["clock"], "sw");
     let packets = fin["packets"].as_u64().expect("packets");
-    // Probes to :9001 draw ICMP port-unreachable answers (rate-limited): at least what we sent.
     assert!(packets >= 300 + sent_probes, "{fin}");
     assert_eq!(fin["drops"]["ring"], 0);
     let top = fin["top_flows"].as_array().expect("flows");
@@ -304,6 +358,8 @@ fn stalled_reader(backend: &str) {
             "2",
             "--output",
             "json",
+            "--interval",
+            "100ms",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -326,10 +382,26 @@ fn stalled_reader(backend: &str) {
             sent += 1;
         }
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Every datagram on the wire has reached mon0 once its counter stops moving
+    // (the path is drained in softirq context, possibly late on a loaded machine).
+    let mut arrived = mon0_rx_packets(&mon) - before;
+    let deadline = Instant::now() + CATCH_UP;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = mon0_rx_packets(&mon) - before;
+        if now == arrived && arrived >= sent || Instant::now() > deadline {
+            break;
+        }
+        arrived = now;
+    }
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    std::thread::sleep(Duration::from_millis(500));
+    // sink does not drain its ring on SIGINT: wait until it has accounted for every
+    // frame (taken or counted as a drop), however long a loaded machine makes that.
+    wait_for_interval(&mut lines, |v| {
+        let n = |k: &serde_json::Value| k.as_u64().unwrap_or(0);
+        n(&v["packets"]) + n(&v["drops"]["kernel"]) + n(&v["drops"]["ring"]) >= arrived
+    });
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGINT) };
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
