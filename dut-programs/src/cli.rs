@@ -4,8 +4,10 @@
 //! program id -> info -> maps), never through pins; a program counts as
 //! ours when its BPF name is one of [`Program::bpf_name`], as a placeholder
 //! when it is `xdp_pass`. What `install` replaced is remembered in a small
-//! state file under `/run/dut/` keyed by network-namespace inode and
-//! ifindex, so `remove` can put the placeholder back. Bad input fails before
+//! state file under `/run/dut/` keyed by network-namespace cookie (never
+//! reused within a boot, unlike the namespace's inode) and ifindex, and
+//! trusted only while it names the attached program, so `remove` can put
+//! the placeholder back. Bad input fails before
 //! anything is attached.
 
 use std::io::Write;

@@ -693,7 +693,9 @@ impl<'a> PointRun<'a> {
     /// DUT counters over a window of `duration` inside the source's run.
     fn dut_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
         self.lab()?;
-        let margin = Duration::from_secs(4);
+        // The source is stopped once the window is over: a long margin
+        // costs nothing and covers a slow start on a loaded machine.
+        let margin = Duration::from_secs(60);
         let source = match self.series.source {
             Source::Gen => Child::spawn(self.gen_cmd(self.duration + margin, false)?)?,
             Source::Trafgen => {
@@ -721,7 +723,9 @@ impl<'a> PointRun<'a> {
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
-        let window = (|| -> Result<(Value, Option<(f64, f64)>, Option<CpuWindow>)> {
+        // (dut status window, user-space DUT (CPU ns, seconds), machine CPU).
+        type Window = (Value, Option<(f64, f64)>, Option<CpuWindow>);
+        let window = (|| -> Result<Window> {
             wait_for_traffic(&self.port)?;
             // dut samples counters and BPF run-time statistics (which it
             // switches on for the window) before and after it. A user-space
@@ -903,7 +907,7 @@ impl<'a> PointRun<'a> {
                     "--duration",
                     &format!(
                         "{}ms",
-                        (self.duration + Duration::from_secs(20)).as_millis()
+                        (self.duration + Duration::from_secs(60)).as_millis()
                     ),
                     "--no-rx",
                     "--output",
@@ -1023,17 +1027,17 @@ struct CpuWindow {
     secs: f64,
 }
 
-/// Waits until the program on `port` counts packets (up to 15 s).
+/// Waits until the program on `port` counts packets (up to 60 s).
 fn wait_for_traffic(port: &DutPort) -> Result<()> {
     let p0 = num(&dut_status(port)?, "counters.packets").unwrap_or(0.0);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         sleep_checked(Duration::from_millis(100))?;
         if num(&dut_status(port)?, "counters.packets").unwrap_or(0.0) > p0 {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("no traffic reached the DUT program on {port} within 15 s");
+            bail!("no traffic reached the DUT program on {port} within 60 s");
         }
     }
 }
@@ -1080,7 +1084,7 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
         c.arg("--foreground");
         let mut child = Child::spawn(c)?;
         // Ready once dut status shows the program on dut0.
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if child.exited() {
                 let out = child.wait()?;
@@ -1096,7 +1100,7 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             }
             if Instant::now() > deadline {
                 bail!(
-                    "`{}` did not show up in `dut status` within 15 s",
+                    "`{}` did not show up in `dut status` within 60 s",
                     child.command()
                 );
             }
@@ -1169,7 +1173,7 @@ pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child
         c.arg(flag).arg(p);
     }
     let mut child = Child::spawn(c)?;
-    child.wait_for_type("ready", Duration::from_secs(20))?;
+    child.wait_for_type("ready", Duration::from_secs(60))?;
     Ok(Some(child))
 }
 

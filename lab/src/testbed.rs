@@ -608,7 +608,9 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     // with tenants has its address on its bridge.
     let prefix = |a: std::net::Ipv4Addr| format!("{a}/{PREFIX_LEN}");
     let dut_addr_iface = if tenants { BRIDGE_IFACE } else { DUT_IFACE };
-    let mut hosts: Vec<(&str, &str, Ipv4Addr, Vec<(Ipv4Addr, [u8; 6])>)> = vec![
+    // (namespace, port, address, permanent neighbours (address, MAC)).
+    type HostPlan<'a> = (&'a str, &'a str, Ipv4Addr, Vec<(Ipv4Addr, [u8; 6])>);
+    let mut hosts: Vec<HostPlan<'_>> = vec![
         (&gen_ns, GEN_IFACE, GEN_IP, vec![(DUT_IP, DUT_MAC)]),
         (&dut_ns, dut_addr_iface, DUT_IP, vec![(GEN_IP, GEN_MAC)]),
     ];
