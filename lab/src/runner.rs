@@ -434,6 +434,30 @@ impl DutPort {
             iface: crate::DUT_IFACE.to_owned(),
         }
     }
+    /// The host's second port dut1 (tenants lab).
+    pub fn second(lab: &str) -> DutPort {
+        DutPort {
+            netns: crate::dut_netns(lab),
+            iface: crate::DUT1_IFACE.to_owned(),
+        }
+    }
+    /// Tenant `i`'s ten0 inside its namespace (tenants lab).
+    pub fn tenant(lab: &str, i: u8) -> DutPort {
+        DutPort {
+            netns: crate::tenant_netns(lab, i),
+            iface: crate::TENANT_IFACE.to_owned(),
+        }
+    }
+}
+
+/// gen arguments that address tenant `t` (its IPv4 and MAC address).
+fn tenant_dst_args(c: &mut Command, t: u8) {
+    c.args([
+        "--dst-ip",
+        &crate::tenant_ip(t).to_string(),
+        "--dst-mac",
+        &crate::format_mac(&crate::tenant_mac(t)),
+    ]);
 }
 
 impl std::fmt::Display for DutPort {
@@ -472,14 +496,8 @@ impl<'a> PointRun<'a> {
         // (no switch, no mirror); answers come back by the switched port.
         let second = tenants && series.measure == Measure::DutRate;
         let port = match (tenants, series.at) {
-            (true, At::Tenant) => DutPort {
-                netns: crate::tenant_netns(&lab, series.tenant),
-                iface: crate::TENANT_IFACE.to_owned(),
-            },
-            (true, At::Host) if second => DutPort {
-                netns: crate::dut_netns(&lab),
-                iface: crate::DUT1_IFACE.to_owned(),
-            },
+            (true, At::Tenant) => DutPort::tenant(&lab, series.tenant),
+            (true, At::Host) if second => DutPort::second(&lab),
             _ => DutPort::of_lab(&lab),
         };
         let gen_port = (
@@ -540,40 +558,18 @@ impl<'a> PointRun<'a> {
             series.neighbour_checksums
         };
         if let Some(n) = nb_checksums {
-            let nb = if tenants {
+            let (bed, port, only_dst, gen_port, tenant) = if tenants {
                 // Tenant 2, flooded through the host's second port; its
                 // program in its own driver or in the host's, guarded.
                 let (port, only_dst) = match series.neighbour_at {
-                    At::Tenant => (
-                        DutPort {
-                            netns: crate::tenant_netns(&lab, 2),
-                            iface: crate::TENANT_IFACE.to_owned(),
-                        },
-                        None,
-                    ),
+                    At::Tenant => (DutPort::tenant(&lab, 2), None),
                     At::Host => (
-                        DutPort {
-                            netns: crate::dut_netns(&lab),
-                            iface: crate::DUT1_IFACE.to_owned(),
-                        },
+                        DutPort::second(&lab),
                         Some(format!("{}/32", crate::tenant_ip(2))),
                     ),
                 };
-                let opts = InstallOptions {
-                    program: "checksum",
-                    mode: "native",
-                    profile: None,
-                    checksums: Some(n),
-                    only_dst: only_dst.as_deref(),
-                };
-                install(&port, &opts, &pr.file("neighbour-dut-install", "txt"))?;
-                Neighbour {
-                    _bed: None,
-                    port,
-                    gen_port: (crate::gen_netns(&lab), crate::GEN1_IFACE),
-                    tenant: Some(2),
-                    rate: series.neighbour_rate.clone(),
-                }
+                let gen_port = (crate::gen_netns(&lab), crate::GEN1_IFACE);
+                (None, port, only_dst, gen_port, Some(2))
             } else {
                 // A stand-in: its own generator and DUT port on the same
                 // machine, its program in its own driver.
@@ -584,21 +580,23 @@ impl<'a> PointRun<'a> {
                 })
                 .context("neighbour lab up")?;
                 let port = DutPort::of_lab(nb.name());
-                let opts = InstallOptions {
-                    program: "checksum",
-                    mode: "native",
-                    profile: None,
-                    checksums: Some(n),
-                    only_dst: None,
-                };
-                install(&port, &opts, &pr.file("neighbour-dut-install", "txt"))?;
-                Neighbour {
-                    gen_port: (crate::gen_netns(nb.name()), crate::GEN_IFACE),
-                    _bed: Some(nb),
-                    port,
-                    tenant: None,
-                    rate: series.neighbour_rate.clone(),
-                }
+                let gen_port = (crate::gen_netns(nb.name()), crate::GEN_IFACE);
+                (Some(nb), port, None, gen_port, None)
+            };
+            let opts = InstallOptions {
+                program: "checksum",
+                mode: "native",
+                profile: None,
+                checksums: Some(n),
+                only_dst: only_dst.as_deref(),
+            };
+            install(&port, &opts, &pr.file("neighbour-dut-install", "txt"))?;
+            let nb = Neighbour {
+                _bed: bed,
+                port,
+                gen_port,
+                tenant,
+                rate: series.neighbour_rate.clone(),
             };
             pr.neighbour = Some(nb);
         }
@@ -659,12 +657,7 @@ impl<'a> PointRun<'a> {
             c.args(["--rate", &r]);
         }
         if let Some(t) = self.dst_tenant {
-            c.args([
-                "--dst-ip",
-                &crate::tenant_ip(t).to_string(),
-                "--dst-mac",
-                &crate::format_mac(&crate::tenant_mac(t)),
-            ]);
+            tenant_dst_args(&mut c, t);
         } else if let Some(d) = &self.series.dst_ip {
             // Another address on the DUT's link: gen would find no neighbour
             // entry for it, so the frame still goes to the DUT's MAC.
@@ -893,12 +886,7 @@ impl<'a> PointRun<'a> {
                     "min-multi-flow",
                 ]);
                 if let Some(t) = nb.tenant {
-                    c.args([
-                        "--dst-ip",
-                        &crate::tenant_ip(t).to_string(),
-                        "--dst-mac",
-                        &crate::format_mac(&crate::tenant_mac(t)),
-                    ]);
+                    tenant_dst_args(&mut c, t);
                 }
                 if let Some(r) = &nb.rate {
                     c.args(["--rate", r]);
