@@ -19,8 +19,18 @@ use crate::units::WIRE_OVERHEAD;
 /// One queue's counters (one writer: its engine thread).
 #[derive(Debug, Default)]
 pub struct QueueCounters {
-    /// Frames put on the wire (handed to the TX ring / XDP_TX).
+    /// Frames the kernel reports as transmitted (afxdp: completions less the
+    /// frames completed unsent; xdp-live: frames the driver accepted).
     pub tx_packets: AtomicU64,
+    /// Frames handed over (afxdp: put on the TX ring; xdp-live: XDP_TX verdicts).
+    pub tx_verdicts: AtomicU64,
+    /// Frames the kernel refused (afxdp: sendto EBUSY; xdp-live: driver drops and
+    /// failed redirects).
+    pub tx_dropped: AtomicU64,
+    /// afxdp: sends that found every TX frame in flight (completions late).
+    pub tx_stall_no_frames: AtomicU64,
+    /// afxdp: sends that found the TX ring full.
+    pub tx_stall_ring_full: AtomicU64,
     /// Their bytes (no FCS).
     pub tx_bytes: AtomicU64,
     /// Frames received back.
@@ -116,25 +126,45 @@ pub struct Snapshot {
     pub tx_packets: u64,
     /// Bytes sent.
     pub tx_bytes: u64,
+    /// Frames handed over (verdicts / ring submissions).
+    pub tx_verdicts: u64,
+    /// Frames the kernel refused.
+    pub tx_dropped: u64,
     /// Frames received.
     pub rx_packets: u64,
     /// Bytes received.
     pub rx_bytes: u64,
     /// DNS responses by RCODE.
     pub rcodes: [u64; 16],
+    /// gen probes received.
+    pub rx_probes: u64,
+    /// Non-UDP frames passed to the kernel.
+    pub rx_passed: u64,
 }
 
 impl Snapshot {
-    /// Sums the queues' counters.
-    pub fn take(queues: &[QueueCounters]) -> Snapshot {
+    /// Sums the queues' counters; the replies come from the XDP reply counter
+    /// when there is one (`rx`), else from the queues.
+    pub fn take(queues: &[QueueCounters], rx: Option<&crate::rxcount::RxTotals>) -> Snapshot {
         let mut s = Snapshot::default();
         for q in queues {
             s.tx_packets += q.tx_packets.load(Relaxed);
             s.tx_bytes += q.tx_bytes.load(Relaxed);
+            s.tx_verdicts += q.tx_verdicts.load(Relaxed);
+            s.tx_dropped += q.tx_dropped.load(Relaxed);
             s.rx_packets += q.rx_packets.load(Relaxed);
             s.rx_bytes += q.rx_bytes.load(Relaxed);
             for (a, b) in s.rcodes.iter_mut().zip(&q.rcodes) {
                 *a += b.load(Relaxed);
+            }
+        }
+        if let Some(r) = rx {
+            s.rx_packets += r.packets;
+            s.rx_bytes += r.bytes;
+            s.rx_probes += r.probes;
+            s.rx_passed += r.passed;
+            for (a, b) in s.rcodes.iter_mut().zip(&r.rcodes) {
+                *a += b;
             }
         }
         s
@@ -302,6 +332,49 @@ pub struct Final {
     pub interrupted: bool,
     /// AF_XDP sockets' kernel statistics (null when no socket was open).
     pub xsk_stats: Option<XskKernelStats>,
+    /// Frames handed over: afxdp ring submissions, xdp-live XDP_TX verdicts
+    /// (tx_packets counts only those the kernel reports transmitted).
+    pub tx_verdicts: u64,
+    /// Frames the kernel refused (afxdp: completed unsent, sendto EBUSY;
+    /// xdp-live: driver drops and failed redirects).
+    pub tx_dropped: u64,
+    /// gen's tx_packets checked against the interface's own counter (null when
+    /// the counter could not be read).
+    pub tx_check: Option<crate::ifstats::TxCheck>,
+    /// gen probes among the replies.
+    pub rx_probes: u64,
+    /// How replies were counted: "xdp" (gen_rx, per-CPU counters) or null (--no-rx).
+    pub rx_counter: Option<&'static str>,
+    /// Set when a requested rate was not reached (by more than 0.5 %).
+    pub rate_shortfall: Option<Shortfall>,
+}
+
+/// A requested rate that was not reached, and which side was behind.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Shortfall {
+    /// Requested frames/s.
+    pub requested_pps: f64,
+    /// Achieved frames/s (kernel-confirmed departures).
+    pub achieved_pps: f64,
+    /// How far below, percent of the request.
+    pub short_percent: f64,
+    /// `send_loop` (the sender could not issue frames fast enough),
+    /// `tx_ring_full`, `completions_late` (every TX frame in flight), or
+    /// `kernel_dropped` (frames handed over but refused).
+    pub behind: &'static str,
+}
+
+impl Shortfall {
+    /// The one line for stderr and the text summary.
+    pub fn line(&self) -> String {
+        format!(
+            "requested rate not reached: {:.0} of {:.0} frames/s ({:.1} % short); behind: {}",
+            self.achieved_pps,
+            self.requested_pps,
+            self.short_percent,
+            self.behind.replace('_', " ")
+        )
+    }
 }
 
 /// Output format.
@@ -454,6 +527,23 @@ impl<W: Write> Reporter<W> {
                 );
                 line.push_str(&rcodes_suffix(&r.rx_rcodes));
                 let _ = writeln!(self.out, "{line}");
+                if let Some(c) = &r.tx_check {
+                    let _ = writeln!(
+                        self.out,
+                        "[{}] TX check: {} counted {} ({}; gen {}, {:+}); {} handed over, {} refused by the kernel",
+                        r.iface,
+                        c.counter,
+                        c.interface_tx,
+                        if c.agrees { "agrees" } else { "DISAGREES" },
+                        c.gen_tx,
+                        c.difference,
+                        r.tx_verdicts,
+                        r.tx_dropped
+                    );
+                }
+                if let Some(sf) = &r.rate_shortfall {
+                    let _ = writeln!(self.out, "[{}] {}", r.iface, sf.line());
+                }
             }
         }
         let _ = self.out.flush();
