@@ -504,7 +504,6 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
                 && t_prev > 0.0
                 && let Some(req) = plan.rate_pps
                 && r.tx_pps < req * 0.99
-                && ctx.duration.is_none_or(|d| el < d)
             {
                 if let Some(sf) = shortfall(Some(req), r.tx_pps, o.engine, &ctx.counters) {
                     eprintln!("warning: {} (interval ending at {t:.1} s)", sf.line());

@@ -1011,3 +1011,81 @@ fn frames_stay_the_templates_while_the_dut_rewrites_them() {
         }
     }
 }
+
+#[test]
+fn a_count_the_interface_does_not_confirm_is_flagged() {
+    // Other traffic leaves gen0 during the run (a UDP socket in gen's namespace):
+    // the interface's tx_packets grows by more than gen sent, and gen must say so
+    // instead of printing a figure nobody checked.
+    let bed = up("gx");
+    let g = bed.generator().clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s2, ns) = (stop.clone(), g.netns.clone());
+    let noise = std::thread::spawn(move || {
+        lab::run_in_netns(&ns, move || {
+            let s = UdpSocket::bind("198.18.0.1:0").expect("bind");
+            let mut n = 0u64;
+            while !s2.load(Ordering::Relaxed) {
+                if s.send_to(b"noise", "198.18.0.2:9").is_ok() {
+                    n += 1;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            n
+        })
+        .expect("run_in")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let out = run_gen(
+        &bed,
+        &["--profile", "min-multi-flow", "--rate", "10k", "--count", "3000", "--output", "json"],
+    );
+    stop.store(true, Ordering::Relaxed);
+    let sent_noise = noise.join().expect("noise thread");
+    let fin = final_of(&out);
+    assert!(sent_noise > 100, "noise sent {sent_noise}");
+    assert_eq!(fin["tx_packets"].as_u64(), Some(3000));
+    let chk = &fin["tx_check"];
+    assert_eq!(chk["agrees"], false, "{chk}");
+    assert!(chk["interface_tx"].as_u64().expect("interface_tx") > 3000, "{chk}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(|l| l.contains("not confirmed by the interface")),
+        "one line on stderr: {err}"
+    );
+}
+
+#[test]
+fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
+    let bed = up("gr");
+    for engine in ["afxdp", "xdp-live"] {
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile", "min-multi-flow", "--engine", engine, "--rate", "400M", "--duration",
+                "2s", "--interval", "500ms", "--no-rx", "--output", "json",
+            ],
+        );
+        let fin = final_of(&out);
+        let sf = &fin["rate_shortfall"];
+        assert!(sf.is_object(), "{engine}: shortfall in the record: {fin}");
+        let short = sf["short_percent"].as_f64().expect("short_percent");
+        let ratio = fin["achieved_ratio"].as_f64().expect("ratio");
+        assert!((short - (1.0 - ratio) * 100.0).abs() < 0.01, "{engine}: {sf} vs ratio {ratio}");
+        assert!(
+            ["send_loop", "tx_ring_full", "completions_late", "kernel_dropped"]
+                .contains(&sf["behind"].as_str().unwrap_or("")),
+            "{engine}: {sf}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<_> = err.lines().filter(|l| l.contains("requested rate not reached")).collect();
+        // Once while running, once at the end.
+        assert_eq!(lines.len(), 2, "{engine}: {err}");
+    }
+    // A reachable rate reports no shortfall.
+    let out = run_gen(
+        &bed,
+        &["--profile", "min-multi-flow", "--rate", "5k", "--count", "2000", "--no-rx", "--output", "json"],
+    );
+    assert!(final_of(&out)["rate_shortfall"].is_null());
+}
