@@ -1089,3 +1089,37 @@ fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
     );
     assert!(final_of(&out)["rate_shortfall"].is_null());
 }
+
+#[test]
+fn two_queues_against_an_answering_dut_add_up_exactly() {
+    let bed = Testbed::up(&UpOptions {
+        name: lab::unique_name("g2"),
+        topology: Topology::Direct,
+        queues: 2,
+    })
+    .expect("lab up");
+    let d = bed.dut().clone();
+    install_dut(&bed, "dns-cache", "dns-small");
+    let n = 6000u64;
+    for engine in ["afxdp", "xdp-live"] {
+        let dut_rx0 = ethtool_stat(&d, "xdp_packets");
+        let c0 = dut_counters(&bed);
+        let count = n.to_string();
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile", "dns-small", "--engine", engine, "--queues", "2", "--rate", "30k",
+                "--count", &count, "--output", "json",
+            ],
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["queues"].as_u64(), Some(2));
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
+        assert_eq!(rx_settled(&d, "xdp_packets", dut_rx0, n), n, "{engine}: dut0 rx, both queues");
+        assert_eq!(fin["tx_check"]["agrees"], true, "{engine}: {}", fin["tx_check"]);
+        let c1 = dut_counters(&bed);
+        let answers = c1["answers"].as_u64().unwrap_or(0) - c0["answers"].as_u64().unwrap_or(0);
+        assert_eq!(answers, n, "{engine}: the DUT answered every query");
+        assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(n), "{engine}: every answer counted");
+    }
+}
