@@ -83,7 +83,7 @@ struct Args {
     /// Output format (json: one object per line on stdout).
     #[arg(long, value_enum, default_value = "text")]
     output: OutputArg,
-    /// Do not count replies (no redirect program on the interface).
+    /// Do not count replies (no reply counter on the interface).
     #[arg(long)]
     no_rx: bool,
     /// Replace a foreign XDP program on the interface (restored on exit).
