@@ -74,7 +74,7 @@ pub struct Args {
     /// Histogram of all response times as `value,count` (ns).
     #[arg(long)]
     pub hist_csv: Option<PathBuf>,
-    /// SVG with the CDF of response times and the percentiles over time.
+    /// SVG with the response-time percentile distribution (log axes, x = 1/(1-p)) and the percentiles over time.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// AF_XDP: replace a foreign XDP program on the interface (restored on exit).
