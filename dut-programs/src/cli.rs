@@ -30,7 +30,7 @@ use crate::skel::{self, Config, LoadOptions, PLACEHOLDER_NAME, Program};
 #[derive(Debug, Parser)]
 #[command(
     name = "dut",
-    version,
+    version = buildinfo::VERSION,
     about = "Install the DUT's XDP programs at an execution point, read their counters and per-packet cost, update their maps"
 )]
 pub struct Args {

@@ -36,7 +36,7 @@ enum ModeArg {
 
 /// MoonGen-like packet generator on AF_XDP / XDP live frames.
 #[derive(Debug, Parser)]
-#[command(name = "gen", version)]
+#[command(name = "gen", version = buildinfo::VERSION)]
 struct Args {
     /// Interface to send on.
     #[arg(long)]

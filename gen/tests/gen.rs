@@ -1123,3 +1123,17 @@ fn two_queues_against_an_answering_dut_add_up_exactly() {
         assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(n), "{engine}: every answer counted");
     }
 }
+
+#[test]
+fn every_binary_names_the_commit_it_was_built_from() {
+    let dir = std::path::Path::new(GEN).parent().expect("bin dir").to_path_buf();
+    for b in ["gen", "dut", "sink", "tstamp", "lab"] {
+        let p = dir.join(b);
+        if !p.exists() {
+            panic!("{} missing: build the workspace first (cargo build --release --workspace)", p.display());
+        }
+        let out = Command::new(&p).arg("--version").output().expect("--version");
+        let v = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(v.trim(), format!("{b} {}", buildinfo::VERSION), "{b}");
+    }
+}

@@ -13,7 +13,7 @@ use lab::{DEFAULT_NAME, Testbed, Topology, UpOptions};
 /// Virtual testbed of network namespaces and veth pairs: generator, switch
 /// with a mirror port, DUT and monitor.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = buildinfo::VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,

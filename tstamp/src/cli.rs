@@ -33,7 +33,7 @@ pub enum OutputArg {
 
 /// Response times on a mirror port: match requests and responses, report distributions.
 #[derive(Debug, Parser)]
-#[command(name = "tstamp", version)]
+#[command(name = "tstamp", version = buildinfo::VERSION)]
 pub struct Args {
     /// Capture live on this interface (root).
     #[arg(long, conflicts_with = "read", required_unless_present = "read")]
