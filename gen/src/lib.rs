@@ -23,6 +23,7 @@
 //! with it the XDP guard) is dropped only after every thread has joined.
 
 pub mod afxdp;
+pub mod cli;
 pub mod ifstats;
 pub mod live;
 pub mod net;
