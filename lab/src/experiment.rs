@@ -177,6 +177,35 @@ impl Source {
     }
 }
 
+/// gen's engine for a series (`engine = "afxdp" | "xdp-live"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// AF_XDP sockets (gen's default): skbs in copy mode, so every DUT
+    /// execution point sees them.
+    #[default]
+    Afxdp,
+    /// BPF_PROG_RUN live frames: the fastest source here, XDP frames that only
+    /// a native XDP program on the receiving veth can take.
+    XdpLive,
+}
+
+impl Engine {
+    fn parse(s: &str) -> Option<Engine> {
+        Some(match s {
+            "afxdp" => Engine::Afxdp,
+            "xdp-live" => Engine::XdpLive,
+            _ => return None,
+        })
+    }
+    /// The value of gen's `--engine`.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Engine::Afxdp => "afxdp",
+            Engine::XdpLive => "xdp-live",
+        }
+    }
+}
+
 /// The parameter an experiment sweeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
@@ -245,6 +274,8 @@ pub struct Series {
     pub measure: Measure,
     /// Traffic source.
     pub source: Source,
+    /// gen's engine (source = gen).
+    pub engine: Engine,
     /// DUT program (`None`: nothing installed).
     pub program: Option<String>,
     /// Execution point of the program.
@@ -452,6 +483,7 @@ struct RawFile {
     topology: Option<Spanned<String>>,
     measure: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     program: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     profile: Option<Spanned<String>>,
@@ -474,6 +506,7 @@ struct RawFile {
 struct RawSettings {
     measure: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     program: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     profile: Option<Spanned<String>>,
@@ -505,6 +538,7 @@ struct RawSeries {
     name: Spanned<String>,
     measure: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     program: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     profile: Option<Spanned<String>>,
@@ -673,6 +707,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     let d = &RawSettings {
         measure: raw.measure,
         source: raw.source,
+        engine: raw.engine,
         program: raw.program,
         mode: raw.mode,
         profile: raw.profile,
@@ -718,6 +753,16 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let source = match pick(&s.source, &d.source) {
             Some(m) => one_of(cx, m, "source", Source::parse, "gen, trafgen, dnsperf")?,
             None => Source::Gen,
+        };
+        let engine_key = pick(&s.engine, &d.engine);
+        let engine = match engine_key {
+            Some(e) => {
+                if source != Source::Gen {
+                    return cx.err(e.span(), "engine", "gen's engine: only for source = \"gen\"");
+                }
+                one_of(cx, e, "engine", Engine::parse, "afxdp, xdp-live")?
+            }
+            None => Engine::Afxdp,
         };
         let program = match pick(&s.program, &d.program) {
             None => None,
@@ -995,6 +1040,16 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             }
             _ => {}
         }
+        if engine == Engine::XdpLive
+            && mode == "generic"
+            && let Some(e) = engine_key
+        {
+            return cx.err(
+                e.span(),
+                "engine",
+                "xdp-live sends XDP frames, which veth drops unless the receiving port has a native XDP program, and generic mode leaves dut0 without one (the DUT would see nothing): use engine = \"afxdp\" for this series",
+            );
+        }
         if mode == "userspace" && measure == Measure::ResponseTime && program.is_none() {
             return cx.err(at, "mode", "userspace needs a program");
         }
@@ -1002,6 +1057,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             name: sname,
             measure,
             source,
+            engine,
             program,
             mode,
             profile,
@@ -1214,6 +1270,30 @@ mod tests {
             "{BASE}[[series]]\nname = \"a\"\nrate = \"lots\"\n"
         ));
         assert!(m.starts_with("x.toml:9: rate:"), "{m}");
+    }
+
+    #[test]
+    fn engine_is_chosen_per_series_and_xdp_live_into_generic_is_refused() {
+        let e = Experiment::from_toml(
+            &format!(
+                "{BASE}engine = \"xdp-live\"\n[[series]]\nname = \"a\"\n[[series]]\nname = \"b\"\nmode = \"generic\"\nengine = \"afxdp\"\n"
+            ),
+            "x.toml",
+        )
+        .expect("valid");
+        assert_eq!(e.series[0].engine, Engine::XdpLive);
+        assert_eq!(e.series[1].engine, Engine::Afxdp);
+        // Inherited from the top of the file: the error names that line.
+        let m = err(&format!(
+            "{BASE}engine = \"xdp-live\"\n[[series]]\nname = \"a\"\nmode = \"generic\"\n"
+        ));
+        assert!(m.starts_with("x.toml:7: engine: xdp-live sends XDP frames"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nengine = \"dpdk\"\n"));
+        assert!(m.starts_with("x.toml:9: engine:") && m.contains("afxdp, xdp-live"), "{m}");
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nsource = \"trafgen\"\nengine = \"xdp-live\"\n"
+        ));
+        assert!(m.starts_with("x.toml:10: engine: gen's engine"), "{m}");
     }
 
     #[test]

@@ -644,6 +644,8 @@ impl<'a> PointRun<'a> {
             self.gen_port.1,
             "--profile",
             &self.series.profile,
+            "--engine",
+            self.series.engine.as_arg(),
         ]);
         c.args([
             "--duration",
