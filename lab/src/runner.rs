@@ -115,7 +115,12 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "offered_pps",
-        label: "offered rate (gen tx)",
+        label: "offered rate (gen tx, confirmed by the kernel)",
+        unit: "packets/s",
+    },
+    Metric {
+        name: "refused_pps",
+        label: "frames gen handed over that the kernel refused (the receiving ring full)",
         unit: "packets/s",
     },
     Metric {
@@ -150,6 +155,19 @@ pub const METRICS: &[Metric] = &[
     },
 ];
 
+/// gen's offered rate (frames the kernel confirmed sent) and the rate of frames
+/// it handed over that the kernel refused, from its final record.
+fn push_offered(f: &serde_json::Value, v: &mut Vec<(&'static str, f64)>) {
+    if let Some(tx) = num(f, "tx_pps") {
+        v.push(("offered_pps", tx));
+    }
+    if let (Some(d), Some(secs)) = (num(f, "tx_dropped"), num(f, "duration_s"))
+        && secs > 0.0
+    {
+        v.push(("refused_pps", d / secs));
+    }
+}
+
 fn metric(name: &str) -> Metric {
     METRICS
         .iter()
@@ -170,11 +188,12 @@ pub fn metrics_of(m: Measure) -> &'static [&'static str] {
             "processed_pps",
             "ns_per_packet",
             "offered_pps",
+            "refused_pps",
             "pass_pps",
             "cpu_tenant_ns_per_packet",
             "cpu_host_ns_per_packet",
         ],
-        Measure::AnswerRate => &["answered_pps", "offered_pps"],
+        Measure::AnswerRate => &["answered_pps", "offered_pps", "refused_pps"],
         Measure::ResponseTime => &["rtt_p50_us", "rtt_p99_us", "lost_percent", "answered_pps"],
         Measure::UpdateRate => &["updates_batch_per_s", "updates_single_per_s"],
     }
@@ -808,9 +827,9 @@ impl<'a> PointRun<'a> {
             v.push(("cpu_host_ns_per_packet", host));
         }
         if self.series.source == Source::Gen
-            && let Some(tx) = out.final_record().ok().and_then(|f| num(&f, "tx_pps"))
+            && let Ok(f) = out.final_record()
         {
-            v.push(("offered_pps", tx));
+            push_offered(&f, &mut v);
         }
         Ok(v)
     }
@@ -824,9 +843,7 @@ impl<'a> PointRun<'a> {
                 let f = out.final_record()?;
                 let rx = num(&f, "rx_pps").context("gen final record has no rx_pps")?;
                 let mut v = vec![("answered_pps", rx)];
-                if let Some(tx) = num(&f, "tx_pps") {
-                    v.push(("offered_pps", tx));
-                }
+                push_offered(&f, &mut v);
                 Ok(v)
             }
             Source::Dnsperf => {
