@@ -11,7 +11,7 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+pub use records::generator::TxCheck;
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GSTRINGS: u32 = 0x1b;
@@ -209,59 +209,29 @@ pub fn read_tx_settled(
     }
 }
 
-/// gen's count checked against the interface's, as the final record carries it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TxCheck {
-    /// The interface counter compared against, e.g. `gen0 ethtool tx_queue_*_xdp_xmit`.
-    pub counter: String,
-    /// Its increase over the run (read after the queues settled).
-    pub interface_tx: u64,
-    /// gen's tx_packets.
-    pub gen_tx: u64,
-    /// gen_tx - interface_tx.
-    pub difference: i64,
-    /// |difference| / interface_tx, percent.
-    pub difference_percent: f64,
-    /// The interface's tx_dropped over the run.
-    pub interface_tx_dropped: u64,
-    /// |difference| <= 0.1 % (and at most 1 frame when few were sent).
-    pub agrees: bool,
-}
-
-impl TxCheck {
-    /// Compares `gen_tx` with the counter's increase from `before` to `after`.
-    pub fn new(iface: &str, before: TxReading, after: TxReading, gen_tx: u64) -> TxCheck {
-        let interface_tx = after.value.saturating_sub(before.value);
-        let difference = gen_tx as i64 - interface_tx as i64;
-        let pct = if interface_tx > 0 {
-            difference.unsigned_abs() as f64 * 100.0 / interface_tx as f64
-        } else if gen_tx > 0 {
-            100.0
-        } else {
-            0.0
-        };
-        TxCheck {
-            counter: match after.counter {
-                TxCounter::XdpXmit => format!("{iface} ethtool *xdp_xmit (sum over queues)"),
-                TxCounter::TxPackets => format!("{iface} tx_packets (/proc/net/dev)"),
-            },
-            interface_tx,
-            gen_tx,
-            difference,
-            difference_percent: (pct * 1000.0).round() / 1000.0,
-            interface_tx_dropped: after.tx_dropped.saturating_sub(before.tx_dropped),
-            agrees: pct <= 0.1 || difference.unsigned_abs() <= 1,
-        }
-    }
-
-    /// The one line for stderr when they disagree.
-    pub fn warning(&self) -> Option<String> {
-        (!self.agrees).then(|| {
-            format!(
-                "warning: gen counted {} frames sent but {} counted {} ({:+}, {:.3} %): gen's TX figure is not confirmed by the interface",
-                self.gen_tx, self.counter, self.interface_tx, self.difference, self.difference_percent
-            )
-        })
+/// gen's count `gen_tx` checked against the counter's increase from `before` to
+/// `after`, as the final record carries it.
+pub fn tx_check(iface: &str, before: TxReading, after: TxReading, gen_tx: u64) -> TxCheck {
+    let interface_tx = after.value.saturating_sub(before.value);
+    let difference = gen_tx as i64 - interface_tx as i64;
+    let pct = if interface_tx > 0 {
+        difference.unsigned_abs() as f64 * 100.0 / interface_tx as f64
+    } else if gen_tx > 0 {
+        100.0
+    } else {
+        0.0
+    };
+    TxCheck {
+        counter: match after.counter {
+            TxCounter::XdpXmit => format!("{iface} ethtool *xdp_xmit (sum over queues)"),
+            TxCounter::TxPackets => format!("{iface} tx_packets (/proc/net/dev)"),
+        },
+        interface_tx,
+        gen_tx,
+        difference,
+        difference_percent: (pct * 1000.0).round() / 1000.0,
+        interface_tx_dropped: after.tx_dropped.saturating_sub(before.tx_dropped),
+        agrees: pct <= 0.1 || difference.unsigned_abs() <= 1,
     }
 }
 
@@ -308,9 +278,9 @@ mod tests {
             value: v,
             tx_dropped: 0,
         };
-        let ok = TxCheck::new("gen0", r(100), r(100_100), 100_050);
+        let ok = tx_check("gen0", r(100), r(100_100), 100_050);
         assert!(ok.agrees, "{ok:?}");
-        let bad = TxCheck::new("gen0", r(0), r(64), 200_000);
+        let bad = tx_check("gen0", r(0), r(64), 200_000);
         assert!(!bad.agrees);
         assert!(bad.warning().expect("warning").contains("64"));
     }

@@ -48,25 +48,7 @@ pub use pace::Pattern;
 pub use report::{Final, Output};
 pub use units::Rate;
 
-/// Which engine sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
-    /// AF_XDP sockets.
-    #[default]
-    Afxdp,
-    /// BPF_PROG_RUN live frames.
-    XdpLive,
-}
-
-impl Engine {
-    /// Name as on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Afxdp => "afxdp",
-            Engine::XdpLive => "xdp-live",
-        }
-    }
-}
+pub use records::generator::Engine;
 
 /// Everything the command line says.
 #[derive(Debug, Clone)]
@@ -348,13 +330,13 @@ fn shortfall(
     let no_frames = sum(|c| &c.tx_stall_no_frames);
     let ring_full = sum(|c| &c.tx_stall_ring_full);
     let behind = if dropped > 0 && dropped * 1000 >= verdicts {
-        "kernel_dropped"
+        report::Behind::KernelDropped
     } else if engine == Engine::Afxdp && no_frames > 0 && no_frames >= ring_full {
-        "completions_late"
+        report::Behind::CompletionsLate
     } else if engine == Engine::Afxdp && ring_full > 0 {
-        "tx_ring_full"
+        report::Behind::TxRingFull
     } else {
-        "send_loop"
+        report::Behind::SendLoop
     };
     Some(report::Shortfall {
         requested_pps: req,
@@ -497,7 +479,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             let rx = rx_now();
             let cur = report::Snapshot::take(&ctx.counters, rx.as_ref());
             let t = el.as_secs_f64();
-            let r = report::Interval::new(&o.iface, t, t_prev, &prev, &cur);
+            let r = report::interval(&o.iface, t, t_prev, &prev, &cur);
             rep.interval(&r);
             rates.push(r.tx_pps);
             // Say once, while running, that the rate is out of reach.
@@ -567,13 +549,13 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     let (mean, sd) = report::mean_stddev(&rates);
     let tx_pps = cur.tx_packets as f64 / dur;
     let tx_check = match after {
-        Ok(a) => Some(ifstats::TxCheck::new(&o.iface, before, a, cur.tx_packets)),
+        Ok(a) => Some(ifstats::tx_check(&o.iface, before, a, cur.tx_packets)),
         Err(e) => {
             eprintln!("warning: {e:#}");
             None
         }
     };
-    if let Some(w) = tx_check.as_ref().and_then(ifstats::TxCheck::warning) {
+    if let Some(w) = tx_check.as_ref().and_then(report::TxCheck::warning) {
         eprintln!("{w}");
     }
     let rate_shortfall = if o.count.is_some() && stop.load(Relaxed) {
@@ -587,9 +569,10 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         eprintln!("warning: {}", sf.line());
     }
     let fin = Final {
-        kind: "final",
-        engine: o.engine.as_str(),
-        xsk_mode,
+        kind: records::Kind::Final,
+        schema_version: records::SCHEMA_VERSION,
+        engine: o.engine,
+        xsk_mode: xsk_mode.map(str::to_owned),
         iface: o.iface.clone(),
         profile: plan.profile.name.clone(),
         frame_len: plan.template.len(),
@@ -606,7 +589,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         achieved_ratio: plan.rate_pps.map(|r| tx_pps / r),
         interval_pps_mean: mean,
         interval_pps_stddev: sd,
-        pacing_deviation_ns: report::Deviation::of(&all),
+        pacing_deviation_ns: report::deviation_of(&all),
         rx_packets: cur.rx_packets,
         rx_pps: cur.rx_packets as f64 / dur,
         rx_rcodes: cur.rcode_map(),
@@ -616,12 +599,12 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             0.0
         },
         interrupted: stop.load(Relaxed),
-        xsk_stats: had_port.then(|| report::XskKernelStats::take(&ctx.counters)),
+        xsk_stats: had_port.then(|| report::xsk_totals(&ctx.counters)),
         tx_verdicts: cur.tx_verdicts,
         tx_dropped: cur.tx_dropped,
         tx_check,
         rx_probes: cur.rx_probes,
-        rx_counter,
+        rx_counter: rx_counter.map(str::to_owned),
         rate_shortfall,
     };
     rep.final_record(&fin);

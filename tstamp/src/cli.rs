@@ -264,7 +264,7 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
             }
         }
         if json {
-            if let Ok(s) = serde_json::to_string(r) {
+            if let Ok(s) = serde_json::to_string(&r.record) {
                 out(&s);
             }
         } else {
@@ -276,8 +276,15 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         Some(cap) => {
             let clock = cap.clock().as_str();
             if json {
-                out(&serde_json::json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock,"match":session_mode(args)})
-                    .to_string());
+                let ready = records::tstamp::Ready {
+                    kind: records::Kind::Ready,
+                    schema_version: records::SCHEMA_VERSION,
+                    iface: args.iface.clone(),
+                    backend: cap.backend().to_owned(),
+                    clock: clock.to_owned(),
+                    match_mode: session_mode(args).to_owned(),
+                };
+                out(&serde_json::to_string(&ready).unwrap_or_default());
             } else {
                 eprintln!(
                     "tstamp: capturing on {} ({}, {} clock); Ctrl-C to stop",
