@@ -128,7 +128,9 @@ pub struct Owner {
 impl Owner {
     /// This process, with `scope`.
     pub fn current(scope: Scope) -> Result<Owner> {
-        let args: Vec<String> = std::env::args().collect();
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         Ok(Owner {
             scope,
             process: Process::current()?,

@@ -33,6 +33,10 @@ pub struct LabEntry {
     pub owner: Option<Owner>,
     /// A process-scoped lab whose owner is gone.
     pub stale: bool,
+    /// Why its record could not be read (the lab is then treated as
+    /// unowned: listed, never reaped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_error: Option<String>,
 }
 
 /// Every lab on the machine, by name.
@@ -54,7 +58,10 @@ pub fn list() -> Result<Vec<LabEntry>> {
     let mut labs = Vec::with_capacity(names.len());
     for name in names {
         let namespaces = crate::existing_namespaces(&name);
-        let record = owner::read(&name)?;
+        let (record, record_error) = match owner::read(&name) {
+            Ok(r) => (r, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let topology = match (&record, namespaces.is_empty()) {
             (Some(r), true) => r.topology,
             _ => crate::testbed::topology_of(&name, &namespaces),
@@ -67,6 +74,7 @@ pub fn list() -> Result<Vec<LabEntry>> {
             namespaces,
             owner,
             stale,
+            record_error,
         });
     }
     Ok(labs)
@@ -91,7 +99,12 @@ fn remove(lab: &LabEntry) -> Result<()> {
     // reaper may have removed the lab already.
     let namespaces = crate::existing_namespaces(&lab.name);
     kill_inside(&namespaces);
-    crate::testbed::delete_namespaces(&crate::existing_namespaces(&lab.name))?;
+    if let Err(e) = crate::testbed::delete_namespaces(&crate::existing_namespaces(&lab.name)) {
+        // Another reaper may have deleted them meanwhile: only what is left counts.
+        if !crate::existing_namespaces(&lab.name).is_empty() {
+            return Err(e);
+        }
+    }
     owner::remove(&lab.name)
 }
 
@@ -205,5 +218,17 @@ mod tests {
         let me = std::process::id();
         assert!(processes_in(&[(m.dev(), m.ino())]).contains(&me));
         assert!(processes_in(&[(0, 0)]).is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_record_is_listed_and_not_stale() {
+        let name = crate::unique_name("badrec");
+        std::fs::create_dir_all(owner::RECORD_DIR).unwrap();
+        std::fs::write(owner::record_path(&name), b"{ not json").unwrap();
+        let entry = list().unwrap().into_iter().find(|l| l.name == name);
+        owner::remove(&name).unwrap();
+        // Not stale, so reap_stale (which takes only stale labs) leaves it.
+        let entry = entry.unwrap();
+        assert!(entry.record_error.is_some() && entry.owner.is_none() && !entry.stale);
     }
 }
