@@ -734,6 +734,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     for (ns, iface) in &ports {
         ip(&["-n", ns, "link", "set", "dev", iface, "up"])?;
     }
+    wait_operstate_up(&ports)?;
     if tenants {
         ip(&["-n", &dut_ns, "link", "set", "dev", BRIDGE_IFACE, "up"])?;
         wait_forwarding(&dut_ns)?;
@@ -870,6 +871,47 @@ fn build_bridge(dut_ns: &str, tenant_ids: &[u8]) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// Waits until every one of `ports` reports operstate UP. The kernel
+/// attaches a device's queueing discipline in the same deferred work
+/// (linkwatch) that sets its operstate, up to a second after `link set up`
+/// on a loaded machine; until then the device drops what it is given, so
+/// the first frames of a test could vanish.
+fn wait_operstate_up(ports: &[(&str, &str)]) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut namespaces: Vec<&str> = ports.iter().map(|(ns, _)| *ns).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    loop {
+        let mut waiting = Vec::new();
+        for ns in &namespaces {
+            let out = ip(&["-n", ns, "-j", "link", "show"])?;
+            let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Parse {
+                what: format!("`ip -j link show` in {ns}"),
+                detail: e.to_string(),
+            })?;
+            let links = v.as_array().map(Vec::as_slice).unwrap_or_default();
+            for (_, iface) in ports.iter().filter(|(n, _)| n == ns) {
+                let up = links
+                    .iter()
+                    .any(|l| l["ifname"] == *iface && l["operstate"] == "UP");
+                if !up {
+                    waiting.push(format!("{iface} in {ns}"));
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Incomplete {
+                name: namespaces.join(", "),
+                detail: format!("not up after 10 s: {}", waiting.join(", ")),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Waits until every port of the host's bridge forwards. A bridge port
