@@ -196,6 +196,26 @@ fn kill(mut child: Child, pid: u32) -> Vec<String> {
     labs_of(pid).iter().map(name).collect()
 }
 
+/// SIGINTs `child` and waits up to 90 s for its exit status (`None`: it did
+/// not stop, and was killed so that nothing leaks).
+fn interrupt(child: &mut Child) -> Option<std::process::ExitStatus> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let mut status = None;
+    poll(Duration::from_secs(90), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
 #[test]
 fn sigkill_leaves_no_process_and_a_stale_lab_that_down_stale_removes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -275,23 +295,10 @@ fn sigint_stops_cleanly_keeping_the_points_measured() {
         stderr_of(&dir)
     );
     let mine: Vec<String> = labs_of(pid).iter().map(name).collect();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let mut status = None;
-    let stopped = poll(Duration::from_secs(90), || {
-        status = child.try_wait().unwrap();
-        status.is_some()
-    });
-    if !stopped {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let status = interrupt(&mut child);
     let stderr = stderr_of(&dir);
     assert!(
-        stopped,
+        status.is_some(),
         "lab run did not stop within 90 s of SIGINT: {stderr}"
     );
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
@@ -331,18 +338,7 @@ fn the_next_run_removes_a_stale_lab_at_start() {
             .all(|n| e.contains(&format!("lab run: removed stale lab {n} ")))
     });
     // Stop the second run before asserting, so a failure leaks nothing.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(next.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let stopped = poll(Duration::from_secs(90), || {
-        next.try_wait().unwrap().is_some()
-    });
-    if !stopped {
-        let _ = next.kill();
-        let _ = next.wait();
-    }
+    let stopped = interrupt(&mut next).is_some();
     let stderr = stderr_of(&dir_b);
     assert!(
         said,
