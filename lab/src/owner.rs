@@ -6,7 +6,8 @@
 //! after the last one is deleted. A record names the owning process by pid,
 //! process start time (field 22 of `/proc/PID/stat`, clock ticks since boot)
 //! and boot id (`/proc/sys/kernel/random/boot_id`), so a reused pid or a
-//! reboot never passes for the owner.
+//! reboot never passes for the owner, and by its pid namespace, so a reader
+//! in another one (a container) never takes a live owner for a dead one.
 //!
 //! Scopes ([`Scope`]): a lab built by `lab run`, `lab demo` or a test is
 //! *process-scoped* and is stale once its owner is gone (killed, crashed);
@@ -58,6 +59,10 @@ pub struct Process {
     pub start_time: u64,
     /// The boot it ran in (`/proc/sys/kernel/random/boot_id`).
     pub boot_id: String,
+    /// Inode of its pid namespace (`/proc/self/ns/pid`): its pid means
+    /// something only to readers in the same one.
+    #[serde(default)]
+    pub pid_ns: u64,
 }
 
 impl Process {
@@ -72,15 +77,21 @@ impl Process {
             pid,
             start_time,
             boot_id: boot_id()?,
+            pid_ns: pid_namespace()?,
         })
     }
 
     /// Whether this process still runs: same boot, a process with this pid
     /// and start time exists and it is not a zombie (a killed process that
-    /// its parent has not collected yet is gone as far as its labs go).
+    /// its parent has not collected yet is gone as far as its labs go). From
+    /// another pid namespace (a container sharing the network namespaces)
+    /// the pid cannot be checked, and the owner counts as alive.
     pub fn alive(&self) -> bool {
         if boot_id().ok().as_deref() != Some(self.boot_id.as_str()) {
             return false;
+        }
+        if pid_namespace().ok() != Some(self.pid_ns) {
+            return true;
         }
         state_and_start(self.pid)
             .is_some_and(|(state, start)| start == self.start_time && !matches!(state, 'Z' | 'X'))
@@ -101,6 +112,17 @@ fn state_and_start(pid: u32) -> Option<(char, u64)> {
     let state = f.first()?.chars().next()?;
     let start = f.get(22 - 3)?.parse().ok()?;
     Some((state, start))
+}
+
+fn pid_namespace() -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let path = "/proc/self/ns/pid";
+    std::fs::metadata(path)
+        .map(|m| m.ino())
+        .map_err(|source| Error::Io {
+            what: format!("stat {path}"),
+            source,
+        })
 }
 
 fn boot_id() -> Result<String> {
@@ -256,6 +278,15 @@ mod tests {
             ..me.clone()
         };
         assert!(!rebooted.alive(), "other boot");
+        let elsewhere = Process {
+            pid: u32::MAX,
+            pid_ns: me.pid_ns + 1,
+            ..me.clone()
+        };
+        assert!(
+            elsewhere.alive(),
+            "another pid namespace: cannot tell, so alive"
+        );
         let gone = Process {
             pid: u32::MAX,
             ..me
@@ -278,6 +309,7 @@ mod tests {
             pid,
             start_time,
             boot_id: boot_id().unwrap(),
+            pid_ns: pid_namespace().unwrap(),
         };
         assert!(!p.alive());
         child.wait().unwrap();
