@@ -33,11 +33,12 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Topology::Switched)]
         topology: Topology,
     },
-    /// Show a lab, read from the system.
+    /// Show a lab, read from the system; without --name, list every lab on
+    /// the machine with its owner and whether it is stale.
     Status {
         /// Lab name.
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
+        #[arg(long)]
+        name: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -47,6 +48,10 @@ enum Cmd {
         /// Lab name.
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
+        /// Instead: remove every stale lab (built by a `lab run`, `lab demo`
+        /// or test whose process is gone), killing what still runs in it.
+        #[arg(long, conflicts_with = "name")]
+        stale: bool,
     },
     /// The whole chain once: DNS cache on the DUT, tstamp on the mirror port,
     /// gen at 50k queries/s for 5 s; prints the report, writes the plots,
@@ -101,10 +106,26 @@ fn run(cli: Cli) -> Result<()> {
                 queues,
             };
             let mut bed = Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
-            bed.keep();
+            bed.persist()
+                .with_context(|| format!("lab up --name {name}: make it persistent"))?;
             println!("{}", bed.status());
         }
-        Cmd::Status { name, json } => {
+        Cmd::Status { name: None, json } => {
+            let labs = lab::registry::list().context("lab status: list the labs")?;
+            if json {
+                let v = serde_json::json!({ "labs": labs });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).context("serialise the list")?
+                );
+            } else {
+                print!("{}", lab::registry::table(&labs));
+            }
+        }
+        Cmd::Status {
+            name: Some(name),
+            json,
+        } => {
             let bed =
                 Testbed::attach(&name).with_context(|| format!("lab status --name {name}"))?;
             let status = bed.status();
@@ -117,7 +138,26 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{status}");
             }
         }
-        Cmd::Down { name } => {
+        Cmd::Down { stale: true, .. } => {
+            let reaped = lab::registry::reap_stale().context("lab down --stale")?;
+            let mut failed = 0;
+            for (l, res) in &reaped {
+                match res {
+                    Ok(()) => println!("removed {}", lab::registry::describe(l)),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: cannot remove {}: {e}", lab::registry::describe(l));
+                    }
+                }
+            }
+            if reaped.is_empty() {
+                println!("no stale lab");
+            }
+            if failed > 0 {
+                anyhow::bail!("lab down --stale: {failed} stale lab(s) not removed");
+            }
+        }
+        Cmd::Down { name, .. } => {
             let removed = lab::down(&name).with_context(|| format!("lab down --name {name}"))?;
             println!("removed {}", removed.join(", "));
         }

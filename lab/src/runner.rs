@@ -263,6 +263,7 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
     preflight(exp)?;
     tools::install_ctrlc()?;
+    crate::registry::reap_and_report("lab run");
     let plan = exp.plan(opts.quick);
     let mut store = Store::open(&opts.out, &exp.name)?;
     let raw = opts.out.join("raw");
