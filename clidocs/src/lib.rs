@@ -16,6 +16,7 @@ pub fn commands() -> Vec<clap::Command> {
         sink::cli::Args::command().name("sink"),
         tstamp::cli::Args::command().name("tstamp"),
         dut_programs::cli::Args::command().name("dut"),
+        lab::cli::Cli::command().name("lab"),
     ]
 }
 
@@ -126,7 +127,7 @@ mod tests {
         let read = |rel: &str| {
             std::fs::read_to_string(dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
         };
-        for (bin, opt) in [("gen", "--rate"), ("sink", "--iface"), ("tstamp", "--match"), ("dut", "--netns")] {
+        for (bin, opt) in [("gen", "--rate"), ("sink", "--iface"), ("tstamp", "--match"), ("dut", "--netns"), ("lab", "--name")] {
             let man = read(&format!("man1/{bin}.1"));
             assert!(man.contains(".TH"), "{bin}: a roff page");
             assert!(man.contains(&opt.replace('-', "\\-")), "{bin}: documents {opt}");
@@ -137,6 +138,7 @@ mod tests {
         }
         // Subcommands have pages of their own.
         assert!(read("man1/dut-install.1").contains("\\-\\-iface"));
+        assert!(read("man1/lab-run.1").contains("\\-\\-quick"));
         assert!(files.iter().all(|f| f.exists()));
         assert!(!files.iter().any(|f| f.to_string_lossy().ends_with("tmp-xdpm")));
     }

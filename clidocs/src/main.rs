@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use clidocs::{Layout, generate};
 
-/// Man pages and shell completions (bash, zsh, fish) for gen, sink, tstamp and dut.
+/// Man pages and shell completions (bash, zsh, fish) for gen, sink, tstamp, dut and lab.
 #[derive(Debug, Parser)]
 #[command(name = "xdpm-docs", version = buildinfo::VERSION)]
 struct Args {

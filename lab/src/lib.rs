@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod cmd;
+pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod experiment;
