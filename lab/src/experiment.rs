@@ -283,7 +283,7 @@ pub struct Series {
     /// Workload profile (shipped name or path).
     pub profile: String,
     /// gen `--rate` (`None`: as fast as it goes).
-    pub rate: Option<String>,
+    pub rate: Option<Rate>,
     /// Queues (unless swept).
     pub queues: u32,
     /// Checksums per packet for the checksum program (unless swept).
@@ -305,7 +305,7 @@ pub struct Series {
     /// Tenants topology: where the busy neighbour's checksum program runs.
     pub neighbour_at: At,
     /// gen `--rate` of the neighbour's flood (`None`: as fast as it goes).
-    pub neighbour_rate: Option<String>,
+    pub neighbour_rate: Option<Rate>,
 }
 
 /// A ratio the report computes between two series' means at the same x.
@@ -453,23 +453,9 @@ pub fn source_dir() -> PathBuf {
 
 pub use profiles::units::parse_duration;
 
-/// Parses a packet rate `50k`, `1.5M`, `750000` into packets/s.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1e3),
-        Some('M') => (&s[..s.len() - 1], 1e6),
-        Some('G') => (&s[..s.len() - 1], 1e9),
-        _ => (s, 1.0),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a packet rate (e.g. 50k, 1.5M)"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("'{s}' must be a positive rate"));
-    }
-    Ok(v * mult)
-}
+/// Rates as every tool reads them (`50k`, `1.5M` packets/s; `5Gbit` bits/s on the
+/// wire): the one parser in `profiles::units`, so a file says nothing gen would refuse.
+pub use profiles::units::{Rate, parse_rate};
 
 // ------------------------------------------------------------------------------------
 // Raw file: values with spans.
@@ -835,10 +821,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let rate = match pick(&s.rate, &d.rate) {
             None => None,
             Some(r) if r.get_ref() == "max" => None,
-            Some(r) => {
-                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "rate", m))?;
-                Some(r.get_ref().clone())
-            }
+            Some(r) => Some(parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "rate", m))?),
         };
         let queues = match s.queues.as_ref().or(d.queues.as_ref()) {
             None => 1,
@@ -932,10 +915,9 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let neighbour_at = where_(&s.neighbour_at, "neighbour_at")?;
         let neighbour_rate = match &s.neighbour_rate {
             None => None,
-            Some(r) => {
-                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?;
-                Some(r.get_ref().clone())
-            }
+            Some(r) => Some(
+                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?,
+            ),
         };
         let busy_neighbour =
             neighbour_checksums.is_some() || parameter == Param::NeighbourChecksums;
@@ -1400,8 +1382,9 @@ mod tests {
         assert_eq!(parse_duration("4").unwrap(), Duration::from_secs(4));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("x").is_err());
-        assert_eq!(parse_rate("50k").unwrap(), 50_000.0);
-        assert_eq!(parse_rate("1.5M").unwrap(), 1_500_000.0);
+        assert_eq!(parse_rate("50k").unwrap(), Rate::Pps(50_000.0));
+        assert_eq!(parse_rate("1.5M").unwrap(), Rate::Pps(1_500_000.0));
+        assert_eq!(parse_rate("5Gbit").unwrap(), Rate::Bits(5e9));
         assert!(parse_rate("-1").is_err());
     }
 }

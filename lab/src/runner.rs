@@ -616,7 +616,7 @@ impl<'a> PointRun<'a> {
                 port,
                 gen_port,
                 tenant,
-                rate: series.neighbour_rate.clone(),
+                rate: series.neighbour_rate.map(|r| r.to_string()),
             };
             pr.neighbour = Some(nb);
         }
@@ -650,7 +650,7 @@ impl<'a> PointRun<'a> {
         if self.parameter == Param::Rate {
             Some(fmt_num(self.x))
         } else {
-            self.series.rate.clone()
+            self.series.rate.map(|r| r.to_string())
         }
     }
 
