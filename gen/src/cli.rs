@@ -146,3 +146,64 @@ impl Args {
             }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use records::args::Gen;
+    use std::time::Duration;
+
+    fn parse(b: &Gen) -> Args {
+        let mut argv = vec!["gen".to_owned()];
+        argv.extend(b.argv());
+        Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    }
+
+    #[test]
+    fn the_builder_round_trips_through_gens_own_parser() {
+        let b = Gen {
+            netns: Some("lab-gen".into()),
+            iface: "gen0".into(),
+            profile: "dns-small".into(),
+            engine: Some(Engine::XdpLive),
+            rate: Some(units::Rate::Bits(5e9)),
+            duration: Some(Duration::from_millis(2500)),
+            count: None,
+            queues: Some(2),
+            dst_ip: Some(Ipv4Addr::new(198, 18, 0, 12)),
+            dst_mac: Some([2, 0, 0, 0, 0, 2]),
+            interval: Some(Duration::from_millis(100)),
+            no_rx: true,
+            force: true,
+            json: true,
+        };
+        let a = parse(&b);
+        assert_eq!(a.netns.as_deref(), Some("lab-gen"));
+        let o = a.options();
+        assert_eq!(o.iface, b.iface);
+        assert_eq!(o.profile, b.profile);
+        assert_eq!(Some(o.engine), b.engine);
+        assert_eq!(o.rate, b.rate);
+        assert_eq!(o.duration, b.duration);
+        assert_eq!(o.queues, b.queues);
+        assert_eq!(o.dst_ip, b.dst_ip);
+        assert_eq!(o.dst_mac, b.dst_mac);
+        assert_eq!(Some(o.interval), b.interval);
+        assert_eq!((o.no_rx, o.force), (true, true));
+        assert_eq!(o.output, Output::Json);
+        // The other half: defaults stay gen's, a count instead of a duration.
+        let b2 = Gen {
+            iface: "eth1".into(),
+            profile: "min-multi-flow".into(),
+            count: Some(1000),
+            rate: Some(units::Rate::Pps(750_000.0)),
+            ..Gen::default()
+        };
+        let o2 = parse(&b2).options();
+        assert_eq!(o2.count, Some(1000));
+        assert_eq!(o2.rate, Some(units::Rate::Pps(750_000.0)));
+        assert_eq!(o2.engine, Engine::Afxdp);
+        assert_eq!(o2.output, Output::Text);
+        assert!(!o2.no_rx && o2.duration.is_none());
+    }
+}

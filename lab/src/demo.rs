@@ -17,6 +17,9 @@ use serde_json::Value;
 
 use crate::runner::{self, InstallOptions};
 use crate::store::write_atomic;
+use records::generator::Final as GenFinal;
+use records::tstamp::Final as TstampFinal;
+
 use crate::tools::{self, num};
 use crate::{Testbed, Topology, UpOptions};
 
@@ -51,9 +54,9 @@ impl Default for DemoOptions {
 #[derive(Debug, Clone)]
 pub struct DemoResult {
     /// gen's final record.
-    pub gen_final: Value,
+    pub gen_final: GenFinal,
     /// tstamp's final record.
-    pub tstamp_final: Value,
+    pub tstamp_final: TstampFinal,
     /// The printed report.
     pub report: String,
     /// Files written.
@@ -67,8 +70,9 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let gen_bin = tools::locate("gen")?;
     tools::locate("dut")?;
     tools::locate("tstamp")?;
-    crate::experiment::parse_duration(&opts.duration).map_err(|e| anyhow!("--duration: {e}"))?;
-    crate::experiment::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
+    let duration = crate::experiment::parse_duration(&opts.duration)
+        .map_err(|e| anyhow!("--duration: {e}"))?;
+    let rate = crate::experiment::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
     profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
     tools::install_ctrlc()?;
     crate::registry::reap_and_report("lab demo");
@@ -115,23 +119,17 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         "demo: gen sends {} queries/s for {}",
         opts.rate, opts.duration
     );
+    let b = records::args::Gen {
+        netns: Some(crate::gen_netns(&lab)),
+        iface: crate::GEN_IFACE.to_owned(),
+        profile: opts.profile.clone(),
+        rate: Some(rate),
+        duration: Some(duration),
+        json: true,
+        ..records::args::Gen::default()
+    };
     let mut g = std::process::Command::new(gen_bin);
-    g.args([
-        "--netns",
-        &crate::gen_netns(&lab),
-        "--iface",
-        crate::GEN_IFACE,
-        "--profile",
-        &opts.profile,
-    ]);
-    g.args([
-        "--rate",
-        &opts.rate,
-        "--duration",
-        &opts.duration,
-        "--output",
-        "json",
-    ]);
+    g.args(b.argv());
     let gen_out = tools::run(g);
     runner::sleep_checked(Duration::from_millis(300)).ok();
     let ts_out = ts.stop(Duration::from_secs(5))?;
@@ -147,8 +145,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         &out.join("dut-status.json"),
         format!("{status}\n").as_bytes(),
     )?;
-    let gen_final = gen_out.final_record()?;
-    let tstamp_final = ts_out.final_record()?;
+    let gen_final: GenFinal = gen_out.final_as("gen final")?;
+    let tstamp_final: TstampFinal = ts_out.final_as("tstamp final")?;
 
     let mut report = render(opts, &gen_final, &tstamp_final, &status);
     if interrupted {
@@ -184,16 +182,12 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     })
 }
 
-fn int(v: &Value, k: &str) -> String {
-    num(v, k).map_or_else(|| "?".into(), |x| format!("{}", x as u64))
-}
-
-fn us(v: &Value, k: &str) -> String {
-    num(v, k).map_or_else(|| "?".into(), |x| format!("{:.1} us", x / 1e3))
+fn us(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{:.1} us", x as f64 / 1e3))
 }
 
 /// The text report.
-pub fn render(opts: &DemoOptions, g: &Value, t: &Value, status: &Value) -> String {
+pub fn render(opts: &DemoOptions, g: &GenFinal, t: &TstampFinal, status: &Value) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -202,40 +196,49 @@ pub fn render(opts: &DemoOptions, g: &Value, t: &Value, status: &Value) -> Strin
     );
     let _ = writeln!(
         s,
-        "  sent      {} queries (gen tx, {} pps)",
-        int(g, "tx_packets"),
-        int(g, "tx_pps")
+        "  sent      {} queries (gen tx, confirmed by the kernel; {:.0} pps)",
+        g.tx_packets, g.tx_pps
     );
+    if let Some(sf) = &g.rate_shortfall {
+        let _ = writeln!(s, "  RATE      {}", sf.line());
+    }
+    if let Some(c) = g.tx_check.as_ref().filter(|c| !c.agrees) {
+        let _ = writeln!(
+            s,
+            "  CHECK     gen counted {} sent, {} counted {}",
+            c.gen_tx, c.counter, c.interface_tx
+        );
+    }
     let _ = writeln!(
         s,
         "  answered  {} (gen rx), {} matched on the mirror port",
-        int(g, "rx_packets"),
-        int(t, "matched")
+        g.rx_packets, t.matched
     );
     let _ = writeln!(
         s,
         "  lost      {} (requests seen on mon0 without an answer)",
-        int(t, "lost")
+        t.lost
     );
     let _ = writeln!(
         s,
         "  DUT       {} packets through dns-cache on dut0",
-        int(status, "counters.packets")
+        num(status, "counters.packets").map_or_else(|| "?".into(), |x| format!("{}", x as u64))
     );
+    let r = &t.rtt_ns;
     let _ = writeln!(
         s,
         "  response  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-        us(t, "rtt_ns.p50"),
-        us(t, "rtt_ns.p90"),
-        us(t, "rtt_ns.p99"),
-        us(t, "rtt_ns.p99_9"),
-        us(t, "rtt_ns.max")
+        us(r.p50),
+        us(r.p90),
+        us(r.p99),
+        us(r.p99_9),
+        us(r.max)
     );
     let _ = writeln!(
         s,
         "  clock     {} timestamps on the mirror port ({})",
-        t["clock"].as_str().unwrap_or("?"),
-        if t["clock"] == "hw" {
+        t.clock,
+        if t.clock == "hw" {
             "NIC hardware"
         } else {
             "kernel software, SO_TIMESTAMPING"

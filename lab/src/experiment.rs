@@ -177,33 +177,18 @@ impl Source {
     }
 }
 
-/// gen's engine for a series (`engine = "afxdp" | "xdp-live"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
-    /// AF_XDP sockets (gen's default): skbs in copy mode, so every DUT
-    /// execution point sees them.
-    #[default]
-    Afxdp,
-    /// BPF_PROG_RUN live frames: the fastest source here, XDP frames that only
-    /// a native XDP program on the receiving veth can take.
-    XdpLive,
-}
+/// gen's engine for a series (`engine = "afxdp" | "xdp-live"`): the type gen's
+/// records carry. afxdp (the default) sends skbs in copy mode, so every DUT
+/// execution point sees them; xdp-live is the fastest source here, XDP frames that
+/// only a native XDP program on the receiving veth can take.
+pub use records::generator::Engine;
 
-impl Engine {
-    fn parse(s: &str) -> Option<Engine> {
-        Some(match s {
-            "afxdp" => Engine::Afxdp,
-            "xdp-live" => Engine::XdpLive,
-            _ => return None,
-        })
-    }
-    /// The value of gen's `--engine`.
-    pub fn as_arg(self) -> &'static str {
-        match self {
-            Engine::Afxdp => "afxdp",
-            Engine::XdpLive => "xdp-live",
-        }
-    }
+fn parse_engine(s: &str) -> Option<Engine> {
+    Some(match s {
+        "afxdp" => Engine::Afxdp,
+        "xdp-live" => Engine::XdpLive,
+        _ => return None,
+    })
 }
 
 /// The parameter an experiment sweeps.
@@ -746,7 +731,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 if source != Source::Gen {
                     return cx.err(e.span(), "engine", "gen's engine: only for source = \"gen\"");
                 }
-                one_of(cx, e, "engine", Engine::parse, "afxdp, xdp-live")?
+                one_of(cx, e, "engine", parse_engine, "afxdp, xdp-live")?
             }
             None => Engine::Afxdp,
         };

@@ -28,6 +28,9 @@ use serde_json::Value;
 
 use crate::experiment::{At, Experiment, Measure, Param, Plan, Series, Source, Topo};
 use crate::store::{self, Point, Store, fmt_num};
+use records::generator::Final as GenFinal;
+use records::tstamp::Final as TstampFinal;
+
 use crate::tools::{self, Child, num};
 use crate::{Testbed, Topology, UpOptions};
 
@@ -157,14 +160,10 @@ pub const METRICS: &[Metric] = &[
 
 /// gen's offered rate (frames the kernel confirmed sent) and the rate of frames
 /// it handed over that the kernel refused, from its final record.
-fn push_offered(f: &serde_json::Value, v: &mut Vec<(&'static str, f64)>) {
-    if let Some(tx) = num(f, "tx_pps") {
-        v.push(("offered_pps", tx));
-    }
-    if let (Some(d), Some(secs)) = (num(f, "tx_dropped"), num(f, "duration_s"))
-        && secs > 0.0
-    {
-        v.push(("refused_pps", d / secs));
+fn push_offered(f: &GenFinal, v: &mut Vec<(&'static str, f64)>) {
+    v.push(("offered_pps", f.tx_pps));
+    if f.duration_s > 0.0 {
+        v.push(("refused_pps", f.tx_dropped as f64 / f.duration_s));
     }
 }
 
@@ -434,7 +433,7 @@ struct Neighbour {
     /// Tenant it is (tenants topology).
     tenant: Option<u8>,
     /// Flood rate (`None`: as fast as it goes).
-    rate: Option<String>,
+    rate: Option<crate::experiment::Rate>,
 }
 
 /// A DUT program's place: `dut --netns NETNS ... --iface IFACE`.
@@ -471,13 +470,10 @@ impl DutPort {
 }
 
 /// gen arguments that address tenant `t` (its IPv4 and MAC address).
-fn tenant_dst_args(c: &mut Command, t: u8) {
-    c.args([
-        "--dst-ip",
-        &crate::tenant_ip(t).to_string(),
-        "--dst-mac",
-        &crate::format_mac(&crate::tenant_mac(t)),
-    ]);
+/// gen's destination for tenant `t` (its address and MAC: the bridge forwards by MAC).
+fn tenant_dst(b: &mut records::args::Gen, t: u8) {
+    b.dst_ip = Some(crate::tenant_ip(t));
+    b.dst_mac = Some(crate::tenant_mac(t));
 }
 
 impl std::fmt::Display for DutPort {
@@ -616,7 +612,7 @@ impl<'a> PointRun<'a> {
                 port,
                 gen_port,
                 tenant,
-                rate: series.neighbour_rate.map(|r| r.to_string()),
+                rate: series.neighbour_rate,
             };
             pr.neighbour = Some(nb);
         }
@@ -646,53 +642,38 @@ impl<'a> PointRun<'a> {
         ))
     }
 
-    fn rate(&self) -> Option<String> {
+    fn rate(&self) -> Option<crate::experiment::Rate> {
         if self.parameter == Param::Rate {
-            Some(fmt_num(self.x))
+            Some(crate::experiment::Rate::Pps(self.x))
         } else {
-            self.series.rate.map(|r| r.to_string())
+            self.series.rate
         }
     }
 
     fn gen_cmd(&self, duration: Duration, rx: bool) -> Result<Command> {
         self.lab()?;
-        let mut c = Command::new(tools::locate("gen")?);
-        c.args([
-            "--netns",
-            &self.gen_port.0,
-            "--iface",
-            self.gen_port.1,
-            "--profile",
-            &self.series.profile,
-            "--engine",
-            self.series.engine.as_arg(),
-        ]);
-        c.args([
-            "--duration",
-            &format!("{}ms", duration.as_millis()),
-            "--queues",
-            &self.queues.to_string(),
-            "--output",
-            "json",
-        ]);
-        if let Some(r) = self.rate() {
-            c.args(["--rate", &r]);
-        }
+        let mut b = records::args::Gen {
+            netns: Some(self.gen_port.0.clone()),
+            iface: self.gen_port.1.to_owned(),
+            profile: self.series.profile.clone(),
+            engine: Some(self.series.engine),
+            rate: self.rate(),
+            duration: Some(duration),
+            queues: Some(self.queues),
+            no_rx: !rx,
+            json: true,
+            ..records::args::Gen::default()
+        };
         if let Some(t) = self.dst_tenant {
-            tenant_dst_args(&mut c, t);
+            tenant_dst(&mut b, t);
         } else if let Some(d) = &self.series.dst_ip {
             // Another address on the DUT's link: gen would find no neighbour
             // entry for it, so the frame still goes to the DUT's MAC.
-            c.args([
-                "--dst-ip",
-                d,
-                "--dst-mac",
-                &crate::format_mac(&crate::DUT_MAC),
-            ]);
+            b.dst_ip = Some(d.parse().with_context(|| format!("dst_ip `{d}`"))?);
+            b.dst_mac = Some(crate::DUT_MAC);
         }
-        if !rx {
-            c.arg("--no-rx");
-        }
+        let mut c = Command::new(tools::locate("gen")?);
+        c.args(b.argv());
         Ok(c)
     }
 
@@ -827,9 +808,8 @@ impl<'a> PointRun<'a> {
             v.push(("cpu_tenant_ns_per_packet", tenant));
             v.push(("cpu_host_ns_per_packet", host));
         }
-        if self.series.source == Source::Gen
-            && let Ok(f) = out.final_record()
-        {
+        if self.series.source == Source::Gen {
+            let f: GenFinal = out.final_as("gen final")?;
             push_offered(&f, &mut v);
         }
         Ok(v)
@@ -841,9 +821,8 @@ impl<'a> PointRun<'a> {
                 let out = tools::run(self.gen_cmd(self.duration, true)?)?;
                 std::fs::write(self.rep_file(rep, "gen"), out.stdout()).ok();
                 out.check()?;
-                let f = out.final_record()?;
-                let rx = num(&f, "rx_pps").context("gen final record has no rx_pps")?;
-                let mut v = vec![("answered_pps", rx)];
+                let f: GenFinal = out.final_as("gen final")?;
+                let mut v = vec![("answered_pps", f.rx_pps)];
                 push_offered(&f, &mut v);
                 Ok(v)
             }
@@ -896,31 +875,21 @@ impl<'a> PointRun<'a> {
         let flood = match &self.neighbour {
             None => None,
             Some(nb) => {
-                let mut c = Command::new(tools::locate("gen")?);
-                c.args([
-                    "--netns",
-                    &nb.gen_port.0,
-                    "--iface",
-                    nb.gen_port.1,
-                    "--profile",
-                    "min-multi-flow",
-                ]);
+                let mut b = records::args::Gen {
+                    netns: Some(nb.gen_port.0.clone()),
+                    iface: nb.gen_port.1.to_owned(),
+                    profile: "min-multi-flow".into(),
+                    rate: nb.rate,
+                    duration: Some(self.duration + Duration::from_secs(60)),
+                    no_rx: true,
+                    json: true,
+                    ..records::args::Gen::default()
+                };
                 if let Some(t) = nb.tenant {
-                    tenant_dst_args(&mut c, t);
+                    tenant_dst(&mut b, t);
                 }
-                if let Some(r) = &nb.rate {
-                    c.args(["--rate", r]);
-                }
-                c.args([
-                    "--duration",
-                    &format!(
-                        "{}ms",
-                        (self.duration + Duration::from_secs(60)).as_millis()
-                    ),
-                    "--no-rx",
-                    "--output",
-                    "json",
-                ]);
+                let mut c = Command::new(tools::locate("gen")?);
+                c.args(b.argv());
                 let child = Child::spawn(c)?;
                 wait_for_traffic(&nb.port)?;
                 Some(child)
@@ -952,18 +921,21 @@ impl<'a> PointRun<'a> {
         let gen_out = gen_out?;
         std::fs::write(self.rep_file(rep, "gen"), gen_out.stdout()).ok();
         gen_out.check()?;
-        let f = ts_out.final_record()?;
-        let p50 = num(&f, "rtt_ns.p50").context("tstamp final has no rtt_ns.p50")?;
-        let p99 = num(&f, "rtt_ns.p99").context("tstamp final has no rtt_ns.p99")?;
-        let requests = num(&f, "requests").unwrap_or(0.0);
-        let lost = num(&f, "lost").unwrap_or(0.0);
-        let mut v = vec![("rtt_p50_us", p50 / 1e3), ("rtt_p99_us", p99 / 1e3)];
-        if requests > 0.0 {
-            v.push(("lost_percent", 100.0 * lost / requests));
+        let f: TstampFinal = ts_out.final_as("tstamp final")?;
+        let p50 = f
+            .rtt_ns
+            .p50
+            .context("tstamp matched no request with its response (rtt_ns.p50 is null)")?;
+        let p99 = f.rtt_ns.p99.context("tstamp: rtt_ns.p99 is null")?;
+        let mut v = vec![
+            ("rtt_p50_us", p50 as f64 / 1e3),
+            ("rtt_p99_us", p99 as f64 / 1e3),
+        ];
+        if f.requests > 0 {
+            v.push(("lost_percent", 100.0 * f.lost as f64 / f.requests as f64));
         }
-        if let Some(rx) = gen_out.final_record().ok().and_then(|g| num(&g, "rx_pps")) {
-            v.push(("answered_pps", rx));
-        }
+        let g: GenFinal = gen_out.final_as("gen final")?;
+        v.push(("answered_pps", g.rx_pps));
         Ok(v)
     }
 
@@ -1166,20 +1138,22 @@ fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Value> {
 
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
 pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
-    let mut c = Command::new(tools::locate("tstamp")?);
-    c.args([
-        "--netns",
-        &crate::mon_netns(lab),
-        "--iface",
-        crate::MON_IFACE,
-        "--match",
-        "dns",
-        "--output",
-        "json",
-    ]);
+    let mut b = records::args::Tstamp {
+        netns: Some(crate::mon_netns(lab)),
+        iface: crate::MON_IFACE.to_owned(),
+        json: true,
+        ..records::args::Tstamp::default()
+    };
     for (flag, p) in files {
-        c.arg(flag).arg(p);
+        match *flag {
+            "--hdrh" => b.hdrh = Some(p.clone()),
+            "--hist-csv" => b.hist_csv = Some(p.clone()),
+            "--plot" => b.plot = Some(p.clone()),
+            other => bail!("internal: tstamp output flag {other}"),
+        }
     }
+    let mut c = Command::new(tools::locate("tstamp")?);
+    c.args(b.argv());
     let mut child = Child::spawn(c)?;
     child.wait_for_type("ready", Duration::from_secs(60))?;
     Ok(Some(child))

@@ -178,6 +178,12 @@ impl Output {
                 )
             })
     }
+    /// The last final record as its typed record (`what` names it in errors):
+    /// schema version, field names and types checked.
+    pub fn final_as<T: serde::de::DeserializeOwned>(&self, what: &'static str) -> Result<T> {
+        records::typed(self.final_record()?, what)
+            .with_context(|| format!("reading the final record of `{}`", self.command))
+    }
     /// stdout as one string.
     pub fn stdout(&self) -> String {
         let mut s = self.lines.join("\n");

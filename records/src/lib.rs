@@ -72,6 +72,15 @@ pub fn kind_of(line: &str) -> Result<(Kind, serde_json::Value), RecordError> {
     }
 }
 
+/// Checks `v`'s schema version, then reads it as record type `T`.
+pub fn typed<T: DeserializeOwned>(v: serde_json::Value, what: &'static str) -> Result<T, RecordError> {
+    match v.get("schema_version").and_then(serde_json::Value::as_u64) {
+        Some(n) if n == u64::from(SCHEMA_VERSION) => from_value(v, what),
+        Some(n) => Err(RecordError::Version { found: n }),
+        None => Err(RecordError::Version { found: 0 }),
+    }
+}
+
 /// Reads a checked JSON value as record type `T` (`what` names it in errors).
 pub fn from_value<T: DeserializeOwned>(
     v: serde_json::Value,
@@ -116,5 +125,21 @@ mod tests {
         ));
         assert!(matches!(kind_of(r#"{"type":"done","schema_version":1}"#), Err(RecordError::NotJson(_))));
         assert!(matches!(kind_of("rate: 5"), Err(RecordError::NotJson(_))));
+    }
+
+    #[test]
+    fn a_record_with_an_unknown_or_missing_field_is_an_error_naming_it() {
+        let ok = r#"{"type":"ready","schema_version":1,"iface":"mon0","backend":"af-packet","clock":"sw","match":"dns"}"#;
+        let v: serde_json::Value = serde_json::from_str(ok).expect("json");
+        let r: tstamp::Ready = typed(v.clone(), "tstamp ready").expect("typed");
+        assert_eq!(r.clock, "sw");
+        let mut extra = v.clone();
+        extra["clok"] = serde_json::json!("hw");
+        let e = typed::<tstamp::Ready>(extra, "tstamp ready").expect_err("unknown field").to_string();
+        assert!(e.contains("tstamp ready") && e.contains("clok"), "{e}");
+        let mut missing = v;
+        missing.as_object_mut().expect("object").remove("backend");
+        let e = typed::<tstamp::Ready>(missing, "tstamp ready").expect_err("missing").to_string();
+        assert!(e.contains("backend"), "{e}");
     }
 }

@@ -406,3 +406,37 @@ fn session_mode(args: &Args) -> &'static str {
         MatchArg::Seq => "seq",
     }
 }
+
+#[cfg(test)]
+mod builder_tests {
+    use super::*;
+    use records::args::{Tstamp, TstampMatch};
+
+    #[test]
+    fn the_builder_round_trips_through_tstamps_own_parser() {
+        let b = Tstamp {
+            netns: Some("lab-mon".into()),
+            iface: "mon0".into(),
+            match_mode: TstampMatch::Seq,
+            duration: Some(Duration::from_millis(1500)),
+            hdrh: Some(PathBuf::from("/tmp/x.hdr")),
+            hist_csv: Some(PathBuf::from("/tmp/x.csv")),
+            plot: Some(PathBuf::from("/tmp/x.svg")),
+            json: true,
+        };
+        let mut argv = vec!["tstamp".to_owned()];
+        argv.extend(b.argv());
+        let a = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+        assert_eq!(a.netns, b.netns);
+        assert_eq!(a.iface.as_deref(), Some("mon0"));
+        assert!(matches!(a.match_mode, MatchArg::Seq));
+        assert_eq!(a.duration, b.duration);
+        assert_eq!((a.hdrh, a.hist_csv, a.plot), (b.hdrh, b.hist_csv, b.plot));
+        assert!(matches!(a.output, OutputArg::Json));
+        let d = Tstamp { iface: "mon0".into(), ..Tstamp::default() };
+        let mut argv = vec!["tstamp".to_owned()];
+        argv.extend(d.argv());
+        let a = Args::try_parse_from(&argv).expect("defaults");
+        assert!(matches!(a.match_mode, MatchArg::Dns) && matches!(a.output, OutputArg::Text));
+    }
+}
