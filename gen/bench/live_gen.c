@@ -150,9 +150,16 @@ int main(int argc, char **argv)
 		}
 	}
 	double t = now() - t0;
+	/* The program's own average run time when kernel.bpf_stats_enabled=1. */
+	struct bpf_prog_info info = { 0 };
+	__u32 ilen = sizeof(info);
+	double prog_ns = -1;
 
-	printf("{\"sent\":%llu,\"secs\":%.3f,\"pps\":%.0f,\"batch\":%u,\"kernel_ns_per_run\":%.1f}\n",
-	       (unsigned long long)st.k, t, st.k / t, batch, timed_runs ? timed_ns / timed_runs : -1.0);
+	if (!bpf_prog_get_info_by_fd(fd, &info, &ilen) && info.run_cnt)
+		prog_ns = (double)info.run_time_ns / info.run_cnt;
+
+	printf("{\"sent\":%llu,\"secs\":%.3f,\"pps\":%.0f,\"batch\":%u,\"kernel_ns_per_run\":%.1f,\"prog_ns_per_run\":%.1f}\n",
+	       (unsigned long long)st.k, t, st.k / t, batch, timed_runs ? timed_ns / timed_runs : -1.0, prog_ns);
 	gen_live_bpf__destroy(skel);
 	return 0;
 }

@@ -203,10 +203,17 @@ int main(int argc, char **argv)
 		}
 	}
 	double t = now() - t0;
+	/* The program's own average run time when kernel.bpf_stats_enabled=1. */
+	struct bpf_prog_info info = { 0 };
+	__u32 ilen = sizeof(info);
+	double prog_ns = -1;
+
+	if (!bpf_prog_get_info_by_fd(fd, &info, &ilen) && info.run_cnt)
+		prog_ns = (double)info.run_time_ns / info.run_cnt;
 	unsigned long long n = skel->bss->sent;
 
-	printf("{\"sent\":%llu,\"secs\":%.3f,\"pps\":%.0f,\"restore\":%d,\"trim\":%d,\"batch\":%u,\"kernel_ns_per_run\":%.1f}\n",
-	       n, t, n / t, restore, trim, batch, timed_runs ? timed_ns / timed_runs : -1.0);
+	printf("{\"sent\":%llu,\"secs\":%.3f,\"pps\":%.0f,\"restore\":%d,\"trim\":%d,\"batch\":%u,\"kernel_ns_per_run\":%.1f,\"prog_ns_per_run\":%.1f}\n",
+	       n, t, n / t, restore, trim, batch, timed_runs ? timed_ns / timed_runs : -1.0, prog_ns);
 	live_ref_bpf__destroy(skel);
 	return 0;
 }
