@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* live_gen: gen's own XDP program (gen/src/bpf/gen_live.bpf.c, or a variant of
  * it) driven by live_ref's loop instead of by gen. Same options as live_ref
- * (-i -x -v -d -n -c -b; no -R/-T: the program always restores and trims), frame
+ * (-i -x -v -d -n -c -b -P; no -R/-T: the program always restores and trims), frame
  * passed with one pad byte as gen does, rodata set as gen sets it for an unpaced
  * single queue of a profile whose varying fields are `increment` with step 1.
  * Splits gen's overhead over the reference into the program's share (live_gen vs
  * live_ref -R -T) and the rest (gen vs live_gen: gen's user space, its TX-count
- * tracepoint programs). Build: build-ref.sh (GEN_LIVE_SRC= a variant to ablate). */
+ * tracepoint programs). Build: build-ref.sh (GEN_LIVE_SRC= a variant to ablate).
+ * -P (plain test run) only with a variant whose trim is cut out (ablate.sh). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,10 +53,10 @@ int main(int argc, char **argv)
 	unsigned char frame[561] = { 0 };
 	unsigned int vo[6], vw[6], nv = 0, len = 0, batch = 64;
 	unsigned long long vmin[6], vcnt[6], count = 0;
-	int cpu = -1, opt, err;
+	int cpu = -1, opt, err, plain = 0;
 	double secs = 0;
 
-	while ((opt = getopt(argc, argv, "i:x:v:d:n:c:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "i:x:v:d:n:c:b:P")) != -1) {
 		switch (opt) {
 		case 'i': iface = optarg; break;
 		case 'x': hex = optarg; break;
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
 		case 'n': count = strtoull(optarg, NULL, 0); break;
 		case 'c': cpu = atoi(optarg); break;
 		case 'b': batch = atoi(optarg); break;
+		case 'P': plain = 1; break;
 		default: die("usage: see the header of gen/bench/live_gen.c");
 		}
 	}
@@ -123,7 +125,7 @@ int main(int argc, char **argv)
 	LIBBPF_OPTS(bpf_test_run_opts, o,
 		.data_in = frame, .data_size_in = len + 1,
 		.ctx_in = &md, .ctx_size_in = sizeof(md),
-		.flags = BPF_F_TEST_XDP_LIVE_FRAMES_, .batch_size = batch);
+		.flags = plain ? 0 : BPF_F_TEST_XDP_LIVE_FRAMES_, .batch_size = plain ? 0 : batch);
 	int fd = bpf_program__fd(skel->progs.gen_live);
 	struct sigaction sa = { .sa_handler = on_alarm };
 

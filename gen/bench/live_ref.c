@@ -11,6 +11,9 @@
  *                            carries MIN + n % COUNT there (MIN may be dotted IPv4)
  * -R  restore the whole template in every frame   -T  trim one pad byte per frame
  * -d SECS | -n COUNT, -c CPU (pin), -b BATCH (64)
+ * -P  plain test run (not live): the program alone, run COUNT times on one buffer,
+ *     nothing sent; kernel_ns_per_run is then its cost (not with -T: the trim
+ *     would accumulate over the runs on the one buffer)
  * Prints one JSON line: frames the program returned XDP_TX for, seconds, rate. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -75,11 +78,11 @@ int main(int argc, char **argv)
 	const char *iface = NULL, *hex = NULL;
 	unsigned char frame[MAX_FRAME + 1] = { 0 }, z[MAX_FRAME] = { 0 };
 	unsigned int vo[4], vw[4], vmin[4], vcnt[4], nv = 0, len = 0, batch = 64;
-	int restore = 0, trim = 0, cpu = -1, opt, err;
+	int restore = 0, trim = 0, cpu = -1, opt, err, plain = 0;
 	double secs = 0;
 	unsigned long long count = 0;
 
-	while ((opt = getopt(argc, argv, "i:x:v:d:n:c:b:RT")) != -1) {
+	while ((opt = getopt(argc, argv, "i:x:v:d:n:c:b:RTP")) != -1) {
 		switch (opt) {
 		case 'i': iface = optarg; break;
 		case 'x': hex = optarg; break;
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
 		case 'n': count = strtoull(optarg, NULL, 0); break;
 		case 'c': cpu = atoi(optarg); break;
 		case 'b': batch = atoi(optarg); break;
+		case 'P': plain = 1; break;
 		case 'R': restore = 1; break;
 		case 'T': trim = 1; break;
 		default: die("usage: see the header of gen/bench/live_ref.c");
@@ -175,7 +179,7 @@ int main(int argc, char **argv)
 	LIBBPF_OPTS(bpf_test_run_opts, o,
 		.data_in = frame, .data_size_in = len + trim,
 		.ctx_in = &md, .ctx_size_in = sizeof(md),
-		.flags = BPF_F_TEST_XDP_LIVE_FRAMES_, .batch_size = batch);
+		.flags = plain ? 0 : BPF_F_TEST_XDP_LIVE_FRAMES_, .batch_size = plain ? 0 : batch);
 	int fd = bpf_program__fd(skel->progs.live_ref);
 
 	struct sigaction sa = { .sa_handler = on_alarm };

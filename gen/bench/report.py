@@ -64,15 +64,21 @@ if "ref" in sections:
     ident = V.get(("ref", "frames", "identical"), {}).get("0", "?")
     print("\n## gen xdp-live vs the reference live-frames sender (min-multi-flow, 1 thread on CPU 0, "
           "batch 64, dut0 drop; receiver pps)\n")
-    print(f"First 1024 frames of every reference variant byte-identical to gen's: {ident}.\n")
+    print(f"First 1024 frames of every reference variant and of live_gen byte-identical to gen's: {ident}.\n")
     print("| sender | median pps | runs (Mpps) | pps per consumed CPU-s | gen / this | gen / this, per CPU-s |")
     print("|---|---|---|---|---|---|")
-    for c, label in [("gen-live", "gen xdp-live"), ("ref-fast", "ref: fields + checksums"),
-                     ("ref-trim", "ref + trim 1 byte"), ("ref-correct", "ref + trim + restore (gen's correctness)")]:
+    rows = [("gen-live", "gen xdp-live"), ("gen-prog", "gen's XDP program in the reference's loop (live_gen)")]
+    if vals("ref", "gen-prog-alt", "pps"):
+        rows.append(("gen-prog-alt", "same, GEN_LIVE_ALT_REV's program"))
+    rows += [("ref-fast", "ref: fields + checksums"), ("ref-trim", "ref + trim 1 byte"),
+             ("ref-correct", "ref + trim + restore (gen's correctness)")]
+    for c, label in rows:
         g = "-" if c == "gen-live" else ratio("ref", "gen-live", c)
         gc = "-" if c == "gen-live" else ratio_per_cpu("ref", "gen-live", c)
         print(f"| {label} | {M(med('ref', c, 'pps'))}pps | {runs_of('ref', c)} | {M(per_cpu('ref', c))}pps | {g} | {gc} |")
-    print(f"\nCost of correctness (ref correct / ref fast): {ratio('ref', 'ref-correct', 'ref-fast')}; "
+    print(f"\ngen's program in the reference loop / ref correct: {ratio('ref', 'gen-prog', 'ref-correct')}; "
+          f"gen / its own program in the reference loop: {ratio('ref', 'gen-live', 'gen-prog')}.")
+    print(f"Cost of correctness (ref correct / ref fast): {ratio('ref', 'ref-correct', 'ref-fast')}; "
           f"trim alone: {ratio('ref', 'ref-trim', 'ref-fast')}.")
 
 if "peak" in sections:
@@ -119,26 +125,27 @@ if "dns" in sections:
 if "rate" in sections:
     print("\n## gen --profile dns-small --rate 2M (direct lab, DUT dns-cache)\n")
     print("| lab queues | engine | queries/s at DUT | of 2M | answers/s (DUT) | replies/s (gen) | gen achieved_ratio | "
-          "runs: DUT of 2M | gen's shortfall note |")
+          "runs: DUT of 2M | runs gen reported short (> 0.5 %) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for q in (1, 2):
         for e in ("afxdp", "xdp-live"):
             c = f"{e}-{q}"
             qd = med("rate", c, "queries")
             sf = [v for v in V.get(("rate", c, "shortfall"), {}).values() if v not in ("", "null")]
-            note = ""
+            note = f"{len(sf)} of {len(vals('rate', c, 'queries'))} runs"
             if sf:
                 try:
-                    j = json.loads(sf[-1])
-                    note = f"{j['behind']}, {j['short_percent']:.1f} % short"
+                    js = [json.loads(x) for x in sf]
+                    note += f" ({', '.join(sorted({j['behind'] for j in js}))}, " \
+                            f"{min(j['short_percent'] for j in js):.1f}-{max(j['short_percent'] for j in js):.1f} % short)"
                 except Exception:
-                    note = sf[-1][:80]
+                    pass
             print(f"| {q} | {e} | {M(qd)} | {qd / 2e6 * 100:.1f} % | {M(med('rate', c, 'answers'))} | "
                   f"{M(med('rate', c, 'tool_rx'))} | {med('rate', c, 'achieved'):.3f} | "
                   f"{runs_of('rate', c, 'queries', 2e4)} % | {note} |")
 
 print("\n## Commands\n")
-for line in open(cmds):
+for line in open(cmds) if cmds != "-" else []:
     if line.startswith("#"):
         continue
     k, v = line.rstrip("\n").split("\t", 1)

@@ -15,6 +15,8 @@
 #           for byte first): fast (varying fields + checksums only), +trim (one pad
 #           byte trimmed per frame), correct (+ whole template restored: what gen
 #           does since issue 9). 1 thread, min-multi-flow, dut's drop program.
+#           Also gen's XDP program alone in the reference's loop (live_gen), and, with
+#           GEN_LIVE_ALT_REV=<git rev>, that revision's program the same way.
 #   peak    gen afxdp / trafgen / gen xdp-live, 1 and 2 queues/CPUs, min-multi-flow,
 #           against dut's drop program.
 #   pacing  requested vs delivered at 10k, 100k, 500k pps and max, 1 queue.
@@ -72,7 +74,15 @@ if has ref; then command -v tcpdump >/dev/null || { echo "error: tcpdump not ins
 
 echo "building (release)..." >&2
 (cd "$ROOT" && cargo build --release -q -p gen -p lab -p dut-programs --bins)
-if has ref; then REF=$("$HERE/build-ref.sh" "$TMP/ref"); fi
+if has ref; then
+    REF=$("$HERE/build-ref.sh" "$TMP/ref")
+    LGEN=$TMP/ref/live_gen
+    if [ -n "${GEN_LIVE_ALT_REV:-}" ]; then
+        # gen's XDP program as of another revision, in the same loop: before/after.
+        git -C "$ROOT" show "$GEN_LIVE_ALT_REV:gen/src/bpf/gen_live.bpf.c" >"$TMP/gen_live_alt.bpf.c"
+        GEN_LIVE_SRC=$TMP/gen_live_alt.bpf.c "$HERE/build-ref.sh" "$TMP/alt" >/dev/null
+    fi
+fi
 
 "$LAB" up --name "$NAME" --topology direct --queues 2 >/dev/null
 
@@ -158,9 +168,13 @@ PY
 )
     REFARGS="-i gen0 -x $HEX $VARY -c 0"
     same=yes
-    for v in "" "-T" "-R -T"; do
+    for v in "" "-T" "-R -T" gen; do
         # shellcheck disable=SC2086
-        capture "$TMP/ref.pcap" ip netns exec "$GNS" "$REF" $REFARGS -n 1024 $v
+        if [ "$v" = gen ]; then
+            capture "$TMP/ref.pcap" ip netns exec "$GNS" "$LGEN" $REFARGS -n 1024
+        else
+            capture "$TMP/ref.pcap" ip netns exec "$GNS" "$REF" $REFARGS -n 1024 $v
+        fi
         python3 - "$TMP/gen.pcap" "$TMP/ref.pcap" <<'PY' || same=no
 import struct, sys
 def frames(p):
@@ -184,6 +198,8 @@ if has ref; then
     note ref-fast "ip netns exec $GNS live_ref $REFARGS -d $SECS"
     note ref-trim "ip netns exec $GNS live_ref $REFARGS -d $SECS -T"
     note ref-correct "ip netns exec $GNS live_ref $REFARGS -d $SECS -R -T"
+    note gen-prog "ip netns exec $GNS live_gen $REFARGS -d $SECS"
+    [ -n "${GEN_LIVE_ALT_REV:-}" ] && note gen-prog-alt "ip netns exec $GNS live_gen $REFARGS -d $SECS  (live_gen built from $GEN_LIVE_ALT_REV:gen/src/bpf/gen_live.bpf.c)"
     for run in $(seq "$RUNS"); do
         # shellcheck disable=SC2046
         run_rx ref gen-live "$run" $(gen_mmf xdp-live 1)
@@ -193,6 +209,12 @@ if has ref; then
         run_rx ref ref-trim "$run" ip netns exec "$GNS" "$REF" $REFARGS -d "$SECS" -T
         # shellcheck disable=SC2086
         run_rx ref ref-correct "$run" ip netns exec "$GNS" "$REF" $REFARGS -d "$SECS" -R -T
+        # shellcheck disable=SC2086
+        run_rx ref gen-prog "$run" ip netns exec "$GNS" "$LGEN" $REFARGS -d "$SECS"
+        if [ -n "${GEN_LIVE_ALT_REV:-}" ]; then
+            # shellcheck disable=SC2086
+            run_rx ref gen-prog-alt "$run" ip netns exec "$GNS" "$TMP/alt/live_gen" $REFARGS -d "$SECS"
+        fi
     done
 fi
 
