@@ -2,6 +2,7 @@
 # What gen's xdp-live program costs, part by part (not a test; root).
 #
 #   sudo gen/bench/ablate.sh                 # ABLATE_REV=9b05832 RUNS=7 N=4000000
+#   PREV_REV=6275212 sudo -E gen/bench/ablate.sh   # + that revision's program (before/after)
 #
 # Builds variants of gen_live.bpf.c as of $ABLATE_REV (the program before the
 # division/checksum change) with one part cut out each (the frames of a cut
@@ -16,6 +17,8 @@
 #   live   the whole path in live mode (program + redirect + veth xmit + the DUT's
 #          drop), same timer, for the unmodified programs (trim included):
 #          $ABLATE_REV's, the tree's, live_ref fast and correct (-R -T).
+# With PREV_REV=<git rev>, that revision's program is measured the same way (prog
+# and live), interleaved with the others: before/after in one run.
 # In the reference's loop (live_gen / live_ref), min-multi-flow, one thread on
 # CPU 0, a direct lab's dut0 behind dut's drop program.
 set -euo pipefail
@@ -23,6 +26,7 @@ set -euo pipefail
 RUNS=${RUNS:-7}
 N=${N:-4000000}
 ABLATE_REV=${ABLATE_REV:-9b05832}
+PREV_REV=${PREV_REV:-}
 NAME=${NAME:-ga$$}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -69,7 +73,20 @@ v = {
 for k, t in v.items():
     open(f"{d}/{k}.bpf.c", "w").write(t)
 PY
-for v in base onediv nodiv nocsum nodiv_nocsum norestore current live_base live_current; do
+PREV=
+if [ -n "$PREV_REV" ]; then
+    git -C "$ROOT" show "$PREV_REV:gen/src/bpf/gen_live.bpf.c" >"$TMP/live_prev.bpf.c"
+    python3 - "$TMP" <<'PY'
+import sys
+d = sys.argv[1]
+c = open(f"{d}/live_prev.bpf.c").read()
+trim = "	if (bpf_xdp_adjust_tail(ctx, -1))\n		return XDP_ABORTED;\n"
+assert trim in c
+open(f"{d}/prev.bpf.c", "w").write(c.replace(trim, ""))
+PY
+    PREV=prev
+fi
+for v in base onediv nodiv nocsum nodiv_nocsum norestore current live_base live_current ${PREV:+prev live_prev}; do
     GEN_LIVE_SRC=$TMP/$v.bpf.c "$HERE/build-ref.sh" "$TMP/$v" >/dev/null
 done
 
@@ -85,7 +102,7 @@ VARY="-v 26:4:198.18.1.0:256 -v 34:2:1024:256" # profiles/min-multi-flow.toml
 
 ns() { python3 -c 'import json,sys; print(json.load(sys.stdin)["kernel_ns_per_run"])'; }
 for run in $(seq "$RUNS"); do
-    for v in base onediv nodiv nocsum nodiv_nocsum norestore current; do
+    for v in base onediv nodiv nocsum nodiv_nocsum norestore current $PREV; do
         # shellcheck disable=SC2086
         echo "prog $v $(ip netns exec "$NAME-gen" nice -n -20 "$TMP/$v/live_gen" -i gen0 -x "$HEX" $VARY -n "$N" -c 0 -P | ns)"
     done
@@ -93,7 +110,7 @@ for run in $(seq "$RUNS"); do
         # shellcheck disable=SC2086
         echo "prog ref$o $(ip netns exec "$NAME-gen" nice -n -20 "$TMP/base/live_ref" -i gen0 -x "$HEX" $VARY -n "$N" -c 0 -P $o | ns)"
     done
-    for v in live_base live_current; do
+    for v in live_base live_current ${PREV:+live_prev}; do
         # shellcheck disable=SC2086
         echo "live $v $(ip netns exec "$NAME-gen" nice -n -20 "$TMP/$v/live_gen" -i gen0 -x "$HEX" $VARY -n "$N" -c 0 | ns)"
     done
@@ -102,13 +119,13 @@ for run in $(seq "$RUNS"); do
         echo "live ref${o// /} $(ip netns exec "$NAME-gen" nice -n -20 "$TMP/base/live_ref" -i gen0 -x "$HEX" $VARY -n "$N" -c 0 $o | ns)"
     done
 done >"$TMP/res"
-python3 - "$TMP/res" "$ABLATE_REV" <<'PY'
+python3 - "$TMP/res" "$ABLATE_REV" "$PREV_REV" <<'PY'
 import collections, statistics, sys
 d = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     kind, k, v = line.split()
     d[(kind, k)].append(float(v))
-rev = sys.argv[2]
+rev, prev = sys.argv[2], sys.argv[3]
 st = lambda key: f"{min(d[key]):.0f} | {statistics.median(d[key]):.0f}"
 print(f"Program alone (plain test runs, trim cut out; ns per frame):\n")
 print("| program | min | median |\n|---|---|---|")
@@ -118,17 +135,25 @@ for k, label in [("base", f"gen_live.bpf.c as of {rev}"),
                  ("nocsum", "  no IPv4/UDP checksum pass"),
                  ("nodiv_nocsum", "  neither division nor checksum pass"),
                  ("norestore", "  no template restore (8-byte words; the byte-loop tail stays)"),
+                 ("prev", f"gen_live.bpf.c as of {prev}"),
                  ("current", "gen_live.bpf.c in the tree"),
                  ("ref", "live_ref: fields + precomputed checksum sums"),
                  ("ref-R", "live_ref + restore")]:
     if ("prog", k) in d:
         print(f"| {label} | {st(('prog', k))} |")
+for k in ["prev", "current"]:
+    if ("prog", k) in d and ("prog", "ref-R") in d:
+        print(f"\nref + restore / {k}: {min(d[('prog', 'ref-R')]) / min(d[('prog', k)]):.2f} (mins), "
+              f"{statistics.median(d[('prog', 'ref-R')]) / statistics.median(d[('prog', k)]):.2f} (medians)")
 print(f"\nWhole live path (program + redirect + veth xmit + DUT drop; ns per frame):\n")
 print("| sender | min | median | ref correct / this (mins) | (medians) |\n|---|---|---|---|---|")
 rc = statistics.median(d[("live", "ref-R-T")])
 rcm = min(d[("live", "ref-R-T")])
-for k, label in [("live_base", f"gen's program as of {rev}"), ("live_current", "gen's program in the tree"),
+for k, label in [("live_base", f"gen's program as of {rev}"), ("live_prev", f"gen's program as of {prev}"),
+                 ("live_current", "gen's program in the tree"),
                  ("ref", "live_ref fast"), ("ref-R-T", "live_ref correct (-R -T)")]:
+    if ("live", k) not in d:
+        continue
     print(f"| {label} | {st(('live', k))} | {rcm / min(d[('live', k)]):.2f} | {rc / statistics.median(d[('live', k)]):.2f} |")
 PY
 printf '\n(%s, kernel %s, RUNS=%s N=%s, load average %s)\n' "$(date -u +%FT%TZ)" "$(uname -r)" "$RUNS" "$N" "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -36,8 +36,13 @@ clang -O2 -g -target bpf -I"$LIBBPF_INC" -I/usr/include/x86_64-linux-gnu \
     -c "$HERE/live_ref.bpf.c" -o "$OUT/live_ref.bpf.o"
 bpftool gen skeleton "$OUT/live_ref.bpf.o" name live_ref_bpf > "$OUT/live_ref.skel.h"
 cc -O2 -Wall -I"$OUT" -I"$LIBBPF_INC" "$HERE/live_ref.c" -o "$OUT/live_ref" $LIBBPF_LIB -lelf -lz
+GEN_LIVE_SRC=${GEN_LIVE_SRC:-$ROOT/gen/src/bpf/gen_live.bpf.c}
 clang -O2 -g -target bpf -I"$LIBBPF_INC" -I/usr/include/x86_64-linux-gnu \
-    -c "${GEN_LIVE_SRC:-$ROOT/gen/src/bpf/gen_live.bpf.c}" -o "$OUT/gen_live.bpf.o"
+    -c "$GEN_LIVE_SRC" -o "$OUT/gen_live.bpf.o"
 bpftool gen skeleton "$OUT/gen_live.bpf.o" name gen_live_bpf > "$OUT/gen_live.skel.h"
-cc -O2 -Wall -I"$OUT" -I"$LIBBPF_INC" "$HERE/live_gen.c" -o "$OUT/live_gen" $LIBBPF_LIB -lelf -lz
+# A program with its per-run constants in rodata (patch flags, checksum bases)
+# needs live_gen to fill them as gen/src/live.rs does.
+BASES=
+grep -q 'ip_base' "$GEN_LIVE_SRC" && BASES=-DGEN_LIVE_BASES
+cc -O2 -Wall $BASES -I"$OUT" -I"$LIBBPF_INC" "$HERE/live_gen.c" -o "$OUT/live_gen" $LIBBPF_LIB -lelf -lz
 echo "$OUT/live_ref"

@@ -24,10 +24,15 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-/* As in gen_live.bpf.c. */
+/* As in gen_live.bpf.c (build-ref.sh defines GEN_LIVE_BASES for a program with
+ * the per-run constants in rodata: patch flags, checksum bases). */
 struct patch {
 	__u32 offset, width, kind, nvals;
 	__u64 min, span, arg;
+#ifdef GEN_LIVE_BASES
+	__u64 rstep;
+	__u32 flags, shift;
+#endif
 };
 struct qstate {
 	__u64 k, limit, t0_ns, gap_fp, next_fp, rng, deadline_ns, idle;
@@ -105,6 +110,47 @@ int main(int argc, char **argv)
 
 		memcpy((void *)&skel->rodata->patches[i], &p, sizeof(p));
 	}
+#ifdef GEN_LIVE_BASES
+	{
+		/* As gen/src/live.rs computes them (one queue, increment, step 1). */
+		unsigned int ul = 34 + ((frame[38] << 8) | frame[39]), ov = 0, i, j, e;
+		__u64 ipb = 0xffff - ((frame[24] << 8) | frame[25]);
+		__u64 udpb = 0xffff - ((frame[40] << 8) | frame[41]);
+		unsigned int edges[4] = { 14, 26, 34, ul };
+
+		for (i = 0; i < nv; i++)
+			for (j = 0; j < i; j++)
+				if (vo[i] < vo[j] + vw[j] && vo[j] < vo[i] + vw[i])
+					ov = 1;
+		for (i = 0; i < nv; i++) {
+			struct patch *p = (struct patch *)&skel->rodata->patches[i];
+			unsigned int lo = vo[i], hi = vo[i] + vw[i], st = 0;
+			__u64 c = 0;
+
+			for (e = 0; e < 4; e++)
+				st |= lo < edges[e] && hi > edges[e];
+			for (j = lo; j < hi; j++)
+				c += (j & 1) ? frame[j] : frame[j] << 8;
+			c = 0xffff - c % 0xffff;
+			p->shift = (hi & 1) ? 8 : 0;
+			p->rstep = vcnt[i] > 1 ? 1 : 0;
+			if (ov || st || (vw[i] > 7 && p->shift))
+				p->flags = 1;
+			else if (lo >= 14 && hi <= ul) {
+				if (hi <= 34) {
+					p->flags |= 2;
+					ipb += c;
+				}
+				if (lo >= 26) {
+					p->flags |= 4;
+					udpb += c;
+				}
+			}
+		}
+		skel->rodata->ip_base = ipb;
+		skel->rodata->udp_base = udpb;
+	}
+#endif
 	skel->rodata->npatches = nv;
 	skel->rodata->nqueues = 1;
 	skel->rodata->queue_id = 0;

@@ -45,6 +45,34 @@ const MAX_UDP: usize = 512;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 /// Offset of the UDP length field in the template (Ethernet 14 + IPv4 20 + 4).
 const UDP_LEN_AT: usize = 38;
+/// Offsets of the IPv4 header and of the UDP header in the template.
+const IP_AT: usize = 14;
+const UDP_AT: usize = 34;
+/// Patch flags (PF_* in gen_live.bpf.c).
+const PF_BYTES: u32 = 1;
+const PF_IP: u32 = 2;
+const PF_UDP: u32 = 4;
+
+/// `a % b` as BPF computes it (`a % 0 = a`).
+fn bpf_mod(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { a % b }
+}
+
+/// One's complement sum (mod 0xffff) of the frame's bytes in `r`: a byte at an
+/// even offset is its word's high byte.
+fn sum_of(f: &[u8], r: std::ops::Range<usize>) -> u64 {
+    r.map(|i| {
+        let b = u64::from(f.get(i).copied().unwrap_or(0));
+        if i & 1 == 0 { b << 8 } else { b }
+    })
+    .sum::<u64>()
+        % 0xffff
+}
+
+/// Minus a sum mod 0xffff, in [1, 0xffff] (added to the bases: never 0).
+fn neg(c: u64) -> u64 {
+    0xffff - c % 0xffff
+}
 
 /// The loaded program and the frame it starts from.
 #[derive(Debug)]
@@ -249,6 +277,87 @@ impl LiveProgram {
                     }
                 }
             }
+            // Per-run constants of the per-frame path: which patches go byte by
+            // byte, which checksums cover each, and the template's checksums minus
+            // the fields' template sums (gen_live.bpf.c adds the new values' sums).
+            let ul = UDP_AT + ro.udp_len as usize;
+            let ranges: Vec<(usize, usize)> = t
+                .patches()
+                .iter()
+                .map(|p| (p.offset, p.offset + p.width))
+                .collect();
+            let disjoint = |a: (usize, usize), b: (usize, usize)| a.1 <= b.0 || b.1 <= a.0;
+            let overlap = ranges
+                .iter()
+                .enumerate()
+                .any(|(i, &a)| ranges[..i].iter().any(|&b| !disjoint(a, b)));
+            let csum = |at: usize| {
+                u64::from(u16::from_be_bytes([
+                    f.get(at).copied().unwrap_or(0),
+                    f.get(at + 1).copied().unwrap_or(0),
+                ]))
+            };
+            let mut ip_base = 0xffff - csum(IP_AT + 10);
+            let mut udp_base = 0xffff - csum(UDP_AT + 6);
+            for (i, &(lo, hi)) in ranges.iter().enumerate() {
+                let s = &mut ro.patches[i];
+                let straddles = [IP_AT, IP_AT + 12, UDP_AT, ul]
+                    .iter()
+                    .any(|&e| lo < e && hi > e);
+                s.shift = if hi & 1 == 1 { 8 } else { 0 };
+                s.flags = if overlap || straddles || (hi - lo > 7 && s.shift == 8) {
+                    PF_BYTES
+                } else if lo >= IP_AT && hi <= ul {
+                    let mut fl = 0;
+                    if hi <= UDP_AT {
+                        fl |= PF_IP;
+                        ip_base += neg(sum_of(f, lo..hi));
+                    }
+                    if lo >= IP_AT + 12 {
+                        fl |= PF_UDP;
+                        udp_base += neg(sum_of(f, lo..hi));
+                    }
+                    fl
+                } else {
+                    0
+                };
+                let (step, span) = match s.kind {
+                    0 => (s.arg, s.span),
+                    2 => (1, u64::from(s.nvals)),
+                    _ => (0, 1),
+                };
+                s.rstep = bpf_mod(
+                    bpf_mod(nq as u64, span).wrapping_mul(bpf_mod(step, span)),
+                    span,
+                );
+            }
+            if let Some(d) = t.dns() {
+                let ll = d.names.label_len();
+                let fields = [
+                    (d.id_at, d.id_at + 2),
+                    (d.port_at, d.port_at + 2),
+                    (d.label_at, d.label_at + ll),
+                ];
+                let fields = &fields[..if ll > 0 { 3 } else { 2 }];
+                let fast = fields.iter().enumerate().all(|(i, &a)| {
+                    a.0 >= UDP_AT
+                        && a.1 <= ul
+                        && a.1 <= f.len()
+                        && fields[..i].iter().all(|&b| disjoint(a, b))
+                        && ranges.iter().all(|&b| disjoint(a, b))
+                });
+                if fast {
+                    ro.dns_fast = 1;
+                    for &(lo, hi) in fields {
+                        udp_base += neg(sum_of(f, lo..hi));
+                    }
+                }
+                ro.dns_id_shift = if d.id_at & 1 == 1 { 8 } else { 0 };
+                ro.dns_port_shift = if d.port_at & 1 == 1 { 8 } else { 0 };
+                ro.dns_rstep = bpf_mod(nq as u64, d.names.count());
+            }
+            ro.ip_base = ip_base;
+            ro.udp_base = udp_base;
             if let Some(d) = t.dns() {
                 ro.dns_on = 1;
                 ro.dns_id_at = d.id_at as u32;
@@ -551,6 +660,80 @@ mod tests {
                 assert_eq!(ret, 3, "XDP_TX");
                 let want = t.frame_for(k * nq as u64 + 1, None);
                 assert_eq!(f, want, "{name}: frame {}", k * nq as u64 + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn program_frames_equal_template_frames_every_field_and_mode() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // Every field that can vary, in every mode (the flags and checksum bases
+        // load_for computes: outside both checksums, under both, under UDP only).
+        let toml = r#"
+name = "all-fields"
+frame_size = 64
+[ethernet]
+src = "02:00:00:00:00:01"
+dst = "02:00:00:00:00:02"
+[ipv4]
+src = "198.18.0.1"
+dst = "198.18.0.2"
+[udp]
+src_port = 1024
+dst_port = 9
+[[vary]]
+field = "ethernet.src"
+mode = "list"
+values = ["02:00:00:00:00:0a", "02:ff:00:00:00:0b", "0e:00:00:00:00:0c"]
+[[vary]]
+field = "ethernet.dst"
+mode = "random"
+min = "02:00:00:00:00:00"
+max = "02:00:00:ff:ff:ff"
+[[vary]]
+field = "ipv4.src"
+mode = "increment"
+min = "10.0.0.1"
+count = 100000
+step = 3
+[[vary]]
+field = "ipv4.dst"
+mode = "random"
+min = "198.18.0.0"
+max = "198.19.255.255"
+seed = 7
+[[vary]]
+field = "udp.src_port"
+mode = "list"
+values = [1, 65535, 4000, 0]
+[[vary]]
+field = "udp.dst_port"
+mode = "increment"
+min = 9
+count = 1000
+step = 7
+"#;
+        let p = Profile::from_toml(toml, "test").expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        for (nq, qid) in [(1usize, 0u32), (3, 2)] {
+            let l = LiveProgram::load_for(&t, nq, qid, 0).expect("load");
+            for k in (0..200_000u64).step_by(4999).chain(0..40) {
+                l.set_state(
+                    qid,
+                    &QState {
+                        k,
+                        limit: u64::MAX,
+                        ..QState::default()
+                    },
+                )
+                .expect("state");
+                let (ret, f) = l.test_frame().expect("test run");
+                assert_eq!(ret, 3, "XDP_TX");
+                let n = k * nq as u64 + u64::from(qid);
+                assert_eq!(f, t.frame_for(n, None), "frame {n}");
             }
         }
     }

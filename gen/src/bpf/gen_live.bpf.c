@@ -11,16 +11,21 @@
  * so the result does not depend on what the recycled page held before.
  *
  * Cost (gen/bench/ablate.sh: the program alone, plain test runs, trim cut out,
- * min-multi-flow, best of 7 on 2 shared cores): 73 ns per frame before, 45 after,
- * the bench's reference with the same restore 34. No division on the common path
- * (six 64-bit divisions per min-multi-flow frame before, ~25 ns): each queue's
- * instance caches the residues (n * step) % span of its next frame n + nqueues in
- * .bss and recomputes them only for another n (first frame, a jump in k). No pass
- * over the header and datagram for the checksums (~30 ns): they are updated from
- * the template's by each field's change (RFC 1624), computed from the field's
- * value (2^16 = 1 mod 0xffff), the template's value cached on the first frame;
- * overlapping patches or a field straddling a checksum's range go byte by byte.
- * The restore's tail is one 4-, 2- and 1-byte store, not a byte loop (~6 ns).
+ * min-multi-flow, best of 7 on 2 shared cores): 73 ns per frame at first, 45 with
+ * the residue cache and checksum updates below, 30 with the per-run constants in
+ * rodata; the bench's reference with the same restore 31-34. No division on the
+ * common path: each queue's instance caches the residues (n * step) % span of its
+ * next frame n + nqueues in .bss and recomputes them only for another n (first
+ * frame, a jump in k); the step (nqueues * step) % span is rodata. No pass over the
+ * header and datagram for the checksums: they are updated from the template's by
+ * each field's change (RFC 1624), computed from the field's value (2^16 = 1 mod
+ * 0xffff). Everything that depends only on the template is computed by user space
+ * (LiveProgram::load_for in gen/src/live.rs) into rodata: which checksums cover
+ * each patch (PF_IP, PF_UDP), the patches that go byte by byte (PF_BYTES: two
+ * patches overlap, or one straddles a checksum's range), and the checksum bases
+ * ip_base/udp_base (~checksum of frame 0 minus the template sums of the fields
+ * whose new sums are added), so a frame only adds its fields' sums. The restore's
+ * tail is one 4-, 2- and 1-byte store, not a byte loop (~6 ns).
  *
  * Why the restore and the trim (issue 9): live frames come from a page pool and
  * are recycled when whoever consumed them returns them. On veth, a DUT that answers
@@ -56,6 +61,12 @@
 
 enum { KIND_INCREMENT = 0, KIND_RANDOM = 1, KIND_LIST = 2 };
 
+/* Per-patch flags, set by user space (gen/src/live.rs) from the template. */
+#define PF_BYTES 1 /* byte by byte: overlaps another patch, straddles a checksum's
+		    * range edge, or is 8 bytes ending at an odd offset */
+#define PF_IP 2    /* under the IPv4 header checksum */
+#define PF_UDP 4   /* under the UDP checksum (pseudo header included) */
+
 struct patch {
 	__u32 offset;
 	__u32 width;
@@ -63,7 +74,10 @@ struct patch {
 	__u32 nvals;
 	__u64 min;
 	__u64 span;
-	__u64 arg; /* increment: step; random: seed */
+	__u64 arg;   /* increment: step; random: seed */
+	__u64 rstep; /* increment, list: (nqueues * step) % span (list: step 1, span nvals) */
+	__u32 flags; /* PF_* */
+	__u32 shift; /* 8 if the field ends at an odd offset (its sum is rotated), else 0 */
 };
 
 const volatile struct patch patches[MAX_PATCHES] = {};
@@ -78,6 +92,13 @@ const volatile __u32 dns_first_port = 0;
 const volatile __u32 dns_ports = 1;
 const volatile __u32 dns_label_at = 0;
 const volatile __u32 dns_label_len = 0;
+/* The DNS fields lie in the UDP datagram, apart from each other and from every
+ * patch: their sums are added from their values (the template's are in
+ * udp_base); else byte by byte from the bytes they replace. */
+const volatile __u32 dns_fast = 0;
+const volatile __u32 dns_id_shift = 0;   /* 8 if the ID ends at an odd offset */
+const volatile __u32 dns_port_shift = 0; /* same for the source port */
+const volatile __u64 dns_rstep = 0;      /* nqueues % dns_count */
 const volatile __u32 dns_random = 0;
 const volatile __u64 dns_count = 1;
 const volatile __u64 dns_seed = 0;
@@ -87,6 +108,11 @@ const volatile __u8 charset[64] = {};
 const volatile __u64 tmpl[MAX_FRAME / 8] = {};
 const volatile __u32 tmpl_len = 0;
 const volatile __u32 udp_len = 0;
+/* Frame 0's checksums as sums to add each frame's changes to: ~checksum plus,
+ * for every field whose sum is added from its value (not PF_BYTES; the DNS fields
+ * with dns_fast), minus the field's template sum (0xffff - sum). Not folded. */
+const volatile __u64 ip_base = 0;
+const volatile __u64 udp_base = 0;
 
 #define DEV_BUCKETS 1184
 #define EXP_TABLE 4096
@@ -139,27 +165,24 @@ struct {
 #define NRESID (MAX_PATCHES + 1)
 __u64 next_n = ~0ULL;
 __u64 resid[NRESID];  /* (n * step) % span for frame next_n - nqueues */
-__u64 rstep[NRESID];  /* (nqueues * step) % span */
-__u64 oldc[MAX_PATCHES]; /* contrib() of each patch's template value */
-__u32 overlap;           /* two patches share a byte: all go byte by byte */
 __u64 port_hi = ~0ULL; /* n >> 16 of the cached DNS source port */
 __u64 port_val = 0;
 
 /* (n * step) % span as profiles::Template computes it, from the cache when n is
  * the queue's next frame. */
-static __always_inline __u64 residue(__u32 slot, int hit, __u64 n, __u64 step, __u64 span)
+static __always_inline __u64 residue(__u32 slot, int hit, __u64 n, __u64 step, __u64 span,
+				     __u64 rstep)
 {
 	__u64 r;
 
 	if (slot >= NRESID)
 		return 0;
 	if (hit) {
-		r = resid[slot] + rstep[slot];
+		r = resid[slot] + rstep;
 		if (r >= span)
 			r -= span;
 	} else {
 		r = ((n % span) * (step % span)) % span;
-		rstep[slot] = ((nqueues % span) * (step % span)) % span;
 	}
 	resid[slot] = r;
 	return r;
@@ -211,20 +234,14 @@ static __always_inline __u16 fold(__u64 s)
 	return (__u16)s;
 }
 
-/* The one's complement sum contribution (mod 0xffff, folded) of a field holding
- * the big-endian value v and ending at an odd frame offset or not: 2^16 = 1 mod
- * 0xffff, so a field whose bytes sit at their words' usual positions adds v mod
- * 0xffff, and one shifted by a byte adds v * 2^8 mod 0xffff (a 16-bit rotation). */
-static __always_inline __u64 contrib(__u64 v, __u32 end_odd)
+/* The one's complement sum (mod 0xffff, not folded) of a field holding the
+ * big-endian value v, shifted left by 8 when the field ends at an odd offset: 2^16
+ * = 1 mod 0xffff, so a field whose bytes sit at their words' usual positions adds
+ * v mod 0xffff, one shifted by a byte v * 2^8 (PF_BYTES when that overflows). */
+static __always_inline __u64 sum16(__u64 v, __u32 shift)
 {
-	__u64 s = (v & 0xffff) + ((v >> 16) & 0xffff) + ((v >> 32) & 0xffff) + (v >> 48);
-
-	s = (s & 0xffff) + (s >> 16); /* < 2^18 before, so two rounds fold it */
-	s = (s & 0xffff) + (s >> 16);
-
-	if (end_odd)
-		s = ((s << 8) & 0xffff) | (s >> 8);
-	return s;
+	v <<= shift & 8;
+	return (v & 0xffff) + ((v >> 16) & 0xffff) + ((v >> 32) & 0xffff) + (v >> 48);
 }
 
 static __always_inline __u32 dev_bucket(__u64 v)
@@ -345,34 +362,24 @@ int gen_live(struct xdp_md *ctx)
 	n = k * nqueues + q;
 	hit = n == next_n;
 	next_n = ~0ULL; /* invalid until this frame is complete */
-	if (!hit) {
-		__u32 a, b, o = 0;
 
-		for (a = 0; a < MAX_PATCHES; a++) {
-			if (a >= npatches)
-				break;
-			for (b = 0; b < a; b++) {
-				if (patches[a].offset < patches[b].offset + patches[b].width &&
-				    patches[b].offset < patches[a].offset + patches[a].width)
-					o = 1;
-			}
-		}
-		overlap = o;
-	}
-
+#pragma unroll
 	for (i = 0; i < MAX_PATCHES; i++) {
 		__u8 *p;
-		__u32 w, off, lo, hi, ul;
+		__u32 w, off, fl;
 
 		if (i >= npatches)
 			break;
 		w = patches[i].width;
+		fl = patches[i].flags;
 		if (patches[i].kind == KIND_INCREMENT) {
-			v = patches[i].min + residue(i, hit, n, patches[i].arg, patches[i].span);
+			v = patches[i].min + residue(i, hit, n, patches[i].arg, patches[i].span,
+						     patches[i].rstep);
 		} else if (patches[i].kind == KIND_RANDOM) {
 			v = patches[i].min + mulhi(splitmix64(n ^ patches[i].arg), patches[i].span);
 		} else {
-			__u32 key = i * MAX_LIST + (__u32)residue(i, hit, n, 1, patches[i].nvals);
+			__u32 key = i * MAX_LIST + (__u32)residue(i, hit, n, 1, patches[i].nvals,
+								  patches[i].rstep);
 			__u64 *lv = bpf_map_lookup_elem(&lists, &key);
 
 			if (!lv)
@@ -383,13 +390,8 @@ int gen_live(struct xdp_md *ctx)
 		p = data + off;
 		if ((void *)(p + 8) > end)
 			return XDP_ABORTED;
-		lo = off;
-		hi = off + w;
-		ul = UDP_AT + udp_len;
-		if (overlap || (lo < IP_AT && hi > IP_AT) || (lo < IP_AT + 12 && hi > IP_AT + 12) ||
-		    (lo < UDP_AT && hi > UDP_AT) || (lo < ul && hi > ul)) {
-			/* Overlapping patches, or one straddling a checksum's range:
-			 * byte by byte, each change from the byte it replaces. */
+		if (fl & PF_BYTES) {
+			/* Byte by byte, each change from the byte it replaces. */
 			for (j = 0; j < 8; j++) {
 				if (j >= w)
 					break;
@@ -397,25 +399,13 @@ int gen_live(struct xdp_md *ctx)
 			}
 			continue;
 		}
-		if (lo >= IP_AT && hi <= ul) {
-			/* Under the IPv4 and/or UDP checksum: add new - old. */
-			__u64 d, oc;
+		if (fl & (PF_IP | PF_UDP)) {
+			/* The template's sum is in the bases: add the new value's. */
+			__u64 d = sum16(v, patches[i].shift);
 
-			if (!hit) {
-				__u64 o = 0;
-
-				for (j = 0; j < 8; j++) {
-					if (j >= w)
-						break;
-					o = (o << 8) | p[j];
-				}
-				oldc[i] = contrib(o, hi & 1);
-			}
-			oc = oldc[i];
-			d = (0xffff - oc) + contrib(v, hi & 1);
-			if (hi <= UDP_AT)
+			if (fl & PF_IP)
 				dip += d;
-			if (lo >= IP_AT + 12)
+			if (fl & PF_UDP)
 				dudp += d;
 		}
 		if (w == 4) {
@@ -439,33 +429,50 @@ int gen_live(struct xdp_md *ctx)
 
 		if ((void *)(p + 2) > end)
 			return XDP_ABORTED;
-		put8(p, at, (__u8)(n >> 8), &dip, &dudp);
-		put8(p + 1, at + 1, (__u8)n, &dip, &dudp);
 		if ((n >> 16) != port_hi) {
 			port_val = dns_first_port + (__u16)((n >> 16) % dns_ports);
 			port_hi = n >> 16;
 		}
 		port = (__u16)port_val;
+		if (dns_fast) {
+			*(__u16 *)p = bpf_htons((__u16)n);
+			dudp += sum16((__u16)n, dns_id_shift);
+		} else {
+			put8(p, at, (__u8)(n >> 8), &dip, &dudp);
+			put8(p + 1, at + 1, (__u8)n, &dip, &dudp);
+		}
 		at = dns_port_at & 0x7ff;
 		p = data + at;
 		if ((void *)(p + 2) > end)
 			return XDP_ABORTED;
-		put8(p, at, port >> 8, &dip, &dudp);
-		put8(p + 1, at + 1, port & 0xff, &dip, &dudp);
+		if (dns_fast) {
+			*(__u16 *)p = bpf_htons(port);
+			dudp += sum16(port, dns_port_shift);
+		} else {
+			put8(p, at, port >> 8, &dip, &dudp);
+			put8(p + 1, at + 1, port & 0xff, &dip, &dudp);
+		}
 		if (dns_label_len) {
 			idx = dns_random ? splitmix64(n ^ dns_seed) % dns_count
-					 : residue(MAX_PATCHES, hit, n, 1, dns_count);
+					 : residue(MAX_PATCHES, hit, n, 1, dns_count, dns_rstep);
 			at = dns_label_at & 0x7ff;
 			p = data + at;
 			for (j = 0; j < MAX_LABEL; j++) {
 				__u32 o;
+				__u8 c;
 
 				if (j >= dns_label_len)
 					break;
 				o = (dns_label_len - 1 - j) & (MAX_LABEL - 1);
 				if ((void *)(p + o + 1) > end)
 					return XDP_ABORTED;
-				put8(p + o, at + o, charset[(idx % radix) & 63], &dip, &dudp);
+				c = charset[(idx % radix) & 63];
+				if (dns_fast) {
+					p[o] = c;
+					dudp += (__u64)c << ((~(at + o) & 1) << 3);
+				} else {
+					put8(p + o, at + o, c, &dip, &dudp);
+				}
 				idx /= radix;
 			}
 		}
@@ -473,37 +480,24 @@ int gen_live(struct xdp_md *ctx)
 	next_n = n + nqueues;
 
 	/* Checksums updated from the template's by the changes (RFC 1624: HC' =
-	 * ~(~HC + ~m + m')): the page holds the restored template, whose checksums
-	 * are frame 0's. fold() of a non-zero sum is the class's representative in
-	 * [1, 0xffff], the value a full recomputation folds to, so the result is
-	 * byte for byte what summing the whole header/datagram gives. */
+	 * ~(~HC + ~m + m')): ip_base/udp_base hold ~HC and ~m. fold() of a non-zero
+	 * sum is the class's representative in [1, 0xffff], the value a full
+	 * recomputation folds to, so the result is byte for byte what summing the
+	 * whole header/datagram gives. */
 	{
 		__u8 *c = data + IP_AT + 10;
-		__u64 s;
 		__u16 f;
 
-		if ((void *)(c + 2) > end)
+		if ((void *)(c + 8 + UDP_AT - IP_AT) > end)
 			return XDP_ABORTED;
-		s = (0xffff - (((__u64)c[0] << 8) | c[1])) + dip;
-		f = fold(s);
+		f = fold(ip_base + dip);
 		f = ~(f ? f : 0xffff);
-		c[0] = f >> 8;
-		c[1] = f & 0xff;
-	}
-	{
-		__u8 *c = data + UDP_AT + 6;
-		__u64 s;
-		__u16 f;
-
-		if ((void *)(c + 2) > end)
-			return XDP_ABORTED;
-		s = (0xffff - (((__u64)c[0] << 8) | c[1])) + dudp;
-		f = fold(s);
+		*(__u16 *)c = bpf_htons(f);
+		f = fold(udp_base + dudp);
 		f = ~(f ? f : 0xffff);
 		if (f == 0)
 			f = 0xffff;
-		c[0] = f >> 8;
-		c[1] = f & 0xff;
+		*(__u16 *)(data + UDP_AT + 6) = bpf_htons(f);
 	}
 	return XDP_TX;
 }
