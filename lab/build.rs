@@ -1,5 +1,5 @@
-//! Compiles the lab's XDP programs (`src/bpf/*.bpf.c`) into libbpf-rs
-//! skeletons in `OUT_DIR`.
+//! Compiles the lab's test-fixture XDP program (`src/bpf/reflect.bpf.c`) into a
+//! libbpf-rs skeleton in `OUT_DIR` (the placeholder lives in `xdp-layer`).
 
 use std::env;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 /// Programs to build: `src/bpf/<name>.bpf.c` -> `$OUT_DIR/<name>.skel.rs`.
-const PROGRAMS: &[&str] = &["pass", "reflect"];
+const PROGRAMS: &[&str] = &["reflect"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

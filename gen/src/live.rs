@@ -31,7 +31,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use profiles::Template;
 use profiles::profile::VaryKind;
 
-use sink::af_xdp::XskQueue;
+use xdplayer::XskQueue;
 
 use crate::{Ctx, Plan, net};
 
@@ -157,7 +157,7 @@ fn charset_of(t: &Template) -> Vec<u8> {
 impl LiveProgram {
     /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
     pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
-        let ifindex = sink::af_xdp::ifindex(iface)?;
+        let ifindex = xdplayer::ifindex(iface)?;
         Self::load_for(&plan.template, plan.queue_ids.len(), qid, ifindex)
     }
 

@@ -148,9 +148,9 @@ fn real_main(a: Args) -> anyhow::Result<()> {
         no_rx: a.no_rx,
         force: a.force,
         xsk_mode: match a.xsk_mode {
-            ModeArg::Auto => sink::af_xdp::XskMode::Auto,
-            ModeArg::Copy => sink::af_xdp::XskMode::Copy,
-            ModeArg::Zerocopy => sink::af_xdp::XskMode::ZeroCopy,
+            ModeArg::Auto => xdplayer::XskMode::Auto,
+            ModeArg::Copy => xdplayer::XskMode::Copy,
+            ModeArg::Zerocopy => xdplayer::XskMode::ZeroCopy,
         },
     };
     xgen::run(&o, stop, std::io::stdout().lock())?;

@@ -1,12 +1,15 @@
-//! AF_XDP capture: the fast back end, on `sink::af_xdp` (one socket per RX queue, our
-//! redirect program sending every frame to them, the coexistence guard that puts the
-//! interface's previous XDP program back on exit).
+//! AF_XDP capture: the fast back end, on the `xdplayer` crate (one socket per RX queue,
+//! its redirect program sending every frame to them, and its guard that puts the
+//! interface's previous XDP program back on exit and leaves an ownership record, so a
+//! killed `sink` leaves an orphan the next run takes over).
 //!
-//! Timestamps: software only. [`crate::af_xdp::RxMeta::sw_ns`] is CLOCK_REALTIME read
-//! once per batch taken off the RX ring (so frames of one batch share a stamp: coarser
-//! than AF_PACKET's per-skb stamps; reported as [`TsKind::Copy`]). `--clock hw` first
-//! asks the NIC (SIOCSHWTSTAMP, so a NIC without it fails exactly as with AF_PACKET) and
-//! then refuses, because reading hardware stamps through XDP RX metadata is not built.
+//! Timestamps: software only in this back end. [`xdplayer::RxMeta::sw_ns`] is
+//! CLOCK_REALTIME read once per batch taken off the RX ring (so frames of one batch
+//! share a stamp: coarser than AF_PACKET's per-skb stamps; reported as
+//! [`TsKind::Copy`]). `--clock hw` first asks the NIC (SIOCSHWTSTAMP, so a NIC without
+//! it fails exactly as with AF_PACKET) and then refuses: `xdplayer` can read NIC
+//! stamps through XDP RX metadata (`XskConfig::hw_timestamps`), but this back end does
+//! not use them yet (no NIC here to check them against); use `--backend af-packet`.
 //!
 //! Drops: one lost frame shows up in several kernel counters (a frame that finds the
 //! fill ring empty counts in the socket's `rx_dropped` and `rx_fill_ring_empty_descs`,
@@ -19,7 +22,7 @@
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::af_xdp::{Filter, XskConfig, XskMode, XskPort, queue_count};
+use xdplayer::{Filter, XskConfig, XskMode, XskPort, queue_count};
 use crate::afpacket::iface_rx_dropped;
 use crate::capture::{
     Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind,
@@ -75,7 +78,7 @@ impl AfXdp {
             let guard = HwStamping::enable(fd.as_fd(), iface)?;
             drop(guard);
             return Err(CaptureError::Unsupported(format!(
-                "{iface}: hardware timestamps through AF_XDP (XDP RX metadata) are not built; use --backend af-packet --clock hw"
+                "{iface}: hardware timestamps through AF_XDP (XDP RX metadata) are not used by this back end yet; use --backend af-packet --clock hw"
             )));
         }
         let mut cfg = XskConfig::new(iface);

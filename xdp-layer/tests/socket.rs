@@ -1,4 +1,4 @@
-//! The AF_XDP layer on real veth pairs (a direct lab per test, unique names,
+//! The AF_XDP sockets of `xdplayer` on real veth pairs (a direct lab per test, unique names,
 //! torn down on drop): TX counted by an ordinary UDP socket on the peer, RX through
 //! our redirect program, the lab's placeholder restored, foreign programs refused.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use lab::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
-use sink::af_xdp::{self, BoundMode, Filter, XskConfig, XskError, XskMode, XskPort};
+use xdplayer::{self as af_xdp, BoundMode, Filter, XskConfig, XskError, XskMode, XskPort};
 
 fn up(prefix: &str) -> Testbed {
     Testbed::up(&UpOptions {

@@ -1,4 +1,5 @@
-//! Compiles every `src/bpf/*.bpf.c` into a libbpf-rs skeleton `OUT_DIR/<name>.skel.rs`.
+//! Compiles every `src/bpf/*.bpf.c` (the placeholder `pass` and the AF_XDP redirect
+//! program) into a libbpf-rs skeleton `OUT_DIR/<name>.skel.rs`.
 use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
