@@ -1,0 +1,433 @@
+//! Kill tests: every tool that attaches through `xdplayer` (gen's afxdp engine,
+//! `dut install --mode userspace --foreground`, `tstamp --backend af-xdp`, `sink`
+//! with both back ends) is SIGKILLed at seeded random moments and SIGINTed, and
+//! aborted at the fixed points of the test hook (`XDP_MEASURE_TEST_HOOK`). After
+//! each: no process of this test's tree remains, the next ordinary run works
+//! without `--force` and leaves the placeholder on the interface.
+//!
+//! The binaries are the workspace's release (or debug) builds beside this test
+//! (`cargo build --release --workspace` first, as `.ci/test` does). Each test
+//! makes its own uniquely named direct lab, torn down on drop even when an
+//! assertion fails; every child is killed on drop.
+//!
+//! `XDP_MEASURE_KILL_SEED=N` replays a run (the seed is printed, and named in
+//! every failure); `XDP_MEASURE_KILL_ROUNDS=N` (default 2) sets the random kills
+//! per tool.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use lab::{Testbed, Topology, UpOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn up(prefix: &str) -> Testbed {
+    Testbed::up(&UpOptions {
+        name: lab::unique_name(prefix),
+        topology: Topology::Direct,
+        queues: 1,
+    })
+    .expect("lab up")
+}
+
+fn bin(name: &str) -> PathBuf {
+    lab::tools::locate(name)
+        .unwrap_or_else(|e| panic!("{e:#} (run `cargo build --release --workspace` first)"))
+}
+
+/// The XDP program on `iface` in `netns`: (id, name).
+fn prog_on(netns: &str, iface: &str) -> Option<(u32, String)> {
+    let iface = iface.to_string();
+    lab::run_in_netns(netns, move || xdplayer::attached_prog(&iface).expect("query XDP"))
+        .expect("enter netns")
+}
+
+/// Pids of the children this test process runs right now (tests run in
+/// parallel threads; each checks that nothing *else* of ours is left).
+static LIVE: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A child in its own process group, SIGKILLed (group) on drop.
+struct Proc {
+    child: Child,
+    what: String,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(argv: &[String], env: Option<(&str, &str)>, what: &str) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let log = std::env::temp_dir().join(format!(
+            "kill-test-{}-{}.log",
+            std::process::id(),
+            what.replace(' ', "_")
+        ));
+        let err = std::fs::File::create(&log).expect("log file");
+        let mut c = Command::new(bin(&argv[0]));
+        c.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .process_group(0);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let mut reg = live();
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        reg.push(child.id());
+        drop(reg);
+        Proc {
+            child,
+            what: what.into(),
+            log,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's process group (pgid = its pid).
+        unsafe { libc::kill(-self.pid(), sig) };
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                let pgid = self.pid();
+                let err = self.stderr();
+                let _ = std::fs::remove_file(&self.log);
+                live().retain(|&p| p != pgid as u32);
+                std::mem::forget(self);
+                assert_group_gone(pgid);
+                return (st, err);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {limit:?}: {}",
+                self.what,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+        live().retain(|&p| p != self.child.id());
+    }
+}
+
+/// No process is left in group `pgid`, and this test process runs no tool but
+/// those other tests run right now (other children, such as the `ip` commands
+/// of a lab being built by a parallel test, are not ours to judge).
+fn assert_group_gone(pgid: i32) {
+    // SAFETY: kill(2) with signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(-pgid, 0) };
+    assert!(rc != 0, "process group {pgid} still has members");
+    let me = std::process::id();
+    let reg = live();
+    let children: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| {
+            s.rfind(')')
+                .and_then(|i| s[i + 1..].split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(me)
+        })
+        .filter(|s| TOOLS.iter().any(|t| s.contains(&format!("({t})"))))
+        .filter(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_none_or(|p| !reg.contains(&p))
+        })
+        .collect();
+    drop(reg);
+    assert!(children.is_empty(), "children left: {children:?}");
+}
+
+/// The tools this test runs.
+const TOOLS: &[&str] = &["gen", "dut", "sink", "tstamp"];
+
+/// Runs a tool to its end (registered like every child); (status, stderr).
+fn run(argv: &[&str], what: &str) -> (ExitStatus, String) {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    Proc::spawn(&argv, None, what).wait(Duration::from_secs(60))
+}
+
+/// One tool and how to run it.
+struct Case {
+    what: &'static str,
+    netns: String,
+    iface: &'static str,
+    argv: Vec<String>,
+    /// Attaches xsk_redirect (false: AF_PACKET, nothing attached).
+    attaches: bool,
+}
+
+fn cases(bed: &Testbed) -> Vec<Case> {
+    let g = bed.generator().netns.clone();
+    let d = bed.dut().netns.clone();
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    vec![
+        Case {
+            what: "gen afxdp",
+            argv: v(&[
+                "gen", "--netns", &g, "--iface", "gen0", "--profile", "min-single-flow",
+                "--engine", "afxdp", "--rate", "20k", "--duration", "300s", "--output", "json",
+            ]),
+            netns: g.clone(),
+            iface: "gen0",
+            attaches: true,
+        },
+        Case {
+            what: "dut userspace",
+            argv: v(&[
+                "dut", "--netns", &d, "install", "drop", "--iface", "dut0", "--mode", "userspace",
+                "--foreground",
+            ]),
+            netns: d.clone(),
+            iface: "dut0",
+            attaches: true,
+        },
+        Case {
+            what: "tstamp af-xdp",
+            argv: v(&["tstamp", "--netns", &d, "--iface", "dut0", "--backend", "af-xdp"]),
+            netns: d.clone(),
+            iface: "dut0",
+            attaches: true,
+        },
+        Case {
+            what: "sink af-xdp",
+            argv: v(&["sink", "--netns", &d, "--iface", "dut0", "--backend", "af-xdp"]),
+            netns: d.clone(),
+            iface: "dut0",
+            attaches: true,
+        },
+        Case {
+            what: "sink af-packet",
+            argv: v(&["sink", "--netns", &d, "--iface", "dut0", "--backend", "af-packet"]),
+            netns: d.clone(),
+            iface: "dut0",
+            attaches: false,
+        },
+    ]
+}
+
+/// Waits until `iface` carries xsk_redirect with an id other than `not` (the
+/// previous run's); returns its id.
+fn wait_attached(c: &Case, p: &mut Proc, not: Option<u32>, ctx: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((id, name)) = prog_on(&c.netns, c.iface)
+            && name == xdplayer::REDIRECT_PROG
+            && Some(id) != not
+        {
+            return id;
+        }
+        assert!(
+            p.running(),
+            "{ctx}: {} exited before attaching: {}",
+            c.what,
+            p.stderr()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{ctx}: {} did not attach in time: {}",
+            c.what,
+            p.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn assert_placeholder(c: &Case, ctx: &str) {
+    assert_eq!(
+        prog_on(&c.netns, c.iface).map(|(_, n)| n).as_deref(),
+        Some(xdplayer::PLACEHOLDER_PROG),
+        "{ctx}: {}: the placeholder is back on {}",
+        c.what,
+        c.iface
+    );
+}
+
+/// An ordinary run (no --force): starts, attaches, ends cleanly on SIGINT, and
+/// leaves the placeholder.
+fn ordinary_run(c: &Case, ctx: &str) {
+    let before = prog_on(&c.netns, c.iface).map(|(id, _)| id);
+    let mut p = Proc::spawn(&c.argv, None, c.what);
+    if c.attaches {
+        wait_attached(c, &mut p, before, ctx);
+    } else {
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(p.running(), "{ctx}: {} ended early: {}", c.what, p.stderr());
+    }
+    p.signal(libc::SIGINT);
+    let (st, err) = p.wait(Duration::from_secs(60));
+    assert!(st.success(), "{ctx}: {} after SIGINT: {st}: {err}", c.what);
+    assert_placeholder(c, ctx);
+}
+
+fn seed() -> u64 {
+    std::env::var("XDP_MEASURE_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| xdplayer::clock::realtime_ns() % 1_000_000)
+}
+
+#[test]
+fn sigkill_at_random_moments_then_the_next_run_works_without_force() {
+    let seed = seed();
+    eprintln!("kill test seed: {seed} (XDP_MEASURE_KILL_SEED={seed} replays it)");
+    let rounds: usize = std::env::var("XDP_MEASURE_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let bed = up("kil");
+    for c in cases(&bed) {
+        for round in 0..rounds {
+            // Half the kills early (start-up, often before the attach), half later.
+            let ms = if rng.gen_bool(0.5) {
+                rng.gen_range(0..200)
+            } else {
+                rng.gen_range(200..1500)
+            };
+            let delay = Duration::from_millis(ms);
+            let ctx = format!("seed {seed}, round {round}, SIGKILL after {delay:?}");
+            let mut p = Proc::spawn(&c.argv, None, c.what);
+            let t = Instant::now();
+            while t.elapsed() < delay && p.running() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(p.running(), "{ctx}: {} ended early: {}", c.what, p.stderr());
+            p.signal(libc::SIGKILL);
+            let (st, _) = p.wait(Duration::from_secs(10));
+            assert!(!st.success());
+            // Left behind: the placeholder, or the dead run's program (an orphan).
+            let left = prog_on(&c.netns, c.iface).map(|(_, n)| n);
+            assert!(
+                matches!(left.as_deref(), Some(xdplayer::PLACEHOLDER_PROG | xdplayer::REDIRECT_PROG)),
+                "{ctx}: {}: left {left:?}",
+                c.what
+            );
+            eprintln!("{ctx}: {}: left {left:?}", c.what);
+            ordinary_run(&c, &ctx);
+        }
+        // And SIGINT: a clean end, then again.
+        let ctx = format!("seed {seed}, SIGINT");
+        ordinary_run(&c, &ctx);
+    }
+}
+
+#[test]
+fn test_hook_aborts_at_fixed_points_and_the_next_run_recovers() {
+    let bed = up("khk");
+    let all = cases(&bed);
+    // sink af-xdp is the quickest to start; gen and dut's user-space point go
+    // through the same guard.
+    for c in all.iter().filter(|c| c.what == "sink af-xdp" || c.what == "dut userspace") {
+        for point in ["after-record-before-attach", "after-attach"] {
+            let ctx = format!("{}={point}", xdplayer::hook::ENV);
+            let p = Proc::spawn(&c.argv, Some((xdplayer::hook::ENV, point)), c.what);
+            let (st, err) = p.wait(Duration::from_secs(60));
+            assert!(!st.success(), "{ctx}: {} must abort: {err}", c.what);
+            assert!(err.contains(point), "{ctx}: {err}");
+            let left = prog_on(&c.netns, c.iface).map(|(_, n)| n);
+            let want = if point == "after-attach" {
+                xdplayer::REDIRECT_PROG
+            } else {
+                xdplayer::PLACEHOLDER_PROG
+            };
+            assert_eq!(left.as_deref(), Some(want), "{ctx}");
+            ordinary_run(c, &ctx);
+        }
+        // Mid-restore: the placeholder is back, the record (naming a program no
+        // longer attached) stays and must be ignored.
+        let ctx = format!("{}=mid-restore", xdplayer::hook::ENV);
+        let mut p = Proc::spawn(&c.argv, Some((xdplayer::hook::ENV, "mid-restore")), c.what);
+        wait_attached(c, &mut p, None, &ctx);
+        p.signal(libc::SIGINT);
+        let (st, err) = p.wait(Duration::from_secs(60));
+        assert!(!st.success(), "{ctx}: {} must abort: {err}", c.what);
+        assert!(err.contains("mid-restore"), "{ctx}: {err}");
+        assert_placeholder(c, &ctx);
+        ordinary_run(c, &ctx);
+    }
+}
+
+#[test]
+fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
+    let bed = up("kor");
+    let all = cases(&bed);
+    let gen_case = all.iter().find(|c| c.what == "gen afxdp").expect("gen case");
+    let sink = all.iter().find(|c| c.what == "sink af-xdp").expect("sink case");
+
+    // An orphan of gen on gen0: `dut remove` removes it and puts the placeholder back.
+    let mut p = Proc::spawn(&gen_case.argv, None, gen_case.what);
+    wait_attached(gen_case, &mut p, None, "orphan for dut remove");
+    p.signal(libc::SIGKILL);
+    p.wait(Duration::from_secs(10));
+    let (st, err) = run(&["dut", "--netns", &gen_case.netns, "remove", "--iface", "gen0"], "dut remove");
+    assert!(st.success(), "dut remove: {err}");
+    assert!(err.contains("orphaned xsk_redirect"), "{err}");
+    assert_placeholder(gen_case, "after dut remove");
+
+    // A process-scoped dut program (`--foreground`, native) whose dut was killed:
+    // the next sink takes it over without --force.
+    let fg: Vec<String> = [
+        "dut", "--netns", &sink.netns, "install", "drop", "--iface", "dut0", "--foreground",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut p = Proc::spawn(&fg, None, "dut foreground");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prog_on(&sink.netns, "dut0").map(|(_, n)| n).as_deref() != Some("dut_drop") {
+        assert!(p.running() && Instant::now() < deadline, "dut install: {}", p.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.signal(libc::SIGKILL);
+    p.wait(Duration::from_secs(10));
+    ordinary_run(sink, "over a killed dut --foreground");
+
+    // A persistent install is not an orphan once its dut has exited: refused.
+    let (st, err) = run(&["dut", "--netns", &sink.netns, "install", "drop", "--iface", "dut0"], "dut install");
+    assert!(st.success(), "{err}");
+    let p = Proc::spawn(&sink.argv, None, "sink over a persistent install");
+    let (st, err) = p.wait(Duration::from_secs(60));
+    assert!(!st.success() && err.contains("--force") && err.contains("persistent"), "{err}");
+    let (st, err) = run(&["dut", "--netns", &sink.netns, "remove", "--iface", "dut0"], "dut remove");
+    assert!(st.success(), "{err}");
+    assert_placeholder(sink, "after removing the persistent install");
+
+    // A live foreign program (no record): refused without --force.
+    lab::attach_reflect(&sink.netns, "dut0").expect("reflect");
+    let p = Proc::spawn(&sink.argv, None, "sink over a foreign program");
+    let (st, err) = p.wait(Duration::from_secs(60));
+    assert!(!st.success() && err.contains("--force"), "{err}");
+    assert_eq!(
+        prog_on(&sink.netns, "dut0").map(|(_, n)| n).as_deref(),
+        Some("xdp_reflect")
+    );
+}
