@@ -19,7 +19,6 @@
 //! rx_dropped grew beyond the ring drops. (A driver that does not count failed
 //! redirects makes that last term 0 rather than double-counting.)
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use xdplayer::{Filter, XskConfig, XskMode, XskPort, queue_count};
@@ -27,7 +26,6 @@ use crate::afpacket::iface_rx_dropped;
 use crate::capture::{
     Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind,
 };
-use crate::hwts::HwStamping;
 
 /// Frames taken off an RX ring per call.
 const BATCH: usize = 256;
@@ -63,20 +61,12 @@ impl AfXdp {
             ));
         }
         if o.clock == ClockMode::Hw {
-            // SAFETY: plain socket(2) call; the descriptor is owned right away.
-            let raw =
-                unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-            if raw < 0 {
-                return Err(CaptureError::sys(
-                    iface,
-                    "opening a socket",
-                    std::io::Error::last_os_error(),
-                ));
-            }
-            // SAFETY: fresh descriptor.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            let guard = HwStamping::enable(fd.as_fd(), iface)?;
-            drop(guard);
+            xdplayer::ethtool::HwStamping::probe(iface).map_err(|err| {
+                CaptureError::NoHwTimestamps {
+                    iface: iface.to_string(),
+                    err,
+                }
+            })?;
             return Err(CaptureError::Unsupported(format!(
                 "{iface}: hardware timestamps through AF_XDP (XDP RX metadata) are not used by this back end yet; use --backend af-packet --clock hw"
             )));
