@@ -211,10 +211,8 @@ fn state_path(kind: &str, ifindex: u32) -> Result<PathBuf> {
 
 fn write_state(path: &PathBuf, v: &Value) -> Result<()> {
     std::fs::create_dir_all(state_dir()).context("create /run/dut")?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, v.to_string()).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
-    Ok(())
+    xdplayer::atomic_file::write(path, v.to_string().as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn read_state(path: &PathBuf) -> Option<Value> {
