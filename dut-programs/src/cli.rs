@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 use crate::cache::{self, Entries, Method};
 use crate::counters::Counters;
 use crate::kernel::{self, XdpMode};
+use crate::skel::{self, Config, LoadOptions, Program};
 use xdplayer::attach::{AttachOptions, XdpGuard, xdp_detach};
 use xdplayer::owner::{self, Claim, Scope};
-use crate::skel::{self, Config, LoadOptions, Program};
 
 /// Command line of `dut`.
 #[derive(Debug, Parser)]

@@ -50,12 +50,13 @@ fn layer_err(what: impl Into<String>) -> impl FnOnce(xdplayer::Error) -> Error {
 /// attachment stays after `prog`'s fd is closed.
 pub fn attach_xdp_fd(netns: &str, iface: &str, prog: BorrowedFd<'_>) -> Result<()> {
     let ifindex = crate::host::ifindex_in(netns, iface)?;
-    run_in_netns(netns, || xdp_attach(ifindex, prog, XdpMode::Native, Replace::Any))?.map_err(
-        |source| Error::Io {
-            what: format!("attach XDP program (driver mode) on {iface} in namespace {netns}"),
-            source,
-        },
-    )
+    run_in_netns(netns, || {
+        xdp_attach(ifindex, prog, XdpMode::Native, Replace::Any)
+    })?
+    .map_err(|source| Error::Io {
+        what: format!("attach XDP program (driver mode) on {iface} in namespace {netns}"),
+        source,
+    })
 }
 
 /// Removes the native-mode XDP program from `iface` in `netns`
@@ -101,7 +102,8 @@ pub fn attach_reflect(netns: &str, iface: &str) -> Result<()> {
 /// The id of the native-mode XDP program on `iface` in `netns`, if any.
 pub fn xdp_prog_id(netns: &str, iface: &str) -> Result<Option<u32>> {
     let ifindex = crate::host::ifindex_in(netns, iface)?;
-    let attached = run_in_netns(netns, || xdp_query(ifindex))?
-        .map_err(layer_err(format!("query XDP programs on {iface} in namespace {netns}")))?;
+    let attached = run_in_netns(netns, || xdp_query(ifindex))?.map_err(layer_err(format!(
+        "query XDP programs on {iface} in namespace {netns}"
+    )))?;
     Ok(Some(attached.native).filter(|&id| id != 0))
 }

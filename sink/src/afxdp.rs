@@ -21,11 +21,11 @@
 
 use std::time::Duration;
 
-use xdplayer::{Filter, XskConfig, XskMode, XskPort, queue_count};
 use crate::afpacket::iface_rx_dropped;
 use crate::capture::{
     Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind,
 };
+use xdplayer::{Filter, XskConfig, XskMode, XskPort, queue_count};
 
 /// Frames taken off an RX ring per call.
 const BATCH: usize = 256;

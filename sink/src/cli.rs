@@ -9,13 +9,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
-use xdplayer::atomic_file::AtomicFile;
-use xdplayer::clock::realtime_ns;
 use crate::capture::{self, Backend, CaptureOptions, ClockMode, Drops, TsKind};
 use crate::counters::Counters;
 use crate::pcapng::PcapNgWriter;
 use crate::stop::Stop;
 use crate::units::parse_duration;
+use xdplayer::atomic_file::AtomicFile;
+use xdplayer::clock::realtime_ns;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputArg {

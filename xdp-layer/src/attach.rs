@@ -134,7 +134,12 @@ pub enum Replace<'a> {
 }
 
 /// Attaches `prog` to `ifindex` in `mode` (netlink; outlives `prog`'s fd).
-pub fn xdp_attach(ifindex: u32, prog: BorrowedFd<'_>, mode: XdpMode, replace: Replace<'_>) -> io::Result<()> {
+pub fn xdp_attach(
+    ifindex: u32,
+    prog: BorrowedFd<'_>,
+    mode: XdpMode,
+    replace: Replace<'_>,
+) -> io::Result<()> {
     let mut opts = libbpf_sys::bpf_xdp_attach_opts {
         sz: size_of::<libbpf_sys::bpf_xdp_attach_opts>() as _,
         ..Default::default()
@@ -265,7 +270,13 @@ pub fn attached_prog(iface: &str) -> Result<Option<(u32, String)>> {
 /// Whether the program `(id, name)` on `ifindex` may be replaced without
 /// `--force`: the placeholder or an orphan. Returns the claim either way; with
 /// `force` false, a claim that is not replaceable is an [`Error::Foreign`].
-pub fn check_replaceable(iface: &str, ifindex: u32, id: u32, name: &str, force: bool) -> Result<Claim> {
+pub fn check_replaceable(
+    iface: &str,
+    ifindex: u32,
+    id: u32,
+    name: &str,
+    force: bool,
+) -> Result<Claim> {
     let claim = owner::classify(ifindex, id, name);
     if !force && !claim.replaceable() {
         return Err(Error::Foreign {
@@ -424,22 +435,19 @@ impl XdpGuard {
         mode: Option<XdpMode>,
         replaced: Option<&(OwnedFd, XdpMode)>,
     ) -> Result<XdpMode> {
-        let what = |m: XdpMode| {
-            format!(
-                "attach XDP program on {iface} ({} mode)",
-                m.as_str()
-            )
-        };
+        let what = |m: XdpMode| format!("attach XDP program on {iface} ({} mode)", m.as_str());
         match (replaced, mode) {
             (Some((ofd, om)), m) if m.is_none_or(|m| m == *om) => {
-                xdp_attach(idx, ours, *om, Replace::Exactly(ofd.as_fd())).map_err(|e| io_err(what(*om), e))?;
+                xdp_attach(idx, ours, *om, Replace::Exactly(ofd.as_fd()))
+                    .map_err(|e| io_err(what(*om), e))?;
                 Ok(*om)
             }
             (Some((ofd, om)), Some(m)) => {
                 // Native and generic exclude each other: take the old one off first,
                 // and put it back if ours cannot go on.
-                xdp_detach(idx, *om, Some(ofd.as_fd()))
-                    .map_err(|e| io_err(format!("detach the {} program on {iface}", om.as_str()), e))?;
+                xdp_detach(idx, *om, Some(ofd.as_fd())).map_err(|e| {
+                    io_err(format!("detach the {} program on {iface}", om.as_str()), e)
+                })?;
                 if let Err(e) = xdp_attach(idx, ours, m, Replace::Nothing) {
                     let _ = xdp_attach(idx, ofd.as_fd(), *om, Replace::Nothing);
                     return Err(io_err(what(m), e));

@@ -30,8 +30,8 @@ fn ifreq_ioctl(
     iface: &str,
     data: *mut libc::c_void,
 ) -> std::io::Result<()> {
-    let mut ifr = ifreq(iface, data)
-        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
+    let mut ifr =
+        ifreq(iface, data).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
     // SAFETY: ifr is a valid ifreq; its data pointer is the caller's live buffer of
     // the type `req` expects.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, &mut ifr) };
@@ -122,15 +122,25 @@ impl HwStamping {
             tx_type: 0,
             rx_filter: 0,
         };
-        let previous = ifreq_ioctl(fd, libc::SIOCGHWTSTAMP, iface, (&mut old as *mut libc::hwtstamp_config).cast())
-            .ok()
-            .map(|_| old);
+        let previous = ifreq_ioctl(
+            fd,
+            libc::SIOCGHWTSTAMP,
+            iface,
+            (&mut old as *mut libc::hwtstamp_config).cast(),
+        )
+        .ok()
+        .map(|_| old);
         let mut cfg = libc::hwtstamp_config {
             flags: 0,
             tx_type: libc::HWTSTAMP_TX_OFF as libc::c_int,
             rx_filter: libc::HWTSTAMP_FILTER_ALL as libc::c_int,
         };
-        ifreq_ioctl(fd, libc::SIOCSHWTSTAMP, iface, (&mut cfg as *mut libc::hwtstamp_config).cast())?;
+        ifreq_ioctl(
+            fd,
+            libc::SIOCSHWTSTAMP,
+            iface,
+            (&mut cfg as *mut libc::hwtstamp_config).cast(),
+        )?;
         // Drivers may widen the filter but must not narrow it below what we asked.
         if cfg.rx_filter == libc::HWTSTAMP_FILTER_NONE as libc::c_int {
             return Err(std::io::Error::other("driver refused HWTSTAMP_FILTER_ALL"));
@@ -157,7 +167,12 @@ impl Drop for HwStamping {
         if let Some(mut old) = self.previous {
             // SAFETY: the socket outlives the guard (its users drop the guard first).
             let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
-            let _ = ifreq_ioctl(fd, libc::SIOCSHWTSTAMP, &self.iface, (&mut old as *mut libc::hwtstamp_config).cast());
+            let _ = ifreq_ioctl(
+                fd,
+                libc::SIOCSHWTSTAMP,
+                &self.iface,
+                (&mut old as *mut libc::hwtstamp_config).cast(),
+            );
         }
     }
 }
@@ -167,6 +182,9 @@ mod tests {
     #[test]
     fn loopback_has_a_queue_and_no_hardware_stamps() {
         assert!(super::queue_count("lo") >= 1);
-        assert!(super::HwStamping::probe(&"x".repeat(40)).is_err(), "name too long");
+        assert!(
+            super::HwStamping::probe(&"x".repeat(40)).is_err(),
+            "name too long"
+        );
     }
 }

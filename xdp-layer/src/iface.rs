@@ -29,6 +29,11 @@ mod tests {
             super::ifindex("no-such-if0"),
             Err(crate::Error::NoSuchInterface { .. })
         ));
-        assert!(super::interfaces().expect("list").iter().any(|(_, n)| n == "lo"));
+        assert!(
+            super::interfaces()
+                .expect("list")
+                .iter()
+                .any(|(_, n)| n == "lo")
+        );
     }
 }

@@ -42,12 +42,17 @@ pub fn enter(name: &str) -> Result<()> {
 /// An fd of the calling thread's network namespace, to come back to it from
 /// another thread ([`run_in`]); None where /proc is not mounted.
 pub fn current() -> Option<OwnedFd> {
-    File::open("/proc/thread-self/ns/net").ok().map(OwnedFd::from)
+    File::open("/proc/thread-self/ns/net")
+        .ok()
+        .map(OwnedFd::from)
 }
 
 /// Runs `f` on a scoped thread that first enters namespace `ns` (so the caller's
 /// thread stays where it is), or on this thread when `ns` is None.
-pub fn run_in<T: Send>(ns: Option<&OwnedFd>, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+pub fn run_in<T: Send>(
+    ns: Option<&OwnedFd>,
+    f: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
     match ns {
         None => f(),
         Some(ns) => std::thread::scope(|s| {

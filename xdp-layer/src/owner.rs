@@ -86,7 +86,12 @@ fn stat_of(pid: u32) -> Option<(String, u64)> {
     let open = s.find('(')?;
     let close = s.rfind(')')?;
     let comm = s.get(open + 1..close)?.to_string();
-    let start = s.get(close + 1..)?.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    let start = s
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(22 - 3)?
+        .parse()
+        .ok()?;
     Some((comm, start))
 }
 
@@ -210,7 +215,8 @@ impl Record {
     pub fn write(&self) -> Result<PathBuf> {
         std::fs::create_dir_all(OWNER_DIR)
             .map_err(|e| io_err(format!("create {OWNER_DIR} (are you root?)"), e))?;
-        let path = Path::new(OWNER_DIR).join(format!("{}-{}.json", self.netns_cookie, self.ifindex));
+        let path =
+            Path::new(OWNER_DIR).join(format!("{}-{}.json", self.netns_cookie, self.ifindex));
         let text = serde_json::to_string(self)
             .map_err(|e| io_err("encode the ownership record", io::Error::other(e)))?;
         crate::atomic_file::write(&path, text.as_bytes())
@@ -267,8 +273,14 @@ impl Claim {
     pub fn describe(&self) -> String {
         match self {
             Claim::Placeholder => " (the placeholder)".into(),
-            Claim::Orphan(r) => format!(" (left by {}, pid {}, which is gone)", r.owner.comm, r.owner.pid),
-            Claim::Live(r) => format!(" (held by {}, pid {}, still running)", r.owner.comm, r.owner.pid),
+            Claim::Orphan(r) => format!(
+                " (left by {}, pid {}, which is gone)",
+                r.owner.comm, r.owner.pid
+            ),
+            Claim::Live(r) => format!(
+                " (held by {}, pid {}, still running)",
+                r.owner.comm, r.owner.pid
+            ),
             Claim::Persistent(r) => format!(" (installed by {}, persistent)", r.owner.comm),
             Claim::Unrecorded => String::new(),
         }
@@ -319,7 +331,9 @@ mod tests {
 
     #[test]
     fn a_dead_child_is_an_orphan_owner() {
-        let mut c = std::process::Command::new("true").spawn().expect("spawn true");
+        let mut c = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
         let pid = c.id();
         let (comm, start_time) = stat_of(pid).unwrap_or(("true".into(), 0));
         c.wait().expect("wait");

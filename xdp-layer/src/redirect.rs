@@ -27,7 +27,6 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/xsk_redirect.skel.rs"));
 }
 
-
 /// BPF name of our redirect program.
 pub const REDIRECT_PROG: &str = "xsk_redirect";
 
@@ -75,7 +74,11 @@ pub(crate) struct Redirect {
 impl Redirect {
     /// Loads the plain program, or with `meta_ifindex` the device-bound one that
     /// asks that device's driver for RX timestamps.
-    pub(crate) fn load(filter: &Filter, max_queue: u32, meta_ifindex: Option<u32>) -> Result<Redirect> {
+    pub(crate) fn load(
+        filter: &Filter,
+        max_queue: u32,
+        meta_ifindex: Option<u32>,
+    ) -> Result<Redirect> {
         const BPF_F_XDP_DEV_BOUND_ONLY: u32 = 1 << 6;
         let mut obj = MaybeUninit::uninit();
         let mut open = skel::XskRedirectSkelBuilder::default()

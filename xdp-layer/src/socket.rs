@@ -248,7 +248,9 @@ impl XskPort {
         if cfg.redirect.is_some()
             && let Some((_, id)) = xdp_query(idx)?.host()
         {
-            let name = crate::attach::prog_info(id).map(|i| i.name).unwrap_or_default();
+            let name = crate::attach::prog_info(id)
+                .map(|i| i.name)
+                .unwrap_or_default();
             check_replaceable(&cfg.iface, idx, id, &name, cfg.force)?;
         }
         let redirect = match &cfg.redirect {

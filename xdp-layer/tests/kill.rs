@@ -18,29 +18,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, Topology, UpOptions};
+use lab::Testbed;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-fn up(prefix: &str) -> Testbed {
-    Testbed::up(&UpOptions {
-        name: lab::unique_name(prefix),
-        topology: Topology::Direct,
-        queues: 1,
-    })
-    .expect("lab up")
-}
+mod common;
+use common::{prog_on, up};
 
 fn bin(name: &str) -> PathBuf {
     lab::tools::locate(name)
         .unwrap_or_else(|e| panic!("{e:#} (run `cargo build --release --workspace` first)"))
-}
-
-/// The XDP program on `iface` in `netns`: (id, name).
-fn prog_on(netns: &str, iface: &str) -> Option<(u32, String)> {
-    let iface = iface.to_string();
-    lab::run_in_netns(netns, move || xdplayer::attached_prog(&iface).expect("query XDP"))
-        .expect("enter netns")
 }
 
 /// Pids of the children this test process runs right now (tests run in
@@ -48,7 +35,8 @@ fn prog_on(netns: &str, iface: &str) -> Option<(u32, String)> {
 static LIVE: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
 fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
-    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A child in its own process group, SIGKILLed (group) on drop.
@@ -193,8 +181,21 @@ fn cases(bed: &Testbed) -> Vec<Case> {
         Case {
             what: "gen afxdp",
             argv: v(&[
-                "gen", "--netns", &g, "--iface", "gen0", "--profile", "min-single-flow",
-                "--engine", "afxdp", "--rate", "20k", "--duration", "300s", "--output", "json",
+                "gen",
+                "--netns",
+                &g,
+                "--iface",
+                "gen0",
+                "--profile",
+                "min-single-flow",
+                "--engine",
+                "afxdp",
+                "--rate",
+                "20k",
+                "--duration",
+                "300s",
+                "--output",
+                "json",
             ]),
             netns: g.clone(),
             iface: "gen0",
@@ -203,7 +204,15 @@ fn cases(bed: &Testbed) -> Vec<Case> {
         Case {
             what: "dut userspace",
             argv: v(&[
-                "dut", "--netns", &d, "install", "drop", "--iface", "dut0", "--mode", "userspace",
+                "dut",
+                "--netns",
+                &d,
+                "install",
+                "drop",
+                "--iface",
+                "dut0",
+                "--mode",
+                "userspace",
                 "--foreground",
             ]),
             netns: d.clone(),
@@ -212,21 +221,45 @@ fn cases(bed: &Testbed) -> Vec<Case> {
         },
         Case {
             what: "tstamp af-xdp",
-            argv: v(&["tstamp", "--netns", &d, "--iface", "dut0", "--backend", "af-xdp"]),
+            argv: v(&[
+                "tstamp",
+                "--netns",
+                &d,
+                "--iface",
+                "dut0",
+                "--backend",
+                "af-xdp",
+            ]),
             netns: d.clone(),
             iface: "dut0",
             attaches: true,
         },
         Case {
             what: "sink af-xdp",
-            argv: v(&["sink", "--netns", &d, "--iface", "dut0", "--backend", "af-xdp"]),
+            argv: v(&[
+                "sink",
+                "--netns",
+                &d,
+                "--iface",
+                "dut0",
+                "--backend",
+                "af-xdp",
+            ]),
             netns: d.clone(),
             iface: "dut0",
             attaches: true,
         },
         Case {
             what: "sink af-packet",
-            argv: v(&["sink", "--netns", &d, "--iface", "dut0", "--backend", "af-packet"]),
+            argv: v(&[
+                "sink",
+                "--netns",
+                &d,
+                "--iface",
+                "dut0",
+                "--backend",
+                "af-packet",
+            ]),
             netns: d.clone(),
             iface: "dut0",
             attaches: false,
@@ -327,7 +360,10 @@ fn sigkill_at_random_moments_then_the_next_run_works_without_force() {
             // Left behind: the placeholder, or the dead run's program (an orphan).
             let left = prog_on(&c.netns, c.iface).map(|(_, n)| n);
             assert!(
-                matches!(left.as_deref(), Some(xdplayer::PLACEHOLDER_PROG | xdplayer::REDIRECT_PROG)),
+                matches!(
+                    left.as_deref(),
+                    Some(xdplayer::PLACEHOLDER_PROG | xdplayer::REDIRECT_PROG)
+                ),
                 "{ctx}: {}: left {left:?}",
                 c.what
             );
@@ -346,7 +382,10 @@ fn test_hook_aborts_at_fixed_points_and_the_next_run_recovers() {
     let all = cases(&bed);
     // sink af-xdp is the quickest to start; gen and dut's user-space point go
     // through the same guard.
-    for c in all.iter().filter(|c| c.what == "sink af-xdp" || c.what == "dut userspace") {
+    for c in all
+        .iter()
+        .filter(|c| c.what == "sink af-xdp" || c.what == "dut userspace")
+    {
         for point in ["after-record-before-attach", "after-attach"] {
             let ctx = format!("{}={point}", xdplayer::hook::ENV);
             let p = Proc::spawn(&c.argv, Some((xdplayer::hook::ENV, point)), c.what);
@@ -380,15 +419,31 @@ fn test_hook_aborts_at_fixed_points_and_the_next_run_recovers() {
 fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     let bed = up("kor");
     let all = cases(&bed);
-    let gen_case = all.iter().find(|c| c.what == "gen afxdp").expect("gen case");
-    let sink = all.iter().find(|c| c.what == "sink af-xdp").expect("sink case");
+    let gen_case = all
+        .iter()
+        .find(|c| c.what == "gen afxdp")
+        .expect("gen case");
+    let sink = all
+        .iter()
+        .find(|c| c.what == "sink af-xdp")
+        .expect("sink case");
 
     // An orphan of gen on gen0: `dut remove` removes it and puts the placeholder back.
     let mut p = Proc::spawn(&gen_case.argv, None, gen_case.what);
     wait_attached(gen_case, &mut p, None, "orphan for dut remove");
     p.signal(libc::SIGKILL);
     p.wait(Duration::from_secs(10));
-    let (st, err) = run(&["dut", "--netns", &gen_case.netns, "remove", "--iface", "gen0"], "dut remove");
+    let (st, err) = run(
+        &[
+            "dut",
+            "--netns",
+            &gen_case.netns,
+            "remove",
+            "--iface",
+            "gen0",
+        ],
+        "dut remove",
+    );
     assert!(st.success(), "dut remove: {err}");
     assert!(err.contains("orphaned xsk_redirect"), "{err}");
     assert_placeholder(gen_case, "after dut remove");
@@ -396,7 +451,14 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     // A process-scoped dut program (`--foreground`, native) whose dut was killed:
     // the next sink takes it over without --force.
     let fg: Vec<String> = [
-        "dut", "--netns", &sink.netns, "install", "drop", "--iface", "dut0", "--foreground",
+        "dut",
+        "--netns",
+        &sink.netns,
+        "install",
+        "drop",
+        "--iface",
+        "dut0",
+        "--foreground",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -404,7 +466,11 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     let mut p = Proc::spawn(&fg, None, "dut foreground");
     let deadline = Instant::now() + Duration::from_secs(60);
     while prog_on(&sink.netns, "dut0").map(|(_, n)| n).as_deref() != Some("dut_drop") {
-        assert!(p.running() && Instant::now() < deadline, "dut install: {}", p.stderr());
+        assert!(
+            p.running() && Instant::now() < deadline,
+            "dut install: {}",
+            p.stderr()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     p.signal(libc::SIGKILL);
@@ -412,12 +478,29 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     ordinary_run(sink, "over a killed dut --foreground");
 
     // A persistent install is not an orphan once its dut has exited: refused.
-    let (st, err) = run(&["dut", "--netns", &sink.netns, "install", "drop", "--iface", "dut0"], "dut install");
+    let (st, err) = run(
+        &[
+            "dut",
+            "--netns",
+            &sink.netns,
+            "install",
+            "drop",
+            "--iface",
+            "dut0",
+        ],
+        "dut install",
+    );
     assert!(st.success(), "{err}");
     let p = Proc::spawn(&sink.argv, None, "sink over a persistent install");
     let (st, err) = p.wait(Duration::from_secs(60));
-    assert!(!st.success() && err.contains("--force") && err.contains("persistent"), "{err}");
-    let (st, err) = run(&["dut", "--netns", &sink.netns, "remove", "--iface", "dut0"], "dut remove");
+    assert!(
+        !st.success() && err.contains("--force") && err.contains("persistent"),
+        "{err}"
+    );
+    let (st, err) = run(
+        &["dut", "--netns", &sink.netns, "remove", "--iface", "dut0"],
+        "dut remove",
+    );
     assert!(st.success(), "{err}");
     assert_placeholder(sink, "after removing the persistent install");
 

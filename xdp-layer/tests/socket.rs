@@ -5,27 +5,14 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
 use xdplayer::{self as af_xdp, BoundMode, Filter, XskConfig, XskError, XskMode, XskPort};
 
-fn up(prefix: &str) -> Testbed {
-    Testbed::up(&UpOptions {
-        name: lab::unique_name(prefix),
-        topology: Topology::Direct,
-        queues: 1,
-    })
-    .expect("lab up")
-}
+mod common;
+use common::up;
 
 fn prog_on(host: &lab::Host) -> Option<String> {
-    let iface = host.iface.clone();
-    host.run_in(move || {
-        af_xdp::attached_prog(&iface)
-            .expect("query")
-            .map(|(_, n)| n)
-    })
-    .expect("run_in")
+    common::prog_on(&host.netns, &host.iface).map(|(_, n)| n)
 }
 
 #[test]
