@@ -330,6 +330,56 @@ mod tests {
     }
 
     #[test]
+    fn records_are_trusted_only_for_their_program_and_classified_by_owner() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: writes under {OWNER_DIR}, needs root");
+            return;
+        }
+        // An ifindex no interface has here, so no tool's record is touched.
+        let idx = 0x7fff_0000 + (std::process::id() & 0xffff);
+        let mut r = Record::new(
+            Scope::Process,
+            idx,
+            "none0",
+            4242,
+            "xsk_redirect",
+            XdpMode::Native,
+            None,
+            Some(XdpMode::Native),
+        )
+        .expect("record");
+        let path = r.write().expect("write");
+        assert!(matches!(
+            classify(idx, 4242, "xsk_redirect"),
+            Claim::Live(_)
+        ));
+        assert!(
+            matches!(classify(idx, 4243, "xsk_redirect"), Claim::Unrecorded),
+            "another program: not trusted"
+        );
+        assert!(matches!(
+            classify(idx, 4242, PLACEHOLDER_PROG),
+            Claim::Placeholder
+        ));
+        r.owner.start_time += 1;
+        r.write().expect("write");
+        let Claim::Orphan(o) = classify(idx, 4242, "xsk_redirect") else {
+            panic!("a process-scoped record of a gone owner is an orphan")
+        };
+        assert_eq!(o.placeholder_mode, Some(XdpMode::Native));
+        r.scope = Scope::Persistent;
+        r.write().expect("write");
+        assert!(
+            matches!(classify(idx, 4242, "xsk_redirect"), Claim::Persistent(_)),
+            "never reaped"
+        );
+        remove_if_names(&path, 4243);
+        assert!(path.exists(), "a record naming another program stays");
+        remove_if_names(&path, 4242);
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn a_dead_child_is_an_orphan_owner() {
         let mut c = std::process::Command::new("true")
             .spawn()
