@@ -726,6 +726,18 @@ fn status(iface: Option<&str>, json_out: bool, window: Option<Duration>) -> Resu
                     .map(|n| format!(", {n:.1} ns/packet"))
                     .unwrap_or_default()
             );
+            if let Some(o) = r["owner"]["pid"].as_u64() {
+                println!(
+                    "  owner: {} (pid {o}, {}){}",
+                    r["owner"]["comm"].as_str().unwrap_or("?"),
+                    r["owner"]["scope"].as_str().unwrap_or("?"),
+                    if r["owner"]["claim"] == "orphan" {
+                        ": gone, an orphan (any tool takes it over; `dut remove` removes it)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             if let Some(c) = r["counters"].as_object() {
                 let line: Vec<String> = c
                     .iter()
@@ -767,7 +779,20 @@ fn record(s: &Snapshot, rates: Value, run_cnt: u64, run_time_ns: u64) -> Value {
         "run_cnt": run_cnt,
         "run_time_ns": run_time_ns,
         "ns_per_packet": if run_cnt > 0 { json!(run_time_ns as f64 / run_cnt as f64) } else { Value::Null },
+        "owner": owner_json(s.ifindex, s.info.id, &s.info.name),
     })
+}
+
+/// Who holds the program, from its ownership record (`xdplayer::owner`):
+/// `{"claim": placeholder|orphan|live|persistent|unrecorded, "scope", "pid", "comm"}`.
+fn owner_json(ifindex: u32, id: u32, name: &str) -> Value {
+    let claim = owner::classify(ifindex, id, name);
+    match claim.record() {
+        Some(r) => {
+            json!({"claim": claim.kind(), "scope": r.scope, "pid": r.owner.pid, "comm": r.owner.comm})
+        }
+        None => json!({"claim": claim.kind()}),
+    }
 }
 
 // ---- update-bench ----

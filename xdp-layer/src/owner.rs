@@ -42,6 +42,11 @@
 //! * The record is written (temp file + rename, so never half-written) *before*
 //!   the attach: there is no instant where our program is attached without it.
 //! * Unknown programs (no trusted record) are foreign: refused without `--force`.
+//!
+//! Limits: a record whose namespace was deleted while its program was attached
+//! (a killed run, a `dut install` in a lab that was torn down) stays until reboot;
+//! it is a few hundred bytes of tmpfs and, its program id never being attached
+//! again, never trusted.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -267,6 +272,25 @@ impl Claim {
     /// Replaceable without `--force`.
     pub fn replaceable(&self) -> bool {
         matches!(self, Claim::Placeholder | Claim::Orphan(_))
+    }
+
+    /// `placeholder`, `orphan`, `live`, `persistent` or `unrecorded`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Claim::Placeholder => "placeholder",
+            Claim::Orphan(_) => "orphan",
+            Claim::Live(_) => "live",
+            Claim::Persistent(_) => "persistent",
+            Claim::Unrecorded => "unrecorded",
+        }
+    }
+
+    /// The trusted record behind the claim, if any.
+    pub fn record(&self) -> Option<&Record> {
+        match self {
+            Claim::Orphan(r) | Claim::Live(r) | Claim::Persistent(r) => Some(r),
+            Claim::Placeholder | Claim::Unrecorded => None,
+        }
     }
 
     /// For messages: `" (held by gen, pid 12, still running)"` and the like.

@@ -55,10 +55,11 @@ impl Proc {
             what.replace(' ', "_")
         ));
         let err = std::fs::File::create(&log).expect("log file");
+        let out = std::fs::File::create(log.with_extension("out")).expect("stdout file");
         let mut c = Command::new(bin(&argv[0]));
         c.args(&argv[1..])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(err)
             .process_group(0);
         if let Some((k, v)) = env {
@@ -83,6 +84,15 @@ impl Proc {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("out")).unwrap_or_default()
+    }
+
+    fn remove_logs(&self) {
+        let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(self.log.with_extension("out"));
+    }
+
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill(2) on our own child's process group (pgid = its pid).
         unsafe { libc::kill(-self.pid(), sig) };
@@ -92,17 +102,23 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
+    fn wait(self, limit: Duration) -> (ExitStatus, String) {
+        let (st, _, err) = self.wait_out(limit);
+        (st, err)
+    }
+
+    /// Waits for the end; (status, stdout, stderr).
+    fn wait_out(mut self, limit: Duration) -> (ExitStatus, String, String) {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(st)) = self.child.try_wait() {
                 let pgid = self.pid();
-                let err = self.stderr();
-                let _ = std::fs::remove_file(&self.log);
+                let (out, err) = (self.stdout(), self.stderr());
+                self.remove_logs();
                 live().retain(|&p| p != pgid as u32);
                 std::mem::forget(self);
                 assert_group_gone(pgid);
-                return (st, err);
+                return (st, out, err);
             }
             assert!(
                 Instant::now() < deadline,
@@ -119,7 +135,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.signal(libc::SIGKILL);
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+        self.remove_logs();
         live().retain(|&p| p != self.child.id());
     }
 }
@@ -433,6 +449,25 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     wait_attached(gen_case, &mut p, None, "orphan for dut remove");
     p.signal(libc::SIGKILL);
     p.wait(Duration::from_secs(10));
+    // `dut status` names it an orphan, with its dead owner.
+    let argv: Vec<String> = [
+        "dut",
+        "--netns",
+        &gen_case.netns,
+        "status",
+        "--iface",
+        "gen0",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (st, out, err) = Proc::spawn(&argv, None, "dut status").wait_out(Duration::from_secs(60));
+    assert!(st.success(), "dut status: {err}");
+    assert!(
+        out.contains(r#""claim":"orphan""#) && out.contains(r#""comm":"gen""#),
+        "dut status: {out}"
+    );
     let (st, err) = run(
         &[
             "dut",
