@@ -284,10 +284,10 @@ impl XskQueue {
             };
             f(frame, RxMeta { sw_ns, hw_ns });
         }
-        // SAFETY: the frames are of this UMEM and no longer read; the fill ring
-        // is sized to hold every RX frame, so there is room.
         let mut put = 0;
         while put < n {
+            // SAFETY: the frames are of this UMEM and no longer read; the fill ring
+            // is sized to hold every RX frame, so there is room.
             put += unsafe { self.fq.produce(&self.rx_scratch[put..n]) };
             if put < n {
                 // Cannot happen with a fill ring as large as the RX frame set.

@@ -180,7 +180,7 @@ mod tests {
         // BPF_PROG_TEST_RUN on crafted frames: UDP to port 53 redirected (the
         // XSKMAP is empty so bpf_redirect_map falls back to XDP_PASS, but the
         // counters say which branch ran), ARP and short frames passed.
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             eprintln!("skipped: needs root");
             return;
         }
