@@ -133,6 +133,11 @@ pub struct InstallArgs {
     /// Replace a foreign XDP program.
     #[arg(long)]
     pub force: bool,
+    /// Attach on behalf of process PID (e.g. `lab run`): process-scoped instead
+    /// of persistent, so once PID is gone the program is an orphan that any tool
+    /// takes over and `dut remove` removes.
+    #[arg(long, value_name = "PID")]
+    pub owner_pid: Option<u32>,
 }
 
 pub use profiles::units::parse_duration;
@@ -269,6 +274,9 @@ fn install(a: &InstallArgs) -> Result<()> {
         (None, _) => None,
     };
     let config = Config { tenant, checksums };
+    if let Some(pid) = a.owner_pid {
+        xdplayer::owner::Owner::of(pid).with_context(|| format!("--owner-pid {pid}"))?;
+    }
     require_root("install")?;
     let ifindex = kernel::ifindex(&a.iface)?;
     if a.mode == Mode::Userspace {
@@ -330,7 +338,7 @@ fn install(a: &InstallArgs) -> Result<()> {
     // Attach through the shared layer: the ownership record (persistent, or
     // process-scoped with --foreground) first, then an atomic replacement in the
     // requested mode; what was there goes back when a --foreground run ends.
-    let scope = if a.foreground {
+    let scope = if a.foreground || a.owner_pid.is_some() {
         Scope::Process
     } else {
         Scope::Persistent
@@ -339,6 +347,7 @@ fn install(a: &InstallArgs) -> Result<()> {
         &a.iface,
         loaded.prog.as_fd(),
         &AttachOptions {
+            owner_pid: a.owner_pid,
             force: a.force,
             scope,
             mode: Some(mode),

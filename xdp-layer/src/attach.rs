@@ -31,7 +31,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result, io_err, neg_err};
-use crate::owner::{self, Claim, PrevProg, Record, Scope};
+use crate::owner::{self, Claim, Owner, PrevProg, Record, Scope};
 use crate::{hook, iface, netns, placeholder};
 
 /// Where an XDP program runs.
@@ -292,6 +292,10 @@ pub fn check_replaceable(
 /// How [`XdpGuard::attach`] attaches.
 #[derive(Debug, Clone, Copy)]
 pub struct AttachOptions {
+    /// The owner's pid in the record (None: this process). For a process-scoped
+    /// attachment made on behalf of a longer-lived parent (`dut install
+    /// --owner-pid`, used by `lab run`), which then stays until that parent is gone.
+    pub owner_pid: Option<u32>,
     /// Replace a live foreign program or a persistent installation (put back on restore).
     pub force: bool,
     /// Process-scoped (restored when the guard drops, reaped as an orphan when the
@@ -305,6 +309,7 @@ pub struct AttachOptions {
 impl Default for AttachOptions {
     fn default() -> AttachOptions {
         AttachOptions {
+            owner_pid: None,
             force: false,
             scope: Scope::Process,
             mode: None,
@@ -384,7 +389,12 @@ impl XdpGuard {
             }
             replaced = Some((fd, old_mode));
         }
+        let owner = match opts.owner_pid {
+            Some(pid) => Owner::of(pid)?,
+            None => Owner::current()?,
+        };
         let record = Record::new(
+            owner,
             opts.scope,
             idx,
             iface,

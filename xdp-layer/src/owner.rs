@@ -109,10 +109,15 @@ fn boot_id() -> String {
 impl Owner {
     /// This process.
     pub fn current() -> Result<Owner> {
-        let pid = std::process::id();
+        Owner::of(std::process::id())
+    }
+
+    /// Process `pid` (e.g. `lab run`, on whose behalf `dut install --owner-pid`
+    /// attaches), identified by its start time now.
+    pub fn of(pid: u32) -> Result<Owner> {
         let (comm, start_time) = stat_of(pid).ok_or_else(|| {
             io_err(
-                "read /proc/self/stat (is /proc mounted?)",
+                format!("read /proc/{pid}/stat (no such process?)"),
                 io::Error::from(io::ErrorKind::NotFound),
             )
         })?;
@@ -189,9 +194,10 @@ pub fn record_path(ifindex: u32) -> Result<PathBuf> {
 }
 
 impl Record {
-    /// A record owned by this process, for `ifindex` of the calling thread's namespace.
+    /// A record owned by `owner`, for `ifindex` of the calling thread's namespace.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        owner: Owner,
         scope: Scope,
         ifindex: u32,
         iface: &str,
@@ -203,7 +209,7 @@ impl Record {
     ) -> Result<Record> {
         Ok(Record {
             version: 1,
-            owner: Owner::current()?,
+            owner,
             scope,
             netns_cookie: crate::netns::cookie()?,
             ifindex,
@@ -362,6 +368,7 @@ mod tests {
         // An ifindex no interface has here, so no tool's record is touched.
         let idx = 0x7fff_0000 + (std::process::id() & 0xffff);
         let mut r = Record::new(
+            Owner::current().expect("owner"),
             Scope::Process,
             idx,
             "none0",

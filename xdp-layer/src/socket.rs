@@ -324,6 +324,7 @@ impl XskPort {
                 &cfg.iface,
                 r.prog.as_fd(),
                 &AttachOptions {
+                    owner_pid: None,
                     force: cfg.force,
                     scope: Scope::Process,
                     mode: None,

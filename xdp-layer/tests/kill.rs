@@ -512,6 +512,32 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     p.wait(Duration::from_secs(10));
     ordinary_run(sink, "over a killed dut --foreground");
 
+    // An install on behalf of another process (`--owner-pid`, as `lab run` does)
+    // becomes an orphan when that process is gone.
+    let sleeper: Vec<String> = ["sleep", "60"].iter().map(|s| s.to_string()).collect();
+    let owner = Proc::spawn(&sleeper, None, "owner");
+    let (st, err) = run(
+        &[
+            "dut",
+            "--netns",
+            &sink.netns,
+            "install",
+            "drop",
+            "--iface",
+            "dut0",
+            "--owner-pid",
+            &owner.pid().to_string(),
+        ],
+        "dut install --owner-pid",
+    );
+    assert!(st.success(), "{err}");
+    let p = Proc::spawn(&sink.argv, None, "sink over a live owner's install");
+    let (st, err) = p.wait(Duration::from_secs(60));
+    assert!(!st.success() && err.contains("still running"), "{err}");
+    owner.signal(libc::SIGKILL);
+    owner.wait(Duration::from_secs(10));
+    ordinary_run(sink, "over an install whose --owner-pid is gone");
+
     // A persistent install is not an orphan once its dut has exited: refused.
     let (st, err) = run(
         &[
