@@ -214,7 +214,7 @@ fn state_path(kind: &str, ifindex: u32) -> Result<PathBuf> {
     Ok(state_dir().join(format!("{kind}-{}-{ifindex}.json", kernel::netns_cookie()?)))
 }
 
-fn write_state(path: &PathBuf, v: &Value) -> Result<()> {
+fn write_state(path: &std::path::Path, v: &Value) -> Result<()> {
     std::fs::create_dir_all(state_dir()).context("create /run/dut")?;
     xdplayer::atomic_file::write(path, v.to_string().as_bytes())
         .with_context(|| format!("write {}", path.display()))
