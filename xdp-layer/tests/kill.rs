@@ -49,8 +49,11 @@ struct Proc {
 impl Proc {
     fn spawn(argv: &[String], env: Option<(&str, &str)>, what: &str) -> Proc {
         use std::os::unix::process::CommandExt;
+        // Unique per child: parallel tests run the same tools.
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = std::env::temp_dir().join(format!(
-            "kill-test-{}-{}.log",
+            "kill-test-{}-{n}-{}.log",
             std::process::id(),
             what.replace(' ', "_")
         ));
@@ -396,12 +399,8 @@ fn sigkill_at_random_moments_then_the_next_run_works_without_force() {
 fn test_hook_aborts_at_fixed_points_and_the_next_run_recovers() {
     let bed = up("khk");
     let all = cases(&bed);
-    // sink af-xdp is the quickest to start; gen and dut's user-space point go
-    // through the same guard.
-    for c in all
-        .iter()
-        .filter(|c| c.what == "sink af-xdp" || c.what == "dut userspace")
-    {
+    // Every tool that attaches, at every point.
+    for c in all.iter().filter(|c| c.attaches) {
         for point in ["after-record-before-attach", "after-attach"] {
             let ctx = format!("{}={point}", xdplayer::hook::ENV);
             let p = Proc::spawn(&c.argv, Some((xdplayer::hook::ENV, point)), c.what);
