@@ -1,48 +1,20 @@
-//! Compiles every `src/bpf/*.bpf.c` into a libbpf-rs skeleton `OUT_DIR/<name>.skel.rs`, and
-//! the host shim (`src/shim/shim.c`, the same `logic.h`) into a static library with `cc`.
-use std::path::PathBuf;
+//! Compiles every `src/bpf/*.bpf.c` into a libbpf-rs skeleton `OUT_DIR/<name>.skel.rs` (see
+//! the `bpf-build` crate), and the host shim (`src/shim/shim.c`, the same `logic.h`) into a
+//! static library with `cc`.
 
-use libbpf_cargo::SkeletonBuilder;
-
-fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    println!("cargo:rerun-if-changed=src/bpf");
+fn main() -> bpf_build::Result<()> {
+    bpf_build::skeletons_in("src/bpf")?;
     println!("cargo:rerun-if-changed=src/shim");
-    let mut entries: Vec<_> = std::fs::read_dir("src/bpf")
-        .expect("src/bpf exists")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        println!("cargo:rerun-if-changed={}", path.display());
-        let file = path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let Some(name) = file.strip_suffix(".bpf.c") else {
-            continue;
-        };
-        SkeletonBuilder::new()
-            .source(&path)
-            .clang_args([
-                "-I/usr/include/x86_64-linux-gnu",
-                "-Isrc/bpf",
-                "-O2",
-                "-g",
-                "-Wall",
-            ])
-            .build_and_generate(out.join(format!("{name}.skel.rs")))
-            .unwrap_or_else(|e| panic!("building BPF program {}: {e:#}", path.display()));
-    }
     println!("cargo:rerun-if-changed=src/shim/shim.c");
-    cc::Build::new()
-        .compiler("clang")
+    let mut shim = cc::Build::new();
+    shim.compiler("clang")
         .file("src/shim/shim.c")
         .include("src/bpf")
-        .include("/usr/include/x86_64-linux-gnu")
         .opt_level(2)
-        .warnings(true)
-        .compile("dut_shim");
+        .warnings(true);
+    if let Some(inc) = bpf_build::multiarch_include()? {
+        shim.include(inc);
+    }
+    shim.try_compile("dut_shim")?;
+    Ok(())
 }

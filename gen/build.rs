@@ -1,31 +1,8 @@
-//! Compiles every `src/bpf/*.bpf.c` into a libbpf-rs skeleton `OUT_DIR/<name>.skel.rs`.
-use std::path::PathBuf;
+//! Compiles gen's BPF programs (`src/bpf/*.bpf.c`: the xdp-live sender, the reply
+//! counter, the transmit counter) into libbpf-rs skeletons in `OUT_DIR` (see the
+//! `bpf-build` crate).
 
-use libbpf_cargo::SkeletonBuilder;
-
-fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    println!("cargo:rerun-if-changed=src/bpf");
-    let mut entries: Vec<_> = std::fs::read_dir("src/bpf")
-        .expect("src/bpf exists")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let file = path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or_default()
-            .to_string();
-        println!("cargo:rerun-if-changed={}", path.display());
-        let Some(name) = file.strip_suffix(".bpf.c") else {
-            continue;
-        };
-        SkeletonBuilder::new()
-            .source(&path)
-            .clang_args(["-I/usr/include/x86_64-linux-gnu", "-Isrc/bpf", "-O2", "-g"])
-            .build_and_generate(out.join(format!("{name}.skel.rs")))
-            .unwrap_or_else(|e| panic!("building BPF program {}: {e:#}", path.display()));
-    }
+fn main() -> bpf_build::Result<()> {
+    bpf_build::skeletons_in("src/bpf")?;
+    Ok(())
 }

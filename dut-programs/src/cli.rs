@@ -35,7 +35,7 @@ use xdplayer::owner::{self, Claim, Scope};
 #[derive(Debug, Parser)]
 #[command(
     name = "dut",
-    version,
+    version = buildinfo::VERSION,
     about = "Install the DUT's XDP programs at an execution point, read their counters and per-packet cost, update their maps"
 )]
 pub struct Args {

@@ -1,10 +1,13 @@
 //! The `afxdp` engine: one AF_XDP socket and one thread per queue (pinned to its
 //! core). TX frames are pre-filled once from the template; per packet only the
 //! varying fields (and the probe, written just before the frame goes on the TX ring)
-//! are rewritten. The same sockets count what comes back through our redirect
-//! program (UDP only; ARP and the rest still reach the kernel) unless `--no-rx`.
+//! are rewritten. Replies are counted by the XDP reply counter ([`crate::rxcount`]),
+//! not by these sockets.
 //!
-//! Frame numbering: queue position i sends n = i, i+Q, i+2Q, ... (TEAM.md).
+//! Counted means sent: a queue's `tx_packets` is what the kernel completed less
+//! what it completed unsent (sendto EBUSY, see [`XskQueue::kick`]); frames put on
+//! the ring are `tx_verdicts`. Frame numbering: queue position i sends n = i,
+//! i+Q, i+2Q, ... (gen/README.md).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -67,14 +70,12 @@ pub fn queue_thread(
             end_ns = pacer.as_ref().map_or(now_ns, |p| p.next_ns().max(now_ns));
             break;
         }
-        if ctx.rx {
-            q.recv_batch(64, |f, _| counters.count_rx(f));
-        }
         let want = match &mut pacer {
             Some(p) => pend.refill(p, now_ns.min(deadline_ns), BATCH, total - k),
             None => BATCH.min(usize::try_from(total - k).unwrap_or(BATCH)),
         };
         if want == 0 {
+            sync(&q, counters, len);
             if let Some(p) = &pacer {
                 let wait = p.next_ns() - now_ns;
                 if wait > 300_000.0 {
@@ -99,6 +100,7 @@ pub fn queue_thread(
             tpl.write(buf, i as u64 + c * nq, pr);
             len
         });
+        sync(&q, counters, len);
         if sent == 0 {
             std::hint::spin_loop();
             continue;
@@ -110,27 +112,30 @@ pub fn queue_thread(
             pend.consume(sent);
         }
         k += sent as u64;
-        counters.tx_packets.fetch_add(sent as u64, Relaxed);
-        counters.tx_bytes.fetch_add((sent * len) as u64, Relaxed);
     }
     ctx.end_ns[i].store(end_ns as u64, Relaxed);
-    // Let the kernel finish what is on the ring, and count replies still in flight.
-    let until = Instant::now() + Duration::from_millis(if ctx.rx { 250 } else { 100 });
-    while Instant::now() < until {
+    // Let the kernel finish what is on the ring: every frame handed over is
+    // completed (sent or dropped) before the counts are final.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until && q.tx_in_flight() > 0 {
         q.complete();
         q.kick();
-        let got = if ctx.rx {
-            q.recv_batch(64, |f, _| counters.count_rx(f))
-        } else {
-            0
-        };
-        if !ctx.rx && q.tx_in_flight() == 0 {
-            break;
-        }
-        if got == 0 {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        std::thread::sleep(Duration::from_micros(200));
     }
+    sync(&q, counters, len);
     counters.store_xsk(&q);
     hist
+}
+
+/// Publishes the socket's counts: confirmed departures, hand-overs, drops, stalls.
+#[inline]
+fn sync(q: &XskQueue, counters: &crate::report::QueueCounters, len: usize) {
+    let st = q.counters();
+    let ok = q.tx_confirmed();
+    counters.tx_packets.store(ok, Relaxed);
+    counters.tx_bytes.store(ok * len as u64, Relaxed);
+    counters.tx_verdicts.store(st.tx_packets, Relaxed);
+    counters.tx_dropped.store(st.tx_dropped, Relaxed);
+    counters.tx_stall_no_frames.store(st.tx_stall_no_frames, Relaxed);
+    counters.tx_stall_ring_full.store(st.tx_stall_ring_full, Relaxed);
 }

@@ -4,11 +4,17 @@
 //! addresses, destination MAC, queues, cores), so bad input fails with one line and
 //! nothing attached; then starts one thread per queue with one of two engines:
 //!
-//! * [`afxdp`]: AF_XDP sockets (TX, and RX of the replies through our redirect
-//!   program, which replaces the lab's placeholder and restores it at the end);
+//! * [`afxdp`]: AF_XDP TX sockets;
 //! * [`live`]: `BPF_PROG_RUN` with `BPF_F_TEST_XDP_LIVE_FRAMES`: an XDP program
-//!   rewrites the varying fields of each frame and returns XDP_TX out of the
-//!   interface; replies are counted by AF_XDP RX sockets as above.
+//!   restores the template in each (recycled) frame, rewrites its varying fields
+//!   and returns XDP_TX out of the interface.
+//!
+//! Counted means sent: `tx_packets` is what the kernel reports transmitted
+//! (afxdp: completions less frames completed unsent; xdp-live: the driver's
+//! accepted frames from the `xdp_devmap_xmit` tracepoint, [`txcount`]), checked at
+//! the end against the interface's own counter ([`ifstats`]). Replies are counted
+//! by an XDP program at line rate ([`rxcount`]), which replaces the lab's
+//! placeholder and restores it at the end.
 //!
 //! Pacing ([`pace`]) is per queue (rate / Q each) against CLOCK_MONOTONIC with
 //! busy-waiting; the reporter prints interval records and exactly one final record,
@@ -17,10 +23,14 @@
 //! with it the XDP guard) is dropped only after every thread has joined.
 
 pub mod afxdp;
+pub mod cli;
+pub mod ifstats;
 pub mod live;
 pub mod net;
 pub mod pace;
 pub mod report;
+pub mod rxcount;
+pub mod txcount;
 pub mod units;
 
 use std::io::Write;
@@ -32,31 +42,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 use profiles::{Profile, Template, TemplateOptions};
-use xdplayer::{self as af_xdp, Filter, XskConfig, XskMode, XskPort, XskQueue};
+use xdplayer::{self as af_xdp, XskConfig, XskMode, XskPort, XskQueue};
 
 pub use pace::Pattern;
 pub use report::{Final, Output};
 pub use units::Rate;
 
-/// Which engine sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
-    /// AF_XDP sockets.
-    #[default]
-    Afxdp,
-    /// BPF_PROG_RUN live frames.
-    XdpLive,
-}
-
-impl Engine {
-    /// Name as on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Afxdp => "afxdp",
-            Engine::XdpLive => "xdp-live",
-        }
-    }
-}
+pub use records::generator::Engine;
 
 /// Everything the command line says.
 #[derive(Debug, Clone)]
@@ -250,6 +242,8 @@ pub struct Ctx {
     pub rx_halt: AtomicBool,
     /// xdp-live: pthread ids of the TX threads (for SIGUSR1).
     pub pthreads: Vec<AtomicU64>,
+    /// xdp-live: kernel thread ids of the TX threads (keys of [`txcount`]).
+    pub tids: Vec<AtomicU64>,
 }
 
 impl Ctx {
@@ -300,26 +294,56 @@ fn new_hist() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).context("allocating a histogram")
 }
 
-/// Opens the RX (and, for afxdp, TX) sockets.
-fn open_port(o: &Options, plan: &Plan, tx: bool) -> Result<Option<XskPort>> {
-    if !tx && o.no_rx {
-        return Ok(None);
-    }
+/// Opens the AF_XDP TX sockets (afxdp engine; replies are counted in XDP).
+fn open_port(o: &Options, plan: &Plan) -> Result<XskPort> {
     let cfg = XskConfig {
         iface: o.iface.clone(),
         queues: plan.queue_ids.clone(),
         frame_size: 2048,
         frame_count: 4096,
-        rx: !o.no_rx,
-        tx,
+        rx: false,
+        tx: true,
         mode: o.xsk_mode,
-        redirect: (!o.no_rx).then(Filter::udp),
+        redirect: None,
         force: o.force,
         hw_timestamps: false,
     };
-    Ok(Some(XskPort::open(&cfg).with_context(|| {
-        format!("opening AF_XDP sockets on {}", o.iface)
-    })?))
+    XskPort::open(&cfg).with_context(|| format!("opening AF_XDP sockets on {}", o.iface))
+}
+
+/// Which side held a rate back, from the counters.
+fn shortfall(
+    requested: Option<f64>,
+    achieved: f64,
+    engine: Engine,
+    q: &[report::QueueCounters],
+) -> Option<report::Shortfall> {
+    let req = requested?;
+    if req <= 0.0 || achieved >= req * 0.995 {
+        return None;
+    }
+    let sum = |f: fn(&report::QueueCounters) -> &AtomicU64| -> u64 {
+        q.iter().map(|c| f(c).load(Relaxed)).sum()
+    };
+    let dropped = sum(|c| &c.tx_dropped);
+    let verdicts = sum(|c| &c.tx_verdicts);
+    let no_frames = sum(|c| &c.tx_stall_no_frames);
+    let ring_full = sum(|c| &c.tx_stall_ring_full);
+    let behind = if dropped > 0 && dropped * 1000 >= verdicts {
+        report::Behind::KernelDropped
+    } else if engine == Engine::Afxdp && no_frames > 0 && no_frames >= ring_full {
+        report::Behind::CompletionsLate
+    } else if engine == Engine::Afxdp && ring_full > 0 {
+        report::Behind::TxRingFull
+    } else {
+        report::Behind::SendLoop
+    };
+    Some(report::Shortfall {
+        requested_pps: req,
+        achieved_pps: (achieved * 1000.0).round() / 1000.0,
+        short_percent: ((1.0 - achieved / req) * 100_000.0).round() / 1000.0,
+        behind,
+    })
 }
 
 /// Runs the generator until the duration, the count or `stop`; writes interval
@@ -327,24 +351,33 @@ fn open_port(o: &Options, plan: &Plan, tx: bool) -> Result<Option<XskPort>> {
 pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final> {
     let plan = prepare(o)?;
     let nq = plan.queue_ids.len();
-    let mut port = open_port(o, &plan, o.engine == Engine::Afxdp)?;
-    let xsk_mode = match o.engine {
-        Engine::Afxdp => port.as_ref().map(|p| p.bound_mode().as_str()),
+    let engine_xdp = o.engine == Engine::XdpLive;
+    let before = ifstats::read_tx(&o.iface, engine_xdp)
+        .with_context(|| format!("reading the transmit counters of {}", o.iface))?;
+    let mut port = match o.engine {
+        Engine::Afxdp => Some(open_port(o, &plan)?),
         Engine::XdpLive => None,
     };
+    let xsk_mode = port.as_ref().map(|p| p.bound_mode().as_str());
     let mut queues: Vec<Option<XskQueue>> = match port.as_mut() {
         Some(p) => p.take_queues().into_iter().map(Some).collect(),
         None => (0..nq).map(|_| None).collect(),
     };
-    let live = match o.engine {
+    let rxc = if o.no_rx {
+        None
+    } else {
+        Some(rxcount::RxCounter::attach(&o.iface, o.force)?)
+    };
+    let (live, txc) = match o.engine {
         Engine::XdpLive => {
             let mut v = Vec::with_capacity(nq);
             for &qid in &plan.queue_ids {
                 v.push(Arc::new(live::LiveProgram::load(&o.iface, &plan, qid)?));
             }
-            Some(v)
+            let idx = af_xdp::ifindex(&o.iface)?;
+            (Some(v), Some(txcount::TxCounter::attach(idx)?))
         }
-        Engine::Afxdp => None,
+        Engine::Afxdp => (None, None),
     };
     let mut hists = Vec::with_capacity(nq);
     for _ in 0..nq {
@@ -368,12 +401,12 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         halt: AtomicBool::new(false),
         rx_halt: AtomicBool::new(false),
         pthreads: (0..nq).map(|_| AtomicU64::new(0)).collect(),
+        tids: (0..nq).map(|_| AtomicU64::new(0)).collect(),
     });
     if live.is_some() {
         live::install_wake_handler().context("installing the SIGUSR1 handler")?;
     }
     let frame_len = plan.template.len() as u64;
-    let mut rx_handles = Vec::new();
     let mut handles = Vec::with_capacity(nq);
     for (i, (q, h)) in queues.iter_mut().zip(hists).enumerate() {
         let c = ctx.clone();
@@ -384,20 +417,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             (None, Some(q)) => std::thread::Builder::new()
                 .name(name)
                 .spawn(move || afxdp::queue_thread(q, i, core, c, h)),
-            (Some(l), q) => {
-                if let Some(q) = q {
-                    let c2 = c.clone();
-                    match std::thread::Builder::new()
-                        .name(format!("gen-rx{i}"))
-                        .spawn(move || live::rx_thread(q, i, c2))
-                    {
-                        Ok(h) => rx_handles.push(h),
-                        Err(e) => {
-                            ctx.rx_halt.store(true, Relaxed);
-                            return Err(e).context("starting an RX thread");
-                        }
-                    }
-                }
+            (Some(l), _) => {
                 let l = l[i].clone();
                 let qid = plan.queue_ids[i];
                 std::thread::Builder::new()
@@ -411,7 +431,6 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             Err(e) => {
                 stop.store(true, Relaxed);
                 ctx.halt.store(true, Relaxed);
-                ctx.rx_halt.store(true, Relaxed);
                 return Err(e).context("starting a queue thread");
             }
         }
@@ -422,15 +441,22 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     let mut t_prev = 0.0;
     let mut rates = Vec::new();
     let mut next_tick = o.interval;
+    let mut warned = false;
     let live_sync = |ctx: &Ctx| {
-        // xdp-live threads sit in the kernel: read their counters from the map,
-        // and end them when the run is over.
-        if let Some(progs) = &live {
+        // xdp-live threads sit in the kernel: read their verdicts from the map and
+        // their departures from the tracepoint counter, and end them when the run
+        // is over.
+        if let (Some(progs), Some(txc)) = (&live, &txc) {
             let mut done = true;
             for (i, (&qid, l)) in plan.queue_ids.iter().zip(progs).enumerate() {
                 let k = l.state(qid).k;
-                ctx.counters[i].tx_packets.store(k, Relaxed);
-                ctx.counters[i].tx_bytes.store(k * frame_len, Relaxed);
+                let out = txc.of(ctx.tids[i].load(Relaxed) as u32);
+                ctx.counters[i].tx_verdicts.store(k, Relaxed);
+                ctx.counters[i].tx_packets.store(out.sent, Relaxed);
+                ctx.counters[i].tx_bytes.store(out.sent * frame_len, Relaxed);
+                ctx.counters[i]
+                    .tx_dropped
+                    .store(out.drops + out.redirect_errors, Relaxed);
                 done &= k >= ctx.count_for(i);
             }
             let over = ctx.duration.is_some_and(|d| ctx.t0.elapsed() >= d);
@@ -442,6 +468,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             }
         }
     };
+    let rx_now = || rxc.as_ref().map(rxcount::RxCounter::read);
     loop {
         live_sync(&ctx);
         if handles.iter().all(|h| h.is_finished()) {
@@ -449,11 +476,23 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         }
         let el = ctx.t0.elapsed();
         if el >= next_tick {
-            let cur = report::Snapshot::take(&ctx.counters);
+            let rx = rx_now();
+            let cur = report::Snapshot::take(&ctx.counters, rx.as_ref());
             let t = el.as_secs_f64();
-            let r = report::Interval::new(&o.iface, t, t_prev, &prev, &cur);
+            let r = report::interval(&o.iface, t, t_prev, &prev, &cur);
             rep.interval(&r);
             rates.push(r.tx_pps);
+            // Say once, while running, that the rate is out of reach.
+            if !warned
+                && t_prev > 0.0
+                && let Some(req) = plan.rate_pps
+                && r.tx_pps < req * 0.99
+            {
+                if let Some(sf) = shortfall(Some(req), r.tx_pps, o.engine, &ctx.counters) {
+                    eprintln!("warning: {} (interval ending at {t:.1} s)", sf.line());
+                }
+                warned = true;
+            }
             prev = cur;
             t_prev = t;
             // A reporter that was not scheduled for more than an interval writes one
@@ -479,22 +518,27 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             Err(_) => panicked = true,
         }
     }
-    if !rx_handles.is_empty() {
+    // Replies still in flight, and the interface's counters settled.
+    let after = ifstats::read_tx_settled(&o.iface, engine_xdp, Duration::from_secs(2));
+    if rxc.is_some() {
         std::thread::sleep(Duration::from_millis(250));
-        ctx.rx_halt.store(true, Relaxed);
-        for h in rx_handles {
-            let _ = h.join();
-        }
     }
     live_sync(&ctx);
-    let redirect = port.as_ref().and_then(XskPort::redirect_counters);
+    let rx_final = rx_now();
+    let rx_counter = rxc.as_ref().map(|_| "xdp");
+    if let Some(r) = rxc
+        && let Err(e) = r.close()
+    {
+        eprintln!("warning: {e:#}");
+    }
     let had_port = port.is_some();
-    drop(port); // restores the interface's previous XDP program
+    drop(port); // closes the sockets
     drop(live);
+    drop(txc);
     if panicked {
         bail!("a queue thread panicked");
     }
-    let cur = report::Snapshot::take(&ctx.counters);
+    let cur = report::Snapshot::take(&ctx.counters, rx_final.as_ref());
     let end = ctx
         .end_ns
         .iter()
@@ -502,14 +546,33 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         .max()
         .unwrap_or(0);
     let dur = (end as f64 / 1e9).max(1e-9);
-    // Drop a trailing partial interval from the spread (it is not a full one).
     let (mean, sd) = report::mean_stddev(&rates);
     let tx_pps = cur.tx_packets as f64 / dur;
-    let _ = redirect;
+    let tx_check = match after {
+        Ok(a) => Some(ifstats::tx_check(&o.iface, before, a, cur.tx_packets)),
+        Err(e) => {
+            eprintln!("warning: {e:#}");
+            None
+        }
+    };
+    if let Some(w) = tx_check.as_ref().and_then(report::TxCheck::warning) {
+        eprintln!("{w}");
+    }
+    let rate_shortfall = if o.count.is_some() && stop.load(Relaxed) {
+        None
+    } else {
+        shortfall(plan.rate_pps, tx_pps, o.engine, &ctx.counters)
+    };
+    if let Some(sf) = &rate_shortfall
+        && o.output != Output::Text
+    {
+        eprintln!("warning: {}", sf.line());
+    }
     let fin = Final {
-        kind: "final",
-        engine: o.engine.as_str(),
-        xsk_mode,
+        kind: records::Kind::Final,
+        schema_version: records::SCHEMA_VERSION,
+        engine: o.engine,
+        xsk_mode: xsk_mode.map(str::to_owned),
         iface: o.iface.clone(),
         profile: plan.profile.name.clone(),
         frame_len: plan.template.len(),
@@ -526,7 +589,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         achieved_ratio: plan.rate_pps.map(|r| tx_pps / r),
         interval_pps_mean: mean,
         interval_pps_stddev: sd,
-        pacing_deviation_ns: report::Deviation::of(&all),
+        pacing_deviation_ns: report::deviation_of(&all),
         rx_packets: cur.rx_packets,
         rx_pps: cur.rx_packets as f64 / dur,
         rx_rcodes: cur.rcode_map(),
@@ -536,7 +599,13 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
             0.0
         },
         interrupted: stop.load(Relaxed),
-        xsk_stats: had_port.then(|| report::XskKernelStats::take(&ctx.counters)),
+        xsk_stats: had_port.then(|| report::xsk_totals(&ctx.counters)),
+        tx_verdicts: cur.tx_verdicts,
+        tx_dropped: cur.tx_dropped,
+        tx_check,
+        rx_probes: cur.rx_probes,
+        rx_counter: rx_counter.map(str::to_owned),
+        rate_shortfall,
     };
     rep.final_record(&fin);
     Ok(fin)

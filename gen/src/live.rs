@@ -11,8 +11,8 @@
 //! queue's next departure is due (XDP_DROP otherwise), stopping by itself at the
 //! queue's limit and deadline. The reporter reads the counters from the program's
 //! `qstate` map and ends the call with SIGUSR1 ([`wake_thread`]; the kernel's run
-//! loop returns EINTR on a pending signal). Replies are counted by separate RX
-//! threads ([`rx_thread`]) on the AF_XDP sockets opened by the caller.
+//! loop returns EINTR on a pending signal). `qstate` counts verdicts; what left
+//! the interface is counted by [`crate::txcount`], replies by [`crate::rxcount`].
 //!
 //! Invariant: the program's frame n equals `Template::write(frame, n)` byte for
 //! byte; the unit test checks it with plain BPF_PROG_TEST_RUN for every shipped
@@ -31,8 +31,6 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use profiles::Template;
 use profiles::profile::VaryKind;
 
-use xdplayer::XskQueue;
-
 use crate::{Ctx, Plan, net};
 
 mod skel {
@@ -45,6 +43,8 @@ const MAX_LIST: usize = 256;
 const MAX_LABEL: usize = 16;
 const MAX_UDP: usize = 512;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+/// Offset of the UDP length field in the template (Ethernet 14 + IPv4 20 + 4).
+const UDP_LEN_AT: usize = 38;
 
 /// The loaded program and the frame it starts from.
 #[derive(Debug)]
@@ -187,6 +187,25 @@ impl LiveProgram {
                 .rodata_data
                 .as_deref_mut()
                 .context("xdp-live program has no rodata")?;
+            let f = t.frame();
+            if f.len() > ro.tmpl.len() * 8 {
+                bail!(
+                    "xdp-live handles frames up to {} bytes; this profile's are {}",
+                    ro.tmpl.len() * 8 + 4,
+                    f.len() + 4
+                );
+            }
+            for (i, w) in ro.tmpl.iter_mut().enumerate() {
+                let mut b = [0u8; 8];
+                for (j, x) in b.iter_mut().enumerate() {
+                    *x = f.get(i * 8 + j).copied().unwrap_or(0);
+                }
+                *w = u64::from_le_bytes(b);
+            }
+            ro.tmpl_len = f.len() as u32;
+            ro.udp_len = f
+                .get(UDP_LEN_AT..UDP_LEN_AT + 2)
+                .map_or(0, |b| u32::from(u16::from_be_bytes([b[0], b[1]])));
             ro.nqueues = nq as u32;
             ro.queue_id = qid;
             ro.npatches = t.patches().len() as u32;
@@ -294,12 +313,16 @@ impl LiveProgram {
                 return Err(std::io::Error::from_raw_os_error(-rc)).context("filling the list map");
             }
         }
+        // One pad byte, trimmed by the program on every frame it sends (see
+        // gen_live.bpf.c: it makes the kernel rebuild the recycled frame's length).
+        let mut frame = t.frame().to_vec();
+        frame.push(0);
         Ok(LiveProgram {
             prog,
             qstate,
             devhist,
             ifindex,
-            frame: t.frame().to_vec(),
+            frame,
         })
     }
 
@@ -422,6 +445,7 @@ pub fn queue_thread(
         unsafe { libc::pthread_self() } as u64,
         Relaxed,
     );
+    ctx.tids[i].store(u64::from(crate::txcount::gettid()), Relaxed);
     if let Some(c) = core
         && let Err(e) = net::pin_to(c)
     {
@@ -486,17 +510,6 @@ pub fn queue_thread(
     // No more signals to this thread once it is about to exit.
     ctx.pthreads[i].store(0, Relaxed);
     hist
-}
-
-/// Counts replies on an AF_XDP RX socket until `ctx.rx_halt`.
-pub fn rx_thread(mut q: XskQueue, i: usize, ctx: Arc<Ctx>) {
-    let counters = &ctx.counters[i];
-    while !ctx.rx_halt.load(Relaxed) {
-        if q.poll_rx(10) {
-            while q.recv_batch(64, |f, _| counters.count_rx(f)) > 0 {}
-        }
-    }
-    counters.store_xsk(&q);
 }
 
 #[cfg(test)]

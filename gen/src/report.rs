@@ -12,15 +12,28 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hdrhistogram::Histogram;
 use profiles::wire::{dns, udp4};
-use serde::Serialize;
 
 use crate::units::WIRE_OVERHEAD;
+pub use records::generator::{
+    Behind, Deviation, Final, Interval, Shortfall, TxCheck, XskKernelStats,
+};
+use records::Kind;
 
 /// One queue's counters (one writer: its engine thread).
 #[derive(Debug, Default)]
 pub struct QueueCounters {
-    /// Frames put on the wire (handed to the TX ring / XDP_TX).
+    /// Frames the kernel reports as transmitted (afxdp: completions less the
+    /// frames completed unsent; xdp-live: frames the driver accepted).
     pub tx_packets: AtomicU64,
+    /// Frames handed over (afxdp: put on the TX ring; xdp-live: XDP_TX verdicts).
+    pub tx_verdicts: AtomicU64,
+    /// Frames the kernel refused (afxdp: sendto EBUSY; xdp-live: driver drops and
+    /// failed redirects).
+    pub tx_dropped: AtomicU64,
+    /// afxdp: sends that found every TX frame in flight (completions late).
+    pub tx_stall_no_frames: AtomicU64,
+    /// afxdp: sends that found the TX ring full.
+    pub tx_stall_ring_full: AtomicU64,
     /// Their bytes (no FCS).
     pub tx_bytes: AtomicU64,
     /// Frames received back.
@@ -52,37 +65,20 @@ impl QueueCounters {
     }
 }
 
-/// Kernel AF_XDP socket statistics summed over the queues (XDP_STATISTICS).
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct XskKernelStats {
-    /// Frames dropped by the kernel (e.g. socket gone, frame too big).
-    pub rx_dropped: u64,
-    /// RX ring full.
-    pub rx_ring_full: u64,
-    /// Fill ring empty when a frame arrived.
-    pub rx_fill_ring_empty_descs: u64,
-    /// Invalid TX descriptors.
-    pub tx_invalid_descs: u64,
-    /// Invalid RX descriptors.
-    pub rx_invalid_descs: u64,
-}
-
-impl XskKernelStats {
-    /// Sums the queues.
-    pub fn take(queues: &[QueueCounters]) -> XskKernelStats {
-        let mut s = [0u64; 5];
-        for q in queues {
-            for (a, b) in s.iter_mut().zip(&q.xsk) {
-                *a += b.load(Relaxed);
-            }
+/// Kernel AF_XDP socket statistics summed over the queues.
+pub fn xsk_totals(queues: &[QueueCounters]) -> XskKernelStats {
+    let mut s = [0u64; 5];
+    for q in queues {
+        for (a, b) in s.iter_mut().zip(&q.xsk) {
+            *a += b.load(Relaxed);
         }
-        XskKernelStats {
-            rx_dropped: s[0],
-            rx_ring_full: s[1],
-            rx_fill_ring_empty_descs: s[2],
-            tx_invalid_descs: s[3],
-            rx_invalid_descs: s[4],
-        }
+    }
+    XskKernelStats {
+        rx_dropped: s[0],
+        rx_ring_full: s[1],
+        rx_fill_ring_empty_descs: s[2],
+        tx_invalid_descs: s[3],
+        rx_invalid_descs: s[4],
     }
 }
 
@@ -116,25 +112,45 @@ pub struct Snapshot {
     pub tx_packets: u64,
     /// Bytes sent.
     pub tx_bytes: u64,
+    /// Frames handed over (verdicts / ring submissions).
+    pub tx_verdicts: u64,
+    /// Frames the kernel refused.
+    pub tx_dropped: u64,
     /// Frames received.
     pub rx_packets: u64,
     /// Bytes received.
     pub rx_bytes: u64,
     /// DNS responses by RCODE.
     pub rcodes: [u64; 16],
+    /// gen probes received.
+    pub rx_probes: u64,
+    /// Non-UDP frames passed to the kernel.
+    pub rx_passed: u64,
 }
 
 impl Snapshot {
-    /// Sums the queues' counters.
-    pub fn take(queues: &[QueueCounters]) -> Snapshot {
+    /// Sums the queues' counters; the replies come from the XDP reply counter
+    /// when there is one (`rx`), else from the queues.
+    pub fn take(queues: &[QueueCounters], rx: Option<&crate::rxcount::RxTotals>) -> Snapshot {
         let mut s = Snapshot::default();
         for q in queues {
             s.tx_packets += q.tx_packets.load(Relaxed);
             s.tx_bytes += q.tx_bytes.load(Relaxed);
+            s.tx_verdicts += q.tx_verdicts.load(Relaxed);
+            s.tx_dropped += q.tx_dropped.load(Relaxed);
             s.rx_packets += q.rx_packets.load(Relaxed);
             s.rx_bytes += q.rx_bytes.load(Relaxed);
             for (a, b) in s.rcodes.iter_mut().zip(&q.rcodes) {
                 *a += b.load(Relaxed);
+            }
+        }
+        if let Some(r) = rx {
+            s.rx_packets += r.packets;
+            s.rx_bytes += r.bytes;
+            s.rx_probes += r.probes;
+            s.rx_passed += r.passed;
+            for (a, b) in s.rcodes.iter_mut().zip(&r.rcodes) {
+                *a += b;
             }
         }
         s
@@ -163,41 +179,8 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// An interval record.
-#[derive(Debug, Clone, Serialize)]
-pub struct Interval {
-    /// Always "interval".
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Seconds since the start.
-    pub t: f64,
-    /// Interface.
-    pub iface: String,
-    /// Cumulative frames sent.
-    pub tx_packets: u64,
-    /// Cumulative bytes sent.
-    pub tx_bytes: u64,
-    /// Frames/s over the interval.
-    pub tx_pps: f64,
-    /// Mbit/s over the interval (frame bytes without FCS).
-    pub tx_mbps: f64,
-    /// Mbit/s on the wire (+24 bytes per frame: FCS, preamble, gap).
-    pub tx_mbps_wire: f64,
-    /// Cumulative frames received.
-    pub rx_packets: u64,
-    /// Received frames/s over the interval.
-    pub rx_pps: f64,
-    /// Received Mbit/s over the interval.
-    pub rx_mbps: f64,
-    /// Received Mbit/s on the wire.
-    pub rx_mbps_wire: f64,
-    /// Cumulative DNS responses by RCODE name.
-    pub rx_rcodes: BTreeMap<String, u64>,
-}
-
-impl Interval {
-    /// The record for the interval from `prev` (at `t_prev`) to `cur` (at `t`).
-    pub fn new(iface: &str, t: f64, t_prev: f64, prev: &Snapshot, cur: &Snapshot) -> Interval {
+/// The record for the interval from `prev` (at `t_prev`) to `cur` (at `t`).
+pub fn interval(iface: &str, t: f64, t_prev: f64, prev: &Snapshot, cur: &Snapshot) -> Interval {
         let dt = t - t_prev;
         let dtx = cur.tx_packets - prev.tx_packets;
         let dtb = cur.tx_bytes - prev.tx_bytes;
@@ -205,7 +188,8 @@ impl Interval {
         let drb = cur.rx_bytes - prev.rx_bytes;
         let rate = |n: u64| if dt > 0.0 { round3(n as f64 / dt) } else { 0.0 };
         Interval {
-            kind: "interval",
+            kind: Kind::Interval,
+            schema_version: records::SCHEMA_VERSION,
             t: round3(t),
             iface: iface.to_owned(),
             tx_packets: cur.tx_packets,
@@ -219,25 +203,10 @@ impl Interval {
             rx_mbps_wire: round3(mbps(drb + drx * WIRE_OVERHEAD, dt)),
             rx_rcodes: cur.rcode_map(),
         }
-    }
 }
 
-/// Pacing deviation percentiles (actual - scheduled send time), ns.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
-pub struct Deviation {
-    /// Median.
-    pub p50: u64,
-    /// 90th percentile.
-    pub p90: u64,
-    /// 99th percentile.
-    pub p99: u64,
-    /// Maximum.
-    pub max: u64,
-}
-
-impl Deviation {
-    /// From a histogram of per-packet deviations.
-    pub fn of(h: &Histogram<u64>) -> Deviation {
+/// Pacing deviation percentiles from a histogram of per-packet deviations.
+pub fn deviation_of(h: &Histogram<u64>) -> Deviation {
         if h.is_empty() {
             return Deviation::default();
         }
@@ -247,61 +216,6 @@ impl Deviation {
             p99: h.value_at_quantile(0.99),
             max: h.max(),
         }
-    }
-}
-
-/// The final record.
-#[derive(Debug, Clone, Serialize)]
-pub struct Final {
-    /// Always "final".
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// "afxdp" or "xdp-live".
-    pub engine: &'static str,
-    /// AF_XDP bind mode, null for xdp-live.
-    pub xsk_mode: Option<&'static str>,
-    /// Interface.
-    pub iface: String,
-    /// Profile name.
-    pub profile: String,
-    /// Frame length (buffer bytes, no FCS).
-    pub frame_len: usize,
-    /// Number of queues (threads).
-    pub queues: usize,
-    /// Seconds from the start to the last packet.
-    pub duration_s: f64,
-    /// Frames sent.
-    pub tx_packets: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Mean frames/s.
-    pub tx_pps: f64,
-    /// Mean Mbit/s.
-    pub tx_mbps: f64,
-    /// Mean Mbit/s on the wire.
-    pub tx_mbps_wire: f64,
-    /// Requested rate in frames/s (null: as fast as possible).
-    pub requested_pps: Option<f64>,
-    /// tx_pps / requested_pps.
-    pub achieved_ratio: Option<f64>,
-    /// Mean of the interval rates (full intervals only).
-    pub interval_pps_mean: f64,
-    /// Standard deviation of the interval rates.
-    pub interval_pps_stddev: f64,
-    /// Pacing deviation (only when paced; zeros otherwise).
-    pub pacing_deviation_ns: Deviation,
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Mean received frames/s.
-    pub rx_pps: f64,
-    /// DNS responses by RCODE.
-    pub rx_rcodes: BTreeMap<String, u64>,
-    /// rx_packets / tx_packets.
-    pub replies_per_request: f64,
-    /// True when stopped by a signal.
-    pub interrupted: bool,
-    /// AF_XDP sockets' kernel statistics (null when no socket was open).
-    pub xsk_stats: Option<XskKernelStats>,
 }
 
 /// Output format.
@@ -416,7 +330,7 @@ impl<W: Write> Reporter<W> {
                     r.duration_s,
                     r.queues,
                     r.engine,
-                    r.xsk_mode
+                    r.xsk_mode.as_ref()
                         .map(|m| format!(" ({m} mode)"))
                         .unwrap_or_default()
                 );
@@ -454,6 +368,23 @@ impl<W: Write> Reporter<W> {
                 );
                 line.push_str(&rcodes_suffix(&r.rx_rcodes));
                 let _ = writeln!(self.out, "{line}");
+                if let Some(c) = &r.tx_check {
+                    let _ = writeln!(
+                        self.out,
+                        "[{}] TX check: {} counted {} ({}; gen {}, {:+}); {} handed over, {} refused by the kernel",
+                        r.iface,
+                        c.counter,
+                        c.interface_tx,
+                        if c.agrees { "agrees" } else { "DISAGREES" },
+                        c.gen_tx,
+                        c.difference,
+                        r.tx_verdicts,
+                        r.tx_dropped
+                    );
+                }
+                if let Some(sf) = &r.rate_shortfall {
+                    let _ = writeln!(self.out, "[{}] {}", r.iface, sf.line());
+                }
             }
         }
         let _ = self.out.flush();
@@ -498,7 +429,7 @@ mod tests {
             ..Default::default()
         };
         cur.rcodes[3] = 7;
-        let r = Interval::new("gen0", 2.0, 1.0, &prev, &cur);
+        let r = interval("gen0", 2.0, 1.0, &prev, &cur);
         assert_eq!(r.tx_pps, 1000.0);
         assert_eq!(r.tx_mbps, 0.48);
         assert_eq!(r.tx_mbps_wire, round3((60_000.0 + 24_000.0) * 8.0 / 1e6));
@@ -547,7 +478,7 @@ mod tests {
         for v in 1..=100 {
             h.record(v).expect("record");
         }
-        let d = Deviation::of(&h);
+        let d = deviation_of(&h);
         assert_eq!((d.p50, d.max), (50, 100));
     }
 }

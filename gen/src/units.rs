@@ -1,69 +1,8 @@
-//! Command-line units: rates (`750k`, `2M`, `1.5M` packets/s; `5Gbit`, `100Mbit`
-//! bits/s on the wire counting 24 bytes of framing per frame), durations (`30s`,
-//! `500ms`, `2m`, bare number = seconds), core lists (`0,2-3`). Pure functions.
+//! Command-line units: rates, durations and MACs come from `profiles::units` (one
+//! parser set for every tool and for the experiment files); core lists (`0,2-3`)
+//! are gen's own. Pure functions.
 
-/// Framing bytes per frame on the wire beyond the buffer: FCS 4, preamble 8, gap 12.
-pub const WIRE_OVERHEAD: u64 = 24;
-
-/// A requested rate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Rate {
-    /// Packets per second.
-    Pps(f64),
-    /// Bits per second on the wire (framing included).
-    Bits(f64),
-}
-
-impl Rate {
-    /// Packets per second for frames of `len` bytes (buffer length, no FCS).
-    pub fn pps(self, len: usize) -> f64 {
-        match self {
-            Rate::Pps(p) => p,
-            Rate::Bits(b) => b / ((len as f64 + WIRE_OVERHEAD as f64) * 8.0),
-        }
-    }
-}
-
-fn split_suffix(s: &str) -> (&str, &str) {
-    let i = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    (&s[..i], &s[i..])
-}
-
-/// Parses a rate. Errors say what is accepted.
-pub fn parse_rate(s: &str) -> Result<Rate, String> {
-    let t = s.trim();
-    let (num, suf) = split_suffix(t);
-    let v: f64 = num.parse().map_err(|_| {
-        format!("rate `{s}`: expected e.g. 750k, 2M, 1.5M (packets/s) or 5Gbit, 100Mbit (bits/s)")
-    })?;
-    let suf_l = suf.to_ascii_lowercase();
-    let (mult, bits) = match suf_l.as_str() {
-        "" | "pps" => (1.0, false),
-        "k" | "kpps" => (1e3, false),
-        "m" | "mpps" => (1e6, false),
-        "g" | "gpps" => (1e9, false),
-        "bit" | "bps" => (1.0, true),
-        "kbit" => (1e3, true),
-        "mbit" => (1e6, true),
-        "gbit" => (1e9, true),
-        _ => {
-            return Err(format!(
-                "rate `{s}`: unknown unit `{suf}` (use k, M, G for packets/s or kbit, Mbit, Gbit)"
-            ));
-        }
-    };
-    let v = v * mult;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!(
-            "rate `{s}` must be greater than 0 (omit --rate for as fast as possible)"
-        ));
-    }
-    Ok(if bits { Rate::Bits(v) } else { Rate::Pps(v) })
-}
-
-pub use profiles::units::{format_mac, parse_duration, parse_mac};
+pub use profiles::units::{Rate, WIRE_OVERHEAD, format_mac, parse_duration, parse_mac, parse_rate};
 
 /// Parses a core list: `0,2-3,5`.
 pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {

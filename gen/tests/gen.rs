@@ -677,8 +677,8 @@ fn sigint_prints_the_final_record_and_leaves_nothing_attached() {
         }
         assert_eq!(
             prog_name(bed.generator()).as_deref(),
-            Some(xdplayer::REDIRECT_PROG),
-            "{engine}: ours while running"
+            Some("gen_rx"),
+            "{engine}: our reply counter while running"
         );
         // SAFETY: plain kill(2) on our child.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -781,4 +781,359 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error:") && err.contains("root"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Counted means sent (issue 9): gen against DUT programs that drop and that
+// answer, both engines; every figure against a counter gen does not own.
+
+/// The workspace's `dut` binary (built beside gen by `cargo build --workspace`).
+fn dut_bin() -> std::path::PathBuf {
+    let p = std::path::Path::new(GEN).with_file_name("dut");
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace first (cargo build --release --workspace)",
+        p.display()
+    );
+    p
+}
+
+/// A driver statistic of `host`'s port (`ethtool -S`), read in its namespace.
+fn ethtool_stat(host: &lab::Host, name: &str) -> u64 {
+    let iface = host.iface.clone();
+    let stats = host
+        .run_in(move || xgen::ifstats::ethtool_stats(&iface).expect("ethtool stats"))
+        .expect("run_in");
+    stats
+        .iter()
+        .filter(|(k, _)| k.starts_with("rx_queue_") || k.starts_with("tx_queue_"))
+        .filter(|(k, _)| k.split_once('_').and_then(|(_, r)| r.split_once('_')).is_some_and(|(_, r)| r.split_once('_').is_some_and(|(_, s)| s == name)))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// Installs a DUT program on dut0: a `dut` program name, or "reflect" (the lab's
+/// MAC-swapping XDP_TX fixture).
+fn install_dut(bed: &Testbed, program: &str, profile: &str) {
+    let d = bed.dut();
+    if program == "reflect" {
+        lab::xdp::attach_reflect(&d.netns, &d.iface).expect("attach reflect");
+        return;
+    }
+    let mut args = vec!["--netns", d.netns.as_str(), "install", program, "--iface", "dut0", "--force"];
+    if program.starts_with("dns-cache") {
+        args.extend(["--profile", profile]);
+    }
+    let out = Command::new(dut_bin()).args(&args).output().expect("dut install");
+    assert!(
+        out.status.success(),
+        "dut install {program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn remove_dut(bed: &Testbed, program: &str) {
+    let d = bed.dut();
+    if program == "reflect" {
+        lab::xdp::attach_pass(&d.netns, &d.iface).expect("placeholder back");
+        return;
+    }
+    let out = Command::new(dut_bin())
+        .args(["--netns", &d.netns, "remove", "--iface", "dut0"])
+        .output()
+        .expect("dut remove");
+    assert!(out.status.success(), "dut remove: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The DUT program's own counters (`dut status --json`).
+fn dut_counters(bed: &Testbed) -> serde_json::Value {
+    let out = Command::new(dut_bin())
+        .args(["--netns", &bed.dut().netns, "status", "--json"])
+        .output()
+        .expect("dut status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dut status json");
+    v["interfaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["iface"] == "dut0"))
+        .map(|i| i["counters"].clone())
+        .expect("dut0 in dut status")
+}
+
+#[test]
+fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
+    let bed = up("ga");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let n = 4000u64;
+    let cases = [
+        ("dns-small", "drop"),
+        ("dns-small", "dns-ping"),
+        ("dns-small", "dns-cache"),
+        ("min-multi-flow", "drop"),
+        ("min-multi-flow", "reflect"),
+    ];
+    for (profile, program) in cases {
+        install_dut(&bed, program, profile);
+        for engine in ["afxdp", "xdp-live"] {
+            let what = format!("{engine} {profile} vs {program}");
+            let dut_rx0 = ethtool_stat(&d, "xdp_packets");
+            let dut_tx0 = ethtool_stat(&d, "xdp_tx");
+            let c0 = (program != "reflect").then(|| dut_counters(&bed));
+            let count = n.to_string();
+            let out = run_gen(
+                &bed,
+                &[
+                    "--profile", profile, "--engine", engine, "--rate", "20k", "--count", &count,
+                    "--output", "json",
+                ],
+            );
+            let fin = final_of(&out);
+            // Every frame gen counts reached the DUT's driver, and no more.
+            let dut_rx = rx_settled(&d, "xdp_packets", dut_rx0, n);
+            assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{what}: gen tx");
+            assert_eq!(dut_rx, n, "{what}: dut0 driver rx");
+            assert_eq!(fin["tx_verdicts"].as_u64(), Some(n), "{what}: hand-overs");
+            assert_eq!(fin["tx_dropped"].as_u64(), Some(0), "{what}: drops");
+            let chk = &fin["tx_check"];
+            assert_eq!(chk["interface_tx"].as_u64(), Some(n), "{what}: gen0's counter: {chk}");
+            assert_eq!(chk["agrees"], true, "{what}: {chk}");
+            // Every answer the DUT gave was counted, and nothing else.
+            let answers = ethtool_stat(&d, "xdp_tx") - dut_tx0;
+            let rx = fin["rx_packets"].as_u64().expect("rx_packets");
+            assert_eq!(rx, answers, "{what}: gen rx vs the DUT driver's XDP_TX count");
+            match program {
+                "drop" => assert_eq!(rx, 0, "{what}"),
+                _ => assert_eq!(rx, n, "{what}: one answer per request"),
+            }
+            if let Some(c0) = &c0 {
+                let c1 = dut_counters(&bed);
+                let prog_answers = c1["answers"].as_u64().unwrap_or(0) - c0["answers"].as_u64().unwrap_or(0);
+                let prog_packets = c1["packets"].as_u64().unwrap_or(0) - c0["packets"].as_u64().unwrap_or(0);
+                assert_eq!(prog_packets, n, "{what}: the DUT program's packet count");
+                assert_eq!(rx, prog_answers, "{what}: gen rx vs the DUT program's answers");
+            }
+            let rc = |k: &str| fin["rx_rcodes"][k].as_u64().unwrap_or(0);
+            match program {
+                "dns-ping" => assert_eq!(rc("NXDOMAIN"), n, "{what}: {}", fin["rx_rcodes"]),
+                "dns-cache" => assert_eq!(rc("NOERROR"), n, "{what}: {}", fin["rx_rcodes"]),
+                _ => {}
+            }
+        }
+        remove_dut(&bed, program);
+    }
+    assert_eq!(prog_name(&g).as_deref(), Some("xdp_pass"), "gen0's placeholder back");
+}
+
+/// `name` (per-queue driver statistic) of `host` less `before`, once it reached
+/// `want` or stopped changing for GENEROUS.
+fn rx_settled(host: &lab::Host, name: &str, before: u64, want: u64) -> u64 {
+    let deadline = Instant::now() + GENEROUS;
+    loop {
+        let got = ethtool_stat(host, name) - before;
+        if got >= want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn unpaced_xdp_live_against_an_answering_dut_is_confirmed_by_both_ends() {
+    let bed = up("gu");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    install_dut(&bed, "dns-cache", "dns-small");
+    let gen_tx0 = ethtool_stat(&g, "xdp_xmit");
+    let gen_err0 = ethtool_stat(&g, "xdp_xmit_errors");
+    let dut_rx0 = ethtool_stat(&d, "xdp_packets");
+    let c0 = dut_counters(&bed);
+    let out = run_gen(
+        &bed,
+        &["--profile", "dns-small", "--engine", "xdp-live", "--duration", "1s", "--output", "json"],
+    );
+    let fin = final_of(&out);
+    let tx = fin["tx_packets"].as_u64().expect("tx");
+    assert!(tx > 10_000, "unpaced xdp-live sent only {tx}");
+    // gen's tx is gen0's own count of frames it transmitted, exactly.
+    let gen_tx = ethtool_stat(&g, "xdp_xmit") - gen_tx0;
+    assert_eq!(tx, gen_tx, "gen tx vs gen0 tx_queue_*_xdp_xmit");
+    assert_eq!(fin["tx_check"]["interface_tx"].as_u64(), Some(gen_tx));
+    // gen0's transmits reached dut0's driver, less what the kernel counted as dropped.
+    let gen_err = ethtool_stat(&g, "xdp_xmit_errors") - gen_err0;
+    let dut_rx = rx_settled(&d, "xdp_packets", dut_rx0, gen_tx);
+    assert_eq!(gen_tx, dut_rx + gen_err, "gen0 tx = dut0 rx + xmit errors");
+    assert_eq!(fin["tx_dropped"].as_u64(), Some(gen_err), "drops reported = driver's");
+    // Replies: what the DUT program answered, less what the kernel dropped on the way back.
+    let c1 = dut_counters(&bed);
+    let answers = c1["answers"].as_u64().unwrap_or(0) - c0["answers"].as_u64().unwrap_or(0);
+    let rx = fin["rx_packets"].as_u64().expect("rx");
+    let lost_back = ethtool_stat(&d, "xdp_tx_errors") + ethtool_stat(&g, "drops");
+    assert!(rx <= answers && answers - rx <= lost_back, "rx {rx}, answers {answers}, kernel drops {lost_back}");
+    assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(rx), "every reply a cache hit");
+}
+
+#[test]
+fn frames_stay_the_templates_while_the_dut_rewrites_them() {
+    // Switched lab: the monitor sees gen's requests as they crossed the switch,
+    // while dns-cache on dut0 answers each one in place (XDP_TX on our page).
+    let bed = Testbed::up(&UpOptions {
+        name: lab::unique_name("gc"),
+        topology: Topology::Switched,
+        queues: 1,
+    })
+    .expect("lab up");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let mon = bed.mon().expect("monitor").clone();
+    install_dut(&bed, "dns-cache", "dns-small");
+    let mut p = Profile::load("dns-small").expect("profile");
+    p.eth_src = g.mac.expect("gen mac");
+    p.eth_dst = d.mac.expect("dut mac");
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    let n = 2000u64;
+    for engine in ["xdp-live", "afxdp"] {
+        let cap = Capture::start(&mon);
+        let count = n.to_string();
+        let out = run_gen(
+            &bed,
+            &["--profile", "dns-small", "--engine", engine, "--rate", "10k", "--count", &count, "--output", "json"],
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
+        assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(n), "{engine}: answered");
+        // Requests and answers, mirrored both ways.
+        let frames = cap.finish(2 * n as usize);
+        let requests: Vec<_> = frames.iter().filter(|f| f[0..6] == p.eth_dst).collect();
+        assert_eq!(requests.len() as u64, n, "{engine}: requests captured");
+        for (i, f) in requests.iter().enumerate() {
+            assert_eq!(
+                f.as_slice(),
+                t.frame_for(i as u64, None).as_slice(),
+                "{engine}: request {i} is the template's frame {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_count_the_interface_does_not_confirm_is_flagged() {
+    // Other traffic leaves gen0 during the run (a UDP socket in gen's namespace):
+    // the interface's tx_packets grows by more than gen sent, and gen must say so
+    // instead of printing a figure nobody checked.
+    let bed = up("gx");
+    let g = bed.generator().clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (s2, ns) = (stop.clone(), g.netns.clone());
+    let noise = std::thread::spawn(move || {
+        lab::run_in_netns(&ns, move || {
+            let s = UdpSocket::bind("198.18.0.1:0").expect("bind");
+            let mut n = 0u64;
+            while !s2.load(Ordering::Relaxed) {
+                if s.send_to(b"noise", "198.18.0.2:9").is_ok() {
+                    n += 1;
+                }
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            n
+        })
+        .expect("run_in")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let out = run_gen(
+        &bed,
+        &["--profile", "min-multi-flow", "--rate", "10k", "--count", "3000", "--output", "json"],
+    );
+    stop.store(true, Ordering::Relaxed);
+    let sent_noise = noise.join().expect("noise thread");
+    let fin = final_of(&out);
+    assert!(sent_noise > 100, "noise sent {sent_noise}");
+    assert_eq!(fin["tx_packets"].as_u64(), Some(3000));
+    let chk = &fin["tx_check"];
+    assert_eq!(chk["agrees"], false, "{chk}");
+    assert!(chk["interface_tx"].as_u64().expect("interface_tx") > 3000, "{chk}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines().any(|l| l.contains("not confirmed by the interface")),
+        "one line on stderr: {err}"
+    );
+}
+
+#[test]
+fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
+    let bed = up("gr");
+    for engine in ["afxdp", "xdp-live"] {
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile", "min-multi-flow", "--engine", engine, "--rate", "400M", "--duration",
+                "2s", "--interval", "500ms", "--no-rx", "--output", "json",
+            ],
+        );
+        let fin = final_of(&out);
+        let sf = &fin["rate_shortfall"];
+        assert!(sf.is_object(), "{engine}: shortfall in the record: {fin}");
+        let short = sf["short_percent"].as_f64().expect("short_percent");
+        let ratio = fin["achieved_ratio"].as_f64().expect("ratio");
+        assert!((short - (1.0 - ratio) * 100.0).abs() < 0.01, "{engine}: {sf} vs ratio {ratio}");
+        assert!(
+            ["send_loop", "tx_ring_full", "completions_late", "kernel_dropped"]
+                .contains(&sf["behind"].as_str().unwrap_or("")),
+            "{engine}: {sf}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<_> = err.lines().filter(|l| l.contains("requested rate not reached")).collect();
+        // Once while running, once at the end.
+        assert_eq!(lines.len(), 2, "{engine}: {err}");
+    }
+    // A reachable rate reports no shortfall.
+    let out = run_gen(
+        &bed,
+        &["--profile", "min-multi-flow", "--rate", "5k", "--count", "2000", "--no-rx", "--output", "json"],
+    );
+    assert!(final_of(&out)["rate_shortfall"].is_null());
+}
+
+#[test]
+fn two_queues_against_an_answering_dut_add_up_exactly() {
+    let bed = Testbed::up(&UpOptions {
+        name: lab::unique_name("g2"),
+        topology: Topology::Direct,
+        queues: 2,
+    })
+    .expect("lab up");
+    let d = bed.dut().clone();
+    install_dut(&bed, "dns-cache", "dns-small");
+    let n = 6000u64;
+    for engine in ["afxdp", "xdp-live"] {
+        let dut_rx0 = ethtool_stat(&d, "xdp_packets");
+        let c0 = dut_counters(&bed);
+        let count = n.to_string();
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile", "dns-small", "--engine", engine, "--queues", "2", "--rate", "30k",
+                "--count", &count, "--output", "json",
+            ],
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["queues"].as_u64(), Some(2));
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
+        assert_eq!(rx_settled(&d, "xdp_packets", dut_rx0, n), n, "{engine}: dut0 rx, both queues");
+        assert_eq!(fin["tx_check"]["agrees"], true, "{engine}: {}", fin["tx_check"]);
+        let c1 = dut_counters(&bed);
+        let answers = c1["answers"].as_u64().unwrap_or(0) - c0["answers"].as_u64().unwrap_or(0);
+        assert_eq!(answers, n, "{engine}: the DUT answered every query");
+        assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(n), "{engine}: every answer counted");
+    }
+}
+
+#[test]
+fn every_binary_names_the_commit_it_was_built_from() {
+    let dir = std::path::Path::new(GEN).parent().expect("bin dir").to_path_buf();
+    for b in ["gen", "dut", "sink", "tstamp", "lab"] {
+        let p = dir.join(b);
+        if !p.exists() {
+            panic!("{} missing: build the workspace first (cargo build --release --workspace)", p.display());
+        }
+        let out = Command::new(&p).arg("--version").output().expect("--version");
+        let v = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(v.trim(), format!("{b} {}", buildinfo::VERSION), "{b}");
+    }
 }

@@ -71,6 +71,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     crate::experiment::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
     profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
     tools::install_ctrlc()?;
+    crate::registry::reap_and_report("lab demo");
     std::fs::create_dir_all(&opts.out).with_context(|| format!("create {}", opts.out.display()))?;
     let out = &opts.out;
 

@@ -27,6 +27,15 @@ pub enum Error {
         /// Its namespaces that exist.
         existing: Vec<String>,
     },
+    /// The lab has an owner record whose owner is alive but no namespace:
+    /// that process is building or tearing it down.
+    #[error("lab {name:?} is being built or torn down by process {pid}; pick another name or wait")]
+    Claimed {
+        /// The lab name.
+        name: String,
+        /// The owner.
+        pid: u32,
+    },
     /// No namespace of that lab exists.
     #[error("no lab named {0:?} (no namespace {0}-gen, {0}-dut, {0}-sw or {0}-mon)")]
     NotFound(String),

@@ -177,6 +177,35 @@ impl Source {
     }
 }
 
+/// gen's engine for a series (`engine = "afxdp" | "xdp-live"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// AF_XDP sockets (gen's default): skbs in copy mode, so every DUT
+    /// execution point sees them.
+    #[default]
+    Afxdp,
+    /// BPF_PROG_RUN live frames: the fastest source here, XDP frames that only
+    /// a native XDP program on the receiving veth can take.
+    XdpLive,
+}
+
+impl Engine {
+    fn parse(s: &str) -> Option<Engine> {
+        Some(match s {
+            "afxdp" => Engine::Afxdp,
+            "xdp-live" => Engine::XdpLive,
+            _ => return None,
+        })
+    }
+    /// The value of gen's `--engine`.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Engine::Afxdp => "afxdp",
+            Engine::XdpLive => "xdp-live",
+        }
+    }
+}
+
 /// The parameter an experiment sweeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
@@ -245,6 +274,8 @@ pub struct Series {
     pub measure: Measure,
     /// Traffic source.
     pub source: Source,
+    /// gen's engine (source = gen).
+    pub engine: Engine,
     /// DUT program (`None`: nothing installed).
     pub program: Option<String>,
     /// Execution point of the program.
@@ -252,7 +283,7 @@ pub struct Series {
     /// Workload profile (shipped name or path).
     pub profile: String,
     /// gen `--rate` (`None`: as fast as it goes).
-    pub rate: Option<String>,
+    pub rate: Option<Rate>,
     /// Queues (unless swept).
     pub queues: u32,
     /// Checksums per packet for the checksum program (unless swept).
@@ -274,7 +305,7 @@ pub struct Series {
     /// Tenants topology: where the busy neighbour's checksum program runs.
     pub neighbour_at: At,
     /// gen `--rate` of the neighbour's flood (`None`: as fast as it goes).
-    pub neighbour_rate: Option<String>,
+    pub neighbour_rate: Option<Rate>,
 }
 
 /// A ratio the report computes between two series' means at the same x.
@@ -422,23 +453,9 @@ pub fn source_dir() -> PathBuf {
 
 pub use profiles::units::parse_duration;
 
-/// Parses a packet rate `50k`, `1.5M`, `750000` into packets/s.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1e3),
-        Some('M') => (&s[..s.len() - 1], 1e6),
-        Some('G') => (&s[..s.len() - 1], 1e9),
-        _ => (s, 1.0),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a packet rate (e.g. 50k, 1.5M)"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!("'{s}' must be a positive rate"));
-    }
-    Ok(v * mult)
-}
+/// Rates as every tool reads them (`50k`, `1.5M` packets/s; `5Gbit` bits/s on the
+/// wire): the one parser in `profiles::units`, so a file says nothing gen would refuse.
+pub use profiles::units::{Rate, parse_rate};
 
 // ------------------------------------------------------------------------------------
 // Raw file: values with spans.
@@ -452,6 +469,7 @@ struct RawFile {
     topology: Option<Spanned<String>>,
     measure: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     program: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     profile: Option<Spanned<String>>,
@@ -474,6 +492,7 @@ struct RawFile {
 struct RawSettings {
     measure: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     program: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     profile: Option<Spanned<String>>,
@@ -505,6 +524,7 @@ struct RawSeries {
     name: Spanned<String>,
     measure: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    engine: Option<Spanned<String>>,
     program: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     profile: Option<Spanned<String>>,
@@ -673,6 +693,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     let d = &RawSettings {
         measure: raw.measure,
         source: raw.source,
+        engine: raw.engine,
         program: raw.program,
         mode: raw.mode,
         profile: raw.profile,
@@ -718,6 +739,16 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let source = match pick(&s.source, &d.source) {
             Some(m) => one_of(cx, m, "source", Source::parse, "gen, trafgen, dnsperf")?,
             None => Source::Gen,
+        };
+        let engine_key = pick(&s.engine, &d.engine);
+        let engine = match engine_key {
+            Some(e) => {
+                if source != Source::Gen {
+                    return cx.err(e.span(), "engine", "gen's engine: only for source = \"gen\"");
+                }
+                one_of(cx, e, "engine", Engine::parse, "afxdp, xdp-live")?
+            }
+            None => Engine::Afxdp,
         };
         let program = match pick(&s.program, &d.program) {
             None => None,
@@ -790,10 +821,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let rate = match pick(&s.rate, &d.rate) {
             None => None,
             Some(r) if r.get_ref() == "max" => None,
-            Some(r) => {
-                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "rate", m))?;
-                Some(r.get_ref().clone())
-            }
+            Some(r) => Some(parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "rate", m))?),
         };
         let queues = match s.queues.as_ref().or(d.queues.as_ref()) {
             None => 1,
@@ -887,10 +915,9 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let neighbour_at = where_(&s.neighbour_at, "neighbour_at")?;
         let neighbour_rate = match &s.neighbour_rate {
             None => None,
-            Some(r) => {
-                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?;
-                Some(r.get_ref().clone())
-            }
+            Some(r) => Some(
+                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?,
+            ),
         };
         let busy_neighbour =
             neighbour_checksums.is_some() || parameter == Param::NeighbourChecksums;
@@ -995,6 +1022,16 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             }
             _ => {}
         }
+        if engine == Engine::XdpLive
+            && mode == "generic"
+            && let Some(e) = engine_key
+        {
+            return cx.err(
+                e.span(),
+                "engine",
+                "xdp-live sends XDP frames, which veth drops unless the receiving port has a native XDP program, and generic mode leaves dut0 without one (the DUT would see nothing): use engine = \"afxdp\" for this series",
+            );
+        }
         if mode == "userspace" && measure == Measure::ResponseTime && program.is_none() {
             return cx.err(at, "mode", "userspace needs a program");
         }
@@ -1002,6 +1039,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             name: sname,
             measure,
             source,
+            engine,
             program,
             mode,
             profile,
@@ -1217,6 +1255,30 @@ mod tests {
     }
 
     #[test]
+    fn engine_is_chosen_per_series_and_xdp_live_into_generic_is_refused() {
+        let e = Experiment::from_toml(
+            &format!(
+                "{BASE}engine = \"xdp-live\"\n[[series]]\nname = \"a\"\n[[series]]\nname = \"b\"\nmode = \"generic\"\nengine = \"afxdp\"\n"
+            ),
+            "x.toml",
+        )
+        .expect("valid");
+        assert_eq!(e.series[0].engine, Engine::XdpLive);
+        assert_eq!(e.series[1].engine, Engine::Afxdp);
+        // Inherited from the top of the file: the error names that line.
+        let m = err(&format!(
+            "{BASE}engine = \"xdp-live\"\n[[series]]\nname = \"a\"\nmode = \"generic\"\n"
+        ));
+        assert!(m.starts_with("x.toml:7: engine: xdp-live sends XDP frames"), "{m}");
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nengine = \"dpdk\"\n"));
+        assert!(m.starts_with("x.toml:9: engine:") && m.contains("afxdp, xdp-live"), "{m}");
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nsource = \"trafgen\"\nengine = \"xdp-live\"\n"
+        ));
+        assert!(m.starts_with("x.toml:10: engine: gen's engine"), "{m}");
+    }
+
+    #[test]
     fn impossible_sweeps_are_refused() {
         let sweep = |p: &str, v: &str| {
             format!("{BASE}[sweep]\nparameter = \"{p}\"\nvalues = {v}\n[[series]]\nname = \"a\"\n")
@@ -1320,8 +1382,9 @@ mod tests {
         assert_eq!(parse_duration("4").unwrap(), Duration::from_secs(4));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("x").is_err());
-        assert_eq!(parse_rate("50k").unwrap(), 50_000.0);
-        assert_eq!(parse_rate("1.5M").unwrap(), 1_500_000.0);
+        assert_eq!(parse_rate("50k").unwrap(), Rate::Pps(50_000.0));
+        assert_eq!(parse_rate("1.5M").unwrap(), Rate::Pps(1_500_000.0));
+        assert_eq!(parse_rate("5Gbit").unwrap(), Rate::Bits(5e9));
         assert!(parse_rate("-1").is_err());
     }
 }

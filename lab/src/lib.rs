@@ -42,11 +42,14 @@
 #![warn(missing_docs)]
 
 mod cmd;
+pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod experiment;
 pub mod host;
+pub mod owner;
 pub mod plot;
+pub mod registry;
 pub mod report;
 pub mod runner;
 pub mod stats;

@@ -4,89 +4,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::Parser;
 
 use lab::experiment::Experiment;
-use lab::{DEFAULT_NAME, Testbed, Topology, UpOptions};
-
-/// Virtual testbed of network namespaces and veth pairs: generator, switch
-/// with a mirror port, DUT and monitor.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Build a lab (fails if one of that name exists).
-    Up {
-        /// Lab name: namespaces are NAME-gen, NAME-sw, NAME-dut, NAME-mon.
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-        /// TX/RX queues on the generator and DUT veths (1-64).
-        #[arg(long, default_value_t = 1)]
-        queues: u32,
-        /// switched: gen - switch (mirror to mon) - dut; direct: gen - dut.
-        #[arg(long, value_enum, default_value_t = Topology::Switched)]
-        topology: Topology,
-    },
-    /// Show a lab, read from the system.
-    Status {
-        /// Lab name.
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a lab: all its namespaces and interfaces (also a half-built one).
-    Down {
-        /// Lab name.
-        #[arg(long, default_value = DEFAULT_NAME)]
-        name: String,
-    },
-    /// The whole chain once: DNS cache on the DUT, tstamp on the mirror port,
-    /// gen at 50k queries/s for 5 s; prints the report, writes the plots,
-    /// removes the lab.
-    Demo {
-        /// Lab name (refused if a lab of that name exists).
-        #[arg(long, default_value = "demo")]
-        name: String,
-        /// Output directory.
-        #[arg(long, default_value = "demo-out")]
-        out: PathBuf,
-        /// Offered rate (queries/s: 50k, 1.5M, ...).
-        #[arg(long, default_value = "50k")]
-        rate: String,
-        /// Traffic duration (5s, 500ms, 2m).
-        #[arg(long, default_value = "5s")]
-        duration: String,
-        /// Workload profile (DNS).
-        #[arg(long, default_value = "dns-small")]
-        profile: String,
-    },
-    /// Run an experiment (a name in profiles/experiments/ or a path): CSVs,
-    /// plots and a Markdown report in --out.
-    Run {
-        /// Experiment name or file.
-        experiment: String,
-        /// Output directory (default out/<experiment>-<UTC time>); a re-run
-        /// with the same directory skips the points already measured.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// A few seconds per point, 1-2 repetitions, fewer sweep points.
-        #[arg(long)]
-        quick: bool,
-        /// Only check the experiment file and the tools, then exit.
-        #[arg(long)]
-        check: bool,
-    },
-    /// List the shipped experiments.
-    Experiments,
-}
+use lab::cli::{Cli, Cmd};
+use lab::{Testbed, UpOptions};
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -101,10 +23,26 @@ fn run(cli: Cli) -> Result<()> {
                 queues,
             };
             let mut bed = Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
-            bed.keep();
+            bed.persist()
+                .with_context(|| format!("lab up --name {name}: make it persistent"))?;
             println!("{}", bed.status());
         }
-        Cmd::Status { name, json } => {
+        Cmd::Status { name: None, json } => {
+            let labs = lab::registry::list().context("lab status: list the labs")?;
+            if json {
+                let v = serde_json::json!({ "labs": labs });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).context("serialise the list")?
+                );
+            } else {
+                print!("{}", lab::registry::table(&labs));
+            }
+        }
+        Cmd::Status {
+            name: Some(name),
+            json,
+        } => {
             let bed =
                 Testbed::attach(&name).with_context(|| format!("lab status --name {name}"))?;
             let status = bed.status();
@@ -117,7 +55,26 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{status}");
             }
         }
-        Cmd::Down { name } => {
+        Cmd::Down { stale: true, .. } => {
+            let reaped = lab::registry::reap_stale().context("lab down --stale")?;
+            let mut failed = 0;
+            for (l, res) in &reaped {
+                match res {
+                    Ok(()) => println!("removed {}", lab::registry::describe(l)),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: cannot remove {}: {e}", lab::registry::describe(l));
+                    }
+                }
+            }
+            if reaped.is_empty() {
+                println!("no stale lab");
+            }
+            if failed > 0 {
+                anyhow::bail!("lab down --stale: {failed} stale lab(s) not removed");
+            }
+        }
+        Cmd::Down { name, .. } => {
             let removed = lab::down(&name).with_context(|| format!("lab down --name {name}"))?;
             println!("removed {}", removed.join(", "));
         }

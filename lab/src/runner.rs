@@ -115,7 +115,12 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "offered_pps",
-        label: "offered rate (gen tx)",
+        label: "offered rate (gen tx, confirmed by the kernel)",
+        unit: "packets/s",
+    },
+    Metric {
+        name: "refused_pps",
+        label: "frames gen handed over that the kernel refused (the receiving ring full)",
         unit: "packets/s",
     },
     Metric {
@@ -150,6 +155,19 @@ pub const METRICS: &[Metric] = &[
     },
 ];
 
+/// gen's offered rate (frames the kernel confirmed sent) and the rate of frames
+/// it handed over that the kernel refused, from its final record.
+fn push_offered(f: &serde_json::Value, v: &mut Vec<(&'static str, f64)>) {
+    if let Some(tx) = num(f, "tx_pps") {
+        v.push(("offered_pps", tx));
+    }
+    if let (Some(d), Some(secs)) = (num(f, "tx_dropped"), num(f, "duration_s"))
+        && secs > 0.0
+    {
+        v.push(("refused_pps", d / secs));
+    }
+}
+
 fn metric(name: &str) -> Metric {
     METRICS
         .iter()
@@ -170,11 +188,12 @@ pub fn metrics_of(m: Measure) -> &'static [&'static str] {
             "processed_pps",
             "ns_per_packet",
             "offered_pps",
+            "refused_pps",
             "pass_pps",
             "cpu_tenant_ns_per_packet",
             "cpu_host_ns_per_packet",
         ],
-        Measure::AnswerRate => &["answered_pps", "offered_pps"],
+        Measure::AnswerRate => &["answered_pps", "offered_pps", "refused_pps"],
         Measure::ResponseTime => &["rtt_p50_us", "rtt_p99_us", "lost_percent", "answered_pps"],
         Measure::UpdateRate => &["updates_batch_per_s", "updates_single_per_s"],
     }
@@ -244,6 +263,7 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
     preflight(exp)?;
     tools::install_ctrlc()?;
+    crate::registry::reap_and_report("lab run");
     let plan = exp.plan(opts.quick);
     let mut store = Store::open(&opts.out, &exp.name)?;
     let raw = opts.out.join("raw");
@@ -596,7 +616,7 @@ impl<'a> PointRun<'a> {
                 port,
                 gen_port,
                 tenant,
-                rate: series.neighbour_rate.clone(),
+                rate: series.neighbour_rate.map(|r| r.to_string()),
             };
             pr.neighbour = Some(nb);
         }
@@ -630,7 +650,7 @@ impl<'a> PointRun<'a> {
         if self.parameter == Param::Rate {
             Some(fmt_num(self.x))
         } else {
-            self.series.rate.clone()
+            self.series.rate.map(|r| r.to_string())
         }
     }
 
@@ -644,6 +664,8 @@ impl<'a> PointRun<'a> {
             self.gen_port.1,
             "--profile",
             &self.series.profile,
+            "--engine",
+            self.series.engine.as_arg(),
         ]);
         c.args([
             "--duration",
@@ -806,9 +828,9 @@ impl<'a> PointRun<'a> {
             v.push(("cpu_host_ns_per_packet", host));
         }
         if self.series.source == Source::Gen
-            && let Some(tx) = out.final_record().ok().and_then(|f| num(&f, "tx_pps"))
+            && let Ok(f) = out.final_record()
         {
-            v.push(("offered_pps", tx));
+            push_offered(&f, &mut v);
         }
         Ok(v)
     }
@@ -822,9 +844,7 @@ impl<'a> PointRun<'a> {
                 let f = out.final_record()?;
                 let rx = num(&f, "rx_pps").context("gen final record has no rx_pps")?;
                 let mut v = vec![("answered_pps", rx)];
-                if let Some(tx) = num(&f, "tx_pps") {
-                    v.push(("offered_pps", tx));
-                }
+                push_offered(&f, &mut v);
                 Ok(v)
             }
             Source::Dnsperf => {

@@ -7,7 +7,9 @@
 //! one of its namespaces (links are created inside them, never in the root
 //! namespace), so deleting the namespaces removes everything and touches
 //! nothing else. [`Testbed::attach`] rebuilds the description of an existing
-//! lab from the system; there is no state file.
+//! lab from the system. The only file is the lab's owner record (see
+//! [`crate::owner`]): written before the first namespace, removed after the
+//! last, so that a lab whose builder was killed is found and reaped.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -15,16 +17,17 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cmd::{self, ip};
 use crate::error::{Error, Result};
 use crate::host::{Host, NETNS_RUN_DIR, format_mac, parse_mac};
+use crate::owner::{Owner, Scope};
 use crate::status::Status;
 use crate::*;
 
 /// How the hosts are connected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Topology {
     /// gen, switch, dut and mon namespaces; the switch mirrors both
@@ -111,6 +114,18 @@ fn all_namespaces(name: &str) -> Vec<String> {
     v
 }
 
+/// The topology of lab `name` judged by its `existing` namespaces.
+pub(crate) fn topology_of(name: &str, existing: &[String]) -> Topology {
+    let has = |ns: String| existing.contains(&ns);
+    if (1..=TENANTS).any(|i| has(tenant_netns(name, i))) {
+        Topology::Tenants
+    } else if has(sw_netns(name)) || has(mon_netns(name)) {
+        Topology::Switched
+    } else {
+        Topology::Direct
+    }
+}
+
 fn netns_exists(ns: &str) -> bool {
     Path::new(NETNS_RUN_DIR).join(ns).exists()
 }
@@ -124,21 +139,24 @@ pub fn existing_namespaces(name: &str) -> Vec<String> {
 }
 
 /// Removes every namespace of lab `name` (and with them all its
-/// interfaces), also of a half-built lab. Returns the namespaces removed;
-/// [`Error::NotFound`] if there were none.
+/// interfaces), also of a half-built lab, whoever owns it, and its owner
+/// record. Returns the namespaces removed; [`Error::NotFound`] if there were
+/// none (a leftover record is removed all the same).
 pub fn down(name: &str) -> Result<Vec<String>> {
     check_name(name)?;
     check_root()?;
     let existing = existing_namespaces(name);
     if existing.is_empty() {
+        crate::owner::remove(name)?;
         return Err(Error::NotFound(name.to_owned()));
     }
     delete_namespaces(&existing)?;
+    crate::owner::remove(name)?;
     Ok(existing)
 }
 
 /// Deletes `namespaces`, trying all of them; the first error is returned.
-fn delete_namespaces(namespaces: &[String]) -> Result<()> {
+pub(crate) fn delete_namespaces(namespaces: &[String]) -> Result<()> {
     let mut first = None;
     for ns in namespaces.iter().rev() {
         if let Err(e) = ip(&["netns", "delete", ns]) {
@@ -258,13 +276,35 @@ impl Testbed {
                 existing,
             });
         }
+        // A record left without namespaces: someone is building or tearing
+        // down this lab right now, unless its owner is gone.
+        if let Some(r) = crate::owner::read(&opts.name)?
+            && !r.owner.stale()
+        {
+            return Err(Error::Claimed {
+                name: opts.name.clone(),
+                pid: r.owner.process.pid,
+            });
+        }
         ensure_bpffs()?;
+        // The record first: a kill from here on leaves a lab that is found
+        // (and, once this process is gone, reaped).
+        crate::owner::write(&crate::owner::Record {
+            name: opts.name.clone(),
+            topology: opts.topology,
+            owner: Owner::current(Scope::Process)?,
+        })?;
         let mut created = Vec::new();
         match build(opts, &mut created) {
             Ok(bed) => Ok(bed),
             Err(e) => {
-                if let Err(cleanup) = delete_namespaces(&created) {
-                    eprintln!("lab: rolling back {}: {cleanup}", opts.name);
+                match delete_namespaces(&created) {
+                    Ok(()) => {
+                        if let Err(cleanup) = crate::owner::remove(&opts.name) {
+                            eprintln!("lab: rolling back {}: {cleanup}", opts.name);
+                        }
+                    }
+                    Err(cleanup) => eprintln!("lab: rolling back {}: {cleanup}", opts.name),
                 }
                 Err(e)
             }
@@ -281,14 +321,7 @@ impl Testbed {
             return Err(Error::NotFound(name.to_owned()));
         }
         let has = |ns: String| existing.contains(&ns);
-        let switched = has(sw_netns(name)) || has(mon_netns(name));
-        let topology = if (1..=TENANTS).any(|i| has(tenant_netns(name, i))) {
-            Topology::Tenants
-        } else if switched {
-            Topology::Switched
-        } else {
-            Topology::Direct
-        };
+        let topology = topology_of(name, &existing);
         let wanted: Vec<String> = match topology {
             Topology::Tenants => all_namespaces(name),
             Topology::Switched => all_namespaces(name)[..4].to_vec(),
@@ -414,9 +447,24 @@ impl Testbed {
     pub fn status(&self) -> Status {
         Status::of(self)
     }
-    /// Leaves the lab in place when this value is dropped.
+    /// Leaves the lab in place when this value is dropped. It stays
+    /// process-scoped: once this process is gone the lab is stale and the
+    /// next `lab run`, `lab demo` or `lab down --stale` removes it (see
+    /// [`Testbed::persist`] for a lab that outlives its builder).
     pub fn keep(&mut self) {
         self.owned = false;
+    }
+    /// Leaves the lab in place when this value is dropped and makes it
+    /// persistent (as `lab up` does): never reaped, removed only by
+    /// `lab down --name NAME`.
+    pub fn persist(&mut self) -> Result<()> {
+        crate::owner::write(&crate::owner::Record {
+            name: self.name.clone(),
+            topology: self.topology,
+            owner: Owner::current(Scope::Persistent)?,
+        })?;
+        self.owned = false;
+        Ok(())
     }
     /// Whether dropping this value tears the lab down.
     pub fn tears_down_on_drop(&self) -> bool {
@@ -426,26 +474,27 @@ impl Testbed {
     /// interface it made.
     pub fn down(mut self) -> Result<()> {
         self.owned = false;
+        self.tear_down()
+    }
+
+    /// Deletes the namespaces, then (only if that worked) the owner record.
+    fn tear_down(&self) -> Result<()> {
         let existing: Vec<String> = self
             .namespaces()
             .into_iter()
             .filter(|ns| netns_exists(ns))
             .collect();
-        delete_namespaces(&existing)
+        delete_namespaces(&existing)?;
+        crate::owner::remove(&self.name)
     }
 }
 
 impl Drop for Testbed {
     fn drop(&mut self) {
-        if self.owned {
-            let existing: Vec<String> = self
-                .namespaces()
-                .into_iter()
-                .filter(|ns| netns_exists(ns))
-                .collect();
-            if let Err(e) = delete_namespaces(&existing) {
-                eprintln!("lab: tearing down {}: {e}", self.name);
-            }
+        if self.owned
+            && let Err(e) = self.tear_down()
+        {
+            eprintln!("lab: tearing down {}: {e}", self.name);
         }
     }
 }
@@ -685,6 +734,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     for (ns, iface) in &ports {
         ip(&["-n", ns, "link", "set", "dev", iface, "up"])?;
     }
+    wait_operstate_up(&ports)?;
     if tenants {
         ip(&["-n", &dut_ns, "link", "set", "dev", BRIDGE_IFACE, "up"])?;
         wait_forwarding(&dut_ns)?;
@@ -821,6 +871,47 @@ fn build_bridge(dut_ns: &str, tenant_ids: &[u8]) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+/// Waits until every one of `ports` reports operstate UP. The kernel
+/// attaches a device's queueing discipline in the same deferred work
+/// (linkwatch) that sets its operstate, up to a second after `link set up`
+/// on a loaded machine; until then the device drops what it is given, so
+/// the first frames of a test could vanish.
+fn wait_operstate_up(ports: &[(&str, &str)]) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut namespaces: Vec<&str> = ports.iter().map(|(ns, _)| *ns).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    loop {
+        let mut waiting = Vec::new();
+        for ns in &namespaces {
+            let out = ip(&["-n", ns, "-j", "link", "show"])?;
+            let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Parse {
+                what: format!("`ip -j link show` in {ns}"),
+                detail: e.to_string(),
+            })?;
+            let links = v.as_array().map(Vec::as_slice).unwrap_or_default();
+            for (_, iface) in ports.iter().filter(|(n, _)| n == ns) {
+                let up = links
+                    .iter()
+                    .any(|l| l["ifname"] == *iface && l["operstate"] == "UP");
+                if !up {
+                    waiting.push(format!("{iface} in {ns}"));
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Incomplete {
+                name: namespaces.join(", "),
+                detail: format!("not up after 10 s: {}", waiting.join(", ")),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Waits until every port of the host's bridge forwards. A bridge port

@@ -14,6 +14,15 @@
 //! A [`Child`] dropped while still running is interrupted, then killed.
 //! Children run in their own process group, so signals they send to their
 //! group never reach the runner.
+//!
+//! Children die with the runner ([`spawn_tied`]): each is started with
+//! `PR_SET_PDEATHSIG` = SIGKILL from one long-lived spawner thread (the
+//! kernel sends the signal when the thread that forked exits, so a caller's
+//! short-lived thread must not be the parent), and checks right after the
+//! `prctl` that its parent is still there, closing the race with a parent
+//! killed during the fork. A SIGKILLed `lab run` so leaves no tool running;
+//! whatever those tools forked is killed with the stale lab's namespaces
+//! (see [`crate::registry`]).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -224,13 +233,11 @@ impl Child {
         // Own process group: a tool that signals its group (trafgen does on
         // exit) does not hit us, and a terminal's Ctrl-C reaches the tools
         // only through our handler, in order.
-        let mut child = cmd
-            .process_group(0)
+        cmd.process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("start `{command}`"))?;
+            .stderr(Stdio::piped());
+        let mut child = spawn_tied(cmd).with_context(|| format!("start `{command}`"))?;
         if let Ok(mut v) = CHILDREN.lock() {
             v.push(child.id());
         }
@@ -403,12 +410,9 @@ impl Drop for Child {
 
 /// CPU time (user + system, all threads) a process has used so far, in ns.
 pub fn cpu_time_ns(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields overall (11th and 12th after it).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let f = crate::owner::stat_fields(pid)?;
+    // utime and stime are fields 14 and 15.
+    let ticks: f64 = f.get(14 - 3)?.parse::<f64>().ok()? + f.get(15 - 3)?.parse::<f64>().ok()?;
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (hz > 0).then(|| ticks * 1e9 / hz as f64)
@@ -432,6 +436,60 @@ pub fn machine_softirq_ns() -> Option<f64> {
     // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (hz > 0).then(|| ticks * 1e9 / hz as f64)
+}
+
+/// A request to the spawner thread: the command, and where to send the child.
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<std::process::Child>>);
+
+/// Starts `cmd` so that the child is SIGKILLed when this process ends, however
+/// it ends (`PR_SET_PDEATHSIG`). The fork happens on one spawner thread that
+/// lives as long as the process, since the kernel signals the child when the
+/// *thread* that forked it exits; the child checks after the `prctl` that its
+/// parent is still this process (if the parent died before, the signal would
+/// never come) and exits otherwise. The death signal survives `execve` (of a
+/// program that changes no credentials), so it holds for `ip netns exec`.
+pub fn spawn_tied(cmd: Command) -> std::io::Result<std::process::Child> {
+    use std::sync::OnceLock;
+    static SPAWNER: OnceLock<std::io::Result<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        thread::Builder::new()
+            .name("lab-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(spawn_with_death_signal(&mut cmd));
+                }
+            })
+            .map(|_| tx)
+    });
+    let spawner = spawner
+        .as_ref()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("start the spawner thread: {e}")))?;
+    let (reply, answer) = mpsc::channel();
+    let gone = || std::io::Error::other("the spawner thread is gone");
+    spawner.send((cmd, reply)).map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())?
+}
+
+fn spawn_with_death_signal(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe system calls (prctl, getppid); it allocates nothing
+    // and takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died between fork and prctl: no signal will come.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    };
+    cmd.spawn()
 }
 
 /// A JSON number at `path` (`a.b.c`) as f64.
@@ -542,6 +600,28 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(!alive(), "worker {worker} survived");
+    }
+
+    #[test]
+    fn a_tied_child_outlives_the_thread_that_asked_for_it() {
+        // The death signal follows the forking thread: a tied child asked for
+        // by a short-lived thread must survive that thread (the spawner
+        // thread forks). That it dies with the process is tests/kill.rs.
+        let pid = thread::spawn(|| {
+            let mut c = Command::new("sleep");
+            c.arg("30");
+            spawn_tied(c).unwrap()
+        })
+        .join()
+        .unwrap();
+        let id = pid.id();
+        // The signal would be sent as the thread exits; give it a moment.
+        thread::sleep(Duration::from_millis(200));
+        let state = crate::owner::stat_fields(id).unwrap();
+        assert_ne!(state[0], "Z", "the child died with the caller's thread");
+        let mut child = pid;
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::netns;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,19 +22,6 @@ fn tmp(name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn netns() -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|d| {
-            let mut v: Vec<String> = d
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        })
-        .unwrap_or_default()
 }
 
 /// Namespaces that `lab run` with process id `pid` creates or created: its labs

@@ -17,39 +17,11 @@ use std::time::{Duration, Instant};
 
 use lab::experiment::{Experiment, Measure, SHIPPED};
 
+mod common;
+
+use common::{lab_bin, netns, require_tools};
+
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn lab_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lab"))
-}
-
-/// The workspace binaries must be beside `lab`; a clear failure otherwise.
-fn require_tools() {
-    let dir = lab_bin().parent().expect("bin dir").to_path_buf();
-    let missing: Vec<&str> = lab::tools::WORKSPACE_TOOLS
-        .iter()
-        .copied()
-        .filter(|t| *t != "sink" && !dir.join(t).exists())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "end-to-end tests need {} in {}: build them first with `cargo build --workspace` (same profile as the tests)",
-        missing.join(", "),
-        dir.display()
-    );
-}
-
-fn netns() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
 
 /// Namespaces of labs this process made (run labs are named run<pid>...).
 fn ours(v: &[String], prefix: &str) -> Vec<String> {

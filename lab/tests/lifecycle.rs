@@ -243,6 +243,68 @@ fn cli_direct_json_has_no_mon() {
     assert_eq!(v["hosts"]["dut"]["netns"], format!("{name}-dut"));
 }
 
+/// The entry of lab `name` in `lab status --json` (every lab on the machine).
+fn listed(name: &str) -> Option<serde_json::Value> {
+    let o = lab_cmd(&["status", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v["labs"]
+        .as_array()
+        .expect("labs")
+        .iter()
+        .find(|l| l["name"] == name)
+        .cloned()
+}
+
+#[test]
+fn the_listing_shows_owners_and_down_stale_spares_live_persistent_and_unowned_labs() {
+    // Persistent: `lab up`.
+    let kept = unique_name("per");
+    let up = lab_cmd(&["up", "--name", &kept, "--topology", "direct"]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let _g1 = Guard(kept.clone());
+    // Process-scoped, owner alive: this test process.
+    let bed = Testbed::up(&UpOptions {
+        name: unique_name("own"),
+        topology: Topology::Direct,
+        queues: 1,
+    })
+    .expect("up");
+    // No record (as built by an older lab): only a namespace.
+    let bare = unique_name("bare");
+    let st = Command::new("ip")
+        .args(["netns", "add", &lab::gen_netns(&bare)])
+        .status()
+        .expect("ip netns add");
+    assert!(st.success());
+    let _g2 = Guard(bare.clone());
+
+    let p = listed(&kept).expect("the persistent lab is listed");
+    assert_eq!(p["owner"]["scope"], "persistent", "{p:#}");
+    assert_eq!(p["topology"], "direct", "{p:#}");
+    assert_eq!(p["stale"], false, "{p:#}");
+    let o = listed(bed.name()).expect("the process-scoped lab is listed");
+    assert_eq!(o["owner"]["scope"], "process", "{o:#}");
+    assert_eq!(o["owner"]["pid"], std::process::id(), "{o:#}");
+    assert_eq!(o["stale"], false, "{o:#}");
+    assert_eq!(o["namespaces"].as_array().map(Vec::len), Some(2), "{o:#}");
+    let b = listed(&bare).expect("the unowned lab is listed");
+    assert!(b["owner"].is_null(), "{b:#}");
+    assert_eq!(b["stale"], false, "{b:#}");
+
+    let down = lab_cmd(&["down", "--stale"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    let text = lab_cmd(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    for n in [kept.as_str(), bed.name(), bare.as_str()] {
+        assert!(listed(n).is_some(), "lab down --stale removed {n}");
+        assert!(text.contains(n), "{text}");
+    }
+    let name = bed.name().to_owned();
+    bed.down().expect("down");
+    assert!(listed(&name).is_none(), "its record outlived the lab");
+}
+
 #[test]
 fn bad_input_is_refused() {
     let name = unique_name("bad");

@@ -1,8 +1,83 @@
-//! The units every tool's command line shares, parsed in one place: durations (`30s`,
-//! `500ms`, `2m`, `1h`, `250us`, `10ns`, a bare number = seconds) and MAC addresses.
+//! The units every tool's command line shares, parsed in one place: rates (`750k`,
+//! `2M` packets/s; `5Gbit`, `100Mbit` bits/s on the wire with 24 bytes of framing per
+//! frame), durations (`30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, a bare number =
+//! seconds) and MAC addresses.
 //! Pure functions; errors are one readable line saying what was expected.
 
 use std::time::Duration;
+
+/// Framing bytes per frame on the wire beyond the buffer: FCS 4, preamble 8, gap 12.
+pub const WIRE_OVERHEAD: u64 = 24;
+
+/// A requested rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Packets per second.
+    Pps(f64),
+    /// Bits per second on the wire (framing included).
+    Bits(f64),
+}
+
+impl Rate {
+    /// Packets per second for frames of `len` bytes (buffer length, no FCS).
+    pub fn pps(self, len: usize) -> f64 {
+        match self {
+            Rate::Pps(p) => p,
+            Rate::Bits(b) => b / ((len as f64 + WIRE_OVERHEAD as f64) * 8.0),
+        }
+    }
+}
+
+fn split_suffix(s: &str) -> (&str, &str) {
+    let i = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    (&s[..i], &s[i..])
+}
+
+/// Parses a rate. Errors say what is accepted.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let t = s.trim();
+    let (num, suf) = split_suffix(t);
+    let v: f64 = num.parse().map_err(|_| {
+        format!("rate `{s}`: expected e.g. 750k, 2M, 1.5M (packets/s) or 5Gbit, 100Mbit (bits/s)")
+    })?;
+    let suf_l = suf.to_ascii_lowercase();
+    let (mult, bits) = match suf_l.as_str() {
+        "" | "pps" => (1.0, false),
+        "k" | "kpps" => (1e3, false),
+        "m" | "mpps" => (1e6, false),
+        "g" | "gpps" => (1e9, false),
+        "bit" | "bps" => (1.0, true),
+        "kbit" => (1e3, true),
+        "mbit" => (1e6, true),
+        "gbit" => (1e9, true),
+        _ => {
+            return Err(format!(
+                "rate `{s}`: unknown unit `{suf}` (use k, M, G for packets/s or kbit, Mbit, Gbit)"
+            ));
+        }
+    };
+    let v = v * mult;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!(
+            "rate `{s}` must be greater than 0 (omit --rate for as fast as possible)"
+        ));
+    }
+    Ok(if bits { Rate::Bits(v) } else { Rate::Pps(v) })
+}
+
+impl std::fmt::Display for Rate {
+    /// The canonical spelling, which [`parse_rate`] reads back to the same value:
+    /// `750000` (packets/s) or `5000000000bit` (bits/s).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rate::Pps(p) => write!(f, "{p}"),
+            Rate::Bits(b) => write!(f, "{b}bit"),
+        }
+    }
+}
+
 
 /// Parses a positive duration: `30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, `1.5` (s).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -63,6 +138,20 @@ pub fn format_mac(m: [u8; 6]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_parse_and_print_back() {
+        for s in ["750k", "2M", "1.5M", "5Gbit", "100Mbit", "123", "0.5", "7bit"] {
+            let r = parse_rate(s).expect(s);
+            assert_eq!(parse_rate(&r.to_string()), Ok(r), "{s} -> {r}");
+        }
+        assert_eq!(parse_rate("2M"), Ok(Rate::Pps(2e6)));
+        assert_eq!(parse_rate("5Gbit"), Ok(Rate::Bits(5e9)));
+        assert!((Rate::Bits(672e6).pps(60) - 1e6).abs() < 1e-6);
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("lots").unwrap_err().contains("750k"));
+        assert!(parse_rate("5Gb").unwrap_err().contains("unknown unit"));
+    }
 
     #[test]
     fn durations() {

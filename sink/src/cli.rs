@@ -26,7 +26,7 @@ pub enum OutputArg {
 
 /// Count what arrives at a port: rates, flows, probe loss and latency; write pcapng.
 #[derive(Debug, Parser)]
-#[command(name = "sink", version)]
+#[command(name = "sink", version = buildinfo::VERSION)]
 pub struct Args {
     /// Interface to capture on (root).
     #[arg(long)]

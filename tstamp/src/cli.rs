@@ -33,7 +33,7 @@ pub enum OutputArg {
 
 /// Response times on a mirror port: match requests and responses, report distributions.
 #[derive(Debug, Parser)]
-#[command(name = "tstamp", version)]
+#[command(name = "tstamp", version = buildinfo::VERSION)]
 pub struct Args {
     /// Capture live on this interface (root).
     #[arg(long, conflicts_with = "read", required_unless_present = "read")]
@@ -74,7 +74,7 @@ pub struct Args {
     /// Histogram of all response times as `value,count` (ns).
     #[arg(long)]
     pub hist_csv: Option<PathBuf>,
-    /// SVG with the CDF of response times and the percentiles over time.
+    /// SVG with the response-time percentile distribution (log axes, x = 1/(1-p)) and the percentiles over time.
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// AF_XDP: replace a foreign XDP program on the interface (restored on exit).
@@ -259,7 +259,7 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
             }
         }
         if json {
-            if let Ok(s) = serde_json::to_string(r) {
+            if let Ok(s) = serde_json::to_string(&r.record) {
                 out(&s);
             }
         } else {
@@ -271,8 +271,15 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         Some(cap) => {
             let clock = cap.clock().as_str();
             if json {
-                out(&serde_json::json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock,"match":session_mode(args)})
-                    .to_string());
+                let ready = records::tstamp::Ready {
+                    kind: records::Kind::Ready,
+                    schema_version: records::SCHEMA_VERSION,
+                    iface: args.iface.clone(),
+                    backend: cap.backend().to_owned(),
+                    clock: clock.to_owned(),
+                    match_mode: session_mode(args).to_owned(),
+                };
+                out(&serde_json::to_string(&ready).unwrap_or_default());
             } else {
                 eprintln!(
                     "tstamp: capturing on {} ({}, {} clock); Ctrl-C to stop",

@@ -1,6 +1,8 @@
 //! Output files: HDR histogram interval log (V2 + deflate, the standard format that
 //! HdrHistogram's tools read), the histogram CSV (`value,count`, as MoonGen writes it),
-//! and the SVG plots (CDF of response times; percentiles over time).
+//! and the SVG plots (the percentile distribution of response times on HdrHistogram's
+//! log axes: x = 1/(1-p), so 90 %, 99 %, 99.9 % are evenly spaced and the tail is as
+//! readable as the median; and the percentiles per interval over time).
 //!
 //! Every file is written under a temporary name next to its destination and renamed
 //! into place only when complete ([`AtomicFile`]); on error or early exit the temporary
@@ -54,8 +56,40 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> std::io::Error {
     std::io::Error::other(format!("plotting: {e:?}"))
 }
 
-/// Two panels in one SVG: the CDF of response times (µs, from the histogram) and the
-/// percentiles per interval over time.
+/// The percentile distribution of `h` as HdrHistogram plots it: points
+/// (1/(1-p), value in µs) for p from 0 up to the last recorded value, with x capped
+/// at `1/(1-p)` of the largest quantile a histogram of this count can resolve.
+pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    if h.is_empty() {
+        return out;
+    }
+    let xcap = (h.len() as f64).max(10.0);
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let x = if q >= 1.0 { xcap } else { (1.0 / (1.0 - q)).min(xcap) };
+        let y = h.highest_equivalent(v.value_iterated_to()) as f64 / 1e3;
+        if out.last().is_some_and(|&(px, py): &(f64, f64)| px >= x && py >= y) {
+            continue;
+        }
+        out.push((x, y));
+    }
+    out
+}
+
+/// `x` on the percentile axis (1/(1-p)) as a percentile label: 1 -> "0%",
+/// 10 -> "90%", 1000 -> "99.9%".
+pub fn percentile_label(x: f64) -> String {
+    if x <= 1.0 {
+        return "0%".into();
+    }
+    let p = (1.0 - 1.0 / x) * 100.0;
+    let digits = (x.log10().round() as usize).saturating_sub(2);
+    format!("{p:.digits$}%")
+}
+
+/// Two panels in one SVG: the percentile distribution of response times (log-log,
+/// HdrHistogram's convention) and the percentiles per interval over time.
 pub fn write_svg(
     path: &Path,
     title: &str,
@@ -67,33 +101,27 @@ pub fn write_svg(
     root.fill(&WHITE).map_err(plot_err)?;
     let (top, bottom) = root.split_vertically(450);
 
-    let total = h.len().max(1) as f64;
-    let mut cdf: Vec<(f64, f64)> = Vec::new();
-    let mut acc = 0u64;
-    for v in h.iter_recorded() {
-        acc += v.count_at_value();
-        cdf.push((
-            h.highest_equivalent(v.value_iterated_to()) as f64 / 1e3,
-            acc as f64 / total,
-        ));
-    }
-    let xmax = cdf.last().map(|p| p.0).unwrap_or(1.0).max(1e-3) * 1.05;
+    let curve = percentile_curve(h);
+    let xmax = curve.last().map_or(10.0, |p| p.0).max(10.0);
+    let ymin = curve.first().map_or(0.1, |p| p.1).max(1e-3) / 1.5;
+    let ymax = curve.iter().map(|p| p.1).fold(1e-3, f64::max) * 1.5;
     let mut c = ChartBuilder::on(&top)
         .caption(
-            format!("{title}: CDF of response times"),
+            format!("{title}: response time by percentile"),
             ("sans-serif", 18),
         )
         .margin(10)
         .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0f64..xmax, 0f64..1.0)
+        .y_label_area_size(60)
+        .build_cartesian_2d((1f64..xmax).log_scale(), (ymin..ymax).log_scale())
         .map_err(plot_err)?;
     c.configure_mesh()
-        .x_desc("response time (µs)")
-        .y_desc("fraction")
+        .x_desc("percentile")
+        .y_desc("response time (µs)")
+        .x_label_formatter(&|x| percentile_label(*x))
         .draw()
         .map_err(plot_err)?;
-    c.draw_series(LineSeries::new(cdf.iter().copied(), &BLUE))
+    c.draw_series(LineSeries::new(curve.iter().copied(), &BLUE))
         .map_err(plot_err)?;
 
     let tmax = timeline.last().map(|p| p.t).unwrap_or(1.0).max(1e-3);
@@ -160,5 +188,47 @@ mod tests {
             .sum();
         assert_eq!(total, 4);
         assert!(s.starts_with("value,count\n100,2\n2000,1\n"), "{s}");
+    }
+
+    #[test]
+    fn percentile_curve_is_monotone_and_reaches_the_tail() {
+        let mut h = Histogram::<u64>::new(3).expect("h");
+        // 10,000 samples: 9,990 at 2 µs, 10 at 1 ms (the demo's shape).
+        h.record_n(2_000, 9_990).expect("record");
+        h.record_n(1_000_000, 10).expect("record");
+        let c = percentile_curve(&h);
+        assert!(c.len() > 5, "{c:?}");
+        assert!((c[0].0 - 1.0).abs() < 1e-9, "starts at p = 0");
+        assert!(c.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1));
+        // The median sits at 2 µs, the maximum at 1 ms, past x = 1000 (99.9 %).
+        let at = |x: f64| c.iter().find(|p| p.0 >= x).map(|p| p.1).expect("point");
+        assert!((at(2.0) - 2.0).abs() < 0.01, "median {:?}", at(2.0));
+        let last = c.last().expect("last");
+        assert!((last.1 - 1000.0).abs() / 1000.0 < 0.001, "{last:?}");
+        assert!(last.0 >= 1000.0, "{last:?}");
+        assert!(percentile_curve(&Histogram::<u64>::new(3).expect("h")).is_empty());
+    }
+
+    #[test]
+    fn percentile_axis_labels() {
+        assert_eq!(percentile_label(1.0), "0%");
+        assert_eq!(percentile_label(2.0), "50%");
+        assert_eq!(percentile_label(10.0), "90%");
+        assert_eq!(percentile_label(100.0), "99%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+        assert_eq!(percentile_label(1e5), "99.999%");
+    }
+
+    #[test]
+    fn svg_has_the_percentile_axis() {
+        let mut h = Histogram::<u64>::new(3).expect("h");
+        h.record_n(2_000, 999).expect("record");
+        h.record(500_000).expect("record");
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("rtt.svg");
+        write_svg(&path, "t", &h, &[]).expect("svg");
+        let svg = std::fs::read_to_string(&path).expect("read");
+        assert!(svg.contains("percentile"), "axis named");
+        assert!(svg.contains("99.9%") || svg.contains("99%"), "tail labelled");
     }
 }

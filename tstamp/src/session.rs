@@ -12,69 +12,28 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use profiles::wire::dns::Rcode;
-use serde::Serialize;
 
 use crate::matcher::{Counters, MatchMode, Matcher};
-use crate::stats::{RttStats, Summary};
+use crate::stats::RttStats;
 
-/// One `"type":"interval"` record.
-#[derive(Debug, Clone, Serialize)]
+pub use records::tstamp::{Final as FinalRecord, Skipped};
+
+/// One interval record and where it lies (for the HDR log).
+#[derive(Debug, Clone)]
 pub struct IntervalRecord {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// End of the interval, seconds since the start.
-    pub t: f64,
-    /// Start of the interval, ns since the start (for the HDR log).
-    #[serde(skip)]
+    /// What is written.
+    pub record: records::tstamp::Interval,
+    /// Start of the interval, ns since the start.
     pub start_offset_ns: u64,
-    #[serde(skip)]
+    /// Its length, ns.
     pub length_ns: u64,
-    pub requests: u64,
-    pub responses: u64,
-    pub matched: u64,
-    pub lost: u64,
-    pub unmatched_responses: u64,
-    pub duplicates: u64,
-    pub evicted: u64,
-    pub capture_drops: u64,
-    pub rtt_ns: Summary,
-    pub rcodes: BTreeMap<String, u64>,
 }
 
-/// The `"type":"final"` record.
-#[derive(Debug, Clone, Serialize)]
-pub struct FinalRecord {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// "hw" | "sw" live; "file" offline (the capture's own timestamps).
-    pub clock: String,
-    #[serde(rename = "match")]
-    pub match_mode: &'static str,
-    pub source: String,
-    pub duration_s: f64,
-    pub frames: u64,
-    pub requests: u64,
-    pub responses: u64,
-    pub matched: u64,
-    pub lost: u64,
-    pub unmatched_responses: u64,
-    pub duplicates: u64,
-    pub evicted: u64,
-    pub capture_drops: u64,
-    pub negative_rtt: u64,
-    pub skipped: Skipped,
-    pub capture_truncated: bool,
-    pub rtt_ns: Summary,
-    pub rcodes: BTreeMap<String, u64>,
-}
-
-/// Frames that were not requests or responses, by reason.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Skipped {
-    pub malformed: u64,
-    pub not_ipv4: u64,
-    pub not_udp: u64,
-    pub not_dns_or_probe: u64,
+impl std::ops::Deref for IntervalRecord {
+    type Target = records::tstamp::Interval;
+    fn deref(&self) -> &Self::Target {
+        &self.record
+    }
 }
 
 /// Session parameters.
@@ -248,10 +207,12 @@ impl Session {
             });
         }
         IntervalRecord {
-            kind: "interval",
-            t,
             start_offset_ns: end_offset - len,
             length_ns: len,
+            record: records::tstamp::Interval {
+            kind: records::Kind::Interval,
+            schema_version: records::SCHEMA_VERSION,
+            t,
             requests: d.requests,
             responses: d.responses,
             matched: d.matched,
@@ -262,6 +223,7 @@ impl Session {
             capture_drops: drops,
             rtt_ns: rtt,
             rcodes: rcode_map(&self.rcodes_iv),
+            },
         }
     }
 
@@ -293,9 +255,10 @@ impl Session {
         }
         let c = *self.matcher.counters();
         FinalRecord {
-            kind: "final",
+            kind: records::Kind::Final,
+            schema_version: records::SCHEMA_VERSION,
             clock: clock.to_string(),
-            match_mode: self.opts.mode.name(),
+            match_mode: self.opts.mode.name().to_owned(),
             source: source.to_string(),
             duration_s: end.saturating_sub(start) as f64 / 1e9,
             frames: c.frames,

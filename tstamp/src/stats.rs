@@ -3,7 +3,6 @@
 //! standard deviation (u128 sums of ns and ns², so an hour at full rate loses nothing).
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
 /// Response-time accumulator.
 #[derive(Debug, Clone)]
@@ -16,20 +15,7 @@ pub struct RttStats {
     max: u64,
 }
 
-/// The summary every report carries (`rtt_ns` in JSON). All `None` when empty.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Summary {
-    pub count: u64,
-    pub min: Option<u64>,
-    pub mean: Option<f64>,
-    pub stddev: Option<f64>,
-    pub p50: Option<u64>,
-    pub p90: Option<u64>,
-    pub p99: Option<u64>,
-    pub p99_9: Option<u64>,
-    pub p99_99: Option<u64>,
-    pub max: Option<u64>,
-}
+pub use records::tstamp::Summary;
 
 impl Default for RttStats {
     fn default() -> Self {

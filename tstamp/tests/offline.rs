@@ -167,7 +167,7 @@ fn every_format_gives_the_exact_answer_and_outputs_agree() {
         }
         assert_eq!(Some(merged.value_at_quantile(0.99)), fin.rtt_ns.p99);
         let svg_text = std::fs::read_to_string(&svg).expect("svg");
-        assert!(svg_text.starts_with("<svg") && svg_text.contains("CDF"));
+        assert!(svg_text.starts_with("<svg") && svg_text.contains("by percentile"));
     }
 }
 

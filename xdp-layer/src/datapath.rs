@@ -63,6 +63,13 @@ pub struct XskStats {
     pub rx_bytes: u64,
     /// TX wake-ups (sendto) that failed with an unexpected error.
     pub wakeup_errors: u64,
+    /// Frames the kernel completed without sending them: sendto returned EBUSY
+    /// (the driver dropped the frame, e.g. veth's peer backlog full); one per error.
+    pub tx_dropped: u64,
+    /// send_batch calls that found every TX frame in flight (completions late).
+    pub tx_stall_no_frames: u64,
+    /// send_batch calls that found the TX ring full.
+    pub tx_stall_ring_full: u64,
     /// Frames with a NIC RX timestamp (hardware timestamps asked for).
     pub hw_ts_ok: u64,
     /// Frames without one.
@@ -189,11 +196,13 @@ impl XskQueue {
         }
         let want = max.min(self.tx_free.len());
         if want == 0 {
+            self.stats.tx_stall_no_frames += 1;
             self.kick();
             return 0;
         }
         let n = (self.tx.nb_free(want as u32) as usize).min(want);
         if n == 0 {
+            self.stats.tx_stall_ring_full += 1;
             self.kick();
             return 0;
         }
@@ -223,9 +232,38 @@ impl XskQueue {
     /// Wakes the kernel up for TX if the ring wants it (copy mode always does).
     #[inline]
     pub fn kick(&mut self) {
-        if self.tx.needs_wakeup() && self.tx.wakeup().is_err() {
-            self.stats.wakeup_errors += 1;
+        if !self.tx.needs_wakeup() {
+            return;
         }
+        // Our own sendto rather than xsk-rs's wakeup(), which hides EBUSY: in copy
+        // mode EBUSY means the driver dropped the frame at the head of the ring
+        // (NET_XMIT_DROP; the kernel completes it unsent), so it must not be
+        // counted as sent.
+        // SAFETY: zero-length non-blocking sendto on our own socket.
+        let rc = unsafe {
+            libc::sendto(
+                self.raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if rc < 0 {
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EBUSY) => self.stats.tx_dropped += 1,
+                Some(libc::ENOBUFS | libc::EAGAIN | libc::ENETDOWN) => {}
+                _ => self.stats.wakeup_errors += 1,
+            }
+        }
+    }
+
+    /// Frames the kernel reports as transmitted: completions less those it
+    /// completed unsent ([`XskStats::tx_dropped`]).
+    #[inline]
+    pub fn tx_confirmed(&self) -> u64 {
+        self.stats.tx_completed.saturating_sub(self.stats.tx_dropped)
     }
 
     /// Takes up to `max` (at most the RX scratch size) received frames, calls

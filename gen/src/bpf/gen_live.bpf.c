@@ -7,8 +7,20 @@
  * n = k * nqueues + queue_id, with k the queue's count of frames sent (array map
  * `qstate`). queue_id is rodata: one program instance per queue, because live
  * frames always carry rx_queue_index 0 (the test run registers its own rxq 0). Every varying field is rewritten and both checksums
- * recomputed from the bytes, so the result does not depend on what the recycled
- * page held before.
+ * recomputed, and the whole frame is first restored from the template in rodata,
+ * so the result does not depend on what the recycled page held before.
+ *
+ * Why the restore and the trim (issue 9): live frames come from a page pool and
+ * are recycled when whoever consumed them returns them. On veth, a DUT that answers
+ * with XDP_TX hands *our* page back through the peer, after rewriting it in place
+ * (addresses swapped, an answer appended with bpf_xdp_adjust_tail). The kernel's
+ * reset_ctx() only notices a moved data pointer or changed flags, so the next run
+ * of the page got the DUT's bytes and the DUT's frame length: the frames turned into
+ * "replies" with a UDP length past the end (XDP_ABORTED after we had counted them)
+ * or went out with the wrong addresses. So every frame we send is rewritten in full
+ * from `tmpl`, and user space passes the frame with one pad byte that the program
+ * trims (bpf_xdp_adjust_tail -1): a changed data_end makes the kernel rebuild the
+ * xdp_frame from our context (length included) after every run.
  *
  * Pacing happens here, because one BPF_PROG_RUN call costs milliseconds of set-up
  * (page pool) and cannot be issued per packet: user space starts long runs and the
@@ -26,6 +38,7 @@
 #define MAX_LIST 256
 #define MAX_LABEL 16
 #define MAX_UDP_WORDS 256
+#define MAX_FRAME 560 /* template bytes, multiple of 8 */
 #define IP_AT 14
 #define UDP_AT 34
 
@@ -58,6 +71,10 @@ const volatile __u64 dns_count = 1;
 const volatile __u64 dns_seed = 0;
 const volatile __u32 radix = 1;
 const volatile __u8 charset[64] = {};
+/* The template's frame 0 and its length; its UDP length (host order). */
+const volatile __u64 tmpl[MAX_FRAME / 8] = {};
+const volatile __u32 tmpl_len = 0;
+const volatile __u32 udp_len = 0;
 
 #define DEV_BUCKETS 1184
 #define EXP_TABLE 4096
@@ -195,6 +212,36 @@ int gen_live(struct xdp_md *ctx)
 		}
 	}
 	st->k = k + 1;
+	/* One pad byte beyond the frame: trimming it marks the context changed, so
+	 * the kernel refreshes the xdp_frame (length) from it after this run. */
+	if (bpf_xdp_adjust_tail(ctx, -1))
+		return XDP_ABORTED;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	/* Restore the template over whatever the page held. */
+	for (i = 0; i < MAX_FRAME / 8; i++) {
+		__u64 *w = data + i * 8;
+
+		if (i * 8 + 8 > tmpl_len)
+			break;
+		if ((void *)(w + 1) > end)
+			return XDP_ABORTED;
+		*w = tmpl[i];
+	}
+	for (j = 0; j < 8; j++) {
+		__u32 at = (tmpl_len & ~7u) + j, w8;
+		__u8 *b;
+
+		if (at >= tmpl_len || at >= MAX_FRAME)
+			break;
+		b = data + (at & 1023);
+		if ((void *)(b + 1) > end)
+			return XDP_ABORTED;
+		w8 = at >> 3;
+		if (w8 >= MAX_FRAME / 8)
+			break;
+		*b = (__u8)(tmpl[w8] >> (8 * j));
+	}
 	if (!varies)
 		return XDP_TX;
 	n = k * nqueues + q;
@@ -283,7 +330,7 @@ int gen_live(struct xdp_md *ctx)
 
 		if ((void *)(udp + 8) > end)
 			return XDP_ABORTED;
-		ulen = bpf_ntohs(*(__u16 *)(udp + 4));
+		ulen = udp_len & 0xffff;
 		uw[3] = 0;
 		s += ip[6] + ip[7] + ip[8] + ip[9];
 		s += bpf_htons(17);

@@ -246,3 +246,38 @@ pub fn without_test_labs(namespaces: &[String]) -> Vec<String> {
         .cloned()
         .collect()
 }
+
+/// Every namespace in /run/netns, sorted.
+pub fn netns() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The `lab` binary under test (target/<profile>/lab).
+pub fn lab_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_lab"))
+}
+
+/// The workspace binaries `lab run` drives must be beside `lab`; a clear
+/// failure otherwise (these tests never skip).
+pub fn require_tools() {
+    let dir = lab_bin().parent().expect("bin dir").to_path_buf();
+    let missing: Vec<&str> = lab::tools::WORKSPACE_TOOLS
+        .iter()
+        .copied()
+        .filter(|t| *t != "sink" && !dir.join(t).exists())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "these tests need {} in {}: build them first with `cargo build --workspace` (same profile as the tests)",
+        missing.join(", "),
+        dir.display()
+    );
+}

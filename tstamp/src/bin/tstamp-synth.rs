@@ -9,7 +9,7 @@ use clap::Parser;
 use tstamp::synth::{Workload, write_pcap, write_pcapng};
 
 #[derive(Debug, Parser)]
-#[command(name = "tstamp-synth")]
+#[command(name = "tstamp-synth", version = buildinfo::VERSION)]
 struct Args {
     /// Output file; `.pcapng` writes pcapng, anything else classic pcap.
     out: PathBuf,

@@ -1,0 +1,148 @@
+//! `gen`'s command line (clap), kept in the library so that tools which drive gen
+//! (`lab`) and the man-page generator see the same definition as the binary.
+
+use std::net::Ipv4Addr;
+
+use clap::{Parser, ValueEnum};
+
+use crate::{Engine, Options, Output, Pattern, units};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EngineArg {
+    /// AF_XDP sockets.
+    Afxdp,
+    /// BPF_PROG_RUN live frames.
+    XdpLive,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PatternArg {
+    /// Constant bit rate.
+    Cbr,
+    /// Exponential gaps.
+    Poisson,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputArg {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// CSV with a header.
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// Zero-copy where the driver can, copy otherwise.
+    Auto,
+    /// Copy mode.
+    Copy,
+    /// Zero-copy mode (fails where the driver cannot).
+    Zerocopy,
+}
+
+/// MoonGen-like packet generator on AF_XDP / XDP live frames.
+#[derive(Debug, Parser)]
+#[command(name = "gen", version = buildinfo::VERSION)]
+pub struct Args {
+    /// Interface to send on.
+    #[arg(long)]
+    pub iface: String,
+    /// Profile name (min-multi-flow, min-single-flow, dns-small, dns-large, dns-ping) or TOML path.
+    #[arg(long)]
+    pub profile: String,
+    /// Engine.
+    #[arg(long, value_enum, default_value = "afxdp")]
+    pub engine: EngineArg,
+    /// Rate: packets/s (750k, 2M) or bits/s on the wire (5Gbit, 100Mbit); omitted = as fast as possible.
+    #[arg(long, value_parser = units::parse_rate)]
+    pub rate: Option<units::Rate>,
+    /// Inter-departure pattern.
+    #[arg(long, value_enum, default_value = "cbr")]
+    pub pattern: PatternArg,
+    /// Stop after this long (30s, 500ms, 2m).
+    #[arg(long, value_parser = units::parse_duration, conflicts_with = "count")]
+    pub duration: Option<std::time::Duration>,
+    /// Stop after this many frames.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Number of queues (0..N), one thread each.
+    #[arg(long, conflicts_with = "cores")]
+    pub queues: Option<u32>,
+    /// Cores to pin one thread each to (queue i on the i-th core): 0,2-3.
+    #[arg(long, value_parser = units::parse_cores)]
+    pub cores: Option<Vec<usize>>,
+    /// Probe payload: stream id, counter, CLOCK_REALTIME TX time.
+    #[arg(long)]
+    pub stamp: bool,
+    /// Destination MAC (default: from the neighbour table).
+    #[arg(long, value_parser = units::parse_mac)]
+    pub dst_mac: Option<[u8; 6]>,
+    /// Source IPv4 address.
+    #[arg(long)]
+    pub src_ip: Option<Ipv4Addr>,
+    /// Destination IPv4 address.
+    #[arg(long)]
+    pub dst_ip: Option<Ipv4Addr>,
+    /// Reporting interval.
+    #[arg(long, value_parser = units::parse_duration, default_value = "1s")]
+    pub interval: std::time::Duration,
+    /// Output format (json: one object per line on stdout).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputArg,
+    /// Do not count replies (no reply counter on the interface).
+    #[arg(long)]
+    pub no_rx: bool,
+    /// Replace a foreign XDP program on the interface (restored on exit).
+    #[arg(long)]
+    pub force: bool,
+    /// AF_XDP bind mode.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub xsk_mode: ModeArg,
+    /// Network namespace to run in (/run/netns/NAME).
+    #[arg(long)]
+    pub netns: Option<String>,
+}
+
+impl Args {
+    /// The library's options from the command line (the network namespace aside).
+    pub fn options(self) -> Options {
+        let a = self;
+        Options {
+            iface: a.iface,
+            profile: a.profile,
+            engine: match a.engine {
+                EngineArg::Afxdp => Engine::Afxdp,
+                EngineArg::XdpLive => Engine::XdpLive,
+            },
+            rate: a.rate,
+            pattern: match a.pattern {
+                PatternArg::Cbr => Pattern::Cbr,
+                PatternArg::Poisson => Pattern::Poisson,
+            },
+            duration: a.duration,
+            count: a.count,
+            queues: a.queues,
+            cores: a.cores,
+            stamp: a.stamp,
+            dst_mac: a.dst_mac,
+            src_ip: a.src_ip,
+            dst_ip: a.dst_ip,
+            interval: a.interval,
+            output: match a.output {
+                OutputArg::Text => Output::Text,
+                OutputArg::Json => Output::Json,
+                OutputArg::Csv => Output::Csv,
+            },
+            no_rx: a.no_rx,
+            force: a.force,
+            xsk_mode: match a.xsk_mode {
+                ModeArg::Auto => xdplayer::XskMode::Auto,
+                ModeArg::Copy => xdplayer::XskMode::Copy,
+                ModeArg::Zerocopy => xdplayer::XskMode::ZeroCopy,
+            },
+            }
+    }
+}

@@ -1,0 +1,293 @@
+//! The interface's own transmit counters, which gen's figures are checked against:
+//! driver statistics (`ethtool -S`, through the ETHTOOL_GSTATS ioctl) and the
+//! kernel's per-interface totals (`/proc/thread-self/net/dev`, the calling thread's
+//! network namespace). Read before the run and after the queues settle.
+//!
+//! Which counter: XDP transmits (xdp-live) are counted by drivers in per-queue
+//! statistics whose names end in `xdp_xmit` (veth: `tx_queue_N_xdp_xmit`); where
+//! the driver has none, and for AF_XDP (an skb through the driver in copy mode, a
+//! descriptor in zero-copy mode), the interface's `tx_packets`.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use anyhow::{Context, Result, bail};
+pub use records::generator::TxCheck;
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GSTATS: u32 = 0x1d;
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETH_SS_STATS: u32 = 1;
+const ETH_GSTRING_LEN: usize = 32;
+
+fn ioctl_socket() -> Result<OwnedFd> {
+    // SAFETY: plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("socket for SIOCETHTOOL");
+    }
+    // SAFETY: fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ethtool(fd: &OwnedFd, iface: &str, data: *mut u8) -> std::io::Result<()> {
+    // SAFETY: ifreq is plain data.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(iface.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = data.cast();
+    // SAFETY: fd is ours; ifr points at a command buffer sized for its command.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL, &mut ifr) };
+    if rc != 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The driver's statistics of `iface` (`ethtool -S`), name and value.
+pub fn ethtool_stats(iface: &str) -> Result<Vec<(String, u64)>> {
+    if iface.len() >= libc::IFNAMSIZ {
+        bail!("interface name `{iface}` too long");
+    }
+    let fd = ioctl_socket()?;
+    // struct ethtool_sset_info { cmd, reserved, u64 sset_mask, u32 data[] }
+    let mut info = [0u8; 8 + 8 + 4];
+    info[0..4].copy_from_slice(&ETHTOOL_GSSET_INFO.to_ne_bytes());
+    info[8..16].copy_from_slice(&(1u64 << ETH_SS_STATS).to_ne_bytes());
+    ethtool(&fd, iface, info.as_mut_ptr())
+        .with_context(|| format!("reading the statistics count of {iface} (ETHTOOL_GSSET_INFO)"))?;
+    let mask = u64::from_ne_bytes(info[8..16].try_into().unwrap_or([0; 8]));
+    if mask & (1 << ETH_SS_STATS) == 0 {
+        return Ok(Vec::new());
+    }
+    let n = u32::from_ne_bytes(info[16..20].try_into().unwrap_or([0; 4])) as usize;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    // struct ethtool_gstrings { cmd, string_set, len, u8 data[] }
+    let mut strings = vec![0u8; 12 + n * ETH_GSTRING_LEN];
+    strings[0..4].copy_from_slice(&ETHTOOL_GSTRINGS.to_ne_bytes());
+    strings[4..8].copy_from_slice(&ETH_SS_STATS.to_ne_bytes());
+    strings[8..12].copy_from_slice(&(n as u32).to_ne_bytes());
+    ethtool(&fd, iface, strings.as_mut_ptr())
+        .with_context(|| format!("reading the statistics names of {iface} (ETHTOOL_GSTRINGS)"))?;
+    // struct ethtool_stats { cmd, n_stats, u64 data[] }
+    let mut stats = vec![0u8; 8 + n * 8];
+    stats[0..4].copy_from_slice(&ETHTOOL_GSTATS.to_ne_bytes());
+    stats[4..8].copy_from_slice(&(n as u32).to_ne_bytes());
+    ethtool(&fd, iface, stats.as_mut_ptr())
+        .with_context(|| format!("reading the statistics of {iface} (ETHTOOL_GSTATS)"))?;
+    let got = (u32::from_ne_bytes(stats[4..8].try_into().unwrap_or([0; 4])) as usize).min(n);
+    Ok((0..got)
+        .map(|i| {
+            let s = &strings[12 + i * ETH_GSTRING_LEN..12 + (i + 1) * ETH_GSTRING_LEN];
+            let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+            let v = &stats[8 + i * 8..16 + i * 8];
+            (
+                String::from_utf8_lossy(&s[..end]).into_owned(),
+                u64::from_ne_bytes(v.try_into().unwrap_or([0; 8])),
+            )
+        })
+        .collect())
+}
+
+/// One interface's line of /proc/net/dev (the calling thread's namespace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DevStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames dropped on receive.
+    pub rx_dropped: u64,
+    /// Frames transmitted.
+    pub tx_packets: u64,
+    /// Frames dropped on transmit.
+    pub tx_dropped: u64,
+}
+
+/// Parses `iface`'s line of a /proc/net/dev text.
+pub fn parse_proc_net_dev(text: &str, iface: &str) -> Option<DevStats> {
+    for line in text.lines().skip(2) {
+        let (name, rest) = line.split_once(':')?;
+        if name.trim() != iface {
+            continue;
+        }
+        let v: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        if v.len() < 16 {
+            return None;
+        }
+        return Some(DevStats {
+            rx_packets: v[1],
+            rx_dropped: v[3],
+            tx_packets: v[9],
+            tx_dropped: v[11],
+        });
+    }
+    None
+}
+
+/// `iface`'s kernel totals.
+pub fn dev_stats(iface: &str) -> Result<DevStats> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/dev")
+        .context("reading /proc/thread-self/net/dev")?;
+    parse_proc_net_dev(&text, iface)
+        .with_context(|| format!("{iface} is not in /proc/net/dev of this network namespace"))
+}
+
+/// Which interface counter counts gen's departures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxCounter {
+    /// The sum of the driver's `*xdp_xmit` statistics (per queue).
+    XdpXmit,
+    /// The interface's tx_packets.
+    TxPackets,
+}
+
+/// A reading of the chosen counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxReading {
+    /// Which counter.
+    pub counter: TxCounter,
+    /// Its value.
+    pub value: u64,
+    /// The interface's tx_dropped (kernel totals).
+    pub tx_dropped: u64,
+}
+
+fn xdp_xmit_sum(stats: &[(String, u64)]) -> Option<u64> {
+    let mut found = false;
+    let mut sum = 0u64;
+    for (k, v) in stats {
+        if k.ends_with("xdp_xmit") {
+            found = true;
+            sum += v;
+        }
+    }
+    found.then_some(sum)
+}
+
+/// Reads the counter that counts departures of `engine_xdp` (XDP transmits) or
+/// AF_XDP frames on `iface`.
+pub fn read_tx(iface: &str, engine_xdp: bool) -> Result<TxReading> {
+    let dev = dev_stats(iface)?;
+    if engine_xdp
+        && let Some(v) = xdp_xmit_sum(&ethtool_stats(iface).unwrap_or_default())
+    {
+        return Ok(TxReading {
+            counter: TxCounter::XdpXmit,
+            value: v,
+            tx_dropped: dev.tx_dropped,
+        });
+    }
+    Ok(TxReading {
+        counter: TxCounter::TxPackets,
+        value: dev.tx_packets,
+        tx_dropped: dev.tx_dropped,
+    })
+}
+
+/// Reads until two readings 50 ms apart agree (the queues have settled), for at
+/// most `max`; returns the last reading.
+pub fn read_tx_settled(
+    iface: &str,
+    engine_xdp: bool,
+    max: std::time::Duration,
+) -> Result<TxReading> {
+    let until = std::time::Instant::now() + max;
+    let mut last = read_tx(iface, engine_xdp)?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let cur = read_tx(iface, engine_xdp)?;
+        if cur == last || std::time::Instant::now() >= until {
+            return Ok(cur);
+        }
+        last = cur;
+    }
+}
+
+/// gen's count `gen_tx` checked against the counter's increase from `before` to
+/// `after`, as the final record carries it.
+pub fn tx_check(iface: &str, before: TxReading, after: TxReading, gen_tx: u64) -> TxCheck {
+    let interface_tx = after.value.saturating_sub(before.value);
+    let difference = gen_tx as i64 - interface_tx as i64;
+    let pct = if interface_tx > 0 {
+        difference.unsigned_abs() as f64 * 100.0 / interface_tx as f64
+    } else if gen_tx > 0 {
+        100.0
+    } else {
+        0.0
+    };
+    TxCheck {
+        counter: match after.counter {
+            TxCounter::XdpXmit => format!("{iface} ethtool *xdp_xmit (sum over queues)"),
+            TxCounter::TxPackets => format!("{iface} tx_packets (/proc/net/dev)"),
+        },
+        interface_tx,
+        gen_tx,
+        difference,
+        difference_percent: (pct * 1000.0).round() / 1000.0,
+        interface_tx_dropped: after.tx_dropped.saturating_sub(before.tx_dropped),
+        agrees: pct <= 0.1 || difference.unsigned_abs() <= 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  gen0:   10962     126    0    7    0     0          0         0     8946     125    0    3    0     0       0          0
+";
+
+    #[test]
+    fn proc_net_dev_line_parsed() {
+        let s = parse_proc_net_dev(SAMPLE, "gen0").expect("gen0");
+        assert_eq!(
+            s,
+            DevStats {
+                rx_packets: 126,
+                rx_dropped: 7,
+                tx_packets: 125,
+                tx_dropped: 3
+            }
+        );
+        assert!(parse_proc_net_dev(SAMPLE, "gen1").is_none());
+    }
+
+    #[test]
+    fn xdp_xmit_summed_without_errors() {
+        let st = vec![
+            ("tx_queue_0_xdp_xmit".to_string(), 5),
+            ("tx_queue_0_xdp_xmit_errors".to_string(), 9),
+            ("tx_queue_1_xdp_xmit".to_string(), 7),
+        ];
+        assert_eq!(xdp_xmit_sum(&st), Some(12));
+        assert_eq!(xdp_xmit_sum(&[]), None);
+    }
+
+    #[test]
+    fn check_flags_a_difference_over_a_thousandth() {
+        let r = |v| TxReading {
+            counter: TxCounter::XdpXmit,
+            value: v,
+            tx_dropped: 0,
+        };
+        let ok = tx_check("gen0", r(100), r(100_100), 100_050);
+        assert!(ok.agrees, "{ok:?}");
+        let bad = tx_check("gen0", r(0), r(64), 200_000);
+        assert!(!bad.agrees);
+        assert!(bad.warning().expect("warning").contains("64"));
+    }
+
+    #[test]
+    fn loopback_statistics_readable() {
+        // Every namespace has lo; its line parses.
+        assert!(dev_stats("lo").is_ok());
+    }
+}

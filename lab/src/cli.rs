@@ -1,0 +1,94 @@
+//! `lab`'s command line (clap), in the library so the man-page generator sees the
+//! binary's own definition.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::{DEFAULT_NAME, Topology};
+
+/// Virtual testbed of network namespaces and veth pairs: generator, switch
+/// with a mirror port, DUT and monitor.
+#[derive(Debug, Parser)]
+#[command(version = buildinfo::VERSION, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Build a lab (fails if one of that name exists).
+    Up {
+        /// Lab name: namespaces are NAME-gen, NAME-sw, NAME-dut, NAME-mon.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        /// TX/RX queues on the generator and DUT veths (1-64).
+        #[arg(long, default_value_t = 1)]
+        queues: u32,
+        /// switched: gen - switch (mirror to mon) - dut; direct: gen - dut.
+        #[arg(long, value_enum, default_value_t = Topology::Switched)]
+        topology: Topology,
+    },
+    /// Show a lab, read from the system; without --name, list every lab on
+    /// the machine with its owner and whether it is stale.
+    Status {
+        /// Lab name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a lab: all its namespaces and interfaces (also a half-built one).
+    Down {
+        /// Lab name.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+        /// Instead: remove every stale lab (built by a `lab run`, `lab demo`
+        /// or test whose process is gone), killing what still runs in it.
+        #[arg(long, conflicts_with = "name")]
+        stale: bool,
+    },
+    /// The whole chain once: DNS cache on the DUT, tstamp on the mirror port,
+    /// gen at 50k queries/s for 5 s; prints the report, writes the plots,
+    /// removes the lab.
+    Demo {
+        /// Lab name (refused if a lab of that name exists).
+        #[arg(long, default_value = "demo")]
+        name: String,
+        /// Output directory.
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+        /// Offered rate (queries/s: 50k, 1.5M, ...).
+        #[arg(long, default_value = "50k")]
+        rate: String,
+        /// Traffic duration (5s, 500ms, 2m).
+        #[arg(long, default_value = "5s")]
+        duration: String,
+        /// Workload profile (DNS).
+        #[arg(long, default_value = "dns-small")]
+        profile: String,
+    },
+    /// Run an experiment (a name in profiles/experiments/ or a path): CSVs,
+    /// plots and a Markdown report in --out.
+    Run {
+        /// Experiment name or file.
+        experiment: String,
+        /// Output directory (default out/<experiment>-<UTC time>); a re-run
+        /// with the same directory skips the points already measured.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A few seconds per point, 1-2 repetitions, fewer sweep points.
+        #[arg(long)]
+        quick: bool,
+        /// Only check the experiment file and the tools, then exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// List the shipped experiments.
+    Experiments,
+}
+
