@@ -188,8 +188,10 @@ struct Case {
     netns: String,
     iface: &'static str,
     argv: Vec<String>,
-    /// Attaches xsk_redirect (false: AF_PACKET, nothing attached).
+    /// Attaches an XDP program (false: AF_PACKET, nothing attached).
     attaches: bool,
+    /// The program it attaches: gen's reply counter, or the AF_XDP redirect program.
+    prog: &'static str,
 }
 
 fn cases(bed: &Testbed) -> Vec<Case> {
@@ -219,6 +221,7 @@ fn cases(bed: &Testbed) -> Vec<Case> {
             netns: g.clone(),
             iface: "gen0",
             attaches: true,
+            prog: "gen_rx",
         },
         Case {
             what: "dut userspace",
@@ -237,6 +240,7 @@ fn cases(bed: &Testbed) -> Vec<Case> {
             netns: d.clone(),
             iface: "dut0",
             attaches: true,
+            prog: xdplayer::REDIRECT_PROG,
         },
         Case {
             what: "tstamp af-xdp",
@@ -252,6 +256,7 @@ fn cases(bed: &Testbed) -> Vec<Case> {
             netns: d.clone(),
             iface: "dut0",
             attaches: true,
+            prog: xdplayer::REDIRECT_PROG,
         },
         Case {
             what: "sink af-xdp",
@@ -267,6 +272,7 @@ fn cases(bed: &Testbed) -> Vec<Case> {
             netns: d.clone(),
             iface: "dut0",
             attaches: true,
+            prog: xdplayer::REDIRECT_PROG,
         },
         Case {
             what: "sink af-packet",
@@ -282,6 +288,7 @@ fn cases(bed: &Testbed) -> Vec<Case> {
             netns: d.clone(),
             iface: "dut0",
             attaches: false,
+            prog: xdplayer::REDIRECT_PROG,
         },
     ]
 }
@@ -292,7 +299,7 @@ fn wait_attached(c: &Case, p: &mut Proc, not: Option<u32>, ctx: &str) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some((id, name)) = prog_on(&c.netns, c.iface)
-            && name == xdplayer::REDIRECT_PROG
+            && name == c.prog
             && Some(id) != not
         {
             return id;
@@ -381,7 +388,7 @@ fn sigkill_at_random_moments_then_the_next_run_works_without_force() {
             assert!(
                 matches!(
                     left.as_deref(),
-                    Some(xdplayer::PLACEHOLDER_PROG | xdplayer::REDIRECT_PROG)
+                    Some(p) if p == xdplayer::PLACEHOLDER_PROG || p == c.prog
                 ),
                 "{ctx}: {}: left {left:?}",
                 c.what
@@ -409,7 +416,7 @@ fn test_hook_aborts_at_fixed_points_and_the_next_run_recovers() {
             assert!(err.contains(point), "{ctx}: {err}");
             let left = prog_on(&c.netns, c.iface).map(|(_, n)| n);
             let want = if point == "after-attach" {
-                xdplayer::REDIRECT_PROG
+                c.prog
             } else {
                 xdplayer::PLACEHOLDER_PROG
             };
@@ -479,7 +486,10 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
         "dut remove",
     );
     assert!(st.success(), "dut remove: {err}");
-    assert!(err.contains("orphaned xsk_redirect"), "{err}");
+    assert!(
+        err.contains(&format!("orphaned {}", gen_case.prog)),
+        "{err}"
+    );
     assert_placeholder(gen_case, "after dut remove");
 
     // A process-scoped dut program (`--foreground`, native) whose dut was killed:
