@@ -263,7 +263,9 @@ impl XskQueue {
     /// completed unsent ([`XskStats::tx_dropped`]).
     #[inline]
     pub fn tx_confirmed(&self) -> u64 {
-        self.stats.tx_completed.saturating_sub(self.stats.tx_dropped)
+        self.stats
+            .tx_completed
+            .saturating_sub(self.stats.tx_dropped)
     }
 
     /// Takes up to `max` (at most the RX scratch size) received frames, calls

@@ -12,8 +12,8 @@
 //!
 //! * **Process-scoped** (gen, sink, tstamp, `dut --foreground` and the user-space
 //!   point, `lab run`/`demo` children, tests): the attachment lives as long as the
-//!   process. If the owner is gone (no such pid, or a pid reused by a process with
-//!   another start time, or another boot) and the program the record names is the
+//!   process. If the owner is gone (no such pid, a zombie, a pid reused by a process
+//!   with another start time, or another boot) and the program the record names is the
 //!   one attached, it is an orphan: any tool takes it over without `--force`, and
 //!   `dut remove` removes it, putting back the placeholder.
 //! * **Persistent** (`dut install`, the lab's placeholders): meant to outlive the
@@ -42,6 +42,8 @@
 //! * The record is written (temp file + rename, so never half-written) *before*
 //!   the attach: there is no instant where our program is attached without it.
 //! * Unknown programs (no trusted record) are foreign: refused without `--force`.
+//! * An owner recorded in another pid namespace (a container sharing /run) cannot
+//!   be checked and counts as alive: nothing is reaped by mistake.
 //!
 //! Limits: a record whose namespace was deleted while its program was attached
 //! (a killed run, a `dut install` in a lab that was torn down) stays until reboot;
@@ -81,23 +83,43 @@ pub struct Owner {
     pub boot_id: String,
     /// The process's name (`comm`), for messages.
     pub comm: String,
+    /// Inode of the pid namespace the pid is meaningful in (the recording
+    /// process's `/proc/self/ns/pid`; 0 in records that predate it).
+    #[serde(default)]
+    pub pid_ns: u64,
 }
 
-/// (comm, start time) of `pid` from `/proc/PID/stat`; None if there is no such process.
-fn stat_of(pid: u32) -> Option<(String, u64)> {
+/// What `/proc/PID/stat` says of a process.
+struct Stat {
+    comm: String,
+    /// Field 3: R, S, D, Z (zombie: dead, not yet collected), X, ...
+    state: char,
+    /// Field 22.
+    start_time: u64,
+}
+
+/// `/proc/PID/stat` of `pid`; None if there is no such process.
+fn stat_of(pid: u32) -> Option<Stat> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (COMM) STATE ..." where COMM may hold spaces and parentheses: split at
     // the last ')'; the fields after it start with field 3 (state).
     let open = s.find('(')?;
     let close = s.rfind(')')?;
     let comm = s.get(open + 1..close)?.to_string();
-    let start = s
-        .get(close + 1..)?
-        .split_whitespace()
-        .nth(22 - 3)?
-        .parse()
-        .ok()?;
-    Some((comm, start))
+    let mut fields = s.get(close + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Field 3 taken: field 22 is the 19th of the rest.
+    let start_time = fields.nth(22 - 4)?.parse().ok()?;
+    Some(Stat {
+        comm,
+        state,
+        start_time,
+    })
+}
+
+fn pid_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
 
 fn boot_id() -> String {
@@ -115,7 +137,7 @@ impl Owner {
     /// Process `pid` (e.g. `lab run`, on whose behalf `dut install --owner-pid`
     /// attaches), identified by its start time now.
     pub fn of(pid: u32) -> Result<Owner> {
-        let (comm, start_time) = stat_of(pid).ok_or_else(|| {
+        let st = stat_of(pid).ok_or_else(|| {
             io_err(
                 format!("read /proc/{pid}/stat (no such process?)"),
                 io::Error::from(io::ErrorKind::NotFound),
@@ -123,16 +145,27 @@ impl Owner {
         })?;
         Ok(Owner {
             pid,
-            start_time,
+            start_time: st.start_time,
             boot_id: boot_id(),
-            comm,
+            comm: st.comm,
+            pid_ns: pid_namespace(),
         })
     }
 
-    /// Whether this process still runs (same boot, same pid, same start time).
+    /// Whether this process still runs: same boot, and a process with this pid
+    /// and start time exists that is not a zombie (killed, not yet collected by
+    /// its parent: gone as far as its attachments go). From another pid namespace
+    /// (a container sharing /run) the pid cannot be checked: the owner counts as
+    /// alive, so nothing is reaped by mistake.
     pub fn alive(&self) -> bool {
-        self.boot_id == boot_id()
-            && stat_of(self.pid).is_some_and(|(_, start)| start == self.start_time)
+        if self.boot_id != boot_id() {
+            return false;
+        }
+        if self.pid_ns != 0 && self.pid_ns != pid_namespace() {
+            return true;
+        }
+        stat_of(self.pid)
+            .is_some_and(|st| st.start_time == self.start_time && !matches!(st.state, 'Z' | 'X'))
     }
 }
 
@@ -353,9 +386,10 @@ mod tests {
     #[test]
     fn stat_parsing_survives_odd_names() {
         // Field 22 of a real process: positive for anything but the idle task.
-        let (comm, start) = stat_of(std::process::id()).expect("stat");
-        assert!(!comm.is_empty());
-        assert!(start > 0);
+        let st = stat_of(std::process::id()).expect("stat");
+        assert!(!st.comm.is_empty());
+        assert!(st.start_time > 0);
+        assert!(matches!(st.state, 'R' | 'S'), "{}", st.state);
         assert!(stat_of(u32::MAX).is_none());
     }
 
@@ -412,18 +446,28 @@ mod tests {
 
     #[test]
     fn a_dead_child_is_an_orphan_owner() {
-        let mut c = std::process::Command::new("true")
+        let mut c = std::process::Command::new("sleep")
+            .arg("30")
             .spawn()
-            .expect("spawn true");
-        let pid = c.id();
-        let (comm, start_time) = stat_of(pid).unwrap_or(("true".into(), 0));
+            .expect("spawn sleep");
+        let o = Owner::of(c.id()).expect("owner");
+        assert!(o.alive());
+        c.kill().expect("kill");
+        // Killed but not collected: a zombie, gone as far as ownership goes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while o.alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!o.alive(), "a zombie is not an owner");
         c.wait().expect("wait");
-        let o = Owner {
-            pid,
-            start_time,
-            boot_id: boot_id(),
-            comm,
-        };
         assert!(!o.alive());
+        let elsewhere = Owner {
+            pid_ns: o.pid_ns + 1,
+            ..o.clone()
+        };
+        assert!(
+            elsewhere.alive(),
+            "from another pid namespace, never reaped"
+        );
     }
 }
