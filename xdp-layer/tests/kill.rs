@@ -197,14 +197,21 @@ struct Case {
 fn cases(bed: &Testbed) -> Vec<Case> {
     let g = bed.generator().netns.clone();
     let d = bed.dut().netns.clone();
-    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    vec![
-        Case {
-            what: "gen afxdp",
-            argv: v(&[
-                "gen",
-                "--netns",
-                &g,
+    // (what, namespace, interface, program attached or None, the tool's arguments
+    // after `--netns NS`; the interface is the one named in them).
+    let table: [(
+        &'static str,
+        &String,
+        &'static str,
+        Option<&'static str>,
+        &[&str],
+    ); 5] = [
+        (
+            "gen afxdp",
+            &g,
+            "gen0",
+            Some("gen_rx"),
+            &[
                 "--iface",
                 "gen0",
                 "--profile",
@@ -217,18 +224,14 @@ fn cases(bed: &Testbed) -> Vec<Case> {
                 "300s",
                 "--output",
                 "json",
-            ]),
-            netns: g.clone(),
-            iface: "gen0",
-            attaches: true,
-            prog: "gen_rx",
-        },
-        Case {
-            what: "dut userspace",
-            argv: v(&[
-                "dut",
-                "--netns",
-                &d,
+            ],
+        ),
+        (
+            "dut userspace",
+            &d,
+            "dut0",
+            Some(xdplayer::REDIRECT_PROG),
+            &[
                 "install",
                 "drop",
                 "--iface",
@@ -236,61 +239,46 @@ fn cases(bed: &Testbed) -> Vec<Case> {
                 "--mode",
                 "userspace",
                 "--foreground",
-            ]),
-            netns: d.clone(),
-            iface: "dut0",
-            attaches: true,
-            prog: xdplayer::REDIRECT_PROG,
-        },
-        Case {
-            what: "tstamp af-xdp",
-            argv: v(&[
-                "tstamp",
-                "--netns",
-                &d,
-                "--iface",
-                "dut0",
-                "--backend",
-                "af-xdp",
-            ]),
-            netns: d.clone(),
-            iface: "dut0",
-            attaches: true,
-            prog: xdplayer::REDIRECT_PROG,
-        },
-        Case {
-            what: "sink af-xdp",
-            argv: v(&[
-                "sink",
-                "--netns",
-                &d,
-                "--iface",
-                "dut0",
-                "--backend",
-                "af-xdp",
-            ]),
-            netns: d.clone(),
-            iface: "dut0",
-            attaches: true,
-            prog: xdplayer::REDIRECT_PROG,
-        },
-        Case {
-            what: "sink af-packet",
-            argv: v(&[
-                "sink",
-                "--netns",
-                &d,
-                "--iface",
-                "dut0",
-                "--backend",
-                "af-packet",
-            ]),
-            netns: d.clone(),
-            iface: "dut0",
-            attaches: false,
-            prog: xdplayer::REDIRECT_PROG,
-        },
-    ]
+            ],
+        ),
+        (
+            "tstamp af-xdp",
+            &d,
+            "dut0",
+            Some(xdplayer::REDIRECT_PROG),
+            &["--iface", "dut0", "--backend", "af-xdp"],
+        ),
+        (
+            "sink af-xdp",
+            &d,
+            "dut0",
+            Some(xdplayer::REDIRECT_PROG),
+            &["--iface", "dut0", "--backend", "af-xdp"],
+        ),
+        (
+            "sink af-packet",
+            &d,
+            "dut0",
+            None,
+            &["--iface", "dut0", "--backend", "af-packet"],
+        ),
+    ];
+    table
+        .into_iter()
+        .map(|(what, ns, iface, prog, args)| {
+            let tool = what.split(' ').next().unwrap_or(what);
+            let mut argv = vec![tool.to_string(), "--netns".into(), ns.clone()];
+            argv.extend(args.iter().map(|a| a.to_string()));
+            Case {
+                what,
+                netns: ns.clone(),
+                iface,
+                argv,
+                attaches: prog.is_some(),
+                prog: prog.unwrap_or(xdplayer::PLACEHOLDER_PROG),
+            }
+        })
+        .collect()
 }
 
 /// Waits until `iface` carries xsk_redirect with an id other than `not` (the
