@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use lab::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
 use serde_json::Value;
-use sink::af_xdp::{XskConfig, XskPort};
+use xdplayer::{XskConfig, XskPort};
 
 const DUT: &str = env!("CARGO_BIN_EXE_dut");
 const RUN: Duration = Duration::from_secs(2);

@@ -3,15 +3,18 @@
 //! Invariants: programs are found through the kernel (netlink XDP query ->
 //! program id -> info -> maps), never through pins; a program counts as
 //! ours when its BPF name is one of [`Program::bpf_name`], as a placeholder
-//! when it is `xdp_pass`. What `install` replaced is remembered in a small
-//! state file under `/run/dut/` keyed by network-namespace cookie (never
-//! reused within a boot, unlike the namespace's inode) and ifindex, and
-//! trusted only while it names the attached program, so `remove` can put
-//! the placeholder back. Bad input fails before
-//! anything is attached.
+//! when it is `xdp_pass`. `install` attaches through `xdplayer`'s guard, which
+//! writes the ownership record (`xdplayer::owner`: persistent for `install`,
+//! process-scoped for `--foreground`) naming the program and the placeholder's
+//! mode under it, trusted only while it names the attached program, so
+//! `remove` can put the placeholder back. `remove` also removes orphans: any
+//! tool's process-scoped program whose owner is gone. Run-time counters of the
+//! user-space point go to state files under `/run/dut/` keyed by
+//! network-namespace cookie and ifindex. Bad input fails before anything is
+//! attached.
 
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +27,9 @@ use serde_json::{Value, json};
 use crate::cache::{self, Entries, Method};
 use crate::counters::Counters;
 use crate::kernel::{self, XdpMode};
-use crate::skel::{self, Config, LoadOptions, PLACEHOLDER_NAME, Program};
+use crate::skel::{self, Config, LoadOptions, Program};
+use xdplayer::attach::{AttachOptions, XdpGuard, xdp_detach};
+use xdplayer::owner::{self, Claim, Scope};
 
 /// Command line of `dut`.
 #[derive(Debug, Parser)]
@@ -128,6 +133,11 @@ pub struct InstallArgs {
     /// Replace a foreign XDP program.
     #[arg(long)]
     pub force: bool,
+    /// Attach on behalf of process PID (e.g. `lab run`): process-scoped instead
+    /// of persistent, so once PID is gone the program is an orphan that any tool
+    /// takes over and `dut remove` removes.
+    #[arg(long, value_name = "PID")]
+    pub owner_pid: Option<u32>,
 }
 
 pub use profiles::units::parse_duration;
@@ -204,12 +214,10 @@ fn state_path(kind: &str, ifindex: u32) -> Result<PathBuf> {
     Ok(state_dir().join(format!("{kind}-{}-{ifindex}.json", kernel::netns_cookie()?)))
 }
 
-fn write_state(path: &PathBuf, v: &Value) -> Result<()> {
+fn write_state(path: &std::path::Path, v: &Value) -> Result<()> {
     std::fs::create_dir_all(state_dir()).context("create /run/dut")?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, v.to_string()).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
-    Ok(())
+    xdplayer::atomic_file::write(path, v.to_string().as_bytes())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 fn read_state(path: &PathBuf) -> Option<Value> {
@@ -224,14 +232,6 @@ fn now_s() -> f64 {
 }
 
 // ---- install ----
-
-/// What was attached on the interface before `install`.
-struct Previous {
-    id: u32,
-    mode: XdpMode,
-    fd: OwnedFd,
-    placeholder: bool,
-}
 
 fn install(a: &InstallArgs) -> Result<()> {
     let program = Program::from_name(&a.program).ok_or_else(|| {
@@ -274,6 +274,9 @@ fn install(a: &InstallArgs) -> Result<()> {
         (None, _) => None,
     };
     let config = Config { tenant, checksums };
+    if let Some(pid) = a.owner_pid {
+        xdplayer::owner::Owner::of(pid).with_context(|| format!("--owner-pid {pid}"))?;
+    }
     require_root("install")?;
     let ifindex = kernel::ifindex(&a.iface)?;
     if a.mode == Mode::Userspace {
@@ -286,31 +289,26 @@ fn install(a: &InstallArgs) -> Result<()> {
         Mode::Userspace => unreachable!("handled above"),
     };
 
-    // What is there now: placeholder, ours, or foreign.
-    let mut previous = Vec::new();
+    // What is there now: placeholder, orphan (left by a dead process-scoped
+    // owner), ours, or foreign.
     for (m, id) in kernel::xdp_query(ifindex)?.iter() {
         let info = kernel::prog_info(id)?;
-        let placeholder = info.name == PLACEHOLDER_NAME;
-        if !placeholder && !a.force {
+        let claim = owner::classify(ifindex, id, &info.name);
+        if !claim.replaceable() && !a.force {
             let whose = if Program::from_bpf_name(&info.name).is_some() {
                 "dut's"
             } else {
                 "a foreign"
             };
             bail!(
-                "{} already has {whose} XDP program '{}' (id {id}, {} mode): run `dut remove --iface {}` first, or pass --force",
+                "{} already has {whose} XDP program '{}' (id {id}, {} mode){}: run `dut remove --iface {}` first, or pass --force",
                 a.iface,
                 info.name,
                 m.as_str(),
+                claim.describe(),
                 a.iface
             );
         }
-        previous.push(Previous {
-            id,
-            mode: m,
-            fd: kernel::prog_fd(id)?,
-            placeholder,
-        });
     }
 
     let cache_entries = entries
@@ -337,49 +335,32 @@ fn install(a: &InstallArgs) -> Result<()> {
         cache::fill_batch(map, e, 8192).context("fill the dns-cache map from the profile")?;
     }
 
-    // Attach: replace atomically in the same mode, detach other modes first.
-    let same = previous.iter().find(|p| p.mode == mode);
-    for p in previous.iter().filter(|p| p.mode != mode) {
-        kernel::xdp_detach(ifindex, p.mode)?;
-    }
-    let attached = kernel::xdp_attach(
-        ifindex,
+    // Attach through the shared layer: the ownership record (persistent, or
+    // process-scoped with --foreground) first, then an atomic replacement in the
+    // requested mode; what was there goes back when a --foreground run ends.
+    let scope = if a.foreground || a.owner_pid.is_some() {
+        Scope::Process
+    } else {
+        Scope::Persistent
+    };
+    let guard = XdpGuard::attach(
+        &a.iface,
         loaded.prog.as_fd(),
-        mode,
-        same.map(|p| p.fd.as_fd()),
+        &AttachOptions {
+            owner_pid: a.owner_pid,
+            force: a.force,
+            scope,
+            mode: Some(mode),
+        },
     );
-    if let Err(e) = attached {
-        for p in previous.iter().filter(|p| p.mode != mode) {
-            let _ = kernel::xdp_attach(ifindex, p.fd.as_fd(), p.mode, None);
-        }
-        if mode == XdpMode::Offload {
-            bail!(
-                "XDP offload (hardware mode) is not supported on {}: {e}; nothing attached",
-                a.iface
-            );
-        }
-        return Err(e).context(format!("attach {} on {}", program.name(), a.iface));
-    }
-    // Keep what an earlier install replaced (a --force re-install over our own
-    // program), trusting its record only if it describes the program replaced.
-    let old_state = read_state(&state_path("install", ifindex)?).filter(|s| {
-        let id = s["prog_id"].as_u64();
-        previous.iter().any(|p| Some(u64::from(p.id)) == id)
-    });
-    let placeholder_mode = previous
-        .iter()
-        .find(|p| p.placeholder)
-        .map(|p| p.mode.as_str().to_string())
-        .or_else(|| {
-            old_state
-                .as_ref()
-                .and_then(|s| s["placeholder_mode"].as_str().map(String::from))
-        });
-    let state = json!({
-        "iface": a.iface, "ifindex": ifindex, "program": program.name(), "mode": mode.as_str(),
-        "prog_id": loaded.prog_id, "placeholder_mode": placeholder_mode, "installed_at": now_s(),
-    });
-    write_state(&state_path("install", ifindex)?, &state)?;
+    let guard = match guard {
+        Ok(g) => g,
+        Err(e) if mode == XdpMode::Offload => bail!(
+            "XDP offload (hardware mode) is not supported on {}: {e}; nothing attached",
+            a.iface
+        ),
+        Err(e) => return Err(e).context(format!("attach {} on {}", program.name(), a.iface)),
+    };
     eprintln!(
         "dut: {} attached to {} ({} mode, prog id {}{})",
         program.name(),
@@ -392,6 +373,7 @@ fn install(a: &InstallArgs) -> Result<()> {
             .unwrap_or_default()
     );
     if !a.foreground {
+        guard.keep();
         return Ok(());
     }
 
@@ -429,7 +411,15 @@ fn install(a: &InstallArgs) -> Result<()> {
         "{}",
         json!({"type": "final", "iface": a.iface, "program": program.name(), "counters": c.to_json()})
     );
-    remove(&a.iface)
+    let back = guard.replaced().map(String::from);
+    drop(guard);
+    eprintln!(
+        "dut: removed {} from {}{}",
+        program.name(),
+        a.iface,
+        back.map(|b| format!("; {b} put back")).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// `--mode userspace`: AF_XDP sockets on every queue, the program's logic in
@@ -528,47 +518,42 @@ fn install_userspace(
 fn remove(iface: &str) -> Result<()> {
     require_root("remove")?;
     let ifindex = kernel::ifindex(iface)?;
-    let path = state_path("install", ifindex)?;
-    let state = read_state(&path);
     let mut removed = Vec::new();
-    let mut removed_ids = Vec::new();
     let mut others = Vec::new();
+    let mut placeholder_mode = None;
     for (m, id) in kernel::xdp_query(ifindex)?.iter() {
         let info = kernel::prog_info(id)?;
-        if Program::from_bpf_name(&info.name).is_some() {
-            kernel::xdp_detach(ifindex, m)
-                .with_context(|| format!("detach {} from {iface}", info.name))?;
-            removed.push(format!("{} ({} mode, id {id})", info.name, m.as_str()));
-            removed_ids.push(u64::from(id));
-        } else {
+        let claim = owner::classify(ifindex, id, &info.name);
+        let orphan = matches!(claim, Claim::Orphan(_));
+        if Program::from_bpf_name(&info.name).is_none() && !orphan {
             others.push(m);
+            continue;
+        }
+        let fd = kernel::prog_fd(id)?;
+        xdp_detach(ifindex, m, Some(fd.as_fd()))
+            .with_context(|| format!("detach {} from {iface}", info.name))?;
+        removed.push(format!(
+            "{}{} ({} mode, id {id})",
+            if orphan { "orphaned " } else { "" },
+            info.name,
+            m.as_str()
+        ));
+        // A record counts only while it names the program just removed.
+        if let Claim::Orphan(r) | Claim::Live(r) | Claim::Persistent(r) = &claim {
+            placeholder_mode = placeholder_mode.or(r.placeholder_mode);
+            owner::remove_if_names(&owner::record_path(ifindex)?, id);
         }
     }
     let mut restored = false;
-    // The record counts only if it describes the program just removed.
-    let placeholder_mode = state
-        .as_ref()
-        .filter(|s| {
-            s["prog_id"]
-                .as_u64()
-                .is_some_and(|id| removed_ids.contains(&id))
-        })
-        .and_then(|s| s["placeholder_mode"].as_str())
-        .and_then(|m| match m {
-            "native" => Some(XdpMode::Native),
-            "generic" => Some(XdpMode::Generic),
-            _ => None,
-        });
     if let Some(pm) = placeholder_mode {
         // Native and generic programs exclude each other: only if the slot is free.
         if others.is_empty() {
             let fd = skel::load_placeholder()?;
-            kernel::xdp_attach(ifindex, fd.as_fd(), pm, None)
+            xdplayer::placeholder::attach(ifindex, &fd, pm)
                 .with_context(|| format!("restore the XDP_PASS placeholder on {iface}"))?;
             restored = true;
         }
     }
-    let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(state_path("status", ifindex)?);
     if removed.is_empty() {
         eprintln!("dut: no dut program on {iface}; nothing removed");
@@ -624,7 +609,7 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
             }
             let mut mode_s = mode.as_str();
             let mut program = program;
-            if info.name == sink::af_xdp::REDIRECT_PROG
+            if info.name == xdplayer::REDIRECT_PROG
                 && let Some(st) = read_state(&state_path("userspace", *ifindex)?)
                 && st["pid"]
                     .as_u64()
@@ -750,6 +735,18 @@ fn status(iface: Option<&str>, json_out: bool, window: Option<Duration>) -> Resu
                     .map(|n| format!(", {n:.1} ns/packet"))
                     .unwrap_or_default()
             );
+            if let Some(o) = r["owner"]["pid"].as_u64() {
+                println!(
+                    "  owner: {} (pid {o}, {}){}",
+                    r["owner"]["comm"].as_str().unwrap_or("?"),
+                    r["owner"]["scope"].as_str().unwrap_or("?"),
+                    if r["owner"]["claim"] == "orphan" {
+                        ": gone, an orphan (any tool takes it over; `dut remove` removes it)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             if let Some(c) = r["counters"].as_object() {
                 let line: Vec<String> = c
                     .iter()
@@ -791,7 +788,20 @@ fn record(s: &Snapshot, rates: Value, run_cnt: u64, run_time_ns: u64) -> Value {
         "run_cnt": run_cnt,
         "run_time_ns": run_time_ns,
         "ns_per_packet": if run_cnt > 0 { json!(run_time_ns as f64 / run_cnt as f64) } else { Value::Null },
+        "owner": owner_json(s.ifindex, s.info.id, &s.info.name),
     })
+}
+
+/// Who holds the program, from its ownership record (`xdplayer::owner`):
+/// `{"claim": placeholder|orphan|live|persistent|unrecorded, "scope", "pid", "comm"}`.
+fn owner_json(ifindex: u32, id: u32, name: &str) -> Value {
+    let claim = owner::classify(ifindex, id, name);
+    match claim.record() {
+        Some(r) => {
+            json!({"claim": claim.kind(), "scope": r.scope, "pid": r.owner.pid, "comm": r.owner.comm})
+        }
+        None => json!({"claim": claim.kind()}),
+    }
 }
 
 // ---- update-bench ----

@@ -12,12 +12,10 @@ pub enum Error {
         what: String,
         source: libbpf_rs::Error,
     },
-    #[error("no interface '{0}' in this network namespace (see `ip link`)")]
-    NoInterface(String),
-    #[error("no network namespace '{0}' (see `ip netns list`)")]
-    NoNetns(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Xdp(#[from] xdplayer::Error),
 }
 
 /// Result with [`Error`].

@@ -31,7 +31,6 @@ skel_mod!(drop_skel, "drop.skel.rs");
 skel_mod!(checksum_skel, "checksum.skel.rs");
 skel_mod!(dns_ping_skel, "dns_ping.skel.rs");
 skel_mod!(dns_cache_skel, "dns_cache.skel.rs");
-skel_mod!(pass_skel, "pass.skel.rs");
 
 /// The shared C structs (`wire.h`), from the dns-cache skeleton's BTF.
 pub use dns_cache_skel::types;
@@ -45,7 +44,7 @@ pub const DNS_CACHE_ENTRIES: u32 = 1_679_616;
 /// Most checksum rounds (`DUT_MAX_CHECKSUMS`).
 pub const MAX_CHECKSUMS: u32 = 1_000_000;
 /// The BPF name of the placeholder program.
-pub const PLACEHOLDER_NAME: &str = "xdp_pass";
+pub const PLACEHOLDER_NAME: &str = xdplayer::PLACEHOLDER_PROG;
 
 const _: () = assert!(size_of::<types::dns_key>() == DNS_KEY_LEN);
 const _: () = assert!(size_of::<types::dns_value>() == DNS_RECORD_LEN);
@@ -318,21 +317,9 @@ pub fn load(program: Program, opts: &LoadOptions) -> Result<Loaded> {
     }
 }
 
-/// Loads the placeholder XDP_PASS program; returns its fd.
+/// Loads the placeholder XDP_PASS program (the one in `xdplayer`); returns its fd.
 pub fn load_placeholder() -> Result<OwnedFd> {
-    let mut storage = MaybeUninit::uninit();
-    let open = pass_skel::PassSkelBuilder::default()
-        .open(&mut storage)
-        .map_err(bpf("open the XDP_PASS placeholder"))?;
-    let skel = open.load().map_err(bpf("load the XDP_PASS placeholder"))?;
-    skel.progs
-        .xdp_pass
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| Error::Kernel {
-            what: "duplicate program fd".into(),
-            source: e,
-        })
+    Ok(xdplayer::placeholder::load()?)
 }
 
 #[cfg(test)]

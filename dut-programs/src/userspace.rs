@@ -1,5 +1,5 @@
 //! The user-space execution point (`dut install --mode userspace`): the
-//! interface's queues are redirected to AF_XDP sockets (`sink::af_xdp`: our
+//! interface's queues are redirected to AF_XDP sockets (`xdplayer`: our
 //! redirect program, copy or zero-copy, the placeholder put back on exit),
 //! and each queue's thread runs the program's logic, the very `logic.h` the
 //! XDP programs are built from ([`crate::shim`]), on every received frame;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sink::af_xdp::{Filter, XskConfig, XskMode, XskPort, XskQueue};
+use xdplayer::{Filter, XskConfig, XskMode, XskPort, XskQueue};
 
 use crate::counters::Counters;
 use crate::error::{Error, Result};
@@ -151,7 +151,7 @@ pub fn run(
     ready: impl FnOnce(&Report),
     progress: impl Fn(Counters, u64, u64) + Send + Sync,
 ) -> Result<Report> {
-    let queues = sink::af_xdp::queue_count(&opts.iface).max(1);
+    let queues = xdplayer::queue_count(&opts.iface).max(1);
     let mut cfg = XskConfig::new(opts.iface.clone());
     cfg.queues = (0..queues).collect();
     cfg.mode = XskMode::Auto;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use profiles::wire::probe;
-use sink::af_xdp::XskQueue;
+use xdplayer::XskQueue;
 
 use crate::pace::{Pacer, Pending};
 use crate::{Ctx, net, realtime_ns};

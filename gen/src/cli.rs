@@ -139,9 +139,9 @@ impl Args {
             no_rx: a.no_rx,
             force: a.force,
             xsk_mode: match a.xsk_mode {
-                ModeArg::Auto => sink::af_xdp::XskMode::Auto,
-                ModeArg::Copy => sink::af_xdp::XskMode::Copy,
-                ModeArg::Zerocopy => sink::af_xdp::XskMode::ZeroCopy,
+                ModeArg::Auto => xdplayer::XskMode::Auto,
+                ModeArg::Copy => xdplayer::XskMode::Copy,
+                ModeArg::Zerocopy => xdplayer::XskMode::ZeroCopy,
             },
             }
     }

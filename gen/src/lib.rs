@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hdrhistogram::Histogram;
 use profiles::{Profile, Template, TemplateOptions};
-use sink::af_xdp::{self, XskConfig, XskMode, XskPort, XskQueue};
+use xdplayer::{self as af_xdp, XskConfig, XskMode, XskPort, XskQueue};
 
 pub use pace::Pattern;
 pub use report::{Final, Output};

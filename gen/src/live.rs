@@ -185,7 +185,7 @@ fn charset_of(t: &Template) -> Vec<u8> {
 impl LiveProgram {
     /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
     pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
-        let ifindex = sink::af_xdp::ifindex(iface)?;
+        let ifindex = xdplayer::ifindex(iface)?;
         Self::load_for(&plan.template, plan.queue_ids.len(), qid, ifindex)
     }
 

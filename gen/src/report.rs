@@ -49,7 +49,7 @@ pub struct QueueCounters {
 
 impl QueueCounters {
     /// Stores a socket's kernel statistics (at the end of the run).
-    pub fn store_xsk(&self, q: &sink::af_xdp::XskQueue) {
+    pub fn store_xsk(&self, q: &xdplayer::XskQueue) {
         if let Ok(st) = q.stats() {
             let v = [
                 st.rx_dropped,

@@ -3,14 +3,15 @@
 //! per-CPU counters and drops it; the rest goes to the kernel. No AF_XDP socket,
 //! no copy to user space: the count does not cap the rate (see gen/README.md for
 //! the measured ceiling). The program replaces the interface's placeholder through
-//! the AF_XDP layer's guard, which puts the placeholder back on drop.
+//! the XDP layer's guard (`xdplayer`), which records it as process-scoped (a killed
+//! gen leaves an orphan the next run takes over) and puts the placeholder back on drop.
 
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use sink::af_xdp::{BorrowedProg, XdpGuard};
+use xdplayer::attach::{AttachOptions, XdpGuard};
 
 mod skel {
     #![allow(clippy::all, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn)]
@@ -121,7 +122,14 @@ impl RxCounter {
     /// refused unless `force`).
     pub fn attach(iface: &str, force: bool) -> Result<RxCounter> {
         let prog = RxProgram::load()?;
-        let guard = XdpGuard::attach(iface, BorrowedProg(prog.prog.as_fd()), force)
+        let guard = XdpGuard::attach(
+            iface,
+            prog.prog.as_fd(),
+            &AttachOptions {
+                force,
+                ..AttachOptions::default()
+            },
+        )
             .with_context(|| format!("attaching the reply counter to {iface}"))?;
         Ok(RxCounter { prog, guard })
     }

@@ -98,7 +98,7 @@ fn rx_since(host: &lab::Host, before: u64, want: u64) -> u64 {
 fn prog_name(host: &lab::Host) -> Option<String> {
     let iface = host.iface.clone();
     host.run_in(move || {
-        sink::af_xdp::attached_prog(&iface)
+        xdplayer::attached_prog(&iface)
             .expect("query")
             .map(|(_, n)| n)
     })
@@ -125,7 +125,7 @@ impl Capture {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
             lab::run_in_netns(&ns, move || {
-                let idx = sink::af_xdp::ifindex(&iface).expect("ifindex");
+                let idx = xdplayer::ifindex(&iface).expect("ifindex");
                 let proto = (libc::ETH_P_ALL as u16).to_be();
                 // SAFETY: plain socket call; owned below.
                 let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };

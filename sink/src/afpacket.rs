@@ -91,15 +91,7 @@ fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, opt: libc::c_int, v: &T) -> s
 
 /// Index of `iface` in the current network namespace.
 pub fn ifindex(iface: &str) -> Result<u32, CaptureError> {
-    let c =
-        std::ffi::CString::new(iface).map_err(|_| CaptureError::NoInterface(iface.to_string()))?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        Err(CaptureError::NoInterface(iface.to_string()))
-    } else {
-        Ok(i)
-    }
+    xdplayer::ifindex(iface).map_err(|_| CaptureError::NoInterface(iface.to_string()))
 }
 
 /// rx_dropped of `iface` from /proc/self/net/dev (the calling thread's namespace).

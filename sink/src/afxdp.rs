@@ -1,12 +1,15 @@
-//! AF_XDP capture: the fast back end, on `sink::af_xdp` (one socket per RX queue, our
-//! redirect program sending every frame to them, the coexistence guard that puts the
-//! interface's previous XDP program back on exit).
+//! AF_XDP capture: the fast back end, on the `xdplayer` crate (one socket per RX queue,
+//! its redirect program sending every frame to them, and its guard that puts the
+//! interface's previous XDP program back on exit and leaves an ownership record, so a
+//! killed `sink` leaves an orphan the next run takes over).
 //!
-//! Timestamps: software only. [`crate::af_xdp::RxMeta::sw_ns`] is CLOCK_REALTIME read
-//! once per batch taken off the RX ring (so frames of one batch share a stamp: coarser
-//! than AF_PACKET's per-skb stamps; reported as [`TsKind::Copy`]). `--clock hw` first
-//! asks the NIC (SIOCSHWTSTAMP, so a NIC without it fails exactly as with AF_PACKET) and
-//! then refuses, because reading hardware stamps through XDP RX metadata is not built.
+//! Timestamps: software only in this back end. [`xdplayer::RxMeta::sw_ns`] is
+//! CLOCK_REALTIME read once per batch taken off the RX ring (so frames of one batch
+//! share a stamp: coarser than AF_PACKET's per-skb stamps; reported as
+//! [`TsKind::Copy`]). `--clock hw` first asks the NIC (SIOCSHWTSTAMP, so a NIC without
+//! it fails exactly as with AF_PACKET) and then refuses: `xdplayer` can read NIC
+//! stamps through XDP RX metadata (`XskConfig::hw_timestamps`), but this back end does
+//! not use them yet (no NIC here to check them against); use `--backend af-packet`.
 //!
 //! Drops: one lost frame shows up in several kernel counters (a frame that finds the
 //! fill ring empty counts in the socket's `rx_dropped` and `rx_fill_ring_empty_descs`,
@@ -16,15 +19,13 @@
 //! rx_dropped grew beyond the ring drops. (A driver that does not count failed
 //! redirects makes that last term 0 rather than double-counting.)
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::af_xdp::{Filter, XskConfig, XskMode, XskPort, queue_count};
 use crate::afpacket::iface_rx_dropped;
 use crate::capture::{
     Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind,
 };
-use crate::hwts::HwStamping;
+use xdplayer::{Filter, XskConfig, XskMode, XskPort, queue_count};
 
 /// Frames taken off an RX ring per call.
 const BATCH: usize = 256;
@@ -60,22 +61,14 @@ impl AfXdp {
             ));
         }
         if o.clock == ClockMode::Hw {
-            // SAFETY: plain socket(2) call; the descriptor is owned right away.
-            let raw =
-                unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-            if raw < 0 {
-                return Err(CaptureError::sys(
-                    iface,
-                    "opening a socket",
-                    std::io::Error::last_os_error(),
-                ));
-            }
-            // SAFETY: fresh descriptor.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            let guard = HwStamping::enable(fd.as_fd(), iface)?;
-            drop(guard);
+            xdplayer::ethtool::HwStamping::probe(iface).map_err(|err| {
+                CaptureError::NoHwTimestamps {
+                    iface: iface.to_string(),
+                    err,
+                }
+            })?;
             return Err(CaptureError::Unsupported(format!(
-                "{iface}: hardware timestamps through AF_XDP (XDP RX metadata) are not built; use --backend af-packet --clock hw"
+                "{iface}: hardware timestamps through AF_XDP (XDP RX metadata) are not used by this back end yet; use --backend af-packet --clock hw"
             )));
         }
         let mut cfg = XskConfig::new(iface);

@@ -9,12 +9,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 
-use crate::atomic_file::AtomicFile;
 use crate::capture::{self, Backend, CaptureOptions, ClockMode, Drops, TsKind};
 use crate::counters::Counters;
 use crate::pcapng::PcapNgWriter;
 use crate::stop::Stop;
 use crate::units::parse_duration;
+use xdplayer::atomic_file::AtomicFile;
+use xdplayer::clock::realtime_ns;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputArg {
@@ -64,13 +65,6 @@ fn out(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn drops_json(d: &Drops) -> serde_json::Value {
     json!({"kernel": d.kernel, "ring": d.ring, "freezes": d.freezes})
 }
@@ -78,7 +72,7 @@ fn drops_json(d: &Drops) -> serde_json::Value {
 /// Runs `sink`; returns the final JSON record (also printed).
 pub fn run(args: &Args) -> Result<serde_json::Value> {
     if let Some(ns) = &args.netns {
-        crate::netns::enter(ns).map_err(anyhow::Error::msg)?;
+        xdplayer::netns::enter(ns)?;
     }
     if args.interval.is_zero() {
         bail!("--interval must be positive");

@@ -3,7 +3,7 @@
 //! (the byte-order magic tells readers). Used behind an [`AtomicFile`] so the file only
 //! appears complete.
 //!
-//! [`AtomicFile`]: crate::atomic_file::AtomicFile
+//! [`AtomicFile`]: xdplayer::atomic_file::AtomicFile
 
 use std::io::{self, Write};
 

@@ -3,7 +3,7 @@
 //! same outputs; Ctrl-C, SIGTERM or the end of `--duration` still write everything.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
@@ -91,12 +91,7 @@ fn out(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-fn realtime_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+use xdplayer::clock::realtime_ns;
 
 fn us(v: Option<u64>) -> String {
     v.map(|v| format!("{:.1}", v as f64 / 1e3))
@@ -180,7 +175,7 @@ fn text_final(f: &FinalRecord) -> String {
 /// Runs `tstamp`; returns the final record (also printed).
 pub fn run(args: &Args) -> Result<FinalRecord> {
     if let Some(ns) = &args.netns {
-        sink::netns::enter(ns).map_err(anyhow::Error::msg)?;
+        xdplayer::netns::enter(ns)?;
     }
     if args.interval.is_zero() {
         bail!("--interval must be positive");

@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::Path;
 
-pub use sink::atomic_file::AtomicFile;
+pub use xdplayer::atomic_file::AtomicFile;
 
 use hdrhistogram::Histogram;
 use plotters::prelude::*;

@@ -33,7 +33,7 @@ fn run(a: &Args) -> Result<()> {
         gap_ns: a.gap_ns,
         lose_every: a.lose_every,
     };
-    let mut file = sink::atomic_file::AtomicFile::create(&a.out)
+    let mut file = xdplayer::atomic_file::AtomicFile::create(&a.out)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
     {
         let bw = BufWriter::with_capacity(1 << 20, file.writer());

@@ -1,6 +1,7 @@
 //! Output files written under a temporary name beside their destination and renamed into
 //! place only when complete; dropped without `commit` (error, early exit) the temporary
-//! file is removed, so a half-written output never carries the requested name.
+//! file is removed, so a half-written output never carries the requested name. Used for
+//! the tools' outputs (pcapng, HDR logs, CSV, SVG) and for [`crate::owner`] records.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -30,10 +31,12 @@ impl AtomicFile {
         })
     }
 
+    /// The temporary file's path.
     pub fn tmp_path(&self) -> &Path {
         &self.tmp
     }
 
+    /// The writer (panics after [`AtomicFile::commit`], which consumes `self`, so never).
     pub fn writer(&mut self) -> &mut BufWriter<File> {
         self.file.as_mut().expect("AtomicFile used after commit")
     }
@@ -46,6 +49,13 @@ impl AtomicFile {
         }
         std::fs::rename(&self.tmp, &self.dest)
     }
+}
+
+/// Writes `bytes` to `dest` through a temporary file and a rename.
+pub fn write(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut a = AtomicFile::create(dest)?;
+    a.writer().write_all(bytes)?;
+    a.commit()
 }
 
 impl Drop for AtomicFile {

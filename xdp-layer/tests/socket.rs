@@ -1,31 +1,18 @@
-//! The AF_XDP layer on real veth pairs (a direct lab per test, unique names,
+//! The AF_XDP sockets of `xdplayer` on real veth pairs (a direct lab per test, unique names,
 //! torn down on drop): TX counted by an ordinary UDP socket on the peer, RX through
 //! our redirect program, the lab's placeholder restored, foreign programs refused.
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
-use sink::af_xdp::{self, BoundMode, Filter, XskConfig, XskError, XskMode, XskPort};
+use xdplayer::{self as af_xdp, BoundMode, Filter, XskConfig, XskError, XskMode, XskPort};
 
-fn up(prefix: &str) -> Testbed {
-    Testbed::up(&UpOptions {
-        name: lab::unique_name(prefix),
-        topology: Topology::Direct,
-        queues: 1,
-    })
-    .expect("lab up")
-}
+mod common;
+use common::up;
 
 fn prog_on(host: &lab::Host) -> Option<String> {
-    let iface = host.iface.clone();
-    host.run_in(move || {
-        af_xdp::attached_prog(&iface)
-            .expect("query")
-            .map(|(_, n)| n)
-    })
-    .expect("run_in")
+    common::prog_on(&host.netns, &host.iface).map(|(_, n)| n)
 }
 
 #[test]

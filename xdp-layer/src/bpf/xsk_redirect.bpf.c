@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* AF_XDP redirect program of the AF_XDP layer (sink/src/af_xdp.rs).
+/* AF_XDP redirect program of the AF_XDP layer (xdp-layer/src/redirect.rs).
  *
  * Frames that match the filter (configured in rodata before load) are
  * redirected to the AF_XDP socket bound to the receiving queue: the XSKMAP
