@@ -278,17 +278,8 @@ pub fn wait_until(t: Instant) {
     }
 }
 
-/// CLOCK_REALTIME in ns.
-#[inline]
-pub fn realtime_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// CLOCK_REALTIME in ns (the AF_XDP layer's clock).
+pub use xdplayer::clock::realtime_ns;
 
 fn new_hist() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).context("allocating a histogram")

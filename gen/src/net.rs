@@ -10,13 +10,7 @@ use anyhow::{Context, Result, bail};
 /// Enters network namespace `name` (/run/netns/NAME) for the whole process: call
 /// first thing in main, before any thread, socket or BPF object exists.
 pub fn enter_netns(name: &str) -> Result<()> {
-    let path = format!("/run/netns/{name}");
-    let f = std::fs::File::open(&path).with_context(|| {
-        format!("network namespace `{name}` not found ({path}); list them with `ip netns`")
-    })?;
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("entering network namespace `{name}`"))?;
-    Ok(())
+    xdplayer::netns::enter(name).with_context(|| format!("entering network namespace `{name}`"))
 }
 
 /// True when running as root (effective uid 0).

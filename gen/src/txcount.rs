@@ -39,33 +39,9 @@ pub struct TxCounter {
     _progs: Vec<OwnedFd>,
 }
 
-/// Cookie of the calling thread's network namespace (SO_NETNS_COOKIE).
+/// Cookie of the calling thread's network namespace (the AF_XDP layer's).
 pub fn netns_cookie() -> Result<u64> {
-    const SO_NETNS_COOKIE: libc::c_int = 71;
-    // SAFETY: plain socket call.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("socket(AF_UNIX)");
-    }
-    // SAFETY: fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut cookie = 0u64;
-    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-    // SAFETY: the option value is written into a local u64 whose size is passed.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
-            (&mut cookie as *mut u64).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .context("reading the network namespace cookie (SO_NETNS_COOKIE, Linux 5.14+)");
-    }
-    Ok(cookie)
+    xdplayer::netns::cookie().context("reading the network namespace cookie")
 }
 
 /// The calling thread's id.

@@ -1060,6 +1060,11 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
     if let Some(d) = o.only_dst {
         c.args(["--only-dst", d]);
     }
+    if o.mode != "userspace" {
+        // Process-scoped on behalf of this lab process: if lab is killed, what it
+        // installed is an orphan the next run takes over, not a persistent install.
+        c.args(["--owner-pid", &std::process::id().to_string()]);
+    }
     if o.mode == "userspace" {
         c.arg("--foreground");
         let mut child = Child::spawn(c)?;
