@@ -11,6 +11,27 @@ use profiles::units::{Rate, format_mac};
 
 use crate::generator::Engine;
 
+/// An argument vector being built: flags with and without values.
+#[derive(Debug, Default)]
+struct Argv(Vec<String>);
+
+impl Argv {
+    fn kv(&mut self, flag: &str, value: impl ToString) {
+        self.0.push(flag.to_owned());
+        self.0.push(value.to_string());
+    }
+    fn opt(&mut self, flag: &str, value: Option<impl ToString>) {
+        if let Some(v) = value {
+            self.kv(flag, v);
+        }
+    }
+    fn flag(&mut self, flag: &str, on: bool) {
+        if on {
+            self.0.push(flag.to_owned());
+        }
+    }
+}
+
 /// A duration as every tool parses it back exactly (`profiles::units::parse_duration`).
 pub fn duration_arg(d: Duration) -> String {
     format!("{}ns", d.as_nanos())
@@ -52,50 +73,22 @@ pub struct Gen {
 impl Gen {
     /// The arguments (without the program name).
     pub fn argv(&self) -> Vec<String> {
-        let mut a = Vec::new();
-        let mut kv = |k: &str, v: String| {
-            a.push(k.to_owned());
-            a.push(v);
-        };
-        if let Some(n) = &self.netns {
-            kv("--netns", n.clone());
-        }
-        kv("--iface", self.iface.clone());
-        kv("--profile", self.profile.clone());
-        if let Some(e) = self.engine {
-            kv("--engine", e.as_str().to_owned());
-        }
-        if let Some(r) = self.rate {
-            kv("--rate", r.to_string());
-        }
-        if let Some(d) = self.duration {
-            kv("--duration", duration_arg(d));
-        }
-        if let Some(c) = self.count {
-            kv("--count", c.to_string());
-        }
-        if let Some(q) = self.queues {
-            kv("--queues", q.to_string());
-        }
-        if let Some(ip) = self.dst_ip {
-            kv("--dst-ip", ip.to_string());
-        }
-        if let Some(m) = self.dst_mac {
-            kv("--dst-mac", format_mac(m));
-        }
-        if let Some(i) = self.interval {
-            kv("--interval", duration_arg(i));
-        }
-        if self.json {
-            kv("--output", "json".into());
-        }
-        if self.no_rx {
-            a.push("--no-rx".into());
-        }
-        if self.force {
-            a.push("--force".into());
-        }
-        a
+        let mut a = Argv::default();
+        a.opt("--netns", self.netns.as_ref());
+        a.kv("--iface", &self.iface);
+        a.kv("--profile", &self.profile);
+        a.opt("--engine", self.engine.map(Engine::as_str));
+        a.opt("--rate", self.rate);
+        a.opt("--duration", self.duration.map(duration_arg));
+        a.opt("--count", self.count);
+        a.opt("--queues", self.queues);
+        a.opt("--dst-ip", self.dst_ip);
+        a.opt("--dst-mac", self.dst_mac.map(format_mac));
+        a.opt("--interval", self.interval.map(duration_arg));
+        a.opt("--output", self.json.then_some("json"));
+        a.flag("--no-rx", self.no_rx);
+        a.flag("--force", self.force);
+        a.0
     }
 }
 
@@ -133,35 +126,22 @@ pub struct Tstamp {
 impl Tstamp {
     /// The arguments (without the program name).
     pub fn argv(&self) -> Vec<String> {
-        let mut a = Vec::new();
-        let mut kv = |k: &str, v: String| {
-            a.push(k.to_owned());
-            a.push(v);
-        };
-        if let Some(n) = &self.netns {
-            kv("--netns", n.clone());
-        }
-        kv("--iface", self.iface.clone());
-        kv(
+        let mut a = Argv::default();
+        a.opt("--netns", self.netns.as_ref());
+        a.kv("--iface", &self.iface);
+        a.kv(
             "--match",
             match self.match_mode {
                 TstampMatch::Dns => "dns",
                 TstampMatch::Seq => "seq",
-            }
-            .into(),
+            },
         );
-        if let Some(d) = self.duration {
-            kv("--duration", duration_arg(d));
-        }
-        for (k, p) in [("--hdrh", &self.hdrh), ("--hist-csv", &self.hist_csv), ("--plot", &self.plot)] {
-            if let Some(p) = p {
-                kv(k, p.display().to_string());
-            }
-        }
-        if self.json {
-            kv("--output", "json".into());
-        }
-        a
+        a.opt("--duration", self.duration.map(duration_arg));
+        a.opt("--hdrh", self.hdrh.as_ref().map(|p| p.display()));
+        a.opt("--hist-csv", self.hist_csv.as_ref().map(|p| p.display()));
+        a.opt("--plot", self.plot.as_ref().map(|p| p.display()));
+        a.opt("--output", self.json.then_some("json"));
+        a.0
     }
 }
 
