@@ -385,7 +385,7 @@ fn install(a: &InstallArgs) -> Result<()> {
     }
     println!(
         "{}",
-        json!({"type": "ready", "iface": a.iface, "program": program.name(), "mode": mode.as_str(), "prog_id": loaded.prog_id})
+        json!({"schema_version": records::SCHEMA_VERSION, "type": "ready", "iface": a.iface, "program": program.name(), "mode": mode.as_str(), "prog_id": loaded.prog_id})
     );
     let start = Instant::now();
     let mut last = Instant::now();
@@ -409,7 +409,7 @@ fn install(a: &InstallArgs) -> Result<()> {
     let c = Counters::read(&loaded.stats)?;
     println!(
         "{}",
-        json!({"type": "final", "iface": a.iface, "program": program.name(), "counters": c.to_json()})
+        json!({"schema_version": records::SCHEMA_VERSION, "type": "final", "iface": a.iface, "program": program.name(), "counters": c.to_json()})
     );
     let back = guard.replaced().map(String::from);
     drop(guard);
@@ -482,7 +482,7 @@ fn install_userspace(
         |r| {
             println!(
                 "{}",
-                json!({"type": "ready", "iface": a.iface, "program": program.name(), "mode": "userspace",
+                json!({"schema_version": records::SCHEMA_VERSION, "type": "ready", "iface": a.iface, "program": program.name(), "mode": "userspace",
                     "xsk_mode": r.xsk_mode, "redirect_mode": r.attach_mode, "queues": r.queues})
             );
         },
@@ -503,7 +503,7 @@ fn install_userspace(
     let report = report.with_context(|| format!("user-space {} on {}", program.name(), a.iface))?;
     println!(
         "{}",
-        json!({"type": "final", "iface": a.iface, "program": program.name(), "mode": "userspace",
+        json!({"schema_version": records::SCHEMA_VERSION, "type": "final", "iface": a.iface, "program": program.name(), "mode": "userspace",
             "xsk_mode": report.xsk_mode, "redirect_mode": report.attach_mode, "queues": report.queues,
             "duration_s": start.elapsed().as_secs_f64(), "rx_packets": report.rx_packets,
             "tx_packets": report.tx_packets, "tx_full": report.tx_full, "counters": report.counters.to_json(),
@@ -718,7 +718,7 @@ fn status(iface: Option<&str>, json_out: bool, window: Option<Duration>) -> Resu
         }
     }
     if json_out {
-        println!("{}", json!({"interfaces": records}));
+        println!("{}", json!({"schema_version": records::SCHEMA_VERSION, "interfaces": records}));
     } else {
         if records.is_empty() {
             println!("no XDP program attached");
@@ -836,7 +836,7 @@ fn update_bench(profile: &str, batch: usize, duration: Duration, json_out: bool)
         if json_out {
             println!(
                 "{}",
-                json!({"type": "final", "profile": prof.name, "entries": r.entries, "method": mname,
+                json!({"schema_version": records::SCHEMA_VERSION, "type": "final", "profile": prof.name, "entries": r.entries, "method": mname,
                     "batch": b, "updates": r.updates, "seconds": r.seconds, "updates_per_s": r.updates_per_s()})
             );
         } else {

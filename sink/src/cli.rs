@@ -109,7 +109,7 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
     let mut kinds = [0u64; 3];
     let stdout = std::io::stdout();
     match args.output {
-        OutputArg::Json => out(&json!({"type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock.as_str()}).to_string()),
+        OutputArg::Json => out(&json!({"schema_version": records::SCHEMA_VERSION, "type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock.as_str()}).to_string()),
         OutputArg::Csv => out("t,packets,bytes,pps,mbps,mbps_wire,drops_kernel,drops_ring,probe_received,probe_lost"),
         OutputArg::Text => eprintln!("sink: capturing on {} ({}, {} clock); Ctrl-C to stop", args.iface, cap.backend(), clock.as_str()),
     }
@@ -135,7 +135,7 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
                     OutputArg::Json => writeln!(
                         o,
                         "{}",
-                        json!({"type":"interval","t":t,"packets":c.packets,"bytes":c.bytes,"pps":pps,"mbps":mbps,"mbps_wire":mbps_wire,
+                        json!({"schema_version": records::SCHEMA_VERSION, "type":"interval","t":t,"packets":c.packets,"bytes":c.bytes,"pps":pps,"mbps":mbps,"mbps_wire":mbps_wire,
                             "drops":drops_json(&d),"probe_received":pr.received,"probe_lost":pr.lost})
                     ),
                     OutputArg::Csv => writeln!(
@@ -203,7 +203,7 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
         })
         .collect();
     let fin = json!({
-        "type": "final", "iface": args.iface, "backend": args.backend.as_str(), "clock": clock.as_str(),
+        "schema_version": records::SCHEMA_VERSION, "type": "final", "iface": args.iface, "backend": args.backend.as_str(), "clock": clock.as_str(),
         "duration_s": el, "packets": c.packets, "bytes": c.bytes,
         "pps": c.packets as f64 / el, "mbps": c.bytes as f64 * 8.0 / el / 1e6,
         "mbps_wire": (c.bytes + 24 * c.packets) as f64 * 8.0 / el / 1e6,
