@@ -75,11 +75,13 @@ pub fn queue_thread(
             None => BATCH.min(usize::try_from(total - k).unwrap_or(BATCH)),
         };
         if want == 0 {
-            sync(&q, counters, len);
             if let Some(p) = &pacer {
                 let wait = p.next_ns() - now_ns;
                 if wait > 300_000.0 {
+                    // Completions move only when reclaimed: publish them before
+                    // sleeping (the spin below changes nothing to publish).
                     q.complete();
+                    sync(&q, counters, len);
                     std::thread::sleep(Duration::from_nanos(
                         ((wait - 150_000.0) as u64).min(1_000_000),
                     ));

@@ -8,89 +8,15 @@
 //! the driver has none, and for AF_XDP (an skb through the driver in copy mode, a
 //! descriptor in zero-copy mode), the interface's `tx_packets`.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use anyhow::{Context, Result};
 
-use anyhow::{Context, Result, bail};
 pub use records::generator::TxCheck;
 
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
-const ETHTOOL_GSTRINGS: u32 = 0x1b;
-const ETHTOOL_GSTATS: u32 = 0x1d;
-const ETHTOOL_GSSET_INFO: u32 = 0x37;
-const ETH_SS_STATS: u32 = 1;
-const ETH_GSTRING_LEN: usize = 32;
-
-fn ioctl_socket() -> Result<OwnedFd> {
-    // SAFETY: plain socket call.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("socket for SIOCETHTOOL");
-    }
-    // SAFETY: fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn ethtool(fd: &OwnedFd, iface: &str, data: *mut u8) -> std::io::Result<()> {
-    // SAFETY: ifreq is plain data.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(iface.as_bytes()) {
-        *d = *s as libc::c_char;
-    }
-    ifr.ifr_ifru.ifru_data = data.cast();
-    // SAFETY: fd is ours; ifr points at a command buffer sized for its command.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL, &mut ifr) };
-    if rc != 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-/// The driver's statistics of `iface` (`ethtool -S`), name and value.
+/// The driver's statistics of `iface` (`ethtool -S`), name and value (the AF_XDP
+/// layer's reader, with the interface named in errors).
 pub fn ethtool_stats(iface: &str) -> Result<Vec<(String, u64)>> {
-    if iface.len() >= libc::IFNAMSIZ {
-        bail!("interface name `{iface}` too long");
-    }
-    let fd = ioctl_socket()?;
-    // struct ethtool_sset_info { cmd, reserved, u64 sset_mask, u32 data[] }
-    let mut info = [0u8; 8 + 8 + 4];
-    info[0..4].copy_from_slice(&ETHTOOL_GSSET_INFO.to_ne_bytes());
-    info[8..16].copy_from_slice(&(1u64 << ETH_SS_STATS).to_ne_bytes());
-    ethtool(&fd, iface, info.as_mut_ptr())
-        .with_context(|| format!("reading the statistics count of {iface} (ETHTOOL_GSSET_INFO)"))?;
-    let mask = u64::from_ne_bytes(info[8..16].try_into().unwrap_or([0; 8]));
-    if mask & (1 << ETH_SS_STATS) == 0 {
-        return Ok(Vec::new());
-    }
-    let n = u32::from_ne_bytes(info[16..20].try_into().unwrap_or([0; 4])) as usize;
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    // struct ethtool_gstrings { cmd, string_set, len, u8 data[] }
-    let mut strings = vec![0u8; 12 + n * ETH_GSTRING_LEN];
-    strings[0..4].copy_from_slice(&ETHTOOL_GSTRINGS.to_ne_bytes());
-    strings[4..8].copy_from_slice(&ETH_SS_STATS.to_ne_bytes());
-    strings[8..12].copy_from_slice(&(n as u32).to_ne_bytes());
-    ethtool(&fd, iface, strings.as_mut_ptr())
-        .with_context(|| format!("reading the statistics names of {iface} (ETHTOOL_GSTRINGS)"))?;
-    // struct ethtool_stats { cmd, n_stats, u64 data[] }
-    let mut stats = vec![0u8; 8 + n * 8];
-    stats[0..4].copy_from_slice(&ETHTOOL_GSTATS.to_ne_bytes());
-    stats[4..8].copy_from_slice(&(n as u32).to_ne_bytes());
-    ethtool(&fd, iface, stats.as_mut_ptr())
-        .with_context(|| format!("reading the statistics of {iface} (ETHTOOL_GSTATS)"))?;
-    let got = (u32::from_ne_bytes(stats[4..8].try_into().unwrap_or([0; 4])) as usize).min(n);
-    Ok((0..got)
-        .map(|i| {
-            let s = &strings[12 + i * ETH_GSTRING_LEN..12 + (i + 1) * ETH_GSTRING_LEN];
-            let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-            let v = &stats[8 + i * 8..16 + i * 8];
-            (
-                String::from_utf8_lossy(&s[..end]).into_owned(),
-                u64::from_ne_bytes(v.try_into().unwrap_or([0; 8])),
-            )
-        })
-        .collect())
+    xdplayer::ethtool_stats(iface)
+        .with_context(|| format!("reading the driver statistics of {iface} (SIOCETHTOOL)"))
 }
 
 /// One interface's line of /proc/net/dev (the calling thread's namespace).

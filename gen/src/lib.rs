@@ -234,12 +234,8 @@ pub struct Ctx {
     pub counters: Vec<report::QueueCounters>,
     /// Per queue: ns since t0 when it stopped sending.
     pub end_ns: Vec<AtomicU64>,
-    /// Count replies.
-    pub rx: bool,
     /// xdp-live: raised by the reporter to end the TX threads.
     pub halt: AtomicBool,
-    /// xdp-live: raised to end the RX threads.
-    pub rx_halt: AtomicBool,
     /// xdp-live: pthread ids of the TX threads (for SIGUSR1).
     pub pthreads: Vec<AtomicU64>,
     /// xdp-live: kernel thread ids of the TX threads (keys of [`txcount`]).
@@ -388,9 +384,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         template: plan.template.clone(),
         counters: (0..nq).map(|_| report::QueueCounters::default()).collect(),
         end_ns: (0..nq).map(|_| AtomicU64::new(0)).collect(),
-        rx: !o.no_rx,
         halt: AtomicBool::new(false),
-        rx_halt: AtomicBool::new(false),
         pthreads: (0..nq).map(|_| AtomicU64::new(0)).collect(),
         tids: (0..nq).map(|_| AtomicU64::new(0)).collect(),
     });

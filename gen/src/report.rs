@@ -2,16 +2,16 @@
 //! printed every interval and at the end (text for people, JSON lines and CSV for
 //! `lab run`; keys are a contract, see README.md).
 //!
-//! Engine threads add to their queue's [`QueueCounters`] (relaxed atomics, one
-//! writer each); the reporter only reads. Replies are classified with
-//! [`classify`]: DNS responses (UDP source port 53) by RCODE.
+//! Engine threads publish their queue's [`QueueCounters`] (relaxed atomics, one
+//! writer each); the reporter only reads. Replies come from the XDP reply counter
+//! ([`crate::rxcount`]), which classifies DNS responses by RCODE in the kernel.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hdrhistogram::Histogram;
-use profiles::wire::{dns, udp4};
+use profiles::wire::dns;
 
 use crate::units::WIRE_OVERHEAD;
 pub use records::generator::{
@@ -36,12 +36,6 @@ pub struct QueueCounters {
     pub tx_stall_ring_full: AtomicU64,
     /// Their bytes (no FCS).
     pub tx_bytes: AtomicU64,
-    /// Frames received back.
-    pub rx_packets: AtomicU64,
-    /// Their bytes.
-    pub rx_bytes: AtomicU64,
-    /// DNS responses by RCODE (0..15).
-    pub rcodes: [AtomicU64; 16],
     /// The socket's XDP_STATISTICS at the end: rx_dropped, rx_ring_full,
     /// rx_fill_ring_empty_descs, tx_invalid_descs, rx_invalid_descs.
     pub xsk: [AtomicU64; 5],
@@ -82,29 +76,6 @@ pub fn xsk_totals(queues: &[QueueCounters]) -> XskKernelStats {
     }
 }
 
-impl QueueCounters {
-    /// Counts one received frame (hot path: no allocation).
-    #[inline]
-    pub fn count_rx(&self, frame: &[u8]) {
-        self.rx_packets.fetch_add(1, Relaxed);
-        self.rx_bytes.fetch_add(frame.len() as u64, Relaxed);
-        if let Some(rc) = classify(frame) {
-            self.rcodes[usize::from(rc & 15)].fetch_add(1, Relaxed);
-        }
-    }
-}
-
-/// The RCODE of a DNS response frame (UDP source port 53, QR set), if it is one.
-#[inline]
-pub fn classify(frame: &[u8]) -> Option<u8> {
-    let u = udp4::parse(frame).ok()?;
-    if u.src_port != 53 {
-        return None;
-    }
-    let p = dns::Packet::new_checked(u.payload).ok()?;
-    p.is_response().then_some(p.rcode().0)
-}
-
 /// Totals over all queues at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -129,8 +100,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Sums the queues' counters; the replies come from the XDP reply counter
-    /// when there is one (`rx`), else from the queues.
+    /// Sums the queues' TX counters and takes the replies from the XDP reply
+    /// counter (`rx`; none with --no-rx).
     pub fn take(queues: &[QueueCounters], rx: Option<&crate::rxcount::RxTotals>) -> Snapshot {
         let mut s = Snapshot::default();
         for q in queues {
@@ -138,11 +109,6 @@ impl Snapshot {
             s.tx_bytes += q.tx_bytes.load(Relaxed);
             s.tx_verdicts += q.tx_verdicts.load(Relaxed);
             s.tx_dropped += q.tx_dropped.load(Relaxed);
-            s.rx_packets += q.rx_packets.load(Relaxed);
-            s.rx_bytes += q.rx_bytes.load(Relaxed);
-            for (a, b) in s.rcodes.iter_mut().zip(&q.rcodes) {
-                *a += b.load(Relaxed);
-            }
         }
         if let Some(r) = rx {
             s.rx_packets += r.packets;
@@ -449,26 +415,6 @@ mod tests {
         }
         assert_eq!(v["rx_rcodes"]["NXDOMAIN"], 7);
         assert_eq!(v["type"], "interval");
-    }
-
-    #[test]
-    fn classify_dns_responses_only() {
-        use profiles::{Profile, Template, TemplateOptions};
-        let t = Template::new(
-            &Profile::load("dns-small").expect("profile"),
-            TemplateOptions::default(),
-        )
-        .expect("template");
-        let mut f = t.frame_for(5, None);
-        assert_eq!(classify(&f), None, "a query is not a response");
-        // Turn it into an NXDOMAIN response from port 53.
-        let pay = udp4::PAYLOAD_OFFSET;
-        f[34..36].copy_from_slice(&53u16.to_be_bytes());
-        f[pay + 2] |= 0x80;
-        f[pay + 3] = (f[pay + 3] & 0xf0) | 3;
-        f[40..42].fill(0); // UDP checksum off
-        assert_eq!(classify(&f), Some(3));
-        assert_eq!(classify(&f[..20]), None);
     }
 
     #[test]

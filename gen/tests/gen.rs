@@ -804,10 +804,13 @@ fn ethtool_stat(host: &lab::Host, name: &str) -> u64 {
     let stats = host
         .run_in(move || xgen::ifstats::ethtool_stats(&iface).expect("ethtool stats"))
         .expect("run_in");
+    // Per-queue statistics: `{rx,tx}_queue_<N>_<name>`, summed over the queues.
     stats
         .iter()
-        .filter(|(k, _)| k.starts_with("rx_queue_") || k.starts_with("tx_queue_"))
-        .filter(|(k, _)| k.split_once('_').and_then(|(_, r)| r.split_once('_')).is_some_and(|(_, r)| r.split_once('_').is_some_and(|(_, s)| s == name)))
+        .filter(|(k, _)| {
+            let rest = k.strip_prefix("rx_queue_").or_else(|| k.strip_prefix("tx_queue_"));
+            rest.and_then(|r| r.split_once('_')).is_some_and(|(_, stat)| stat == name)
+        })
         .map(|(_, v)| v)
         .sum()
 }

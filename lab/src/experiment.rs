@@ -183,14 +183,6 @@ impl Source {
 /// only a native XDP program on the receiving veth can take.
 pub use records::generator::Engine;
 
-fn parse_engine(s: &str) -> Option<Engine> {
-    Some(match s {
-        "afxdp" => Engine::Afxdp,
-        "xdp-live" => Engine::XdpLive,
-        _ => return None,
-    })
-}
-
 /// The parameter an experiment sweeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
@@ -731,7 +723,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 if source != Source::Gen {
                     return cx.err(e.span(), "engine", "gen's engine: only for source = \"gen\"");
                 }
-                one_of(cx, e, "engine", parse_engine, "afxdp, xdp-live")?
+                one_of(cx, e, "engine", |s| s.parse().ok(), "afxdp, xdp-live")?
             }
             None => Engine::Afxdp,
         };

@@ -27,6 +27,18 @@ impl Engine {
     }
 }
 
+impl std::str::FromStr for Engine {
+    type Err = String;
+    /// `afxdp` or `xdp-live`, as on the command line.
+    fn from_str(s: &str) -> Result<Engine, String> {
+        match s {
+            "afxdp" => Ok(Engine::Afxdp),
+            "xdp-live" => Ok(Engine::XdpLive),
+            _ => Err(format!("unknown engine `{s}` (afxdp, xdp-live)")),
+        }
+    }
+}
+
 impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

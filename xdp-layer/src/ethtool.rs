@@ -2,11 +2,14 @@
 //! has (`SIOCETHTOOL`/`ETHTOOL_GCHANNELS`), so AF_XDP users open one socket per
 //! queue and refuse queues that do not exist; and the NIC's hardware receive
 //! timestamping (`SIOCSHWTSTAMP`), switched on by [`HwStamping`] and put back as it
-//! was when that drops.
+//! was when that drops; and the driver's statistics (`ethtool -S`, [`stats`]), the
+//! counters a tool's own figures are checked against.
 //!
 //! veth and most virtual devices answer `SIOCSHWTSTAMP` with EOPNOTSUPP.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
 
 /// An `ifreq` naming `iface` whose data pointer is `data`; None for a name too long.
 fn ifreq(iface: &str, data: *mut libc::c_void) -> Option<libc::ifreq> {
@@ -53,6 +56,54 @@ fn ioctl_socket() -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The driver's statistics of `iface` (`ethtool -S`: ETHTOOL_GSSET_INFO for the
+/// count, ETHTOOL_GSTRINGS for the names, ETHTOOL_GSTATS for the values), name and
+/// value, in the calling thread's namespace. Empty when the driver has none.
+pub fn stats(iface: &str) -> std::io::Result<Vec<(String, u64)>> {
+    const ETHTOOL_GSTRINGS: u32 = 0x1b;
+    const ETHTOOL_GSTATS: u32 = 0x1d;
+    const ETHTOOL_GSSET_INFO: u32 = 0x37;
+    const ETH_SS_STATS: u32 = 1;
+    const ETH_GSTRING_LEN: usize = 32;
+    let u32_at = |b: &[u8], at: usize| {
+        u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    };
+    let fd = ioctl_socket()?;
+    // struct ethtool_sset_info { cmd, reserved, u64 sset_mask, u32 data[1] }
+    let mut info = [0u8; 8 + 8 + 4];
+    info[0..4].copy_from_slice(&ETHTOOL_GSSET_INFO.to_ne_bytes());
+    info[8..16].copy_from_slice(&(1u64 << ETH_SS_STATS).to_ne_bytes());
+    ifreq_ioctl(fd.as_fd(), SIOCETHTOOL, iface, info.as_mut_ptr().cast())?;
+    let mut m = [0u8; 8];
+    m.copy_from_slice(&info[8..16]);
+    let mask = u64::from_ne_bytes(m);
+    let n = u32_at(&info, 16) as usize;
+    if mask & (1 << ETH_SS_STATS) == 0 || n == 0 {
+        return Ok(Vec::new());
+    }
+    // struct ethtool_gstrings { cmd, string_set, len, u8 data[] }
+    let mut strings = vec![0u8; 12 + n * ETH_GSTRING_LEN];
+    strings[0..4].copy_from_slice(&ETHTOOL_GSTRINGS.to_ne_bytes());
+    strings[4..8].copy_from_slice(&ETH_SS_STATS.to_ne_bytes());
+    strings[8..12].copy_from_slice(&(n as u32).to_ne_bytes());
+    ifreq_ioctl(fd.as_fd(), SIOCETHTOOL, iface, strings.as_mut_ptr().cast())?;
+    // struct ethtool_stats { cmd, n_stats, u64 data[] }
+    let mut values = vec![0u8; 8 + n * 8];
+    values[0..4].copy_from_slice(&ETHTOOL_GSTATS.to_ne_bytes());
+    values[4..8].copy_from_slice(&(n as u32).to_ne_bytes());
+    ifreq_ioctl(fd.as_fd(), SIOCETHTOOL, iface, values.as_mut_ptr().cast())?;
+    let got = (u32_at(&values, 4) as usize).min(n);
+    Ok((0..got)
+        .map(|i| {
+            let s = &strings[12 + i * ETH_GSTRING_LEN..12 + (i + 1) * ETH_GSTRING_LEN];
+            let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&values[8 + i * 8..16 + i * 8]);
+            (String::from_utf8_lossy(&s[..end]).into_owned(), u64::from_ne_bytes(v))
+        })
+        .collect())
+}
+
 /// Number of RX/combined queues of `iface` (from /sys/class/net/IF/queues, counting
 /// `rx-*` entries; falls back to 1). Note: `ip netns exec` remounts /sys for the
 /// namespace; under `setns` alone /sys may show the host's view, so callers in
@@ -87,7 +138,6 @@ pub fn queue_count_ethtool(iface: &str) -> Option<u32> {
         combined_count: u32,
     }
     const ETHTOOL_GCHANNELS: u32 = 0x3c;
-    const SIOCETHTOOL: libc::c_ulong = 0x8946;
     let mut ch = EthtoolChannels {
         cmd: ETHTOOL_GCHANNELS,
         ..Default::default()

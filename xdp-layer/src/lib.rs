@@ -37,7 +37,7 @@ pub mod socket;
 pub use attach::{XdpAttached, XdpGuard, XdpMode, attached_prog, xdp_query};
 pub use datapath::{RxMeta, XskQueue, XskStats, hw_ts_error_text};
 pub use error::{Error, Result, XskError};
-pub use ethtool::{queue_count, queue_count_ethtool};
+pub use ethtool::{queue_count, queue_count_ethtool, stats as ethtool_stats};
 pub use iface::ifindex;
 pub use owner::Scope;
 pub use placeholder::PLACEHOLDER_PROG;
