@@ -131,7 +131,30 @@ fn pow2_at_least(n: u32) -> u32 {
 /// A bound socket with its UMEM, frames and four rings.
 type OpenedSocket = (Umem, Vec<FrameDesc>, TxQueue, RxQueue, FillQueue, CompQueue);
 
+/// [`open_socket_once`], retried for up to 2 s while the kernel answers EBUSY: a
+/// socket of a process that just died (SIGKILL, a crash) is released by the
+/// kernel after the process is reaped, and until then its queue is still taken.
+/// Every attempt starts from a fresh UMEM.
 fn open_socket(
+    cfg: &XskConfig,
+    if_name: &Interface,
+    queue: u32,
+    zerocopy: bool,
+) -> Result<OpenedSocket, Error> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match open_socket_once(cfg, if_name, queue, zerocopy) {
+            Err(Error::Socket { ref detail, .. })
+                if detail.contains("os error 16") && std::time::Instant::now() < until =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn open_socket_once(
     cfg: &XskConfig,
     if_name: &Interface,
     queue: u32,
