@@ -91,4 +91,3 @@ pub enum Cmd {
     /// List the shipped experiments.
     Experiments,
 }
-
