@@ -100,9 +100,7 @@ fn xdp_xmit_sum(stats: &[(String, u64)]) -> Option<u64> {
 /// AF_XDP frames on `iface`.
 pub fn read_tx(iface: &str, engine_xdp: bool) -> Result<TxReading> {
     let dev = dev_stats(iface)?;
-    if engine_xdp
-        && let Some(v) = xdp_xmit_sum(&ethtool_stats(iface).unwrap_or_default())
-    {
+    if engine_xdp && let Some(v) = xdp_xmit_sum(&ethtool_stats(iface).unwrap_or_default()) {
         return Ok(TxReading {
             counter: TxCounter::XdpXmit,
             value: v,

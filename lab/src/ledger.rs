@@ -127,6 +127,16 @@ impl std::fmt::Display for LimitedBy {
     }
 }
 
+/// The `limited_by` of a loss at a stage of this place.
+pub fn limited_by_place(p: Place) -> LimitedBy {
+    match p {
+        Place::Generator => LimitedBy::Generator,
+        Place::Path => LimitedBy::Path,
+        Place::Dut => LimitedBy::Dut,
+        Place::Monitor => LimitedBy::None,
+    }
+}
+
 /// Frames missing between two stages count as a loss above this: the larger of
 /// 10 frames and 0.01 % of the stage before.
 pub fn tolerance(before: u64) -> u64 {
@@ -176,6 +186,32 @@ impl Ledger {
                 stage: i,
                 lost: losses[i],
             })
+        })
+    }
+
+    /// Frames that entered the request chain (gen handed to the kernel, or the
+    /// first stage there is) and how many of them did not reach the end of their
+    /// chains: the request chain's decline, plus the answer chain's when there is one.
+    pub fn end_to_end(&self) -> (u64, u64) {
+        let chain = |c: Chain| -> Option<(u64, u64)> {
+            let mut it = self
+                .stages
+                .iter()
+                .filter(|s| s.chain == c && !s.name.starts_with("gen requested"));
+            let first = it.next()?.packets;
+            let last = it.next_back().map_or(first, |s| s.packets);
+            Some((first, first.saturating_sub(last)))
+        };
+        let (sent, lost) = chain(Chain::Request).unwrap_or((0, 0));
+        let answer_lost = chain(Chain::Answer).map_or(0, |(_, l)| l);
+        (sent, lost + answer_lost)
+    }
+
+    /// The first stage of the request or answer chain with any frame missing.
+    pub fn first_any_loss(&self) -> Option<(&Stage, u64)> {
+        let losses = self.losses();
+        self.stages.iter().zip(losses).find(|(s, l)| {
+            *l > 0 && s.chain != Chain::Mirror && !s.name.starts_with("gen requested")
         })
     }
 
@@ -244,12 +280,10 @@ pub fn classify(ledger: &Ledger, generator: Option<&GenFinal>) -> (LimitedBy, St
     for chain in [Chain::Request, Chain::Answer] {
         if let Some(l) = ledger.first_loss(chain) {
             let st = &ledger.stages[l.stage];
-            let by = match st.place {
-                Place::Generator => LimitedBy::Generator,
-                Place::Path => LimitedBy::Path,
-                Place::Dut => LimitedBy::Dut,
-                Place::Monitor => continue,
-            };
+            if st.place == Place::Monitor {
+                continue;
+            }
+            let by = limited_by_place(st.place);
             let before = ledger.stages[l.stage - 1].packets.max(1);
             return (
                 by,
@@ -456,14 +490,6 @@ pub fn build(path: &Path, d: &Snapshot, t: &Tools<'_>) -> Ledger {
     };
     let first = path.request.first();
     if let Some(g) = t.generator {
-        if let Some(req) = g.requested_pps {
-            push(
-                Chain::Request,
-                "gen requested (rate x duration)".into(),
-                Place::Generator,
-                (req * g.duration_s).round() as u64,
-            );
-        }
         push(
             Chain::Request,
             "gen handed to the kernel".into(),

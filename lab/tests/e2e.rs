@@ -197,6 +197,7 @@ fn quick_run(name: &str) -> Out {
 
     let pts = read_points(&out);
     check_accounting(name, &out, &exp, &pts);
+    check_ndr(name, &out, &exp, &pts);
     let primary = |m: Measure| lab::runner::metrics_of(m)[0];
     for s in &exp.series {
         let key = (s.name.clone(), primary(s.measure).to_owned());
@@ -302,6 +303,68 @@ fn quick_run(name: &str) -> Out {
         assert!(report.contains("## Ratios"), "{name}: ratios in the report");
     }
     Out(out)
+}
+
+/// An NDR search's trials are in trials.csv, each pass/fail follows from its own
+/// figures (loss within the tolerance, gen offered 99.5 % of the rate), and the
+/// reported rate is the highest pass below every failure above it.
+fn check_ndr(name: &str, out: &Path, exp: &Experiment, pts: &Points) {
+    let Some(spec) = exp.plan(true).ndr else {
+        return;
+    };
+    let text = std::fs::read_to_string(out.join("trials.csv")).expect("trials.csv");
+    assert!(text.starts_with(lab::store::TRIALS_HEADER));
+    for s in exp.series.iter().filter(|s| s.measure == Measure::Ndr) {
+        let trials: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.splitn(15, ',').collect::<Vec<_>>())
+            .filter(|f| f[1] == s.name)
+            .collect();
+        assert!(!trials.is_empty(), "{name} {}: no trials", s.name);
+        assert!(
+            trials.len() as u32 <= spec.max_trials,
+            "{name} {}: {} trials",
+            s.name,
+            trials.len()
+        );
+        for f in &trials {
+            let rate: f64 = f[6].parse().unwrap();
+            let offered: f64 = f[7].parse().unwrap();
+            let loss: f64 = f[10].parse().unwrap();
+            let passed: bool = f[12].parse().unwrap();
+            if passed {
+                assert!(
+                    offered >= 0.995 * rate,
+                    "{name}: passed short of the rate: {f:?}"
+                );
+                assert!(loss <= spec.loss_percent, "{name}: passed with loss: {f:?}");
+            }
+        }
+        let ndr = &pts.by[&(s.name.clone(), spec.metric().to_owned())];
+        for &(_, _, v) in ndr {
+            let passed_at = |r: f64| {
+                trials
+                    .iter()
+                    .any(|f| f[12] == "true" && (f[6].parse::<f64>().unwrap() - r).abs() < 1.0)
+            };
+            assert!(
+                v == 0.0 || passed_at(v),
+                "{name} {}: {v} was never a passing trial",
+                s.name
+            );
+        }
+    }
+}
+
+#[test]
+fn quick_drop_rate_ndr() {
+    quick_run("drop-rate-ndr");
+}
+
+#[test]
+fn quick_dns_ndr() {
+    quick_run("dns-ndr");
 }
 
 #[test]
