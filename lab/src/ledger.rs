@@ -197,7 +197,7 @@ impl Ledger {
             let mut it = self
                 .stages
                 .iter()
-                .filter(|s| s.chain == c && !s.name.starts_with("gen requested"));
+                .filter(|s| s.chain == c);
             let first = it.next()?.packets;
             let last = it.next_back().map_or(first, |s| s.packets);
             Some((first, first.saturating_sub(last)))
@@ -211,7 +211,7 @@ impl Ledger {
     pub fn first_any_loss(&self) -> Option<(&Stage, u64)> {
         let losses = self.losses();
         self.stages.iter().zip(losses).find(|(s, l)| {
-            *l > 0 && s.chain != Chain::Mirror && !s.name.starts_with("gen requested")
+            *l > 0 && s.chain != Chain::Mirror
         })
     }
 
