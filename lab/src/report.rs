@@ -184,6 +184,7 @@ pub fn write(
     }
 
     limits_section(&mut md, exp, out);
+    trials_section(&mut md, exp, out);
 
     if !run.failures.is_empty() {
         let _ = writeln!(md, "## Failed points\n");
@@ -196,6 +197,50 @@ pub fn write(
     store::write_atomic(&report, md.as_bytes())?;
     files.push(report);
     Ok(files)
+}
+
+/// "Rate search trials": every NDR trial from trials.csv, per point.
+fn trials_section(md: &mut String, exp: &Experiment, out: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(out.join("trials.csv")) else {
+        return;
+    };
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(15, ',').collect::<Vec<_>>())
+        .filter(|f| f.len() == 15)
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Rate search trials\n\nEvery trial of the no-drop rate searches ([trials.csv](trials.csv)): `search` trials are short, `confirm` trials run the full duration; a trial passes when gen offered at least 99.5 % of the rate and the loss (and p99) stayed within the bounds.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| series | {} | rep | # | kind | rate [packets/s] | offered | loss [%] | p99 [us] | pass | limited by |",
+        exp.parameter
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---|---:|---:|---:|---:|---|---|");
+    for f in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            f[1],
+            f[2],
+            f[3],
+            f[4],
+            f[5],
+            f[6],
+            f[7],
+            f[10],
+            if f[11].is_empty() { "-" } else { f[11] },
+            if f[12] == "true" { "yes" } else { "**no**" },
+            f[13]
+        );
+    }
+    md.push('\n');
 }
 
 /// "What limited each point" and "Loss ledger": from limits.csv and ledger.csv.
