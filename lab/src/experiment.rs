@@ -360,6 +360,8 @@ pub struct Experiment {
     pub description: String,
     /// Where it was read from.
     pub origin: String,
+    /// The file's text (its hash goes into run.json).
+    pub text: String,
     /// Lab topology.
     pub topology: Topo,
     /// Swept parameter.
@@ -1184,6 +1186,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         name,
         description: raw.description.unwrap_or_default(),
         origin: cx.origin.to_owned(),
+        text: cx.text.to_owned(),
         topology,
         parameter,
         values,

@@ -194,10 +194,7 @@ impl Ledger {
     /// chains: the request chain's decline, plus the answer chain's when there is one.
     pub fn end_to_end(&self) -> (u64, u64) {
         let chain = |c: Chain| -> Option<(u64, u64)> {
-            let mut it = self
-                .stages
-                .iter()
-                .filter(|s| s.chain == c);
+            let mut it = self.stages.iter().filter(|s| s.chain == c);
             let first = it.next()?.packets;
             let last = it.next_back().map_or(first, |s| s.packets);
             Some((first, first.saturating_sub(last)))
@@ -210,9 +207,10 @@ impl Ledger {
     /// The first stage of the request or answer chain with any frame missing.
     pub fn first_any_loss(&self) -> Option<(&Stage, u64)> {
         let losses = self.losses();
-        self.stages.iter().zip(losses).find(|(s, l)| {
-            *l > 0 && s.chain != Chain::Mirror
-        })
+        self.stages
+            .iter()
+            .zip(losses)
+            .find(|(s, l)| *l > 0 && s.chain != Chain::Mirror)
     }
 
     /// The CSV lines of this ledger (see [`LEDGER_HEADER`]), each prefixed by `key`

@@ -50,6 +50,7 @@ pub mod host;
 pub mod ledger;
 pub mod owner;
 pub mod plot;
+pub mod provenance;
 pub mod registry;
 pub mod report;
 pub mod runner;

@@ -108,6 +108,9 @@ fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("interrupted (the lab was removed; partial results above)");
             }
         }
+        Cmd::Compare { a, b } => {
+            print!("{}", lab::provenance::compare_text(&a, &b)?);
+        }
         Cmd::Run {
             experiment,
             out,

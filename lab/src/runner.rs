@@ -338,6 +338,28 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
     }
     let started = Instant::now();
     let mut left = total - already;
+    // run.json: how these results were obtained (written now, and again at the end
+    // with the interfaces and every command line).
+    let now_secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let _ = tools::take_commands();
+    let mut info = crate::provenance::RunInfo {
+        argv: std::env::args().collect(),
+        started: utc_stamp(now_secs()),
+        experiment: crate::provenance::ExperimentInfo {
+            name: exp.name.clone(),
+            origin: exp.origin.clone(),
+            sha256: crate::provenance::sha256(&exp.text).unwrap_or_else(|e| format!("{e:#}")),
+        },
+        quick: opts.quick,
+        machine: crate::provenance::machine(),
+        tools: crate::provenance::tools(),
+        ..Default::default()
+    };
+    crate::provenance::write_run(&opts.out, &info)?;
     // Initial guess per measurement: the run plus ~3 s of set-up.
     let guess = plan.duration.as_secs_f64() + 3.0;
 
@@ -354,6 +376,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
             }
             let result = (|| -> Result<()> {
                 let point = PointRun::set_up(exp, series, x, &plan, &raw)?;
+                if info.interfaces.is_empty()
+                    && let Some(bed) = &point.bed
+                {
+                    info.interfaces = crate::provenance::interfaces(&bed.namespaces());
+                }
                 for rep in todo {
                     if tools::stop_requested() {
                         return Ok(());
@@ -430,6 +457,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
         }
     }
     summary.interrupted = tools::stop_requested();
+    info.commands = tools::take_commands();
+    info.finished = utc_stamp(now_secs());
+    crate::provenance::write_run(&opts.out, &info)?;
     summary.files = crate::report::write(exp, &plan, opts, store.points(), &summary)?;
     Ok(summary)
 }

@@ -90,6 +90,11 @@ impl Point {
     }
 }
 
+/// The measurements of a points.csv text (header, blank and torn lines skipped).
+pub fn parse_points(text: &str) -> Vec<Point> {
+    text.lines().filter_map(Point::parse).collect()
+}
+
 /// Formats a number without a needless fraction.
 pub fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {

@@ -130,7 +130,35 @@ fn check_accounting(name: &str, out: &Path, exp: &Experiment, pts: &Points) {
             }
         }
     }
+    // run.json says how the results were obtained.
+    let run = lab::provenance::read_run_file(out).expect("run.json");
+    let r = run.runs.last().expect("a run in run.json");
+    assert_eq!(r.experiment.name, exp.name);
+    assert_eq!(r.experiment.sha256.len(), 64, "{:?}", r.experiment);
+    assert!(!r.finished.is_empty(), "{name}: finished");
+    assert!(r.tools["gen"].contains("git"), "{name}: {:?}", r.tools);
+    assert!(r.machine.cpus > 0 && !r.machine.kernel.is_empty());
+    assert!(
+        r.commands
+            .iter()
+            .any(|c| c.contains("dut") || c.contains("gen")),
+        "{name}: commands {:?}",
+        r.commands
+    );
+    if exp.series.iter().any(|s| s.measure != Measure::UpdateRate) {
+        assert!(
+            r.interfaces
+                .values()
+                .any(|i| i.driver.get("driver").map(String::as_str) == Some("veth")),
+            "{name}: interfaces {:?}",
+            r.interfaces
+        );
+    }
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(
+        report.contains("## How these results were obtained"),
+        "{name}"
+    );
     if exp.series.iter().any(|s| s.measure != Measure::UpdateRate) {
         assert!(
             report.contains("## What limited each point"),
