@@ -310,64 +310,13 @@ pub fn classify(ledger: &Ledger, generator: Option<&GenFinal>) -> (LimitedBy, St
     }
 }
 
-/// One interface's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IfCounters {
-    /// Frames received (`/proc/net/dev`).
-    pub rx_packets: u64,
-    /// Frames dropped on receive.
-    pub rx_dropped: u64,
-    /// Frames transmitted.
-    pub tx_packets: u64,
-    /// Frames dropped on transmit.
-    pub tx_dropped: u64,
-}
-
-impl IfCounters {
-    fn since(self, before: IfCounters) -> IfCounters {
-        IfCounters {
-            rx_packets: self.rx_packets.saturating_sub(before.rx_packets),
-            rx_dropped: self.rx_dropped.saturating_sub(before.rx_dropped),
-            tx_packets: self.tx_packets.saturating_sub(before.tx_packets),
-            tx_dropped: self.tx_dropped.saturating_sub(before.tx_dropped),
-        }
-    }
-}
-
-/// Parses every interface's line of a `/proc/net/dev` text.
-pub fn parse_proc_net_dev(text: &str) -> BTreeMap<String, IfCounters> {
-    let mut out = BTreeMap::new();
-    for line in text.lines().skip(2) {
-        let Some((name, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let v: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if v.len() < 16 {
-            continue;
-        }
-        out.insert(
-            name.trim().to_owned(),
-            IfCounters {
-                rx_packets: v[1],
-                rx_dropped: v[3],
-                tx_packets: v[9],
-                tx_dropped: v[11],
-            },
-        );
-    }
-    out
-}
+/// One interface's counters (`/proc/net/dev`).
+pub type IfCounters = xdplayer::iface::DevStats;
 
 /// The counters of every interface of namespace `netns`.
 pub fn read_netns(netns: &str) -> Result<BTreeMap<String, IfCounters>> {
-    let text = crate::host::run_in_netns(netns, || {
-        std::fs::read_to_string("/proc/thread-self/net/dev")
-    })?
-    .with_context(|| format!("reading /proc/net/dev in namespace {netns}"))?;
-    Ok(parse_proc_net_dev(&text))
+    crate::host::run_in_netns(netns, xdplayer::iface::all_dev_stats)?
+        .with_context(|| format!("reading /proc/net/dev in namespace {netns}"))
 }
 
 /// Interface counters of a lab, per (namespace, interface).
@@ -778,22 +727,6 @@ mod tests {
             l.csv_lines("e,s,1,1")
                 .contains("e,s,1,1,request,sw-dut -> dut0 (sent),dut,700,300\n")
         );
-    }
-
-    #[test]
-    fn proc_net_dev_is_parsed() {
-        let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n  gen0:       0       5    0    2    0     0          0         0 563585280 9393088    0    7    0     0       0          0\n";
-        let m = parse_proc_net_dev(text);
-        assert_eq!(
-            m["gen0"],
-            IfCounters {
-                rx_packets: 5,
-                rx_dropped: 2,
-                tx_packets: 9393088,
-                tx_dropped: 7
-            }
-        );
-        assert_eq!(m.len(), 2);
     }
 
     #[test]
