@@ -21,7 +21,7 @@ use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
 use crate::tools::{self, num};
-use crate::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab demo`.
 #[derive(Debug, Clone)]
@@ -120,8 +120,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         opts.rate, opts.duration
     );
     let b = records::args::Gen {
-        netns: Some(crate::gen_netns(&lab)),
-        iface: crate::GEN_IFACE.to_owned(),
+        netns: Some(testbed::gen_netns(&lab)),
+        iface: testbed::GEN_IFACE.to_owned(),
         profile: opts.profile.clone(),
         rate: Some(rate),
         duration: Some(duration),

@@ -32,7 +32,7 @@ use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
 use crate::tools::{self, Child, num};
-use crate::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab run`.
 #[derive(Debug, Clone)]
@@ -449,22 +449,22 @@ impl DutPort {
     /// dut0 in lab `lab`'s DUT namespace.
     pub fn of_lab(lab: &str) -> DutPort {
         DutPort {
-            netns: crate::dut_netns(lab),
-            iface: crate::DUT_IFACE.to_owned(),
+            netns: testbed::dut_netns(lab),
+            iface: testbed::DUT_IFACE.to_owned(),
         }
     }
     /// The host's second port dut1 (tenants lab).
     pub fn second(lab: &str) -> DutPort {
         DutPort {
-            netns: crate::dut_netns(lab),
-            iface: crate::DUT1_IFACE.to_owned(),
+            netns: testbed::dut_netns(lab),
+            iface: testbed::DUT1_IFACE.to_owned(),
         }
     }
     /// Tenant `i`'s ten0 inside its namespace (tenants lab).
     pub fn tenant(lab: &str, i: u8) -> DutPort {
         DutPort {
-            netns: crate::tenant_netns(lab, i),
-            iface: crate::TENANT_IFACE.to_owned(),
+            netns: testbed::tenant_netns(lab, i),
+            iface: testbed::TENANT_IFACE.to_owned(),
         }
     }
 }
@@ -472,8 +472,8 @@ impl DutPort {
 /// gen arguments that address tenant `t` (its IPv4 and MAC address).
 /// gen's destination for tenant `t` (its address and MAC: the bridge forwards by MAC).
 fn tenant_dst(b: &mut records::args::Gen, t: u8) {
-    b.dst_ip = Some(crate::tenant_ip(t));
-    b.dst_mac = Some(crate::tenant_mac(t));
+    b.dst_ip = Some(testbed::tenant_ip(t));
+    b.dst_mac = Some(testbed::tenant_mac(t));
 }
 
 impl std::fmt::Display for DutPort {
@@ -506,7 +506,7 @@ impl<'a> PointRun<'a> {
         } else {
             series.queues
         };
-        let lab = crate::unique_name("run");
+        let lab = testbed::unique_name("run");
         let tenants = exp.topology == Topo::Tenants;
         // In the tenants lab, rates are measured on the host's second port
         // (no switch, no mirror); answers come back by the switched port.
@@ -517,11 +517,11 @@ impl<'a> PointRun<'a> {
             _ => DutPort::of_lab(&lab),
         };
         let gen_port = (
-            crate::gen_netns(&lab),
+            testbed::gen_netns(&lab),
             if second {
-                crate::GEN1_IFACE
+                testbed::GEN1_IFACE
             } else {
-                crate::GEN_IFACE
+                testbed::GEN_IFACE
             },
         );
         let mut pr = PointRun {
@@ -581,22 +581,22 @@ impl<'a> PointRun<'a> {
                     At::Tenant => (DutPort::tenant(&lab, 2), None),
                     At::Host => (
                         DutPort::second(&lab),
-                        Some(format!("{}/32", crate::tenant_ip(2))),
+                        Some(format!("{}/32", testbed::tenant_ip(2))),
                     ),
                 };
-                let gen_port = (crate::gen_netns(&lab), crate::GEN1_IFACE);
+                let gen_port = (testbed::gen_netns(&lab), testbed::GEN1_IFACE);
                 (None, port, only_dst, gen_port, Some(2))
             } else {
                 // A stand-in: its own generator and DUT port on the same
                 // machine, its program in its own driver.
                 let nb = Testbed::up(&UpOptions {
-                    name: crate::unique_name("nb"),
+                    name: testbed::unique_name("nb"),
                     topology: Topology::Direct,
                     queues: 1,
                 })
                 .context("neighbour lab up")?;
                 let port = DutPort::of_lab(nb.name());
-                let gen_port = (crate::gen_netns(nb.name()), crate::GEN_IFACE);
+                let gen_port = (testbed::gen_netns(nb.name()), testbed::GEN_IFACE);
                 (Some(nb), port, None, gen_port, None)
             };
             let opts = InstallOptions {
@@ -670,7 +670,7 @@ impl<'a> PointRun<'a> {
             // Another address on the DUT's link: gen would find no neighbour
             // entry for it, so the frame still goes to the DUT's MAC.
             b.dst_ip = Some(d.parse().with_context(|| format!("dst_ip `{d}`"))?);
-            b.dst_mac = Some(crate::DUT_MAC);
+            b.dst_mac = Some(testbed::DUT_MAC);
         }
         let mut c = Command::new(tools::locate("gen")?);
         c.args(b.argv());
@@ -836,10 +836,10 @@ impl<'a> PointRun<'a> {
                 c.args([
                     "netns",
                     "exec",
-                    &crate::gen_netns(&lab),
+                    &testbed::gen_netns(&lab),
                     "dnsperf",
                     "-s",
-                    &crate::DUT_IP.to_string(),
+                    &testbed::DUT_IP.to_string(),
                     "-d",
                 ]);
                 c.arg(&qf).args([
@@ -1144,8 +1144,8 @@ fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Value> {
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
 pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
     let mut b = records::args::Tstamp {
-        netns: Some(crate::mon_netns(lab)),
-        iface: crate::MON_IFACE.to_owned(),
+        netns: Some(testbed::mon_netns(lab)),
+        iface: testbed::MON_IFACE.to_owned(),
         json: true,
         ..records::args::Tstamp::default()
     };
