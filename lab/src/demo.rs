@@ -67,9 +67,9 @@ pub struct DemoResult {
 
 /// Runs the demo.
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
-    let gen_bin = tools::locate("gen")?;
-    tools::locate("dut")?;
-    tools::locate("tstamp")?;
+    let gen_bin = testbed::binaries::locate("gen")?;
+    testbed::binaries::locate("dut")?;
+    testbed::binaries::locate("tstamp")?;
     let duration = crate::experiment::parse_duration(&opts.duration)
         .map_err(|e| anyhow!("--duration: {e}"))?;
     let rate = crate::experiment::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;

@@ -235,7 +235,7 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
     }
     let mut missing = Vec::new();
     for t in need {
-        if let Err(e) = tools::locate(t) {
+        if let Err(e) = testbed::binaries::locate(t) {
             missing.push(format!("{e}"));
         }
     }
@@ -672,7 +672,7 @@ impl<'a> PointRun<'a> {
             b.dst_ip = Some(d.parse().with_context(|| format!("dst_ip `{d}`"))?);
             b.dst_mac = Some(testbed::DUT_MAC);
         }
-        let mut c = Command::new(tools::locate("gen")?);
+        let mut c = Command::new(testbed::binaries::locate("gen")?);
         c.args(b.argv());
         Ok(c)
     }
@@ -888,7 +888,7 @@ impl<'a> PointRun<'a> {
                 if let Some(t) = nb.tenant {
                     tenant_dst(&mut b, t);
                 }
-                let mut c = Command::new(tools::locate("gen")?);
+                let mut c = Command::new(testbed::binaries::locate("gen")?);
                 c.args(b.argv());
                 let child = Child::spawn(c)?;
                 wait_for_traffic(&nb.port)?;
@@ -945,7 +945,7 @@ impl<'a> PointRun<'a> {
         } else {
             "256".to_owned()
         };
-        let mut c = Command::new(tools::locate("dut")?);
+        let mut c = Command::new(testbed::binaries::locate("dut")?);
         c.args([
             "update-bench",
             "--profile",
@@ -1040,7 +1040,7 @@ pub struct InstallOptions<'a> {
 /// `dut --netns NETNS install ... --iface IFACE`. For `userspace`, the DUT
 /// runs in the foreground: the returned child must live while measuring.
 pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Option<Child>> {
-    let mut c = Command::new(tools::locate("dut")?);
+    let mut c = Command::new(testbed::binaries::locate("dut")?);
     c.args([
         "--netns",
         &port.netns,
@@ -1114,7 +1114,7 @@ pub fn dut_status_window(port: &DutPort, window: Duration) -> Result<Value> {
 }
 
 fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Value> {
-    let mut c = Command::new(tools::locate("dut")?);
+    let mut c = Command::new(testbed::binaries::locate("dut")?);
     c.args([
         "--netns",
         &port.netns,
@@ -1157,7 +1157,7 @@ pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child
             other => bail!("internal: tstamp output flag {other}"),
         }
     }
-    let mut c = Command::new(tools::locate("tstamp")?);
+    let mut c = Command::new(testbed::binaries::locate("tstamp")?);
     c.args(b.argv());
     let mut child = Child::spawn(c)?;
     child.wait_for_type("ready", Duration::from_secs(60))?;

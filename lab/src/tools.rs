@@ -3,7 +3,7 @@
 //! as a user would.
 //!
 //! A workspace binary is looked up next to the running executable first, then
-//! on `PATH` ([`testbed::binaries`]). A missing tool is one line naming it and
+//! on `PATH` (`testbed::binaries::locate`). A missing tool is one line naming it and
 //! how to get it.
 //!
 //! Children are tracked in a process-wide registry: the Ctrl-C handler
@@ -74,12 +74,6 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     if let Ok(p) = i32::try_from(pid) {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(p), sig);
     }
-}
-
-/// Where a workspace binary is ([`testbed::binaries::locate`]: next to the
-/// current executable, else on PATH).
-pub fn locate(name: &str) -> Result<PathBuf> {
-    Ok(testbed::binaries::locate(name)?)
 }
 
 /// Finds a peer program (a Debian package's binary) on PATH, or says which
@@ -463,11 +457,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_tool_is_one_line_saying_how_to_build_it() {
-        let e = locate("no-such-tool-xyz").unwrap_err().to_string();
-        assert!(e.contains("`no-such-tool-xyz` not found"), "{e}");
-        assert!(e.contains("cargo build --release --workspace"), "{e}");
-        assert!(!e.contains('\n'));
+    fn a_missing_peer_is_one_line_saying_how_to_install_it() {
         let e = locate_peer("no-such-peer-xyz", "some-pkg")
             .unwrap_err()
             .to_string();
@@ -491,11 +481,6 @@ mod tests {
         }
         assert!(b - a >= 1e8, "{a} -> {b} ({x})");
         assert!(cpu_time_ns(u32::MAX).is_none());
-    }
-
-    #[test]
-    fn tools_on_path_are_found() {
-        assert!(locate("sh").is_ok());
     }
 
     #[test]
