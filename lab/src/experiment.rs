@@ -886,7 +886,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         };
         let queues = match s.queues.as_ref().or(d.queues.as_ref()) {
             None => 1,
-            Some(q) => int_in(cx, q, "queues", 1, i64::from(crate::MAX_QUEUES))?,
+            Some(q) => int_in(cx, q, "queues", 1, i64::from(testbed::MAX_QUEUES))?,
         };
         let checksums = match s.checksums.as_ref().or(d.checksums.as_ref()) {
             None => None,
@@ -957,7 +957,9 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                     None => Ok(None),
                     Some(t) => {
                         tenants_only(key, t.span())?;
-                        Ok(Some(int_in(cx, t, key, 1, i64::from(crate::TENANTS))? as u8))
+                        Ok(Some(
+                            int_in(cx, t, key, 1, i64::from(testbed::TENANTS))? as u8
+                        ))
                     }
                 }
             };
@@ -1006,7 +1008,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         // On the host, a tenant's program is guarded to the tenant's address.
         let only_dst = match (topology, at_, only_dst) {
             (Topo::Tenants, At::Host, None) if program.is_some() => {
-                Some(format!("{}/32", crate::tenant_ip(tenant)))
+                Some(format!("{}/32", testbed::tenant_ip(tenant)))
             }
             (_, _, o) => o,
         };
@@ -1268,10 +1270,10 @@ fn check_values(
         }
         let integer = v.fract() == 0.0;
         match p {
-            Param::Queues if !integer || *v < 1.0 || *v > f64::from(crate::MAX_QUEUES) => {
+            Param::Queues if !integer || *v < 1.0 || *v > f64::from(testbed::MAX_QUEUES) => {
                 return bad(format!(
                     "{v} queues is impossible (whole numbers 1 to {})",
-                    crate::MAX_QUEUES
+                    testbed::MAX_QUEUES
                 ));
             }
             Param::Checksums | Param::NeighbourChecksums if !integer || *v > 100_000.0 => {
