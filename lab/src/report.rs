@@ -182,6 +182,7 @@ pub fn write(
         md.push('\n');
     }
 
+    knee_section(&mut md, exp, &rows);
     limits_section(&mut md, exp, out);
     trials_section(&mut md, exp, out);
 
@@ -267,6 +268,56 @@ fn how_obtained(md: &mut String, out: &std::path::Path) {
         }
     }
     md.push('\n');
+}
+
+/// The knee of a response-time curve: the lowest offered rate whose p99 is at least
+/// twice the p99 at the lowest rate, or whose point the DUT or the path limited (it
+/// lost frames). None when the curve stays flat and lossless.
+pub fn knee(p99: &[(f64, f64, Option<LimitedBy>)]) -> Option<(f64, String)> {
+    let mut pts: Vec<_> = p99.to_vec();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let base = pts.first()?.1;
+    pts.iter().find_map(|&(x, v, by)| match by {
+        Some(LimitedBy::Dut) => Some((x, "the DUT lost frames first here".to_owned())),
+        Some(LimitedBy::Path) => Some((x, "the lab's path lost frames first here (not the DUT's knee)".to_owned())),
+        _ if base > 0.0 && v >= 2.0 * base => Some((x, format!("p99 {} us, {:.1} x the {} us at the lowest rate", fmt_val(v), v / base, fmt_val(base)))),
+        _ => None,
+    })
+}
+
+/// "Where the response time rises": the knee of each response-time series swept
+/// over the rate.
+fn knee_section(md: &mut String, exp: &Experiment, rows: &[Row]) {
+    if exp.parameter != Param::Rate {
+        return;
+    }
+    let mut lines = Vec::new();
+    for s in exp
+        .series
+        .iter()
+        .filter(|s| s.measure == crate::experiment::Measure::ResponseTime)
+    {
+        let p99: Vec<_> = rows
+            .iter()
+            .filter(|r| r.series == s.name && r.metric == "rtt_p99_us")
+            .map(|r| (r.x, r.summary.mean, r.limited_by))
+            .collect();
+        if p99.is_empty() {
+            continue;
+        }
+        let top = p99.iter().map(|p| p.0).fold(0.0, f64::max);
+        lines.push(match knee(&p99) {
+            Some((x, why)) => format!("- {}: knee at {} packets/s: {why}", s.name, fmt_num(x)),
+            None => format!(
+                "- {}: no knee up to {} packets/s (p99 within 2 x of the lowest rate's, nothing lost): the DUT was not loaded to its limit",
+                s.name,
+                fmt_num(top)
+            ),
+        });
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(md, "## Where the response time rises\n\n{}\n", lines.join("\n"));
+    }
 }
 
 /// "Rate search trials": every NDR trial from trials.csv, per point.
@@ -414,4 +465,27 @@ fn kernel() -> String {
 
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_knee_is_a_doubled_p99_or_the_first_loss() {
+        let flat = [(10e3, 3.0, None), (50e3, 3.5, None), (100e3, 5.9, None)];
+        assert_eq!(knee(&flat), None);
+        let rising = [(10e3, 3.0, None), (100e3, 9.0, None), (50e3, 4.0, None)];
+        assert_eq!(knee(&rising).map(|k| k.0), Some(100e3));
+        let lossy = [
+            (10e3, 3.0, None),
+            (50e3, 3.1, Some(LimitedBy::Dut)),
+            (100e3, 9.0, None),
+        ];
+        let k = knee(&lossy).unwrap_or_default();
+        assert_eq!(k.0, 50e3);
+        assert!(k.1.contains("DUT"));
+        let path = [(10e3, 3.0, None), (50e3, 3.1, Some(LimitedBy::Path))];
+        assert!(knee(&path).unwrap_or_default().1.contains("not the DUT"));
+    }
 }
