@@ -456,22 +456,21 @@ pub fn build(path: &Path, d: &Snapshot, t: &Tools<'_>) -> Ledger {
             g.tx_packets,
         );
     }
-    for h in &path.request {
-        let tx = d.get(&h.from.netns, &h.from.iface).tx_packets;
-        let rx = d.get(&h.to.netns, &h.to.iface).rx_packets;
-        push(
-            Chain::Request,
-            format!("{} -> {} (sent)", h.from.iface, h.to.iface),
-            h.place,
-            tx,
-        );
-        push(
-            Chain::Request,
-            format!("{} received", h.to.iface),
-            h.place,
-            rx,
-        );
-    }
+    // A hop: what its sender sent, then what its receiver got.
+    let hops = |chain: Chain, hops: &[Hop], push: &mut dyn FnMut(Chain, String, Place, u64)| {
+        for h in hops {
+            let tx = d.get(&h.from.netns, &h.from.iface).tx_packets;
+            let rx = d.get(&h.to.netns, &h.to.iface).rx_packets;
+            push(
+                chain,
+                format!("{} -> {} (sent)", h.from.iface, h.to.iface),
+                h.place,
+                tx,
+            );
+            push(chain, format!("{} received", h.to.iface), h.place, rx);
+        }
+    };
+    hops(Chain::Request, &path.request, &mut push);
     if let Some(c) = t.dut {
         push(
             Chain::Request,
@@ -484,22 +483,7 @@ pub fn build(path: &Path, d: &Snapshot, t: &Tools<'_>) -> Ledger {
         if let Some(c) = t.dut {
             push(Chain::Answer, "DUT answered".into(), Place::Dut, c.tx);
         }
-        for h in &path.answer {
-            let tx = d.get(&h.from.netns, &h.from.iface).tx_packets;
-            let rx = d.get(&h.to.netns, &h.to.iface).rx_packets;
-            push(
-                Chain::Answer,
-                format!("{} -> {} (sent)", h.from.iface, h.to.iface),
-                h.place,
-                tx,
-            );
-            push(
-                Chain::Answer,
-                format!("{} received", h.to.iface),
-                h.place,
-                rx,
-            );
-        }
+        hops(Chain::Answer, &path.answer, &mut push);
         if let Some(g) = t.generator
             && g.rx_counter.is_some()
         {

@@ -297,17 +297,9 @@ impl Chart {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::stats::Summary;
 
     fn row(series: &str, x: f64, vals: &[f64]) -> Row {
-        Row {
-            series: series.into(),
-            metric: "drop_pps".into(),
-            x,
-            unit: "packets/s".into(),
-            summary: Summary::of(vals).unwrap(),
-            limited_by: Some(LimitedBy::Dut),
-        }
+        Row::sample(series, x, vals, Some(LimitedBy::Dut))
     }
 
     #[test]

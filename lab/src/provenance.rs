@@ -392,17 +392,9 @@ pub fn compare_text(a: &Path, b: &Path) -> Result<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::stats::Summary;
 
     fn row(series: &str, x: f64, vals: &[f64]) -> Row {
-        Row {
-            series: series.into(),
-            metric: "drop_pps".into(),
-            x,
-            unit: "packets/s".into(),
-            summary: Summary::of(vals).unwrap(),
-            limited_by: None,
-        }
+        Row::sample(series, x, vals, None)
     }
 
     #[test]

@@ -279,8 +279,19 @@ pub fn knee(p99: &[(f64, f64, Option<LimitedBy>)]) -> Option<(f64, String)> {
     let base = pts.first()?.1;
     pts.iter().find_map(|&(x, v, by)| match by {
         Some(LimitedBy::Dut) => Some((x, "the DUT lost frames first here".to_owned())),
-        Some(LimitedBy::Path) => Some((x, "the lab's path lost frames first here (not the DUT's knee)".to_owned())),
-        _ if base > 0.0 && v >= 2.0 * base => Some((x, format!("p99 {} us, {:.1} x the {} us at the lowest rate", fmt_val(v), v / base, fmt_val(base)))),
+        Some(LimitedBy::Path) => Some((
+            x,
+            "the lab's path lost frames first here (not the DUT's knee)".to_owned(),
+        )),
+        _ if base > 0.0 && v >= 2.0 * base => Some((
+            x,
+            format!(
+                "p99 {} us, {:.1} x the {} us at the lowest rate",
+                fmt_val(v),
+                v / base,
+                fmt_val(base)
+            ),
+        )),
         _ => None,
     })
 }
@@ -316,7 +327,11 @@ fn knee_section(md: &mut String, exp: &Experiment, rows: &[Row]) {
         });
     }
     if !lines.is_empty() {
-        let _ = writeln!(md, "## Where the response time rises\n\n{}\n", lines.join("\n"));
+        let _ = writeln!(
+            md,
+            "## Where the response time rises\n\n{}\n",
+            lines.join("\n")
+        );
     }
 }
 

@@ -348,6 +348,21 @@ pub struct Row {
     pub limited_by: Option<LimitedBy>,
 }
 
+#[cfg(test)]
+impl Row {
+    /// A drop_pps row of `vals` (tests).
+    pub(crate) fn sample(series: &str, x: f64, vals: &[f64], limited_by: Option<LimitedBy>) -> Row {
+        Row {
+            series: series.into(),
+            metric: "drop_pps".into(),
+            x,
+            unit: "packets/s".into(),
+            summary: Summary::of(vals).unwrap_or_else(|| panic!("no values")),
+            limited_by,
+        }
+    }
+}
+
 /// Summarises points by (series, metric, x), in first-seen order of series
 /// and metrics and increasing x.
 pub fn summarise(points: &[Point]) -> Vec<Row> {
