@@ -209,17 +209,13 @@ fn push_offered(f: &GenFinal, v: &mut Vec<(&'static str, f64)>) {
     }
 }
 
-fn metric(name: &str) -> Metric {
+/// The metric called `name`; an unknown name is an error, never a default.
+pub fn metric(name: &str) -> Result<Metric> {
     METRICS
         .iter()
         .copied()
         .find(|m| m.name == name)
-        .unwrap_or(Metric {
-            name: "value",
-            label: "value",
-            unit: "",
-            capacity: false,
-        })
+        .ok_or_else(|| anyhow!("internal: metric `{name}` is not in METRICS"))
 }
 
 /// The metrics a measurement kind produces (first = the figure's metric).
@@ -424,20 +420,22 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                             eprintln!("  limited by {}: {}", a.limited_by, a.reason);
                         }
                     }
-                    let pts: Vec<Point> = measured
+                    let pts = measured
                         .values
                         .into_iter()
-                        .map(|(m, v)| Point {
-                            experiment: exp.name.clone(),
-                            series: series.name.clone(),
-                            metric: m.to_owned(),
-                            x,
-                            repetition: rep,
-                            value: v,
-                            unit: metric(m).unit.to_owned(),
-                            limited_by,
+                        .map(|(m, v)| -> Result<Point> {
+                            Ok(Point {
+                                experiment: exp.name.clone(),
+                                series: series.name.clone(),
+                                metric: m.to_owned(),
+                                x,
+                                repetition: rep,
+                                value: v,
+                                unit: metric(m)?.unit.to_owned(),
+                                limited_by,
+                            })
                         })
-                        .collect();
+                        .collect::<Result<Vec<Point>>>()?;
                     store.append(&pts)?;
                     summary.measured += 1;
                     left = left.saturating_sub(1);
@@ -2014,10 +2012,15 @@ mod tests {
             Measure::AnswerRate,
             Measure::ResponseTime,
             Measure::UpdateRate,
+            Measure::Ndr,
         ] {
             for name in metrics_of(m) {
-                assert_eq!(metric(name).name, *name);
+                assert_eq!(metric(name).map(|x| x.name).ok(), Some(*name));
             }
         }
+        assert!(
+            metric("no_such_metric").is_err(),
+            "unknown names are errors"
+        );
     }
 }
