@@ -70,8 +70,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let gen_bin = tools::locate("gen")?;
     tools::locate("dut")?;
     tools::locate("tstamp")?;
-    let duration = profiles::units::parse_duration(&opts.duration)
-        .map_err(|e| anyhow!("--duration: {e}"))?;
+    let duration =
+        profiles::units::parse_duration(&opts.duration).map_err(|e| anyhow!("--duration: {e}"))?;
     let rate = profiles::units::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
     profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
     tools::install_ctrlc()?;

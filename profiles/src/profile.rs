@@ -444,7 +444,7 @@ fn at<T>(cx: &TomlFile<'_>, span: core::ops::Range<usize>, v: T) -> At<T> {
 
 impl Partial {
     fn parse(text: &str, origin: &str) -> Result<Partial, Invalid> {
-        let cx = TomlFile::new(text, origin);
+        let cx = &TomlFile::new(text, origin);
         let raw: RawFile = cx.parse()?;
         let mut p = Partial {
             origin: origin.into(),
@@ -467,7 +467,7 @@ impl Partial {
                 MIN_FRAME_SIZE as i64,
                 MAX_FRAME_SIZE as i64,
             )?;
-            p.frame_size = Some(at(&cx, fs.span(), v));
+            p.frame_size = Some(at(cx, fs.span(), v));
         }
         if let Some(e) = &raw.ethernet {
             p.eth_src = e
@@ -505,7 +505,7 @@ impl Partial {
         }
         if let Some(u) = &raw.udp {
             if let Some(s) = &u.src_port {
-                p.udp_src = Some(at(&cx, s.span(), cx.int(s, "udp.src_port", 0, 65535)?));
+                p.udp_src = Some(at(cx, s.span(), cx.int(s, "udp.src_port", 0, 65535)?));
             }
             p.udp_dst = u
                 .dst_port
@@ -516,12 +516,12 @@ impl Partial {
         if let Some(vs) = &raw.vary {
             let mut out = Vec::new();
             for v in vs {
-                out.push(at(&cx, v.field.span(), parse_vary(&cx, v)?));
+                out.push(at(cx, v.field.span(), parse_vary(cx, v)?));
             }
             p.vary = Some(out);
         }
         if let Some(d) = &raw.dns {
-            p.dns = Some(parse_dns(&cx, d)?);
+            p.dns = Some(parse_dns(cx, d)?);
         }
         Ok(p)
     }
@@ -646,7 +646,7 @@ fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
                 },
                 Ok,
             )?;
-            out.names = Some(at(&cx, n.span(), (0, "a".into(), n.get_ref().clone())));
+            out.names = Some(at(cx, n.span(), (0, "a".into(), n.get_ref().clone())));
         }
         (None, Some(ns)) => {
             let ll: usize = cx.int(&ns.label_len, "dns.names.label_len", 1, 63)?;
@@ -658,7 +658,11 @@ fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
             // Check now, so the error points at this file.
             NameSet::new(ll, &cs, ns.suffix.get_ref(), defaults::DNS_ANSWER_BASE, 1)
                 .or_else(|e| cx.err(ns.label_len.span(), "dns.names", e.to_string()))?;
-            out.names = Some(at(&cx, ns.label_len.span(), (ll, cs, ns.suffix.get_ref().clone())));
+            out.names = Some(at(
+                cx,
+                ns.label_len.span(),
+                (ll, cs, ns.suffix.get_ref().clone()),
+            ));
         }
         (Some(n), Some(_)) => {
             return cx.err(
@@ -683,7 +687,7 @@ fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
     }
     out.rd = d.rd;
     if let Some(s) = &d.src_ports {
-        out.src_ports = Some(at(&cx, s.span(), cx.int(s, "dns.src_ports", 1, 65535)?));
+        out.src_ports = Some(at(cx, s.span(), cx.int(s, "dns.src_ports", 1, 65535)?));
     }
     if let Some(o) = &d.order {
         out.order = Some(match o.get_ref().as_str() {
@@ -701,7 +705,10 @@ fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
     out.answer_base = d
         .answer_base
         .as_ref()
-        .map(|s| cx.value(s, "dns.answer_base", parse_ipv4).map(|a| a.octets()))
+        .map(|s| {
+            cx.value(s, "dns.answer_base", parse_ipv4)
+                .map(|a| a.octets())
+        })
         .transpose()?;
     out.ttl = d
         .ttl

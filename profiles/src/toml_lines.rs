@@ -74,7 +74,12 @@ impl<'a> TomlFile<'a> {
     }
 
     /// [`TomlFile::invalid`] as an `Err`.
-    pub fn err<T>(&self, span: Range<usize>, key: &str, msg: impl Into<String>) -> Result<T, Invalid> {
+    pub fn err<T>(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> Result<T, Invalid> {
         Err(self.invalid(span, key, msg))
     }
 
@@ -157,10 +162,10 @@ impl<'a> TomlFile<'a> {
             };
             return self.invalid(span, &key, m);
         }
-        if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
-            if let Some(key) = self.key_at(span.start) {
-                return self.invalid(span, &key, msg);
-            }
+        if (msg.starts_with("invalid type") || msg.starts_with("invalid value"))
+            && let Some(key) = self.key_at(span.start)
+        {
+            return self.invalid(span, &key, msg);
         }
         self.invalid(span, "syntax", msg)
     }
@@ -169,7 +174,9 @@ impl<'a> TomlFile<'a> {
     fn line_text(&self, at: usize) -> &str {
         let at = at.min(self.text.len());
         let start = self.text[..at].rfind('\n').map_or(0, |i| i + 1);
-        let end = self.text[at..].find('\n').map_or(self.text.len(), |i| at + i);
+        let end = self.text[at..]
+            .find('\n')
+            .map_or(self.text.len(), |i| at + i);
         &self.text[start..end]
     }
 
@@ -289,11 +296,17 @@ mod tests {
         let e = f.int::<u8>(&count, "count", 0, 1000).expect_err("300 > u8");
         assert_eq!(e.to_string(), "f.toml:2: count: 300 is out of range");
         let e = f.int::<u8>(&count, "count", 0, 100).expect_err("300 > 100");
-        assert_eq!(e.to_string(), "f.toml:2: count: 300 is out of range (0 to 100)");
+        assert_eq!(
+            e.to_string(),
+            "f.toml:2: count: 300 is out of range (0 to 100)"
+        );
         let e = f
             .one_of(&raw.name, "name", |_| None::<()>, "a, b")
             .expect_err("not a or b");
-        assert_eq!(e.to_string(), "f.toml:1: name: unknown value 'x' (one of a, b)");
+        assert_eq!(
+            e.to_string(),
+            "f.toml:1: name: unknown value 'x' (one of a, b)"
+        );
         assert_eq!(f.line(text.len()..text.len()), 6);
     }
 }

@@ -81,7 +81,6 @@ impl std::fmt::Display for Rate {
     }
 }
 
-
 /// Parses a positive duration: `30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, `1.5` (s).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -166,7 +165,9 @@ mod tests {
 
     #[test]
     fn rates_parse_and_print_back() {
-        for s in ["750k", "2M", "1.5M", "5Gbit", "100Mbit", "123", "0.5", "7bit"] {
+        for s in [
+            "750k", "2M", "1.5M", "5Gbit", "100Mbit", "123", "0.5", "7bit",
+        ] {
             let r = parse_rate(s).expect(s);
             assert_eq!(parse_rate(&r.to_string()), Ok(r), "{s} -> {r}");
         }
@@ -179,11 +180,17 @@ mod tests {
         assert!((r - 14_880_952.38).abs() < 1.0, "{r}");
         assert_eq!(
             parse_rate("lots"),
-            Err("rate `lots`: expected e.g. 750k, 2M, 1.5M (packets/s) or 5Gbit, 100Mbit (bits/s)".into())
+            Err(
+                "rate `lots`: expected e.g. 750k, 2M, 1.5M (packets/s) or 5Gbit, 100Mbit (bits/s)"
+                    .into()
+            )
         );
         assert_eq!(
             parse_rate("5Gb"),
-            Err("rate `5Gb`: unknown unit `Gb` (use k, M, G for packets/s or kbit, Mbit, Gbit)".into())
+            Err(
+                "rate `5Gb`: unknown unit `Gb` (use k, M, G for packets/s or kbit, Mbit, Gbit)"
+                    .into()
+            )
         );
         assert_eq!(
             parse_rate("0"),
@@ -191,7 +198,10 @@ mod tests {
         );
         for bad in ["0k", "abc", "5X", "-3", "", "1.2.3M"] {
             let e = parse_rate(bad).expect_err(bad);
-            assert!(e.starts_with(&format!("rate `{bad}`")) && !e.contains('\n'), "{e}");
+            assert!(
+                e.starts_with(&format!("rate `{bad}`")) && !e.contains('\n'),
+                "{e}"
+            );
         }
     }
 
@@ -206,7 +216,10 @@ mod tests {
         assert_eq!(parse_duration(" 7 "), Ok(Duration::from_secs(7)));
         assert_eq!(
             parse_duration("fast"),
-            Err("invalid duration \"fast\": expected e.g. 30s, 500ms, 2m or a number of seconds".into())
+            Err(
+                "invalid duration \"fast\": expected e.g. 30s, 500ms, 2m or a number of seconds"
+                    .into()
+            )
         );
         assert_eq!(
             parse_duration("5 parsecs"),
@@ -218,7 +231,10 @@ mod tests {
         );
         for bad in ["", "x", "-1s", "0", "1e99", "2000000000s"] {
             let e = parse_duration(bad).expect_err(bad);
-            assert!(e.starts_with("invalid duration") && !e.contains('\n'), "{e}");
+            assert!(
+                e.starts_with("invalid duration") && !e.contains('\n'),
+                "{e}"
+            );
         }
     }
 
@@ -254,7 +270,14 @@ mod tests {
         );
         assert_eq!(parse_cidr("10.0.0.1"), Ok((Ipv4Addr::new(10, 0, 0, 1), 32)));
         assert_eq!(parse_cidr("10.0.0.1/0"), Ok((Ipv4Addr::UNSPECIFIED, 0)));
-        for bad in ["10.0.0.1/33", "nope/8", "10.0.0/8", "10.0.0.1/", "10.0.0.1/-1", ""] {
+        for bad in [
+            "10.0.0.1/33",
+            "nope/8",
+            "10.0.0/8",
+            "10.0.0.1/",
+            "10.0.0.1/-1",
+            "",
+        ] {
             assert_eq!(
                 parse_cidr(bad),
                 Err(format!(

@@ -10,9 +10,9 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use profiles::units::parse_duration;
 use sink::capture::{self, Backend, CaptureOptions, ClockMode};
 use sink::stop::Stop;
-use sink::units::parse_duration;
 
 use crate::matcher::MatchMode;
 use crate::output::{AtomicFile, write_hist_csv, write_svg};
