@@ -380,10 +380,10 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         a.commit()
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if let Some(a) = svg_file {
+    if let Some(mut a) = svg_file {
         let p = args.plot.clone().unwrap_or_default();
         write_svg(
-            a.tmp_path(),
+            a.writer(),
             &source,
             &session.total.hist,
             &session.timeline,
