@@ -464,14 +464,14 @@ struct RawSettings {
 struct RawQuick {
     duration: Option<Spanned<String>>,
     repetitions: Option<Spanned<i64>>,
-    values: Option<Spanned<Vec<f64>>>,
+    values: Option<Spanned<Vec<toml::Value>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSweep {
     parameter: Spanned<String>,
-    values: Spanned<Vec<f64>>,
+    values: Spanned<Vec<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -549,8 +549,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 Param::parse,
                 "queues, checksums, rate, batch, neighbour_checksums, none",
             )?;
-            let vals = sw.values.get_ref().clone();
-            check_values(cx, p, &vals, sw.values.span(), "sweep.values")?;
+            let vals = sweep_values(cx, p, &sw.values, "sweep.values")?;
             (p, vals)
         }
     };
@@ -574,8 +573,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                     "the experiment sweeps nothing ([sweep] is missing)",
                 );
             }
-            check_values(cx, parameter, v.get_ref(), v.span(), "quick.values")?;
-            quick_values = v.get_ref().clone();
+            quick_values = sweep_values(cx, parameter, v, "quick.values")?;
         }
     }
 
@@ -966,6 +964,41 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
     })
 }
 
+/// Sweep values: numbers, and for a rate sweep also rates as gen takes them in
+/// packets/s (`50k`, `1.5M`); then checked for the parameter.
+fn sweep_values(
+    cx: &TomlFile<'_>,
+    p: Param,
+    vals: &Spanned<Vec<toml::Value>>,
+    key: &str,
+) -> Result<Vec<f64>, Invalid> {
+    let bad = |m: String| cx.err(vals.span(), key, m);
+    let mut out = Vec::with_capacity(vals.get_ref().len());
+    for v in vals.get_ref() {
+        out.push(match v {
+            toml::Value::Integer(i) => *i as f64,
+            toml::Value::Float(f) => *f,
+            toml::Value::String(s) if p == Param::Rate => match parse_rate(s) {
+                Ok(Rate::Pps(pps)) => pps,
+                Ok(Rate::Bits(_)) => {
+                    return bad(format!(
+                        "'{s}' is a bit rate: a swept rate is in packets/s (e.g. 50k, 1.5M)"
+                    ));
+                }
+                Err(m) => return bad(m),
+            },
+            other if p == Param::Rate => {
+                return bad(format!(
+                    "{other} is not a rate (numbers or e.g. \"50k\", \"1.5M\" packets/s)"
+                ));
+            }
+            other => return bad(format!("{other} is not a number")),
+        });
+    }
+    check_values(cx, p, &out, vals.span(), key)?;
+    Ok(out)
+}
+
 fn check_values(
     cx: &TomlFile<'_>,
     p: Param,
@@ -1163,6 +1196,19 @@ mod tests {
             m.starts_with("x.toml:11: sweep.parameter: sweeping checksums needs program"),
             "{m}"
         );
+        // Rates as gen takes them, in packets/s (the x axis).
+        let e = Experiment::from_toml(&sweep("rate", "[1000, \"50k\", \"1.5M\"]"), "x.toml")
+            .unwrap();
+        assert_eq!(e.values, vec![1000.0, 50e3, 1.5e6]);
+        let m = err(&sweep("rate", "[\"5Gbit\"]"));
+        assert_eq!(
+            m,
+            "x.toml:9: sweep.values: '5Gbit' is a bit rate: a swept rate is in packets/s (e.g. 50k, 1.5M)"
+        );
+        let m = err(&sweep("rate", "[\"lots\"]"));
+        assert!(m.starts_with("x.toml:9: sweep.values: rate `lots`: expected"), "{m}");
+        let m = err(&sweep("queues", "[\"2\"]"));
+        assert_eq!(m, "x.toml:9: sweep.values: \"2\" is not a number");
         let m = err(&sweep("temperature", "[1]"));
         assert!(
             m.starts_with("x.toml:8: sweep.parameter: unknown value 'temperature'"),
