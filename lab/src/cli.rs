@@ -124,6 +124,9 @@ mod tests {
             .map(|_| ())
             .expect_err("zero")
             .to_string();
-        assert!(e.contains("invalid duration \"0s\": must be greater than 0"), "{e}");
+        assert!(
+            e.contains("invalid duration \"0s\": must be greater than 0"),
+            "{e}"
+        );
     }
 }

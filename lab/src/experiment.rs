@@ -527,7 +527,8 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
     }
     let topology = match &raw.topology {
         None => Topo::Direct,
-        Some(t) => cx.one_of(t,
+        Some(t) => cx.one_of(
+            t,
             "topology",
             |s| match s {
                 "direct" => Some(Topo::Direct),
@@ -544,7 +545,8 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
     let (parameter, values) = match &raw.sweep {
         None => (Param::None, vec![0.0]),
         Some(sw) => {
-            let p = cx.one_of(&sw.parameter,
+            let p = cx.one_of(
+                &sw.parameter,
                 "sweep.parameter",
                 Param::parse,
                 "queues, checksums, rate, batch, neighbour_checksums, none",
@@ -611,7 +613,8 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
             );
         }
         let measure = match pick(&s.measure, &d.measure) {
-            Some(m) => cx.one_of(m,
+            Some(m) => cx.one_of(
+                m,
                 "measure",
                 Measure::parse,
                 "dut-rate, answer-rate, response-time, update-rate",
@@ -729,10 +732,16 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
             }
         };
         let only_dst = pick(&s.only_dst, &d.only_dst)
-            .map(|v| cx.value(v, "only_dst", parse_cidr).map(|_| v.get_ref().clone()))
+            .map(|v| {
+                cx.value(v, "only_dst", parse_cidr)
+                    .map(|_| v.get_ref().clone())
+            })
             .transpose()?;
         let dst_ip = pick(&s.dst_ip, &d.dst_ip)
-            .map(|v| cx.value(v, "dst_ip", parse_ipv4).map(|_| v.get_ref().clone()))
+            .map(|v| {
+                cx.value(v, "dst_ip", parse_ipv4)
+                    .map(|_| v.get_ref().clone())
+            })
             .transpose()?;
 
         let neighbour_checksums = match &s.neighbour_checksums {
@@ -763,16 +772,15 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 )
             }
         };
-        let tenant_no =
-            |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u8>, Invalid> {
-                match v {
-                    None => Ok(None),
-                    Some(t) => {
-                        tenants_only(key, t.span())?;
-                        Ok(Some(cx.int::<u8>(t, key, 1, i64::from(crate::TENANTS))?))
-                    }
+        let tenant_no = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u8>, Invalid> {
+            match v {
+                None => Ok(None),
+                Some(t) => {
+                    tenants_only(key, t.span())?;
+                    Ok(Some(cx.int::<u8>(t, key, 1, i64::from(crate::TENANTS))?))
                 }
-            };
+            }
+        };
         let where_ = |v: &Option<Spanned<String>>, key: &str| -> Result<At, Invalid> {
             match v {
                 None => Ok(At::Host),
@@ -1197,8 +1205,8 @@ mod tests {
             "{m}"
         );
         // Rates as gen takes them, in packets/s (the x axis).
-        let e = Experiment::from_toml(&sweep("rate", "[1000, \"50k\", \"1.5M\"]"), "x.toml")
-            .unwrap();
+        let e =
+            Experiment::from_toml(&sweep("rate", "[1000, \"50k\", \"1.5M\"]"), "x.toml").unwrap();
         assert_eq!(e.values, vec![1000.0, 50e3, 1.5e6]);
         let m = err(&sweep("rate", "[\"5Gbit\"]"));
         assert_eq!(
@@ -1206,7 +1214,10 @@ mod tests {
             "x.toml:9: sweep.values: '5Gbit' is a bit rate: a swept rate is in packets/s (e.g. 50k, 1.5M)"
         );
         let m = err(&sweep("rate", "[\"lots\"]"));
-        assert!(m.starts_with("x.toml:9: sweep.values: rate `lots`: expected"), "{m}");
+        assert!(
+            m.starts_with("x.toml:9: sweep.values: rate `lots`: expected"),
+            "{m}"
+        );
         let m = err(&sweep("queues", "[\"2\"]"));
         assert_eq!(m, "x.toml:9: sweep.values: \"2\" is not a number");
         let m = err(&sweep("temperature", "[1]"));
@@ -1310,11 +1321,18 @@ mod tests {
             m,
             "x.toml:9: only_dst: '198.18.0.0/33' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"
         );
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\ndst_ip = \"10.1\"\n"));
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\ndst_ip = \"10.1\"\n"
+        ));
         assert_eq!(m, "x.toml:9: dst_ip: '10.1' is not an IPv4 address");
         // A number where a string belongs: the line and the key, not just "syntax".
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nqueues = \"two\"\n"));
-        assert!(m.starts_with("x.toml:9: series.queues: invalid type"), "{m}");
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nqueues = \"two\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:9: series.queues: invalid type"),
+            "{m}"
+        );
         let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nspeed = 3\n"));
         assert!(
             m.starts_with("x.toml:9: speed: unknown key in [series] (allowed: name, measure,"),
