@@ -897,6 +897,19 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_list_the_allowed_ones_and_type_errors_name_their_key() {
+        let e = err("[udp]\nsrc_port = 1\nsport = 2\n");
+        assert_eq!(
+            e,
+            "user.toml:3: sport: unknown key in [udp] (allowed: src_port, dst_port)"
+        );
+        let e = err("frame_size = 64\n[ipv4]\nttl = \"high\"\n");
+        assert!(e.starts_with("user.toml:3: ipv4.ttl: invalid type"), "{e}");
+        let e = err("[[vary]]\nfield = \"ipv4.src\"\nstep = \"x\"\n");
+        assert!(e.starts_with("user.toml:3: vary.step: invalid type"), "{e}");
+    }
+
+    #[test]
     fn bad_address() {
         let e = err("[ipv4]\nsrc = \"198.18.0.300\"\n");
         assert_eq!(

@@ -146,13 +146,41 @@ impl Drop for Proc {
     }
 }
 
-/// No process is left in group `pgid`, and this test process runs no tool but
+/// Processes of group `pgid` that still run: `/proc/PID/stat` lines whose
+/// process group (field 5) is `pgid` and whose state (field 3) is not a zombie.
+/// A zombie is dead: e.g. the `ip` that gen runs for its neighbour lookup,
+/// killed with the group and reparented to init, which reaps it in its own time.
+fn running_members(pgid: i32) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| {
+            let Some(rest) = s.rfind(')').map(|i| &s[i + 1..]) else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().take(3).collect();
+            matches!(f.as_slice(), [state, _ppid, pgrp]
+                if !matches!(*state, "Z" | "X") && pgrp.parse::<i32>().ok() == Some(pgid))
+        })
+        .collect()
+}
+
+/// No process is left running in group `pgid` (within 2 s: SIGKILLed members
+/// may still be on their way out), and this test process runs no tool but
 /// those other tests run right now (other children, such as the `ip` commands
 /// of a lab being built by a parallel test, are not ours to judge).
 fn assert_group_gone(pgid: i32) {
-    // SAFETY: kill(2) with signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(-pgid, 0) };
-    assert!(rc != 0, "process group {pgid} still has members");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = running_members(pgid);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left = running_members(pgid);
+    }
+    assert!(
+        left.is_empty(),
+        "process group {pgid} still has members: {left:?}"
+    );
     let me = std::process::id();
     let reg = live();
     let children: Vec<String> = std::fs::read_dir("/proc")
