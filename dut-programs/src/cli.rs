@@ -481,6 +481,7 @@ fn install_userspace(
         program.name(),
         a.iface
     );
+    let last_line = std::sync::Mutex::new(std::time::Instant::now());
     let report = crate::userspace::run(
         &opts,
         stop,
@@ -493,6 +494,14 @@ fn install_userspace(
         },
         |c, ns, n| {
             write(&c, ns, n);
+            // The state file follows every publication; the log line once a second.
+            let Ok(mut last) = last_line.lock() else {
+                return;
+            };
+            if last.elapsed() < std::time::Duration::from_secs(1) {
+                return;
+            }
+            *last = std::time::Instant::now();
             eprintln!(
                 "t={:.0}s packets={} tx={} pass={} drop={} parse_errors={}",
                 start.elapsed().as_secs_f64(),
@@ -723,7 +732,10 @@ fn status(iface: Option<&str>, json_out: bool, window: Option<Duration>) -> Resu
         }
     }
     if json_out {
-        println!("{}", json!({"schema_version": records::SCHEMA_VERSION, "interfaces": records}));
+        println!(
+            "{}",
+            json!({"schema_version": records::SCHEMA_VERSION, "interfaces": records})
+        );
     } else {
         if records.is_empty() {
             println!("no XDP program attached");

@@ -438,7 +438,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
                 let out = txc.of(ctx.tids[i].load(Relaxed) as u32);
                 ctx.counters[i].tx_verdicts.store(k, Relaxed);
                 ctx.counters[i].tx_packets.store(out.sent, Relaxed);
-                ctx.counters[i].tx_bytes.store(out.sent * frame_len, Relaxed);
+                ctx.counters[i]
+                    .tx_bytes
+                    .store(out.sent * frame_len, Relaxed);
                 ctx.counters[i]
                     .tx_dropped
                     .store(out.drops + out.redirect_errors, Relaxed);

@@ -90,6 +90,15 @@ pub enum Cmd {
     },
     /// List the shipped experiments.
     Experiments,
+    /// Compare two `lab run` output directories: per series, metric and x, the
+    /// means, their ratio (B/A) and whether the 99 % intervals overlap; notes
+    /// where the runs' experiment files, machines or tool builds differ (run.json).
+    Compare {
+        /// The first output directory (A).
+        a: PathBuf,
+        /// The second (B).
+        b: PathBuf,
+    },
 }
 
 /// A value parser that checks an argument with one of `profiles::units`' parsers (the

@@ -57,6 +57,14 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "peers",
         include_str!("../../profiles/experiments/peers.toml"),
     ),
+    (
+        "drop-rate-ndr",
+        include_str!("../../profiles/experiments/drop-rate-ndr.toml"),
+    ),
+    (
+        "dns-ndr",
+        include_str!("../../profiles/experiments/dns-ndr.toml"),
+    ),
 ];
 
 /// DUT programs `dut install` knows.
@@ -134,6 +142,10 @@ pub enum Measure {
     ResponseTime,
     /// Map updates per second (`dut update-bench`).
     UpdateRate,
+    /// The no-drop (or partial-drop) rate: the highest rate gen offers whose loss
+    /// stays within a tolerance (and p99 response time under a bound), found by
+    /// search ([`NdrSpec`]).
+    Ndr,
 }
 
 impl Measure {
@@ -143,6 +155,7 @@ impl Measure {
             "answer-rate" => Measure::AnswerRate,
             "response-time" => Measure::ResponseTime,
             "update-rate" => Measure::UpdateRate,
+            "ndr" => Measure::Ndr,
             _ => return None,
         })
     }
@@ -278,6 +291,48 @@ pub struct Series {
     pub neighbour_rate: Option<Rate>,
 }
 
+/// How `measure = "ndr"` searches (`[ndr]` in the file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NdrSpec {
+    /// Lowest rate searched, packets/s.
+    pub low_pps: f64,
+    /// Highest rate searched, packets/s.
+    pub high_pps: f64,
+    /// Stop when the bracket (highest pass .. lowest fail) is narrower than this
+    /// share of its top.
+    pub precision: f64,
+    /// Loss tolerated, percent of the frames gen sent (0: no-drop rate, `ndr_pps`;
+    /// above: partial-drop rate, `pdr_pps`).
+    pub loss_percent: f64,
+    /// p99 response-time bound in microseconds (tstamp on the mirror).
+    pub p99_us: Option<f64>,
+    /// Duration of a search trial (the confirmation runs the experiment's duration).
+    pub trial: Duration,
+    /// Most trials per search, the confirmations included.
+    pub max_trials: u32,
+}
+
+impl NdrSpec {
+    /// The metric the search reports: `ndr_pps` at zero loss tolerance, else `pdr_pps`.
+    pub fn metric(&self) -> &'static str {
+        if self.loss_percent > 0.0 {
+            "pdr_pps"
+        } else {
+            "ndr_pps"
+        }
+    }
+
+    /// `--quick`: shorter trials, fewer of them, a coarser precision.
+    pub fn quick(&self) -> NdrSpec {
+        NdrSpec {
+            trial: self.trial.min(Duration::from_millis(500)),
+            max_trials: self.max_trials.min(12),
+            precision: self.precision.max(0.05),
+            ..self.clone()
+        }
+    }
+}
+
 /// A ratio the report computes between two series' means at the same x.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ratio {
@@ -298,6 +353,8 @@ pub struct Experiment {
     pub description: String,
     /// Where it was read from.
     pub origin: String,
+    /// The file's text (its hash goes into run.json).
+    pub text: String,
     /// Lab topology.
     pub topology: Topo,
     /// Swept parameter.
@@ -320,6 +377,8 @@ pub struct Experiment {
     pub ratios: Vec<Ratio>,
     /// What is not (yet) covered, stated in the report.
     pub note: Option<String>,
+    /// The search settings of `measure = "ndr"` series.
+    pub ndr: Option<NdrSpec>,
 }
 
 /// Settings of one run: the experiment with `--quick` applied or not.
@@ -331,6 +390,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Repetitions.
     pub repetitions: u32,
+    /// The NDR search settings (quick ones with `--quick`).
+    pub ndr: Option<NdrSpec>,
 }
 
 impl Experiment {
@@ -367,12 +428,14 @@ impl Experiment {
                 values: self.quick_values.clone(),
                 duration: self.quick_duration,
                 repetitions: self.quick_repetitions,
+                ndr: self.ndr.as_ref().map(NdrSpec::quick),
             }
         } else {
             Plan {
                 values: self.values.clone(),
                 duration: self.duration,
                 repetitions: self.repetitions,
+                ndr: self.ndr.clone(),
             }
         }
     }
@@ -442,6 +505,19 @@ struct RawFile {
     series: Spanned<Vec<RawSeries>>,
     #[serde(default)]
     ratio: Vec<RawRatio>,
+    ndr: Option<RawNdr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNdr {
+    low: Option<Spanned<String>>,
+    high: Spanned<String>,
+    precision: Option<Spanned<f64>>,
+    loss_percent: Option<Spanned<f64>>,
+    p99_us: Option<Spanned<f64>>,
+    trial: Option<Spanned<String>>,
+    max_trials: Option<Spanned<i64>>,
 }
 
 /// The file-level defaults of the series settings.
@@ -579,6 +655,10 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
         }
     }
 
+    let ndr = match &raw.ndr {
+        None => None,
+        Some(n) => Some(ndr_spec(cx, n)?),
+    };
     if raw.series.get_ref().is_empty() {
         return cx.err(raw.series.span(), "series", "give at least one [[series]]");
     }
@@ -617,7 +697,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 m,
                 "measure",
                 Measure::parse,
-                "dut-rate, answer-rate, response-time, update-rate",
+                "dut-rate, answer-rate, response-time, update-rate, ndr",
             )?,
             None => {
                 return cx.err(
@@ -635,7 +715,11 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
         let engine = match engine_key {
             Some(e) => {
                 if source != Source::Gen {
-                    return cx.err(e.span(), "engine", "gen's engine: only for source = \"gen\"");
+                    return cx.err(
+                        e.span(),
+                        "engine",
+                        "gen's engine: only for source = \"gen\"",
+                    );
                 }
                 cx.one_of(e, "engine", |s| s.parse().ok(), "afxdp, xdp-live")?
             }
@@ -854,6 +938,45 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                     "dut-rate reads the DUT program's counters: name a program",
                 );
             }
+            Measure::Ndr if program.is_none() => {
+                return cx.err(
+                    at,
+                    "program",
+                    "ndr counts what the DUT program handled: name a program",
+                );
+            }
+            Measure::Ndr if source != Source::Gen => {
+                return cx.err(
+                    at,
+                    "source",
+                    "ndr searches gen's paced rate: source = \"gen\"",
+                );
+            }
+            Measure::Ndr if ndr.is_none() => {
+                return cx.err(
+                    at,
+                    "measure",
+                    "measure = \"ndr\" needs an [ndr] table (at least `high`, the top of the search)",
+                );
+            }
+            Measure::Ndr if parameter == Param::Rate => {
+                return cx.err(
+                    at,
+                    "sweep.parameter",
+                    "ndr searches the rate itself: sweep something else",
+                );
+            }
+            Measure::Ndr
+                if ndr.as_ref().is_some_and(|n| n.p99_us.is_some())
+                    && (topology == Topo::Direct
+                        || !matches!(program.as_deref(), Some("dns-ping" | "dns-cache"))) =>
+            {
+                return cx.err(
+                    at,
+                    "ndr.p99_us",
+                    "a response-time bound needs the mirror (topology switched or tenants) and a responder (dns-ping or dns-cache)",
+                );
+            }
             Measure::UpdateRate if source != Source::Gen => {
                 return cx.err(
                     at,
@@ -911,6 +1034,13 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 "xdp-live sends XDP frames, which veth drops unless the receiving port has a native XDP program, and generic mode leaves dut0 without one (the DUT would see nothing): use engine = \"afxdp\" for this series",
             );
         }
+        if mode == "generic" && topology != Topo::Direct && program.is_some() {
+            return cx.err(
+                at,
+                "mode",
+                "generic XDP on a port behind the lab's switch sees no frames: the switch forwards with tc mirred, and the kernel skips generic XDP for redirected skbs (skb_is_redirected); use topology = \"direct\"",
+            );
+        }
         if mode == "userspace" && measure == Measure::ResponseTime && program.is_none() {
             return cx.err(at, "mode", "userspace needs a program");
         }
@@ -958,6 +1088,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
         name,
         description: raw.description.unwrap_or_default(),
         origin: cx.origin.to_owned(),
+        text: cx.text.to_owned(),
         topology,
         parameter,
         values,
@@ -969,6 +1100,53 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
         series,
         ratios,
         note: raw.note,
+        ndr,
+    })
+}
+
+fn ndr_spec(cx: &TomlFile<'_>, n: &RawNdr) -> Result<NdrSpec, Invalid> {
+    let pps = |v: &Spanned<String>, key: &str| -> Result<f64, Invalid> {
+        match cx.value(v, key, parse_rate)? {
+            Rate::Pps(p) if p > 0.0 => Ok(p),
+            _ => cx.err(v.span(), key, "a packet rate above 0 (e.g. 10k, 2.5M)"),
+        }
+    };
+    let high_pps = pps(&n.high, "ndr.high")?;
+    let low_pps = match &n.low {
+        Some(l) => pps(l, "ndr.low")?,
+        None => (high_pps / 1000.0).max(1.0),
+    };
+    if low_pps >= high_pps {
+        return cx.err(n.high.span(), "ndr.high", "must be above ndr.low");
+    }
+    let frac = |v: &Option<Spanned<f64>>, key: &str, lo: f64, hi: f64, default: f64| match v {
+        None => Ok(default),
+        Some(x) if (lo..=hi).contains(x.get_ref()) => Ok(*x.get_ref()),
+        Some(x) => cx.err(x.span(), key, format!("must be in {lo} .. {hi}")),
+    };
+    let precision = frac(&n.precision, "ndr.precision", 0.001, 0.5, 0.01)?;
+    let loss_percent = frac(&n.loss_percent, "ndr.loss_percent", 0.0, 50.0, 0.0)?;
+    let p99_us = match &n.p99_us {
+        None => None,
+        Some(p) if *p.get_ref() > 0.0 => Some(*p.get_ref()),
+        Some(p) => return cx.err(p.span(), "ndr.p99_us", "a bound above 0 microseconds"),
+    };
+    let trial = match &n.trial {
+        None => Duration::from_secs(1),
+        Some(t) => cx.value(t, "ndr.trial", parse_duration)?,
+    };
+    let max_trials = match &n.max_trials {
+        None => 20,
+        Some(m) => cx.int::<u32>(m, "ndr.max_trials", 2, 200)?,
+    };
+    Ok(NdrSpec {
+        low_pps,
+        high_pps,
+        precision,
+        loss_percent,
+        p99_us,
+        trial,
+        max_trials,
     })
 }
 
@@ -1173,9 +1351,17 @@ mod tests {
         let m = err(&format!(
             "{BASE}engine = \"xdp-live\"\n[[series]]\nname = \"a\"\nmode = \"generic\"\n"
         ));
-        assert!(m.starts_with("x.toml:7: engine: xdp-live sends XDP frames"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nengine = \"dpdk\"\n"));
-        assert!(m.starts_with("x.toml:9: engine:") && m.contains("afxdp, xdp-live"), "{m}");
+        assert!(
+            m.starts_with("x.toml:7: engine: xdp-live sends XDP frames"),
+            "{m}"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nengine = \"dpdk\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:9: engine:") && m.contains("afxdp, xdp-live"),
+            "{m}"
+        );
         let m = err(&format!(
             "{BASE}[[series]]\nname = \"a\"\nsource = \"trafgen\"\nengine = \"xdp-live\"\n"
         ));

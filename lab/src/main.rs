@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use lab::experiment::Experiment;
 use lab::cli::{Cli, Cmd};
+use lab::experiment::Experiment;
 use lab::{Testbed, UpOptions};
 
 fn run(cli: Cli) -> Result<()> {
@@ -107,6 +107,9 @@ fn run(cli: Cli) -> Result<()> {
             if res.interrupted {
                 anyhow::bail!("interrupted (the lab was removed; partial results above)");
             }
+        }
+        Cmd::Compare { a, b } => {
+            print!("{}", lab::provenance::compare_text(&a, &b)?);
         }
         Cmd::Run {
             experiment,

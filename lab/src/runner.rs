@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::experiment::{At, Experiment, Measure, Param, Plan, Series, Source, Topo};
+use crate::experiment::{At, Experiment, Measure, NdrSpec, Param, Plan, Series, Source, Topo};
+use crate::ledger;
 use crate::store::{self, Point, Store, fmt_num};
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
@@ -82,6 +83,9 @@ pub struct Metric {
     pub label: &'static str,
     /// Unit.
     pub unit: &'static str,
+    /// A rate the DUT reached (its capacity when it was the limit): a point
+    /// nothing saturated is a lower bound of it.
+    pub capacity: bool,
 }
 
 /// Every metric the runner records, in plot order.
@@ -90,71 +94,109 @@ pub const METRICS: &[Metric] = &[
         name: "drop_pps",
         label: "drop rate",
         unit: "packets/s",
+        capacity: true,
     },
     Metric {
         name: "processed_pps",
         label: "packets processed by the DUT program",
         unit: "packets/s",
+        capacity: true,
     },
     Metric {
         name: "ns_per_packet",
         label: "CPU time per packet (DUT accounting)",
         unit: "ns",
+        capacity: false,
     },
     Metric {
         name: "pass_pps",
         label: "passed on by the program",
         unit: "packets/s",
+        capacity: true,
     },
     Metric {
         name: "cpu_tenant_ns_per_packet",
         label: "CPU charged to the tenant (its process + its program)",
         unit: "ns/packet",
+        capacity: false,
     },
     Metric {
         name: "cpu_host_ns_per_packet",
         label: "CPU of the host's kernel (softirq: veth, bridge, XDP), tenant's program excluded",
         unit: "ns/packet",
+        capacity: false,
     },
     Metric {
         name: "offered_pps",
         label: "offered rate (gen tx, confirmed by the kernel)",
         unit: "packets/s",
+        capacity: false,
     },
     Metric {
         name: "refused_pps",
         label: "frames gen handed over that the kernel refused (the receiving ring full)",
         unit: "packets/s",
+        capacity: false,
     },
     Metric {
         name: "answered_pps",
         label: "answers received",
         unit: "answers/s",
+        capacity: true,
     },
     Metric {
         name: "rtt_p50_us",
         label: "median response time",
         unit: "us",
+        capacity: false,
     },
     Metric {
         name: "rtt_p99_us",
         label: "99th percentile response time",
         unit: "us",
+        capacity: false,
     },
     Metric {
         name: "lost_percent",
         label: "requests without answer",
         unit: "%",
+        capacity: false,
+    },
+    Metric {
+        name: "ndr_pps",
+        label: "no-drop rate (highest rate without loss)",
+        unit: "packets/s",
+        capacity: true,
+    },
+    Metric {
+        name: "pdr_pps",
+        label: "partial-drop rate (highest rate within the loss tolerance)",
+        unit: "packets/s",
+        capacity: true,
+    },
+    Metric {
+        name: "ndr_trials",
+        label: "trials of the rate search",
+        unit: "trials",
+        capacity: false,
+    },
+    Metric {
+        name: "ndr_confirmed",
+        label: "rate confirmed by a full-length trial (1 = yes)",
+        unit: "0/1",
+        capacity: false,
     },
     Metric {
         name: "updates_batch_per_s",
         label: "map updates, batched",
         unit: "updates/s",
+        capacity: false,
     },
     Metric {
         name: "updates_single_per_s",
         label: "map updates, one per syscall",
         unit: "updates/s",
+        capacity: false,
     },
 ];
 
@@ -176,6 +218,7 @@ fn metric(name: &str) -> Metric {
             name: "value",
             label: "value",
             unit: "",
+            capacity: false,
         })
 }
 
@@ -195,6 +238,13 @@ pub fn metrics_of(m: Measure) -> &'static [&'static str] {
         Measure::AnswerRate => &["answered_pps", "offered_pps", "refused_pps"],
         Measure::ResponseTime => &["rtt_p50_us", "rtt_p99_us", "lost_percent", "answered_pps"],
         Measure::UpdateRate => &["updates_batch_per_s", "updates_single_per_s"],
+        Measure::Ndr => &[
+            "ndr_pps",
+            "pdr_pps",
+            "ndr_trials",
+            "ndr_confirmed",
+            "rtt_p99_us",
+        ],
     }
 }
 
@@ -288,6 +338,28 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
     }
     let started = Instant::now();
     let mut left = total - already;
+    // run.json: how these results were obtained (written now, and again at the end
+    // with the interfaces and every command line).
+    let now_secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let _ = tools::take_commands();
+    let mut info = crate::provenance::RunInfo {
+        argv: std::env::args().collect(),
+        started: utc_stamp(now_secs()),
+        experiment: crate::provenance::ExperimentInfo {
+            name: exp.name.clone(),
+            origin: exp.origin.clone(),
+            sha256: crate::provenance::sha256(&exp.text).unwrap_or_else(|e| format!("{e:#}")),
+        },
+        quick: opts.quick,
+        machine: crate::provenance::machine(),
+        tools: crate::provenance::tools(),
+        ..Default::default()
+    };
+    crate::provenance::write_run(&opts.out, &info)?;
     // Initial guess per measurement: the run plus ~3 s of set-up.
     let guess = plan.duration.as_secs_f64() + 3.0;
 
@@ -304,6 +376,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
             }
             let result = (|| -> Result<()> {
                 let point = PointRun::set_up(exp, series, x, &plan, &raw)?;
+                if info.interfaces.is_empty()
+                    && let Some(bed) = &point.bed
+                {
+                    info.interfaces = crate::provenance::interfaces(&bed.namespaces());
+                }
                 for rep in todo {
                     if tools::stop_requested() {
                         return Ok(());
@@ -326,10 +403,29 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                         plan.repetitions,
                         fmt_secs(per * left as f64)
                     );
-                    let values = point.measure(rep).with_context(|| {
+                    let measured = point.measure(rep).with_context(|| {
                         format!("{} {} x={} rep {rep}", exp.name, series.name, fmt_num(x))
                     })?;
-                    let pts: Vec<Point> = values
+                    let limited_by = measured.ledger.as_ref().map(|a| a.limited_by);
+                    if let Some(a) = &measured.ledger {
+                        let key = format!("{},{},{},{rep}", exp.name, series.name, fmt_num(x));
+                        let trials: String = measured
+                            .trials
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| t.csv(&key, i + 1))
+                            .collect();
+                        store.append_ledger(
+                            &a.ledger.csv_lines(&key),
+                            &format!("{key},{},{}\n", a.limited_by, a.reason.replace(',', ";")),
+                            &trials,
+                        )?;
+                        if a.limited_by != ledger::LimitedBy::Dut {
+                            eprintln!("  limited by {}: {}", a.limited_by, a.reason);
+                        }
+                    }
+                    let pts: Vec<Point> = measured
+                        .values
                         .into_iter()
                         .map(|(m, v)| Point {
                             experiment: exp.name.clone(),
@@ -339,6 +435,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                             repetition: rep,
                             value: v,
                             unit: metric(m).unit.to_owned(),
+                            limited_by,
                         })
                         .collect();
                     store.append(&pts)?;
@@ -360,6 +457,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
         }
     }
     summary.interrupted = tools::stop_requested();
+    info.commands = tools::take_commands();
+    info.finished = utc_stamp(now_secs());
+    crate::provenance::write_run(&opts.out, &info)?;
     summary.files = crate::report::write(exp, &plan, opts, store.points(), &summary)?;
     Ok(summary)
 }
@@ -419,6 +519,174 @@ struct PointRun<'a> {
     /// The busy neighbour tenant.
     neighbour: Option<Neighbour>,
     queues: u32,
+    /// The NDR search settings (measure = "ndr").
+    ndr: Option<NdrSpec>,
+}
+
+/// What one measurement gave: its values, and where its packets went.
+struct Measured {
+    values: Vec<(&'static str, f64)>,
+    /// None where there is no traffic to account for (map updates).
+    ledger: Option<Account>,
+    /// The trials of an NDR search.
+    trials: Vec<Trial>,
+}
+
+/// One trial of an NDR search.
+struct Trial {
+    /// `search` (short) or `confirm` (full length).
+    kind: &'static str,
+    /// Rate asked of gen.
+    rate: f64,
+    /// How long it ran (gen's duration), seconds.
+    duration_s: f64,
+    /// What gen confirmed sent, per second.
+    offered_pps: f64,
+    /// Frames at the start of the ledger's chains (handed to the kernel).
+    sent: u64,
+    /// Frames that did not reach the end of their chain.
+    lost: u64,
+    loss_percent: f64,
+    p99_us: Option<f64>,
+    passed: bool,
+    limited_by: ledger::LimitedBy,
+    reason: String,
+    account: Account,
+}
+
+impl Trial {
+    /// Its line of trials.csv, after `key` and its number.
+    fn csv(&self, key: &str, n: usize) -> String {
+        format!(
+            "{key},{n},{},{},{:.0},{},{},{:.6},{},{},{},{}\n",
+            self.kind,
+            fmt_num(self.rate),
+            self.offered_pps,
+            self.sent,
+            self.lost,
+            self.loss_percent,
+            self.p99_us.map(|p| format!("{p:.3}")).unwrap_or_default(),
+            self.passed,
+            self.limited_by,
+            self.reason.replace(',', ";")
+        )
+    }
+}
+
+/// A measurement's loss ledger and what limited it.
+struct Account {
+    ledger: ledger::Ledger,
+    limited_by: ledger::LimitedBy,
+    reason: String,
+}
+
+/// What an NDR search found.
+struct Search {
+    /// The highest rate that passed (the confirmed one, else the best short trial).
+    best: Option<f64>,
+    /// A full-length trial confirmed it.
+    confirmed: bool,
+    /// Every trial, in order.
+    trials: Vec<Trial>,
+}
+
+/// The no-drop (partial-drop) rate search: the top of the range first, then the
+/// bottom, then binary search (geometric midpoints; after a failed trial, once, 98 %
+/// of what it delivered, as MLRsearch does) on short trials until the bracket
+/// (highest pass .. lowest fail) is within the precision; then a full-length
+/// confirmation trial (`run(rate, true)`). A failed confirmation becomes the new
+/// lowest fail, and the search goes on below it with full-length trials only (the
+/// short ones proved optimistic). A trial the generator alone failed by a little
+/// (it offered 90 to 99.5 % of the rate: a hiccup on a busy machine) is repeated
+/// once before it counts. At most `max_trials` trials in all.
+fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -> Result<Search> {
+    let mut trials: Vec<Trial> = Vec::new();
+    // (rate, full length) of every pass.
+    let mut passes: Vec<(f64, bool)> = Vec::new();
+    let mut fail_min: Option<f64> = None;
+    let mut floor_failed = false;
+    // After a failed confirmation the short trials proved optimistic: only
+    // full-length trials from then on.
+    let mut full_only = false;
+    let mut hint: Option<f64> = None;
+    let mut retried: Vec<u64> = Vec::new();
+    let pass_below = |passes: &[(f64, bool)], fail_min: Option<f64>, full: bool| {
+        passes
+            .iter()
+            .filter(|(p, f)| (*f || !full) && fail_min.is_none_or(|m| *p < m))
+            .map(|(p, _)| *p)
+            .reduce(f64::max)
+    };
+    let mut done = false;
+    while !done && (trials.len() as u32) < spec.max_trials {
+        let pass_max = pass_below(&passes, fail_min, full_only);
+        let lo = pass_max.unwrap_or(spec.low_pps);
+        let guess = hint
+            .take()
+            .filter(|g| *g > lo && fail_min.is_some_and(|f| *g < f * (1.0 - spec.precision)));
+        let narrow = |l: f64, h: f64| (h - l) / h <= spec.precision;
+        let (rate, full) = match (pass_max, fail_min) {
+            _ if guess.is_some() => (guess.unwrap_or(lo).round(), full_only),
+            (None, None) => (spec.high_pps, full_only),
+            (None, Some(_)) if floor_failed => break,
+            (None, Some(_)) => (spec.low_pps, full_only),
+            // Found, and already a full-length pass.
+            (Some(_), None) if full_only => break,
+            (Some(l), Some(h)) if full_only && narrow(l, h) => break,
+            (Some(l), None) => (l, true),
+            (Some(l), Some(h)) if narrow(l, h) => (l, true),
+            (Some(l), Some(h)) => ((l * h).sqrt().round(), full_only),
+        };
+        let t = run(rate, full)?;
+        if !t.passed
+            && t.limited_by == ledger::LimitedBy::Generator
+            && t.offered_pps >= 0.9 * rate
+            && t.loss_percent <= spec.loss_percent
+            && !retried.contains(&(rate as u64))
+            && (trials.len() as u32 + 1) < spec.max_trials
+        {
+            retried.push(rate as u64);
+            trials.push(t);
+            continue;
+        }
+        if !t.passed && t.duration_s > 0.0 {
+            let delivered = t.sent.saturating_sub(t.lost) as f64 / t.duration_s;
+            hint = Some(0.98 * delivered.min(t.offered_pps));
+        }
+        let passed = t.passed;
+        trials.push(t);
+        if passed {
+            passes.push((rate, full));
+            // A full-length pass at the top of a narrow bracket ends the search.
+            if full && fail_min.is_none_or(|h| narrow(rate, h)) {
+                done = true;
+            }
+        } else {
+            fail_min = Some(fail_min.map_or(rate, |f| f.min(rate)));
+            if rate <= spec.low_pps {
+                floor_failed = true;
+            }
+            if full {
+                full_only = true;
+            }
+        }
+    }
+    let confirmed = pass_below(&passes, fail_min, true);
+    Ok(Search {
+        best: confirmed.or_else(|| pass_below(&passes, fail_min, false)),
+        confirmed: confirmed.is_some(),
+        trials,
+    })
+}
+
+/// The DUT program's frame counters in a `dut status` entry: frames seen, and
+/// frames sent back (XDP_TX, or a user-space DUT's answers).
+fn dut_counts(status: &Value) -> ledger::DutCounts {
+    let c = |k: &str| status["counters"][k].as_u64().unwrap_or(0);
+    ledger::DutCounts {
+        packets: c("packets"),
+        tx: c("tx"),
+    }
 }
 
 /// A busy neighbour tenant: a flood into a checksum program.
@@ -537,6 +805,7 @@ impl<'a> PointRun<'a> {
             dst_tenant: tenants.then_some(series.dst_tenant),
             neighbour: None,
             queues,
+            ndr: plan.ndr.clone(),
         };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
@@ -651,13 +920,34 @@ impl<'a> PointRun<'a> {
     }
 
     fn gen_cmd(&self, duration: Duration, rx: bool) -> Result<Command> {
+        self.gen_cmd_at(self.rate(), duration, rx)
+    }
+
+    fn gen_cmd_at(
+        &self,
+        rate: Option<crate::experiment::Rate>,
+        duration: Duration,
+        rx: bool,
+    ) -> Result<Command> {
+        let b = self.gen_args(rate, duration, rx)?;
+        let mut c = Command::new(tools::locate("gen")?);
+        c.args(b.argv());
+        Ok(c)
+    }
+
+    fn gen_args(
+        &self,
+        rate: Option<crate::experiment::Rate>,
+        duration: Duration,
+        rx: bool,
+    ) -> Result<records::args::Gen> {
         self.lab()?;
         let mut b = records::args::Gen {
             netns: Some(self.gen_port.0.clone()),
             iface: self.gen_port.1.to_owned(),
             profile: self.series.profile.clone(),
             engine: Some(self.series.engine),
-            rate: self.rate(),
+            rate,
             duration: Some(duration),
             queues: Some(self.queues),
             no_rx: !rx,
@@ -672,23 +962,328 @@ impl<'a> PointRun<'a> {
             b.dst_ip = Some(d.parse().with_context(|| format!("dst_ip `{d}`"))?);
             b.dst_mac = Some(crate::DUT_MAC);
         }
-        let mut c = Command::new(tools::locate("gen")?);
-        c.args(b.argv());
-        Ok(c)
+        Ok(b)
     }
 
-    fn measure(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn measure(&self, rep: u32) -> Result<Measured> {
         match self.series.measure {
             Measure::DutRate => self.dut_rate(rep),
             Measure::AnswerRate => self.answer_rate(rep),
             Measure::ResponseTime => self.response_time(rep),
-            Measure::UpdateRate => self.update_rate(rep),
+            Measure::UpdateRate => Ok(Measured {
+                values: self.update_rate(rep)?,
+                ledger: None,
+                trials: Vec::new(),
+            }),
+            Measure::Ndr => self.ndr(),
         }
     }
 
+    /// The DUT program answers what it gets (an answer chain to account for).
+    fn answers(&self) -> bool {
+        matches!(
+            self.series.program.as_deref(),
+            Some("dns-ping" | "dns-cache")
+        )
+    }
+
+    /// One NDR trial: gen paced at `rate` for `duration`, then the ledger.
+    fn trial(
+        &self,
+        rate: f64,
+        duration: Duration,
+        spec: &NdrSpec,
+        kind: &'static str,
+    ) -> Result<Trial> {
+        let lab = self.lab()?.to_owned();
+        let before = self.counters()?;
+        let ts = match spec.p99_us {
+            Some(_) => start_tstamp(&lab, &[])?,
+            None => None,
+        };
+        // A trial is a number of frames at a rate (RFC 2544): gen catches up on a
+        // late start instead of cutting the run short at a deadline.
+        let frames = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
+        let mut b = self.gen_args(
+            Some(crate::experiment::Rate::Pps(rate)),
+            duration,
+            self.answers(),
+        )?;
+        b.duration = None;
+        b.count = Some(frames);
+        let mut cmd = Command::new(tools::locate("gen")?);
+        cmd.args(b.argv());
+        let out = tools::run(cmd);
+        let ts_final: Option<TstampFinal> = match ts {
+            None => None,
+            Some(t) => {
+                thread::sleep(Duration::from_millis(300));
+                Some(t.stop(Duration::from_secs(5))?.final_as("tstamp final")?)
+            }
+        };
+        let out = out?;
+        out.check()?;
+        let g: GenFinal = out.final_as("gen final")?;
+        let account = self.account(&before, Some(&g), ts_final.as_ref().map(|f| f.frames))?;
+        let (sent, lost) = account.ledger.end_to_end();
+        let loss_percent = if sent > 0 {
+            100.0 * lost as f64 / sent as f64
+        } else {
+            100.0
+        };
+        let p99_us = ts_final
+            .as_ref()
+            .and_then(|f| f.rtt_ns.p99)
+            .map(|p| p as f64 / 1e3);
+        let offered_ok = g.tx_pps >= ledger::OFFERED_MIN_RATIO * rate;
+        let loss_ok = loss_percent <= spec.loss_percent;
+        let p99_ok = match (spec.p99_us, p99_us) {
+            (None, _) => true,
+            (Some(b), Some(p)) => p <= b,
+            (Some(_), None) => false,
+        };
+        let passed = offered_ok && loss_ok && p99_ok && sent > 0;
+        let (mut limited_by, mut reason) = (account.limited_by, account.reason.clone());
+        if !passed && offered_ok {
+            if !loss_ok && matches!(limited_by, ledger::LimitedBy::None) {
+                // Under the ledger's tolerance, over the search's.
+                if let Some((st, n)) = account.ledger.first_any_loss() {
+                    limited_by = ledger::limited_by_place(st.place);
+                    reason = format!("{n} lost at {}", st.name);
+                }
+            } else if loss_ok && !p99_ok {
+                limited_by = ledger::LimitedBy::Dut;
+                reason = match p99_us {
+                    Some(p) => format!(
+                        "p99 response time {p:.1} us over the {:.1} us bound",
+                        spec.p99_us.unwrap_or(0.0)
+                    ),
+                    None => "no response time measured".into(),
+                };
+            }
+        }
+        Ok(Trial {
+            kind,
+            rate,
+            duration_s: g.duration_s,
+            offered_pps: g.tx_pps,
+            sent,
+            lost,
+            loss_percent,
+            p99_us,
+            passed,
+            limited_by,
+            reason,
+            account,
+        })
+    }
+
+    /// The no-drop (partial-drop) rate of this point ([`ndr_search`] over real
+    /// trials).
+    fn ndr(&self) -> Result<Measured> {
+        let spec = self
+            .ndr
+            .clone()
+            .context("measure = \"ndr\" without an [ndr] table")?;
+        let Search {
+            best,
+            confirmed,
+            trials,
+        } = ndr_search(&spec, |rate, confirm| {
+            if tools::stop_requested() {
+                bail!("interrupted");
+            }
+            let (d, kind) = if confirm {
+                (self.duration, "confirm")
+            } else {
+                (spec.trial, "search")
+            };
+            let t = self.trial(rate, d, &spec, kind)?;
+            eprintln!(
+                "  {kind} {:.0} packets/s: offered {:.0}, lost {:.4} %{} -> {}",
+                rate,
+                t.offered_pps,
+                t.loss_percent,
+                t.p99_us
+                    .map(|p| format!(", p99 {p:.1} us"))
+                    .unwrap_or_default(),
+                if t.passed {
+                    "pass".to_owned()
+                } else {
+                    format!("fail ({}: {})", t.limited_by, t.reason)
+                }
+            );
+            Ok(t)
+        })?;
+        // What bounded the search from above: the lowest failed trial's limit.
+        let bounding = trials
+            .iter()
+            .filter(|t| !t.passed && best.is_none_or(|b| t.rate > b))
+            .min_by(|a, b| a.rate.total_cmp(&b.rate));
+        let (limited_by, reason) = match (bounding, best) {
+            (None, _) => (
+                ledger::LimitedBy::None,
+                format!(
+                    "every trial passed up to the top of the search ({:.0} packets/s): the rate is at least that",
+                    spec.high_pps
+                ),
+            ),
+            (Some(t), Some(_)) => (
+                t.limited_by,
+                format!("above it, at {:.0} packets/s: {}", t.rate, t.reason),
+            ),
+            (Some(t), None) => (
+                t.limited_by,
+                format!("even {:.0} packets/s failed: {}", t.rate, t.reason),
+            ),
+        };
+        let last = trials.last().context("the NDR search ran no trial")?;
+        let mut values = vec![
+            (spec.metric(), best.unwrap_or(0.0)),
+            ("ndr_trials", trials.len() as f64),
+            ("ndr_confirmed", if confirmed { 1.0 } else { 0.0 }),
+        ];
+        if let Some(p) = trials
+            .iter()
+            .rev()
+            .find(|t| t.passed)
+            .and_then(|t| t.p99_us)
+        {
+            values.push(("rtt_p99_us", p));
+        }
+        let account = Account {
+            ledger: last.account.ledger.clone(),
+            limited_by,
+            reason: if confirmed {
+                reason
+            } else {
+                format!("not confirmed by a full-length trial; {reason}")
+            },
+        };
+        Ok(Measured {
+            values,
+            ledger: Some(account),
+            trials,
+        })
+    }
+
+    /// Every interface counter of the lab and the DUT program's counters, read
+    /// before and after a measurement for its ledger.
+    fn counters(&self) -> Result<(ledger::Snapshot, Option<ledger::DutCounts>)> {
+        let bed = self.bed.as_ref().ok_or_else(|| anyhow!("no lab"))?;
+        let snap = ledger::Snapshot::take(&bed.namespaces())?;
+        let dut = if self.series.program.is_some() {
+            Some(dut_counts(&dut_status(&self.port)?))
+        } else {
+            None
+        };
+        Ok((snap, dut))
+    }
+
+    /// The path the measured traffic takes through this point's lab.
+    fn path(&self) -> Result<ledger::Path> {
+        use ledger::{Hop, Place, Port};
+        let lab = self.lab()?;
+        let (g, s, d, m) = (
+            crate::gen_netns(lab),
+            crate::sw_netns(lab),
+            crate::dut_netns(lab),
+            crate::mon_netns(lab),
+        );
+        let hop = |a: &str, ai: &str, b: &str, bi: &str, place| Hop {
+            from: Port::new(a, ai),
+            to: Port::new(b, bi),
+            place,
+        };
+        let gen_if = self.gen_port.1;
+        let topology = self.bed.as_ref().map(Testbed::topology);
+        Ok(match topology {
+            Some(Topology::Direct) => ledger::Path {
+                request: vec![hop(&g, gen_if, &d, crate::DUT_IFACE, Place::Dut)],
+                answer: vec![hop(&d, crate::DUT_IFACE, &g, gen_if, Place::Generator)],
+                mirror: None,
+            },
+            Some(Topology::Tenants) if gen_if == crate::GEN1_IFACE => ledger::Path {
+                request: vec![hop(&g, gen_if, &d, crate::DUT1_IFACE, Place::Dut)],
+                answer: vec![],
+                mirror: None,
+            },
+            _ => {
+                let mut request = vec![
+                    hop(&g, gen_if, &s, crate::SW_GEN_IFACE, Place::Path),
+                    hop(&s, crate::SW_DUT_IFACE, &d, crate::DUT_IFACE, Place::Dut),
+                ];
+                let mut answer = vec![
+                    hop(&d, crate::DUT_IFACE, &s, crate::SW_DUT_IFACE, Place::Path),
+                    hop(&s, crate::SW_GEN_IFACE, &g, gen_if, Place::Generator),
+                ];
+                if let Some(t) = self.dst_tenant {
+                    // Through the host's bridge to the tenant's virtual NIC.
+                    let tn = crate::tenant_netns(lab, t);
+                    let vif = crate::tenant_vif(t);
+                    request.push(hop(&d, &vif, &tn, crate::TENANT_IFACE, Place::Dut));
+                    answer.clear();
+                }
+                let mirror = Some((
+                    vec![
+                        Port::new(&s, crate::SW_GEN_IFACE),
+                        Port::new(&s, crate::SW_DUT_IFACE),
+                    ],
+                    hop(
+                        &s,
+                        crate::SW_MON_IFACE,
+                        &m,
+                        crate::MON_IFACE,
+                        Place::Monitor,
+                    ),
+                ));
+                ledger::Path {
+                    request,
+                    answer,
+                    mirror,
+                }
+            }
+        })
+    }
+
+    /// The ledger of a measurement from the counters before and after it, and
+    /// what limited it.
+    fn account(
+        &self,
+        before: &(ledger::Snapshot, Option<ledger::DutCounts>),
+        generator: Option<&GenFinal>,
+        captured: Option<u64>,
+    ) -> Result<Account> {
+        // Frames in flight arrive and the counters settle.
+        thread::sleep(Duration::from_millis(300));
+        let after = self.counters()?;
+        let dut = after.1.zip(before.1).map(|(a, b)| ledger::DutCounts {
+            packets: a.packets.saturating_sub(b.packets),
+            tx: a.tx.saturating_sub(b.tx),
+        });
+        let path = self.path()?;
+        let l = ledger::build(
+            &path,
+            &after.0.since(&before.0),
+            &ledger::Tools {
+                generator,
+                dut,
+                captured,
+                answers: self.answers(),
+            },
+        );
+        let (by, why) = ledger::classify(&l, generator);
+        Ok(Account {
+            ledger: l,
+            limited_by: by,
+            reason: why,
+        })
+    }
+
     /// DUT counters over a window of `duration` inside the source's run.
-    fn dut_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn dut_rate(&self, rep: u32) -> Result<Measured> {
         self.lab()?;
+        let before = self.counters()?;
         // The source is stopped once the window is over: a long margin
         // costs nothing and covers a slow start on a loaded machine.
         let margin = Duration::from_secs(60);
@@ -808,14 +1403,23 @@ impl<'a> PointRun<'a> {
             v.push(("cpu_tenant_ns_per_packet", tenant));
             v.push(("cpu_host_ns_per_packet", host));
         }
-        if self.series.source == Source::Gen {
+        let f: Option<GenFinal> = if self.series.source == Source::Gen {
             let f: GenFinal = out.final_as("gen final")?;
             push_offered(&f, &mut v);
-        }
-        Ok(v)
+            Some(f)
+        } else {
+            None
+        };
+        let account = self.account(&before, f.as_ref(), None)?;
+        Ok(Measured {
+            values: v,
+            ledger: Some(account),
+            trials: Vec::new(),
+        })
     }
 
-    fn answer_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn answer_rate(&self, rep: u32) -> Result<Measured> {
+        let before = self.counters()?;
         match self.series.source {
             Source::Gen => {
                 let out = tools::run(self.gen_cmd(self.duration, true)?)?;
@@ -824,7 +1428,12 @@ impl<'a> PointRun<'a> {
                 let f: GenFinal = out.final_as("gen final")?;
                 let mut v = vec![("answered_pps", f.rx_pps)];
                 push_offered(&f, &mut v);
-                Ok(v)
+                let account = self.account(&before, Some(&f), None)?;
+                Ok(Measured {
+                    values: v,
+                    ledger: Some(account),
+                    trials: Vec::new(),
+                })
             }
             Source::Dnsperf => {
                 let lab = self.lab()?.to_owned();
@@ -862,13 +1471,18 @@ impl<'a> PointRun<'a> {
                 let qps = parse_dnsperf(&out.stdout()).with_context(|| {
                     format!("`{}` printed no 'Queries per second'", out.command)
                 })?;
-                Ok(vec![("answered_pps", qps)])
+                let account = self.account(&before, None, None)?;
+                Ok(Measured {
+                    values: vec![("answered_pps", qps)],
+                    ledger: Some(account),
+                    trials: Vec::new(),
+                })
             }
             Source::Trafgen => bail!("trafgen cannot drive answer-rate"),
         }
     }
 
-    fn response_time(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn response_time(&self, rep: u32) -> Result<Measured> {
         let lab = self.lab()?.to_owned();
         // A busy neighbour: flood its checksum program for the whole
         // measurement, starting once its DUT sees traffic.
@@ -896,6 +1510,7 @@ impl<'a> PointRun<'a> {
             }
         };
         let base = self.rep_file(rep, "tstamp");
+        let before = self.counters()?;
         let mut ts = start_tstamp(&lab, &[("--hdrh", base.with_extension("hdr"))])?;
         let gen_out = tools::run(self.gen_cmd(self.duration, true)?);
         // Late answers still count.
@@ -936,7 +1551,12 @@ impl<'a> PointRun<'a> {
         }
         let g: GenFinal = gen_out.final_as("gen final")?;
         v.push(("answered_pps", g.rx_pps));
-        Ok(v)
+        let account = self.account(&before, Some(&g), Some(f.frames))?;
+        Ok(Measured {
+            values: v,
+            ledger: Some(account),
+            trials: Vec::new(),
+        })
     }
 
     fn update_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
@@ -1257,6 +1877,122 @@ mod tests {
         assert_eq!(q.lines().count(), 1296);
         assert!(q.lines().all(|l| l.ends_with(" A")));
         assert!(dnsperf_queries("min-single-flow").is_err());
+    }
+
+    /// A synthetic DUT that loses frames above `capacity` and a generator that
+    /// reaches `gen_max`: a trial as the search sees it.
+    fn synthetic(rate: f64, confirm: bool, capacity: f64, gen_max: f64) -> Trial {
+        let offered = rate.min(gen_max);
+        let gen_short = offered < ledger::OFFERED_MIN_RATIO * rate;
+        let lost = if offered > capacity {
+            ((offered - capacity) * 1.0) as u64
+        } else {
+            0
+        };
+        let by = if gen_short {
+            ledger::LimitedBy::Generator
+        } else if lost > 0 {
+            ledger::LimitedBy::Dut
+        } else {
+            ledger::LimitedBy::None
+        };
+        Trial {
+            kind: if confirm { "confirm" } else { "search" },
+            rate,
+            duration_s: 1.0,
+            offered_pps: offered,
+            sent: offered as u64,
+            lost,
+            loss_percent: 100.0 * lost as f64 / offered,
+            p99_us: None,
+            passed: !gen_short && lost == 0,
+            limited_by: by,
+            reason: String::new(),
+            account: Account {
+                ledger: ledger::Ledger::default(),
+                limited_by: by,
+                reason: String::new(),
+            },
+        }
+    }
+
+    fn spec() -> NdrSpec {
+        NdrSpec {
+            low_pps: 10_000.0,
+            high_pps: 10_000_000.0,
+            precision: 0.01,
+            loss_percent: 0.0,
+            p99_us: None,
+            trial: Duration::from_secs(1),
+            max_trials: 20,
+        }
+    }
+
+    #[test]
+    fn ndr_search_converges_on_the_dut_capacity_and_confirms_it() {
+        for capacity in [37_000.0, 1_234_567.0, 4_000_000.0] {
+            let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, capacity, 50e6))).unwrap();
+            let best = s.best.unwrap();
+            assert!(s.confirmed, "{capacity}");
+            assert!(
+                best <= capacity && best >= capacity * 0.99,
+                "{capacity}: {best}"
+            );
+            assert!(s.trials.len() <= 20);
+            assert_eq!(s.trials.last().unwrap().kind, "confirm");
+        }
+    }
+
+    #[test]
+    fn ndr_search_reports_the_generator_when_it_is_the_limit() {
+        // The DUT could take 9 M, gen reaches 2 M: the search ends below gen's
+        // ceiling, every failure above it the generator's.
+        let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, 9e6, 2e6))).unwrap();
+        let best = s.best.unwrap();
+        assert!(best <= 2e6 && best > 1.9e6, "{best}");
+        assert!(
+            s.trials
+                .iter()
+                .filter(|t| !t.passed)
+                .all(|t| t.limited_by == ledger::LimitedBy::Generator)
+        );
+    }
+
+    #[test]
+    fn ndr_search_handles_nothing_passing_the_top_passing_and_a_failed_confirmation() {
+        // Even the floor fails: no rate, not confirmed.
+        let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, 5_000.0, 50e6))).unwrap();
+        assert_eq!(s.best, None);
+        assert!(!s.confirmed);
+        // The top passes: confirmed at the top.
+        let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, 20e6, 50e6))).unwrap();
+        assert_eq!(s.best, Some(10e6));
+        assert!(s.confirmed);
+        assert_eq!(s.trials.len(), 2);
+        // Full-length trials lose above 1 M, short ones only above 3 M: the first
+        // confirmation fails and the search goes on below it to confirm <= 1 M.
+        let s = ndr_search(&spec(), |r, c| {
+            Ok(synthetic(r, c, if c { 1e6 } else { 3e6 }, 50e6))
+        })
+        .unwrap();
+        let seen: Vec<_> = s
+            .trials
+            .iter()
+            .map(|t| (t.kind, t.rate as u64, t.passed))
+            .collect();
+        assert!(s.confirmed, "{seen:?}");
+        let best = s.best.unwrap();
+        assert!(best <= 1e6 && best > 0.95e6, "{best}: {seen:?}");
+        assert!(s.trials.iter().filter(|t| t.kind == "confirm").count() >= 2);
+        // The cap holds.
+        let capped = NdrSpec {
+            max_trials: 4,
+            ..spec()
+        };
+        let s = ndr_search(&capped, |r, c| Ok(synthetic(r, c, 1_234_567.0, 50e6))).unwrap();
+        assert_eq!(s.trials.len(), 4);
+        assert!(!s.confirmed);
+        assert!(s.best.is_some_and(|b| b <= 1_234_567.0));
     }
 
     #[test]

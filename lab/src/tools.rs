@@ -42,6 +42,16 @@ pub const WORKSPACE_TOOLS: &[&str] = &["gen", "dut", "tstamp", "sink"];
 static STOP: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static CTRLC: Once = Once::new();
+static COMMANDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Every command line started through [`Child::spawn`] since the last call, in
+/// order (for run.json).
+pub fn take_commands() -> Vec<String> {
+    COMMANDS
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
+}
 
 /// Whether Ctrl-C (or SIGTERM) was received.
 pub fn stop_requested() -> bool {
@@ -236,6 +246,9 @@ impl Child {
     pub fn spawn(mut cmd: Command) -> Result<Child> {
         use std::os::unix::process::CommandExt;
         let command = display(&cmd);
+        if let Ok(mut v) = COMMANDS.lock() {
+            v.push(command.clone());
+        }
         // Own process group: a tool that signals its group (trafgen does on
         // exit) does not hit us, and a terminal's Ctrl-C reaches the tools
         // only through our handler, in order.
