@@ -146,7 +146,7 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if let Some(a) = o.dst_ip {
         profile.ip_dst = a;
     }
-    profile.eth_src = net::iface_mac(&o.iface)?;
+    profile.eth_src = af_xdp::iface::mac(&o.iface)?;
     profile.eth_dst = match o.dst_mac {
         Some(m) => m,
         None => net::resolve_dst_mac(&o.iface, profile.ip_dst)?,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 use profiles::wire::udp4;
 use profiles::{Profile, Template, TemplateOptions};
 
@@ -23,7 +23,7 @@ const GENEROUS: Duration = Duration::from_secs(30);
 
 fn up(prefix: &str) -> Testbed {
     Testbed::up(&UpOptions {
-        name: lab::unique_name(prefix),
+        name: testbed::unique_name(prefix),
         topology: Topology::Direct,
         queues: 1,
     })
@@ -62,7 +62,7 @@ fn final_of(out: &Output) -> serde_json::Value {
     finals[0].clone()
 }
 
-fn rx_packets(host: &lab::Host) -> u64 {
+fn rx_packets(host: &testbed::Host) -> u64 {
     let out = Command::new("ip")
         .args([
             "-n",
@@ -84,7 +84,7 @@ fn rx_packets(host: &lab::Host) -> u64 {
 
 /// `host`'s RX counter less `before`, once it reached `want` or stopped at less for
 /// `GENEROUS` (frames gen completed may still be in the receiver's NAPI backlog).
-fn rx_since(host: &lab::Host, before: u64, want: u64) -> u64 {
+fn rx_since(host: &testbed::Host, before: u64, want: u64) -> u64 {
     let deadline = Instant::now() + GENEROUS;
     loop {
         let got = rx_packets(host) - before;
@@ -95,7 +95,7 @@ fn rx_since(host: &lab::Host, before: u64, want: u64) -> u64 {
     }
 }
 
-fn prog_name(host: &lab::Host) -> Option<String> {
+fn prog_name(host: &testbed::Host) -> Option<String> {
     let iface = host.iface.clone();
     host.run_in(move || {
         xdplayer::attached_prog(&iface)
@@ -113,7 +113,7 @@ struct Capture {
 }
 
 impl Capture {
-    fn start(host: &lab::Host) -> Capture {
+    fn start(host: &testbed::Host) -> Capture {
         let frames = Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (f2, s2, ns, iface) = (
@@ -124,7 +124,7 @@ impl Capture {
         );
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
-            lab::run_in_netns(&ns, move || {
+            testbed::run_in_netns(&ns, move || {
                 let idx = xdplayer::ifindex(&iface).expect("ifindex");
                 let proto = (libc::ETH_P_ALL as u16).to_be();
                 // SAFETY: plain socket call; owned below.
@@ -421,7 +421,7 @@ fn profiles_now_ns() -> u64 {
 #[test]
 fn two_queues_number_frames_over_the_whole_run() {
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("g2q"),
+        name: testbed::unique_name("g2q"),
         topology: Topology::Direct,
         queues: 2,
     })
@@ -473,7 +473,7 @@ fn two_queues_number_frames_over_the_whole_run() {
 /// a while answers late but loses nothing; after `stop` it still answers what is
 /// queued.
 fn nxdomain_responder(
-    host: &lab::Host,
+    host: &testbed::Host,
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
@@ -799,7 +799,7 @@ fn dut_bin() -> std::path::PathBuf {
 }
 
 /// A driver statistic of `host`'s port (`ethtool -S`), read in its namespace.
-fn ethtool_stat(host: &lab::Host, name: &str) -> u64 {
+fn ethtool_stat(host: &testbed::Host, name: &str) -> u64 {
     let iface = host.iface.clone();
     let stats = host
         .run_in(move || xgen::ifstats::ethtool_stats(&iface).expect("ethtool stats"))
@@ -823,7 +823,7 @@ fn ethtool_stat(host: &lab::Host, name: &str) -> u64 {
 fn install_dut(bed: &Testbed, program: &str, profile: &str) {
     let d = bed.dut();
     if program == "reflect" {
-        lab::xdp::attach_reflect(&d.netns, &d.iface).expect("attach reflect");
+        testbed::xdp::attach_reflect(&d.netns, &d.iface).expect("attach reflect");
         return;
     }
     let mut args = vec![
@@ -852,7 +852,7 @@ fn install_dut(bed: &Testbed, program: &str, profile: &str) {
 fn remove_dut(bed: &Testbed, program: &str) {
     let d = bed.dut();
     if program == "reflect" {
-        lab::xdp::attach_pass(&d.netns, &d.iface).expect("placeholder back");
+        testbed::xdp::attach_pass(&d.netns, &d.iface).expect("placeholder back");
         return;
     }
     let out = Command::new(dut_bin())
@@ -970,7 +970,7 @@ fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
 
 /// `name` (per-queue driver statistic) of `host` less `before`, once it reached
 /// `want` or stopped changing for GENEROUS.
-fn rx_settled(host: &lab::Host, name: &str, before: u64, want: u64) -> u64 {
+fn rx_settled(host: &testbed::Host, name: &str, before: u64, want: u64) -> u64 {
     let deadline = Instant::now() + GENEROUS;
     loop {
         let got = ethtool_stat(host, name) - before;
@@ -1040,7 +1040,7 @@ fn frames_stay_the_templates_while_the_dut_rewrites_them() {
     // Switched lab: the monitor sees gen's requests as they crossed the switch,
     // while dns-cache on dut0 answers each one in place (XDP_TX on our page).
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("gc"),
+        name: testbed::unique_name("gc"),
         topology: Topology::Switched,
         queues: 1,
     })
@@ -1102,7 +1102,7 @@ fn a_count_the_interface_does_not_confirm_is_flagged() {
     let stop = Arc::new(AtomicBool::new(false));
     let (s2, ns) = (stop.clone(), g.netns.clone());
     let noise = std::thread::spawn(move || {
-        lab::run_in_netns(&ns, move || {
+        testbed::run_in_netns(&ns, move || {
             let s = UdpSocket::bind("198.18.0.1:0").expect("bind");
             let mut n = 0u64;
             while !s2.load(Ordering::Relaxed) {
@@ -1255,7 +1255,7 @@ fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
 #[test]
 fn two_queues_against_an_answering_dut_add_up_exactly() {
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("g2"),
+        name: testbed::unique_name("g2"),
         topology: Topology::Direct,
         queues: 2,
     })

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{DEFAULT_NAME, Topology};
+use testbed::{DEFAULT_NAME, Topology};
 
 /// Virtual testbed of network namespaces and veth pairs: generator, switch
 /// with a mirror port, DUT and monitor.

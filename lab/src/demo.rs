@@ -21,7 +21,7 @@ use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
 use crate::tools::{self, num};
-use crate::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab demo`.
 #[derive(Debug, Clone)]
@@ -67,11 +67,11 @@ pub struct DemoResult {
 
 /// Runs the demo.
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
-    let gen_bin = tools::locate("gen")?;
-    tools::locate("dut")?;
-    tools::locate("tstamp")?;
-    let duration =
-        profiles::units::parse_duration(&opts.duration).map_err(|e| anyhow!("--duration: {e}"))?;
+    let gen_bin = testbed::binaries::locate("gen")?;
+    testbed::binaries::locate("dut")?;
+    testbed::binaries::locate("tstamp")?;
+    let duration = profiles::units::parse_duration(&opts.duration)
+        .map_err(|e| anyhow!("--duration: {e}"))?;
     let rate = profiles::units::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
     profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
     tools::install_ctrlc()?;
@@ -120,8 +120,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         opts.rate, opts.duration
     );
     let b = records::args::Gen {
-        netns: Some(crate::gen_netns(&lab)),
-        iface: crate::GEN_IFACE.to_owned(),
+        netns: Some(testbed::gen_netns(&lab)),
+        iface: testbed::GEN_IFACE.to_owned(),
         profile: opts.profile.clone(),
         rate: Some(rate),
         duration: Some(duration),

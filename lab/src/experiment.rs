@@ -800,7 +800,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
         };
         let queues = match s.queues.as_ref().or(d.queues.as_ref()) {
             None => 1,
-            Some(q) => cx.int::<u32>(q, "queues", 1, i64::from(crate::MAX_QUEUES))?,
+            Some(q) => cx.int::<u32>(q, "queues", 1, i64::from(testbed::MAX_QUEUES))?,
         };
         let checksums = match s.checksums.as_ref().or(d.checksums.as_ref()) {
             None => None,
@@ -861,7 +861,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 None => Ok(None),
                 Some(t) => {
                     tenants_only(key, t.span())?;
-                    Ok(Some(cx.int::<u8>(t, key, 1, i64::from(crate::TENANTS))?))
+                    Ok(Some(cx.int::<u8>(t, key, 1, i64::from(testbed::TENANTS))?))
                 }
             }
         };
@@ -908,7 +908,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
         // On the host, a tenant's program is guarded to the tenant's address.
         let only_dst = match (topology, at_, only_dst) {
             (Topo::Tenants, At::Host, None) if program.is_some() => {
-                Some(format!("{}/32", crate::tenant_ip(tenant)))
+                Some(format!("{}/32", testbed::tenant_ip(tenant)))
             }
             (_, _, o) => o,
         };
@@ -1205,10 +1205,10 @@ fn check_values(
         }
         let integer = v.fract() == 0.0;
         match p {
-            Param::Queues if !integer || *v < 1.0 || *v > f64::from(crate::MAX_QUEUES) => {
+            Param::Queues if !integer || *v < 1.0 || *v > f64::from(testbed::MAX_QUEUES) => {
                 return bad(format!(
                     "{v} queues is impossible (whole numbers 1 to {})",
-                    crate::MAX_QUEUES
+                    testbed::MAX_QUEUES
                 ));
             }
             Param::Checksums | Param::NeighbourChecksums if !integer || *v > 100_000.0 => {

@@ -315,7 +315,7 @@ pub type IfCounters = xdplayer::iface::DevStats;
 
 /// The counters of every interface of namespace `netns`.
 pub fn read_netns(netns: &str) -> Result<BTreeMap<String, IfCounters>> {
-    crate::host::run_in_netns(netns, xdplayer::iface::all_dev_stats)?
+    testbed::run_in_netns(netns, xdplayer::iface::all_dev_stats)?
         .with_context(|| format!("reading /proc/net/dev in namespace {netns}"))
 }
 

@@ -162,16 +162,18 @@ pub fn tools() -> BTreeMap<String, String> {
         let v = if *t == "lab" {
             Ok((buildinfo::VERSION.to_owned(), std::env::current_exe().ok()))
         } else {
-            crate::tools::locate(t).and_then(|p| {
-                let out = Command::new(&p)
-                    .arg("--version")
-                    .output()
-                    .with_context(|| format!("{} --version", p.display()))?;
-                Ok((
-                    String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-                    Some(p),
-                ))
-            })
+            testbed::binaries::locate(t)
+                .map_err(anyhow::Error::from)
+                .and_then(|p| {
+                    let out = Command::new(&p)
+                        .arg("--version")
+                        .output()
+                        .with_context(|| format!("{} --version", p.display()))?;
+                    Ok((
+                        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+                        Some(p),
+                    ))
+                })
         };
         let line = match v {
             Ok((v, p)) => format!(

@@ -33,7 +33,7 @@ use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
 use crate::tools::{self, Child, num};
-use crate::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab run`.
 #[derive(Debug, Clone)]
@@ -285,7 +285,7 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
     }
     let mut missing = Vec::new();
     for t in need {
-        if let Err(e) = tools::locate(t) {
+        if let Err(e) = testbed::binaries::locate(t) {
             missing.push(format!("{e}"));
         }
     }
@@ -717,22 +717,22 @@ impl DutPort {
     /// dut0 in lab `lab`'s DUT namespace.
     pub fn of_lab(lab: &str) -> DutPort {
         DutPort {
-            netns: crate::dut_netns(lab),
-            iface: crate::DUT_IFACE.to_owned(),
+            netns: testbed::dut_netns(lab),
+            iface: testbed::DUT_IFACE.to_owned(),
         }
     }
     /// The host's second port dut1 (tenants lab).
     pub fn second(lab: &str) -> DutPort {
         DutPort {
-            netns: crate::dut_netns(lab),
-            iface: crate::DUT1_IFACE.to_owned(),
+            netns: testbed::dut_netns(lab),
+            iface: testbed::DUT1_IFACE.to_owned(),
         }
     }
     /// Tenant `i`'s ten0 inside its namespace (tenants lab).
     pub fn tenant(lab: &str, i: u8) -> DutPort {
         DutPort {
-            netns: crate::tenant_netns(lab, i),
-            iface: crate::TENANT_IFACE.to_owned(),
+            netns: testbed::tenant_netns(lab, i),
+            iface: testbed::TENANT_IFACE.to_owned(),
         }
     }
 }
@@ -740,8 +740,8 @@ impl DutPort {
 /// gen arguments that address tenant `t` (its IPv4 and MAC address).
 /// gen's destination for tenant `t` (its address and MAC: the bridge forwards by MAC).
 fn tenant_dst(b: &mut records::args::Gen, t: u8) {
-    b.dst_ip = Some(crate::tenant_ip(t));
-    b.dst_mac = Some(crate::tenant_mac(t));
+    b.dst_ip = Some(testbed::tenant_ip(t));
+    b.dst_mac = Some(testbed::tenant_mac(t));
 }
 
 impl std::fmt::Display for DutPort {
@@ -774,7 +774,7 @@ impl<'a> PointRun<'a> {
         } else {
             series.queues
         };
-        let lab = crate::unique_name("run");
+        let lab = testbed::unique_name("run");
         let tenants = exp.topology == Topo::Tenants;
         // In the tenants lab, rates are measured on the host's second port
         // (no switch, no mirror); answers come back by the switched port.
@@ -785,11 +785,11 @@ impl<'a> PointRun<'a> {
             _ => DutPort::of_lab(&lab),
         };
         let gen_port = (
-            crate::gen_netns(&lab),
+            testbed::gen_netns(&lab),
             if second {
-                crate::GEN1_IFACE
+                testbed::GEN1_IFACE
             } else {
-                crate::GEN_IFACE
+                testbed::GEN_IFACE
             },
         );
         let mut pr = PointRun {
@@ -850,22 +850,22 @@ impl<'a> PointRun<'a> {
                     At::Tenant => (DutPort::tenant(&lab, 2), None),
                     At::Host => (
                         DutPort::second(&lab),
-                        Some(format!("{}/32", crate::tenant_ip(2))),
+                        Some(format!("{}/32", testbed::tenant_ip(2))),
                     ),
                 };
-                let gen_port = (crate::gen_netns(&lab), crate::GEN1_IFACE);
+                let gen_port = (testbed::gen_netns(&lab), testbed::GEN1_IFACE);
                 (None, port, only_dst, gen_port, Some(2))
             } else {
                 // A stand-in: its own generator and DUT port on the same
                 // machine, its program in its own driver.
                 let nb = Testbed::up(&UpOptions {
-                    name: crate::unique_name("nb"),
+                    name: testbed::unique_name("nb"),
                     topology: Topology::Direct,
                     queues: 1,
                 })
                 .context("neighbour lab up")?;
                 let port = DutPort::of_lab(nb.name());
-                let gen_port = (crate::gen_netns(nb.name()), crate::GEN_IFACE);
+                let gen_port = (testbed::gen_netns(nb.name()), testbed::GEN_IFACE);
                 (Some(nb), port, None, gen_port, None)
             };
             let opts = InstallOptions {
@@ -930,7 +930,7 @@ impl<'a> PointRun<'a> {
         rx: bool,
     ) -> Result<Command> {
         let b = self.gen_args(rate, duration, rx)?;
-        let mut c = Command::new(tools::locate("gen")?);
+        let mut c = Command::new(testbed::binaries::locate("gen")?);
         c.args(b.argv());
         Ok(c)
     }
@@ -960,7 +960,7 @@ impl<'a> PointRun<'a> {
             // Another address on the DUT's link: gen would find no neighbour
             // entry for it, so the frame still goes to the DUT's MAC.
             b.dst_ip = Some(d.parse().with_context(|| format!("dst_ip `{d}`"))?);
-            b.dst_mac = Some(crate::DUT_MAC);
+            b.dst_mac = Some(testbed::DUT_MAC);
         }
         Ok(b)
     }
@@ -1011,7 +1011,7 @@ impl<'a> PointRun<'a> {
         )?;
         b.duration = None;
         b.count = Some(frames);
-        let mut cmd = Command::new(tools::locate("gen")?);
+        let mut cmd = Command::new(testbed::binaries::locate("gen")?);
         cmd.args(b.argv());
         let out = tools::run(cmd);
         let ts_final: Option<TstampFinal> = match ts {
@@ -1185,10 +1185,10 @@ impl<'a> PointRun<'a> {
         use ledger::{Hop, Place, Port};
         let lab = self.lab()?;
         let (g, s, d, m) = (
-            crate::gen_netns(lab),
-            crate::sw_netns(lab),
-            crate::dut_netns(lab),
-            crate::mon_netns(lab),
+            testbed::gen_netns(lab),
+            testbed::sw_netns(lab),
+            testbed::dut_netns(lab),
+            testbed::mon_netns(lab),
         );
         let hop = |a: &str, ai: &str, b: &str, bi: &str, place| Hop {
             from: Port::new(a, ai),
@@ -1199,41 +1199,53 @@ impl<'a> PointRun<'a> {
         let topology = self.bed.as_ref().map(Testbed::topology);
         Ok(match topology {
             Some(Topology::Direct) => ledger::Path {
-                request: vec![hop(&g, gen_if, &d, crate::DUT_IFACE, Place::Dut)],
-                answer: vec![hop(&d, crate::DUT_IFACE, &g, gen_if, Place::Generator)],
+                request: vec![hop(&g, gen_if, &d, testbed::DUT_IFACE, Place::Dut)],
+                answer: vec![hop(&d, testbed::DUT_IFACE, &g, gen_if, Place::Generator)],
                 mirror: None,
             },
-            Some(Topology::Tenants) if gen_if == crate::GEN1_IFACE => ledger::Path {
-                request: vec![hop(&g, gen_if, &d, crate::DUT1_IFACE, Place::Dut)],
+            Some(Topology::Tenants) if gen_if == testbed::GEN1_IFACE => ledger::Path {
+                request: vec![hop(&g, gen_if, &d, testbed::DUT1_IFACE, Place::Dut)],
                 answer: vec![],
                 mirror: None,
             },
             _ => {
                 let mut request = vec![
-                    hop(&g, gen_if, &s, crate::SW_GEN_IFACE, Place::Path),
-                    hop(&s, crate::SW_DUT_IFACE, &d, crate::DUT_IFACE, Place::Dut),
+                    hop(&g, gen_if, &s, testbed::SW_GEN_IFACE, Place::Path),
+                    hop(
+                        &s,
+                        testbed::SW_DUT_IFACE,
+                        &d,
+                        testbed::DUT_IFACE,
+                        Place::Dut,
+                    ),
                 ];
                 let mut answer = vec![
-                    hop(&d, crate::DUT_IFACE, &s, crate::SW_DUT_IFACE, Place::Path),
-                    hop(&s, crate::SW_GEN_IFACE, &g, gen_if, Place::Generator),
+                    hop(
+                        &d,
+                        testbed::DUT_IFACE,
+                        &s,
+                        testbed::SW_DUT_IFACE,
+                        Place::Path,
+                    ),
+                    hop(&s, testbed::SW_GEN_IFACE, &g, gen_if, Place::Generator),
                 ];
                 if let Some(t) = self.dst_tenant {
                     // Through the host's bridge to the tenant's virtual NIC.
-                    let tn = crate::tenant_netns(lab, t);
-                    let vif = crate::tenant_vif(t);
-                    request.push(hop(&d, &vif, &tn, crate::TENANT_IFACE, Place::Dut));
+                    let tn = testbed::tenant_netns(lab, t);
+                    let vif = testbed::tenant_vif(t);
+                    request.push(hop(&d, &vif, &tn, testbed::TENANT_IFACE, Place::Dut));
                     answer.clear();
                 }
                 let mirror = Some((
                     vec![
-                        Port::new(&s, crate::SW_GEN_IFACE),
-                        Port::new(&s, crate::SW_DUT_IFACE),
+                        Port::new(&s, testbed::SW_GEN_IFACE),
+                        Port::new(&s, testbed::SW_DUT_IFACE),
                     ],
                     hop(
                         &s,
-                        crate::SW_MON_IFACE,
+                        testbed::SW_MON_IFACE,
                         &m,
-                        crate::MON_IFACE,
+                        testbed::MON_IFACE,
                         Place::Monitor,
                     ),
                 ));
@@ -1445,10 +1457,10 @@ impl<'a> PointRun<'a> {
                 c.args([
                     "netns",
                     "exec",
-                    &crate::gen_netns(&lab),
+                    &testbed::gen_netns(&lab),
                     "dnsperf",
                     "-s",
-                    &crate::DUT_IP.to_string(),
+                    &testbed::DUT_IP.to_string(),
                     "-d",
                 ]);
                 c.arg(&qf).args([
@@ -1502,7 +1514,7 @@ impl<'a> PointRun<'a> {
                 if let Some(t) = nb.tenant {
                     tenant_dst(&mut b, t);
                 }
-                let mut c = Command::new(tools::locate("gen")?);
+                let mut c = Command::new(testbed::binaries::locate("gen")?);
                 c.args(b.argv());
                 let child = Child::spawn(c)?;
                 wait_for_traffic(&nb.port)?;
@@ -1565,7 +1577,7 @@ impl<'a> PointRun<'a> {
         } else {
             "256".to_owned()
         };
-        let mut c = Command::new(tools::locate("dut")?);
+        let mut c = Command::new(testbed::binaries::locate("dut")?);
         c.args([
             "update-bench",
             "--profile",
@@ -1660,7 +1672,7 @@ pub struct InstallOptions<'a> {
 /// `dut --netns NETNS install ... --iface IFACE`. For `userspace`, the DUT
 /// runs in the foreground: the returned child must live while measuring.
 pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Option<Child>> {
-    let mut c = Command::new(tools::locate("dut")?);
+    let mut c = Command::new(testbed::binaries::locate("dut")?);
     c.args([
         "--netns",
         &port.netns,
@@ -1734,7 +1746,7 @@ pub fn dut_status_window(port: &DutPort, window: Duration) -> Result<Value> {
 }
 
 fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Value> {
-    let mut c = Command::new(tools::locate("dut")?);
+    let mut c = Command::new(testbed::binaries::locate("dut")?);
     c.args([
         "--netns",
         &port.netns,
@@ -1764,8 +1776,8 @@ fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Value> {
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
 pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
     let mut b = records::args::Tstamp {
-        netns: Some(crate::mon_netns(lab)),
-        iface: crate::MON_IFACE.to_owned(),
+        netns: Some(testbed::mon_netns(lab)),
+        iface: testbed::MON_IFACE.to_owned(),
         json: true,
         ..records::args::Tstamp::default()
     };
@@ -1777,7 +1789,7 @@ pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child
             other => bail!("internal: tstamp output flag {other}"),
         }
     }
-    let mut c = Command::new(tools::locate("tstamp")?);
+    let mut c = Command::new(testbed::binaries::locate("tstamp")?);
     c.args(b.argv());
     let mut child = Child::spawn(c)?;
     child.wait_for_type("ready", Duration::from_secs(60))?;

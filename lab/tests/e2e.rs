@@ -204,7 +204,7 @@ fn quick_run(name: &str) -> Out {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // lab run names its labs run<pid in hex>-<n> (lab::unique_name); other
+    // lab run names its labs run<pid in hex>-<n> (testbed::unique_name); other
     // crates' tests may build and remove labs meanwhile, so only ours count.
     let prefix = format!("run{:x}-", child.id());
     let res = child.wait_with_output().unwrap();
@@ -574,9 +574,9 @@ fn a_rerun_with_the_same_out_resumes() {
 fn demo_runs_end_to_end_and_leaves_nothing_behind() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let name = lab::unique_name("demo");
+    let name = testbed::unique_name("demo");
     let out = tmpdir("demo");
-    assert!(lab::existing_namespaces(&name).is_empty());
+    assert!(testbed::existing_namespaces(&name).is_empty());
     let t = Instant::now();
     let res = Command::new(lab_bin())
         .args(["demo", "--name", &name, "--out"])
@@ -597,7 +597,7 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
         t.elapsed()
     );
     assert_eq!(
-        lab::existing_namespaces(&name),
+        testbed::existing_namespaces(&name),
         Vec::<String>::new(),
         "demo left namespaces behind"
     );
@@ -631,8 +631,8 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
 fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let name = lab::unique_name("demx");
-    let bed = lab::Testbed::up(&lab::UpOptions {
+    let name = testbed::unique_name("demx");
+    let bed = testbed::Testbed::up(&testbed::UpOptions {
         name: name.clone(),
         ..Default::default()
     })
@@ -646,7 +646,7 @@ fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
     assert_eq!(res.status.code(), Some(1));
     assert!(stderr.contains("already exists"), "{stderr}");
     assert_eq!(
-        lab::existing_namespaces(&name).len(),
+        testbed::existing_namespaces(&name).len(),
         4,
         "the existing lab is untouched"
     );
@@ -657,7 +657,7 @@ fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
 fn ctrl_c_during_the_demo_tears_the_lab_down() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let name = lab::unique_name("demc");
+    let name = testbed::unique_name("demc");
     let out = tmpdir("demc");
     let mut child = Command::new(lab_bin())
         .args(["demo", "--name", &name, "--duration", "20s", "--out"])
@@ -666,7 +666,7 @@ fn ctrl_c_during_the_demo_tears_the_lab_down() {
         .unwrap();
     // Wait until traffic runs (gen.json is written at the end; tstamp is up once the DUT is).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while lab::existing_namespaces(&name).len() < 4 && Instant::now() < deadline {
+    while testbed::existing_namespaces(&name).len() < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(4));
@@ -690,7 +690,7 @@ fn ctrl_c_during_the_demo_tears_the_lab_down() {
     };
     assert!(!status.success(), "an interrupted demo exits non-zero");
     assert!(
-        lab::existing_namespaces(&name).is_empty(),
+        testbed::existing_namespaces(&name).is_empty(),
         "lab {name} left behind: {:?}",
         ours(&netns(), &name)
     );

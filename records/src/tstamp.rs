@@ -99,6 +99,16 @@ pub struct Interval {
     pub rcodes: BTreeMap<String, u64>,
 }
 
+/// An interface's receive counters over a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCounters {
+    /// Frames the interface received.
+    pub rx_packets: u64,
+    /// Frames it dropped on receive.
+    pub rx_dropped: u64,
+}
+
 /// The final record (totals).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +145,9 @@ pub struct Final {
     pub evicted: u64,
     /// Frames the capture dropped.
     pub capture_drops: u64,
+    /// The capture port's own counters over the capture (`/proc/net/dev`), to set
+    /// against `frames` and `capture_drops`; null when reading a file.
+    pub port: Option<PortCounters>,
     /// Responses timestamped before their request.
     pub negative_rtt: u64,
     /// Frames skipped, by reason.

@@ -152,6 +152,12 @@ fn text_final(f: &FinalRecord) -> String {
         f.capture_drops,
         text_summary(&f.rtt_ns)
     );
+    if let Some(p) = &f.port {
+        s.push_str(&format!(
+            "port: {} frames received, {} dropped by the interface (the capture read {}, dropped {})\n",
+            p.rx_packets, p.rx_dropped, f.frames, f.capture_drops
+        ));
+    }
     if !f.rcodes.is_empty() {
         let rc: Vec<String> = f.rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         s.push_str(&format!("rcodes: {}\n", rc.join(", ")));
@@ -267,6 +273,7 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         }
     };
 
+    let mut port_delta: Option<xdplayer::iface::DevStats> = None;
     let (clock, source, end_ns, truncated) = match live.as_mut() {
         Some(cap) => {
             let clock = cap.clock().as_str();
@@ -294,6 +301,10 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
                 );
             }
             let t0 = Instant::now();
+            let port0 = args
+                .iface
+                .as_deref()
+                .and_then(|i| xdplayer::iface::dev_stats(i).ok());
             let mut last: Option<(u64, Instant)> = None;
             loop {
                 if stop.is_set() || args.duration.is_some_and(|d| t0.elapsed() >= d) {
@@ -317,6 +328,12 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
             }
             let d = cap.drops();
             session.set_capture_drops(d.kernel + d.ring);
+            port_delta = port0.zip(
+                args.iface
+                    .as_deref()
+                    .and_then(|i| xdplayer::iface::dev_stats(i).ok()),
+            )
+            .map(|(a, b)| b.since(a));
             let end = match (clock, last) {
                 ("sw", _) | (_, None) => realtime_ns(),
                 (_, Some((ts, at))) => ts + at.elapsed().as_nanos() as u64,
@@ -358,7 +375,11 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
             )
         }
     };
-    let fin = session.finish(&clock, &source, end_ns, truncated, &mut emit);
+    let mut fin = session.finish(&clock, &source, end_ns, truncated, &mut emit);
+    fin.port = port_delta.map(|d| records::tstamp::PortCounters {
+        rx_packets: d.rx_packets,
+        rx_dropped: d.rx_dropped,
+    });
     drop(log);
     if let Some(e) = write_err {
         bail!("writing the HDR log: {e}");

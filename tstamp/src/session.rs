@@ -270,6 +270,7 @@ impl Session {
             duplicates: c.duplicates,
             evicted: c.evicted,
             capture_drops: self.capture_drops,
+            port: None,
             negative_rtt: c.negative_rtt,
             skipped: Skipped {
                 malformed: c.malformed,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, UpOptions, unique_name};
+use testbed::{Testbed, UpOptions, unique_name};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tstamp")
@@ -190,6 +190,12 @@ fn dns_on_the_mirror_port(backend: &str) {
         assert_eq!(fin[k], 0, "{k}: {fin}");
     }
     assert_eq!(fin["rcodes"]["NXDOMAIN"], n);
+    // The port's own counters over the capture are reported beside tstamp's. (For
+    // this socket traffic, mirrored by tc, veth's rx_packets on mon0 reads fewer
+    // frames than the capture got: seen 150 of 800; for gen's traffic the two
+    // agree exactly. So only presence and a count are asserted here.)
+    let port_rx = fin["port"]["rx_packets"].as_u64().expect("port.rx_packets");
+    assert!(port_rx > 0, "{fin}");
     let min = fin["rtt_ns"]["min"].as_u64().expect("min");
     let max = fin["rtt_ns"]["max"].as_u64().expect("max");
     // Plausible: below the matching timeout (10 s), so not a unit or clock mix-up.

@@ -1,5 +1,9 @@
 //! Interface lookup in the calling thread's network namespace (so after `--netns`,
-//! or inside a thread that entered another namespace, names resolve there).
+//! or inside a thread that entered another namespace, names resolve there): index,
+//! MAC address (`SIOCGIFHWADDR`, through the one ifreq path of [`crate::ethtool`]),
+//! and the index of an interface in a named namespace.
+
+use std::os::fd::AsFd;
 
 use crate::error::{Error, Result, io_err};
 
@@ -8,6 +12,33 @@ pub fn ifindex(iface: &str) -> Result<u32> {
     nix::net::if_::if_nametoindex(iface).map_err(|_| Error::NoSuchInterface {
         iface: iface.into(),
     })
+}
+
+/// Index of `iface` in namespace `netns` (as [`crate::netns::enter`] names it),
+/// looked up from a thread that entered it; the caller's thread stays where it is.
+pub fn ifindex_in(netns: &str, iface: &str) -> Result<u32> {
+    crate::netns::run_in_named(netns, || ifindex(iface))?
+}
+
+/// MAC address of `iface` in the calling thread's namespace (`SIOCGIFHWADDR`).
+pub fn mac(iface: &str) -> Result<[u8; 6]> {
+    let what = || format!("reading the MAC address of {iface}");
+    let mut ifr = crate::ethtool::ifreq_named(iface).ok_or_else(|| {
+        io_err(
+            format!("interface name `{iface}` too long"),
+            std::io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        )
+    })?;
+    let fd = crate::ethtool::ioctl_socket().map_err(|e| io_err("socket for SIOCGIFHWADDR", e))?;
+    crate::ethtool::ioctl_ifreq(fd.as_fd(), libc::SIOCGIFHWADDR as libc::c_ulong, &mut ifr)
+        .map_err(|e| io_err(what(), e))?;
+    // SAFETY: SIOCGIFHWADDR succeeded, so the kernel filled ifru_hwaddr.
+    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
+    let mut m = [0u8; 6];
+    for (o, b) in m.iter_mut().zip(sa.sa_data.iter()) {
+        *o = *b as u8;
+    }
+    Ok(m)
 }
 
 /// Every interface of the calling thread's namespace, as (index, name).
@@ -121,5 +152,23 @@ mod tests {
                 .iter()
                 .any(|(_, n)| n == "lo")
         );
+    }
+
+    #[test]
+    fn loopback_has_the_all_zero_mac_and_nonsense_has_none() {
+        assert_eq!(super::mac("lo").expect("mac of lo"), [0; 6]);
+        let e = super::mac("no-such-if0").expect_err("no such interface");
+        assert!(e.to_string().contains("no-such-if0"), "{e}");
+        assert!(super::mac(&"x".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn lookup_in_a_named_namespace() {
+        // The calling thread's own namespace, named by path.
+        assert_eq!(
+            super::ifindex_in("/proc/self/ns/net", "lo").expect("lo"),
+            super::ifindex("lo").expect("lo")
+        );
+        assert!(super::ifindex_in("no-such-ns-xyz", "lo").is_err());
     }
 }
