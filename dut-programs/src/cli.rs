@@ -254,7 +254,12 @@ fn install(a: &InstallArgs) -> Result<()> {
         }
         (None, _) => 1,
     };
-    let tenant = a.only_dst.as_deref().map(skel::parse_cidr).transpose()?;
+    let tenant = a
+        .only_dst
+        .as_deref()
+        .map(profiles::units::parse_cidr)
+        .transpose()
+        .map_err(|e| anyhow!("--only-dst: {e}"))?;
     let entries = match (&a.profile, program) {
         (Some(p), Program::DnsCache) => {
             let prof = profiles::Profile::load(p).with_context(|| format!("load profile '{p}'"))?;
@@ -630,7 +635,7 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
                     checksums: st["config"]["checksums"].as_u64().unwrap_or(0) as u32,
                     tenant: st["config"]["only_dst"]
                         .as_str()
-                        .and_then(|c| skel::parse_cidr(c).ok()),
+                        .and_then(|c| profiles::units::parse_cidr(c).ok()),
                 });
                 mode_s = "userspace";
                 info.run_time_ns = st["run_time_ns"].as_u64().unwrap_or(0);

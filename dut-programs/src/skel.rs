@@ -150,27 +150,11 @@ impl Program {
 /// Install-time configuration (`struct dut_config`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Only process IPv4 frames to this prefix (`--only-dst`).
+    /// Only process IPv4 frames to this prefix (`--only-dst`, read by
+    /// `profiles::units::parse_cidr`).
     pub tenant: Option<(Ipv4Addr, u8)>,
     /// Checksum rounds per frame.
     pub checksums: u32,
-}
-
-/// Parses `A.B.C.D/LEN` (or a bare address, /32).
-pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8)> {
-    let bad = || {
-        Error::Invalid(format!(
-            "'{s}' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"
-        ))
-    };
-    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
-    let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
-    let len: u8 = l.parse().map_err(|_| bad())?;
-    if len > 32 {
-        return Err(bad());
-    }
-    let mask = mask_of(len);
-    Ok((Ipv4Addr::from(u32::from(addr) & mask), len))
 }
 
 fn mask_of(len: u8) -> u32 {
@@ -328,11 +312,8 @@ mod tests {
 
     #[test]
     fn cidr_and_rodata_round_trip() {
-        let (a, l) = parse_cidr("198.18.0.77/24").expect("cidr");
+        let (a, l) = profiles::units::parse_cidr("198.18.0.77/24").expect("cidr");
         assert_eq!((a, l), (Ipv4Addr::new(198, 18, 0, 0), 24));
-        assert_eq!(parse_cidr("10.0.0.1").expect("bare").1, 32);
-        assert!(parse_cidr("10.0.0.1/33").is_err());
-        assert!(parse_cidr("nope/8").is_err());
         let c = Config {
             tenant: Some((a, l)),
             checksums: 7,

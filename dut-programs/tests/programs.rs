@@ -292,7 +292,7 @@ fn malformed_input_is_passed_and_counted_never_answered() {
 #[test]
 fn tenant_guard_passes_other_destinations() {
     let cfg = Config {
-        tenant: Some(dut_programs::skel::parse_cidr("198.18.0.0/24").expect("cidr")),
+        tenant: Some(profiles::units::parse_cidr("198.18.0.0/24").expect("cidr")),
         checksums: 0,
     };
     let l = loaded(Program::DnsPing, cfg, 0);

@@ -81,10 +81,10 @@ pub struct Args {
     #[arg(long, value_parser = units::parse_mac)]
     pub dst_mac: Option<[u8; 6]>,
     /// Source IPv4 address.
-    #[arg(long)]
+    #[arg(long, value_parser = units::parse_ipv4)]
     pub src_ip: Option<Ipv4Addr>,
     /// Destination IPv4 address.
-    #[arg(long)]
+    #[arg(long, value_parser = units::parse_ipv4)]
     pub dst_ip: Option<Ipv4Addr>,
     /// Reporting interval.
     #[arg(long, value_parser = units::parse_duration, default_value = "1s")]

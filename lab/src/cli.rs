@@ -63,10 +63,10 @@ pub enum Cmd {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
         /// Offered rate (queries/s: 50k, 1.5M, ...).
-        #[arg(long, default_value = "50k")]
+        #[arg(long, default_value = "50k", value_parser = as_written(profiles::units::parse_rate))]
         rate: String,
         /// Traffic duration (5s, 500ms, 2m).
-        #[arg(long, default_value = "5s")]
+        #[arg(long, default_value = "5s", value_parser = as_written(profiles::units::parse_duration))]
         duration: String,
         /// Workload profile (DNS).
         #[arg(long, default_value = "dns-small")]
@@ -99,4 +99,43 @@ pub enum Cmd {
         /// The second (B).
         b: PathBuf,
     },
+}
+
+/// A value parser that checks an argument with one of `profiles::units`' parsers (the
+/// tools' own, so `lab` refuses what they would refuse, with their message) and keeps
+/// it as written, to be passed on to them.
+fn as_written<T: 'static>(
+    parse: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static {
+    move |s| parse(s).map(|_| s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_takes_the_tools_units_and_refuses_what_they_refuse() {
+        let cli = Cli::try_parse_from(["lab", "demo", "--rate", "5Gbit", "--duration", "500ms"])
+            .expect("valid units");
+        match cli.command {
+            Cmd::Demo { rate, duration, .. } => {
+                assert_eq!((rate.as_str(), duration.as_str()), ("5Gbit", "500ms"));
+            }
+            _ => panic!("not demo"),
+        }
+        let e = Cli::try_parse_from(["lab", "demo", "--rate", "5Gb"])
+            .map(|_| ())
+            .expect_err("bad unit")
+            .to_string();
+        assert!(e.contains("rate `5Gb`: unknown unit `Gb`"), "{e}");
+        let e = Cli::try_parse_from(["lab", "demo", "--duration", "0s"])
+            .map(|_| ())
+            .expect_err("zero")
+            .to_string();
+        assert!(
+            e.contains("invalid duration \"0s\": must be greater than 0"),
+            "{e}"
+        );
+    }
 }

@@ -70,9 +70,9 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let gen_bin = testbed::binaries::locate("gen")?;
     testbed::binaries::locate("dut")?;
     testbed::binaries::locate("tstamp")?;
-    let duration = crate::experiment::parse_duration(&opts.duration)
+    let duration = profiles::units::parse_duration(&opts.duration)
         .map_err(|e| anyhow!("--duration: {e}"))?;
-    let rate = crate::experiment::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
+    let rate = profiles::units::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
     profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
     tools::install_ctrlc()?;
     crate::registry::reap_and_report("lab demo");

@@ -7,16 +7,18 @@
 //! before anything starts: unknown keys are refused (`deny_unknown_fields`),
 //! values are checked against each other (a checksum sweep needs the checksum
 //! program, a response time needs the switched lab's mirror port, ...), and
-//! every error is one line `FILE:LINE: KEY: what is wrong` taken from the TOML
-//! spans, like the profile reader's.
+//! every error is one line `FILE:LINE: KEY: what is wrong`: the file is read by
+//! `profiles::toml_lines`, the profiles' reader, and its rates, durations,
+//! addresses and prefixes by `profiles::units`, the tools' command-line parsers.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use profiles::toml_lines::{Invalid, Spanned, TomlFile};
+use profiles::units::{parse_cidr, parse_ipv4};
 use serde::Deserialize;
-use toml::Spanned;
 
 /// Directory of the shipped experiments, relative to the workspace root.
 pub const EXPERIMENTS_DIR: &str = "profiles/experiments";
@@ -73,18 +75,9 @@ pub const MODES: &[&str] = &["native", "generic", "offload", "userspace"];
 /// An experiment file that cannot be used: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExperimentError {
-    /// A key with a bad value, or a syntax error.
-    #[error("{origin}:{line}: {key}: {msg}")]
-    Invalid {
-        /// File (or shipped name).
-        origin: String,
-        /// 1-based line.
-        line: usize,
-        /// The key at fault (`syntax` for a TOML syntax error).
-        key: String,
-        /// What is wrong.
-        msg: String,
-    },
+    /// A key with a bad value, or a syntax error: `FILE:LINE: KEY: what is wrong`.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// Neither a shipped name nor a readable file.
     #[error(
         "unknown experiment '{name}': not a shipped experiment ({shipped}) nor a readable file"
@@ -423,24 +416,9 @@ impl Experiment {
 
     /// Parses and checks an experiment; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Experiment, ExperimentError> {
-        let cx = Ctx { text, origin };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| cx.line(s)).unwrap_or(1);
-            let msg = e.message().to_string();
-            let key = msg
-                .split('`')
-                .nth(1)
-                .filter(|_| msg.starts_with("unknown field") || msg.starts_with("missing field"))
-                .unwrap_or("syntax")
-                .to_string();
-            ExperimentError::Invalid {
-                origin: origin.into(),
-                line,
-                key,
-                msg,
-            }
-        })?;
-        resolve(&cx, raw)
+        let cx = TomlFile::new(text, origin);
+        let raw: RawFile = cx.parse()?;
+        Ok(resolve(&cx, raw)?)
     }
 
     /// The settings for a full run or a `--quick` one.
@@ -491,11 +469,12 @@ pub fn source_dir() -> PathBuf {
         .join(EXPERIMENTS_DIR)
 }
 
-pub use profiles::units::parse_duration;
-
 /// Rates as every tool reads them (`50k`, `1.5M` packets/s; `5Gbit` bits/s on the
-/// wire): the one parser in `profiles::units`, so a file says nothing gen would refuse.
-pub use profiles::units::{Rate, parse_rate};
+/// wire); durations likewise (`30s`, `500ms`, `2m`): the one parser set in
+/// `profiles::units`, so a file says nothing gen would refuse and refuses nothing gen
+/// takes.
+pub use profiles::units::Rate;
+use profiles::units::{parse_duration, parse_rate};
 
 // ------------------------------------------------------------------------------------
 // Raw file: values with spans.
@@ -561,14 +540,14 @@ struct RawSettings {
 struct RawQuick {
     duration: Option<Spanned<String>>,
     repetitions: Option<Spanned<i64>>,
-    values: Option<Spanned<Vec<f64>>>,
+    values: Option<Spanned<Vec<toml::Value>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSweep {
     parameter: Spanned<String>,
-    values: Spanned<Vec<f64>>,
+    values: Spanned<Vec<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -601,64 +580,6 @@ struct RawRatio {
     denominator: Spanned<String>,
 }
 
-struct Ctx<'a> {
-    text: &'a str,
-    origin: &'a str,
-}
-
-impl Ctx<'_> {
-    fn line(&self, span: Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
-    }
-    fn err<T>(
-        &self,
-        span: Range<usize>,
-        key: &str,
-        msg: impl Into<String>,
-    ) -> Result<T, ExperimentError> {
-        Err(ExperimentError::Invalid {
-            origin: self.origin.into(),
-            line: self.line(span),
-            key: key.into(),
-            msg: msg.into(),
-        })
-    }
-}
-
-fn one_of<T>(
-    cx: &Ctx<'_>,
-    v: &Spanned<String>,
-    key: &str,
-    parse: impl Fn(&str) -> Option<T>,
-    allowed: &str,
-) -> Result<T, ExperimentError> {
-    parse(v.get_ref()).map_or_else(
-        || {
-            cx.err(
-                v.span(),
-                key,
-                format!("unknown value '{}' (one of {allowed})", v.get_ref()),
-            )
-        },
-        Ok,
-    )
-}
-
-fn int_in(
-    cx: &Ctx<'_>,
-    v: &Spanned<i64>,
-    key: &str,
-    lo: i64,
-    hi: i64,
-) -> Result<u32, ExperimentError> {
-    let x = *v.get_ref();
-    if x < lo || x > hi {
-        return cx.err(v.span(), key, format!("{x} is out of range ({lo} to {hi})"));
-    }
-    u32::try_from(x).or_else(|_| cx.err(v.span(), key, format!("{x} is out of range")))
-}
-
 /// Series settings after laying a series over the file's defaults.
 fn pick<'a>(
     s: &'a Option<Spanned<String>>,
@@ -667,7 +588,7 @@ fn pick<'a>(
     s.as_ref().or(d.as_ref())
 }
 
-fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
+fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
     let name = raw.name.get_ref().trim().to_owned();
     if name.is_empty()
         || !name
@@ -682,8 +603,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     }
     let topology = match &raw.topology {
         None => Topo::Direct,
-        Some(t) => one_of(
-            cx,
+        Some(t) => cx.one_of(
             t,
             "topology",
             |s| match s {
@@ -695,22 +615,19 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             "direct, switched, tenants",
         )?,
     };
-    let duration = parse_duration(raw.duration.get_ref())
-        .or_else(|m| cx.err(raw.duration.span(), "duration", m))?;
-    let repetitions = int_in(cx, &raw.repetitions, "repetitions", 1, 1000)?;
+    let duration = cx.value(&raw.duration, "duration", parse_duration)?;
+    let repetitions = cx.int::<u32>(&raw.repetitions, "repetitions", 1, 1000)?;
 
     let (parameter, values) = match &raw.sweep {
         None => (Param::None, vec![0.0]),
         Some(sw) => {
-            let p = one_of(
-                cx,
+            let p = cx.one_of(
                 &sw.parameter,
                 "sweep.parameter",
                 Param::parse,
                 "queues, checksums, rate, batch, neighbour_checksums, none",
             )?;
-            let vals = sw.values.get_ref().clone();
-            check_values(cx, p, &vals, sw.values.span(), "sweep.values")?;
+            let vals = sweep_values(cx, p, &sw.values, "sweep.values")?;
             (p, vals)
         }
     };
@@ -721,11 +638,10 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     );
     if let Some(q) = &raw.quick {
         if let Some(d) = &q.duration {
-            quick_duration =
-                parse_duration(d.get_ref()).or_else(|m| cx.err(d.span(), "quick.duration", m))?;
+            quick_duration = cx.value(d, "quick.duration", parse_duration)?;
         }
         if let Some(r) = &q.repetitions {
-            quick_repetitions = int_in(cx, r, "quick.repetitions", 1, 1000)?;
+            quick_repetitions = cx.int::<u32>(r, "quick.repetitions", 1, 1000)?;
         }
         if let Some(v) = &q.values {
             if parameter == Param::None {
@@ -735,8 +651,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                     "the experiment sweeps nothing ([sweep] is missing)",
                 );
             }
-            check_values(cx, parameter, v.get_ref(), v.span(), "quick.values")?;
-            quick_values = v.get_ref().clone();
+            quick_values = sweep_values(cx, parameter, v, "quick.values")?;
         }
     }
 
@@ -778,8 +693,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             );
         }
         let measure = match pick(&s.measure, &d.measure) {
-            Some(m) => one_of(
-                cx,
+            Some(m) => cx.one_of(
                 m,
                 "measure",
                 Measure::parse,
@@ -794,7 +708,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             }
         };
         let source = match pick(&s.source, &d.source) {
-            Some(m) => one_of(cx, m, "source", Source::parse, "gen, trafgen, dnsperf")?,
+            Some(m) => cx.one_of(m, "source", Source::parse, "gen, trafgen, dnsperf")?,
             None => Source::Gen,
         };
         let engine_key = pick(&s.engine, &d.engine);
@@ -807,7 +721,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                         "gen's engine: only for source = \"gen\"",
                     );
                 }
-                one_of(cx, e, "engine", |s| s.parse().ok(), "afxdp, xdp-live")?
+                cx.one_of(e, "engine", |s| s.parse().ok(), "afxdp, xdp-live")?
             }
             None => Engine::Afxdp,
         };
@@ -882,11 +796,11 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let rate = match pick(&s.rate, &d.rate) {
             None => None,
             Some(r) if r.get_ref() == "max" => None,
-            Some(r) => Some(parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "rate", m))?),
+            Some(r) => Some(cx.value(r, "rate", parse_rate)?),
         };
         let queues = match s.queues.as_ref().or(d.queues.as_ref()) {
             None => 1,
-            Some(q) => int_in(cx, q, "queues", 1, i64::from(testbed::MAX_QUEUES))?,
+            Some(q) => cx.int::<u32>(q, "queues", 1, i64::from(testbed::MAX_QUEUES))?,
         };
         let checksums = match s.checksums.as_ref().or(d.checksums.as_ref()) {
             None => None,
@@ -898,28 +812,19 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                         "only the checksum program takes checksums",
                     );
                 }
-                Some(int_in(cx, c, "checksums", 0, 100_000)?)
+                Some(cx.int::<u32>(c, "checksums", 0, 100_000)?)
             }
         };
         let only_dst = pick(&s.only_dst, &d.only_dst)
             .map(|v| {
-                check_cidr(v.get_ref())
+                cx.value(v, "only_dst", parse_cidr)
                     .map(|_| v.get_ref().clone())
-                    .or_else(|m| cx.err(v.span(), "only_dst", m))
             })
             .transpose()?;
         let dst_ip = pick(&s.dst_ip, &d.dst_ip)
             .map(|v| {
-                v.get_ref()
-                    .parse::<std::net::Ipv4Addr>()
+                cx.value(v, "dst_ip", parse_ipv4)
                     .map(|_| v.get_ref().clone())
-                    .or_else(|_| {
-                        cx.err(
-                            v.span(),
-                            "dst_ip",
-                            format!("'{}' is not an IPv4 address", v.get_ref()),
-                        )
-                    })
             })
             .transpose()?;
 
@@ -929,7 +834,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 if measure != Measure::ResponseTime {
                     return cx.err(n.span(), "neighbour_checksums", "a busy neighbour is measured by its effect on response times: needs measure = \"response-time\"");
                 }
-                Some(int_in(cx, n, "neighbour_checksums", 0, 100_000)?)
+                Some(cx.int::<u32>(n, "neighbour_checksums", 0, 100_000)?)
             }
         };
         if parameter == Param::NeighbourChecksums && measure != Measure::ResponseTime {
@@ -940,7 +845,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
             );
         }
         // Tenants: where the program runs, whose it is, where traffic goes.
-        let tenants_only = |key: &str, span: Range<usize>| -> Result<(), ExperimentError> {
+        let tenants_only = |key: &str, span: Range<usize>| -> Result<(), Invalid> {
             if topology == Topo::Tenants {
                 Ok(())
             } else {
@@ -951,24 +856,21 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 )
             }
         };
-        let tenant_no =
-            |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u8>, ExperimentError> {
-                match v {
-                    None => Ok(None),
-                    Some(t) => {
-                        tenants_only(key, t.span())?;
-                        Ok(Some(
-                            int_in(cx, t, key, 1, i64::from(testbed::TENANTS))? as u8
-                        ))
-                    }
+        let tenant_no = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u8>, Invalid> {
+            match v {
+                None => Ok(None),
+                Some(t) => {
+                    tenants_only(key, t.span())?;
+                    Ok(Some(cx.int::<u8>(t, key, 1, i64::from(testbed::TENANTS))?))
                 }
-            };
-        let where_ = |v: &Option<Spanned<String>>, key: &str| -> Result<At, ExperimentError> {
+            }
+        };
+        let where_ = |v: &Option<Spanned<String>>, key: &str| -> Result<At, Invalid> {
             match v {
                 None => Ok(At::Host),
                 Some(a) => {
                     tenants_only(key, a.span())?;
-                    one_of(cx, a, key, At::parse, "host, tenant")
+                    cx.one_of(a, key, At::parse, "host, tenant")
                 }
             }
         };
@@ -978,9 +880,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let neighbour_at = where_(&s.neighbour_at, "neighbour_at")?;
         let neighbour_rate = match &s.neighbour_rate {
             None => None,
-            Some(r) => {
-                Some(parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?)
-            }
+            Some(r) => Some(cx.value(r, "neighbour_rate", parse_rate)?),
         };
         let busy_neighbour =
             neighbour_checksums.is_some() || parameter == Param::NeighbourChecksums;
@@ -1204,9 +1104,9 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
     })
 }
 
-fn ndr_spec(cx: &Ctx<'_>, n: &RawNdr) -> Result<NdrSpec, ExperimentError> {
-    let pps = |v: &Spanned<String>, key: &str| -> Result<f64, ExperimentError> {
-        match parse_rate(v.get_ref()).or_else(|m| cx.err(v.span(), key, m))? {
+fn ndr_spec(cx: &TomlFile<'_>, n: &RawNdr) -> Result<NdrSpec, Invalid> {
+    let pps = |v: &Spanned<String>, key: &str| -> Result<f64, Invalid> {
+        match cx.value(v, key, parse_rate)? {
             Rate::Pps(p) if p > 0.0 => Ok(p),
             _ => cx.err(v.span(), key, "a packet rate above 0 (e.g. 10k, 2.5M)"),
         }
@@ -1233,11 +1133,11 @@ fn ndr_spec(cx: &Ctx<'_>, n: &RawNdr) -> Result<NdrSpec, ExperimentError> {
     };
     let trial = match &n.trial {
         None => Duration::from_secs(1),
-        Some(t) => parse_duration(t.get_ref()).or_else(|m| cx.err(t.span(), "ndr.trial", m))?,
+        Some(t) => cx.value(t, "ndr.trial", parse_duration)?,
     };
     let max_trials = match &n.max_trials {
         None => 20,
-        Some(m) => int_in(cx, m, "ndr.max_trials", 2, 200)?,
+        Some(m) => cx.int::<u32>(m, "ndr.max_trials", 2, 200)?,
     };
     Ok(NdrSpec {
         low_pps,
@@ -1250,13 +1150,48 @@ fn ndr_spec(cx: &Ctx<'_>, n: &RawNdr) -> Result<NdrSpec, ExperimentError> {
     })
 }
 
+/// Sweep values: numbers, and for a rate sweep also rates as gen takes them in
+/// packets/s (`50k`, `1.5M`); then checked for the parameter.
+fn sweep_values(
+    cx: &TomlFile<'_>,
+    p: Param,
+    vals: &Spanned<Vec<toml::Value>>,
+    key: &str,
+) -> Result<Vec<f64>, Invalid> {
+    let bad = |m: String| cx.err(vals.span(), key, m);
+    let mut out = Vec::with_capacity(vals.get_ref().len());
+    for v in vals.get_ref() {
+        out.push(match v {
+            toml::Value::Integer(i) => *i as f64,
+            toml::Value::Float(f) => *f,
+            toml::Value::String(s) if p == Param::Rate => match parse_rate(s) {
+                Ok(Rate::Pps(pps)) => pps,
+                Ok(Rate::Bits(_)) => {
+                    return bad(format!(
+                        "'{s}' is a bit rate: a swept rate is in packets/s (e.g. 50k, 1.5M)"
+                    ));
+                }
+                Err(m) => return bad(m),
+            },
+            other if p == Param::Rate => {
+                return bad(format!(
+                    "{other} is not a rate (numbers or e.g. \"50k\", \"1.5M\" packets/s)"
+                ));
+            }
+            other => return bad(format!("{other} is not a number")),
+        });
+    }
+    check_values(cx, p, &out, vals.span(), key)?;
+    Ok(out)
+}
+
 fn check_values(
-    cx: &Ctx<'_>,
+    cx: &TomlFile<'_>,
     p: Param,
     vals: &[f64],
     span: Range<usize>,
     key: &str,
-) -> Result<(), ExperimentError> {
+) -> Result<(), Invalid> {
     if vals.is_empty() {
         return cx.err(span, key, "must not be empty");
     }
@@ -1293,16 +1228,6 @@ fn check_values(
         }
     }
     Ok(())
-}
-
-fn check_cidr(s: &str) -> Result<(), String> {
-    let (a, len) = s.split_once('/').unwrap_or((s, "32"));
-    let ok = a.parse::<std::net::Ipv4Addr>().is_ok() && len.parse::<u8>().is_ok_and(|l| l <= 32);
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("'{s}' is not an IPv4 CIDR (e.g. 198.18.0.2/32)"))
-    }
 }
 
 #[cfg(test)]
@@ -1465,6 +1390,22 @@ mod tests {
             m.starts_with("x.toml:11: sweep.parameter: sweeping checksums needs program"),
             "{m}"
         );
+        // Rates as gen takes them, in packets/s (the x axis).
+        let e =
+            Experiment::from_toml(&sweep("rate", "[1000, \"50k\", \"1.5M\"]"), "x.toml").unwrap();
+        assert_eq!(e.values, vec![1000.0, 50e3, 1.5e6]);
+        let m = err(&sweep("rate", "[\"5Gbit\"]"));
+        assert_eq!(
+            m,
+            "x.toml:9: sweep.values: '5Gbit' is a bit rate: a swept rate is in packets/s (e.g. 50k, 1.5M)"
+        );
+        let m = err(&sweep("rate", "[\"lots\"]"));
+        assert!(
+            m.starts_with("x.toml:9: sweep.values: rate `lots`: expected"),
+            "{m}"
+        );
+        let m = err(&sweep("queues", "[\"2\"]"));
+        assert_eq!(m, "x.toml:9: sweep.values: \"2\" is not a number");
         let m = err(&sweep("temperature", "[1]"));
         assert!(
             m.starts_with("x.toml:8: sweep.parameter: unknown value 'temperature'"),
@@ -1540,16 +1481,48 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_rates() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("4").unwrap(), Duration::from_secs(4));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("x").is_err());
-        assert_eq!(parse_rate("50k").unwrap(), Rate::Pps(50_000.0));
-        assert_eq!(parse_rate("1.5M").unwrap(), Rate::Pps(1_500_000.0));
-        assert_eq!(parse_rate("5Gbit").unwrap(), Rate::Bits(5e9));
-        assert!(parse_rate("-1").is_err());
+    fn units_are_the_command_lines_and_bad_ones_name_their_line() {
+        let e = Experiment::from_toml(
+            &format!(
+                "{}rate = \"5Gbit\"\n[quick]\nduration = \"500ms\"\n[[series]]\nname = \"a\"\n[[series]]\nname = \"b\"\nrate = \"1.5M\"\nonly_dst = \"198.18.0.0/24\"\n",
+                BASE.replace("\"2s\"", "\"2m\"")
+            ),
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(e.duration, Duration::from_secs(120));
+        assert_eq!(e.quick_duration, Duration::from_millis(500));
+        assert_eq!(e.series[0].rate, Some(Rate::Bits(5e9)));
+        assert_eq!(e.series[1].rate, Some(Rate::Pps(1.5e6)));
+        assert_eq!(e.series[1].only_dst.as_deref(), Some("198.18.0.0/24"));
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nrate = \"5Gb\"\n"));
+        assert_eq!(
+            m,
+            "x.toml:9: rate: rate `5Gb`: unknown unit `Gb` (use k, M, G for packets/s or kbit, Mbit, Gbit)"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nonly_dst = \"198.18.0.0/33\"\n"
+        ));
+        assert_eq!(
+            m,
+            "x.toml:9: only_dst: '198.18.0.0/33' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\ndst_ip = \"10.1\"\n"
+        ));
+        assert_eq!(m, "x.toml:9: dst_ip: '10.1' is not an IPv4 address");
+        // A number where a string belongs: the line and the key, not just "syntax".
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nqueues = \"two\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:9: series.queues: invalid type"),
+            "{m}"
+        );
+        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nspeed = 3\n"));
+        assert!(
+            m.starts_with("x.toml:9: speed: unknown key in [series] (allowed: name, measure,"),
+            "{m}"
+        );
     }
 }

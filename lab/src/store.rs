@@ -415,12 +415,10 @@ pub fn write_summary(path: &Path, rows: &[Row]) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
-/// Writes a file via a temporary name and a rename (never half-written).
+/// Writes a file whole or not at all (`xdplayer::atomic_file`: an unnamed file that
+/// gets its name when complete, so a killed `lab` leaves no half-written file).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, bytes).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
+    xdplayer::atomic_file::write(path, bytes).with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@
 //!   packet), the generator's hot path.
 //! - [`names`]: the DNS name sets and their A records, so the DUT's cache holds exactly
 //!   what the generator asks.
-//! - [`units`]: durations and MAC addresses as every tool's command line takes them.
+//! - [`units`]: rates, durations, MAC and IPv4 addresses and prefixes: one parser each,
+//!   for every tool's command line, the profiles and the experiment files.
+//! - [`toml_lines`]: TOML files read with line numbers (`FILE:LINE: KEY: problem`), the
+//!   one reader of profiles and of `lab`'s experiment files.
 //! - [`wire`]: Ethernet/IPv4/UDP reading (etherparse), DNS and the probe payload.
 //!
 //! No I/O here, except [`Profile::load`] reading a profile file the user names.
@@ -15,6 +18,7 @@
 pub mod names;
 pub mod profile;
 pub mod template;
+pub mod toml_lines;
 pub mod units;
 pub mod wire;
 

@@ -10,7 +10,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use toml::Spanned;
+
+use crate::toml_lines::{Invalid, Spanned, TomlFile};
+use crate::units::parse_ipv4;
 
 use crate::names::NameSet;
 use crate::wire::{dns, udp4};
@@ -68,6 +70,17 @@ pub enum ProfileError {
     Unknown { name: String, shipped: String },
     #[error("{path}: {msg}")]
     Io { path: String, msg: String },
+}
+
+impl From<Invalid> for ProfileError {
+    fn from(e: Invalid) -> ProfileError {
+        ProfileError::Invalid {
+            origin: e.origin,
+            line: e.line,
+            key: e.key,
+            msg: e.msg,
+        }
+    }
 }
 
 /// A header field that can vary per packet.
@@ -129,10 +142,9 @@ impl Field {
     fn parse_value(self, v: &toml::Value) -> Result<u64, String> {
         match (self, v) {
             (Field::EthSrc | Field::EthDst, toml::Value::String(s)) => parse_mac(s).map(mac_to_u64),
-            (Field::Ipv4Src | Field::Ipv4Dst, toml::Value::String(s)) => s
-                .parse::<Ipv4Addr>()
-                .map(|a| u64::from(u32::from(a)))
-                .map_err(|_| format!("'{s}' is not an IPv4 address")),
+            (Field::Ipv4Src | Field::Ipv4Dst, toml::Value::String(s)) => {
+                parse_ipv4(s).map(|a| u64::from(u32::from(a)))
+            }
             (Field::UdpSrcPort | Field::UdpDstPort, toml::Value::Integer(i)) => u16::try_from(*i)
                 .map(u64::from)
                 .map_err(|_| format!("{i} is not a port (0-65535)")),
@@ -421,82 +433,19 @@ struct PartialDns {
     ttl: Option<u32>,
 }
 
-struct Ctx<'a> {
-    text: &'a str,
-    origin: &'a str,
-}
-
-impl Ctx<'_> {
-    fn line(&self, span: core::ops::Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text[..end].bytes().filter(|&b| b == b'\n').count() + 1
-    }
-    fn err<T>(
-        &self,
-        span: core::ops::Range<usize>,
-        key: &str,
-        msg: impl Into<String>,
-    ) -> Result<T, ProfileError> {
-        Err(ProfileError::Invalid {
-            origin: self.origin.into(),
-            line: self.line(span),
-            key: key.into(),
-            msg: msg.into(),
-        })
-    }
-    fn at<T>(&self, span: core::ops::Range<usize>, v: T) -> At<T> {
-        At {
-            v,
-            origin: self.origin.into(),
-            line: self.line(span),
-        }
-    }
-    fn int<T: TryFrom<i64>>(
-        &self,
-        s: &Spanned<i64>,
-        key: &str,
-        lo: i64,
-        hi: i64,
-    ) -> Result<T, ProfileError> {
-        let v = *s.get_ref();
-        if v < lo || v > hi {
-            return self.err(s.span(), key, format!("{v} is out of range ({lo} to {hi})"));
-        }
-        T::try_from(v).or_else(|_| self.err(s.span(), key, format!("{v} is out of range")))
-    }
-    fn ipv4(&self, s: &Spanned<String>, key: &str) -> Result<Ipv4Addr, ProfileError> {
-        s.get_ref().parse().or_else(|_| {
-            self.err(
-                s.span(),
-                key,
-                format!("'{}' is not an IPv4 address", s.get_ref()),
-            )
-        })
-    }
-    fn mac(&self, s: &Spanned<String>, key: &str) -> Result<[u8; 6], ProfileError> {
-        parse_mac(s.get_ref()).or_else(|m| self.err(s.span(), key, m))
+/// A value with the line it came from, as stage 2 needs it for its errors.
+fn at<T>(cx: &TomlFile<'_>, span: core::ops::Range<usize>, v: T) -> At<T> {
+    At {
+        v,
+        origin: cx.origin.into(),
+        line: cx.line(span),
     }
 }
 
 impl Partial {
-    fn parse(text: &str, origin: &str) -> Result<Partial, ProfileError> {
-        let cx = Ctx { text, origin };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| cx.line(s)).unwrap_or(1);
-            let msg = e.message().to_string();
-            let key = msg
-                .split('`')
-                .nth(1)
-                .filter(|_| msg.starts_with("unknown field"))
-                .unwrap_or("syntax")
-                .to_string();
-            ProfileError::Invalid {
-                origin: origin.into(),
-                line,
-                key,
-                msg,
-            }
-        })?;
+    fn parse(text: &str, origin: &str) -> Result<Partial, Invalid> {
+        let cx = &TomlFile::new(text, origin);
+        let raw: RawFile = cx.parse()?;
         let mut p = Partial {
             origin: origin.into(),
             description: raw.description,
@@ -518,30 +467,30 @@ impl Partial {
                 MIN_FRAME_SIZE as i64,
                 MAX_FRAME_SIZE as i64,
             )?;
-            p.frame_size = Some(cx.at(fs.span(), v));
+            p.frame_size = Some(at(cx, fs.span(), v));
         }
         if let Some(e) = &raw.ethernet {
             p.eth_src = e
                 .src
                 .as_ref()
-                .map(|s| cx.mac(s, "ethernet.src"))
+                .map(|s| cx.value(s, "ethernet.src", parse_mac))
                 .transpose()?;
             p.eth_dst = e
                 .dst
                 .as_ref()
-                .map(|s| cx.mac(s, "ethernet.dst"))
+                .map(|s| cx.value(s, "ethernet.dst", parse_mac))
                 .transpose()?;
         }
         if let Some(ip) = &raw.ipv4 {
             p.ip_src = ip
                 .src
                 .as_ref()
-                .map(|s| cx.ipv4(s, "ipv4.src"))
+                .map(|s| cx.value(s, "ipv4.src", parse_ipv4))
                 .transpose()?;
             p.ip_dst = ip
                 .dst
                 .as_ref()
-                .map(|s| cx.ipv4(s, "ipv4.dst"))
+                .map(|s| cx.value(s, "ipv4.dst", parse_ipv4))
                 .transpose()?;
             p.ttl = ip
                 .ttl
@@ -556,7 +505,7 @@ impl Partial {
         }
         if let Some(u) = &raw.udp {
             if let Some(s) = &u.src_port {
-                p.udp_src = Some(cx.at(s.span(), cx.int(s, "udp.src_port", 0, 65535)?));
+                p.udp_src = Some(at(cx, s.span(), cx.int(s, "udp.src_port", 0, 65535)?));
             }
             p.udp_dst = u
                 .dst_port
@@ -567,18 +516,18 @@ impl Partial {
         if let Some(vs) = &raw.vary {
             let mut out = Vec::new();
             for v in vs {
-                out.push(cx.at(v.field.span(), parse_vary(&cx, v)?));
+                out.push(at(cx, v.field.span(), parse_vary(cx, v)?));
             }
             p.vary = Some(out);
         }
         if let Some(d) = &raw.dns {
-            p.dns = Some(parse_dns(&cx, d)?);
+            p.dns = Some(parse_dns(cx, d)?);
         }
         Ok(p)
     }
 }
 
-fn parse_vary(cx: &Ctx<'_>, v: &RawVary) -> Result<Vary, ProfileError> {
+fn parse_vary(cx: &TomlFile<'_>, v: &RawVary) -> Result<Vary, Invalid> {
     let fspan = v.field.span();
     let Some(field) = Field::parse(v.field.get_ref()) else {
         return cx.err(
@@ -595,12 +544,12 @@ fn parse_vary(cx: &Ctx<'_>, v: &RawVary) -> Result<Vary, ProfileError> {
         .as_ref()
         .map(|m| m.get_ref().as_str())
         .unwrap_or("increment");
-    let val = |s: &Spanned<toml::Value>, key: &str| -> Result<u64, ProfileError> {
+    let val = |s: &Spanned<toml::Value>, key: &str| -> Result<u64, Invalid> {
         field
             .parse_value(s.get_ref())
             .or_else(|m| cx.err(s.span(), key, m))
     };
-    let range = || -> Result<(u64, u64), ProfileError> {
+    let range = || -> Result<(u64, u64), Invalid> {
         let Some(min_s) = &v.min else {
             return cx.err(
                 fspan.clone(),
@@ -683,7 +632,7 @@ fn parse_vary(cx: &Ctx<'_>, v: &RawVary) -> Result<Vary, ProfileError> {
     Ok(Vary { field, kind })
 }
 
-fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
+fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
     let mut out = PartialDns::default();
     match (&d.name, &d.names) {
         (Some(n), None) => {
@@ -697,7 +646,7 @@ fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
                 },
                 Ok,
             )?;
-            out.names = Some(cx.at(n.span(), (0, "a".into(), n.get_ref().clone())));
+            out.names = Some(at(cx, n.span(), (0, "a".into(), n.get_ref().clone())));
         }
         (None, Some(ns)) => {
             let ll: usize = cx.int(&ns.label_len, "dns.names.label_len", 1, 63)?;
@@ -709,7 +658,11 @@ fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
             // Check now, so the error points at this file.
             NameSet::new(ll, &cs, ns.suffix.get_ref(), defaults::DNS_ANSWER_BASE, 1)
                 .or_else(|e| cx.err(ns.label_len.span(), "dns.names", e.to_string()))?;
-            out.names = Some(cx.at(ns.label_len.span(), (ll, cs, ns.suffix.get_ref().clone())));
+            out.names = Some(at(
+                cx,
+                ns.label_len.span(),
+                (ll, cs, ns.suffix.get_ref().clone()),
+            ));
         }
         (Some(n), Some(_)) => {
             return cx.err(
@@ -734,7 +687,7 @@ fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
     }
     out.rd = d.rd;
     if let Some(s) = &d.src_ports {
-        out.src_ports = Some(cx.at(s.span(), cx.int(s, "dns.src_ports", 1, 65535)?));
+        out.src_ports = Some(at(cx, s.span(), cx.int(s, "dns.src_ports", 1, 65535)?));
     }
     if let Some(o) = &d.order {
         out.order = Some(match o.get_ref().as_str() {
@@ -752,7 +705,10 @@ fn parse_dns(cx: &Ctx<'_>, d: &RawDns) -> Result<PartialDns, ProfileError> {
     out.answer_base = d
         .answer_base
         .as_ref()
-        .map(|s| cx.ipv4(s, "dns.answer_base").map(|a| a.octets()))
+        .map(|s| {
+            cx.value(s, "dns.answer_base", parse_ipv4)
+                .map(|a| a.octets())
+        })
         .transpose()?;
     out.ttl = d
         .ttl
@@ -938,6 +894,19 @@ mod tests {
     fn unknown_key_names_file_line_and_key() {
         let e = err("frame_size = 64\n\n[ipv4]\nsrc = \"198.18.0.1\"\nsource = \"x\"\n");
         assert!(e.starts_with("user.toml:5: source:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_list_the_allowed_ones_and_type_errors_name_their_key() {
+        let e = err("[udp]\nsrc_port = 1\nsport = 2\n");
+        assert_eq!(
+            e,
+            "user.toml:3: sport: unknown key in [udp] (allowed: src_port, dst_port)"
+        );
+        let e = err("frame_size = 64\n[ipv4]\nttl = \"high\"\n");
+        assert!(e.starts_with("user.toml:3: ipv4.ttl: invalid type"), "{e}");
+        let e = err("[[vary]]\nfield = \"ipv4.src\"\nstep = \"x\"\n");
+        assert!(e.starts_with("user.toml:3: vary.step: invalid type"), "{e}");
     }
 
     #[test]

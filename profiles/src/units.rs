@@ -1,9 +1,12 @@
 //! The units every tool's command line shares, parsed in one place: rates (`750k`,
 //! `2M` packets/s; `5Gbit`, `100Mbit` bits/s on the wire with 24 bytes of framing per
 //! frame), durations (`30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, a bare number =
-//! seconds) and MAC addresses.
+//! seconds), MAC addresses, IPv4 addresses and IPv4 prefixes (`198.18.0.0/24`).
+//! Every tool's command line (as clap `value_parser`s), the profiles and the
+//! experiment files take these, so the same words mean the same everywhere.
 //! Pure functions; errors are one readable line saying what was expected.
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// Framing bytes per frame on the wire beyond the buffer: FCS 4, preamble 8, gap 12.
@@ -78,7 +81,6 @@ impl std::fmt::Display for Rate {
     }
 }
 
-
 /// Parses a positive duration: `30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, `1.5` (s).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -127,6 +129,28 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(m)
 }
 
+/// Parses a dotted-quad IPv4 address.
+pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IPv4 address"))
+}
+
+/// Parses an IPv4 prefix `A.B.C.D/LEN` (a bare address is `/32`); host bits are
+/// cleared (`198.18.0.77/24` is `198.18.0.0/24`).
+pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let bad = || format!("'{s}' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24");
+    let t = s.trim();
+    let (a, l) = t.split_once('/').unwrap_or((t, "32"));
+    let addr: Ipv4Addr = a.parse().map_err(|_| bad())?;
+    let len: u8 = l.parse().map_err(|_| bad())?;
+    if len > 32 {
+        return Err(bad());
+    }
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    Ok((Ipv4Addr::from(u32::from(addr) & mask), len))
+}
+
 /// A MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(m: [u8; 6]) -> String {
     m.iter()
@@ -141,16 +165,44 @@ mod tests {
 
     #[test]
     fn rates_parse_and_print_back() {
-        for s in ["750k", "2M", "1.5M", "5Gbit", "100Mbit", "123", "0.5", "7bit"] {
+        for s in [
+            "750k", "2M", "1.5M", "5Gbit", "100Mbit", "123", "0.5", "7bit",
+        ] {
             let r = parse_rate(s).expect(s);
             assert_eq!(parse_rate(&r.to_string()), Ok(r), "{s} -> {r}");
         }
         assert_eq!(parse_rate("2M"), Ok(Rate::Pps(2e6)));
         assert_eq!(parse_rate("5Gbit"), Ok(Rate::Bits(5e9)));
         assert!((Rate::Bits(672e6).pps(60) - 1e6).abs() < 1e-6);
-        assert!(parse_rate("0").is_err());
-        assert!(parse_rate("lots").unwrap_err().contains("750k"));
-        assert!(parse_rate("5Gb").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_rate("1000"), Ok(Rate::Pps(1000.0)));
+        // 64-byte frames: 60-byte buffers + 24 = 84 bytes = 672 bits.
+        let r = Rate::Bits(10e9).pps(60);
+        assert!((r - 14_880_952.38).abs() < 1.0, "{r}");
+        assert_eq!(
+            parse_rate("lots"),
+            Err(
+                "rate `lots`: expected e.g. 750k, 2M, 1.5M (packets/s) or 5Gbit, 100Mbit (bits/s)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_rate("5Gb"),
+            Err(
+                "rate `5Gb`: unknown unit `Gb` (use k, M, G for packets/s or kbit, Mbit, Gbit)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_rate("0"),
+            Err("rate `0` must be greater than 0 (omit --rate for as fast as possible)".into())
+        );
+        for bad in ["0k", "abc", "5X", "-3", "", "1.2.3M"] {
+            let e = parse_rate(bad).expect_err(bad);
+            assert!(
+                e.starts_with(&format!("rate `{bad}`")) && !e.contains('\n'),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -162,8 +214,27 @@ mod tests {
         assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration(" 7 "), Ok(Duration::from_secs(7)));
-        for bad in ["", "x", "5 parsecs", "-1s", "0", "0s", "1e99"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+        assert_eq!(
+            parse_duration("fast"),
+            Err(
+                "invalid duration \"fast\": expected e.g. 30s, 500ms, 2m or a number of seconds"
+                    .into()
+            )
+        );
+        assert_eq!(
+            parse_duration("5 parsecs"),
+            Err("invalid duration \"5 parsecs\": unknown unit \"parsecs\" (use ns, us, ms, s, m, h)".into())
+        );
+        assert_eq!(
+            parse_duration("0s"),
+            Err("invalid duration \"0s\": must be greater than 0 (and at most 1e9 s)".into())
+        );
+        for bad in ["", "x", "-1s", "0", "1e99", "2000000000s"] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(
+                e.starts_with("invalid duration") && !e.contains('\n'),
+                "{e}"
+            );
         }
     }
 
@@ -179,7 +250,40 @@ mod tests {
             "2:0:0:0:0:1",
             "zz:00:00:00:00:00",
         ] {
-            assert!(parse_mac(bad).is_err(), "{bad}");
+            assert_eq!(
+                parse_mac(bad),
+                Err(format!("'{bad}' is not a MAC address (aa:bb:cc:dd:ee:ff)"))
+            );
+        }
+    }
+
+    #[test]
+    fn ipv4_addresses_and_prefixes() {
+        assert_eq!(parse_ipv4("198.18.0.1"), Ok(Ipv4Addr::new(198, 18, 0, 1)));
+        assert_eq!(
+            parse_ipv4("198.18.0.300"),
+            Err("'198.18.0.300' is not an IPv4 address".into())
+        );
+        assert_eq!(
+            parse_cidr("198.18.0.77/24"),
+            Ok((Ipv4Addr::new(198, 18, 0, 0), 24))
+        );
+        assert_eq!(parse_cidr("10.0.0.1"), Ok((Ipv4Addr::new(10, 0, 0, 1), 32)));
+        assert_eq!(parse_cidr("10.0.0.1/0"), Ok((Ipv4Addr::UNSPECIFIED, 0)));
+        for bad in [
+            "10.0.0.1/33",
+            "nope/8",
+            "10.0.0/8",
+            "10.0.0.1/",
+            "10.0.0.1/-1",
+            "",
+        ] {
+            assert_eq!(
+                parse_cidr(bad),
+                Err(format!(
+                    "'{bad}' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"
+                ))
+            );
         }
     }
 }

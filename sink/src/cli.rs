@@ -13,7 +13,7 @@ use crate::capture::{self, Backend, CaptureOptions, ClockMode, Drops, TsKind};
 use crate::counters::Counters;
 use crate::pcapng::PcapNgWriter;
 use crate::stop::Stop;
-use crate::units::parse_duration;
+use profiles::units::parse_duration;
 use xdplayer::atomic_file::AtomicFile;
 use xdplayer::clock::realtime_ns;
 

@@ -12,7 +12,6 @@ pub mod counters;
 pub mod hwts;
 pub mod pcapng;
 pub mod stop;
-pub mod units;
 
 pub use capture::{
     Backend, Capture, CaptureError, CaptureOptions, Clock, ClockMode, Drops, Frame, TsKind,

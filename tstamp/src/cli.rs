@@ -10,9 +10,9 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use profiles::units::parse_duration;
 use sink::capture::{self, Backend, CaptureOptions, ClockMode};
 use sink::stop::Stop;
-use sink::units::parse_duration;
 
 use crate::matcher::MatchMode;
 use crate::output::{AtomicFile, write_hist_csv, write_svg};
@@ -401,10 +401,10 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         a.commit()
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if let Some(a) = svg_file {
+    if let Some(mut a) = svg_file {
         let p = args.plot.clone().unwrap_or_default();
         write_svg(
-            a.tmp_path(),
+            a.writer(),
             &source,
             &session.total.hist,
             &session.timeline,

@@ -4,12 +4,11 @@
 //! log axes: x = 1/(1-p), so 90 %, 99 %, 99.9 % are evenly spaced and the tail is as
 //! readable as the median; and the percentiles per interval over time).
 //!
-//! Every file is written under a temporary name next to its destination and renamed
-//! into place only when complete ([`AtomicFile`]); on error or early exit the temporary
-//! file is removed, so a half-written output never carries the requested name.
+//! Every file is written through an [`AtomicFile`]: an unnamed file in the destination's
+//! directory, given its name only when complete; on error, early exit or a kill it
+//! never gets one, so a half-written output never carries the requested name.
 
 use std::io::Write;
-use std::path::Path;
 
 pub use xdplayer::atomic_file::AtomicFile;
 
@@ -91,13 +90,24 @@ pub fn percentile_label(x: f64) -> String {
 /// Two panels in one SVG: the percentile distribution of response times (log-log,
 /// HdrHistogram's convention) and the percentiles per interval over time.
 pub fn write_svg(
-    path: &Path,
+    out: &mut impl Write,
     title: &str,
     h: &Histogram<u64>,
     timeline: &[TimelinePoint],
 ) -> std::io::Result<()> {
     load_font()?;
-    let root = SVGBackend::new(path, (900, 900)).into_drawing_area();
+    let mut svg = String::new();
+    draw_svg(&mut svg, title, h, timeline)?;
+    out.write_all(svg.as_bytes())
+}
+
+fn draw_svg(
+    svg: &mut String,
+    title: &str,
+    h: &Histogram<u64>,
+    timeline: &[TimelinePoint],
+) -> std::io::Result<()> {
+    let root = SVGBackend::with_string(svg, (900, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let (top, bottom) = root.split_vertically(450);
 
@@ -224,10 +234,9 @@ mod tests {
         let mut h = Histogram::<u64>::new(3).expect("h");
         h.record_n(2_000, 999).expect("record");
         h.record(500_000).expect("record");
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("rtt.svg");
-        write_svg(&path, "t", &h, &[]).expect("svg");
-        let svg = std::fs::read_to_string(&path).expect("read");
+        let mut out = Vec::new();
+        write_svg(&mut out, "t", &h, &[]).expect("svg");
+        let svg = String::from_utf8(out).expect("utf-8");
         assert!(svg.contains("percentile"), "axis named");
         assert!(svg.contains("99.9%") || svg.contains("99%"), "tail labelled");
     }

@@ -10,6 +10,9 @@
 //! * `after-attach`: our program is attached and recorded, nothing else done.
 //! * `mid-restore`: the previous program is back on the interface, the record not
 //!   yet removed (a record naming a program no longer attached must be ignored).
+//! * `output-before-visible` ([`crate::atomic_file::HOOK_POINT`]): an output file
+//!   (or an ownership record) is written and synced but has no name yet, so nothing
+//!   may appear at its path nor be left beside it.
 //!
 //! There is no point "between attach and record" because the record is written
 //! *before* the attach (see [`crate::owner`]): that window does not exist.
@@ -21,7 +24,12 @@ use std::sync::OnceLock;
 pub const ENV: &str = "XDP_MEASURE_TEST_HOOK";
 
 /// The abort points.
-pub const POINTS: &[&str] = &["after-record-before-attach", "after-attach", "mid-restore"];
+pub const POINTS: &[&str] = &[
+    "after-record-before-attach",
+    "after-attach",
+    "mid-restore",
+    crate::atomic_file::HOOK_POINT,
+];
 
 /// Aborts the process if `XDP_MEASURE_TEST_HOOK` names `point`.
 pub fn point(point: &'static str) {

@@ -135,7 +135,17 @@ fn stat_of(pid: u32) -> Option<Stat> {
     })
 }
 
-fn pid_namespace() -> u64 {
+/// Start time (`/proc/PID/stat` field 22) of a running process `pid`; None if there is
+/// none or it is a zombie (dead, not yet collected). With the pid namespace, what
+/// identifies a process across pid reuse (as [`Owner::alive`] does).
+pub(crate) fn start_time_of_live(pid: u32) -> Option<u64> {
+    stat_of(pid)
+        .filter(|st| !matches!(st.state, 'Z' | 'X'))
+        .map(|st| st.start_time)
+}
+
+/// Inode of this process's pid namespace (`/proc/self/ns/pid`; 0 if unreadable).
+pub(crate) fn pid_namespace() -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
@@ -182,8 +192,7 @@ impl Owner {
         if self.pid_ns != 0 && self.pid_ns != pid_namespace() {
             return true;
         }
-        stat_of(self.pid)
-            .is_some_and(|st| st.start_time == self.start_time && !matches!(st.state, 'Z' | 'X'))
+        start_time_of_live(self.pid) == Some(self.start_time)
     }
 }
 

@@ -3,7 +3,10 @@
 //! with both back ends) is SIGKILLed at seeded random moments and SIGINTed, and
 //! aborted at the fixed points of the test hook (`XDP_MEASURE_TEST_HOOK`). After
 //! each: no process of this test's tree remains, the next ordinary run works
-//! without `--force` and leaves the placeholder on the interface.
+//! without `--force` and leaves the placeholder on the interface. Tools writing
+//! output files (`tstamp --hdrh/--hist-csv/--plot`, `sink --write`) are aborted
+//! between the written data and its name: nothing appears at the path, nothing is
+//! left beside it, and the next run writes the files.
 //!
 //! The binaries are the workspace's release (or debug) builds beside this test
 //! (`cargo build --release --workspace` first, as `.ci/test` does). Each test
@@ -143,13 +146,41 @@ impl Drop for Proc {
     }
 }
 
-/// No process is left in group `pgid`, and this test process runs no tool but
+/// Processes of group `pgid` that still run: `/proc/PID/stat` lines whose
+/// process group (field 5) is `pgid` and whose state (field 3) is not a zombie.
+/// A zombie is dead: e.g. the `ip` that gen runs for its neighbour lookup,
+/// killed with the group and reparented to init, which reaps it in its own time.
+fn running_members(pgid: i32) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| {
+            let Some(rest) = s.rfind(')').map(|i| &s[i + 1..]) else {
+                return false;
+            };
+            let f: Vec<&str> = rest.split_whitespace().take(3).collect();
+            matches!(f.as_slice(), [state, _ppid, pgrp]
+                if !matches!(*state, "Z" | "X") && pgrp.parse::<i32>().ok() == Some(pgid))
+        })
+        .collect()
+}
+
+/// No process is left running in group `pgid` (within 2 s: SIGKILLed members
+/// may still be on their way out), and this test process runs no tool but
 /// those other tests run right now (other children, such as the `ip` commands
 /// of a lab being built by a parallel test, are not ours to judge).
 fn assert_group_gone(pgid: i32) {
-    // SAFETY: kill(2) with signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(-pgid, 0) };
-    assert!(rc != 0, "process group {pgid} still has members");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut left = running_members(pgid);
+    while !left.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        left = running_members(pgid);
+    }
+    assert!(
+        left.is_empty(),
+        "process group {pgid} still has members: {left:?}"
+    );
     let me = std::process::id();
     let reg = live();
     let children: Vec<String> = std::fs::read_dir("/proc")
@@ -174,7 +205,7 @@ fn assert_group_gone(pgid: i32) {
 }
 
 /// The tools this test runs.
-const TOOLS: &[&str] = &["gen", "dut", "sink", "tstamp"];
+const TOOLS: &[&str] = &["gen", "dut", "sink", "tstamp", "tstamp-synth"];
 
 /// Runs a tool to its end (registered like every child); (status, stderr).
 fn run(argv: &[&str], what: &str) -> (ExitStatus, String) {
@@ -570,5 +601,164 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     assert_eq!(
         prog_on(&sink.netns, "dut0").map(|(_, n)| n).as_deref(),
         Some("xdp_reflect")
+    );
+}
+
+/// Names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
+        .map(|e| {
+            e.expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn killed_mid_write_of_an_output_file_leaves_no_name_and_the_next_run_works() {
+    let point = xdplayer::atomic_file::HOOK_POINT;
+    let ctx = format!("{}={point}", xdplayer::hook::ENV);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let cap = d.join("in.pcapng");
+    let (st, err) = run(
+        &["tstamp-synth", &s(&cap), "--pairs", "2000"],
+        "tstamp-synth",
+    );
+    assert!(st.success(), "tstamp-synth: {err}");
+    let outs = ["rtt.hdr", "rtt.csv", "rtt.svg"];
+    let argv: Vec<String> = [
+        "tstamp",
+        "--read",
+        &s(&cap),
+        "--hdrh",
+        &s(&d.join(outs[0])),
+        "--hist-csv",
+        &s(&d.join(outs[1])),
+        "--plot",
+        &s(&d.join(outs[2])),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let hooked = |what: &str| {
+        let p = Proc::spawn(&argv, Some((xdplayer::hook::ENV, point)), what);
+        let (st, err) = p.wait(Duration::from_secs(60));
+        assert!(!st.success(), "{ctx}: {what} must abort: {err}");
+        assert!(err.contains(point), "{ctx}: {what}: {err}");
+    };
+
+    // No output yet: a kill between the written data and its name leaves no name at
+    // all, neither the output's nor a temporary one.
+    hooked("tstamp offline, fresh outputs");
+    assert_eq!(names_in(d), ["in.pcapng"], "{ctx}: nothing but the input");
+
+    // The next run works and writes every output.
+    let (st, err) = Proc::spawn(&argv, None, "tstamp offline").wait(Duration::from_secs(60));
+    assert!(st.success(), "after {ctx}: {err}");
+    let mut want: Vec<&str> = outs.iter().copied().chain(["in.pcapng"]).collect();
+    want.sort_unstable();
+    assert_eq!(names_in(d), want, "after {ctx}");
+    let before: Vec<Vec<u8>> = outs
+        .iter()
+        .map(|o| std::fs::read(d.join(o)).expect("output"))
+        .collect();
+    assert!(before.iter().all(|b| !b.is_empty()), "outputs have data");
+    assert!(
+        String::from_utf8_lossy(&before[1]).starts_with("value,count\n"),
+        "the CSV is whole"
+    );
+
+    // Outputs that exist: killed before the replacement's name, the old files stay
+    // as they were and nothing is left beside them.
+    for o in outs {
+        std::fs::write(d.join(o), format!("old {o}\n")).expect("plant old output");
+    }
+    hooked("tstamp offline, replacing outputs");
+    assert_eq!(names_in(d), want, "{ctx}: nothing beside the outputs");
+    for o in outs {
+        assert_eq!(
+            std::fs::read_to_string(d.join(o)).expect("old output"),
+            format!("old {o}\n"),
+            "{ctx}: {o} untouched"
+        );
+    }
+
+    // A temporary that a writer killed between naming and renaming would leave (its
+    // process is gone): the next run removes it, and replaces every output.
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let dead = child.id();
+    child.wait().expect("wait for true");
+    let ns = std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("pid namespace");
+    let stale = format!(".rtt.csv.tmp-{dead}-1-{ns}-0");
+    std::fs::write(d.join(&stale), "half").expect("plant stale temporary");
+    let (st, err) = Proc::spawn(&argv, None, "tstamp offline").wait(Duration::from_secs(60));
+    assert!(st.success(), "after {ctx} (replacing): {err}");
+    assert_eq!(names_in(d), want, "stale temporary {stale} removed");
+    for (o, b) in outs.iter().zip(&before) {
+        let now = std::fs::read(d.join(o)).expect("output");
+        assert!(!now.starts_with(b"old "), "{o} replaced");
+        if *o == "rtt.csv" {
+            assert_eq!(&now, b, "same input, same histogram");
+        }
+    }
+}
+
+#[test]
+fn sink_killed_mid_write_of_its_capture_leaves_no_file_and_the_next_run_works() {
+    let bed = up("kwr");
+    let ns = bed.dut().netns.clone();
+    let point = xdplayer::atomic_file::HOOK_POINT;
+    let ctx = format!("{}={point}", xdplayer::hook::ENV);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = dir.path().join("cap.pcapng");
+    let argv: Vec<String> = [
+        "sink",
+        "--netns",
+        &ns,
+        "--iface",
+        "dut0",
+        "--backend",
+        "af-packet",
+        "--write",
+        &pcap.to_string_lossy(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    // sink writes its capture on the way out: SIGINT, then the hook aborts it there.
+    let mut p = Proc::spawn(&argv, Some((xdplayer::hook::ENV, point)), "sink --write");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p.running(), "{ctx}: sink ended early: {}", p.stderr());
+    p.signal(libc::SIGINT);
+    let (st, err) = p.wait(Duration::from_secs(60));
+    assert!(!st.success(), "{ctx}: sink must abort: {err}");
+    assert!(err.contains(point), "{ctx}: {err}");
+    assert_eq!(
+        names_in(dir.path()),
+        Vec::<String>::new(),
+        "{ctx}: no file at all"
+    );
+
+    let mut p = Proc::spawn(&argv, None, "sink --write");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p.running(), "after {ctx}: sink ended early: {}", p.stderr());
+    p.signal(libc::SIGINT);
+    let (st, err) = p.wait(Duration::from_secs(60));
+    assert!(st.success(), "after {ctx}: {err}");
+    assert_eq!(names_in(dir.path()), ["cap.pcapng"], "after {ctx}");
+    let bytes = std::fs::read(&pcap).expect("capture");
+    assert_eq!(
+        bytes.get(..4),
+        Some(&[0x0a, 0x0d, 0x0d, 0x0a][..]),
+        "a pcapng section header"
     );
 }
