@@ -4,14 +4,22 @@
 //! field that is missing, renamed or unknown, or a record written by a tool of
 //! another schema version, is an error naming the record, never a silent default.
 //!
+//! Records by tool: [`generator`], [`tstamp`], [`sink`], [`dut`] (`dut status`, one
+//! object; `update-bench`; `install --foreground`).
+//!
 //! [`args`] holds the argument builders: `lab` assembles each tool's command line
 //! through them, and each tool's tests round-trip them through its own clap parser.
+//! [`cli`] holds the one output option every tool takes (`--output FORMAT`, `--json`
+//! as its alias).
 //!
 //! Invariant: [`SCHEMA_VERSION`] changes whenever a record's fields change, and
 //! every record carries it.
 
 pub mod args;
+pub mod cli;
+pub mod dut;
 pub mod generator;
+pub mod sink;
 pub mod tstamp;
 
 use serde::de::DeserializeOwned;
