@@ -539,9 +539,11 @@ mod tests {
 
     #[test]
     fn status_text_shows_owner_counters_and_rates() {
-        let mut c = records::dut::Counters::default();
-        c.packets = 10;
-        c.drop = 10;
+        let c = records::dut::Counters {
+            packets: 10,
+            drop: 10,
+            ..Default::default()
+        };
         let st = Status {
             schema_version: records::SCHEMA_VERSION,
             interfaces: vec![records::dut::Attached {
