@@ -247,7 +247,8 @@ pub fn run(args: Args) -> Result<()> {
 fn ctrlc_flag() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst)).context("install Ctrl-C handler")?;
+    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))
+        .context("install Ctrl-C handler")?;
     Ok(stop)
 }
 
@@ -320,13 +321,24 @@ fn install(a: &InstallArgs, json: bool) -> Result<()> {
                     eprintln!("dut: {e:#}");
                 }
             },
-            |c| eprintln!("t={:.0}s {}", start.elapsed().as_secs_f64(), counters_line(c)),
+            |c| {
+                eprintln!(
+                    "t={:.0}s {}",
+                    start.elapsed().as_secs_f64(),
+                    counters_line(c)
+                )
+            },
         )?;
         if json {
             return json_line(&fin);
         }
         let c = crate::Counters::from(fin.counters);
-        println!("dut: {} on {}: {}", fin.program, fin.iface, counters_line(&c));
+        println!(
+            "dut: {} on {}: {}",
+            fin.program,
+            fin.iface,
+            counters_line(&c)
+        );
         if let Some(u) = &fin.userspace {
             println!(
                 "  {:.1} s, rx {} tx {} (tx ring full {}){}",
@@ -360,7 +372,11 @@ fn install(a: &InstallArgs, json: bool) -> Result<()> {
     if json {
         json_line(&inst.ready())?;
     } else {
-        println!("dut: {} on {}; Ctrl-C to remove it", inst.program.name(), inst.iface);
+        println!(
+            "dut: {} on {}; Ctrl-C to remove it",
+            inst.program.name(),
+            inst.iface
+        );
     }
     let start = Instant::now();
     let mut last = Instant::now();
@@ -369,7 +385,11 @@ fn install(a: &InstallArgs, json: bool) -> Result<()> {
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
             if let Ok(c) = inst.counters() {
-                eprintln!("t={:.0}s {}", start.elapsed().as_secs_f64(), counters_line(&c));
+                eprintln!(
+                    "t={:.0}s {}",
+                    start.elapsed().as_secs_f64(),
+                    counters_line(&c)
+                );
             }
         }
     }
@@ -384,7 +404,9 @@ fn install(a: &InstallArgs, json: bool) -> Result<()> {
     eprintln!(
         "dut: removed {} from {iface}{}",
         program.name(),
-        done.put_back.map(|b| format!("; {b} put back")).unwrap_or_default()
+        done.put_back
+            .map(|b| format!("; {b} put back"))
+            .unwrap_or_default()
     );
     Ok(())
 }
@@ -484,31 +506,111 @@ mod tests {
         let o = ia.options().expect("options");
         assert_eq!(o.program, Program::Checksum);
         assert_eq!((o.iface.as_str(), Some(o.mode)), (i.iface.as_str(), i.mode));
-        assert_eq!((o.checksums, o.profile, o.only_dst), (i.checksums, i.profile, i.only_dst));
-        assert_eq!((o.foreground, o.force, o.owner_pid), (true, true, Some(4242)));
+        assert_eq!(
+            (o.checksums, o.profile, o.only_dst),
+            (i.checksums, i.profile, i.only_dst)
+        );
+        assert_eq!(
+            (o.foreground, o.force, o.owner_pid),
+            (true, true, Some(4242))
+        );
         // Defaults stay dut's.
         let d = DutInstall {
             program: "drop".into(),
             iface: "eth1".into(),
             ..DutInstall::default()
         };
-        let a = parse(&Dut { netns: None, json: false, cmd: DutCmd::Install(d) }.argv());
+        let a = parse(
+            &Dut {
+                netns: None,
+                json: false,
+                cmd: DutCmd::Install(d),
+            }
+            .argv(),
+        );
         assert!(a.netns.is_none() && a.output.format == OutputFormat::Text);
-        let Cmd::Install(ia) = a.cmd else { panic!("not install") };
+        let Cmd::Install(ia) = a.cmd else {
+            panic!("not install")
+        };
         let o = ia.options().expect("options");
-        assert_eq!((o.program, o.mode, o.foreground, o.owner_pid), (Program::Drop, RecMode::Native, false, None));
+        assert_eq!(
+            (o.program, o.mode, o.foreground, o.owner_pid),
+            (Program::Drop, RecMode::Native, false, None)
+        );
 
-        let a = parse(&dut(DutCmd::Status { iface: Some("dut0".into()), window: Some(Duration::from_millis(800)) }).argv());
-        assert_eq!(a.cmd, Cmd::Status { iface: Some("dut0".into()), window: Some(Duration::from_millis(800)) });
+        let a = parse(
+            &dut(DutCmd::Status {
+                iface: Some("dut0".into()),
+                window: Some(Duration::from_millis(800)),
+            })
+            .argv(),
+        );
+        assert_eq!(
+            a.cmd,
+            Cmd::Status {
+                iface: Some("dut0".into()),
+                window: Some(Duration::from_millis(800))
+            }
+        );
         assert_eq!(a.output.format, OutputFormat::Json);
-        let a = parse(&dut(DutCmd::Status { iface: None, window: None }).argv());
-        assert_eq!(a.cmd, Cmd::Status { iface: None, window: None });
-        let a = parse(&dut(DutCmd::Remove { iface: "dut1".into() }).argv());
-        assert_eq!(a.cmd, Cmd::Remove { iface: "dut1".into() });
-        let a = parse(&dut(DutCmd::UpdateBench { profile: "dns-large".into(), batch: Some(256), duration: Some(Duration::from_millis(1500)) }).argv());
-        assert_eq!(a.cmd, Cmd::UpdateBench { profile: "dns-large".into(), batch: 256, duration: Duration::from_millis(1500) });
-        let a = parse(&dut(DutCmd::UpdateBench { profile: "dns-small".into(), batch: None, duration: None }).argv());
-        assert_eq!(a.cmd, Cmd::UpdateBench { profile: "dns-small".into(), batch: 4096, duration: Duration::from_secs(3) });
+        let a = parse(
+            &dut(DutCmd::Status {
+                iface: None,
+                window: None,
+            })
+            .argv(),
+        );
+        assert_eq!(
+            a.cmd,
+            Cmd::Status {
+                iface: None,
+                window: None
+            }
+        );
+        let a = parse(
+            &dut(DutCmd::Remove {
+                iface: "dut1".into(),
+            })
+            .argv(),
+        );
+        assert_eq!(
+            a.cmd,
+            Cmd::Remove {
+                iface: "dut1".into()
+            }
+        );
+        let a = parse(
+            &dut(DutCmd::UpdateBench {
+                profile: "dns-large".into(),
+                batch: Some(256),
+                duration: Some(Duration::from_millis(1500)),
+            })
+            .argv(),
+        );
+        assert_eq!(
+            a.cmd,
+            Cmd::UpdateBench {
+                profile: "dns-large".into(),
+                batch: 256,
+                duration: Duration::from_millis(1500)
+            }
+        );
+        let a = parse(
+            &dut(DutCmd::UpdateBench {
+                profile: "dns-small".into(),
+                batch: None,
+                duration: None,
+            })
+            .argv(),
+        );
+        assert_eq!(
+            a.cmd,
+            Cmd::UpdateBench {
+                profile: "dns-small".into(),
+                batch: 4096,
+                duration: Duration::from_secs(3)
+            }
+        );
     }
 
     #[test]
@@ -522,7 +624,12 @@ mod tests {
         ] {
             assert_eq!(p(argv).output.format, OutputFormat::Json, "{argv:?}");
         }
-        assert_eq!(p(&["update-bench", "--profile", "dns-small", "--json"]).output.format, OutputFormat::Json);
+        assert_eq!(
+            p(&["update-bench", "--profile", "dns-small", "--json"])
+                .output
+                .format,
+            OutputFormat::Json
+        );
         assert_eq!(p(&["list", "--json"]).output.format, OutputFormat::Json);
         assert_eq!(p(&["status"]).output.format, OutputFormat::Text);
         assert!(Args::try_parse_from(["dut", "status", "--json", "--output", "text"]).is_err());
@@ -531,8 +638,15 @@ mod tests {
 
     #[test]
     fn an_unknown_program_is_refused_before_anything_happens() {
-        let a = parse(&["install".into(), "nope".into(), "--iface".into(), "lo".into()]);
-        let Cmd::Install(ia) = a.cmd else { panic!("not install") };
+        let a = parse(&[
+            "install".into(),
+            "nope".into(),
+            "--iface".into(),
+            "lo".into(),
+        ]);
+        let Cmd::Install(ia) = a.cmd else {
+            panic!("not install")
+        };
         let e = ia.options().expect_err("unknown program").to_string();
         assert!(e.contains("unknown program 'nope'"), "{e}");
     }
@@ -577,11 +691,20 @@ mod tests {
             }],
         };
         let t = status_text(&st);
-        assert!(t.starts_with("dut0 (native): drop prog id 12, 25.0 ns/packet\n"), "{t}");
-        assert!(t.contains("owner: lab (pid 99, process): gone, an orphan"), "{t}");
+        assert!(
+            t.starts_with("dut0 (native): drop prog id 12, 25.0 ns/packet\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("owner: lab (pid 99, process): gone, an orphan"),
+            "{t}"
+        );
         assert!(t.contains("counters: packets=10 drop=10\n"), "{t}");
         assert!(t.contains("10 drop/s"), "{t}");
-        let none = Status { schema_version: records::SCHEMA_VERSION, interfaces: vec![] };
+        let none = Status {
+            schema_version: records::SCHEMA_VERSION,
+            interfaces: vec![],
+        };
         assert_eq!(status_text(&none), "no XDP program attached\n");
     }
 

@@ -296,7 +296,9 @@ pub fn install(plan: &Plan) -> Result<Installed> {
         Mode::Native => XdpMode::Native,
         Mode::Generic => XdpMode::Generic,
         Mode::Offload => XdpMode::Offload,
-        Mode::Userspace => bail!("the user-space execution point runs in the foreground: use run_userspace"),
+        Mode::Userspace => {
+            bail!("the user-space execution point runs in the foreground: use run_userspace")
+        }
     };
     require_root("install")?;
     let ifindex = kernel::ifindex(&a.iface)?;
@@ -398,7 +400,10 @@ pub fn run_userspace(
     let a = &plan.options;
     let program = a.program;
     if a.mode != Mode::Userspace {
-        bail!("run_userspace is for the user-space execution point, not {}", a.mode);
+        bail!(
+            "run_userspace is for the user-space execution point, not {}",
+            a.mode
+        );
     }
     require_root("install")?;
     let ifindex = kernel::ifindex(&a.iface)?;
@@ -588,8 +593,7 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
             }
             let mut mode = xdp_mode(mode);
             if info.name == xdplayer::REDIRECT_PROG
-                && let Some(st) =
-                    read_state::<UserspaceState>(&state_path("userspace", *ifindex)?)
+                && let Some(st) = read_state::<UserspaceState>(&state_path("userspace", *ifindex)?)
                 && Path::new(&format!("/proc/{}", st.pid)).exists()
             {
                 program = Program::from_name(&st.program);
@@ -616,11 +620,7 @@ fn snapshot(ifaces: &[(u32, String)]) -> Result<Vec<Snapshot>> {
 fn rates(now: &Counters, before: &Counters, secs: f64) -> rec::Rates {
     let d = now.since(before);
     let r = |n: u64| {
-        if secs > 0.0 {
-            n as f64 / secs
-        } else {
-            0.0
-        }
+        if secs > 0.0 { n as f64 / secs } else { 0.0 }
     };
     let d = d.to_record();
     rec::Rates {
@@ -699,7 +699,12 @@ pub fn status(o: &StatusOptions) -> Result<rec::Status> {
     })
 }
 
-fn attached(s: &Snapshot, rates: Option<rec::Rates>, run_cnt: u64, run_time_ns: u64) -> rec::Attached {
+fn attached(
+    s: &Snapshot,
+    rates: Option<rec::Rates>,
+    run_cnt: u64,
+    run_time_ns: u64,
+) -> rec::Attached {
     rec::Attached {
         iface: s.iface.clone(),
         ifindex: s.ifindex,
@@ -775,8 +780,12 @@ pub fn update_bench(
     })?;
     let entries = Entries::of(&dns.names).with_context(|| format!("profile '{profile}'"))?;
     require_root("update-bench")?;
-    let size = u32::try_from(entries.count)
-        .map_err(|_| anyhow!("profile '{profile}': {} names do not fit a BPF map", entries.count))?;
+    let size = u32::try_from(entries.count).map_err(|_| {
+        anyhow!(
+            "profile '{profile}': {} names do not fit a BPF map",
+            entries.count
+        )
+    })?;
     let map = cache::create_map(size)?;
     // Fill once first: both methods then measure rewriting a full map, as the
     // paper's continuous updates do, not the first inserts.

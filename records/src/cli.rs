@@ -131,12 +131,21 @@ mod tests {
     fn json_is_output_json_everywhere() {
         assert_eq!(parse(&[]).expect("none"), Fmt::Text);
         assert_eq!(parse(&["--json"]).expect("--json"), Fmt::Json);
-        assert_eq!(parse(&["--output", "json"]).expect("--output json"), Fmt::Json);
+        assert_eq!(
+            parse(&["--output", "json"]).expect("--output json"),
+            Fmt::Json
+        );
         assert_eq!(parse(&["--output", "csv"]).expect("csv"), Fmt::Csv);
         // Global: after the subcommand too.
         assert_eq!(parse(&["status", "--json"]).expect("sub --json"), Fmt::Json);
-        assert_eq!(parse(&["status", "--output", "csv"]).expect("sub csv"), Fmt::Csv);
-        assert!(parse(&["--json", "--output", "text"]).is_err(), "the two conflict");
+        assert_eq!(
+            parse(&["status", "--output", "csv"]).expect("sub csv"),
+            Fmt::Csv
+        );
+        assert!(
+            parse(&["--json", "--output", "text"]).is_err(),
+            "the two conflict"
+        );
         assert!(parse(&["--output", "yaml"]).is_err());
     }
 }

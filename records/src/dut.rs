@@ -139,8 +139,24 @@ impl Counters {
 
     /// From the values in struct order.
     pub fn from_array(a: [u64; 16]) -> Counters {
-        let [packets, bytes, pass, drop, tx, redirect, aborted, parse_errors, not_tenant, not_handled, answers, hits, misses, too_long, checksums, checksum_bad] =
-            a;
+        let [
+            packets,
+            bytes,
+            pass,
+            drop,
+            tx,
+            redirect,
+            aborted,
+            parse_errors,
+            not_tenant,
+            not_handled,
+            answers,
+            hits,
+            misses,
+            too_long,
+            checksums,
+            checksum_bad,
+        ] = a;
         Counters {
             packets,
             bytes,
@@ -431,18 +447,33 @@ mod tests {
             "ns_per_packet": null, "owner": {"claim": "live", "scope": "process", "pid": 9, "comm": "lab"}});
         let ok = serde_json::json!({"schema_version": crate::SCHEMA_VERSION, "interfaces": [entry.clone()]});
         let s = Status::parse(&ok.to_string()).expect("status");
-        assert_eq!(s.on("dut0").map(|a| (a.prog_id, a.mode)), Some((77, Mode::Native)));
+        assert_eq!(
+            s.on("dut0").map(|a| (a.prog_id, a.mode)),
+            Some((77, Mode::Native))
+        );
         assert!(s.on("dut1").is_none());
         let mut bad = entry.clone();
         bad["counters"]["packtes"] = 1.into();
-        let e = Status::parse(&serde_json::json!({"schema_version": crate::SCHEMA_VERSION, "interfaces": [bad]}).to_string())
-            .expect_err("unknown counter");
+        let e = Status::parse(
+            &serde_json::json!({"schema_version": crate::SCHEMA_VERSION, "interfaces": [bad]})
+                .to_string(),
+        )
+        .expect_err("unknown counter");
         assert!(e.to_string().contains("packtes"), "{e}");
         let mut bad = entry.clone();
         bad["mode"] = "hardware".into();
-        assert!(Status::parse(&serde_json::json!({"schema_version": crate::SCHEMA_VERSION, "interfaces": [bad]}).to_string()).is_err());
+        assert!(
+            Status::parse(
+                &serde_json::json!({"schema_version": crate::SCHEMA_VERSION, "interfaces": [bad]})
+                    .to_string()
+            )
+            .is_err()
+        );
         let old = serde_json::json!({"schema_version": 0, "interfaces": [entry]});
-        assert!(matches!(Status::parse(&old.to_string()), Err(crate::RecordError::Version { found: 0 })));
+        assert!(matches!(
+            Status::parse(&old.to_string()),
+            Err(crate::RecordError::Version { found: 0 })
+        ));
     }
 
     #[test]
