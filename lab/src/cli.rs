@@ -106,7 +106,6 @@ pub enum Cmd {
     Experiments,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

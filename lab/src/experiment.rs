@@ -721,7 +721,11 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let engine = match engine_key {
             Some(e) => {
                 if source != Source::Gen {
-                    return cx.err(e.span(), "engine", "gen's engine: only for source = \"gen\"");
+                    return cx.err(
+                        e.span(),
+                        "engine",
+                        "gen's engine: only for source = \"gen\"",
+                    );
                 }
                 one_of(cx, e, "engine", |s| s.parse().ok(), "afxdp, xdp-live")?
             }
@@ -892,9 +896,9 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         let neighbour_at = where_(&s.neighbour_at, "neighbour_at")?;
         let neighbour_rate = match &s.neighbour_rate {
             None => None,
-            Some(r) => Some(
-                parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?,
-            ),
+            Some(r) => {
+                Some(parse_rate(r.get_ref()).or_else(|m| cx.err(r.span(), "neighbour_rate", m))?)
+            }
         };
         let busy_neighbour =
             neighbour_checksums.is_some() || parameter == Param::NeighbourChecksums;
@@ -1246,9 +1250,17 @@ mod tests {
         let m = err(&format!(
             "{BASE}engine = \"xdp-live\"\n[[series]]\nname = \"a\"\nmode = \"generic\"\n"
         ));
-        assert!(m.starts_with("x.toml:7: engine: xdp-live sends XDP frames"), "{m}");
-        let m = err(&format!("{BASE}[[series]]\nname = \"a\"\nengine = \"dpdk\"\n"));
-        assert!(m.starts_with("x.toml:9: engine:") && m.contains("afxdp, xdp-live"), "{m}");
+        assert!(
+            m.starts_with("x.toml:7: engine: xdp-live sends XDP frames"),
+            "{m}"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nengine = \"dpdk\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:9: engine:") && m.contains("afxdp, xdp-live"),
+            "{m}"
+        );
         let m = err(&format!(
             "{BASE}[[series]]\nname = \"a\"\nsource = \"trafgen\"\nengine = \"xdp-live\"\n"
         ));

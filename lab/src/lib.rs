@@ -41,12 +41,13 @@
 
 #![warn(missing_docs)]
 
-mod cmd;
 pub mod cli;
+mod cmd;
 pub mod demo;
 pub mod error;
 pub mod experiment;
 pub mod host;
+pub mod ledger;
 pub mod owner;
 pub mod plot;
 pub mod registry;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use lab::experiment::Experiment;
 use lab::cli::{Cli, Cmd, StatusOutput};
+use lab::experiment::Experiment;
 use lab::{Testbed, UpOptions};
 
 fn run(cli: Cli) -> Result<()> {

@@ -16,6 +16,7 @@ use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::ledger::LimitedBy;
 use crate::store::Row;
 
 /// The TTF the PNG (and SVG text layout) uses.
@@ -36,6 +37,9 @@ pub fn load_font() -> Result<()> {
     .map_err(|e| anyhow!(e))
 }
 
+/// Legend entry of hollow points.
+pub const LOWER_BOUND_LABEL: &str = "hollow: not limited by the DUT (lower bound)";
+
 /// One chart.
 #[derive(Debug, Clone)]
 pub struct Chart {
@@ -55,6 +59,21 @@ pub struct Chart {
     pub categorical: bool,
     /// x takes whole numbers only (queues, checksums): no fractional ticks.
     pub integer_x: bool,
+    /// The metric is a capacity (a rate the DUT reached): a point where nothing
+    /// was saturated (`limited_by = none`) is a lower bound too, and drawn hollow.
+    pub capacity: bool,
+}
+
+impl Chart {
+    /// A point drawn hollow: not limited by the DUT, so not the DUT's figure
+    /// (a lower bound of a capacity).
+    pub fn hollow(&self, r: &Row) -> bool {
+        match r.limited_by {
+            Some(LimitedBy::Generator | LimitedBy::Path) => true,
+            Some(LimitedBy::None) => self.capacity,
+            Some(LimitedBy::Dut) | None => false,
+        }
+    }
 }
 
 /// A tick label without needless decimals.
@@ -234,7 +253,13 @@ impl Chart {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
             chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+                .draw_series(pts.iter().zip(&rows).map(|(&p, r)| {
+                    if self.hollow(r) {
+                        Circle::new(p, 5, colour.stroke_width(2))
+                    } else {
+                        Circle::new(p, 4, colour.filled())
+                    }
+                }))
                 .map_err(err)?;
             chart
                 .draw_series(rows.iter().map(|r| {
@@ -248,6 +273,14 @@ impl Chart {
                     )
                 }))
                 .map_err(err)?;
+        }
+        if self.rows.iter().any(|r| self.hollow(r)) {
+            let grey = RGBColor(90, 90, 90);
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(err)?
+                .label(LOWER_BOUND_LABEL)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 5, grey.stroke_width(2)));
         }
         chart
             .configure_series_labels()
@@ -273,6 +306,7 @@ mod tests {
             x,
             unit: "packets/s".into(),
             summary: Summary::of(vals).unwrap(),
+            limited_by: Some(LimitedBy::Dut),
         }
     }
 
@@ -294,6 +328,7 @@ mod tests {
             ],
             categorical: false,
             integer_x: true,
+            capacity: true,
         };
         let files = chart.write(&dir.join("drop_pps")).unwrap();
         assert_eq!(files.len(), 2);
@@ -301,6 +336,10 @@ mod tests {
         assert!(svg.contains("native multi-flow") && svg.contains("generic single-flow"));
         assert!(svg.contains("Mpackets/s"), "y axis scaled to M");
         assert!(svg.contains("queues"));
+        assert!(
+            !svg.contains(LOWER_BOUND_LABEL),
+            "every point DUT-limited: no lower-bound legend"
+        );
         let png = std::fs::read(&files[1]).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         assert!(png.len() > 5000);
@@ -319,6 +358,60 @@ mod tests {
             svg.matches("generic single-flow").count() >= 2,
             "legend and tick"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn points_not_limited_by_the_dut_are_hollow_with_a_legend_entry() {
+        let dir = std::env::temp_dir().join(format!("lab-plot-hollow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut g = row("s", 2.0, &[2.0e6]);
+        g.limited_by = Some(LimitedBy::Generator);
+        let mut n = row("s", 3.0, &[2.5e6]);
+        n.limited_by = Some(LimitedBy::None);
+        let chart = Chart {
+            title: "t".into(),
+            x_label: "queues".into(),
+            y_label: "drop rate".into(),
+            unit: "packets/s".into(),
+            series: vec!["s".into()],
+            rows: vec![row("s", 1.0, &[1.0e6]), g.clone(), n.clone()],
+            categorical: false,
+            integer_x: true,
+            capacity: true,
+        };
+        assert!(!chart.hollow(&chart.rows[0]));
+        assert!(chart.hollow(&g));
+        assert!(
+            chart.hollow(&n),
+            "not saturated is a lower bound of a capacity"
+        );
+        let latency = Chart {
+            capacity: false,
+            ..chart.clone()
+        };
+        assert!(
+            !latency.hollow(&n),
+            "not saturated is the normal latency point"
+        );
+        assert!(latency.hollow(&g));
+        let files = chart.write(&dir.join("hollow")).unwrap();
+        let svg = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(svg.contains(LOWER_BOUND_LABEL));
+        // Markers (the error bars add small open circles of their own): the two
+        // hollow points and the legend's are open rings, the DUT-limited one filled.
+        let markers: Vec<&str> = svg
+            .split("<circle")
+            .skip(1)
+            .filter_map(|c| c.split("/>").next())
+            .filter(|c| !c.contains("stroke-width=\"1\"") || c.contains("stroke=\"none\""))
+            .collect();
+        let hollow = markers
+            .iter()
+            .filter(|c| c.contains("fill=\"none\""))
+            .count();
+        assert_eq!(hollow, 3, "{markers:?}");
+        assert_eq!(markers.len(), 4, "{markers:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

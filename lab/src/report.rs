@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::experiment::{Experiment, Param, Plan};
+use crate::ledger::LimitedBy;
 use crate::plot::Chart;
 use crate::runner::{METRICS, RunOptions, RunSummary, fmt_secs};
 use crate::store::{self, Point, Row, fmt_num};
@@ -93,29 +94,52 @@ pub fn write(
             rows: mrows.clone(),
             categorical: exp.parameter == Param::None,
             integer_x: matches!(exp.parameter, Param::Queues | Param::Checksums),
+            capacity: m.capacity,
         };
         let plots = chart.write(&out.join(m.name))?;
+        let bounds: Vec<String> = mrows
+            .iter()
+            .filter(|r| chart.hollow(r))
+            .map(|r| format!("{} at {} = {}", r.series, exp.parameter, fmt_num(r.x)))
+            .collect();
         let _ = writeln!(md, "## {} [{}]\n", m.label, m.unit);
         let _ = writeln!(
             md,
             "![{}]({}.svg) ([PNG]({}.png))\n",
             m.label, m.name, m.name
         );
-        let _ = writeln!(md, "| series | {} | n | mean | 99 % CI |", exp.parameter);
-        let _ = writeln!(md, "|---|---:|---:|---:|---|");
+        let _ = writeln!(
+            md,
+            "| series | {} | n | mean | 99 % CI | limited by |",
+            exp.parameter
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---|---|");
         for r in &mrows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} .. {} |",
+                "| {} | {} | {} | {} | {} .. {} | {}{} |",
                 r.series,
                 fmt_num(r.x),
                 r.summary.n,
                 fmt_val(r.summary.mean),
                 fmt_val(r.summary.ci99_low),
-                fmt_val(r.summary.ci99_high)
+                fmt_val(r.summary.ci99_high),
+                r.limited_by.map_or("-", LimitedBy::name),
+                if chart.hollow(r) {
+                    " (lower bound)"
+                } else {
+                    ""
+                }
             );
         }
         md.push('\n');
+        if !bounds.is_empty() {
+            let _ = writeln!(
+                md,
+                "Not limited by the DUT, so lower bounds of its figure (hollow in the plot): {}.\n",
+                bounds.join("; ")
+            );
+        }
         files.extend(plots);
     }
 
@@ -159,6 +183,8 @@ pub fn write(
         md.push('\n');
     }
 
+    limits_section(&mut md, exp, out);
+
     if !run.failures.is_empty() {
         let _ = writeln!(md, "## Failed points\n");
         for (s, x, e) in &run.failures {
@@ -170,6 +196,89 @@ pub fn write(
     store::write_atomic(&report, md.as_bytes())?;
     files.push(report);
     Ok(files)
+}
+
+/// "What limited each point" and "Loss ledger": from limits.csv and ledger.csv.
+fn limits_section(md: &mut String, exp: &Experiment, out: &std::path::Path) {
+    let limits = store::read_limits(out);
+    if limits.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## What limited each point\n\nFrom each measurement's loss ledger ([ledger.csv](ledger.csv), [limits.csv](limits.csv)), by the decision table in lab/README.md: `dut` = the value is the DUT's; `generator` = gen offered less than 99.5 % of the request, or the DUT kept up with all it was offered (a lower bound); `path` = the lab lost frames before the DUT; `none` = nothing saturated. Loss tolerance: the larger of 10 frames and 0.01 %.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| series | {} | limited by (repetitions) | why (last repetition) |",
+        exp.parameter
+    );
+    let _ = writeln!(md, "|---|---:|---|---|");
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for l in &limits {
+        let k = (l.series.clone(), fmt_num(l.x));
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for (series, x) in &keys {
+        let of: Vec<_> = limits
+            .iter()
+            .filter(|l| &l.series == series && &fmt_num(l.x) == x)
+            .collect();
+        let mut counts: Vec<(LimitedBy, usize)> = Vec::new();
+        for l in &of {
+            match counts.iter_mut().find(|(b, _)| *b == l.limited_by) {
+                Some(c) => c.1 += 1,
+                None => counts.push((l.limited_by, 1)),
+            }
+        }
+        let by = counts
+            .iter()
+            .map(|(b, n)| format!("{b} x{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let why = of.last().map_or("", |l| l.reason.as_str());
+        let _ = writeln!(md, "| {series} | {x} | {by} | {why} |");
+    }
+    md.push('\n');
+    let ledger = store::read_ledger(out);
+    if ledger.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Loss ledger\n\nPer point, its last repetition: frames counted at every stage the lab and the tools can see, read before the traffic and after it settled; `lost` = fewer than the stage before in its chain; `place` = who is to blame for a loss there.\n"
+    );
+    for (series, x) in &keys {
+        let rep = ledger
+            .iter()
+            .filter(|l| &l.series == series && &fmt_num(l.x) == x)
+            .map(|l| l.repetition)
+            .max();
+        let Some(rep) = rep else { continue };
+        let _ = writeln!(
+            md,
+            "**{series}, {} = {x}** (repetition {rep})\n\n| chain | stage | place | packets | lost |\n|---|---|---|---:|---:|",
+            exp.parameter
+        );
+        for l in ledger
+            .iter()
+            .filter(|l| &l.series == series && &fmt_num(l.x) == x && l.repetition == rep)
+        {
+            let lost = if l.lost > 0 {
+                format!("**{}**", l.lost)
+            } else {
+                "0".into()
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {lost} |",
+                l.chain, l.stage, l.place, l.packets
+            );
+        }
+        md.push('\n');
+    }
 }
 
 /// A value with sensible precision.

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::experiment::{At, Experiment, Measure, Param, Plan, Series, Source, Topo};
+use crate::ledger;
 use crate::store::{self, Point, Store, fmt_num};
 use records::args::DutCmd;
 use records::dut::Attached;
@@ -83,6 +84,9 @@ pub struct Metric {
     pub label: &'static str,
     /// Unit.
     pub unit: &'static str,
+    /// A rate the DUT reached (its capacity when it was the limit): a point
+    /// nothing saturated is a lower bound of it.
+    pub capacity: bool,
 }
 
 /// Every metric the runner records, in plot order.
@@ -91,71 +95,85 @@ pub const METRICS: &[Metric] = &[
         name: "drop_pps",
         label: "drop rate",
         unit: "packets/s",
+        capacity: true,
     },
     Metric {
         name: "processed_pps",
         label: "packets processed by the DUT program",
         unit: "packets/s",
+        capacity: true,
     },
     Metric {
         name: "ns_per_packet",
         label: "CPU time per packet (DUT accounting)",
         unit: "ns",
+        capacity: false,
     },
     Metric {
         name: "pass_pps",
         label: "passed on by the program",
         unit: "packets/s",
+        capacity: true,
     },
     Metric {
         name: "cpu_tenant_ns_per_packet",
         label: "CPU charged to the tenant (its process + its program)",
         unit: "ns/packet",
+        capacity: false,
     },
     Metric {
         name: "cpu_host_ns_per_packet",
         label: "CPU of the host's kernel (softirq: veth, bridge, XDP), tenant's program excluded",
         unit: "ns/packet",
+        capacity: false,
     },
     Metric {
         name: "offered_pps",
         label: "offered rate (gen tx, confirmed by the kernel)",
         unit: "packets/s",
+        capacity: false,
     },
     Metric {
         name: "refused_pps",
         label: "frames gen handed over that the kernel refused (the receiving ring full)",
         unit: "packets/s",
+        capacity: false,
     },
     Metric {
         name: "answered_pps",
         label: "answers received",
         unit: "answers/s",
+        capacity: true,
     },
     Metric {
         name: "rtt_p50_us",
         label: "median response time",
         unit: "us",
+        capacity: false,
     },
     Metric {
         name: "rtt_p99_us",
         label: "99th percentile response time",
         unit: "us",
+        capacity: false,
     },
     Metric {
         name: "lost_percent",
         label: "requests without answer",
         unit: "%",
+        capacity: false,
     },
     Metric {
         name: "updates_batch_per_s",
         label: "map updates, batched",
         unit: "updates/s",
+        capacity: false,
     },
     Metric {
         name: "updates_single_per_s",
         label: "map updates, one per syscall",
         unit: "updates/s",
+        capacity: false,
     },
 ];
 
@@ -177,6 +195,7 @@ fn metric(name: &str) -> Metric {
             name: "value",
             label: "value",
             unit: "",
+            capacity: false,
         })
 }
 
@@ -327,10 +346,22 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                         plan.repetitions,
                         fmt_secs(per * left as f64)
                     );
-                    let values = point.measure(rep).with_context(|| {
+                    let measured = point.measure(rep).with_context(|| {
                         format!("{} {} x={} rep {rep}", exp.name, series.name, fmt_num(x))
                     })?;
-                    let pts: Vec<Point> = values
+                    let limited_by = measured.ledger.as_ref().map(|a| a.limited_by);
+                    if let Some(a) = &measured.ledger {
+                        let key = format!("{},{},{},{rep}", exp.name, series.name, fmt_num(x));
+                        store.append_ledger(
+                            &a.ledger.csv_lines(&key),
+                            &format!("{key},{},{}\n", a.limited_by, a.reason.replace(',', ";")),
+                        )?;
+                        if a.limited_by != ledger::LimitedBy::Dut {
+                            eprintln!("  limited by {}: {}", a.limited_by, a.reason);
+                        }
+                    }
+                    let pts: Vec<Point> = measured
+                        .values
                         .into_iter()
                         .map(|(m, v)| Point {
                             experiment: exp.name.clone(),
@@ -340,6 +371,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                             repetition: rep,
                             value: v,
                             unit: metric(m).unit.to_owned(),
+                            limited_by,
                         })
                         .collect();
                     store.append(&pts)?;
@@ -420,6 +452,36 @@ struct PointRun<'a> {
     /// The busy neighbour tenant.
     neighbour: Option<Neighbour>,
     queues: u32,
+}
+
+/// What one measurement gave: its values, and where its packets went.
+struct Measured {
+    values: Vec<(&'static str, f64)>,
+    /// None where there is no traffic to account for (map updates).
+    ledger: Option<Account>,
+}
+
+/// A measurement's loss ledger and what limited it.
+struct Account {
+    ledger: ledger::Ledger,
+    limited_by: ledger::LimitedBy,
+    reason: String,
+}
+
+/// The DUT program's frame counters in a `dut status` entry: frames seen, and
+/// frames sent back (XDP_TX, or a user-space DUT's answers); an error when the
+/// entry has none (not one of dut's programs).
+fn dut_counts(status: &Attached) -> Result<ledger::DutCounts> {
+    let c = status.counters.with_context(|| {
+        format!(
+            "dut status: {} on {} has no counters (not one of dut's programs)",
+            status.program, status.iface
+        )
+    })?;
+    Ok(ledger::DutCounts {
+        packets: c.packets,
+        tx: c.tx,
+    })
 }
 
 /// A busy neighbour tenant: a flood into a checksum program.
@@ -678,18 +740,135 @@ impl<'a> PointRun<'a> {
         Ok(c)
     }
 
-    fn measure(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn measure(&self, rep: u32) -> Result<Measured> {
         match self.series.measure {
             Measure::DutRate => self.dut_rate(rep),
             Measure::AnswerRate => self.answer_rate(rep),
             Measure::ResponseTime => self.response_time(rep),
-            Measure::UpdateRate => self.update_rate(rep),
+            Measure::UpdateRate => Ok(Measured {
+                values: self.update_rate(rep)?,
+                ledger: None,
+            }),
         }
     }
 
+    /// Every interface counter of the lab and the DUT program's counters, read
+    /// before and after a measurement for its ledger.
+    fn counters(&self) -> Result<(ledger::Snapshot, Option<ledger::DutCounts>)> {
+        let bed = self.bed.as_ref().ok_or_else(|| anyhow!("no lab"))?;
+        let snap = ledger::Snapshot::take(&bed.namespaces())?;
+        let dut = if self.series.program.is_some() {
+            Some(dut_counts(&dut_status(&self.port)?)?)
+        } else {
+            None
+        };
+        Ok((snap, dut))
+    }
+
+    /// The path the measured traffic takes through this point's lab.
+    fn path(&self) -> Result<ledger::Path> {
+        use ledger::{Hop, Place, Port};
+        let lab = self.lab()?;
+        let (g, s, d, m) = (
+            crate::gen_netns(lab),
+            crate::sw_netns(lab),
+            crate::dut_netns(lab),
+            crate::mon_netns(lab),
+        );
+        let hop = |a: &str, ai: &str, b: &str, bi: &str, place| Hop {
+            from: Port::new(a, ai),
+            to: Port::new(b, bi),
+            place,
+        };
+        let gen_if = self.gen_port.1;
+        let topology = self.bed.as_ref().map(Testbed::topology);
+        Ok(match topology {
+            Some(Topology::Direct) => ledger::Path {
+                request: vec![hop(&g, gen_if, &d, crate::DUT_IFACE, Place::Dut)],
+                answer: vec![hop(&d, crate::DUT_IFACE, &g, gen_if, Place::Generator)],
+                mirror: None,
+            },
+            Some(Topology::Tenants) if gen_if == crate::GEN1_IFACE => ledger::Path {
+                request: vec![hop(&g, gen_if, &d, crate::DUT1_IFACE, Place::Dut)],
+                answer: vec![],
+                mirror: None,
+            },
+            _ => {
+                let mut request = vec![
+                    hop(&g, gen_if, &s, crate::SW_GEN_IFACE, Place::Path),
+                    hop(&s, crate::SW_DUT_IFACE, &d, crate::DUT_IFACE, Place::Dut),
+                ];
+                let mut answer = vec![
+                    hop(&d, crate::DUT_IFACE, &s, crate::SW_DUT_IFACE, Place::Path),
+                    hop(&s, crate::SW_GEN_IFACE, &g, gen_if, Place::Generator),
+                ];
+                if let Some(t) = self.dst_tenant {
+                    // Through the host's bridge to the tenant's virtual NIC.
+                    let tn = crate::tenant_netns(lab, t);
+                    let vif = crate::tenant_vif(t);
+                    request.push(hop(&d, &vif, &tn, crate::TENANT_IFACE, Place::Dut));
+                    answer.clear();
+                }
+                let mirror = Some((
+                    vec![
+                        Port::new(&s, crate::SW_GEN_IFACE),
+                        Port::new(&s, crate::SW_DUT_IFACE),
+                    ],
+                    hop(
+                        &s,
+                        crate::SW_MON_IFACE,
+                        &m,
+                        crate::MON_IFACE,
+                        Place::Monitor,
+                    ),
+                ));
+                ledger::Path {
+                    request,
+                    answer,
+                    mirror,
+                }
+            }
+        })
+    }
+
+    /// The ledger of a measurement from the counters before and after it, and
+    /// what limited it.
+    fn account(
+        &self,
+        before: &(ledger::Snapshot, Option<ledger::DutCounts>),
+        generator: Option<&GenFinal>,
+        captured: Option<u64>,
+    ) -> Result<Account> {
+        // Frames in flight arrive and the counters settle.
+        thread::sleep(Duration::from_millis(300));
+        let after = self.counters()?;
+        let dut = after.1.zip(before.1).map(|(a, b)| ledger::DutCounts {
+            packets: a.packets.saturating_sub(b.packets),
+            tx: a.tx.saturating_sub(b.tx),
+        });
+        let path = self.path()?;
+        let l = ledger::build(
+            &path,
+            &after.0.since(&before.0),
+            &ledger::Tools {
+                generator,
+                dut,
+                captured,
+                answers: self.series.measure != Measure::DutRate,
+            },
+        );
+        let (by, why) = ledger::classify(&l, generator);
+        Ok(Account {
+            ledger: l,
+            limited_by: by,
+            reason: why,
+        })
+    }
+
     /// DUT counters over a window of `duration` inside the source's run.
-    fn dut_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn dut_rate(&self, rep: u32) -> Result<Measured> {
         self.lab()?;
+        let before = self.counters()?;
         // The source is stopped once the window is over: a long margin
         // costs nothing and covers a slow start on a loaded machine.
         let margin = Duration::from_secs(60);
@@ -796,14 +975,22 @@ impl<'a> PointRun<'a> {
             v.push(("cpu_tenant_ns_per_packet", tenant));
             v.push(("cpu_host_ns_per_packet", host));
         }
-        if self.series.source == Source::Gen {
+        let f: Option<GenFinal> = if self.series.source == Source::Gen {
             let f: GenFinal = out.final_as("gen final")?;
             push_offered(&f, &mut v);
-        }
-        Ok(v)
+            Some(f)
+        } else {
+            None
+        };
+        let account = self.account(&before, f.as_ref(), None)?;
+        Ok(Measured {
+            values: v,
+            ledger: Some(account),
+        })
     }
 
-    fn answer_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn answer_rate(&self, rep: u32) -> Result<Measured> {
+        let before = self.counters()?;
         match self.series.source {
             Source::Gen => {
                 let out = tools::run(self.gen_cmd(self.duration, true)?)?;
@@ -812,7 +999,11 @@ impl<'a> PointRun<'a> {
                 let f: GenFinal = out.final_as("gen final")?;
                 let mut v = vec![("answered_pps", f.rx_pps)];
                 push_offered(&f, &mut v);
-                Ok(v)
+                let account = self.account(&before, Some(&f), None)?;
+                Ok(Measured {
+                    values: v,
+                    ledger: Some(account),
+                })
             }
             Source::Dnsperf => {
                 let lab = self.lab()?.to_owned();
@@ -850,13 +1041,17 @@ impl<'a> PointRun<'a> {
                 let qps = parse_dnsperf(&out.stdout()).with_context(|| {
                     format!("`{}` printed no 'Queries per second'", out.command)
                 })?;
-                Ok(vec![("answered_pps", qps)])
+                let account = self.account(&before, None, None)?;
+                Ok(Measured {
+                    values: vec![("answered_pps", qps)],
+                    ledger: Some(account),
+                })
             }
             Source::Trafgen => bail!("trafgen cannot drive answer-rate"),
         }
     }
 
-    fn response_time(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
+    fn response_time(&self, rep: u32) -> Result<Measured> {
         let lab = self.lab()?.to_owned();
         // A busy neighbour: flood its checksum program for the whole
         // measurement, starting once its DUT sees traffic.
@@ -884,6 +1079,7 @@ impl<'a> PointRun<'a> {
             }
         };
         let base = self.rep_file(rep, "tstamp");
+        let before = self.counters()?;
         let mut ts = start_tstamp(&lab, &[("--hdrh", base.with_extension("hdr"))])?;
         let gen_out = tools::run(self.gen_cmd(self.duration, true)?);
         // Late answers still count.
@@ -926,7 +1122,11 @@ impl<'a> PointRun<'a> {
         }
         let g: GenFinal = gen_out.final_as("gen final")?;
         v.push(("answered_pps", g.rx_pps));
-        Ok(v)
+        let account = self.account(&before, Some(&g), Some(f.frames))?;
+        Ok(Measured {
+            values: v,
+            ledger: Some(account),
+        })
     }
 
     fn update_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
@@ -1065,7 +1265,9 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
                     out.stderr.trim()
                 );
             }
-            if dut_status(port).is_ok() {
+            // The user-space point's counters show once it has written its first
+            // state (the redirect program alone has none).
+            if dut_status(port).is_ok_and(|a| a.counters.is_some()) {
                 return Ok(Some(child));
             }
             if Instant::now() > deadline {

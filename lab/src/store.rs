@@ -1,12 +1,18 @@
 //! The results of a run on disk, and reading them back to resume.
 //!
 //! `points.csv` holds every measured value, one line each:
-//! `experiment,series,metric,x,repetition,value,unit`. One measurement (one
+//! `experiment,series,metric,x,repetition,value,unit,limited_by` (`limited_by`:
+//! what limited the measurement, from its loss ledger: `dut`, `generator`, `path`,
+//! `none`, empty where there is no traffic to account for). One measurement (one
 //! series at one x, one repetition) writes all its metrics in one `write` and
 //! flushes, so an interrupted run leaves only whole measurements behind; a
 //! re-run with the same `--out` reads the file back and skips every
 //! (series, x, repetition) already there. `summary.csv` is derived from it:
-//! `series,metric,x,n,mean,ci99_low,ci99_high,unit`.
+//! `series,metric,x,n,mean,ci99_low,ci99_high,unit,limited_by` (the most frequent
+//! classification of the point's repetitions). Each measurement's loss ledger goes
+//! to `ledger.csv` (one line per stage) and its classification with the reason to
+//! `limits.csv`, both written before its points, and cut back on resume to the
+//! measurements `points.csv` holds.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -15,12 +21,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::ledger::{LEDGER_HEADER, LimitedBy, majority};
 use crate::stats::Summary;
 
 /// Header of `points.csv`.
-pub const POINTS_HEADER: &str = "experiment,series,metric,x,repetition,value,unit";
+pub const POINTS_HEADER: &str = "experiment,series,metric,x,repetition,value,unit,limited_by";
 /// Header of `summary.csv`.
-pub const SUMMARY_HEADER: &str = "series,metric,x,n,mean,ci99_low,ci99_high,unit";
+pub const SUMMARY_HEADER: &str = "series,metric,x,n,mean,ci99_low,ci99_high,unit,limited_by";
+/// Header of `limits.csv`.
+pub const LIMITS_HEADER: &str = "experiment,series,x,repetition,limited_by,reason";
 
 /// One measured value.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,26 +48,33 @@ pub struct Point {
     pub value: f64,
     /// Its unit.
     pub unit: String,
+    /// What limited the measurement (None: nothing to account for).
+    pub limited_by: Option<LimitedBy>,
 }
 
 impl Point {
     fn to_line(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{}\n",
             self.experiment,
             self.series,
             self.metric,
             fmt_num(self.x),
             self.repetition,
             fmt_num(self.value),
-            self.unit
+            self.unit,
+            self.limited_by.map_or("", LimitedBy::name)
         )
     }
     fn parse(line: &str) -> Option<Point> {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 7 {
-            return None;
-        }
+        // 7 fields: written before limited_by existed.
+        let limited_by = match f.len() {
+            7 => None,
+            8 if f[7].is_empty() => None,
+            8 => Some(LimitedBy::parse(f[7])?),
+            _ => return None,
+        };
         Some(Point {
             experiment: f[0].to_owned(),
             series: f[1].to_owned(),
@@ -67,6 +83,7 @@ impl Point {
             repetition: f[4].parse().ok()?,
             value: f[5].parse().ok()?,
             unit: f[6].to_owned(),
+            limited_by,
         })
     }
 }
@@ -94,6 +111,114 @@ pub struct Store {
     path: PathBuf,
     file: File,
     points: Vec<Point>,
+    ledger: File,
+    limits: File,
+}
+
+/// Opens a CSV file whose lines start with `experiment,series,x,repetition` for
+/// appending, keeping only the lines of measurements in `done` (a torn or
+/// orphaned line from a killed run goes) under a fresh header.
+fn keyed_file(path: &Path, header: &str, done: &HashSet<Key>) -> Result<File> {
+    let mut body = format!("{header}\n");
+    if let Ok(text) = std::fs::read_to_string(path) {
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.splitn(5, ',').collect();
+            if f.len() == 5
+                && let Ok(rep) = f[3].parse::<u32>()
+                && let Ok(x) = f[2].parse::<f64>()
+                && done.contains(&key(f[1], x, rep))
+            {
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+    }
+    write_atomic(path, body.as_bytes())?;
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))
+}
+
+/// One measurement's line of `limits.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limit {
+    /// Series.
+    pub series: String,
+    /// x.
+    pub x: f64,
+    /// Repetition.
+    pub repetition: u32,
+    /// What limited it.
+    pub limited_by: LimitedBy,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Reads `limits.csv` of an output directory (empty when there is none).
+pub fn read_limits(dir: &Path) -> Vec<Limit> {
+    let Ok(text) = std::fs::read_to_string(dir.join("limits.csv")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.splitn(6, ',').collect();
+            (f.len() == 6).then_some(())?;
+            Some(Limit {
+                series: f[1].to_owned(),
+                x: f[2].parse().ok()?,
+                repetition: f[3].parse().ok()?,
+                limited_by: LimitedBy::parse(f[4])?,
+                reason: f[5].to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// One line of `ledger.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerLine {
+    /// Series.
+    pub series: String,
+    /// x.
+    pub x: f64,
+    /// Repetition.
+    pub repetition: u32,
+    /// Chain (`request`, `answer`, `mirror`).
+    pub chain: String,
+    /// Stage.
+    pub stage: String,
+    /// Place (`generator`, `path`, `dut`, `monitor`).
+    pub place: String,
+    /// Frames counted there.
+    pub packets: u64,
+    /// Frames missing compared with the stage before.
+    pub lost: u64,
+}
+
+/// Reads `ledger.csv` of an output directory (empty when there is none).
+pub fn read_ledger(dir: &Path) -> Vec<LedgerLine> {
+    let Ok(text) = std::fs::read_to_string(dir.join("ledger.csv")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (f.len() == 9).then_some(())?;
+            Some(LedgerLine {
+                series: f[1].to_owned(),
+                x: f[2].parse().ok()?,
+                repetition: f[3].parse().ok()?,
+                chain: f[4].to_owned(),
+                stage: f[5].to_owned(),
+                place: f[6].to_owned(),
+                packets: f[7].parse().ok()?,
+                lost: f[8].parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 impl Store {
@@ -135,7 +260,34 @@ impl Store {
             .append(true)
             .open(&path)
             .with_context(|| format!("open {}", path.display()))?;
-        Ok(Store { path, file, points })
+        let done: HashSet<Key> = points
+            .iter()
+            .map(|p| key(&p.series, p.x, p.repetition))
+            .collect();
+        let ledger = keyed_file(&dir.join("ledger.csv"), LEDGER_HEADER, &done)?;
+        let limits = keyed_file(&dir.join("limits.csv"), LIMITS_HEADER, &done)?;
+        Ok(Store {
+            path,
+            file,
+            points,
+            ledger,
+            limits,
+        })
+    }
+
+    /// Appends one measurement's ledger lines and its limits line (before its
+    /// points: a measurement killed in between is measured again, and its lines
+    /// are cut when the store is opened).
+    pub fn append_ledger(&mut self, ledger: &str, limits: &str) -> Result<()> {
+        for (f, text, name) in [
+            (&mut self.ledger, ledger, "ledger.csv"),
+            (&mut self.limits, limits, "limits.csv"),
+        ] {
+            f.write_all(text.as_bytes())
+                .and_then(|_| f.flush())
+                .with_context(|| format!("append to {name}"))?;
+        }
+        Ok(())
     }
 
     /// Measurements already present.
@@ -181,6 +333,8 @@ pub struct Row {
     pub unit: String,
     /// The statistics.
     pub summary: Summary,
+    /// What limited the point: the most frequent of its repetitions.
+    pub limited_by: Option<LimitedBy>,
 }
 
 /// Summarises points by (series, metric, x), in first-seen order of series
@@ -209,6 +363,7 @@ pub fn summarise(points: &[Point]) -> Vec<Row> {
                 x: ps[0].x,
                 unit: ps[0].unit.clone(),
                 summary: Summary::of(&vals)?,
+                limited_by: majority(&ps.iter().filter_map(|p| p.limited_by).collect::<Vec<_>>()),
             })
         })
         .collect()
@@ -219,7 +374,7 @@ pub fn write_summary(path: &Path, rows: &[Row]) -> Result<()> {
     let mut s = format!("{SUMMARY_HEADER}\n");
     for r in rows {
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{}\n",
             r.series,
             r.metric,
             fmt_num(r.x),
@@ -227,7 +382,8 @@ pub fn write_summary(path: &Path, rows: &[Row]) -> Result<()> {
             r.summary.mean,
             r.summary.ci99_low,
             r.summary.ci99_high,
-            r.unit
+            r.unit,
+            r.limited_by.map_or("", LimitedBy::name)
         ));
     }
     write_atomic(path, s.as_bytes())
@@ -261,6 +417,7 @@ mod tests {
             repetition: rep,
             value,
             unit: "pps".into(),
+            limited_by: Some(LimitedBy::Dut),
         }
     }
 

@@ -42,14 +42,21 @@ type Values = Vec<(f64, u32, f64)>;
 
 struct Points {
     by: HashMap<(String, String), Values>,
+    /// limited_by per (series, x, repetition).
+    limited: HashMap<(String, String, u32), String>,
 }
 
 fn read_points(out: &Path) -> Points {
     let text = std::fs::read_to_string(out.join("points.csv")).expect("points.csv");
     let mut by: HashMap<(String, String), Values> = HashMap::new();
+    let mut limited = HashMap::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        assert_eq!(f.len(), 7, "{line}");
+        assert_eq!(f.len(), 8, "{line}");
+        let key = (f[1].to_owned(), f[3].to_owned(), f[4].parse().unwrap());
+        if let Some(old) = limited.insert(key, f[7].to_owned()) {
+            assert_eq!(old, f[7], "one limited_by per measurement: {line}");
+        }
         by.entry((f[1].to_owned(), f[2].to_owned()))
             .or_default()
             .push((
@@ -58,7 +65,79 @@ fn read_points(out: &Path) -> Points {
                 f[5].parse().unwrap(),
             ));
     }
-    Points { by }
+    Points { by, limited }
+}
+
+/// Checks a run's loss accounting against its points: every measurement with
+/// traffic has a classification in points.csv that limits.csv gives with a reason,
+/// and a ledger whose request chain never gains frames (a stage counting more than
+/// the one before, beyond 1 % and 100 frames, would be a counter that lies or a
+/// stage in the wrong order).
+fn check_accounting(name: &str, out: &Path, exp: &Experiment, pts: &Points) {
+    let limits = lab::store::read_limits(out);
+    let ledger = lab::store::read_ledger(out);
+    for s in exp
+        .series
+        .iter()
+        .filter(|s| s.measure != Measure::UpdateRate)
+    {
+        let ours: Vec<_> = pts.limited.iter().filter(|(k, _)| k.0 == s.name).collect();
+        assert!(!ours.is_empty(), "{name} {}: no points", s.name);
+        for ((series, x, rep), by) in ours {
+            let l = limits
+                .iter()
+                .find(|l| {
+                    &l.series == series && &lab::store::fmt_num(l.x) == x && l.repetition == *rep
+                })
+                .unwrap_or_else(|| panic!("{name} {series} x={x} rep {rep}: not in limits.csv"));
+            assert_eq!(
+                l.limited_by.name(),
+                by,
+                "{name} {series} x={x}: points.csv vs limits.csv"
+            );
+            assert!(!l.reason.is_empty());
+            let stages: Vec<_> = ledger
+                .iter()
+                .filter(|g| {
+                    &g.series == series && &lab::store::fmt_num(g.x) == x && g.repetition == *rep
+                })
+                .collect();
+            assert!(
+                stages
+                    .iter()
+                    .any(|g| g.chain == "request" && g.stage.ends_with("received")),
+                "{name} {series} x={x}: the ledger has no interface stage: {stages:?}"
+            );
+            if s.program.is_some() {
+                assert!(
+                    stages
+                        .iter()
+                        .any(|g| g.stage == "DUT program saw" && g.packets > 0),
+                    "{name} {series} x={x}: the DUT program saw nothing: {stages:?}"
+                );
+            }
+            for w in stages.windows(2) {
+                if w[0].chain == w[1].chain && w[0].chain == "request" {
+                    let (a, b) = (w[0].packets, w[1].packets);
+                    assert!(
+                        b <= a + (a / 100).max(100),
+                        "{name} {series} x={x}: {} counts {b}, more than {} before it ({a})",
+                        w[1].stage,
+                        w[0].stage
+                    );
+                    assert_eq!(w[1].lost, a.saturating_sub(b));
+                }
+            }
+        }
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    if exp.series.iter().any(|s| s.measure != Measure::UpdateRate) {
+        assert!(
+            report.contains("## What limited each point"),
+            "{name}: report"
+        );
+        assert!(report.contains("## Loss ledger"), "{name}: report");
+    }
 }
 
 fn mean(v: &[(f64, u32, f64)], x: f64) -> f64 {
@@ -117,6 +196,7 @@ fn quick_run(name: &str) -> Out {
     );
 
     let pts = read_points(&out);
+    check_accounting(name, &out, &exp, &pts);
     let primary = |m: Measure| lab::runner::metrics_of(m)[0];
     for s in &exp.series {
         let key = (s.name.clone(), primary(s.measure).to_owned());
@@ -228,6 +308,81 @@ fn quick_run(name: &str) -> Out {
 fn quick_drop_rate() {
     quick_run("drop-rate");
 }
+/// A rate the generator cannot reach is `generator`; a DUT that cannot keep up
+/// with the generator is `dut`; with the figures in the ledger to show it.
+#[test]
+fn points_are_classified_by_what_limited_them() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let dir = Out(tmpdir("limits"));
+    std::fs::create_dir_all(&*dir).unwrap();
+    let file = dir.join("limits.toml");
+    std::fs::write(
+        &file,
+        r#"name = "limits"
+title = "t"
+topology = "direct"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow"
+duration = "1s"
+repetitions = 1
+
+[[series]]
+name = "unreachable"
+mode = "native"
+engine = "afxdp"
+rate = "40M"
+
+[[series]]
+name = "userspace"
+mode = "userspace"
+engine = "xdp-live"
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let res = Command::new(lab_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    let limits = lab::store::read_limits(&out);
+    let of = |s: &str| {
+        limits
+            .iter()
+            .find(|l| l.series == s)
+            .unwrap_or_else(|| panic!("{s} not in limits.csv: {limits:?}"))
+    };
+    let u = of("unreachable");
+    assert_eq!(u.limited_by, lab::ledger::LimitedBy::Generator, "{u:?}");
+    assert!(u.reason.contains("requested"), "{u:?}");
+    assert!(
+        stderr.contains("limited by generator"),
+        "said on stderr: {stderr}"
+    );
+    // The user-space DUT (one copy per frame) cannot keep up with xdp-live: its
+    // ledger loses frames between dut0 and the DUT's own count.
+    let us = of("userspace");
+    assert_eq!(us.limited_by, lab::ledger::LimitedBy::Dut, "{us:?}");
+    let ledger = lab::store::read_ledger(&out);
+    let lost_at_dut: u64 = ledger
+        .iter()
+        .filter(|l| l.series == "userspace" && l.place == "dut")
+        .map(|l| l.lost)
+        .sum();
+    assert!(lost_at_dut > 10, "{ledger:?}");
+    let svg = std::fs::read_to_string(out.join("drop_pps.svg")).unwrap();
+    assert!(
+        svg.contains(lab::plot::LOWER_BOUND_LABEL),
+        "hollow point legend"
+    );
+}
+
 #[test]
 fn quick_checksum() {
     quick_run("checksum");
