@@ -55,128 +55,73 @@ impl std::fmt::Display for Mode {
     }
 }
 
-/// The per-CPU counters every DUT program keeps, summed over CPUs
-/// (`struct dut_counters` in dut-programs/src/bpf/wire.h, in its order).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Counters {
+/// Defines [`Counters`] from one list of its fields, in the order of the C
+/// struct: the struct, its names, and its conversions to and from an array
+/// in that order all follow from the list.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// The per-CPU counters every DUT program keeps, summed over CPUs
+        /// (`struct dut_counters` in dut-programs/src/bpf/wire.h, in its order).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Counters {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// Counter names, in struct order (the order of the C struct).
+            pub const NAMES: [&'static str; 16] = [$(stringify!($name)),*];
+
+            /// The values in struct order.
+            pub fn to_array(&self) -> [u64; 16] {
+                [$(self.$name),*]
+            }
+
+            /// From the values in struct order.
+            pub fn from_array(a: [u64; 16]) -> Counters {
+                let [$($name),*] = a;
+                Counters { $($name),* }
+            }
+        }
+    };
+}
+
+counters! {
     /// Frames seen.
-    pub packets: u64,
+    packets,
     /// Bytes seen.
-    pub bytes: u64,
+    bytes,
     /// XDP_PASS verdicts.
-    pub pass: u64,
+    pass,
     /// XDP_DROP verdicts.
-    pub drop: u64,
+    drop,
     /// XDP_TX verdicts.
-    pub tx: u64,
+    tx,
     /// XDP_REDIRECT verdicts.
-    pub redirect: u64,
+    redirect,
     /// XDP_ABORTED verdicts.
-    pub aborted: u64,
+    aborted,
     /// Frames that did not parse.
-    pub parse_errors: u64,
+    parse_errors,
     /// Frames outside `--only-dst`.
-    pub not_tenant: u64,
+    not_tenant,
     /// Frames the program does not handle.
-    pub not_handled: u64,
+    not_handled,
     /// Answers built.
-    pub answers: u64,
+    answers,
     /// Cache hits.
-    pub hits: u64,
+    hits,
     /// Cache misses.
-    pub misses: u64,
+    misses,
     /// Names too long for the cache key.
-    pub too_long: u64,
+    too_long,
     /// Checksums computed.
-    pub checksums: u64,
+    checksums,
     /// Checksums found wrong.
-    pub checksum_bad: u64,
+    checksum_bad,
 }
 
 impl Counters {
-    /// Counter names, in struct order (the order of the C struct).
-    pub const NAMES: [&'static str; 16] = [
-        "packets",
-        "bytes",
-        "pass",
-        "drop",
-        "tx",
-        "redirect",
-        "aborted",
-        "parse_errors",
-        "not_tenant",
-        "not_handled",
-        "answers",
-        "hits",
-        "misses",
-        "too_long",
-        "checksums",
-        "checksum_bad",
-    ];
-
-    /// The values in struct order.
-    pub fn to_array(&self) -> [u64; 16] {
-        [
-            self.packets,
-            self.bytes,
-            self.pass,
-            self.drop,
-            self.tx,
-            self.redirect,
-            self.aborted,
-            self.parse_errors,
-            self.not_tenant,
-            self.not_handled,
-            self.answers,
-            self.hits,
-            self.misses,
-            self.too_long,
-            self.checksums,
-            self.checksum_bad,
-        ]
-    }
-
-    /// From the values in struct order.
-    pub fn from_array(a: [u64; 16]) -> Counters {
-        let [
-            packets,
-            bytes,
-            pass,
-            drop,
-            tx,
-            redirect,
-            aborted,
-            parse_errors,
-            not_tenant,
-            not_handled,
-            answers,
-            hits,
-            misses,
-            too_long,
-            checksums,
-            checksum_bad,
-        ] = a;
-        Counters {
-            packets,
-            bytes,
-            pass,
-            drop,
-            tx,
-            redirect,
-            aborted,
-            parse_errors,
-            not_tenant,
-            not_handled,
-            answers,
-            hits,
-            misses,
-            too_long,
-            checksums,
-            checksum_bad,
-        }
-    }
-
     /// (name, value) in struct order.
     pub fn pairs(&self) -> impl Iterator<Item = (&'static str, u64)> {
         Self::NAMES.into_iter().zip(self.to_array())
@@ -436,6 +381,9 @@ mod tests {
             assert_eq!(value, a[i]);
         }
         assert_eq!(v.as_object().map(|o| o.len()), Some(16));
+        assert_eq!(Counters::NAMES[0], "packets");
+        assert_eq!(Counters::NAMES[7], "parse_errors");
+        assert_eq!(Counters::NAMES[15], "checksum_bad");
     }
 
     #[test]
