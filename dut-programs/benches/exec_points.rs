@@ -16,7 +16,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
 use records::dut::Counters;
 use xdplayer::{XskConfig, XskPort};
@@ -44,7 +44,7 @@ fn get(c: &Counters, name: &str) -> u64 {
 /// it); returns frames offered.
 fn offer(gen_ns: &str, frame: &[u8]) -> u64 {
     let frame = frame.to_vec();
-    lab::run_in_netns(gen_ns, move || {
+    testbed::run_in_netns(gen_ns, move || {
         let mut cfg = XskConfig::new("gen0");
         cfg.rx = false;
         cfg.redirect = None;
@@ -76,7 +76,7 @@ fn main() {
         return;
     }
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("dxp"),
+        name: testbed::unique_name("dxp"),
         topology: Topology::Direct,
         queues: 1,
     })

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use dut_programs::shim::Shim;
 use dut_programs::{Config, LoadOptions, Program, cache, kernel, load, skel};
-use lab::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
 
 const RUNS: usize = 7;
@@ -56,7 +56,7 @@ fn main() {
         return;
     }
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("dbench"),
+        name: testbed::unique_name("dbench"),
         topology: Topology::Direct,
         queues: 1,
     })
@@ -88,7 +88,7 @@ fn main() {
         .expect("dns")
         .names;
 
-    let rows = lab::run_in_netns(&ns, move || {
+    let rows = testbed::run_in_netns(&ns, move || {
         let ifindex = kernel::ifindex("dut0").expect("dut0");
         let live = |fd: std::os::fd::BorrowedFd<'_>, f: &[u8]| {
             median(

@@ -300,6 +300,7 @@ fn install(a: &InstallArgs, json: bool) -> Result<()> {
             a.iface
         );
         let start = Instant::now();
+        let last_line = std::sync::Mutex::new(Instant::now());
         let fin = ops::run_userspace(
             &plan,
             stop,
@@ -322,6 +323,14 @@ fn install(a: &InstallArgs, json: bool) -> Result<()> {
                 }
             },
             |c| {
+                // The state file follows every publication (ops); the log line once a second.
+                let Ok(mut last) = last_line.lock() else {
+                    return;
+                };
+                if last.elapsed() < Duration::from_secs(1) {
+                    return;
+                }
+                *last = Instant::now();
                 eprintln!(
                     "t={:.0}s {}",
                     start.elapsed().as_secs_f64(),

@@ -389,7 +389,7 @@ pub fn install(plan: &Plan) -> Result<Installed> {
 
 /// The user-space execution point: AF_XDP sockets on every queue, the
 /// program's logic in this process until `stop`; `ready` once the sockets are
-/// bound, `tick` with the counters about every second (also written to the
+/// bound, `tick` with the counters every [`crate::userspace::PUBLISH_EVERY`] (also written to the
 /// state file `dut status` reads). Returns the final record.
 pub fn run_userspace(
     plan: &Plan,

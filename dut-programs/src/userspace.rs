@@ -131,7 +131,7 @@ fn serve_counted(
         if got == 0 {
             q.poll_rx(100);
         }
-        if last.elapsed() >= Duration::from_secs(1) {
+        if last.elapsed() >= PUBLISH_EVERY {
             last = Instant::now();
             progress(&shim);
         }
@@ -141,10 +141,15 @@ fn serve_counted(
     (shim, tx_full, c.rx_packets, c.tx_packets)
 }
 
+/// How often the serving threads publish their counters: `dut status` (and a lab
+/// ledger read 300 ms after the traffic stopped) must see what was processed, not
+/// a second-old figure.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
 /// Opens the sockets on every queue of `opts.iface`, serves until `stop`,
 /// restores the interface. `ready` is called once the sockets are bound and
-/// the redirect program attached; `progress` gets the counters summed so far about
-/// once a second (from the first queue's thread).
+/// the redirect program attached; `progress` gets the counters summed so far
+/// every [`PUBLISH_EVERY`] (from the first queue's thread).
 pub fn run(
     opts: &Options,
     stop: Arc<AtomicBool>,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use lab::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 use profiles::Profile;
 use records::Kind;
 use records::dut::{Attached, InstallFinal, InstallReady, Mode, Status};
@@ -39,7 +39,7 @@ fn ok(out: &Output, what: &str) -> String {
 
 fn lab(topology: Topology) -> Testbed {
     Testbed::up(&UpOptions {
-        name: lab::unique_name("dut"),
+        name: testbed::unique_name("dut"),
         topology,
         queues: 1,
     })
@@ -341,7 +341,7 @@ fn bad_input_is_one_line_nonzero_and_attaches_nothing() {
     assert_eq!(attached_name(&bed).as_deref(), Some("dut_drop"));
 
     // A foreign program: refused without --force, replaced with it.
-    lab::attach_reflect(&ns, "dut0").expect("reflect");
+    testbed::attach_reflect(&ns, "dut0").expect("reflect");
     one_line(
         &dut(&["--netns", &ns, "install", "drop", "--iface", "dut0"]),
         "--force",
@@ -428,7 +428,7 @@ fn tenant_guard_and_status_window_on_the_lab() {
         let ns_gen = bed.r#gen().netns.clone();
         let sending = sending.clone();
         std::thread::spawn(move || {
-            lab::run_in_netns(&ns_gen, || {
+            testbed::run_in_netns(&ns_gen, || {
                 let s = UdpSocket::bind("198.18.0.1:0").expect("bind");
                 let q = common::query(1, ".", RecordType::A, false);
                 let t = std::time::Instant::now();

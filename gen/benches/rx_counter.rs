@@ -18,18 +18,27 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("run as root (BPF_PROG_TEST_RUN)");
     }
     let p = Profile::load("dns-small")?;
-    let mut dns = Template::new(&p, TemplateOptions::default())?.frame().to_vec();
+    let mut dns = Template::new(&p, TemplateOptions::default())?
+        .frame()
+        .to_vec();
     dns[34..36].copy_from_slice(&53u16.to_be_bytes());
     dns[44] |= 0x80;
     dns[45] |= 3;
-    let udp = Template::new(&Profile::load("min-multi-flow")?, TemplateOptions::default())?
-        .frame()
-        .to_vec();
+    let udp = Template::new(
+        &Profile::load("min-multi-flow")?,
+        TemplateOptions::default(),
+    )?
+    .frame()
+    .to_vec();
     let mut arp = udp.clone();
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
     let prog = RxProgram::load()?;
     println!("frame                     ns/frame (median of 5 x 5M)   ceiling per core");
-    for (name, f) in [("DNS response (by RCODE)", &dns), ("UDP (counted)", &udp), ("ARP (passed)", &arp)] {
+    for (name, f) in [
+        ("DNS response (by RCODE)", &dns),
+        ("UDP (counted)", &udp),
+        ("ARP (passed)", &arp),
+    ] {
         let mut v = Vec::new();
         for _ in 0..5 {
             v.push(prog.test_run(f, 5_000_000)?.1);
@@ -37,7 +46,11 @@ fn main() -> anyhow::Result<()> {
         let ns = median(v);
         println!(
             "{name:<26}{ns:>8}                      {:>8.1} Mpps",
-            if ns > 0 { 1e3 / f64::from(ns) } else { f64::INFINITY }
+            if ns > 0 {
+                1e3 / f64::from(ns)
+            } else {
+                f64::INFINITY
+            }
         );
     }
     Ok(())

@@ -138,6 +138,10 @@ fn sync(q: &XskQueue, counters: &crate::report::QueueCounters, len: usize) {
     counters.tx_bytes.store(ok * len as u64, Relaxed);
     counters.tx_verdicts.store(st.tx_packets, Relaxed);
     counters.tx_dropped.store(st.tx_dropped, Relaxed);
-    counters.tx_stall_no_frames.store(st.tx_stall_no_frames, Relaxed);
-    counters.tx_stall_ring_full.store(st.tx_stall_ring_full, Relaxed);
+    counters
+        .tx_stall_no_frames
+        .store(st.tx_stall_no_frames, Relaxed);
+    counters
+        .tx_stall_ring_full
+        .store(st.tx_stall_ring_full, Relaxed);
 }

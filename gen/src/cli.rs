@@ -148,7 +148,7 @@ impl Args {
                 ModeArg::Copy => xdplayer::XskMode::Copy,
                 ModeArg::Zerocopy => xdplayer::XskMode::ZeroCopy,
             },
-            }
+        }
     }
 }
 

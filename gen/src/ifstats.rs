@@ -19,49 +19,12 @@ pub fn ethtool_stats(iface: &str) -> Result<Vec<(String, u64)>> {
         .with_context(|| format!("reading the driver statistics of {iface} (SIOCETHTOOL)"))
 }
 
-/// One interface's line of /proc/net/dev (the calling thread's namespace).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DevStats {
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Frames dropped on receive.
-    pub rx_dropped: u64,
-    /// Frames transmitted.
-    pub tx_packets: u64,
-    /// Frames dropped on transmit.
-    pub tx_dropped: u64,
-}
+pub use xdplayer::iface::DevStats;
 
-/// Parses `iface`'s line of a /proc/net/dev text.
-pub fn parse_proc_net_dev(text: &str, iface: &str) -> Option<DevStats> {
-    for line in text.lines().skip(2) {
-        let (name, rest) = line.split_once(':')?;
-        if name.trim() != iface {
-            continue;
-        }
-        let v: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        if v.len() < 16 {
-            return None;
-        }
-        return Some(DevStats {
-            rx_packets: v[1],
-            rx_dropped: v[3],
-            tx_packets: v[9],
-            tx_dropped: v[11],
-        });
-    }
-    None
-}
-
-/// `iface`'s kernel totals.
+/// `iface`'s kernel totals (the calling thread's namespace).
 pub fn dev_stats(iface: &str) -> Result<DevStats> {
-    let text = std::fs::read_to_string("/proc/thread-self/net/dev")
-        .context("reading /proc/thread-self/net/dev")?;
-    parse_proc_net_dev(&text, iface)
-        .with_context(|| format!("{iface} is not in /proc/net/dev of this network namespace"))
+    xdplayer::iface::dev_stats(iface)
+        .with_context(|| format!("reading {iface}'s line of /proc/thread-self/net/dev"))
 }
 
 /// Which interface counter counts gen's departures.
@@ -100,9 +63,7 @@ fn xdp_xmit_sum(stats: &[(String, u64)]) -> Option<u64> {
 /// AF_XDP frames on `iface`.
 pub fn read_tx(iface: &str, engine_xdp: bool) -> Result<TxReading> {
     let dev = dev_stats(iface)?;
-    if engine_xdp
-        && let Some(v) = xdp_xmit_sum(&ethtool_stats(iface).unwrap_or_default())
-    {
+    if engine_xdp && let Some(v) = xdp_xmit_sum(&ethtool_stats(iface).unwrap_or_default()) {
         return Ok(TxReading {
             counter: TxCounter::XdpXmit,
             value: v,
@@ -164,27 +125,6 @@ pub fn tx_check(iface: &str, before: TxReading, after: TxReading, gen_tx: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SAMPLE: &str = "Inter-|   Receive                                                |  Transmit
- face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
-    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
-  gen0:   10962     126    0    7    0     0          0         0     8946     125    0    3    0     0       0          0
-";
-
-    #[test]
-    fn proc_net_dev_line_parsed() {
-        let s = parse_proc_net_dev(SAMPLE, "gen0").expect("gen0");
-        assert_eq!(
-            s,
-            DevStats {
-                rx_packets: 126,
-                rx_dropped: 7,
-                tx_packets: 125,
-                tx_dropped: 3
-            }
-        );
-        assert!(parse_proc_net_dev(SAMPLE, "gen1").is_none());
-    }
 
     #[test]
     fn xdp_xmit_summed_without_errors() {

@@ -146,7 +146,7 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if let Some(a) = o.dst_ip {
         profile.ip_dst = a;
     }
-    profile.eth_src = net::iface_mac(&o.iface)?;
+    profile.eth_src = af_xdp::iface::mac(&o.iface)?;
     profile.eth_dst = match o.dst_mac {
         Some(m) => m,
         None => net::resolve_dst_mac(&o.iface, profile.ip_dst)?,
@@ -438,7 +438,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
                 let out = txc.of(ctx.tids[i].load(Relaxed) as u32);
                 ctx.counters[i].tx_verdicts.store(k, Relaxed);
                 ctx.counters[i].tx_packets.store(out.sent, Relaxed);
-                ctx.counters[i].tx_bytes.store(out.sent * frame_len, Relaxed);
+                ctx.counters[i]
+                    .tx_bytes
+                    .store(out.sent * frame_len, Relaxed);
                 ctx.counters[i]
                     .tx_dropped
                     .store(out.drops + out.redirect_errors, Relaxed);

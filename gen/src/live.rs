@@ -104,6 +104,8 @@ pub struct QState {
     pub deadline_ns: u64,
     /// Runs that sent nothing (not due yet).
     pub idle: u64,
+    /// Paced: CLOCK_MONOTONIC ns when the last frame was sent.
+    pub last_ns: u64,
 }
 
 const DEV_BUCKETS: u32 = 1184;
@@ -606,11 +608,18 @@ pub fn queue_thread(
         }
     }
     let now_ns = ctx.t0.elapsed().as_nanos() as f64;
-    let k = l.state(qid).k;
+    let fin = l.state(qid);
+    let k = fin.k;
+    let gap_ns = gap_fp as f64 / 65536.0;
     let end_ns = match ctx.duration {
         Some(d) if now_ns >= d.as_nanos() as f64 => d.as_nanos() as f64,
+        // Every frame sent: the run ends one gap after the last departure, which is
+        // the schedule's end when gen kept up and later when it fell behind (a
+        // count run catches up instead of stopping at a deadline, and its rate must
+        // say so).
         _ if k >= total && gap_fp > 0 && st.next_fp == 0 => {
-            (k as f64 * gap_fp as f64 / 65536.0).min(now_ns)
+            let last = fin.last_ns.saturating_sub(t0_mono) as f64 + gap_ns;
+            (k as f64 * gap_ns).max(last).min(now_ns)
         }
         _ => now_ns,
     };

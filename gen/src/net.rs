@@ -1,5 +1,4 @@
-//! System plumbing: entering a network namespace, interface MAC and queue count,
-//! the destination MAC from the neighbour table (`ip -j route get` / `ip -j neigh`,
+//! System plumbing: entering a network namespace, the destination MAC from the neighbour table (`ip -j route get` / `ip -j neigh`,
 //! run in the current network namespace), CPU pinning, bpffs.
 
 use std::net::Ipv4Addr;
@@ -16,39 +15,6 @@ pub fn enter_netns(name: &str) -> Result<()> {
 /// True when running as root (effective uid 0).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
-}
-
-/// MAC address of `iface` (SIOCGIFHWADDR).
-pub fn iface_mac(iface: &str) -> Result<[u8; 6]> {
-    // SAFETY: ifreq is plain data.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    let name = iface.as_bytes();
-    if name.len() >= ifr.ifr_name.len() {
-        bail!("interface name `{iface}` too long");
-    }
-    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: plain socket call.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("socket for SIOCGIFHWADDR");
-    }
-    // SAFETY: fd is ours; ifr is a valid ifreq.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut ifr) };
-    let err = std::io::Error::last_os_error();
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    if rc != 0 {
-        return Err(err).with_context(|| format!("reading the MAC address of {iface}"));
-    }
-    // SAFETY: the kernel filled ifru_hwaddr.
-    let sa = unsafe { ifr.ifr_ifru.ifru_hwaddr };
-    let mut m = [0u8; 6];
-    for (o, b) in m.iter_mut().zip(sa.sa_data.iter()) {
-        *o = *b as u8;
-    }
-    Ok(m)
 }
 
 fn ip_json(args: &[&str]) -> Result<serde_json::Value> {

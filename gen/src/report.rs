@@ -14,10 +14,10 @@ use hdrhistogram::Histogram;
 use profiles::wire::dns;
 
 use crate::units::WIRE_OVERHEAD;
+use records::Kind;
 pub use records::generator::{
     Behind, Deviation, Final, Interval, Shortfall, TxCheck, XskKernelStats,
 };
-use records::Kind;
 
 /// One queue's counters (one writer: its engine thread).
 #[derive(Debug, Default)]
@@ -147,41 +147,41 @@ fn round3(x: f64) -> f64 {
 
 /// The record for the interval from `prev` (at `t_prev`) to `cur` (at `t`).
 pub fn interval(iface: &str, t: f64, t_prev: f64, prev: &Snapshot, cur: &Snapshot) -> Interval {
-        let dt = t - t_prev;
-        let dtx = cur.tx_packets - prev.tx_packets;
-        let dtb = cur.tx_bytes - prev.tx_bytes;
-        let drx = cur.rx_packets - prev.rx_packets;
-        let drb = cur.rx_bytes - prev.rx_bytes;
-        let rate = |n: u64| if dt > 0.0 { round3(n as f64 / dt) } else { 0.0 };
-        Interval {
-            kind: Kind::Interval,
-            schema_version: records::SCHEMA_VERSION,
-            t: round3(t),
-            iface: iface.to_owned(),
-            tx_packets: cur.tx_packets,
-            tx_bytes: cur.tx_bytes,
-            tx_pps: rate(dtx),
-            tx_mbps: round3(mbps(dtb, dt)),
-            tx_mbps_wire: round3(mbps(dtb + dtx * WIRE_OVERHEAD, dt)),
-            rx_packets: cur.rx_packets,
-            rx_pps: rate(drx),
-            rx_mbps: round3(mbps(drb, dt)),
-            rx_mbps_wire: round3(mbps(drb + drx * WIRE_OVERHEAD, dt)),
-            rx_rcodes: cur.rcode_map(),
-        }
+    let dt = t - t_prev;
+    let dtx = cur.tx_packets - prev.tx_packets;
+    let dtb = cur.tx_bytes - prev.tx_bytes;
+    let drx = cur.rx_packets - prev.rx_packets;
+    let drb = cur.rx_bytes - prev.rx_bytes;
+    let rate = |n: u64| if dt > 0.0 { round3(n as f64 / dt) } else { 0.0 };
+    Interval {
+        kind: Kind::Interval,
+        schema_version: records::SCHEMA_VERSION,
+        t: round3(t),
+        iface: iface.to_owned(),
+        tx_packets: cur.tx_packets,
+        tx_bytes: cur.tx_bytes,
+        tx_pps: rate(dtx),
+        tx_mbps: round3(mbps(dtb, dt)),
+        tx_mbps_wire: round3(mbps(dtb + dtx * WIRE_OVERHEAD, dt)),
+        rx_packets: cur.rx_packets,
+        rx_pps: rate(drx),
+        rx_mbps: round3(mbps(drb, dt)),
+        rx_mbps_wire: round3(mbps(drb + drx * WIRE_OVERHEAD, dt)),
+        rx_rcodes: cur.rcode_map(),
+    }
 }
 
 /// Pacing deviation percentiles from a histogram of per-packet deviations.
 pub fn deviation_of(h: &Histogram<u64>) -> Deviation {
-        if h.is_empty() {
-            return Deviation::default();
-        }
-        Deviation {
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            max: h.max(),
-        }
+    if h.is_empty() {
+        return Deviation::default();
+    }
+    Deviation {
+        p50: h.value_at_quantile(0.5),
+        p90: h.value_at_quantile(0.9),
+        p99: h.value_at_quantile(0.99),
+        max: h.max(),
+    }
 }
 
 /// Output format.
@@ -296,7 +296,8 @@ impl<W: Write> Reporter<W> {
                     r.duration_s,
                     r.queues,
                     r.engine,
-                    r.xsk_mode.as_ref()
+                    r.xsk_mode
+                        .as_ref()
                         .map(|m| format!(" ({m} mode)"))
                         .unwrap_or_default()
                 );

@@ -130,7 +130,7 @@ impl RxCounter {
                 ..AttachOptions::default()
             },
         )
-            .with_context(|| format!("attaching the reply counter to {iface}"))?;
+        .with_context(|| format!("attaching the reply counter to {iface}"))?;
         Ok(RxCounter { prog, guard })
     }
 
@@ -146,7 +146,9 @@ impl RxCounter {
 
     /// Detaches now and restores what was there (drop does it too).
     pub fn close(mut self) -> Result<()> {
-        self.guard.restore().context("restoring the interface's XDP program")
+        self.guard
+            .restore()
+            .context("restoring the interface's XDP program")
     }
 }
 
@@ -189,7 +191,11 @@ mod tests {
         // a bogus IHL, a truncated VLAN tag.
         let r = reply(0);
         assert_eq!(p.test_run(&r[..20], 1).expect("run").0, 2);
-        assert_eq!(p.test_run(&r[..44], 1).expect("run").0, 1, "UDP counted, no RCODE");
+        assert_eq!(
+            p.test_run(&r[..44], 1).expect("run").0,
+            1,
+            "UDP counted, no RCODE"
+        );
         let mut bad_ihl = reply(0);
         bad_ihl[14] = 0x41;
         assert_eq!(p.test_run(&bad_ihl, 1).expect("run").0, 2);

@@ -83,7 +83,8 @@ impl TxCounter {
         for (tp, prog) in ["xdp_devmap_xmit", "xdp_redirect_err"].iter().zip(&progs) {
             let name = CString::new(*tp).context("tracepoint name")?;
             // SAFETY: valid NUL-terminated name and program fd.
-            let fd = unsafe { libbpf_sys::bpf_raw_tracepoint_open(name.as_ptr(), prog.as_raw_fd()) };
+            let fd =
+                unsafe { libbpf_sys::bpf_raw_tracepoint_open(name.as_ptr(), prog.as_raw_fd()) };
             if fd < 0 {
                 bail!(
                     "attaching to the raw tracepoint xdp:{tp}: {}",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 use profiles::wire::udp4;
 use profiles::{Profile, Template, TemplateOptions};
 
@@ -23,7 +23,7 @@ const GENEROUS: Duration = Duration::from_secs(30);
 
 fn up(prefix: &str) -> Testbed {
     Testbed::up(&UpOptions {
-        name: lab::unique_name(prefix),
+        name: testbed::unique_name(prefix),
         topology: Topology::Direct,
         queues: 1,
     })
@@ -62,7 +62,7 @@ fn final_of(out: &Output) -> serde_json::Value {
     finals[0].clone()
 }
 
-fn rx_packets(host: &lab::Host) -> u64 {
+fn rx_packets(host: &testbed::Host) -> u64 {
     let out = Command::new("ip")
         .args([
             "-n",
@@ -84,7 +84,7 @@ fn rx_packets(host: &lab::Host) -> u64 {
 
 /// `host`'s RX counter less `before`, once it reached `want` or stopped at less for
 /// `GENEROUS` (frames gen completed may still be in the receiver's NAPI backlog).
-fn rx_since(host: &lab::Host, before: u64, want: u64) -> u64 {
+fn rx_since(host: &testbed::Host, before: u64, want: u64) -> u64 {
     let deadline = Instant::now() + GENEROUS;
     loop {
         let got = rx_packets(host) - before;
@@ -95,7 +95,7 @@ fn rx_since(host: &lab::Host, before: u64, want: u64) -> u64 {
     }
 }
 
-fn prog_name(host: &lab::Host) -> Option<String> {
+fn prog_name(host: &testbed::Host) -> Option<String> {
     let iface = host.iface.clone();
     host.run_in(move || {
         xdplayer::attached_prog(&iface)
@@ -113,7 +113,7 @@ struct Capture {
 }
 
 impl Capture {
-    fn start(host: &lab::Host) -> Capture {
+    fn start(host: &testbed::Host) -> Capture {
         let frames = Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (f2, s2, ns, iface) = (
@@ -124,7 +124,7 @@ impl Capture {
         );
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
-            lab::run_in_netns(&ns, move || {
+            testbed::run_in_netns(&ns, move || {
                 let idx = xdplayer::ifindex(&iface).expect("ifindex");
                 let proto = (libc::ETH_P_ALL as u16).to_be();
                 // SAFETY: plain socket call; owned below.
@@ -421,7 +421,7 @@ fn profiles_now_ns() -> u64 {
 #[test]
 fn two_queues_number_frames_over_the_whole_run() {
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("g2q"),
+        name: testbed::unique_name("g2q"),
         topology: Topology::Direct,
         queues: 2,
     })
@@ -473,7 +473,7 @@ fn two_queues_number_frames_over_the_whole_run() {
 /// a while answers late but loses nothing; after `stop` it still answers what is
 /// queued.
 fn nxdomain_responder(
-    host: &lab::Host,
+    host: &testbed::Host,
     stop: Arc<AtomicBool>,
     answered: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
@@ -799,7 +799,7 @@ fn dut_bin() -> std::path::PathBuf {
 }
 
 /// A driver statistic of `host`'s port (`ethtool -S`), read in its namespace.
-fn ethtool_stat(host: &lab::Host, name: &str) -> u64 {
+fn ethtool_stat(host: &testbed::Host, name: &str) -> u64 {
     let iface = host.iface.clone();
     let stats = host
         .run_in(move || xgen::ifstats::ethtool_stats(&iface).expect("ethtool stats"))
@@ -808,8 +808,11 @@ fn ethtool_stat(host: &lab::Host, name: &str) -> u64 {
     stats
         .iter()
         .filter(|(k, _)| {
-            let rest = k.strip_prefix("rx_queue_").or_else(|| k.strip_prefix("tx_queue_"));
-            rest.and_then(|r| r.split_once('_')).is_some_and(|(_, stat)| stat == name)
+            let rest = k
+                .strip_prefix("rx_queue_")
+                .or_else(|| k.strip_prefix("tx_queue_"));
+            rest.and_then(|r| r.split_once('_'))
+                .is_some_and(|(_, stat)| stat == name)
         })
         .map(|(_, v)| v)
         .sum()
@@ -820,14 +823,25 @@ fn ethtool_stat(host: &lab::Host, name: &str) -> u64 {
 fn install_dut(bed: &Testbed, program: &str, profile: &str) {
     let d = bed.dut();
     if program == "reflect" {
-        lab::xdp::attach_reflect(&d.netns, &d.iface).expect("attach reflect");
+        testbed::xdp::attach_reflect(&d.netns, &d.iface).expect("attach reflect");
         return;
     }
-    let mut args = vec!["--netns", d.netns.as_str(), "install", program, "--iface", "dut0", "--force"];
+    let mut args = vec![
+        "--netns",
+        d.netns.as_str(),
+        "install",
+        program,
+        "--iface",
+        "dut0",
+        "--force",
+    ];
     if program.starts_with("dns-cache") {
         args.extend(["--profile", profile]);
     }
-    let out = Command::new(dut_bin()).args(&args).output().expect("dut install");
+    let out = Command::new(dut_bin())
+        .args(&args)
+        .output()
+        .expect("dut install");
     assert!(
         out.status.success(),
         "dut install {program}: {}",
@@ -838,14 +852,18 @@ fn install_dut(bed: &Testbed, program: &str, profile: &str) {
 fn remove_dut(bed: &Testbed, program: &str) {
     let d = bed.dut();
     if program == "reflect" {
-        lab::xdp::attach_pass(&d.netns, &d.iface).expect("placeholder back");
+        testbed::xdp::attach_pass(&d.netns, &d.iface).expect("placeholder back");
         return;
     }
     let out = Command::new(dut_bin())
         .args(["--netns", &d.netns, "remove", "--iface", "dut0"])
         .output()
         .expect("dut remove");
-    assert!(out.status.success(), "dut remove: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dut remove: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The DUT program's own counters (`dut status --json`, read as its record type).
@@ -883,8 +901,16 @@ fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
             let out = run_gen(
                 &bed,
                 &[
-                    "--profile", profile, "--engine", engine, "--rate", "20k", "--count", &count,
-                    "--output", "json",
+                    "--profile",
+                    profile,
+                    "--engine",
+                    engine,
+                    "--rate",
+                    "20k",
+                    "--count",
+                    &count,
+                    "--output",
+                    "json",
                 ],
             );
             let fin = final_of(&out);
@@ -895,12 +921,19 @@ fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
             assert_eq!(fin["tx_verdicts"].as_u64(), Some(n), "{what}: hand-overs");
             assert_eq!(fin["tx_dropped"].as_u64(), Some(0), "{what}: drops");
             let chk = &fin["tx_check"];
-            assert_eq!(chk["interface_tx"].as_u64(), Some(n), "{what}: gen0's counter: {chk}");
+            assert_eq!(
+                chk["interface_tx"].as_u64(),
+                Some(n),
+                "{what}: gen0's counter: {chk}"
+            );
             assert_eq!(chk["agrees"], true, "{what}: {chk}");
             // Every answer the DUT gave was counted, and nothing else.
             let answers = ethtool_stat(&d, "xdp_tx") - dut_tx0;
             let rx = fin["rx_packets"].as_u64().expect("rx_packets");
-            assert_eq!(rx, answers, "{what}: gen rx vs the DUT driver's XDP_TX count");
+            assert_eq!(
+                rx, answers,
+                "{what}: gen rx vs the DUT driver's XDP_TX count"
+            );
             match program {
                 "drop" => assert_eq!(rx, 0, "{what}"),
                 _ => assert_eq!(rx, n, "{what}: one answer per request"),
@@ -910,7 +943,10 @@ fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
                 let prog_answers = c1.answers - c0.answers;
                 let prog_packets = c1.packets - c0.packets;
                 assert_eq!(prog_packets, n, "{what}: the DUT program's packet count");
-                assert_eq!(rx, prog_answers, "{what}: gen rx vs the DUT program's answers");
+                assert_eq!(
+                    rx, prog_answers,
+                    "{what}: gen rx vs the DUT program's answers"
+                );
             }
             let rc = |k: &str| fin["rx_rcodes"][k].as_u64().unwrap_or(0);
             match program {
@@ -921,12 +957,16 @@ fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
         }
         remove_dut(&bed, program);
     }
-    assert_eq!(prog_name(&g).as_deref(), Some("xdp_pass"), "gen0's placeholder back");
+    assert_eq!(
+        prog_name(&g).as_deref(),
+        Some("xdp_pass"),
+        "gen0's placeholder back"
+    );
 }
 
 /// `name` (per-queue driver statistic) of `host` less `before`, once it reached
 /// `want` or stopped changing for GENEROUS.
-fn rx_settled(host: &lab::Host, name: &str, before: u64, want: u64) -> u64 {
+fn rx_settled(host: &testbed::Host, name: &str, before: u64, want: u64) -> u64 {
     let deadline = Instant::now() + GENEROUS;
     loop {
         let got = ethtool_stat(host, name) - before;
@@ -948,7 +988,16 @@ fn unpaced_xdp_live_against_an_answering_dut_is_confirmed_by_both_ends() {
     let c0 = dut_counters(&bed);
     let out = run_gen(
         &bed,
-        &["--profile", "dns-small", "--engine", "xdp-live", "--duration", "1s", "--output", "json"],
+        &[
+            "--profile",
+            "dns-small",
+            "--engine",
+            "xdp-live",
+            "--duration",
+            "1s",
+            "--output",
+            "json",
+        ],
     );
     let fin = final_of(&out);
     let tx = fin["tx_packets"].as_u64().expect("tx");
@@ -961,14 +1010,25 @@ fn unpaced_xdp_live_against_an_answering_dut_is_confirmed_by_both_ends() {
     let gen_err = ethtool_stat(&g, "xdp_xmit_errors") - gen_err0;
     let dut_rx = rx_settled(&d, "xdp_packets", dut_rx0, gen_tx);
     assert_eq!(gen_tx, dut_rx + gen_err, "gen0 tx = dut0 rx + xmit errors");
-    assert_eq!(fin["tx_dropped"].as_u64(), Some(gen_err), "drops reported = driver's");
+    assert_eq!(
+        fin["tx_dropped"].as_u64(),
+        Some(gen_err),
+        "drops reported = driver's"
+    );
     // Replies: what the DUT program answered, less what the kernel dropped on the way back.
     let c1 = dut_counters(&bed);
     let answers = c1.answers - c0.answers;
     let rx = fin["rx_packets"].as_u64().expect("rx");
     let lost_back = ethtool_stat(&d, "xdp_tx_errors") + ethtool_stat(&g, "drops");
-    assert!(rx <= answers && answers - rx <= lost_back, "rx {rx}, answers {answers}, kernel drops {lost_back}");
-    assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(rx), "every reply a cache hit");
+    assert!(
+        rx <= answers && answers - rx <= lost_back,
+        "rx {rx}, answers {answers}, kernel drops {lost_back}"
+    );
+    assert_eq!(
+        fin["rx_rcodes"]["NOERROR"].as_u64(),
+        Some(rx),
+        "every reply a cache hit"
+    );
 }
 
 #[test]
@@ -976,7 +1036,7 @@ fn frames_stay_the_templates_while_the_dut_rewrites_them() {
     // Switched lab: the monitor sees gen's requests as they crossed the switch,
     // while dns-cache on dut0 answers each one in place (XDP_TX on our page).
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("gc"),
+        name: testbed::unique_name("gc"),
         topology: Topology::Switched,
         queues: 1,
     })
@@ -994,11 +1054,26 @@ fn frames_stay_the_templates_while_the_dut_rewrites_them() {
         let count = n.to_string();
         let out = run_gen(
             &bed,
-            &["--profile", "dns-small", "--engine", engine, "--rate", "10k", "--count", &count, "--output", "json"],
+            &[
+                "--profile",
+                "dns-small",
+                "--engine",
+                engine,
+                "--rate",
+                "10k",
+                "--count",
+                &count,
+                "--output",
+                "json",
+            ],
         );
         let fin = final_of(&out);
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
-        assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(n), "{engine}: answered");
+        assert_eq!(
+            fin["rx_rcodes"]["NOERROR"].as_u64(),
+            Some(n),
+            "{engine}: answered"
+        );
         // Requests and answers, mirrored both ways.
         let frames = cap.finish(2 * n as usize);
         let requests: Vec<_> = frames.iter().filter(|f| f[0..6] == p.eth_dst).collect();
@@ -1023,7 +1098,7 @@ fn a_count_the_interface_does_not_confirm_is_flagged() {
     let stop = Arc::new(AtomicBool::new(false));
     let (s2, ns) = (stop.clone(), g.netns.clone());
     let noise = std::thread::spawn(move || {
-        lab::run_in_netns(&ns, move || {
+        testbed::run_in_netns(&ns, move || {
             let s = UdpSocket::bind("198.18.0.1:0").expect("bind");
             let mut n = 0u64;
             while !s2.load(Ordering::Relaxed) {
@@ -1039,7 +1114,16 @@ fn a_count_the_interface_does_not_confirm_is_flagged() {
     std::thread::sleep(Duration::from_millis(200));
     let out = run_gen(
         &bed,
-        &["--profile", "min-multi-flow", "--rate", "10k", "--count", "3000", "--output", "json"],
+        &[
+            "--profile",
+            "min-multi-flow",
+            "--rate",
+            "10k",
+            "--count",
+            "3000",
+            "--output",
+            "json",
+        ],
     );
     stop.store(true, Ordering::Relaxed);
     let sent_noise = noise.join().expect("noise thread");
@@ -1048,10 +1132,14 @@ fn a_count_the_interface_does_not_confirm_is_flagged() {
     assert_eq!(fin["tx_packets"].as_u64(), Some(3000));
     let chk = &fin["tx_check"];
     assert_eq!(chk["agrees"], false, "{chk}");
-    assert!(chk["interface_tx"].as_u64().expect("interface_tx") > 3000, "{chk}");
+    assert!(
+        chk["interface_tx"].as_u64().expect("interface_tx") > 3000,
+        "{chk}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.lines().any(|l| l.contains("not confirmed by the interface")),
+        err.lines()
+            .any(|l| l.contains("not confirmed by the interface")),
         "one line on stderr: {err}"
     );
 }
@@ -1063,8 +1151,19 @@ fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
         let out = run_gen(
             &bed,
             &[
-                "--profile", "min-multi-flow", "--engine", engine, "--rate", "400M", "--duration",
-                "2s", "--interval", "500ms", "--no-rx", "--output", "json",
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "400M",
+                "--duration",
+                "2s",
+                "--interval",
+                "500ms",
+                "--no-rx",
+                "--output",
+                "json",
             ],
         );
         let fin = final_of(&out);
@@ -1072,21 +1171,79 @@ fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
         assert!(sf.is_object(), "{engine}: shortfall in the record: {fin}");
         let short = sf["short_percent"].as_f64().expect("short_percent");
         let ratio = fin["achieved_ratio"].as_f64().expect("ratio");
-        assert!((short - (1.0 - ratio) * 100.0).abs() < 0.01, "{engine}: {sf} vs ratio {ratio}");
         assert!(
-            ["send_loop", "tx_ring_full", "completions_late", "kernel_dropped"]
-                .contains(&sf["behind"].as_str().unwrap_or("")),
+            (short - (1.0 - ratio) * 100.0).abs() < 0.01,
+            "{engine}: {sf} vs ratio {ratio}"
+        );
+        assert!(
+            [
+                "send_loop",
+                "tx_ring_full",
+                "completions_late",
+                "kernel_dropped"
+            ]
+            .contains(&sf["behind"].as_str().unwrap_or("")),
             "{engine}: {sf}"
         );
         let err = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<_> = err.lines().filter(|l| l.contains("requested rate not reached")).collect();
+        let lines: Vec<_> = err
+            .lines()
+            .filter(|l| l.contains("requested rate not reached"))
+            .collect();
         // Once while running, once at the end.
         assert_eq!(lines.len(), 2, "{engine}: {err}");
+    }
+    // A count run at an unreachable rate sends every frame, late: the rate it
+    // reports is the frames over the time they took, not the schedule's.
+    for engine in ["afxdp", "xdp-live"] {
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "400M",
+                "--count",
+                "2000000",
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        assert_eq!(
+            fin["tx_packets"].as_u64(),
+            Some(2_000_000),
+            "{engine}: {fin}"
+        );
+        let pps = fin["tx_pps"].as_f64().expect("tx_pps");
+        let secs = fin["duration_s"].as_f64().expect("duration_s");
+        assert!(
+            pps < 100e6,
+            "{engine}: 2 M frames claimed at {pps} frames/s: {fin}"
+        );
+        assert!(
+            (pps * secs - 2e6).abs() < 2e4,
+            "{engine}: rate x time = frames: {fin}"
+        );
+        assert!(fin["rate_shortfall"].is_object(), "{engine}: {fin}");
     }
     // A reachable rate reports no shortfall.
     let out = run_gen(
         &bed,
-        &["--profile", "min-multi-flow", "--rate", "5k", "--count", "2000", "--no-rx", "--output", "json"],
+        &[
+            "--profile",
+            "min-multi-flow",
+            "--rate",
+            "5k",
+            "--count",
+            "2000",
+            "--no-rx",
+            "--output",
+            "json",
+        ],
     );
     assert!(final_of(&out)["rate_shortfall"].is_null());
 }
@@ -1094,7 +1251,7 @@ fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
 #[test]
 fn two_queues_against_an_answering_dut_add_up_exactly() {
     let bed = Testbed::up(&UpOptions {
-        name: lab::unique_name("g2"),
+        name: testbed::unique_name("g2"),
         topology: Topology::Direct,
         queues: 2,
     })
@@ -1109,31 +1266,62 @@ fn two_queues_against_an_answering_dut_add_up_exactly() {
         let out = run_gen(
             &bed,
             &[
-                "--profile", "dns-small", "--engine", engine, "--queues", "2", "--rate", "30k",
-                "--count", &count, "--output", "json",
+                "--profile",
+                "dns-small",
+                "--engine",
+                engine,
+                "--queues",
+                "2",
+                "--rate",
+                "30k",
+                "--count",
+                &count,
+                "--output",
+                "json",
             ],
         );
         let fin = final_of(&out);
         assert_eq!(fin["queues"].as_u64(), Some(2));
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
-        assert_eq!(rx_settled(&d, "xdp_packets", dut_rx0, n), n, "{engine}: dut0 rx, both queues");
-        assert_eq!(fin["tx_check"]["agrees"], true, "{engine}: {}", fin["tx_check"]);
+        assert_eq!(
+            rx_settled(&d, "xdp_packets", dut_rx0, n),
+            n,
+            "{engine}: dut0 rx, both queues"
+        );
+        assert_eq!(
+            fin["tx_check"]["agrees"], true,
+            "{engine}: {}",
+            fin["tx_check"]
+        );
         let c1 = dut_counters(&bed);
         let answers = c1.answers - c0.answers;
         assert_eq!(answers, n, "{engine}: the DUT answered every query");
-        assert_eq!(fin["rx_rcodes"]["NOERROR"].as_u64(), Some(n), "{engine}: every answer counted");
+        assert_eq!(
+            fin["rx_rcodes"]["NOERROR"].as_u64(),
+            Some(n),
+            "{engine}: every answer counted"
+        );
     }
 }
 
 #[test]
 fn every_binary_names_the_commit_it_was_built_from() {
-    let dir = std::path::Path::new(GEN).parent().expect("bin dir").to_path_buf();
+    let dir = std::path::Path::new(GEN)
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
     for b in ["gen", "dut", "sink", "tstamp", "lab"] {
         let p = dir.join(b);
         if !p.exists() {
-            panic!("{} missing: build the workspace first (cargo build --release --workspace)", p.display());
+            panic!(
+                "{} missing: build the workspace first (cargo build --release --workspace)",
+                p.display()
+            );
         }
-        let out = Command::new(&p).arg("--version").output().expect("--version");
+        let out = Command::new(&p)
+            .arg("--version")
+            .output()
+            .expect("--version");
         let v = String::from_utf8_lossy(&out.stdout);
         assert_eq!(v.trim(), format!("{b} {}", buildinfo::VERSION), "{b}");
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{DEFAULT_NAME, Topology};
+use testbed::{DEFAULT_NAME, Topology};
 
 /// Virtual testbed of network namespaces and veth pairs: generator, switch
 /// with a mirror port, DUT and monitor.
@@ -104,6 +104,15 @@ pub enum Cmd {
     },
     /// List the shipped experiments.
     Experiments,
+    /// Compare two `lab run` output directories: per series, metric and x, the
+    /// means, their ratio (B/A) and whether the 99 % intervals overlap; notes
+    /// where the runs' experiment files, machines or tool builds differ (run.json).
+    Compare {
+        /// The first output directory (A).
+        a: PathBuf,
+        /// The second (B).
+        b: PathBuf,
+    },
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use records::tstamp::Final as TstampFinal;
 
 use crate::tools;
 use records::dut::Attached;
-use crate::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab demo`.
 #[derive(Debug, Clone)]
@@ -67,9 +67,9 @@ pub struct DemoResult {
 
 /// Runs the demo.
 pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
-    let gen_bin = tools::locate("gen")?;
-    tools::locate("dut")?;
-    tools::locate("tstamp")?;
+    let gen_bin = testbed::binaries::locate("gen")?;
+    testbed::binaries::locate("dut")?;
+    testbed::binaries::locate("tstamp")?;
     let duration = crate::experiment::parse_duration(&opts.duration)
         .map_err(|e| anyhow!("--duration: {e}"))?;
     let rate = crate::experiment::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
@@ -120,8 +120,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         opts.rate, opts.duration
     );
     let b = records::args::Gen {
-        netns: Some(crate::gen_netns(&lab)),
-        iface: crate::GEN_IFACE.to_owned(),
+        netns: Some(testbed::gen_netns(&lab)),
+        iface: testbed::GEN_IFACE.to_owned(),
         profile: opts.profile.clone(),
         rate: Some(rate),
         duration: Some(duration),

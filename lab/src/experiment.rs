@@ -55,6 +55,14 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "peers",
         include_str!("../../profiles/experiments/peers.toml"),
     ),
+    (
+        "drop-rate-ndr",
+        include_str!("../../profiles/experiments/drop-rate-ndr.toml"),
+    ),
+    (
+        "dns-ndr",
+        include_str!("../../profiles/experiments/dns-ndr.toml"),
+    ),
 ];
 
 /// DUT programs `dut install` knows.
@@ -141,6 +149,10 @@ pub enum Measure {
     ResponseTime,
     /// Map updates per second (`dut update-bench`).
     UpdateRate,
+    /// The no-drop (or partial-drop) rate: the highest rate gen offers whose loss
+    /// stays within a tolerance (and p99 response time under a bound), found by
+    /// search ([`NdrSpec`]).
+    Ndr,
 }
 
 impl Measure {
@@ -150,6 +162,7 @@ impl Measure {
             "answer-rate" => Measure::AnswerRate,
             "response-time" => Measure::ResponseTime,
             "update-rate" => Measure::UpdateRate,
+            "ndr" => Measure::Ndr,
             _ => return None,
         })
     }
@@ -285,6 +298,48 @@ pub struct Series {
     pub neighbour_rate: Option<Rate>,
 }
 
+/// How `measure = "ndr"` searches (`[ndr]` in the file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NdrSpec {
+    /// Lowest rate searched, packets/s.
+    pub low_pps: f64,
+    /// Highest rate searched, packets/s.
+    pub high_pps: f64,
+    /// Stop when the bracket (highest pass .. lowest fail) is narrower than this
+    /// share of its top.
+    pub precision: f64,
+    /// Loss tolerated, percent of the frames gen sent (0: no-drop rate, `ndr_pps`;
+    /// above: partial-drop rate, `pdr_pps`).
+    pub loss_percent: f64,
+    /// p99 response-time bound in microseconds (tstamp on the mirror).
+    pub p99_us: Option<f64>,
+    /// Duration of a search trial (the confirmation runs the experiment's duration).
+    pub trial: Duration,
+    /// Most trials per search, the confirmations included.
+    pub max_trials: u32,
+}
+
+impl NdrSpec {
+    /// The metric the search reports: `ndr_pps` at zero loss tolerance, else `pdr_pps`.
+    pub fn metric(&self) -> &'static str {
+        if self.loss_percent > 0.0 {
+            "pdr_pps"
+        } else {
+            "ndr_pps"
+        }
+    }
+
+    /// `--quick`: shorter trials, fewer of them, a coarser precision.
+    pub fn quick(&self) -> NdrSpec {
+        NdrSpec {
+            trial: self.trial.min(Duration::from_millis(500)),
+            max_trials: self.max_trials.min(12),
+            precision: self.precision.max(0.05),
+            ..self.clone()
+        }
+    }
+}
+
 /// A ratio the report computes between two series' means at the same x.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ratio {
@@ -305,6 +360,8 @@ pub struct Experiment {
     pub description: String,
     /// Where it was read from.
     pub origin: String,
+    /// The file's text (its hash goes into run.json).
+    pub text: String,
     /// Lab topology.
     pub topology: Topo,
     /// Swept parameter.
@@ -327,6 +384,8 @@ pub struct Experiment {
     pub ratios: Vec<Ratio>,
     /// What is not (yet) covered, stated in the report.
     pub note: Option<String>,
+    /// The search settings of `measure = "ndr"` series.
+    pub ndr: Option<NdrSpec>,
 }
 
 /// Settings of one run: the experiment with `--quick` applied or not.
@@ -338,6 +397,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Repetitions.
     pub repetitions: u32,
+    /// The NDR search settings (quick ones with `--quick`).
+    pub ndr: Option<NdrSpec>,
 }
 
 impl Experiment {
@@ -389,12 +450,14 @@ impl Experiment {
                 values: self.quick_values.clone(),
                 duration: self.quick_duration,
                 repetitions: self.quick_repetitions,
+                ndr: self.ndr.as_ref().map(NdrSpec::quick),
             }
         } else {
             Plan {
                 values: self.values.clone(),
                 duration: self.duration,
                 repetitions: self.repetitions,
+                ndr: self.ndr.clone(),
             }
         }
     }
@@ -463,6 +526,19 @@ struct RawFile {
     series: Spanned<Vec<RawSeries>>,
     #[serde(default)]
     ratio: Vec<RawRatio>,
+    ndr: Option<RawNdr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNdr {
+    low: Option<Spanned<String>>,
+    high: Spanned<String>,
+    precision: Option<Spanned<f64>>,
+    loss_percent: Option<Spanned<f64>>,
+    p99_us: Option<Spanned<f64>>,
+    trial: Option<Spanned<String>>,
+    max_trials: Option<Spanned<i64>>,
 }
 
 /// The file-level defaults of the series settings.
@@ -664,6 +740,10 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         }
     }
 
+    let ndr = match &raw.ndr {
+        None => None,
+        Some(n) => Some(ndr_spec(cx, n)?),
+    };
     if raw.series.get_ref().is_empty() {
         return cx.err(raw.series.span(), "series", "give at least one [[series]]");
     }
@@ -703,7 +783,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 m,
                 "measure",
                 Measure::parse,
-                "dut-rate, answer-rate, response-time, update-rate",
+                "dut-rate, answer-rate, response-time, update-rate, ndr",
             )?,
             None => {
                 return cx.err(
@@ -806,7 +886,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         };
         let queues = match s.queues.as_ref().or(d.queues.as_ref()) {
             None => 1,
-            Some(q) => int_in(cx, q, "queues", 1, i64::from(crate::MAX_QUEUES))?,
+            Some(q) => int_in(cx, q, "queues", 1, i64::from(testbed::MAX_QUEUES))?,
         };
         let checksums = match s.checksums.as_ref().or(d.checksums.as_ref()) {
             None => None,
@@ -877,7 +957,9 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                     None => Ok(None),
                     Some(t) => {
                         tenants_only(key, t.span())?;
-                        Ok(Some(int_in(cx, t, key, 1, i64::from(crate::TENANTS))? as u8))
+                        Ok(Some(
+                            int_in(cx, t, key, 1, i64::from(testbed::TENANTS))? as u8
+                        ))
                     }
                 }
             };
@@ -926,7 +1008,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         // On the host, a tenant's program is guarded to the tenant's address.
         let only_dst = match (topology, at_, only_dst) {
             (Topo::Tenants, At::Host, None) if program.is_some() => {
-                Some(format!("{}/32", crate::tenant_ip(tenant)))
+                Some(format!("{}/32", testbed::tenant_ip(tenant)))
             }
             (_, _, o) => o,
         };
@@ -954,6 +1036,45 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                     at,
                     "program",
                     "dut-rate reads the DUT program's counters: name a program",
+                );
+            }
+            Measure::Ndr if program.is_none() => {
+                return cx.err(
+                    at,
+                    "program",
+                    "ndr counts what the DUT program handled: name a program",
+                );
+            }
+            Measure::Ndr if source != Source::Gen => {
+                return cx.err(
+                    at,
+                    "source",
+                    "ndr searches gen's paced rate: source = \"gen\"",
+                );
+            }
+            Measure::Ndr if ndr.is_none() => {
+                return cx.err(
+                    at,
+                    "measure",
+                    "measure = \"ndr\" needs an [ndr] table (at least `high`, the top of the search)",
+                );
+            }
+            Measure::Ndr if parameter == Param::Rate => {
+                return cx.err(
+                    at,
+                    "sweep.parameter",
+                    "ndr searches the rate itself: sweep something else",
+                );
+            }
+            Measure::Ndr
+                if ndr.as_ref().is_some_and(|n| n.p99_us.is_some())
+                    && (topology == Topo::Direct
+                        || !matches!(program.as_deref(), Some("dns-ping" | "dns-cache"))) =>
+            {
+                return cx.err(
+                    at,
+                    "ndr.p99_us",
+                    "a response-time bound needs the mirror (topology switched or tenants) and a responder (dns-ping or dns-cache)",
                 );
             }
             Measure::UpdateRate if source != Source::Gen => {
@@ -1013,6 +1134,13 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
                 "xdp-live sends XDP frames, which veth drops unless the receiving port has a native XDP program, and generic mode leaves dut0 without one (the DUT would see nothing): use engine = \"afxdp\" for this series",
             );
         }
+        if mode == "generic" && topology != Topo::Direct && program.is_some() {
+            return cx.err(
+                at,
+                "mode",
+                "generic XDP on a port behind the lab's switch sees no frames: the switch forwards with tc mirred, and the kernel skips generic XDP for redirected skbs (skb_is_redirected); use topology = \"direct\"",
+            );
+        }
         if mode == "userspace" && measure == Measure::ResponseTime && program.is_none() {
             return cx.err(at, "mode", "userspace needs a program");
         }
@@ -1060,6 +1188,7 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         name,
         description: raw.description.unwrap_or_default(),
         origin: cx.origin.to_owned(),
+        text: cx.text.to_owned(),
         topology,
         parameter,
         values,
@@ -1071,6 +1200,53 @@ fn resolve(cx: &Ctx<'_>, raw: RawFile) -> Result<Experiment, ExperimentError> {
         series,
         ratios,
         note: raw.note,
+        ndr,
+    })
+}
+
+fn ndr_spec(cx: &Ctx<'_>, n: &RawNdr) -> Result<NdrSpec, ExperimentError> {
+    let pps = |v: &Spanned<String>, key: &str| -> Result<f64, ExperimentError> {
+        match parse_rate(v.get_ref()).or_else(|m| cx.err(v.span(), key, m))? {
+            Rate::Pps(p) if p > 0.0 => Ok(p),
+            _ => cx.err(v.span(), key, "a packet rate above 0 (e.g. 10k, 2.5M)"),
+        }
+    };
+    let high_pps = pps(&n.high, "ndr.high")?;
+    let low_pps = match &n.low {
+        Some(l) => pps(l, "ndr.low")?,
+        None => (high_pps / 1000.0).max(1.0),
+    };
+    if low_pps >= high_pps {
+        return cx.err(n.high.span(), "ndr.high", "must be above ndr.low");
+    }
+    let frac = |v: &Option<Spanned<f64>>, key: &str, lo: f64, hi: f64, default: f64| match v {
+        None => Ok(default),
+        Some(x) if (lo..=hi).contains(x.get_ref()) => Ok(*x.get_ref()),
+        Some(x) => cx.err(x.span(), key, format!("must be in {lo} .. {hi}")),
+    };
+    let precision = frac(&n.precision, "ndr.precision", 0.001, 0.5, 0.01)?;
+    let loss_percent = frac(&n.loss_percent, "ndr.loss_percent", 0.0, 50.0, 0.0)?;
+    let p99_us = match &n.p99_us {
+        None => None,
+        Some(p) if *p.get_ref() > 0.0 => Some(*p.get_ref()),
+        Some(p) => return cx.err(p.span(), "ndr.p99_us", "a bound above 0 microseconds"),
+    };
+    let trial = match &n.trial {
+        None => Duration::from_secs(1),
+        Some(t) => parse_duration(t.get_ref()).or_else(|m| cx.err(t.span(), "ndr.trial", m))?,
+    };
+    let max_trials = match &n.max_trials {
+        None => 20,
+        Some(m) => int_in(cx, m, "ndr.max_trials", 2, 200)?,
+    };
+    Ok(NdrSpec {
+        low_pps,
+        high_pps,
+        precision,
+        loss_percent,
+        p99_us,
+        trial,
+        max_trials,
     })
 }
 
@@ -1094,10 +1270,10 @@ fn check_values(
         }
         let integer = v.fract() == 0.0;
         match p {
-            Param::Queues if !integer || *v < 1.0 || *v > f64::from(crate::MAX_QUEUES) => {
+            Param::Queues if !integer || *v < 1.0 || *v > f64::from(testbed::MAX_QUEUES) => {
                 return bad(format!(
                     "{v} queues is impossible (whole numbers 1 to {})",
-                    crate::MAX_QUEUES
+                    testbed::MAX_QUEUES
                 ));
             }
             Param::Checksums | Param::NeighbourChecksums if !integer || *v > 100_000.0 => {

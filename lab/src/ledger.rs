@@ -127,6 +127,16 @@ impl std::fmt::Display for LimitedBy {
     }
 }
 
+/// The `limited_by` of a loss at a stage of this place.
+pub fn limited_by_place(p: Place) -> LimitedBy {
+    match p {
+        Place::Generator => LimitedBy::Generator,
+        Place::Path => LimitedBy::Path,
+        Place::Dut => LimitedBy::Dut,
+        Place::Monitor => LimitedBy::None,
+    }
+}
+
 /// Frames missing between two stages count as a loss above this: the larger of
 /// 10 frames and 0.01 % of the stage before.
 pub fn tolerance(before: u64) -> u64 {
@@ -177,6 +187,30 @@ impl Ledger {
                 lost: losses[i],
             })
         })
+    }
+
+    /// Frames that entered the request chain (gen handed to the kernel, or the
+    /// first stage there is) and how many of them did not reach the end of their
+    /// chains: the request chain's decline, plus the answer chain's when there is one.
+    pub fn end_to_end(&self) -> (u64, u64) {
+        let chain = |c: Chain| -> Option<(u64, u64)> {
+            let mut it = self.stages.iter().filter(|s| s.chain == c);
+            let first = it.next()?.packets;
+            let last = it.next_back().map_or(first, |s| s.packets);
+            Some((first, first.saturating_sub(last)))
+        };
+        let (sent, lost) = chain(Chain::Request).unwrap_or((0, 0));
+        let answer_lost = chain(Chain::Answer).map_or(0, |(_, l)| l);
+        (sent, lost + answer_lost)
+    }
+
+    /// The first stage of the request or answer chain with any frame missing.
+    pub fn first_any_loss(&self) -> Option<(&Stage, u64)> {
+        let losses = self.losses();
+        self.stages
+            .iter()
+            .zip(losses)
+            .find(|(s, l)| *l > 0 && s.chain != Chain::Mirror)
     }
 
     /// The CSV lines of this ledger (see [`LEDGER_HEADER`]), each prefixed by `key`
@@ -244,12 +278,10 @@ pub fn classify(ledger: &Ledger, generator: Option<&GenFinal>) -> (LimitedBy, St
     for chain in [Chain::Request, Chain::Answer] {
         if let Some(l) = ledger.first_loss(chain) {
             let st = &ledger.stages[l.stage];
-            let by = match st.place {
-                Place::Generator => LimitedBy::Generator,
-                Place::Path => LimitedBy::Path,
-                Place::Dut => LimitedBy::Dut,
-                Place::Monitor => continue,
-            };
+            if st.place == Place::Monitor {
+                continue;
+            }
+            let by = limited_by_place(st.place);
             let before = ledger.stages[l.stage - 1].packets.max(1);
             return (
                 by,
@@ -278,64 +310,13 @@ pub fn classify(ledger: &Ledger, generator: Option<&GenFinal>) -> (LimitedBy, St
     }
 }
 
-/// One interface's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IfCounters {
-    /// Frames received (`/proc/net/dev`).
-    pub rx_packets: u64,
-    /// Frames dropped on receive.
-    pub rx_dropped: u64,
-    /// Frames transmitted.
-    pub tx_packets: u64,
-    /// Frames dropped on transmit.
-    pub tx_dropped: u64,
-}
-
-impl IfCounters {
-    fn since(self, before: IfCounters) -> IfCounters {
-        IfCounters {
-            rx_packets: self.rx_packets.saturating_sub(before.rx_packets),
-            rx_dropped: self.rx_dropped.saturating_sub(before.rx_dropped),
-            tx_packets: self.tx_packets.saturating_sub(before.tx_packets),
-            tx_dropped: self.tx_dropped.saturating_sub(before.tx_dropped),
-        }
-    }
-}
-
-/// Parses every interface's line of a `/proc/net/dev` text.
-pub fn parse_proc_net_dev(text: &str) -> BTreeMap<String, IfCounters> {
-    let mut out = BTreeMap::new();
-    for line in text.lines().skip(2) {
-        let Some((name, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let v: Vec<u64> = rest
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        if v.len() < 16 {
-            continue;
-        }
-        out.insert(
-            name.trim().to_owned(),
-            IfCounters {
-                rx_packets: v[1],
-                rx_dropped: v[3],
-                tx_packets: v[9],
-                tx_dropped: v[11],
-            },
-        );
-    }
-    out
-}
+/// One interface's counters (`/proc/net/dev`).
+pub type IfCounters = xdplayer::iface::DevStats;
 
 /// The counters of every interface of namespace `netns`.
 pub fn read_netns(netns: &str) -> Result<BTreeMap<String, IfCounters>> {
-    let text = crate::host::run_in_netns(netns, || {
-        std::fs::read_to_string("/proc/thread-self/net/dev")
-    })?
-    .with_context(|| format!("reading /proc/net/dev in namespace {netns}"))?;
-    Ok(parse_proc_net_dev(&text))
+    testbed::run_in_netns(netns, xdplayer::iface::all_dev_stats)?
+        .with_context(|| format!("reading /proc/net/dev in namespace {netns}"))
 }
 
 /// Interface counters of a lab, per (namespace, interface).
@@ -456,14 +437,6 @@ pub fn build(path: &Path, d: &Snapshot, t: &Tools<'_>) -> Ledger {
     };
     let first = path.request.first();
     if let Some(g) = t.generator {
-        if let Some(req) = g.requested_pps {
-            push(
-                Chain::Request,
-                "gen requested (rate x duration)".into(),
-                Place::Generator,
-                (req * g.duration_s).round() as u64,
-            );
-        }
         push(
             Chain::Request,
             "gen handed to the kernel".into(),
@@ -754,22 +727,6 @@ mod tests {
             l.csv_lines("e,s,1,1")
                 .contains("e,s,1,1,request,sw-dut -> dut0 (sent),dut,700,300\n")
         );
-    }
-
-    #[test]
-    fn proc_net_dev_is_parsed() {
-        let text = "Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0\n  gen0:       0       5    0    2    0     0          0         0 563585280 9393088    0    7    0     0       0          0\n";
-        let m = parse_proc_net_dev(text);
-        assert_eq!(
-            m["gen0"],
-            IfCounters {
-                rx_packets: 5,
-                rx_dropped: 2,
-                tx_packets: 9393088,
-                tx_dropped: 7
-            }
-        );
-        assert_eq!(m.len(), 2);
     }
 
     #[test]

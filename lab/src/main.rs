@@ -8,7 +8,7 @@ use clap::Parser;
 
 use lab::cli::{Cli, Cmd, StatusOutput};
 use lab::experiment::Experiment;
-use lab::{Testbed, UpOptions};
+use testbed::{Testbed, UpOptions};
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -75,7 +75,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Cmd::Down { name, .. } => {
-            let removed = lab::down(&name).with_context(|| format!("lab down --name {name}"))?;
+            let removed =
+                testbed::down(&name).with_context(|| format!("lab down --name {name}"))?;
             println!("removed {}", removed.join(", "));
         }
         Cmd::Demo {
@@ -107,6 +108,9 @@ fn run(cli: Cli) -> Result<()> {
             if res.interrupted {
                 anyhow::bail!("interrupted (the lab was removed; partial results above)");
             }
+        }
+        Cmd::Compare { a, b } => {
+            print!("{}", lab::provenance::compare_text(&a, &b)?);
         }
         Cmd::Run {
             experiment,

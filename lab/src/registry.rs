@@ -1,7 +1,7 @@
 //! Every lab on the machine, its owner, and the removal of stale ones.
 //!
 //! A lab is found by its namespaces in `/run/netns` (`NAME-gen` or
-//! `NAME-dut`) or by its owner record (see [`crate::owner`]). A lab is
+//! `NAME-dut`) or by its owner record (see [`testbed::owner`]). A lab is
 //! *stale* when its record is process-scoped and its owner is gone; a lab
 //! without a record (built by an older `lab`) or a persistent one is never
 //! stale. [`reap_stale`] removes stale labs: it kills every process still
@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::Result;
-use crate::host::NETNS_RUN_DIR;
-use crate::owner::{self, Owner};
-use crate::{DUT_NS_SUFFIX, GEN_NS_SUFFIX, Topology};
+use testbed::Result;
+use testbed::host::NETNS_RUN_DIR;
+use testbed::owner::{self, Owner};
+use testbed::{DUT_NS_SUFFIX, GEN_NS_SUFFIX, Topology};
 
 /// One lab in `lab status --json` (without `--name`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -57,14 +57,14 @@ pub fn list() -> Result<Vec<LabEntry>> {
     names.dedup();
     let mut labs = Vec::with_capacity(names.len());
     for name in names {
-        let namespaces = crate::existing_namespaces(&name);
+        let namespaces = testbed::existing_namespaces(&name);
         let (record, record_error) = match owner::read(&name) {
             Ok(r) => (r, None),
             Err(e) => (None, Some(e.to_string())),
         };
         let topology = match (&record, namespaces.is_empty()) {
             (Some(r), true) => r.topology,
-            _ => crate::testbed::topology_of(&name, &namespaces),
+            _ => testbed::topology_of(&name, &namespaces),
         };
         let owner = record.map(|r| r.owner);
         let stale = owner.as_ref().is_some_and(Owner::stale);
@@ -97,11 +97,11 @@ pub fn reap_stale() -> Result<Vec<(LabEntry, Result<()>)>> {
 fn remove(lab: &LabEntry) -> Result<()> {
     // Look again right before: the owner cannot come back, but a concurrent
     // reaper may have removed the lab already.
-    let namespaces = crate::existing_namespaces(&lab.name);
+    let namespaces = testbed::existing_namespaces(&lab.name);
     kill_inside(&namespaces);
-    if let Err(e) = crate::testbed::delete_namespaces(&crate::existing_namespaces(&lab.name)) {
+    if let Err(e) = testbed::delete_namespaces(&testbed::existing_namespaces(&lab.name)) {
         // Another reaper may have deleted them meanwhile: only what is left counts.
-        if !crate::existing_namespaces(&lab.name).is_empty() {
+        if !testbed::existing_namespaces(&lab.name).is_empty() {
             return Err(e);
         }
     }
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_record_is_listed_and_not_stale() {
-        let name = crate::unique_name("badrec");
+        let name = testbed::unique_name("badrec");
         std::fs::create_dir_all(owner::RECORD_DIR).unwrap();
         std::fs::write(owner::record_path(&name), b"{ not json").unwrap();
         let entry = list().unwrap().into_iter().find(|l| l.name == name);

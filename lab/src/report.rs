@@ -51,11 +51,10 @@ pub fn write(
             .collect::<Vec<_>>()
             .join(", ")
     );
+    how_obtained(&mut md, out);
     let _ = writeln!(
         md,
-        "Machine: kernel {}, {} CPUs. Error bars and intervals: 99 % confidence interval of the mean (Student t).\n",
-        kernel(),
-        cpus()
+        "Error bars and intervals: 99 % confidence interval of the mean (Student t).\n"
     );
     let _ = writeln!(
         md,
@@ -184,6 +183,7 @@ pub fn write(
     }
 
     limits_section(&mut md, exp, out);
+    trials_section(&mut md, exp, out);
 
     if !run.failures.is_empty() {
         let _ = writeln!(md, "## Failed points\n");
@@ -196,6 +196,121 @@ pub fn write(
     store::write_atomic(&report, md.as_bytes())?;
     files.push(report);
     Ok(files)
+}
+
+/// "How these results were obtained": from run.json's last run.
+fn how_obtained(md: &mut String, out: &std::path::Path) {
+    let Some(r) = crate::provenance::read_run_file(out)
+        .ok()
+        .and_then(|f| f.runs.last().cloned())
+    else {
+        let _ = writeln!(md, "Machine: kernel {}, {} CPUs.\n", kernel(), cpus());
+        return;
+    };
+    let m = &r.machine;
+    let _ = writeln!(
+        md,
+        "## How these results were obtained\n\nFrom [run.json](run.json) (every `lab run` on this directory, with every command line it ran):\n"
+    );
+    let _ = writeln!(
+        md,
+        "- command: `{}` ({} .. {})",
+        r.argv.join(" "),
+        r.started,
+        if r.finished.is_empty() {
+            "unfinished"
+        } else {
+            &r.finished
+        }
+    );
+    let _ = writeln!(
+        md,
+        "- experiment: `{}` from {}, sha256 `{}`",
+        r.experiment.name, r.experiment.origin, r.experiment.sha256
+    );
+    let _ = writeln!(md, "- kernel: {}", m.kernel);
+    let _ = writeln!(
+        md,
+        "- CPU: {} x {}; clocksource {} (available: {})",
+        m.cpus, m.cpu_model, m.clocksource, m.clocksources_available
+    );
+    for (t, v) in &r.tools {
+        let _ = writeln!(md, "- {t}: {v}");
+    }
+    let _ = writeln!(md, "- commands run: {} (in run.json)", r.commands.len());
+    if !r.interfaces.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n| interface | driver | queues rx/tx | RPS/XPS | IRQs | features on |\n|---|---|---|---|---|---|"
+        );
+        for (name, i) in &r.interfaces {
+            let placement: Vec<String> = i
+                .placement
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {name} | {} {} | {}/{} | {} | {} | {} |",
+                i.driver.get("driver").map_or("?", String::as_str),
+                i.driver.get("version").map_or("", String::as_str),
+                i.rx_queues,
+                i.tx_queues,
+                placement.join(" "),
+                if i.irqs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    i.irqs.len().to_string()
+                },
+                i.features_on.len()
+            );
+        }
+    }
+    md.push('\n');
+}
+
+/// "Rate search trials": every NDR trial from trials.csv, per point.
+fn trials_section(md: &mut String, exp: &Experiment, out: &std::path::Path) {
+    let Ok(text) = std::fs::read_to_string(out.join("trials.csv")) else {
+        return;
+    };
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(15, ',').collect::<Vec<_>>())
+        .filter(|f| f.len() == 15)
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Rate search trials\n\nEvery trial of the no-drop rate searches ([trials.csv](trials.csv)): `search` trials are short, `confirm` trials run the full duration; a trial passes when gen offered at least 99.5 % of the rate and the loss (and p99) stayed within the bounds.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| series | {} | rep | # | kind | rate [packets/s] | offered | loss [%] | p99 [us] | pass | limited by |",
+        exp.parameter
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---|---:|---:|---:|---:|---|---|");
+    for f in rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            f[1],
+            f[2],
+            f[3],
+            f[4],
+            f[5],
+            f[6],
+            f[7],
+            f[10],
+            if f[11].is_empty() { "-" } else { f[11] },
+            if f[12] == "true" { "yes" } else { "**no**" },
+            f[13]
+        );
+    }
+    md.push('\n');
 }
 
 /// "What limited each point" and "Loss ledger": from limits.csv and ledger.csv.

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::experiment::{At, Experiment, Measure, Param, Plan, Series, Source, Topo};
+use crate::experiment::{At, Experiment, Measure, NdrSpec, Param, Plan, Series, Source, Topo};
 use crate::ledger;
 use crate::store::{self, Point, Store, fmt_num};
 use records::args::DutCmd;
@@ -34,7 +34,7 @@ use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
 use crate::tools::{self, Child};
-use crate::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab run`.
 #[derive(Debug, Clone)]
@@ -164,6 +164,30 @@ pub const METRICS: &[Metric] = &[
         capacity: false,
     },
     Metric {
+        name: "ndr_pps",
+        label: "no-drop rate (highest rate without loss)",
+        unit: "packets/s",
+        capacity: true,
+    },
+    Metric {
+        name: "pdr_pps",
+        label: "partial-drop rate (highest rate within the loss tolerance)",
+        unit: "packets/s",
+        capacity: true,
+    },
+    Metric {
+        name: "ndr_trials",
+        label: "trials of the rate search",
+        unit: "trials",
+        capacity: false,
+    },
+    Metric {
+        name: "ndr_confirmed",
+        label: "rate confirmed by a full-length trial (1 = yes)",
+        unit: "0/1",
+        capacity: false,
+    },
+    Metric {
         name: "updates_batch_per_s",
         label: "map updates, batched",
         unit: "updates/s",
@@ -215,6 +239,13 @@ pub fn metrics_of(m: Measure) -> &'static [&'static str] {
         Measure::AnswerRate => &["answered_pps", "offered_pps", "refused_pps"],
         Measure::ResponseTime => &["rtt_p50_us", "rtt_p99_us", "lost_percent", "answered_pps"],
         Measure::UpdateRate => &["updates_batch_per_s", "updates_single_per_s"],
+        Measure::Ndr => &[
+            "ndr_pps",
+            "pdr_pps",
+            "ndr_trials",
+            "ndr_confirmed",
+            "rtt_p99_us",
+        ],
     }
 }
 
@@ -255,7 +286,7 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
     }
     let mut missing = Vec::new();
     for t in need {
-        if let Err(e) = tools::locate(t) {
+        if let Err(e) = testbed::binaries::locate(t) {
             missing.push(format!("{e}"));
         }
     }
@@ -308,6 +339,28 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
     }
     let started = Instant::now();
     let mut left = total - already;
+    // run.json: how these results were obtained (written now, and again at the end
+    // with the interfaces and every command line).
+    let now_secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let _ = tools::take_commands();
+    let mut info = crate::provenance::RunInfo {
+        argv: std::env::args().collect(),
+        started: utc_stamp(now_secs()),
+        experiment: crate::provenance::ExperimentInfo {
+            name: exp.name.clone(),
+            origin: exp.origin.clone(),
+            sha256: crate::provenance::sha256(&exp.text).unwrap_or_else(|e| format!("{e:#}")),
+        },
+        quick: opts.quick,
+        machine: crate::provenance::machine(),
+        tools: crate::provenance::tools(),
+        ..Default::default()
+    };
+    crate::provenance::write_run(&opts.out, &info)?;
     // Initial guess per measurement: the run plus ~3 s of set-up.
     let guess = plan.duration.as_secs_f64() + 3.0;
 
@@ -324,6 +377,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
             }
             let result = (|| -> Result<()> {
                 let point = PointRun::set_up(exp, series, x, &plan, &raw)?;
+                if info.interfaces.is_empty()
+                    && let Some(bed) = &point.bed
+                {
+                    info.interfaces = crate::provenance::interfaces(&bed.namespaces());
+                }
                 for rep in todo {
                     if tools::stop_requested() {
                         return Ok(());
@@ -352,9 +410,16 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                     let limited_by = measured.ledger.as_ref().map(|a| a.limited_by);
                     if let Some(a) = &measured.ledger {
                         let key = format!("{},{},{},{rep}", exp.name, series.name, fmt_num(x));
+                        let trials: String = measured
+                            .trials
+                            .iter()
+                            .enumerate()
+                            .map(|(i, t)| t.csv(&key, i + 1))
+                            .collect();
                         store.append_ledger(
                             &a.ledger.csv_lines(&key),
                             &format!("{key},{},{}\n", a.limited_by, a.reason.replace(',', ";")),
+                            &trials,
                         )?;
                         if a.limited_by != ledger::LimitedBy::Dut {
                             eprintln!("  limited by {}: {}", a.limited_by, a.reason);
@@ -393,6 +458,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
         }
     }
     summary.interrupted = tools::stop_requested();
+    info.commands = tools::take_commands();
+    info.finished = utc_stamp(now_secs());
+    crate::provenance::write_run(&opts.out, &info)?;
     summary.files = crate::report::write(exp, &plan, opts, store.points(), &summary)?;
     Ok(summary)
 }
@@ -452,6 +520,8 @@ struct PointRun<'a> {
     /// The busy neighbour tenant.
     neighbour: Option<Neighbour>,
     queues: u32,
+    /// The NDR search settings (measure = "ndr").
+    ndr: Option<NdrSpec>,
 }
 
 /// What one measurement gave: its values, and where its packets went.
@@ -459,6 +529,49 @@ struct Measured {
     values: Vec<(&'static str, f64)>,
     /// None where there is no traffic to account for (map updates).
     ledger: Option<Account>,
+    /// The trials of an NDR search.
+    trials: Vec<Trial>,
+}
+
+/// One trial of an NDR search.
+struct Trial {
+    /// `search` (short) or `confirm` (full length).
+    kind: &'static str,
+    /// Rate asked of gen.
+    rate: f64,
+    /// How long it ran (gen's duration), seconds.
+    duration_s: f64,
+    /// What gen confirmed sent, per second.
+    offered_pps: f64,
+    /// Frames at the start of the ledger's chains (handed to the kernel).
+    sent: u64,
+    /// Frames that did not reach the end of their chain.
+    lost: u64,
+    loss_percent: f64,
+    p99_us: Option<f64>,
+    passed: bool,
+    limited_by: ledger::LimitedBy,
+    reason: String,
+    account: Account,
+}
+
+impl Trial {
+    /// Its line of trials.csv, after `key` and its number.
+    fn csv(&self, key: &str, n: usize) -> String {
+        format!(
+            "{key},{n},{},{},{:.0},{},{},{:.6},{},{},{},{}\n",
+            self.kind,
+            fmt_num(self.rate),
+            self.offered_pps,
+            self.sent,
+            self.lost,
+            self.loss_percent,
+            self.p99_us.map(|p| format!("{p:.3}")).unwrap_or_default(),
+            self.passed,
+            self.limited_by,
+            self.reason.replace(',', ";")
+        )
+    }
 }
 
 /// A measurement's loss ledger and what limited it.
@@ -466,6 +579,105 @@ struct Account {
     ledger: ledger::Ledger,
     limited_by: ledger::LimitedBy,
     reason: String,
+}
+
+/// What an NDR search found.
+struct Search {
+    /// The highest rate that passed (the confirmed one, else the best short trial).
+    best: Option<f64>,
+    /// A full-length trial confirmed it.
+    confirmed: bool,
+    /// Every trial, in order.
+    trials: Vec<Trial>,
+}
+
+/// The no-drop (partial-drop) rate search: the top of the range first, then the
+/// bottom, then binary search (geometric midpoints; after a failed trial, once, 98 %
+/// of what it delivered, as MLRsearch does) on short trials until the bracket
+/// (highest pass .. lowest fail) is within the precision; then a full-length
+/// confirmation trial (`run(rate, true)`). A failed confirmation becomes the new
+/// lowest fail, and the search goes on below it with full-length trials only (the
+/// short ones proved optimistic). A trial the generator alone failed by a little
+/// (it offered 90 to 99.5 % of the rate: a hiccup on a busy machine) is repeated
+/// once before it counts. At most `max_trials` trials in all.
+fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -> Result<Search> {
+    let mut trials: Vec<Trial> = Vec::new();
+    // (rate, full length) of every pass.
+    let mut passes: Vec<(f64, bool)> = Vec::new();
+    let mut fail_min: Option<f64> = None;
+    let mut floor_failed = false;
+    // After a failed confirmation the short trials proved optimistic: only
+    // full-length trials from then on.
+    let mut full_only = false;
+    let mut hint: Option<f64> = None;
+    let mut retried: Vec<u64> = Vec::new();
+    let pass_below = |passes: &[(f64, bool)], fail_min: Option<f64>, full: bool| {
+        passes
+            .iter()
+            .filter(|(p, f)| (*f || !full) && fail_min.is_none_or(|m| *p < m))
+            .map(|(p, _)| *p)
+            .reduce(f64::max)
+    };
+    let mut done = false;
+    while !done && (trials.len() as u32) < spec.max_trials {
+        let pass_max = pass_below(&passes, fail_min, full_only);
+        let lo = pass_max.unwrap_or(spec.low_pps);
+        let guess = hint
+            .take()
+            .filter(|g| *g > lo && fail_min.is_some_and(|f| *g < f * (1.0 - spec.precision)));
+        let narrow = |l: f64, h: f64| (h - l) / h <= spec.precision;
+        let (rate, full) = match (pass_max, fail_min) {
+            _ if guess.is_some() => (guess.unwrap_or(lo).round(), full_only),
+            (None, None) => (spec.high_pps, full_only),
+            (None, Some(_)) if floor_failed => break,
+            (None, Some(_)) => (spec.low_pps, full_only),
+            // Found, and already a full-length pass.
+            (Some(_), None) if full_only => break,
+            (Some(l), Some(h)) if full_only && narrow(l, h) => break,
+            (Some(l), None) => (l, true),
+            (Some(l), Some(h)) if narrow(l, h) => (l, true),
+            (Some(l), Some(h)) => ((l * h).sqrt().round(), full_only),
+        };
+        let t = run(rate, full)?;
+        if !t.passed
+            && t.limited_by == ledger::LimitedBy::Generator
+            && t.offered_pps >= 0.9 * rate
+            && t.loss_percent <= spec.loss_percent
+            && !retried.contains(&(rate as u64))
+            && (trials.len() as u32 + 1) < spec.max_trials
+        {
+            retried.push(rate as u64);
+            trials.push(t);
+            continue;
+        }
+        if !t.passed && t.duration_s > 0.0 {
+            let delivered = t.sent.saturating_sub(t.lost) as f64 / t.duration_s;
+            hint = Some(0.98 * delivered.min(t.offered_pps));
+        }
+        let passed = t.passed;
+        trials.push(t);
+        if passed {
+            passes.push((rate, full));
+            // A full-length pass at the top of a narrow bracket ends the search.
+            if full && fail_min.is_none_or(|h| narrow(rate, h)) {
+                done = true;
+            }
+        } else {
+            fail_min = Some(fail_min.map_or(rate, |f| f.min(rate)));
+            if rate <= spec.low_pps {
+                floor_failed = true;
+            }
+            if full {
+                full_only = true;
+            }
+        }
+    }
+    let confirmed = pass_below(&passes, fail_min, true);
+    Ok(Search {
+        best: confirmed.or_else(|| pass_below(&passes, fail_min, false)),
+        confirmed: confirmed.is_some(),
+        trials,
+    })
 }
 
 /// The DUT program's frame counters in a `dut status` entry: frames seen, and
@@ -512,22 +724,22 @@ impl DutPort {
     /// dut0 in lab `lab`'s DUT namespace.
     pub fn of_lab(lab: &str) -> DutPort {
         DutPort {
-            netns: crate::dut_netns(lab),
-            iface: crate::DUT_IFACE.to_owned(),
+            netns: testbed::dut_netns(lab),
+            iface: testbed::DUT_IFACE.to_owned(),
         }
     }
     /// The host's second port dut1 (tenants lab).
     pub fn second(lab: &str) -> DutPort {
         DutPort {
-            netns: crate::dut_netns(lab),
-            iface: crate::DUT1_IFACE.to_owned(),
+            netns: testbed::dut_netns(lab),
+            iface: testbed::DUT1_IFACE.to_owned(),
         }
     }
     /// Tenant `i`'s ten0 inside its namespace (tenants lab).
     pub fn tenant(lab: &str, i: u8) -> DutPort {
         DutPort {
-            netns: crate::tenant_netns(lab, i),
-            iface: crate::TENANT_IFACE.to_owned(),
+            netns: testbed::tenant_netns(lab, i),
+            iface: testbed::TENANT_IFACE.to_owned(),
         }
     }
 }
@@ -535,8 +747,8 @@ impl DutPort {
 /// gen arguments that address tenant `t` (its IPv4 and MAC address).
 /// gen's destination for tenant `t` (its address and MAC: the bridge forwards by MAC).
 fn tenant_dst(b: &mut records::args::Gen, t: u8) {
-    b.dst_ip = Some(crate::tenant_ip(t));
-    b.dst_mac = Some(crate::tenant_mac(t));
+    b.dst_ip = Some(testbed::tenant_ip(t));
+    b.dst_mac = Some(testbed::tenant_mac(t));
 }
 
 impl std::fmt::Display for DutPort {
@@ -569,7 +781,7 @@ impl<'a> PointRun<'a> {
         } else {
             series.queues
         };
-        let lab = crate::unique_name("run");
+        let lab = testbed::unique_name("run");
         let tenants = exp.topology == Topo::Tenants;
         // In the tenants lab, rates are measured on the host's second port
         // (no switch, no mirror); answers come back by the switched port.
@@ -580,11 +792,11 @@ impl<'a> PointRun<'a> {
             _ => DutPort::of_lab(&lab),
         };
         let gen_port = (
-            crate::gen_netns(&lab),
+            testbed::gen_netns(&lab),
             if second {
-                crate::GEN1_IFACE
+                testbed::GEN1_IFACE
             } else {
-                crate::GEN_IFACE
+                testbed::GEN_IFACE
             },
         );
         let mut pr = PointRun {
@@ -600,6 +812,7 @@ impl<'a> PointRun<'a> {
             dst_tenant: tenants.then_some(series.dst_tenant),
             neighbour: None,
             queues,
+            ndr: plan.ndr.clone(),
         };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
@@ -644,22 +857,22 @@ impl<'a> PointRun<'a> {
                     At::Tenant => (DutPort::tenant(&lab, 2), None),
                     At::Host => (
                         DutPort::second(&lab),
-                        Some(format!("{}/32", crate::tenant_ip(2))),
+                        Some(format!("{}/32", testbed::tenant_ip(2))),
                     ),
                 };
-                let gen_port = (crate::gen_netns(&lab), crate::GEN1_IFACE);
+                let gen_port = (testbed::gen_netns(&lab), testbed::GEN1_IFACE);
                 (None, port, only_dst, gen_port, Some(2))
             } else {
                 // A stand-in: its own generator and DUT port on the same
                 // machine, its program in its own driver.
                 let nb = Testbed::up(&UpOptions {
-                    name: crate::unique_name("nb"),
+                    name: testbed::unique_name("nb"),
                     topology: Topology::Direct,
                     queues: 1,
                 })
                 .context("neighbour lab up")?;
                 let port = DutPort::of_lab(nb.name());
-                let gen_port = (crate::gen_netns(nb.name()), crate::GEN_IFACE);
+                let gen_port = (testbed::gen_netns(nb.name()), testbed::GEN_IFACE);
                 (Some(nb), port, None, gen_port, None)
             };
             let opts = InstallOptions {
@@ -714,13 +927,34 @@ impl<'a> PointRun<'a> {
     }
 
     fn gen_cmd(&self, duration: Duration, rx: bool) -> Result<Command> {
+        self.gen_cmd_at(self.rate(), duration, rx)
+    }
+
+    fn gen_cmd_at(
+        &self,
+        rate: Option<crate::experiment::Rate>,
+        duration: Duration,
+        rx: bool,
+    ) -> Result<Command> {
+        let b = self.gen_args(rate, duration, rx)?;
+        let mut c = Command::new(testbed::binaries::locate("gen")?);
+        c.args(b.argv());
+        Ok(c)
+    }
+
+    fn gen_args(
+        &self,
+        rate: Option<crate::experiment::Rate>,
+        duration: Duration,
+        rx: bool,
+    ) -> Result<records::args::Gen> {
         self.lab()?;
         let mut b = records::args::Gen {
             netns: Some(self.gen_port.0.clone()),
             iface: self.gen_port.1.to_owned(),
             profile: self.series.profile.clone(),
             engine: Some(self.series.engine),
-            rate: self.rate(),
+            rate,
             duration: Some(duration),
             queues: Some(self.queues),
             no_rx: !rx,
@@ -733,11 +967,9 @@ impl<'a> PointRun<'a> {
             // Another address on the DUT's link: gen would find no neighbour
             // entry for it, so the frame still goes to the DUT's MAC.
             b.dst_ip = Some(d.parse().with_context(|| format!("dst_ip `{d}`"))?);
-            b.dst_mac = Some(crate::DUT_MAC);
+            b.dst_mac = Some(testbed::DUT_MAC);
         }
-        let mut c = Command::new(tools::locate("gen")?);
-        c.args(b.argv());
-        Ok(c)
+        Ok(b)
     }
 
     fn measure(&self, rep: u32) -> Result<Measured> {
@@ -748,8 +980,198 @@ impl<'a> PointRun<'a> {
             Measure::UpdateRate => Ok(Measured {
                 values: self.update_rate(rep)?,
                 ledger: None,
+                trials: Vec::new(),
             }),
+            Measure::Ndr => self.ndr(),
         }
+    }
+
+    /// The DUT program answers what it gets (an answer chain to account for).
+    fn answers(&self) -> bool {
+        matches!(
+            self.series.program.as_deref(),
+            Some("dns-ping" | "dns-cache")
+        )
+    }
+
+    /// One NDR trial: gen paced at `rate` for `duration`, then the ledger.
+    fn trial(
+        &self,
+        rate: f64,
+        duration: Duration,
+        spec: &NdrSpec,
+        kind: &'static str,
+    ) -> Result<Trial> {
+        let lab = self.lab()?.to_owned();
+        let before = self.counters()?;
+        let ts = match spec.p99_us {
+            Some(_) => start_tstamp(&lab, &[])?,
+            None => None,
+        };
+        // A trial is a number of frames at a rate (RFC 2544): gen catches up on a
+        // late start instead of cutting the run short at a deadline.
+        let frames = (rate * duration.as_secs_f64()).round().max(1.0) as u64;
+        let mut b = self.gen_args(
+            Some(crate::experiment::Rate::Pps(rate)),
+            duration,
+            self.answers(),
+        )?;
+        b.duration = None;
+        b.count = Some(frames);
+        let mut cmd = Command::new(testbed::binaries::locate("gen")?);
+        cmd.args(b.argv());
+        let out = tools::run(cmd);
+        let ts_final: Option<TstampFinal> = match ts {
+            None => None,
+            Some(t) => {
+                thread::sleep(Duration::from_millis(300));
+                Some(t.stop(Duration::from_secs(5))?.final_as("tstamp final")?)
+            }
+        };
+        let out = out?;
+        out.check()?;
+        let g: GenFinal = out.final_as("gen final")?;
+        let account = self.account(&before, Some(&g), ts_final.as_ref().map(|f| f.frames))?;
+        let (sent, lost) = account.ledger.end_to_end();
+        let loss_percent = if sent > 0 {
+            100.0 * lost as f64 / sent as f64
+        } else {
+            100.0
+        };
+        let p99_us = ts_final
+            .as_ref()
+            .and_then(|f| f.rtt_ns.p99)
+            .map(|p| p as f64 / 1e3);
+        let offered_ok = g.tx_pps >= ledger::OFFERED_MIN_RATIO * rate;
+        let loss_ok = loss_percent <= spec.loss_percent;
+        let p99_ok = match (spec.p99_us, p99_us) {
+            (None, _) => true,
+            (Some(b), Some(p)) => p <= b,
+            (Some(_), None) => false,
+        };
+        let passed = offered_ok && loss_ok && p99_ok && sent > 0;
+        let (mut limited_by, mut reason) = (account.limited_by, account.reason.clone());
+        if !passed && offered_ok {
+            if !loss_ok && matches!(limited_by, ledger::LimitedBy::None) {
+                // Under the ledger's tolerance, over the search's.
+                if let Some((st, n)) = account.ledger.first_any_loss() {
+                    limited_by = ledger::limited_by_place(st.place);
+                    reason = format!("{n} lost at {}", st.name);
+                }
+            } else if loss_ok && !p99_ok {
+                limited_by = ledger::LimitedBy::Dut;
+                reason = match p99_us {
+                    Some(p) => format!(
+                        "p99 response time {p:.1} us over the {:.1} us bound",
+                        spec.p99_us.unwrap_or(0.0)
+                    ),
+                    None => "no response time measured".into(),
+                };
+            }
+        }
+        Ok(Trial {
+            kind,
+            rate,
+            duration_s: g.duration_s,
+            offered_pps: g.tx_pps,
+            sent,
+            lost,
+            loss_percent,
+            p99_us,
+            passed,
+            limited_by,
+            reason,
+            account,
+        })
+    }
+
+    /// The no-drop (partial-drop) rate of this point ([`ndr_search`] over real
+    /// trials).
+    fn ndr(&self) -> Result<Measured> {
+        let spec = self
+            .ndr
+            .clone()
+            .context("measure = \"ndr\" without an [ndr] table")?;
+        let Search {
+            best,
+            confirmed,
+            trials,
+        } = ndr_search(&spec, |rate, confirm| {
+            if tools::stop_requested() {
+                bail!("interrupted");
+            }
+            let (d, kind) = if confirm {
+                (self.duration, "confirm")
+            } else {
+                (spec.trial, "search")
+            };
+            let t = self.trial(rate, d, &spec, kind)?;
+            eprintln!(
+                "  {kind} {:.0} packets/s: offered {:.0}, lost {:.4} %{} -> {}",
+                rate,
+                t.offered_pps,
+                t.loss_percent,
+                t.p99_us
+                    .map(|p| format!(", p99 {p:.1} us"))
+                    .unwrap_or_default(),
+                if t.passed {
+                    "pass".to_owned()
+                } else {
+                    format!("fail ({}: {})", t.limited_by, t.reason)
+                }
+            );
+            Ok(t)
+        })?;
+        // What bounded the search from above: the lowest failed trial's limit.
+        let bounding = trials
+            .iter()
+            .filter(|t| !t.passed && best.is_none_or(|b| t.rate > b))
+            .min_by(|a, b| a.rate.total_cmp(&b.rate));
+        let (limited_by, reason) = match (bounding, best) {
+            (None, _) => (
+                ledger::LimitedBy::None,
+                format!(
+                    "every trial passed up to the top of the search ({:.0} packets/s): the rate is at least that",
+                    spec.high_pps
+                ),
+            ),
+            (Some(t), Some(_)) => (
+                t.limited_by,
+                format!("above it, at {:.0} packets/s: {}", t.rate, t.reason),
+            ),
+            (Some(t), None) => (
+                t.limited_by,
+                format!("even {:.0} packets/s failed: {}", t.rate, t.reason),
+            ),
+        };
+        let last = trials.last().context("the NDR search ran no trial")?;
+        let mut values = vec![
+            (spec.metric(), best.unwrap_or(0.0)),
+            ("ndr_trials", trials.len() as f64),
+            ("ndr_confirmed", if confirmed { 1.0 } else { 0.0 }),
+        ];
+        if let Some(p) = trials
+            .iter()
+            .rev()
+            .find(|t| t.passed)
+            .and_then(|t| t.p99_us)
+        {
+            values.push(("rtt_p99_us", p));
+        }
+        let account = Account {
+            ledger: last.account.ledger.clone(),
+            limited_by,
+            reason: if confirmed {
+                reason
+            } else {
+                format!("not confirmed by a full-length trial; {reason}")
+            },
+        };
+        Ok(Measured {
+            values,
+            ledger: Some(account),
+            trials,
+        })
     }
 
     /// Every interface counter of the lab and the DUT program's counters, read
@@ -770,10 +1192,10 @@ impl<'a> PointRun<'a> {
         use ledger::{Hop, Place, Port};
         let lab = self.lab()?;
         let (g, s, d, m) = (
-            crate::gen_netns(lab),
-            crate::sw_netns(lab),
-            crate::dut_netns(lab),
-            crate::mon_netns(lab),
+            testbed::gen_netns(lab),
+            testbed::sw_netns(lab),
+            testbed::dut_netns(lab),
+            testbed::mon_netns(lab),
         );
         let hop = |a: &str, ai: &str, b: &str, bi: &str, place| Hop {
             from: Port::new(a, ai),
@@ -784,41 +1206,53 @@ impl<'a> PointRun<'a> {
         let topology = self.bed.as_ref().map(Testbed::topology);
         Ok(match topology {
             Some(Topology::Direct) => ledger::Path {
-                request: vec![hop(&g, gen_if, &d, crate::DUT_IFACE, Place::Dut)],
-                answer: vec![hop(&d, crate::DUT_IFACE, &g, gen_if, Place::Generator)],
+                request: vec![hop(&g, gen_if, &d, testbed::DUT_IFACE, Place::Dut)],
+                answer: vec![hop(&d, testbed::DUT_IFACE, &g, gen_if, Place::Generator)],
                 mirror: None,
             },
-            Some(Topology::Tenants) if gen_if == crate::GEN1_IFACE => ledger::Path {
-                request: vec![hop(&g, gen_if, &d, crate::DUT1_IFACE, Place::Dut)],
+            Some(Topology::Tenants) if gen_if == testbed::GEN1_IFACE => ledger::Path {
+                request: vec![hop(&g, gen_if, &d, testbed::DUT1_IFACE, Place::Dut)],
                 answer: vec![],
                 mirror: None,
             },
             _ => {
                 let mut request = vec![
-                    hop(&g, gen_if, &s, crate::SW_GEN_IFACE, Place::Path),
-                    hop(&s, crate::SW_DUT_IFACE, &d, crate::DUT_IFACE, Place::Dut),
+                    hop(&g, gen_if, &s, testbed::SW_GEN_IFACE, Place::Path),
+                    hop(
+                        &s,
+                        testbed::SW_DUT_IFACE,
+                        &d,
+                        testbed::DUT_IFACE,
+                        Place::Dut,
+                    ),
                 ];
                 let mut answer = vec![
-                    hop(&d, crate::DUT_IFACE, &s, crate::SW_DUT_IFACE, Place::Path),
-                    hop(&s, crate::SW_GEN_IFACE, &g, gen_if, Place::Generator),
+                    hop(
+                        &d,
+                        testbed::DUT_IFACE,
+                        &s,
+                        testbed::SW_DUT_IFACE,
+                        Place::Path,
+                    ),
+                    hop(&s, testbed::SW_GEN_IFACE, &g, gen_if, Place::Generator),
                 ];
                 if let Some(t) = self.dst_tenant {
                     // Through the host's bridge to the tenant's virtual NIC.
-                    let tn = crate::tenant_netns(lab, t);
-                    let vif = crate::tenant_vif(t);
-                    request.push(hop(&d, &vif, &tn, crate::TENANT_IFACE, Place::Dut));
+                    let tn = testbed::tenant_netns(lab, t);
+                    let vif = testbed::tenant_vif(t);
+                    request.push(hop(&d, &vif, &tn, testbed::TENANT_IFACE, Place::Dut));
                     answer.clear();
                 }
                 let mirror = Some((
                     vec![
-                        Port::new(&s, crate::SW_GEN_IFACE),
-                        Port::new(&s, crate::SW_DUT_IFACE),
+                        Port::new(&s, testbed::SW_GEN_IFACE),
+                        Port::new(&s, testbed::SW_DUT_IFACE),
                     ],
                     hop(
                         &s,
-                        crate::SW_MON_IFACE,
+                        testbed::SW_MON_IFACE,
                         &m,
-                        crate::MON_IFACE,
+                        testbed::MON_IFACE,
                         Place::Monitor,
                     ),
                 ));
@@ -854,7 +1288,7 @@ impl<'a> PointRun<'a> {
                 generator,
                 dut,
                 captured,
-                answers: self.series.measure != Measure::DutRate,
+                answers: self.answers(),
             },
         );
         let (by, why) = ledger::classify(&l, generator);
@@ -986,6 +1420,7 @@ impl<'a> PointRun<'a> {
         Ok(Measured {
             values: v,
             ledger: Some(account),
+            trials: Vec::new(),
         })
     }
 
@@ -1003,6 +1438,7 @@ impl<'a> PointRun<'a> {
                 Ok(Measured {
                     values: v,
                     ledger: Some(account),
+                    trials: Vec::new(),
                 })
             }
             Source::Dnsperf => {
@@ -1015,10 +1451,10 @@ impl<'a> PointRun<'a> {
                 c.args([
                     "netns",
                     "exec",
-                    &crate::gen_netns(&lab),
+                    &testbed::gen_netns(&lab),
                     "dnsperf",
                     "-s",
-                    &crate::DUT_IP.to_string(),
+                    &testbed::DUT_IP.to_string(),
                     "-d",
                 ]);
                 c.arg(&qf).args([
@@ -1045,6 +1481,7 @@ impl<'a> PointRun<'a> {
                 Ok(Measured {
                     values: vec![("answered_pps", qps)],
                     ledger: Some(account),
+                    trials: Vec::new(),
                 })
             }
             Source::Trafgen => bail!("trafgen cannot drive answer-rate"),
@@ -1071,7 +1508,7 @@ impl<'a> PointRun<'a> {
                 if let Some(t) = nb.tenant {
                     tenant_dst(&mut b, t);
                 }
-                let mut c = Command::new(tools::locate("gen")?);
+                let mut c = Command::new(testbed::binaries::locate("gen")?);
                 c.args(b.argv());
                 let child = Child::spawn(c)?;
                 wait_for_traffic(&nb.port)?;
@@ -1126,6 +1563,7 @@ impl<'a> PointRun<'a> {
         Ok(Measured {
             values: v,
             ledger: Some(account),
+            trials: Vec::new(),
         })
     }
 
@@ -1147,7 +1585,7 @@ impl<'a> PointRun<'a> {
                 duration: Some(self.duration),
             },
         };
-        let mut c = Command::new(tools::locate("dut")?);
+        let mut c = Command::new(testbed::binaries::locate("dut")?);
         c.args(b.argv());
         let out = tools::run(c)?;
         std::fs::write(self.rep_file(rep, "dut-update-bench"), out.stdout()).ok();
@@ -1249,7 +1687,7 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             owner_pid: (!userspace).then(std::process::id),
         }),
     };
-    let mut c = Command::new(tools::locate("dut")?);
+    let mut c = Command::new(testbed::binaries::locate("dut")?);
     c.args(b.argv());
     if userspace {
         let mut child = Child::spawn(c)?;
@@ -1309,7 +1747,7 @@ fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Attached> {
             window,
         },
     };
-    let mut c = Command::new(tools::locate("dut")?);
+    let mut c = Command::new(testbed::binaries::locate("dut")?);
     c.args(b.argv());
     let out = tools::run(c)?;
     out.check()?;
@@ -1323,8 +1761,8 @@ fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Attached> {
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
 pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
     let mut b = records::args::Tstamp {
-        netns: Some(crate::mon_netns(lab)),
-        iface: crate::MON_IFACE.to_owned(),
+        netns: Some(testbed::mon_netns(lab)),
+        iface: testbed::MON_IFACE.to_owned(),
         json: true,
         ..records::args::Tstamp::default()
     };
@@ -1336,7 +1774,7 @@ pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child
             other => bail!("internal: tstamp output flag {other}"),
         }
     }
-    let mut c = Command::new(tools::locate("tstamp")?);
+    let mut c = Command::new(testbed::binaries::locate("tstamp")?);
     c.args(b.argv());
     let mut child = Child::spawn(c)?;
     child.wait_for_type("ready", Duration::from_secs(60))?;
@@ -1436,6 +1874,122 @@ mod tests {
         assert_eq!(q.lines().count(), 1296);
         assert!(q.lines().all(|l| l.ends_with(" A")));
         assert!(dnsperf_queries("min-single-flow").is_err());
+    }
+
+    /// A synthetic DUT that loses frames above `capacity` and a generator that
+    /// reaches `gen_max`: a trial as the search sees it.
+    fn synthetic(rate: f64, confirm: bool, capacity: f64, gen_max: f64) -> Trial {
+        let offered = rate.min(gen_max);
+        let gen_short = offered < ledger::OFFERED_MIN_RATIO * rate;
+        let lost = if offered > capacity {
+            ((offered - capacity) * 1.0) as u64
+        } else {
+            0
+        };
+        let by = if gen_short {
+            ledger::LimitedBy::Generator
+        } else if lost > 0 {
+            ledger::LimitedBy::Dut
+        } else {
+            ledger::LimitedBy::None
+        };
+        Trial {
+            kind: if confirm { "confirm" } else { "search" },
+            rate,
+            duration_s: 1.0,
+            offered_pps: offered,
+            sent: offered as u64,
+            lost,
+            loss_percent: 100.0 * lost as f64 / offered,
+            p99_us: None,
+            passed: !gen_short && lost == 0,
+            limited_by: by,
+            reason: String::new(),
+            account: Account {
+                ledger: ledger::Ledger::default(),
+                limited_by: by,
+                reason: String::new(),
+            },
+        }
+    }
+
+    fn spec() -> NdrSpec {
+        NdrSpec {
+            low_pps: 10_000.0,
+            high_pps: 10_000_000.0,
+            precision: 0.01,
+            loss_percent: 0.0,
+            p99_us: None,
+            trial: Duration::from_secs(1),
+            max_trials: 20,
+        }
+    }
+
+    #[test]
+    fn ndr_search_converges_on_the_dut_capacity_and_confirms_it() {
+        for capacity in [37_000.0, 1_234_567.0, 4_000_000.0] {
+            let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, capacity, 50e6))).unwrap();
+            let best = s.best.unwrap();
+            assert!(s.confirmed, "{capacity}");
+            assert!(
+                best <= capacity && best >= capacity * 0.99,
+                "{capacity}: {best}"
+            );
+            assert!(s.trials.len() <= 20);
+            assert_eq!(s.trials.last().unwrap().kind, "confirm");
+        }
+    }
+
+    #[test]
+    fn ndr_search_reports_the_generator_when_it_is_the_limit() {
+        // The DUT could take 9 M, gen reaches 2 M: the search ends below gen's
+        // ceiling, every failure above it the generator's.
+        let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, 9e6, 2e6))).unwrap();
+        let best = s.best.unwrap();
+        assert!(best <= 2e6 && best > 1.9e6, "{best}");
+        assert!(
+            s.trials
+                .iter()
+                .filter(|t| !t.passed)
+                .all(|t| t.limited_by == ledger::LimitedBy::Generator)
+        );
+    }
+
+    #[test]
+    fn ndr_search_handles_nothing_passing_the_top_passing_and_a_failed_confirmation() {
+        // Even the floor fails: no rate, not confirmed.
+        let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, 5_000.0, 50e6))).unwrap();
+        assert_eq!(s.best, None);
+        assert!(!s.confirmed);
+        // The top passes: confirmed at the top.
+        let s = ndr_search(&spec(), |r, c| Ok(synthetic(r, c, 20e6, 50e6))).unwrap();
+        assert_eq!(s.best, Some(10e6));
+        assert!(s.confirmed);
+        assert_eq!(s.trials.len(), 2);
+        // Full-length trials lose above 1 M, short ones only above 3 M: the first
+        // confirmation fails and the search goes on below it to confirm <= 1 M.
+        let s = ndr_search(&spec(), |r, c| {
+            Ok(synthetic(r, c, if c { 1e6 } else { 3e6 }, 50e6))
+        })
+        .unwrap();
+        let seen: Vec<_> = s
+            .trials
+            .iter()
+            .map(|t| (t.kind, t.rate as u64, t.passed))
+            .collect();
+        assert!(s.confirmed, "{seen:?}");
+        let best = s.best.unwrap();
+        assert!(best <= 1e6 && best > 0.95e6, "{best}: {seen:?}");
+        assert!(s.trials.iter().filter(|t| t.kind == "confirm").count() >= 2);
+        // The cap holds.
+        let capped = NdrSpec {
+            max_trials: 4,
+            ..spec()
+        };
+        let s = ndr_search(&capped, |r, c| Ok(synthetic(r, c, 1_234_567.0, 50e6))).unwrap();
+        assert_eq!(s.trials.len(), 4);
+        assert!(!s.confirmed);
+        assert!(s.best.is_some_and(|b| b <= 1_234_567.0));
     }
 
     #[test]

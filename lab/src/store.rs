@@ -28,6 +28,8 @@ use crate::stats::Summary;
 pub const POINTS_HEADER: &str = "experiment,series,metric,x,repetition,value,unit,limited_by";
 /// Header of `summary.csv`.
 pub const SUMMARY_HEADER: &str = "series,metric,x,n,mean,ci99_low,ci99_high,unit,limited_by";
+/// Header of `trials.csv` (the trials of NDR searches).
+pub const TRIALS_HEADER: &str = "experiment,series,x,repetition,trial,kind,rate_pps,offered_pps,sent,lost,loss_percent,p99_us,passed,limited_by,reason";
 /// Header of `limits.csv`.
 pub const LIMITS_HEADER: &str = "experiment,series,x,repetition,limited_by,reason";
 
@@ -88,6 +90,11 @@ impl Point {
     }
 }
 
+/// The measurements of a points.csv text (header, blank and torn lines skipped).
+pub fn parse_points(text: &str) -> Vec<Point> {
+    text.lines().filter_map(Point::parse).collect()
+}
+
 /// Formats a number without a needless fraction.
 pub fn fmt_num(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -113,6 +120,7 @@ pub struct Store {
     points: Vec<Point>,
     ledger: File,
     limits: File,
+    trials: File,
 }
 
 /// Opens a CSV file whose lines start with `experiment,series,x,repetition` for
@@ -266,22 +274,25 @@ impl Store {
             .collect();
         let ledger = keyed_file(&dir.join("ledger.csv"), LEDGER_HEADER, &done)?;
         let limits = keyed_file(&dir.join("limits.csv"), LIMITS_HEADER, &done)?;
+        let trials = keyed_file(&dir.join("trials.csv"), TRIALS_HEADER, &done)?;
         Ok(Store {
             path,
             file,
             points,
             ledger,
             limits,
+            trials,
         })
     }
 
-    /// Appends one measurement's ledger lines and its limits line (before its
+    /// Appends one measurement's ledger lines, its limits line and its NDR trials (before its
     /// points: a measurement killed in between is measured again, and its lines
     /// are cut when the store is opened).
-    pub fn append_ledger(&mut self, ledger: &str, limits: &str) -> Result<()> {
+    pub fn append_ledger(&mut self, ledger: &str, limits: &str, trials: &str) -> Result<()> {
         for (f, text, name) in [
             (&mut self.ledger, ledger, "ledger.csv"),
             (&mut self.limits, limits, "limits.csv"),
+            (&mut self.trials, trials, "trials.csv"),
         ] {
             f.write_all(text.as_bytes())
                 .and_then(|_| f.flush())

@@ -2,10 +2,9 @@
 //! `sink`) and the peers (`trafgen`, `dnsperf`) through their command lines,
 //! as a user would.
 //!
-//! A workspace binary is looked up next to the running executable first (so
-//! `target/<profile>/lab` uses `target/<profile>/gen`; a test executable in
-//! `target/<profile>/deps/` looks one directory up), then on `PATH`. A missing
-//! tool is one line naming it and how to get it.
+//! A workspace binary is looked up next to the running executable first, then
+//! on `PATH` (`testbed::binaries::locate`). A missing tool is one line naming it and
+//! how to get it.
 //!
 //! Children are tracked in a process-wide registry: the Ctrl-C handler
 //! ([`install_ctrlc`]) sets [`stop_requested`] and sends SIGINT to every
@@ -25,7 +24,7 @@
 //! (see [`crate::registry`]).
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -42,6 +41,16 @@ pub const WORKSPACE_TOOLS: &[&str] = &["gen", "dut", "tstamp", "sink"];
 static STOP: AtomicBool = AtomicBool::new(false);
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static CTRLC: Once = Once::new();
+static COMMANDS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Every command line started through [`Child::spawn`] since the last call, in
+/// order (for run.json).
+pub fn take_commands() -> Vec<String> {
+    COMMANDS
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
+}
 
 /// Whether Ctrl-C (or SIGTERM) was received.
 pub fn stop_requested() -> bool {
@@ -77,70 +86,15 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     }
 }
 
-/// Where a workspace binary is: next to the current executable (or one
-/// directory up from `deps/`), else on PATH.
-pub fn locate(name: &str) -> Result<PathBuf> {
-    if let Some(p) = beside_exe(name) {
-        return Ok(p);
-    }
-    if let Some(p) = on_path(name) {
-        return Ok(p);
-    }
-    let here = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(Path::to_path_buf))
-        .map_or_else(
-            || "this executable's directory".to_owned(),
-            |d| d.display().to_string(),
-        );
-    bail!(
-        "`{name}` not found in {here} nor on PATH; build it with `cargo build --release --workspace`"
-    )
-}
-
-/// A binary in the current executable's directory (or its parent when that
-/// is `deps/`, as for test executables).
-pub fn beside_exe(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let mut dir = exe.parent()?.to_path_buf();
-    if dir.file_name().is_some_and(|d| d == "deps") {
-        dir = dir.parent()?.to_path_buf();
-    }
-    let p = dir.join(name);
-    is_executable(&p).then_some(p)
-}
-
-/// A program on PATH.
-pub fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// Finds a peer program (a Debian package's binary) on PATH, or says which
 /// package to install.
 pub fn locate_peer(program: &str, package: &str) -> Result<PathBuf> {
-    on_path(program).ok_or_else(|| {
+    testbed::binaries::on_path(program).ok_or_else(|| {
         anyhow!("peer `{program}` is not installed; install the Debian package `{package}` (`apt-get install {package}`, or run .ci/setup, which installs it)")
     })
 }
 
-/// Renders a command line for messages and logs.
-pub fn display(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
+use testbed::cmd::display;
 
 /// What a finished tool run left: its stdout lines and stderr.
 #[derive(Debug, Clone)]
@@ -257,6 +211,9 @@ impl Child {
     pub fn spawn(mut cmd: Command) -> Result<Child> {
         use std::os::unix::process::CommandExt;
         let command = display(&cmd);
+        if let Ok(mut v) = COMMANDS.lock() {
+            v.push(command.clone());
+        }
         // Own process group: a tool that signals its group (trafgen does on
         // exit) does not hit us, and a terminal's Ctrl-C reaches the tools
         // only through our handler, in order.
@@ -437,7 +394,7 @@ impl Drop for Child {
 
 /// CPU time (user + system, all threads) a process has used so far, in ns.
 pub fn cpu_time_ns(pid: u32) -> Option<f64> {
-    let f = crate::owner::stat_fields(pid)?;
+    let f = xdplayer::owner::stat_fields(pid)?;
     // utime and stime are fields 14 and 15.
     let ticks: f64 = f.get(14 - 3)?.parse::<f64>().ok()? + f.get(15 - 3)?.parse::<f64>().ok()?;
     // SAFETY: sysconf has no memory-safety preconditions.
@@ -525,11 +482,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_missing_tool_is_one_line_saying_how_to_build_it() {
-        let e = locate("no-such-tool-xyz").unwrap_err().to_string();
-        assert!(e.contains("`no-such-tool-xyz` not found"), "{e}");
-        assert!(e.contains("cargo build --release --workspace"), "{e}");
-        assert!(!e.contains('\n'));
+    fn a_missing_peer_is_one_line_saying_how_to_install_it() {
         let e = locate_peer("no-such-peer-xyz", "some-pkg")
             .unwrap_err()
             .to_string();
@@ -553,12 +506,6 @@ mod tests {
         }
         assert!(b - a >= 1e8, "{a} -> {b} ({x})");
         assert!(cpu_time_ns(u32::MAX).is_none());
-    }
-
-    #[test]
-    fn tools_on_path_are_found() {
-        assert!(on_path("sh").is_some());
-        assert!(locate("sh").is_ok());
     }
 
     #[test]
@@ -660,7 +607,7 @@ mod tests {
         let id = pid.id();
         // The signal would be sent as the thread exits; give it a moment.
         thread::sleep(Duration::from_millis(200));
-        let state = crate::owner::stat_fields(id).unwrap();
+        let state = xdplayer::owner::stat_fields(id).unwrap();
         assert_ne!(state[0], "Z", "the child died with the caller's thread");
         let mut child = pid;
         child.kill().unwrap();

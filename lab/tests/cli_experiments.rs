@@ -25,7 +25,7 @@ fn tmp(name: &str, text: &str) -> PathBuf {
 }
 
 /// Namespaces that `lab run` with process id `pid` creates or created: its labs
-/// are named `run<pid in hex>-<n>` (lab::unique_name), other processes' labs
+/// are named `run<pid in hex>-<n>` (testbed::unique_name), other processes' labs
 /// (tests of other crates, another user's `lab up`) come and go meanwhile.
 fn of_run(v: &[String], pid: u32) -> Vec<String> {
     let prefix = format!("run{pid:x}-");

@@ -130,7 +130,35 @@ fn check_accounting(name: &str, out: &Path, exp: &Experiment, pts: &Points) {
             }
         }
     }
+    // run.json says how the results were obtained.
+    let run = lab::provenance::read_run_file(out).expect("run.json");
+    let r = run.runs.last().expect("a run in run.json");
+    assert_eq!(r.experiment.name, exp.name);
+    assert_eq!(r.experiment.sha256.len(), 64, "{:?}", r.experiment);
+    assert!(!r.finished.is_empty(), "{name}: finished");
+    assert!(r.tools["gen"].contains("git"), "{name}: {:?}", r.tools);
+    assert!(r.machine.cpus > 0 && !r.machine.kernel.is_empty());
+    assert!(
+        r.commands
+            .iter()
+            .any(|c| c.contains("dut") || c.contains("gen")),
+        "{name}: commands {:?}",
+        r.commands
+    );
+    if exp.series.iter().any(|s| s.measure != Measure::UpdateRate) {
+        assert!(
+            r.interfaces
+                .values()
+                .any(|i| i.driver.get("driver").map(String::as_str) == Some("veth")),
+            "{name}: interfaces {:?}",
+            r.interfaces
+        );
+    }
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(
+        report.contains("## How these results were obtained"),
+        "{name}"
+    );
     if exp.series.iter().any(|s| s.measure != Measure::UpdateRate) {
         assert!(
             report.contains("## What limited each point"),
@@ -176,7 +204,7 @@ fn quick_run(name: &str) -> Out {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // lab run names its labs run<pid in hex>-<n> (lab::unique_name); other
+    // lab run names its labs run<pid in hex>-<n> (testbed::unique_name); other
     // crates' tests may build and remove labs meanwhile, so only ours count.
     let prefix = format!("run{:x}-", child.id());
     let res = child.wait_with_output().unwrap();
@@ -197,6 +225,7 @@ fn quick_run(name: &str) -> Out {
 
     let pts = read_points(&out);
     check_accounting(name, &out, &exp, &pts);
+    check_ndr(name, &out, &exp, &pts);
     let primary = |m: Measure| lab::runner::metrics_of(m)[0];
     for s in &exp.series {
         let key = (s.name.clone(), primary(s.measure).to_owned());
@@ -302,6 +331,68 @@ fn quick_run(name: &str) -> Out {
         assert!(report.contains("## Ratios"), "{name}: ratios in the report");
     }
     Out(out)
+}
+
+/// An NDR search's trials are in trials.csv, each pass/fail follows from its own
+/// figures (loss within the tolerance, gen offered 99.5 % of the rate), and the
+/// reported rate is the highest pass below every failure above it.
+fn check_ndr(name: &str, out: &Path, exp: &Experiment, pts: &Points) {
+    let Some(spec) = exp.plan(true).ndr else {
+        return;
+    };
+    let text = std::fs::read_to_string(out.join("trials.csv")).expect("trials.csv");
+    assert!(text.starts_with(lab::store::TRIALS_HEADER));
+    for s in exp.series.iter().filter(|s| s.measure == Measure::Ndr) {
+        let trials: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.splitn(15, ',').collect::<Vec<_>>())
+            .filter(|f| f[1] == s.name)
+            .collect();
+        assert!(!trials.is_empty(), "{name} {}: no trials", s.name);
+        assert!(
+            trials.len() as u32 <= spec.max_trials,
+            "{name} {}: {} trials",
+            s.name,
+            trials.len()
+        );
+        for f in &trials {
+            let rate: f64 = f[6].parse().unwrap();
+            let offered: f64 = f[7].parse().unwrap();
+            let loss: f64 = f[10].parse().unwrap();
+            let passed: bool = f[12].parse().unwrap();
+            if passed {
+                assert!(
+                    offered >= 0.995 * rate,
+                    "{name}: passed short of the rate: {f:?}"
+                );
+                assert!(loss <= spec.loss_percent, "{name}: passed with loss: {f:?}");
+            }
+        }
+        let ndr = &pts.by[&(s.name.clone(), spec.metric().to_owned())];
+        for &(_, _, v) in ndr {
+            let passed_at = |r: f64| {
+                trials
+                    .iter()
+                    .any(|f| f[12] == "true" && (f[6].parse::<f64>().unwrap() - r).abs() < 1.0)
+            };
+            assert!(
+                v == 0.0 || passed_at(v),
+                "{name} {}: {v} was never a passing trial",
+                s.name
+            );
+        }
+    }
+}
+
+#[test]
+fn quick_drop_rate_ndr() {
+    quick_run("drop-rate-ndr");
+}
+
+#[test]
+fn quick_dns_ndr() {
+    quick_run("dns-ndr");
 }
 
 #[test]
@@ -483,9 +574,9 @@ fn a_rerun_with_the_same_out_resumes() {
 fn demo_runs_end_to_end_and_leaves_nothing_behind() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let name = lab::unique_name("demo");
+    let name = testbed::unique_name("demo");
     let out = tmpdir("demo");
-    assert!(lab::existing_namespaces(&name).is_empty());
+    assert!(testbed::existing_namespaces(&name).is_empty());
     let t = Instant::now();
     let res = Command::new(lab_bin())
         .args(["demo", "--name", &name, "--out"])
@@ -506,7 +597,7 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
         t.elapsed()
     );
     assert_eq!(
-        lab::existing_namespaces(&name),
+        testbed::existing_namespaces(&name),
         Vec::<String>::new(),
         "demo left namespaces behind"
     );
@@ -540,8 +631,8 @@ fn demo_runs_end_to_end_and_leaves_nothing_behind() {
 fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let name = lab::unique_name("demx");
-    let bed = lab::Testbed::up(&lab::UpOptions {
+    let name = testbed::unique_name("demx");
+    let bed = testbed::Testbed::up(&testbed::UpOptions {
         name: name.clone(),
         ..Default::default()
     })
@@ -555,7 +646,7 @@ fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
     assert_eq!(res.status.code(), Some(1));
     assert!(stderr.contains("already exists"), "{stderr}");
     assert_eq!(
-        lab::existing_namespaces(&name).len(),
+        testbed::existing_namespaces(&name).len(),
         4,
         "the existing lab is untouched"
     );
@@ -566,7 +657,7 @@ fn demo_refuses_an_existing_lab_and_leaves_it_alone() {
 fn ctrl_c_during_the_demo_tears_the_lab_down() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let name = lab::unique_name("demc");
+    let name = testbed::unique_name("demc");
     let out = tmpdir("demc");
     let mut child = Command::new(lab_bin())
         .args(["demo", "--name", &name, "--duration", "20s", "--out"])
@@ -575,7 +666,7 @@ fn ctrl_c_during_the_demo_tears_the_lab_down() {
         .unwrap();
     // Wait until traffic runs (gen.json is written at the end; tstamp is up once the DUT is).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while lab::existing_namespaces(&name).len() < 4 && Instant::now() < deadline {
+    while testbed::existing_namespaces(&name).len() < 4 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(4));
@@ -599,7 +690,7 @@ fn ctrl_c_during_the_demo_tears_the_lab_down() {
     };
     assert!(!status.success(), "an interrupted demo exits non-zero");
     assert!(
-        lab::existing_namespaces(&name).is_empty(),
+        testbed::existing_namespaces(&name).is_empty(),
         "lab {name} left behind: {:?}",
         ours(&netns(), &name)
     );

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use lab::{Testbed, Topology, UpOptions, unique_name};
+use testbed::{Testbed, Topology, UpOptions, unique_name};
 
 fn lab_cmd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lab"))
@@ -21,25 +21,25 @@ fn stderr(o: &Output) -> String {
 
 fn all_ports(bed: &Testbed) -> Vec<(String, &'static str)> {
     let mut v = vec![
-        (bed.r#gen().netns.clone(), lab::GEN_IFACE),
-        (bed.dut().netns.clone(), lab::DUT_IFACE),
+        (bed.r#gen().netns.clone(), testbed::GEN_IFACE),
+        (bed.dut().netns.clone(), testbed::DUT_IFACE),
     ];
     if let Some(sw) = bed.switch_netns() {
-        v.push((sw.to_owned(), lab::SW_GEN_IFACE));
-        v.push((sw.to_owned(), lab::SW_DUT_IFACE));
-        v.push((sw.to_owned(), lab::SW_MON_IFACE));
+        v.push((sw.to_owned(), testbed::SW_GEN_IFACE));
+        v.push((sw.to_owned(), testbed::SW_DUT_IFACE));
+        v.push((sw.to_owned(), testbed::SW_MON_IFACE));
     }
     if let Some(mon) = bed.mon() {
-        v.push((mon.netns.clone(), lab::MON_IFACE));
+        v.push((mon.netns.clone(), testbed::MON_IFACE));
     }
     if let Some((g1, d1)) = bed.second_port() {
-        v.push((g1.netns.clone(), lab::GEN1_IFACE));
-        v.push((d1.netns.clone(), lab::DUT1_IFACE));
+        v.push((g1.netns.clone(), testbed::GEN1_IFACE));
+        v.push((d1.netns.clone(), testbed::DUT1_IFACE));
     }
     for (i, t) in bed.tenants().iter().enumerate() {
-        v.push((t.netns.clone(), lab::TENANT_IFACE));
+        v.push((t.netns.clone(), testbed::TENANT_IFACE));
         let vif: &'static str = if i == 0 { "vif1" } else { "vif2" };
-        assert_eq!(vif, lab::tenant_vif(i as u8 + 1));
+        assert_eq!(vif, testbed::tenant_vif(i as u8 + 1));
         v.push((bed.dut().netns.clone(), vif));
     }
     v
@@ -62,7 +62,7 @@ fn up_down_repeatedly_leaves_root_namespace_unchanged() {
             let expected_ns = match topology {
                 Topology::Switched => 4,
                 Topology::Direct => 2,
-                Topology::Tenants => 4 + usize::from(lab::TENANTS),
+                Topology::Tenants => 4 + usize::from(testbed::TENANTS),
             };
             let (ns_now, _) = common::root_snapshot();
             assert_eq!(
@@ -73,7 +73,7 @@ fn up_down_repeatedly_leaves_root_namespace_unchanged() {
 
             // Every veth end carries an XDP program.
             for (ns, iface) in all_ports(&bed) {
-                let id = lab::xdp_prog_id(&ns, iface).expect("query xdp");
+                let id = testbed::xdp_prog_id(&ns, iface).expect("query xdp");
                 assert!(id.is_some(), "no XDP program on {iface} in {ns}");
             }
 
@@ -82,8 +82,8 @@ fn up_down_repeatedly_leaves_root_namespace_unchanged() {
             assert!(!found.tears_down_on_drop());
             assert_eq!(found.status(), bed.status());
             assert_eq!(found.queues(), queues);
-            assert_eq!(found.r#gen().ip, Some(lab::GEN_IP));
-            assert_eq!(found.dut().mac, Some(lab::DUT_MAC));
+            assert_eq!(found.r#gen().ip, Some(testbed::GEN_IP));
+            assert_eq!(found.dut().mac, Some(testbed::DUT_MAC));
             drop(found);
             assert!(Testbed::attach(&name).is_ok(), "attach's drop tore down");
 
@@ -168,10 +168,14 @@ fn settings_inside_the_lab() {
     assert!(text.contains("PROMISC") && text.contains("UP"), "{text}");
 
     // attach_pass puts the program back after a detach.
-    lab::detach_xdp(&gen_ns, "gen0").expect("detach");
-    assert_eq!(lab::xdp_prog_id(&gen_ns, "gen0").expect("query"), None);
-    lab::attach_pass(&gen_ns, "gen0").expect("attach_pass");
-    assert!(lab::xdp_prog_id(&gen_ns, "gen0").expect("query").is_some());
+    testbed::detach_xdp(&gen_ns, "gen0").expect("detach");
+    assert_eq!(testbed::xdp_prog_id(&gen_ns, "gen0").expect("query"), None);
+    testbed::attach_pass(&gen_ns, "gen0").expect("attach_pass");
+    assert!(
+        testbed::xdp_prog_id(&gen_ns, "gen0")
+            .expect("query")
+            .is_some()
+    );
     bed.down().expect("down");
 }
 
@@ -273,7 +277,7 @@ fn the_listing_shows_owners_and_down_stale_spares_live_persistent_and_unowned_la
     // No record (as built by an older lab): only a namespace.
     let bare = unique_name("bare");
     let st = Command::new("ip")
-        .args(["netns", "add", &lab::gen_netns(&bare)])
+        .args(["netns", "add", &testbed::gen_netns(&bare)])
         .status()
         .expect("ip netns add");
     assert!(st.success());
@@ -328,7 +332,7 @@ fn bad_input_is_refused() {
 #[test]
 fn down_removes_a_half_built_lab() {
     let name = unique_name("half");
-    let gen_ns = lab::gen_netns(&name);
+    let gen_ns = testbed::gen_netns(&name);
     let st = Command::new("ip")
         .args(["netns", "add", &gen_ns])
         .status()
@@ -344,7 +348,7 @@ fn down_removes_a_half_built_lab() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
 
-    let removed = lab::down(&name).expect("down");
+    let removed = testbed::down(&name).expect("down");
     assert_eq!(removed, vec![gen_ns]);
 }
 
@@ -353,6 +357,6 @@ struct Guard(String);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = lab::down(&self.0);
+        let _ = testbed::down(&self.0);
     }
 }

@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use common::{Capture, is_udp_with, src_mac, udp_checksum_ok};
-use lab::{DUT_IP, DUT_MAC, GEN_IP, GEN_MAC, Testbed, Topology, UpOptions, unique_name};
+use testbed::{DUT_IP, DUT_MAC, GEN_IP, GEN_MAC, Testbed, Topology, UpOptions, unique_name};
 
 fn up(prefix: &str, topology: Topology) -> Testbed {
     Testbed::up(&UpOptions {
@@ -103,7 +103,7 @@ fn udp_across_the_direct_pair() {
 /// Sends `frames` from an AF_XDP socket (copy mode, TX only, libxdp's
 /// program inhibited) bound to queue 0 of the host's port; returns how many
 /// the kernel completed.
-fn af_xdp_send(host: &lab::Host, frames: &[Vec<u8>]) -> usize {
+fn af_xdp_send(host: &testbed::Host, frames: &[Vec<u8>]) -> usize {
     use xsk_rs::config::{BindFlags, LibxdpFlags, SocketConfig, UmemConfig};
     use xsk_rs::{Socket, Umem};
 
@@ -153,7 +153,7 @@ fn af_xdp_send(host: &lab::Host, frames: &[Vec<u8>]) -> usize {
 fn af_xdp_request_and_xdp_tx_answer_both_reach_the_monitor() {
     let bed = up("xsk", Topology::Switched);
     let dut = bed.dut();
-    lab::attach_reflect(&dut.netns, &dut.iface).expect("attach reflector on dut0");
+    testbed::attach_reflect(&dut.netns, &dut.iface).expect("attach reflector on dut0");
     let mon = bed.mon().expect("switched lab has a monitor");
     let cap_mon = Capture::open(mon).expect("capture on mon0");
     let cap_gen = Capture::open(bed.r#gen()).expect("capture on gen0");
@@ -184,7 +184,7 @@ fn af_xdp_request_and_xdp_tx_answer_both_reach_the_monitor() {
     assert_eq!(back.len(), N, "XDP_TX answers at gen0");
 
     // Restoring XDP_PASS on dut0 works (what tools do after their runs).
-    lab::attach_pass(&dut.netns, &dut.iface).expect("restore XDP_PASS");
+    testbed::attach_pass(&dut.netns, &dut.iface).expect("restore XDP_PASS");
     bed.down().expect("down");
 }
 
@@ -195,7 +195,7 @@ fn tenants_sit_behind_the_host_bridge() {
         bed.tenant(1).expect("tenant 1"),
         bed.tenant(2).expect("tenant 2"),
     );
-    assert_eq!(t1.ip, Some(lab::tenant_ip(1)));
+    assert_eq!(t1.ip, Some(testbed::tenant_ip(1)));
     let mon = bed.mon().expect("tenants lab has a monitor");
     let cap_mon = Capture::open(mon).expect("capture on mon0");
     let cap_t1 = Capture::open(t1).expect("capture on t1");
@@ -204,7 +204,7 @@ fn tenants_sit_behind_the_host_bridge() {
     // Ordinary sockets: gen -> switch -> host bridge -> each tenant, and
     // back; both directions on the mirror.
     for (i, t) in [(1u8, t1), (2, t2)] {
-        let ip = lab::tenant_ip(i);
+        let ip = testbed::tenant_ip(i);
         let server = t
             .run_in(|| UdpSocket::bind((ip, 7777)))
             .expect("run_in tenant")
@@ -232,7 +232,7 @@ fn tenants_sit_behind_the_host_bridge() {
             is_udp_with(f, &req) || is_udp_with(f, &rsp)
         });
         assert_eq!(seen.len(), 2, "tenant {i}: request and reply mirrored");
-        assert!(seen.iter().any(|f| src_mac(f) == lab::tenant_mac(i)));
+        assert!(seen.iter().any(|f| src_mac(f) == testbed::tenant_mac(i)));
     }
 
     // The second port: frames out of gen1 for tenant 2 reach tenant 2 only,
@@ -243,10 +243,10 @@ fn tenants_sit_behind_the_host_bridge() {
     let frames: Vec<Vec<u8>> = (0..N)
         .map(|_| {
             common::udp_frame(
-                lab::GEN1_MAC,
-                lab::tenant_mac(2),
+                testbed::GEN1_MAC,
+                testbed::tenant_mac(2),
                 GEN_IP,
-                lab::tenant_ip(2),
+                testbed::tenant_ip(2),
                 40000,
                 9,
                 &marker,

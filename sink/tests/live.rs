@@ -8,7 +8,7 @@ use std::net::UdpSocket;
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lab::{Testbed, UpOptions, unique_name};
+use testbed::{Testbed, UpOptions, unique_name};
 use profiles::wire::probe;
 use records::Kind;
 use records::sink::{Final, Interval};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::{Testbed, UpOptions, unique_name};
+use testbed::{Testbed, UpOptions, unique_name};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tstamp")

@@ -11,8 +11,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 
-/// An `ifreq` naming `iface` whose data pointer is `data`; None for a name too long.
-fn ifreq(iface: &str, data: *mut libc::c_void) -> Option<libc::ifreq> {
+/// An all-zero `ifreq` naming `iface`; None for a name too long.
+pub(crate) fn ifreq_named(iface: &str) -> Option<libc::ifreq> {
     // SAFETY: ifreq is plain data; all-zero is a valid value.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     let name = iface.as_bytes();
@@ -22,8 +22,30 @@ fn ifreq(iface: &str, data: *mut libc::c_void) -> Option<libc::ifreq> {
     for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
         *d = *s as libc::c_char;
     }
+    Some(ifr)
+}
+
+/// An `ifreq` naming `iface` whose data pointer is `data`; None for a name too long.
+fn ifreq(iface: &str, data: *mut libc::c_void) -> Option<libc::ifreq> {
+    let mut ifr = ifreq_named(iface)?;
     ifr.ifr_ifru.ifru_data = data.cast();
     Some(ifr)
+}
+
+/// `ioctl(fd, req, ifr)`: the kernel reads and writes `ifr` as `req` says.
+pub(crate) fn ioctl_ifreq(
+    fd: BorrowedFd<'_>,
+    req: libc::c_ulong,
+    ifr: &mut libc::ifreq,
+) -> std::io::Result<()> {
+    // SAFETY: ifr is a valid ifreq; a data pointer in it is the caller's live
+    // buffer of the type `req` expects.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, ifr as *mut libc::ifreq) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// `ioctl(fd, req, ifreq{iface, data})`.
@@ -35,18 +57,11 @@ fn ifreq_ioctl(
 ) -> std::io::Result<()> {
     let mut ifr =
         ifreq(iface, data).ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
-    // SAFETY: ifr is a valid ifreq; its data pointer is the caller's live buffer of
-    // the type `req` expects.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, &mut ifr) };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    ioctl_ifreq(fd, req, &mut ifr)
 }
 
 /// A datagram socket for interface ioctls.
-fn ioctl_socket() -> std::io::Result<OwnedFd> {
+pub(crate) fn ioctl_socket() -> std::io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

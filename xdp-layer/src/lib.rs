@@ -11,7 +11,7 @@
 //! * [`redirect`]: the AF_XDP redirect program (`src/bpf/xsk_redirect.bpf.c`) and its filter.
 //! * [`socket`]: AF_XDP socket set-up ([`XskPort`]); [`datapath`]: the per-queue
 //!   allocation-free send/receive batches ([`XskQueue`]).
-//! * [`ethtool`]: queue counts (ETHTOOL_GCHANNELS); [`iface`]: interface lookup;
+//! * [`ethtool`]: queue counts (ETHTOOL_GCHANNELS); [`iface`]: interface lookup and MAC;
 //!   [`netns`]: namespace entry and cookies; [`clock`]: CLOCK_REALTIME;
 //!   [`atomic_file`]: temp-name-and-rename output files; [`hook`]: the test-only
 //!   abort points of the kill tests.

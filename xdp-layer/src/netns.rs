@@ -1,5 +1,6 @@
 //! Network namespaces: `--netns NAME` entry, the namespace cookie that keys
-//! ownership and state records, and running a closure in a saved namespace.
+//! ownership and state records, and running a closure in a saved or named
+//! namespace ([`run_in`], [`run_in_named`]).
 //!
 //! Every tool takes `--netns NAME` and calls [`enter`] first thing in `main`: it
 //! moves the calling thread (and so, before any other thread exists, the whole
@@ -19,24 +20,65 @@ use nix::sched::{CloneFlags, setns};
 
 use crate::error::{Error, Result, io_err};
 
-/// Enters `/run/netns/{name}` (or `name` itself when it is a path) for the calling
-/// thread.
-pub fn enter(name: &str) -> Result<()> {
-    let path = if name.contains('/') {
+/// The path of namespace `name`: `/run/netns/{name}`, or `name` itself when it is a
+/// path.
+fn path_of(name: &str) -> String {
+    if name.contains('/') {
         name.to_string()
     } else {
         format!("/run/netns/{name}")
-    };
-    let f = File::open(&path).map_err(|_| Error::NoSuchNetns {
-        name: name.into(),
-        path: path.clone(),
-    })?;
+    }
+}
+
+/// An fd of namespace `name` (`/run/netns/{name}`, or `name` itself when it is a
+/// path), to enter it later ([`run_in`], [`run_in_named`]).
+pub fn open(name: &str) -> Result<OwnedFd> {
+    let path = path_of(name);
+    File::open(&path)
+        .map(OwnedFd::from)
+        .map_err(|_| Error::NoSuchNetns {
+            name: name.into(),
+            path,
+        })
+}
+
+/// Enters `/run/netns/{name}` (or `name` itself when it is a path) for the calling
+/// thread.
+pub fn enter(name: &str) -> Result<()> {
+    let f = open(name)?;
     setns(&f, CloneFlags::CLONE_NEWNET).map_err(|e| {
         io_err(
             format!("entering network namespace {name:?} (are you root?)"),
             io::Error::from(e),
         )
     })
+}
+
+/// Runs `f` on a new scoped thread that has entered namespace `name` (as
+/// [`enter`] names it), so the caller's thread stays where it is, and returns
+/// its result; a panic in `f` is propagated to the caller. Only the network
+/// namespace changes: the thread shares the process's memory, files and mount
+/// namespace (so `/sys/class/net` still shows the caller's namespace; look
+/// interfaces up with [`crate::iface`]). A socket opened in `f` keeps its
+/// namespace after the thread ends.
+pub fn run_in_named<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let ns = open(name)?;
+    let joined = std::thread::scope(|s| {
+        s.spawn(move || {
+            setns(&ns, CloneFlags::CLONE_NEWNET).map_err(|e| {
+                io_err(
+                    format!("entering network namespace {name:?} (are you root?)"),
+                    io::Error::from(e),
+                )
+            })?;
+            Ok(f())
+        })
+        .join()
+    });
+    match joined {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 /// An fd of the calling thread's network namespace, to come back to it from
@@ -106,5 +148,21 @@ mod tests {
         assert_eq!(a, super::cookie().expect("cookie"));
         let e = super::enter("no-such-ns-xyz").expect_err("missing");
         assert!(e.to_string().contains("no-such-ns-xyz"), "{e}");
+        let e = super::run_in_named("no-such-ns-xyz", || ()).expect_err("missing");
+        assert!(e.to_string().contains("no-such-ns-xyz"), "{e}");
+    }
+
+    #[test]
+    fn a_closure_runs_in_the_named_namespace_and_its_panic_comes_back() {
+        let here = super::cookie().expect("cookie");
+        // The calling thread's own namespace, named by path.
+        let there = super::run_in_named("/proc/self/ns/net", super::cookie)
+            .expect("enter")
+            .expect("cookie");
+        assert_eq!(here, there);
+        let panicked = std::panic::catch_unwind(|| {
+            super::run_in_named("/proc/self/ns/net", || panic!("inside"))
+        });
+        assert!(panicked.is_err(), "the panic is propagated");
     }
 }

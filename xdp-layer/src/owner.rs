@@ -81,7 +81,9 @@ pub struct Owner {
     pub start_time: u64,
     /// `/proc/sys/kernel/random/boot_id`.
     pub boot_id: String,
-    /// The process's name (`comm`), for messages.
+    /// The process's name (`comm`), for messages (empty in records that predate
+    /// it, such as the lab's older owner records).
+    #[serde(default)]
     pub comm: String,
     /// Inode of the pid namespace the pid is meaningful in (the recording
     /// process's `/proc/self/ns/pid`; 0 in records that predate it).
@@ -98,18 +100,34 @@ struct Stat {
     start_time: u64,
 }
 
-/// `/proc/PID/stat` of `pid`; None if there is no such process.
-fn stat_of(pid: u32) -> Option<Stat> {
+/// `/proc/PID/stat` of `pid` split into the command name and the fields after it;
+/// None if there is no such process.
+fn read_stat(pid: u32) -> Option<(String, Vec<String>)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (COMM) STATE ..." where COMM may hold spaces and parentheses: split at
     // the last ')'; the fields after it start with field 3 (state).
     let open = s.find('(')?;
     let close = s.rfind(')')?;
     let comm = s.get(open + 1..close)?.to_string();
-    let mut fields = s.get(close + 1..)?.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // Field 3 taken: field 22 is the 19th of the rest.
-    let start_time = fields.nth(22 - 4)?.parse().ok()?;
+    let fields = s
+        .get(close + 1..)?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    Some((comm, fields))
+}
+
+/// The fields of `/proc/PID/stat` after the parenthesised command name: field N
+/// (1-based, as in proc(5)) is at index N - 3. None if there is no such process.
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    read_stat(pid).map(|(_, fields)| fields)
+}
+
+/// `/proc/PID/stat` of `pid`; None if there is no such process.
+fn stat_of(pid: u32) -> Option<Stat> {
+    let (comm, fields) = read_stat(pid)?;
+    let state = fields.first()?.chars().next()?;
+    let start_time = fields.get(22 - 3)?.parse().ok()?;
     Some(Stat {
         comm,
         state,
@@ -381,6 +399,48 @@ mod tests {
             ..me.clone()
         };
         assert!(!other_boot.alive());
+        let elsewhere = Owner {
+            pid: u32::MAX,
+            pid_ns: me.pid_ns + 1,
+            ..me.clone()
+        };
+        assert!(
+            elsewhere.alive(),
+            "another pid namespace: cannot tell, so alive"
+        );
+        let gone = Owner {
+            pid: u32::MAX,
+            ..me
+        };
+        assert!(!gone.alive());
+    }
+
+    #[test]
+    fn a_zombie_owner_is_gone() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        // Not collected: it stays a zombie until wait().
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while stat_of(pid).is_some_and(|st| st.state != 'Z') {
+            assert!(std::time::Instant::now() < deadline, "true did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let owner = Owner::of(pid).expect("the zombie's stat");
+        assert!(!owner.alive());
+        child.wait().expect("collect true");
+    }
+
+    #[test]
+    fn records_without_comm_still_parse() {
+        let me = Owner::current().expect("owner");
+        let mut v = serde_json::to_value(&me).expect("to json");
+        v.as_object_mut().expect("object").remove("comm");
+        let back: Owner = serde_json::from_value(v).expect("from json");
+        assert_eq!(back.comm, "");
+        assert_eq!(back.pid, me.pid);
+        assert_eq!(stat_fields(me.pid).expect("fields")[22 - 3], me.start_time.to_string());
     }
 
     #[test]

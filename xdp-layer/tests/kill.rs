@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::Testbed;
+use testbed::Testbed;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -26,7 +26,7 @@ mod common;
 use common::{prog_on, up};
 
 fn bin(name: &str) -> PathBuf {
-    lab::tools::locate(name)
+    testbed::binaries::locate(name)
         .unwrap_or_else(|e| panic!("{e:#} (run `cargo build --release --workspace` first)"))
 }
 
@@ -563,7 +563,7 @@ fn orphans_are_removed_by_dut_remove_and_live_foreign_programs_still_refused() {
     assert_placeholder(sink, "after removing the persistent install");
 
     // A live foreign program (no record): refused without --force.
-    lab::attach_reflect(&sink.netns, "dut0").expect("reflect");
+    testbed::attach_reflect(&sink.netns, "dut0").expect("reflect");
     let p = Proc::spawn(&sink.argv, None, "sink over a foreign program");
     let (st, err) = p.wait(Duration::from_secs(60));
     assert!(!st.success() && err.contains("--force"), "{err}");

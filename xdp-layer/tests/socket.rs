@@ -11,7 +11,7 @@ use xdplayer::{self as af_xdp, BoundMode, Filter, XskConfig, XskError, XskMode, 
 mod common;
 use common::up;
 
-fn prog_on(host: &lab::Host) -> Option<String> {
+fn prog_on(host: &testbed::Host) -> Option<String> {
     common::prog_on(&host.netns, &host.iface).map(|(_, n)| n)
 }
 
@@ -182,7 +182,7 @@ fn rx_through_redirect_passes_the_rest_and_restores_placeholder() {
 fn foreign_program_refused_without_force_and_restored_with_it() {
     let bed = up("xfo");
     let d = bed.dut().clone();
-    lab::attach_reflect(&d.netns, &d.iface).expect("attach reflector");
+    testbed::attach_reflect(&d.netns, &d.iface).expect("attach reflector");
     let foreign = prog_on(&d).expect("a program");
     assert_ne!(foreign, "xdp_pass");
     let open = |force: bool| {

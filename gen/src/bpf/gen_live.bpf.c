@@ -126,6 +126,7 @@ struct qstate {
 	__u64 rng;         /* Poisson: xorshift state */
 	__u64 deadline_ns; /* monotonic; 0 = none */
 	__u64 idle;        /* runs that sent nothing (not due) */
+	__u64 last_ns;     /* paced: when the last frame was sent (monotonic) */
 };
 
 struct {
@@ -295,6 +296,7 @@ int gen_live(struct xdp_md *ctx)
 		h = bpf_map_lookup_elem(&devhist, &key);
 		if (h)
 			*h += 1;
+		st->last_ns = now;
 		if (st->next_fp) {
 			__u64 r = st->rng;
 			__u32 ek;

@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lab::Host;
+use testbed::Host;
 
 /// A raw AF_PACKET socket bound to one interface, receiving every frame.
 pub struct Capture {
@@ -226,7 +226,7 @@ pub fn lab_namespaces(snapshot: &[String], name: &str) -> Vec<String> {
         .collect()
 }
 
-/// `namespaces` less those of labs named by `lab::unique_name` (which
+/// `namespaces` less those of labs named by `testbed::unique_name` (which
 /// parallel tests create and remove at any time).
 pub fn without_test_labs(namespaces: &[String]) -> Vec<String> {
     namespaces

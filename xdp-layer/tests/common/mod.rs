@@ -3,12 +3,12 @@
 //! program on an interface of a namespace.
 #![allow(dead_code)]
 
-use lab::{Testbed, Topology, UpOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 /// A direct lab (gen0 <-> dut0, the placeholder on both) named `<prefix>-<unique>`.
 pub fn up(prefix: &str) -> Testbed {
     Testbed::up(&UpOptions {
-        name: lab::unique_name(prefix),
+        name: testbed::unique_name(prefix),
         topology: Topology::Direct,
         queues: 1,
     })
@@ -18,7 +18,7 @@ pub fn up(prefix: &str) -> Testbed {
 /// The XDP program on `iface` in `netns`: (id, name).
 pub fn prog_on(netns: &str, iface: &str) -> Option<(u32, String)> {
     let iface = iface.to_string();
-    lab::run_in_netns(netns, move || {
+    testbed::run_in_netns(netns, move || {
         xdplayer::attached_prog(&iface).expect("query XDP")
     })
     .expect("enter netns")

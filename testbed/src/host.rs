@@ -6,12 +6,8 @@
 //! AF_XDP) that live in the namespace. A socket keeps its namespace after the
 //! thread ends, so it can be returned from the closure and used anywhere.
 
-use std::ffi::CString;
-use std::fs::File;
 use std::net::Ipv4Addr;
 use std::process::Command;
-
-use nix::sched::{CloneFlags, setns};
 
 use crate::error::{Error, Result};
 
@@ -46,7 +42,7 @@ impl Host {
     ///
     /// Only the network namespace changes; the thread shares the process's
     /// memory, files and mount namespace (so `/sys/class/net` still shows the
-    /// root namespace: use `if_nametoindex` or netlink instead).
+    /// root namespace: use `xdplayer::iface` or netlink instead).
     pub fn run_in<F, R>(&self, f: F) -> Result<R>
     where
         F: FnOnce() -> R + Send,
@@ -67,50 +63,24 @@ impl Host {
 }
 
 /// Runs `f` on a new thread inside network namespace `netns` (see
-/// [`Host::run_in`]).
+/// [`Host::run_in`]; `xdplayer::netns::run_in_named`).
 pub fn run_in_netns<F, R>(netns: &str, f: F) -> Result<R>
 where
     F: FnOnce() -> R + Send,
     R: Send,
 {
-    let path = format!("{NETNS_RUN_DIR}/{netns}");
-    let file = File::open(&path).map_err(|source| Error::Netns {
-        netns: netns.to_owned(),
+    xdplayer::netns::run_in_named(netns, f).map_err(|source| Error::Layer {
+        what: format!("run in network namespace {netns}"),
         source,
-    })?;
-    let joined = std::thread::scope(|s| {
-        s.spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns {
-                netns: netns.to_owned(),
-                source: e.into(),
-            })?;
-            Ok(f())
-        })
-        .join()
-    });
-    match joined {
-        Ok(r) => r,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    })
 }
 
-/// Interface index of `iface` in namespace `netns`.
+/// Interface index of `iface` in namespace `netns` (`xdplayer::iface::ifindex_in`).
 pub fn ifindex_in(netns: &str, iface: &str) -> Result<u32> {
-    let name = CString::new(iface).map_err(|_| Error::Parse {
-        what: "interface name".into(),
-        detail: format!("{iface:?} contains NUL"),
-    })?;
-    let idx = run_in_netns(netns, || {
-        // SAFETY: `name` is a valid NUL-terminated string for the call.
-        unsafe { libc::if_nametoindex(name.as_ptr()) }
-    })?;
-    if idx == 0 {
-        return Err(Error::Io {
-            what: format!("interface {iface} in namespace {netns}"),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    Ok(idx)
+    xdplayer::iface::ifindex_in(netns, iface).map_err(|source| Error::Layer {
+        what: format!("interface {iface} in namespace {netns}"),
+        source,
+    })
 }
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.

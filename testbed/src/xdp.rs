@@ -1,4 +1,4 @@
-//! The lab's XDP programs and how they are attached, on the shared XDP layer
+//! The testbed's XDP programs and how they are attached, on the shared XDP layer
 //! (`xdplayer`): the placeholder is `xdplayer::placeholder`'s one `xdp_pass`, and
 //! every attach, detach and query goes through `xdplayer::attach`.
 //!
@@ -39,10 +39,7 @@ fn bpf_err(what: impl Into<String>) -> impl FnOnce(libbpf_rs::Error) -> Error {
 
 fn layer_err(what: impl Into<String>) -> impl FnOnce(xdplayer::Error) -> Error {
     let what = what.into();
-    move |e| Error::Io {
-        what,
-        source: std::io::Error::other(e),
-    }
+    move |source| Error::Layer { what, source }
 }
 
 /// Attaches the program `prog` in native (driver) mode to `iface` in

@@ -1,13 +1,15 @@
 //! Who owns a lab, and whether that owner is still there.
 //!
 //! Every lab built through [`crate::Testbed::up`] has an owner record, a small
-//! JSON file `/run/xdp-measure/labs/NAME.json` written atomically (temporary
-//! name, then rename) *before* the first namespace is created and removed
-//! after the last one is deleted. A record names the owning process by pid,
-//! process start time (field 22 of `/proc/PID/stat`, clock ticks since boot)
-//! and boot id (`/proc/sys/kernel/random/boot_id`), so a reused pid or a
-//! reboot never passes for the owner, and by its pid namespace, so a reader
-//! in another one (a container) never takes a live owner for a dead one.
+//! JSON file `/run/xdp-measure/labs/NAME.json` written atomically
+//! (`xdplayer::atomic_file`: temporary name, then rename) *before* the first
+//! namespace is created and removed after the last one is deleted. A record
+//! names the owning process as the XDP layer's ownership records do
+//! ([`xdplayer::owner::Owner`]): by pid, process start time (field 22 of
+//! `/proc/PID/stat`, clock ticks since boot) and boot id
+//! (`/proc/sys/kernel/random/boot_id`), so a reused pid or a reboot never
+//! passes for the owner, and by its pid namespace, so a reader in another one
+//! (a container) never takes a live owner for a dead one.
 //!
 //! Scopes ([`Scope`]): a lab built by `lab run`, `lab demo` or a test is
 //! *process-scoped* and is stale once its owner is gone (killed, crashed);
@@ -50,91 +52,6 @@ impl std::fmt::Display for Scope {
     }
 }
 
-/// A process, identified so that a reused pid does not match it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Process {
-    /// Process id.
-    pub pid: u32,
-    /// Start time in clock ticks after boot (`/proc/PID/stat` field 22).
-    pub start_time: u64,
-    /// The boot it ran in (`/proc/sys/kernel/random/boot_id`).
-    pub boot_id: String,
-    /// Inode of its pid namespace (`/proc/self/ns/pid`): its pid means
-    /// something only to readers in the same one.
-    #[serde(default)]
-    pub pid_ns: u64,
-}
-
-impl Process {
-    /// This process.
-    pub fn current() -> Result<Process> {
-        let pid = std::process::id();
-        let (_, start_time) = state_and_start(pid).ok_or_else(|| Error::Parse {
-            what: format!("/proc/{pid}/stat"),
-            detail: "no start time (field 22)".into(),
-        })?;
-        Ok(Process {
-            pid,
-            start_time,
-            boot_id: boot_id()?,
-            pid_ns: pid_namespace()?,
-        })
-    }
-
-    /// Whether this process still runs: same boot, a process with this pid
-    /// and start time exists and it is not a zombie (a killed process that
-    /// its parent has not collected yet is gone as far as its labs go). From
-    /// another pid namespace (a container sharing the network namespaces)
-    /// the pid cannot be checked, and the owner counts as alive.
-    pub fn alive(&self) -> bool {
-        if boot_id().ok().as_deref() != Some(self.boot_id.as_str()) {
-            return false;
-        }
-        if pid_namespace().ok() != Some(self.pid_ns) {
-            return true;
-        }
-        state_and_start(self.pid)
-            .is_some_and(|(state, start)| start == self.start_time && !matches!(state, 'Z' | 'X'))
-    }
-}
-
-/// The fields of `/proc/PID/stat` after the parenthesised command name:
-/// field N (1-based, as in proc(5)) is at index N - 3.
-pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    Some(rest.split_whitespace().map(str::to_owned).collect())
-}
-
-/// (state, start time) of process `pid`: fields 3 and 22 of its stat.
-fn state_and_start(pid: u32) -> Option<(char, u64)> {
-    let f = stat_fields(pid)?;
-    let state = f.first()?.chars().next()?;
-    let start = f.get(22 - 3)?.parse().ok()?;
-    Some((state, start))
-}
-
-fn pid_namespace() -> Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let path = "/proc/self/ns/pid";
-    std::fs::metadata(path)
-        .map(|m| m.ino())
-        .map_err(|source| Error::Io {
-            what: format!("stat {path}"),
-            source,
-        })
-}
-
-fn boot_id() -> Result<String> {
-    let path = "/proc/sys/kernel/random/boot_id";
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|source| Error::Io {
-            what: format!("read {path}"),
-            source,
-        })
-}
-
 /// The owner of a lab: who built it, and for how long the lab is meant to live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -142,7 +59,7 @@ pub struct Owner {
     pub scope: Scope,
     /// The process that built it (for a persistent lab: informative only).
     #[serde(flatten)]
-    pub process: Process,
+    pub process: xdplayer::owner::Owner,
     /// Its command line, for people reading `lab status`.
     pub command: String,
 }
@@ -153,9 +70,13 @@ impl Owner {
         let args: Vec<String> = std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        let process = xdplayer::owner::Owner::current().map_err(|source| Error::Layer {
+            what: "identify this process for the lab's owner record".into(),
+            source,
+        })?;
         Ok(Owner {
             scope,
-            process: Process::current()?,
+            process,
             command: args.join(" "),
         })
     }
@@ -191,9 +112,9 @@ pub fn write(r: &Record) -> Result<()> {
         what: format!("owner record of lab {}", r.name),
         detail: e.to_string(),
     })?;
-    crate::store::write_atomic(&path, &json).map_err(|e| Error::Io {
-        what: format!("write the owner record of lab {}", r.name),
-        source: io::Error::other(format!("{e:#}")),
+    xdplayer::atomic_file::write(&path, &json).map_err(|source| Error::Io {
+        what: format!("write the owner record of lab {} ({})", r.name, path.display()),
+        source,
     })
 }
 
@@ -250,7 +171,8 @@ pub fn recorded_names() -> Result<Vec<String>> {
             source,
         })?;
         let file = entry.file_name();
-        // Temporary files of an unfinished write end in `.tmp~`: not records.
+        // Temporary files of an unfinished write (`.NAME.json.tmp-PID`) do not
+        // end in `.json`: not records.
         if let Some(name) = file.to_str().and_then(|f| f.strip_suffix(".json")) {
             names.push(name.to_owned());
         }
@@ -263,57 +185,6 @@ pub fn recorded_names() -> Result<Vec<String>> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn this_process_is_alive_and_a_changed_identity_is_not() {
-        let me = Process::current().unwrap();
-        assert!(me.alive());
-        let reused = Process {
-            start_time: me.start_time + 1,
-            ..me.clone()
-        };
-        assert!(!reused.alive(), "same pid, other start time");
-        let rebooted = Process {
-            boot_id: "00000000-0000-0000-0000-000000000000".into(),
-            ..me.clone()
-        };
-        assert!(!rebooted.alive(), "other boot");
-        let elsewhere = Process {
-            pid: u32::MAX,
-            pid_ns: me.pid_ns + 1,
-            ..me.clone()
-        };
-        assert!(
-            elsewhere.alive(),
-            "another pid namespace: cannot tell, so alive"
-        );
-        let gone = Process {
-            pid: u32::MAX,
-            ..me
-        };
-        assert!(!gone.alive());
-    }
-
-    #[test]
-    fn a_zombie_owner_is_gone() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        // Not collected: it stays a zombie until wait().
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while state_and_start(pid).is_some_and(|(s, _)| s != 'Z') {
-            assert!(std::time::Instant::now() < deadline, "true did not exit");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let (_, start_time) = state_and_start(pid).unwrap();
-        let p = Process {
-            pid,
-            start_time,
-            boot_id: boot_id().unwrap(),
-            pid_ns: pid_namespace().unwrap(),
-        };
-        assert!(!p.alive());
-        child.wait().unwrap();
-    }
 
     #[test]
     fn persistent_labs_are_never_stale() {

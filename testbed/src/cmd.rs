@@ -1,4 +1,5 @@
-//! Running the iproute2/ethtool commands that configure the lab.
+//! Running the iproute2/ethtool commands that configure the lab, and
+//! rendering a command line for messages ([`display`]).
 //!
 //! Configuration goes through the same commands a user would type, so every
 //! step is transparent; a failing command becomes an [`Error::Command`]
@@ -8,8 +9,8 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 
-/// Renders a command line for messages.
-pub(crate) fn display(cmd: &Command) -> String {
+/// Renders a command line for messages and logs.
+pub fn display(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {
         s.push(' ');

@@ -115,7 +115,7 @@ fn all_namespaces(name: &str) -> Vec<String> {
 }
 
 /// The topology of lab `name` judged by its `existing` namespaces.
-pub(crate) fn topology_of(name: &str, existing: &[String]) -> Topology {
+pub fn topology_of(name: &str, existing: &[String]) -> Topology {
     let has = |ns: String| existing.contains(&ns);
     if (1..=TENANTS).any(|i| has(tenant_netns(name, i))) {
         Topology::Tenants
@@ -156,7 +156,7 @@ pub fn down(name: &str) -> Result<Vec<String>> {
 }
 
 /// Deletes `namespaces`, trying all of them; the first error is returned.
-pub(crate) fn delete_namespaces(namespaces: &[String]) -> Result<()> {
+pub fn delete_namespaces(namespaces: &[String]) -> Result<()> {
     let mut first = None;
     for ns in namespaces.iter().rev() {
         if let Err(e) = ip(&["netns", "delete", ns]) {

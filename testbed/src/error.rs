@@ -4,7 +4,7 @@
 
 use std::io;
 
-/// Everything the `lab` library can fail with.
+/// Everything the `testbed` library can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The lab manipulates namespaces, links and BPF programs: root only.
@@ -75,14 +75,6 @@ pub enum Error {
         /// What was wrong with it.
         detail: String,
     },
-    /// Entering a network namespace failed.
-    #[error("cannot enter network namespace {netns}: {source}")]
-    Netns {
-        /// The namespace name.
-        netns: String,
-        /// The underlying error.
-        source: io::Error,
-    },
     /// A system call or file operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -90,6 +82,25 @@ pub enum Error {
         what: String,
         /// The underlying error.
         source: io::Error,
+    },
+    /// The XDP layer (`xdplayer`: namespace entry, interface lookup, XDP
+    /// attachment) failed.
+    #[error("{what}: {source}")]
+    Layer {
+        /// What was being done.
+        what: String,
+        /// The layer's error.
+        source: xdplayer::Error,
+    },
+    /// A workspace binary is neither beside this executable nor on PATH.
+    #[error(
+        "`{name}` not found in {dir} nor on PATH; build it with `cargo build --release --workspace`"
+    )]
+    NoBinary {
+        /// The binary.
+        name: String,
+        /// The directory looked in first.
+        dir: String,
     },
     /// Loading or attaching a BPF program failed.
     #[error("{what}: {source}")]
