@@ -91,7 +91,10 @@ pub fn generate(layout: &Layout) -> Result<Vec<PathBuf>> {
     for d in [&layout.man1, &layout.bash, &layout.zsh, &layout.fish] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    for cmd in commands() {
+    for mut cmd in commands() {
+        // Built first, so that global options (`--netns`, `--output`, `--json`)
+        // reach the subcommands' pages too.
+        cmd.build();
         let name = cmd.get_name().to_owned();
         let mut pages = Vec::new();
         man_pages(&cmd, "", &mut pages)?;
@@ -127,19 +130,54 @@ mod tests {
         let read = |rel: &str| {
             std::fs::read_to_string(dir.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
         };
-        for (bin, opt) in [("gen", "--rate"), ("sink", "--iface"), ("tstamp", "--match"), ("dut", "--netns"), ("lab", "--name")] {
+        for (bin, opt) in [
+            ("gen", "--rate"),
+            ("sink", "--iface"),
+            ("tstamp", "--match"),
+            ("dut", "--netns"),
+            ("lab", "--name"),
+        ] {
             let man = read(&format!("man1/{bin}.1"));
             assert!(man.contains(".TH"), "{bin}: a roff page");
-            assert!(man.contains(&opt.replace('-', "\\-")), "{bin}: documents {opt}");
-            assert!(man.contains(buildinfo::GIT_COMMIT), "{bin}: names the commit");
-            assert!(read(&format!("completions/bash/{bin}")).contains(opt), "{bin} bash");
-            assert!(read(&format!("completions/zsh/_{bin}")).contains(opt), "{bin} zsh");
-            assert!(read(&format!("completions/fish/{bin}.fish")).contains(&opt[2..]), "{bin} fish");
+            assert!(
+                man.contains(&opt.replace('-', "\\-")),
+                "{bin}: documents {opt}"
+            );
+            assert!(
+                man.contains(buildinfo::GIT_COMMIT),
+                "{bin}: names the commit"
+            );
+            assert!(
+                read(&format!("completions/bash/{bin}")).contains(opt),
+                "{bin} bash"
+            );
+            assert!(
+                read(&format!("completions/zsh/_{bin}")).contains(opt),
+                "{bin} zsh"
+            );
+            assert!(
+                read(&format!("completions/fish/{bin}.fish")).contains(&opt[2..]),
+                "{bin} fish"
+            );
         }
         // Subcommands have pages of their own.
         assert!(read("man1/dut-install.1").contains("\\-\\-iface"));
+        // Global options on the subcommands' pages too; --json everywhere.
+        assert!(read("man1/dut-status.1").contains("\\-\\-json"));
+        assert!(read("man1/dut-update-bench.1").contains("\\-\\-output"));
+        for page in ["gen", "sink", "tstamp", "lab-status"] {
+            let man = read(&format!("man1/{page}.1"));
+            assert!(
+                man.contains("\\-\\-json") && man.contains("\\-\\-output"),
+                "{page}"
+            );
+        }
         assert!(read("man1/lab-run.1").contains("\\-\\-quick"));
         assert!(files.iter().all(|f| f.exists()));
-        assert!(!files.iter().any(|f| f.to_string_lossy().ends_with("tmp-xdpm")));
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.to_string_lossy().ends_with("tmp-xdpm"))
+        );
     }
 }

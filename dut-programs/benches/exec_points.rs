@@ -16,21 +16,27 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testbed::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
-use serde_json::Value;
+use records::dut::Counters;
+use testbed::{Testbed, Topology, UpOptions};
 use xdplayer::{XskConfig, XskPort};
 
 const DUT: &str = env!("CARGO_BIN_EXE_dut");
 const RUN: Duration = Duration::from_secs(2);
 
-fn counters(ns: &str) -> Option<Value> {
+/// The counters of dut's program on dut0 (`dut status --json`, typed).
+fn counters(ns: &str) -> Option<Counters> {
     let out = Command::new(DUT)
         .args(["--netns", ns, "status", "--iface", "dut0", "--json"])
         .output()
         .ok()?;
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some(v["interfaces"][0]["counters"].clone())
+    let st = records::dut::Status::parse(&String::from_utf8_lossy(&out.stdout)).ok()?;
+    st.on("dut0")?.counters
+}
+
+/// Counter `name` of `c`.
+fn get(c: &Counters, name: &str) -> u64 {
+    c.pairs().find(|(n, _)| *n == name).map_or(0, |(_, v)| v)
 }
 
 /// Offers `frame` from gen0 for RUN through an AF_XDP socket (copy mode:
@@ -106,6 +112,7 @@ fn main() {
                 "dut0",
                 "--mode",
                 mode,
+                "--json",
             ];
             if program == "dns-cache" {
                 args.extend(["--profile", "dns-small"]);
@@ -120,9 +127,7 @@ fn main() {
                         .spawn()
                         .expect("dut");
                     let t = Instant::now();
-                    while counters(&ns).map(|c| c.is_null()).unwrap_or(true)
-                        && t.elapsed() < Duration::from_secs(10)
-                    {
+                    while counters(&ns).is_none() && t.elapsed() < Duration::from_secs(10) {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                     Some(c)
@@ -149,21 +154,18 @@ fn main() {
                             .last()
                             .unwrap_or("")
                             .to_string();
-                        let v: Value = serde_json::from_str(&last).unwrap_or(Value::Null);
-                        (
-                            v["counters"]["packets"].as_u64().unwrap_or(0),
-                            v["counters"][verdict].as_u64().unwrap_or(0),
-                        )
+                        let fin: records::dut::InstallFinal = serde_json::from_str::<
+                            serde_json::Value,
+                        >(&last)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| records::typed(v, "dut final").map_err(|e| e.to_string()))
+                        .unwrap_or_else(|e| panic!("dut's final record: {e}: {last}"));
+                        (fin.counters.packets, get(&fin.counters, verdict))
                     }
                     None => {
-                        let after = counters(&ns).unwrap_or(Value::Null);
-                        let b = before.unwrap_or(Value::Null);
-                        let d = |k: &str| {
-                            after[k]
-                                .as_u64()
-                                .unwrap_or(0)
-                                .saturating_sub(b[k].as_u64().unwrap_or(0))
-                        };
+                        let after = counters(&ns).unwrap_or_default();
+                        let b = before.unwrap_or_default();
+                        let d = |k: &str| get(&after, k).saturating_sub(get(&b, k));
                         let r = (d("packets"), d(verdict));
                         let _ = Command::new(DUT)
                             .args(["--netns", &ns, "remove", "--iface", "dut0"])

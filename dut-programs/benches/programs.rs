@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use dut_programs::shim::Shim;
 use dut_programs::{Config, LoadOptions, Program, cache, kernel, load, skel};
-use testbed::{Testbed, Topology, UpOptions};
 use profiles::{Profile, Template, TemplateOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 const RUNS: usize = 7;
 

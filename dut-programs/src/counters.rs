@@ -7,25 +7,9 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use crate::error::{Error, Result};
 use crate::skel::types;
 
-/// Counter names, in struct order; also the JSON keys under `"counters"`.
-pub const NAMES: [&str; 16] = [
-    "packets",
-    "bytes",
-    "pass",
-    "drop",
-    "tx",
-    "redirect",
-    "aborted",
-    "parse_errors",
-    "not_tenant",
-    "not_handled",
-    "answers",
-    "hits",
-    "misses",
-    "too_long",
-    "checksums",
-    "checksum_bad",
-];
+/// Counter names, in struct order; also the JSON keys under `"counters"`
+/// (the fields of `records::dut::Counters`).
+pub const NAMES: [&str; 16] = records::dut::Counters::NAMES;
 
 const _: () = assert!(size_of::<types::dut_counters>() == 128);
 const _: () = assert!(NAMES.len() * 8 == 128);
@@ -80,22 +64,15 @@ impl Counters {
         Counters(c)
     }
 
-    /// As a JSON object `{name: value}`.
-    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        NAMES
-            .iter()
-            .zip(self.0)
-            .map(|(n, v)| (n.to_string(), v.into()))
-            .collect()
+    /// As the record `dut status` and `dut install --foreground` print.
+    pub fn to_record(&self) -> records::dut::Counters {
+        records::dut::Counters::from_array(self.0)
     }
+}
 
-    /// From the JSON object [`Counters::to_json`] writes.
-    pub fn from_json(v: &serde_json::Value) -> Counters {
-        let mut c = [0u64; 16];
-        for (i, n) in NAMES.iter().enumerate() {
-            c[i] = v.get(*n).and_then(|x| x.as_u64()).unwrap_or(0);
-        }
-        Counters(c)
+impl From<records::dut::Counters> for Counters {
+    fn from(c: records::dut::Counters) -> Counters {
+        Counters(c.to_array())
     }
 }
 
@@ -114,8 +91,10 @@ mod tests {
         assert_eq!(c.get("packets"), 12);
         assert_eq!(c.get("checksum_bad"), 1);
         assert_eq!(c.get("nope"), 0);
-        let back = Counters::from_json(&serde_json::Value::Object(c.to_json()));
+        let back = Counters::from(c.to_record());
         assert_eq!(back, c);
+        assert_eq!(c.to_record().packets, 12);
+        assert_eq!(c.to_record().checksum_bad, 1);
         assert_eq!(c.since(&back), Counters::default());
     }
 }

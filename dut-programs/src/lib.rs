@@ -4,13 +4,16 @@
 //! (`src/bpf/logic.h`) that is also compiled for user space ([`shim`]), and the
 //! library behind the `dut` binary: loading ([`skel`]), attaching and finding
 //! programs through the kernel ([`kernel`]), counters ([`counters`]), the
-//! cache map ([`cache`]) and the commands ([`cli`]).
+//! cache map ([`cache`]), the operations behind the commands with typed inputs
+//! and outputs ([`ops`]: install, status, remove, update-bench) and the command
+//! line that parses, calls them and prints ([`cli`]).
 
 pub mod cache;
 pub mod cli;
 pub mod counters;
 pub mod error;
 pub mod kernel;
+pub mod ops;
 pub mod shim;
 pub mod skel;
 pub mod userspace;

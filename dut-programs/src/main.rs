@@ -1,6 +1,6 @@
 //! `dut`: install the DUT programs at an execution point, read their counters
-//! and cost, remove them, benchmark map updates. All logic is in
-//! `dut_programs::cli`.
+//! and cost, remove them, benchmark map updates. The operations are in
+//! `dut_programs::ops`, the command line in `dut_programs::cli`.
 use clap::Parser;
 
 fn main() {

@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use testbed::{Testbed, Topology, UpOptions};
 use profiles::Profile;
+use records::Kind;
+use records::dut::{Attached, InstallFinal, InstallReady, Mode, Status};
 use serde_json::Value;
+use testbed::{Testbed, Topology, UpOptions};
 
 fn dut(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dut"))
@@ -80,7 +82,8 @@ fn ask(bed: &Testbed, queries: &[(String, RecordType)], wait: Duration) -> Vec<O
         .expect("run in gen")
 }
 
-fn status(bed: &Testbed) -> Value {
+/// `dut status --iface dut0 --json`, read as its record type.
+fn status(bed: &Testbed) -> Status {
     let out = dut(&[
         "--netns",
         &bed.dut().netns,
@@ -89,7 +92,20 @@ fn status(bed: &Testbed) -> Value {
         "dut0",
         "--json",
     ]);
-    serde_json::from_str(ok(&out, "status").trim()).expect("status JSON")
+    Status::parse(&ok(&out, "status")).expect("status record")
+}
+
+/// One JSON line as record type `T` (schema version checked, unknown fields refused).
+fn read<T: serde::de::DeserializeOwned>(line: &str, what: &'static str) -> T {
+    let v: Value =
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{what}: {e}: {line}"));
+    records::typed(v, what).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+/// The one program on dut0.
+fn on_dut0(st: &Status) -> &Attached {
+    assert_eq!(st.interfaces.len(), 1, "{st:?}");
+    st.on("dut0").expect("dut0")
 }
 
 fn attached_name(bed: &Testbed) -> Option<String> {
@@ -156,12 +172,17 @@ fn exercise(bed: &Testbed, mode: &str) {
         };
         let answers = ask(bed, &queries, wait);
         let st = status(bed);
-        let rec = &st["interfaces"][0];
-        assert_eq!(rec["program"], program);
-        assert_eq!(rec["mode"], mode);
-        let c = &rec["counters"];
-        let n = |k: &str| c[k].as_u64().expect(k);
-        assert!(n("packets") >= 15, "{program}/{mode}: {c}");
+        let rec = on_dut0(&st);
+        assert_eq!(rec.program, program);
+        assert_eq!(rec.mode.as_str(), mode);
+        let c = rec.counters.expect("counters");
+        let n = |k: &str| {
+            c.pairs()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v)
+                .expect(k)
+        };
+        assert!(n("packets") >= 15, "{program}/{mode}: {c:?}");
         match program {
             "dns-ping" => {
                 for a in &answers {
@@ -217,7 +238,7 @@ fn exercise(bed: &Testbed, mode: &str) {
             }
             _ => unreachable!(),
         }
-        let id = rec["prog_id"].as_u64().expect("prog id");
+        let id = u64::from(rec.prog_id);
         assert!(prog_exists(id));
         ok(
             &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
@@ -399,10 +420,12 @@ fn tenant_guard_and_status_window_on_the_lab() {
     );
     assert!(answers.iter().all(Option::is_none));
     let st = status(&bed);
-    let rec = &st["interfaces"][0];
-    assert_eq!(rec["config"]["only_dst"], "198.18.1.0/24");
-    assert!(rec["counters"]["not_tenant"].as_u64().expect("n") >= 2);
-    assert_eq!(rec["counters"]["tx"], 0);
+    let rec = on_dut0(&st);
+    let only_dst = rec.config.as_ref().and_then(|c| c.only_dst.as_deref());
+    assert_eq!(only_dst, Some("198.18.1.0/24"));
+    let c = rec.counters.expect("counters");
+    assert!(c.not_tenant >= 2, "{c:?}");
+    assert_eq!(c.tx, 0);
     // --window: rates and ns/packet measured while traffic flows. The sender runs
     // until status has returned (not for a fixed time that a slowly starting status
     // process could miss), with a bound in case the test fails meanwhile.
@@ -429,14 +452,14 @@ fn tenant_guard_and_status_window_on_the_lab() {
     ]);
     sending.store(false, Ordering::Relaxed);
     sender.join().expect("sender");
-    let st: Value = serde_json::from_str(ok(&out, "status --window").trim()).expect("json");
-    let rec = &st["interfaces"][0];
+    let st = Status::parse(&ok(&out, "status --window")).expect("status record");
+    let rec = on_dut0(&st);
     assert!(
-        rec["rates"]["packets_pps"].as_f64().expect("pps") > 100.0,
-        "{rec}"
+        rec.rates.expect("rates over the window").packets_pps > 100.0,
+        "{rec:?}"
     );
-    assert!(rec["run_cnt"].as_u64().expect("cnt") > 0, "{rec}");
-    assert!(rec["ns_per_packet"].as_f64().expect("ns") > 0.0, "{rec}");
+    assert!(rec.run_cnt > 0, "{rec:?}");
+    assert!(rec.ns_per_packet.expect("ns/packet") > 0.0, "{rec:?}");
     ok(
         &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
         "remove",
@@ -465,6 +488,8 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
                 "dut0",
                 "--mode",
                 "userspace",
+                "--output",
+                "json",
             ])
             .args(if program == "dns-cache" {
                 vec!["--profile", "dns-small"]
@@ -506,28 +531,20 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let out = child.wait_with_output().expect("wait");
         let stdout = ok(&out, "userspace run");
-        let lines: Vec<Value> = stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-            .collect();
+        let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), 2, "ready + final: {stdout}");
-        assert_eq!(lines[0]["type"], "ready");
-        let fin = &lines[1];
-        assert_eq!(fin["type"], "final");
-        assert_eq!(fin["mode"], "userspace");
-        assert_eq!(fin["xsk_mode"], "copy");
-        assert_eq!(fin["counters"]["tx"], 9);
-        assert_eq!(fin["tx_packets"], 9);
-        assert!(fin["run_cnt"].as_u64().expect("run_cnt") >= 9);
-        assert!(fin["ns_per_packet"].as_f64().expect("ns_per_packet") > 0.0);
+        let ready: InstallReady = read(lines[0], "ready");
+        assert_eq!((ready.kind, ready.mode), (Kind::Ready, Mode::Userspace));
+        let fin: InstallFinal = read(lines[1], "final");
+        assert_eq!((fin.kind, fin.mode), (Kind::Final, Mode::Userspace));
+        let u = fin.userspace.as_ref().expect("user-space figures");
+        assert_eq!(u.xsk_mode, "copy");
+        assert_eq!(fin.counters.tx, 9);
+        assert_eq!(u.tx_packets, 9);
+        assert!(u.run_cnt >= 9, "{u:?}");
+        assert!(u.ns_per_packet.expect("ns_per_packet") > 0.0);
         if program == "dns-cache" {
-            assert_eq!(
-                (
-                    fin["counters"]["hits"].as_u64(),
-                    fin["counters"]["misses"].as_u64()
-                ),
-                (Some(8), Some(1))
-            );
+            assert_eq!((fin.counters.hits, fin.counters.misses), (8, 1));
         }
         assert_eq!(
             attached_name(&bed).as_deref(),
@@ -553,6 +570,7 @@ fn foreground_install_detaches_on_ctrl_c() {
             "--iface",
             "dut0",
             "--foreground",
+            "--json",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -561,8 +579,8 @@ fn foreground_install_detaches_on_ctrl_c() {
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     out.read_line(&mut line).expect("ready line");
-    let ready: Value = serde_json::from_str(&line).expect("ready JSON");
-    assert_eq!(ready["type"], "ready");
+    let ready: InstallReady = read(&line, "ready");
+    assert_eq!((ready.kind, ready.mode), (Kind::Ready, Mode::Native));
     assert_eq!(attached_name(&bed).as_deref(), Some("dut_dns_ping"));
     let answers = ask(
         &bed,
@@ -577,11 +595,12 @@ fn foreground_install_detaches_on_ctrl_c() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     line.clear();
     out.read_line(&mut line).expect("final line");
-    let fin: Value = serde_json::from_str(&line).expect("final JSON");
-    assert_eq!(fin["type"], "final");
-    assert_eq!(fin["counters"]["tx"], 2);
+    let fin: InstallFinal = read(&line, "final");
+    assert_eq!(fin.kind, Kind::Final);
+    assert_eq!(fin.counters.tx, 2);
+    assert!(fin.userspace.is_none());
     assert!(child.wait().expect("wait").success());
-    let id = ready["prog_id"].as_u64().expect("id");
+    let id = u64::from(ready.prog_id.expect("id"));
     assert!(!prog_exists(id));
     assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"));
 }
@@ -601,17 +620,10 @@ fn works_under_ip_netns_exec() {
     ok(&run(&["install", "dns-ping", "--iface", "dut0"]), "install");
     let answers = ask(&bed, &[(".".into(), RecordType::A)], ANSWER);
     assert!(answers[0].is_some());
-    let st: Value =
-        serde_json::from_str(ok(&run(&["status", "--json"]), "status").trim()).expect("json");
-    let rec = &st["interfaces"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .find(|r| r["iface"] == "dut0")
-        .cloned()
-        .expect("dut0");
-    assert_eq!(rec["program"], "dns-ping");
-    assert_eq!(rec["counters"]["tx"], 1);
+    let st = Status::parse(&ok(&run(&["status", "--json"]), "status")).expect("status record");
+    let rec = st.on("dut0").expect("dut0");
+    assert_eq!(rec.program, "dns-ping");
+    assert_eq!(rec.counters.map(|c| c.tx), Some(1));
     ok(&run(&["remove", "--iface", "dut0"]), "remove");
     assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"));
 }

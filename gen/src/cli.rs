@@ -23,7 +23,7 @@ pub enum PatternArg {
     Poisson,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputArg {
     /// Lines for people.
     Text,
@@ -31,6 +31,11 @@ pub enum OutputArg {
     Json,
     /// CSV with a header.
     Csv,
+}
+
+impl records::cli::Format for OutputArg {
+    const DEFAULT: OutputArg = OutputArg::Text;
+    const JSON: OutputArg = OutputArg::Json;
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -89,9 +94,9 @@ pub struct Args {
     /// Reporting interval.
     #[arg(long, value_parser = units::parse_duration, default_value = "1s")]
     pub interval: std::time::Duration,
-    /// Output format (json: one object per line on stdout).
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: OutputArg,
+    /// Output format (json: one object per line on stdout; --json is the same).
+    #[command(flatten)]
+    pub output: records::cli::OutputOpt<OutputArg>,
     /// Do not count replies (no reply counter on the interface).
     #[arg(long)]
     pub no_rx: bool,
@@ -131,7 +136,7 @@ impl Args {
             src_ip: a.src_ip,
             dst_ip: a.dst_ip,
             interval: a.interval,
-            output: match a.output {
+            output: match a.output.format {
                 OutputArg::Text => Output::Text,
                 OutputArg::Json => Output::Json,
                 OutputArg::Csv => Output::Csv,
@@ -205,5 +210,25 @@ mod tests {
         assert_eq!(o2.engine, Engine::Afxdp);
         assert_eq!(o2.output, Output::Text);
         assert!(!o2.no_rx && o2.duration.is_none());
+    }
+
+    #[test]
+    fn json_is_output_json() {
+        let p = |v: &[&str]| {
+            Args::try_parse_from(
+                ["gen", "--iface", "gen0", "--profile", "dns-small"]
+                    .iter()
+                    .chain(v),
+            )
+            .map(|a| a.options().output)
+        };
+        assert_eq!(p(&["--json"]).expect("--json"), Output::Json);
+        assert_eq!(
+            p(&["--output", "json"]).expect("--output json"),
+            Output::Json
+        );
+        assert_eq!(p(&["--output", "csv"]).expect("csv"), Output::Csv);
+        assert_eq!(p(&[]).expect("default"), Output::Text);
+        assert!(p(&["--json", "--output", "csv"]).is_err());
     }
 }

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use testbed::{Testbed, Topology, UpOptions};
 use profiles::wire::udp4;
 use profiles::{Profile, Template, TemplateOptions};
+use testbed::{Testbed, Topology, UpOptions};
 
 const GEN: &str = env!("CARGO_BIN_EXE_gen");
 
@@ -866,18 +866,17 @@ fn remove_dut(bed: &Testbed, program: &str) {
     );
 }
 
-/// The DUT program's own counters (`dut status --json`).
-fn dut_counters(bed: &Testbed) -> serde_json::Value {
+/// The DUT program's own counters (`dut status --json`, read as its record type).
+fn dut_counters(bed: &Testbed) -> records::dut::Counters {
     let out = Command::new(dut_bin())
         .args(["--netns", &bed.dut().netns, "status", "--json"])
         .output()
         .expect("dut status");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dut status json");
-    v["interfaces"]
-        .as_array()
-        .and_then(|a| a.iter().find(|i| i["iface"] == "dut0"))
-        .map(|i| i["counters"].clone())
-        .expect("dut0 in dut status")
+    let st = records::dut::Status::parse(&String::from_utf8_lossy(&out.stdout))
+        .expect("dut status record");
+    st.on("dut0")
+        .and_then(|a| a.counters)
+        .expect("one of dut's programs on dut0 in dut status")
 }
 
 #[test]
@@ -942,10 +941,8 @@ fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
             }
             if let Some(c0) = &c0 {
                 let c1 = dut_counters(&bed);
-                let prog_answers =
-                    c1["answers"].as_u64().unwrap_or(0) - c0["answers"].as_u64().unwrap_or(0);
-                let prog_packets =
-                    c1["packets"].as_u64().unwrap_or(0) - c0["packets"].as_u64().unwrap_or(0);
+                let prog_answers = c1.answers - c0.answers;
+                let prog_packets = c1.packets - c0.packets;
                 assert_eq!(prog_packets, n, "{what}: the DUT program's packet count");
                 assert_eq!(
                     rx, prog_answers,
@@ -1021,7 +1018,7 @@ fn unpaced_xdp_live_against_an_answering_dut_is_confirmed_by_both_ends() {
     );
     // Replies: what the DUT program answered, less what the kernel dropped on the way back.
     let c1 = dut_counters(&bed);
-    let answers = c1["answers"].as_u64().unwrap_or(0) - c0["answers"].as_u64().unwrap_or(0);
+    let answers = c1.answers - c0.answers;
     let rx = fin["rx_packets"].as_u64().expect("rx");
     let lost_back = ethtool_stat(&d, "xdp_tx_errors") + ethtool_stat(&g, "drops");
     assert!(
@@ -1298,7 +1295,7 @@ fn two_queues_against_an_answering_dut_add_up_exactly() {
             fin["tx_check"]
         );
         let c1 = dut_counters(&bed);
-        let answers = c1["answers"].as_u64().unwrap_or(0) - c0["answers"].as_u64().unwrap_or(0);
+        let answers = c1.answers - c0.answers;
         assert_eq!(answers, n, "{engine}: the DUT answered every query");
         assert_eq!(
             fin["rx_rcodes"]["NOERROR"].as_u64(),

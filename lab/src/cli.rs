@@ -17,6 +17,20 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// `lab status --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusOutput {
+    /// A table (every lab) or the lab's description.
+    Text,
+    /// Pretty-printed JSON.
+    Json,
+}
+
+impl records::cli::Format for StatusOutput {
+    const DEFAULT: StatusOutput = StatusOutput::Text;
+    const JSON: StatusOutput = StatusOutput::Json;
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
@@ -38,9 +52,9 @@ pub enum Cmd {
         /// Lab name.
         #[arg(long)]
         name: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        /// `--output json` (`--json`): print JSON.
+        #[command(flatten)]
+        output: records::cli::OutputOpt<StatusOutput>,
     },
     /// Remove a lab: all its namespaces and interfaces (also a half-built one).
     Down {
@@ -113,6 +127,34 @@ fn as_written<T: 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn status_output(argv: &[&str]) -> Result<StatusOutput, clap::Error> {
+        let cli = Cli::try_parse_from(["lab", "status"].iter().chain(argv))?;
+        match cli.command {
+            Cmd::Status { output, .. } => Ok(output.format),
+            other => panic!("not status: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn status_json_is_output_json() {
+        assert_eq!(
+            status_output(&["--json"]).expect("--json"),
+            StatusOutput::Json
+        );
+        assert_eq!(
+            status_output(&["--output", "json"]).expect("--output json"),
+            StatusOutput::Json
+        );
+        assert_eq!(
+            status_output(&["--name", "x", "--json"]).expect("named"),
+            StatusOutput::Json
+        );
+        assert_eq!(status_output(&[]).expect("default"), StatusOutput::Text);
+        assert!(status_output(&["--json", "--output", "text"]).is_err());
+        assert!(status_output(&["--output", "csv"]).is_err());
+    }
 
     #[test]
     fn demo_takes_the_tools_units_and_refuses_what_they_refuse() {

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use serde_json::Value;
 
 use crate::runner::{self, InstallOptions};
 use crate::store::write_atomic;
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
-use crate::tools::{self, num};
+use crate::tools;
+use records::dut::Attached;
 use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab demo`.
@@ -70,8 +70,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let gen_bin = testbed::binaries::locate("gen")?;
     testbed::binaries::locate("dut")?;
     testbed::binaries::locate("tstamp")?;
-    let duration = profiles::units::parse_duration(&opts.duration)
-        .map_err(|e| anyhow!("--duration: {e}"))?;
+    let duration =
+        profiles::units::parse_duration(&opts.duration).map_err(|e| anyhow!("--duration: {e}"))?;
     let rate = profiles::units::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
     profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
     tools::install_ctrlc()?;
@@ -141,9 +141,10 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         gen_out.check()?;
     }
     let status = runner::dut_status(&runner::DutPort::of_lab(&lab))?;
+    let status_line = serde_json::to_string(&status).context("serialise dut's status")?;
     write_atomic(
         &out.join("dut-status.json"),
-        format!("{status}\n").as_bytes(),
+        format!("{status_line}\n").as_bytes(),
     )?;
     let gen_final: GenFinal = gen_out.final_as("gen final")?;
     let tstamp_final: TstampFinal = ts_out.final_as("tstamp final")?;
@@ -187,7 +188,7 @@ fn us(v: Option<u64>) -> String {
 }
 
 /// The text report.
-pub fn render(opts: &DemoOptions, g: &GenFinal, t: &TstampFinal, status: &Value) -> String {
+pub fn render(opts: &DemoOptions, g: &GenFinal, t: &TstampFinal, status: &Attached) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -222,7 +223,9 @@ pub fn render(opts: &DemoOptions, g: &GenFinal, t: &TstampFinal, status: &Value)
     let _ = writeln!(
         s,
         "  DUT       {} packets through dns-cache on dut0",
-        num(status, "counters.packets").map_or_else(|| "?".into(), |x| format!("{}", x as u64))
+        status
+            .counters
+            .map_or_else(|| "?".into(), |c| c.packets.to_string())
     );
     let r = &t.rtt_ns;
     let _ = writeln!(

@@ -861,7 +861,12 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 None => Ok(None),
                 Some(t) => {
                     tenants_only(key, t.span())?;
-                    Ok(Some(cx.int::<u8>(t, key, 1, i64::from(testbed::TENANTS))?))
+                    Ok(Some(cx.int::<u8>(
+                        t,
+                        key,
+                        1,
+                        i64::from(testbed::TENANTS),
+                    )?))
                 }
             }
         };

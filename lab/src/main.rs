@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use lab::cli::{Cli, Cmd};
+use lab::cli::{Cli, Cmd, StatusOutput};
 use lab::experiment::Experiment;
 use testbed::{Testbed, UpOptions};
 
@@ -27,9 +27,9 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("lab up --name {name}: make it persistent"))?;
             println!("{}", bed.status());
         }
-        Cmd::Status { name: None, json } => {
+        Cmd::Status { name: None, output } => {
             let labs = lab::registry::list().context("lab status: list the labs")?;
-            if json {
+            if output.format == StatusOutput::Json {
                 let v = serde_json::json!({ "labs": labs });
                 println!(
                     "{}",
@@ -41,12 +41,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Status {
             name: Some(name),
-            json,
+            output,
         } => {
             let bed =
                 Testbed::attach(&name).with_context(|| format!("lab status --name {name}"))?;
             let status = bed.status();
-            if json {
+            if output.format == StatusOutput::Json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&status).context("serialise status")?

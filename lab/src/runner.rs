@@ -11,7 +11,7 @@
 //! Markdown report are written from everything in `points.csv`.
 //!
 //! Rates at the DUT are taken from its program's counters and BPF run-time
-//! statistics (`dut status --json --window D`) over a window of the run's
+//! statistics (`dut status --output json --window D`) over a window of the run's
 //! duration that starts once traffic is seen at the DUT, so a source's
 //! start-up time does not count against it; gen and trafgen are measured the
 //! same way.
@@ -24,15 +24,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::Value;
 
 use crate::experiment::{At, Experiment, Measure, NdrSpec, Param, Plan, Series, Source, Topo};
 use crate::ledger;
 use crate::store::{self, Point, Store, fmt_num};
+use records::args::DutCmd;
+use records::dut::Attached;
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
-use crate::tools::{self, Child, num};
+use crate::tools::{self, Child};
 use testbed::{Testbed, Topology, UpOptions};
 
 /// Options of `lab run`.
@@ -678,13 +679,19 @@ fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -
 }
 
 /// The DUT program's frame counters in a `dut status` entry: frames seen, and
-/// frames sent back (XDP_TX, or a user-space DUT's answers).
-fn dut_counts(status: &Value) -> ledger::DutCounts {
-    let c = |k: &str| status["counters"][k].as_u64().unwrap_or(0);
-    ledger::DutCounts {
-        packets: c("packets"),
-        tx: c("tx"),
-    }
+/// frames sent back (XDP_TX, or a user-space DUT's answers); an error when the
+/// entry has none (not one of dut's programs).
+fn dut_counts(status: &Attached) -> Result<ledger::DutCounts> {
+    let c = status.counters.with_context(|| {
+        format!(
+            "dut status: {} on {} has no counters (not one of dut's programs)",
+            status.program, status.iface
+        )
+    })?;
+    Ok(ledger::DutCounts {
+        packets: c.packets,
+        tx: c.tx,
+    })
 }
 
 /// A busy neighbour tenant: a flood into a checksum program.
@@ -1171,7 +1178,7 @@ impl<'a> PointRun<'a> {
         let bed = self.bed.as_ref().ok_or_else(|| anyhow!("no lab"))?;
         let snap = ledger::Snapshot::take(&bed.namespaces())?;
         let dut = if self.series.program.is_some() {
-            Some(dut_counts(&dut_status(&self.port)?))
+            Some(dut_counts(&dut_status(&self.port)?)?)
         } else {
             None
         };
@@ -1304,28 +1311,22 @@ impl<'a> PointRun<'a> {
                     .raw
                     .join(format!("trafgen-{}.cfg", slug(&self.series.profile)));
                 write_trafgen_cfg(&self.series.profile, &cfg)?;
+                let t = records::args::Trafgen {
+                    dev: self.gen_port.1.to_owned(),
+                    conf: cfg,
+                    cpus: Some(self.queues),
+                    num: None,
+                    no_sock_mem: true,
+                    notouch_irq: true,
+                };
                 let mut c = Command::new("ip");
-                c.args([
-                    "netns",
-                    "exec",
-                    &self.gen_port.0,
-                    "trafgen",
-                    "--dev",
-                    self.gen_port.1,
-                    "--conf",
-                ]);
-                c.arg(&cfg).args([
-                    "--cpus",
-                    &self.queues.to_string(),
-                    "--no-sock-mem",
-                    "--notouch-irq",
-                ]);
+                c.args(t.netns_exec(&self.gen_port.0));
                 Child::spawn(c)?
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
         // (dut status window, user-space DUT (CPU ns, seconds), machine CPU).
-        type Window = (Value, Option<(f64, f64)>, Option<CpuWindow>);
+        type Window = (Attached, Option<(f64, f64)>, Option<CpuWindow>);
         let window = (|| -> Result<Window> {
             wait_for_traffic(&self.port)?;
             // dut samples counters and BPF run-time statistics (which it
@@ -1356,24 +1357,25 @@ impl<'a> PointRun<'a> {
         )
         .ok();
         let (w, user, cpu) = window?;
-        std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{w}\n")).ok();
+        if let Ok(line) = serde_json::to_string(&w) {
+            std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{line}\n")).ok();
+        }
+        let rates = w.rates.with_context(|| {
+            format!(
+                "dut status --window: no rates for {} (a program without counters)",
+                w.program
+            )
+        })?;
         let mut v = vec![
-            (
-                "drop_pps",
-                num(&w, "rates.drop_pps").context("dut status --window has no rates.drop_pps")?,
-            ),
-            (
-                "processed_pps",
-                num(&w, "rates.packets_pps")
-                    .context("dut status --window has no rates.packets_pps")?,
-            ),
+            ("drop_pps", rates.drop_pps),
+            ("processed_pps", rates.packets_pps),
         ];
         // Kernel part: the XDP program's run time per packet (for a
         // user-space DUT: its redirect program). User-space part: the DUT
         // process's CPU time over the window per packet it processed.
-        let kernel = num(&w, "ns_per_packet");
+        let kernel = w.ns_per_packet;
         let user = user.and_then(|(cpu_ns, secs)| {
-            let pkts = num(&w, "rates.packets_pps")? * secs;
+            let pkts = rates.packets_pps * secs;
             (pkts > 0.0).then(|| cpu_ns / pkts)
         });
         match (kernel, user) {
@@ -1381,9 +1383,7 @@ impl<'a> PointRun<'a> {
             (Some(k), None) => v.push(("ns_per_packet", k)),
             (None, None) => {}
         }
-        if let Some(p) = num(&w, "rates.pass_pps") {
-            v.push(("pass_pps", p));
-        }
+        v.push(("pass_pps", rates.pass_pps));
         // Accounting (tenants lab): what the tenant is charged (its
         // process, and its program when that runs in its own driver) and
         // what the host's kernel spent on its packets: the machine's
@@ -1392,9 +1392,9 @@ impl<'a> PointRun<'a> {
         // account would not see), less the tenant's own program.
         if self.dst_tenant.is_some()
             && let Some(cpu) = cpu
-            && let Some(pps) = num(&w, "rates.packets_pps")
-            && pps > 0.0
+            && rates.packets_pps > 0.0
         {
+            let pps = rates.packets_pps;
             let pkts = pps * cpu.secs;
             // Per packet: the tenant process (already per packet above) and
             // the program's run time.
@@ -1538,7 +1538,9 @@ impl<'a> PointRun<'a> {
                 format!(
                     "{}{}\n",
                     out.stdout(),
-                    nb_status.map(|s| s.to_string()).unwrap_or_default()
+                    nb_status
+                        .and_then(|s| serde_json::to_string(&s).ok())
+                        .unwrap_or_default()
                 ),
             )
             .ok();
@@ -1571,38 +1573,41 @@ impl<'a> PointRun<'a> {
 
     fn update_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {
         let batch = if self.parameter == Param::Batch {
-            fmt_num(self.x)
+            if self.x < 1.0 || self.x.fract() != 0.0 {
+                bail!(
+                    "batch size {} is not a whole number of at least 1",
+                    fmt_num(self.x)
+                );
+            }
+            self.x as usize
         } else {
-            "256".to_owned()
+            256
+        };
+        let b = records::args::Dut {
+            netns: None,
+            json: true,
+            cmd: DutCmd::UpdateBench {
+                profile: self.series.profile.clone(),
+                batch: Some(batch),
+                duration: Some(self.duration),
+            },
         };
         let mut c = Command::new(testbed::binaries::locate("dut")?);
-        c.args([
-            "update-bench",
-            "--profile",
-            &self.series.profile,
-            "--batch",
-            &batch,
-            "--duration",
-        ]);
-        c.arg(format!("{}ms", self.duration.as_millis()))
-            .arg("--json");
+        c.args(b.argv());
         let out = tools::run(c)?;
         std::fs::write(self.rep_file(rep, "dut-update-bench"), out.stdout()).ok();
         out.check()?;
         let mut v = Vec::new();
-        for r in out.records() {
-            let ups = num(&r, "updates_per_s");
-            match (r["method"].as_str(), ups) {
-                (Some("batch"), Some(u)) => v.push(("updates_batch_per_s", u)),
-                (Some("single"), Some(u)) => v.push(("updates_single_per_s", u)),
-                _ => {}
-            }
+        for r in
+            out.all_of::<records::dut::UpdateBench>(records::Kind::Final, "dut update-bench")?
+        {
+            v.push(match r.method {
+                records::dut::Method::Batch => ("updates_batch_per_s", r.updates_per_s),
+                records::dut::Method::Single => ("updates_single_per_s", r.updates_per_s),
+            });
         }
         if !v.iter().any(|(m, _)| *m == "updates_batch_per_s") {
-            bail!(
-                "`{}` printed no record with method \"batch\" and updates_per_s",
-                out.command
-            );
+            bail!("`{}` printed no record with method \"batch\"", out.command);
         }
         Ok(v)
     }
@@ -1639,11 +1644,12 @@ struct CpuWindow {
 
 /// Waits until the program on `port` counts packets (up to 60 s).
 fn wait_for_traffic(port: &DutPort) -> Result<()> {
-    let p0 = num(&dut_status(port)?, "counters.packets").unwrap_or(0.0);
+    let packets = |a: Attached| a.counters.map_or(0, |c| c.packets);
+    let p0 = packets(dut_status(port)?);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         sleep_checked(Duration::from_millis(100))?;
-        if num(&dut_status(port)?, "counters.packets").unwrap_or(0.0) > p0 {
+        if packets(dut_status(port)?) > p0 {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -1670,33 +1676,32 @@ pub struct InstallOptions<'a> {
 /// `dut --netns NETNS install ... --iface IFACE`. For `userspace`, the DUT
 /// runs in the foreground: the returned child must live while measuring.
 pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Option<Child>> {
+    let mode: records::dut::Mode = o
+        .mode
+        .parse()
+        .map_err(|e: String| anyhow!("dut install: {e}"))?;
+    let userspace = mode == records::dut::Mode::Userspace;
+    let b = records::args::Dut {
+        netns: Some(port.netns.clone()),
+        json: true,
+        cmd: DutCmd::Install(records::args::DutInstall {
+            program: o.program.to_owned(),
+            iface: port.iface.clone(),
+            mode: Some(mode),
+            checksums: o.checksums.map(u64::from),
+            profile: o.profile.map(str::to_owned),
+            only_dst: o.only_dst.map(str::to_owned),
+            // The user-space DUT runs in the foreground, for as long as we measure.
+            foreground: userspace,
+            force: false,
+            // Process-scoped on behalf of this lab process: if lab is killed, what it
+            // installed is an orphan the next run takes over, not a persistent install.
+            owner_pid: (!userspace).then(std::process::id),
+        }),
+    };
     let mut c = Command::new(testbed::binaries::locate("dut")?);
-    c.args([
-        "--netns",
-        &port.netns,
-        "install",
-        o.program,
-        "--iface",
-        &port.iface,
-        "--mode",
-        o.mode,
-    ]);
-    if let Some(p) = o.profile {
-        c.args(["--profile", p]);
-    }
-    if let Some(n) = o.checksums {
-        c.args(["--checksums", &n.to_string()]);
-    }
-    if let Some(d) = o.only_dst {
-        c.args(["--only-dst", d]);
-    }
-    if o.mode != "userspace" {
-        // Process-scoped on behalf of this lab process: if lab is killed, what it
-        // installed is an orphan the next run takes over, not a persistent install.
-        c.args(["--owner-pid", &std::process::id().to_string()]);
-    }
-    if o.mode == "userspace" {
-        c.arg("--foreground");
+    c.args(b.argv());
+    if userspace {
         let mut child = Child::spawn(c)?;
         // Ready once dut status shows the program on dut0.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -1710,7 +1715,9 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
                     out.stderr.trim()
                 );
             }
-            if dut_status(port).is_ok() {
+            // The user-space point's counters show once it has written its first
+            // state (the redirect program alone has none).
+            if dut_status(port).is_ok_and(|a| a.counters.is_some()) {
                 return Ok(Some(child));
             }
             if Instant::now() > deadline {
@@ -1732,42 +1739,34 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
     Ok(None)
 }
 
-/// The port's entry of `dut --netns NETNS status --iface IFACE --json`.
-pub fn dut_status(port: &DutPort) -> Result<Value> {
+/// The port's entry of `dut --netns NETNS --output json status --iface IFACE`.
+pub fn dut_status(port: &DutPort) -> Result<Attached> {
     status_cmd(port, None)
 }
 
-/// The port's entry of `dut status --json --window D`: rates and
-/// ns_per_packet over the window.
-pub fn dut_status_window(port: &DutPort, window: Duration) -> Result<Value> {
+/// The port's entry of `dut status --window D`: rates and ns_per_packet
+/// over the window.
+pub fn dut_status_window(port: &DutPort, window: Duration) -> Result<Attached> {
     status_cmd(port, Some(window))
 }
 
-fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Value> {
+fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Attached> {
+    let b = records::args::Dut {
+        netns: Some(port.netns.clone()),
+        json: true,
+        cmd: DutCmd::Status {
+            iface: Some(port.iface.clone()),
+            window,
+        },
+    };
     let mut c = Command::new(testbed::binaries::locate("dut")?);
-    c.args([
-        "--netns",
-        &port.netns,
-        "status",
-        "--iface",
-        &port.iface,
-        "--json",
-    ]);
-    if let Some(w) = window {
-        c.args(["--window", &format!("{}ms", w.as_millis())]);
-    }
+    c.args(b.argv());
     let out = tools::run(c)?;
     out.check()?;
-    let text = out.lines.join("\n");
-    let v: Value = serde_json::from_str(&text)
-        .with_context(|| format!("`{}` printed no JSON object", out.command))?;
-    v["interfaces"]
-        .as_array()
-        .and_then(|a| {
-            a.iter()
-                .find(|i| i["iface"] == port.iface.as_str())
-                .cloned()
-        })
+    let st = records::dut::Status::parse(&out.lines.join("\n"))
+        .with_context(|| format!("reading the output of `{}`", out.command))?;
+    st.on(&port.iface)
+        .cloned()
         .ok_or_else(|| anyhow!("`{}`: no program on {port}", out.command))
 }
 

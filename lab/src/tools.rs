@@ -138,6 +138,31 @@ impl Output {
         records::typed(self.final_record()?, what)
             .with_context(|| format!("reading the final record of `{}`", self.command))
     }
+    /// Every record of kind `kind` as its type `T` (`what` names it in
+    /// errors): schema version, field names and types checked; a JSON line
+    /// that is not a record is an error too.
+    pub fn all_of<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: records::Kind,
+        what: &'static str,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for line in self
+            .lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with('{'))
+        {
+            let (k, v) = records::kind_of(line)
+                .with_context(|| format!("reading the output of `{}`", self.command))?;
+            if k == kind {
+                out.push(
+                    records::from_value(v, what)
+                        .with_context(|| format!("reading the output of `{}`", self.command))?,
+                );
+            }
+        }
+        Ok(out)
+    }
     /// stdout as one string.
     pub fn stdout(&self) -> String {
         let mut s = self.lines.join("\n");
@@ -455,15 +480,6 @@ fn spawn_with_death_signal(cmd: &mut Command) -> std::io::Result<std::process::C
     cmd.spawn()
 }
 
-/// A JSON number at `path` (`a.b.c`) as f64.
-pub fn num(v: &Value, path: &str) -> Option<f64> {
-    let mut cur = v;
-    for k in path.split('.') {
-        cur = cur.get(k)?;
-    }
-    cur.as_f64()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -507,10 +523,42 @@ mod tests {
         assert_eq!(ready["type"], "ready");
         let out = child.wait().unwrap();
         let fin = out.final_record().unwrap();
-        assert_eq!(num(&fin, "x.y"), Some(3.0));
+        assert_eq!(fin["x"]["y"], 3);
         assert_eq!(out.lines.len(), 2);
         assert!(out.stderr.contains("oops"));
         out.check().unwrap();
+    }
+
+    #[test]
+    fn records_are_read_as_their_types_and_a_stray_field_is_an_error() {
+        let v = records::SCHEMA_VERSION;
+        let rec = |batch: &str| {
+            format!(
+                r#"{{"type":"final","schema_version":{v},"profile":"dns-small","entries":10,"method":"{batch}","batch":null,"updates":5,"seconds":1.0,"updates_per_s":5.0}}"#
+            )
+        };
+        let out = Output {
+            command: "dut update-bench".into(),
+            status: Some(0),
+            lines: vec![rec("single"), "single   10 entries".into(), rec("batch")],
+            stderr: String::new(),
+        };
+        let all: Vec<records::dut::UpdateBench> = out
+            .all_of(records::Kind::Final, "dut update-bench")
+            .unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].method, records::dut::Method::Batch);
+        let mut bad = out.clone();
+        bad.lines[2] = rec("batch").replace(r#""updates":5"#, r#""updates":5,"extra":1"#);
+        let e = bad
+            .all_of::<records::dut::UpdateBench>(records::Kind::Final, "dut update-bench")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("extra"), "{e:#}");
+        bad.lines[2] = rec("bulk");
+        assert!(
+            bad.all_of::<records::dut::UpdateBench>(records::Kind::Final, "dut update-bench")
+                .is_err()
+        );
     }
 
     #[test]

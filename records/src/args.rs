@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use profiles::units::{Rate, format_mac};
 
+use crate::dut::Mode as DutMode;
 use crate::generator::Engine;
 
 /// An argument vector being built: flags with and without values.
@@ -145,14 +146,321 @@ impl Tstamp {
     }
 }
 
+/// `dut install`'s arguments.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DutInstall {
+    /// The program (`drop`, `checksum`, `dns-ping`, `dns-cache`).
+    pub program: String,
+    /// `--iface`.
+    pub iface: String,
+    /// `--mode` (dut's default, native, when `None`).
+    pub mode: Option<DutMode>,
+    /// `--checksums`.
+    pub checksums: Option<u64>,
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--only-dst` (`a.b.c.d/len`).
+    pub only_dst: Option<String>,
+    /// `--foreground`.
+    pub foreground: bool,
+    /// `--force`.
+    pub force: bool,
+    /// `--owner-pid`.
+    pub owner_pid: Option<u32>,
+}
+
+/// A `dut` subcommand and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DutCmd {
+    /// `dut install`.
+    Install(DutInstall),
+    /// `dut status [--iface IF] [--window D]`.
+    Status {
+        /// `--iface` (every interface when `None`).
+        iface: Option<String>,
+        /// `--window`.
+        window: Option<Duration>,
+    },
+    /// `dut remove --iface IF`.
+    Remove {
+        /// `--iface`.
+        iface: String,
+    },
+    /// `dut update-bench --profile P [--batch N] [--duration D]`.
+    UpdateBench {
+        /// `--profile`.
+        profile: String,
+        /// `--batch`.
+        batch: Option<usize>,
+        /// `--duration`.
+        duration: Option<Duration>,
+    },
+}
+
+/// `dut`'s command line: the global options, then the subcommand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dut {
+    /// `--netns`.
+    pub netns: Option<String>,
+    /// `--output json` (text otherwise).
+    pub json: bool,
+    /// The subcommand.
+    pub cmd: DutCmd,
+}
+
+impl Dut {
+    /// The arguments (without the program name).
+    pub fn argv(&self) -> Vec<String> {
+        let mut a = Argv::default();
+        a.opt("--netns", self.netns.as_ref());
+        a.opt("--output", self.json.then_some("json"));
+        match &self.cmd {
+            DutCmd::Install(i) => {
+                a.0.push("install".into());
+                a.0.push(i.program.clone());
+                a.kv("--iface", &i.iface);
+                a.opt("--mode", i.mode.map(DutMode::as_str));
+                a.opt("--checksums", i.checksums);
+                a.opt("--profile", i.profile.as_ref());
+                a.opt("--only-dst", i.only_dst.as_ref());
+                a.opt("--owner-pid", i.owner_pid);
+                a.flag("--foreground", i.foreground);
+                a.flag("--force", i.force);
+            }
+            DutCmd::Status { iface, window } => {
+                a.0.push("status".into());
+                a.opt("--iface", iface.as_ref());
+                a.opt("--window", window.map(duration_arg));
+            }
+            DutCmd::Remove { iface } => {
+                a.0.push("remove".into());
+                a.kv("--iface", iface);
+            }
+            DutCmd::UpdateBench {
+                profile,
+                batch,
+                duration,
+            } => {
+                a.0.push("update-bench".into());
+                a.kv("--profile", profile);
+                a.opt("--batch", *batch);
+                a.opt("--duration", duration.map(duration_arg));
+            }
+        }
+        a.0
+    }
+}
+
+/// sink's capture back end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SinkBackend {
+    /// AF_PACKET TPACKET_V3.
+    #[default]
+    AfPacket,
+    /// AF_XDP.
+    AfXdp,
+}
+
+impl SinkBackend {
+    /// Name as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkBackend::AfPacket => "af-packet",
+            SinkBackend::AfXdp => "af-xdp",
+        }
+    }
+}
+
+/// `sink`'s command line.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sink {
+    /// `--netns`.
+    pub netns: Option<String>,
+    /// `--iface`.
+    pub iface: String,
+    /// `--backend` (sink's default when `None`).
+    pub backend: Option<SinkBackend>,
+    /// `--duration` (until Ctrl-C when `None`).
+    pub duration: Option<Duration>,
+    /// `--interval`.
+    pub interval: Option<Duration>,
+    /// `--write FILE.pcapng`.
+    pub write: Option<PathBuf>,
+    /// `--ring-blocks`.
+    pub ring_blocks: Option<u32>,
+    /// `--force`.
+    pub force: bool,
+    /// `--no-promisc`.
+    pub no_promisc: bool,
+    /// `--output json` (text otherwise).
+    pub json: bool,
+}
+
+impl Sink {
+    /// The arguments (without the program name).
+    pub fn argv(&self) -> Vec<String> {
+        let mut a = Argv::default();
+        a.opt("--netns", self.netns.as_ref());
+        a.kv("--iface", &self.iface);
+        a.opt("--backend", self.backend.map(SinkBackend::as_str));
+        a.opt("--duration", self.duration.map(duration_arg));
+        a.opt("--interval", self.interval.map(duration_arg));
+        a.opt("--write", self.write.as_ref().map(|p| p.display()));
+        a.opt("--ring-blocks", self.ring_blocks);
+        a.opt("--output", self.json.then_some("json"));
+        a.flag("--force", self.force);
+        a.flag("--no-promisc", self.no_promisc);
+        a.0
+    }
+}
+
+/// netsniff-ng's `trafgen` (a peer, not ours): the flags `trafgen --help`
+/// documents (netsniff-ng 0.6). It has no namespace option: run it under
+/// `ip netns exec NS trafgen ...` ([`Trafgen::netns_exec`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Trafgen {
+    /// `--dev`: the interface.
+    pub dev: String,
+    /// `--conf`: the packet configuration file.
+    pub conf: PathBuf,
+    /// `--cpus`: number of sending processes.
+    pub cpus: Option<u32>,
+    /// `--num`: packets until exit (until Ctrl-C when `None`).
+    pub num: Option<u64>,
+    /// `--no-sock-mem`: leave the core socket memory settings alone.
+    pub no_sock_mem: bool,
+    /// `--notouch-irq`: leave the NIC's IRQ affinity alone.
+    pub notouch_irq: bool,
+}
+
+impl Trafgen {
+    /// The arguments (without the program name).
+    pub fn argv(&self) -> Vec<String> {
+        let mut a = Argv::default();
+        a.kv("--dev", &self.dev);
+        a.kv("--conf", self.conf.display());
+        a.opt("--cpus", self.cpus);
+        a.opt("--num", self.num);
+        a.flag("--no-sock-mem", self.no_sock_mem);
+        a.flag("--notouch-irq", self.notouch_irq);
+        a.0
+    }
+
+    /// `ip`'s arguments to run trafgen in network namespace `netns`:
+    /// `netns exec NETNS trafgen ARGS`.
+    pub fn netns_exec(&self, netns: &str) -> Vec<String> {
+        let mut v = vec![
+            "netns".into(),
+            "exec".into(),
+            netns.into(),
+            "trafgen".into(),
+        ];
+        v.extend(self.argv());
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn durations_print_back_exactly() {
-        for d in [Duration::from_millis(2500), Duration::from_nanos(1), Duration::from_secs(30)] {
+        for d in [
+            Duration::from_millis(2500),
+            Duration::from_nanos(1),
+            Duration::from_secs(30),
+        ] {
             assert_eq!(profiles::units::parse_duration(&duration_arg(d)), Ok(d));
         }
+    }
+
+    /// The long options `trafgen --help` lists (netsniff-ng 0.6.8) that the
+    /// builder uses, each with whether it takes a value.
+    const TRAFGEN_DOCUMENTED: [(&str, bool); 6] = [
+        ("--dev", true),
+        ("--conf", true),
+        ("--cpus", true),
+        ("--num", true),
+        ("--no-sock-mem", false),
+        ("--notouch-irq", false),
+    ];
+
+    #[test]
+    fn trafgens_argv_is_what_trafgen_documents() {
+        let t = Trafgen {
+            dev: "gen0".into(),
+            conf: PathBuf::from("/tmp/t.cfg"),
+            cpus: Some(2),
+            num: Some(1000),
+            no_sock_mem: true,
+            notouch_irq: true,
+        };
+        let argv = t.argv();
+        assert_eq!(
+            argv,
+            [
+                "--dev",
+                "gen0",
+                "--conf",
+                "/tmp/t.cfg",
+                "--cpus",
+                "2",
+                "--num",
+                "1000",
+                "--no-sock-mem",
+                "--notouch-irq"
+            ]
+        );
+        // Every flag is a documented one, with a value exactly when it takes one.
+        let mut i = 0;
+        while i < argv.len() {
+            let (_, takes) = TRAFGEN_DOCUMENTED
+                .iter()
+                .find(|(f, _)| *f == argv[i])
+                .unwrap_or_else(|| panic!("{} is not a documented trafgen option", argv[i]));
+            i += if *takes { 2 } else { 1 };
+        }
+        let min = Trafgen {
+            dev: "gen0".into(),
+            conf: PathBuf::from("c.cfg"),
+            ..Trafgen::default()
+        };
+        assert_eq!(min.argv(), ["--dev", "gen0", "--conf", "c.cfg"]);
+        assert_eq!(
+            min.netns_exec("lab-gen")[..4],
+            ["netns", "exec", "lab-gen", "trafgen"]
+        );
+        // Where trafgen is installed, its own help lists every one of them.
+        if let Ok(out) = std::process::Command::new("trafgen").arg("--help").output() {
+            let help = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for (flag, _) in TRAFGEN_DOCUMENTED {
+                assert!(
+                    help.contains(flag),
+                    "trafgen --help does not list {flag}:\n{help}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dut_global_options_go_before_the_subcommand() {
+        let d = Dut {
+            netns: Some("lab-dut".into()),
+            json: true,
+            cmd: DutCmd::Remove {
+                iface: "dut0".into(),
+            },
+        };
+        assert_eq!(
+            d.argv(),
+            [
+                "--netns", "lab-dut", "--output", "json", "remove", "--iface", "dut0"
+            ]
+        );
     }
 }

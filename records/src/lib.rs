@@ -4,14 +4,22 @@
 //! field that is missing, renamed or unknown, or a record written by a tool of
 //! another schema version, is an error naming the record, never a silent default.
 //!
+//! Records by tool: [`generator`], [`tstamp`], [`sink`], [`dut`] (`dut status`, one
+//! object; `update-bench`; `install --foreground`).
+//!
 //! [`args`] holds the argument builders: `lab` assembles each tool's command line
 //! through them, and each tool's tests round-trip them through its own clap parser.
+//! [`cli`] holds the one output option every tool takes (`--output FORMAT`, `--json`
+//! as its alias).
 //!
 //! Invariant: [`SCHEMA_VERSION`] changes whenever a record's fields change, and
 //! every record carries it.
 
 pub mod args;
+pub mod cli;
+pub mod dut;
 pub mod generator;
+pub mod sink;
 pub mod tstamp;
 
 use serde::de::DeserializeOwned;
@@ -39,7 +47,9 @@ pub enum RecordError {
     #[error("not a JSON record: {0}")]
     NotJson(String),
     /// Written by a tool of another schema version.
-    #[error("record written with schema_version {found}, this build reads {SCHEMA_VERSION}: use tools and lab from the same build")]
+    #[error(
+        "record written with schema_version {found}, this build reads {SCHEMA_VERSION}: use tools and lab from the same build"
+    )]
     Version {
         /// What the record says.
         found: u64,
@@ -73,7 +83,10 @@ pub fn kind_of(line: &str) -> Result<(Kind, serde_json::Value), RecordError> {
 }
 
 /// Checks `v`'s schema version, then reads it as record type `T`.
-pub fn typed<T: DeserializeOwned>(v: serde_json::Value, what: &'static str) -> Result<T, RecordError> {
+pub fn typed<T: DeserializeOwned>(
+    v: serde_json::Value,
+    what: &'static str,
+) -> Result<T, RecordError> {
     match v.get("schema_version").and_then(serde_json::Value::as_u64) {
         Some(n) if n == u64::from(SCHEMA_VERSION) => from_value(v, what),
         Some(n) => Err(RecordError::Version { found: n }),
@@ -123,7 +136,10 @@ mod tests {
             kind_of(r#"{"type":"final"}"#),
             Err(RecordError::Version { found: 0 })
         ));
-        assert!(matches!(kind_of(r#"{"type":"done","schema_version":1}"#), Err(RecordError::NotJson(_))));
+        assert!(matches!(
+            kind_of(r#"{"type":"done","schema_version":1}"#),
+            Err(RecordError::NotJson(_))
+        ));
         assert!(matches!(kind_of("rate: 5"), Err(RecordError::NotJson(_))));
     }
 
@@ -135,11 +151,15 @@ mod tests {
         assert_eq!(r.clock, "sw");
         let mut extra = v.clone();
         extra["clok"] = serde_json::json!("hw");
-        let e = typed::<tstamp::Ready>(extra, "tstamp ready").expect_err("unknown field").to_string();
+        let e = typed::<tstamp::Ready>(extra, "tstamp ready")
+            .expect_err("unknown field")
+            .to_string();
         assert!(e.contains("tstamp ready") && e.contains("clok"), "{e}");
         let mut missing = v;
         missing.as_object_mut().expect("object").remove("backend");
-        let e = typed::<tstamp::Ready>(missing, "tstamp ready").expect_err("missing").to_string();
+        let e = typed::<tstamp::Ready>(missing, "tstamp ready")
+            .expect_err("missing")
+            .to_string();
         assert!(e.contains("backend"), "{e}");
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use serde_json::json;
+use records::Kind;
+use records::cli::OutputOpt;
+use records::sink::{Final, Flow, Interval, Ready, Timestamps};
 
 use crate::capture::{self, Backend, CaptureOptions, ClockMode, Drops, TsKind};
 use crate::counters::Counters;
@@ -17,11 +19,20 @@ use profiles::units::parse_duration;
 use xdplayer::atomic_file::AtomicFile;
 use xdplayer::clock::realtime_ns;
 
+/// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputArg {
+    /// Lines for people.
     Text,
+    /// One JSON record per line (`records::sink`).
     Json,
+    /// CSV with a header, one row per interval.
     Csv,
+}
+
+impl records::cli::Format for OutputArg {
+    const DEFAULT: OutputArg = OutputArg::Text;
+    const JSON: OutputArg = OutputArg::Json;
 }
 
 /// Count what arrives at a port: rates, flows, probe loss and latency; write pcapng.
@@ -44,8 +55,8 @@ pub struct Args {
     /// Write every frame to this pcapng file (nanosecond timestamps).
     #[arg(long)]
     pub write: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: OutputArg,
+    #[command(flatten)]
+    pub output: OutputOpt<OutputArg>,
     /// af-packet: TPACKET_V3 ring size in 1 MiB blocks (at least 2).
     #[arg(long, default_value_t = 64)]
     pub ring_blocks: u32,
@@ -65,12 +76,22 @@ fn out(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-fn drops_json(d: &Drops) -> serde_json::Value {
-    json!({"kernel": d.kernel, "ring": d.ring, "freezes": d.freezes})
+fn drops(d: &Drops) -> records::sink::Drops {
+    records::sink::Drops {
+        kernel: d.kernel,
+        ring: d.ring,
+        freezes: d.freezes,
+    }
 }
 
-/// Runs `sink`; returns the final JSON record (also printed).
-pub fn run(args: &Args) -> Result<serde_json::Value> {
+/// A record as one JSON line.
+fn json_line<T: serde::Serialize>(r: &T) -> String {
+    // These records are plain structs of numbers and strings: serialising cannot fail.
+    serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// Runs `sink`; returns the final record (also printed).
+pub fn run(args: &Args) -> Result<Final> {
     if let Some(ns) = &args.netns {
         xdplayer::netns::enter(ns)?;
     }
@@ -108,10 +129,24 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
     let mut c = Counters::new();
     let mut kinds = [0u64; 3];
     let stdout = std::io::stdout();
-    match args.output {
-        OutputArg::Json => out(&json!({"schema_version": records::SCHEMA_VERSION, "type":"ready","iface":args.iface,"backend":cap.backend(),"clock":clock.as_str()}).to_string()),
-        OutputArg::Csv => out("t,packets,bytes,pps,mbps,mbps_wire,drops_kernel,drops_ring,probe_received,probe_lost"),
-        OutputArg::Text => eprintln!("sink: capturing on {} ({}, {} clock); Ctrl-C to stop", args.iface, cap.backend(), clock.as_str()),
+    let output = args.output.format;
+    match output {
+        OutputArg::Json => out(&json_line(&Ready {
+            kind: Kind::Ready,
+            schema_version: records::SCHEMA_VERSION,
+            iface: args.iface.clone(),
+            backend: cap.backend().to_owned(),
+            clock: clock.as_str().to_owned(),
+        })),
+        OutputArg::Csv => out(
+            "t,packets,bytes,pps,mbps,mbps_wire,drops_kernel,drops_ring,probe_received,probe_lost",
+        ),
+        OutputArg::Text => eprintln!(
+            "sink: capturing on {} ({}, {} clock); Ctrl-C to stop",
+            args.iface,
+            cap.backend(),
+            clock.as_str()
+        ),
     }
     let t0 = Instant::now();
     let mut next = args.interval;
@@ -131,12 +166,23 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
             let t = el.as_secs_f64();
             if !done {
                 let mut o = stdout.lock();
-                let _ = match args.output {
+                let _ = match output {
                     OutputArg::Json => writeln!(
                         o,
                         "{}",
-                        json!({"schema_version": records::SCHEMA_VERSION, "type":"interval","t":t,"packets":c.packets,"bytes":c.bytes,"pps":pps,"mbps":mbps,"mbps_wire":mbps_wire,
-                            "drops":drops_json(&d),"probe_received":pr.received,"probe_lost":pr.lost})
+                        json_line(&Interval {
+                            kind: Kind::Interval,
+                            schema_version: records::SCHEMA_VERSION,
+                            t,
+                            packets: c.packets,
+                            bytes: c.bytes,
+                            pps,
+                            mbps,
+                            mbps_wire,
+                            drops: drops(&d),
+                            probe_received: pr.received,
+                            probe_lost: pr.lost,
+                        })
                     ),
                     OutputArg::Csv => writeln!(
                         o,
@@ -194,25 +240,44 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
         write_err = Some(e);
     }
     let pr = c.probe();
-    let top: Vec<_> = c
+    let top_flows = c
         .top_flows(10)
         .into_iter()
-        .map(|(k, v)| {
-            json!({"src": std::net::Ipv4Addr::from(k.src).to_string(), "dst": std::net::Ipv4Addr::from(k.dst).to_string(),
-                "sport": k.sport, "dport": k.dport, "packets": v.packets, "bytes": v.bytes})
+        .map(|(k, v)| Flow {
+            src: k.src.into(),
+            dst: k.dst.into(),
+            sport: k.sport,
+            dport: k.dport,
+            packets: v.packets,
+            bytes: v.bytes,
         })
         .collect();
-    let fin = json!({
-        "schema_version": records::SCHEMA_VERSION, "type": "final", "iface": args.iface, "backend": args.backend.as_str(), "clock": clock.as_str(),
-        "duration_s": el, "packets": c.packets, "bytes": c.bytes,
-        "pps": c.packets as f64 / el, "mbps": c.bytes as f64 * 8.0 / el / 1e6,
-        "mbps_wire": (c.bytes + 24 * c.packets) as f64 * 8.0 / el / 1e6,
-        "drops": drops_json(&d), "flows": c.flows.len(), "flows_overflow": c.flows_overflow,
-        "non_ipv4_udp": c.non_ipv4_udp, "top_flows": top,
-        "timestamps": {"hw": kinds[0], "sw": kinds[1], "copy": kinds[2]},
-        "probe": pr, "written": written,
-        "start_realtime_ns": realtime_ns().saturating_sub((el * 1e9) as u64),
-    });
+    let fin = Final {
+        kind: Kind::Final,
+        schema_version: records::SCHEMA_VERSION,
+        iface: args.iface.clone(),
+        backend: args.backend.as_str().to_owned(),
+        clock: clock.as_str().to_owned(),
+        duration_s: el,
+        packets: c.packets,
+        bytes: c.bytes,
+        pps: c.packets as f64 / el,
+        mbps: c.bytes as f64 * 8.0 / el / 1e6,
+        mbps_wire: (c.bytes + 24 * c.packets) as f64 * 8.0 / el / 1e6,
+        drops: drops(&d),
+        flows: c.flows.len(),
+        flows_overflow: c.flows_overflow,
+        non_ipv4_udp: c.non_ipv4_udp,
+        top_flows,
+        timestamps: Timestamps {
+            hw: kinds[0],
+            sw: kinds[1],
+            copy: kinds[2],
+        },
+        probe: pr,
+        written,
+        start_realtime_ns: realtime_ns().saturating_sub((el * 1e9) as u64),
+    };
     let fin_ok = match (write_err, out_file) {
         (Some(e), _) => Err(anyhow::anyhow!(
             "writing {}: {e}",
@@ -226,8 +291,8 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
         }),
         (None, None) => Ok(()),
     };
-    match args.output {
-        OutputArg::Json => out(&fin.to_string()),
+    match output {
+        OutputArg::Json => out(&json_line(&fin)),
         OutputArg::Csv => {}
         OutputArg::Text => {
             out(&format!(
@@ -280,4 +345,72 @@ pub fn run(args: &Args) -> Result<serde_json::Value> {
 fn fmt_us(v: Option<u64>) -> String {
     v.map(|v| format!("{:.1}", v as f64 / 1e3))
         .unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use records::args::{Sink, SinkBackend};
+
+    fn parse(argv: &[String]) -> Args {
+        Args::try_parse_from(std::iter::once("sink".to_owned()).chain(argv.iter().cloned()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+    }
+
+    #[test]
+    fn the_builder_round_trips_through_sinks_own_parser() {
+        let b = Sink {
+            netns: Some("lab-mon".into()),
+            iface: "mon0".into(),
+            backend: Some(SinkBackend::AfXdp),
+            duration: Some(Duration::from_millis(2500)),
+            interval: Some(Duration::from_millis(100)),
+            write: Some(PathBuf::from("/tmp/x.pcapng")),
+            ring_blocks: Some(8),
+            force: true,
+            no_promisc: true,
+            json: true,
+        };
+        let a = parse(&b.argv());
+        assert_eq!(a.netns, b.netns);
+        assert_eq!(a.iface, b.iface);
+        assert_eq!(a.backend, Backend::AfXdp);
+        assert_eq!(a.duration, b.duration);
+        assert_eq!(Some(a.interval), b.interval);
+        assert_eq!(a.write, b.write);
+        assert_eq!(a.ring_blocks, 8);
+        assert!(a.force && a.no_promisc);
+        assert_eq!(a.output.format, OutputArg::Json);
+        // Defaults stay sink's.
+        let a = parse(
+            &Sink {
+                iface: "eth1".into(),
+                ..Sink::default()
+            }
+            .argv(),
+        );
+        assert_eq!(
+            (a.backend, a.interval, a.ring_blocks),
+            (Backend::AfPacket, Duration::from_secs(1), 64)
+        );
+        assert!(a.duration.is_none() && a.write.is_none() && !a.force && !a.no_promisc);
+        assert_eq!(a.output.format, OutputArg::Text);
+        assert_eq!(SinkBackend::AfPacket.as_str(), Backend::AfPacket.as_str());
+    }
+
+    #[test]
+    fn json_is_output_json() {
+        let p = |v: &[&str]| {
+            Args::try_parse_from(["sink", "--iface", "mon0"].iter().chain(v))
+                .map(|a| a.output.format)
+        };
+        assert_eq!(p(&["--json"]).expect("--json"), OutputArg::Json);
+        assert_eq!(
+            p(&["--output", "json"]).expect("--output json"),
+            OutputArg::Json
+        );
+        assert_eq!(p(&["--output", "csv"]).expect("csv"), OutputArg::Csv);
+        assert_eq!(p(&[]).expect("default"), OutputArg::Text);
+        assert!(p(&["--json", "--output", "csv"]).is_err());
+    }
 }

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
 use profiles::wire::{probe, udp4};
-use serde::Serialize;
 
 /// Duplicate-detection window per stream (counters).
 pub const WINDOW: u64 = 1 << 16;
@@ -96,26 +95,11 @@ impl Stream {
     }
 }
 
+/// One-way probe latency, ns.
+pub use records::sink::Latency;
 /// Probe summary (`probe` in JSON).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProbeSummary {
-    pub received: u64,
-    pub streams: u64,
-    pub lost: u64,
-    pub reordered: u64,
-    pub duplicates: u64,
-    pub latency_ns: Latency,
-}
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Latency {
-    pub count: u64,
-    pub min: Option<u64>,
-    pub mean: Option<f64>,
-    pub p50: Option<u64>,
-    pub p99: Option<u64>,
-    pub max: Option<u64>,
-}
+/// Probe loss, order and latency: the `probe` object of sink's final record.
+pub use records::sink::Probe as ProbeSummary;
 
 /// All of sink's counters.
 pub struct Counters {

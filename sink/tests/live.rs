@@ -8,8 +8,10 @@ use std::net::UdpSocket;
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use testbed::{Testbed, UpOptions, unique_name};
 use profiles::wire::probe;
+use records::Kind;
+use records::sink::{Final, Interval};
+use testbed::{Testbed, UpOptions, unique_name};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sink")
@@ -24,10 +26,7 @@ const CATCH_UP: Duration = Duration::from_secs(60);
 /// on SIGINT and does not drain its ring then, so the test waits until sink has seen
 /// everything instead of sleeping a fixed time). Panics with the last record after
 /// `CATCH_UP`.
-fn wait_for_interval(
-    lines: &mut Lines<BufReader<ChildStdout>>,
-    done: impl Fn(&serde_json::Value) -> bool,
-) {
+fn wait_for_interval(lines: &mut Lines<BufReader<ChildStdout>>, done: impl Fn(&Interval) -> bool) {
     let deadline = Instant::now() + CATCH_UP;
     let mut last = String::new();
     while Instant::now() < deadline {
@@ -35,13 +34,25 @@ fn wait_for_interval(
             .next()
             .unwrap_or_else(|| panic!("sink ended early; last line: {last}"))
             .expect("utf8");
-        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
-        if v["type"] == "interval" && done(&v) {
-            return;
+        let (kind, v) = records::kind_of(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if kind == Kind::Interval {
+            let i: Interval =
+                records::from_value(v, "sink interval").unwrap_or_else(|e| panic!("{e}: {line}"));
+            if done(&i) {
+                return;
+            }
         }
         last = line;
     }
     panic!("sink did not catch up within {CATCH_UP:?}; last record: {last}");
+}
+
+/// sink's final record: the last line, read as its type.
+fn final_record(lines: &[String]) -> Final {
+    let last = lines.last().expect("a final line");
+    records::last_of(last, Kind::Final, "sink final")
+        .unwrap_or_else(|e| panic!("{e}: {last}"))
+        .unwrap_or_else(|| panic!("not a final record: {last}"))
 }
 
 /// Receives `n` datagrams on `sock` (a sinkhole on the DUT), so the sender never
@@ -150,40 +161,41 @@ fn count_and_write(backend: &str) {
     drain(&probe_hole, sent_probes as usize % 50);
     // Everything reached the DUT; SIGINT once sink has taken it all off its ring.
     wait_for_interval(&mut lines, |v| {
-        v["packets"].as_u64() >= Some(300 + sent_probes) && v["probe_received"] == sent_probes
+        v.packets >= 300 + sent_probes && v.probe_received == sent_probes
     });
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(child.wait().expect("wait").success());
     drop((sinkhole, probe_hole));
-    let fin: serde_json::Value = serde_json::from_str(rest.last().expect("final")).expect("json");
-    assert_eq!(fin["type"], "final");
-    assert_eq!(fin["clock"], "sw");
-    let packets = fin["packets"].as_u64().expect("packets");
-    assert!(packets >= 300 + sent_probes, "{fin}");
-    assert_eq!(fin["drops"]["ring"], 0);
-    let top = fin["top_flows"].as_array().expect("flows");
-    let plain = top
+    let fin = final_record(&rest);
+    assert_eq!(fin.kind, Kind::Final);
+    assert_eq!(fin.clock, "sw");
+    let packets = fin.packets;
+    assert!(packets >= 300 + sent_probes, "{fin:?}");
+    assert_eq!(fin.drops.ring, 0);
+    let plain = fin
+        .top_flows
         .iter()
-        .find(|f| f["dport"] == 9000)
+        .find(|f| f.dport == 9000)
         .expect("the plain flow");
-    assert_eq!(plain["packets"], 300);
-    assert_eq!(plain["src"], "198.18.0.1");
-    assert_eq!(fin["probe"]["received"], sent_probes);
-    assert_eq!(fin["probe"]["lost"], 10, "{fin}");
-    assert_eq!(fin["probe"]["reordered"], 0);
-    assert_eq!(fin["probe"]["duplicates"], 0);
-    let lmin = fin["probe"]["latency_ns"]["min"].as_u64().expect("latency");
-    let lmax = fin["probe"]["latency_ns"]["max"].as_u64().expect("latency");
-    assert!(lmin > 0 && lmax < 1_000_000_000, "{fin}");
-    assert_eq!(fin["written"], packets);
-    let stamped = if backend == "af-packet" { "sw" } else { "copy" };
-    assert_eq!(
-        fin["timestamps"][stamped], packets,
-        "every frame carries a software stamp"
-    );
-    assert_eq!(fin["backend"], backend);
+    assert_eq!(plain.packets, 300);
+    assert_eq!(plain.src, std::net::Ipv4Addr::new(198, 18, 0, 1));
+    assert_eq!(fin.probe.received, sent_probes);
+    assert_eq!(fin.probe.lost, 10, "{fin:?}");
+    assert_eq!(fin.probe.reordered, 0);
+    assert_eq!(fin.probe.duplicates, 0);
+    let lmin = fin.probe.latency_ns.min.expect("latency");
+    let lmax = fin.probe.latency_ns.max.expect("latency");
+    assert!(lmin > 0 && lmax < 1_000_000_000, "{fin:?}");
+    assert_eq!(fin.written, Some(packets));
+    let stamped = if backend == "af-packet" {
+        fin.timestamps.sw
+    } else {
+        fin.timestamps.copy
+    };
+    assert_eq!(stamped, packets, "every frame carries a software stamp");
+    assert_eq!(fin.backend, backend);
 
     // tshark reads the file: same count, nanosecond timestamps.
     let out = Command::new("tshark")
@@ -399,8 +411,7 @@ fn stalled_reader(backend: &str) {
     // sink does not drain its ring on SIGINT: wait until it has accounted for every
     // frame (taken or counted as a drop), however long a loaded machine makes that.
     wait_for_interval(&mut lines, |v| {
-        let n = |k: &serde_json::Value| k.as_u64().unwrap_or(0);
-        n(&v["packets"]) + n(&v["drops"]["kernel"]) + n(&v["drops"]["ring"]) >= arrived
+        v.packets + v.drops.kernel + v.drops.ring >= arrived
     });
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGINT) };
@@ -408,15 +419,14 @@ fn stalled_reader(backend: &str) {
     assert!(child.wait().expect("wait").success());
     drop(sinkhole);
     let arrived = mon0_rx_packets(&mon) - before;
-    let fin: serde_json::Value = serde_json::from_str(rest.last().expect("final")).expect("json");
-    let packets = fin["packets"].as_u64().expect("packets");
-    let drops = fin["drops"]["kernel"].as_u64().expect("kernel")
-        + fin["drops"]["ring"].as_u64().expect("ring");
+    let fin = final_record(&rest);
+    let packets = fin.packets;
+    let drops = fin.drops.kernel + fin.drops.ring;
     assert!(arrived >= sent, "mon0 saw {arrived} of {sent}");
-    assert!(drops > 0, "the stall overflowed the UMEM: {fin}");
+    assert!(drops > 0, "the stall overflowed the UMEM: {fin:?}");
     assert_eq!(
         packets + drops,
         arrived,
-        "every frame mon0 received is either counted or a counted drop: {fin}"
+        "every frame mon0 received is either counted or a counted drop: {fin:?}"
     );
 }

@@ -113,7 +113,11 @@ pub fn write(r: &Record) -> Result<()> {
         detail: e.to_string(),
     })?;
     xdplayer::atomic_file::write(&path, &json).map_err(|source| Error::Io {
-        what: format!("write the owner record of lab {} ({})", r.name, path.display()),
+        what: format!(
+            "write the owner record of lab {} ({})",
+            r.name,
+            path.display()
+        ),
         source,
     })
 }

@@ -25,10 +25,18 @@ pub enum MatchArg {
     Seq,
 }
 
+/// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputArg {
+    /// Lines for people.
     Text,
+    /// One JSON record per line (`records::tstamp`).
     Json,
+}
+
+impl records::cli::Format for OutputArg {
+    const DEFAULT: OutputArg = OutputArg::Text;
+    const JSON: OutputArg = OutputArg::Json;
 }
 
 /// Response times on a mirror port: match requests and responses, report distributions.
@@ -66,8 +74,8 @@ pub struct Args {
     /// Most requests waiting for an answer; beyond it the oldest is evicted (counted).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_pending: usize,
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: OutputArg,
+    #[command(flatten)]
+    pub output: records::cli::OutputOpt<OutputArg>,
     /// HDR histogram interval log (V2, deflate), one histogram per interval.
     #[arg(long)]
     pub hdrh: Option<PathBuf>,
@@ -213,7 +221,7 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
         interval_ns: args.interval.as_nanos() as u64,
         dup_window_ns: args.dup_window.as_nanos() as u64,
     };
-    let json = args.output == OutputArg::Json;
+    let json = args.output.format == OutputArg::Json;
 
     // Live: open the capture before anything is printed (bad interface, no root, no hw clock).
     let mut live = match &args.iface {
@@ -328,12 +336,13 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
             }
             let d = cap.drops();
             session.set_capture_drops(d.kernel + d.ring);
-            port_delta = port0.zip(
-                args.iface
-                    .as_deref()
-                    .and_then(|i| xdplayer::iface::dev_stats(i).ok()),
-            )
-            .map(|(a, b)| b.since(a));
+            port_delta = port0
+                .zip(
+                    args.iface
+                        .as_deref()
+                        .and_then(|i| xdplayer::iface::dev_stats(i).ok()),
+                )
+                .map(|(a, b)| b.since(a));
             let end = match (clock, last) {
                 ("sw", _) | (_, None) => realtime_ns(),
                 (_, Some((ts, at))) => ts + at.elapsed().as_nanos() as u64,
@@ -403,13 +412,8 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
     }
     if let Some(mut a) = svg_file {
         let p = args.plot.clone().unwrap_or_default();
-        write_svg(
-            a.writer(),
-            &source,
-            &session.total.hist,
-            &session.timeline,
-        )
-        .with_context(|| format!("writing {}", p.display()))?;
+        write_svg(a.writer(), &source, &session.total.hist, &session.timeline)
+            .with_context(|| format!("writing {}", p.display()))?;
         a.commit()
             .with_context(|| format!("writing {}", p.display()))?;
     }
@@ -448,11 +452,35 @@ mod builder_tests {
         assert!(matches!(a.match_mode, MatchArg::Seq));
         assert_eq!(a.duration, b.duration);
         assert_eq!((a.hdrh, a.hist_csv, a.plot), (b.hdrh, b.hist_csv, b.plot));
-        assert!(matches!(a.output, OutputArg::Json));
-        let d = Tstamp { iface: "mon0".into(), ..Tstamp::default() };
+        assert!(matches!(a.output.format, OutputArg::Json));
+        let d = Tstamp {
+            iface: "mon0".into(),
+            ..Tstamp::default()
+        };
         let mut argv = vec!["tstamp".to_owned()];
         argv.extend(d.argv());
         let a = Args::try_parse_from(&argv).expect("defaults");
-        assert!(matches!(a.match_mode, MatchArg::Dns) && matches!(a.output, OutputArg::Text));
+        assert!(
+            matches!(a.match_mode, MatchArg::Dns) && matches!(a.output.format, OutputArg::Text)
+        );
+    }
+
+    #[test]
+    fn json_is_output_json() {
+        let p = |v: &[&str]| {
+            Args::try_parse_from(["tstamp", "--iface", "mon0"].iter().chain(v))
+                .map(|a| a.output.format)
+        };
+        assert_eq!(p(&["--json"]).expect("--json"), OutputArg::Json);
+        assert_eq!(
+            p(&["--output", "json"]).expect("--output json"),
+            OutputArg::Json
+        );
+        assert_eq!(p(&[]).expect("default"), OutputArg::Text);
+        assert!(p(&["--json", "--output", "text"]).is_err());
+        assert!(
+            p(&["--output", "csv"]).is_err(),
+            "tstamp writes CSV files, not CSV output"
+        );
     }
 }

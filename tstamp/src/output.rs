@@ -66,9 +66,16 @@ pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
     let xcap = (h.len() as f64).max(10.0);
     for v in h.iter_quantiles(5) {
         let q = v.quantile_iterated_to();
-        let x = if q >= 1.0 { xcap } else { (1.0 / (1.0 - q)).min(xcap) };
+        let x = if q >= 1.0 {
+            xcap
+        } else {
+            (1.0 / (1.0 - q)).min(xcap)
+        };
         let y = h.highest_equivalent(v.value_iterated_to()) as f64 / 1e3;
-        if out.last().is_some_and(|&(px, py): &(f64, f64)| px >= x && py >= y) {
+        if out
+            .last()
+            .is_some_and(|&(px, py): &(f64, f64)| px >= x && py >= y)
+        {
             continue;
         }
         out.push((x, y));
@@ -238,6 +245,9 @@ mod tests {
         write_svg(&mut out, "t", &h, &[]).expect("svg");
         let svg = String::from_utf8(out).expect("utf-8");
         assert!(svg.contains("percentile"), "axis named");
-        assert!(svg.contains("99.9%") || svg.contains("99%"), "tail labelled");
+        assert!(
+            svg.contains("99.9%") || svg.contains("99%"),
+            "tail labelled"
+        );
     }
 }

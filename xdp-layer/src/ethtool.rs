@@ -80,9 +80,7 @@ pub fn stats(iface: &str) -> std::io::Result<Vec<(String, u64)>> {
     const ETHTOOL_GSSET_INFO: u32 = 0x37;
     const ETH_SS_STATS: u32 = 1;
     const ETH_GSTRING_LEN: usize = 32;
-    let u32_at = |b: &[u8], at: usize| {
-        u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-    };
+    let u32_at = |b: &[u8], at: usize| u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     let fd = ioctl_socket()?;
     // struct ethtool_sset_info { cmd, reserved, u64 sset_mask, u32 data[1] }
     let mut info = [0u8; 8 + 8 + 4];
@@ -114,7 +112,10 @@ pub fn stats(iface: &str) -> std::io::Result<Vec<(String, u64)>> {
             let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
             let mut v = [0u8; 8];
             v.copy_from_slice(&values[8 + i * 8..16 + i * 8]);
-            (String::from_utf8_lossy(&s[..end]).into_owned(), u64::from_ne_bytes(v))
+            (
+                String::from_utf8_lossy(&s[..end]).into_owned(),
+                u64::from_ne_bytes(v),
+            )
         })
         .collect())
 }

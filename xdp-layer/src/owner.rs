@@ -449,7 +449,10 @@ mod tests {
         let back: Owner = serde_json::from_value(v).expect("from json");
         assert_eq!(back.comm, "");
         assert_eq!(back.pid, me.pid);
-        assert_eq!(stat_fields(me.pid).expect("fields")[22 - 3], me.start_time.to_string());
+        assert_eq!(
+            stat_fields(me.pid).expect("fields")[22 - 3],
+            me.start_time.to_string()
+        );
     }
 
     #[test]

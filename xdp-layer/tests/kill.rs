@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use testbed::Testbed;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use testbed::Testbed;
 
 mod common;
 use common::{prog_on, up};

@@ -1,0 +1,151 @@
+//! The output option every tool takes, defined once: `--output FORMAT`, and
+//! `--json` as an alias of `--output json` (the two conflict). Each tool names
+//! its own formats (a [`Format`]: text and json, and csv where it writes CSV);
+//! the option is flattened into the tool's clap definition:
+//!
+//! ```ignore
+//! #[command(flatten)]
+//! pub output: records::cli::OutputOpt<OutputArg>,
+//! ```
+//!
+//! Both arguments are global, so in a tool with subcommands they go before or
+//! after the subcommand.
+
+use clap::builder::EnumValueParser;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, ValueEnum};
+
+/// A tool's output formats.
+pub trait Format: ValueEnum + Clone + Send + Sync + 'static {
+    /// Without `--output`.
+    const DEFAULT: Self;
+    /// What `--json` means.
+    const JSON: Self;
+}
+
+/// `--output FORMAT` / `--json`, resolved: [`Format::DEFAULT`] when neither is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputOpt<F> {
+    /// The format asked for.
+    pub format: F,
+}
+
+impl<F: Format> Default for OutputOpt<F> {
+    fn default() -> Self {
+        OutputOpt { format: F::DEFAULT }
+    }
+}
+
+const OUTPUT: &str = "output";
+const JSON: &str = "json";
+
+impl<F: Format> FromArgMatches for OutputOpt<F> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let json = m
+            .try_get_one::<bool>(JSON)
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, e))?
+            .copied()
+            .unwrap_or(false);
+        let given = m
+            .try_get_one::<F>(OUTPUT)
+            .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))?
+            .cloned();
+        Ok(OutputOpt {
+            format: match (json, given) {
+                (true, _) => F::JSON,
+                (false, Some(f)) => f,
+                (false, None) => F::DEFAULT,
+            },
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl<F: Format> Args for OutputOpt<F> {
+    fn augment_args(cmd: Command) -> Command {
+        let default = F::DEFAULT
+            .to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
+        cmd.arg(
+            Arg::new(OUTPUT)
+                .long(OUTPUT)
+                .value_name("FORMAT")
+                .value_parser(EnumValueParser::<F>::new())
+                .action(ArgAction::Set)
+                .global(true)
+                .help(format!("Output format ({default} unless given)")),
+        )
+        .arg(
+            Arg::new(JSON)
+                .long(JSON)
+                .action(ArgAction::SetTrue)
+                .global(true)
+                .conflicts_with(OUTPUT)
+                .help("Same as --output json"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+    enum Fmt {
+        Text,
+        Json,
+        Csv,
+    }
+    impl Format for Fmt {
+        const DEFAULT: Fmt = Fmt::Text;
+        const JSON: Fmt = Fmt::Json;
+    }
+
+    #[derive(Debug, Parser)]
+    struct Tool {
+        #[command(flatten)]
+        output: OutputOpt<Fmt>,
+        #[command(subcommand)]
+        cmd: Option<Sub>,
+    }
+    #[derive(Debug, clap::Subcommand)]
+    enum Sub {
+        Status,
+    }
+
+    fn parse(argv: &[&str]) -> Result<Fmt, clap::Error> {
+        Tool::try_parse_from(std::iter::once("tool").chain(argv.iter().copied()))
+            .map(|t| t.output.format)
+    }
+
+    #[test]
+    fn json_is_output_json_everywhere() {
+        assert_eq!(parse(&[]).expect("none"), Fmt::Text);
+        assert_eq!(parse(&["--json"]).expect("--json"), Fmt::Json);
+        assert_eq!(
+            parse(&["--output", "json"]).expect("--output json"),
+            Fmt::Json
+        );
+        assert_eq!(parse(&["--output", "csv"]).expect("csv"), Fmt::Csv);
+        // Global: after the subcommand too.
+        assert_eq!(parse(&["status", "--json"]).expect("sub --json"), Fmt::Json);
+        assert_eq!(
+            parse(&["status", "--output", "csv"]).expect("sub csv"),
+            Fmt::Csv
+        );
+        assert!(
+            parse(&["--json", "--output", "text"]).is_err(),
+            "the two conflict"
+        );
+        assert!(parse(&["--output", "yaml"]).is_err());
+    }
+}
