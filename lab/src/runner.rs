@@ -590,7 +590,7 @@ struct Search {
 }
 
 /// The no-drop (partial-drop) rate search: the top of the range first, then the
-/// bottom, then binary search (geometric midpoints; after a failed trial, once, 98 %
+/// bottom, then binary search (geometric midpoints; after the first failed trial, once, 98 %
 /// of what it delivered, as MLRsearch does) on short trials until the bracket
 /// (highest pass .. lowest fail) is within the precision; then a full-length
 /// confirmation trial (`run(rate, true)`). A failed confirmation becomes the new
@@ -608,6 +608,7 @@ fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -
     // full-length trials from then on.
     let mut full_only = false;
     let mut hint: Option<f64> = None;
+    let mut hint_used = false;
     let mut retried: Vec<u64> = Vec::new();
     let pass_below = |passes: &[(f64, bool)], fail_min: Option<f64>, full: bool| {
         passes
@@ -648,9 +649,11 @@ fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -
             trials.push(t);
             continue;
         }
-        if !t.passed && t.duration_s > 0.0 {
+        // Once per search: after the first failure, 98 % of what it delivered.
+        if !t.passed && !hint_used && t.duration_s > 0.0 {
             let delivered = t.sent.saturating_sub(t.lost) as f64 / t.duration_s;
             hint = Some(0.98 * delivered.min(t.offered_pps));
+            hint_used = true;
         }
         let passed = t.passed;
         trials.push(t);
