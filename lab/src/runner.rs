@@ -649,7 +649,11 @@ fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -
             trials.push(t);
             continue;
         }
-        // Once per search: after the first failure, 98 % of what it delivered.
+        // After the first failure, and after a failed full-length trial (which
+        // starts the full-length search below it), once: 98 % of what it delivered.
+        if !t.passed && full {
+            hint_used = false;
+        }
         if !t.passed && !hint_used && t.duration_s > 0.0 {
             let delivered = t.sent.saturating_sub(t.lost) as f64 / t.duration_s;
             hint = Some(0.98 * delivered.min(t.offered_pps));
