@@ -621,9 +621,12 @@ fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -
     while !done && (trials.len() as u32) < spec.max_trials {
         let pass_max = pass_below(&passes, fail_min, full_only);
         let lo = pass_max.unwrap_or(spec.low_pps);
+        // The guess, kept a precision step below the lowest failure so that
+        // passing it can close the bracket.
         let guess = hint
             .take()
-            .filter(|g| *g > lo && fail_min.is_some_and(|f| *g < f * (1.0 - spec.precision)));
+            .and_then(|g| fail_min.map(|f| g.min(f * (1.0 - spec.precision))))
+            .filter(|g| *g > lo);
         let narrow = |l: f64, h: f64| (h - l) / h <= spec.precision;
         let (rate, full) = match (pass_max, fail_min) {
             _ if guess.is_some() => (guess.unwrap_or(lo).round(), full_only),
