@@ -34,18 +34,7 @@ pub struct Args {
 }
 
 /// `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    /// Lines for people.
-    Text,
-    /// JSON: the `records::dut` records.
-    Json,
-}
-
-impl records::cli::Format for OutputFormat {
-    const DEFAULT: OutputFormat = OutputFormat::Text;
-    const JSON: OutputFormat = OutputFormat::Json;
-}
+pub use records::cli::TextJson as OutputFormat;
 
 /// The subcommands.
 #[derive(Debug, PartialEq, Subcommand)]

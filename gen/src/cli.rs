@@ -23,20 +23,8 @@ pub enum PatternArg {
     Poisson,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputArg {
-    /// Lines for people.
-    Text,
-    /// One JSON object per line.
-    Json,
-    /// CSV with a header.
-    Csv,
-}
-
-impl records::cli::Format for OutputArg {
-    const DEFAULT: OutputArg = OutputArg::Text;
-    const JSON: OutputArg = OutputArg::Json;
-}
+/// `--output`.
+pub use records::cli::TextJsonCsv as OutputArg;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {

@@ -17,19 +17,8 @@ pub struct Cli {
     pub command: Cmd,
 }
 
-/// `lab status --output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusOutput {
-    /// A table (every lab) or the lab's description.
-    Text,
-    /// Pretty-printed JSON.
-    Json,
-}
-
-impl records::cli::Format for StatusOutput {
-    const DEFAULT: StatusOutput = StatusOutput::Text;
-    const JSON: StatusOutput = StatusOutput::Json;
-}
+/// `lab status --output`: a table (every lab) or the lab's description, or pretty-printed JSON.
+pub use records::cli::TextJson as StatusOutput;
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,36 @@ pub trait Format: ValueEnum + Clone + Send + Sync + 'static {
     const JSON: Self;
 }
 
+/// The formats of a tool that writes text or JSON records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextJson {
+    /// Lines for people.
+    Text,
+    /// JSON: the tool's records, one per line.
+    Json,
+}
+
+impl Format for TextJson {
+    const DEFAULT: TextJson = TextJson::Text;
+    const JSON: TextJson = TextJson::Json;
+}
+
+/// The formats of a tool that also writes CSV (one row per interval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextJsonCsv {
+    /// Lines for people.
+    Text,
+    /// JSON: the tool's records, one per line.
+    Json,
+    /// CSV with a header.
+    Csv,
+}
+
+impl Format for TextJsonCsv {
+    const DEFAULT: TextJsonCsv = TextJsonCsv::Text;
+    const JSON: TextJsonCsv = TextJsonCsv::Json;
+}
+
 /// `--output FORMAT` / `--json`, resolved: [`Format::DEFAULT`] when neither is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputOpt<F> {
@@ -99,16 +129,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-    enum Fmt {
-        Text,
-        Json,
-        Csv,
-    }
-    impl Format for Fmt {
-        const DEFAULT: Fmt = Fmt::Text;
-        const JSON: Fmt = Fmt::Json;
-    }
+    type Fmt = TextJsonCsv;
 
     #[derive(Debug, Parser)]
     struct Tool {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use records::Kind;
 use records::cli::OutputOpt;
 use records::sink::{Final, Flow, Interval, Ready, Timestamps};
@@ -20,20 +20,7 @@ use xdplayer::atomic_file::AtomicFile;
 use xdplayer::clock::realtime_ns;
 
 /// `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputArg {
-    /// Lines for people.
-    Text,
-    /// One JSON record per line (`records::sink`).
-    Json,
-    /// CSV with a header, one row per interval.
-    Csv,
-}
-
-impl records::cli::Format for OutputArg {
-    const DEFAULT: OutputArg = OutputArg::Text;
-    const JSON: OutputArg = OutputArg::Json;
-}
+pub use records::cli::TextJsonCsv as OutputArg;
 
 /// Count what arrives at a port: rates, flows, probe loss and latency; write pcapng.
 #[derive(Debug, Parser)]

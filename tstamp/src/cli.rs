@@ -26,18 +26,7 @@ pub enum MatchArg {
 }
 
 /// `--output`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputArg {
-    /// Lines for people.
-    Text,
-    /// One JSON record per line (`records::tstamp`).
-    Json,
-}
-
-impl records::cli::Format for OutputArg {
-    const DEFAULT: OutputArg = OutputArg::Text;
-    const JSON: OutputArg = OutputArg::Json;
-}
+pub use records::cli::TextJson as OutputArg;
 
 /// Response times on a mirror port: match requests and responses, report distributions.
 #[derive(Debug, Parser)]
