@@ -507,4 +507,40 @@ mod tests {
         assert!(text.contains("b,m,1,2,2,"), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn ledger_limits_and_trials_of_an_unfinished_measurement_are_cut_on_resume() {
+        let dir = tmpdir("keyed");
+        {
+            let mut st = Store::open(&dir, "e").unwrap();
+            st.append_ledger(
+                "e,s,1,1,request,dut0 received,dut,10,0\n",
+                "e,s,1,1,dut,first loss\n",
+                "e,s,1,1,1,search,1000,1000,10,0,0,,true,none,ok\n",
+            )
+            .unwrap();
+            st.append(&[pt("s", "drop_pps", 1.0, 1, 5.0)]).unwrap();
+            // Killed after its ledger, before its points.
+            st.append_ledger(
+                "e,s,2,1,request,dut0 received,dut,10,0\n",
+                "e,s,2,1,dut,first loss\n",
+                "e,s,2,1,1,search,1000,1000,10,0,0,,true,none,ok\n",
+            )
+            .unwrap();
+        }
+        let _st = Store::open(&dir, "e").unwrap();
+        let ledger = read_ledger(&dir);
+        assert_eq!(ledger.len(), 1, "{ledger:?}");
+        assert_eq!(ledger[0].x, 1.0);
+        let limits = read_limits(&dir);
+        assert_eq!(limits.len(), 1);
+        assert_eq!(limits[0].limited_by, LimitedBy::Dut);
+        let trials = std::fs::read_to_string(dir.join("trials.csv")).unwrap();
+        assert_eq!(
+            trials.lines().count(),
+            2,
+            "header and the finished one: {trials}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
