@@ -87,6 +87,11 @@ pub enum Cmd {
         /// A few seconds per point, 1-2 repetitions, fewer sweep points.
         #[arg(long)]
         quick: bool,
+        /// Repetitions per point instead of the file's (or `[quick]`'s): the full
+        /// settings with fewer repetitions; the report and run.json say so. A re-run
+        /// with more adds the missing ones.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repetitions: Option<u32>,
         /// Only check the experiment file and the tools, then exit.
         #[arg(long)]
         check: bool,

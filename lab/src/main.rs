@@ -116,6 +116,7 @@ fn run(cli: Cli) -> Result<()> {
             experiment,
             out,
             quick,
+            repetitions,
             check,
         } => {
             let exp = Experiment::load(&experiment)?;
@@ -131,7 +132,11 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let out = out.unwrap_or_else(|| lab::runner::default_out(&exp.name));
-            let opts = lab::runner::RunOptions { out, quick };
+            let opts = lab::runner::RunOptions {
+                out,
+                quick,
+                repetitions,
+            };
             let res =
                 lab::runner::run(&exp, &opts).with_context(|| format!("lab run {}", exp.name))?;
             println!(

@@ -41,6 +41,9 @@ pub struct RunInfo {
     pub experiment: ExperimentInfo,
     /// `--quick`.
     pub quick: bool,
+    /// Repetitions per point this invocation ran (the file's unless `--repetitions`).
+    #[serde(default)]
+    pub repetitions: u32,
     /// The machine.
     pub machine: Machine,
     /// Each tool's `--version` (with its git commit) and path.

@@ -38,12 +38,19 @@ pub fn write(
     }
     let _ = writeln!(
         md,
-        "Experiment `{}` ({}), {} run: {} x {} per point, sweep {} = [{}].\n",
+        "Experiment `{}` ({}), {} run: {} x {} per point{}, sweep {} = [{}].\n",
         exp.name,
         exp.origin,
         if opts.quick { "quick" } else { "full" },
         plan.repetitions,
         fmt_secs(plan.duration.as_secs_f64()),
+        match opts.repetitions {
+            Some(r) if r != exp.plan(opts.quick).repetitions => format!(
+                " (`--repetitions {r}`: the file asks for {})",
+                exp.plan(opts.quick).repetitions
+            ),
+            _ => String::new(),
+        },
         exp.parameter,
         plan.values
             .iter()

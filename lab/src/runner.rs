@@ -43,6 +43,19 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Short run.
     pub quick: bool,
+    /// `--repetitions`: repetitions per point instead of the experiment's.
+    pub repetitions: Option<u32>,
+}
+
+impl RunOptions {
+    /// The experiment's settings with `--quick` and `--repetitions` applied.
+    pub fn plan(&self, exp: &Experiment) -> crate::experiment::Plan {
+        let mut plan = exp.plan(self.quick);
+        if let Some(r) = self.repetitions {
+            plan.repetitions = r;
+        }
+        plan
+    }
 }
 
 /// Default output directory: `out/<experiment>-<UTC timestamp>`.
@@ -310,7 +323,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
     preflight(exp)?;
     tools::install_ctrlc()?;
     crate::registry::reap_and_report("lab run");
-    let plan = exp.plan(opts.quick);
+    let plan = opts.plan(exp);
     let mut store = Store::open(&opts.out, &exp.name)?;
     let raw = opts.out.join("raw");
     std::fs::create_dir_all(&raw).with_context(|| format!("create {}", raw.display()))?;
@@ -352,6 +365,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
             sha256: crate::provenance::sha256(&exp.text).unwrap_or_else(|e| format!("{e:#}")),
         },
         quick: opts.quick,
+        repetitions: plan.repetitions,
         machine: crate::provenance::machine(),
         tools: crate::provenance::tools(),
         ..Default::default()
