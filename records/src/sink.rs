@@ -110,8 +110,33 @@ pub struct Latency {
     pub max: Option<u64>,
 }
 
-/// gen's probes: loss, order, latency.
+/// One probe stream's quality at the receiver (`sink::streams` defines each figure:
+/// loss, duplicates, RFC 4737 reordering and its extent, RFC 3550 jitter).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamStats {
+    /// Stream id (gen's TX queue).
+    pub stream: u8,
+    /// Probes received, duplicates included.
+    pub received: u64,
+    /// Distinct sequence numbers.
+    pub unique: u64,
+    /// Highest minus lowest sequence number seen, plus one.
+    pub expected: u64,
+    /// `expected - unique`.
+    pub lost: u64,
+    /// Sequence numbers seen again.
+    pub duplicates: u64,
+    /// Arrivals below the next expected sequence number (RFC 4737).
+    pub reordered: u64,
+    /// Largest RFC 4737 reordering extent, in arrivals (saturates at 1024).
+    pub reorder_extent_max: u64,
+    /// RFC 3550 interarrival jitter, ns; null without timestamps.
+    pub jitter_ns: Option<f64>,
+}
+
+/// gen's probes: loss, order, latency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
     /// Probes received.
@@ -126,6 +151,9 @@ pub struct Probe {
     pub duplicates: u64,
     /// One-way latency.
     pub latency_ns: Latency,
+    /// Each stream's quality.
+    #[serde(default)]
+    pub per_stream: Vec<StreamStats>,
 }
 
 /// The final record (totals), also on Ctrl-C.

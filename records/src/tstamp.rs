@@ -158,4 +158,9 @@ pub struct Final {
     pub rtt_ns: Summary,
     /// Responses by RCODE name.
     pub rcodes: BTreeMap<String, u64>,
+    /// `--match seq`: each probe stream's quality as its responses came back
+    /// (loss, duplicates, RFC 4737 reordering, RFC 3550 jitter of the response
+    /// time); empty in dns mode.
+    #[serde(default)]
+    pub streams: Vec<crate::sink::StreamStats>,
 }

@@ -261,7 +261,7 @@ pub fn run(args: &Args) -> Result<Final> {
             sw: kinds[1],
             copy: kinds[2],
         },
-        probe: pr,
+        probe: pr.clone(),
         written,
         start_realtime_ns: realtime_ns().saturating_sub((el * 1e9) as u64),
     };
@@ -309,6 +309,9 @@ pub fn run(args: &Args) -> Result<Final> {
                     fmt_us(pr.latency_ns.p99),
                     fmt_us(pr.latency_ns.max)
                 ));
+                for line in crate::streams::text_lines(&pr.per_stream) {
+                    out(&format!("  {line}"));
+                }
             }
             for (k, v) in c.top_flows(5) {
                 out(&format!(

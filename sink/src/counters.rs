@@ -2,18 +2,15 @@
 //! counted), and for probe frames (`gen --stamp`) loss, reordering, duplicates and
 //! one-way latency per stream.
 //!
-//! Probe invariants, per stream: `unique` counters seen; `expected = max - min + 1`;
-//! `lost = expected - unique` (never negative); an arrival below the highest counter
-//! seen is reordered; duplicates are detected within a window of [`WINDOW`] counters
-//! behind the highest (older arrivals are counted as reordered only).
+//! Probe streams (loss, duplicates, reordering, jitter) are tracked by
+//! [`crate::streams`], the definitions shared with `tstamp --match seq`.
 
 use std::collections::HashMap;
 
 use hdrhistogram::Histogram;
 use profiles::wire::{probe, udp4};
 
-/// Duplicate-detection window per stream (counters).
-pub const WINDOW: u64 = 1 << 16;
+pub use crate::streams::WINDOW;
 /// Flow table limit; frames of flows beyond it are counted in `flows_overflow`.
 pub const MAX_FLOWS: usize = 1 << 20;
 
@@ -31,70 +28,6 @@ pub struct FlowCount {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone)]
-struct Stream {
-    min: u64,
-    max: u64,
-    unique: u64,
-    reordered: u64,
-    duplicates: u64,
-    seen: Vec<u64>,
-}
-
-impl Stream {
-    fn new(c: u64) -> Self {
-        let mut s = Stream {
-            min: c,
-            max: c,
-            unique: 1,
-            reordered: 0,
-            duplicates: 0,
-            seen: vec![0; (WINDOW / 64) as usize],
-        };
-        s.set(c);
-        s
-    }
-    fn bit(c: u64) -> (usize, u64) {
-        let i = c % WINDOW;
-        ((i / 64) as usize, 1u64 << (i % 64))
-    }
-    fn set(&mut self, c: u64) {
-        let (w, m) = Self::bit(c);
-        self.seen[w] |= m;
-    }
-    fn on(&mut self, c: u64) {
-        if c > self.max {
-            if c - self.max >= WINDOW {
-                self.seen.iter_mut().for_each(|w| *w = 0);
-            } else {
-                for k in self.max + 1..=c {
-                    let (w, m) = Self::bit(k);
-                    self.seen[w] &= !m;
-                }
-            }
-            self.max = c;
-            self.set(c);
-            self.unique += 1;
-            return;
-        }
-        if self.max - c >= WINDOW {
-            self.reordered += 1;
-            self.unique += 1;
-            self.min = self.min.min(c);
-            return;
-        }
-        let (w, m) = Self::bit(c);
-        if self.seen[w] & m != 0 {
-            self.duplicates += 1;
-        } else {
-            self.seen[w] |= m;
-            self.unique += 1;
-            self.reordered += 1;
-            self.min = self.min.min(c);
-        }
-    }
-}
-
 /// One-way probe latency, ns.
 pub use records::sink::Latency;
 /// Probe summary (`probe` in JSON).
@@ -109,7 +42,7 @@ pub struct Counters {
     pub flows_overflow: u64,
     pub non_ipv4_udp: u64,
     probe_received: u64,
-    streams: HashMap<u8, Stream>,
+    streams: crate::streams::Streams,
     latency: Histogram<u64>,
     lat_sum: u128,
     /// Probes whose latency could not be taken (hardware clock, or rx before tx).
@@ -141,7 +74,7 @@ impl Counters {
             flows_overflow: 0,
             non_ipv4_udp: 0,
             probe_received: 0,
-            streams: HashMap::new(),
+            streams: crate::streams::Streams::default(),
             latency,
             lat_sum: 0,
             latency_skipped: 0,
@@ -184,12 +117,10 @@ impl Counters {
             && let Ok(r) = probe::Repr::parse(&p)
         {
             self.probe_received += 1;
-            match self.streams.get_mut(&r.stream) {
-                Some(s) => s.on(r.counter),
-                None => {
-                    self.streams.insert(r.stream, Stream::new(r.counter));
-                }
-            }
+            // Transit time for the jitter: a constant offset between the clocks
+            // cancels there, so hardware stamps count too.
+            let transit = i128::from(rx_ns) - i128::from(r.tx_ns);
+            self.streams.on(r.stream, r.counter, Some(transit));
             match rx_ns.checked_sub(r.tx_ns) {
                 Some(l) if same_clock => {
                     let _ = self.latency.record(l.min(i64::MAX as u64 / 2));
@@ -206,8 +137,9 @@ impl Counters {
             streams: self.streams.len() as u64,
             ..Default::default()
         };
-        for st in self.streams.values() {
-            s.lost += (st.max - st.min + 1).saturating_sub(st.unique);
+        s.per_stream = self.streams.stats();
+        for st in &s.per_stream {
+            s.lost += st.lost;
             s.reordered += st.reordered;
             s.duplicates += st.duplicates;
         }

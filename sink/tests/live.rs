@@ -136,26 +136,44 @@ fn count_and_write(backend: &str) {
             drain(&sinkhole, 50);
         }
     }
-    let mut sent_probes = 0;
-    for c in 0..210u64 {
-        if c % 21 == 5 {
-            continue; // "lost"
-        }
+    let send_probe = |stream: u8, counter: u64| {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock")
             .as_nanos() as u64;
         let mut pl = [0u8; probe::LEN];
         probe::Repr {
-            stream: 7,
-            counter: c,
+            stream,
+            counter,
             tx_ns: now,
         }
         .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
         client.send_to(&pl, "198.18.0.2:9001").expect("send probe");
+    };
+    let mut sent_probes = 0;
+    for c in 0..210u64 {
+        if c % 21 == 5 {
+            continue; // "lost"
+        }
+        send_probe(7, c);
         sent_probes += 1;
         if sent_probes % 50 == 0 {
             drain(&probe_hole, 50);
+        }
+    }
+    // Stream 8: 25 blocks of four counters sent as b, b+2, b+1, b+3 (one late
+    // arrival each, RFC 4737 extent 1) and every tenth counter sent twice.
+    for b in (0..100u64).step_by(4) {
+        for c in [b, b + 2, b + 1, b + 3] {
+            send_probe(8, c);
+            sent_probes += 1;
+            if c % 10 == 0 {
+                send_probe(8, c);
+                sent_probes += 1;
+            }
+            if sent_probes % 50 == 0 {
+                drain(&probe_hole, 50);
+            }
         }
     }
     drain(&probe_hole, sent_probes as usize % 50);
@@ -183,8 +201,34 @@ fn count_and_write(backend: &str) {
     assert_eq!(plain.src, std::net::Ipv4Addr::new(198, 18, 0, 1));
     assert_eq!(fin.probe.received, sent_probes);
     assert_eq!(fin.probe.lost, 10, "{fin:?}");
-    assert_eq!(fin.probe.reordered, 0);
-    assert_eq!(fin.probe.duplicates, 0);
+    assert_eq!(fin.probe.reordered, 25);
+    assert_eq!(fin.probe.duplicates, 10);
+    // Per stream: what was sent, arrival order kept by the path.
+    let streams: Vec<_> = fin
+        .probe
+        .per_stream
+        .iter()
+        .map(|s| {
+            (
+                s.stream,
+                s.received,
+                s.expected,
+                s.lost,
+                s.duplicates,
+                s.reordered,
+                s.reorder_extent_max,
+            )
+        })
+        .collect();
+    assert_eq!(
+        streams,
+        vec![(7, 200, 210, 10, 0, 0, 0), (8, 110, 100, 0, 10, 25, 1)],
+        "{fin:?}"
+    );
+    for s in &fin.probe.per_stream {
+        let j = s.jitter_ns.expect("jitter from software stamps");
+        assert!(j > 0.0 && j < 1e9, "{s:?}");
+    }
     let lmin = fin.probe.latency_ns.min.expect("latency");
     let lmax = fin.probe.latency_ns.max.expect("latency");
     assert!(lmin > 0 && lmax < 1_000_000_000, "{fin:?}");

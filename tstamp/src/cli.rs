@@ -159,6 +159,12 @@ fn text_final(f: &FinalRecord) -> String {
         let rc: Vec<String> = f.rcodes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         s.push_str(&format!("rcodes: {}\n", rc.join(", ")));
     }
+    if !f.streams.is_empty() {
+        s.push_str("probe streams as their responses came back (jitter of the response time):\n");
+        for line in sink::streams::text_lines(&f.streams) {
+            s.push_str(&format!("  {line}\n"));
+        }
+    }
     let k = &f.skipped;
     s.push_str(&format!(
         "skipped: {} malformed, {} not IPv4, {} not UDP, {} not DNS/probe{}",

@@ -143,6 +143,8 @@ fn hash_bytes(mut h: u64, b: &[u8]) -> u64 {
 enum Kind {
     Request(u64),
     Response(u64, Option<u8>),
+    /// A probe (seq mode): key, stream, counter; request or response by sighting.
+    Probe(u64, u8, u64),
 }
 
 fn classify(mode: MatchMode, frame: &[u8]) -> Result<Kind, WireError> {
@@ -174,7 +176,12 @@ fn classify(mode: MatchMode, frame: &[u8]) -> Result<Kind, WireError> {
         MatchMode::Seq => {
             let p = probe::Packet::new_checked(u.payload)?;
             // Seq mode: the caller decides request/response by sighting.
-            Ok(Kind::Request(mix(0x1319_8A2E_0370_7344, p.seq())))
+            let seq = p.seq();
+            Ok(Kind::Probe(
+                mix(0x1319_8A2E_0370_7344, seq),
+                (seq >> probe::COUNTER_BITS) as u8,
+                seq & ((1 << probe::COUNTER_BITS) - 1),
+            ))
         }
     }
 }
@@ -192,6 +199,9 @@ pub struct Matcher {
     counters: Counters,
     /// Latest timestamp seen (timeouts run on the capture clock).
     now_ns: u64,
+    /// The probe (stream, counter) of the last response sighting in seq mode,
+    /// matched or a duplicate, until taken.
+    seq_response: Option<(u8, u64)>,
 }
 
 impl std::fmt::Debug for Matcher {
@@ -229,7 +239,14 @@ impl Matcher {
             dup_window_ns: dup_window_ns.min(timeout_ns),
             counters: Counters::default(),
             now_ns: 0,
+            seq_response: None,
         }
+    }
+
+    /// Seq mode: the (stream, counter) of the probe the last frame answered, matched
+    /// or a duplicate (taken once).
+    pub fn take_seq_response(&mut self) -> Option<(u8, u64)> {
+        self.seq_response.take()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -335,19 +352,20 @@ impl Matcher {
                 self.counters.responses += 1;
                 self.answer(key, ts_ns, rcode)
             }
-            (MatchMode::Seq, Kind::Request(key)) | (MatchMode::Seq, Kind::Response(key, _)) => {
-                match self.table.get(&key) {
-                    None => {
-                        self.counters.requests += 1;
-                        self.insert(key, ts_ns);
-                        None
-                    }
-                    Some(_) => {
-                        self.counters.responses += 1;
-                        self.answer(key, ts_ns, None)
-                    }
+            (MatchMode::Seq, Kind::Probe(key, stream, counter)) => match self.table.get(&key) {
+                None => {
+                    self.counters.requests += 1;
+                    self.insert(key, ts_ns);
+                    None
                 }
-            }
+                Some(_) => {
+                    self.counters.responses += 1;
+                    self.seq_response = Some((stream, counter));
+                    self.answer(key, ts_ns, None)
+                }
+            },
+            // classify gives DNS kinds only in dns mode and probes only in seq mode.
+            (MatchMode::Seq, _) | (MatchMode::Dns, Kind::Probe(..)) => None,
         }
     }
 
@@ -461,14 +479,14 @@ mod tests {
             m.on_frame(400, &dns_frame(2, true, "b.example", 1000, 3)),
             Some(Match {
                 rtt_ns: 250,
-                rcode: Some(3)
+                rcode: Some(3),
             })
         );
         assert_eq!(
             m.on_frame(500, &dns_frame(1, true, "a.example", 1000, 0)),
             Some(Match {
                 rtt_ns: 400,
-                rcode: Some(0)
+                rcode: Some(0),
             })
         );
         // Same ID, other name or other port: not a match.
@@ -518,7 +536,7 @@ mod tests {
             m.on_frame(1010, &dns_frame(3, true, "a", 1, 0)),
             Some(Match {
                 rtt_ns: 990,
-                rcode: Some(0)
+                rcode: Some(0),
             })
         );
         // Answer arriving after the timeout: unmatched.
@@ -537,7 +555,7 @@ mod tests {
             m.on_frame(30, &dns_frame(9, true, "x", 5, 2)),
             Some(Match {
                 rtt_ns: 30,
-                rcode: Some(2)
+                rcode: Some(2),
             })
         );
         assert_eq!(m.counters().duplicates, 1);
@@ -559,7 +577,7 @@ mod tests {
             m.on_frame(700, &dns_frame(7, true, "k", 1, 0)),
             Some(Match {
                 rtt_ns: 100,
-                rcode: Some(0)
+                rcode: Some(0),
             })
         );
         // Within the window, a new request with the answered key is also a new request.
@@ -568,7 +586,7 @@ mod tests {
             m.on_frame(750, &dns_frame(7, true, "k", 1, 0)),
             Some(Match {
                 rtt_ns: 30,
-                rcode: Some(0)
+                rcode: Some(0),
             })
         );
         m.finish();
@@ -627,7 +645,7 @@ mod tests {
             m.on_frame(25, &mk(1)),
             Some(Match {
                 rtt_ns: 15,
-                rcode: None
+                rcode: None,
             })
         );
         assert_eq!(m.on_frame(26, &mk(1)), None);

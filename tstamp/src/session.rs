@@ -64,6 +64,8 @@ pub struct Session {
     pub total: RttStats,
     interval: RttStats,
     rcodes_total: [u64; 16],
+    /// Probe streams as their responses came back (seq mode).
+    streams: sink::streams::Streams,
     rcodes_iv: [u64; 16],
     start_ns: Option<u64>,
     next_boundary: u64,
@@ -104,6 +106,7 @@ impl Session {
             total: RttStats::new(),
             interval: RttStats::new(),
             rcodes_total: [0; 16],
+            streams: sink::streams::Streams::default(),
             rcodes_iv: [0; 16],
             start_ns: None,
             next_boundary: 0,
@@ -161,7 +164,14 @@ impl Session {
         if ts_ns > self.last_ns {
             self.last_ns = ts_ns;
         }
-        if let Some(m) = self.matcher.on_frame(ts_ns, frame) {
+        let matched = self.matcher.on_frame(ts_ns, frame);
+        if let Some((stream, counter)) = self.matcher.take_seq_response() {
+            // Jitter of the response time over matched responses; a duplicate
+            // counts in its stream's order only.
+            self.streams
+                .on(stream, counter, matched.map(|m| i128::from(m.rtt_ns)));
+        }
+        if let Some(m) = matched {
             self.total.record(m.rtt_ns);
             self.interval.record(m.rtt_ns);
             if let Some(rc) = m.rcode {
@@ -281,6 +291,7 @@ impl Session {
             capture_truncated: truncated,
             rtt_ns: self.total.summary(),
             rcodes: rcode_map(&self.rcodes_total),
+            streams: self.streams.stats(),
         }
     }
 }

@@ -389,24 +389,9 @@ fn bad_input_is_one_clear_line() {
 
 #[test]
 fn seq_mode_pairs_first_and_second_sightings() {
-    use profiles::wire::probe;
     // A forwarding DUT: each probe seen on its way in and again on its way out, 3 µs later;
     // probe 3 never comes back, probe 5 comes back twice.
-    let frame = |counter: u64, hop: u8| {
-        let mut pl = [0u8; probe::LEN];
-        probe::Repr {
-            stream: 2,
-            counter,
-            tx_ns: 0,
-        }
-        .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
-        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, hop], [2, 0, 0, 0, 0, 9])
-            .ipv4([198, 18, 0, 1], [198, 18, 1, 1], 64 - hop)
-            .udp(4000, 5000);
-        let mut out = Vec::new();
-        b.write(&mut out, &pl).expect("frame");
-        out
-    };
+    let frame = |counter: u64, hop: u8| probe_frame(2, counter, hop);
     let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
     for c in 0..10u64 {
         let t = 1_000_000 + c * 10_000;
@@ -448,4 +433,100 @@ fn seq_mode_pairs_first_and_second_sightings() {
         (Some(3_000), Some(3_000), Some(3_000.0))
     );
     assert!(fin.rcodes.is_empty());
+}
+
+#[test]
+fn seq_mode_reports_each_stream_as_it_came_back() {
+    let frame = probe_frame;
+    // Stream 1: requests every 10 µs; the response of 2 overtakes that of 1 (1 takes
+    // 15 µs, the others 2 µs), 4 never comes back, 6 comes back twice.
+    // Stream 3: in order, every response 5 µs.
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    for c in 0..8u64 {
+        let t = 1_000_000 + c * 10_000;
+        frames.push((t, frame(1, c, 1)));
+        frames.push((t + 1, frame(3, c, 1)));
+        let rtt = if c == 1 { 15_000 } else { 2_000 };
+        if c != 4 {
+            frames.push((t + rtt, frame(1, c, 2)));
+        }
+        if c == 6 {
+            frames.push((t + rtt + 100, frame(1, c, 2)));
+        }
+        frames.push((t + 1 + 5_000, frame(3, c, 2)));
+    }
+    frames.sort_by_key(|f| f.0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("streams.pcapng");
+    write_pcapng(
+        BufWriter::new(std::fs::File::create(&path).expect("create")),
+        |f| {
+            for (ts, d) in &frames {
+                f(*ts, d);
+            }
+        },
+    )
+    .expect("write");
+    let fin = run(&args(&[
+        "--read",
+        path.to_str().expect("utf8"),
+        "--match",
+        "seq",
+        "--output",
+        "json",
+    ]))
+    .expect("run");
+    assert_eq!(
+        (fin.requests, fin.matched, fin.lost, fin.duplicates),
+        (16, 15, 1, 1)
+    );
+    let got: Vec<_> = fin
+        .streams
+        .iter()
+        .map(|s| {
+            (
+                s.stream,
+                s.received,
+                s.expected,
+                s.lost,
+                s.duplicates,
+                s.reordered,
+                s.reorder_extent_max,
+            )
+        })
+        .collect();
+    // Stream 1 came back as 0 2 1 3 5 6 6 7: 1 late (extent 1), 4 missing, 6 twice.
+    assert_eq!(
+        got,
+        vec![(1, 8, 8, 1, 1, 1, 1), (3, 8, 8, 0, 0, 0, 0)],
+        "{:?}",
+        fin.streams
+    );
+    // RFC 3550 over the response times 2, 2, 15, 2, 2, 2, 2 µs (arrival order 0 2 1 3
+    // 5 6 7): |D| = 0, 13000, 13000, 0, 0, 0.
+    let mut j = 0.0f64;
+    for d in [0.0, 13_000.0, 13_000.0, 0.0, 0.0, 0.0] {
+        j += (d - j) / 16.0;
+    }
+    let got_j = fin.streams[0].jitter_ns.expect("jitter");
+    assert!((got_j - j).abs() < 1e-6, "{got_j} vs {j}");
+    assert_eq!(fin.streams[1].jitter_ns, Some(0.0));
+}
+
+/// A probe frame of `stream`/`counter`; `hop` 1 on the way in, 2 on the way out.
+fn probe_frame(stream: u8, counter: u64, hop: u8) -> Vec<u8> {
+    use profiles::wire::probe;
+    let mut pl = [0u8; probe::LEN];
+    probe::Repr {
+        stream,
+        counter,
+        tx_ns: 0,
+    }
+    .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, hop], [2, 0, 0, 0, 0, 9])
+        .ipv4([198, 18, 0, 1], [198, 18, 1, 1], 64 - hop)
+        .udp(4000, 5000);
+    let mut out = Vec::new();
+    b.write(&mut out, &pl).expect("frame");
+    out
 }
