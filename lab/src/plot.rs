@@ -262,7 +262,7 @@ impl Chart {
                 }))
                 .map_err(err)?;
             chart
-                .draw_series(rows.iter().map(|r| {
+                .draw_series(rows.iter().filter(|r| r.summary.has_interval()).map(|r| {
                     ErrorBar::new_vertical(
                         xs(r) / xdiv,
                         r.summary.ci99_low / div,

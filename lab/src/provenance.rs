@@ -295,8 +295,9 @@ pub struct Compared {
     pub b: f64,
     /// b / a.
     pub ratio: f64,
-    /// The 99 % intervals overlap (no evidence of a difference).
-    pub overlap: bool,
+    /// The 99 % intervals overlap (no evidence of a difference); `None` when a side
+    /// has a single repetition (no interval to compare).
+    pub overlap: Option<bool>,
 }
 
 /// Compares the summaries of two output directories, per (series, metric, x) they
@@ -319,7 +320,8 @@ pub fn compare(a: &[Row], b: &[Row]) -> Vec<Compared> {
                 } else {
                     f64::NAN
                 },
-                overlap: sa.ci99_low <= sb.ci99_high && sb.ci99_low <= sa.ci99_high,
+                overlap: (sa.has_interval() && sb.has_interval())
+                    .then(|| sa.ci99_low <= sb.ci99_high && sb.ci99_low <= sa.ci99_high),
             })
         })
         .collect()
@@ -362,14 +364,24 @@ pub fn compare_text(a: &Path, b: &Path) -> Result<String> {
             crate::report::fmt_val(c.a),
             crate::report::fmt_val(c.b),
             c.ratio,
-            if c.overlap { "overlap" } else { "DIFFER" }
+            match c.overlap {
+                Some(true) => "overlap",
+                Some(false) => "DIFFER",
+                None => "n/a (1 repetition)",
+            }
         ));
     }
-    let differ = lines.iter().filter(|c| !c.overlap).count();
+    let differ = lines.iter().filter(|c| c.overlap == Some(false)).count();
+    let without = lines.iter().filter(|c| c.overlap.is_none()).count();
     s.push_str(&format!(
-        "{} of {} compared values differ (99 % intervals apart)\n",
+        "{} of {} compared values differ (99 % intervals apart){}\n",
         differ,
-        lines.len()
+        lines.len(),
+        if without > 0 {
+            format!("; {without} without an interval (a single repetition) not judged")
+        } else {
+            String::new()
+        }
     ));
     let (fa, fb) = (read_run_file(a).ok(), read_run_file(b).ok());
     if let (Some(fa), Some(fb)) = (fa, fb)
@@ -413,9 +425,13 @@ mod tests {
         ];
         let c = compare(&a, &b);
         assert_eq!(c.len(), 2, "only shared points");
-        assert!(c[0].overlap);
+        assert_eq!(c[0].overlap, Some(true));
         assert!((c[0].ratio - 1.005).abs() < 1e-9);
-        assert!(!c[1].overlap);
+        assert_eq!(c[1].overlap, Some(false));
+        // One repetition gives no interval: the comparison is not judged.
+        let one = compare(&[row("s", 1.0, &[100.0])], &[row("s", 1.0, &[300.0])]);
+        assert_eq!(one[0].overlap, None);
+        assert!((one[0].ratio - 3.0).abs() < 1e-9);
         assert!((c[1].ratio - 1.5).abs() < 1e-9);
     }
 

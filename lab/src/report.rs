@@ -123,13 +123,20 @@ pub fn write(
         for r in &mrows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} .. {} | {}{} |",
+                "| {} | {} | {} | {} | {} | {}{} |",
                 r.series,
                 fmt_num(r.x),
                 r.summary.n,
                 fmt_val(r.summary.mean),
-                fmt_val(r.summary.ci99_low),
-                fmt_val(r.summary.ci99_high),
+                if r.summary.has_interval() {
+                    format!(
+                        "{} .. {}",
+                        fmt_val(r.summary.ci99_low),
+                        fmt_val(r.summary.ci99_high)
+                    )
+                } else {
+                    "none (1 repetition)".to_owned()
+                },
                 r.limited_by.map_or("-", LimitedBy::name),
                 if chart.hollow(r) {
                     " (lower bound)"

@@ -49,9 +49,10 @@ pub struct Summary {
     pub mean: f64,
     /// Sample standard deviation (n - 1 in the denominator); 0 for n = 1.
     pub stddev: f64,
-    /// Lower end of the 99 % CI of the mean.
+    /// Lower end of the 99 % CI of the mean; NaN for n = 1 (one sample gives no
+    /// interval, and a zero-width one would claim certainty).
     pub ci99_low: f64,
-    /// Upper end of the 99 % CI of the mean.
+    /// Upper end of the 99 % CI of the mean; NaN for n = 1.
     pub ci99_high: f64,
 }
 
@@ -69,8 +70,8 @@ impl Summary {
                 n,
                 mean,
                 stddev: 0.0,
-                ci99_low: mean,
-                ci99_high: mean,
+                ci99_low: f64::NAN,
+                ci99_high: f64::NAN,
             });
         }
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
@@ -85,7 +86,12 @@ impl Summary {
         })
     }
 
-    /// Half-width of the interval.
+    /// Whether there is an interval (two samples or more).
+    pub fn has_interval(&self) -> bool {
+        self.ci99_low.is_finite() && self.ci99_high.is_finite()
+    }
+
+    /// Half-width of the interval (NaN without one).
     pub fn half_width(&self) -> f64 {
         (self.ci99_high - self.ci99_low) / 2.0
     }
@@ -142,8 +148,10 @@ mod tests {
         assert!(Summary::of(&[]).is_none());
         assert!(Summary::of(&[f64::NAN]).is_none());
         let one = Summary::of(&[7.0, f64::NAN]).unwrap();
-        assert_eq!((one.n, one.ci99_low, one.ci99_high), (1, 7.0, 7.0));
+        assert_eq!((one.n, one.mean), (1, 7.0));
+        assert!(!one.has_interval() && one.ci99_low.is_nan() && one.ci99_high.is_nan());
         let same = Summary::of(&[3.0; 5]).unwrap();
         assert_eq!((same.ci99_low, same.ci99_high), (3.0, 3.0));
+        assert!(same.has_interval());
     }
 }

@@ -26,6 +26,15 @@ use crate::stats::Summary;
 
 /// Header of `points.csv`.
 pub const POINTS_HEADER: &str = "experiment,series,metric,x,repetition,value,unit,limited_by";
+/// A number for a CSV cell: empty when not finite (no interval from one sample).
+fn csv_num(v: f64) -> String {
+    if v.is_finite() {
+        v.to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// Header of `summary.csv`.
 pub const SUMMARY_HEADER: &str = "series,metric,x,n,mean,ci99_low,ci99_high,unit,limited_by";
 /// Header of `trials.csv` (the trials of NDR searches).
@@ -406,8 +415,8 @@ pub fn write_summary(path: &Path, rows: &[Row]) -> Result<()> {
             fmt_num(r.x),
             r.summary.n,
             r.summary.mean,
-            r.summary.ci99_low,
-            r.summary.ci99_high,
+            csv_num(r.summary.ci99_low),
+            csv_num(r.summary.ci99_high),
             r.unit,
             r.limited_by.map_or("", LimitedBy::name)
         ));
