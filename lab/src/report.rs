@@ -310,6 +310,36 @@ pub fn knee(p99: &[(f64, f64, Option<LimitedBy>)]) -> Option<(f64, String)> {
     })
 }
 
+/// One series' line of "Where the response time rises".
+fn knee_line(name: &str, p99: &[(f64, f64, Option<LimitedBy>)]) -> String {
+    let top = p99.iter().map(|p| p.0).fold(0.0, f64::max);
+    // Rates gen could not offer in full: the curve's end is the generator's there.
+    let short: Vec<String> = p99
+        .iter()
+        .filter(|p| p.2 == Some(LimitedBy::Generator))
+        .map(|p| fmt_num(p.0))
+        .collect();
+    let full = p99
+        .iter()
+        .filter(|p| p.2 != Some(LimitedBy::Generator))
+        .map(|p| p.0)
+        .fold(0.0, f64::max);
+    match knee(p99) {
+        Some((x, why)) => format!("- {}: knee at {} packets/s: {why}", name, fmt_num(x)),
+        None if short.is_empty() => format!(
+            "- {}: no knee up to {} packets/s (p99 within 2 x of the lowest rate's, nothing lost): the DUT was not loaded to its limit",
+            name,
+            fmt_num(top)
+        ),
+        None => format!(
+            "- {}: no knee up to {} packets/s, the highest rate gen offered in full; at {} packets/s gen offered less than asked (generator-limited), so the DUT was not loaded to its limit and its knee, if any, lies beyond what this machine offered",
+            name,
+            fmt_num(full),
+            short.join(", ")
+        ),
+    }
+}
+
 /// "Where the response time rises": the knee of each response-time series swept
 /// over the rate.
 fn knee_section(md: &mut String, exp: &Experiment, rows: &[Row]) {
@@ -330,15 +360,7 @@ fn knee_section(md: &mut String, exp: &Experiment, rows: &[Row]) {
         if p99.is_empty() {
             continue;
         }
-        let top = p99.iter().map(|p| p.0).fold(0.0, f64::max);
-        lines.push(match knee(&p99) {
-            Some((x, why)) => format!("- {}: knee at {} packets/s: {why}", s.name, fmt_num(x)),
-            None => format!(
-                "- {}: no knee up to {} packets/s (p99 within 2 x of the lowest rate's, nothing lost): the DUT was not loaded to its limit",
-                s.name,
-                fmt_num(top)
-            ),
-        });
+        lines.push(knee_line(&s.name, &p99));
     }
     if !lines.is_empty() {
         let _ = writeln!(
@@ -516,5 +538,25 @@ mod tests {
         assert!(k.1.contains("DUT"));
         let path = [(10e3, 3.0, None), (50e3, 3.1, Some(LimitedBy::Path))];
         assert!(knee(&path).unwrap_or_default().1.contains("not the DUT"));
+    }
+
+    #[test]
+    fn no_knee_says_when_the_generator_ended_the_curve() {
+        let clean = [(10e3, 3.0, None), (50e3, 3.5, None)];
+        assert!(knee_line("s", &clean).contains("no knee up to 50000 packets/s (p99"));
+        let short = [
+            (10e3, 3.0, None),
+            (150e3, 3.5, Some(LimitedBy::Generator)),
+            (300e3, 3.6, Some(LimitedBy::Generator)),
+        ];
+        let l = knee_line("s", &short);
+        assert!(
+            l.contains("no knee up to 10000 packets/s, the highest rate gen offered in full"),
+            "{l}"
+        );
+        assert!(
+            l.contains("at 150000, 300000 packets/s gen offered less"),
+            "{l}"
+        );
     }
 }
