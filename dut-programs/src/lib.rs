@@ -1,6 +1,6 @@
 //! `dut_programs`: the DUT side of the toolkit. XDP programs in C
 //! (`src/bpf/*.bpf.c`: drop, N x IPv4 checksum, DNS NXDOMAIN responder, DNS
-//! cache from a BPF hash map) whose per-packet logic lives in one header
+//! cache from a BPF hash map, TCP SYN filter with an LPM-trie allow-list) whose per-packet logic lives in one header
 //! (`src/bpf/logic.h`) that is also compiled for user space ([`shim`]), and the
 //! library behind the `dut` binary: loading ([`skel`]), attaching and finding
 //! programs through the kernel ([`kernel`]), counters ([`counters`]), the
@@ -8,6 +8,7 @@
 //! and outputs ([`ops`]: install, status, remove, update-bench) and the command
 //! line that parses, calls them and prints ([`cli`]).
 
+pub mod allow;
 pub mod cache;
 pub mod cli;
 pub mod counters;
