@@ -357,6 +357,12 @@ fn host_shim_matches_the_kernel_byte_for_byte() {
         53,
         &query(1, "nope.example.", RecordType::MX, true),
     ));
+    let tagged_frames: Vec<Vec<u8>> = frames
+        .iter()
+        .step_by(3)
+        .map(|f| tagged(f, &[(TPID_QINQ, 20), (TPID_8021Q, 30)]))
+        .collect();
+    frames.extend(tagged_frames);
     for f in &frames {
         for (k, s) in [
             (&kping, &mut sping),
@@ -474,9 +480,18 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
         x ^= x << 17;
         x
     };
-    let (mut tx, mut pass) = (0, 0);
+    let (mut tx, mut pass, mut tagged_tx) = (0, 0, 0);
     for n in 0..5000u64 {
         let mut f = t.frame_for(n, None);
+        // A third of the frames carry one or two VLAN tags.
+        let tags = match next() % 6 {
+            0 => vec![(TPID_8021Q, (n % 4095) as u16)],
+            1 => vec![(TPID_8021AD, 5), (TPID_8021Q, (n % 4095) as u16)],
+            _ => vec![],
+        };
+        if !tags.is_empty() {
+            f = tagged(&f, &tags);
+        }
         for _ in 0..(next() % 3) {
             let at = (next() as usize) % f.len();
             f[at] = next() as u8;
@@ -493,6 +508,7 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
             match out.retval {
                 XDP_TX => {
                     tx += 1;
+                    tagged_tx += usize::from(!tags.is_empty());
                     check_answer(&f, &out.data);
                 }
                 XDP_PASS => {
@@ -506,6 +522,7 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
         }
     }
     assert!(tx > 1000 && pass > 1000, "tx {tx}, pass {pass}");
+    assert!(tagged_tx > 300, "tagged answers {tagged_tx}");
     for (k, s) in [(&kp, &sp), (&kc, &sc)] {
         let c = counters(k);
         assert_eq!(c, s.counters());
@@ -516,4 +533,52 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
             c.get("parse_errors") + c.get("not_handled") + c.get("too_long")
         );
     }
+}
+
+#[test]
+fn tagged_queries_get_their_record_and_tagged_frames_their_checksum() {
+    let (l, prof) = small_cache();
+    let names = &prof.dns.as_ref().expect("dns").names;
+    let t = Template::new(&prof, TemplateOptions::default()).expect("t");
+    for (n, tags) in [
+        (4u64, vec![(TPID_8021Q, 100u16)]),
+        (9, vec![(TPID_8021AD, 200), (TPID_8021Q, 300)]),
+        (12, vec![(TPID_QINQ, 1), (TPID_8021AD, 4094)]),
+    ] {
+        let req = tagged(&t.frame_for(n, None), &tags);
+        let out = run(&l, &req);
+        assert_eq!(out.retval, XDP_TX, "{tags:?}");
+        let a = check_answer(&req, &out.data);
+        assert_eq!(a.msg.answers().len(), 1);
+        assert_eq!(&out.data[out.data.len() - 16..], &names.record(n));
+        // The tag bytes (TPIDs and TCIs) are the query's.
+        assert_eq!(&out.data[12..12 + 4 * tags.len()], &req[12..12 + 4 * tags.len()]);
+    }
+    // checksum sums the header after the tags: right ones are right, a wrong one is caught.
+    let l = loaded(Program::Checksum, Config { checksums: 3, ..Default::default() }, 0);
+    let f = tagged(&udp_frame(DUT_IP, 9, &[0; 18]), &[(TPID_8021AD, 1), (TPID_8021Q, 2)]);
+    assert_eq!(run(&l, &f).retval, XDP_DROP);
+    let mut bad = f.clone();
+    bad[22 + 10] ^= 0xff;
+    assert_eq!(run(&l, &bad).retval, XDP_DROP);
+    let c = counters(&l);
+    assert_eq!((c.get("checksums"), c.get("checksum_bad")), (6, 1));
+    assert_eq!(c.get("parse_errors") + c.get("not_handled"), 0);
+    // The drop program drops and counts tagged frames as any other.
+    let d = loaded(Program::Drop, Config::default(), 0);
+    assert_eq!(run(&d, &f).retval, XDP_DROP);
+    assert_eq!(run(&d, &f[..16]).retval, XDP_DROP);
+    let c = counters(&d);
+    assert_eq!((c.get("packets"), c.get("drop"), c.get("bytes")), (2, 2, f.len() as u64 + 16));
+    // The tenant guard reads the destination after the tags.
+    let cfg = Config {
+        tenant: Some(profiles::units::parse_cidr("198.18.0.0/24").expect("cidr")),
+        checksums: 0,
+    };
+    let p = loaded(Program::DnsPing, cfg, 0);
+    let q = query(3, "x.test.", RecordType::A, false);
+    let tags = [(TPID_8021Q, 9)];
+    assert_eq!(run(&p, &tagged(&udp_frame(DUT_IP, 53, &q), &tags)).retval, XDP_TX);
+    assert_eq!(run(&p, &tagged(&udp_frame([10, 0, 0, 2], 53, &q), &tags)).retval, XDP_PASS);
+    assert_eq!(counters(&p).get("not_tenant"), 1);
 }

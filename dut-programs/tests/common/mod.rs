@@ -124,19 +124,34 @@ pub fn tagged(f: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
     out
 }
 
-/// Recomputes the IPv4 header checksum of a frame (IHL from the header).
+/// Where the IPv4 header of `f` starts: after the MACs and up to two VLAN
+/// tags (any of the three TPIDs).
+pub fn l3_offset(f: &[u8]) -> usize {
+    let mut at = 12;
+    for _ in 0..2 {
+        match f.get(at..at + 2) {
+            Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00]) => at += 4,
+            _ => break,
+        }
+    }
+    at + 2
+}
+
+/// Recomputes the IPv4 header checksum of a frame (IHL from the header; the
+/// header after any VLAN tags).
 pub fn fix_ip_checksum(f: &mut [u8]) {
-    if f.len() < 34 {
+    let l3 = l3_offset(f);
+    if f.len() < l3 + 20 {
         return;
     }
-    let ihl = usize::from(f[14] & 0x0f) * 4;
-    if ihl < 20 || f.len() < 14 + ihl {
+    let ihl = usize::from(f[l3] & 0x0f) * 4;
+    if ihl < 20 || f.len() < l3 + ihl {
         return;
     }
-    f[24] = 0;
-    f[25] = 0;
-    let c = csum(&f[14..14 + ihl]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f[l3 + 10] = 0;
+    f[l3 + 11] = 0;
+    let c = csum(&f[l3..l3 + ihl]);
+    f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
 }
 
 /// A DNS query message (hickory-built), optionally with an EDNS OPT record.
