@@ -6,13 +6,16 @@
  * macros: the context (struct xdp_md or struct dut_hctx), growing/shrinking
  * the frame, the counters, the configuration and the cache lookup.
  *
- * Invariants: a frame is answered (XDP_TX) only if it is a well-formed
- * Ethernet/IPv4 (no options, not a fragment)/UDP query to port 53 with
+ * Invariants: every program parses past up to two VLAN tags (parsing.h)
+ * and keeps them: an answer goes back with the query's tags. A frame is
+ * answered (XDP_TX) only if it is a well-formed Ethernet (<= 2 tags)/IPv4
+ * (no options, not a fragment)/UDP query to port 53 with
  * exactly one uncompressed question and no answer/authority records; the
  * answer is exactly header + question (+ one 16-byte A record), EDNS and
  * other trailing bytes dropped, ARCOUNT 0, IP checksum right, UDP checksum
  * 0. Everything else is passed (or, for drop/checksum, dropped) and
- * counted. */
+ * counted. syn-filter drops only a TCP SYN without ACK whose IPv4 source the
+ * allow-list (LPM trie) does not cover, and passes everything else. */
 #ifndef DUT_LOGIC_H
 #define DUT_LOGIC_H
 
