@@ -17,7 +17,7 @@
 //! syn-filter's own run time without live frames (`BPF_PROG_TEST_RUN` repeat,
 //! the frame handed to nobody).
 
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -130,6 +130,26 @@ fn attached_name(bed: &Testbed) -> Option<String> {
         .map(String::from)
 }
 
+/// Starts `dut ARGS` (a user-space install) with piped output and waits until its
+/// redirect program is attached to dut0.
+fn spawn_userspace(bed: &Testbed, args: &[&str]) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_dut"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dut");
+    let t = std::time::Instant::now();
+    while attached_name(bed).as_deref() != Some("xsk_redirect") {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "redirect program never attached"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 fn prog_exists(id: u64) -> bool {
     Command::new("bpftool")
         .args(["prog", "show", "id", &id.to_string()])
@@ -478,36 +498,22 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
         .expect("dns")
         .names;
     for program in ["dns-cache", "dns-ping"] {
-        let child = Command::new(env!("CARGO_BIN_EXE_dut"))
-            .args([
-                "--netns",
-                &ns,
-                "install",
-                program,
-                "--iface",
-                "dut0",
-                "--mode",
-                "userspace",
-                "--output",
-                "json",
-            ])
-            .args(if program == "dns-cache" {
-                vec!["--profile", "dns-small"]
-            } else {
-                vec![]
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn dut");
-        let t = std::time::Instant::now();
-        while attached_name(&bed).as_deref() != Some("xsk_redirect") {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "redirect program never attached"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let mut args = vec![
+            "--netns",
+            &ns,
+            "install",
+            program,
+            "--iface",
+            "dut0",
+            "--mode",
+            "userspace",
+            "--output",
+            "json",
+        ];
+        if program == "dns-cache" {
+            args.extend(["--profile", "dns-small"]);
         }
+        let child = spawn_userspace(&bed, &args);
         let mut queries: Vec<(String, RecordType)> = (0..8)
             .map(|i| (format!("{}.", names.name(i * 7)), RecordType::A))
             .collect();
@@ -781,20 +787,7 @@ fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
             "json",
         ];
         let child = if userspace {
-            let c = Command::new(env!("CARGO_BIN_EXE_dut"))
-                .args(args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn dut");
-            let t = std::time::Instant::now();
-            while attached_name(&bed).as_deref() != Some("xsk_redirect") {
-                assert!(
-                    t.elapsed() < Duration::from_secs(60),
-                    "redirect never attached"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let c = spawn_userspace(&bed, &args);
             Some(c)
         } else {
             ok(&dut(&args), &format!("install syn-filter {mode}"));

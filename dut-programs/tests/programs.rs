@@ -312,15 +312,6 @@ fn tenant_guard_passes_other_destinations() {
     assert_eq!(counters(&d).get("not_tenant"), 1);
 }
 
-/// Runs the shim on `frame` with the same tailroom as an XDP buffer.
-fn shim_run(s: &mut Shim, frame: &[u8]) -> (u32, Vec<u8>) {
-    let mut buf = frame.to_vec();
-    buf.resize(frame.len() + 256, 0);
-    let (v, len) = s.run(&mut buf, frame.len());
-    buf.truncate(len);
-    (v, buf)
-}
-
 #[test]
 fn host_shim_matches_the_kernel_byte_for_byte() {
     let (kcache, prof) = small_cache();

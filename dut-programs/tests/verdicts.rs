@@ -297,14 +297,6 @@ fn readme_table() -> (Vec<Program>, Vec<(String, Vec<Cell>)>) {
     (programs, rows)
 }
 
-fn shim_run(s: &mut Shim, frame: &[u8]) -> (u32, Vec<u8>) {
-    let mut buf = frame.to_vec();
-    buf.resize(frame.len() + 256, 0);
-    let (v, len) = s.run(&mut buf, frame.len());
-    buf.truncate(len);
-    (v, buf)
-}
-
 #[test]
 fn every_row_of_the_readme_verdict_table_holds() {
     let (programs, rows) = readme_table();

@@ -6,6 +6,7 @@
 //! are made here until it builds them too.
 #![allow(dead_code)]
 
+use dut_programs::shim::Shim;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use hickory_proto::op::{Message, MessageType, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -65,7 +66,7 @@ pub const TPID_QINQ: u16 = 0x9100;
 /// padded to 4 bytes) from `src` to DUT_IP port 80, both checksums right.
 pub fn tcp_frame_frag(src: [u8; 4], flags: u8, options: &[u8], frag_off: u16) -> Vec<u8> {
     let mut opts = options.to_vec();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(0);
     }
     let tcp_len = 20 + opts.len();
@@ -242,4 +243,13 @@ pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
         "no additional records"
     );
     Answer { msg: sm }
+}
+
+/// Runs the shim on `frame` with the same tailroom as an XDP buffer.
+pub fn shim_run(s: &mut Shim, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut buf = frame.to_vec();
+    buf.resize(frame.len() + 256, 0);
+    let (v, len) = s.run(&mut buf, frame.len());
+    buf.truncate(len);
+    (v, buf)
 }
