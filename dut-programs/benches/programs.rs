@@ -9,11 +9,23 @@
 //! per frame; median of 7 runs of 200k frames. shim: the same logic.h compiled
 //! for user space (`dut_programs::shim`), frame copy included; median of 7
 //! runs of 1M frames.
+//!
+//! Also the drop program on 802.1Q- and QinQ-tagged frames (tags inserted into
+//! the 64-byte frame), and syn-filter on a SYN it drops (source outside the
+//! allow-list 198.18.0.0/24) and one it passes (from 198.18.0.1; in live mode
+//! a passed frame also pays for the skb and the stack, as xdp_pass does), plus
+//! syn-filter's own run time without live frames (`BPF_PROG_TEST_RUN` repeat,
+//! the frame handed to nobody).
+
+#[allow(unused_imports)]
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::hint::black_box;
 use std::os::fd::AsFd;
 use std::time::Instant;
 
+use dut_programs::allow::AllowList;
 use dut_programs::shim::Shim;
 use dut_programs::{Config, LoadOptions, Program, cache, kernel, load, skel};
 use profiles::{Profile, Template, TemplateOptions};
@@ -127,6 +139,75 @@ fn main() {
             "drop, 64 B".into(),
             live(l.prog.as_fd(), &min),
             Some(shim_ns(&mut s, &min)),
+        ));
+        for (label, tags) in [
+            ("drop, 64 B + 802.1Q tag", vec![(common::TPID_8021Q, 100)]),
+            (
+                "drop, 64 B + QinQ tags",
+                vec![(common::TPID_8021AD, 10), (common::TPID_8021Q, 100)],
+            ),
+        ] {
+            let f = common::tagged(&min, &tags);
+            rows.push((
+                label.into(),
+                live(l.prog.as_fd(), &f),
+                Some(shim_ns(&mut s, &f)),
+            ));
+        }
+        let l = plain(Program::SynFilter, 0);
+        let mut list = AllowList::new();
+        list.add_args(&["198.18.0.0/24".into()]).expect("allow");
+        list.fill(l.allow.as_ref().expect("allow map"))
+            .expect("fill");
+        let mut s = Shim::new(Program::SynFilter, &Config::default());
+        s.set_allow(std::sync::Arc::new(list));
+        let syn_drop = common::tcp_frame([203, 0, 113, 9], common::SYN, &common::MSS_OPTION);
+        let syn_pass = common::tcp_frame(common::GEN_IP, common::SYN, &common::MSS_OPTION);
+        let syn_drop_qinq = common::tagged(
+            &syn_drop,
+            &[(common::TPID_8021AD, 10), (common::TPID_8021Q, 100)],
+        );
+        for (label, f) in [
+            ("syn-filter, SYN dropped", &syn_drop),
+            ("syn-filter, SYN dropped, QinQ", &syn_drop_qinq),
+            ("syn-filter, allowed SYN passed", &syn_pass),
+        ] {
+            rows.push((
+                label.into(),
+                live(l.prog.as_fd(), f),
+                Some(shim_ns(&mut s, f)),
+            ));
+        }
+        for (label, f) in [
+            ("syn-filter, SYN dropped (no live)", &syn_drop),
+            ("syn-filter, allowed SYN (no live)", &syn_pass),
+        ] {
+            let ns = median(
+                (0..RUNS)
+                    .map(|_| {
+                        kernel::test_run(l.prog.as_fd(), f, 200_000)
+                            .expect("run")
+                            .duration
+                            .as_nanos() as f64
+                    })
+                    .collect(),
+            );
+            rows.push((label.into(), ns, None));
+        }
+        let l = plain(Program::Drop, 0);
+        rows.push((
+            "drop, 64 B (no live)".into(),
+            median(
+                (0..RUNS)
+                    .map(|_| {
+                        kernel::test_run(l.prog.as_fd(), &min, 200_000)
+                            .expect("run")
+                            .duration
+                            .as_nanos() as f64
+                    })
+                    .collect(),
+            ),
+            None,
         ));
         for n in [0u32, 1, 10, 100, 150, 1000] {
             let l = plain(Program::Checksum, n);

@@ -85,7 +85,7 @@ pub enum Mode {
 /// `dut install`.
 #[derive(Debug, PartialEq, clap::Args)]
 pub struct InstallArgs {
-    /// drop | checksum | dns-ping | dns-cache
+    /// drop | checksum | dns-ping | dns-cache | syn-filter
     pub program: String,
     #[arg(long, value_name = "IF")]
     pub iface: String,
@@ -100,6 +100,12 @@ pub struct InstallArgs {
     /// Only process IPv4 traffic to this prefix; pass (and count) the rest.
     #[arg(long, value_name = "CIDR")]
     pub only_dst: Option<String>,
+    /// syn-filter: let TCP SYNs from this source prefix pass (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// syn-filter: a file of source prefixes whose SYNs pass, one CIDR per line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub allow_file: Option<std::path::PathBuf>,
     /// Stay in the foreground; detach on exit or Ctrl-C.
     #[arg(long)]
     pub foreground: bool,
@@ -136,6 +142,8 @@ impl InstallArgs {
             checksums: self.checksums,
             profile: self.profile.clone(),
             only_dst: self.only_dst.clone(),
+            allow: self.allow.clone(),
+            allow_file: self.allow_file.clone(),
             foreground: self.foreground,
             force: self.force,
             owner_pid: self.owner_pid,
@@ -353,13 +361,16 @@ fn install(a: &InstallArgs, json: bool) -> Result<()> {
     }
     let inst = ops::install(&plan)?;
     eprintln!(
-        "dut: {} attached to {} ({} mode, prog id {}{})",
+        "dut: {} attached to {} ({} mode, prog id {}{}{})",
         inst.program.name(),
         inst.iface,
         inst.mode,
         inst.prog_id,
         inst.cache_entries
             .map(|n| format!(", {n} cache entries"))
+            .unwrap_or_default(),
+        inst.allow_prefixes
+            .map(|n| format!(", {n} allowed prefixes"))
             .unwrap_or_default()
     );
     if !a.foreground {
@@ -491,6 +502,8 @@ mod tests {
             checksums: Some(7),
             profile: Some("dns-small".into()),
             only_dst: Some("198.18.0.0/24".into()),
+            allow: vec!["10.0.0.0/8".into(), "192.0.2.1".into()],
+            allow_file: Some("/etc/allow.txt".into()),
             foreground: true,
             force: true,
             owner_pid: Some(4242),
@@ -508,6 +521,7 @@ mod tests {
             (o.checksums, o.profile, o.only_dst),
             (i.checksums, i.profile, i.only_dst)
         );
+        assert_eq!((o.allow, o.allow_file), (i.allow, i.allow_file));
         assert_eq!(
             (o.foreground, o.force, o.owner_pid),
             (true, true, Some(4242))

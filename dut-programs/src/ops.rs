@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::allow::AllowList;
 use crate::cache::{self, Entries, Method};
 use crate::counters::Counters;
 use crate::kernel::{self, XdpMode};
@@ -44,11 +45,11 @@ pub fn require_root(what: &str) -> Result<()> {
     Ok(())
 }
 
-/// The program named `name` (`drop`, `checksum`, `dns-ping`, `dns-cache`).
+/// The program named `name` (`drop`, `checksum`, `dns-ping`, `dns-cache`, `syn-filter`).
 pub fn program(name: &str) -> Result<Program> {
     Program::from_name(name).ok_or_else(|| {
         anyhow!(
-            "unknown program '{name}': use drop, checksum, dns-ping or dns-cache (see `dut list`)"
+            "unknown program '{name}': use drop, checksum, dns-ping, dns-cache or syn-filter (see `dut list`)"
         )
     })
 }
@@ -142,6 +143,10 @@ pub struct InstallOptions {
     pub profile: Option<String>,
     /// Only process IPv4 traffic to this prefix (`a.b.c.d/len`).
     pub only_dst: Option<String>,
+    /// syn-filter: sources whose SYNs pass (`a.b.c.d/len` each).
+    pub allow: Vec<String>,
+    /// syn-filter: a file of such prefixes, one per line, `#` comments.
+    pub allow_file: Option<PathBuf>,
     /// Process-scoped (detached when the caller drops the [`Installed`]) instead of persistent.
     pub foreground: bool,
     /// Replace a foreign XDP program.
@@ -159,6 +164,8 @@ pub struct Plan {
     pub config: Config,
     /// Cache entries from the profile (dns-cache with a profile).
     pub entries: Option<Entries>,
+    /// The allow-list (syn-filter; empty when none was given: every SYN dropped).
+    pub allow: Option<AllowList>,
     /// Options that were given but do not apply (for the user).
     pub notes: Vec<String>,
 }
@@ -209,6 +216,22 @@ impl InstallOptions {
             }
             (None, _) => None,
         };
+        let allow = if program == Program::SynFilter {
+            let mut list = AllowList::new();
+            list.add_args(&self.allow)?;
+            if let Some(f) = &self.allow_file {
+                list.add_file(f)?;
+            }
+            Some(list)
+        } else {
+            if !self.allow.is_empty() || self.allow_file.is_some() {
+                notes.push(format!(
+                    "--allow and --allow-file only apply to syn-filter; ignored for {}",
+                    program.name()
+                ));
+            }
+            None
+        };
         if let Some(pid) = self.owner_pid {
             xdplayer::owner::Owner::of(pid).with_context(|| format!("--owner-pid {pid}"))?;
         }
@@ -216,6 +239,7 @@ impl InstallOptions {
             options: self,
             config: Config { tenant, checksums },
             entries,
+            allow,
             notes,
         })
     }
@@ -235,6 +259,8 @@ pub struct Installed {
     pub prog_id: u32,
     /// Entries filled into the dns-cache map.
     pub cache_entries: Option<usize>,
+    /// Prefixes in the syn-filter allow-list.
+    pub allow_prefixes: Option<usize>,
     loaded: Loaded,
     guard: XdpGuard,
 }
@@ -354,6 +380,9 @@ pub fn install(plan: &Plan) -> Result<Installed> {
     if let (Some(e), Some(map)) = (&plan.entries, &loaded.cache) {
         cache::fill_batch(map, e, 8192).context("fill the dns-cache map from the profile")?;
     }
+    if let (Some(list), Some(map)) = (&plan.allow, &loaded.allow) {
+        list.fill(map).context("fill the syn-filter allow-list")?;
+    }
 
     // Attach through the shared layer: the ownership record (persistent, or
     // process-scoped) first, then an atomic replacement in the requested mode;
@@ -387,6 +416,7 @@ pub fn install(plan: &Plan) -> Result<Installed> {
         mode: a.mode,
         prog_id: loaded.prog_id,
         cache_entries: plan.entries.as_ref().map(|e| e.count),
+        allow_prefixes: plan.allow.as_ref().map(AllowList::len),
         loaded,
         guard,
     })
@@ -435,6 +465,7 @@ pub fn run_userspace(
         program,
         config,
         cache,
+        allow: plan.allow.clone().map(Arc::new),
         force: a.force,
     };
     let report = crate::userspace::run(

@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::allow::AllowList;
 use crate::counters::Counters;
 use crate::skel::{Config, DNS_KEY_LEN, DNS_RECORD_LEN, Program};
 
@@ -26,6 +28,7 @@ struct DutConfig {
 struct RawCounters([u64; 16]);
 
 type LookupFn = unsafe extern "C" fn(*mut c_void, *const u8) -> *const u8;
+type AllowFn = unsafe extern "C" fn(*mut c_void, u32) -> i32;
 
 #[repr(C)]
 struct HCtx {
@@ -36,6 +39,8 @@ struct HCtx {
     counters: *mut RawCounters,
     lookup: Option<LookupFn>,
     lookup_arg: *mut c_void,
+    allow: Option<AllowFn>,
+    allow_arg: *mut c_void,
 }
 
 unsafe extern "C" {
@@ -53,12 +58,20 @@ unsafe extern "C" fn lookup(arg: *mut c_void, key: *const u8) -> *const u8 {
     cache.get(key).map_or(std::ptr::null(), |v| v.as_ptr())
 }
 
+unsafe extern "C" fn allowed(arg: *mut c_void, saddr: u32) -> i32 {
+    // SAFETY: arg is the &AllowList passed by `Shim::run`.
+    let list = unsafe { &*(arg as *const AllowList) };
+    // saddr holds the header's bytes (network order) as read from memory.
+    i32::from(list.contains(Ipv4Addr::from(saddr.to_ne_bytes())))
+}
+
 /// One program's logic in user space, with its own counters.
 pub struct Shim {
     program: Program,
     cfg: DutConfig,
     counters: Box<RawCounters>,
     cache: Arc<Cache>,
+    allow: Arc<AllowList>,
     run_time_ns: u64,
     run_cnt: u64,
 }
@@ -91,6 +104,7 @@ impl Shim {
             },
             counters: Box::default(),
             cache: Arc::new(Cache::new()),
+            allow: Arc::new(AllowList::new()),
             run_time_ns: 0,
             run_cnt: 0,
         }
@@ -104,6 +118,11 @@ impl Shim {
     /// Shares a filled cache (several queues' shims read one copy).
     pub fn set_cache(&mut self, cache: Arc<Cache>) {
         self.cache = cache;
+    }
+
+    /// Shares an allow-list (syn-filter).
+    pub fn set_allow(&mut self, allow: Arc<AllowList>) {
+        self.allow = allow;
     }
 
     /// Runs the program on the first `len` bytes of `buf` (the rest is
@@ -120,6 +139,8 @@ impl Shim {
             counters: &mut *self.counters,
             lookup: Some(lookup),
             lookup_arg: Arc::as_ptr(&self.cache) as *mut c_void,
+            allow: Some(allowed),
+            allow_arg: Arc::as_ptr(&self.allow) as *mut c_void,
         };
         // SAFETY: ctx points into buf and at live fields of self for the call.
         let v = unsafe { dut_shim_run(self.program.shim_id(), &mut ctx) };

@@ -31,6 +31,7 @@ skel_mod!(drop_skel, "drop.skel.rs");
 skel_mod!(checksum_skel, "checksum.skel.rs");
 skel_mod!(dns_ping_skel, "dns_ping.skel.rs");
 skel_mod!(dns_cache_skel, "dns_cache.skel.rs");
+skel_mod!(syn_filter_skel, "syn_filter.skel.rs");
 
 /// The shared C structs (`wire.h`), from the dns-cache skeleton's BTF.
 pub use dns_cache_skel::types;
@@ -43,6 +44,8 @@ pub const DNS_RECORD_LEN: usize = 16;
 pub const DNS_CACHE_ENTRIES: u32 = 1_679_616;
 /// Most checksum rounds (`DUT_MAX_CHECKSUMS`).
 pub const MAX_CHECKSUMS: u32 = 1_000_000;
+/// Capacity of the syn-filter allow-list (`SYN_ALLOW_ENTRIES`).
+pub const SYN_ALLOW_ENTRIES: u32 = 65_536;
 /// The BPF name of the placeholder program.
 pub const PLACEHOLDER_NAME: &str = xdplayer::PLACEHOLDER_PROG;
 
@@ -56,24 +59,27 @@ pub enum Program {
     Checksum,
     DnsPing,
     DnsCache,
+    SynFilter,
 }
 
 impl Program {
     /// All programs, in `dut list` order.
-    pub const ALL: [Program; 4] = [
+    pub const ALL: [Program; 5] = [
         Program::Drop,
         Program::Checksum,
         Program::DnsPing,
         Program::DnsCache,
+        Program::SynFilter,
     ];
 
-    /// The CLI name: `drop`, `checksum`, `dns-ping`, `dns-cache`.
+    /// The CLI name: `drop`, `checksum`, `dns-ping`, `dns-cache`, `syn-filter`.
     pub fn name(self) -> &'static str {
         match self {
             Program::Drop => "drop",
             Program::Checksum => "checksum",
             Program::DnsPing => "dns-ping",
             Program::DnsCache => "dns-cache",
+            Program::SynFilter => "syn-filter",
         }
     }
 
@@ -84,6 +90,7 @@ impl Program {
             Program::Checksum => "dut_checksum",
             Program::DnsPing => "dut_dns_ping",
             Program::DnsCache => "dut_dns_cache",
+            Program::SynFilter => "dut_syn_filter",
         }
     }
 
@@ -94,6 +101,7 @@ impl Program {
             Program::Checksum => 1,
             Program::DnsPing => 2,
             Program::DnsCache => 3,
+            Program::SynFilter => 4,
         }
     }
 
@@ -110,6 +118,9 @@ impl Program {
             Program::DnsCache => {
                 "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)"
             }
+            Program::SynFilter => {
+                "drop TCP SYNs (SYN set, ACK clear) whose IPv4 source is not in the allow-list (LPM trie); pass the rest"
+            }
         }
     }
 
@@ -123,6 +134,11 @@ impl Program {
                 "--profile NAME|PATH (fills the cache with its DNS name set)",
                 "--only-dst CIDR",
             ],
+            Program::SynFilter => &[
+                "--allow CIDR (repeatable; sources whose SYNs pass)",
+                "--allow-file FILE (one CIDR per line, # comments)",
+                "--only-dst CIDR",
+            ],
         }
     }
 
@@ -133,6 +149,7 @@ impl Program {
             Program::Checksum => &["checksums", "checksum_bad"],
             Program::DnsPing => &["answers"],
             Program::DnsCache => &["answers", "hits", "misses", "too_long"],
+            Program::SynFilter => &[],
         }
     }
 
@@ -216,6 +233,8 @@ pub struct Loaded {
     pub prog_id: u32,
     pub stats: MapHandle,
     pub cache: Option<MapHandle>,
+    /// The syn-filter allow-list (`syn_allow`, an LPM trie).
+    pub allow: Option<MapHandle>,
 }
 
 macro_rules! load_with {
@@ -251,9 +270,15 @@ macro_rules! load_with {
         let prog_id = crate::kernel::prog_info_fd(prog.as_fd())?.id;
         let stats = MapHandle::try_from(&skel.maps.dut_stats).map_err(bpf("open counters map"))?;
         let cache = load_with!(@handle $cache, skel);
-        Ok(Loaded { program, prog, prog_id, stats, cache })
+        let allow = load_with!(@allow $cache, skel);
+        Ok(Loaded { program, prog, prog_id, stats, cache, allow })
     }};
     (@cache nocache, $open:ident, $opts:ident) => {};
+    (@cache allow, $open:ident, $opts:ident) => {
+        if let Some(ifx) = $opts.offload_ifindex {
+            $open.maps.syn_allow.set_map_ifindex(ifx);
+        }
+    };
     (@cache cache, $open:ident, $opts:ident) => {
         let entries = if $opts.cache_entries == 0 { DNS_CACHE_ENTRIES } else { $opts.cache_entries };
         $open.maps.dns_cache.set_max_entries(entries).map_err(bpf("size the dns_cache map"))?;
@@ -262,6 +287,11 @@ macro_rules! load_with {
         }
     };
     (@handle nocache, $skel:ident) => { None };
+    (@handle allow, $skel:ident) => { None };
+    (@allow allow, $skel:ident) => {
+        Some(MapHandle::try_from(&$skel.maps.syn_allow).map_err(bpf("open syn_allow map"))?)
+    };
+    (@allow $other:tt, $skel:ident) => { None };
     (@handle cache, $skel:ident) => {
         Some(MapHandle::try_from(&$skel.maps.dns_cache).map_err(bpf("open dns_cache map"))?)
     };
@@ -297,6 +327,13 @@ pub fn load(program: Program, opts: &LoadOptions) -> Result<Loaded> {
             program,
             opts,
             cache
+        ),
+        Program::SynFilter => load_with!(
+            syn_filter_skel::SynFilterSkelBuilder,
+            dut_syn_filter,
+            program,
+            opts,
+            allow
         ),
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use xdplayer::{Filter, XskConfig, XskMode, XskPort, XskQueue};
 
+use crate::allow::AllowList;
 use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::shim::{Cache, Shim};
@@ -58,6 +59,7 @@ pub struct Options {
     pub program: Program,
     pub config: Config,
     pub cache: Option<Arc<Cache>>,
+    pub allow: Option<Arc<AllowList>>,
     pub force: bool,
 }
 
@@ -70,6 +72,11 @@ fn redirect_filter(program: Program, config: &Config) -> Filter {
         Program::DnsPing | Program::DnsCache => Filter {
             proto: Some(17),
             dst_port: Some(53),
+            ..Filter::default()
+        },
+        // TCP only: everything else stays in the kernel (passed, as the program would).
+        Program::SynFilter => Filter {
+            proto: Some(6),
             ..Filter::default()
         },
         Program::Drop | Program::Checksum => Filter::all(),
@@ -186,6 +193,9 @@ pub fn run(
                 let mut shim = Shim::new(opts.program, &opts.config);
                 if let Some(c) = &opts.cache {
                     shim.set_cache(c.clone());
+                }
+                if let Some(a) = &opts.allow {
+                    shim.set_allow(a.clone());
                 }
                 let stop = &stop;
                 let shared = &shared;

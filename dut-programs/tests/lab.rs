@@ -130,6 +130,26 @@ fn attached_name(bed: &Testbed) -> Option<String> {
         .map(String::from)
 }
 
+/// Starts `dut ARGS` (a user-space install) with piped output and waits until its
+/// redirect program is attached to dut0.
+fn spawn_userspace(bed: &Testbed, args: &[&str]) -> std::process::Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_dut"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dut");
+    let t = std::time::Instant::now();
+    while attached_name(bed).as_deref() != Some("xsk_redirect") {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "redirect program never attached"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 fn prog_exists(id: u64) -> bool {
     Command::new("bpftool")
         .args(["prog", "show", "id", &id.to_string()])
@@ -478,36 +498,22 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
         .expect("dns")
         .names;
     for program in ["dns-cache", "dns-ping"] {
-        let child = Command::new(env!("CARGO_BIN_EXE_dut"))
-            .args([
-                "--netns",
-                &ns,
-                "install",
-                program,
-                "--iface",
-                "dut0",
-                "--mode",
-                "userspace",
-                "--output",
-                "json",
-            ])
-            .args(if program == "dns-cache" {
-                vec!["--profile", "dns-small"]
-            } else {
-                vec![]
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn dut");
-        let t = std::time::Instant::now();
-        while attached_name(&bed).as_deref() != Some("xsk_redirect") {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "redirect program never attached"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        let mut args = vec![
+            "--netns",
+            &ns,
+            "install",
+            program,
+            "--iface",
+            "dut0",
+            "--mode",
+            "userspace",
+            "--output",
+            "json",
+        ];
+        if program == "dns-cache" {
+            args.extend(["--profile", "dns-small"]);
         }
+        let child = spawn_userspace(&bed, &args);
         let mut queries: Vec<(String, RecordType)> = (0..8)
             .map(|i| (format!("{}.", names.name(i * 7)), RecordType::A))
             .collect();
@@ -626,4 +632,266 @@ fn works_under_ip_netns_exec() {
     assert_eq!(rec.counters.map(|c| c.tx), Some(1));
     ok(&run(&["remove", "--iface", "dut0"]), "remove");
     assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"));
+}
+
+/// Sends every frame out of `iface` through an AF_PACKET socket (in the
+/// calling thread's namespace), pausing after every burst so the veth ring
+/// never overflows; returns how many the kernel took.
+fn send_raw(iface: &str, frames: &[Vec<u8>]) -> usize {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ifx = dut_programs::kernel::ifindex(iface).expect("ifindex");
+    // SAFETY: plain socket(2); the fd is owned below.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    assert!(
+        raw >= 0,
+        "AF_PACKET socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: raw is a fresh fd nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: zeroed is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifx as i32;
+    sll.sll_halen = 6;
+    let mut sent = 0;
+    for (i, f) in frames.iter().enumerate() {
+        sll.sll_addr[..6].copy_from_slice(&f[..6]);
+        // SAFETY: f and sll outlive the call; lengths are theirs.
+        let r = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if r == f.len() as isize {
+            sent += 1;
+        }
+        if i % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    sent
+}
+
+/// `/proc/net/dev` of `iface` in namespace `ns`.
+fn dev(ns: &str, iface: &str) -> xdplayer::iface::DevStats {
+    let iface = iface.to_owned();
+    testbed::run_in_netns(ns, move || xdplayer::iface::dev_stats(&iface))
+        .expect("enter netns")
+        .expect("dev stats")
+}
+
+/// The flood: SYNs from spoofed sources outside the allow-list (untagged and,
+/// where `tagged`, 802.1Q-tagged), SYNs from an allowed prefix, SYN-ACKs and
+/// UDP. Returns the frames and how many of them syn-filter must drop.
+fn syn_flood(tagged: bool) -> (Vec<Vec<u8>>, u64) {
+    let mut frames = Vec::new();
+    let mut drops = 0;
+    for i in 0..3000u32 {
+        let src = [10, (i >> 8) as u8, i as u8, 1];
+        let f = common::tcp_frame(src, common::SYN, &common::MSS_OPTION);
+        frames.push(if tagged && i % 3 == 0 {
+            common::tagged(&f, &[(common::TPID_8021Q, 42)])
+        } else {
+            f
+        });
+        drops += 1;
+    }
+    for i in 0..500u32 {
+        frames.push(common::tcp_frame(
+            [203, 0, 113, (i % 250 + 1) as u8],
+            common::SYN,
+            &common::MSS_OPTION,
+        ));
+        frames.push(common::tcp_frame(
+            [10, 9, (i >> 8) as u8, i as u8],
+            common::SYN | common::ACK,
+            &[],
+        ));
+    }
+    for i in 0..300u32 {
+        frames.push(common::udp_frame(common::DUT_IP, 9, &[i as u8; 18]));
+    }
+    (frames, drops)
+}
+
+/// syn-filter on a veth pair in its own namespaces: bad allow-lists refused
+/// (one `FILE:LINE` line, non-zero exit, nothing attached); installed in
+/// native and generic mode with `--allow` and `--allow-file`, a real TCP
+/// connect() from the allowed generator completes, and a crafted SYN flood
+/// from spoofed sources is dropped: `dut status` counters equal the frames
+/// sent by kind and the interfaces' own counters; then the user-space point
+/// does the same to the untagged flood.
+#[test]
+fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
+    let bed = lab(Topology::Direct);
+    let ns = bed.dut().netns.clone();
+    let gen_ns = bed.r#gen().netns.clone();
+    let dir = std::env::temp_dir().join(testbed::unique_name("dut-allow"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let _cleanup = Cleanup(dir.clone());
+    let good = dir.join("allow.txt");
+    std::fs::write(&good, "# the generator\n198.18.0.1/32   # gen0\n\n").expect("write");
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, "198.18.0.1/32\n# fine so far\n10.0.0.0/8x\n").expect("write");
+
+    // Bad input: one line naming the file and line, non-zero exit, nothing attached.
+    let bad_s = bad.display().to_string();
+    for args in [
+        vec!["--allow-file", bad_s.as_str()],
+        vec!["--allow", "10.0.0.0/33"],
+        vec!["--allow-file", "/nonexistent/allow.txt"],
+        vec!["--mode", "offload"],
+    ] {
+        let mut a = vec!["--netns", &ns, "install", "syn-filter", "--iface", "dut0"];
+        a.extend(args.iter().copied());
+        let out = dut(&a);
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        if args[0] == "--allow-file" && args[1] == bad_s {
+            assert!(err.contains(&format!("{bad_s}:3: '10.0.0.0/8x'")), "{err}");
+        } else {
+            assert!(err.contains(args[1]), "{err}");
+        }
+        assert_eq!(attached_name(&bed).as_deref(), Some("xdp_pass"), "{args:?}");
+    }
+
+    let listener = bed
+        .dut()
+        .run_in(|| std::net::TcpListener::bind("198.18.0.2:8080"))
+        .expect("netns")
+        .expect("listen in the DUT namespace");
+    let good_s = good.display().to_string();
+    for mode in ["native", "generic", "userspace"] {
+        let userspace = mode == "userspace";
+        let args = [
+            "--netns",
+            &ns,
+            "install",
+            "syn-filter",
+            "--iface",
+            "dut0",
+            "--mode",
+            mode,
+            "--allow",
+            "203.0.113.0/24",
+            "--allow-file",
+            &good_s,
+            "--output",
+            "json",
+        ];
+        let child = if userspace {
+            let c = spawn_userspace(&bed, &args);
+            Some(c)
+        } else {
+            ok(&dut(&args), &format!("install syn-filter {mode}"));
+            assert_eq!(attached_name(&bed).as_deref(), Some("dut_syn_filter"));
+            None
+        };
+        // A real client from the allowed generator: its SYN passes, the stack answers.
+        if !userspace {
+            let conn = bed
+                .r#gen()
+                .run_in(|| {
+                    std::net::TcpStream::connect_timeout(
+                        &"198.18.0.2:8080".parse().expect("addr"),
+                        Duration::from_secs(5),
+                    )
+                })
+                .expect("netns");
+            assert!(conn.is_ok(), "{mode}: allowed connect() failed: {conn:?}");
+            let (_peer, from) = listener.accept().expect("accept");
+            assert_eq!(from.ip().to_string(), "198.18.0.1");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let before = if userspace {
+            None
+        } else {
+            Some(on_dut0(&status(&bed)).counters.expect("counters"))
+        };
+        let (d0, g0) = (dev(&ns, "dut0"), dev(&gen_ns, "gen0"));
+        // The user-space point only sees what the redirect program sends it:
+        // untagged TCP (xdp-layer's filter reads no VLAN tags).
+        let (frames, drops) = syn_flood(!userspace);
+        let sent = bed
+            .r#gen()
+            .run_in(move || send_raw("gen0", &frames))
+            .expect("netns");
+        assert_eq!(
+            sent,
+            3000 + 1000 + 300,
+            "{mode}: AF_PACKET took every frame"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let (d1, g1) = (dev(&ns, "dut0"), dev(&gen_ns, "gen0"));
+        let c = if let Some(ch) = child {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(ch.id() as i32, libc::SIGINT) };
+            let out = ch.wait_with_output().expect("wait");
+            let stdout = ok(&out, "userspace syn-filter");
+            let fin: InstallFinal = read(stdout.lines().last().expect("final line"), "final");
+            fin.counters
+        } else {
+            let st = status(&bed);
+            let r = on_dut0(&st);
+            assert_eq!((r.program.as_str(), r.mode.as_str()), ("syn-filter", mode));
+            let now = r.counters.expect("counters");
+            let b = before.expect("before");
+            dut_programs::Counters::from(now)
+                .since(&dut_programs::Counters::from(b))
+                .to_record()
+        };
+        assert_eq!(
+            g1.tx_dropped, g0.tx_dropped,
+            "{mode}: the veth ring overflowed"
+        );
+        assert_eq!(
+            g1.tx_packets - g0.tx_packets,
+            sent as u64,
+            "{mode}: gen0 sent"
+        );
+        assert_eq!(
+            d1.rx_packets - d0.rx_packets,
+            sent as u64,
+            "{mode}: dut0 received"
+        );
+        assert_eq!(c.drop, drops, "{mode}: every spoofed SYN dropped: {c:?}");
+        assert_eq!(c.parse_errors, 0, "{mode}: {c:?}");
+        if userspace {
+            // 3000 SYNs, 500 allowed SYNs, 500 SYN-ACKs: TCP only, UDP stays in the kernel.
+            assert_eq!(c.packets, 4000, "{c:?}");
+            assert_eq!((c.pass, c.not_handled), (1000, 500), "{c:?}");
+        } else {
+            assert_eq!(
+                c.packets, sent as u64,
+                "{mode}: the program saw every frame"
+            );
+            // Passed: 500 allowed SYNs, 500 SYN-ACKs, 300 UDP.
+            assert_eq!((c.pass, c.not_handled), (1300, 800), "{mode}: {c:?}");
+            ok(
+                &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
+                "remove",
+            );
+        }
+        assert_eq!(
+            attached_name(&bed).as_deref(),
+            Some("xdp_pass"),
+            "{mode}: placeholder back"
+        );
+    }
+}
+
+/// Removes a directory when dropped.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -312,15 +312,6 @@ fn tenant_guard_passes_other_destinations() {
     assert_eq!(counters(&d).get("not_tenant"), 1);
 }
 
-/// Runs the shim on `frame` with the same tailroom as an XDP buffer.
-fn shim_run(s: &mut Shim, frame: &[u8]) -> (u32, Vec<u8>) {
-    let mut buf = frame.to_vec();
-    buf.resize(frame.len() + 256, 0);
-    let (v, len) = s.run(&mut buf, frame.len());
-    buf.truncate(len);
-    (v, buf)
-}
-
 #[test]
 fn host_shim_matches_the_kernel_byte_for_byte() {
     let (kcache, prof) = small_cache();
@@ -357,6 +348,12 @@ fn host_shim_matches_the_kernel_byte_for_byte() {
         53,
         &query(1, "nope.example.", RecordType::MX, true),
     ));
+    let tagged_frames: Vec<Vec<u8>> = frames
+        .iter()
+        .step_by(3)
+        .map(|f| tagged(f, &[(TPID_QINQ, 20), (TPID_8021Q, 30)]))
+        .collect();
+    frames.extend(tagged_frames);
     for f in &frames {
         for (k, s) in [
             (&kping, &mut sping),
@@ -474,9 +471,18 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
         x ^= x << 17;
         x
     };
-    let (mut tx, mut pass) = (0, 0);
+    let (mut tx, mut pass, mut tagged_tx) = (0, 0, 0);
     for n in 0..5000u64 {
         let mut f = t.frame_for(n, None);
+        // A third of the frames carry one or two VLAN tags.
+        let tags = match next() % 6 {
+            0 => vec![(TPID_8021Q, (n % 4095) as u16)],
+            1 => vec![(TPID_8021AD, 5), (TPID_8021Q, (n % 4095) as u16)],
+            _ => vec![],
+        };
+        if !tags.is_empty() {
+            f = tagged(&f, &tags);
+        }
         for _ in 0..(next() % 3) {
             let at = (next() as usize) % f.len();
             f[at] = next() as u8;
@@ -493,6 +499,7 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
             match out.retval {
                 XDP_TX => {
                     tx += 1;
+                    tagged_tx += usize::from(!tags.is_empty());
                     check_answer(&f, &out.data);
                 }
                 XDP_PASS => {
@@ -506,6 +513,7 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
         }
     }
     assert!(tx > 1000 && pass > 1000, "tx {tx}, pass {pass}");
+    assert!(tagged_tx > 300, "tagged answers {tagged_tx}");
     for (k, s) in [(&kp, &sp), (&kc, &sc)] {
         let c = counters(k);
         assert_eq!(c, s.counters());
@@ -516,4 +524,178 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
             c.get("parse_errors") + c.get("not_handled") + c.get("too_long")
         );
     }
+}
+
+#[test]
+fn tagged_queries_get_their_record_and_tagged_frames_their_checksum() {
+    let (l, prof) = small_cache();
+    let names = &prof.dns.as_ref().expect("dns").names;
+    let t = Template::new(&prof, TemplateOptions::default()).expect("t");
+    for (n, tags) in [
+        (4u64, vec![(TPID_8021Q, 100u16)]),
+        (9, vec![(TPID_8021AD, 200), (TPID_8021Q, 300)]),
+        (12, vec![(TPID_QINQ, 1), (TPID_8021AD, 4094)]),
+    ] {
+        let req = tagged(&t.frame_for(n, None), &tags);
+        let out = run(&l, &req);
+        assert_eq!(out.retval, XDP_TX, "{tags:?}");
+        let a = check_answer(&req, &out.data);
+        assert_eq!(a.msg.answers().len(), 1);
+        assert_eq!(&out.data[out.data.len() - 16..], &names.record(n));
+        // The tag bytes (TPIDs and TCIs) are the query's.
+        assert_eq!(
+            &out.data[12..12 + 4 * tags.len()],
+            &req[12..12 + 4 * tags.len()]
+        );
+    }
+    // checksum sums the header after the tags: right ones are right, a wrong one is caught.
+    let l = loaded(
+        Program::Checksum,
+        Config {
+            checksums: 3,
+            ..Default::default()
+        },
+        0,
+    );
+    let f = tagged(
+        &udp_frame(DUT_IP, 9, &[0; 18]),
+        &[(TPID_8021AD, 1), (TPID_8021Q, 2)],
+    );
+    assert_eq!(run(&l, &f).retval, XDP_DROP);
+    let mut bad = f.clone();
+    bad[22 + 10] ^= 0xff;
+    assert_eq!(run(&l, &bad).retval, XDP_DROP);
+    let c = counters(&l);
+    assert_eq!((c.get("checksums"), c.get("checksum_bad")), (6, 1));
+    assert_eq!(c.get("parse_errors") + c.get("not_handled"), 0);
+    // The drop program drops and counts tagged frames as any other.
+    let d = loaded(Program::Drop, Config::default(), 0);
+    assert_eq!(run(&d, &f).retval, XDP_DROP);
+    assert_eq!(run(&d, &f[..16]).retval, XDP_DROP);
+    let c = counters(&d);
+    assert_eq!(
+        (c.get("packets"), c.get("drop"), c.get("bytes")),
+        (2, 2, f.len() as u64 + 16)
+    );
+    // The tenant guard reads the destination after the tags.
+    let cfg = Config {
+        tenant: Some(profiles::units::parse_cidr("198.18.0.0/24").expect("cidr")),
+        checksums: 0,
+    };
+    let p = loaded(Program::DnsPing, cfg, 0);
+    let q = query(3, "x.test.", RecordType::A, false);
+    let tags = [(TPID_8021Q, 9)];
+    assert_eq!(
+        run(&p, &tagged(&udp_frame(DUT_IP, 53, &q), &tags)).retval,
+        XDP_TX
+    );
+    assert_eq!(
+        run(&p, &tagged(&udp_frame([10, 0, 0, 2], 53, &q), &tags)).retval,
+        XDP_PASS
+    );
+    assert_eq!(counters(&p).get("not_tenant"), 1);
+}
+
+/// syn-filter's allow-list as `dut install` builds it (`--allow` and
+/// `--allow-file` through the install plan), written to the LPM trie and read
+/// back, then judged by the kernel and the shim alike: any covering prefix
+/// allows (longest match), a /0 allows everything, an empty list none.
+#[test]
+fn syn_filter_allow_list_from_options_is_the_trie_the_kernel_matches() {
+    use dut_programs::allow::AllowList;
+    use dut_programs::ops::InstallOptions;
+    use libbpf_rs::MapCore;
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    let file = std::env::temp_dir().join(format!("dut-allow-{}.txt", std::process::id()));
+    std::fs::write(
+        &file,
+        "# lab clients\n192.0.2.0/25\n\n198.51.100.7 # one host\n",
+    )
+    .expect("write");
+    let plan = InstallOptions {
+        program: Program::SynFilter,
+        iface: "unused".into(),
+        mode: records::dut::Mode::Native,
+        checksums: None,
+        profile: None,
+        only_dst: None,
+        allow: vec!["10.0.0.0/8".into(), "10.1.0.0/16".into()],
+        allow_file: Some(file.clone()),
+        foreground: false,
+        force: false,
+        owner_pid: None,
+    }
+    .plan();
+    let _ = std::fs::remove_file(&file);
+    let list = plan
+        .expect("plan")
+        .allow
+        .expect("an allow-list for syn-filter");
+    let want = [
+        (Ipv4Addr::new(10, 0, 0, 0), 8),
+        (Ipv4Addr::new(10, 1, 0, 0), 16),
+        (Ipv4Addr::new(192, 0, 2, 0), 25),
+        (Ipv4Addr::new(198, 51, 100, 7), 32),
+    ];
+    assert_eq!(list.prefixes(), &want);
+    let k = loaded(Program::SynFilter, Config::default(), 0);
+    let map = k.allow.as_ref().expect("syn_allow map");
+    list.fill(map).expect("fill");
+    let mut keys: Vec<Vec<u8>> = map.keys().collect();
+    keys.sort();
+    let mut expect: Vec<Vec<u8>> = want
+        .iter()
+        .map(|(a, l)| AllowList::key(*a, *l).to_vec())
+        .collect();
+    expect.sort();
+    assert_eq!(keys, expect, "the trie holds exactly the prefixes");
+    let mut s = Shim::new(Program::SynFilter, &Config::default());
+    s.set_allow(Arc::new(list));
+    for (src, allowed) in [
+        ([10, 200, 3, 4], true),
+        ([10, 1, 2, 3], true),
+        ([11, 0, 0, 1], false),
+        ([192, 0, 2, 127], true),
+        ([192, 0, 2, 128], false),
+        ([198, 51, 100, 7], true),
+        ([198, 51, 100, 8], false),
+        ([0, 0, 0, 0], false),
+    ] {
+        let f = tcp_frame(src, SYN, &MSS_OPTION);
+        let out = run(&k, &f);
+        let want = if allowed { XDP_PASS } else { XDP_DROP };
+        assert_eq!(out.retval, want, "{src:?}");
+        assert_eq!(shim_run(&mut s, &f).0, want, "shim {src:?}");
+    }
+    assert_eq!(s.counters(), counters(&k));
+    assert_eq!(counters(&k).get("drop"), 4);
+
+    // Empty: every SYN dropped; /0: every SYN passed. Other programs ignore the options.
+    let e = loaded(Program::SynFilter, Config::default(), 0);
+    assert_eq!(run(&e, &tcp_frame(GEN_IP, SYN, &[])).retval, XDP_DROP);
+    let mut all = AllowList::new();
+    all.add_args(&["0.0.0.0/0".into()]).expect("/0");
+    all.fill(e.allow.as_ref().expect("map")).expect("fill");
+    assert_eq!(
+        run(&e, &tcp_frame([203, 0, 113, 1], SYN, &[])).retval,
+        XDP_PASS
+    );
+    let p = InstallOptions {
+        program: Program::Drop,
+        iface: "unused".into(),
+        mode: records::dut::Mode::Native,
+        checksums: None,
+        profile: None,
+        only_dst: None,
+        allow: vec!["10.0.0.0/8".into()],
+        allow_file: None,
+        foreground: false,
+        force: false,
+        owner_pid: None,
+    }
+    .plan()
+    .expect("plan");
+    assert!(p.allow.is_none() && p.notes.iter().any(|n| n.contains("--allow")));
 }

@@ -1715,6 +1715,8 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             checksums: o.checksums.map(u64::from),
             profile: o.profile.map(str::to_owned),
             only_dst: o.only_dst.map(str::to_owned),
+            allow: Vec::new(),
+            allow_file: None,
             // The user-space DUT runs in the foreground, for as long as we measure.
             foreground: userspace,
             force: false,

@@ -149,7 +149,7 @@ impl Tstamp {
 /// `dut install`'s arguments.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DutInstall {
-    /// The program (`drop`, `checksum`, `dns-ping`, `dns-cache`).
+    /// The program (`drop`, `checksum`, `dns-ping`, `dns-cache`, `syn-filter`).
     pub program: String,
     /// `--iface`.
     pub iface: String,
@@ -161,6 +161,10 @@ pub struct DutInstall {
     pub profile: Option<String>,
     /// `--only-dst` (`a.b.c.d/len`).
     pub only_dst: Option<String>,
+    /// `--allow` (syn-filter; one option per prefix).
+    pub allow: Vec<String>,
+    /// `--allow-file` (syn-filter).
+    pub allow_file: Option<PathBuf>,
     /// `--foreground`.
     pub foreground: bool,
     /// `--force`.
@@ -223,6 +227,10 @@ impl Dut {
                 a.opt("--checksums", i.checksums);
                 a.opt("--profile", i.profile.as_ref());
                 a.opt("--only-dst", i.only_dst.as_ref());
+                for c in &i.allow {
+                    a.kv("--allow", c);
+                }
+                a.opt("--allow-file", i.allow_file.as_ref().map(|p| p.display()));
                 a.opt("--owner-pid", i.owner_pid);
                 a.flag("--foreground", i.foreground);
                 a.flag("--force", i.force);

@@ -6,13 +6,16 @@
  * macros: the context (struct xdp_md or struct dut_hctx), growing/shrinking
  * the frame, the counters, the configuration and the cache lookup.
  *
- * Invariants: a frame is answered (XDP_TX) only if it is a well-formed
- * Ethernet/IPv4 (no options, not a fragment)/UDP query to port 53 with
+ * Invariants: every program parses past up to two VLAN tags (parsing.h)
+ * and keeps them: an answer goes back with the query's tags. A frame is
+ * answered (XDP_TX) only if it is a well-formed Ethernet (<= 2 tags)/IPv4
+ * (no options, not a fragment)/UDP query to port 53 with
  * exactly one uncompressed question and no answer/authority records; the
  * answer is exactly header + question (+ one 16-byte A record), EDNS and
  * other trailing bytes dropped, ARCOUNT 0, IP checksum right, UDP checksum
  * 0. Everything else is passed (or, for drop/checksum, dropped) and
- * counted. */
+ * counted. syn-filter drops only a TCP SYN without ACK whose IPv4 source the
+ * allow-list (LPM trie) does not cover, and passes everything else. */
 #ifndef DUT_LOGIC_H
 #define DUT_LOGIC_H
 
@@ -34,6 +37,9 @@ struct dut_hctx {
 	/* dns-cache lookup: returns a struct dns_value or NULL */
 	const void *(*lookup)(void *arg, const struct dns_key *key);
 	void *lookup_arg;
+	/* syn-filter allow-list: 1 if the source (network order) is allowed */
+	int (*allow)(void *arg, __u32 saddr);
+	void *allow_arg;
 };
 
 #define DUT_CTX struct dut_hctx
@@ -43,6 +49,7 @@ struct dut_hctx {
 #define DUT_COUNTERS(c) ((c)->counters)
 #define DUT_CACHE_LOOKUP(c, k) \
 	((const struct dns_value *)((c)->lookup ? (c)->lookup((c)->lookup_arg, (k)) : NULL))
+#define DUT_ALLOWED(c, k) ((c)->allow ? (c)->allow((c)->allow_arg, (k)->addr) : 0)
 
 static inline int dut_adjust_tail(struct dut_hctx *c, int delta)
 {
@@ -92,6 +99,17 @@ struct {
 #define DUT_CACHE_LOOKUP(c, k) ((const struct dns_value *)bpf_map_lookup_elem(&dns_cache, (k)))
 #endif
 
+#ifdef DUT_WITH_ALLOW
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SYN_ALLOW_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct syn_allow_key);
+	__type(value, __u8);
+} syn_allow SEC(".maps");
+#define DUT_ALLOWED(c, k) (bpf_map_lookup_elem(&syn_allow, (k)) != NULL)
+#endif
+
 static __always_inline struct dut_counters *dut_counters_get(void)
 {
 	__u32 zero = 0;
@@ -110,9 +128,10 @@ static __always_inline struct dut_counters *dut_counters_get(void)
 #define dut_memcpy(d, s, n) __builtin_memcpy((d), (s), (n))
 #endif
 
-/* Frame offsets of a DNS query we answer (IPv4 without options). */
-#define OFF_IP ETH_HLEN
-#define OFF_UDP (OFF_IP + 20)
+/* Offsets from the IPv4 header of a DNS query we answer (no IP options);
+ * the IPv4 header itself is at `l3` = ETH_HLEN + 4 per VLAN tag (0..2). */
+#define L3_MAX (ETH_HLEN + DUT_MAX_VLANS * DUT_VLAN_HLEN)
+#define OFF_UDP 20
 #define OFF_DNS (OFF_UDP + 8)
 #define DNS_HLEN 12
 #define OFF_QNAME (OFF_DNS + DNS_HLEN)
@@ -164,14 +183,16 @@ static __always_inline int dut_count_verdict(struct dut_counters *c, int v)
  * IPv4 frame to the tenant's prefix), 0 if it must be passed untouched. */
 static __always_inline int dut_tenant_ok(const volatile struct dut_config *cfg, void *data, void *data_end)
 {
-	struct ethhdr *eth = data;
-	struct iphdr *ip = data + ETH_HLEN;
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *ip;
 
 	if (!(cfg->flags & DUT_CFG_TENANT))
 		return 1;
-	if ((void *)(ip + 1) > data_end)
+	if (parse_ethhdr(&nh, data_end, &eth) != dut_htons(ETH_P_IP))
 		return 0;
-	if (eth->h_proto != dut_htons(ETH_P_IP))
+	ip = nh.pos;
+	if ((void *)(ip + 1) > data_end)
 		return 0;
 	return (ip->daddr & cfg->tenant_mask) == cfg->tenant_addr;
 }
@@ -221,7 +242,13 @@ static __always_inline int dut_checksum_process(DUT_CTX *ctx, struct dut_counter
 	struct csum_state s;
 	__u32 k;
 
-	if (parse_ethhdr(&nh, data_end, &eth) != dut_htons(ETH_P_IP)) {
+	int proto = parse_ethhdr(&nh, data_end, &eth);
+
+	if (proto < 0) {
+		c->parse_errors++; /* ends inside a VLAN tag */
+		return XDP_DROP;
+	}
+	if (proto != dut_htons(ETH_P_IP)) {
 		c->not_handled++;
 		return XDP_DROP;
 	}
@@ -260,6 +287,7 @@ enum dns_parse {
 };
 
 struct dns_query {
+	__u32 l3;       /* offset of the IPv4 header: ETH_HLEN + 4 per VLAN tag */
 	__u32 name_len; /* wire length of the question name, 1..255 */
 	__u16 qtype;    /* host order */
 	__u16 qclass;
@@ -273,15 +301,18 @@ static __always_inline int dns_parse_query(void *data, void *data_end, struct dn
 	struct udphdr *udp;
 	struct dnshdr *dns;
 	__u32 frame_len = data_end - data;
-	__u32 tot_len, udp_len, dns_len, pos = 0;
+	__u32 tot_len, udp_len, dns_len, pos = 0, vlans, l3;
 	int proto, i, done = 0;
 	__u8 *qt;
 
-	proto = parse_ethhdr(&nh, data_end, &eth);
+	proto = parse_ethhdr_vlans(&nh, data_end, &eth, &vlans);
 	if (proto < 0)
 		return DNS_MALFORMED;
 	if (proto != dut_htons(ETH_P_IP))
 		return DNS_NOT_OURS;
+	l3 = ETH_HLEN + vlans * DUT_VLAN_HLEN;
+	if (l3 > L3_MAX)
+		return DNS_MALFORMED;
 	ip = nh.pos;
 	if ((void *)(ip + 1) > data_end)
 		return DNS_MALFORMED;
@@ -299,7 +330,7 @@ static __always_inline int dns_parse_query(void *data, void *data_end, struct dn
 	if (ipv4_csum20(ip) != 0)
 		return DNS_MALFORMED;
 	tot_len = dut_ntohs(ip->tot_len);
-	if (tot_len < 20 + 8 || ETH_HLEN + tot_len > frame_len)
+	if (tot_len < 20 + 8 || l3 + tot_len > frame_len)
 		return DNS_MALFORMED;
 	if (parse_udphdr(&nh, data_end, &udp) < 0)
 		return DNS_MALFORMED;
@@ -325,7 +356,7 @@ static __always_inline int dns_parse_query(void *data, void *data_end, struct dn
 
 		if (pos >= DNS_MAX_NAME || DNS_HLEN + pos >= dns_len)
 			return DNS_MALFORMED;
-		p = data + OFF_QNAME + pos;
+		p = data + l3 + OFF_QNAME + pos;
 		if ((void *)(p + 1) > data_end)
 			return DNS_MALFORMED;
 		len = *p;
@@ -342,9 +373,10 @@ static __always_inline int dns_parse_query(void *data, void *data_end, struct dn
 		return DNS_MALFORMED;
 	if (DNS_HLEN + pos + 4 > dns_len)
 		return DNS_MALFORMED;
-	qt = data + OFF_QNAME + pos;
+	qt = data + l3 + OFF_QNAME + pos;
 	if ((void *)(qt + 4) > data_end)
 		return DNS_MALFORMED;
+	q->l3 = l3;
 	q->name_len = pos;
 	q->qtype = (__u16)(qt[0] << 8 | qt[1]);
 	q->qclass = (__u16)(qt[2] << 8 | qt[3]);
@@ -354,8 +386,8 @@ static __always_inline int dns_parse_query(void *data, void *data_end, struct dn
 /* Turns the query into its answer: resize to header + question (+ record),
  * swap addresses, set the DNS header. Returns XDP_TX, or XDP_PASS if the
  * frame could not be resized (then it is unchanged). */
-static __always_inline int dns_answer(DUT_CTX *ctx, __u32 name_len, __u16 rcode, int aa,
-				      const struct dns_value *rec)
+static __always_inline int dns_answer(DUT_CTX *ctx, __u32 l3, __u32 name_len, __u16 rcode,
+				      int aa, const struct dns_value *rec)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
@@ -368,22 +400,24 @@ static __always_inline int dns_answer(DUT_CTX *ctx, __u32 name_len, __u16 rcode,
 	struct dns_value copy;
 	int delta;
 
-	if (name_len > DNS_MAX_NAME)
+	if (name_len > DNS_MAX_NAME || l3 > L3_MAX)
 		return XDP_PASS;
 	if (rec)
 		dut_memcpy(&copy, rec, sizeof(copy));
 	dns_len = DNS_HLEN + name_len + 4 + (rec ? DNS_RECORD_LEN : 0);
-	new_len = OFF_DNS + dns_len;
+	new_len = l3 + OFF_DNS + dns_len;
 	delta = (int)new_len - (int)(DUT_DATA_END(ctx) - DUT_DATA(ctx));
 	if (delta != 0 && DUT_ADJUST_TAIL(ctx, delta))
 		return XDP_PASS;
 
 	data = DUT_DATA(ctx);
 	data_end = DUT_DATA_END(ctx);
+	if (l3 > L3_MAX)
+		return XDP_ABORTED;
 	eth = data;
-	ip = data + OFF_IP;
-	udp = data + OFF_UDP;
-	dns = data + OFF_DNS;
+	ip = data + l3;
+	udp = data + l3 + OFF_UDP;
+	dns = data + l3 + OFF_DNS;
 	if ((void *)(dns + 1) > data_end)
 		return XDP_ABORTED;
 
@@ -415,10 +449,10 @@ static __always_inline int dns_answer(DUT_CTX *ctx, __u32 name_len, __u16 rcode,
 	dns->arcount = 0;
 
 	if (rec) {
-		__u32 off = OFF_QNAME + name_len + 4;
+		__u32 off = l3 + OFF_QNAME + name_len + 4;
 		__u8 *r;
 
-		if (off > OFF_QNAME + DNS_MAX_NAME + 4)
+		if (off > L3_MAX + OFF_QNAME + DNS_MAX_NAME + 4)
 			return XDP_ABORTED;
 		r = data + off;
 		if ((void *)(r + DNS_RECORD_LEN) > data_end)
@@ -441,7 +475,7 @@ static __always_inline int dut_dns_ping_process(DUT_CTX *ctx, struct dut_counter
 		c->not_handled++;
 		return XDP_PASS;
 	}
-	r = dns_answer(ctx, q.name_len, RCODE_NXDOMAIN, 0, NULL);
+	r = dns_answer(ctx, q.l3, q.name_len, RCODE_NXDOMAIN, 0, NULL);
 	if (r == XDP_TX)
 		c->answers++;
 	return r;
@@ -474,7 +508,7 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 	}
 	dut_memset(&key, 0, sizeof(key));
 	for (i = 0; i < DNS_KEY_LEN; i++) {
-		__u8 *p = data + OFF_QNAME + i;
+		__u8 *p = data + q.l3 + OFF_QNAME + i;
 
 		if (i >= q.name_len)
 			break;
@@ -486,16 +520,76 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 	if (val) {
 		c->hits++;
 		if (q.qclass == 1 && (q.qtype == 1 || q.qtype == 255))
-			r = dns_answer(ctx, q.name_len, RCODE_NOERROR, 1, val);
+			r = dns_answer(ctx, q.l3, q.name_len, RCODE_NOERROR, 1, val);
 		else
-			r = dns_answer(ctx, q.name_len, RCODE_NOERROR, 1, NULL);
+			r = dns_answer(ctx, q.l3, q.name_len, RCODE_NOERROR, 1, NULL);
 	} else {
 		c->misses++;
-		r = dns_answer(ctx, q.name_len, RCODE_NXDOMAIN, 1, NULL);
+		r = dns_answer(ctx, q.l3, q.name_len, RCODE_NXDOMAIN, 1, NULL);
 	}
 	if (r == XDP_TX)
 		c->answers++;
 	return r;
+}
+#endif
+
+/* ---- syn-filter: drop TCP SYNs (SYN set, ACK clear) from sources outside
+ * the allow-list (an LPM trie of IPv4 prefixes); pass everything else ---- */
+
+#define TCP_HLEN 20
+#define TCP_FLAG_SYN_BIT 0x02
+#define TCP_FLAG_ACK_BIT 0x10
+
+#if defined(DUT_WITH_ALLOW) || defined(DUT_HOST)
+static __always_inline int dut_syn_filter_process(DUT_CTX *ctx, struct dut_counters *c)
+{
+	void *data = DUT_DATA(ctx);
+	void *data_end = DUT_DATA_END(ctx);
+	struct hdr_cursor nh = { .pos = data };
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct syn_allow_key key;
+	__u8 *tcp;
+	__u32 doff;
+	int proto;
+
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (proto < 0) {
+		c->parse_errors++; /* ends inside a VLAN tag */
+		return XDP_PASS;
+	}
+	if (proto != dut_htons(ETH_P_IP)) {
+		c->not_handled++;
+		return XDP_PASS;
+	}
+	proto = parse_iphdr(&nh, data_end, &ip);
+	if (proto < 0) {
+		c->parse_errors++; /* truncated, not version 4, IHL < 5 */
+		return XDP_PASS;
+	}
+	if (proto != IPPROTO_TCP || (ip->frag_off & dut_htons(0x1fff))) {
+		c->not_handled++; /* not TCP, or a non-first fragment (no TCP header) */
+		return XDP_PASS;
+	}
+	tcp = nh.pos;
+	if ((void *)(tcp + TCP_HLEN) > data_end) {
+		c->parse_errors++;
+		return XDP_PASS;
+	}
+	doff = tcp[12] >> 4;
+	if (doff < 5 || (void *)(tcp + doff * 4) > data_end) {
+		c->parse_errors++; /* data offset below the header, or options cut */
+		return XDP_PASS;
+	}
+	if ((tcp[13] & (TCP_FLAG_SYN_BIT | TCP_FLAG_ACK_BIT)) != TCP_FLAG_SYN_BIT) {
+		c->not_handled++; /* not a connection request */
+		return XDP_PASS;
+	}
+	key.prefixlen = 32;
+	key.addr = ip->saddr;
+	if (DUT_ALLOWED(ctx, &key))
+		return XDP_PASS;
+	return XDP_DROP;
 }
 #endif
 
@@ -525,6 +619,9 @@ DUT_ENTRY(checksum, dut_checksum_process(ctx, c, DUT_CFG(ctx).checksums))
 DUT_ENTRY(dns_ping, dut_dns_ping_process(ctx, c))
 #if defined(DUT_WITH_CACHE) || defined(DUT_HOST)
 DUT_ENTRY(dns_cache, dut_dns_cache_process(ctx, c))
+#endif
+#if defined(DUT_WITH_ALLOW) || defined(DUT_HOST)
+DUT_ENTRY(syn_filter, dut_syn_filter_process(ctx, c))
 #endif
 
 #endif

@@ -29,18 +29,67 @@ struct hdr_cursor {
 	void *pos;
 };
 
-/* Ethernet header; returns the EtherType (network order) or -1. No VLANs:
- * tagged frames are not ours. */
-static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end,
-					struct ethhdr **eth)
+/* A VLAN tag after the MAC addresses (802.1Q / 802.1ad). */
+struct dut_vlanhdr {
+	__u16 tci;
+	__u16 proto; /* the next EtherType (or TPID) */
+};
+
+/* Most VLAN tags parsed before the IPv4 header (QinQ). */
+#define DUT_MAX_VLANS 2
+#define DUT_VLAN_HLEN 4
+#define DUT_ETH_P_8021Q 0x8100
+#define DUT_ETH_P_8021AD 0x88A8
+#define DUT_ETH_P_QINQ1 0x9100 /* pre-standard QinQ: accepted as the outer tag only */
+
+/* 1 if `proto` (network order) is a TPID we parse past at tag position i
+ * (0: outer). */
+static __always_inline int dut_is_vlan(int proto, int i)
+{
+	return proto == dut_htons(DUT_ETH_P_8021Q) || proto == dut_htons(DUT_ETH_P_8021AD) ||
+	       (i == 0 && proto == dut_htons(DUT_ETH_P_QINQ1));
+}
+
+/* Ethernet header and up to DUT_MAX_VLANS VLAN tags; returns the EtherType
+ * after the tags (network order), or -1 when the frame ends inside the
+ * Ethernet header or a tag. A third tag's TPID comes back as it is: not
+ * IPv4, so not ours. *vlans is the number of tags parsed (0..2); the L3
+ * header starts at ETH_HLEN + *vlans * DUT_VLAN_HLEN. */
+static __always_inline int parse_ethhdr_vlans(struct hdr_cursor *nh, void *data_end,
+					      struct ethhdr **eth, __u32 *vlans)
 {
 	struct ethhdr *h = nh->pos;
+	int proto;
 
+	*vlans = 0;
 	if ((void *)(h + 1) > data_end)
 		return -1;
 	nh->pos = h + 1;
 	*eth = h;
-	return h->h_proto;
+	proto = h->h_proto;
+#pragma unroll
+	for (int i = 0; i < DUT_MAX_VLANS; i++) {
+		struct dut_vlanhdr *v = nh->pos;
+
+		if (!dut_is_vlan(proto, i))
+			break;
+		if ((void *)(v + 1) > data_end)
+			return -1;
+		proto = v->proto;
+		nh->pos = v + 1;
+		*vlans += 1;
+	}
+	return proto;
+}
+
+/* Ethernet header (and VLAN tags, see parse_ethhdr_vlans); returns the
+ * EtherType after the tags or -1. */
+static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end,
+					struct ethhdr **eth)
+{
+	__u32 vlans;
+
+	return parse_ethhdr_vlans(nh, data_end, eth, &vlans);
 }
 
 /* IPv4 header including options; returns the protocol or -1. */

@@ -44,6 +44,16 @@ struct dut_counters {
 
 #define DUT_CFG_TENANT 1u /* only process frames to tenant_addr/tenant_mask */
 
+/* Capacity of the syn-filter allow-list (LPM trie; no preallocation). */
+#define SYN_ALLOW_ENTRIES 65536
+
+/* syn-filter allow-list key (BPF_MAP_TYPE_LPM_TRIE): prefix length, then
+ * the IPv4 address in network byte order. The value is one byte (1). */
+struct syn_allow_key {
+	__u32 prefixlen;
+	__u32 addr;
+};
+
 /* Install-time configuration, `const volatile` rodata of every program. */
 struct dut_config {
 	__u32 flags;       /* DUT_CFG_* */

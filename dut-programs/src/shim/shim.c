@@ -6,7 +6,7 @@
 #include "../bpf/logic.h"
 
 /* Program numbers, as in dut_programs::Program::shim_id. */
-enum { SHIM_DROP = 0, SHIM_CHECKSUM = 1, SHIM_DNS_PING = 2, SHIM_DNS_CACHE = 3 };
+enum { SHIM_DROP = 0, SHIM_CHECKSUM = 1, SHIM_DNS_PING = 2, SHIM_DNS_CACHE = 3, SHIM_SYN_FILTER = 4 };
 
 /* Runs program `prog` on ctx's frame; returns the XDP verdict (ctx->data_end
  * moves when the frame is resized), or -1 for an unknown program. */
@@ -21,6 +21,8 @@ int dut_shim_run(int prog, struct dut_hctx *ctx)
 		return dut_run_dns_ping(ctx);
 	case SHIM_DNS_CACHE:
 		return dut_run_dns_cache(ctx);
+	case SHIM_SYN_FILTER:
+		return dut_run_syn_filter(ctx);
 	default:
 		return -1;
 	}

@@ -1,8 +1,12 @@
 //! Helpers for the integration tests: frames built by hand (Ethernet/IPv4/UDP
-//! with a given DNS payload), DNS queries, and an independent check of an
-//! answer (etherparse for the headers and checksums, hickory-proto for DNS).
+//! with a given DNS payload, Ethernet/IPv4/TCP segments, VLAN tags inserted
+//! into either), DNS queries, and an independent check of an answer
+//! (etherparse for the headers, tags and checksums, hickory-proto for DNS).
+//! The profiles crate builds untagged UDP frames only; tagged and TCP frames
+//! are made here until it builds them too.
 #![allow(dead_code)]
 
+use dut_programs::shim::Shim;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use hickory_proto::op::{Message, MessageType, Query};
 use hickory_proto::rr::{Name, RecordType};
@@ -47,19 +51,108 @@ pub fn udp_frame(dst_ip: [u8; 4], dport: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// Recomputes the IPv4 header checksum of a frame (IHL from the header).
+/// TCP flag bits (byte 13 of the header).
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const ACK: u8 = 0x10;
+
+/// 802.1Q, 802.1ad and the pre-standard QinQ TPID.
+pub const TPID_8021Q: u16 = 0x8100;
+pub const TPID_8021AD: u16 = 0x88a8;
+pub const TPID_QINQ: u16 = 0x9100;
+
+/// Ethernet + IPv4 (20 bytes, `frag_off` as given) + TCP (`flags`, `options`
+/// padded to 4 bytes) from `src` to DUT_IP port 80, both checksums right.
+pub fn tcp_frame_frag(src: [u8; 4], flags: u8, options: &[u8], frag_off: u16) -> Vec<u8> {
+    let mut opts = options.to_vec();
+    while !opts.len().is_multiple_of(4) {
+        opts.push(0);
+    }
+    let tcp_len = 20 + opts.len();
+    let mut f = Vec::new();
+    f.extend_from_slice(&DUT_MAC);
+    f.extend_from_slice(&GEN_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 0, 0x56, 0x78, 0, 0, 64, 6, 0, 0];
+    ip[2..4].copy_from_slice(&((20 + tcp_len) as u16).to_be_bytes());
+    ip[6..8].copy_from_slice(&frag_off.to_be_bytes());
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&DUT_IP);
+    let c = csum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&41000u16.to_be_bytes());
+    tcp.extend_from_slice(&80u16.to_be_bytes());
+    tcp.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    let ack_no: u32 = if flags & ACK != 0 { 0x0bad_cafe } else { 0 };
+    tcp.extend_from_slice(&ack_no.to_be_bytes());
+    tcp.push(((tcp_len / 4) as u8) << 4);
+    tcp.push(flags);
+    tcp.extend_from_slice(&64240u16.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 0]);
+    tcp.extend_from_slice(&opts);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&DUT_IP);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+    pseudo.extend_from_slice(&tcp);
+    let c = csum(&pseudo);
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&tcp);
+    f
+}
+
+/// An unfragmented TCP segment (see [`tcp_frame_frag`]).
+pub fn tcp_frame(src: [u8; 4], flags: u8, options: &[u8]) -> Vec<u8> {
+    tcp_frame_frag(src, flags, options, 0x4000)
+}
+
+/// The MSS option of a real SYN (4 bytes).
+pub const MSS_OPTION: [u8; 4] = [2, 4, 0x05, 0xb4];
+
+/// `f` with VLAN tags `(TPID, VLAN id)` inserted after the MAC addresses,
+/// outer first (each tag's TPID replaces the EtherType before it).
+pub fn tagged(f: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
+    let mut out = f[..12].to_vec();
+    for (tpid, vid) in tags {
+        out.extend_from_slice(&tpid.to_be_bytes());
+        out.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
+    }
+    out.extend_from_slice(&f[12..]);
+    out
+}
+
+/// Where the IPv4 header of `f` starts: after the MACs and up to two VLAN
+/// tags (any of the three TPIDs).
+pub fn l3_offset(f: &[u8]) -> usize {
+    let mut at = 12;
+    for _ in 0..2 {
+        match f.get(at..at + 2) {
+            Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00]) => at += 4,
+            _ => break,
+        }
+    }
+    at + 2
+}
+
+/// Recomputes the IPv4 header checksum of a frame (IHL from the header; the
+/// header after any VLAN tags).
 pub fn fix_ip_checksum(f: &mut [u8]) {
-    if f.len() < 34 {
+    let l3 = l3_offset(f);
+    if f.len() < l3 + 20 {
         return;
     }
-    let ihl = usize::from(f[14] & 0x0f) * 4;
-    if ihl < 20 || f.len() < 14 + ihl {
+    let ihl = usize::from(f[l3] & 0x0f) * 4;
+    if ihl < 20 || f.len() < l3 + ihl {
         return;
     }
-    f[24] = 0;
-    f[25] = 0;
-    let c = csum(&f[14..14 + ihl]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f[l3 + 10] = 0;
+    f[l3 + 11] = 0;
+    let c = csum(&f[l3..l3 + ihl]);
+    f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
 }
 
 /// A DNS query message (hickory-built), optionally with an EDNS OPT record.
@@ -83,12 +176,17 @@ pub struct Answer {
     pub msg: Message,
 }
 
-/// Checks `resp` is a well-formed UDP/IPv4 answer to frame `req`: addresses and
-/// ports swapped, IP checksum right, lengths consistent, UDP checksum right or
-/// zero, DNS with the same ID and question, QR set, no additional records.
+/// Checks `resp` is a well-formed UDP/IPv4 answer to frame `req`: the same VLAN
+/// tags, addresses and ports swapped, IP checksum right, lengths consistent,
+/// UDP checksum right or zero, DNS with the same ID and question, QR set, no
+/// additional records.
 pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
     let rq = SlicedPacket::from_ethernet(req).expect("request parses");
     let rs = SlicedPacket::from_ethernet(resp).expect("answer parses");
+    // The tags, as etherparse reads them, and their bytes: the same VLANs back.
+    assert_eq!(rs.link_exts.len(), rq.link_exts.len(), "as many VLAN tags");
+    let l3 = 14 + 4 * rq.link_exts.len();
+    assert_eq!(&resp[12..l3], &req[12..l3], "VLAN tags kept");
     let (Some(etherparse::LinkSlice::Ethernet2(qe)), Some(etherparse::LinkSlice::Ethernet2(se))) =
         (&rq.link, &rs.link)
     else {
@@ -109,7 +207,7 @@ pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
     );
     assert_eq!(
         usize::from(h.total_len),
-        resp.len() - 14,
+        resp.len() - l3,
         "IPv4 total length is the frame"
     );
     let (Some(TransportSlice::Udp(qu)), Some(TransportSlice::Udp(su))) =
@@ -145,4 +243,13 @@ pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
         "no additional records"
     );
     Answer { msg: sm }
+}
+
+/// Runs the shim on `frame` with the same tailroom as an XDP buffer.
+pub fn shim_run(s: &mut Shim, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut buf = frame.to_vec();
+    buf.resize(frame.len() + 256, 0);
+    let (v, len) = s.run(&mut buf, frame.len());
+    buf.truncate(len);
+    (v, buf)
 }
