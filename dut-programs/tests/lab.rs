@@ -726,7 +726,7 @@ fn syn_flood(tagged: bool) -> (Vec<Vec<u8>>, u64) {
 /// connect() from the allowed generator completes, and a crafted SYN flood
 /// from spoofed sources is dropped: `dut status` counters equal the frames
 /// sent by kind and the interfaces' own counters; then the user-space point
-/// does the same to the untagged flood.
+/// does the same.
 #[test]
 fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
     let bed = lab(Topology::Direct);
@@ -816,9 +816,9 @@ fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
             Some(on_dut0(&status(&bed)).counters.expect("counters"))
         };
         let (d0, g0) = (dev(&ns, "dut0"), dev(&gen_ns, "gen0"));
-        // The user-space point only sees what the redirect program sends it:
-        // untagged TCP (xdp-layer's filter reads no VLAN tags).
-        let (frames, drops) = syn_flood(!userspace);
+        // The user-space point sees what the redirect program sends it: TCP,
+        // tagged or not (xdp-layer's filter reads past VLAN tags).
+        let (frames, drops) = syn_flood(true);
         let sent = bed
             .r#gen()
             .run_in(move || send_raw("gen0", &frames))

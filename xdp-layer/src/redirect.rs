@@ -34,7 +34,8 @@ pub const REDIRECT_PROG: &str = "xsk_redirect";
 /// All fields `None` = every frame.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Filter {
-    /// IPv4 protocol number (17 = UDP). Set with any other field, non-IPv4 frames pass.
+    /// IPv4 protocol number (17 = UDP). Set with any other field, non-IPv4 frames pass;
+    /// IPv4 behind up to two VLAN tags (0x8100, 0x88a8, 0x9100) is matched.
     pub proto: Option<u8>,
     /// IPv4 source address.
     pub src_ip: Option<Ipv4Addr>,
@@ -202,6 +203,19 @@ mod tests {
         arp[12] = 0x08;
         arp[13] = 0x06;
         let short = vec![0u8; 20];
+        // The same datagram behind an 802.1Q tag and behind QinQ (0x88a8 outer):
+        // matched; behind three tags, or with the frame ending inside a tag: passed.
+        let tag = |inner: &[u8], tpid: [u8; 2]| -> Vec<u8> {
+            let mut f = inner[..12].to_vec();
+            f.extend_from_slice(&tpid);
+            f.extend_from_slice(&[0x00, 0x64]);
+            f.extend_from_slice(&inner[12..]);
+            f
+        };
+        let dot1q = tag(&udp, [0x81, 0x00]);
+        let qinq = tag(&dot1q, [0x88, 0xa8]);
+        let three = tag(&qinq, [0x91, 0x00]);
+        let cut_tag = dot1q[..16].to_vec();
         let run = |frame: &[u8]| -> u32 {
             let mut opts = libbpf_sys::bpf_test_run_opts {
                 sz: std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _,
@@ -214,10 +228,23 @@ mod tests {
             assert_eq!(rc, 0, "test run");
             opts.retval
         };
-        for fr in [&udp[..], &other_port, &arp, &short] {
+        for fr in [
+            &udp[..],
+            &other_port,
+            &arp,
+            &short,
+            &dot1q,
+            &qinq,
+            &three,
+            &cut_tag,
+        ] {
             assert_eq!(run(fr), 2, "XDP_PASS (empty XSKMAP or no match)");
         }
         let (redirected, passed, _) = r.counters();
-        assert_eq!((redirected, passed), (1, 3));
+        assert_eq!(
+            (redirected, passed),
+            (3, 5),
+            "untagged, 802.1Q and QinQ matched"
+        );
     }
 }

@@ -72,12 +72,28 @@ static __always_inline int matches(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
 	struct udphdr *l4;
+	void *l3;
+	__be16 proto;
+	int i;
 
 	if ((void *)(eth + 1) > end)
 		return 0;
-	if (eth->h_proto != bpf_htons(ETH_P_IP))
+	proto = eth->h_proto;
+	l3 = eth + 1;
+	/* Up to two VLAN tags (802.1Q, 802.1ad, the old 0x9100 QinQ outer tag), as
+	 * the DUT programs parse them: the filter matches the IPv4 inside. */
+	for (i = 0; i < 2; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD) &&
+		    proto != bpf_htons(0x9100))
+			break;
+		if (l3 + 4 > end)
+			return 0;
+		proto = *(__be16 *)(l3 + 2);
+		l3 += 4;
+	}
+	if (proto != bpf_htons(ETH_P_IP))
 		return 0;
-	ip = (void *)(eth + 1);
+	ip = l3;
 	if ((void *)(ip + 1) > end)
 		return 0;
 	if (match_proto && ip->protocol != match_proto)
