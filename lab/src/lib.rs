@@ -21,4 +21,5 @@ pub mod report;
 pub mod runner;
 pub mod stats;
 pub mod store;
+pub mod testbed_file;
 pub mod tools;
