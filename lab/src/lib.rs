@@ -19,6 +19,7 @@ pub mod provenance;
 pub mod registry;
 pub mod report;
 pub mod runner;
+pub mod sshlab;
 pub mod stats;
 pub mod store;
 pub mod testbed_file;
