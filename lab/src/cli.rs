@@ -100,6 +100,10 @@ pub enum Cmd {
         /// Workload profile (DNS).
         #[arg(long, default_value = "dns-small")]
         profile: String,
+        /// Run on the hosts of this testbed file over ssh (see `lab up --topology
+        /// ssh`) instead of building a local lab.
+        #[arg(long, value_name = "FILE")]
+        testbed: Option<PathBuf>,
     },
     /// Run an experiment (a name in profiles/experiments/ or a path): CSVs,
     /// plots and a Markdown report in --out.

@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod plot;
 pub mod provenance;
 pub mod registry;
+pub mod remote;
 pub mod report;
 pub mod runner;
 pub mod sshlab;

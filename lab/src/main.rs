@@ -103,6 +103,7 @@ fn run(cli: Cli) -> Result<()> {
             rate,
             duration,
             profile,
+            testbed,
         } => {
             let opts = lab::demo::DemoOptions {
                 name,
@@ -110,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
                 rate,
                 duration,
                 profile,
+                testbed,
             };
             let res = lab::demo::run(&opts).context("lab demo")?;
             print!("{}", res.report);

@@ -33,6 +33,7 @@ use records::dut::Attached;
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
+use crate::remote::Site;
 use crate::tools::{self, Child};
 use testbed::{Testbed, Topology, UpOptions};
 
@@ -733,11 +734,12 @@ struct Neighbour {
     rate: Option<crate::experiment::Rate>,
 }
 
-/// A DUT program's place: `dut --netns NETNS ... --iface IFACE`.
+/// A DUT program's place: `dut --netns NETNS ... --iface IFACE`, here or on a
+/// testbed host over ssh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DutPort {
-    /// Namespace.
-    pub netns: String,
+    /// Where `dut` runs (its namespace, or the host).
+    pub site: Site,
     /// Interface.
     pub iface: String,
 }
@@ -746,21 +748,21 @@ impl DutPort {
     /// dut0 in lab `lab`'s DUT namespace.
     pub fn of_lab(lab: &str) -> DutPort {
         DutPort {
-            netns: testbed::dut_netns(lab),
+            site: Site::local(testbed::dut_netns(lab)),
             iface: testbed::DUT_IFACE.to_owned(),
         }
     }
     /// The host's second port dut1 (tenants lab).
     pub fn second(lab: &str) -> DutPort {
         DutPort {
-            netns: testbed::dut_netns(lab),
+            site: Site::local(testbed::dut_netns(lab)),
             iface: testbed::DUT1_IFACE.to_owned(),
         }
     }
     /// Tenant `i`'s ten0 inside its namespace (tenants lab).
     pub fn tenant(lab: &str, i: u8) -> DutPort {
         DutPort {
-            netns: testbed::tenant_netns(lab, i),
+            site: Site::local(testbed::tenant_netns(lab, i)),
             iface: testbed::TENANT_IFACE.to_owned(),
         }
     }
@@ -775,7 +777,7 @@ fn tenant_dst(b: &mut records::args::Gen, t: u8) {
 
 impl std::fmt::Display for DutPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} in {}", self.iface, self.netns)
+        write!(f, "{} in {}", self.iface, self.site)
     }
 }
 
@@ -1705,8 +1707,11 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
         .parse()
         .map_err(|e: String| anyhow!("dut install: {e}"))?;
     let userspace = mode == records::dut::Mode::Userspace;
+    // On a remote host every DUT runs in the foreground: it is removed when its
+    // ssh connection goes (`--stop-on-stdin-eof`), whatever becomes of lab.
+    let foreground = userspace || port.site.is_remote();
     let b = records::args::Dut {
-        netns: Some(port.netns.clone()),
+        netns: port.site.netns(),
         json: true,
         cmd: DutCmd::Install(records::args::DutInstall {
             program: o.program.to_owned(),
@@ -1716,17 +1721,20 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             profile: o.profile.map(str::to_owned),
             only_dst: o.only_dst.map(str::to_owned),
             // The user-space DUT runs in the foreground, for as long as we measure.
-            foreground: userspace,
+            foreground,
             force: false,
             // Process-scoped on behalf of this lab process: if lab is killed, what it
             // installed is an orphan the next run takes over, not a persistent install.
-            owner_pid: (!userspace).then(std::process::id),
+            owner_pid: (!foreground).then(std::process::id),
         }),
     };
-    let mut c = Command::new(testbed::binaries::locate("dut")?);
-    c.args(b.argv());
+    if foreground && !userspace {
+        let mut child = port.site.spawn("dut", &b.argv())?;
+        child.wait_for_type("ready", Duration::from_secs(60))?;
+        return Ok(Some(child));
+    }
     if userspace {
-        let mut child = Child::spawn(c)?;
+        let mut child = port.site.spawn("dut", &b.argv())?;
         // Ready once dut status shows the program on dut0.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1753,7 +1761,7 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             sleep_checked(Duration::from_millis(200))?;
         }
     }
-    let out = tools::run(c)?;
+    let out = port.site.run("dut", &b.argv())?;
     std::fs::write(
         log,
         format!("{}\n{}{}", out.command, out.stdout(), out.stderr),
@@ -1776,16 +1784,14 @@ pub fn dut_status_window(port: &DutPort, window: Duration) -> Result<Attached> {
 
 fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Attached> {
     let b = records::args::Dut {
-        netns: Some(port.netns.clone()),
+        netns: port.site.netns(),
         json: true,
         cmd: DutCmd::Status {
             iface: Some(port.iface.clone()),
             window,
         },
     };
-    let mut c = Command::new(testbed::binaries::locate("dut")?);
-    c.args(b.argv());
-    let out = tools::run(c)?;
+    let out = port.site.run("dut", &b.argv())?;
     out.check()?;
     let st = records::dut::Status::parse(&out.lines.join("\n"))
         .with_context(|| format!("reading the output of `{}`", out.command))?;
@@ -1796,9 +1802,22 @@ fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Attached> {
 
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
 pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
+    start_tstamp_at(
+        &Site::local(testbed::mon_netns(lab)),
+        testbed::MON_IFACE,
+        files,
+    )
+}
+
+/// Starts `tstamp` on `iface` at `site` and waits for its ready line.
+pub fn start_tstamp_at(
+    site: &Site,
+    iface: &str,
+    files: &[(&str, PathBuf)],
+) -> Result<Option<Child>> {
     let mut b = records::args::Tstamp {
-        netns: Some(testbed::mon_netns(lab)),
-        iface: testbed::MON_IFACE.to_owned(),
+        netns: site.netns(),
+        iface: iface.to_owned(),
         json: true,
         ..records::args::Tstamp::default()
     };
@@ -1810,9 +1829,7 @@ pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child
             other => bail!("internal: tstamp output flag {other}"),
         }
     }
-    let mut c = Command::new(testbed::binaries::locate("tstamp")?);
-    c.args(b.argv());
-    let mut child = Child::spawn(c)?;
+    let mut child = site.spawn("tstamp", &b.argv())?;
     child.wait_for_type("ready", Duration::from_secs(60))?;
     Ok(Some(child))
 }
