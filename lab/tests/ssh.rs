@@ -157,3 +157,240 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
         root_ifaces()
     );
 }
+
+/// A demo's records: (gen final, tstamp final, dut status) as JSON.
+fn demo_records(out: &Path) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let fin = |f: &str| -> serde_json::Value {
+        std::fs::read_to_string(out.join(f))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["type"] == "final")
+            .unwrap_or_else(|| panic!("no final record in {f}"))
+    };
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("dut-status.json")).unwrap())
+            .unwrap();
+    (fin("gen.json"), fin("tstamp.json"), status)
+}
+
+fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut x = v;
+    for p in path {
+        x = &x[*p];
+    }
+    x.as_f64()
+        .unwrap_or_else(|| panic!("{} missing in {v}", path.join(".")))
+}
+
+/// What a demo measured, checked on its own: answers = queries (within 1 %), the
+/// DUT program counted what gen sent, tstamp matched responses on the mirror.
+fn check_demo(what: &str, out: &Path) -> f64 {
+    let (g, t, d) = demo_records(out);
+    let sent = num(&g, &["tx_packets"]);
+    let answered = num(&g, &["rx_packets"]);
+    let dut = num(&d, &["counters", "packets"]);
+    assert!(sent > 100_000.0, "{what}: 50k/s for 5 s, gen sent {sent}");
+    assert!(
+        answered >= sent * 0.99,
+        "{what}: {answered} answers to {sent} queries"
+    );
+    assert!(
+        dut >= sent * 0.99,
+        "{what}: the DUT counted {dut} of {sent}"
+    );
+    assert!(
+        num(&t, &["matched"]) > 0.0,
+        "{what}: tstamp matched nothing: {t}"
+    );
+    sent
+}
+
+fn processes_of_tools(lab: &str) -> Vec<(String, u32)> {
+    let mut v = Vec::new();
+    for ns in testbed::existing_namespaces(lab) {
+        for t in ["gen", "dut", "tstamp"] {
+            v.extend(
+                testbed::procs::named_in(&ns, t)
+                    .into_iter()
+                    .map(|p| (t.to_owned(), p)),
+            );
+        }
+    }
+    v
+}
+
+/// The XDP program on the DUT's dut0 (the lab's placeholder once the demo's is gone).
+fn dut0_program(lab: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &testbed::dut_netns(lab),
+            "-d",
+            "link",
+            "show",
+            "dev",
+            "dut0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "name")
+        .nth(1)
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn the_demo_over_ssh_measures_what_the_local_demo_does() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    // The local demo.
+    let local_name = testbed::unique_name("dloc");
+    let _local_guard = Down(local_name.clone());
+    let local = Command::new(lab_bin())
+        .args(["demo", "--name", &local_name, "--out"])
+        .arg(tmp.join("local"))
+        .output()
+        .unwrap();
+    assert!(
+        local.status.success(),
+        "local demo: {}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    // The same over ssh, on an SSH lab.
+    let name = testbed::unique_name("dssh");
+    let (_guard, file) = ssh_lab(&name);
+    let placeholder = dut0_program(&name);
+    let remote = Command::new(lab_bin())
+        .args(["demo", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.join("ssh"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&remote.stderr);
+    assert!(remote.status.success(), "demo over ssh: {stderr}");
+    assert!(stderr.contains("pre-flight of 3 host(s)"), "{stderr}");
+    let a = check_demo("local", &tmp.join("local"));
+    let b = check_demo("ssh", &tmp.join("ssh"));
+    // Same rate and duration: the same number of queries, within 5 %.
+    assert!((a - b).abs() <= 0.05 * a, "local sent {a}, over ssh {b}");
+    // The remote DUT ran in the foreground and removed its program when its
+    // connection closed; no tool is left on any host.
+    assert_eq!(dut0_program(&name), placeholder, "the DUT program stayed");
+    assert!(
+        processes_of_tools(&name).is_empty(),
+        "{:?}",
+        processes_of_tools(&name)
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_host_whose_tools_are_another_build_is_refused_by_name() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("dver");
+    let (_guard, file) = ssh_lab(&name);
+    // The monitor's tool directory: a tstamp that says it is another build.
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-ver-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let fake = tmp.join("tstamp");
+    std::fs::write(&fake, "#!/bin/sh\necho 'tstamp 0.0.1 (git 000000000000)'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    tf.mon.as_mut().unwrap().tools = tmp.clone();
+    let other = tmp.join("testbed.toml");
+    std::fs::write(&other, tf.to_toml()).unwrap();
+    let placeholder = dut0_program(&name);
+    let res = Command::new(lab_bin())
+        .args(["demo", "--testbed"])
+        .arg(&other)
+        .arg("--out")
+        .arg(tmp.join("out"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let line = errors[0];
+    let mon = tf.mon.as_ref().unwrap();
+    assert!(line.contains(&format!("mon ({})", mon.ssh)), "{line}");
+    assert!(
+        line.contains("is version `0.0.1 (git 000000000000)`")
+            && line.contains(buildinfo_version()),
+        "{line}"
+    );
+    // Refused before anything ran: no DUT program, no tool.
+    assert_eq!(dut0_program(&name), placeholder);
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// This build's version as `lab --version` prints it (after the name).
+fn buildinfo_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let out = Command::new(lab_bin()).arg("--version").output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("lab ")
+            .to_owned()
+    })
+}
+
+#[test]
+fn remote_tools_stop_when_lab_is_killed() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("dkil");
+    let (_guard, file) = ssh_lab(&name);
+    let placeholder = dut0_program(&name);
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-kill-{}", std::process::id()));
+    let mut lab_run = Command::new(lab_bin())
+        .args(["demo", "--duration", "60s", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the DUT program is installed and gen runs on the generator host
+    // (after pre-flight, whose `gen --version` is a gen process too).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dut0_program(&name) == placeholder
+        || testbed::procs::named_in(&testbed::gen_netns(&name), "gen").is_empty()
+    {
+        assert!(Instant::now() < deadline, "the demo never got to traffic");
+        assert!(
+            lab_run.try_wait().unwrap().is_none(),
+            "lab demo ended early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!processes_of_tools(&name).is_empty());
+    lab_run.kill().unwrap();
+    lab_run.wait().unwrap();
+    // Signals do not cross ssh: the tools stop because their connections went.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !processes_of_tools(&name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        processes_of_tools(&name).is_empty(),
+        "tools outlived lab: {:?}",
+        processes_of_tools(&name)
+    );
+    // The foreground DUT removed its program as on Ctrl-C.
+    assert_eq!(dut0_program(&name), placeholder, "the DUT program stayed");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
