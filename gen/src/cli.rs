@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn stop_on_stdin_eof_is_taken_anywhere() {
-        let a = Args::try_parse_from(["gen", "--iface", "x", "--profile", "p"]).unwrap();
+        let a = Args::try_parse_from(["gen", "--iface", "x", "--profile", "p"]).expect("parses");
         assert!(!a.stop.stop_on_stdin_eof);
         let a = Args::try_parse_from([
             "gen",
@@ -160,7 +160,7 @@ mod tests {
             "--profile",
             "p",
         ])
-        .unwrap();
+        .expect("parses");
         assert!(a.stop.stop_on_stdin_eof);
     }
 

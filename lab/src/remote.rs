@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::testbed_file::{Endpoint, TestbedFile};
-use crate::tools::{Child, Output};
+use crate::tools::{Child, Output, last_line};
 
 /// How long a host's control master stays after its last session.
 pub const CONTROL_PERSIST: &str = "10s";
@@ -370,15 +370,6 @@ pub fn host<'a>(hosts: &'a [Arc<RemoteHost>], role: &str) -> Result<&'a Arc<Remo
         .iter()
         .find(|h| h.endpoint.role == role)
         .ok_or_else(|| anyhow!("the testbed file has no {role} host"))
-}
-
-fn last_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("(no error output)")
-        .trim()
-        .to_owned()
 }
 
 #[cfg(test)]

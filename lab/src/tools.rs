@@ -203,7 +203,8 @@ impl Output {
     }
 }
 
-fn last_line(s: &str) -> String {
+/// The last non-empty line of `s` (a tool's error), trimmed.
+pub(crate) fn last_line(s: &str) -> String {
     s.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
