@@ -125,6 +125,10 @@ pub enum Cmd {
         /// Only check the experiment file and the tools, then exit.
         #[arg(long)]
         check: bool,
+        /// Measure on the hosts of this testbed file over ssh instead of local labs
+        /// (so far: `measure = "dut-rate"` with gen, one generator host; no ledger).
+        #[arg(long, value_name = "FILE")]
+        testbed: Option<PathBuf>,
     },
     /// List the shipped experiments.
     Experiments,

@@ -138,9 +138,12 @@ fn run(cli: Cli) -> Result<()> {
             quick,
             repetitions,
             check,
+            testbed,
         } => {
             let exp = Experiment::load(&experiment)?;
-            lab::runner::preflight(&exp)?;
+            if testbed.is_none() {
+                lab::runner::preflight(&exp)?;
+            }
             if check {
                 println!(
                     "{}: ok ({} series, sweep {} over {} values)",
@@ -156,6 +159,7 @@ fn run(cli: Cli) -> Result<()> {
                 out,
                 quick,
                 repetitions,
+                testbed,
             };
             let res =
                 lab::runner::run(&exp, &opts).with_context(|| format!("lab run {}", exp.name))?;
