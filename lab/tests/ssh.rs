@@ -394,3 +394,146 @@ fn remote_tools_stop_when_lab_is_killed() {
     assert_eq!(dut0_program(&name), placeholder, "the DUT program stayed");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// A dut-rate experiment for the SSH lab: the drop program, gen at 100k frames/s.
+const SSH_DROP: &str = r#"name = "ssh-drop"
+title = "Drop rate over ssh"
+description = "drop program on the DUT host, gen on the generator host"
+topology = "switched"
+measure = "dut-rate"
+program = "drop"
+duration = "2s"
+repetitions = REPS
+
+[quick]
+duration = "1s"
+repetitions = 1
+
+[[series]]
+name = "native"
+mode = "native"
+profile = "min-multi-flow"
+rate = "100k"
+"#;
+
+fn drop_rates(out: &Path) -> Vec<f64> {
+    std::fs::read_to_string(out.join("points.csv"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(",drop_pps,"))
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn lab_run_over_ssh_measures_and_refuses_what_it_cannot_do_yet() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("rssh");
+    let (_guard, file) = ssh_lab(&name);
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exp = tmp.join("ssh-drop.toml");
+    std::fs::write(&exp, SSH_DROP.replace("REPS", "2")).unwrap();
+    let res = Command::new(lab_bin())
+        .arg("run")
+        .arg(&exp)
+        .arg("--testbed")
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // The DUT program's drop rate is what gen offered (paced at 100k, within 2 %).
+    let rates = drop_rates(&tmp.join("out"));
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    for r in rates {
+        assert!((r - 100_000.0).abs() <= 2_000.0, "drop rate {r}");
+    }
+    assert!(processes_of_tools(&name).is_empty());
+    // What it cannot do yet is one line before anything runs.
+    let res = Command::new(lab_bin())
+        .args(["run", "dns-ping-latency", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.join("out2"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not supported yet"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_host_whose_sshd_dies_mid_run_stops_its_tools_and_the_run_keeps_its_points() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("kssh");
+    let (_guard, file) = ssh_lab(&name);
+    let placeholder = dut0_program(&name);
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-kssh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exp = tmp.join("ssh-drop.toml");
+    std::fs::write(&exp, SSH_DROP.replace("REPS", "20")).unwrap();
+    let out = tmp.join("out");
+    let mut run = Command::new(lab_bin())
+        .arg("run")
+        .arg(&exp)
+        .arg("--testbed")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two measurements in, kill every sshd of the DUT host (listener and sessions).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while drop_rates(&out).len() < 2 {
+        assert!(Instant::now() < deadline, "no two points measured");
+        assert!(run.try_wait().unwrap().is_none(), "lab run ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dut_ns = testbed::dut_netns(&name);
+    let killed = testbed::procs::named_in(&dut_ns, "sshd");
+    assert!(!killed.is_empty());
+    testbed::procs::kill_inside_named(&dut_ns, "sshd");
+    // The DUT's foreground dut loses its connection: it stops and removes its
+    // program; lab's next dut commands fail; gen is stopped by lab.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "lab run did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("failed"), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !processes_of_tools(&name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        processes_of_tools(&name).is_empty(),
+        "tools outlived their connection: {:?}",
+        processes_of_tools(&name)
+    );
+    assert_eq!(dut0_program(&name), placeholder, "the DUT program stayed");
+    // The points measured before are kept (and in the report).
+    let kept = drop_rates(&out);
+    assert!(kept.len() >= 2 && kept.len() < 20, "{kept:?}");
+    assert!(out.join("report.md").exists());
+    let _ = std::fs::remove_dir_all(&tmp);
+}

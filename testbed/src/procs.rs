@@ -25,14 +25,7 @@ pub fn kill_inside(namespaces: &[String]) {
         if inside.is_empty() || Instant::now() > deadline {
             return;
         }
-        for pid in inside {
-            if let Ok(p) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
+        sigkill(&inside);
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -63,6 +56,23 @@ pub fn named_in(netns: &str, comm: &str) -> Vec<u32> {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
         })
         .collect()
+}
+
+/// SIGKILLs the processes inside namespace `netns` named `comm` (all of them:
+/// an sshd's listener and its sessions, say).
+pub fn kill_inside_named(netns: &str, comm: &str) {
+    sigkill(&named_in(netns, comm));
+}
+
+fn sigkill(pids: &[u32]) {
+    for &pid in pids {
+        if let Ok(p) = i32::try_from(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }
 
 #[cfg(test)]
