@@ -29,6 +29,8 @@ pub struct Args {
     pub netns: Option<String>,
     #[command(flatten)]
     pub output: OutputOpt<OutputFormat>,
+    #[command(flatten)]
+    pub stop: records::cli::StopOpt,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -159,6 +161,7 @@ fn json_line<T: serde::Serialize>(v: &T) -> Result<()> {
 
 /// Runs one `dut` command.
 pub fn run(args: Args) -> Result<()> {
+    xdplayer::stop::stop_on_stdin_eof(args.stop.stop_on_stdin_eof);
     // libbpf's own messages (several lines per failure) only on request; our
     // errors carry the reason in one line.
     if std::env::var_os("DUT_LIBBPF_DEBUG").is_none() {
@@ -240,13 +243,10 @@ pub fn run(args: Args) -> Result<()> {
     }
 }
 
-/// A flag that Ctrl-C (SIGINT, SIGTERM) sets.
+/// The flag that Ctrl-C (SIGINT, SIGTERM), and with `--stop-on-stdin-eof` the end
+/// of standard input, sets (`xdplayer::stop`).
 fn ctrlc_flag() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))
-        .context("install Ctrl-C handler")?;
-    Ok(stop)
+    Ok(xdplayer::stop::flag()?)
 }
 
 fn list(json: bool) -> Result<()> {

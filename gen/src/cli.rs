@@ -85,6 +85,8 @@ pub struct Args {
     /// Output format (json: one object per line on stdout; --json is the same).
     #[command(flatten)]
     pub output: records::cli::OutputOpt<OutputArg>,
+    #[command(flatten)]
+    pub stop: records::cli::StopOpt,
     /// Do not count replies (no reply counter on the interface).
     #[arg(long)]
     pub no_rx: bool,
@@ -146,6 +148,22 @@ mod tests {
     use records::args::Gen;
     use std::time::Duration;
 
+    #[test]
+    fn stop_on_stdin_eof_is_taken_anywhere() {
+        let a = Args::try_parse_from(["gen", "--iface", "x", "--profile", "p"]).expect("parses");
+        assert!(!a.stop.stop_on_stdin_eof);
+        let a = Args::try_parse_from([
+            "gen",
+            records::cli::StopOpt::FLAG,
+            "--iface",
+            "x",
+            "--profile",
+            "p",
+        ])
+        .expect("parses");
+        assert!(a.stop.stop_on_stdin_eof);
+    }
+
     fn parse(b: &Gen) -> Args {
         let mut argv = vec!["gen".to_owned()];
         argv.extend(b.argv());
@@ -163,6 +181,7 @@ mod tests {
             duration: Some(Duration::from_millis(2500)),
             count: None,
             queues: Some(2),
+            src_ip: Some(Ipv4Addr::new(198, 18, 0, 7)),
             dst_ip: Some(Ipv4Addr::new(198, 18, 0, 12)),
             dst_mac: Some([2, 0, 0, 0, 0, 2]),
             interval: Some(Duration::from_millis(100)),
@@ -179,6 +198,7 @@ mod tests {
         assert_eq!(o.rate, b.rate);
         assert_eq!(o.duration, b.duration);
         assert_eq!(o.queues, b.queues);
+        assert_eq!(o.src_ip, b.src_ip);
         assert_eq!(o.dst_ip, b.dst_ip);
         assert_eq!(o.dst_mac, b.dst_mac);
         assert_eq!(Some(o.interval), b.interval);

@@ -1,8 +1,6 @@
 //! `gen`: command line over the `xgen` library (see `gen/README.md`).
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use xgen::cli::Args;
@@ -23,12 +21,8 @@ fn real_main(a: Args) -> anyhow::Result<()> {
         xgen::net::enter_netns(ns)?;
     }
     xgen::net::ensure_bpffs();
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
-            .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
-    }
+    xdplayer::stop::stop_on_stdin_eof(a.stop.stop_on_stdin_eof);
+    let stop = xdplayer::stop::flag()?;
     let o = a.options();
     xgen::run(&o, stop, std::io::stdout().lock())?;
     Ok(())

@@ -20,6 +20,30 @@ pub struct Cli {
 /// `lab status --output`: a table (every lab) or the lab's description, or pretty-printed JSON.
 pub use records::cli::TextJson as StatusOutput;
 
+/// `lab up --topology`: the testbed's topologies, and `ssh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpTopology {
+    /// gen - switch (mirror to mon) - dut.
+    Switched,
+    /// gen - dut.
+    Direct,
+    /// switched, the DUT a virtualisation host with tenants.
+    Tenants,
+    /// switched, every host reached only over SSH (`lab status` names its testbed file).
+    Ssh,
+}
+
+impl UpTopology {
+    /// The testbed topology (`ssh` is switched).
+    pub fn testbed(self) -> Topology {
+        match self {
+            UpTopology::Switched | UpTopology::Ssh => Topology::Switched,
+            UpTopology::Direct => Topology::Direct,
+            UpTopology::Tenants => Topology::Tenants,
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
@@ -31,9 +55,11 @@ pub enum Cmd {
         /// TX/RX queues on the generator and DUT veths (1-64).
         #[arg(long, default_value_t = 1)]
         queues: u32,
-        /// switched: gen - switch (mirror to mon) - dut; direct: gen - dut.
-        #[arg(long, value_enum, default_value_t = Topology::Switched)]
-        topology: Topology,
+        /// switched: gen - switch (mirror to mon) - dut; direct: gen - dut;
+        /// tenants: switched, the DUT a host of tenant namespaces; ssh: switched,
+        /// each host reached only over SSH (an sshd per namespace, a testbed file).
+        #[arg(long, value_enum, default_value_t = UpTopology::Switched)]
+        topology: UpTopology,
     },
     /// Show a lab, read from the system; without --name, list every lab on
     /// the machine with its owner and whether it is stale.
@@ -74,6 +100,10 @@ pub enum Cmd {
         /// Workload profile (DNS).
         #[arg(long, default_value = "dns-small")]
         profile: String,
+        /// Run on the hosts of this testbed file over ssh (see `lab up --topology
+        /// ssh`) instead of building a local lab.
+        #[arg(long, value_name = "FILE")]
+        testbed: Option<PathBuf>,
     },
     /// Run an experiment (a name in profiles/experiments/ or a path): CSVs,
     /// plots and a Markdown report in --out.
@@ -95,6 +125,10 @@ pub enum Cmd {
         /// Only check the experiment file and the tools, then exit.
         #[arg(long)]
         check: bool,
+        /// Measure on the hosts of this testbed file over ssh instead of local labs
+        /// (so far: `measure = "dut-rate"` with gen, one generator host; no ledger).
+        #[arg(long, value_name = "FILE")]
+        testbed: Option<PathBuf>,
     },
     /// List the shipped experiments.
     Experiments,

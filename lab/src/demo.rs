@@ -9,16 +9,19 @@
 //! `Testbed` and `Child` guards clean up as the stack unwinds).
 
 use std::fmt::Write as _;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::runner::{self, InstallOptions};
 use crate::store::write_atomic;
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
+use crate::remote::{self, Site};
+use crate::testbed_file::TestbedFile;
 use crate::tools;
 use records::dut::Attached;
 use testbed::{Testbed, Topology, UpOptions};
@@ -36,6 +39,8 @@ pub struct DemoOptions {
     pub duration: String,
     /// Profile.
     pub profile: String,
+    /// Run on the hosts of this testbed file (over ssh) instead of a local lab.
+    pub testbed: Option<PathBuf>,
 }
 
 impl Default for DemoOptions {
@@ -46,6 +51,7 @@ impl Default for DemoOptions {
             rate: "50k".into(),
             duration: "5s".into(),
             profile: "dns-small".into(),
+            testbed: None,
         }
     }
 }
@@ -65,35 +71,103 @@ pub struct DemoResult {
     pub interrupted: bool,
 }
 
-/// Runs the demo.
-pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
-    let gen_bin = testbed::binaries::locate("gen")?;
+/// Where the demo runs: a local lab, or the hosts of a testbed file.
+struct Place {
+    /// The local lab (torn down when dropped).
+    bed: Option<Testbed>,
+    /// The ssh session (control masters stopped when dropped).
+    _ssh: Option<std::sync::Arc<remote::Ssh>>,
+    gen_site: Site,
+    gen_iface: String,
+    /// gen's addresses where the testbed file gives them (src, dst IP, dst MAC).
+    addresses: (Option<Ipv4Addr>, Option<Ipv4Addr>, Option<[u8; 6]>),
+    dut: runner::DutPort,
+    mon_site: Site,
+    mon_iface: String,
+}
+
+/// Builds the local switched lab `name`.
+fn local_lab(name: &str) -> Result<Place> {
+    testbed::binaries::locate("gen")?;
     testbed::binaries::locate("dut")?;
     testbed::binaries::locate("tstamp")?;
-    let duration =
-        profiles::units::parse_duration(&opts.duration).map_err(|e| anyhow!("--duration: {e}"))?;
-    let rate = profiles::units::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
-    profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
-    tools::install_ctrlc()?;
     crate::registry::reap_and_report("lab demo");
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("create {}", opts.out.display()))?;
-    let out = &opts.out;
-
-    eprintln!("demo: building the switched lab '{}'", opts.name);
+    eprintln!("demo: building the switched lab '{name}'");
     let bed = Testbed::up(&UpOptions {
-        name: opts.name.clone(),
+        name: name.to_owned(),
         topology: Topology::Switched,
         queues: 1,
     })
     .context("lab up")?;
     let lab = bed.name().to_owned();
+    Ok(Place {
+        gen_site: Site::local(testbed::gen_netns(&lab)),
+        gen_iface: testbed::GEN_IFACE.to_owned(),
+        addresses: (None, None, None),
+        dut: runner::DutPort::of_lab(&lab),
+        mon_site: Site::local(testbed::mon_netns(&lab)),
+        mon_iface: testbed::MON_IFACE.to_owned(),
+        bed: Some(bed),
+        _ssh: None,
+    })
+}
+
+/// The hosts of testbed file `path`, checked (pre-flight) before any traffic.
+fn remote_hosts(path: &Path) -> Result<Place> {
+    let file = TestbedFile::load(path)?;
+    if file.mon.is_none() {
+        bail!(
+            "{}: the demo measures response times on the mirror port: give a [mon] host",
+            file.origin
+        );
+    }
+    let ssh = remote::Ssh::new(&file)?;
+    eprintln!(
+        "demo: pre-flight of {} host(s) in {}",
+        file.endpoints().len(),
+        file.origin
+    );
+    let hosts = remote::preflight(&ssh, &file)?;
+    let g = remote::host(&hosts, "gen[0]")?;
+    let d = remote::host(&hosts, "dut")?;
+    let m = remote::host(&hosts, "mon")?;
+    Ok(Place {
+        bed: None,
+        gen_iface: g.endpoint.iface.clone(),
+        addresses: (g.endpoint.ip, d.endpoint.ip, d.endpoint.mac),
+        gen_site: Site::Remote(g.clone()),
+        dut: runner::DutPort {
+            site: Site::Remote(d.clone()),
+            iface: d.endpoint.iface.clone(),
+        },
+        mon_iface: m.endpoint.iface.clone(),
+        mon_site: Site::Remote(m.clone()),
+        _ssh: Some(ssh),
+    })
+}
+
+/// Runs the demo.
+pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
+    let duration =
+        profiles::units::parse_duration(&opts.duration).map_err(|e| anyhow!("--duration: {e}"))?;
+    let rate = profiles::units::parse_rate(&opts.rate).map_err(|e| anyhow!("--rate: {e}"))?;
+    profiles::Profile::load(&opts.profile).map_err(|e| anyhow!("--profile: {e}"))?;
+    tools::install_ctrlc()?;
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("create {}", opts.out.display()))?;
+    let out = &opts.out;
+    let place = match &opts.testbed {
+        None => local_lab(&opts.name)?,
+        Some(f) => remote_hosts(f)?,
+    };
+    let remote = place.bed.is_none();
 
     eprintln!(
-        "demo: installing dns-cache on {}-dut/dut0, filled from {}",
-        lab, opts.profile
+        "demo: installing dns-cache on {}, filled from {}",
+        place.dut, opts.profile
     );
-    runner::install(
-        &runner::DutPort::of_lab(&lab),
+    // A remote DUT runs in the foreground until we close its connection.
+    let dut_child = runner::install(
+        &place.dut,
         &InstallOptions {
             program: "dns-cache",
             mode: "native",
@@ -104,33 +178,41 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         &out.join("dut-install.txt"),
     )?;
 
-    eprintln!("demo: starting tstamp on {}-mon/mon0", lab);
-    let ts = runner::start_tstamp(
-        &lab,
-        &[
+    eprintln!(
+        "demo: starting tstamp on {} in {}",
+        place.mon_iface, place.mon_site
+    );
+    // The output files are written where tstamp runs: here only for a local lab.
+    let files = if remote {
+        Vec::new()
+    } else {
+        vec![
             ("--hdrh", out.join("rtt.hdr")),
             ("--hist-csv", out.join("rtt-histogram.csv")),
             ("--plot", out.join("rtt.svg")),
-        ],
-    )?
-    .context("tstamp")?;
+        ]
+    };
+    let ts =
+        runner::start_tstamp_at(&place.mon_site, &place.mon_iface, &files)?.context("tstamp")?;
 
     eprintln!(
         "demo: gen sends {} queries/s for {}",
         opts.rate, opts.duration
     );
+    let (src_ip, dst_ip, dst_mac) = place.addresses;
     let b = records::args::Gen {
-        netns: Some(testbed::gen_netns(&lab)),
-        iface: testbed::GEN_IFACE.to_owned(),
+        netns: place.gen_site.netns(),
+        iface: place.gen_iface.clone(),
         profile: opts.profile.clone(),
         rate: Some(rate),
         duration: Some(duration),
+        src_ip,
+        dst_ip,
+        dst_mac,
         json: true,
         ..records::args::Gen::default()
     };
-    let mut g = std::process::Command::new(gen_bin);
-    g.args(b.argv());
-    let gen_out = tools::run(g);
+    let gen_out = place.gen_site.run("gen", &b.argv());
     runner::sleep_checked(Duration::from_millis(300)).ok();
     let ts_out = ts.stop(Duration::from_secs(5))?;
     write_atomic(&out.join("tstamp.json"), ts_out.stdout().as_bytes())?;
@@ -140,7 +222,15 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     if !interrupted {
         gen_out.check()?;
     }
-    let status = runner::dut_status(&runner::DutPort::of_lab(&lab))?;
+    let status = runner::dut_status(&place.dut)?;
+    if let Some(d) = dut_child {
+        // Closing its connection removes the program (a local one goes with the lab).
+        let d = d.stop(Duration::from_secs(10))?;
+        write_atomic(
+            &out.join("dut-install.txt"),
+            format!("{}\n{}{}", d.command, d.stdout(), d.stderr).as_bytes(),
+        )?;
+    }
     let status_line = serde_json::to_string(&status).context("serialise dut's status")?;
     write_atomic(
         &out.join("dut-status.json"),
@@ -160,7 +250,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         "Files: [gen.json](gen.json), [tstamp.json](tstamp.json), [dut-status.json](dut-status.json), [rtt.hdr](rtt.hdr) (HDR histogram log), [rtt-histogram.csv](rtt-histogram.csv)."
     );
     write_atomic(&out.join("summary.md"), md.as_bytes())?;
-    drop(bed);
+    drop(place);
     let files = [
         "summary.md",
         "gen.json",

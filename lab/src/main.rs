@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use lab::cli::{Cli, Cmd, StatusOutput};
+use lab::cli::{Cli, Cmd, StatusOutput, UpTopology};
 use lab::experiment::Experiment;
 use testbed::{Testbed, UpOptions};
 
@@ -17,15 +17,25 @@ fn run(cli: Cli) -> Result<()> {
             queues,
             topology,
         } => {
-            let opts = UpOptions {
-                name: name.clone(),
-                topology,
-                queues,
+            let (mut bed, file) = if topology == UpTopology::Ssh {
+                let (bed, file) = lab::sshlab::up(&name, queues)
+                    .with_context(|| format!("lab up --name {name} --topology ssh"))?;
+                (bed, Some(file))
+            } else {
+                let opts = UpOptions {
+                    name: name.clone(),
+                    topology: topology.testbed(),
+                    queues,
+                };
+                let bed = Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
+                (bed, None)
             };
-            let mut bed = Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
             bed.persist()
                 .with_context(|| format!("lab up --name {name}: make it persistent"))?;
             println!("{}", bed.status());
+            if let Some(f) = file {
+                println!("testbed file: {}", f.display());
+            }
         }
         Cmd::Status { name: None, output } => {
             let labs = lab::registry::list().context("lab status: list the labs")?;
@@ -46,13 +56,21 @@ fn run(cli: Cli) -> Result<()> {
             let bed =
                 Testbed::attach(&name).with_context(|| format!("lab status --name {name}"))?;
             let status = bed.status();
+            let file = lab::sshlab::testbed_file_of(&name);
             if output.format == StatusOutput::Json {
+                let mut v = serde_json::to_value(&status).context("serialise status")?;
+                if let (Some(f), Some(o)) = (&file, v.as_object_mut()) {
+                    o.insert("testbed".into(), f.display().to_string().into());
+                }
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&status).context("serialise status")?
+                    serde_json::to_string_pretty(&v).context("serialise status")?
                 );
             } else {
                 println!("{status}");
+                if let Some(f) = file {
+                    println!("testbed file: {}", f.display());
+                }
             }
         }
         Cmd::Down { stale: true, .. } => {
@@ -85,6 +103,7 @@ fn run(cli: Cli) -> Result<()> {
             rate,
             duration,
             profile,
+            testbed,
         } => {
             let opts = lab::demo::DemoOptions {
                 name,
@@ -92,6 +111,7 @@ fn run(cli: Cli) -> Result<()> {
                 rate,
                 duration,
                 profile,
+                testbed,
             };
             let res = lab::demo::run(&opts).context("lab demo")?;
             print!("{}", res.report);
@@ -118,9 +138,12 @@ fn run(cli: Cli) -> Result<()> {
             quick,
             repetitions,
             check,
+            testbed,
         } => {
             let exp = Experiment::load(&experiment)?;
-            lab::runner::preflight(&exp)?;
+            if testbed.is_none() {
+                lab::runner::preflight(&exp)?;
+            }
             if check {
                 println!(
                     "{}: ok ({} series, sweep {} over {} values)",
@@ -136,6 +159,7 @@ fn run(cli: Cli) -> Result<()> {
                 out,
                 quick,
                 repetitions,
+                testbed,
             };
             let res =
                 lab::runner::run(&exp, &opts).with_context(|| format!("lab run {}", exp.name))?;

@@ -9,10 +9,6 @@
 //! and whatever that forked), deletes the namespaces and then the record.
 //! `lab run` and `lab demo` call it at start; `lab down --stale` on demand.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use serde::Serialize;
 
 use testbed::Result;
@@ -37,6 +33,9 @@ pub struct LabEntry {
     /// unowned: listed, never reaped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_error: Option<String>,
+    /// An SSH lab's testbed file (`lab up --topology ssh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub testbed: Option<String>,
 }
 
 /// Every lab on the machine, by name.
@@ -68,6 +67,7 @@ pub fn list() -> Result<Vec<LabEntry>> {
         };
         let owner = record.map(|r| r.owner);
         let stale = owner.as_ref().is_some_and(Owner::stale);
+        let testbed = crate::sshlab::testbed_file_of(&name).map(|p| p.display().to_string());
         labs.push(LabEntry {
             name,
             topology,
@@ -75,6 +75,7 @@ pub fn list() -> Result<Vec<LabEntry>> {
             owner,
             stale,
             record_error,
+            testbed,
         });
     }
     Ok(labs)
@@ -98,13 +99,14 @@ fn remove(lab: &LabEntry) -> Result<()> {
     // Look again right before: the owner cannot come back, but a concurrent
     // reaper may have removed the lab already.
     let namespaces = testbed::existing_namespaces(&lab.name);
-    kill_inside(&namespaces);
+    testbed::procs::kill_inside(&namespaces);
     if let Err(e) = testbed::delete_namespaces(&testbed::existing_namespaces(&lab.name)) {
         // Another reaper may have deleted them meanwhile: only what is left counts.
         if !testbed::existing_namespaces(&lab.name).is_empty() {
             return Err(e);
         }
     }
+    testbed::ssh::remove_dir(&lab.name)?;
     owner::remove(&lab.name)
 }
 
@@ -163,62 +165,10 @@ pub fn describe(lab: &LabEntry) -> String {
     format!("stale lab {} ({what}{owner})", lab.name)
 }
 
-/// SIGKILLs every process whose network namespace is one of `namespaces`
-/// and waits (up to 10 s) until none is left.
-fn kill_inside(namespaces: &[String]) {
-    let ids: Vec<(u64, u64)> = namespaces
-        .iter()
-        .filter_map(|ns| std::fs::metadata(Path::new(NETNS_RUN_DIR).join(ns)).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect();
-    if ids.is_empty() {
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let inside = processes_in(&ids);
-        if inside.is_empty() || Instant::now() > deadline {
-            return;
-        }
-        for pid in inside {
-            if let Ok(p) = i32::try_from(pid) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Processes whose network namespace (device, inode) is one of `ids`. A
-/// zombie has no namespace links left, so it is not listed.
-fn processes_in(ids: &[(u64, u64)]) -> Vec<u32> {
-    let Ok(proc) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    proc.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::metadata(format!("/proc/{pid}/ns/net"))
-                .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn this_process_is_found_in_its_own_namespace() {
-        let m = std::fs::metadata("/proc/self/ns/net").unwrap();
-        let me = std::process::id();
-        assert!(processes_in(&[(m.dev(), m.ino())]).contains(&me));
-        assert!(processes_in(&[(0, 0)]).is_empty());
-    }
 
     #[test]
     fn an_unreadable_record_is_listed_and_not_stale() {

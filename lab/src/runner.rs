@@ -33,6 +33,7 @@ use records::dut::Attached;
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
+use crate::remote::Site;
 use crate::tools::{self, Child};
 use testbed::{Testbed, Topology, UpOptions};
 
@@ -45,6 +46,69 @@ pub struct RunOptions {
     pub quick: bool,
     /// `--repetitions`: repetitions per point instead of the experiment's.
     pub repetitions: Option<u32>,
+    /// `--testbed FILE`: on the hosts of a testbed file over ssh (dut-rate with gen
+    /// only, so far) instead of local labs.
+    pub testbed: Option<PathBuf>,
+}
+
+/// The hosts of `lab run --testbed FILE`, checked by pre-flight.
+struct RemoteRun {
+    /// The ssh session (control masters stopped when dropped).
+    _ssh: std::sync::Arc<crate::remote::Ssh>,
+    /// The generator host.
+    r#gen: std::sync::Arc<crate::remote::RemoteHost>,
+    /// The DUT host.
+    dut: std::sync::Arc<crate::remote::RemoteHost>,
+}
+
+impl RemoteRun {
+    /// Refuses what is not supported over ssh yet (one line naming the series),
+    /// then runs pre-flight on every host of the file.
+    fn open(exp: &Experiment, path: &Path) -> Result<RemoteRun> {
+        let file = crate::testbed_file::TestbedFile::load(path)?;
+        if exp.topology == Topo::Tenants {
+            bail!(
+                "{}: lab run --testbed: not supported yet: the tenants topology",
+                exp.origin
+            );
+        }
+        if let Some(s) = exp.series.iter().find(|s| {
+            s.measure != Measure::DutRate
+                || s.source != Source::Gen
+                || s.neighbour_checksums.is_some()
+        }) {
+            bail!(
+                "{}: lab run --testbed: not supported yet: series `{}` (only measure = \"dut-rate\" with gen as the source, no neighbour)",
+                exp.origin,
+                s.name
+            );
+        }
+        if exp.parameter == Param::NeighbourChecksums {
+            bail!(
+                "{}: lab run --testbed: not supported yet: a neighbour sweep",
+                exp.origin
+            );
+        }
+        if file.gens.len() > 1 {
+            bail!(
+                "{}: lab run --testbed: not supported yet: {} generator hosts (one [[gen]])",
+                file.origin,
+                file.gens.len()
+            );
+        }
+        let ssh = crate::remote::Ssh::new(&file)?;
+        eprintln!(
+            "lab run: pre-flight of {} host(s) in {}",
+            file.endpoints().len(),
+            file.origin
+        );
+        let hosts = crate::remote::preflight(&ssh, &file)?;
+        Ok(RemoteRun {
+            r#gen: crate::remote::host(&hosts, "gen[0]")?.clone(),
+            dut: crate::remote::host(&hosts, "dut")?.clone(),
+            _ssh: ssh,
+        })
+    }
 }
 
 impl RunOptions {
@@ -320,9 +384,17 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
 
 /// Runs an experiment into `opts.out`.
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
-    preflight(exp)?;
+    let remote = match &opts.testbed {
+        Some(f) => Some(RemoteRun::open(exp, f)?),
+        None => {
+            preflight(exp)?;
+            None
+        }
+    };
     tools::install_ctrlc()?;
-    crate::registry::reap_and_report("lab run");
+    if remote.is_none() {
+        crate::registry::reap_and_report("lab run");
+    }
     let plan = opts.plan(exp);
     let mut store = Store::open(&opts.out, &exp.name)?;
     let raw = opts.out.join("raw");
@@ -386,7 +458,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
                 break 'outer;
             }
             let result = (|| -> Result<()> {
-                let point = PointRun::set_up(exp, series, x, &plan, &raw)?;
+                let point = PointRun::set_up(exp, series, x, &plan, &raw, remote.as_ref())?;
                 if info.interfaces.is_empty()
                     && let Some(bed) = &point.bed
                 {
@@ -534,6 +606,18 @@ struct PointRun<'a> {
     queues: u32,
     /// The NDR search settings (measure = "ndr").
     ndr: Option<NdrSpec>,
+    /// `lab run --testbed`: where gen runs (its host, interface and the testbed
+    /// file's addresses); no lab, no ledger.
+    remote_gen: Option<RemoteGen>,
+}
+
+/// gen on a testbed host.
+struct RemoteGen {
+    site: Site,
+    iface: String,
+    src_ip: Option<std::net::Ipv4Addr>,
+    dst_ip: Option<std::net::Ipv4Addr>,
+    dst_mac: Option<[u8; 6]>,
 }
 
 /// What one measurement gave: its values, and where its packets went.
@@ -733,11 +817,12 @@ struct Neighbour {
     rate: Option<crate::experiment::Rate>,
 }
 
-/// A DUT program's place: `dut --netns NETNS ... --iface IFACE`.
+/// A DUT program's place: `dut --netns NETNS ... --iface IFACE`, here or on a
+/// testbed host over ssh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DutPort {
-    /// Namespace.
-    pub netns: String,
+    /// Where `dut` runs (its namespace, or the host).
+    pub site: Site,
     /// Interface.
     pub iface: String,
 }
@@ -746,21 +831,21 @@ impl DutPort {
     /// dut0 in lab `lab`'s DUT namespace.
     pub fn of_lab(lab: &str) -> DutPort {
         DutPort {
-            netns: testbed::dut_netns(lab),
+            site: Site::local(testbed::dut_netns(lab)),
             iface: testbed::DUT_IFACE.to_owned(),
         }
     }
     /// The host's second port dut1 (tenants lab).
     pub fn second(lab: &str) -> DutPort {
         DutPort {
-            netns: testbed::dut_netns(lab),
+            site: Site::local(testbed::dut_netns(lab)),
             iface: testbed::DUT1_IFACE.to_owned(),
         }
     }
     /// Tenant `i`'s ten0 inside its namespace (tenants lab).
     pub fn tenant(lab: &str, i: u8) -> DutPort {
         DutPort {
-            netns: testbed::tenant_netns(lab, i),
+            site: Site::local(testbed::tenant_netns(lab, i)),
             iface: testbed::TENANT_IFACE.to_owned(),
         }
     }
@@ -775,7 +860,7 @@ fn tenant_dst(b: &mut records::args::Gen, t: u8) {
 
 impl std::fmt::Display for DutPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} in {}", self.iface, self.netns)
+        write!(f, "{} in {}", self.iface, self.site)
     }
 }
 
@@ -797,6 +882,7 @@ impl<'a> PointRun<'a> {
         x: f64,
         plan: &Plan,
         raw: &Path,
+        remote: Option<&RemoteRun>,
     ) -> Result<PointRun<'a>> {
         let queues = if exp.parameter == Param::Queues {
             x as u32
@@ -808,11 +894,22 @@ impl<'a> PointRun<'a> {
         // In the tenants lab, rates are measured on the host's second port
         // (no switch, no mirror); answers come back by the switched port.
         let second = tenants && series.measure == Measure::DutRate;
-        let port = match (tenants, series.at) {
-            (true, At::Tenant) => DutPort::tenant(&lab, series.tenant),
-            (true, At::Host) if second => DutPort::second(&lab),
+        let port = match (remote, tenants, series.at) {
+            (Some(r), _, _) => DutPort {
+                site: Site::Remote(r.dut.clone()),
+                iface: r.dut.endpoint.iface.clone(),
+            },
+            (None, true, At::Tenant) => DutPort::tenant(&lab, series.tenant),
+            (None, true, At::Host) if second => DutPort::second(&lab),
             _ => DutPort::of_lab(&lab),
         };
+        let remote_gen = remote.map(|r| RemoteGen {
+            site: Site::Remote(r.r#gen.clone()),
+            iface: r.r#gen.endpoint.iface.clone(),
+            src_ip: r.r#gen.endpoint.ip,
+            dst_ip: r.dut.endpoint.ip,
+            dst_mac: r.dut.endpoint.mac,
+        });
         let gen_port = (
             testbed::gen_netns(&lab),
             if second {
@@ -835,22 +932,14 @@ impl<'a> PointRun<'a> {
             neighbour: None,
             queues,
             ndr: plan.ndr.clone(),
+            remote_gen,
         };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
         }
-        let topology = match exp.topology {
-            Topo::Direct => Topology::Direct,
-            Topo::Switched => Topology::Switched,
-            Topo::Tenants => Topology::Tenants,
-        };
-        let bed = Testbed::up(&UpOptions {
-            name: lab.clone(),
-            topology,
-            queues,
-        })
-        .context("lab up")?;
-        pr.bed = Some(bed);
+        if remote.is_none() {
+            pr.bed = Some(Self::lab_up(exp, &lab, queues)?);
+        }
         if let Some(prog) = &series.program {
             let checksums = if exp.parameter == Param::Checksums {
                 Some(x as u32)
@@ -917,6 +1006,31 @@ impl<'a> PointRun<'a> {
         Ok(pr)
     }
 
+    /// This point's lab.
+    fn lab_up(exp: &Experiment, lab: &str, queues: u32) -> Result<Testbed> {
+        let topology = match exp.topology {
+            Topo::Direct => Topology::Direct,
+            Topo::Switched => Topology::Switched,
+            Topo::Tenants => Topology::Tenants,
+        };
+        Testbed::up(&UpOptions {
+            name: lab.to_owned(),
+            topology,
+            queues,
+        })
+        .context("lab up")
+    }
+
+    /// Starts gen for the measurement (here, or on the testbed's generator host).
+    fn spawn_gen(&self, duration: Duration, rx: bool) -> Result<Child> {
+        match &self.remote_gen {
+            Some(r) => r
+                .site
+                .spawn("gen", &self.gen_args(self.rate(), duration, rx)?.argv()),
+            None => Child::spawn(self.gen_cmd(duration, rx)?),
+        }
+    }
+
     fn lab(&self) -> Result<&str> {
         self.bed
             .as_ref()
@@ -970,6 +1084,23 @@ impl<'a> PointRun<'a> {
         duration: Duration,
         rx: bool,
     ) -> Result<records::args::Gen> {
+        if let Some(r) = &self.remote_gen {
+            return Ok(records::args::Gen {
+                netns: r.site.netns(),
+                iface: r.iface.clone(),
+                profile: self.series.profile.clone(),
+                engine: Some(self.series.engine),
+                rate,
+                duration: Some(duration),
+                queues: Some(self.queues),
+                no_rx: !rx,
+                src_ip: r.src_ip,
+                dst_ip: r.dst_ip,
+                dst_mac: r.dst_mac,
+                json: true,
+                ..records::args::Gen::default()
+            });
+        }
         self.lab()?;
         let mut b = records::args::Gen {
             netns: Some(self.gen_port.0.clone()),
@@ -1323,13 +1454,17 @@ impl<'a> PointRun<'a> {
 
     /// DUT counters over a window of `duration` inside the source's run.
     fn dut_rate(&self, rep: u32) -> Result<Measured> {
-        self.lab()?;
-        let before = self.counters()?;
+        // Over ssh there is no lab to read counters from: no ledger (so far).
+        let remote = self.remote_gen.is_some();
+        if !remote {
+            self.lab()?;
+        }
+        let before = if remote { None } else { Some(self.counters()?) };
         // The source is stopped once the window is over: a long margin
         // costs nothing and covers a slow start on a loaded machine.
         let margin = Duration::from_secs(60);
         let source = match self.series.source {
-            Source::Gen => Child::spawn(self.gen_cmd(self.duration + margin, false)?)?,
+            Source::Gen => self.spawn_gen(self.duration + margin, false)?,
             Source::Trafgen => {
                 let cfg = self
                     .raw
@@ -1357,7 +1492,8 @@ impl<'a> PointRun<'a> {
             // switches on for the window) before and after it. A user-space
             // DUT's own CPU time is read around the same window, and so is
             // the machine's softirq time.
-            let pid = self.dut_fg.as_ref().and_then(Child::id);
+            // (A remote DUT's process is on its host: its local child is ssh.)
+            let pid = self.dut_fg.as_ref().filter(|_| !remote).and_then(Child::id);
             let c0 = pid.and_then(tools::cpu_time_ns);
             let m0 = tools::machine_softirq_ns();
             let t0 = Instant::now();
@@ -1444,10 +1580,13 @@ impl<'a> PointRun<'a> {
         } else {
             None
         };
-        let account = self.account(&before, f.as_ref(), None)?;
+        let account = match &before {
+            Some(before) => Some(self.account(before, f.as_ref(), None)?),
+            None => None,
+        };
         Ok(Measured {
             values: v,
-            ledger: Some(account),
+            ledger: account,
             trials: Vec::new(),
         })
     }
@@ -1705,8 +1844,11 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
         .parse()
         .map_err(|e: String| anyhow!("dut install: {e}"))?;
     let userspace = mode == records::dut::Mode::Userspace;
+    // On a remote host every DUT runs in the foreground: it is removed when its
+    // ssh connection goes (`--stop-on-stdin-eof`), whatever becomes of lab.
+    let foreground = userspace || port.site.is_remote();
     let b = records::args::Dut {
-        netns: Some(port.netns.clone()),
+        netns: port.site.netns(),
         json: true,
         cmd: DutCmd::Install(records::args::DutInstall {
             program: o.program.to_owned(),
@@ -1718,17 +1860,20 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             allow: Vec::new(),
             allow_file: None,
             // The user-space DUT runs in the foreground, for as long as we measure.
-            foreground: userspace,
+            foreground,
             force: false,
             // Process-scoped on behalf of this lab process: if lab is killed, what it
             // installed is an orphan the next run takes over, not a persistent install.
-            owner_pid: (!userspace).then(std::process::id),
+            owner_pid: (!foreground).then(std::process::id),
         }),
     };
-    let mut c = Command::new(testbed::binaries::locate("dut")?);
-    c.args(b.argv());
+    if foreground && !userspace {
+        let mut child = port.site.spawn("dut", &b.argv())?;
+        child.wait_for_type("ready", Duration::from_secs(60))?;
+        return Ok(Some(child));
+    }
     if userspace {
-        let mut child = Child::spawn(c)?;
+        let mut child = port.site.spawn("dut", &b.argv())?;
         // Ready once dut status shows the program on dut0.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1755,7 +1900,7 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             sleep_checked(Duration::from_millis(200))?;
         }
     }
-    let out = tools::run(c)?;
+    let out = port.site.run("dut", &b.argv())?;
     std::fs::write(
         log,
         format!("{}\n{}{}", out.command, out.stdout(), out.stderr),
@@ -1778,16 +1923,14 @@ pub fn dut_status_window(port: &DutPort, window: Duration) -> Result<Attached> {
 
 fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Attached> {
     let b = records::args::Dut {
-        netns: Some(port.netns.clone()),
+        netns: port.site.netns(),
         json: true,
         cmd: DutCmd::Status {
             iface: Some(port.iface.clone()),
             window,
         },
     };
-    let mut c = Command::new(testbed::binaries::locate("dut")?);
-    c.args(b.argv());
-    let out = tools::run(c)?;
+    let out = port.site.run("dut", &b.argv())?;
     out.check()?;
     let st = records::dut::Status::parse(&out.lines.join("\n"))
         .with_context(|| format!("reading the output of `{}`", out.command))?;
@@ -1798,9 +1941,22 @@ fn status_cmd(port: &DutPort, window: Option<Duration>) -> Result<Attached> {
 
 /// Starts `tstamp` on mon0 of `lab` and waits for its ready line.
 pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
+    start_tstamp_at(
+        &Site::local(testbed::mon_netns(lab)),
+        testbed::MON_IFACE,
+        files,
+    )
+}
+
+/// Starts `tstamp` on `iface` at `site` and waits for its ready line.
+pub fn start_tstamp_at(
+    site: &Site,
+    iface: &str,
+    files: &[(&str, PathBuf)],
+) -> Result<Option<Child>> {
     let mut b = records::args::Tstamp {
-        netns: Some(testbed::mon_netns(lab)),
-        iface: testbed::MON_IFACE.to_owned(),
+        netns: site.netns(),
+        iface: iface.to_owned(),
         json: true,
         ..records::args::Tstamp::default()
     };
@@ -1812,9 +1968,7 @@ pub fn start_tstamp(lab: &str, files: &[(&str, PathBuf)]) -> Result<Option<Child
             other => bail!("internal: tstamp output flag {other}"),
         }
     }
-    let mut c = Command::new(testbed::binaries::locate("tstamp")?);
-    c.args(b.argv());
-    let mut child = Child::spawn(c)?;
+    let mut child = site.spawn("tstamp", &b.argv())?;
     child.wait_for_type("ready", Duration::from_secs(60))?;
     Ok(Some(child))
 }

@@ -74,6 +74,25 @@ pub fn install_ctrlc() -> Result<()> {
 fn interrupt_all() {
     let pids = CHILDREN.lock().map(|v| v.clone()).unwrap_or_default();
     for pid in pids {
+        interrupt_pid(pid);
+    }
+}
+
+/// The standard input of each remote run (`ssh`), by pid: closed to stop the
+/// tool (`--stop-on-stdin-eof`), since signals do not cross ssh; `None` once
+/// closed.
+static REMOTE_STDIN: Mutex<Vec<(u32, Option<std::process::ChildStdin>)>> = Mutex::new(Vec::new());
+
+/// Asks child `pid` to stop as on Ctrl-C: SIGINT to a local tool's group; for a
+/// remote run, closing its standard input (once: ssh then carries the tool's
+/// final record back; a signal would end ssh and lose it).
+fn interrupt_pid(pid: u32) {
+    let remote = REMOTE_STDIN.lock().ok().and_then(|mut v| {
+        v.iter_mut()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, stdin)| drop(stdin.take()))
+    });
+    if remote.is_none() {
         signal(pid, nix::sys::signal::Signal::SIGINT);
     }
 }
@@ -184,7 +203,8 @@ impl Output {
     }
 }
 
-fn last_line(s: &str) -> String {
+/// The last non-empty line of `s` (a tool's error), trimmed.
+pub(crate) fn last_line(s: &str) -> String {
     s.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
@@ -212,7 +232,18 @@ pub struct Child {
 
 impl Child {
     /// Starts `cmd` with piped stdout/stderr and registers it.
-    pub fn spawn(mut cmd: Command) -> Result<Child> {
+    pub fn spawn(cmd: Command) -> Result<Child> {
+        Child::spawn_with(cmd, false)
+    }
+
+    /// Starts a remote run (`ssh ... TOOL --stop-on-stdin-eof ...`): its standard
+    /// input is a pipe that [`Child::interrupt`] and the Ctrl-C handler close to
+    /// stop it, and that closes by itself when this process dies.
+    pub fn spawn_remote(cmd: Command) -> Result<Child> {
+        Child::spawn_with(cmd, true)
+    }
+
+    fn spawn_with(mut cmd: Command, remote: bool) -> Result<Child> {
         use std::os::unix::process::CommandExt;
         let command = display(&cmd);
         if let Ok(mut v) = COMMANDS.lock() {
@@ -222,10 +253,17 @@ impl Child {
         // exit) does not hit us, and a terminal's Ctrl-C reaches the tools
         // only through our handler, in order.
         cmd.process_group(0)
-            .stdin(Stdio::null())
+            .stdin(if remote {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn_tied(cmd).with_context(|| format!("start `{command}`"))?;
+        if remote && let Ok(mut v) = REMOTE_STDIN.lock() {
+            v.push((child.id(), child.stdin.take()));
+        }
         if let Ok(mut v) = CHILDREN.lock() {
             v.push(child.id());
         }
@@ -313,10 +351,11 @@ impl Child {
             .is_none_or(|c| c.try_wait().ok().flatten().is_some())
     }
 
-    /// Sends SIGINT (the tools then print their final record and exit).
+    /// Sends SIGINT, or closes a remote run's standard input (the tools then print
+    /// their final record and exit).
     pub fn interrupt(&self) {
         if let Some(c) = &self.child {
-            signal(c.id(), nix::sys::signal::Signal::SIGINT);
+            interrupt_pid(c.id());
         }
     }
 
@@ -379,12 +418,15 @@ fn unregister(pid: u32) {
     if let Ok(mut v) = CHILDREN.lock() {
         v.retain(|p| *p != pid);
     }
+    if let Ok(mut v) = REMOTE_STDIN.lock() {
+        v.retain(|(p, _)| *p != pid);
+    }
 }
 
 impl Drop for Child {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            signal(c.id(), nix::sys::signal::Signal::SIGINT);
+            interrupt_pid(c.id());
             let deadline = Instant::now() + Duration::from_secs(3);
             while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 thread::sleep(Duration::from_millis(20));

@@ -57,6 +57,8 @@ pub struct Gen {
     pub count: Option<u64>,
     /// `--queues`.
     pub queues: Option<u32>,
+    /// `--src-ip`.
+    pub src_ip: Option<Ipv4Addr>,
     /// `--dst-ip`.
     pub dst_ip: Option<Ipv4Addr>,
     /// `--dst-mac`.
@@ -83,6 +85,7 @@ impl Gen {
         a.opt("--duration", self.duration.map(duration_arg));
         a.opt("--count", self.count);
         a.opt("--queues", self.queues);
+        a.opt("--src-ip", self.src_ip);
         a.opt("--dst-ip", self.dst_ip);
         a.opt("--dst-mac", self.dst_mac.map(format_mac));
         a.opt("--interval", self.interval.map(duration_arg));

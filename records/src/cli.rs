@@ -14,6 +14,22 @@
 use clap::builder::EnumValueParser;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches, ValueEnum};
 
+/// `--stop-on-stdin-eof`: stop as on Ctrl-C when standard input ends (signals do
+/// not cross ssh; a remote run stops when its connection goes). Global, so it goes
+/// anywhere on the command line; the tools hand it to `xdplayer::stop`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::Args)]
+pub struct StopOpt {
+    /// Stop as on Ctrl-C (final record printed, programs removed) when standard
+    /// input ends: for runs over ssh, which carries no signals.
+    #[arg(long = "stop-on-stdin-eof", global = true)]
+    pub stop_on_stdin_eof: bool,
+}
+
+impl StopOpt {
+    /// The flag as written on a command line.
+    pub const FLAG: &'static str = "--stop-on-stdin-eof";
+}
+
 /// A tool's output formats.
 pub trait Format: ValueEnum + Clone + Send + Sync + 'static {
     /// Without `--output`.

@@ -44,6 +44,8 @@ pub struct Args {
     pub write: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputOpt<OutputArg>,
+    #[command(flatten)]
+    pub stop_opt: records::cli::StopOpt,
     /// af-packet: TPACKET_V3 ring size in 1 MiB blocks (at least 2).
     #[arg(long, default_value_t = 64)]
     pub ring_blocks: u32,
@@ -85,6 +87,7 @@ pub fn run(args: &Args) -> Result<Final> {
     if args.interval.is_zero() {
         bail!("--interval must be positive");
     }
+    xdplayer::stop::stop_on_stdin_eof(args.stop_opt.stop_on_stdin_eof);
     let stop = Stop::on_signals();
     let mut out_file = match &args.write {
         Some(p) => Some(

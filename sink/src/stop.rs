@@ -1,4 +1,5 @@
-//! The stop flag: Ctrl-C / SIGTERM set it (ctrlc with the termination feature), loops
+//! The stop flag: Ctrl-C / SIGTERM set it (`xdplayer::stop`; also the end of standard
+//! input with `--stop-on-stdin-eof`), loops
 //! check it between batches and finish cleanly, writing everything they have.
 
 use std::sync::Arc;
@@ -13,13 +14,11 @@ impl Stop {
     pub fn new() -> Self {
         Self::default()
     }
-    /// A flag set by Ctrl-C and SIGTERM. Only one handler per process can exist; a second
-    /// call returns a flag that only the program sets.
+    /// The process's flag set by Ctrl-C and SIGTERM, and with `--stop-on-stdin-eof` by
+    /// the end of standard input (`xdplayer::stop`, the one handler of every tool).
+    /// Without a handler (it could not be installed) a flag that only the program sets.
     pub fn on_signals() -> Self {
-        let s = Self::new();
-        let c = s.clone();
-        let _ = ctrlc::set_handler(move || c.set());
-        s
+        xdplayer::stop::flag().map(Stop).unwrap_or_default()
     }
     pub fn set(&self) {
         self.0.store(true, Ordering::Relaxed);

@@ -102,6 +102,14 @@ pub enum Error {
         /// The directory looked in first.
         dir: String,
     },
+    /// The SSH side of an SSH lab (`crate::ssh`): sshd or the client.
+    #[error("{what}: {detail}")]
+    Ssh {
+        /// What was being done.
+        what: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// Loading or attaching a BPF program failed.
     #[error("{what}: {source}")]
     Bpf {

@@ -47,6 +47,8 @@ pub mod cmd;
 pub mod error;
 pub mod host;
 pub mod owner;
+pub mod procs;
+pub mod ssh;
 pub mod status;
 pub mod testbed;
 pub mod xdp;

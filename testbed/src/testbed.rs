@@ -147,9 +147,11 @@ pub fn down(name: &str) -> Result<Vec<String>> {
     check_root()?;
     let existing = existing_namespaces(name);
     if existing.is_empty() {
+        crate::ssh::remove_dir(name)?;
         crate::owner::remove(name)?;
         return Err(Error::NotFound(name.to_owned()));
     }
+    crate::ssh::remove(name, &existing)?;
     delete_namespaces(&existing)?;
     crate::owner::remove(name)?;
     Ok(existing)
@@ -484,6 +486,7 @@ impl Testbed {
             .into_iter()
             .filter(|ns| netns_exists(ns))
             .collect();
+        crate::ssh::remove(&self.name, &existing)?;
         delete_namespaces(&existing)?;
         crate::owner::remove(&self.name)
     }

@@ -65,6 +65,8 @@ pub struct Args {
     pub max_pending: usize,
     #[command(flatten)]
     pub output: records::cli::OutputOpt<OutputArg>,
+    #[command(flatten)]
+    pub stop_opt: records::cli::StopOpt,
     /// HDR histogram interval log (V2, deflate), one histogram per interval.
     #[arg(long)]
     pub hdrh: Option<PathBuf>,
@@ -189,6 +191,7 @@ pub fn run(args: &Args) -> Result<FinalRecord> {
     if args.interval.is_zero() {
         bail!("--interval must be positive");
     }
+    xdplayer::stop::stop_on_stdin_eof(args.stop_opt.stop_on_stdin_eof);
     let stop = Stop::on_signals();
     // Create every output first: an unwritable path fails before any capture.
     let open = |p: &Option<PathBuf>, what: &str| -> Result<Option<AtomicFile>> {

@@ -33,6 +33,7 @@ pub mod owner;
 pub mod placeholder;
 pub mod redirect;
 pub mod socket;
+pub mod stop;
 
 pub use attach::{XdpAttached, XdpGuard, XdpMode, attached_prog, xdp_query};
 pub use datapath::{RxMeta, XskQueue, XskStats, hw_ts_error_text};

@@ -1,0 +1,453 @@
+//! Where a tool runs: the one place that turns a tool's argument list (built by
+//! `records::args`) into a process, either on this machine (inside a lab's
+//! namespace: the builder's `--netns`) or on a testbed host over `ssh`
+//! ([`Site`]). The same records come back either way: the remote tool's stdout
+//! is ssh's stdout.
+//!
+//! Over ssh, each host has one control master (`ControlMaster auto`,
+//! `ControlPath` in a directory this process owns, `ControlPersist` 10 s, started
+//! by [`preflight`]), so every tool run is a session on an open connection. A
+//! remote tool gets `--stop-on-stdin-eof` (`records::cli::StopOpt`, implemented
+//! once in `xdplayer::stop`): signals do not cross ssh, so lab stops a remote
+//! tool by closing ssh's standard input ([`crate::tools::Child::spawn_remote`]),
+//! and a tool whose connection goes (lab killed, the host's sshd killed) stops
+//! as on Ctrl-C.
+//!
+//! [`preflight`] checks every host before any traffic: reachable over ssh as
+//! root, its tools there with this `lab`'s `--version` (git commit), its data
+//! interface up, and not the interface that carries the control connection.
+//! Each problem is one line naming the host.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::testbed_file::{Endpoint, TestbedFile};
+use crate::tools::{Child, Output, last_line};
+
+/// How long a host's control master stays after its last session.
+pub const CONTROL_PERSIST: &str = "10s";
+
+/// The ssh side of one testbed session: the ssh_config and the control sockets'
+/// directory (removed, masters stopped, when dropped).
+#[derive(Debug)]
+pub struct Ssh {
+    config: Option<PathBuf>,
+    control_dir: PathBuf,
+    masters: Mutex<Vec<Endpoint>>,
+}
+
+impl Ssh {
+    /// A session for testbed file `file` (its ssh_config); the control sockets go
+    /// into `/run/xdp-measure/ssh/PID`.
+    pub fn new(file: &TestbedFile) -> Result<Arc<Ssh>> {
+        use std::os::unix::fs::PermissionsExt;
+        let control_dir = PathBuf::from(format!("/run/xdp-measure/ssh/{}", std::process::id()));
+        std::fs::create_dir_all(&control_dir)
+            .with_context(|| format!("create {}", control_dir.display()))?;
+        std::fs::set_permissions(&control_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod {}", control_dir.display()))?;
+        Ok(Arc::new(Ssh {
+            config: file.ssh_config.clone(),
+            control_dir,
+            masters: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// `ssh` with the options every connection to `e` takes.
+    fn command(&self, e: &Endpoint) -> Command {
+        let mut c = Command::new("ssh");
+        if let Some(cfg) = &self.config {
+            c.arg("-F").arg(cfg);
+        }
+        let mut path = OsString::from("ControlPath=");
+        path.push(self.control_dir.join("%C"));
+        c.args(["-o", "BatchMode=yes", "-o", "ControlMaster=auto", "-o"])
+            .arg(path);
+        if let Some(p) = e.port {
+            c.args(["-p", &p.to_string()]);
+        }
+        c
+    }
+
+    /// Opens `e`'s control master (in the background, for [`CONTROL_PERSIST`]
+    /// after its last session).
+    fn open_master(&self, e: &Endpoint) -> Result<()> {
+        let mut c = self.command(e);
+        // Its stdio is /dev/null: the master outlives this command and must not hold
+        // a pipe of ours.
+        c.args([
+            "-o",
+            &format!("ControlPersist={CONTROL_PERSIST}"),
+            "-f",
+            "-N",
+        ])
+        .arg(&e.ssh)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let out = c.output().context("run ssh")?;
+        if !out.status.success() {
+            bail!(
+                "{}: not reachable over ssh: {}",
+                e.display(),
+                last_line(&String::from_utf8_lossy(&out.stderr))
+            );
+        }
+        if let Ok(mut m) = self.masters.lock() {
+            m.push(e.clone());
+        }
+        Ok(())
+    }
+
+    /// `ssh ... DEST COMMAND` for `e`, sessions on its master (none left behind:
+    /// `ControlPersist no` for a session that has to open the connection itself).
+    fn session(&self, e: &Endpoint, remote_command: &str) -> Command {
+        let mut c = self.command(e);
+        c.args(["-o", "ControlPersist=no", "--"])
+            .arg(&e.ssh)
+            .arg(remote_command);
+        c
+    }
+}
+
+impl Drop for Ssh {
+    fn drop(&mut self) {
+        let masters = self.masters.lock().map(|m| m.clone()).unwrap_or_default();
+        for e in masters {
+            let mut c = self.command(&e);
+            let _ = c
+                .args(["-O", "exit"])
+                .arg(&e.ssh)
+                .stdin(Stdio::null())
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.control_dir);
+    }
+}
+
+/// A testbed host reached over ssh.
+#[derive(Debug, Clone)]
+pub struct RemoteHost {
+    /// Its entry in the testbed file.
+    pub endpoint: Endpoint,
+    /// The session's ssh.
+    pub ssh: Arc<Ssh>,
+}
+
+/// Where a tool runs.
+#[derive(Debug, Clone)]
+pub enum Site {
+    /// This machine, inside a namespace (the tool's `--netns`).
+    Local {
+        /// The namespace.
+        netns: String,
+    },
+    /// A testbed host over ssh (`--netns` of its entry, if any).
+    Remote(Arc<RemoteHost>),
+}
+
+impl PartialEq for Site {
+    fn eq(&self, other: &Site) -> bool {
+        match (self, other) {
+            (Site::Local { netns: a }, Site::Local { netns: b }) => a == b,
+            (Site::Remote(a), Site::Remote(b)) => a.endpoint == b.endpoint,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Site {}
+
+impl std::fmt::Display for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Site::Local { netns } => f.write_str(netns),
+            Site::Remote(h) => f.write_str(&h.endpoint.display()),
+        }
+    }
+}
+
+/// `s` quoted for a POSIX shell (the remote side of ssh runs its command line
+/// through the user's shell).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl Site {
+    /// A namespace on this machine.
+    pub fn local(netns: impl Into<String>) -> Site {
+        Site::Local {
+            netns: netns.into(),
+        }
+    }
+
+    /// The `--netns` the tool's builder gets.
+    pub fn netns(&self) -> Option<String> {
+        match self {
+            Site::Local { netns } => Some(netns.clone()),
+            Site::Remote(h) => h.endpoint.netns.clone(),
+        }
+    }
+
+    /// Whether the tool runs over ssh.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Site::Remote(_))
+    }
+
+    /// The command that runs `tool` with `argv` (a builder's `argv()`) here.
+    pub fn command(&self, tool: &str, argv: &[String]) -> Result<Command> {
+        match self {
+            Site::Local { .. } => {
+                let mut c = Command::new(testbed::binaries::locate(tool)?);
+                c.args(argv);
+                Ok(c)
+            }
+            Site::Remote(h) => {
+                let mut line = format!(
+                    "exec {} {}",
+                    shell_quote(&h.endpoint.tool(tool).display().to_string()),
+                    records::cli::StopOpt::FLAG
+                );
+                for a in argv {
+                    line.push(' ');
+                    line.push_str(&shell_quote(a));
+                }
+                Ok(h.ssh.session(&h.endpoint, &line))
+            }
+        }
+    }
+
+    /// Starts `tool` here ([`Child::spawn`], or [`Child::spawn_remote`] over ssh).
+    pub fn spawn(&self, tool: &str, argv: &[String]) -> Result<Child> {
+        let c = self.command(tool, argv)?;
+        if self.is_remote() {
+            Child::spawn_remote(c)
+        } else {
+            Child::spawn(c)
+        }
+    }
+
+    /// Runs `tool` here to completion.
+    pub fn run(&self, tool: &str, argv: &[String]) -> Result<Output> {
+        self.spawn(tool, argv)?.wait()
+    }
+}
+
+/// The tools a role runs.
+fn tools_of(role: &str) -> &'static [&'static str] {
+    if role.starts_with("gen") {
+        &["gen"]
+    } else if role == "dut" {
+        &["dut"]
+    } else {
+        &["tstamp"]
+    }
+}
+
+/// What the probe found on a host: one line per problem.
+fn judge(e: &Endpoint, probe: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let field = |key: &str| -> Vec<&str> {
+        probe
+            .lines()
+            .filter_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .collect()
+    };
+    match field("uid").first() {
+        Some(&"0") => {}
+        Some(u) => problems.push(format!("not root (uid {u}): the tools need root")),
+        None => problems.push("no answer from the probe".to_owned()),
+    }
+    let want = buildinfo::VERSION;
+    for t in tools_of(&e.role) {
+        let path = e.tool(t);
+        if field("missing").contains(t) {
+            problems.push(format!("{} is missing (or not executable)", path.display()));
+            continue;
+        }
+        let said = field("version")
+            .into_iter()
+            .find_map(|l| l.strip_prefix(t)?.strip_prefix(' '))
+            .unwrap_or("")
+            .trim();
+        let version = said.strip_prefix(t).map(str::trim).unwrap_or(said);
+        if version != want {
+            problems.push(format!(
+                "{} is version `{version}`, this lab is `{want}`: install the same build there",
+                path.display()
+            ));
+        }
+    }
+    let link = field("link").first().copied().unwrap_or("");
+    let flags = link
+        .split_once('<')
+        .and_then(|(_, r)| r.split_once('>'))
+        .map_or("", |(f, _)| f);
+    if !link.contains(&format!(" {}", e.iface)) || flags.is_empty() {
+        problems.push(format!("no interface {} ({})", e.iface, link.trim()));
+    } else if !flags.split(',').any(|f| f == "UP") || !flags.split(',').any(|f| f == "LOWER_UP") {
+        problems.push(format!("interface {} is not up (<{flags}>)", e.iface));
+    }
+    // The control connection's interface on the host (the route back to the ssh
+    // client), in the host's own namespace: only a data interface there can be it.
+    let ctl = field("ctl").first().copied().unwrap_or("");
+    let ctl_dev = ctl
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap_or("");
+    if e.netns.is_none() && ctl_dev == e.iface {
+        problems.push(format!(
+            "{} carries the ssh connection ({}): refusing to send or capture on the control interface",
+            e.iface,
+            ctl.trim()
+        ));
+    }
+    problems
+}
+
+/// The probe run on each host: who we are, the tools' versions, the data
+/// interface, the route back to the ssh client.
+fn probe_script(e: &Endpoint) -> String {
+    let mut s = String::from("echo uid $(id -u); ");
+    for t in tools_of(&e.role) {
+        let p = shell_quote(&e.tool(t).display().to_string());
+        s.push_str(&format!(
+            "if [ -x {p} ]; then echo version {t} $({p} --version 2>&1 | head -n 1); else echo missing {t}; fi; "
+        ));
+    }
+    let ns = e
+        .netns
+        .as_ref()
+        .map(|n| format!("-n {} ", shell_quote(n)))
+        .unwrap_or_default();
+    s.push_str(&format!(
+        "echo link $(ip {ns}-o link show dev {} 2>&1); ",
+        shell_quote(&e.iface)
+    ));
+    s.push_str("set -- $SSH_CONNECTION; echo ctl $(ip -o route get \"$1\" 2>&1)");
+    s
+}
+
+/// Pre-flight of every host of `file` before any traffic: opens each host's
+/// control master and checks it (see the module's documentation). The first
+/// host with a problem is one error line naming it and every problem found.
+pub fn preflight(ssh: &Arc<Ssh>, file: &TestbedFile) -> Result<Vec<Arc<RemoteHost>>> {
+    let mut hosts = Vec::new();
+    for e in file.endpoints() {
+        ssh.open_master(e)?;
+        let out = ssh
+            .session(e, &probe_script(e))
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("{}: run the pre-flight probe", e.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let problems = judge(e, &text);
+        if !problems.is_empty() {
+            bail!("{}: {}", e.display(), problems.join("; "));
+        }
+        hosts.push(Arc::new(RemoteHost {
+            endpoint: e.clone(),
+            ssh: ssh.clone(),
+        }));
+    }
+    Ok(hosts)
+}
+
+/// The remote host of `role` among `hosts` (from [`preflight`]).
+pub fn host<'a>(hosts: &'a [Arc<RemoteHost>], role: &str) -> Result<&'a Arc<RemoteHost>> {
+    hosts
+        .iter()
+        .find(|h| h.endpoint.role == role)
+        .ok_or_else(|| anyhow!("the testbed file has no {role} host"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ep(role: &str, netns: Option<&str>) -> Endpoint {
+        Endpoint {
+            role: role.into(),
+            ssh: "root@h".into(),
+            port: None,
+            iface: "gen0".into(),
+            netns: netns.map(Into::into),
+            tools: "/opt/x".into(),
+            ip: None,
+            mac: None,
+        }
+    }
+
+    fn probe(version: &str, flags: &str, ctl: &str) -> String {
+        format!(
+            "uid 0\nversion gen gen {version}\nlink 5: gen0@if3: <{flags}> mtu 1500 state UP\nctl {ctl}\n"
+        )
+    }
+
+    #[test]
+    fn a_healthy_host_passes() {
+        let p = probe(
+            buildinfo::VERSION,
+            "BROADCAST,UP,LOWER_UP",
+            "10.0.0.1 dev mgmt0 src 10.0.0.2",
+        );
+        assert_eq!(judge(&ep("gen[0]", None), &p), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_problem_is_named() {
+        let e = ep("gen[0]", None);
+        let p = probe(
+            "0.0.9 (git 0123456789ab)",
+            "BROADCAST,UP,LOWER_UP",
+            "x dev mgmt0",
+        );
+        let v = judge(&e, &p);
+        assert!(
+            v.len() == 1
+                && v[0].contains("/opt/x/gen is version `0.0.9 (git 0123456789ab)`")
+                && v[0].contains("this lab is"),
+            "{v:?}"
+        );
+        let p = probe(buildinfo::VERSION, "BROADCAST", "x dev mgmt0");
+        assert!(judge(&e, &p)[0].contains("gen0 is not up"));
+        let p = probe(
+            buildinfo::VERSION,
+            "BROADCAST,UP,LOWER_UP",
+            "10.0.0.1 dev gen0 src 10.0.0.2",
+        );
+        assert!(judge(&e, &p)[0].contains("carries the ssh connection"));
+        // In a namespace of its own the data interface cannot carry the control connection.
+        assert!(judge(&ep("gen[0]", Some("ns")), &p).is_empty());
+        let v = judge(
+            &e,
+            "uid 1000\nmissing gen\nlink Device \"gen0\" does not exist.\nctl x\n",
+        );
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert!(
+            v[0].contains("not root")
+                && v[1].contains("missing")
+                && v[2].contains("no interface gen0")
+        );
+    }
+
+    #[test]
+    fn remote_command_lines_quote_every_argument() {
+        assert_eq!(shell_quote("--rate"), "--rate");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}

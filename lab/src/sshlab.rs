@@ -1,0 +1,90 @@
+//! `lab up --topology ssh`: the switched lab whose hosts are reached only over
+//! SSH (`testbed::ssh`: a management network, an sshd per host namespace, keys,
+//! `ssh_config` and `known_hosts` made for the lab), and the testbed file that
+//! describes it ([`crate::testbed_file`]), which `lab demo --testbed FILE` takes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use testbed::{Host, Testbed, Topology, UpOptions};
+
+use crate::testbed_file::{Endpoint, TestbedFile};
+
+/// Where lab `name`'s testbed file is (in its SSH directory).
+pub fn testbed_file_path(name: &str) -> PathBuf {
+    testbed::ssh::dir(name).join("testbed.toml")
+}
+
+/// The testbed file of lab `name`, if it is an SSH lab that has one.
+pub fn testbed_file_of(name: &str) -> Option<PathBuf> {
+    Some(testbed_file_path(name)).filter(|p| p.exists())
+}
+
+/// The directory of this build's tools (`gen`, `dut`, `tstamp`, all in one place).
+pub fn local_tools_dir() -> Result<PathBuf> {
+    let mut dir: Option<PathBuf> = None;
+    for t in ["gen", "dut", "tstamp"] {
+        let p = testbed::binaries::locate(t)?;
+        let d = p
+            .parent()
+            .ok_or_else(|| anyhow!("{} has no directory", p.display()))?
+            .to_path_buf();
+        match &dir {
+            Some(x) if *x != d => {
+                return Err(anyhow!(
+                    "the tools are in different directories ({} and {}): a testbed file names one; build them all with `cargo build --release --workspace`",
+                    x.display(),
+                    d.display()
+                ));
+            }
+            _ => dir = Some(d),
+        }
+    }
+    dir.ok_or_else(|| anyhow!("no tool"))
+}
+
+/// Builds the SSH lab `name`: the switched lab, its sshd, and its testbed file.
+/// Returns the lab (process-scoped, torn down with sshd when dropped) and the
+/// testbed file's path.
+pub fn up(name: &str, queues: u32) -> Result<(Testbed, PathBuf)> {
+    let tools = local_tools_dir()?;
+    let bed = Testbed::up(&UpOptions {
+        name: name.to_owned(),
+        topology: Topology::Switched,
+        queues,
+    })
+    .with_context(|| format!("build the switched lab {name}"))?;
+    let ssh = testbed::ssh::up(&bed).with_context(|| format!("start sshd in lab {name}"))?;
+    let endpoint = |role: &str, h: &Host| -> Result<Endpoint> {
+        let s = ssh
+            .host(&h.netns)
+            .ok_or_else(|| anyhow!("no sshd in {}", h.netns))?;
+        Ok(Endpoint {
+            role: role.to_owned(),
+            ssh: s.destination(),
+            port: None,
+            iface: h.iface.clone(),
+            netns: None,
+            tools: tools.clone(),
+            ip: h.ip,
+            mac: h.mac,
+        })
+    };
+    let mon = bed
+        .mon()
+        .ok_or_else(|| anyhow!("the switched lab has no monitor"))?;
+    let file = TestbedFile {
+        origin: String::new(),
+        ssh_config: Some(ssh.ssh_config.clone()),
+        gens: vec![endpoint("gen[0]", bed.generator())?],
+        dut: endpoint("dut", bed.dut())?,
+        mon: Some(endpoint("mon", mon)?),
+    };
+    let path = testbed_file_path(name);
+    write_file(&path, &file.to_toml())?;
+    Ok((bed, path))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("write {}", path.display()))
+}

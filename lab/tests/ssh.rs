@@ -1,0 +1,539 @@
+//! SSH labs (`lab up --topology ssh`) and remote runs over them: sshd in every
+//! host namespace, reached with the lab's own ssh_config and keys, host keys
+//! checked, and nothing (sshd, management interfaces, keys) left after
+//! `lab down`. Each test removes its lab on every way out (a guard runs
+//! `lab down --name`), and they run one at a time.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{lab_bin, require_tools};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// `lab down --name NAME` when dropped (the test's lab goes even if it fails).
+struct Down(String);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if !testbed::existing_namespaces(&self.0).is_empty() || testbed::ssh::is_ssh(&self.0) {
+            let _ = Command::new(lab_bin())
+                .args(["down", "--name", &self.0])
+                .output();
+        }
+    }
+}
+
+fn lab(args: &[&str]) -> std::process::Output {
+    Command::new(lab_bin()).args(args).output().unwrap()
+}
+
+/// Brings up SSH lab `name`; returns the guard and the testbed file's path.
+fn ssh_lab(name: &str) -> (Down, PathBuf) {
+    let guard = Down(name.to_owned());
+    let up = lab(&["up", "--name", name, "--topology", "ssh"]);
+    assert!(
+        up.status.success(),
+        "lab up --topology ssh: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let st = lab(&["status", "--name", name, "--json"]);
+    assert!(st.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let file = PathBuf::from(
+        v["testbed"]
+            .as_str()
+            .expect("status names the testbed file"),
+    );
+    assert!(file.exists());
+    (guard, file)
+}
+
+fn sshd_in(netns: &str) -> Vec<u32> {
+    testbed::procs::named_in(netns, "sshd")
+}
+
+fn ssh(config: &Path, dest: &str, cmd: &str) -> std::process::Output {
+    Command::new("ssh")
+        .arg("-F")
+        .arg(config)
+        .args([dest, cmd])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("ssh");
+    let (guard, file) = ssh_lab(&name);
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    let cfg = tf.ssh_config.clone().unwrap();
+    assert_eq!(tf.gens.len(), 1);
+    // Every host: sshd runs in its namespace, and a command over SSH runs there
+    // (it sees the host's data interface).
+    for e in tf.endpoints() {
+        let ns = e.host().to_owned();
+        assert!(!sshd_in(&ns).is_empty(), "no sshd in {ns}");
+        let out = ssh(&cfg, &e.ssh, &format!("ip -br link show dev {}", e.iface));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            e.ssh,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(&e.iface));
+    }
+    // Host keys are checked: with a known_hosts that does not hold the key, the
+    // connection is refused (BatchMode: no prompt).
+    let dir = testbed::ssh::dir(&name);
+    let other = dir.join("known_hosts.other");
+    std::fs::write(&other, "").unwrap();
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(&cfg)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", other.display()))
+        .args([&tf.dut.ssh, "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown host key was accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Host key verification failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // lab status lists it with its testbed file.
+    let all: serde_json::Value =
+        serde_json::from_slice(&lab(&["status", "--json"]).stdout).unwrap();
+    let entry = all["labs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(entry["testbed"].as_str(), Some(file.to_str().unwrap()));
+    let ssh_lab = testbed::ssh::attach(&name).unwrap();
+    assert_eq!(ssh_lab.hosts.len(), 3);
+    let pids: Vec<u32> = ssh_lab
+        .hosts
+        .iter()
+        .flat_map(|h| sshd_in(&h.netns))
+        .collect();
+    // lab down: no sshd, no management interface, no key left.
+    let down = lab(&["down", "--name", &name]);
+    assert!(down.status.success());
+    drop(guard);
+    assert!(!dir.exists(), "{} left", dir.display());
+    let gone = |pid: &u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let root_ifaces = || -> Vec<String> {
+        let out = Command::new("ip").args(["-br", "link"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        ssh_lab
+            .hosts
+            .iter()
+            .filter(|h| text.contains(&h.root_iface))
+            .map(|h| h.root_iface.clone())
+            .collect()
+    };
+    while (!pids.iter().all(gone) || !root_ifaces().is_empty()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(pids.iter().all(gone), "sshd outlived lab down: {pids:?}");
+    assert!(
+        root_ifaces().is_empty(),
+        "management interfaces left: {:?}",
+        root_ifaces()
+    );
+}
+
+/// A demo's records: (gen final, tstamp final, dut status) as JSON.
+fn demo_records(out: &Path) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let fin = |f: &str| -> serde_json::Value {
+        std::fs::read_to_string(out.join(f))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["type"] == "final")
+            .unwrap_or_else(|| panic!("no final record in {f}"))
+    };
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("dut-status.json")).unwrap())
+            .unwrap();
+    (fin("gen.json"), fin("tstamp.json"), status)
+}
+
+fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut x = v;
+    for p in path {
+        x = &x[*p];
+    }
+    x.as_f64()
+        .unwrap_or_else(|| panic!("{} missing in {v}", path.join(".")))
+}
+
+/// What a demo measured, checked on its own: answers = queries (within 1 %), the
+/// DUT program counted what gen sent, tstamp matched responses on the mirror.
+fn check_demo(what: &str, out: &Path) -> f64 {
+    let (g, t, d) = demo_records(out);
+    let sent = num(&g, &["tx_packets"]);
+    let answered = num(&g, &["rx_packets"]);
+    let dut = num(&d, &["counters", "packets"]);
+    assert!(sent > 100_000.0, "{what}: 50k/s for 5 s, gen sent {sent}");
+    assert!(
+        answered >= sent * 0.99,
+        "{what}: {answered} answers to {sent} queries"
+    );
+    assert!(
+        dut >= sent * 0.99,
+        "{what}: the DUT counted {dut} of {sent}"
+    );
+    assert!(
+        num(&t, &["matched"]) > 0.0,
+        "{what}: tstamp matched nothing: {t}"
+    );
+    sent
+}
+
+fn processes_of_tools(lab: &str) -> Vec<(String, u32)> {
+    let mut v = Vec::new();
+    for ns in testbed::existing_namespaces(lab) {
+        for t in ["gen", "dut", "tstamp"] {
+            v.extend(
+                testbed::procs::named_in(&ns, t)
+                    .into_iter()
+                    .map(|p| (t.to_owned(), p)),
+            );
+        }
+    }
+    v
+}
+
+/// The XDP program on the DUT's dut0 (the lab's placeholder once the demo's is gone).
+fn dut0_program(lab: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            &testbed::dut_netns(lab),
+            "-d",
+            "link",
+            "show",
+            "dev",
+            "dut0",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "name")
+        .nth(1)
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn the_demo_over_ssh_measures_what_the_local_demo_does() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    // The local demo.
+    let local_name = testbed::unique_name("dloc");
+    let _local_guard = Down(local_name.clone());
+    let local = Command::new(lab_bin())
+        .args(["demo", "--name", &local_name, "--out"])
+        .arg(tmp.join("local"))
+        .output()
+        .unwrap();
+    assert!(
+        local.status.success(),
+        "local demo: {}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    // The same over ssh, on an SSH lab.
+    let name = testbed::unique_name("dssh");
+    let (_guard, file) = ssh_lab(&name);
+    let placeholder = dut0_program(&name);
+    let remote = Command::new(lab_bin())
+        .args(["demo", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.join("ssh"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&remote.stderr);
+    assert!(remote.status.success(), "demo over ssh: {stderr}");
+    assert!(stderr.contains("pre-flight of 3 host(s)"), "{stderr}");
+    let a = check_demo("local", &tmp.join("local"));
+    let b = check_demo("ssh", &tmp.join("ssh"));
+    // Same rate and duration: the same number of queries, within 5 %.
+    assert!((a - b).abs() <= 0.05 * a, "local sent {a}, over ssh {b}");
+    // The remote DUT ran in the foreground and removed its program when its
+    // connection closed; no tool is left on any host.
+    assert_eq!(dut0_program(&name), placeholder, "the DUT program stayed");
+    assert!(
+        processes_of_tools(&name).is_empty(),
+        "{:?}",
+        processes_of_tools(&name)
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_host_whose_tools_are_another_build_is_refused_by_name() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("dver");
+    let (_guard, file) = ssh_lab(&name);
+    // The monitor's tool directory: a tstamp that says it is another build.
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-ver-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let fake = tmp.join("tstamp");
+    std::fs::write(&fake, "#!/bin/sh\necho 'tstamp 0.0.1 (git 000000000000)'\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    tf.mon.as_mut().unwrap().tools = tmp.clone();
+    let other = tmp.join("testbed.toml");
+    std::fs::write(&other, tf.to_toml()).unwrap();
+    let placeholder = dut0_program(&name);
+    let res = Command::new(lab_bin())
+        .args(["demo", "--testbed"])
+        .arg(&other)
+        .arg("--out")
+        .arg(tmp.join("out"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let line = errors[0];
+    let mon = tf.mon.as_ref().unwrap();
+    assert!(line.contains(&format!("mon ({})", mon.ssh)), "{line}");
+    assert!(
+        line.contains("is version `0.0.1 (git 000000000000)`")
+            && line.contains(buildinfo_version()),
+        "{line}"
+    );
+    // Refused before anything ran: no DUT program, no tool.
+    assert_eq!(dut0_program(&name), placeholder);
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// This build's version as `lab --version` prints it (after the name).
+fn buildinfo_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let out = Command::new(lab_bin()).arg("--version").output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("lab ")
+            .to_owned()
+    })
+}
+
+#[test]
+fn remote_tools_stop_when_lab_is_killed() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("dkil");
+    let (_guard, file) = ssh_lab(&name);
+    let placeholder = dut0_program(&name);
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-kill-{}", std::process::id()));
+    let mut lab_run = Command::new(lab_bin())
+        .args(["demo", "--duration", "60s", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the DUT program is installed and gen runs on the generator host
+    // (after pre-flight, whose `gen --version` is a gen process too).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dut0_program(&name) == placeholder
+        || testbed::procs::named_in(&testbed::gen_netns(&name), "gen").is_empty()
+    {
+        assert!(Instant::now() < deadline, "the demo never got to traffic");
+        assert!(
+            lab_run.try_wait().unwrap().is_none(),
+            "lab demo ended early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!processes_of_tools(&name).is_empty());
+    lab_run.kill().unwrap();
+    lab_run.wait().unwrap();
+    // Signals do not cross ssh: the tools stop because their connections went.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !processes_of_tools(&name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        processes_of_tools(&name).is_empty(),
+        "tools outlived lab: {:?}",
+        processes_of_tools(&name)
+    );
+    // The foreground DUT removed its program as on Ctrl-C.
+    assert_eq!(dut0_program(&name), placeholder, "the DUT program stayed");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// A dut-rate experiment for the SSH lab: the drop program, gen at 100k frames/s.
+const SSH_DROP: &str = r#"name = "ssh-drop"
+title = "Drop rate over ssh"
+description = "drop program on the DUT host, gen on the generator host"
+topology = "switched"
+measure = "dut-rate"
+program = "drop"
+duration = "2s"
+repetitions = REPS
+
+[quick]
+duration = "1s"
+repetitions = 1
+
+[[series]]
+name = "native"
+mode = "native"
+profile = "min-multi-flow"
+rate = "100k"
+"#;
+
+fn drop_rates(out: &Path) -> Vec<f64> {
+    std::fs::read_to_string(out.join("points.csv"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(",drop_pps,"))
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn lab_run_over_ssh_measures_and_refuses_what_it_cannot_do_yet() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("rssh");
+    let (_guard, file) = ssh_lab(&name);
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exp = tmp.join("ssh-drop.toml");
+    std::fs::write(&exp, SSH_DROP.replace("REPS", "2")).unwrap();
+    let res = Command::new(lab_bin())
+        .arg("run")
+        .arg(&exp)
+        .arg("--testbed")
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // The DUT program's drop rate is what gen offered (paced at 100k, within 2 %).
+    let rates = drop_rates(&tmp.join("out"));
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    for r in rates {
+        assert!((r - 100_000.0).abs() <= 2_000.0, "drop rate {r}");
+    }
+    assert!(processes_of_tools(&name).is_empty());
+    // What it cannot do yet is one line before anything runs.
+    let res = Command::new(lab_bin())
+        .args(["run", "dns-ping-latency", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.join("out2"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not supported yet"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn a_host_whose_sshd_dies_mid_run_stops_its_tools_and_the_run_keeps_its_points() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("kssh");
+    let (_guard, file) = ssh_lab(&name);
+    let placeholder = dut0_program(&name);
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-kssh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exp = tmp.join("ssh-drop.toml");
+    std::fs::write(&exp, SSH_DROP.replace("REPS", "20")).unwrap();
+    let out = tmp.join("out");
+    let mut run = Command::new(lab_bin())
+        .arg("run")
+        .arg(&exp)
+        .arg("--testbed")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two measurements in, kill every sshd of the DUT host (listener and sessions).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while drop_rates(&out).len() < 2 {
+        assert!(Instant::now() < deadline, "no two points measured");
+        assert!(run.try_wait().unwrap().is_none(), "lab run ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dut_ns = testbed::dut_netns(&name);
+    let killed = testbed::procs::named_in(&dut_ns, "sshd");
+    assert!(!killed.is_empty());
+    testbed::procs::kill_inside_named(&dut_ns, "sshd");
+    // The DUT's foreground dut loses its connection: it stops and removes its
+    // program; lab's next dut commands fail; gen is stopped by lab.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "lab run did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("failed"), "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !processes_of_tools(&name).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        processes_of_tools(&name).is_empty(),
+        "tools outlived their connection: {:?}",
+        processes_of_tools(&name)
+    );
+    assert_eq!(dut0_program(&name), placeholder, "the DUT program stayed");
+    // The points measured before are kept (and in the report).
+    let kept = drop_rates(&out);
+    assert!(kept.len() >= 2 && kept.len() < 20, "{kept:?}");
+    assert!(out.join("report.md").exists());
+    let _ = std::fs::remove_dir_all(&tmp);
+}

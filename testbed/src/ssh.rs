@@ -1,0 +1,428 @@
+//! An SSH lab: the switched lab whose hosts (generator, DUT, monitor) are reached
+//! only over SSH, as real machines would be (`lab up --topology ssh`).
+//!
+//! Each host namespace gets a management interface `mgmt0`, one end of a veth
+//! pair whose other end (`xm<hash><role>`) is in the root namespace, each pair
+//! with its own /30 from `10.254.0.0/16` (root side `.1`, host side `.2`): the
+//! control network, apart from the data path, as on a real testbed (and what
+//! pre-flight compares the data interface with). OpenSSH's `sshd` runs inside
+//! each host namespace, listening on `mgmt0` only, with a host key made for
+//! this lab; a client key made for this lab is the only authorised one. The
+//! lab writes an `ssh_config` (host aliases `NAME-gen`, `NAME-dut`,
+//! `NAME-mon`, `BatchMode yes`, `StrictHostKeyChecking yes` against the
+//! `known_hosts` it wrote from the host keys) into its directory
+//! `/run/xdp-measure/labs/NAME.ssh/`.
+//!
+//! Removal: every process inside the lab's namespaces (the sshd listeners and
+//! their sessions) is SIGKILLed before the namespaces are deleted (a process
+//! would keep its namespace, and so `mgmt0`, alive), then the directory is
+//! removed; [`crate::Testbed`]'s tear-down, [`crate::down`] and the reaping of
+//! stale labs all do it, so no sshd outlives `lab down`, a failing test's lab,
+//! or (once reaped) a killed `lab`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cmd::{self, ip};
+use crate::error::{Error, Result};
+use crate::{Testbed, owner};
+
+/// The management interface in each host namespace.
+pub const MGMT_IFACE: &str = "mgmt0";
+/// The user the lab's ssh_config logs in as.
+pub const USER: &str = "root";
+/// The management network: a /30 per host.
+const MGMT_NET: [u8; 2] = [10, 254];
+
+/// Directory of lab `name`'s keys, sshd configurations, ssh_config and
+/// known_hosts (and the testbed file `lab` writes).
+pub fn dir(name: &str) -> PathBuf {
+    Path::new(owner::RECORD_DIR).join(format!("{name}.ssh"))
+}
+
+/// Whether lab `name` is an SSH lab (its directory exists).
+pub fn is_ssh(name: &str) -> bool {
+    dir(name).is_dir()
+}
+
+/// One host of an SSH lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshHost {
+    /// The host alias in the lab's ssh_config (its namespace's name).
+    pub alias: String,
+    /// Its namespace.
+    pub netns: String,
+    /// `mgmt0`'s address (where sshd listens).
+    pub mgmt_ip: Ipv4Addr,
+    /// The root namespace's end of the management pair.
+    pub root_iface: String,
+    /// The root end's address.
+    pub root_ip: Ipv4Addr,
+}
+
+impl SshHost {
+    /// The SSH destination (`root@ALIAS`).
+    pub fn destination(&self) -> String {
+        format!("{USER}@{}", self.alias)
+    }
+}
+
+/// The SSH side of a lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshLab {
+    /// The lab's directory ([`dir`]).
+    pub dir: PathBuf,
+    /// The `ssh_config` to pass with `ssh -F`.
+    pub ssh_config: PathBuf,
+    /// The hosts: generator, DUT, monitor.
+    pub hosts: Vec<SshHost>,
+}
+
+impl SshLab {
+    /// The host whose namespace is `netns`.
+    pub fn host(&self, netns: &str) -> Option<&SshHost> {
+        self.hosts.iter().find(|h| h.netns == netns)
+    }
+}
+
+/// FNV-1a, for short root-side interface names that differ between labs.
+fn short_hash(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { what, source }
+}
+
+fn ssh_err(what: impl Into<String>, detail: impl Into<String>) -> Error {
+    Error::Ssh {
+        what: what.into(),
+        detail: detail.into(),
+    }
+}
+
+/// The IPv4 addresses on the root namespace's interfaces.
+fn root_addresses() -> Result<Vec<Ipv4Addr>> {
+    let out = ip(&["-4", "-j", "addr", "show"])?;
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| Error::Parse {
+        what: "`ip -4 -j addr show`".into(),
+        detail: e.to_string(),
+    })?;
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().into_iter().flatten())
+        .filter_map(|a| a["local"].as_str()?.parse().ok())
+        .collect())
+}
+
+/// A free block of `hosts` /30s in the management network, starting the search
+/// at a place that depends on the lab's name.
+fn mgmt_block(name: &str, hosts: usize) -> Result<Vec<(Ipv4Addr, Ipv4Addr)>> {
+    let used = root_addresses()?;
+    let per_block = 16u32; // addresses: up to four /30s
+    let blocks = 65536 / per_block;
+    let start = short_hash(name) % blocks;
+    for i in 0..blocks {
+        let b = (start + i) % blocks;
+        let pairs: Vec<(Ipv4Addr, Ipv4Addr)> = (0..hosts as u32)
+            .map(|j| {
+                let off = b * per_block + 4 * j;
+                let at = |k: u32| {
+                    let o = off + k;
+                    Ipv4Addr::new(MGMT_NET[0], MGMT_NET[1], (o >> 8) as u8, (o & 0xff) as u8)
+                };
+                (at(1), at(2))
+            })
+            .collect();
+        if pairs
+            .iter()
+            .all(|(r, h)| !used.contains(r) && !used.contains(h))
+        {
+            return Ok(pairs);
+        }
+    }
+    Err(ssh_err(
+        "allocate management addresses",
+        "10.254.0.0/16 is full",
+    ))
+}
+
+fn program(name: &str) -> Result<PathBuf> {
+    crate::binaries::on_path(name)
+        .or_else(|| {
+            let p = Path::new("/usr/sbin").join(name);
+            p.exists().then_some(p)
+        })
+        .ok_or_else(|| {
+            ssh_err(
+                format!("find `{name}`"),
+                "not installed: install openssh-server and openssh-client (.ci/setup does)",
+            )
+        })
+}
+
+fn keygen(path: &Path, comment: &str) -> Result<String> {
+    cmd::run(
+        Command::new(program("ssh-keygen")?)
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(path),
+    )?;
+    let pub_path = path.with_extension("pub");
+    let text =
+        std::fs::read_to_string(&pub_path).map_err(io(format!("read {}", pub_path.display())))?;
+    // "ssh-ed25519 AAAA... comment": type and key.
+    let mut f = text.split_whitespace();
+    match (f.next(), f.next()) {
+        (Some(t), Some(k)) => Ok(format!("{t} {k}")),
+        _ => Err(Error::Parse {
+            what: pub_path.display().to_string(),
+            detail: "not an OpenSSH public key".into(),
+        }),
+    }
+}
+
+fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io(format!("chmod {}", path.display())))
+}
+
+/// Gives the lab `bed` (switched) its management network and an sshd in each
+/// host namespace, and waits until each answers over SSH. On failure the
+/// caller's tear-down removes it all (see the module's documentation).
+pub fn up(bed: &Testbed) -> Result<SshLab> {
+    use std::os::unix::fs::PermissionsExt;
+    let sshd = program("sshd")?;
+    let name = bed.name();
+    let d = dir(name);
+    if d.exists() {
+        std::fs::remove_dir_all(&d).map_err(io(format!("remove {}", d.display())))?;
+    }
+    std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("chmod {}", d.display())))?;
+    // sshd's privilege separation directory.
+    std::fs::create_dir_all("/run/sshd").map_err(io("create /run/sshd".into()))?;
+
+    let client_key = d.join("id_ed25519");
+    let client_pub = keygen(&client_key, &format!("lab {name}"))?;
+    write(
+        &d.join("authorized_keys"),
+        &format!("{client_pub}\n"),
+        0o600,
+    )?;
+
+    let mut namespaces = vec![bed.generator().netns.clone(), bed.dut().netns.clone()];
+    namespaces.extend(bed.mon().map(|m| m.netns.clone()));
+    let block = mgmt_block(name, namespaces.len())?;
+    let tag = format!("{:08x}", short_hash(name));
+    let mut hosts = Vec::new();
+    let mut known_hosts = String::new();
+    let mut config = format!(
+        "# ssh_config of SSH lab {name} (written by lab up --topology ssh; removed by lab down)\n"
+    );
+    for (ns, (root_ip, mgmt_ip)) in namespaces.iter().zip(block) {
+        let role = ns.rsplit('-').next().unwrap_or("h");
+        let root_iface = format!("xm{tag}{}", &role[..1]);
+        ip(&[
+            "link",
+            "add",
+            &root_iface,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            MGMT_IFACE,
+            "netns",
+            ns,
+        ])?;
+        ip(&["addr", "add", &format!("{root_ip}/30"), "dev", &root_iface])?;
+        ip(&["link", "set", &root_iface, "up"])?;
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{mgmt_ip}/30"),
+            "dev",
+            MGMT_IFACE,
+        ])?;
+        ip(&["-n", ns, "link", "set", MGMT_IFACE, "up"])?;
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+
+        let hd = d.join(role);
+        std::fs::create_dir_all(&hd).map_err(io(format!("create {}", hd.display())))?;
+        let host_key = hd.join("ssh_host_ed25519_key");
+        let host_pub = keygen(&host_key, &format!("lab {name} {ns}"))?;
+        let _ = writeln_str(&mut known_hosts, &format!("{ns} {host_pub}"));
+        let sshd_config = hd.join("sshd_config");
+        write(
+            &sshd_config,
+            &format!(
+                "# sshd of {ns} (lab {name})\n\
+                 ListenAddress {mgmt_ip}:22\n\
+                 HostKey {}\n\
+                 PidFile {}\n\
+                 AuthorizedKeysFile {}\n\
+                 PermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\n\
+                 UsePAM no\n\
+                 StrictModes no\n\
+                 PrintMotd no\n\
+                 MaxStartups 100\n\
+                 MaxSessions 100\n\
+                 LogLevel ERROR\n",
+                host_key.display(),
+                hd.join("sshd.pid").display(),
+                d.join("authorized_keys").display(),
+            ),
+            0o600,
+        )?;
+        // Started from a thread inside the namespace (`xdplayer::netns`), not by
+        // `ip netns exec`: sshd and the tools it runs then share the machine's
+        // mount namespace (its /sys/fs/bpf, where dut pins). sshd daemonises: it
+        // lives in the namespace until the lab goes.
+        let mut c = Command::new(&sshd);
+        c.arg("-f")
+            .arg(&sshd_config)
+            .arg("-E")
+            .arg(hd.join("sshd.log"));
+        crate::run_in_netns(ns, || cmd::run(&mut c))??;
+        let _ = writeln_str(
+            &mut config,
+            &format!(
+                "\nHost {ns}\n  HostName {mgmt_ip}\n  Port 22\n  User {USER}\n  HostKeyAlias {ns}\n"
+            ),
+        );
+        hosts.push(SshHost {
+            alias: ns.clone(),
+            netns: ns.clone(),
+            mgmt_ip,
+            root_iface,
+            root_ip,
+        });
+    }
+    let known = d.join("known_hosts");
+    write(&known, &known_hosts, 0o600)?;
+    let _ = writeln_str(
+        &mut config,
+        &format!(
+            "\nHost *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  \
+             GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  \
+             ConnectTimeout 5\n  ServerAliveInterval 1\n  ServerAliveCountMax 3\n",
+            client_key.display(),
+            known.display()
+        ),
+    );
+    let ssh_config = d.join("ssh_config");
+    write(&ssh_config, &config, 0o600)?;
+    let lab = SshLab {
+        dir: d,
+        ssh_config,
+        hosts,
+    };
+    for h in &lab.hosts {
+        wait_ready(&lab, h)?;
+    }
+    Ok(lab)
+}
+
+fn writeln_str(s: &mut String, line: &str) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    writeln!(s, "{line}")
+}
+
+/// Waits (up to 10 s) until `ssh -F CONFIG root@HOST true` works.
+fn wait_ready(lab: &SshLab, h: &SshHost) -> Result<()> {
+    let ssh = program("ssh")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = Command::new(&ssh);
+        c.arg("-F")
+            .arg(&lab.ssh_config)
+            .args([&h.destination(), "true"]);
+        match cmd::run(&mut c) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(ssh_err(
+                    format!("reach sshd in {} over SSH", h.netns),
+                    e.to_string(),
+                ));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Lab `name`'s SSH side read back from its directory (`None`: not an SSH lab).
+pub fn attach(name: &str) -> Option<SshLab> {
+    let d = dir(name);
+    let ssh_config = d.join("ssh_config");
+    let text = std::fs::read_to_string(&ssh_config).ok()?;
+    let mut hosts = Vec::new();
+    let mut alias = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(a) = line.strip_prefix("Host ").filter(|a| *a != "*") {
+            alias = Some(a.to_owned());
+        } else if let (Some(a), Some(ipv4)) = (&alias, line.strip_prefix("HostName ")) {
+            let mgmt_ip: Ipv4Addr = ipv4.parse().ok()?;
+            let o = mgmt_ip.octets();
+            let role = a.rsplit('-').next().unwrap_or("h");
+            hosts.push(SshHost {
+                alias: a.clone(),
+                netns: a.clone(),
+                mgmt_ip,
+                root_iface: format!("xm{:08x}{}", short_hash(name), &role[..1]),
+                root_ip: Ipv4Addr::new(o[0], o[1], o[2], o[3] - 1),
+            });
+        }
+    }
+    Some(SshLab {
+        dir: d,
+        ssh_config,
+        hosts,
+    })
+}
+
+/// Removes lab `name`'s SSH side, if it has one: SIGKILLs every process inside
+/// `namespaces` (sshd and its sessions), then removes the directory. Call it
+/// before deleting the namespaces.
+pub fn remove(name: &str, namespaces: &[String]) -> Result<()> {
+    if !dir(name).exists() {
+        return Ok(());
+    }
+    crate::procs::kill_inside(namespaces);
+    remove_dir(name)
+}
+
+/// Removes lab `name`'s directory (its processes already killed).
+pub fn remove_dir(name: &str) -> Result<()> {
+    let d = dir(name);
+    match std::fs::remove_dir_all(&d) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            what: format!("remove {}", d.display()),
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_of_root_ends_fit_an_interface_name_and_differ_between_labs() {
+        let a = format!("xm{:08x}g", short_hash("lab-a"));
+        let b = format!("xm{:08x}g", short_hash("lab-b"));
+        assert!(a.len() <= 15 && a != b, "{a} {b}");
+    }
+}
