@@ -67,6 +67,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Stop after this many frames.
     pub count: Option<u64>,
+    /// Every frame this size on the wire (FCS included) instead of the profile's.
+    pub frame_size: Option<usize>,
     /// Number of queues (0..N), one thread each.
     pub queues: Option<u32>,
     /// Cores to pin the threads to (queue i on cores[i]); implies queues = len.
@@ -102,6 +104,7 @@ impl Options {
             pattern: Pattern::Cbr,
             duration: None,
             count: None,
+            frame_size: None,
             queues: None,
             cores: None,
             stamp: false,
@@ -140,6 +143,11 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
     let mut profile =
         Profile::load(&o.profile).with_context(|| format!("loading profile `{}`", o.profile))?;
+    if let Some(size) = o.frame_size {
+        profile
+            .set_frame_size(size)
+            .map_err(|e| anyhow::anyhow!("--frame-size: {e}"))?;
+    }
     if let Some(a) = o.src_ip {
         profile.ip_src = a;
     }
@@ -153,6 +161,15 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     };
     if o.stamp && o.engine == Engine::XdpLive {
         bail!("--stamp needs --engine afxdp (an XDP program cannot read CLOCK_REALTIME)");
+    }
+    if o.engine == Engine::XdpLive
+        && let Some(m) = &profile.imix
+    {
+        bail!(
+            "--engine xdp-live sends one frame size; profile {} mixes {} sizes: use --engine afxdp (or --frame-size N for one size)",
+            profile.name,
+            m.sizes.len()
+        );
     }
     let template = Template::new(&profile, TemplateOptions { stamp: o.stamp })
         .with_context(|| format!("building frames of profile `{}`", profile.name))?;
@@ -191,13 +208,14 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if n > 256 {
         bail!("at most 256 queues (the probe's stream id is 8 bits)");
     }
-    let rate_pps = o.rate.map(|r| r.pps(template.len()));
+    // Bits per second convert with the mean size on the wire of the profile's mix.
+    let rate_pps = o.rate.map(|r| r.pps_mean(template.mean_len()));
     if let Some(r) = rate_pps
         && r < 1.0
     {
         bail!(
-            "--rate works out at {r:.3} frames/s for {}-byte frames: use at least 1",
-            template.len() + 4
+            "--rate works out at {r:.3} frames/s for {:.1}-byte frames: use at least 1",
+            template.mean_len() + 4.0
         );
     }
     Ok(Plan {
@@ -562,7 +580,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         xsk_mode: xsk_mode.map(str::to_owned),
         iface: o.iface.clone(),
         profile: plan.profile.name.clone(),
-        frame_len: plan.template.len(),
+        frame_len: plan.template.mean_len().round() as usize,
         queues: nq,
         duration_s: (dur * 1e6).round() / 1e6,
         tx_packets: cur.tx_packets,

@@ -41,13 +41,10 @@ mod skel {
 const MAX_PATCHES: usize = 6;
 const MAX_LIST: usize = 256;
 const MAX_LABEL: usize = 16;
-const MAX_UDP: usize = 512;
+/// Largest frame in the program's rodata (bytes, no FCS): 1518 on the wire and two
+/// VLAN tags.
+const MAX_FRAME: usize = 1522;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-/// Offset of the UDP length field in the template (Ethernet 14 + IPv4 20 + 4).
-const UDP_LEN_AT: usize = 38;
-/// Offsets of the IPv4 header and of the UDP header in the template.
-const IP_AT: usize = 14;
-const UDP_AT: usize = 34;
 /// Patch flags (PF_* in gen_live.bpf.c).
 const PF_BYTES: u32 = 1;
 const PF_IP: u32 = 2;
@@ -193,10 +190,13 @@ impl LiveProgram {
 
     /// Loads the program for `t`, queue `qid` of `nq` (ifindex 0: test runs only).
     pub fn load_for(t: &Template, nq: usize, qid: u32, ifindex: u32) -> Result<LiveProgram> {
-        if t.len() > 14 + 20 + MAX_UDP {
+        if t.sizes_vary() {
+            bail!("xdp-live sends one frame size; this profile mixes sizes: use --engine afxdp");
+        }
+        if t.len() > MAX_FRAME {
             bail!(
-                "xdp-live handles frames up to {} bytes; this profile's are {}",
-                14 + 20 + MAX_UDP + 4,
+                "xdp-live handles frames up to {} bytes; this profile's are {}: use --engine afxdp",
+                MAX_FRAME + 4,
                 t.len() + 4
             );
         }
@@ -233,9 +233,17 @@ impl LiveProgram {
                 *w = u64::from_le_bytes(b);
             }
             ro.tmpl_len = f.len() as u32;
-            ro.udp_len = f
-                .get(UDP_LEN_AT..UDP_LEN_AT + 2)
-                .map_or(0, |b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+            let lay = t.layout();
+            let (ip_at, l4_at) = (lay.ip_at, lay.l4_at);
+            // The transport checksum covers the IPv4 packet after its header.
+            let ip_total = f
+                .get(ip_at + 2..ip_at + 4)
+                .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            ro.ip_at = ip_at as u32;
+            ro.l4_at = l4_at as u32;
+            ro.l4_len = ip_total.saturating_sub(l4_at - ip_at) as u32;
+            ro.l4_csum_off = if t.is_tcp() { 16 } else { 6 };
+            ro.l4_zero_ffff = u32::from(!t.is_tcp());
             ro.nqueues = nq as u32;
             ro.queue_id = qid;
             ro.npatches = t.patches().len() as u32;
@@ -254,13 +262,15 @@ impl LiveProgram {
                             );
                         }
                         s.kind = 0;
-                        s.min = *min;
+                        // A VLAN tag's priority bits sit above its ID (<= 4094):
+                        // adding them is ORing them.
+                        s.min = *min + p.or_bits;
                         s.span = span;
                         s.arg = *step;
                     }
                     VaryKind::Random { min, max, seed } => {
                         s.kind = 1;
-                        s.min = *min;
+                        s.min = *min + p.or_bits;
                         s.span = max - min + 1;
                         s.arg = *seed;
                     }
@@ -274,7 +284,7 @@ impl LiveProgram {
                         s.kind = 2;
                         s.nvals = vals.len() as u32;
                         for (j, v) in vals.iter().enumerate() {
-                            lists.push(((i * MAX_LIST + j) as u32, *v));
+                            lists.push(((i * MAX_LIST + j) as u32, *v | p.or_bits));
                         }
                     }
                 }
@@ -282,7 +292,7 @@ impl LiveProgram {
             // Per-run constants of the per-frame path: which patches go byte by
             // byte, which checksums cover each, and the template's checksums minus
             // the fields' template sums (gen_live.bpf.c adds the new values' sums).
-            let ul = UDP_AT + ro.udp_len as usize;
+            let ul = l4_at + ro.l4_len as usize;
             let ranges: Vec<(usize, usize)> = t
                 .patches()
                 .iter()
@@ -299,23 +309,23 @@ impl LiveProgram {
                     f.get(at + 1).copied().unwrap_or(0),
                 ]))
             };
-            let mut ip_base = 0xffff - csum(IP_AT + 10);
-            let mut udp_base = 0xffff - csum(UDP_AT + 6);
+            let mut ip_base = 0xffff - csum(ip_at + 10);
+            let mut udp_base = 0xffff - csum(l4_at + ro.l4_csum_off as usize);
             for (i, &(lo, hi)) in ranges.iter().enumerate() {
                 let s = &mut ro.patches[i];
-                let straddles = [IP_AT, IP_AT + 12, UDP_AT, ul]
+                let straddles = [ip_at, ip_at + 12, l4_at, ul]
                     .iter()
                     .any(|&e| lo < e && hi > e);
                 s.shift = if hi & 1 == 1 { 8 } else { 0 };
                 s.flags = if overlap || straddles || (hi - lo > 7 && s.shift == 8) {
                     PF_BYTES
-                } else if lo >= IP_AT && hi <= ul {
+                } else if lo >= ip_at && hi <= ul {
                     let mut fl = 0;
-                    if hi <= UDP_AT {
+                    if hi <= l4_at {
                         fl |= PF_IP;
                         ip_base += neg(sum_of(f, lo..hi));
                     }
-                    if lo >= IP_AT + 12 {
+                    if lo >= ip_at + 12 {
                         fl |= PF_UDP;
                         udp_base += neg(sum_of(f, lo..hi));
                     }
@@ -342,7 +352,7 @@ impl LiveProgram {
                 ];
                 let fields = &fields[..if ll > 0 { 3 } else { 2 }];
                 let fast = fields.iter().enumerate().all(|(i, &a)| {
-                    a.0 >= UDP_AT
+                    a.0 >= l4_at
                         && a.1 <= ul
                         && a.1 <= f.len()
                         && fields[..i].iter().all(|&b| disjoint(a, b))
@@ -647,6 +657,9 @@ mod tests {
             "dns-small",
             "dns-large",
             "dns-ping",
+            "min-multi-flow-vlan",
+            "min-multi-flow-qinq",
+            "syn-flood",
         ] {
             let p = Profile::load(name).expect("profile");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
@@ -745,6 +758,59 @@ step = 7
                 assert_eq!(f, t.frame_for(n, None), "frame {n}");
             }
         }
+    }
+
+    #[test]
+    fn program_frames_equal_template_frames_up_to_the_largest_size() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // 1518 bytes untagged, 1522 with a tag, 1526 with QinQ (outer ID varying
+        // too), and a large SYN: the restore covers the whole frame, the checksums
+        // cover every size.
+        let outer = "parent = \"min-multi-flow-qinq\"\n[[vary]]\nfield = \"vlan.id\"\nmode = \"random\"\nmin = 1\nmax = 4094\n[[vary]]\nfield = \"vlan.inner_id\"\nmode = \"list\"\nvalues = [5, 4094, 7]\n";
+        let cases = [
+            (Profile::load("min-multi-flow").expect("p"), 1518usize),
+            (Profile::load("min-multi-flow-vlan").expect("p"), 1522),
+            (Profile::from_toml(outer, "outer.toml").expect("p"), 1526),
+            (Profile::load("syn-flood").expect("p"), 1001),
+            (Profile::load("min-single-flow").expect("p"), 999),
+        ];
+        for (mut p, size) in cases {
+            p.set_frame_size(size).expect("size");
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            assert_eq!(t.len() + 4, size);
+            let l = LiveProgram::load_for(&t, 2, 1, 0).expect("load");
+            for k in (0..100_000u64).step_by(7919).chain(0..4) {
+                l.set_state(
+                    1,
+                    &QState {
+                        k,
+                        limit: u64::MAX,
+                        ..QState::default()
+                    },
+                )
+                .expect("state");
+                let (ret, f) = l.test_frame().expect("test run");
+                assert_eq!(ret, 3, "XDP_TX");
+                assert_eq!(
+                    f,
+                    t.frame_for(k * 2 + 1, None),
+                    "{} {size}: frame {}",
+                    p.name,
+                    k * 2 + 1
+                );
+            }
+        }
+        // A size mix is refused with the engine to use instead.
+        let t = Template::new(
+            &Profile::load("imix").expect("p"),
+            TemplateOptions::default(),
+        )
+        .expect("template");
+        let e = LiveProgram::load_for(&t, 1, 0, 0).expect_err("imix");
+        assert!(e.to_string().contains("--engine afxdp"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! reused buffer can hold frames of any size in turn; it returns frame n's length.
 
 use crate::names::NameSet;
-use crate::profile::{FCS_LEN, Field, Order, Profile, VaryKind};
+use crate::profile::{FCS_LEN, Field, Layout, Order, Profile, VaryKind};
 use crate::wire::{checksum, dns, probe, tcp};
 
 /// Options that change the frames beyond the profile.
@@ -194,6 +194,8 @@ pub struct Template {
     dns: Option<DnsPatch>,
     stamp_at: Option<usize>,
     varies: bool,
+    layout: Layout,
+    tcp: bool,
 }
 
 /// The bytes a queue's frames add up to, from the size of each (queue position q of
@@ -322,6 +324,8 @@ impl Template {
             dns: dns_patch,
             stamp_at,
             varies,
+            layout: lay,
+            tcp: profile.tcp.is_some(),
         };
         // write() skips identical frames entirely, so these get their checksums here.
         let v0 = &t.variants[t.variant_of(0)];
@@ -393,6 +397,15 @@ impl Template {
             prefix.push(acc);
         }
         SizeCycle { prefix }
+    }
+    /// Where the headers start (after the VLAN tags).
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+    /// True for TCP segments (the transport checksum at offset 16, zero sent as is);
+    /// false for UDP (offset 6, a computed zero sent as 0xffff).
+    pub fn is_tcp(&self) -> bool {
+        self.tcp
     }
     /// Frame 0.
     pub fn frame(&self) -> &[u8] {

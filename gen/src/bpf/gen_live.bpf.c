@@ -54,10 +54,7 @@
 #define MAX_PATCHES 6
 #define MAX_LIST 256
 #define MAX_LABEL 16
-#define MAX_UDP_WORDS 256
-#define MAX_FRAME 560 /* template bytes, multiple of 8 */
-#define IP_AT 14
-#define UDP_AT 34
+#define MAX_FRAME 1528 /* template bytes, multiple of 8: 1518 + two VLAN tags */
 
 enum { KIND_INCREMENT = 0, KIND_RANDOM = 1, KIND_LIST = 2 };
 
@@ -104,10 +101,17 @@ const volatile __u64 dns_count = 1;
 const volatile __u64 dns_seed = 0;
 const volatile __u32 radix = 1;
 const volatile __u8 charset[64] = {};
-/* The template's frame 0 and its length; its UDP length (host order). */
+/* The template's frame 0 and its length. Where its IPv4 and UDP/TCP headers start
+ * (after any VLAN tags), the length the transport checksum covers (UDP or TCP
+ * header and payload), the checksum field's offset in the transport header (UDP 6,
+ * TCP 16) and whether a computed zero goes out as 0xffff (UDP). */
 const volatile __u64 tmpl[MAX_FRAME / 8] = {};
 const volatile __u32 tmpl_len = 0;
-const volatile __u32 udp_len = 0;
+const volatile __u32 ip_at = 14;
+const volatile __u32 l4_at = 34;
+const volatile __u32 l4_len = 0;
+const volatile __u32 l4_csum_off = 6;
+const volatile __u32 l4_zero_ffff = 1;
 /* Frame 0's checksums as sums to add each frame's changes to: ~checksum plus,
  * for every field whose sum is added from its value (not PF_BYTES; the DNS fields
  * with dns_fast), minus the field's template sum (0xffff - sum). Not folded. */
@@ -201,9 +205,9 @@ static __always_inline void put8(__u8 *p, __u32 pos, __u8 nb, __u64 *dip, __u64 
 		d = (__u64)nb + (0xffff - ob);
 	else
 		d = ((__u64)nb << 8) + (0xffff - (ob << 8));
-	if (pos >= IP_AT && pos < UDP_AT)
+	if (pos >= ip_at && pos < l4_at)
 		*dip += d;
-	if (pos >= IP_AT + 12 && pos < UDP_AT + udp_len)
+	if (pos >= ip_at + 12 && pos < l4_at + l4_len)
 		*dudp += d;
 }
 
@@ -338,7 +342,7 @@ int gen_live(struct xdp_md *ctx)
 		if (w8 >= MAX_FRAME / 8)
 			return XDP_ABORTED;
 		last = tmpl[w8];
-		b = data + (at & 1023);
+		b = data + (at & 2047);
 		if (tmpl_len & 4) {
 			if ((void *)(b + 4) > end)
 				return XDP_ABORTED;
@@ -487,19 +491,20 @@ int gen_live(struct xdp_md *ctx)
 	 * recomputation folds to, so the result is byte for byte what summing the
 	 * whole header/datagram gives. */
 	{
-		__u8 *c = data + IP_AT + 10;
+		__u8 *c = data + ((ip_at + 10) & 2047);
+		__u8 *u = data + ((l4_at + l4_csum_off) & 2047);
 		__u16 f;
 
-		if ((void *)(c + 8 + UDP_AT - IP_AT) > end)
+		if ((void *)(c + 2) > end || (void *)(u + 2) > end)
 			return XDP_ABORTED;
 		f = fold(ip_base + dip);
 		f = ~(f ? f : 0xffff);
 		*(__u16 *)c = bpf_htons(f);
 		f = fold(udp_base + dudp);
 		f = ~(f ? f : 0xffff);
-		if (f == 0)
+		if (f == 0 && l4_zero_ffff)
 			f = 0xffff;
-		*(__u16 *)(data + UDP_AT + 6) = bpf_htons(f);
+		*(__u16 *)u = bpf_htons(f);
 	}
 	return XDP_TX;
 }
