@@ -162,17 +162,11 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if o.stamp && o.engine == Engine::XdpLive {
         bail!("--stamp needs --engine afxdp (an XDP program cannot read CLOCK_REALTIME)");
     }
-    if o.engine == Engine::XdpLive
-        && let Some(m) = &profile.imix
-    {
-        bail!(
-            "--engine xdp-live sends one frame size; profile {} mixes {} sizes: use --engine afxdp (or --frame-size N for one size)",
-            profile.name,
-            m.sizes.len()
-        );
-    }
     let template = Template::new(&profile, TemplateOptions { stamp: o.stamp })
         .with_context(|| format!("building frames of profile `{}`", profile.name))?;
+    if o.engine == Engine::XdpLive {
+        live::check(&template)?;
+    }
     if o.count == Some(0) {
         bail!("--count must be greater than 0");
     }
@@ -409,7 +403,10 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     if live.is_some() {
         live::install_wake_handler().context("installing the SIGUSR1 handler")?;
     }
-    let frame_len = plan.template.len() as u64;
+    // xdp-live: the bytes of a queue's first k frames, each with its own size.
+    let cycles: Vec<profiles::template::SizeCycle> = (0..nq)
+        .map(|i| plan.template.size_cycle(i as u64, nq as u64))
+        .collect();
     let mut handles = Vec::with_capacity(nq);
     for (i, (q, h)) in queues.iter_mut().zip(hists).enumerate() {
         let c = ctx.clone();
@@ -458,7 +455,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
                 ctx.counters[i].tx_packets.store(out.sent, Relaxed);
                 ctx.counters[i]
                     .tx_bytes
-                    .store(out.sent * frame_len, Relaxed);
+                    .store(cycles[i].bytes(out.sent), Relaxed);
                 ctx.counters[i]
                     .tx_dropped
                     .store(out.drops + out.redirect_errors, Relaxed);

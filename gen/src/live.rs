@@ -71,6 +71,40 @@ fn neg(c: u64) -> u64 {
     0xffff - c % 0xffff
 }
 
+/// The checksum field at `at` of `f` as a number.
+fn csum_at(f: &[u8], at: usize) -> u64 {
+    u64::from(u16::from_be_bytes([
+        f.get(at).copied().unwrap_or(0),
+        f.get(at + 1).copied().unwrap_or(0),
+    ]))
+}
+
+/// `f` (a frame of the largest size) cut to `len` bytes, with the IPv4 and UDP
+/// lengths and both checksums of that size: what the program makes of tmpl for one
+/// size of a mix, before the patches.
+fn sized_frame(f: &[u8], len: usize, ip_at: usize, l4_at: usize, tcp: bool) -> Vec<u8> {
+    use profiles::wire::checksum;
+    let mut r = f[..len].to_vec();
+    r[ip_at + 2..ip_at + 4].copy_from_slice(&((len - ip_at) as u16).to_be_bytes());
+    r[ip_at + 10..ip_at + 12].fill(0);
+    let c = checksum::ipv4_header(&r[ip_at..l4_at]);
+    r[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
+    let src: [u8; 4] = [r[ip_at + 12], r[ip_at + 13], r[ip_at + 14], r[ip_at + 15]];
+    let dst: [u8; 4] = [r[ip_at + 16], r[ip_at + 17], r[ip_at + 18], r[ip_at + 19]];
+    let at = l4_at + if tcp { 16 } else { 6 };
+    if !tcp {
+        r[l4_at + 4..l4_at + 6].copy_from_slice(&((len - l4_at) as u16).to_be_bytes());
+    }
+    r[at..at + 2].fill(0);
+    let c = if tcp {
+        checksum::tcp4(src, dst, &r[l4_at..])
+    } else {
+        checksum::udp4(src, dst, &r[l4_at..])
+    };
+    r[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    r
+}
+
 /// The loaded program and the frame it starts from.
 #[derive(Debug)]
 pub struct LiveProgram {
@@ -181,6 +215,56 @@ fn charset_of(t: &Template) -> Vec<u8> {
     out
 }
 
+/// Most sizes in a mix (MAX_SIZES in gen_live.bpf.c).
+const MAX_SIZES: usize = 8;
+/// Longest size schedule, the sum of a mix's weights (MAX_SCHED).
+const MAX_SCHED: usize = 4096;
+
+/// Refuses what the xdp-live program cannot send, with one line naming the engine to
+/// use instead. `prepare` calls it before anything is attached; `load_for` again.
+pub fn check(t: &Template) -> Result<()> {
+    const USE: &str = "use --engine afxdp";
+    if t.len() > MAX_FRAME {
+        bail!(
+            "xdp-live handles frames up to {} bytes; this profile's are {}: {USE}",
+            MAX_FRAME + 4,
+            t.len() + 4
+        );
+    }
+    if t.patches().len() > MAX_PATCHES {
+        bail!(
+            "xdp-live handles up to {MAX_PATCHES} varying fields; this profile has {}: {USE}",
+            t.patches().len()
+        );
+    }
+    for p in t.patches() {
+        match &p.kind {
+            VaryKind::Increment { min, max, .. } if max - min >= u64::from(u32::MAX) => bail!(
+                "xdp-live: field {} spans more than 2^32 values: {USE}",
+                p.field.key()
+            ),
+            VaryKind::List(vals) if vals.len() > MAX_LIST => bail!(
+                "xdp-live: field {} lists more than {MAX_LIST} values: {USE}",
+                p.field.key()
+            ),
+            _ => {}
+        }
+    }
+    if let Some(d) = t.dns()
+        && d.names.label_len() > MAX_LABEL
+    {
+        bail!("xdp-live handles DNS labels up to {MAX_LABEL} characters: {USE}");
+    }
+    if t.sizes_vary() && (t.sizes().len() > MAX_SIZES || t.schedule().len() > MAX_SCHED) {
+        bail!(
+            "xdp-live sends mixes of up to {MAX_SIZES} sizes whose weights add up to at most {MAX_SCHED}; this profile has {} sizes, weights adding up to {}: {USE}",
+            t.sizes().len(),
+            t.schedule().len()
+        );
+    }
+    Ok(())
+}
+
 impl LiveProgram {
     /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
     pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
@@ -190,22 +274,7 @@ impl LiveProgram {
 
     /// Loads the program for `t`, queue `qid` of `nq` (ifindex 0: test runs only).
     pub fn load_for(t: &Template, nq: usize, qid: u32, ifindex: u32) -> Result<LiveProgram> {
-        if t.sizes_vary() {
-            bail!("xdp-live sends one frame size; this profile mixes sizes: use --engine afxdp");
-        }
-        if t.len() > MAX_FRAME {
-            bail!(
-                "xdp-live handles frames up to {} bytes; this profile's are {}: use --engine afxdp",
-                MAX_FRAME + 4,
-                t.len() + 4
-            );
-        }
-        if t.patches().len() > MAX_PATCHES {
-            bail!(
-                "xdp-live handles up to {MAX_PATCHES} varying fields; this profile has {}",
-                t.patches().len()
-            );
-        }
+        check(t)?;
         let mut obj = MaybeUninit::uninit();
         let mut open = skel::GenLiveSkelBuilder::default()
             .open(&mut obj)
@@ -217,7 +286,8 @@ impl LiveProgram {
                 .rodata_data
                 .as_deref_mut()
                 .context("xdp-live program has no rodata")?;
-            let f = t.frame();
+            // A frame of the largest size (frame 0 for a single size).
+            let f = t.fill_frame();
             if f.len() > ro.tmpl.len() * 8 {
                 bail!(
                     "xdp-live handles frames up to {} bytes; this profile's are {}",
@@ -255,12 +325,6 @@ impl LiveProgram {
                 match &p.kind {
                     VaryKind::Increment { min, max, step } => {
                         let span = max - min + 1;
-                        if span > u64::from(u32::MAX) {
-                            bail!(
-                                "xdp-live: field {} spans more than 2^32 values",
-                                p.field.key()
-                            );
-                        }
                         s.kind = 0;
                         // A VLAN tag's priority bits sit above its ID (<= 4094):
                         // adding them is ORing them.
@@ -275,12 +339,6 @@ impl LiveProgram {
                         s.arg = *seed;
                     }
                     VaryKind::List(vals) => {
-                        if vals.len() > MAX_LIST {
-                            bail!(
-                                "xdp-live: field {} lists more than {MAX_LIST} values",
-                                p.field.key()
-                            );
-                        }
                         s.kind = 2;
                         s.nvals = vals.len() as u32;
                         for (j, v) in vals.iter().enumerate() {
@@ -303,14 +361,8 @@ impl LiveProgram {
                 .iter()
                 .enumerate()
                 .any(|(i, &a)| ranges[..i].iter().any(|&b| !disjoint(a, b)));
-            let csum = |at: usize| {
-                u64::from(u16::from_be_bytes([
-                    f.get(at).copied().unwrap_or(0),
-                    f.get(at + 1).copied().unwrap_or(0),
-                ]))
-            };
-            let mut ip_base = 0xffff - csum(ip_at + 10);
-            let mut udp_base = 0xffff - csum(l4_at + ro.l4_csum_off as usize);
+            let mut ip_base = 0xffff - csum_at(f, ip_at + 10);
+            let mut udp_base = 0xffff - csum_at(f, l4_at + ro.l4_csum_off as usize);
             for (i, &(lo, hi)) in ranges.iter().enumerate() {
                 let s = &mut ro.patches[i];
                 let straddles = [ip_at, ip_at + 12, l4_at, ul]
@@ -370,6 +422,37 @@ impl LiveProgram {
             }
             ro.ip_base = ip_base;
             ro.udp_base = udp_base;
+            if t.sizes_vary() {
+                // Each size: tmpl's bytes cut to that size with its lengths, and the
+                // checksum bases for them (the same flags; the patches' sums of
+                // these bytes taken off, as for ip_base/udp_base above).
+                let sched = t.schedule();
+                ro.nsizes = t.sizes().len() as u32;
+                ro.sched_len = sched.len() as u64;
+                ro.sched_rstep = nq as u64 % sched.len() as u64;
+                for (o, &v) in ro.sched.iter_mut().zip(sched) {
+                    *o = v as u8;
+                }
+                for (v, &len) in t.sizes().iter().enumerate() {
+                    let r = sized_frame(f, len, ip_at, l4_at, t.is_tcp());
+                    let mut ipb = 0xffff - csum_at(&r, ip_at + 10);
+                    let mut ub = 0xffff - csum_at(&r, l4_at + ro.l4_csum_off as usize);
+                    for (i, p) in t.patches().iter().enumerate() {
+                        let range = p.offset..p.offset + p.width;
+                        if ro.patches[i].flags & PF_IP != 0 {
+                            ipb += neg(sum_of(&r, range.clone()));
+                        }
+                        if ro.patches[i].flags & PF_UDP != 0 {
+                            ub += neg(sum_of(&r, range));
+                        }
+                    }
+                    ro.size_len[v] = len as u32;
+                    ro.size_ip_total[v] = (len - ip_at) as u32;
+                    ro.size_udp_len[v] = if t.is_tcp() { 0 } else { (len - l4_at) as u32 };
+                    ro.size_ip_base[v] = ipb;
+                    ro.size_udp_base[v] = ub;
+                }
+            }
             if let Some(d) = t.dns() {
                 ro.dns_on = 1;
                 ro.dns_id_at = d.id_at as u32;
@@ -378,9 +461,6 @@ impl LiveProgram {
                 ro.dns_ports = d.ports;
                 ro.dns_label_at = d.label_at as u32;
                 ro.dns_label_len = d.names.label_len() as u32;
-                if d.names.label_len() > MAX_LABEL {
-                    bail!("xdp-live handles DNS labels up to {MAX_LABEL} characters");
-                }
                 ro.dns_random = u32::from(matches!(d.order, profiles::profile::Order::Random));
                 ro.dns_count = d.names.count();
                 ro.dns_seed = d.seed;
@@ -436,7 +516,7 @@ impl LiveProgram {
         }
         // One pad byte, trimmed by the program on every frame it sends (see
         // gen_live.bpf.c: it makes the kernel rebuild the recycled frame's length).
-        let mut frame = t.frame().to_vec();
+        let mut frame = t.fill_frame().to_vec();
         frame.push(0);
         Ok(LiveProgram {
             prog,
@@ -803,14 +883,54 @@ step = 7
                 );
             }
         }
-        // A size mix is refused with the engine to use instead.
-        let t = Template::new(
-            &Profile::load("imix").expect("p"),
-            TemplateOptions::default(),
+        // A mix longer than the program's schedule is refused with the engine to use.
+        let p = Profile::from_toml(
+            "[imix]\nsizes = [64, 128]\nweights = [4000, 1000]\n",
+            "long.toml",
         )
-        .expect("template");
-        let e = LiveProgram::load_for(&t, 1, 0, 0).expect_err("imix");
-        assert!(e.to_string().contains("--engine afxdp"), "{e}");
+        .expect("p");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let e = check(&t).expect_err("long mix");
+        assert!(e.to_string().ends_with("use --engine afxdp"), "{e}");
+    }
+
+    #[test]
+    fn imix_frames_equal_template_frames_each_trimmed_to_its_size() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // The shipped IMIX, a tagged TCP mix and a QinQ mix with odd-length sizes.
+        let tcp_mix = "parent = \"syn-flood\"\n[[vlan]]\nid = 9\n[imix]\nsizes = [82, 1001, 1522]\nweights = [3, 2, 1]\n";
+        let p2 = Profile::from_toml(tcp_mix, "t.toml").expect("p");
+        let p3 = Profile::from_toml(
+            "parent = \"min-multi-flow-qinq\"\n[imix]\nsizes = [64, 65, 1001, 1526]\nweights = [1, 2, 3, 4]\n",
+            "q.toml",
+        )
+        .expect("p");
+        for p in [Profile::load("imix").expect("imix"), p2, p3] {
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            assert!(t.sizes_vary());
+            for (nq, qid) in [(1usize, 0u32), (3, 2)] {
+                let l = LiveProgram::load_for(&t, nq, qid, 0).expect("load");
+                for k in (0..50_000u64).step_by(4001).chain(0..30) {
+                    l.set_state(
+                        qid,
+                        &QState {
+                            k,
+                            limit: u64::MAX,
+                            ..QState::default()
+                        },
+                    )
+                    .expect("state");
+                    let (ret, f) = l.test_frame().expect("test run");
+                    assert_eq!(ret, 3, "XDP_TX");
+                    let n = k * nq as u64 + u64::from(qid);
+                    assert_eq!(f.len(), t.len_of(n), "{}: frame {n}'s size", p.name);
+                    assert_eq!(f, t.frame_for(n, None), "{}: frame {n}", p.name);
+                }
+            }
+        }
     }
 
     #[test]

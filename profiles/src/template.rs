@@ -374,6 +374,20 @@ impl Template {
     pub fn sizes_vary(&self) -> bool {
         !self.schedule.is_empty()
     }
+    /// Buffer length (no FCS) of each size of the profile, in its order (one for a
+    /// single size).
+    pub fn sizes(&self) -> Vec<usize> {
+        self.variants.iter().map(|v| v.frame.len()).collect()
+    }
+    /// IMIX: frame n has size `sizes()[schedule()[n % schedule().len()]]`; empty for
+    /// a single size.
+    pub fn schedule(&self) -> &[u16] {
+        &self.schedule
+    }
+    /// What [`Template::fill`] copies: frame 0, or a frame of the largest size.
+    pub fn fill_frame(&self) -> &[u8] {
+        &self.fill
+    }
     /// Mean buffer length (no FCS) over the size schedule.
     pub fn mean_len(&self) -> f64 {
         if self.schedule.is_empty() {
