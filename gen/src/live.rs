@@ -725,6 +725,32 @@ mod tests {
     use super::*;
     use profiles::{Profile, TemplateOptions};
 
+    /// Loads queue `qid` of `nq` for `t` and checks, for each count k of `ks` (the
+    /// queue's counter jumped there, unpaced), that the program's frame is the
+    /// template's frame n = k * nq + qid, size included.
+    fn assert_program_frames(
+        t: &Template,
+        nq: usize,
+        qid: u32,
+        ks: impl Iterator<Item = u64>,
+        what: &str,
+    ) {
+        let l = LiveProgram::load_for(t, nq, qid, 0).expect("load");
+        for k in ks {
+            let st = QState {
+                k,
+                limit: u64::MAX,
+                ..QState::default()
+            };
+            l.set_state(qid, &st).expect("state");
+            let (ret, f) = l.test_frame().expect("test run");
+            assert_eq!(ret, 3, "XDP_TX");
+            let n = k * nq as u64 + u64::from(qid);
+            assert_eq!(f.len(), t.len_of(n), "{what}: frame {n}'s size");
+            assert_eq!(f, t.frame_for(n, None), "{what}: frame {n}");
+        }
+    }
+
     #[test]
     fn program_frames_equal_template_frames() {
         if !crate::net::is_root() {
@@ -743,26 +769,9 @@ mod tests {
         ] {
             let p = Profile::load(name).expect("profile");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
-            let nq = 3;
-            // Queue 1 of 3: frames n = 1, 4, 7, ...
-            let l = LiveProgram::load_for(&t, nq, 1, 0).expect("load");
-            // Spread over the 16-bit ID wrap so DNS source ports change too.
-            for k in (0..70_000u64).step_by(997).chain(0..5) {
-                // Jump queue 1's counter to k (unpaced, unlimited).
-                l.set_state(
-                    1,
-                    &QState {
-                        k,
-                        limit: u64::MAX,
-                        ..QState::default()
-                    },
-                )
-                .expect("state");
-                let (ret, f) = l.test_frame().expect("test run");
-                assert_eq!(ret, 3, "XDP_TX");
-                let want = t.frame_for(k * nq as u64 + 1, None);
-                assert_eq!(f, want, "{name}: frame {}", k * nq as u64 + 1);
-            }
+            // Queue 1 of 3: frames n = 1, 4, 7, ..., spread over the 16-bit ID wrap
+            // so DNS source ports change too.
+            assert_program_frames(&t, 3, 1, (0..70_000u64).step_by(997).chain(0..5), name);
         }
     }
 
@@ -821,22 +830,8 @@ step = 7
         let p = Profile::from_toml(toml, "test").expect("profile");
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
         for (nq, qid) in [(1usize, 0u32), (3, 2)] {
-            let l = LiveProgram::load_for(&t, nq, qid, 0).expect("load");
-            for k in (0..200_000u64).step_by(4999).chain(0..40) {
-                l.set_state(
-                    qid,
-                    &QState {
-                        k,
-                        limit: u64::MAX,
-                        ..QState::default()
-                    },
-                )
-                .expect("state");
-                let (ret, f) = l.test_frame().expect("test run");
-                assert_eq!(ret, 3, "XDP_TX");
-                let n = k * nq as u64 + u64::from(qid);
-                assert_eq!(f, t.frame_for(n, None), "frame {n}");
-            }
+            let ks = (0..200_000u64).step_by(4999).chain(0..40);
+            assert_program_frames(&t, nq, qid, ks, "all-fields");
         }
     }
 
@@ -861,27 +856,8 @@ step = 7
             p.set_frame_size(size).expect("size");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
             assert_eq!(t.len() + 4, size);
-            let l = LiveProgram::load_for(&t, 2, 1, 0).expect("load");
-            for k in (0..100_000u64).step_by(7919).chain(0..4) {
-                l.set_state(
-                    1,
-                    &QState {
-                        k,
-                        limit: u64::MAX,
-                        ..QState::default()
-                    },
-                )
-                .expect("state");
-                let (ret, f) = l.test_frame().expect("test run");
-                assert_eq!(ret, 3, "XDP_TX");
-                assert_eq!(
-                    f,
-                    t.frame_for(k * 2 + 1, None),
-                    "{} {size}: frame {}",
-                    p.name,
-                    k * 2 + 1
-                );
-            }
+            let what = format!("{} {size}", p.name);
+            assert_program_frames(&t, 2, 1, (0..100_000u64).step_by(7919).chain(0..4), &what);
         }
         // A mix longer than the program's schedule is refused with the engine to use.
         let p = Profile::from_toml(
@@ -912,23 +888,8 @@ step = 7
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
             assert!(t.sizes_vary());
             for (nq, qid) in [(1usize, 0u32), (3, 2)] {
-                let l = LiveProgram::load_for(&t, nq, qid, 0).expect("load");
-                for k in (0..50_000u64).step_by(4001).chain(0..30) {
-                    l.set_state(
-                        qid,
-                        &QState {
-                            k,
-                            limit: u64::MAX,
-                            ..QState::default()
-                        },
-                    )
-                    .expect("state");
-                    let (ret, f) = l.test_frame().expect("test run");
-                    assert_eq!(ret, 3, "XDP_TX");
-                    let n = k * nq as u64 + u64::from(qid);
-                    assert_eq!(f.len(), t.len_of(n), "{}: frame {n}'s size", p.name);
-                    assert_eq!(f, t.frame_for(n, None), "{}: frame {n}", p.name);
-                }
+                let ks = (0..50_000u64).step_by(4001).chain(0..30);
+                assert_program_frames(&t, nq, qid, ks, &p.name);
             }
         }
     }

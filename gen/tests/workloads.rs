@@ -7,75 +7,21 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use profiles::profile::{Field, SHIPPED, VaryKind};
 use profiles::wire::tcp;
 use profiles::{Profile, Template, TemplateOptions};
-use testbed::{Testbed, Topology, UpOptions};
+use testbed::Testbed;
 
-const GEN: &str = env!("CARGO_BIN_EXE_gen");
+mod common;
+use common::{final_of, link_stats, run_gen, up, up_with};
 
 /// Bytes veth leaves out of its byte counters per skb (measured here): with XDP on
 /// the peer, an skb is counted after `eth_type_trans` pulled its Ethernet header;
 /// XDP frames (xdp-live) are counted whole.
 const ETH_PULLED: u64 = 14;
-
-fn up(prefix: &str) -> Testbed {
-    Testbed::up(&UpOptions {
-        name: testbed::unique_name(prefix),
-        topology: Topology::Direct,
-        queues: 1,
-    })
-    .expect("lab up")
-}
-
-fn run_gen(bed: &Testbed, args: &[&str]) -> Output {
-    Command::new(GEN)
-        .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
-        .args(args)
-        .output()
-        .expect("run gen")
-}
-
-fn final_of(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "gen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let finals: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .filter(|r: &serde_json::Value| r["type"] == "final")
-        .collect();
-    assert_eq!(finals.len(), 1, "exactly one final record");
-    finals[0].clone()
-}
-
-/// (packets, bytes) of `dir` ("rx" or "tx") on the host's port, from `ip -s link`.
-fn link_stats(host: &testbed::Host, dir: &str) -> (u64, u64) {
-    let out = Command::new("ip")
-        .args([
-            "-n",
-            &host.netns,
-            "-j",
-            "-s",
-            "link",
-            "show",
-            "dev",
-            &host.iface,
-        ])
-        .output()
-        .expect("ip");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip json");
-    let s = &v[0]["stats64"][dir];
-    (
-        s["packets"].as_u64().expect("packets"),
-        s["bytes"].as_u64().expect("bytes"),
-    )
-}
 
 /// The counter pair once `want` packets more than `before` are counted (or 30 s).
 fn stats_settled(host: &testbed::Host, dir: &str, before: (u64, u64), want: u64) -> (u64, u64) {
@@ -407,12 +353,7 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
 #[test]
 fn imix_packets_and_bytes_agree_with_both_interfaces() {
     // Two queues: queue q sends n = q, q + 2, ..., each frame with its own size.
-    let bed = Testbed::up(&UpOptions {
-        name: testbed::unique_name("gi"),
-        topology: Topology::Direct,
-        queues: 2,
-    })
-    .expect("lab up");
+    let bed = up_with("gi", 2);
     let (g, d) = (bed.generator().clone(), bed.dut().clone());
     let p = Profile::load("imix").expect("imix");
     let t = Template::new(&p, TemplateOptions::default()).expect("template");
