@@ -577,6 +577,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         xsk_mode: xsk_mode.map(str::to_owned),
         iface: o.iface.clone(),
         profile: plan.profile.name.clone(),
+        profile_seed: plan.profile.seed,
         frame_len: plan.template.mean_len().round() as usize,
         queues: nq,
         duration_s: (dur * 1e6).round() / 1e6,

@@ -262,6 +262,8 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
             );
             let fin = final_of(&out);
             assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine} {name}");
+            // The seed of the random fields is recorded with the run.
+            assert_eq!(fin["profile_seed"].as_u64(), p.seed, "{engine} {name}");
             cap.finish();
             let what = format!("{engine} {name}");
             let frames = tshark(&file, &decode_as(&p));
