@@ -1644,6 +1644,24 @@ mod tests {
     }
 
     #[test]
+    fn smooth_weighted_round_robin_is_nginxs() {
+        // nginx's own example (ngx_http_upstream_round_robin.c, weights 5, 1, 1):
+        // a a b a c a a, not a block of five a's.
+        let m = Imix {
+            sizes: vec![64, 128, 256],
+            weights: vec![5, 1, 1],
+        };
+        assert_eq!(m.schedule(), [0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(m.period(), 7);
+        assert!((m.mean_size() - (5.0 * 64.0 + 128.0 + 256.0) / 7.0).abs() < 1e-9);
+        let c = Imix::classic();
+        let s = c.schedule();
+        for (i, w) in c.weights.iter().enumerate() {
+            assert_eq!(s.iter().filter(|&&x| x == i).count(), *w as usize);
+        }
+    }
+
+    #[test]
     fn frame_size_override_is_checked_against_the_profile() {
         let mut p = Profile::load("syn-flood").expect("syn-flood");
         let e = p.set_frame_size(64).expect_err("too small");
