@@ -44,5 +44,10 @@ bpftool gen skeleton "$OUT/gen_live.bpf.o" name gen_live_bpf > "$OUT/gen_live.sk
 # needs live_gen to fill them as gen/src/live.rs does.
 BASES=
 grep -q 'ip_base' "$GEN_LIVE_SRC" && BASES=-DGEN_LIVE_BASES
+# A program with the header offsets in rodata (VLAN tags, TCP) takes the
+# transport length there instead of udp_len.
+grep -q 'l4_len' "$GEN_LIVE_SRC" && BASES="$BASES -DGEN_LIVE_OFFSETS"
+# Programs since the paced count runs' end time keep last_ns in their queue state.
+grep -q 'last_ns' "$GEN_LIVE_SRC" && BASES="$BASES -DGEN_LIVE_LAST_NS"
 cc -O2 -Wall $BASES -I"$OUT" -I"$LIBBPF_INC" "$HERE/live_gen.c" -o "$OUT/live_gen" $LIBBPF_LIB -lelf -lz
 echo "$OUT/live_ref"

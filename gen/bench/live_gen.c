@@ -36,6 +36,9 @@ struct patch {
 };
 struct qstate {
 	__u64 k, limit, t0_ns, gap_fp, next_fp, rng, deadline_ns, idle;
+#ifdef GEN_LIVE_LAST_NS
+	__u64 last_ns;
+#endif
 };
 #include "gen_live.skel.h"
 
@@ -157,7 +160,12 @@ int main(int argc, char **argv)
 	skel->rodata->varies = nv > 0;
 	memcpy((void *)skel->rodata->tmpl, frame, len);
 	skel->rodata->tmpl_len = len;
+#ifdef GEN_LIVE_OFFSETS
+	/* Offsets in rodata (VLAN tags, TCP): the defaults are untagged UDP's. */
+	skel->rodata->l4_len = (frame[38] << 8) | frame[39];
+#else
 	skel->rodata->udp_len = (frame[38] << 8) | frame[39];
+#endif
 	if ((err = gen_live_bpf__load(skel))) {
 		fprintf(stderr, "error: live_gen: loading: %s\n", strerror(-err));
 		return 1;

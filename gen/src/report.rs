@@ -301,6 +301,13 @@ impl<W: Write> Reporter<W> {
                         .map(|m| format!(" ({m} mode)"))
                         .unwrap_or_default()
                 );
+                if let Some(seed) = r.profile_seed {
+                    let _ = writeln!(
+                        self.out,
+                        "[{}] profile {}: random fields from seed {seed}",
+                        r.iface, r.profile
+                    );
+                }
                 let _ = writeln!(
                     self.out,
                     "[{}] TX: {:.4} Mpps, {:.1} Mbit/s ({:.1} Mbit/s with framing); interval rates {:.0} +/- {:.0} pps",

@@ -202,6 +202,8 @@ pub enum Param {
     Batch,
     /// Checksums per packet of the busy neighbour tenant's program.
     NeighbourChecksums,
+    /// Frame size on the wire, FCS included (`gen --frame-size`).
+    FrameSize,
     /// Nothing: one point per series (x = 0).
     None,
 }
@@ -214,6 +216,7 @@ impl Param {
             "rate" => Param::Rate,
             "batch" => Param::Batch,
             "neighbour_checksums" => Param::NeighbourChecksums,
+            "frame_size" => Param::FrameSize,
             "none" => Param::None,
             _ => return None,
         })
@@ -226,6 +229,7 @@ impl Param {
             Param::Rate => "offered rate [packets/s]",
             Param::Batch => "batch size [entries]",
             Param::NeighbourChecksums => "neighbour's checksums per packet",
+            Param::FrameSize => "frame size [bytes on the wire, FCS included]",
             Param::None => "series",
         }
     }
@@ -237,6 +241,7 @@ impl Param {
             Param::Rate => "rate",
             Param::Batch => "batch",
             Param::NeighbourChecksums => "neighbour_checksums",
+            Param::FrameSize => "frame_size",
             Param::None => "none",
         }
     }
@@ -625,7 +630,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 &sw.parameter,
                 "sweep.parameter",
                 Param::parse,
-                "queues, checksums, rate, batch, neighbour_checksums, none",
+                "queues, checksums, rate, batch, neighbour_checksums, frame_size, none",
             )?;
             let vals = sweep_values(cx, p, &sw.values, "sweep.values")?;
             (p, vals)
@@ -789,6 +794,15 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                         "profile",
                         "dnsperf needs a DNS profile (its names are the queries)",
                     );
+                }
+                // Every swept size must fit this series' profile (gen checks the
+                // same with --frame-size).
+                if parameter == Param::FrameSize {
+                    for v in values.iter().chain(&quick_values) {
+                        if let Err(m) = prof.clone().set_frame_size(*v as usize) {
+                            return cx.err(p.span(), "profile", m);
+                        }
+                    }
                 }
                 p.get_ref().clone()
             }
@@ -1024,6 +1038,9 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
             Param::Rate if source != Source::Gen => {
                 return cx.err(at, "sweep.parameter", "only gen takes a paced rate");
             }
+            Param::FrameSize if source != Source::Gen => {
+                return cx.err(at, "sweep.parameter", "only gen takes a frame size");
+            }
             Param::Queues if source == Source::Dnsperf => {
                 return cx.err(at, "sweep.parameter", "dnsperf does not take queues");
             }
@@ -1229,6 +1246,11 @@ fn check_values(
                     "batch {v} is impossible (whole numbers, at least 1)"
                 ));
             }
+            Param::FrameSize if !integer || *v < 64.0 || *v > 1526.0 => {
+                return bad(format!(
+                    "a {v}-byte frame is impossible (whole numbers 64 to 1526, FCS included)"
+                ));
+            }
             _ => {}
         }
     }
@@ -1414,6 +1436,30 @@ mod tests {
         let m = err(&sweep("temperature", "[1]"));
         assert!(
             m.starts_with("x.toml:8: sweep.parameter: unknown value 'temperature'"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn frame_size_sweeps_pass_gen_the_size_and_fit_every_profile() {
+        let sweep = |v: &str, profile: &str| {
+            format!(
+                "{BASE}[sweep]\nparameter = \"frame_size\"\nvalues = {v}\n[[series]]\nname = \"a\"\nprofile = \"{profile}\"\n"
+            )
+        };
+        let e =
+            Experiment::from_toml(&sweep("[64, 594, 1518]", "min-multi-flow"), "x.toml").unwrap();
+        assert_eq!(e.parameter, Param::FrameSize);
+        assert_eq!(e.values, [64.0, 594.0, 1518.0]);
+        let m = err(&sweep("[60]", "min-multi-flow"));
+        assert!(
+            m.starts_with("x.toml:9: sweep.values: a 60-byte frame is impossible"),
+            "{m}"
+        );
+        // syn-flood's SYN with its options needs 78 bytes.
+        let m = err(&sweep("[64, 128]", "syn-flood"));
+        assert!(
+            m.starts_with("x.toml:12: profile: 64 bytes does not fit profile syn-flood"),
             "{m}"
         );
     }

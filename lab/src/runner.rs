@@ -1110,6 +1110,7 @@ impl<'a> PointRun<'a> {
             rate,
             duration: Some(duration),
             queues: Some(self.queues),
+            frame_size: (self.parameter == Param::FrameSize).then_some(self.x as usize),
             no_rx: !rx,
             json: true,
             ..records::args::Gen::default()

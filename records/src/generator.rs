@@ -212,7 +212,13 @@ pub struct Final {
     pub iface: String,
     /// Profile name.
     pub profile: String,
-    /// Frame length (buffer bytes, no FCS).
+    /// The profile's seed (`seed = N`), which its random fields draw from: the same
+    /// seed sends the same frames. Null when the profile has none (absent in older
+    /// records).
+    #[serde(default)]
+    pub profile_seed: Option<u64>,
+    /// Frame length (buffer bytes, no FCS); for an IMIX profile the mix's mean,
+    /// rounded.
     pub frame_len: usize,
     /// Number of queues (threads).
     pub queues: usize,
