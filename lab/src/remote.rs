@@ -5,7 +5,8 @@
 //! is ssh's stdout.
 //!
 //! Over ssh, each host has one control master (`ControlMaster auto`,
-//! `ControlPath` in a directory this process owns, `ControlPersist` 10 s, started
+//! `ControlPath` in a directory this process owns (`/run/xdp-measure/ssh/PID`,
+//! removed at the end, or by the next `lab` once this one is gone), `ControlPersist` 10 s, started
 //! by [`preflight`]), so every tool run is a session on an open connection. A
 //! remote tool gets `--stop-on-stdin-eof` (`records::cli::StopOpt`, implemented
 //! once in `xdplayer::stop`): signals do not cross ssh, so lab stops a remote
@@ -28,6 +29,26 @@ use anyhow::{Context, Result, anyhow, bail};
 use crate::testbed_file::{Endpoint, TestbedFile};
 use crate::tools::{Child, Output, last_line};
 
+/// Where each `lab` process keeps its control sockets (`PID/`).
+const CONTROL_ROOT: &str = "/run/xdp-measure/ssh";
+
+/// Removes the control directories of `lab` processes that are gone (killed
+/// before they could remove their own; their masters ended with
+/// `ControlPersist`).
+fn remove_dead_control_dirs() {
+    let Ok(dir) = std::fs::read_dir(CONTROL_ROOT) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let pid = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// How long a host's control master stays after its last session.
 pub const CONTROL_PERSIST: &str = "10s";
 
@@ -45,7 +66,8 @@ impl Ssh {
     /// into `/run/xdp-measure/ssh/PID`.
     pub fn new(file: &TestbedFile) -> Result<Arc<Ssh>> {
         use std::os::unix::fs::PermissionsExt;
-        let control_dir = PathBuf::from(format!("/run/xdp-measure/ssh/{}", std::process::id()));
+        remove_dead_control_dirs();
+        let control_dir = PathBuf::from(format!("{CONTROL_ROOT}/{}", std::process::id()));
         std::fs::create_dir_all(&control_dir)
             .with_context(|| format!("create {}", control_dir.display()))?;
         std::fs::set_permissions(&control_dir, std::fs::Permissions::from_mode(0o700))
