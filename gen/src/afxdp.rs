@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use profiles::template::SizeCycle;
 use profiles::wire::probe;
 use xdplayer::XskQueue;
 
@@ -46,6 +47,8 @@ pub fn queue_thread(
     let counters = &ctx.counters[i];
     let total = ctx.count_for(i);
     let nq = ctx.nq as u64;
+    // Bytes of this queue's first m frames (IMIX: each frame its own size).
+    let sizes = tpl.size_cycle(i as u64, nq);
     let stream = i as u8;
     let stamp = ctx.stamp;
     let mut k: u64 = 0;
@@ -81,7 +84,7 @@ pub fn queue_thread(
                     // Completions move only when reclaimed: publish them before
                     // sleeping (the spin below changes nothing to publish).
                     q.complete();
-                    sync(&q, counters, len);
+                    sync(&q, counters, &sizes);
                     std::thread::sleep(Duration::from_nanos(
                         ((wait - 150_000.0) as u64).min(1_000_000),
                     ));
@@ -99,10 +102,9 @@ pub fn queue_thread(
                 counter: c,
                 tx_ns: realtime_ns(),
             });
-            tpl.write(buf, i as u64 + c * nq, pr);
-            len
+            tpl.write(buf, i as u64 + c * nq, pr)
         });
-        sync(&q, counters, len);
+        sync(&q, counters, &sizes);
         if sent == 0 {
             std::hint::spin_loop();
             continue;
@@ -124,18 +126,19 @@ pub fn queue_thread(
         q.kick();
         std::thread::sleep(Duration::from_micros(200));
     }
-    sync(&q, counters, len);
+    sync(&q, counters, &sizes);
     counters.store_xsk(&q);
     hist
 }
 
-/// Publishes the socket's counts: confirmed departures, hand-overs, drops, stalls.
+/// Publishes the socket's counts: confirmed departures (and their bytes: the
+/// queue's first `ok` frames, each with its size), hand-overs, drops, stalls.
 #[inline]
-fn sync(q: &XskQueue, counters: &crate::report::QueueCounters, len: usize) {
+fn sync(q: &XskQueue, counters: &crate::report::QueueCounters, sizes: &SizeCycle) {
     let st = q.counters();
     let ok = q.tx_confirmed();
     counters.tx_packets.store(ok, Relaxed);
-    counters.tx_bytes.store(ok * len as u64, Relaxed);
+    counters.tx_bytes.store(sizes.bytes(ok), Relaxed);
     counters.tx_verdicts.store(st.tx_packets, Relaxed);
     counters.tx_dropped.store(st.tx_dropped, Relaxed);
     counters

@@ -43,7 +43,7 @@ pub struct Args {
     /// Interface to send on.
     #[arg(long)]
     pub iface: String,
-    /// Profile name (min-multi-flow, min-single-flow, dns-small, dns-large, dns-ping) or TOML path.
+    /// Profile name (min-multi-flow, min-single-flow, min-multi-flow-vlan, min-multi-flow-qinq, syn-flood, imix, dns-small, dns-large, dns-ping) or TOML path.
     #[arg(long)]
     pub profile: String,
     /// Engine.
@@ -61,6 +61,10 @@ pub struct Args {
     /// Stop after this many frames.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Every frame this many bytes on the wire (FCS included) instead of the profile's
+    /// size or size mix; checked against the profile's smallest and largest frame.
+    #[arg(long)]
+    pub frame_size: Option<usize>,
     /// Number of queues (0..N), one thread each.
     #[arg(long, conflicts_with = "cores")]
     pub queues: Option<u32>,
@@ -117,6 +121,7 @@ impl Args {
             },
             duration: a.duration,
             count: a.count,
+            frame_size: a.frame_size,
             queues: a.queues,
             cores: a.cores,
             stamp: a.stamp,
@@ -162,6 +167,7 @@ mod tests {
             rate: Some(units::Rate::Bits(5e9)),
             duration: Some(Duration::from_millis(2500)),
             count: None,
+            frame_size: Some(594),
             queues: Some(2),
             dst_ip: Some(Ipv4Addr::new(198, 18, 0, 12)),
             dst_mac: Some([2, 0, 0, 0, 0, 2]),
@@ -179,6 +185,7 @@ mod tests {
         assert_eq!(o.rate, b.rate);
         assert_eq!(o.duration, b.duration);
         assert_eq!(o.queues, b.queues);
+        assert_eq!(o.frame_size, b.frame_size);
         assert_eq!(o.dst_ip, b.dst_ip);
         assert_eq!(o.dst_mac, b.dst_mac);
         assert_eq!(Some(o.interval), b.interval);

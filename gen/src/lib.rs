@@ -67,6 +67,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Stop after this many frames.
     pub count: Option<u64>,
+    /// Every frame this size on the wire (FCS included) instead of the profile's.
+    pub frame_size: Option<usize>,
     /// Number of queues (0..N), one thread each.
     pub queues: Option<u32>,
     /// Cores to pin the threads to (queue i on cores[i]); implies queues = len.
@@ -102,6 +104,7 @@ impl Options {
             pattern: Pattern::Cbr,
             duration: None,
             count: None,
+            frame_size: None,
             queues: None,
             cores: None,
             stamp: false,
@@ -140,6 +143,11 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
     let mut profile =
         Profile::load(&o.profile).with_context(|| format!("loading profile `{}`", o.profile))?;
+    if let Some(size) = o.frame_size {
+        profile
+            .set_frame_size(size)
+            .map_err(|e| anyhow::anyhow!("--frame-size: {e}"))?;
+    }
     if let Some(a) = o.src_ip {
         profile.ip_src = a;
     }
@@ -156,6 +164,9 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     }
     let template = Template::new(&profile, TemplateOptions { stamp: o.stamp })
         .with_context(|| format!("building frames of profile `{}`", profile.name))?;
+    if o.engine == Engine::XdpLive {
+        live::check(&template)?;
+    }
     if o.count == Some(0) {
         bail!("--count must be greater than 0");
     }
@@ -191,13 +202,14 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if n > 256 {
         bail!("at most 256 queues (the probe's stream id is 8 bits)");
     }
-    let rate_pps = o.rate.map(|r| r.pps(template.len()));
+    // Bits per second convert with the mean size on the wire of the profile's mix.
+    let rate_pps = o.rate.map(|r| r.pps_mean(template.mean_len()));
     if let Some(r) = rate_pps
         && r < 1.0
     {
         bail!(
-            "--rate works out at {r:.3} frames/s for {}-byte frames: use at least 1",
-            template.len() + 4
+            "--rate works out at {r:.3} frames/s for {:.1}-byte frames: use at least 1",
+            template.mean_len() + 4.0
         );
     }
     Ok(Plan {
@@ -391,7 +403,10 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     if live.is_some() {
         live::install_wake_handler().context("installing the SIGUSR1 handler")?;
     }
-    let frame_len = plan.template.len() as u64;
+    // xdp-live: the bytes of a queue's first k frames, each with its own size.
+    let cycles: Vec<profiles::template::SizeCycle> = (0..nq)
+        .map(|i| plan.template.size_cycle(i as u64, nq as u64))
+        .collect();
     let mut handles = Vec::with_capacity(nq);
     for (i, (q, h)) in queues.iter_mut().zip(hists).enumerate() {
         let c = ctx.clone();
@@ -440,7 +455,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
                 ctx.counters[i].tx_packets.store(out.sent, Relaxed);
                 ctx.counters[i]
                     .tx_bytes
-                    .store(out.sent * frame_len, Relaxed);
+                    .store(cycles[i].bytes(out.sent), Relaxed);
                 ctx.counters[i]
                     .tx_dropped
                     .store(out.drops + out.redirect_errors, Relaxed);
@@ -562,7 +577,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         xsk_mode: xsk_mode.map(str::to_owned),
         iface: o.iface.clone(),
         profile: plan.profile.name.clone(),
-        frame_len: plan.template.len(),
+        frame_len: plan.template.mean_len().round() as usize,
         queues: nq,
         duration_s: (dur * 1e6).round() / 1e6,
         tx_packets: cur.tx_packets,

@@ -41,13 +41,10 @@ mod skel {
 const MAX_PATCHES: usize = 6;
 const MAX_LIST: usize = 256;
 const MAX_LABEL: usize = 16;
-const MAX_UDP: usize = 512;
+/// Largest frame in the program's rodata (bytes, no FCS): 1518 on the wire and two
+/// VLAN tags.
+const MAX_FRAME: usize = 1522;
 const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
-/// Offset of the UDP length field in the template (Ethernet 14 + IPv4 20 + 4).
-const UDP_LEN_AT: usize = 38;
-/// Offsets of the IPv4 header and of the UDP header in the template.
-const IP_AT: usize = 14;
-const UDP_AT: usize = 34;
 /// Patch flags (PF_* in gen_live.bpf.c).
 const PF_BYTES: u32 = 1;
 const PF_IP: u32 = 2;
@@ -72,6 +69,40 @@ fn sum_of(f: &[u8], r: std::ops::Range<usize>) -> u64 {
 /// Minus a sum mod 0xffff, in [1, 0xffff] (added to the bases: never 0).
 fn neg(c: u64) -> u64 {
     0xffff - c % 0xffff
+}
+
+/// The checksum field at `at` of `f` as a number.
+fn csum_at(f: &[u8], at: usize) -> u64 {
+    u64::from(u16::from_be_bytes([
+        f.get(at).copied().unwrap_or(0),
+        f.get(at + 1).copied().unwrap_or(0),
+    ]))
+}
+
+/// `f` (a frame of the largest size) cut to `len` bytes, with the IPv4 and UDP
+/// lengths and both checksums of that size: what the program makes of tmpl for one
+/// size of a mix, before the patches.
+fn sized_frame(f: &[u8], len: usize, ip_at: usize, l4_at: usize, tcp: bool) -> Vec<u8> {
+    use profiles::wire::checksum;
+    let mut r = f[..len].to_vec();
+    r[ip_at + 2..ip_at + 4].copy_from_slice(&((len - ip_at) as u16).to_be_bytes());
+    r[ip_at + 10..ip_at + 12].fill(0);
+    let c = checksum::ipv4_header(&r[ip_at..l4_at]);
+    r[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
+    let src: [u8; 4] = [r[ip_at + 12], r[ip_at + 13], r[ip_at + 14], r[ip_at + 15]];
+    let dst: [u8; 4] = [r[ip_at + 16], r[ip_at + 17], r[ip_at + 18], r[ip_at + 19]];
+    let at = l4_at + if tcp { 16 } else { 6 };
+    if !tcp {
+        r[l4_at + 4..l4_at + 6].copy_from_slice(&((len - l4_at) as u16).to_be_bytes());
+    }
+    r[at..at + 2].fill(0);
+    let c = if tcp {
+        checksum::tcp4(src, dst, &r[l4_at..])
+    } else {
+        checksum::udp4(src, dst, &r[l4_at..])
+    };
+    r[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    r
 }
 
 /// The loaded program and the frame it starts from.
@@ -184,6 +215,56 @@ fn charset_of(t: &Template) -> Vec<u8> {
     out
 }
 
+/// Most sizes in a mix (MAX_SIZES in gen_live.bpf.c).
+const MAX_SIZES: usize = 8;
+/// Longest size schedule, the sum of a mix's weights (MAX_SCHED).
+const MAX_SCHED: usize = 4096;
+
+/// Refuses what the xdp-live program cannot send, with one line naming the engine to
+/// use instead. `prepare` calls it before anything is attached; `load_for` again.
+pub fn check(t: &Template) -> Result<()> {
+    const USE: &str = "use --engine afxdp";
+    if t.len() > MAX_FRAME {
+        bail!(
+            "xdp-live handles frames up to {} bytes; this profile's are {}: {USE}",
+            MAX_FRAME + 4,
+            t.len() + 4
+        );
+    }
+    if t.patches().len() > MAX_PATCHES {
+        bail!(
+            "xdp-live handles up to {MAX_PATCHES} varying fields; this profile has {}: {USE}",
+            t.patches().len()
+        );
+    }
+    for p in t.patches() {
+        match &p.kind {
+            VaryKind::Increment { min, max, .. } if max - min >= u64::from(u32::MAX) => bail!(
+                "xdp-live: field {} spans more than 2^32 values: {USE}",
+                p.field.key()
+            ),
+            VaryKind::List(vals) if vals.len() > MAX_LIST => bail!(
+                "xdp-live: field {} lists more than {MAX_LIST} values: {USE}",
+                p.field.key()
+            ),
+            _ => {}
+        }
+    }
+    if let Some(d) = t.dns()
+        && d.names.label_len() > MAX_LABEL
+    {
+        bail!("xdp-live handles DNS labels up to {MAX_LABEL} characters: {USE}");
+    }
+    if t.sizes_vary() && (t.sizes().len() > MAX_SIZES || t.schedule().len() > MAX_SCHED) {
+        bail!(
+            "xdp-live sends mixes of up to {MAX_SIZES} sizes whose weights add up to at most {MAX_SCHED}; this profile has {} sizes, weights adding up to {}: {USE}",
+            t.sizes().len(),
+            t.schedule().len()
+        );
+    }
+    Ok(())
+}
+
 impl LiveProgram {
     /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
     pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
@@ -193,19 +274,7 @@ impl LiveProgram {
 
     /// Loads the program for `t`, queue `qid` of `nq` (ifindex 0: test runs only).
     pub fn load_for(t: &Template, nq: usize, qid: u32, ifindex: u32) -> Result<LiveProgram> {
-        if t.len() > 14 + 20 + MAX_UDP {
-            bail!(
-                "xdp-live handles frames up to {} bytes; this profile's are {}",
-                14 + 20 + MAX_UDP + 4,
-                t.len() + 4
-            );
-        }
-        if t.patches().len() > MAX_PATCHES {
-            bail!(
-                "xdp-live handles up to {MAX_PATCHES} varying fields; this profile has {}",
-                t.patches().len()
-            );
-        }
+        check(t)?;
         let mut obj = MaybeUninit::uninit();
         let mut open = skel::GenLiveSkelBuilder::default()
             .open(&mut obj)
@@ -217,7 +286,8 @@ impl LiveProgram {
                 .rodata_data
                 .as_deref_mut()
                 .context("xdp-live program has no rodata")?;
-            let f = t.frame();
+            // A frame of the largest size (frame 0 for a single size).
+            let f = t.fill_frame();
             if f.len() > ro.tmpl.len() * 8 {
                 bail!(
                     "xdp-live handles frames up to {} bytes; this profile's are {}",
@@ -233,9 +303,17 @@ impl LiveProgram {
                 *w = u64::from_le_bytes(b);
             }
             ro.tmpl_len = f.len() as u32;
-            ro.udp_len = f
-                .get(UDP_LEN_AT..UDP_LEN_AT + 2)
-                .map_or(0, |b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+            let lay = t.layout();
+            let (ip_at, l4_at) = (lay.ip_at, lay.l4_at);
+            // The transport checksum covers the IPv4 packet after its header.
+            let ip_total = f
+                .get(ip_at + 2..ip_at + 4)
+                .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+            ro.ip_at = ip_at as u32;
+            ro.l4_at = l4_at as u32;
+            ro.l4_len = ip_total.saturating_sub(l4_at - ip_at) as u32;
+            ro.l4_csum_off = if t.is_tcp() { 16 } else { 6 };
+            ro.l4_zero_ffff = u32::from(!t.is_tcp());
             ro.nqueues = nq as u32;
             ro.queue_id = qid;
             ro.npatches = t.patches().len() as u32;
@@ -247,34 +325,24 @@ impl LiveProgram {
                 match &p.kind {
                     VaryKind::Increment { min, max, step } => {
                         let span = max - min + 1;
-                        if span > u64::from(u32::MAX) {
-                            bail!(
-                                "xdp-live: field {} spans more than 2^32 values",
-                                p.field.key()
-                            );
-                        }
                         s.kind = 0;
-                        s.min = *min;
+                        // A VLAN tag's priority bits sit above its ID (<= 4094):
+                        // adding them is ORing them.
+                        s.min = *min + p.or_bits;
                         s.span = span;
                         s.arg = *step;
                     }
                     VaryKind::Random { min, max, seed } => {
                         s.kind = 1;
-                        s.min = *min;
+                        s.min = *min + p.or_bits;
                         s.span = max - min + 1;
                         s.arg = *seed;
                     }
                     VaryKind::List(vals) => {
-                        if vals.len() > MAX_LIST {
-                            bail!(
-                                "xdp-live: field {} lists more than {MAX_LIST} values",
-                                p.field.key()
-                            );
-                        }
                         s.kind = 2;
                         s.nvals = vals.len() as u32;
                         for (j, v) in vals.iter().enumerate() {
-                            lists.push(((i * MAX_LIST + j) as u32, *v));
+                            lists.push(((i * MAX_LIST + j) as u32, *v | p.or_bits));
                         }
                     }
                 }
@@ -282,7 +350,7 @@ impl LiveProgram {
             // Per-run constants of the per-frame path: which patches go byte by
             // byte, which checksums cover each, and the template's checksums minus
             // the fields' template sums (gen_live.bpf.c adds the new values' sums).
-            let ul = UDP_AT + ro.udp_len as usize;
+            let ul = l4_at + ro.l4_len as usize;
             let ranges: Vec<(usize, usize)> = t
                 .patches()
                 .iter()
@@ -293,29 +361,23 @@ impl LiveProgram {
                 .iter()
                 .enumerate()
                 .any(|(i, &a)| ranges[..i].iter().any(|&b| !disjoint(a, b)));
-            let csum = |at: usize| {
-                u64::from(u16::from_be_bytes([
-                    f.get(at).copied().unwrap_or(0),
-                    f.get(at + 1).copied().unwrap_or(0),
-                ]))
-            };
-            let mut ip_base = 0xffff - csum(IP_AT + 10);
-            let mut udp_base = 0xffff - csum(UDP_AT + 6);
+            let mut ip_base = 0xffff - csum_at(f, ip_at + 10);
+            let mut udp_base = 0xffff - csum_at(f, l4_at + ro.l4_csum_off as usize);
             for (i, &(lo, hi)) in ranges.iter().enumerate() {
                 let s = &mut ro.patches[i];
-                let straddles = [IP_AT, IP_AT + 12, UDP_AT, ul]
+                let straddles = [ip_at, ip_at + 12, l4_at, ul]
                     .iter()
                     .any(|&e| lo < e && hi > e);
                 s.shift = if hi & 1 == 1 { 8 } else { 0 };
                 s.flags = if overlap || straddles || (hi - lo > 7 && s.shift == 8) {
                     PF_BYTES
-                } else if lo >= IP_AT && hi <= ul {
+                } else if lo >= ip_at && hi <= ul {
                     let mut fl = 0;
-                    if hi <= UDP_AT {
+                    if hi <= l4_at {
                         fl |= PF_IP;
                         ip_base += neg(sum_of(f, lo..hi));
                     }
-                    if lo >= IP_AT + 12 {
+                    if lo >= ip_at + 12 {
                         fl |= PF_UDP;
                         udp_base += neg(sum_of(f, lo..hi));
                     }
@@ -342,7 +404,7 @@ impl LiveProgram {
                 ];
                 let fields = &fields[..if ll > 0 { 3 } else { 2 }];
                 let fast = fields.iter().enumerate().all(|(i, &a)| {
-                    a.0 >= UDP_AT
+                    a.0 >= l4_at
                         && a.1 <= ul
                         && a.1 <= f.len()
                         && fields[..i].iter().all(|&b| disjoint(a, b))
@@ -360,6 +422,37 @@ impl LiveProgram {
             }
             ro.ip_base = ip_base;
             ro.udp_base = udp_base;
+            if t.sizes_vary() {
+                // Each size: tmpl's bytes cut to that size with its lengths, and the
+                // checksum bases for them (the same flags; the patches' sums of
+                // these bytes taken off, as for ip_base/udp_base above).
+                let sched = t.schedule();
+                ro.nsizes = t.sizes().len() as u32;
+                ro.sched_len = sched.len() as u64;
+                ro.sched_rstep = nq as u64 % sched.len() as u64;
+                for (o, &v) in ro.sched.iter_mut().zip(sched) {
+                    *o = v as u8;
+                }
+                for (v, &len) in t.sizes().iter().enumerate() {
+                    let r = sized_frame(f, len, ip_at, l4_at, t.is_tcp());
+                    let mut ipb = 0xffff - csum_at(&r, ip_at + 10);
+                    let mut ub = 0xffff - csum_at(&r, l4_at + ro.l4_csum_off as usize);
+                    for (i, p) in t.patches().iter().enumerate() {
+                        let range = p.offset..p.offset + p.width;
+                        if ro.patches[i].flags & PF_IP != 0 {
+                            ipb += neg(sum_of(&r, range.clone()));
+                        }
+                        if ro.patches[i].flags & PF_UDP != 0 {
+                            ub += neg(sum_of(&r, range));
+                        }
+                    }
+                    ro.size_len[v] = len as u32;
+                    ro.size_ip_total[v] = (len - ip_at) as u32;
+                    ro.size_udp_len[v] = if t.is_tcp() { 0 } else { (len - l4_at) as u32 };
+                    ro.size_ip_base[v] = ipb;
+                    ro.size_udp_base[v] = ub;
+                }
+            }
             if let Some(d) = t.dns() {
                 ro.dns_on = 1;
                 ro.dns_id_at = d.id_at as u32;
@@ -368,9 +461,6 @@ impl LiveProgram {
                 ro.dns_ports = d.ports;
                 ro.dns_label_at = d.label_at as u32;
                 ro.dns_label_len = d.names.label_len() as u32;
-                if d.names.label_len() > MAX_LABEL {
-                    bail!("xdp-live handles DNS labels up to {MAX_LABEL} characters");
-                }
                 ro.dns_random = u32::from(matches!(d.order, profiles::profile::Order::Random));
                 ro.dns_count = d.names.count();
                 ro.dns_seed = d.seed;
@@ -426,7 +516,7 @@ impl LiveProgram {
         }
         // One pad byte, trimmed by the program on every frame it sends (see
         // gen_live.bpf.c: it makes the kernel rebuild the recycled frame's length).
-        let mut frame = t.frame().to_vec();
+        let mut frame = t.fill_frame().to_vec();
         frame.push(0);
         Ok(LiveProgram {
             prog,
@@ -635,6 +725,32 @@ mod tests {
     use super::*;
     use profiles::{Profile, TemplateOptions};
 
+    /// Loads queue `qid` of `nq` for `t` and checks, for each count k of `ks` (the
+    /// queue's counter jumped there, unpaced), that the program's frame is the
+    /// template's frame n = k * nq + qid, size included.
+    fn assert_program_frames(
+        t: &Template,
+        nq: usize,
+        qid: u32,
+        ks: impl Iterator<Item = u64>,
+        what: &str,
+    ) {
+        let l = LiveProgram::load_for(t, nq, qid, 0).expect("load");
+        for k in ks {
+            let st = QState {
+                k,
+                limit: u64::MAX,
+                ..QState::default()
+            };
+            l.set_state(qid, &st).expect("state");
+            let (ret, f) = l.test_frame().expect("test run");
+            assert_eq!(ret, 3, "XDP_TX");
+            let n = k * nq as u64 + u64::from(qid);
+            assert_eq!(f.len(), t.len_of(n), "{what}: frame {n}'s size");
+            assert_eq!(f, t.frame_for(n, None), "{what}: frame {n}");
+        }
+    }
+
     #[test]
     fn program_frames_equal_template_frames() {
         if !crate::net::is_root() {
@@ -647,29 +763,15 @@ mod tests {
             "dns-small",
             "dns-large",
             "dns-ping",
+            "min-multi-flow-vlan",
+            "min-multi-flow-qinq",
+            "syn-flood",
         ] {
             let p = Profile::load(name).expect("profile");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
-            let nq = 3;
-            // Queue 1 of 3: frames n = 1, 4, 7, ...
-            let l = LiveProgram::load_for(&t, nq, 1, 0).expect("load");
-            // Spread over the 16-bit ID wrap so DNS source ports change too.
-            for k in (0..70_000u64).step_by(997).chain(0..5) {
-                // Jump queue 1's counter to k (unpaced, unlimited).
-                l.set_state(
-                    1,
-                    &QState {
-                        k,
-                        limit: u64::MAX,
-                        ..QState::default()
-                    },
-                )
-                .expect("state");
-                let (ret, f) = l.test_frame().expect("test run");
-                assert_eq!(ret, 3, "XDP_TX");
-                let want = t.frame_for(k * nq as u64 + 1, None);
-                assert_eq!(f, want, "{name}: frame {}", k * nq as u64 + 1);
-            }
+            // Queue 1 of 3: frames n = 1, 4, 7, ..., spread over the 16-bit ID wrap
+            // so DNS source ports change too.
+            assert_program_frames(&t, 3, 1, (0..70_000u64).step_by(997).chain(0..5), name);
         }
     }
 
@@ -728,21 +830,66 @@ step = 7
         let p = Profile::from_toml(toml, "test").expect("profile");
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
         for (nq, qid) in [(1usize, 0u32), (3, 2)] {
-            let l = LiveProgram::load_for(&t, nq, qid, 0).expect("load");
-            for k in (0..200_000u64).step_by(4999).chain(0..40) {
-                l.set_state(
-                    qid,
-                    &QState {
-                        k,
-                        limit: u64::MAX,
-                        ..QState::default()
-                    },
-                )
-                .expect("state");
-                let (ret, f) = l.test_frame().expect("test run");
-                assert_eq!(ret, 3, "XDP_TX");
-                let n = k * nq as u64 + u64::from(qid);
-                assert_eq!(f, t.frame_for(n, None), "frame {n}");
+            let ks = (0..200_000u64).step_by(4999).chain(0..40);
+            assert_program_frames(&t, nq, qid, ks, "all-fields");
+        }
+    }
+
+    #[test]
+    fn program_frames_equal_template_frames_up_to_the_largest_size() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // 1518 bytes untagged, 1522 with a tag, 1526 with QinQ (outer ID varying
+        // too), and a large SYN: the restore covers the whole frame, the checksums
+        // cover every size.
+        let outer = "parent = \"min-multi-flow-qinq\"\n[[vary]]\nfield = \"vlan.id\"\nmode = \"random\"\nmin = 1\nmax = 4094\n[[vary]]\nfield = \"vlan.inner_id\"\nmode = \"list\"\nvalues = [5, 4094, 7]\n";
+        let cases = [
+            (Profile::load("min-multi-flow").expect("p"), 1518usize),
+            (Profile::load("min-multi-flow-vlan").expect("p"), 1522),
+            (Profile::from_toml(outer, "outer.toml").expect("p"), 1526),
+            (Profile::load("syn-flood").expect("p"), 1001),
+            (Profile::load("min-single-flow").expect("p"), 999),
+        ];
+        for (mut p, size) in cases {
+            p.set_frame_size(size).expect("size");
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            assert_eq!(t.len() + 4, size);
+            let what = format!("{} {size}", p.name);
+            assert_program_frames(&t, 2, 1, (0..100_000u64).step_by(7919).chain(0..4), &what);
+        }
+        // A mix longer than the program's schedule is refused with the engine to use.
+        let p = Profile::from_toml(
+            "[imix]\nsizes = [64, 128]\nweights = [4000, 1000]\n",
+            "long.toml",
+        )
+        .expect("p");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let e = check(&t).expect_err("long mix");
+        assert!(e.to_string().ends_with("use --engine afxdp"), "{e}");
+    }
+
+    #[test]
+    fn imix_frames_equal_template_frames_each_trimmed_to_its_size() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // The shipped IMIX, a tagged TCP mix and a QinQ mix with odd-length sizes.
+        let tcp_mix = "parent = \"syn-flood\"\n[[vlan]]\nid = 9\n[imix]\nsizes = [82, 1001, 1522]\nweights = [3, 2, 1]\n";
+        let p2 = Profile::from_toml(tcp_mix, "t.toml").expect("p");
+        let p3 = Profile::from_toml(
+            "parent = \"min-multi-flow-qinq\"\n[imix]\nsizes = [64, 65, 1001, 1526]\nweights = [1, 2, 3, 4]\n",
+            "q.toml",
+        )
+        .expect("p");
+        for p in [Profile::load("imix").expect("imix"), p2, p3] {
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            assert!(t.sizes_vary());
+            for (nq, qid) in [(1usize, 0u32), (3, 2)] {
+                let ks = (0..50_000u64).step_by(4001).chain(0..30);
+                assert_program_frames(&t, nq, qid, ks, &p.name);
             }
         }
     }

@@ -15,71 +15,15 @@ use profiles::wire::udp4;
 use profiles::{Profile, Template, TemplateOptions};
 use testbed::{Testbed, Topology, UpOptions};
 
-const GEN: &str = env!("CARGO_BIN_EXE_gen");
+mod common;
+use common::{GEN, final_of, gen_cmd, json_lines, run_gen, up, up_with};
 
 /// How long a step may take on a shared, loaded machine (frames still in a softirq
 /// backlog, a capture thread not scheduled). Waits end as soon as the step is done.
 const GENEROUS: Duration = Duration::from_secs(30);
 
-fn up(prefix: &str) -> Testbed {
-    Testbed::up(&UpOptions {
-        name: testbed::unique_name(prefix),
-        topology: Topology::Direct,
-        queues: 1,
-    })
-    .expect("lab up")
-}
-
-fn gen_cmd(bed: &Testbed, args: &[&str]) -> Command {
-    let mut c = Command::new(GEN);
-    c.args(["--netns", &bed.generator().netns, "--iface", "gen0"])
-        .args(args);
-    c
-}
-
-fn run_gen(bed: &Testbed, args: &[&str]) -> Output {
-    gen_cmd(bed, args).output().expect("run gen")
-}
-
-fn json_lines(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
-        })
-        .collect()
-}
-
-fn final_of(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "gen failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let recs = json_lines(out);
-    let finals: Vec<_> = recs.iter().filter(|r| r["type"] == "final").collect();
-    assert_eq!(finals.len(), 1, "exactly one final record");
-    finals[0].clone()
-}
-
 fn rx_packets(host: &testbed::Host) -> u64 {
-    let out = Command::new("ip")
-        .args([
-            "-n",
-            &host.netns,
-            "-j",
-            "-s",
-            "link",
-            "show",
-            "dev",
-            &host.iface,
-        ])
-        .output()
-        .expect("ip");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip json");
-    v[0]["stats64"]["rx"]["packets"]
-        .as_u64()
-        .expect("rx packets")
+    common::link_stats(host, "rx").0
 }
 
 /// `host`'s RX counter less `before`, once it reached `want` or stopped at less for
@@ -420,12 +364,7 @@ fn profiles_now_ns() -> u64 {
 
 #[test]
 fn two_queues_number_frames_over_the_whole_run() {
-    let bed = Testbed::up(&UpOptions {
-        name: testbed::unique_name("g2q"),
-        topology: Topology::Direct,
-        queues: 2,
-    })
-    .expect("lab up");
+    let bed = up_with("g2q", 2);
     let (g, d) = (bed.generator().clone(), bed.dut().clone());
     let mut p = Profile::load("dns-small").expect("profile");
     p.eth_src = g.mac.expect("mac");
@@ -1251,12 +1190,7 @@ fn an_unreachable_rate_is_reported_with_the_side_that_is_behind() {
 
 #[test]
 fn two_queues_against_an_answering_dut_add_up_exactly() {
-    let bed = Testbed::up(&UpOptions {
-        name: testbed::unique_name("g2"),
-        topology: Topology::Direct,
-        queues: 2,
-    })
-    .expect("lab up");
+    let bed = up_with("g2", 2);
     let d = bed.dut().clone();
     install_dut(&bed, "dns-cache", "dns-small");
     let n = 6000u64;

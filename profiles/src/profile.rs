@@ -15,7 +15,7 @@ use crate::toml_lines::{Invalid, Spanned, TomlFile};
 use crate::units::parse_ipv4;
 
 use crate::names::NameSet;
-use crate::wire::{dns, udp4};
+use crate::wire::{dns, tcp, udp4};
 
 /// Shipped profiles: name and TOML text.
 pub const SHIPPED: &[(&str, &str)] = &[
@@ -24,6 +24,16 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("dns-ping", include_str!("../dns-ping.toml")),
     ("dns-small", include_str!("../dns-small.toml")),
     ("dns-large", include_str!("../dns-large.toml")),
+    (
+        "min-multi-flow-vlan",
+        include_str!("../min-multi-flow-vlan.toml"),
+    ),
+    (
+        "min-multi-flow-qinq",
+        include_str!("../min-multi-flow-qinq.toml"),
+    ),
+    ("syn-flood", include_str!("../syn-flood.toml")),
+    ("imix", include_str!("../imix.toml")),
 ];
 
 /// Addresses a profile gets when it names none: the lab's generator and DUT hosts
@@ -41,6 +51,9 @@ pub mod defaults {
     pub const DNS_TTL: u32 = 300;
     pub const DNS_SRC_PORTS: u32 = 1024;
     pub const DNS_SRC_PORT: u16 = 10000;
+    pub const TCP_DST_PORT: u16 = 80;
+    /// Linux's initial receive window for a 1460-byte MSS.
+    pub const TCP_WINDOW: u16 = 64240;
 }
 
 /// Smallest frame on the wire, FCS included.
@@ -92,19 +105,45 @@ pub enum Field {
     Ipv4Dst,
     UdpSrcPort,
     UdpDstPort,
+    /// The VLAN ID of the first (outer) `[[vlan]]` tag.
+    VlanId,
+    /// The VLAN ID of the second (inner) tag of a QinQ profile.
+    InnerVlanId,
+    TcpSrcPort,
+    TcpDstPort,
+    TcpSeq,
+}
+
+/// Where the headers of a profile's frames start: after the Ethernet header and its
+/// VLAN tags come IPv4 (without options), then UDP or TCP, then the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Number of VLAN tags (0-2).
+    pub tags: usize,
+    /// Offset of the IPv4 header.
+    pub ip_at: usize,
+    /// Offset of the UDP or TCP header.
+    pub l4_at: usize,
+    /// Offset of the payload (after the TCP options).
+    pub payload_at: usize,
 }
 
 impl Field {
+    const ALL: [Field; 11] = [
+        Field::EthSrc,
+        Field::EthDst,
+        Field::Ipv4Src,
+        Field::Ipv4Dst,
+        Field::UdpSrcPort,
+        Field::UdpDstPort,
+        Field::VlanId,
+        Field::InnerVlanId,
+        Field::TcpSrcPort,
+        Field::TcpDstPort,
+        Field::TcpSeq,
+    ];
     fn parse(s: &str) -> Option<Field> {
-        Some(match s {
-            "ethernet.src" => Field::EthSrc,
-            "ethernet.dst" => Field::EthDst,
-            "ipv4.src" => Field::Ipv4Src,
-            "ipv4.dst" => Field::Ipv4Dst,
-            "udp.src_port" => Field::UdpSrcPort,
-            "udp.dst_port" => Field::UdpDstPort,
-            _ => return None,
-        })
+        Field::ALL.into_iter().find(|f| f.key() == s)
     }
     /// The key as written in profiles.
     pub fn key(self) -> &'static str {
@@ -115,29 +154,41 @@ impl Field {
             Field::Ipv4Dst => "ipv4.dst",
             Field::UdpSrcPort => "udp.src_port",
             Field::UdpDstPort => "udp.dst_port",
+            Field::VlanId => "vlan.id",
+            Field::InnerVlanId => "vlan.inner_id",
+            Field::TcpSrcPort => "tcp.src_port",
+            Field::TcpDstPort => "tcp.dst_port",
+            Field::TcpSeq => "tcp.seq",
         }
     }
-    /// Byte offset in an untagged frame without IP options.
-    pub fn offset(self) -> usize {
+    /// Byte offset in a frame laid out as `l`. A VLAN ID's offset is its tag's TCI
+    /// (2 bytes: priority and DEI bits above the 12-bit ID).
+    pub fn offset(self, l: &Layout) -> usize {
         match self {
             Field::EthDst => 0,
             Field::EthSrc => 6,
-            Field::Ipv4Src => udp4::ETH_LEN + 12,
-            Field::Ipv4Dst => udp4::ETH_LEN + 16,
-            Field::UdpSrcPort => udp4::ETH_LEN + udp4::IPV4_LEN,
-            Field::UdpDstPort => udp4::ETH_LEN + udp4::IPV4_LEN + 2,
+            Field::VlanId => 12 + 2,
+            Field::InnerVlanId => 12 + VLAN_TAG_LEN + 2,
+            Field::Ipv4Src => l.ip_at + 12,
+            Field::Ipv4Dst => l.ip_at + 16,
+            Field::UdpSrcPort | Field::TcpSrcPort => l.l4_at,
+            Field::UdpDstPort | Field::TcpDstPort => l.l4_at + 2,
+            Field::TcpSeq => l.l4_at + 4,
         }
     }
     /// Width in bytes.
     pub fn width(self) -> usize {
         match self {
             Field::EthSrc | Field::EthDst => 6,
-            Field::Ipv4Src | Field::Ipv4Dst => 4,
-            Field::UdpSrcPort | Field::UdpDstPort => 2,
+            Field::Ipv4Src | Field::Ipv4Dst | Field::TcpSeq => 4,
+            _ => 2,
         }
     }
     fn max_value(self) -> u64 {
-        (1u64 << (8 * self.width())) - 1
+        match self {
+            Field::VlanId | Field::InnerVlanId => MAX_VLAN_ID.into(),
+            _ => (1u64 << (8 * self.width())) - 1,
+        }
     }
     fn parse_value(self, v: &toml::Value) -> Result<u64, String> {
         match (self, v) {
@@ -145,13 +196,118 @@ impl Field {
             (Field::Ipv4Src | Field::Ipv4Dst, toml::Value::String(s)) => {
                 parse_ipv4(s).map(|a| u64::from(u32::from(a)))
             }
-            (Field::UdpSrcPort | Field::UdpDstPort, toml::Value::Integer(i)) => u16::try_from(*i)
-                .map(u64::from)
-                .map_err(|_| format!("{i} is not a port (0-65535)")),
             (Field::EthSrc | Field::EthDst, _) => Err("expected a MAC address string".into()),
             (Field::Ipv4Src | Field::Ipv4Dst, _) => Err("expected an IPv4 address string".into()),
-            _ => Err("expected an integer port".into()),
+            (_, toml::Value::Integer(i)) => u64::try_from(*i)
+                .ok()
+                .filter(|&x| x <= self.max_value())
+                .ok_or_else(|| {
+                    format!(
+                        "{i} is out of range for {} (0 to {})",
+                        self.key(),
+                        self.max_value()
+                    )
+                }),
+            _ => Err(format!("expected an integer for {}", self.key())),
         }
+    }
+}
+
+/// Length of one 802.1Q tag.
+pub const VLAN_TAG_LEN: usize = 4;
+/// Largest VLAN ID (4095 is reserved).
+pub const MAX_VLAN_ID: u16 = 4094;
+/// At most this many tags (QinQ).
+pub const MAX_VLAN_TAGS: usize = 2;
+
+/// One 802.1Q tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VlanTag {
+    /// TPID: 0x8100 (C-tag), 0x88a8 (S-tag, the outer tag of QinQ by default).
+    pub tpid: u16,
+    /// Priority code point (0-7).
+    pub pcp: u8,
+    /// Drop eligible indicator.
+    pub dei: bool,
+    /// VLAN ID (0-4094).
+    pub id: u16,
+}
+
+impl VlanTag {
+    /// The tag's TCI without the ID: priority and DEI bits.
+    pub fn tci_high(&self) -> u16 {
+        (u16::from(self.pcp) << 13) | (u16::from(self.dei) << 12)
+    }
+}
+
+/// The TCP header of a TCP profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpSpec {
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Flag bits (FIN 0x01 ... CWR 0x80, see [`crate::wire::tcp`]).
+    pub flags: u8,
+    pub seq: u32,
+    pub ack: u32,
+    pub window: u16,
+    /// The encoded options block (a multiple of 4 bytes, at most 40).
+    pub options: Vec<u8>,
+}
+
+/// A weighted mix of frame sizes (IMIX): frame n's size is picked by smooth weighted
+/// round-robin (nginx's algorithm) over a period of `sum(weights)` frames, so the
+/// sizes interleave instead of coming in blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imix {
+    /// Sizes on the wire, FCS included.
+    pub sizes: Vec<usize>,
+    pub weights: Vec<u32>,
+}
+
+/// Largest sum of IMIX weights (the schedule's period).
+pub const MAX_IMIX_PERIOD: u64 = 1 << 16;
+
+impl Imix {
+    /// The classic simple IMIX: 64, 594 and 1518 bytes, 7:4:1.
+    pub fn classic() -> Imix {
+        Imix {
+            sizes: vec![64, 594, 1518],
+            weights: vec![7, 4, 1],
+        }
+    }
+    /// Number of frames in one period.
+    pub fn period(&self) -> usize {
+        self.weights.iter().map(|&w| w as usize).sum()
+    }
+    /// Index into `sizes` of frame i of a period (smooth weighted round-robin: every
+    /// step adds each weight to its entry's current value, picks the largest, first
+    /// on ties, and takes the total off the one picked).
+    pub fn schedule(&self) -> Vec<usize> {
+        let total: i64 = self.weights.iter().map(|&w| i64::from(w)).sum();
+        let mut cur = vec![0i64; self.weights.len()];
+        let mut out = Vec::with_capacity(self.period());
+        for _ in 0..self.period() {
+            let mut best = 0;
+            for (i, &w) in self.weights.iter().enumerate() {
+                cur[i] += i64::from(w);
+                if cur[i] > cur[best] {
+                    best = i;
+                }
+            }
+            cur[best] -= total;
+            out.push(best);
+        }
+        out
+    }
+    /// Mean size on the wire, FCS included.
+    pub fn mean_size(&self) -> f64 {
+        let sum: f64 = self
+            .sizes
+            .iter()
+            .zip(&self.weights)
+            .map(|(&s, &w)| s as f64 * f64::from(w))
+            .sum();
+        sum / self.period() as f64
     }
 }
 
@@ -227,12 +383,69 @@ pub struct Profile {
     pub udp_dst: u16,
     pub vary: Vec<Vary>,
     pub dns: Option<DnsWorkload>,
+    /// 802.1Q tags, outermost first (at most two).
+    pub vlans: Vec<VlanTag>,
+    /// TCP segments instead of UDP datagrams (`udp_src`/`udp_dst` are then unused).
+    pub tcp: Option<TcpSpec>,
+    /// A weighted mix of sizes; `frame_size` is then the largest of them.
+    pub imix: Option<Imix>,
+    /// The profile's seed (`seed = N`): random fields without their own seed draw
+    /// from it (each field from its own stream). None: each field's own or 0x5eed.
+    pub seed: Option<u64>,
 }
 
 impl Profile {
-    /// Bytes of a frame in memory (no FCS).
+    /// Bytes of a frame in memory (no FCS); the largest of an IMIX profile's.
     pub fn buffer_len(&self) -> usize {
         self.frame_size - FCS_LEN
+    }
+
+    /// Where the headers start in this profile's frames.
+    pub fn layout(&self) -> Layout {
+        let tags = self.vlans.len();
+        let ip_at = udp4::ETH_LEN + VLAN_TAG_LEN * tags;
+        let l4_at = ip_at + udp4::IPV4_LEN;
+        let l4_len = match &self.tcp {
+            Some(t) => tcp::HEADER_LEN + t.options.len(),
+            None => udp4::UDP_LEN,
+        };
+        Layout {
+            tags,
+            ip_at,
+            l4_at,
+            payload_at: l4_at + l4_len,
+        }
+    }
+
+    /// The smallest frame on the wire (FCS included) that holds this profile's
+    /// headers (and DNS query): at least 64 bytes.
+    pub fn min_frame_size(&self) -> usize {
+        let mut need = self.layout().payload_at;
+        if let Some(d) = &self.dns {
+            need += dns::HEADER_LEN + d.names.wire_len() + 4;
+        }
+        need.max(udp4::MIN_FRAME) + FCS_LEN
+    }
+
+    /// The largest frame on the wire: 1518 bytes untagged, 4 more per VLAN tag.
+    pub fn max_frame_size(&self) -> usize {
+        MAX_FRAME_SIZE + VLAN_TAG_LEN * self.vlans.len()
+    }
+
+    /// Sends every frame with `size` bytes on the wire (FCS included) instead of the
+    /// profile's size or mix (gen's `--frame-size`); checked against the profile's
+    /// smallest and largest frame.
+    pub fn set_frame_size(&mut self, size: usize) -> Result<(), String> {
+        let (lo, hi) = (self.min_frame_size(), self.max_frame_size());
+        if size < lo || size > hi {
+            return Err(format!(
+                "{size} bytes does not fit profile {}: its frames take {lo} to {hi} bytes (FCS included)",
+                self.name
+            ));
+        }
+        self.frame_size = size;
+        self.imix = None;
+        Ok(())
     }
 
     /// Number of distinct flows (5-tuples) the profile sends.
@@ -245,7 +458,12 @@ impl Profile {
             .filter(|v| {
                 matches!(
                     v.field,
-                    Field::Ipv4Src | Field::Ipv4Dst | Field::UdpSrcPort | Field::UdpDstPort
+                    Field::Ipv4Src
+                        | Field::Ipv4Dst
+                        | Field::UdpSrcPort
+                        | Field::UdpDstPort
+                        | Field::TcpSrcPort
+                        | Field::TcpDstPort
                 )
             })
             .fold(1u64, |acc, v| match v.kind {
@@ -335,6 +553,39 @@ struct RawFile {
     udp: Option<RawUdp>,
     vary: Option<Vec<RawVary>>,
     dns: Option<RawDns>,
+    seed: Option<Spanned<i64>>,
+    vlan: Option<Vec<RawVlan>>,
+    tcp: Option<RawTcp>,
+    imix: Option<RawImix>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVlan {
+    id: Spanned<i64>,
+    pcp: Option<Spanned<i64>>,
+    dei: Option<bool>,
+    tpid: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTcp {
+    src_port: Option<Spanned<i64>>,
+    dst_port: Option<Spanned<i64>>,
+    flags: Option<Spanned<String>>,
+    seq: Option<Spanned<i64>>,
+    ack: Option<Spanned<i64>>,
+    window: Option<Spanned<i64>>,
+    options: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImix {
+    preset: Option<Spanned<String>>,
+    sizes: Option<Spanned<Vec<i64>>>,
+    weights: Option<Spanned<Vec<i64>>>,
 }
 
 #[derive(Deserialize)]
@@ -418,8 +669,26 @@ struct Partial {
     tos: Option<u8>,
     udp_src: Option<At<u16>>,
     udp_dst: Option<u16>,
-    vary: Option<Vec<At<Vary>>>,
+    /// Each varying field, and whether it gave its own seed.
+    vary: Option<Vec<At<(Vary, bool)>>>,
     dns: Option<PartialDns>,
+    seed: Option<u64>,
+    vlans: Option<At<Vec<VlanTag>>>,
+    tcp: Option<At<PartialTcp>>,
+    /// Line of the [udp] section, for the "UDP or TCP" error.
+    udp_at: Option<At<()>>,
+    imix: Option<At<Imix>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PartialTcp {
+    src_port: Option<u16>,
+    dst_port: Option<u16>,
+    flags: Option<u8>,
+    seq: Option<u32>,
+    ack: Option<u32>,
+    window: Option<u16>,
+    options: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -460,14 +729,29 @@ impl Partial {
         if let Some(par) = raw.parent {
             p.parent = Some(par.into_inner());
         }
+        let max_any = (MAX_FRAME_SIZE + VLAN_TAG_LEN * MAX_VLAN_TAGS) as i64;
         if let Some(fs) = &raw.frame_size {
-            let v = cx.int(
-                fs,
-                "frame_size",
-                MIN_FRAME_SIZE as i64,
-                MAX_FRAME_SIZE as i64,
-            )?;
+            let v = cx.int(fs, "frame_size", MIN_FRAME_SIZE as i64, max_any)?;
             p.frame_size = Some(at(cx, fs.span(), v));
+        }
+        if let Some(sd) = &raw.seed {
+            p.seed = Some(cx.int(sd, "seed", 0, i64::MAX)?);
+        }
+        if let Some(vs) = &raw.vlan {
+            p.vlans = Some(parse_vlans(cx, vs)?);
+        }
+        if let Some(t) = &raw.tcp {
+            p.tcp = Some(parse_tcp(cx, t)?);
+        }
+        if let Some(im) = &raw.imix {
+            p.imix = Some(parse_imix(cx, im, max_any)?);
+        }
+        if let (Some(fs), Some(_)) = (&raw.frame_size, &raw.imix) {
+            return cx.err(
+                fs.span(),
+                "frame_size",
+                "give frame_size or [imix], not both",
+            );
         }
         if let Some(e) = &raw.ethernet {
             p.eth_src = e
@@ -504,6 +788,8 @@ impl Partial {
                 .transpose()?;
         }
         if let Some(u) = &raw.udp {
+            let first = u.src_port.as_ref().or(u.dst_port.as_ref());
+            p.udp_at = Some(at(cx, first.map_or(0..0, |x| x.span()), ()));
             if let Some(s) = &u.src_port {
                 p.udp_src = Some(at(cx, s.span(), cx.int(s, "udp.src_port", 0, 65535)?));
             }
@@ -527,15 +813,183 @@ impl Partial {
     }
 }
 
-fn parse_vary(cx: &TomlFile<'_>, v: &RawVary) -> Result<Vary, Invalid> {
+fn parse_vlans(cx: &TomlFile<'_>, vs: &[RawVlan]) -> Result<At<Vec<VlanTag>>, Invalid> {
+    if let Some(third) = vs.get(MAX_VLAN_TAGS) {
+        return cx.err(
+            third.id.span(),
+            "vlan",
+            format!("at most {MAX_VLAN_TAGS} tags (802.1Q, or QinQ with two); this is the third"),
+        );
+    }
+    let mut out = Vec::new();
+    for (i, v) in vs.iter().enumerate() {
+        let id = cx
+            .int(&v.id, "vlan.id", 0, i64::from(MAX_VLAN_ID))
+            .map_err(|mut e| {
+                e.msg.push_str(" (4095 is reserved)");
+                e
+            })?;
+        let pcp = v
+            .pcp
+            .as_ref()
+            .map(|x| cx.int(x, "vlan.pcp", 0, 7))
+            .transpose()?
+            .unwrap_or(0);
+        // One tag is a C-tag; QinQ's outer tag an S-tag.
+        let default_tpid = if vs.len() == 2 && i == 0 {
+            0x88a8
+        } else {
+            0x8100
+        };
+        let tpid = v
+            .tpid
+            .as_ref()
+            .map(|x| cx.int(x, "vlan.tpid", 0x0600, 0xffff))
+            .transpose()?
+            .unwrap_or(default_tpid);
+        out.push(VlanTag {
+            tpid,
+            pcp,
+            dei: v.dei.unwrap_or(false),
+            id,
+        });
+    }
+    let span = vs.first().map_or(0..0, |v| v.id.span());
+    Ok(at(cx, span, out))
+}
+
+fn parse_tcp(cx: &TomlFile<'_>, t: &RawTcp) -> Result<At<PartialTcp>, Invalid> {
+    let port = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u16>, Invalid> {
+        v.as_ref().map(|x| cx.int(x, key, 0, 65535)).transpose()
+    };
+    let u32_of = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u32>, Invalid> {
+        v.as_ref()
+            .map(|x| cx.int(x, key, 0, i64::from(u32::MAX)))
+            .transpose()
+    };
+    let mut out = PartialTcp {
+        src_port: port(&t.src_port, "tcp.src_port")?,
+        dst_port: port(&t.dst_port, "tcp.dst_port")?,
+        seq: u32_of(&t.seq, "tcp.seq")?,
+        ack: u32_of(&t.ack, "tcp.ack")?,
+        window: port(&t.window, "tcp.window")?,
+        ..PartialTcp::default()
+    };
+    if let Some(f) = &t.flags {
+        out.flags = Some(cx.value(f, "tcp.flags", tcp::parse_flags)?);
+    }
+    if let Some(o) = &t.options {
+        let opts: Result<Vec<tcp::TcpOption>, String> = o
+            .get_ref()
+            .iter()
+            .map(|x| tcp::TcpOption::parse(x))
+            .collect();
+        let bytes = opts
+            .and_then(|v| tcp::encode_options(&v))
+            .or_else(|m| cx.err(o.span(), "tcp.options", m))?;
+        out.options = Some(bytes);
+    }
+    let first = [&t.src_port, &t.dst_port, &t.seq, &t.ack, &t.window]
+        .into_iter()
+        .flatten()
+        .map(|x| x.span())
+        .next()
+        .or(t.flags.as_ref().map(|x| x.span()))
+        .or(t.options.as_ref().map(|x| x.span()))
+        .unwrap_or(0..0);
+    Ok(at(cx, first, out))
+}
+
+fn parse_imix(cx: &TomlFile<'_>, im: &RawImix, max_any: i64) -> Result<At<Imix>, Invalid> {
+    match (&im.preset, &im.sizes, &im.weights) {
+        (Some(p), None, None) => {
+            let mix = cx.one_of(
+                p,
+                "imix.preset",
+                |w| (w == "classic").then(Imix::classic),
+                "classic",
+            )?;
+            Ok(at(cx, p.span(), mix))
+        }
+        (None, Some(sz), Some(w)) => {
+            let (sizes, weights) = (sz.get_ref(), w.get_ref());
+            if sizes.is_empty() {
+                return cx.err(sz.span(), "imix.sizes", "must not be empty");
+            }
+            if sizes.len() != weights.len() {
+                return cx.err(
+                    w.span(),
+                    "imix.weights",
+                    format!(
+                        "{} weights for {} sizes: give one weight per size",
+                        weights.len(),
+                        sizes.len()
+                    ),
+                );
+            }
+            let mut mix = Imix {
+                sizes: Vec::new(),
+                weights: Vec::new(),
+            };
+            for &x in sizes {
+                if x < MIN_FRAME_SIZE as i64 || x > max_any {
+                    return cx.err(
+                        sz.span(),
+                        "imix.sizes",
+                        format!("{x} is out of range ({MIN_FRAME_SIZE} to {max_any})"),
+                    );
+                }
+                mix.sizes.push(x as usize);
+            }
+            for &x in weights {
+                if x < 1 || x > MAX_IMIX_PERIOD as i64 {
+                    return cx.err(
+                        w.span(),
+                        "imix.weights",
+                        format!("{x} is out of range (1 to {MAX_IMIX_PERIOD})"),
+                    );
+                }
+                mix.weights.push(x as u32);
+            }
+            if mix.period() as u64 > MAX_IMIX_PERIOD {
+                return cx.err(
+                    w.span(),
+                    "imix.weights",
+                    format!("the weights add up to more than {MAX_IMIX_PERIOD}"),
+                );
+            }
+            Ok(at(cx, sz.span(), mix))
+        }
+        (Some(p), _, _) => cx.err(
+            p.span(),
+            "imix.preset",
+            "give preset or sizes and weights, not both",
+        ),
+        (None, Some(sz), None) => cx.err(
+            sz.span(),
+            "imix.weights",
+            "sizes need weights = [...] (one per size)",
+        ),
+        (None, None, Some(w)) => cx.err(w.span(), "imix.sizes", "weights need sizes = [...]"),
+        (None, None, None) => cx.err(
+            0..0,
+            "imix",
+            "give preset = \"classic\" or sizes = [...] and weights = [...]",
+        ),
+    }
+}
+
+fn parse_vary(cx: &TomlFile<'_>, v: &RawVary) -> Result<(Vary, bool), Invalid> {
     let fspan = v.field.span();
     let Some(field) = Field::parse(v.field.get_ref()) else {
+        let known: Vec<&str> = Field::ALL.iter().map(|f| f.key()).collect();
         return cx.err(
             fspan,
             "vary.field",
             format!(
-                "unknown field '{}' (one of ethernet.src, ethernet.dst, ipv4.src, ipv4.dst, udp.src_port, udp.dst_port)",
-                v.field.get_ref()
+                "unknown field '{}' (one of {})",
+                v.field.get_ref(),
+                known.join(", ")
             ),
         );
     };
@@ -629,7 +1083,7 @@ fn parse_vary(cx: &TomlFile<'_>, v: &RawVary) -> Result<Vary, Invalid> {
             );
         }
     };
-    Ok(Vary { field, kind })
+    Ok((Vary { field, kind }, v.seed.is_some()))
 }
 
 fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
@@ -743,7 +1197,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
             .unwrap_or_else(|| origin.clone())
     });
     let udp_src = pick!(udp_src);
-    let vary: Vec<At<Vary>> = pick!(vary).unwrap_or_default();
+    let vary: Vec<At<(Vary, bool)>> = pick!(vary).unwrap_or_default();
 
     let dns = if chain.iter().any(|p| p.dns.is_some()) {
         let names = pick_dns(&|d| d.names.is_some()).and_then(|d| d.names);
@@ -781,7 +1235,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
                 msg: format!("udp.src_port {first_port} + {ports} ports runs past 65535"),
             });
         }
-        if let Some(v) = vary.iter().find(|v| v.v.field == Field::UdpSrcPort) {
+        if let Some(v) = vary.iter().find(|v| v.v.0.field == Field::UdpSrcPort) {
             return Err(ProfileError::Invalid {
                 origin: v.origin.clone(),
                 line: v.line,
@@ -806,34 +1260,106 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         None
     };
 
-    let needed = match &dns {
-        Some(d) => {
-            (udp4::PAYLOAD_OFFSET + dns::HEADER_LEN + d.names.wire_len() + 4).max(udp4::MIN_FRAME)
-                + FCS_LEN
-        }
-        None => MIN_FRAME_SIZE,
+    let invalid = |a_origin: &str, line: usize, key: &str, msg: String| ProfileError::Invalid {
+        origin: a_origin.into(),
+        line,
+        key: key.into(),
+        msg,
     };
-    let frame_size = match pick!(frame_size) {
-        Some(fs) if fs.v < needed => {
-            return Err(ProfileError::Invalid {
-                origin: fs.origin,
-                line: fs.line,
-                key: "frame_size".into(),
-                msg: format!(
-                    "{} bytes is too small for the headers and query: at least {needed}",
-                    fs.v
-                ),
-            });
+    let vlans = pick!(vlans).map(|a| a.v).unwrap_or_default();
+    // UDP or TCP: a chain that says both is refused at the TCP section.
+    let tcp_at = chain.iter().find_map(|p| p.tcp.clone());
+    if let (Some(t), Some(_)) = (&tcp_at, pick!(udp_at)) {
+        return Err(invalid(
+            &t.origin,
+            t.line,
+            "tcp",
+            "a profile sends UDP or TCP: this chain has both [udp] and [tcp]".into(),
+        ));
+    }
+    if let (Some(t), Some(_)) = (&tcp_at, &dns) {
+        return Err(invalid(
+            &t.origin,
+            t.line,
+            "tcp",
+            "DNS profiles send UDP: drop [tcp]".into(),
+        ));
+    }
+    let tcp = tcp_at.is_some().then(|| {
+        let pt = |f: &dyn Fn(&PartialTcp) -> bool| {
+            chain
+                .iter()
+                .filter_map(|p| p.tcp.as_ref())
+                .find(|t| f(&t.v))
+                .map(|t| t.v.clone())
+                .unwrap_or_default()
+        };
+        TcpSpec {
+            src_port: pt(&|t| t.src_port.is_some())
+                .src_port
+                .unwrap_or(defaults::UDP_SRC_PORT),
+            dst_port: pt(&|t| t.dst_port.is_some())
+                .dst_port
+                .unwrap_or(defaults::TCP_DST_PORT),
+            flags: pt(&|t| t.flags.is_some()).flags.unwrap_or(tcp::SYN),
+            seq: pt(&|t| t.seq.is_some()).seq.unwrap_or(0),
+            ack: pt(&|t| t.ack.is_some()).ack.unwrap_or(0),
+            window: pt(&|t| t.window.is_some())
+                .window
+                .unwrap_or(defaults::TCP_WINDOW),
+            options: pt(&|t| t.options.is_some()).options.unwrap_or_default(),
         }
-        Some(fs) => fs.v,
-        None => needed,
-    };
+    });
+    // Each varying field must exist in these frames.
+    for a in &vary {
+        let f = a.v.0.field;
+        let missing = match f {
+            Field::VlanId if vlans.is_empty() => Some("needs a [[vlan]] tag"),
+            Field::InnerVlanId if vlans.len() < 2 => Some("needs two [[vlan]] tags (QinQ)"),
+            Field::UdpSrcPort | Field::UdpDstPort if tcp.is_some() => {
+                Some("is not in a TCP profile (vary tcp.src_port or tcp.dst_port)")
+            }
+            Field::TcpSrcPort | Field::TcpDstPort | Field::TcpSeq if tcp.is_none() => {
+                Some("needs a [tcp] section")
+            }
+            _ => None,
+        };
+        if let Some(m) = missing {
+            return Err(invalid(
+                &a.origin,
+                a.line,
+                "vary.field",
+                format!("{} {m}", f.key()),
+            ));
+        }
+    }
+    let seed = pick!(seed);
+    let vary: Vec<Vary> = vary
+        .into_iter()
+        .map(|a| {
+            let (mut v, own_seed) = a.v;
+            if let (Some(s), false, VaryKind::Random { seed: fs, .. }) =
+                (seed, own_seed, &mut v.kind)
+            {
+                // Each field its own stream of the profile's seed.
+                let code = Field::ALL.iter().position(|&x| x == v.field).unwrap_or(0) as u64;
+                *fs = crate::template::splitmix64(s ^ code.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            }
+            v
+        })
+        .collect();
+
+    // The size (or mix) nearest the child wins.
+    let size_from = chain
+        .iter()
+        .find(|p| p.frame_size.is_some() || p.imix.is_some())
+        .map(|p| (p.frame_size.clone(), p.imix.clone()));
     let default_src = if dns.is_some() {
         defaults::DNS_SRC_PORT
     } else {
         defaults::UDP_SRC_PORT
     };
-    Ok(Profile {
+    let mut p = Profile {
         name,
         description: chain[0]
             .description
@@ -843,7 +1369,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
                 None => String::new(),
             }),
         origin,
-        frame_size,
+        frame_size: 0,
         eth_src: pick!(eth_src).unwrap_or(defaults::GEN_MAC),
         eth_dst: pick!(eth_dst).unwrap_or(defaults::DUT_MAC),
         ip_src: pick!(ip_src).unwrap_or(Ipv4Addr::from(defaults::GEN_IP)),
@@ -856,9 +1382,64 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         } else {
             defaults::UDP_DST_PORT
         }),
-        vary: vary.into_iter().map(|a| a.v).collect(),
+        vary,
         dns,
-    })
+        vlans,
+        tcp,
+        imix: None,
+        seed,
+    };
+    let (lo, hi) = (p.min_frame_size(), p.max_frame_size());
+    let what = if p.dns.is_some() {
+        "the headers and query"
+    } else {
+        "the headers"
+    };
+    let check = |size: usize, o: &str, line: usize, key: &str| -> Result<(), ProfileError> {
+        if size < lo {
+            return Err(invalid(
+                o,
+                line,
+                key,
+                format!("{size} bytes is too small for {what}: at least {lo}"),
+            ));
+        }
+        if size > hi {
+            return Err(invalid(
+                o,
+                line,
+                key,
+                format!(
+                    "{size} bytes is more than the largest frame with {} VLAN tag(s): {hi}",
+                    p.vlans.len()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    match size_from {
+        Some((Some(fs), _)) => {
+            check(fs.v, &fs.origin, fs.line, "frame_size")?;
+            p.frame_size = fs.v;
+        }
+        Some((None, Some(im))) => {
+            if p.dns.is_some() {
+                return Err(invalid(
+                    &im.origin,
+                    im.line,
+                    "imix",
+                    "DNS profiles have one size (their query's)".into(),
+                ));
+            }
+            for &sz in &im.v.sizes {
+                check(sz, &im.origin, im.line, "imix.sizes")?;
+            }
+            p.frame_size = im.v.sizes.iter().copied().max().unwrap_or(lo);
+            p.imix = Some(im.v);
+        }
+        _ => p.frame_size = lo,
+    }
+    Ok(p)
 }
 
 pub use crate::units::{format_mac, parse_mac};
@@ -995,6 +1576,87 @@ mod tests {
             .expect_err("loop");
         std::fs::remove_dir_all(&dir).ok();
         assert!(e.to_string().contains("loops back"), "{e}");
+    }
+
+    #[test]
+    fn vlan_tcp_and_imix_errors_name_file_line_and_key() {
+        let e = err("[[vlan]]\nid = 4095\n");
+        assert_eq!(
+            e,
+            "user.toml:2: vlan.id: 4095 is out of range (0 to 4094) (4095 is reserved)"
+        );
+        let e = err("[[vlan]]\nid = 1\n[[vlan]]\nid = 2\n[[vlan]]\nid = 3\n");
+        assert!(e.starts_with("user.toml:6: vlan: at most 2 tags"), "{e}");
+        let e = err("[[vlan]]\nid = 1\npcp = 8\n");
+        assert!(e.starts_with("user.toml:3: vlan.pcp:"), "{e}");
+        // The SYN's 40 bytes of TCP header need 78-byte frames.
+        let e = err(
+            "frame_size = 64\n[tcp]\noptions = [\"mss=1460\", \"sack_perm\", \"ts\", \"nop\", \"wscale=7\"]\n",
+        );
+        assert_eq!(
+            e,
+            "user.toml:1: frame_size: 64 bytes is too small for the headers: at least 78"
+        );
+        let e = err("parent = \"syn-flood\"\n[[vlan]]\nid = 5\n[[vlan]]\nid = 6\n");
+        assert!(
+            e.ends_with("frame_size: 78 bytes is too small for the headers: at least 86"),
+            "{e}"
+        );
+        let e = err("[imix]\nsizes = [64, 2000]\nweights = [1, 1]\n");
+        assert!(
+            e.starts_with("user.toml:2: imix.sizes: 2000 is out of range"),
+            "{e}"
+        );
+        let e = err(
+            "[tcp]\noptions = [\"mss=1460\", \"ts\"]\n[imix]\nsizes = [64, 128]\nweights = [1, 1]\n",
+        );
+        assert_eq!(
+            e,
+            "user.toml:4: imix.sizes: 64 bytes is too small for the headers: at least 74"
+        );
+        let e = err("[imix]\nsizes = [64, 128]\nweights = [1]\n");
+        assert!(
+            e.starts_with("user.toml:3: imix.weights: 1 weights for 2 sizes"),
+            "{e}"
+        );
+        let e = err("frame_size = 64\n[imix]\npreset = \"classic\"\n");
+        assert!(
+            e.starts_with("user.toml:1: frame_size: give frame_size or [imix]"),
+            "{e}"
+        );
+        let e = err("[[vary]]\nfield = \"vlan.id\"\nmin = 1\ncount = 2\n");
+        assert_eq!(e, "user.toml:2: vary.field: vlan.id needs a [[vlan]] tag");
+        let e =
+            err("[[vlan]]\nid = 4000\n[[vary]]\nfield = \"vlan.id\"\nmin = 4000\ncount = 100\n");
+        assert!(e.starts_with("user.toml:6: vary.count:"), "{e}");
+        let e = err("[udp]\ndst_port = 9\n[tcp]\ndst_port = 80\n");
+        assert!(
+            e.starts_with("user.toml:4: tcp: a profile sends UDP or TCP"),
+            "{e}"
+        );
+        let e = err("[tcp]\nflags = \"syn|nope\"\n");
+        assert!(
+            e.starts_with("user.toml:2: tcp.flags: unknown TCP flag 'nope'"),
+            "{e}"
+        );
+        let e = err("parent = \"min-multi-flow\"\n[tcp]\ndst_port = 80\n");
+        assert!(e.contains("tcp: a profile sends UDP or TCP"), "{e}");
+    }
+
+    #[test]
+    fn frame_size_override_is_checked_against_the_profile() {
+        let mut p = Profile::load("syn-flood").expect("syn-flood");
+        let e = p.set_frame_size(64).expect_err("too small");
+        assert!(e.contains("78 to 1518"), "{e}");
+        p.set_frame_size(1518).expect("largest");
+        assert_eq!(p.frame_size, 1518);
+        let mut q = Profile::load("imix").expect("imix");
+        assert!(q.imix.is_some());
+        q.set_frame_size(256).expect("one size");
+        assert!(q.imix.is_none());
+        let mut v = Profile::load("min-multi-flow-qinq").expect("qinq");
+        assert_eq!(v.max_frame_size(), 1526);
+        v.set_frame_size(1526).expect("QinQ's largest");
     }
 
     #[test]

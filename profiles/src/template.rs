@@ -11,10 +11,16 @@
 //!
 //! Frame `n` is numbered over the whole run: with Q queues, queue q sends n = q, q+Q,
 //! q+2Q, ... so every field is a pure function of n and runs are reproducible.
+//!
+//! VLAN tags move everything after the Ethernet addresses ([`Profile::layout`]); TCP
+//! profiles carry a TCP header with options instead of UDP. An IMIX profile has one
+//! variant per size (its own lengths and checksum bases): [`Template::fill`] writes the
+//! largest, and [`Template::write`] restores the headers of frame n's size, so a
+//! reused buffer can hold frames of any size in turn; it returns frame n's length.
 
 use crate::names::NameSet;
-use crate::profile::{Field, Order, Profile, VaryKind};
-use crate::wire::{checksum, dns, probe, udp4};
+use crate::profile::{FCS_LEN, Field, Layout, Order, Profile, VaryKind};
+use crate::wire::{checksum, dns, probe, tcp};
 
 /// Options that change the frames beyond the profile.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +52,9 @@ pub struct Patch {
     pub offset: usize,
     pub width: usize,
     pub kind: VaryKind,
+    /// Bits ORed into every value: a VLAN tag's priority and DEI above its 12-bit ID
+    /// (the value is at most 4094, so OR and addition agree).
+    pub or_bits: u64,
 }
 
 /// How DNS queries vary: ID and source port from `n`, and the name's label.
@@ -94,7 +103,7 @@ struct Csum {
     /// Even-aligned windows summed per packet.
     windows: Vec<(usize, usize)>,
     /// UDP: a computed zero is sent as 0xffff.
-    udp: bool,
+    zero_as_ffff: bool,
 }
 
 impl Csum {
@@ -104,7 +113,7 @@ impl Csum {
         coverage: &[(usize, usize)],
         constant: u64,
         patched: &[(usize, usize)],
-        udp: bool,
+        zero_as_ffff: bool,
     ) -> Csum {
         // Windows: patched ranges widened to even offsets, clipped to the coverage.
         let mut windows: Vec<(usize, usize)> = Vec::new();
@@ -140,7 +149,7 @@ impl Csum {
             at,
             base,
             windows,
-            udp,
+            zero_as_ffff,
         }
     }
 
@@ -152,95 +161,104 @@ impl Csum {
             acc = checksum::add(acc, &buf[s..e]);
         }
         let mut c = !checksum::fold(acc);
-        if self.udp && c == 0 {
+        if self.zero_as_ffff && c == 0 {
             c = 0xffff;
         }
         buf[self.at..self.at + 2].copy_from_slice(&c.to_be_bytes());
     }
 }
 
+/// One frame size of a template: frame bytes with this size's lengths, and the
+/// checksums' constant parts for it.
+#[derive(Debug, Clone)]
+struct Variant {
+    frame: Vec<u8>,
+    ip_csum: Csum,
+    l4_csum: Csum,
+}
+
 /// A profile's frames.
 #[derive(Debug, Clone)]
 pub struct Template {
+    /// Frame 0.
     frame: Vec<u8>,
+    /// What [`Template::fill`] writes: frame 0, or for a mix a frame of the largest size.
+    fill: Vec<u8>,
+    /// One per size (one for a single size).
+    variants: Vec<Variant>,
+    /// IMIX: the variant of frame n is `schedule[n % len]`; empty for a single size.
+    schedule: Vec<u16>,
+    /// Bytes restored from frame n's variant when sizes vary (the headers).
+    header_len: usize,
     patches: Vec<Patch>,
     dns: Option<DnsPatch>,
     stamp_at: Option<usize>,
-    ip_csum: Csum,
-    udp_csum: Csum,
     varies: bool,
+    layout: Layout,
+    tcp: bool,
+}
+
+/// The bytes a queue's frames add up to, from the size of each (queue position q of
+/// nq sends frames n = q, q + nq, ...). Built once per queue; [`SizeCycle::bytes`]
+/// is O(1).
+#[derive(Debug, Clone)]
+pub struct SizeCycle {
+    /// prefix[c]: bytes of the queue's first c frames of a cycle (no FCS).
+    prefix: Vec<u64>,
+}
+
+impl SizeCycle {
+    /// Bytes (no FCS) of the queue's first `m` frames.
+    pub fn bytes(&self, m: u64) -> u64 {
+        let l = (self.prefix.len() - 1) as u64;
+        let total = self.prefix[self.prefix.len() - 1];
+        (m / l) * total + self.prefix[(m % l) as usize]
+    }
 }
 
 impl Template {
     /// Builds the template of `profile`.
     pub fn new(profile: &Profile, opts: TemplateOptions) -> Result<Template, TemplateError> {
-        let len = profile.buffer_len();
-        let mut f = vec![0u8; len];
-        let ip_at = udp4::ETH_LEN;
-        let udp_at = ip_at + udp4::IPV4_LEN;
-        let pay_at = udp_at + udp4::UDP_LEN;
-
-        // UDP payload: a DNS query, or zeros (a probe is written per packet).
-        let payload_len = match &profile.dns {
-            Some(d) => {
-                if opts.stamp {
-                    return Err(TemplateError::StampOnDns);
-                }
-                let name = d.names.wire_name(0);
-                let q = dns::QueryRepr {
-                    id: 0,
-                    rd: d.rd,
-                    name: &name,
-                    qtype: d.qtype,
-                    qclass: dns::CLASS_IN,
-                };
-                q.emit(&mut dns::Packet::new_unchecked(
-                    &mut f[pay_at..pay_at + q.buffer_len()],
-                ));
-                q.buffer_len()
-            }
-            None => len - pay_at,
+        let lay = profile.layout();
+        let ip_at = lay.ip_at;
+        let l4_at = lay.l4_at;
+        let pay_at = lay.payload_at;
+        let sizes: Vec<usize> = match &profile.imix {
+            Some(m) => m.sizes.clone(),
+            None => vec![profile.frame_size],
         };
-        if opts.stamp && payload_len < probe::LEN {
+        if opts.stamp && profile.dns.is_some() {
+            return Err(TemplateError::StampOnDns);
+        }
+        if let Some(&smallest) = sizes.iter().min()
+            && opts.stamp
+            && smallest - FCS_LEN < pay_at + probe::LEN
+        {
             return Err(TemplateError::StampTooSmall {
-                frame_size: profile.frame_size,
-                have: payload_len,
+                frame_size: smallest,
+                have: (smallest - FCS_LEN).saturating_sub(pay_at),
                 need: probe::LEN,
             });
         }
-        let udp_len = udp4::UDP_LEN + payload_len;
-        let ip_total = udp4::IPV4_LEN + udp_len;
-
-        f[0..6].copy_from_slice(&profile.eth_dst);
-        f[6..12].copy_from_slice(&profile.eth_src);
-        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        let ip = &mut f[ip_at..udp_at];
-        ip[0] = 0x45;
-        ip[1] = profile.tos;
-        ip[2..4].copy_from_slice(&(ip_total as u16).to_be_bytes());
-        ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, ID 0
-        ip[8] = profile.ttl;
-        ip[9] = 17;
-        ip[12..16].copy_from_slice(&profile.ip_src.octets());
-        ip[16..20].copy_from_slice(&profile.ip_dst.octets());
-        let udp = &mut f[udp_at..pay_at];
-        udp[0..2].copy_from_slice(&profile.udp_src.to_be_bytes());
-        udp[2..4].copy_from_slice(&profile.udp_dst.to_be_bytes());
-        udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
 
         let patches: Vec<Patch> = profile
             .vary
             .iter()
             .map(|v| Patch {
                 field: v.field,
-                offset: v.field.offset(),
+                offset: v.field.offset(&lay),
                 width: v.field.width(),
                 kind: v.kind.clone(),
+                or_bits: match v.field {
+                    Field::VlanId => u64::from(profile.vlans[0].tci_high()),
+                    Field::InnerVlanId => u64::from(profile.vlans[1].tci_high()),
+                    _ => 0,
+                },
             })
             .collect();
         let dns_patch = profile.dns.as_ref().map(|d| DnsPatch {
             id_at: pay_at,
-            port_at: udp_at,
+            port_at: l4_at,
             first_port: profile.udp_src,
             ports: d.src_ports,
             label_at: pay_at + dns::HEADER_LEN + 1,
@@ -249,7 +267,6 @@ impl Template {
             seed: 0x00d1_5eed,
         });
         let stamp_at = opts.stamp.then_some(pay_at);
-
         let mut patched: Vec<(usize, usize)> = patches
             .iter()
             .map(|p| (p.offset, p.offset + p.width))
@@ -264,40 +281,145 @@ impl Template {
         if let Some(s) = stamp_at {
             patched.push((s, s + probe::LEN));
         }
-        let ip_csum = Csum::new(&f, ip_at + 10, &[(ip_at, udp_at)], 0, &patched, false);
-        let udp_csum = Csum::new(
-            &f,
-            udp_at + 6,
-            &[(ip_at + 12, udp_at), (udp_at, udp_at + udp_len)],
-            17 + udp_len as u64,
-            &patched,
-            true,
-        );
-        let varies = !patched.is_empty();
+
+        let variants: Vec<Variant> = sizes
+            .iter()
+            .map(|&size| {
+                let f = build_frame(profile, size - FCS_LEN);
+                let proto: u8 = if profile.tcp.is_some() { 6 } else { 17 };
+                let ip_total = u16::from_be_bytes([f[ip_at + 2], f[ip_at + 3]]) as usize;
+                let l4_len = ip_total - (l4_at - ip_at);
+                let csum_at = if profile.tcp.is_some() { 16 } else { 6 };
+                let ip_csum = Csum::new(&f, ip_at + 10, &[(ip_at, l4_at)], 0, &patched, false);
+                let l4_csum = Csum::new(
+                    &f,
+                    l4_at + csum_at,
+                    &[(ip_at + 12, l4_at), (l4_at, l4_at + l4_len)],
+                    u64::from(proto) + l4_len as u64,
+                    &patched,
+                    profile.tcp.is_none(),
+                );
+                Variant {
+                    frame: f,
+                    ip_csum,
+                    l4_csum,
+                }
+            })
+            .collect();
+        let schedule: Vec<u16> = match &profile.imix {
+            Some(m) => m.schedule().into_iter().map(|i| i as u16).collect(),
+            None => Vec::new(),
+        };
+        let varies = !patched.is_empty() || !schedule.is_empty();
+        let largest = (0..variants.len())
+            .max_by_key(|&i| (variants[i].frame.len(), usize::MAX - i))
+            .unwrap_or(0);
         let mut t = Template {
-            frame: f,
+            frame: Vec::new(),
+            fill: variants[largest].frame.clone(),
+            variants,
+            schedule,
+            header_len: pay_at,
             patches,
             dns: dns_patch,
             stamp_at,
-            ip_csum,
-            udp_csum,
             varies,
+            layout: lay,
+            tcp: profile.tcp.is_some(),
         };
-        let mut first = t.frame.clone();
+        // write() skips identical frames entirely, so these get their checksums here.
+        let v0 = &t.variants[t.variant_of(0)];
+        let mut first = v0.frame.clone();
         t.write(&mut first, 0, None);
-        // write() skips identical frames entirely, so frame 0 gets its checksums here.
-        t.ip_csum.apply(&mut first);
-        t.udp_csum.apply(&mut first);
+        v0.ip_csum.apply(&mut first);
+        v0.l4_csum.apply(&mut first);
+        if t.schedule.is_empty() {
+            t.fill = first.clone();
+        } else {
+            let mut big = t.fill.clone();
+            let n = t
+                .schedule
+                .iter()
+                .position(|&v| usize::from(v) == largest)
+                .unwrap_or(0);
+            t.write(&mut big, n as u64, None);
+            t.fill = big;
+        }
         t.frame = first;
         Ok(t)
     }
 
-    /// Buffer length of every frame (no FCS).
+    #[inline]
+    fn variant_of(&self, n: u64) -> usize {
+        if self.schedule.is_empty() {
+            0
+        } else {
+            usize::from(self.schedule[(n % self.schedule.len() as u64) as usize])
+        }
+    }
+
+    /// Buffer length (no FCS) a frame needs: every frame's, or the largest of a mix.
     pub fn len(&self) -> usize {
-        self.frame.len()
+        self.fill.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.frame.is_empty()
+        self.fill.is_empty()
+    }
+    /// Buffer length (no FCS) of frame `n`.
+    #[inline]
+    pub fn len_of(&self, n: u64) -> usize {
+        self.variants[self.variant_of(n)].frame.len()
+    }
+    /// True when frames have different sizes (IMIX).
+    pub fn sizes_vary(&self) -> bool {
+        !self.schedule.is_empty()
+    }
+    /// Buffer length (no FCS) of each size of the profile, in its order (one for a
+    /// single size).
+    pub fn sizes(&self) -> Vec<usize> {
+        self.variants.iter().map(|v| v.frame.len()).collect()
+    }
+    /// IMIX: frame n has size `sizes()[schedule()[n % schedule().len()]]`; empty for
+    /// a single size.
+    pub fn schedule(&self) -> &[u16] {
+        &self.schedule
+    }
+    /// What [`Template::fill`] copies: frame 0, or a frame of the largest size.
+    pub fn fill_frame(&self) -> &[u8] {
+        &self.fill
+    }
+    /// Mean buffer length (no FCS) over the size schedule.
+    pub fn mean_len(&self) -> f64 {
+        if self.schedule.is_empty() {
+            return self.fill.len() as f64;
+        }
+        let sum: usize = (0..self.schedule.len() as u64)
+            .map(|n| self.len_of(n))
+            .sum();
+        sum as f64 / self.schedule.len() as f64
+    }
+    /// The size cycle of queue position `q` of `nq` (see [`SizeCycle`]).
+    pub fn size_cycle(&self, q: u64, nq: u64) -> SizeCycle {
+        let p = self.schedule.len().max(1) as u64;
+        let nq = nq.max(1);
+        let l = p / gcd(p, nq);
+        let mut prefix = Vec::with_capacity(l as usize + 1);
+        prefix.push(0u64);
+        let mut acc = 0u64;
+        for c in 0..l {
+            acc += self.len_of(q + c * nq) as u64;
+            prefix.push(acc);
+        }
+        SizeCycle { prefix }
+    }
+    /// Where the headers start (after the VLAN tags).
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+    /// True for TCP segments (the transport checksum at offset 16, zero sent as is);
+    /// false for UDP (offset 6, a computed zero sent as 0xffff).
+    pub fn is_tcp(&self) -> bool {
+        self.tcp
     }
     /// Frame 0.
     pub fn frame(&self) -> &[u8] {
@@ -320,18 +442,22 @@ impl Template {
         self.varies
     }
 
-    /// Copies frame 0 into `buf` (at least [`Template::len`] bytes); do this once per
-    /// reused buffer.
+    /// Copies a frame of the largest size into `buf` (at least [`Template::len`]
+    /// bytes); do this once per reused buffer. For a single size this is frame 0.
     pub fn fill(&self, buf: &mut [u8]) {
-        buf[..self.frame.len()].copy_from_slice(&self.frame);
+        buf[..self.fill.len()].copy_from_slice(&self.fill);
     }
 
     /// Turns a buffer holding any frame of this template into frame `n`, with `probe`
-    /// written when stamping. No allocation.
+    /// written when stamping, and returns frame n's length (no FCS). No allocation.
     #[inline]
-    pub fn write(&self, buf: &mut [u8], n: u64, probe: Option<probe::Repr>) {
+    pub fn write(&self, buf: &mut [u8], n: u64, probe: Option<probe::Repr>) -> usize {
+        let var = &self.variants[self.variant_of(n)];
         if !self.varies {
-            return;
+            return var.frame.len();
+        }
+        if !self.schedule.is_empty() {
+            buf[..self.header_len].copy_from_slice(&var.frame[..self.header_len]);
         }
         for p in &self.patches {
             let v = match &p.kind {
@@ -344,7 +470,7 @@ impl Template {
                     min + ((u128::from(splitmix64(n ^ seed)) * u128::from(span)) >> 64) as u64
                 }
                 VaryKind::List(vals) => vals[(n % vals.len() as u64) as usize],
-            };
+            } | p.or_bits;
             let bytes = v.to_be_bytes();
             buf[p.offset..p.offset + p.width].copy_from_slice(&bytes[8 - p.width..]);
         }
@@ -362,16 +488,88 @@ impl Template {
                 &mut buf[at..at + probe::LEN],
             ));
         }
-        self.ip_csum.apply(buf);
-        self.udp_csum.apply(buf);
+        var.ip_csum.apply(buf);
+        var.l4_csum.apply(buf);
+        var.frame.len()
     }
 
     /// Frame `n` as a new vector (tests, tools; not the hot path).
     pub fn frame_for(&self, n: u64, probe: Option<probe::Repr>) -> Vec<u8> {
-        let mut b = self.frame.clone();
-        self.write(&mut b, n, probe);
+        let mut b = self.fill.clone();
+        let len = self.write(&mut b, n, probe);
+        b.truncate(len);
         b
     }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The frame of `profile` with `len` bytes (no FCS), checksums zero: Ethernet (and
+/// VLAN tags), IPv4, UDP or TCP, then a DNS query or zeros. The IPv4 and UDP lengths
+/// cover the whole buffer, except for DNS (the query's length; zero padding after).
+fn build_frame(profile: &Profile, len: usize) -> Vec<u8> {
+    let lay = profile.layout();
+    let (ip_at, l4_at, pay_at) = (lay.ip_at, lay.l4_at, lay.payload_at);
+    let mut f = vec![0u8; len];
+    let payload_len = match &profile.dns {
+        Some(d) => {
+            let name = d.names.wire_name(0);
+            let q = dns::QueryRepr {
+                id: 0,
+                rd: d.rd,
+                name: &name,
+                qtype: d.qtype,
+                qclass: dns::CLASS_IN,
+            };
+            q.emit(&mut dns::Packet::new_unchecked(
+                &mut f[pay_at..pay_at + q.buffer_len()],
+            ));
+            q.buffer_len()
+        }
+        None => len - pay_at,
+    };
+    let l4_len = pay_at - l4_at + payload_len;
+    let ip_total = (l4_at - ip_at) + l4_len;
+
+    f[0..6].copy_from_slice(&profile.eth_dst);
+    f[6..12].copy_from_slice(&profile.eth_src);
+    let mut at = 12;
+    for tag in &profile.vlans {
+        f[at..at + 2].copy_from_slice(&tag.tpid.to_be_bytes());
+        f[at + 2..at + 4].copy_from_slice(&(tag.tci_high() | tag.id).to_be_bytes());
+        at += 4;
+    }
+    f[at..at + 2].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut f[ip_at..l4_at];
+    ip[0] = 0x45;
+    ip[1] = profile.tos;
+    ip[2..4].copy_from_slice(&(ip_total as u16).to_be_bytes());
+    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, ID 0
+    ip[8] = profile.ttl;
+    ip[9] = if profile.tcp.is_some() { 6 } else { 17 };
+    ip[12..16].copy_from_slice(&profile.ip_src.octets());
+    ip[16..20].copy_from_slice(&profile.ip_dst.octets());
+    let l4 = &mut f[l4_at..pay_at];
+    match &profile.tcp {
+        Some(t) => {
+            l4[0..2].copy_from_slice(&t.src_port.to_be_bytes());
+            l4[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
+            l4[4..8].copy_from_slice(&t.seq.to_be_bytes());
+            l4[8..12].copy_from_slice(&t.ack.to_be_bytes());
+            l4[12] = (((tcp::HEADER_LEN + t.options.len()) / 4) as u8) << 4;
+            l4[13] = t.flags;
+            l4[14..16].copy_from_slice(&t.window.to_be_bytes());
+            l4[tcp::HEADER_LEN..].copy_from_slice(&t.options);
+        }
+        None => {
+            l4[0..2].copy_from_slice(&profile.udp_src.to_be_bytes());
+            l4[2..4].copy_from_slice(&profile.udp_dst.to_be_bytes());
+            l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        }
+    }
+    f
 }
 
 /// SplitMix64: a fast, well-mixed hash of a 64-bit counter.

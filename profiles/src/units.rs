@@ -24,9 +24,15 @@ pub enum Rate {
 impl Rate {
     /// Packets per second for frames of `len` bytes (buffer length, no FCS).
     pub fn pps(self, len: usize) -> f64 {
+        self.pps_mean(len as f64)
+    }
+
+    /// Packets per second for frames of `mean_len` bytes on average (buffer length,
+    /// no FCS): a size mix's bit rate over its mean size.
+    pub fn pps_mean(self, mean_len: f64) -> f64 {
         match self {
             Rate::Pps(p) => p,
-            Rate::Bits(b) => b / ((len as f64 + WIRE_OVERHEAD as f64) * 8.0),
+            Rate::Bits(b) => b / ((mean_len + WIRE_OVERHEAD as f64) * 8.0),
         }
     }
 }

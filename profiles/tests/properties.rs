@@ -40,19 +40,35 @@ proptest! {
     }
 
     #[test]
-    fn any_frame_number_gives_valid_checksums(n in any::<u64>(), which in 0usize..5) {
-        let name = ["min-multi-flow", "min-single-flow", "dns-ping", "dns-small", "dns-large"][which];
+    fn any_frame_number_gives_valid_checksums(n in any::<u64>(), which in 0usize..8) {
+        let name = ["min-multi-flow", "min-single-flow", "dns-ping", "dns-small", "dns-large", "min-multi-flow-vlan", "min-multi-flow-qinq", "imix"][which];
         let t = template(name, false);
         let f = t.frame_for(n, None);
         let u = udp4::parse(&f).expect("parses");
         prop_assert!(u.udp_checksum_ok(), "{} frame {}", name, n);
-        prop_assert_eq!(profiles::wire::checksum::ipv4_header(&f[14..34]), 0);
+        let ip_at = Profile::load(name).expect("profile").layout().ip_at;
+        prop_assert_eq!(f.len(), t.len_of(n));
+        prop_assert_eq!(profiles::wire::checksum::ipv4_header(&f[ip_at..ip_at + 20]), 0);
         if let Some(d) = t.dns() {
             let q = dns::Packet::new_checked(u.payload).expect("dns");
             let question = q.question().expect("question");
             prop_assert_eq!(question.name.to_vec(), d.names.wire_name(d.name_index(n)));
             prop_assert_eq!(q.id(), n as u16);
         }
+    }
+
+    #[test]
+    fn syn_flood_frames_have_valid_checksums(n in any::<u64>()) {
+        let t = template("syn-flood", false);
+        let f = t.frame_for(n, None);
+        prop_assert_eq!(f.len(), 74);
+        prop_assert_eq!(profiles::wire::checksum::ipv4_header(&f[14..34]), 0);
+        let mut seg = f[34..].to_vec();
+        let sent = u16::from_be_bytes([seg[16], seg[17]]);
+        seg[16..18].fill(0);
+        let src = [f[26], f[27], f[28], f[29]];
+        let dst = [f[30], f[31], f[32], f[33]];
+        prop_assert_eq!(profiles::wire::checksum::tcp4(src, dst, &seg), sent);
     }
 
     #[test]

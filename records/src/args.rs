@@ -55,6 +55,8 @@ pub struct Gen {
     pub duration: Option<Duration>,
     /// `--count`.
     pub count: Option<u64>,
+    /// `--frame-size` (bytes on the wire, FCS included; the profile's size otherwise).
+    pub frame_size: Option<usize>,
     /// `--queues`.
     pub queues: Option<u32>,
     /// `--dst-ip`.
@@ -82,6 +84,7 @@ impl Gen {
         a.opt("--rate", self.rate);
         a.opt("--duration", self.duration.map(duration_arg));
         a.opt("--count", self.count);
+        a.opt("--frame-size", self.frame_size);
         a.opt("--queues", self.queues);
         a.opt("--dst-ip", self.dst_ip);
         a.opt("--dst-mac", self.dst_mac.map(format_mac));

@@ -212,7 +212,8 @@ pub struct Final {
     pub iface: String,
     /// Profile name.
     pub profile: String,
-    /// Frame length (buffer bytes, no FCS).
+    /// Frame length (buffer bytes, no FCS); for an IMIX profile the mix's mean,
+    /// rounded.
     pub frame_len: usize,
     /// Number of queues (threads).
     pub queues: usize,

@@ -54,10 +54,7 @@
 #define MAX_PATCHES 6
 #define MAX_LIST 256
 #define MAX_LABEL 16
-#define MAX_UDP_WORDS 256
-#define MAX_FRAME 560 /* template bytes, multiple of 8 */
-#define IP_AT 14
-#define UDP_AT 34
+#define MAX_FRAME 1528 /* template bytes, multiple of 8: 1518 + two VLAN tags */
 
 enum { KIND_INCREMENT = 0, KIND_RANDOM = 1, KIND_LIST = 2 };
 
@@ -104,15 +101,38 @@ const volatile __u64 dns_count = 1;
 const volatile __u64 dns_seed = 0;
 const volatile __u32 radix = 1;
 const volatile __u8 charset[64] = {};
-/* The template's frame 0 and its length; its UDP length (host order). */
+/* The template's frame 0 and its length. Where its IPv4 and UDP/TCP headers start
+ * (after any VLAN tags), the length the transport checksum covers (UDP or TCP
+ * header and payload), the checksum field's offset in the transport header (UDP 6,
+ * TCP 16) and whether a computed zero goes out as 0xffff (UDP). */
 const volatile __u64 tmpl[MAX_FRAME / 8] = {};
 const volatile __u32 tmpl_len = 0;
-const volatile __u32 udp_len = 0;
+const volatile __u32 ip_at = 14;
+const volatile __u32 l4_at = 34;
+const volatile __u32 l4_len = 0;
+const volatile __u32 l4_csum_off = 6;
+const volatile __u32 l4_zero_ffff = 1;
 /* Frame 0's checksums as sums to add each frame's changes to: ~checksum plus,
  * for every field whose sum is added from its value (not PF_BYTES; the DNS fields
  * with dns_fast), minus the field's template sum (0xffff - sum). Not folded. */
 const volatile __u64 ip_base = 0;
 const volatile __u64 udp_base = 0;
+
+/* IMIX (nsizes > 0): tmpl holds a frame of the largest size; frame n has size
+ * sched[n % sched_len], whose buffer length, IPv4 total length, UDP length (0 for
+ * TCP) and checksum bases (as ip_base/udp_base, for tmpl's bytes with these
+ * lengths) are below. The frame is trimmed to its size with the pad byte. */
+#define MAX_SIZES 8
+#define MAX_SCHED 4096
+const volatile __u32 nsizes = 0;
+const volatile __u64 sched_len = 1;
+const volatile __u64 sched_rstep = 0; /* nqueues % sched_len */
+const volatile __u8 sched[MAX_SCHED] = {};
+const volatile __u32 size_len[MAX_SIZES] = {};
+const volatile __u32 size_ip_total[MAX_SIZES] = {};
+const volatile __u32 size_udp_len[MAX_SIZES] = {};
+const volatile __u64 size_ip_base[MAX_SIZES] = {};
+const volatile __u64 size_udp_base[MAX_SIZES] = {};
 
 #define DEV_BUCKETS 1184
 #define EXP_TABLE 4096
@@ -163,7 +183,9 @@ struct {
  * (n + nqueues) so the common case needs no division. A frame with any other n
  * (the first one, a jump in k) recomputes them with divisions. Slots: the
  * patches, then the DNS name index. */
-#define NRESID (MAX_PATCHES + 1)
+#define NRESID (MAX_PATCHES + 2)
+#define SLOT_DNS MAX_PATCHES
+#define SLOT_SIZE (MAX_PATCHES + 1)
 __u64 next_n = ~0ULL;
 __u64 resid[NRESID];  /* (n * step) % span for frame next_n - nqueues */
 __u64 port_hi = ~0ULL; /* n >> 16 of the cached DNS source port */
@@ -201,9 +223,9 @@ static __always_inline void put8(__u8 *p, __u32 pos, __u8 nb, __u64 *dip, __u64 
 		d = (__u64)nb + (0xffff - ob);
 	else
 		d = ((__u64)nb << 8) + (0xffff - (ob << 8));
-	if (pos >= IP_AT && pos < UDP_AT)
+	if (pos >= ip_at && pos < l4_at)
 		*dip += d;
-	if (pos >= IP_AT + 12 && pos < UDP_AT + udp_len)
+	if (pos >= ip_at + 12 && pos < l4_at + l4_len)
 		*dudp += d;
 }
 
@@ -269,8 +291,8 @@ int gen_live(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	__u32 q = queue_id;
 	struct qstate *st;
-	__u64 k, n, v, dip = 0, dudp = 0;
-	__u32 i, j;
+	__u64 k, n, v, dip = 0, dudp = 0, ipb = ip_base, ub = udp_base;
+	__u32 i, j, len = tmpl_len, sz = 0;
 	int hit;
 
 	st = bpf_map_lookup_elem(&qstate, &q);
@@ -312,9 +334,22 @@ int gen_live(struct xdp_md *ctx)
 		}
 	}
 	st->k = k + 1;
-	/* One pad byte beyond the frame: trimming it marks the context changed, so
-	 * the kernel refreshes the xdp_frame (length) from it after this run. */
-	if (bpf_xdp_adjust_tail(ctx, -1))
+	n = k * nqueues + q;
+	hit = n == next_n;
+	next_n = ~0ULL; /* invalid until this frame is complete */
+	if (nsizes) {
+		sz = (__u32)residue(SLOT_SIZE, hit, n, 1, sched_len, sched_rstep);
+		sz = sched[sz & (MAX_SCHED - 1)] & (MAX_SIZES - 1);
+		len = size_len[sz];
+		if (len > tmpl_len)
+			return XDP_ABORTED;
+		ipb = size_ip_base[sz];
+		ub = size_udp_base[sz];
+	}
+	/* One pad byte beyond the frame (and, for a smaller size of a mix, what lies
+	 * beyond that size): trimming it marks the context changed, so the kernel
+	 * refreshes the xdp_frame (length) from it after this run. */
+	if (bpf_xdp_adjust_tail(ctx, -(int)(1 + tmpl_len - len)))
 		return XDP_ABORTED;
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
@@ -322,7 +357,7 @@ int gen_live(struct xdp_md *ctx)
 	for (i = 0; i < MAX_FRAME / 8; i++) {
 		__u64 *w = data + i * 8;
 
-		if (i * 8 + 8 > tmpl_len)
+		if (i * 8 + 8 > len)
 			break;
 		if ((void *)(w + 1) > end)
 			return XDP_ABORTED;
@@ -330,40 +365,51 @@ int gen_live(struct xdp_md *ctx)
 	}
 	/* The last tmpl_len % 8 bytes: one 4-, 2- and 1-byte store at most
 	 * (tmpl packs the frame little-endian, as this machine stores). */
-	if (tmpl_len & 7) {
-		__u32 at = tmpl_len & ~7u, w8 = at >> 3;
+	if (len & 7) {
+		__u32 at = len & ~7u, w8 = at >> 3;
 		__u64 last;
 		__u8 *b;
 
 		if (w8 >= MAX_FRAME / 8)
 			return XDP_ABORTED;
 		last = tmpl[w8];
-		b = data + (at & 1023);
-		if (tmpl_len & 4) {
+		b = data + (at & 2047);
+		if (len & 4) {
 			if ((void *)(b + 4) > end)
 				return XDP_ABORTED;
 			*(__u32 *)b = (__u32)last;
 			b += 4;
 			last >>= 32;
 		}
-		if (tmpl_len & 2) {
+		if (len & 2) {
 			if ((void *)(b + 2) > end)
 				return XDP_ABORTED;
 			*(__u16 *)b = (__u16)last;
 			b += 2;
 			last >>= 16;
 		}
-		if (tmpl_len & 1) {
+		if (len & 1) {
 			if ((void *)(b + 1) > end)
 				return XDP_ABORTED;
 			*b = (__u8)last;
 		}
 	}
+	if (nsizes) {
+		/* This size's lengths (their sums are in its checksum bases). */
+		__u8 *p = data + ((ip_at + 2) & 2047);
+
+		if ((void *)(p + 2) > end)
+			return XDP_ABORTED;
+		*(__u16 *)p = bpf_htons((__u16)size_ip_total[sz]);
+		if (size_udp_len[sz]) {
+			p = data + ((l4_at + 4) & 2047);
+			if ((void *)(p + 2) > end)
+				return XDP_ABORTED;
+			*(__u16 *)p = bpf_htons((__u16)size_udp_len[sz]);
+		}
+	}
 	if (!varies)
 		return XDP_TX;
-	n = k * nqueues + q;
-	hit = n == next_n;
-	next_n = ~0ULL; /* invalid until this frame is complete */
 
 #pragma unroll
 	for (i = 0; i < MAX_PATCHES; i++) {
@@ -456,7 +502,7 @@ int gen_live(struct xdp_md *ctx)
 		}
 		if (dns_label_len) {
 			idx = dns_random ? splitmix64(n ^ dns_seed) % dns_count
-					 : residue(MAX_PATCHES, hit, n, 1, dns_count, dns_rstep);
+					 : residue(SLOT_DNS, hit, n, 1, dns_count, dns_rstep);
 			at = dns_label_at & 0x7ff;
 			p = data + at;
 			for (j = 0; j < MAX_LABEL; j++) {
@@ -487,19 +533,20 @@ int gen_live(struct xdp_md *ctx)
 	 * recomputation folds to, so the result is byte for byte what summing the
 	 * whole header/datagram gives. */
 	{
-		__u8 *c = data + IP_AT + 10;
+		__u8 *c = data + ((ip_at + 10) & 2047);
+		__u8 *u = data + ((l4_at + l4_csum_off) & 2047);
 		__u16 f;
 
-		if ((void *)(c + 8 + UDP_AT - IP_AT) > end)
+		if ((void *)(c + 2) > end || (void *)(u + 2) > end)
 			return XDP_ABORTED;
-		f = fold(ip_base + dip);
+		f = fold(ipb + dip);
 		f = ~(f ? f : 0xffff);
 		*(__u16 *)c = bpf_htons(f);
-		f = fold(udp_base + dudp);
+		f = fold(ub + dudp);
 		f = ~(f ? f : 0xffff);
-		if (f == 0)
+		if (f == 0 && l4_zero_ffff)
 			f = 0xffff;
-		*(__u16 *)(data + UDP_AT + 6) = bpf_htons(f);
+		*(__u16 *)u = bpf_htons(f);
 	}
 	return XDP_TX;
 }

@@ -38,14 +38,25 @@ pub fn ipv4_header(header: &[u8]) -> u16 {
 /// UDP checksum over the IPv4 pseudo-header and the UDP segment `udp` (header and
 /// payload; its checksum field must be zero). Zero is sent as 0xffff (RFC 768).
 pub fn udp4(src: [u8; 4], dst: [u8; 4], udp: &[u8]) -> u16 {
-    let mut acc = add(0, &src);
-    acc = add(acc, &dst);
-    acc += 17 + udp.len() as u64;
-    acc = add(acc, udp);
-    match !fold(acc) {
+    match l4(src, dst, 17, udp) {
         0 => 0xffff,
         c => c,
     }
+}
+
+/// TCP checksum over the IPv4 pseudo-header and the segment `tcp` (its checksum
+/// field must be zero).
+pub fn tcp4(src: [u8; 4], dst: [u8; 4], tcp: &[u8]) -> u16 {
+    l4(src, dst, 6, tcp)
+}
+
+/// The checksum of an IPv4 transport segment with protocol `proto`.
+fn l4(src: [u8; 4], dst: [u8; 4], proto: u8, seg: &[u8]) -> u16 {
+    let mut acc = add(0, &src);
+    acc = add(acc, &dst);
+    acc += u64::from(proto) + seg.len() as u64;
+    acc = add(acc, seg);
+    !fold(acc)
 }
 
 #[cfg(test)]

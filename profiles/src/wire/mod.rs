@@ -10,6 +10,7 @@
 pub mod checksum;
 pub mod dns;
 pub mod probe;
+pub mod tcp;
 pub mod udp4;
 
 /// Why a frame could not be read. Parsers return this instead of panicking; hot paths

@@ -1,4 +1,4 @@
-//! Reading UDP/IPv4 out of an Ethernet frame (optionally one 802.1Q tag), with
+//! Reading UDP/IPv4 out of an Ethernet frame (optionally one 802.1Q tag or two, QinQ), with
 //! etherparse's header views. Zero-copy: the result borrows the frame.
 //!
 //! This is the one frame parser the receive side (sink, tstamp) uses; it rejects
@@ -61,7 +61,16 @@ pub fn parse(frame: &[u8]) -> Result<Udp4<'_>, WireError> {
     let eth = Ethernet2HeaderSlice::from_slice(frame).map_err(|_| WireError::Truncated)?;
     let mut ether_type = eth.ether_type();
     let mut rest = &frame[ETH_LEN..];
-    if ether_type == EtherType::VLAN_TAGGED_FRAME {
+    // Up to two tags: 802.1Q, or QinQ (outer 0x88a8 or 0x9100).
+    for _ in 0..2 {
+        if !matches!(
+            ether_type,
+            EtherType::VLAN_TAGGED_FRAME
+                | EtherType::PROVIDER_BRIDGING
+                | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+        ) {
+            break;
+        }
         if rest.len() < 4 {
             return Err(WireError::Truncated);
         }
@@ -178,5 +187,9 @@ mod tests {
         t.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
         t.extend_from_slice(&f[12..]);
         assert_eq!(parse(&t).expect("parse").payload, b"tagged");
+        let mut qq = f[..12].to_vec();
+        qq.extend_from_slice(&[0x88, 0xa8, 0x00, 0xc8, 0x81, 0x00, 0x00, 0x64]);
+        qq.extend_from_slice(&f[12..]);
+        assert_eq!(parse(&qq).expect("QinQ").payload, b"tagged");
     }
 }

@@ -1,0 +1,567 @@
+//! The workloads people bring, end to end on veth (direct topology, unique names,
+//! torn down on drop): every shipped profile sent by gen, captured on the peer by
+//! tcpdump and read back by tshark with every checksum check on (no malformed frame,
+//! no warning or error from tshark's expert, the fields what the profile says), and
+//! an IMIX run whose packets and bytes gen reports agree with both interfaces'
+//! counters (`ip -s link`: the kernel's, not gen's).
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use profiles::profile::{Field, SHIPPED, VaryKind};
+use profiles::wire::tcp;
+use profiles::{Profile, Template, TemplateOptions};
+use testbed::Testbed;
+
+mod common;
+use common::{final_of, link_stats, run_gen, up, up_with};
+
+/// Bytes veth leaves out of its byte counters per skb (measured here): with XDP on
+/// the peer, an skb is counted after `eth_type_trans` pulled its Ethernet header;
+/// XDP frames (xdp-live) are counted whole.
+const ETH_PULLED: u64 = 14;
+
+/// The counter pair once `want` packets more than `before` are counted (or 30 s).
+fn stats_settled(host: &testbed::Host, dir: &str, before: (u64, u64), want: u64) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = link_stats(host, dir);
+        let d = (now.0 - before.0, now.1 - before.1);
+        if d.0 >= want || Instant::now() > deadline {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "gen-workloads-{tag}-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// tcpdump on the DUT's port writing what the generator sends (inbound, from its
+/// MAC) to `file`; killed (by its own pid) when dropped.
+struct Tcpdump {
+    child: Child,
+}
+
+impl Tcpdump {
+    fn start(bed: &Testbed, file: &Path) -> Tcpdump {
+        let d = bed.dut();
+        let mac = profiles::units::format_mac(bed.generator().mac.expect("gen mac"));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &d.netns, "tcpdump", "-i", &d.iface])
+            .args(["-Q", "in", "--immediate-mode", "-U", "-s", "2048", "-w"])
+            .arg(file)
+            .args(["ether", "src", &mac])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump");
+        // Ready once it says it listens.
+        let mut err = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 512];
+            let mut seen = String::new();
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if seen.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .expect("tcpdump listening");
+        Tcpdump { child }
+    }
+
+    /// Stops the capture (SIGINT: tcpdump flushes the file) and waits for it.
+    fn finish(mut self) {
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+const FIELDS: [&str; 19] = [
+    "frame.len",
+    "ieee8021ad.id",
+    "vlan.id",
+    "vlan.etype",
+    "ip.src",
+    "ip.dst",
+    "ip.len",
+    "ip.checksum.status",
+    "udp.srcport",
+    "udp.dstport",
+    "udp.checksum.status",
+    "tcp.srcport",
+    "tcp.dstport",
+    "tcp.flags",
+    "tcp.checksum.status",
+    "tcp.options.mss_val",
+    "tcp.options.wscale.shift",
+    "_ws.malformed",
+    "_ws.expert.severity",
+];
+
+/// tshark's options for `p`'s frames: the payload of a UDP profile without DNS is
+/// zeros by design, so it is decoded as data (else a source port such as 1153 makes
+/// tshark read the zeros as ANSI C12.22 and call them malformed).
+fn decode_as(p: &Profile) -> Vec<String> {
+    if p.dns.is_none() && p.tcp.is_none() {
+        vec!["-d".into(), format!("udp.port=={},data", p.udp_dst)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// tshark's reading of `file`, every checksum check on: one map per frame.
+fn tshark(file: &Path, extra: &[String]) -> Vec<BTreeMap<&'static str, String>> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(file).args(extra);
+    for o in [
+        "udp.check_checksum:TRUE",
+        "tcp.check_checksum:TRUE",
+        "ip.check_checksum:TRUE",
+    ] {
+        c.args(["-o", o]);
+    }
+    c.args([
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]);
+    for f in FIELDS {
+        c.args(["-e", f]);
+    }
+    let out = c.output().expect("tshark");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            FIELDS
+                .iter()
+                .zip(l.split('\t').chain(std::iter::repeat("")))
+                .map(|(k, v)| (*k, v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// tshark's expert summary (`-z expert`) of `file`: the lines of warnings and errors.
+fn expert_problems(file: &Path, extra: &[String]) -> Vec<String> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(extra)
+        .args([
+            "-q",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+        ])
+        .args(["-o", "ip.check_checksum:TRUE", "-z", "expert,warn"])
+        .output()
+        .expect("tshark -z expert");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("Errors") || l.starts_with("Warns") || l.contains("Malformed")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The values field `f` may take in `p` (varying or fixed).
+fn allowed(p: &Profile, f: Field, fixed: u64) -> Box<dyn Fn(u64) -> bool> {
+    match p.vary.iter().find(|v| v.field == f).map(|v| v.kind.clone()) {
+        None => Box::new(move |x| x == fixed),
+        Some(VaryKind::Increment { min, max, .. } | VaryKind::Random { min, max, .. }) => {
+            Box::new(move |x| (min..=max).contains(&x))
+        }
+        Some(VaryKind::List(vals)) => Box::new(move |x| vals.contains(&x)),
+    }
+}
+
+fn num(s: &str) -> u64 {
+    let s = s.trim();
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).unwrap_or_else(|_| panic!("hex {s}")),
+        None => s.parse().unwrap_or_else(|_| panic!("number '{s}'")),
+    }
+}
+
+fn ip_num(s: &str) -> u64 {
+    u64::from(u32::from(
+        s.parse::<std::net::Ipv4Addr>()
+            .unwrap_or_else(|_| panic!("address '{s}'")),
+    ))
+}
+
+#[test]
+fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
+    let bed = up("gw");
+    let dir = scratch("tshark");
+    let n = 240u64; // 20 IMIX periods
+    for (name, _) in SHIPPED {
+        let p = Profile::load(name).expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        for engine in ["afxdp", "xdp-live"] {
+            let file = dir.join(format!("{name}-{engine}.pcap"));
+            let cap = Tcpdump::start(&bed, &file);
+            let count = n.to_string();
+            let out = run_gen(
+                &bed,
+                &[
+                    "--profile",
+                    name,
+                    "--engine",
+                    engine,
+                    "--rate",
+                    "20k",
+                    "--count",
+                    &count,
+                    "--no-rx",
+                    "--output",
+                    "json",
+                ],
+            );
+            let fin = final_of(&out);
+            assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine} {name}");
+            cap.finish();
+            let what = format!("{engine} {name}");
+            let frames = tshark(&file, &decode_as(&p));
+            assert_eq!(frames.len() as u64, n, "{what}: every frame captured");
+            let problems = expert_problems(&file, &decode_as(&p));
+            assert!(
+                problems.is_empty(),
+                "{what}: tshark's expert says {problems:?}"
+            );
+            let ids: Vec<u64> = p.vlans.iter().map(|v| u64::from(v.id)).collect();
+            let outer_ok = allowed(&p, Field::VlanId, ids.first().copied().unwrap_or(0));
+            let inner_ok = allowed(&p, Field::InnerVlanId, ids.get(1).copied().unwrap_or(0));
+            let src_ok = allowed(&p, Field::Ipv4Src, ip_num(&p.ip_src.to_string()));
+            let mut sizes = BTreeMap::new();
+            let mut sources = HashSet::new();
+            for (i, f) in frames.iter().enumerate() {
+                let at = format!("{what} frame {i}");
+                assert!(f["_ws.malformed"].is_empty(), "{at}: malformed {f:?}");
+                // Chat (SYN) and notes are fine; warnings (0x600000) and errors are not.
+                for s in f["_ws.expert.severity"]
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                {
+                    assert!(num(s) < 0x0060_0000, "{at}: expert severity {s}: {f:?}");
+                }
+                assert_eq!(f["ip.checksum.status"], "1", "{at}: IPv4 checksum good");
+                // On the wire: the frame n the template makes, with its size.
+                let len = num(&f["frame.len"]) as usize;
+                assert_eq!(len, t.len_of(i as u64), "{at}: size");
+                *sizes.entry(len).or_insert(0u64) += 1;
+                // An S-tag (0x88a8) is tshark's ieee8021ad, a C-tag its vlan.
+                let vl: Vec<u64> = [f["ieee8021ad.id"].as_str(), f["vlan.id"].as_str()]
+                    .join(",")
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(num)
+                    .collect();
+                assert_eq!(vl.len(), ids.len(), "{at}: VLAN tags {f:?}");
+                if let Some(&o) = vl.first() {
+                    assert!(outer_ok(o), "{at}: outer VLAN {o}");
+                }
+                if let Some(&inn) = vl.get(1) {
+                    assert!(inner_ok(inn), "{at}: inner VLAN {inn}");
+                }
+                let src = ip_num(&f["ip.src"]);
+                assert!(src_ok(src), "{at}: source {}", f["ip.src"]);
+                sources.insert(src);
+                assert_eq!(f["ip.dst"], p.ip_dst.to_string(), "{at}");
+                match &p.tcp {
+                    Some(tc) => {
+                        assert_eq!(f["tcp.checksum.status"], "1", "{at}: TCP checksum good");
+                        assert_eq!(num(&f["tcp.flags"]) as u8, tc.flags, "{at}");
+                        assert_eq!(num(&f["tcp.dstport"]), u64::from(tc.dst_port), "{at}");
+                        let sp_ok = allowed(&p, Field::TcpSrcPort, u64::from(tc.src_port));
+                        assert!(sp_ok(num(&f["tcp.srcport"])), "{at}: source port");
+                        if *name == "syn-flood" {
+                            assert_eq!(tc.flags, tcp::SYN);
+                            assert_eq!(f["tcp.options.mss_val"], "1460", "{at}");
+                            assert_eq!(f["tcp.options.wscale.shift"], "7", "{at}");
+                        }
+                    }
+                    None => {
+                        assert_eq!(f["udp.checksum.status"], "1", "{at}: UDP checksum good");
+                        assert_eq!(num(&f["udp.dstport"]), u64::from(p.udp_dst), "{at}");
+                        let sp = num(&f["udp.srcport"]);
+                        if p.dns.is_none() {
+                            assert!(allowed(&p, Field::UdpSrcPort, u64::from(p.udp_src))(sp));
+                        }
+                    }
+                }
+            }
+            match &p.imix {
+                Some(m) => {
+                    // 20 periods: each size weight x 20 times.
+                    for (s, w) in m.sizes.iter().zip(&m.weights) {
+                        assert_eq!(sizes.get(&(s - 4)), Some(&(u64::from(*w) * 20)), "{what}");
+                    }
+                }
+                None => assert_eq!(sizes.len(), 1, "{what}: one size"),
+            }
+            if p.vary.iter().any(|v| v.field == Field::Ipv4Src) {
+                assert!(sources.len() > 1, "{what}: sources vary");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn imix_packets_and_bytes_agree_with_both_interfaces() {
+    // Two queues: queue q sends n = q, q + 2, ..., each frame with its own size.
+    let bed = up_with("gi", 2);
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let p = Profile::load("imix").expect("imix");
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    let n = 12_000u64;
+    let want_bytes: u64 = (0..n).map(|i| t.len_of(i) as u64).sum();
+    assert_eq!(want_bytes, 1000 * (7 * 60 + 4 * 590 + 1514));
+    for (engine, queues) in [
+        ("afxdp", "1"),
+        ("xdp-live", "1"),
+        ("afxdp", "2"),
+        ("xdp-live", "2"),
+    ] {
+        let tx0 = link_stats(&g, "tx");
+        let rx0 = link_stats(&d, "rx");
+        let count = n.to_string();
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "imix",
+                "--engine",
+                engine,
+                "--rate",
+                "40k",
+                "--count",
+                &count,
+                "--queues",
+                queues,
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        let pk = fin["tx_packets"].as_u64().expect("tx_packets");
+        let by = fin["tx_bytes"].as_u64().expect("tx_bytes");
+        let what = format!("{engine}, {queues} queue(s)");
+        assert_eq!(pk, n, "{what}");
+        assert_eq!(
+            by, want_bytes,
+            "{what}: gen's bytes are each frame's own size"
+        );
+        let tx = stats_settled(&g, "tx", tx0, n);
+        let rx = stats_settled(&d, "rx", rx0, n);
+        // veth counts an skb's bytes after its Ethernet header was pulled when the
+        // peer runs XDP (the lab's placeholder): 14 bytes less per AF_XDP frame;
+        // XDP frames (xdp-live) whole.
+        let pulled = if engine == "afxdp" { ETH_PULLED } else { 0 };
+        let kernel_bytes = want_bytes - pulled * n;
+        // Other traffic (neighbour discovery) may add a frame or two.
+        assert!(tx.0 >= n && tx.0 <= n + 4, "{what}: gen0 tx packets {tx:?}");
+        assert!(
+            tx.1 >= kernel_bytes && tx.1 <= kernel_bytes + 4 * 128,
+            "{what}: gen0 tx bytes {tx:?}"
+        );
+        assert!(rx.0 >= n && rx.0 <= n + 4, "{what}: dut0 rx packets {rx:?}");
+        assert!(
+            rx.1 >= kernel_bytes && rx.1 <= kernel_bytes + 4 * 128,
+            "{what}: dut0 rx bytes {rx:?}"
+        );
+        // Wire rate: the bytes plus 24 per frame (FCS, preamble, gap) over the run.
+        let dur = fin["duration_s"].as_f64().expect("duration");
+        let wire = fin["tx_mbps_wire"].as_f64().expect("wire");
+        let want_wire = (want_bytes + 24 * n) as f64 * 8.0 / dur / 1e6;
+        assert!(
+            (wire - want_wire).abs() < want_wire * 1e-6 + 1e-3,
+            "{wire} vs {want_wire}"
+        );
+        assert_eq!(
+            fin["frame_len"].as_u64(),
+            Some(358),
+            "the mix's mean buffer length"
+        );
+    }
+    // A bit rate converts with the mix's mean size on the wire (361.83 + 20 bytes).
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "imix",
+            "--rate",
+            "100Mbit",
+            "--count",
+            "24000",
+            "--no-rx",
+            "--output",
+            "json",
+        ],
+    );
+    let fin = final_of(&out);
+    let mean_wire = (7.0 * 84.0 + 4.0 * 614.0 + 1538.0) / 12.0;
+    let want_pps = 100e6 / (mean_wire * 8.0);
+    let req = fin["requested_pps"].as_f64().expect("requested");
+    assert!(
+        (req - want_pps).abs() < 1e-6 * want_pps,
+        "{req} vs {want_pps}"
+    );
+    // What went out matches (generously: a shared machine's sender falls behind at
+    // times, and then says so in rate_shortfall).
+    let mbps = fin["tx_mbps_wire"].as_f64().expect("wire");
+    let pps = fin["tx_pps"].as_f64().expect("pps");
+    assert!(
+        (mbps - pps * mean_wire * 8.0 / 1e6).abs() < 0.01 * mbps,
+        "{mbps} Mbit/s at {pps} frames/s"
+    );
+    assert!(
+        mbps > 75.0 && mbps < 101.0,
+        "achieved {mbps} Mbit/s on the wire of 100"
+    );
+}
+
+#[test]
+fn frame_size_overrides_the_profile_and_is_checked() {
+    let bed = up("gf");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    for (engine, size) in [
+        ("afxdp", 1518usize),
+        ("xdp-live", 1518),
+        ("afxdp", 200),
+        ("xdp-live", 200),
+    ] {
+        let tx0 = link_stats(&g, "tx");
+        let rx0 = link_stats(&d, "rx");
+        let s = size.to_string();
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--frame-size",
+                &s,
+                "--rate",
+                "20k",
+                "--count",
+                "1000",
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["tx_packets"].as_u64(), Some(1000), "{engine} {size}");
+        assert_eq!(fin["frame_len"].as_u64(), Some(size as u64 - 4));
+        assert_eq!(fin["tx_bytes"].as_u64(), Some(1000 * (size as u64 - 4)));
+        let tx = stats_settled(&g, "tx", tx0, 1000);
+        let rx = stats_settled(&d, "rx", rx0, 1000);
+        // veth: AF_XDP's skbs counted without the Ethernet header, XDP frames whole.
+        let per = size as u64 - 4 - if engine == "afxdp" { ETH_PULLED } else { 0 };
+        for (what, c) in [("gen0 tx", tx), ("dut0 rx", rx)] {
+            assert!(
+                c.1 >= 1000 * per && c.1 < 1000 * per + 512,
+                "{engine} {size}: {what} {c:?}"
+            );
+        }
+    }
+    // A mix longer than xdp-live's schedule: one line naming the engine to use, and
+    // nothing attached (the lab's placeholder still on gen0).
+    let dir = scratch("long");
+    let long = dir.join("long.toml");
+    std::fs::write(&long, "[imix]\nsizes = [64, 128]\nweights = [4000, 1000]\n").expect("write");
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            long.to_str().expect("utf-8"),
+            "--engine",
+            "xdp-live",
+            "--count",
+            "1",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.trim_end().ends_with("use --engine afxdp"), "{err}");
+    let iface = g.iface.clone();
+    let prog = g
+        .run_in(move || {
+            xdplayer::attached_prog(&iface)
+                .expect("query")
+                .map(|(_, n)| n)
+        })
+        .expect("run_in");
+    assert_eq!(
+        prog.as_deref(),
+        Some("xdp_pass"),
+        "nothing of gen's left attached"
+    );
+    // Smaller than the SYN's headers: one line naming the option and the range.
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "syn-flood",
+            "--frame-size",
+            "64",
+            "--count",
+            "1",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--frame-size") && err.contains("78 to 1518"),
+        "{err}"
+    );
+}
