@@ -99,7 +99,10 @@ pub fn write(
             series: present,
             rows: mrows.clone(),
             categorical: exp.parameter == Param::None,
-            integer_x: matches!(exp.parameter, Param::Queues | Param::Checksums),
+            integer_x: matches!(
+                exp.parameter,
+                Param::Queues | Param::Checksums | Param::FrameSize
+            ),
             capacity: m.capacity,
         };
         let plots = chart.write(&out.join(m.name))?;
