@@ -508,11 +508,13 @@ fn quick_drop_rate_sizes() {
     // Each point's frames were the size asked for: the DUT's byte counter says so.
     check_wire_rates("drop-rate-sizes", &exp, &pts, |x| x, 0.002);
     check_dut_saw_what_gen_sent("drop-rate-sizes", &out, &exp, &pts);
-    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(
-        report.contains("frame size [bytes"),
-        "x axis in bytes: {report}"
-    );
+    for m in ["drop_pps", "drop_gbps_wire"] {
+        let svg = std::fs::read_to_string(out.join(format!("{m}.svg"))).unwrap();
+        assert!(
+            svg.contains("frame size [bytes on the wire, FCS included]"),
+            "{m}.svg: x axis in bytes"
+        );
+    }
 }
 
 #[test]
