@@ -2101,6 +2101,29 @@ mod tests {
     }
 
     #[test]
+    fn wire_bit_rates_count_fcs_preamble_and_gap() {
+        // 1 M frames/s of 60 bytes (64 on the wire with FCS) seen by the DUT.
+        let rates = |pps: f64, bytes: f64| records::dut::Rates {
+            interval_s: 1.0,
+            packets_pps: pps,
+            mbps: pps * bytes * 8.0 / 1e6,
+            pass_pps: 0.0,
+            drop_pps: pps,
+            tx_pps: 0.0,
+            parse_errors_pps: 0.0,
+        };
+        let g = wire_gbps(1e6, &rates(1e6, 60.0)).unwrap();
+        assert!((g - 1e6 * (64.0 + 20.0) * 8.0 / 1e9).abs() < 1e-9, "{g}");
+        // Half of them dropped: half the bits.
+        let g = wire_gbps(0.5e6, &rates(1e6, 1514.0)).unwrap();
+        assert!(
+            (g - 0.5e6 * (1518.0 + 20.0) * 8.0 / 1e9).abs() < 1e-9,
+            "{g}"
+        );
+        assert_eq!(wire_gbps(0.0, &rates(0.0, 0.0)), None);
+    }
+
+    #[test]
     fn every_measure_has_known_metrics() {
         for m in [
             Measure::DutRate,
