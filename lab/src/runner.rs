@@ -112,7 +112,7 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "drop_gbps_wire",
-        label: "drop rate on the wire (frame + FCS + 20 bytes preamble and gap)",
+        label: "drop rate on the wire (frame, FCS, preamble, gap)",
         unit: "Gbit/s",
         capacity: true,
     },
@@ -166,7 +166,7 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         name: "offered_gbps_wire",
-        label: "offered rate on the wire (gen tx: frame + FCS + 20 bytes preamble and gap)",
+        label: "offered rate on the wire (gen tx; frame, FCS, preamble, gap)",
         unit: "Gbit/s",
         capacity: false,
     },
