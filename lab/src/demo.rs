@@ -174,6 +174,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
             profile: Some(&opts.profile),
             checksums: None,
             only_dst: None,
+            allow: &[],
         },
         &out.join("dut-install.txt"),
     )?;

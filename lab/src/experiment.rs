@@ -65,10 +65,30 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "dns-ndr",
         include_str!("../../profiles/experiments/dns-ndr.toml"),
     ),
+    (
+        "drop-rate-sizes",
+        include_str!("../../profiles/experiments/drop-rate-sizes.toml"),
+    ),
+    (
+        "drop-rate-imix",
+        include_str!("../../profiles/experiments/drop-rate-imix.toml"),
+    ),
+    (
+        "syn-filter",
+        include_str!("../../profiles/experiments/syn-filter.toml"),
+    ),
 ];
 
 /// DUT programs `dut install` knows.
-pub const PROGRAMS: &[&str] = &["drop", "checksum", "dns-ping", "dns-cache"];
+pub const PROGRAMS: &[&str] = &["drop", "checksum", "dns-ping", "dns-cache", "syn-filter"];
+
+/// The frame sizes of RFC 2544 section 9.1 for Ethernet, bytes on the wire with
+/// the FCS: a `frame_size` sweep without `values` measures these.
+pub const RFC2544_FRAME_SIZES: &[f64] = &[64.0, 128.0, 256.0, 512.0, 1024.0, 1280.0, 1518.0];
+/// The smallest and largest frame a `frame_size` sweep takes (bytes on the wire, FCS
+/// included); each series' profile narrows it to what its headers need
+/// (`profiles::Profile::set_frame_size`).
+pub const FRAME_SIZE_RANGE: (f64, f64) = (64.0, 1518.0);
 /// Execution points `dut install --mode` knows.
 pub const MODES: &[&str] = &["native", "generic", "offload", "userspace"];
 
@@ -202,7 +222,7 @@ pub enum Param {
     Batch,
     /// Checksums per packet of the busy neighbour tenant's program.
     NeighbourChecksums,
-    /// Frame size on the wire, FCS included (`gen --frame-size`).
+    /// Frame size in bytes on the wire, FCS included (`gen --frame-size`).
     FrameSize,
     /// Nothing: one point per series (x = 0).
     None,
@@ -294,6 +314,8 @@ pub struct Series {
     pub neighbour_at: At,
     /// gen `--rate` of the neighbour's flood (`None`: as fast as it goes).
     pub neighbour_rate: Option<Rate>,
+    /// `dut install --allow` (syn-filter's allow-list: IPv4 prefixes or addresses).
+    pub allow: Vec<String>,
 }
 
 /// How `measure = "ndr"` searches (`[ndr]` in the file).
@@ -502,6 +524,7 @@ struct RawFile {
     checksums: Option<Spanned<i64>>,
     only_dst: Option<Spanned<String>>,
     dst_ip: Option<Spanned<String>>,
+    allow: Option<Spanned<Vec<String>>>,
     duration: Spanned<String>,
     repetitions: Spanned<i64>,
     note: Option<String>,
@@ -538,6 +561,7 @@ struct RawSettings {
     checksums: Option<Spanned<i64>>,
     only_dst: Option<Spanned<String>>,
     dst_ip: Option<Spanned<String>>,
+    allow: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -552,7 +576,7 @@ struct RawQuick {
 #[serde(deny_unknown_fields)]
 struct RawSweep {
     parameter: Spanned<String>,
-    values: Spanned<Vec<toml::Value>>,
+    values: Option<Spanned<Vec<toml::Value>>>,
 }
 
 #[derive(Deserialize)]
@@ -576,6 +600,7 @@ struct RawSeries {
     dst_tenant: Option<Spanned<i64>>,
     neighbour_at: Option<Spanned<String>>,
     neighbour_rate: Option<Spanned<String>>,
+    allow: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -591,6 +616,43 @@ fn pick<'a>(
     d: &'a Option<Spanned<String>>,
 ) -> Option<&'a Spanned<String>> {
     s.as_ref().or(d.as_ref())
+}
+
+/// A list setting of a series over the file's default.
+fn pick_list<'a>(
+    s: &'a Option<Spanned<Vec<String>>>,
+    d: &'a Option<Spanned<Vec<String>>>,
+) -> Option<&'a Spanned<Vec<String>>> {
+    s.as_ref().or(d.as_ref())
+}
+
+/// Every swept frame size fits the series' profile: its headers (and DNS query)
+/// need at least its minimum size, its tags allow at most its maximum; the profile's
+/// own check (`set_frame_size`, what gen runs on `--frame-size`). A DNS profile's
+/// frames are its queries, whose size the names decide: refused.
+fn frame_sizes_fit(
+    cx: &TomlFile<'_>,
+    prof: &profiles::Profile,
+    at: &Spanned<String>,
+    sizes: &[f64],
+    (key, span): &(&str, Range<usize>),
+) -> Result<(), Invalid> {
+    if prof.dns.is_some() {
+        return cx.err(
+            at.span(),
+            "profile",
+            format!(
+                "'{}' is a DNS profile: its frames are its queries, sized by the names; sweep frame_size with a non-DNS profile",
+                at.get_ref()
+            ),
+        );
+    }
+    for &v in sizes {
+        prof.clone()
+            .set_frame_size(v as usize)
+            .or_else(|e| cx.err(span.clone(), key, e))?;
+    }
+    Ok(())
 }
 
 fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
@@ -623,6 +685,9 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
     let duration = cx.value(&raw.duration, "duration", parse_duration)?;
     let repetitions = cx.int::<u32>(&raw.repetitions, "repetitions", 1, 1000)?;
 
+    // Where the sweep's values stand (the parameter's line when they are the
+    // default), for errors found once a series' profile is known.
+    let mut values_at = ("sweep.values", 0..0);
     let (parameter, values) = match &raw.sweep {
         None => (Param::None, vec![0.0]),
         Some(sw) => {
@@ -632,10 +697,27 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 Param::parse,
                 "queues, checksums, rate, batch, neighbour_checksums, frame_size, none",
             )?;
-            let vals = sweep_values(cx, p, &sw.values, "sweep.values")?;
+            let vals = match &sw.values {
+                Some(v) => {
+                    values_at.1 = v.span();
+                    sweep_values(cx, p, v, "sweep.values")?
+                }
+                None if p == Param::FrameSize => {
+                    values_at = ("sweep.parameter", sw.parameter.span());
+                    RFC2544_FRAME_SIZES.to_vec()
+                }
+                None => {
+                    return cx.err(
+                        sw.parameter.span(),
+                        "sweep.values",
+                        format!("give the values of {p} to measure (`values = [...]`; only frame_size has a default, the RFC 2544 sizes)"),
+                    );
+                }
+            };
             (p, vals)
         }
     };
+    let mut quick_at = values_at.clone();
     let (mut quick_duration, mut quick_repetitions, mut quick_values) = (
         duration.min(Duration::from_secs(3)),
         repetitions.min(2),
@@ -657,6 +739,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 );
             }
             quick_values = sweep_values(cx, parameter, v, "quick.values")?;
+            quick_at = ("quick.values", v.span());
         }
     }
 
@@ -679,6 +762,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
         checksums: raw.checksums,
         only_dst: raw.only_dst,
         dst_ip: raw.dst_ip,
+        allow: raw.allow,
     };
     let mut series: Vec<Series> = Vec::new();
     for s in raw.series.get_ref() {
@@ -795,14 +879,9 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                         "dnsperf needs a DNS profile (its names are the queries)",
                     );
                 }
-                // Every swept size must fit this series' profile (gen checks the
-                // same with --frame-size).
                 if parameter == Param::FrameSize {
-                    for v in values.iter().chain(&quick_values) {
-                        if let Err(m) = prof.clone().set_frame_size(*v as usize) {
-                            return cx.err(p.span(), "profile", m);
-                        }
-                    }
+                    frame_sizes_fit(cx, &prof, p, &values, &values_at)?;
+                    frame_sizes_fit(cx, &prof, p, &quick_values, &quick_at)?;
                 }
                 p.get_ref().clone()
             }
@@ -1038,9 +1117,6 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
             Param::Rate if source != Source::Gen => {
                 return cx.err(at, "sweep.parameter", "only gen takes a paced rate");
             }
-            Param::FrameSize if source != Source::Gen => {
-                return cx.err(at, "sweep.parameter", "only gen takes a frame size");
-            }
             Param::Queues if source == Source::Dnsperf => {
                 return cx.err(at, "sweep.parameter", "dnsperf does not take queues");
             }
@@ -1063,6 +1139,31 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                 "generic XDP on a port behind the lab's switch sees no frames: the switch forwards with tc mirred, and the kernel skips generic XDP for redirected skbs (skb_is_redirected); use topology = \"direct\"",
             );
         }
+        if parameter == Param::FrameSize
+            && (source != Source::Gen || measure == Measure::UpdateRate)
+        {
+            return cx.err(
+                at,
+                "sweep.parameter",
+                "only gen's traffic takes a frame size (gen --frame-size)",
+            );
+        }
+        let allow = match pick_list(&s.allow, &d.allow) {
+            None => Vec::new(),
+            Some(a) => {
+                if program.as_deref() != Some("syn-filter") {
+                    return cx.err(
+                        a.span(),
+                        "allow",
+                        "only the syn-filter program takes an allow-list",
+                    );
+                }
+                for c in a.get_ref() {
+                    parse_cidr(c).or_else(|e| cx.err(a.span(), "allow", e))?;
+                }
+                a.get_ref().clone()
+            }
+        };
         if mode == "userspace" && measure == Measure::ResponseTime && program.is_none() {
             return cx.err(at, "mode", "userspace needs a program");
         }
@@ -1085,6 +1186,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
             dst_tenant,
             neighbour_at,
             neighbour_rate,
+            allow,
         });
     }
 
@@ -1246,9 +1348,10 @@ fn check_values(
                     "batch {v} is impossible (whole numbers, at least 1)"
                 ));
             }
-            Param::FrameSize if !integer || *v < 64.0 || *v > 1526.0 => {
+            Param::FrameSize if !integer || *v < FRAME_SIZE_RANGE.0 || *v > FRAME_SIZE_RANGE.1 => {
                 return bad(format!(
-                    "a {v}-byte frame is impossible (whole numbers 64 to 1526, FCS included)"
+                    "frame size {v} is impossible (whole bytes on the wire, FCS included, {} to {})",
+                    FRAME_SIZE_RANGE.0, FRAME_SIZE_RANGE.1
                 ));
             }
             _ => {}
@@ -1441,30 +1544,6 @@ mod tests {
     }
 
     #[test]
-    fn frame_size_sweeps_pass_gen_the_size_and_fit_every_profile() {
-        let sweep = |v: &str, profile: &str| {
-            format!(
-                "{BASE}[sweep]\nparameter = \"frame_size\"\nvalues = {v}\n[[series]]\nname = \"a\"\nprofile = \"{profile}\"\n"
-            )
-        };
-        let e =
-            Experiment::from_toml(&sweep("[64, 594, 1518]", "min-multi-flow"), "x.toml").unwrap();
-        assert_eq!(e.parameter, Param::FrameSize);
-        assert_eq!(e.values, [64.0, 594.0, 1518.0]);
-        let m = err(&sweep("[60]", "min-multi-flow"));
-        assert!(
-            m.starts_with("x.toml:9: sweep.values: a 60-byte frame is impossible"),
-            "{m}"
-        );
-        // syn-flood's SYN with its options needs 78 bytes.
-        let m = err(&sweep("[64, 128]", "syn-flood"));
-        assert!(
-            m.starts_with("x.toml:12: profile: 64 bytes does not fit profile syn-flood"),
-            "{m}"
-        );
-    }
-
-    #[test]
     fn impossible_combinations_are_refused() {
         // Response time needs the mirror port.
         let t = BASE
@@ -1507,6 +1586,117 @@ mod tests {
             m.contains("profile: dnsperf needs a DNS profile") || m.contains("source:"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn a_frame_size_sweep_defaults_to_the_rfc_2544_sizes_and_is_checked_against_the_profile() {
+        let sweep = |extra: &str, prof: &str| {
+            format!(
+                "{}[sweep]\nparameter = \"frame_size\"\n{extra}[[series]]\nname = \"a\"\n",
+                BASE.replace("min-multi-flow", prof)
+            )
+        };
+        let e = Experiment::from_toml(&sweep("", "min-multi-flow"), "x.toml").unwrap();
+        assert_eq!(e.parameter, Param::FrameSize);
+        assert_eq!(
+            e.values,
+            vec![64.0, 128.0, 256.0, 512.0, 1024.0, 1280.0, 1518.0]
+        );
+        assert_eq!(e.plan(true).values, e.values);
+        assert_eq!(
+            e.parameter.label(),
+            "frame size [bytes on the wire, FCS included]"
+        );
+        // Outside 64..1518, or not whole bytes.
+        let m = err(&sweep("values = [64, 1519]\n", "min-multi-flow"));
+        assert_eq!(
+            m,
+            "x.toml:9: sweep.values: frame size 1519 is impossible (whole bytes on the wire, FCS included, 64 to 1518)"
+        );
+        let m = err(&sweep("values = [63]\n", "min-multi-flow"));
+        assert!(
+            m.starts_with("x.toml:9: sweep.values: frame size 63"),
+            "{m}"
+        );
+        let m = err(&sweep("values = [100.5]\n", "min-multi-flow"));
+        assert!(m.contains("impossible"), "{m}");
+        // Below the profile's smallest frame (syn-flood: 78 bytes): the profile's
+        // own check, on the line of the values, or of the parameter when defaulted.
+        let m = err(&sweep("values = [64, 128]\n", "syn-flood"));
+        assert_eq!(
+            m,
+            "x.toml:9: sweep.values: 64 bytes does not fit profile syn-flood: its frames take 78 to 1518 bytes (FCS included)"
+        );
+        let m = err(&sweep("", "syn-flood"));
+        assert!(
+            m.starts_with("x.toml:8: sweep.parameter: 64 bytes does not fit profile syn-flood"),
+            "{m}"
+        );
+        let m = err(&sweep(
+            "values = [128]\n[quick]\nvalues = [64]\n",
+            "syn-flood",
+        ));
+        assert!(m.starts_with("x.toml:11: quick.values: 64 bytes"), "{m}");
+        let e =
+            Experiment::from_toml(&sweep("values = [78, 1518]\n", "syn-flood"), "x.toml").unwrap();
+        assert_eq!(e.values, vec![78.0, 1518.0]);
+        // A DNS profile's frames are its queries.
+        let t = sweep("values = [512]\n", "dns-small").replace("\"drop\"", "\"dns-cache\"");
+        let m = err(&t);
+        assert!(
+            m.starts_with("x.toml:4: profile: 'dns-small' is a DNS profile"),
+            "{m}"
+        );
+        // Only frame_size has default values.
+        let m = err(&format!(
+            "{BASE}[sweep]\nparameter = \"queues\"\n[[series]]\nname = \"a\"\n"
+        ));
+        assert!(
+            m.starts_with("x.toml:8: sweep.values: give the values of queues"),
+            "{m}"
+        );
+        // Only gen takes a frame size.
+        let m = err(&sweep("values = [64]\n", "min-multi-flow")
+            .replace("name = \"a\"\n", "name = \"a\"\nsource = \"trafgen\"\n"));
+        assert!(
+            m.starts_with("x.toml:11: sweep.parameter: only gen's traffic"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn the_allow_list_belongs_to_syn_filter_and_takes_prefixes() {
+        let t = BASE
+            .replace("\"drop\"", "\"syn-filter\"")
+            .replace("min-multi-flow", "syn-flood");
+        let e = Experiment::from_toml(
+            &format!(
+                "{t}allow = [\"198.18.0.0/24\"]\n[[series]]\nname = \"a\"\n[[series]]\nname = \"b\"\nallow = [\"10.0.0.0/8\", \"192.0.2.1\"]\n"
+            ),
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(e.series[0].program.as_deref(), Some("syn-filter"));
+        assert_eq!(e.series[0].allow, vec!["198.18.0.0/24".to_owned()]);
+        assert_eq!(e.series[1].allow, vec!["10.0.0.0/8", "192.0.2.1"]);
+        let m = err(&format!(
+            "{t}[[series]]\nname = \"a\"\nallow = [\"198.18.0.0/33\"]\n"
+        ));
+        assert_eq!(
+            m,
+            "x.toml:9: allow: '198.18.0.0/33' is not an IPv4 prefix: use A.B.C.D/LEN, e.g. 198.18.0.0/24"
+        );
+        let m = err(&format!(
+            "{BASE}[[series]]\nname = \"a\"\nallow = [\"198.18.0.0/24\"]\n"
+        ));
+        assert_eq!(
+            m,
+            "x.toml:9: allow: only the syn-filter program takes an allow-list"
+        );
+        let m = err(&format!(
+            "{t}[[series]]\nname = \"a\"\nallow = \"198.18.0.0/24\"\n"
+        ));
+        assert!(m.starts_with("x.toml:9: series.allow: invalid type"), "{m}");
     }
 
     #[test]

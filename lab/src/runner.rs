@@ -175,6 +175,24 @@ pub const METRICS: &[Metric] = &[
         capacity: true,
     },
     Metric {
+        name: "drop_gbps_wire",
+        label: "drop rate on the wire (frame, FCS, preamble, gap)",
+        unit: "Gbit/s",
+        capacity: true,
+    },
+    Metric {
+        name: "dropped_frames",
+        label: "frames the program dropped over the run (its drop counter)",
+        unit: "frames",
+        capacity: false,
+    },
+    Metric {
+        name: "passed_frames",
+        label: "frames the program passed over the run (its pass counter)",
+        unit: "frames",
+        capacity: false,
+    },
+    Metric {
         name: "processed_pps",
         label: "packets processed by the DUT program",
         unit: "packets/s",
@@ -208,6 +226,12 @@ pub const METRICS: &[Metric] = &[
         name: "offered_pps",
         label: "offered rate (gen tx, confirmed by the kernel)",
         unit: "packets/s",
+        capacity: false,
+    },
+    Metric {
+        name: "offered_gbps_wire",
+        label: "offered rate on the wire (gen tx; frame, FCS, preamble, gap)",
+        unit: "Gbit/s",
         capacity: false,
     },
     Metric {
@@ -282,6 +306,7 @@ pub const METRICS: &[Metric] = &[
 /// it handed over that the kernel refused, from its final record.
 fn push_offered(f: &GenFinal, v: &mut Vec<(&'static str, f64)>) {
     v.push(("offered_pps", f.tx_pps));
+    v.push(("offered_gbps_wire", f.tx_mbps_wire / 1e3));
     if f.duration_s > 0.0 {
         v.push(("refused_pps", f.tx_dropped as f64 / f.duration_s));
     }
@@ -301,15 +326,24 @@ pub fn metrics_of(m: Measure) -> &'static [&'static str] {
     match m {
         Measure::DutRate => &[
             "drop_pps",
+            "drop_gbps_wire",
+            "dropped_frames",
+            "passed_frames",
             "processed_pps",
             "ns_per_packet",
             "offered_pps",
+            "offered_gbps_wire",
             "refused_pps",
             "pass_pps",
             "cpu_tenant_ns_per_packet",
             "cpu_host_ns_per_packet",
         ],
-        Measure::AnswerRate => &["answered_pps", "offered_pps", "refused_pps"],
+        Measure::AnswerRate => &[
+            "answered_pps",
+            "offered_pps",
+            "offered_gbps_wire",
+            "refused_pps",
+        ],
         Measure::ResponseTime => &["rtt_p50_us", "rtt_p99_us", "lost_percent", "answered_pps"],
         Measure::UpdateRate => &["updates_batch_per_s", "updates_single_per_s"],
         Measure::Ndr => &[
@@ -786,6 +820,17 @@ fn ndr_search(spec: &NdrSpec, mut run: impl FnMut(f64, bool) -> Result<Trial>) -
     })
 }
 
+/// `pps` frames/s in Gbit/s on the wire, over the mean size of the frames the DUT
+/// saw in the same window (its byte counter: frames without FCS) plus the FCS,
+/// preamble and inter-frame gap (`profiles::units::WIRE_OVERHEAD`); `None` when
+/// it saw nothing.
+fn wire_gbps(pps: f64, rates: &records::dut::Rates) -> Option<f64> {
+    (rates.packets_pps > 0.0).then(|| {
+        let bytes = rates.mbps * 1e6 / 8.0 / rates.packets_pps;
+        pps * (bytes + profiles::units::WIRE_OVERHEAD as f64) * 8.0 / 1e9
+    })
+}
+
 /// The DUT program's frame counters in a `dut status` entry: frames seen, and
 /// frames sent back (XDP_TX, or a user-space DUT's answers); an error when the
 /// entry has none (not one of dut's programs).
@@ -952,6 +997,7 @@ impl<'a> PointRun<'a> {
                 profile: (prog == "dns-cache").then_some(series.profile.as_str()),
                 checksums,
                 only_dst: series.only_dst.as_deref(),
+                allow: &series.allow,
             };
             pr.dut_fg = install(&pr.port, &opts, &pr.file("dut-install", "txt"))?;
         }
@@ -992,6 +1038,7 @@ impl<'a> PointRun<'a> {
                 profile: None,
                 checksums: Some(n),
                 only_dst: only_dst.as_deref(),
+                allow: &[],
             };
             install(&port, &opts, &pr.file("neighbour-dut-install", "txt"))?;
             let nb = Neighbour {
@@ -1461,6 +1508,7 @@ impl<'a> PointRun<'a> {
             self.lab()?;
         }
         let before = if remote { None } else { Some(self.counters()?) };
+        let verdicts_before = if remote { None } else { self.verdicts()? };
         // The source is stopped once the window is over: a long margin
         // costs nothing and covers a slow start on a loaded machine.
         let margin = Duration::from_secs(60);
@@ -1531,6 +1579,9 @@ impl<'a> PointRun<'a> {
             ("drop_pps", rates.drop_pps),
             ("processed_pps", rates.packets_pps),
         ];
+        if let Some(g) = wire_gbps(rates.drop_pps, &rates) {
+            v.push(("drop_gbps_wire", g));
+        }
         // Kernel part: the XDP program's run time per packet (for a
         // user-space DUT: its redirect program). User-space part: the DUT
         // process's CPU time over the window per packet it processed.
@@ -1585,11 +1636,29 @@ impl<'a> PointRun<'a> {
             Some(before) => Some(self.account(before, f.as_ref(), None)?),
             None => None,
         };
+        // After the ledger's settling time: the program's verdicts over the run.
+        if let Some(b) = verdicts_before
+            && let Some(a) = self.verdicts()?
+        {
+            v.push(("dropped_frames", a.drop.saturating_sub(b.drop) as f64));
+            v.push(("passed_frames", a.pass.saturating_sub(b.pass) as f64));
+        }
         Ok(Measured {
             values: v,
             ledger: account,
             trials: Vec::new(),
         })
+    }
+
+    /// The DUT program's counters, for a program whose verdicts are the result
+    /// (syn-filter: SYNs dropped vs passed); `None` for the others.
+    fn verdicts(&self) -> Result<Option<records::dut::Counters>> {
+        if self.series.program.as_deref() != Some("syn-filter") {
+            return Ok(None);
+        }
+        let st = dut_status(&self.port)?;
+        dut_counts(&st)?;
+        Ok(st.counters)
     }
 
     fn answer_rate(&self, rep: u32) -> Result<Measured> {
@@ -1835,6 +1904,8 @@ pub struct InstallOptions<'a> {
     pub checksums: Option<u32>,
     /// Tenant guard.
     pub only_dst: Option<&'a str>,
+    /// syn-filter's allow-list (`--allow`, one per prefix).
+    pub allow: &'a [String],
 }
 
 /// `dut --netns NETNS install ... --iface IFACE`. For `userspace`, the DUT
@@ -1858,7 +1929,7 @@ pub fn install(port: &DutPort, o: &InstallOptions<'_>, log: &Path) -> Result<Opt
             checksums: o.checksums.map(u64::from),
             profile: o.profile.map(str::to_owned),
             only_dst: o.only_dst.map(str::to_owned),
-            allow: Vec::new(),
+            allow: o.allow.to_vec(),
             allow_file: None,
             // The user-space DUT runs in the foreground, for as long as we measure.
             foreground,
@@ -2183,6 +2254,29 @@ mod tests {
         assert_eq!(s.trials.len(), 4);
         assert!(!s.confirmed);
         assert!(s.best.is_some_and(|b| b <= 1_234_567.0));
+    }
+
+    #[test]
+    fn wire_bit_rates_count_fcs_preamble_and_gap() {
+        // 1 M frames/s of 60 bytes (64 on the wire with FCS) seen by the DUT.
+        let rates = |pps: f64, bytes: f64| records::dut::Rates {
+            interval_s: 1.0,
+            packets_pps: pps,
+            mbps: pps * bytes * 8.0 / 1e6,
+            pass_pps: 0.0,
+            drop_pps: pps,
+            tx_pps: 0.0,
+            parse_errors_pps: 0.0,
+        };
+        let g = wire_gbps(1e6, &rates(1e6, 60.0)).unwrap();
+        assert!((g - 1e6 * (64.0 + 20.0) * 8.0 / 1e9).abs() < 1e-9, "{g}");
+        // Half of them dropped: half the bits.
+        let g = wire_gbps(0.5e6, &rates(1e6, 1514.0)).unwrap();
+        assert!(
+            (g - 0.5e6 * (1518.0 + 20.0) * 8.0 / 1e9).abs() < 1e-9,
+            "{g}"
+        );
+        assert_eq!(wire_gbps(0.0, &rates(0.0, 0.0)), None);
     }
 
     #[test]

@@ -56,6 +56,22 @@ fn bad_files_give_one_line_with_file_line_and_key() {
             ":11: sweep.values: 0 queues is impossible",
         ),
         (
+            "small-frames.toml",
+            format!(
+                "{}[sweep]\nparameter = \"frame_size\"\nvalues = [64, 128]\n",
+                GOOD.replace("min-multi-flow", "syn-flood")
+            ),
+            ":11: sweep.values: 64 bytes does not fit profile syn-flood: its frames take 78 to 1518 bytes",
+        ),
+        (
+            "allow-without-syn-filter.toml",
+            GOOD.replace(
+                "repetitions = 3\n",
+                "repetitions = 3\nallow = [\"198.18.0.0/24\"]\n",
+            ),
+            ":7: allow: only the syn-filter program takes an allow-list",
+        ),
+        (
             "bad-profile.toml",
             GOOD.replace("min-multi-flow", "no-such-profile"),
             ":4: profile:",

@@ -399,6 +399,170 @@ fn quick_dns_ndr() {
 fn quick_drop_rate() {
     quick_run("drop-rate");
 }
+/// The frames of one measurement at two stages of its ledger's request chain:
+/// (gen confirmed sent, DUT program saw), with the point's `limited_by`.
+fn gen_and_dut(out: &Path, pts: &Points, series: &str) -> Vec<(f64, u32, u64, u64, String)> {
+    let ledger = lab::store::read_ledger(out);
+    let mut v = Vec::new();
+    for ((s, x, rep), by) in &pts.limited {
+        if s != series {
+            continue;
+        }
+        let at = |stage: &str| {
+            ledger
+                .iter()
+                .find(|g| {
+                    &g.series == s
+                        && &lab::store::fmt_num(g.x) == x
+                        && g.repetition == *rep
+                        && g.stage == stage
+                })
+                .unwrap_or_else(|| panic!("{s} x={x} rep {rep}: no stage '{stage}' in ledger.csv"))
+                .packets
+        };
+        v.push((
+            x.parse().unwrap(),
+            *rep,
+            at("gen confirmed sent"),
+            at("DUT program saw"),
+            by.clone(),
+        ));
+    }
+    assert!(!v.is_empty(), "{series}: no measurement");
+    v
+}
+
+/// Every frame gen confirmed sent reached the DUT program (the ledger's two ends
+/// agree within its tolerance), unless the point was limited by the DUT (a
+/// user-space DUT losing frames in its socket's ring, which the ledger names).
+fn check_dut_saw_what_gen_sent(name: &str, out: &Path, exp: &Experiment, pts: &Points) {
+    for s in &exp.series {
+        for (x, rep, sent, saw, by) in gen_and_dut(out, pts, &s.name) {
+            assert!(sent > 0, "{name} {} x={x}: gen sent nothing", s.name);
+            assert!(
+                saw <= sent + lab::ledger::tolerance(sent),
+                "{name} {} x={x} rep {rep}: the DUT saw {saw} frames, gen sent {sent}",
+                s.name
+            );
+            if by != "dut" {
+                assert!(
+                    sent - saw.min(sent) <= lab::ledger::tolerance(sent),
+                    "{name} {} x={x} rep {rep}: gen sent {sent}, the DUT saw {saw}, yet limited by {by}",
+                    s.name
+                );
+            }
+        }
+    }
+}
+
+/// The bit rates on the wire are the packet rates times the frame size on the wire
+/// plus 20 bytes of preamble and gap: `drop_gbps_wire` (from the DUT's byte
+/// counter) and `offered_gbps_wire` (gen's) against `size(x)`, the size the
+/// experiment asked for (bytes with FCS), within `tol` (a share).
+fn check_wire_rates(
+    name: &str,
+    exp: &Experiment,
+    pts: &Points,
+    size: impl Fn(f64) -> f64,
+    tol: f64,
+) {
+    for s in &exp.series {
+        for (pps_m, bits_m) in [
+            ("drop_pps", "drop_gbps_wire"),
+            ("offered_pps", "offered_gbps_wire"),
+        ] {
+            let pps = &pts.by[&(s.name.clone(), pps_m.to_owned())];
+            let bits = pts
+                .by
+                .get(&(s.name.clone(), bits_m.to_owned()))
+                .unwrap_or_else(|| panic!("{name} {}: no {bits_m} in points.csv", s.name));
+            assert_eq!(
+                pps.len(),
+                bits.len(),
+                "{name} {}: {pps_m} vs {bits_m}",
+                s.name
+            );
+            for &(x, rep, p) in pps {
+                let b = bits
+                    .iter()
+                    .find(|q| q.0 == x && q.1 == rep)
+                    .unwrap_or_else(|| panic!("{name} {} x={x}: no {bits_m}", s.name))
+                    .2;
+                let want = p * (size(x) + 20.0) * 8.0 / 1e9;
+                assert!(
+                    want > 0.0 && (b - want).abs() <= want * tol,
+                    "{name} {} x={x} rep {rep}: {bits_m} {b} Gbit/s, but {pps_m} {p} x ({} + 20) bytes x 8 = {want}",
+                    s.name,
+                    size(x)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn quick_drop_rate_sizes() {
+    let out = quick_run("drop-rate-sizes");
+    let exp = Experiment::load("drop-rate-sizes").unwrap();
+    let pts = read_points(&out);
+    // Each point's frames were the size asked for: the DUT's byte counter says so.
+    check_wire_rates("drop-rate-sizes", &exp, &pts, |x| x, 0.002);
+    check_dut_saw_what_gen_sent("drop-rate-sizes", &out, &exp, &pts);
+    for m in ["drop_pps", "drop_gbps_wire"] {
+        let svg = std::fs::read_to_string(out.join(format!("{m}.svg"))).unwrap();
+        assert!(
+            svg.contains("frame size [bytes on the wire, FCS included]"),
+            "{m}.svg: x axis in bytes"
+        );
+    }
+}
+
+#[test]
+fn quick_drop_rate_imix() {
+    let out = quick_run("drop-rate-imix");
+    let exp = Experiment::load("drop-rate-imix").unwrap();
+    let pts = read_points(&out);
+    // The classic IMIX: 64, 594 and 1518 bytes 7:4:1, mean 361.83 bytes with FCS.
+    let mean = (7.0 * 64.0 + 4.0 * 594.0 + 1518.0) / 12.0;
+    check_wire_rates("drop-rate-imix", &exp, &pts, |_| mean, 0.01);
+    check_dut_saw_what_gen_sent("drop-rate-imix", &out, &exp, &pts);
+}
+
+#[test]
+fn quick_syn_filter() {
+    let out = quick_run("syn-filter");
+    let exp = Experiment::load("syn-filter").unwrap();
+    let pts = read_points(&out);
+    check_dut_saw_what_gen_sent("syn-filter", &out, &exp, &pts);
+    // syn-flood's sources (198.18.128.0/17) are outside the allow-list: every SYN
+    // the program saw was dropped (its drop counter), none passed.
+    let frames = |s: &str, m: &str| -> Vec<(f64, u32, f64)> {
+        pts.by
+            .get(&(s.to_owned(), m.to_owned()))
+            .unwrap_or_else(|| panic!("syn-filter {s}: no {m} in points.csv"))
+            .clone()
+    };
+    for s in &exp.series {
+        assert_eq!(s.allow, vec!["198.18.0.0/24".to_owned()]);
+        let dropped = frames(&s.name, "dropped_frames");
+        let passed = frames(&s.name, "passed_frames");
+        for (x, rep, _, saw, _) in gen_and_dut(&out, &pts, &s.name) {
+            let d = dropped.iter().find(|p| p.0 == x && p.1 == rep).unwrap().2;
+            let p = passed.iter().find(|p| p.0 == x && p.1 == rep).unwrap().2;
+            assert_eq!(p, 0.0, "syn-filter {}: SYNs passed", s.name);
+            assert_eq!(
+                d, saw as f64,
+                "syn-filter {}: dropped {d} of the {saw} frames the program saw",
+                s.name
+            );
+        }
+        for &(x, _, v) in &frames(&s.name, "pass_pps") {
+            assert_eq!(v, 0.0, "syn-filter {} x={x}: pass_pps", s.name);
+        }
+    }
+    check_wire_rates("syn-filter", &exp, &pts, |_| 78.0, 0.002);
+}
+
 /// A rate the generator cannot reach is `generator`; a DUT that cannot keep up
 /// with the generator is `dut`; with the figures in the ledger to show it.
 #[test]
