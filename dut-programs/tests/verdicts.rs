@@ -44,6 +44,12 @@ fn profile_frame(name: &str, n: u64) -> Vec<u8> {
         .frame_for(n, None)
 }
 
+/// Checks a profile frame's length (FCS not included) and passes it on.
+fn sized(frame: Vec<u8>, len: usize) -> Vec<u8> {
+    assert_eq!(frame.len(), len, "frame length");
+    frame
+}
+
 /// The frame of each row, by the row's name in the README.
 fn frames() -> Vec<(&'static str, Vec<u8>)> {
     let small = profile_frame("dns-small", 5);
@@ -54,6 +60,27 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         ("dns-ping", profile_frame("dns-ping", 0)),
         ("dns-small", small.clone()),
         ("dns-large", profile_frame("dns-large", 0)),
+        (
+            "min-multi-flow-vlan",
+            profile_frame("min-multi-flow-vlan", 3),
+        ),
+        (
+            "min-multi-flow-qinq",
+            profile_frame("min-multi-flow-qinq", 3),
+        ),
+        ("syn-flood", profile_frame("syn-flood", 7)),
+        (
+            "imix, frame 0 (64 bytes)",
+            sized(profile_frame("imix", 0), 60),
+        ),
+        (
+            "imix, frame 1 (594 bytes)",
+            sized(profile_frame("imix", 1), 590),
+        ),
+        (
+            "imix, frame 6 (1518 bytes)",
+            sized(profile_frame("imix", 6), 1514),
+        ),
         (
             "dns-small, 802.1Q tag",
             tagged(&small, &[(TPID_8021Q, 100)]),
