@@ -80,7 +80,9 @@ pub fn queue_thread(
         };
         if want == 0 {
             if let Some(p) = &pacer {
-                idle(&mut q, counters, p.next_ns() - now_ns, &|ok| sizes.bytes(ok));
+                idle(&mut q, counters, p.next_ns() - now_ns, &|ok| {
+                    sizes.bytes(ok)
+                });
             }
             continue;
         }
@@ -128,7 +130,12 @@ fn finish(q: &mut XskQueue, i: usize, end_ns: f64, ctx: &Ctx, bytes: &dyn Fn(u64
 
 /// Waits for a departure `wait_ns` away: sleeps when it is far (publishing the
 /// completions first), spins otherwise.
-fn idle(q: &mut XskQueue, counters: &crate::report::QueueCounters, wait_ns: f64, bytes: &dyn Fn(u64) -> u64) {
+fn idle(
+    q: &mut XskQueue,
+    counters: &crate::report::QueueCounters,
+    wait_ns: f64,
+    bytes: &dyn Fn(u64) -> u64,
+) {
     if wait_ns > 300_000.0 {
         // Completions move only when reclaimed: publish them before sleeping (the
         // spin below changes nothing to publish).
@@ -193,7 +200,10 @@ pub fn replay_thread(
             break;
         }
         let mut want = 0;
-        while want < BATCH && k + (want as u64) < total && rp.due_ns(n_of(k + want as u64)) <= now_ns {
+        while want < BATCH
+            && k + (want as u64) < total
+            && rp.due_ns(n_of(k + want as u64)) <= now_ns
+        {
             want += 1;
         }
         if want == 0 {

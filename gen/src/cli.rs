@@ -51,12 +51,12 @@ pub struct Args {
     /// timing (scaled by --speed) or at --rate.
     #[arg(long, conflicts_with_all = ["frame_size", "stamp", "src_ip", "pattern"])]
     pub pcap: Option<std::path::PathBuf>,
-    /// --pcap: passes over the file in all (as tcpreplay counts).
-    #[arg(long = "loop", value_name = "N", default_value_t = 1, requires = "pcap")]
-    pub loops: u64,
-    /// --pcap: the recorded timing divided by this (2 = twice as fast); ignored with --rate.
-    #[arg(long, default_value_t = 1.0, requires = "pcap")]
-    pub speed: f64,
+    /// --pcap: passes over the file in all (as tcpreplay counts; default 1).
+    #[arg(long = "loop", value_name = "N", requires = "pcap")]
+    pub loops: Option<u64>,
+    /// --pcap: the recorded timing divided by this (default 1; 2 = twice as fast).
+    #[arg(long, requires = "pcap", conflicts_with = "rate")]
+    pub speed: Option<f64>,
     /// Engine.
     #[arg(long, value_enum, default_value = "afxdp")]
     pub engine: EngineArg,
@@ -155,8 +155,8 @@ impl Args {
                 ModeArg::Zerocopy => xdplayer::XskMode::ZeroCopy,
             },
             pcap: a.pcap,
-            loops: a.loops,
-            speed: a.speed,
+            loops: a.loops.unwrap_or(1),
+            speed: a.speed.unwrap_or(1.0),
         }
     }
 }

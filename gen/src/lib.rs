@@ -28,8 +28,8 @@ pub mod ifstats;
 pub mod live;
 pub mod net;
 pub mod pace;
-pub mod report;
 pub mod replay;
+pub mod report;
 pub mod rxcount;
 pub mod txcount;
 pub mod units;
@@ -172,6 +172,9 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
     if o.pcap.is_some() {
         return prepare_replay(o);
+    }
+    if o.loops != 1 || o.speed != 1.0 {
+        bail!("--loop and --speed replay a capture: give --pcap FILE (or leave them out)");
     }
     let mut profile =
         Profile::load(&o.profile).with_context(|| format!("loading profile `{}`", o.profile))?;

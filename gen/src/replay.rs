@@ -5,7 +5,8 @@
 //! once, before anything is attached. Frame n of the run (n over all `--loop` passes)
 //! is the file's frame n mod F; with Q queues queue q sends n = q, q+Q, ... It is due
 //! at its recorded time since the file's first frame divided by `--speed` (pass l
-//! starts where pass l-1's last frame went out), or at n / rate with `--rate`.
+//! starts one mean gap of the file after pass l-1's last frame, so that no two
+//! passes overlap), or at n / rate with `--rate`.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -93,8 +94,14 @@ impl Replay {
             None => {
                 let f = self.len() as u64;
                 let span = *self.offsets_ns.last().unwrap_or(&0) as f64;
+                // A pass lasts its span plus one mean gap.
+                let period = if f > 1 {
+                    span * f as f64 / (f - 1) as f64
+                } else {
+                    0.0
+                };
                 let pass = (n / f) as f64;
-                (pass * span + self.offsets_ns[(n % f) as usize] as f64) / self.speed
+                (pass * period + self.offsets_ns[(n % f) as usize] as f64) / self.speed
             }
         }
     }
@@ -202,7 +209,9 @@ mod tests {
         f.extend_from_slice(&[0x08, 0x00]);
         let payload = b"hello replay";
         let udp_len = 8 + payload.len();
-        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
         let c = checksum::ipv4_header(&ip);
         ip[10..12].copy_from_slice(&c.to_be_bytes());
@@ -253,13 +262,15 @@ mod tests {
             frames: vec![vec![0; 60], vec![0; 100], vec![0; 200]],
             offsets_ns: vec![0, 400_000_000, 1_000_000_000],
             loops: 2,
+            // A pass: 1 s span + 0.5 s mean gap; at speed 2, 0.75 s.
             speed: 2.0,
             rate_pps: None,
         };
         assert_eq!(r.total(), 6);
         assert_eq!(r.due_ns(1), 200_000_000.0);
-        assert_eq!(r.due_ns(3), 500_000_000.0);
-        assert_eq!(r.due_ns(5), 1_000_000_000.0);
+        assert_eq!(r.due_ns(2), 500_000_000.0);
+        assert_eq!(r.due_ns(3), 750_000_000.0);
+        assert_eq!(r.due_ns(5), 1_250_000_000.0);
         assert_eq!(r.frame(4).len(), 100);
         let c = Replay {
             rate_pps: Some(1000.0),
