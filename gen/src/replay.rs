@@ -77,7 +77,7 @@ impl Replay {
 
     /// Frames of the whole run (all passes).
     pub fn total(&self) -> u64 {
-        self.len() as u64 * self.loops
+        (self.len() as u64).saturating_mul(self.loops)
     }
 
     /// The file's frame that frame n of the run sends.
