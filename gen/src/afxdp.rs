@@ -32,11 +32,7 @@ pub fn queue_thread(
     ctx: Arc<Ctx>,
     mut hist: Histogram<u64>,
 ) -> Histogram<u64> {
-    if let Some(c) = core
-        && let Err(e) = net::pin_to(c)
-    {
-        eprintln!("warning: queue {}: {e:#}", q.queue_id());
-    }
+    pin(&q, core);
     let crate::Frames::Template(tpl) = &ctx.frames else {
         return hist;
     };
@@ -62,12 +58,8 @@ pub fn queue_thread(
     let end_ns;
     loop {
         let now_ns = ctx.t0.elapsed().as_nanos() as f64;
-        if ctx.stop.load(Relaxed) {
-            end_ns = now_ns.min(deadline_ns);
-            break;
-        }
-        if now_ns >= deadline_ns {
-            end_ns = deadline_ns;
+        if let Some(e) = stopped(&ctx, now_ns, deadline_ns) {
+            end_ns = e;
             break;
         }
         if k >= total {
@@ -111,6 +103,27 @@ pub fn queue_thread(
     }
     finish(&mut q, i, end_ns, &ctx, &|ok| sizes.bytes(ok));
     hist
+}
+
+/// Pins the queue's thread to `core` (a warning when that fails).
+fn pin(q: &XskQueue, core: Option<usize>) {
+    if let Some(c) = core
+        && let Err(e) = net::pin_to(c)
+    {
+        eprintln!("warning: queue {}: {e:#}", q.queue_id());
+    }
+}
+
+/// The end time when the run is over at `now_ns` (Ctrl-C or the deadline).
+#[inline]
+fn stopped(ctx: &Ctx, now_ns: f64, deadline_ns: f64) -> Option<f64> {
+    if ctx.stop.load(Relaxed) {
+        Some(now_ns.min(deadline_ns))
+    } else if now_ns >= deadline_ns {
+        Some(deadline_ns)
+    } else {
+        None
+    }
 }
 
 /// Ends queue position `i`'s run: its end time, then every frame on the ring waited
@@ -158,11 +171,7 @@ pub fn replay_thread(
     ctx: Arc<Ctx>,
     mut hist: Histogram<u64>,
 ) -> Histogram<u64> {
-    if let Some(c) = core
-        && let Err(e) = net::pin_to(c)
-    {
-        eprintln!("warning: queue {}: {e:#}", q.queue_id());
-    }
+    pin(&q, core);
     let crate::Frames::Capture(rp) = &ctx.frames else {
         return hist;
     };
@@ -187,12 +196,8 @@ pub fn replay_thread(
     let end_ns;
     loop {
         let now_ns = ctx.t0.elapsed().as_nanos() as f64;
-        if ctx.stop.load(Relaxed) {
-            end_ns = now_ns.min(deadline_ns);
-            break;
-        }
-        if now_ns >= deadline_ns {
-            end_ns = deadline_ns;
+        if let Some(e) = stopped(&ctx, now_ns, deadline_ns) {
+            end_ns = e;
             break;
         }
         if k >= total {
