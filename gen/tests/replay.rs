@@ -402,3 +402,52 @@ fn bad_captures_are_one_line_and_nothing_attached() {
     assert!(err.lines().count() == 1 && err.contains("--pcap"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn pcapng_replays_with_its_interface_resolution() {
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    let bed = up_with("gn", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("pcapng");
+    let file = dir.join("sample.pcapng");
+    let frames = sample(src, dst);
+    {
+        let f = std::fs::File::create(&file).expect("create");
+        let mut w = PcapNgWriter::new(f).expect("pcapng writer");
+        // No if_tsresol: microseconds (pcap-file hands the raw value over as ns).
+        w.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        })
+        .expect("idb");
+        for (t, data) in &frames {
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: std::time::Duration::from_nanos(1_764_000_000_000_000 + t / 1000),
+                original_len: data.len() as u32,
+                data: data.clone().into(),
+                options: vec![],
+            })
+            .expect("epb");
+        }
+    }
+    let f = file.to_str().expect("utf-8 path");
+    let (fin, got) = replay_captured(&bed, &dir, "ng", &["--pcap", f, "--loop", "2"]);
+    assert_eq!(
+        fin["tx_packets"].as_u64(),
+        Some(2 * frames.len() as u64),
+        "{fin}"
+    );
+    assert_eq!(got.len(), 2 * frames.len());
+    for (i, (_, c)) in got.iter().enumerate() {
+        assert_eq!(c, &frames[i % frames.len()].1, "captured frame {i}");
+    }
+    // Recorded 200 ms per pass plus a 40 ms mean gap: 440 ms first to last at
+    // speed 1 (microsecond timestamps read as microseconds, not ns or ms).
+    let span = (got[got.len() - 1].0 - got[0].0) as f64 / 1e9;
+    assert!((0.35..1.5).contains(&span), "pcapng span {span} s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
