@@ -170,6 +170,9 @@ pub fn prepare(o: &Options) -> Result<Plan> {
         bail!("gen needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW): run it with sudo");
     }
     af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
+    if o.count == Some(0) {
+        bail!("--count must be greater than 0");
+    }
     if o.pcap.is_some() {
         return prepare_replay(o);
     }
@@ -202,9 +205,6 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if o.engine == Engine::XdpLive {
         live::check(&template)?;
     }
-    if o.count == Some(0) {
-        bail!("--count must be greater than 0");
-    }
     let (queue_ids, cores) = plan_queues(o)?;
     // Bits per second convert with the mean size on the wire of the profile's mix.
     let rate_pps = rate_pps(o, template.mean_len())?;
@@ -232,9 +232,6 @@ fn prepare_replay(o: &Options) -> Result<Plan> {
     if o.loops == 0 {
         bail!("--loop must be at least 1");
     }
-    if o.count == Some(0) {
-        bail!("--count must be greater than 0");
-    }
     let (frames, offsets_ns) = replay::read(path)?;
     let (queue_ids, cores) = plan_queues(o)?;
     let mut rp = replay::Replay {
@@ -245,7 +242,7 @@ fn prepare_replay(o: &Options) -> Result<Plan> {
         speed: o.speed,
         rate_pps: None,
     };
-    rp.check_sizes(UMEM_FRAME as usize, "gen's UMEM frame")?;
+    rp.check_sizes(UMEM_DATA, "what gen's UMEM frame holds")?;
     let mtu = net::mtu(&o.iface)?;
     rp.check_sizes(mtu + 14, &format!("{}'s MTU {mtu} + 14", o.iface))?;
     rp.rewrite(o.dst_mac, o.dst_ip);
@@ -383,8 +380,12 @@ fn new_hist() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).context("allocating a histogram")
 }
 
-/// Bytes per UMEM frame (the longest frame afxdp sends).
+/// Bytes per UMEM frame.
 pub const UMEM_FRAME: u32 = 2048;
+
+/// The longest frame a UMEM frame holds: the frame less the kernel's XDP headroom
+/// (xsk-rs lays the frame out that way).
+pub const UMEM_DATA: usize = (UMEM_FRAME - libbpf_sys::XDP_PACKET_HEADROOM) as usize;
 
 /// Opens the AF_XDP TX sockets (afxdp engine; replies are counted in XDP).
 fn open_port(o: &Options, plan: &Plan) -> Result<XskPort> {

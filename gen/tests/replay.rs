@@ -379,6 +379,52 @@ fn bad_captures_are_one_line_and_nothing_attached() {
         err.contains("frame 2 of") && err.contains("1600 bytes"),
         "{err}"
     );
+    // With a larger MTU the UMEM frame is the limit: 2048 less the kernel's 256
+    // bytes of XDP headroom.
+    let jumbo = dir.join("jumbo.pcap");
+    write_pcap(&jumbo, &[(0, frame(src, dst, 1793, 0))]);
+    let ip = |mtu: &str| {
+        let st = Command::new("ip")
+            .args([
+                "-n",
+                &bed.generator().netns,
+                "link",
+                "set",
+                "gen0",
+                "mtu",
+                mtu,
+            ])
+            .status()
+            .expect("ip");
+        assert!(st.success(), "mtu {mtu}");
+    };
+    ip("3000");
+    let out = Command::new(GEN)
+        .args([
+            "--netns",
+            &bed.generator().netns,
+            "--iface",
+            "gen0",
+            "--pcap",
+            &p(&jumbo),
+        ])
+        .output()
+        .expect("run gen");
+    ip("1500");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines().count() == 1
+            && err.contains("frame 1 of")
+            && err.contains("1793 bytes")
+            && err.contains("longer than 1792"),
+        "{err}"
+    );
+    assert_eq!(
+        prog_name(bed.generator()).as_deref(),
+        Some("xdp_pass"),
+        "jumbo: nothing attached"
+    );
     // Usage errors (clap, exit 2): --pcap with --profile, --loop without --pcap.
     for args in [
         vec!["--pcap", "x.pcap", "--profile", "min-multi-flow"],
