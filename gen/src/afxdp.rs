@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use profiles::template::SizeCycle;
 use profiles::wire::probe;
 use xdplayer::XskQueue;
 
@@ -33,12 +32,10 @@ pub fn queue_thread(
     ctx: Arc<Ctx>,
     mut hist: Histogram<u64>,
 ) -> Histogram<u64> {
-    if let Some(c) = core
-        && let Err(e) = net::pin_to(c)
-    {
-        eprintln!("warning: queue {}: {e:#}", q.queue_id());
-    }
-    let tpl = &*ctx.template;
+    pin(&q, core);
+    let crate::Frames::Template(tpl) = &ctx.frames else {
+        return hist;
+    };
     let len = tpl.len();
     q.prefill(|buf| {
         tpl.fill(buf);
@@ -61,12 +58,8 @@ pub fn queue_thread(
     let end_ns;
     loop {
         let now_ns = ctx.t0.elapsed().as_nanos() as f64;
-        if ctx.stop.load(Relaxed) {
-            end_ns = now_ns.min(deadline_ns);
-            break;
-        }
-        if now_ns >= deadline_ns {
-            end_ns = deadline_ns;
+        if let Some(e) = stopped(&ctx, now_ns, deadline_ns) {
+            end_ns = e;
             break;
         }
         if k >= total {
@@ -79,18 +72,9 @@ pub fn queue_thread(
         };
         if want == 0 {
             if let Some(p) = &pacer {
-                let wait = p.next_ns() - now_ns;
-                if wait > 300_000.0 {
-                    // Completions move only when reclaimed: publish them before
-                    // sleeping (the spin below changes nothing to publish).
-                    q.complete();
-                    sync(&q, counters, &sizes);
-                    std::thread::sleep(Duration::from_nanos(
-                        ((wait - 150_000.0) as u64).min(1_000_000),
-                    ));
-                } else {
-                    std::hint::spin_loop();
-                }
+                idle(&mut q, counters, p.next_ns() - now_ns, &|ok| {
+                    sizes.bytes(ok)
+                });
             }
             continue;
         }
@@ -104,7 +88,7 @@ pub fn queue_thread(
             });
             tpl.write(buf, i as u64 + c * nq, pr)
         });
-        sync(&q, counters, &sizes);
+        sync(&q, counters, &|ok| sizes.bytes(ok));
         if sent == 0 {
             std::hint::spin_loop();
             continue;
@@ -117,28 +101,146 @@ pub fn queue_thread(
         }
         k += sent as u64;
     }
+    finish(&mut q, i, end_ns, &ctx, &|ok| sizes.bytes(ok));
+    hist
+}
+
+/// Pins the queue's thread to `core` (a warning when that fails).
+fn pin(q: &XskQueue, core: Option<usize>) {
+    if let Some(c) = core
+        && let Err(e) = net::pin_to(c)
+    {
+        eprintln!("warning: queue {}: {e:#}", q.queue_id());
+    }
+}
+
+/// The end time when the run is over at `now_ns` (Ctrl-C or the deadline).
+#[inline]
+fn stopped(ctx: &Ctx, now_ns: f64, deadline_ns: f64) -> Option<f64> {
+    if ctx.stop.load(Relaxed) {
+        Some(now_ns.min(deadline_ns))
+    } else if now_ns >= deadline_ns {
+        Some(deadline_ns)
+    } else {
+        None
+    }
+}
+
+/// Ends queue position `i`'s run: its end time, then every frame on the ring waited
+/// for (completed sent or dropped) before the counts are final.
+fn finish(q: &mut XskQueue, i: usize, end_ns: f64, ctx: &Ctx, bytes: &dyn Fn(u64) -> u64) {
+    let counters = &ctx.counters[i];
     ctx.end_ns[i].store(end_ns as u64, Relaxed);
-    // Let the kernel finish what is on the ring: every frame handed over is
-    // completed (sent or dropped) before the counts are final.
     let until = Instant::now() + Duration::from_secs(1);
     while Instant::now() < until && q.tx_in_flight() > 0 {
         q.complete();
         q.kick();
         std::thread::sleep(Duration::from_micros(200));
     }
-    sync(&q, counters, &sizes);
-    counters.store_xsk(&q);
-    hist
+    sync(q, counters, bytes);
+    counters.store_xsk(q);
 }
 
+/// Waits for a departure `wait_ns` away: sleeps when it is far (publishing the
+/// completions first), spins otherwise.
+fn idle(
+    q: &mut XskQueue,
+    counters: &crate::report::QueueCounters,
+    wait_ns: f64,
+    bytes: &dyn Fn(u64) -> u64,
+) {
+    if wait_ns > 300_000.0 {
+        // Completions move only when reclaimed: publish them before sleeping (the
+        // spin below changes nothing to publish).
+        q.complete();
+        sync(q, counters, bytes);
+        std::thread::sleep(Duration::from_nanos(
+            ((wait_ns - 150_000.0) as u64).min(1_000_000),
+        ));
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
+/// `--pcap`: queue position `i` sends frames n = i, i+Q, ... of the replay (the
+/// file's frame n mod F), each when due ([`crate::replay::Replay::due_ns`]).
+pub fn replay_thread(
+    mut q: XskQueue,
+    i: usize,
+    core: Option<usize>,
+    ctx: Arc<Ctx>,
+    mut hist: Histogram<u64>,
+) -> Histogram<u64> {
+    pin(&q, core);
+    let crate::Frames::Capture(rp) = &ctx.frames else {
+        return hist;
+    };
+    let counters = &ctx.counters[i];
+    let total = ctx.count_for(i);
+    let nq = ctx.nq as u64;
+    let n_of = |k: u64| i as u64 + k * nq;
+    // Bytes of this queue's first m frames, advanced as completions come in.
+    let acc = std::cell::Cell::new((0u64, 0u64));
+    let bytes = |ok: u64| {
+        let (mut m, mut b) = acc.get();
+        while m < ok {
+            b += rp.frame(n_of(m)).len() as u64;
+            m += 1;
+        }
+        acc.set((m, b));
+        b
+    };
+    let deadline_ns = ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64);
+    let mut k: u64 = 0;
+    crate::wait_until(ctx.t0);
+    let end_ns;
+    loop {
+        let now_ns = ctx.t0.elapsed().as_nanos() as f64;
+        if let Some(e) = stopped(&ctx, now_ns, deadline_ns) {
+            end_ns = e;
+            break;
+        }
+        if k >= total {
+            end_ns = now_ns;
+            break;
+        }
+        let mut want = 0;
+        while want < BATCH
+            && k + (want as u64) < total
+            && rp.due_ns(n_of(k + want as u64)) <= now_ns
+        {
+            want += 1;
+        }
+        if want == 0 {
+            idle(&mut q, counters, rp.due_ns(n_of(k)) - now_ns, &bytes);
+            continue;
+        }
+        let sent = q.send_batch(want, |j, buf| {
+            let f = rp.frame(n_of(k + j as u64));
+            buf[..f.len()].copy_from_slice(f);
+            f.len()
+        });
+        sync(&q, counters, &bytes);
+        if sent == 0 {
+            std::hint::spin_loop();
+            continue;
+        }
+        for j in 0..sent as u64 {
+            let _ = hist.record((now_ns - rp.due_ns(n_of(k + j))).max(0.0) as u64);
+        }
+        k += sent as u64;
+    }
+    finish(&mut q, i, end_ns, &ctx, &bytes);
+    hist
+}
 /// Publishes the socket's counts: confirmed departures (and their bytes: the
 /// queue's first `ok` frames, each with its size), hand-overs, drops, stalls.
 #[inline]
-fn sync(q: &XskQueue, counters: &crate::report::QueueCounters, sizes: &SizeCycle) {
+fn sync(q: &XskQueue, counters: &crate::report::QueueCounters, bytes: &dyn Fn(u64) -> u64) {
     let st = q.counters();
     let ok = q.tx_confirmed();
     counters.tx_packets.store(ok, Relaxed);
-    counters.tx_bytes.store(sizes.bytes(ok), Relaxed);
+    counters.tx_bytes.store(bytes(ok), Relaxed);
     counters.tx_verdicts.store(st.tx_packets, Relaxed);
     counters.tx_dropped.store(st.tx_dropped, Relaxed);
     counters

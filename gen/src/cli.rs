@@ -44,17 +44,28 @@ pub struct Args {
     #[arg(long)]
     pub iface: String,
     /// Profile name (min-multi-flow, min-single-flow, min-multi-flow-vlan, min-multi-flow-qinq, syn-flood, imix, dns-small, dns-large, dns-ping) or TOML path.
-    #[arg(long)]
-    pub profile: String,
+    #[arg(long, required_unless_present = "pcap", conflicts_with = "pcap")]
+    pub profile: Option<String>,
+    /// Send the frames of this pcap/pcapng capture instead of a profile's (afxdp
+    /// engine): in file order, unchanged unless --dst-mac/--dst-ip, at the recorded
+    /// timing (scaled by --speed) or at --rate.
+    #[arg(long, conflicts_with_all = ["frame_size", "stamp", "src_ip", "pattern"])]
+    pub pcap: Option<std::path::PathBuf>,
+    /// --pcap: passes over the file in all (as tcpreplay counts; default 1).
+    #[arg(long = "loop", value_name = "N", requires = "pcap")]
+    pub loops: Option<u64>,
+    /// --pcap: the recorded timing divided by this (default 1; 2 = twice as fast).
+    #[arg(long, requires = "pcap", conflicts_with = "rate")]
+    pub speed: Option<f64>,
     /// Engine.
     #[arg(long, value_enum, default_value = "afxdp")]
     pub engine: EngineArg,
     /// Rate: packets/s (750k, 2M) or bits/s on the wire (5Gbit, 100Mbit); omitted = as fast as possible.
     #[arg(long, value_parser = units::parse_rate)]
     pub rate: Option<units::Rate>,
-    /// Inter-departure pattern.
-    #[arg(long, value_enum, default_value = "cbr")]
-    pub pattern: PatternArg,
+    /// Inter-departure pattern (cbr when not given).
+    #[arg(long, value_enum)]
+    pub pattern: Option<PatternArg>,
     /// Stop after this long (30s, 500ms, 2m).
     #[arg(long, value_parser = units::parse_duration, conflicts_with = "count")]
     pub duration: Option<std::time::Duration>,
@@ -111,15 +122,15 @@ impl Args {
         let a = self;
         Options {
             iface: a.iface,
-            profile: a.profile,
+            profile: a.profile.unwrap_or_default(),
             engine: match a.engine {
                 EngineArg::Afxdp => Engine::Afxdp,
                 EngineArg::XdpLive => Engine::XdpLive,
             },
             rate: a.rate,
             pattern: match a.pattern {
-                PatternArg::Cbr => Pattern::Cbr,
-                PatternArg::Poisson => Pattern::Poisson,
+                None | Some(PatternArg::Cbr) => Pattern::Cbr,
+                Some(PatternArg::Poisson) => Pattern::Poisson,
             },
             duration: a.duration,
             count: a.count,
@@ -143,6 +154,9 @@ impl Args {
                 ModeArg::Copy => xdplayer::XskMode::Copy,
                 ModeArg::Zerocopy => xdplayer::XskMode::ZeroCopy,
             },
+            pcap: a.pcap,
+            loops: a.loops.unwrap_or(1),
+            speed: a.speed.unwrap_or(1.0),
         }
     }
 }
@@ -200,6 +214,7 @@ mod tests {
         let o = a.options();
         assert_eq!(o.iface, b.iface);
         assert_eq!(o.profile, b.profile);
+        assert!(o.pcap.is_none() && o.loops == 1 && o.speed == 1.0);
         assert_eq!(Some(o.engine), b.engine);
         assert_eq!(o.rate, b.rate);
         assert_eq!(o.duration, b.duration);

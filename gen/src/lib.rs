@@ -28,6 +28,7 @@ pub mod ifstats;
 pub mod live;
 pub mod net;
 pub mod pace;
+pub mod replay;
 pub mod report;
 pub mod rxcount;
 pub mod txcount;
@@ -91,6 +92,12 @@ pub struct Options {
     pub force: bool,
     /// AF_XDP bind mode.
     pub xsk_mode: XskMode,
+    /// Replay this capture instead of the profile (afxdp only).
+    pub pcap: Option<std::path::PathBuf>,
+    /// `--pcap`: passes over the file.
+    pub loops: u64,
+    /// `--pcap`: recorded timing divided by this.
+    pub speed: f64,
 }
 
 impl Options {
@@ -116,6 +123,28 @@ impl Options {
             no_rx: false,
             force: false,
             xsk_mode: XskMode::Auto,
+            pcap: None,
+            loops: 1,
+            speed: 1.0,
+        }
+    }
+}
+
+/// What gen sends: a profile's frames or a capture's.
+#[derive(Debug, Clone)]
+pub enum Frames {
+    /// The profile's template.
+    Template(Arc<Template>),
+    /// `--pcap`.
+    Capture(Arc<replay::Replay>),
+}
+
+impl Frames {
+    /// Mean frame length (bytes, no FCS).
+    pub fn mean_len(&self) -> f64 {
+        match self {
+            Frames::Template(t) => t.mean_len(),
+            Frames::Capture(r) => r.mean_len(),
         }
     }
 }
@@ -123,10 +152,10 @@ impl Options {
 /// What [`prepare`] worked out.
 #[derive(Debug)]
 pub struct Plan {
-    /// The profile after overrides.
-    pub profile: Profile,
-    /// Its frames.
-    pub template: Arc<Template>,
+    /// The profile after overrides (None with `--pcap`).
+    pub profile: Option<Profile>,
+    /// Its frames, or the capture's.
+    pub frames: Frames,
     /// Queue ids, one thread each.
     pub queue_ids: Vec<u32>,
     /// Core per thread (None: not pinned).
@@ -141,6 +170,15 @@ pub fn prepare(o: &Options) -> Result<Plan> {
         bail!("gen needs root (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW): run it with sudo");
     }
     af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
+    if o.count == Some(0) {
+        bail!("--count must be greater than 0");
+    }
+    if o.pcap.is_some() {
+        return prepare_replay(o);
+    }
+    if o.loops != 1 || o.speed != 1.0 {
+        bail!("--loop and --speed replay a capture: give --pcap FILE (or leave them out)");
+    }
     let mut profile =
         Profile::load(&o.profile).with_context(|| format!("loading profile `{}`", o.profile))?;
     if let Some(size) = o.frame_size {
@@ -167,9 +205,74 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if o.engine == Engine::XdpLive {
         live::check(&template)?;
     }
-    if o.count == Some(0) {
-        bail!("--count must be greater than 0");
+    let (queue_ids, cores) = plan_queues(o)?;
+    // Bits per second convert with the mean size on the wire of the profile's mix.
+    let rate_pps = rate_pps(o, template.mean_len())?;
+    Ok(Plan {
+        profile: Some(profile),
+        frames: Frames::Template(Arc::new(template)),
+        queue_ids,
+        cores,
+        rate_pps,
+    })
+}
+
+/// `--pcap`: the capture read, checked against the UMEM frame and the MTU, and
+/// rewritten where asked.
+fn prepare_replay(o: &Options) -> Result<Plan> {
+    let Some(path) = &o.pcap else {
+        bail!("internal: no --pcap");
+    };
+    if o.engine == Engine::XdpLive {
+        bail!("--pcap is not supported on xdp-live yet: use --engine afxdp");
     }
+    if !(o.speed.is_finite() && o.speed > 0.0) {
+        bail!("--speed must be a positive number (2 = twice as fast as recorded)");
+    }
+    if o.loops == 0 {
+        bail!("--loop must be at least 1");
+    }
+    let (frames, offsets_ns) = replay::read(path)?;
+    let (queue_ids, cores) = plan_queues(o)?;
+    let mut rp = replay::Replay {
+        path: path.display().to_string(),
+        frames,
+        offsets_ns,
+        loops: o.loops,
+        speed: o.speed,
+        rate_pps: None,
+    };
+    rp.check_sizes(UMEM_DATA, "what gen's UMEM frame holds")?;
+    let mtu = net::mtu(&o.iface)?;
+    rp.check_sizes(mtu + 14, &format!("{}'s MTU {mtu} + 14", o.iface))?;
+    rp.rewrite(o.dst_mac, o.dst_ip);
+    let rate_pps = rate_pps(o, rp.mean_len())?;
+    rp.rate_pps = rate_pps;
+    Ok(Plan {
+        profile: None,
+        frames: Frames::Capture(Arc::new(rp)),
+        queue_ids,
+        cores,
+        rate_pps,
+    })
+}
+
+/// `--rate` in frames/s (bits per second convert with the mean size on the wire).
+fn rate_pps(o: &Options, mean_len: f64) -> Result<Option<f64>> {
+    let rate_pps = o.rate.map(|r| r.pps_mean(mean_len));
+    if let Some(r) = rate_pps
+        && r < 1.0
+    {
+        bail!(
+            "--rate works out at {r:.3} frames/s for {:.1}-byte frames: use at least 1",
+            mean_len + 4.0
+        );
+    }
+    Ok(rate_pps)
+}
+
+/// Queue ids and the core of each from `--queues` / `--cores`.
+fn plan_queues(o: &Options) -> Result<(Vec<u32>, Vec<Option<usize>>)> {
     let available = af_xdp::queue_count(&o.iface);
     let (n, cores): (u32, Vec<Option<usize>>) = match (&o.cores, o.queues) {
         (Some(_), Some(_)) => bail!("give --queues or --cores, not both"),
@@ -202,23 +305,7 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if n > 256 {
         bail!("at most 256 queues (the probe's stream id is 8 bits)");
     }
-    // Bits per second convert with the mean size on the wire of the profile's mix.
-    let rate_pps = o.rate.map(|r| r.pps_mean(template.mean_len()));
-    if let Some(r) = rate_pps
-        && r < 1.0
-    {
-        bail!(
-            "--rate works out at {r:.3} frames/s for {:.1}-byte frames: use at least 1",
-            template.mean_len() + 4.0
-        );
-    }
-    Ok(Plan {
-        profile,
-        template: Arc::new(template),
-        queue_ids: (0..n).collect(),
-        cores,
-        rate_pps,
-    })
+    Ok(((0..n).collect(), cores))
 }
 
 /// State shared by the engine threads.
@@ -241,7 +328,7 @@ pub struct Ctx {
     /// Probe payload.
     pub stamp: bool,
     /// Frames.
-    pub template: Arc<Template>,
+    pub frames: Frames,
     /// Per queue counters.
     pub counters: Vec<report::QueueCounters>,
     /// Per queue: ns since t0 when it stopped sending.
@@ -293,12 +380,19 @@ fn new_hist() -> Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 3_600_000_000_000, 3).context("allocating a histogram")
 }
 
+/// Bytes per UMEM frame.
+pub const UMEM_FRAME: u32 = 2048;
+
+/// The longest frame a UMEM frame holds: the frame less the kernel's XDP headroom
+/// (xsk-rs lays the frame out that way).
+pub const UMEM_DATA: usize = (UMEM_FRAME - libbpf_sys::XDP_PACKET_HEADROOM) as usize;
+
 /// Opens the AF_XDP TX sockets (afxdp engine; replies are counted in XDP).
 fn open_port(o: &Options, plan: &Plan) -> Result<XskPort> {
     let cfg = XskConfig {
         iface: o.iface.clone(),
         queues: plan.queue_ids.clone(),
-        frame_size: 2048,
+        frame_size: UMEM_FRAME,
         frame_count: 4096,
         rx: false,
         tx: true,
@@ -388,12 +482,15 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         // frames pre-filled) before its first departure is due.
         t0: Instant::now() + START_DELAY,
         duration: o.duration,
-        count: o.count,
+        count: match &plan.frames {
+            Frames::Capture(r) => Some(o.count.map_or(r.total(), |c| c.min(r.total()))),
+            Frames::Template(_) => o.count,
+        },
         nq,
         rate_per_queue: plan.rate_pps.map(|r| r / nq as f64),
         pattern: o.pattern,
         stamp: o.stamp,
-        template: plan.template.clone(),
+        frames: plan.frames.clone(),
         counters: (0..nq).map(|_| report::QueueCounters::default()).collect(),
         end_ns: (0..nq).map(|_| AtomicU64::new(0)).collect(),
         halt: AtomicBool::new(false),
@@ -404,9 +501,11 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         live::install_wake_handler().context("installing the SIGUSR1 handler")?;
     }
     // xdp-live: the bytes of a queue's first k frames, each with its own size.
-    let cycles: Vec<profiles::template::SizeCycle> = (0..nq)
-        .map(|i| plan.template.size_cycle(i as u64, nq as u64))
-        .collect();
+    let cycles: Vec<profiles::template::SizeCycle> = match &plan.frames {
+        Frames::Template(t) => (0..nq).map(|i| t.size_cycle(i as u64, nq as u64)).collect(),
+        Frames::Capture(_) => Vec::new(),
+    };
+    let replaying = matches!(plan.frames, Frames::Capture(_));
     let mut handles = Vec::with_capacity(nq);
     for (i, (q, h)) in queues.iter_mut().zip(hists).enumerate() {
         let c = ctx.clone();
@@ -414,6 +513,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         let q = q.take();
         let name = format!("gen-q{}", plan.queue_ids[i]);
         let handle = match (&live, q) {
+            (None, Some(q)) if replaying => std::thread::Builder::new()
+                .name(name)
+                .spawn(move || afxdp::replay_thread(q, i, core, c, h)),
             (None, Some(q)) => std::thread::Builder::new()
                 .name(name)
                 .spawn(move || afxdp::queue_thread(q, i, core, c, h)),
@@ -576,9 +678,13 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         engine: o.engine,
         xsk_mode: xsk_mode.map(str::to_owned),
         iface: o.iface.clone(),
-        profile: plan.profile.name.clone(),
-        profile_seed: plan.profile.seed,
-        frame_len: plan.template.mean_len().round() as usize,
+        profile: match (&plan.profile, &plan.frames) {
+            (Some(p), _) => p.name.clone(),
+            (None, Frames::Capture(r)) => format!("pcap:{}", r.path),
+            (None, Frames::Template(_)) => String::new(),
+        },
+        profile_seed: plan.profile.as_ref().and_then(|p| p.seed),
+        frame_len: plan.frames.mean_len().round() as usize,
         queues: nq,
         duration_s: (dur * 1e6).round() / 1e6,
         tx_packets: cur.tx_packets,

@@ -269,7 +269,10 @@ impl LiveProgram {
     /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
     pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
         let ifindex = xdplayer::ifindex(iface)?;
-        Self::load_for(&plan.template, plan.queue_ids.len(), qid, ifindex)
+        let crate::Frames::Template(t) = &plan.frames else {
+            anyhow::bail!("--pcap is not supported on xdp-live yet: use --engine afxdp");
+        };
+        Self::load_for(t, plan.queue_ids.len(), qid, ifindex)
     }
 
     /// Loads the program for `t`, queue `qid` of `nq` (ifindex 0: test runs only).

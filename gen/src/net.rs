@@ -36,6 +36,15 @@ fn ip_json(args: &[&str]) -> Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing `ip {}`", args.join(" ")))
 }
 
+/// The interface's MTU (`ip -j link show dev IF`, in the current network namespace).
+pub fn mtu(iface: &str) -> Result<usize> {
+    let v = ip_json(&["-j", "link", "show", "dev", iface])?;
+    v[0]["mtu"]
+        .as_u64()
+        .map(|m| m as usize)
+        .with_context(|| format!("no MTU in `ip -j link show dev {iface}`"))
+}
+
 /// The MAC address to send to for `dst` out of `iface`: the neighbour entry of `dst`
 /// (or of its gateway). Only reachable / permanent / stale entries count.
 pub fn resolve_dst_mac(iface: &str, dst: Ipv4Addr) -> Result<[u8; 6]> {

@@ -16,7 +16,7 @@ use profiles::{Profile, Template, TemplateOptions};
 use testbed::{Testbed, Topology, UpOptions};
 
 mod common;
-use common::{GEN, final_of, gen_cmd, json_lines, run_gen, up, up_with};
+use common::{GEN, final_of, gen_cmd, json_lines, prog_name, run_gen, up, up_with};
 
 /// How long a step may take on a shared, loaded machine (frames still in a softirq
 /// backlog, a capture thread not scheduled). Waits end as soon as the step is done.
@@ -37,16 +37,6 @@ fn rx_since(host: &testbed::Host, before: u64, want: u64) -> u64 {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn prog_name(host: &testbed::Host) -> Option<String> {
-    let iface = host.iface.clone();
-    host.run_in(move || {
-        xdplayer::attached_prog(&iface)
-            .expect("query")
-            .map(|(_, n)| n)
-    })
-    .expect("run_in")
 }
 
 /// AF_PACKET capture of UDP frames on the host's port, in a background thread.

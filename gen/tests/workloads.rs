@@ -6,104 +6,17 @@
 //! counters (`ip -s link`: the kernel's, not gen's).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
 use profiles::profile::{Field, SHIPPED, VaryKind};
 use profiles::wire::tcp;
 use profiles::{Profile, Template, TemplateOptions};
-use testbed::Testbed;
 
 mod common;
-use common::{final_of, link_stats, run_gen, up, up_with};
-
-/// Bytes veth leaves out of its byte counters per skb (measured here): with XDP on
-/// the peer, an skb is counted after `eth_type_trans` pulled its Ethernet header;
-/// XDP frames (xdp-live) are counted whole.
-const ETH_PULLED: u64 = 14;
-
-/// The counter pair once `want` packets more than `before` are counted (or 30 s).
-fn stats_settled(host: &testbed::Host, dir: &str, before: (u64, u64), want: u64) -> (u64, u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = link_stats(host, dir);
-        let d = (now.0 - before.0, now.1 - before.1);
-        if d.0 >= want || Instant::now() > deadline {
-            return d;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "gen-workloads-{tag}-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    ));
-    std::fs::create_dir_all(&d).expect("scratch dir");
-    d
-}
-
-/// tcpdump on the DUT's port writing what the generator sends (inbound, from its
-/// MAC) to `file`; killed (by its own pid) when dropped.
-struct Tcpdump {
-    child: Child,
-}
-
-impl Tcpdump {
-    fn start(bed: &Testbed, file: &Path) -> Tcpdump {
-        let d = bed.dut();
-        let mac = profiles::units::format_mac(bed.generator().mac.expect("gen mac"));
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &d.netns, "tcpdump", "-i", &d.iface])
-            .args(["-Q", "in", "--immediate-mode", "-U", "-s", "2048", "-w"])
-            .arg(file)
-            .args(["ether", "src", &mac])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump");
-        // Ready once it says it listens.
-        let mut err = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 512];
-            let mut seen = String::new();
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-                if seen.contains("listening on") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(20))
-            .expect("tcpdump listening");
-        Tcpdump { child }
-    }
-
-    /// Stops the capture (SIGINT: tcpdump flushes the file) and waits for it.
-    fn finish(mut self) {
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Tcpdump {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use common::{
+    ETH_PULLED, Tcpdump, final_of, link_stats, run_gen, scratch, stats_settled, up, up_with,
+};
 
 const FIELDS: [&str; 19] = [
     "frame.len",

@@ -7,7 +7,8 @@
 pub mod cli;
 pub mod matcher;
 pub mod output;
-pub mod reader;
+/// Offline captures: the shared reader (also gen's `--pcap`).
+pub use capfile as reader;
 pub mod session;
 pub mod stats;
 pub mod synth;

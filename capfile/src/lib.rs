@@ -1,4 +1,4 @@
-//! Offline captures: classic pcap (microsecond and nanosecond magic, either byte order)
+//! `capfile`: offline captures for tstamp and gen (`--pcap`): classic pcap (microsecond and nanosecond magic, either byte order)
 //! and pcapng (per-interface `if_tsresol`, decimal or binary, and `if_tsoffset`), read
 //! with the pcap-file crate. Every packet reaches the callback as (timestamp in ns since
 //! the epoch, bytes). A file cut short ends the read with `truncated = true` (what came

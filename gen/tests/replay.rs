@@ -1,0 +1,499 @@
+//! `gen --pcap`: a capture written here (frames of different sizes, known timing)
+//! replayed on a veth pair and captured by tcpdump on the peer: byte-identical frames
+//! in file order over every `--loop` pass, gen's packets and bytes against both
+//! interfaces' counters and the capture, the recorded timing scaled by `--speed`,
+//! `--rate` instead, `--dst-mac`/`--dst-ip` rewrites, and bad input refused in one line
+//! with nothing attached.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+use profiles::wire::checksum;
+
+mod common;
+use common::{
+    ETH_PULLED, GEN, Tcpdump, final_of, link_stats, prog_name, run_gen, scratch, stats_settled,
+    up_with,
+};
+
+/// An Ethernet/IPv4/UDP frame of `len` bytes (no FCS) from `src` to `dst`; the
+/// payload carries `tag` so that every frame of the file differs.
+fn frame(src: [u8; 6], dst: [u8; 6], len: usize, tag: u8) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let ip_len = (len - 14) as u16;
+    let mut ip = vec![
+        0x45, 0, 0, 0, 0, tag, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+    ];
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    let c = checksum::ipv4_header(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    let mut udp = vec![0x30, 0x39, 0x27, 0x0f];
+    udp.extend_from_slice(&(ip_len - 20).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.extend((0..len - 42).map(|i| tag.wrapping_add(i as u8)));
+    let c = checksum::udp4([198, 18, 0, 1], [198, 18, 0, 2], &udp);
+    udp[6..8].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&udp);
+    f
+}
+
+/// Writes `frames` (with their ns offsets from an arbitrary start) as a
+/// nanosecond pcap.
+fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    let file = std::fs::File::create(path).expect("create pcap");
+    let hdr = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::NanoSecond,
+        ..PcapHeader::default()
+    };
+    let mut w = PcapWriter::with_header(file, hdr).expect("pcap writer");
+    let base = 1_764_000_000_000_000_000u64;
+    for (t, f) in frames {
+        let ts = std::time::Duration::from_nanos(base + t);
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
+            .expect("write packet");
+    }
+}
+
+/// Every frame of a capture file with its timestamp (ns).
+fn read_capture(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    let mut v = Vec::new();
+    let st = capfile::read(path, |ts, d| {
+        v.push((ts, d.to_vec()));
+        true
+    })
+    .expect("read capture");
+    assert!(!st.truncated, "capture truncated");
+    v
+}
+
+fn macs(bed: &testbed::Testbed) -> ([u8; 6], [u8; 6]) {
+    (
+        bed.generator().mac.expect("gen mac"),
+        bed.dut().mac.expect("dut mac"),
+    )
+}
+
+/// Six frames of different sizes (60 .. 1514 bytes) over 200 ms.
+fn sample(src: [u8; 6], dst: [u8; 6]) -> Vec<(u64, Vec<u8>)> {
+    [
+        (0u64, 60usize),
+        (20, 142),
+        (50, 600),
+        (90, 1514),
+        (140, 75),
+        (200, 1000),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, &(ms, len))| (ms * 1_000_000, frame(src, dst, len, i as u8 * 16)))
+    .collect()
+}
+
+/// Runs gen with `args` while tcpdump captures on the peer; the final record and
+/// the captured frames.
+fn replay_captured(
+    bed: &testbed::Testbed,
+    dir: &Path,
+    tag: &str,
+    args: &[&str],
+) -> (serde_json::Value, Vec<(u64, Vec<u8>)>) {
+    let cap = dir.join(format!("{tag}.pcap"));
+    let td = Tcpdump::start(bed, &cap);
+    let out = run_gen(bed, &[args, &["--output", "json"]].concat());
+    let fin = final_of(&out);
+    td.finish();
+    (fin, read_capture(&cap))
+}
+
+#[test]
+fn replay_is_byte_identical_in_file_order_and_counted_by_both_interfaces() {
+    let bed = up_with("gp", 2);
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let (src, dst) = macs(&bed);
+    let dir = scratch("replay");
+    let file = dir.join("sample.pcap");
+    let frames = sample(src, dst);
+    write_pcap(&file, &frames);
+    let loops = 3u64;
+    let n = frames.len() as u64 * loops;
+    let want: Vec<&Vec<u8>> = (0..n as usize)
+        .map(|i| &frames[i % frames.len()].1)
+        .collect();
+    let want_bytes: u64 = want.iter().map(|f| f.len() as u64).sum();
+    let f = file.to_str().expect("utf-8 path");
+    for queues in ["1", "2"] {
+        let tx0 = link_stats(&g, "tx");
+        let rx0 = link_stats(&d, "rx");
+        let (fin, got) = replay_captured(
+            &bed,
+            &dir,
+            &format!("q{queues}"),
+            &[
+                "--pcap", f, "--loop", "3", "--speed", "4", "--queues", queues,
+            ],
+        );
+        let what = format!("{queues} queue(s)");
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{what}: {fin}");
+        assert_eq!(fin["tx_bytes"].as_u64(), Some(want_bytes), "{what}: {fin}");
+        assert_eq!(fin["tx_check"]["agrees"], true, "{what}: {fin}");
+        assert_eq!(
+            fin["rx_packets"].as_u64(),
+            Some(0),
+            "{what}: no replies: {fin}"
+        );
+        assert!(
+            fin["profile"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("pcap:")),
+            "{fin}"
+        );
+        // The capture: every frame, byte for byte, in file order, each pass.
+        assert_eq!(got.len() as u64, n, "{what}: frames captured");
+        for (i, (w, (_, c))) in want.iter().zip(&got).enumerate() {
+            assert_eq!(
+                c,
+                *w,
+                "{what}: captured frame {i} differs from file frame {}",
+                i % frames.len()
+            );
+        }
+        let cap_bytes: u64 = got.iter().map(|(_, c)| c.len() as u64).sum();
+        assert_eq!(cap_bytes, want_bytes, "{what}: captured bytes");
+        // The kernel's counters (veth counts AF_XDP skbs after the Ethernet
+        // header was pulled when the peer runs XDP, see tests/workloads.rs).
+        let kernel_bytes = want_bytes - ETH_PULLED * n;
+        let tx = stats_settled(&g, "tx", tx0, n);
+        let rx = stats_settled(&d, "rx", rx0, n);
+        assert!(tx.0 >= n && tx.0 <= n + 4, "{what}: gen0 tx packets {tx:?}");
+        assert!(
+            tx.1 >= kernel_bytes && tx.1 <= kernel_bytes + 4 * 128,
+            "{what}: gen0 tx bytes {tx:?} vs {kernel_bytes}"
+        );
+        assert!(rx.0 >= n && rx.0 <= n + 4, "{what}: dut0 rx packets {rx:?}");
+        assert!(
+            rx.1 >= kernel_bytes && rx.1 <= kernel_bytes + 4 * 128,
+            "{what}: dut0 rx bytes {rx:?} vs {kernel_bytes}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn speed_scales_the_recorded_timing_and_rate_replaces_it() {
+    let bed = up_with("gs", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("speed");
+    let file = dir.join("span.pcap");
+    // Recorded span 1 s.
+    let frames: Vec<(u64, Vec<u8>)> = [0u64, 250, 500, 1000]
+        .iter()
+        .enumerate()
+        .map(|(i, &ms)| (ms * 1_000_000, frame(src, dst, 100, i as u8)))
+        .collect();
+    write_pcap(&file, &frames);
+    let f = file.to_str().expect("utf-8 path");
+    let span_s = |got: &[(u64, Vec<u8>)]| (got[got.len() - 1].0 - got[0].0) as f64 / 1e9;
+    // --speed 2: 0.5 s; bounds wide enough for a loaded 2-core machine (sending
+    // can only be late, so the lower bound is firm).
+    let (fin, got) = replay_captured(&bed, &dir, "speed2", &["--pcap", f, "--speed", "2"]);
+    assert_eq!(got.len(), 4);
+    let dur = fin["duration_s"].as_f64().expect("duration");
+    assert!((0.4..1.5).contains(&dur), "--speed 2: duration {dur} s");
+    let s = span_s(&got);
+    assert!((0.4..1.5).contains(&s), "--speed 2: captured span {s} s");
+    // --speed 0.5 over two passes: 4 s of recorded time at half speed would be 4 s;
+    // at --speed 4, 2 passes take 0.5 s (the second pass starts where the first ended).
+    let (_, got) = replay_captured(
+        &bed,
+        &dir,
+        "loop2",
+        &["--pcap", f, "--speed", "4", "--loop", "2"],
+    );
+    assert_eq!(got.len(), 8);
+    let s = span_s(&got);
+    assert!(
+        (0.45..1.5).contains(&s),
+        "--speed 4 --loop 2: captured span {s} s"
+    );
+    // --rate 10 replaces the timing: 8 frames 100 ms apart, 0.7 s first to last.
+    let (fin, got) = replay_captured(
+        &bed,
+        &dir,
+        "rate",
+        &["--pcap", f, "--rate", "10", "--loop", "2"],
+    );
+    assert_eq!(got.len(), 8);
+    assert_eq!(fin["requested_pps"].as_f64(), Some(10.0), "{fin}");
+    let s = span_s(&got);
+    assert!((0.6..1.8).contains(&s), "--rate 10: captured span {s} s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dst_mac_and_dst_ip_rewrite_is_in_the_capture() {
+    let bed = up_with("gm", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("rewrite");
+    let file = dir.join("sample.pcap");
+    let frames = sample(src, dst);
+    write_pcap(&file, &frames);
+    let f = file.to_str().expect("utf-8 path");
+    let (fin, got) = replay_captured(
+        &bed,
+        &dir,
+        "rw",
+        &[
+            "--pcap",
+            f,
+            "--speed",
+            "4",
+            "--dst-mac",
+            "02:aa:bb:cc:dd:ee",
+            "--dst-ip",
+            "203.0.113.9",
+        ],
+    );
+    assert_eq!(fin["tx_packets"].as_u64(), Some(frames.len() as u64));
+    assert_eq!(got.len(), frames.len());
+    for (i, ((_, w), (_, c))) in frames.iter().zip(&got).enumerate() {
+        assert_eq!(
+            &c[..6],
+            &[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
+            "frame {i}: dst MAC"
+        );
+        assert_eq!(
+            &c[6..24],
+            &w[6..24],
+            "frame {i}: src MAC .. protocol unchanged"
+        );
+        assert_eq!(&c[26..30], &w[26..30], "frame {i}: src IP unchanged");
+        assert_eq!(&c[30..34], &[203, 0, 113, 9], "frame {i}: dst IP");
+        assert_eq!(
+            checksum::of(&c[14..34]),
+            0,
+            "frame {i}: IPv4 header checksum"
+        );
+        let mut udp = c[34..].to_vec();
+        let sum = u16::from_be_bytes([udp[6], udp[7]]);
+        udp[6] = 0;
+        udp[7] = 0;
+        assert_eq!(
+            sum,
+            checksum::udp4([198, 18, 0, 1], [203, 0, 113, 9], &udp),
+            "frame {i}: UDP checksum"
+        );
+        assert_eq!(&c[42..], &w[42..], "frame {i}: payload unchanged");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tmp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write");
+    p
+}
+
+#[test]
+fn bad_captures_are_one_line_and_nothing_attached() {
+    let bed = up_with("gx", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("bad");
+    let good = dir.join("good.pcap");
+    write_pcap(&good, &sample(src, dst));
+    let bytes = std::fs::read(&good).expect("read");
+    let truncated = tmp_file(&dir, "cut.pcap", &bytes[..bytes.len() - 100]);
+    let garbage = tmp_file(&dir, "garbage.pcap", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let empty = dir.join("empty.pcap");
+    write_pcap(&empty, &[]);
+    let big = dir.join("big.pcap");
+    write_pcap(
+        &big,
+        &[
+            (0, frame(src, dst, 100, 0)),
+            (1000, frame(src, dst, 1600, 1)),
+        ],
+    );
+    let p = |x: &Path| x.to_str().expect("utf-8").to_owned();
+    let missing = p(&dir.join("nosuch.pcap"));
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--pcap".into(), missing.clone()], "cannot open"),
+        (vec!["--pcap".into(), p(&garbage)], "not a pcap or pcapng"),
+        (vec!["--pcap".into(), p(&truncated)], "truncated"),
+        (vec!["--pcap".into(), p(&empty)], "no Ethernet frames"),
+        (vec!["--pcap".into(), p(&big)], "frame 2 of"),
+        (
+            vec![
+                "--pcap".into(),
+                p(&good),
+                "--engine".into(),
+                "xdp-live".into(),
+            ],
+            "--engine afxdp",
+        ),
+        (
+            vec!["--pcap".into(), p(&good), "--speed".into(), "0".into()],
+            "--speed",
+        ),
+    ];
+    for (args, needle) in &cases {
+        let out = Command::new(GEN)
+            .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+            .args(args)
+            .output()
+            .expect("run gen");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(
+            err.starts_with("error:") && err.contains(needle),
+            "{args:?}: `{err}` should say {needle}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        assert_eq!(
+            prog_name(bed.generator()).as_deref(),
+            Some("xdp_pass"),
+            "{args:?}: nothing attached"
+        );
+    }
+    // The oversize frame's line names its number and length.
+    let out = Command::new(GEN)
+        .args([
+            "--netns",
+            &bed.generator().netns,
+            "--iface",
+            "gen0",
+            "--pcap",
+            &p(&big),
+        ])
+        .output()
+        .expect("run gen");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("frame 2 of") && err.contains("1600 bytes"),
+        "{err}"
+    );
+    // With a larger MTU the UMEM frame is the limit: 2048 less the kernel's 256
+    // bytes of XDP headroom.
+    let jumbo = dir.join("jumbo.pcap");
+    write_pcap(&jumbo, &[(0, frame(src, dst, 1793, 0))]);
+    let ip = |mtu: &str| {
+        let st = Command::new("ip")
+            .args([
+                "-n",
+                &bed.generator().netns,
+                "link",
+                "set",
+                "gen0",
+                "mtu",
+                mtu,
+            ])
+            .status()
+            .expect("ip");
+        assert!(st.success(), "mtu {mtu}");
+    };
+    ip("3000");
+    let out = Command::new(GEN)
+        .args([
+            "--netns",
+            &bed.generator().netns,
+            "--iface",
+            "gen0",
+            "--pcap",
+            &p(&jumbo),
+        ])
+        .output()
+        .expect("run gen");
+    ip("1500");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines().count() == 1
+            && err.contains("frame 1 of")
+            && err.contains("1793 bytes")
+            && err.contains("longer than 1792"),
+        "{err}"
+    );
+    assert_eq!(
+        prog_name(bed.generator()).as_deref(),
+        Some("xdp_pass"),
+        "jumbo: nothing attached"
+    );
+    // Usage errors (clap, exit 2): --pcap with --profile, --loop without --pcap.
+    for args in [
+        vec!["--pcap", "x.pcap", "--profile", "min-multi-flow"],
+        vec!["--pcap", "x.pcap", "--speed", "2", "--rate", "10"],
+    ] {
+        let out = Command::new(GEN)
+            .args(["--iface", "gen0"])
+            .args(&args)
+            .output()
+            .expect("run gen");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    // --loop / --speed without --pcap: one line.
+    let out = Command::new(GEN)
+        .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+        .args(["--profile", "min-multi-flow", "--loop", "2"])
+        .output()
+        .expect("run gen");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.lines().count() == 1 && err.contains("--pcap"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pcapng_replays_with_its_interface_resolution() {
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    let bed = up_with("gn", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("pcapng");
+    let file = dir.join("sample.pcapng");
+    let frames = sample(src, dst);
+    {
+        let f = std::fs::File::create(&file).expect("create");
+        let mut w = PcapNgWriter::new(f).expect("pcapng writer");
+        // No if_tsresol: microseconds (pcap-file hands the raw value over as ns).
+        w.write_pcapng_block(InterfaceDescriptionBlock {
+            linktype: DataLink::ETHERNET,
+            snaplen: 0,
+            options: vec![],
+        })
+        .expect("idb");
+        for (t, data) in &frames {
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: std::time::Duration::from_nanos(1_764_000_000_000_000 + t / 1000),
+                original_len: data.len() as u32,
+                data: data.clone().into(),
+                options: vec![],
+            })
+            .expect("epb");
+        }
+    }
+    let f = file.to_str().expect("utf-8 path");
+    let (fin, got) = replay_captured(&bed, &dir, "ng", &["--pcap", f, "--loop", "2"]);
+    assert_eq!(
+        fin["tx_packets"].as_u64(),
+        Some(2 * frames.len() as u64),
+        "{fin}"
+    );
+    assert_eq!(got.len(), 2 * frames.len());
+    for (i, (_, c)) in got.iter().enumerate() {
+        assert_eq!(c, &frames[i % frames.len()].1, "captured frame {i}");
+    }
+    // Recorded 200 ms per pass plus a 40 ms mean gap: 440 ms first to last at
+    // speed 1 (microsecond timestamps read as microseconds, not ns or ms).
+    let span = (got[got.len() - 1].0 - got[0].0) as f64 / 1e9;
+    assert!((0.35..1.5).contains(&span), "pcapng span {span} s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
