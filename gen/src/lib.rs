@@ -164,14 +164,13 @@ pub fn prepare(o: &Options) -> Result<Plan> {
         live::check_ip_version(profile.ipv6.is_some())?;
     }
     profile.eth_src = af_xdp::iface::mac(&o.iface)?;
-    profile.eth_dst = match (o.dst_mac, &profile.ipv6) {
-        (Some(m), _) => m,
-        (None, Some(v6)) => bail!(
-            "profile `{}` is IPv6 and gen looks up IPv4 neighbours only: give --dst-mac (the MAC of {})",
-            profile.name,
-            v6.dst
-        ),
-        (None, None) => net::resolve_dst_mac(&o.iface, profile.ip_dst)?,
+    let dst_ip = match &profile.ipv6 {
+        Some(v6) => std::net::IpAddr::V6(v6.dst),
+        None => std::net::IpAddr::V4(profile.ip_dst),
+    };
+    profile.eth_dst = match o.dst_mac {
+        Some(m) => m,
+        None => net::resolve_dst_mac(&o.iface, dst_ip)?,
     };
     if o.stamp && o.engine == Engine::XdpLive {
         bail!("--stamp needs --engine afxdp (an XDP program cannot read CLOCK_REALTIME)");

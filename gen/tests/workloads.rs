@@ -259,11 +259,16 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
         ];
         let engines: &[&str] = match &p.ipv6 {
             Some(_) => {
-                // gen looks up IPv4 neighbours only; xdp-live refuses IPv6 in one line.
+                // The lab's namespaces have IPv6 off, so no IPv6 neighbour entry:
+                // gen asks for --dst-mac in one line. xdp-live refuses IPv6.
                 let out = run_gen(&bed, &args);
                 let err = String::from_utf8_lossy(&out.stderr);
                 assert!(!out.status.success(), "{name}: needs --dst-mac");
-                assert!(err.contains("give --dst-mac"), "{name}: {err}");
+                assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+                assert!(
+                    err.contains("no neighbour entry for 2001:db8::2 on gen0: pass --dst-mac"),
+                    "{name}: {err}"
+                );
                 args.extend(["--dst-mac", &dut_mac]);
                 let out = run_gen(&bed, &[&args[..], &["--engine", "xdp-live"]].concat());
                 let err = String::from_utf8_lossy(&out.stderr);
