@@ -434,17 +434,21 @@ fn ipv6_packets_and_bytes_agree_with_both_interfaces() {
     let tx = stats_settled(&g, "tx", tx0, n);
     let rx = stats_settled(&d, "rx", rx0, n);
     // As for IMIX: veth counts AF_XDP frames without their 14-byte Ethernet header.
-    let kernel_bytes = want_bytes - ETH_PULLED * n;
-    // Other traffic (neighbour discovery) may add a frame or two.
-    assert!(tx.0 >= n && tx.0 <= n + 4, "gen0 tx packets {tx:?}");
+    assert_kernel_counts("min-multi-flow-v6", tx, rx, n, want_bytes - ETH_PULLED * n);
+}
+
+/// gen0's transmit and dut0's receive counters against `n` frames of `bytes` in
+/// all; other traffic (neighbour discovery) may add a frame or two.
+fn assert_kernel_counts(what: &str, tx: (u64, u64), rx: (u64, u64), n: u64, bytes: u64) {
+    assert!(tx.0 >= n && tx.0 <= n + 4, "{what}: gen0 tx packets {tx:?}");
     assert!(
-        tx.1 >= kernel_bytes && tx.1 <= kernel_bytes + 4 * 128,
-        "gen0 tx bytes {tx:?}"
+        tx.1 >= bytes && tx.1 <= bytes + 4 * 128,
+        "{what}: gen0 tx bytes {tx:?}"
     );
-    assert!(rx.0 >= n && rx.0 <= n + 4, "dut0 rx packets {rx:?}");
+    assert!(rx.0 >= n && rx.0 <= n + 4, "{what}: dut0 rx packets {rx:?}");
     assert!(
-        rx.1 >= kernel_bytes && rx.1 <= kernel_bytes + 4 * 128,
-        "dut0 rx bytes {rx:?}"
+        rx.1 >= bytes && rx.1 <= bytes + 4 * 128,
+        "{what}: dut0 rx bytes {rx:?}"
     );
 }
 
@@ -500,18 +504,7 @@ fn imix_packets_and_bytes_agree_with_both_interfaces() {
         // peer runs XDP (the lab's placeholder): 14 bytes less per AF_XDP frame;
         // XDP frames (xdp-live) whole.
         let pulled = if engine == "afxdp" { ETH_PULLED } else { 0 };
-        let kernel_bytes = want_bytes - pulled * n;
-        // Other traffic (neighbour discovery) may add a frame or two.
-        assert!(tx.0 >= n && tx.0 <= n + 4, "{what}: gen0 tx packets {tx:?}");
-        assert!(
-            tx.1 >= kernel_bytes && tx.1 <= kernel_bytes + 4 * 128,
-            "{what}: gen0 tx bytes {tx:?}"
-        );
-        assert!(rx.0 >= n && rx.0 <= n + 4, "{what}: dut0 rx packets {rx:?}");
-        assert!(
-            rx.1 >= kernel_bytes && rx.1 <= kernel_bytes + 4 * 128,
-            "{what}: dut0 rx bytes {rx:?}"
-        );
+        assert_kernel_counts(&what, tx, rx, n, want_bytes - pulled * n);
         // Wire rate: the bytes plus 24 per frame (FCS, preamble, gap) over the run.
         let dur = fin["duration_s"].as_f64().expect("duration");
         let wire = fin["tx_mbps_wire"].as_f64().expect("wire");

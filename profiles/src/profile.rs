@@ -1299,6 +1299,21 @@ fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
 // ---------------------------------------------------------------------------------------
 // Stage 2: lay the chain (child first) over each other and resolve.
 
+/// The section (`sec`) nearest the child for which `has` holds (it sets the key
+/// wanted), or an empty one: sections are laid over each other key by key.
+fn nearest<T: Clone + Default>(
+    chain: &[Partial],
+    sec: impl Fn(&Partial) -> Option<&At<T>>,
+    has: &dyn Fn(&T) -> bool,
+) -> T {
+    chain
+        .iter()
+        .filter_map(sec)
+        .find(|t| has(&t.v))
+        .map(|t| t.v.clone())
+        .unwrap_or_default()
+}
+
 fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
     let origin = chain[0].origin.clone();
     macro_rules! pick {
@@ -1410,14 +1425,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         ));
     }
     let tcp = tcp_at.is_some().then(|| {
-        let pt = |f: &dyn Fn(&PartialTcp) -> bool| {
-            chain
-                .iter()
-                .filter_map(|p| p.tcp.as_ref())
-                .find(|t| f(&t.v))
-                .map(|t| t.v.clone())
-                .unwrap_or_default()
-        };
+        let pt = |f: &dyn Fn(&PartialTcp) -> bool| nearest(&chain, |p| p.tcp.as_ref(), f);
         TcpSpec {
             src_port: pt(&|t| t.src_port.is_some())
                 .src_port
@@ -1460,14 +1468,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
     }
     let ipv6 = match v6_at {
         Some(_) => {
-            let pv = |f: &dyn Fn(&PartialIpv6) -> bool| {
-                chain
-                    .iter()
-                    .filter_map(|p| p.ipv6.as_ref())
-                    .find(|t| f(&t.v))
-                    .map(|t| t.v.clone())
-                    .unwrap_or_default()
-            };
+            let pv = |f: &dyn Fn(&PartialIpv6) -> bool| nearest(&chain, |p| p.ipv6.as_ref(), f);
             Some(Ipv6Spec {
                 src: pv(&|t| t.src.is_some()).src.unwrap_or(defaults::GEN_IP6),
                 dst: pv(&|t| t.dst.is_some()).dst.unwrap_or(defaults::DUT_IP6),
