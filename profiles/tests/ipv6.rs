@@ -223,3 +223,28 @@ fn ipv6_errors_name_file_line_and_key() {
         "{e}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+    /// Any frame number of an IPv6 profile with random fields over both addresses
+    /// and a size of its own: etherparse reads it and the checksum is right.
+    #[test]
+    fn any_frame_number_and_size_gives_a_valid_ipv6_frame(
+        n in proptest::prelude::any::<u64>(),
+        size in 66usize..1518,
+        seed in 0u64..1000,
+    ) {
+        let p = Profile::from_toml(
+            &format!(
+                "frame_size = {size}\nseed = {seed}\n[ipv6]\nsrc = \"2001:db8::1\"\n[[vary]]\nfield = \"ipv6.src\"\nmode = \"random\"\nmin = \"::0\"\nmax = \"::ffff:ffff:ffff:ffff\"\n[[vary]]\nfield = \"ipv6.dst\"\nmode = \"random\"\nmin = \"::1\"\nmax = \"::ffff\"\n[[vary]]\nfield = \"udp.dst_port\"\nmode = \"random\"\nmin = 0\nmax = 65535\n"
+            ),
+            "prop.toml",
+        )
+        .expect("profile");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let f = t.frame_for(n, None);
+        proptest::prop_assert_eq!(f.len(), size - 4);
+        check_frame(&p, &f);
+    }
+}
