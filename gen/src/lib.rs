@@ -186,16 +186,29 @@ pub fn prepare(o: &Options) -> Result<Plan> {
             .set_frame_size(size)
             .map_err(|e| anyhow::anyhow!("--frame-size: {e}"))?;
     }
+    if profile.ipv6.is_some() && (o.src_ip.is_some() || o.dst_ip.is_some()) {
+        bail!(
+            "--src-ip/--dst-ip take IPv4 addresses; profile `{}` is IPv6: set [ipv6] src/dst in a child profile instead",
+            profile.name
+        );
+    }
     if let Some(a) = o.src_ip {
         profile.ip_src = a;
     }
     if let Some(a) = o.dst_ip {
         profile.ip_dst = a;
     }
+    if o.engine == Engine::XdpLive {
+        live::check_ip_version(profile.ipv6.is_some())?;
+    }
     profile.eth_src = af_xdp::iface::mac(&o.iface)?;
+    let dst_ip = match &profile.ipv6 {
+        Some(v6) => std::net::IpAddr::V6(v6.dst),
+        None => std::net::IpAddr::V4(profile.ip_dst),
+    };
     profile.eth_dst = match o.dst_mac {
         Some(m) => m,
-        None => net::resolve_dst_mac(&o.iface, profile.ip_dst)?,
+        None => net::resolve_dst_mac(&o.iface, dst_ip)?,
     };
     if o.stamp && o.engine == Engine::XdpLive {
         bail!("--stamp needs --engine afxdp (an XDP program cannot read CLOCK_REALTIME)");

@@ -220,10 +220,23 @@ const MAX_SIZES: usize = 8;
 /// Longest size schedule, the sum of a mix's weights (MAX_SCHED).
 const MAX_SCHED: usize = 4096;
 
+/// Refuses IPv6 profiles: the xdp-live program writes an IPv4 header checksum and
+/// its pseudo-header sum reads IPv4 addresses. `prepare` calls it before it needs a
+/// destination MAC, so the line names the engine first.
+pub fn check_ip_version(ipv6: bool) -> Result<()> {
+    if ipv6 {
+        bail!(
+            "xdp-live sends IPv4 frames only (its program writes an IPv4 header checksum); this profile is IPv6: use --engine afxdp"
+        );
+    }
+    Ok(())
+}
+
 /// Refuses what the xdp-live program cannot send, with one line naming the engine to
 /// use instead. `prepare` calls it before anything is attached; `load_for` again.
 pub fn check(t: &Template) -> Result<()> {
     const USE: &str = "use --engine afxdp";
+    check_ip_version(t.layout().ipv6)?;
     if t.len() > MAX_FRAME {
         bail!(
             "xdp-live handles frames up to {} bytes; this profile's are {}: {USE}",

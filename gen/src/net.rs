@@ -1,7 +1,7 @@
 //! System plumbing: entering a network namespace, the destination MAC from the neighbour table (`ip -j route get` / `ip -j neigh`,
 //! run in the current network namespace), CPU pinning, bpffs.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -46,14 +46,15 @@ pub fn mtu(iface: &str) -> Result<usize> {
 }
 
 /// The MAC address to send to for `dst` out of `iface`: the neighbour entry of `dst`
-/// (or of its gateway). Only reachable / permanent / stale entries count.
-pub fn resolve_dst_mac(iface: &str, dst: Ipv4Addr) -> Result<[u8; 6]> {
+/// (or of its gateway), IPv4 (ARP) or IPv6 (neighbour discovery): `ip` picks the
+/// table from the address. Only reachable / permanent / stale entries count.
+pub fn resolve_dst_mac(iface: &str, dst: IpAddr) -> Result<[u8; 6]> {
     let d = dst.to_string();
     let route = ip_json(&["-j", "route", "get", &d, "oif", iface]).ok();
     let hop = route
         .as_ref()
         .and_then(|r| r[0]["gateway"].as_str())
-        .and_then(|g| g.parse::<Ipv4Addr>().ok())
+        .and_then(|g| g.parse::<IpAddr>().ok())
         .unwrap_or(dst);
     let h = hop.to_string();
     let neigh = ip_json(&["-j", "neigh", "show", "to", &h, "dev", iface])?;

@@ -18,7 +18,7 @@ use common::{
     ETH_PULLED, Tcpdump, final_of, link_stats, run_gen, scratch, stats_settled, up, up_with,
 };
 
-const FIELDS: [&str; 19] = [
+const FIELDS: [&str; 23] = [
     "frame.len",
     "ieee8021ad.id",
     "vlan.id",
@@ -38,6 +38,10 @@ const FIELDS: [&str; 19] = [
     "tcp.options.wscale.shift",
     "_ws.malformed",
     "_ws.expert.severity",
+    "ipv6.src",
+    "ipv6.dst",
+    "ipv6.plen",
+    "ipv6.hlim",
 ];
 
 /// tshark's options for `p`'s frames: the payload of a UDP profile without DNS is
@@ -150,29 +154,48 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
     let bed = up("gw");
     let dir = scratch("tshark");
     let n = 240u64; // 20 IMIX periods
+    let dut_mac = profiles::units::format_mac(bed.dut().mac.expect("dut mac"));
     for (name, _) in SHIPPED {
         let p = Profile::load(name).expect("profile");
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
-        for engine in ["afxdp", "xdp-live"] {
+        let count = n.to_string();
+        let mut args = vec![
+            "--profile",
+            name,
+            "--rate",
+            "20k",
+            "--count",
+            &count,
+            "--no-rx",
+            "--output",
+            "json",
+        ];
+        let engines: &[&str] = match &p.ipv6 {
+            Some(_) => {
+                // The lab's namespaces have IPv6 off, so no IPv6 neighbour entry:
+                // gen asks for --dst-mac in one line. xdp-live refuses IPv6.
+                let out = run_gen(&bed, &args);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{name}: needs --dst-mac");
+                assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+                assert!(
+                    err.contains("no neighbour entry for 2001:db8::2 on gen0: pass --dst-mac"),
+                    "{name}: {err}"
+                );
+                args.extend(["--dst-mac", &dut_mac]);
+                let out = run_gen(&bed, &[&args[..], &["--engine", "xdp-live"]].concat());
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{name}: xdp-live refuses IPv6");
+                assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+                assert!(err.contains("use --engine afxdp"), "{name}: {err}");
+                &["afxdp"]
+            }
+            None => &["afxdp", "xdp-live"],
+        };
+        for &engine in engines {
             let file = dir.join(format!("{name}-{engine}.pcap"));
             let cap = Tcpdump::start(&bed, &file);
-            let count = n.to_string();
-            let out = run_gen(
-                &bed,
-                &[
-                    "--profile",
-                    name,
-                    "--engine",
-                    engine,
-                    "--rate",
-                    "20k",
-                    "--count",
-                    &count,
-                    "--no-rx",
-                    "--output",
-                    "json",
-                ],
-            );
+            let out = run_gen(&bed, &[&args[..], &["--engine", engine]].concat());
             let fin = final_of(&out);
             assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine} {name}");
             // The seed of the random fields is recorded with the run.
@@ -202,7 +225,9 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
                 {
                     assert!(num(s) < 0x0060_0000, "{at}: expert severity {s}: {f:?}");
                 }
-                assert_eq!(f["ip.checksum.status"], "1", "{at}: IPv4 checksum good");
+                if p.ipv6.is_none() {
+                    assert_eq!(f["ip.checksum.status"], "1", "{at}: IPv4 checksum good");
+                }
                 // On the wire: the frame n the template makes, with its size.
                 let len = num(&f["frame.len"]) as usize;
                 assert_eq!(len, t.len_of(i as u64), "{at}: size");
@@ -221,10 +246,28 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
                 if let Some(&inn) = vl.get(1) {
                     assert!(inner_ok(inn), "{at}: inner VLAN {inn}");
                 }
-                let src = ip_num(&f["ip.src"]);
-                assert!(src_ok(src), "{at}: source {}", f["ip.src"]);
-                sources.insert(src);
-                assert_eq!(f["ip.dst"], p.ip_dst.to_string(), "{at}");
+                match &p.ipv6 {
+                    Some(v6) => {
+                        // Only the low 64 bits vary; the high 64 are the profile's.
+                        let a: std::net::Ipv6Addr = f["ipv6.src"].parse().expect("ipv6.src");
+                        let own = u128::from(v6.src);
+                        assert_eq!(u128::from(a) >> 64, own >> 64, "{at}");
+                        let src_ok = allowed(&p, Field::Ipv6Src, own as u64);
+                        assert!(src_ok(u128::from(a) as u64), "{at}: source {a}");
+                        sources.insert(u128::from(a) as u64);
+                        assert_eq!(f["ipv6.dst"], v6.dst.to_string(), "{at}");
+                        assert_eq!(num(&f["ipv6.hlim"]), u64::from(v6.hop_limit), "{at}");
+                        let plen = len - p.layout().l4_at;
+                        assert_eq!(num(&f["ipv6.plen"]) as usize, plen, "{at}");
+                        assert!(f["ip.src"].is_empty(), "{at}: no IPv4 header");
+                    }
+                    None => {
+                        let src = ip_num(&f["ip.src"]);
+                        assert!(src_ok(src), "{at}: source {}", f["ip.src"]);
+                        sources.insert(src);
+                        assert_eq!(f["ip.dst"], p.ip_dst.to_string(), "{at}");
+                    }
+                }
                 match &p.tcp {
                     Some(tc) => {
                         assert_eq!(f["tcp.checksum.status"], "1", "{at}: TCP checksum good");
@@ -257,12 +300,69 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
                 }
                 None => assert_eq!(sizes.len(), 1, "{what}: one size"),
             }
-            if p.vary.iter().any(|v| v.field == Field::Ipv4Src) {
+            if p.vary
+                .iter()
+                .any(|v| matches!(v.field, Field::Ipv4Src | Field::Ipv6Src))
+            {
                 assert!(sources.len() > 1, "{what}: sources vary");
             }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ipv6_packets_and_bytes_agree_with_both_interfaces() {
+    let bed = up("g6");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let p = Profile::load("min-multi-flow-v6").expect("profile");
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    assert_eq!(t.len(), 62, "66 bytes on the wire less the FCS");
+    let n = 20_000u64;
+    let want_bytes = n * t.len() as u64;
+    let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
+    let tx0 = link_stats(&g, "tx");
+    let rx0 = link_stats(&d, "rx");
+    let count = n.to_string();
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "min-multi-flow-v6",
+            "--dst-mac",
+            &dut_mac,
+            "--rate",
+            "40k",
+            "--count",
+            &count,
+            "--no-rx",
+            "--output",
+            "json",
+        ],
+    );
+    let fin = final_of(&out);
+    assert_eq!(fin["tx_packets"].as_u64(), Some(n));
+    assert_eq!(fin["tx_bytes"].as_u64(), Some(want_bytes));
+    assert_eq!(fin["frame_len"].as_u64(), Some(62));
+    let tx = stats_settled(&g, "tx", tx0, n);
+    let rx = stats_settled(&d, "rx", rx0, n);
+    // As for IMIX: veth counts AF_XDP frames without their 14-byte Ethernet header.
+    assert_kernel_counts("min-multi-flow-v6", tx, rx, n, want_bytes - ETH_PULLED * n);
+}
+
+/// gen0's transmit and dut0's receive counters against `n` frames of `bytes` in
+/// all; other traffic (neighbour discovery) may add a frame or two.
+fn assert_kernel_counts(what: &str, tx: (u64, u64), rx: (u64, u64), n: u64, bytes: u64) {
+    assert!(tx.0 >= n && tx.0 <= n + 4, "{what}: gen0 tx packets {tx:?}");
+    assert!(
+        tx.1 >= bytes && tx.1 <= bytes + 4 * 128,
+        "{what}: gen0 tx bytes {tx:?}"
+    );
+    assert!(rx.0 >= n && rx.0 <= n + 4, "{what}: dut0 rx packets {rx:?}");
+    assert!(
+        rx.1 >= bytes && rx.1 <= bytes + 4 * 128,
+        "{what}: dut0 rx bytes {rx:?}"
+    );
 }
 
 #[test]
@@ -317,18 +417,7 @@ fn imix_packets_and_bytes_agree_with_both_interfaces() {
         // peer runs XDP (the lab's placeholder): 14 bytes less per AF_XDP frame;
         // XDP frames (xdp-live) whole.
         let pulled = if engine == "afxdp" { ETH_PULLED } else { 0 };
-        let kernel_bytes = want_bytes - pulled * n;
-        // Other traffic (neighbour discovery) may add a frame or two.
-        assert!(tx.0 >= n && tx.0 <= n + 4, "{what}: gen0 tx packets {tx:?}");
-        assert!(
-            tx.1 >= kernel_bytes && tx.1 <= kernel_bytes + 4 * 128,
-            "{what}: gen0 tx bytes {tx:?}"
-        );
-        assert!(rx.0 >= n && rx.0 <= n + 4, "{what}: dut0 rx packets {rx:?}");
-        assert!(
-            rx.1 >= kernel_bytes && rx.1 <= kernel_bytes + 4 * 128,
-            "{what}: dut0 rx bytes {rx:?}"
-        );
+        assert_kernel_counts(&what, tx, rx, n, want_bytes - pulled * n);
         // Wire rate: the bytes plus 24 per frame (FCS, preamble, gap) over the run.
         let dur = fin["duration_s"].as_f64().expect("duration");
         let wire = fin["tx_mbps_wire"].as_f64().expect("wire");

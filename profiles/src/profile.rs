@@ -6,13 +6,13 @@
 //!
 //! Shipped profiles are embedded (see [`SHIPPED`]); a path works wherever a name does.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::toml_lines::{Invalid, Spanned, TomlFile};
-use crate::units::parse_ipv4;
+use crate::units::{parse_ipv4, parse_ipv6};
 
 use crate::names::NameSet;
 use crate::wire::{dns, tcp, udp4};
@@ -34,6 +34,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ),
     ("syn-flood", include_str!("../syn-flood.toml")),
     ("imix", include_str!("../imix.toml")),
+    (
+        "min-multi-flow-v6",
+        include_str!("../min-multi-flow-v6.toml"),
+    ),
 ];
 
 /// Addresses a profile gets when it names none: the lab's generator and DUT hosts
@@ -46,6 +50,12 @@ pub mod defaults {
     pub const UDP_SRC_PORT: u16 = 1024;
     pub const UDP_DST_PORT: u16 = 9;
     pub const TTL: u8 = 64;
+    /// IPv6 addresses of the generator and DUT hosts (2001:db8::/32, documentation).
+    pub const GEN_IP6: std::net::Ipv6Addr =
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    pub const DUT_IP6: std::net::Ipv6Addr =
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+    pub const HOP_LIMIT: u8 = 64;
     /// First address of the DNS answers (RFC 6598 shared space: 2^22 addresses).
     pub const DNS_ANSWER_BASE: [u8; 4] = [100, 64, 0, 0];
     pub const DNS_TTL: u32 = 300;
@@ -103,6 +113,10 @@ pub enum Field {
     EthDst,
     Ipv4Src,
     Ipv4Dst,
+    /// The low 64 bits (interface identifier) of the IPv6 source address.
+    Ipv6Src,
+    /// The low 64 bits of the IPv6 destination address.
+    Ipv6Dst,
     UdpSrcPort,
     UdpDstPort,
     /// The VLAN ID of the first (outer) `[[vlan]]` tag.
@@ -115,13 +129,16 @@ pub enum Field {
 }
 
 /// Where the headers of a profile's frames start: after the Ethernet header and its
-/// VLAN tags come IPv4 (without options), then UDP or TCP, then the payload.
+/// VLAN tags come IPv4 (without options) or IPv6 (without extension headers), then UDP
+/// or TCP, then the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// Number of VLAN tags (0-2).
     pub tags: usize,
-    /// Offset of the IPv4 header.
+    /// Offset of the IPv4 or IPv6 header.
     pub ip_at: usize,
+    /// True when the network header is IPv6.
+    pub ipv6: bool,
     /// Offset of the UDP or TCP header.
     pub l4_at: usize,
     /// Offset of the payload (after the TCP options).
@@ -129,7 +146,7 @@ pub struct Layout {
 }
 
 impl Field {
-    const ALL: [Field; 11] = [
+    const ALL: [Field; 13] = [
         Field::EthSrc,
         Field::EthDst,
         Field::Ipv4Src,
@@ -141,6 +158,9 @@ impl Field {
         Field::TcpSrcPort,
         Field::TcpDstPort,
         Field::TcpSeq,
+        // Last, so the seed streams of the fields above stay what they were.
+        Field::Ipv6Src,
+        Field::Ipv6Dst,
     ];
     fn parse(s: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|f| f.key() == s)
@@ -152,6 +172,8 @@ impl Field {
             Field::EthDst => "ethernet.dst",
             Field::Ipv4Src => "ipv4.src",
             Field::Ipv4Dst => "ipv4.dst",
+            Field::Ipv6Src => "ipv6.src",
+            Field::Ipv6Dst => "ipv6.dst",
             Field::UdpSrcPort => "udp.src_port",
             Field::UdpDstPort => "udp.dst_port",
             Field::VlanId => "vlan.id",
@@ -171,6 +193,8 @@ impl Field {
             Field::InnerVlanId => 12 + VLAN_TAG_LEN + 2,
             Field::Ipv4Src => l.ip_at + 12,
             Field::Ipv4Dst => l.ip_at + 16,
+            Field::Ipv6Src => l.ip_at + 8 + 8,
+            Field::Ipv6Dst => l.ip_at + 24 + 8,
             Field::UdpSrcPort | Field::TcpSrcPort => l.l4_at,
             Field::UdpDstPort | Field::TcpDstPort => l.l4_at + 2,
             Field::TcpSeq => l.l4_at + 4,
@@ -180,6 +204,7 @@ impl Field {
     pub fn width(self) -> usize {
         match self {
             Field::EthSrc | Field::EthDst => 6,
+            Field::Ipv6Src | Field::Ipv6Dst => 8,
             Field::Ipv4Src | Field::Ipv4Dst | Field::TcpSeq => 4,
             _ => 2,
         }
@@ -187,7 +212,7 @@ impl Field {
     fn max_value(self) -> u64 {
         match self {
             Field::VlanId | Field::InnerVlanId => MAX_VLAN_ID.into(),
-            _ => (1u64 << (8 * self.width())) - 1,
+            _ => u64::MAX >> (64 - 8 * self.width()),
         }
     }
     fn parse_value(self, v: &toml::Value) -> Result<u64, String> {
@@ -196,6 +221,11 @@ impl Field {
             (Field::Ipv4Src | Field::Ipv4Dst, toml::Value::String(s)) => {
                 parse_ipv4(s).map(|a| u64::from(u32::from(a)))
             }
+            // The low 64 bits; the high 64 are the profile's own address's.
+            (Field::Ipv6Src | Field::Ipv6Dst, toml::Value::String(s)) => {
+                parse_ipv6(s).map(|a| u128::from(a) as u64)
+            }
+            (Field::Ipv6Src | Field::Ipv6Dst, _) => Err("expected an IPv6 address string".into()),
             (Field::EthSrc | Field::EthDst, _) => Err("expected a MAC address string".into()),
             (Field::Ipv4Src | Field::Ipv4Dst, _) => Err("expected an IPv4 address string".into()),
             (_, toml::Value::Integer(i)) => u64::try_from(*i)
@@ -212,6 +242,9 @@ impl Field {
         }
     }
 }
+
+/// IPv6 header length (no extension headers).
+pub const IPV6_LEN: usize = 40;
 
 /// Length of one 802.1Q tag.
 pub const VLAN_TAG_LEN: usize = 4;
@@ -253,6 +286,20 @@ pub struct TcpSpec {
     /// The encoded options block (a multiple of 4 bytes, at most 40).
     pub options: Vec<u8>,
 }
+
+/// The IPv6 header of an IPv6 profile (no extension headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv6Spec {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub hop_limit: u8,
+    pub traffic_class: u8,
+    /// 20 bits.
+    pub flow_label: u32,
+}
+
+/// Largest IPv6 flow label (20 bits).
+pub const MAX_FLOW_LABEL: u32 = 0xf_ffff;
 
 /// A weighted mix of frame sizes (IMIX): frame n's size is picked by smooth weighted
 /// round-robin (nginx's algorithm) over a period of `sum(weights)` frames, so the
@@ -389,6 +436,8 @@ pub struct Profile {
     pub tcp: Option<TcpSpec>,
     /// A weighted mix of sizes; `frame_size` is then the largest of them.
     pub imix: Option<Imix>,
+    /// IPv6 instead of IPv4 (`ip_src`, `ip_dst`, `ttl`, `tos` are then unused).
+    pub ipv6: Option<Ipv6Spec>,
     /// The profile's seed (`seed = N`): random fields without their own seed draw
     /// from it (each field from its own stream). None: each field's own or 0x5eed.
     pub seed: Option<u64>,
@@ -404,7 +453,12 @@ impl Profile {
     pub fn layout(&self) -> Layout {
         let tags = self.vlans.len();
         let ip_at = udp4::ETH_LEN + VLAN_TAG_LEN * tags;
-        let l4_at = ip_at + udp4::IPV4_LEN;
+        let ip_len = if self.ipv6.is_some() {
+            IPV6_LEN
+        } else {
+            udp4::IPV4_LEN
+        };
+        let l4_at = ip_at + ip_len;
         let l4_len = match &self.tcp {
             Some(t) => tcp::HEADER_LEN + t.options.len(),
             None => udp4::UDP_LEN,
@@ -412,6 +466,7 @@ impl Profile {
         Layout {
             tags,
             ip_at,
+            ipv6: self.ipv6.is_some(),
             l4_at,
             payload_at: l4_at + l4_len,
         }
@@ -460,6 +515,8 @@ impl Profile {
                     v.field,
                     Field::Ipv4Src
                         | Field::Ipv4Dst
+                        | Field::Ipv6Src
+                        | Field::Ipv6Dst
                         | Field::UdpSrcPort
                         | Field::UdpDstPort
                         | Field::TcpSrcPort
@@ -550,6 +607,7 @@ struct RawFile {
     frame_size: Option<Spanned<i64>>,
     ethernet: Option<RawEthernet>,
     ipv4: Option<RawIpv4>,
+    ipv6: Option<RawIpv6>,
     udp: Option<RawUdp>,
     vary: Option<Vec<RawVary>>,
     dns: Option<RawDns>,
@@ -602,6 +660,16 @@ struct RawIpv4 {
     dst: Option<Spanned<String>>,
     ttl: Option<Spanned<i64>>,
     tos: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIpv6 {
+    src: Option<Spanned<String>>,
+    dst: Option<Spanned<String>>,
+    hop_limit: Option<Spanned<i64>>,
+    traffic_class: Option<Spanned<i64>>,
+    flow_label: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -678,6 +746,18 @@ struct Partial {
     /// Line of the [udp] section, for the "UDP or TCP" error.
     udp_at: Option<At<()>>,
     imix: Option<At<Imix>>,
+    /// Line of the [ipv4] section, for the "IPv4 or IPv6" error.
+    ipv4_at: Option<At<()>>,
+    ipv6: Option<At<PartialIpv6>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct PartialIpv6 {
+    src: Option<Ipv6Addr>,
+    dst: Option<Ipv6Addr>,
+    hop_limit: Option<u8>,
+    traffic_class: Option<u8>,
+    flow_label: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -766,6 +846,15 @@ impl Partial {
                 .transpose()?;
         }
         if let Some(ip) = &raw.ipv4 {
+            let first = [&ip.src, &ip.dst]
+                .into_iter()
+                .flatten()
+                .map(|x| x.span())
+                .next()
+                .or(ip.ttl.as_ref().map(|x| x.span()))
+                .or(ip.tos.as_ref().map(|x| x.span()))
+                .unwrap_or(0..0);
+            p.ipv4_at = Some(at(cx, first, ()));
             p.ip_src = ip
                 .src
                 .as_ref()
@@ -786,6 +875,9 @@ impl Partial {
                 .as_ref()
                 .map(|s| cx.int(s, "ipv4.tos", 0, 255))
                 .transpose()?;
+        }
+        if let Some(ip) = &raw.ipv6 {
+            p.ipv6 = Some(parse_ipv6_section(cx, ip)?);
         }
         if let Some(u) = &raw.udp {
             let first = u.src_port.as_ref().or(u.dst_port.as_ref());
@@ -856,6 +948,38 @@ fn parse_vlans(cx: &TomlFile<'_>, vs: &[RawVlan]) -> Result<At<Vec<VlanTag>>, In
     }
     let span = vs.first().map_or(0..0, |v| v.id.span());
     Ok(at(cx, span, out))
+}
+
+fn parse_ipv6_section(cx: &TomlFile<'_>, ip: &RawIpv6) -> Result<At<PartialIpv6>, Invalid> {
+    let addr = |v: &Option<Spanned<String>>, key: &str| -> Result<Option<Ipv6Addr>, Invalid> {
+        v.as_ref().map(|s| cx.value(s, key, parse_ipv6)).transpose()
+    };
+    let out = PartialIpv6 {
+        src: addr(&ip.src, "ipv6.src")?,
+        dst: addr(&ip.dst, "ipv6.dst")?,
+        hop_limit: ip
+            .hop_limit
+            .as_ref()
+            .map(|s| cx.int(s, "ipv6.hop_limit", 1, 255))
+            .transpose()?,
+        traffic_class: ip
+            .traffic_class
+            .as_ref()
+            .map(|s| cx.int(s, "ipv6.traffic_class", 0, 255))
+            .transpose()?,
+        flow_label: ip
+            .flow_label
+            .as_ref()
+            .map(|s| cx.int(s, "ipv6.flow_label", 0, i64::from(MAX_FLOW_LABEL)))
+            .transpose()?,
+    };
+    let spans = [&ip.src, &ip.dst].into_iter().flatten().map(|x| x.span());
+    let ints = [&ip.hop_limit, &ip.traffic_class, &ip.flow_label]
+        .into_iter()
+        .flatten()
+        .map(|x| x.span());
+    let first = spans.chain(ints).min_by_key(|r| r.start).unwrap_or(0..0);
+    Ok(at(cx, first, out))
 }
 
 fn parse_tcp(cx: &TomlFile<'_>, t: &RawTcp) -> Result<At<PartialTcp>, Invalid> {
@@ -1175,6 +1299,21 @@ fn parse_dns(cx: &TomlFile<'_>, d: &RawDns) -> Result<PartialDns, Invalid> {
 // ---------------------------------------------------------------------------------------
 // Stage 2: lay the chain (child first) over each other and resolve.
 
+/// The section (`sec`) nearest the child for which `has` holds (it sets the key
+/// wanted), or an empty one: sections are laid over each other key by key.
+fn nearest<T: Clone + Default>(
+    chain: &[Partial],
+    sec: impl Fn(&Partial) -> Option<&At<T>>,
+    has: &dyn Fn(&T) -> bool,
+) -> T {
+    chain
+        .iter()
+        .filter_map(sec)
+        .find(|t| has(&t.v))
+        .map(|t| t.v.clone())
+        .unwrap_or_default()
+}
+
 fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
     let origin = chain[0].origin.clone();
     macro_rules! pick {
@@ -1286,14 +1425,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         ));
     }
     let tcp = tcp_at.is_some().then(|| {
-        let pt = |f: &dyn Fn(&PartialTcp) -> bool| {
-            chain
-                .iter()
-                .filter_map(|p| p.tcp.as_ref())
-                .find(|t| f(&t.v))
-                .map(|t| t.v.clone())
-                .unwrap_or_default()
-        };
+        let pt = |f: &dyn Fn(&PartialTcp) -> bool| nearest(&chain, |p| p.tcp.as_ref(), f);
         TcpSpec {
             src_port: pt(&|t| t.src_port.is_some())
                 .src_port
@@ -1310,6 +1442,47 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
             options: pt(&|t| t.options.is_some()).options.unwrap_or_default(),
         }
     });
+    // IPv4 or IPv6: a chain that says both is refused at the later of the two sections.
+    let v4_at = chain.iter().find_map(|p| p.ipv4_at.clone());
+    let v6_at = chain.iter().find_map(|p| p.ipv6.clone());
+    if let (Some(a), Some(b)) = (&v4_at, &v6_at) {
+        let (o, l) = if a.origin == b.origin && a.line > b.line {
+            (&a.origin, a.line)
+        } else {
+            (&b.origin, b.line)
+        };
+        return Err(invalid(
+            o,
+            l,
+            "ipv6",
+            "a profile is IPv4 or IPv6: this chain has both [ipv4] and [ipv6]; drop one".into(),
+        ));
+    }
+    if let (Some(b), Some(_)) = (&v6_at, &dns) {
+        return Err(invalid(
+            &b.origin,
+            b.line,
+            "ipv6",
+            "DNS over IPv6 is not supported yet: drop [ipv6]".into(),
+        ));
+    }
+    let ipv6 = match v6_at {
+        Some(_) => {
+            let pv = |f: &dyn Fn(&PartialIpv6) -> bool| nearest(&chain, |p| p.ipv6.as_ref(), f);
+            Some(Ipv6Spec {
+                src: pv(&|t| t.src.is_some()).src.unwrap_or(defaults::GEN_IP6),
+                dst: pv(&|t| t.dst.is_some()).dst.unwrap_or(defaults::DUT_IP6),
+                hop_limit: pv(&|t| t.hop_limit.is_some())
+                    .hop_limit
+                    .unwrap_or(defaults::HOP_LIMIT),
+                traffic_class: pv(&|t| t.traffic_class.is_some())
+                    .traffic_class
+                    .unwrap_or(0),
+                flow_label: pv(&|t| t.flow_label.is_some()).flow_label.unwrap_or(0),
+            })
+        }
+        None => None,
+    };
     // Each varying field must exist in these frames.
     for a in &vary {
         let f = a.v.0.field;
@@ -1322,6 +1495,10 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
             Field::TcpSrcPort | Field::TcpDstPort | Field::TcpSeq if tcp.is_none() => {
                 Some("needs a [tcp] section")
             }
+            Field::Ipv4Src | Field::Ipv4Dst if ipv6.is_some() => {
+                Some("is not in an IPv6 profile (vary ipv6.src or ipv6.dst)")
+            }
+            Field::Ipv6Src | Field::Ipv6Dst if ipv6.is_none() => Some("needs an [ipv6] section"),
             _ => None,
         };
         if let Some(m) = missing {
@@ -1388,6 +1565,7 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
         tcp,
         imix: None,
         seed,
+        ipv6,
     };
     let (lo, hi) = (p.min_frame_size(), p.max_frame_size());
     let what = if p.dns.is_some() {

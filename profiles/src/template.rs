@@ -19,7 +19,7 @@
 //! reused buffer can hold frames of any size in turn; it returns frame n's length.
 
 use crate::names::NameSet;
-use crate::profile::{FCS_LEN, Field, Layout, Order, Profile, VaryKind};
+use crate::profile::{FCS_LEN, Field, Layout, MAX_FLOW_LABEL, Order, Profile, VaryKind};
 use crate::wire::{checksum, dns, probe, tcp};
 
 /// Options that change the frames beyond the profile.
@@ -173,7 +173,8 @@ impl Csum {
 #[derive(Debug, Clone)]
 struct Variant {
     frame: Vec<u8>,
-    ip_csum: Csum,
+    /// The IPv4 header checksum; IPv6 has none.
+    ip_csum: Option<Csum>,
     l4_csum: Csum,
 }
 
@@ -287,14 +288,22 @@ impl Template {
             .map(|&size| {
                 let f = build_frame(profile, size - FCS_LEN);
                 let proto: u8 = if profile.tcp.is_some() { 6 } else { 17 };
-                let ip_total = u16::from_be_bytes([f[ip_at + 2], f[ip_at + 3]]) as usize;
-                let l4_len = ip_total - (l4_at - ip_at);
                 let csum_at = if profile.tcp.is_some() { 16 } else { 6 };
-                let ip_csum = Csum::new(&f, ip_at + 10, &[(ip_at, l4_at)], 0, &patched, false);
+                // The pseudo-header's addresses: IPv4's at 12..20, IPv6's at 8..40; its
+                // length and protocol are constant. IPv6 has no header checksum, and its
+                // UDP checksum is mandatory (a computed zero is sent as 0xffff too).
+                let (l4_len, ip_csum, addrs_at) = if lay.ipv6 {
+                    let l4_len = u16::from_be_bytes([f[ip_at + 4], f[ip_at + 5]]) as usize;
+                    (l4_len, None, ip_at + 8)
+                } else {
+                    let ip_total = u16::from_be_bytes([f[ip_at + 2], f[ip_at + 3]]) as usize;
+                    let ip_csum = Csum::new(&f, ip_at + 10, &[(ip_at, l4_at)], 0, &patched, false);
+                    (ip_total - (l4_at - ip_at), Some(ip_csum), ip_at + 12)
+                };
                 let l4_csum = Csum::new(
                     &f,
                     l4_at + csum_at,
-                    &[(ip_at + 12, l4_at), (l4_at, l4_at + l4_len)],
+                    &[(addrs_at, l4_at), (l4_at, l4_at + l4_len)],
                     u64::from(proto) + l4_len as u64,
                     &patched,
                     profile.tcp.is_none(),
@@ -331,7 +340,9 @@ impl Template {
         let v0 = &t.variants[t.variant_of(0)];
         let mut first = v0.frame.clone();
         t.write(&mut first, 0, None);
-        v0.ip_csum.apply(&mut first);
+        if let Some(c) = &v0.ip_csum {
+            c.apply(&mut first);
+        }
         v0.l4_csum.apply(&mut first);
         if t.schedule.is_empty() {
             t.fill = first.clone();
@@ -488,7 +499,9 @@ impl Template {
                 &mut buf[at..at + probe::LEN],
             ));
         }
-        var.ip_csum.apply(buf);
+        if let Some(c) = &var.ip_csum {
+            c.apply(buf);
+        }
         var.l4_csum.apply(buf);
         var.frame.len()
     }
@@ -507,7 +520,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 /// The frame of `profile` with `len` bytes (no FCS), checksums zero: Ethernet (and
-/// VLAN tags), IPv4, UDP or TCP, then a DNS query or zeros. The IPv4 and UDP lengths
+/// VLAN tags), IPv4 or IPv6, UDP or TCP, then a DNS query or zeros. The IPv4 and UDP lengths
 /// cover the whole buffer, except for DNS (the query's length; zero padding after).
 fn build_frame(profile: &Profile, len: usize) -> Vec<u8> {
     let lay = profile.layout();
@@ -541,16 +554,37 @@ fn build_frame(profile: &Profile, len: usize) -> Vec<u8> {
         f[at + 2..at + 4].copy_from_slice(&(tag.tci_high() | tag.id).to_be_bytes());
         at += 4;
     }
-    f[at..at + 2].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ether_type: u16 = if profile.ipv6.is_some() {
+        0x86dd
+    } else {
+        0x0800
+    };
+    f[at..at + 2].copy_from_slice(&ether_type.to_be_bytes());
+    let proto: u8 = if profile.tcp.is_some() { 6 } else { 17 };
     let ip = &mut f[ip_at..l4_at];
-    ip[0] = 0x45;
-    ip[1] = profile.tos;
-    ip[2..4].copy_from_slice(&(ip_total as u16).to_be_bytes());
-    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, ID 0
-    ip[8] = profile.ttl;
-    ip[9] = if profile.tcp.is_some() { 6 } else { 17 };
-    ip[12..16].copy_from_slice(&profile.ip_src.octets());
-    ip[16..20].copy_from_slice(&profile.ip_dst.octets());
+    match &profile.ipv6 {
+        Some(v6) => {
+            let word = (6u32 << 28)
+                | (u32::from(v6.traffic_class) << 20)
+                | (v6.flow_label & MAX_FLOW_LABEL);
+            ip[0..4].copy_from_slice(&word.to_be_bytes());
+            ip[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            ip[6] = proto;
+            ip[7] = v6.hop_limit;
+            ip[8..24].copy_from_slice(&v6.src.octets());
+            ip[24..40].copy_from_slice(&v6.dst.octets());
+        }
+        None => {
+            ip[0] = 0x45;
+            ip[1] = profile.tos;
+            ip[2..4].copy_from_slice(&(ip_total as u16).to_be_bytes());
+            ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, ID 0
+            ip[8] = profile.ttl;
+            ip[9] = proto;
+            ip[12..16].copy_from_slice(&profile.ip_src.octets());
+            ip[16..20].copy_from_slice(&profile.ip_dst.octets());
+        }
+    }
     let l4 = &mut f[l4_at..pay_at];
     match &profile.tcp {
         Some(t) => {

@@ -6,7 +6,7 @@
 //! experiment files take these, so the same words mean the same everywhere.
 //! Pure functions; errors are one readable line saying what was expected.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// Framing bytes per frame on the wire beyond the buffer: FCS 4, preamble 8, gap 12.
@@ -140,6 +140,13 @@ pub fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
     s.trim()
         .parse()
         .map_err(|_| format!("'{s}' is not an IPv4 address"))
+}
+
+/// Parses an IPv6 address.
+pub fn parse_ipv6(s: &str) -> Result<Ipv6Addr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IPv6 address"))
 }
 
 /// Parses an IPv4 prefix `A.B.C.D/LEN` (a bare address is `/32`); host bits are

@@ -118,6 +118,9 @@ fn every_file_in_the_profiles_folder_loads_and_is_shipped() {
 fn every_shipped_profile_builds_valid_frames() {
     for (name, _) in SHIPPED {
         let p = load(name);
+        if p.ipv6.is_some() {
+            continue; // IPv6 profiles: tests/ipv6.rs
+        }
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
         assert_eq!(
             t.len() + 4,
