@@ -643,7 +643,7 @@ fn syn_filter_allow_list_from_options_is_the_trie_the_kernel_matches() {
     let k = loaded(Program::SynFilter, Config::default(), 0);
     let map = k.allow.as_ref().expect("syn_allow map");
     list.fill(map).expect("fill");
-    let mut keys: Vec<Vec<u8>> = map.keys().collect();
+    let mut keys: Vec<Vec<u8>> = map.v4.keys().collect();
     keys.sort();
     let mut expect: Vec<Vec<u8>> = want
         .iter()
