@@ -110,7 +110,7 @@ impl Program {
         match self {
             Program::Drop => "count every frame, then XDP_DROP (the paper's drop baseline, Fig. 2)",
             Program::Checksum => {
-                "compute the IPv4 header checksum N times (bpf_loop), then XDP_DROP (Fig. 3)"
+                "compute the IPv4 header checksum N times (bpf_loop; IPv6: the same sum over its first 20 bytes), then XDP_DROP (Fig. 3)"
             }
             Program::DnsPing => {
                 "answer every DNS query (UDP/IPv4 port 53) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
@@ -119,7 +119,7 @@ impl Program {
                 "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)"
             }
             Program::SynFilter => {
-                "drop TCP SYNs (SYN set, ACK clear) whose IPv4 source is not in the allow-list (LPM trie); pass the rest"
+                "drop TCP SYNs (SYN set, ACK clear) whose IPv4 or IPv6 source is not in the allow-list (LPM tries); pass the rest"
             }
         }
     }
@@ -135,7 +135,7 @@ impl Program {
                 "--only-dst CIDR",
             ],
             Program::SynFilter => &[
-                "--allow CIDR (repeatable; sources whose SYNs pass)",
+                "--allow CIDR (repeatable, IPv4 or IPv6; sources whose SYNs pass)",
                 "--allow-file FILE (one CIDR per line, # comments)",
                 "--only-dst CIDR",
             ],

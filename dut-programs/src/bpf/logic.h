@@ -14,8 +14,12 @@
  * answer is exactly header + question (+ one 16-byte A record), EDNS and
  * other trailing bytes dropped, ARCOUNT 0, IP checksum right, UDP checksum
  * 0. Everything else is passed (or, for drop/checksum, dropped) and
- * counted. syn-filter drops only a TCP SYN without ACK whose IPv4 source the
- * allow-list (LPM trie) does not cover, and passes everything else. */
+ * counted. syn-filter drops only a TCP SYN without ACK whose IPv4 (IPv6)
+ * source the allow-list (LPM trie syn_allow, syn_allow6) does not cover, and
+ * passes everything else; over IPv6 only TCP right after the fixed header is
+ * judged (extension headers are not followed: passed as not handled).
+ * checksum sums IPv6's first 20 header bytes N times; the DNS programs pass
+ * IPv6 as not handled. */
 #ifndef DUT_LOGIC_H
 #define DUT_LOGIC_H
 
@@ -567,7 +571,8 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 #endif
 
 /* ---- syn-filter: drop TCP SYNs (SYN set, ACK clear) from sources outside
- * the allow-list (an LPM trie of IPv4 prefixes); pass everything else ---- */
+ * the allow-list (LPM tries of IPv4 and IPv6 prefixes); pass everything
+ * else ---- */
 
 #define TCP_HLEN 20
 #define TCP_FLAG_SYN_BIT 0x02
