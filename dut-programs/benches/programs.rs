@@ -301,11 +301,11 @@ fn main() {
 
     let peer = rows[1].1;
     println!(
-        "{:<32} {:>14} {:>10} {:>14}",
+        "{:<40} {:>14} {:>10} {:>14}",
         "program", "kernel ns/pkt", "x drop", "shim ns/pkt"
     );
     for (name, k, s) in rows {
         let s = s.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
-        println!("{name:<32} {k:>14.1} {:>10.2} {s:>14}", k / peer);
+        println!("{name:<40} {k:>14.1} {:>10.2} {s:>14}", k / peer);
     }
 }
