@@ -15,7 +15,9 @@
 //! allow-list 198.18.0.0/24) and one it passes (from 198.18.0.1; in live mode
 //! a passed frame also pays for the skb and the stack, as xdp_pass does), plus
 //! syn-filter's own run time without live frames (`BPF_PROG_TEST_RUN` repeat,
-//! the frame handed to nobody).
+//! the frame handed to nobody), the same for IPv6 SYNs (dropped: source
+//! outside 2001:db8:0:1::/64; passed: from inside it), and checksum at N = 1
+//! and 150 on an IPv4 and an IPv6 frame without live frames.
 
 #[allow(unused_imports)]
 #[path = "../tests/common/mod.rs"]
@@ -156,7 +158,8 @@ fn main() {
         }
         let l = plain(Program::SynFilter, 0);
         let mut list = AllowList::new();
-        list.add_args(&["198.18.0.0/24".into()]).expect("allow");
+        list.add_args(&["198.18.0.0/24".into(), "2001:db8:0:1::/64".into()])
+            .expect("allow");
         list.fill(l.allow.as_ref().expect("allow map"))
             .expect("fill");
         let mut s = Shim::new(Program::SynFilter, &Config::default());
@@ -178,9 +181,18 @@ fn main() {
                 Some(shim_ns(&mut s, f)),
             ));
         }
+        let syn6_drop = common::tcp6_frame(
+            [
+                0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9,
+            ],
+            common::SYN,
+        );
+        let syn6_pass = common::tcp6_frame(common::GEN_IP6, common::SYN);
         for (label, f) in [
             ("syn-filter, SYN dropped (no live)", &syn_drop),
             ("syn-filter, allowed SYN (no live)", &syn_pass),
+            ("syn-filter, IPv6 SYN dropped (no live)", &syn6_drop),
+            ("syn-filter, allowed IPv6 SYN (no live)", &syn6_pass),
         ] {
             let ns = median(
                 (0..RUNS)
@@ -193,6 +205,24 @@ fn main() {
                     .collect(),
             );
             rows.push((label.into(), ns, None));
+        }
+        // checksum over IPv4's 20 header bytes and IPv6's first 20, the program alone.
+        let udp6 = common::udp6_frame(9, &[0; 18]);
+        for n in [1u32, 150] {
+            let l = plain(Program::Checksum, n);
+            for (fam, f) in [("IPv4", &min), ("IPv6", &udp6)] {
+                let ns = median(
+                    (0..RUNS)
+                        .map(|_| {
+                            kernel::test_run(l.prog.as_fd(), f, 200_000)
+                                .expect("run")
+                                .duration
+                                .as_nanos() as f64
+                        })
+                        .collect(),
+                );
+                rows.push((format!("checksum N={n}, {fam} (no live)"), ns, None));
+            }
         }
         let l = plain(Program::Drop, 0);
         rows.push((
@@ -271,11 +301,11 @@ fn main() {
 
     let peer = rows[1].1;
     println!(
-        "{:<32} {:>14} {:>10} {:>14}",
+        "{:<40} {:>14} {:>10} {:>14}",
         "program", "kernel ns/pkt", "x drop", "shim ns/pkt"
     );
     for (name, k, s) in rows {
         let s = s.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
-        println!("{name:<32} {k:>14.1} {:>10.2} {s:>14}", k / peer);
+        println!("{name:<40} {k:>14.1} {:>10.2} {s:>14}", k / peer);
     }
 }

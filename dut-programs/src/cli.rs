@@ -102,10 +102,10 @@ pub struct InstallArgs {
     /// Only process IPv4 traffic to this prefix; pass (and count) the rest.
     #[arg(long, value_name = "CIDR")]
     pub only_dst: Option<String>,
-    /// syn-filter: let TCP SYNs from this source prefix pass (repeatable).
+    /// syn-filter: let TCP SYNs from this source prefix pass (IPv4 or IPv6, e.g. 2001:db8::/32; repeatable).
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
-    /// syn-filter: a file of source prefixes whose SYNs pass, one CIDR per line, `#` comments.
+    /// syn-filter: a file of source prefixes (IPv4 or IPv6) whose SYNs pass, one CIDR per line, `#` comments.
     #[arg(long, value_name = "FILE")]
     pub allow_file: Option<std::path::PathBuf>,
     /// Stay in the foreground; detach on exit or Ctrl-C.

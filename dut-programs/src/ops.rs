@@ -380,8 +380,8 @@ pub fn install(plan: &Plan) -> Result<Installed> {
     if let (Some(e), Some(map)) = (&plan.entries, &loaded.cache) {
         cache::fill_batch(map, e, 8192).context("fill the dns-cache map from the profile")?;
     }
-    if let (Some(list), Some(map)) = (&plan.allow, &loaded.allow) {
-        list.fill(map).context("fill the syn-filter allow-list")?;
+    if let (Some(list), Some(maps)) = (&plan.allow, &loaded.allow) {
+        list.fill(maps).context("fill the syn-filter allow-list")?;
     }
 
     // Attach through the shared layer: the ownership record (persistent, or

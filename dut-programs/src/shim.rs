@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::allow::AllowList;
@@ -29,6 +29,7 @@ struct RawCounters([u64; 16]);
 
 type LookupFn = unsafe extern "C" fn(*mut c_void, *const u8) -> *const u8;
 type AllowFn = unsafe extern "C" fn(*mut c_void, u32) -> i32;
+type Allow6Fn = unsafe extern "C" fn(*mut c_void, *const u8) -> i32;
 
 #[repr(C)]
 struct HCtx {
@@ -41,6 +42,7 @@ struct HCtx {
     lookup_arg: *mut c_void,
     allow: Option<AllowFn>,
     allow_arg: *mut c_void,
+    allow6: Option<Allow6Fn>,
 }
 
 unsafe extern "C" {
@@ -63,6 +65,14 @@ unsafe extern "C" fn allowed(arg: *mut c_void, saddr: u32) -> i32 {
     let list = unsafe { &*(arg as *const AllowList) };
     // saddr holds the header's bytes (network order) as read from memory.
     i32::from(list.contains(Ipv4Addr::from(saddr.to_ne_bytes())))
+}
+
+unsafe extern "C" fn allowed6(arg: *mut c_void, saddr: *const u8) -> i32 {
+    // SAFETY: arg is the &AllowList passed by `Shim::run`; saddr points at
+    // the 16 address bytes of the frame's IPv6 header (network order).
+    let list = unsafe { &*(arg as *const AllowList) };
+    let bytes = unsafe { *(saddr as *const [u8; 16]) };
+    i32::from(list.contains6(Ipv6Addr::from(bytes)))
 }
 
 /// One program's logic in user space, with its own counters.
@@ -141,6 +151,7 @@ impl Shim {
             lookup_arg: Arc::as_ptr(&self.cache) as *mut c_void,
             allow: Some(allowed),
             allow_arg: Arc::as_ptr(&self.allow) as *mut c_void,
+            allow6: Some(allowed6),
         };
         // SAFETY: ctx points into buf and at live fields of self for the call.
         let v = unsafe { dut_shim_run(self.program.shim_id(), &mut ctx) };

@@ -110,7 +110,7 @@ impl Program {
         match self {
             Program::Drop => "count every frame, then XDP_DROP (the paper's drop baseline, Fig. 2)",
             Program::Checksum => {
-                "compute the IPv4 header checksum N times (bpf_loop), then XDP_DROP (Fig. 3)"
+                "compute the IPv4 header checksum N times (bpf_loop; IPv6: the same sum over its first 20 bytes), then XDP_DROP (Fig. 3)"
             }
             Program::DnsPing => {
                 "answer every DNS query (UDP/IPv4 port 53) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
@@ -119,7 +119,7 @@ impl Program {
                 "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)"
             }
             Program::SynFilter => {
-                "drop TCP SYNs (SYN set, ACK clear) whose IPv4 source is not in the allow-list (LPM trie); pass the rest"
+                "drop TCP SYNs (SYN set, ACK clear) whose IPv4 or IPv6 source is not in the allow-list (LPM tries); pass the rest"
             }
         }
     }
@@ -135,7 +135,7 @@ impl Program {
                 "--only-dst CIDR",
             ],
             Program::SynFilter => &[
-                "--allow CIDR (repeatable; sources whose SYNs pass)",
+                "--allow CIDR (repeatable, IPv4 or IPv6; sources whose SYNs pass)",
                 "--allow-file FILE (one CIDR per line, # comments)",
                 "--only-dst CIDR",
             ],
@@ -233,8 +233,18 @@ pub struct Loaded {
     pub prog_id: u32,
     pub stats: MapHandle,
     pub cache: Option<MapHandle>,
-    /// The syn-filter allow-list (`syn_allow`, an LPM trie).
-    pub allow: Option<MapHandle>,
+    /// The syn-filter allow-lists (`syn_allow` for IPv4, `syn_allow6` for
+    /// IPv6; LPM tries).
+    pub allow: Option<AllowMaps>,
+}
+
+/// syn-filter's two allow-list maps (LPM tries).
+#[derive(Debug)]
+pub struct AllowMaps {
+    /// `syn_allow`: IPv4 prefixes (`struct syn_allow_key`).
+    pub v4: MapHandle,
+    /// `syn_allow6`: IPv6 prefixes (`struct syn_allow6_key`).
+    pub v6: MapHandle,
 }
 
 macro_rules! load_with {
@@ -277,6 +287,7 @@ macro_rules! load_with {
     (@cache allow, $open:ident, $opts:ident) => {
         if let Some(ifx) = $opts.offload_ifindex {
             $open.maps.syn_allow.set_map_ifindex(ifx);
+            $open.maps.syn_allow6.set_map_ifindex(ifx);
         }
     };
     (@cache cache, $open:ident, $opts:ident) => {
@@ -289,7 +300,10 @@ macro_rules! load_with {
     (@handle nocache, $skel:ident) => { None };
     (@handle allow, $skel:ident) => { None };
     (@allow allow, $skel:ident) => {
-        Some(MapHandle::try_from(&$skel.maps.syn_allow).map_err(bpf("open syn_allow map"))?)
+        Some(AllowMaps {
+            v4: MapHandle::try_from(&$skel.maps.syn_allow).map_err(bpf("open syn_allow map"))?,
+            v6: MapHandle::try_from(&$skel.maps.syn_allow6).map_err(bpf("open syn_allow6 map"))?,
+        })
     };
     (@allow $other:tt, $skel:ident) => { None };
     (@handle cache, $skel:ident) => {

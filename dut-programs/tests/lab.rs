@@ -688,10 +688,13 @@ fn dev(ns: &str, iface: &str) -> xdplayer::iface::DevStats {
 
 /// The flood: SYNs from spoofed sources outside the allow-list (untagged and,
 /// where `tagged`, 802.1Q-tagged), SYNs from an allowed prefix, SYN-ACKs and
-/// UDP. Returns the frames and how many of them syn-filter must drop.
-fn syn_flood(tagged: bool) -> (Vec<Vec<u8>>, u64) {
+/// UDP; then 600 spoofed IPv6 SYNs (a third tagged) from 2001:db8:ffff::/48
+/// and 200 IPv6 SYNs from the allowed 2001:db8:0:1::/64. Returns the frames
+/// and how many of them syn-filter must drop: IPv4, IPv6.
+fn syn_flood(tagged: bool) -> (Vec<Vec<u8>>, u64, u64) {
     let mut frames = Vec::new();
     let mut drops = 0;
+    let mut drops6 = 0;
     for i in 0..3000u32 {
         let src = [10, (i >> 8) as u8, i as u8, 1];
         let f = common::tcp_frame(src, common::SYN, &common::MSS_OPTION);
@@ -717,7 +720,25 @@ fn syn_flood(tagged: bool) -> (Vec<Vec<u8>>, u64) {
     for i in 0..300u32 {
         frames.push(common::udp_frame(common::DUT_IP, 9, &[i as u8; 18]));
     }
-    (frames, drops)
+    for i in 0..600u16 {
+        let mut src = [
+            0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        src[14..].copy_from_slice(&(i + 1).to_be_bytes());
+        let f = common::tcp6_frame(src, common::SYN);
+        frames.push(if tagged && i % 3 == 0 {
+            common::tagged(&f, &[(common::TPID_8021Q, 42)])
+        } else {
+            f
+        });
+        drops6 += 1;
+    }
+    for i in 0..200u16 {
+        let mut src = common::GEN_IP6;
+        src[14..].copy_from_slice(&(i + 10).to_be_bytes());
+        frames.push(common::tcp6_frame(src, common::SYN));
+    }
+    (frames, drops, drops6)
 }
 
 /// syn-filter on a veth pair in its own namespaces: bad allow-lists refused
@@ -781,6 +802,8 @@ fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
             mode,
             "--allow",
             "203.0.113.0/24",
+            "--allow",
+            "2001:db8:0:1::/64",
             "--allow-file",
             &good_s,
             "--output",
@@ -818,14 +841,14 @@ fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
         let (d0, g0) = (dev(&ns, "dut0"), dev(&gen_ns, "gen0"));
         // The user-space point sees what the redirect program sends it: TCP,
         // tagged or not (xdp-layer's filter reads past VLAN tags).
-        let (frames, drops) = syn_flood(true);
+        let (frames, drops, drops6) = syn_flood(true);
         let sent = bed
             .r#gen()
             .run_in(move || send_raw("gen0", &frames))
             .expect("netns");
         assert_eq!(
             sent,
-            3000 + 1000 + 300,
+            3000 + 1000 + 300 + 800,
             "{mode}: AF_PACKET took every frame"
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -861,19 +884,25 @@ fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
             sent as u64,
             "{mode}: dut0 received"
         );
-        assert_eq!(c.drop, drops, "{mode}: every spoofed SYN dropped: {c:?}");
         assert_eq!(c.parse_errors, 0, "{mode}: {c:?}");
         if userspace {
-            // 3000 SYNs, 500 allowed SYNs, 500 SYN-ACKs: TCP only, UDP stays in the kernel.
+            // 3000 SYNs, 500 allowed SYNs, 500 SYN-ACKs: IPv4 TCP only; UDP
+            // and all IPv6 stay in the kernel (the redirect filter reads IPv4).
+            assert_eq!(c.drop, drops, "userspace: every spoofed SYN dropped: {c:?}");
             assert_eq!(c.packets, 4000, "{c:?}");
             assert_eq!((c.pass, c.not_handled), (1000, 500), "{c:?}");
         } else {
             assert_eq!(
+                c.drop,
+                drops + drops6,
+                "{mode}: every spoofed SYN, IPv4 and IPv6, dropped: {c:?}"
+            );
+            assert_eq!(
                 c.packets, sent as u64,
                 "{mode}: the program saw every frame"
             );
-            // Passed: 500 allowed SYNs, 500 SYN-ACKs, 300 UDP.
-            assert_eq!((c.pass, c.not_handled), (1300, 800), "{mode}: {c:?}");
+            // Passed: 500 allowed SYNs, 500 SYN-ACKs, 300 UDP, 200 allowed IPv6 SYNs.
+            assert_eq!((c.pass, c.not_handled), (1500, 800), "{mode}: {c:?}");
             ok(
                 &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
                 "remove",

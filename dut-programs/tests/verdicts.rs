@@ -36,6 +36,12 @@ const CATEGORY: [&str; 7] = [
 const ALLOW: &str = "198.18.0.0/24";
 /// A source outside it.
 const OTHER: [u8; 4] = [203, 0, 113, 9];
+/// The IPv6 allow-list (GEN_IP6 is inside it).
+const ALLOW6: &str = "2001:db8:0:1::/64";
+/// An IPv6 source outside it (2001:db8:ffff::9).
+const OTHER6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9,
+];
 
 fn profile_frame(name: &str, n: u64) -> Vec<u8> {
     let p = Profile::load(name).unwrap_or_else(|e| panic!("profile {name}: {e}"));
@@ -54,7 +60,54 @@ fn sized(frame: Vec<u8>, len: usize) -> Vec<u8> {
 fn frames() -> Vec<(&'static str, Vec<u8>)> {
     let small = profile_frame("dns-small", 5);
     let syn_other = tcp_frame(OTHER, SYN, &MSS_OPTION);
+    let syn6_other = tcp6_frame(OTHER6, SYN);
+    let query = small[14 + 20 + 8..].to_vec();
     let mut v = vec![
+        ("IPv6/UDP DNS query (dns-small's)", udp6_frame(53, &query)),
+        (
+            "IPv6/UDP DNS query, 802.1Q tag",
+            tagged(&udp6_frame(53, &query), &[(TPID_8021Q, 100)]),
+        ),
+        ("IPv6 TCP SYN, allowed source", tcp6_frame(GEN_IP6, SYN)),
+        (
+            "IPv6 TCP SYN, allowed source, QinQ",
+            tagged(
+                &tcp6_frame(GEN_IP6, SYN),
+                &[(TPID_8021AD, 3), (TPID_8021Q, 7)],
+            ),
+        ),
+        ("IPv6 TCP SYN, other source", syn6_other.clone()),
+        (
+            "IPv6 TCP SYN, other source, 802.1Q tag",
+            tagged(&syn6_other, &[(TPID_8021Q, 7)]),
+        ),
+        (
+            "IPv6 TCP SYN, other source, QinQ",
+            tagged(&syn6_other, &[(TPID_8021AD, 3), (TPID_8021Q, 7)]),
+        ),
+        (
+            "IPv6 TCP SYN, other source, hop-by-hop header",
+            with_hop_by_hop(&syn6_other),
+        ),
+        (
+            "IPv6 TCP SYN-ACK, other source",
+            tcp6_frame(OTHER6, SYN | ACK),
+        ),
+        ("IPv6 TCP RST, other source", tcp6_frame(OTHER6, RST)),
+        ("malformed: IPv6 header cut", syn6_other[..14 + 39].to_vec()),
+        (
+            "malformed: IPv6 header cut, QinQ",
+            tagged(&syn6_other, &[(TPID_8021AD, 3), (TPID_8021Q, 7)])[..22 + 20].to_vec(),
+        ),
+        (
+            "malformed: IPv6 TCP header cut",
+            syn6_other[..14 + 40 + 10].to_vec(),
+        ),
+        ("malformed: IPv6 version field 4", {
+            let mut f = syn6_other.clone();
+            f[14] = 0x40 | (f[14] & 0x0f);
+            f
+        }),
         ("min-multi-flow", profile_frame("min-multi-flow", 3)),
         ("min-single-flow", profile_frame("min-single-flow", 0)),
         ("dns-ping", profile_frame("dns-ping", 0)),
@@ -232,7 +285,8 @@ fn subject(program: Program) -> Subject {
     }
     if let Some(map) = &kernel.allow {
         let mut list = AllowList::new();
-        list.add_args(&[ALLOW.to_string()]).expect("allow");
+        list.add_args(&[ALLOW.to_string(), ALLOW6.to_string()])
+            .expect("allow");
         list.fill(map).expect("fill allow-list");
         shim.set_allow(std::sync::Arc::new(list));
     }

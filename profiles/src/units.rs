@@ -1,7 +1,8 @@
 //! The units every tool's command line shares, parsed in one place: rates (`750k`,
 //! `2M` packets/s; `5Gbit`, `100Mbit` bits/s on the wire with 24 bytes of framing per
 //! frame), durations (`30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, a bare number =
-//! seconds), MAC addresses, IPv4 addresses and IPv4 prefixes (`198.18.0.0/24`).
+//! seconds), MAC addresses, IPv4 addresses and IPv4 and IPv6 prefixes (`198.18.0.0/24`,
+//! `2001:db8::/32`).
 //! Every tool's command line (as clap `value_parser`s), the profiles and the
 //! experiment files take these, so the same words mean the same everywhere.
 //! Pure functions; errors are one readable line saying what was expected.
@@ -164,6 +165,21 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((Ipv4Addr::from(u32::from(addr) & mask), len))
 }
 
+/// An IPv6 prefix `ADDR/LEN` (`2001:db8::/32`; a bare address is a /128),
+/// returned with its host bits cleared (`2001:db8::1/64` is `2001:db8::/64`).
+pub fn parse_cidr6(s: &str) -> Result<(Ipv6Addr, u8), String> {
+    let bad = || format!("'{s}' is not an IPv6 prefix: use ADDR/LEN, e.g. 2001:db8::/32");
+    let t = s.trim();
+    let (a, l) = t.split_once('/').unwrap_or((t, "128"));
+    let addr: Ipv6Addr = a.parse().map_err(|_| bad())?;
+    let len: u8 = l.parse().map_err(|_| bad())?;
+    if len > 128 {
+        return Err(bad());
+    }
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    Ok((Ipv6Addr::from(u128::from(addr) & mask), len))
+}
+
 /// A MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(m: [u8; 6]) -> String {
     m.iter()
@@ -175,6 +191,33 @@ pub fn format_mac(m: [u8; 6]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_prefixes_parse_with_host_bits_cleared() {
+        let a = |t: &str| t.parse::<Ipv6Addr>().expect(t);
+        assert_eq!(parse_cidr6("2001:db8::1/32"), Ok((a("2001:db8::"), 32)));
+        assert_eq!(parse_cidr6(" 2001:db8::7 "), Ok((a("2001:db8::7"), 128)));
+        assert_eq!(
+            parse_cidr6("2001:db8::ff/121"),
+            Ok((a("2001:db8::80"), 121))
+        );
+        assert_eq!(parse_cidr6("fe80::1/0"), Ok((Ipv6Addr::UNSPECIFIED, 0)));
+        assert_eq!(parse_cidr6("::/128"), Ok((Ipv6Addr::UNSPECIFIED, 128)));
+        for bad in [
+            "2001:db8::/129",
+            "2001:db8::/x",
+            "198.18.0.0/24",
+            "2001:db8:::1",
+            "",
+            "::/",
+        ] {
+            let e = parse_cidr6(bad).expect_err(bad);
+            assert!(
+                e.starts_with(&format!("'{bad}' is not an IPv6 prefix")),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn rates_parse_and_print_back() {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* checksum: compute the IPv4 header checksum N times (rodata dut_cfg.checksums, bpf_loop), then XDP_DROP.
+/* checksum: compute the IPv4 header checksum (IPv6: the sum over its first 20 bytes) N times (rodata dut_cfg.checksums, bpf_loop), then XDP_DROP.
  * The logic lives in logic.h, shared with the user-space shim. */
 #include "logic.h"
 

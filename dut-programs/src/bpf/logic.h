@@ -14,8 +14,12 @@
  * answer is exactly header + question (+ one 16-byte A record), EDNS and
  * other trailing bytes dropped, ARCOUNT 0, IP checksum right, UDP checksum
  * 0. Everything else is passed (or, for drop/checksum, dropped) and
- * counted. syn-filter drops only a TCP SYN without ACK whose IPv4 source the
- * allow-list (LPM trie) does not cover, and passes everything else. */
+ * counted. syn-filter drops only a TCP SYN without ACK whose IPv4 (IPv6)
+ * source the allow-list (LPM trie syn_allow, syn_allow6) does not cover, and
+ * passes everything else; over IPv6 only TCP right after the fixed header is
+ * judged (extension headers are not followed: passed as not handled).
+ * checksum sums IPv6's first 20 header bytes N times; the DNS programs pass
+ * IPv6 as not handled. */
 #ifndef DUT_LOGIC_H
 #define DUT_LOGIC_H
 
@@ -40,6 +44,8 @@ struct dut_hctx {
 	/* syn-filter allow-list: 1 if the source (network order) is allowed */
 	int (*allow)(void *arg, __u32 saddr);
 	void *allow_arg;
+	/* syn-filter IPv6 allow-list: 1 if the 16-byte source is allowed */
+	int (*allow6)(void *arg, const __u8 *saddr);
 };
 
 #define DUT_CTX struct dut_hctx
@@ -50,6 +56,7 @@ struct dut_hctx {
 #define DUT_CACHE_LOOKUP(c, k) \
 	((const struct dns_value *)((c)->lookup ? (c)->lookup((c)->lookup_arg, (k)) : NULL))
 #define DUT_ALLOWED(c, k) ((c)->allow ? (c)->allow((c)->allow_arg, (k)->addr) : 0)
+#define DUT_ALLOWED6(c, k) ((c)->allow6 ? (c)->allow6((c)->allow_arg, (k)->addr) : 0)
 
 static inline int dut_adjust_tail(struct dut_hctx *c, int delta)
 {
@@ -108,6 +115,15 @@ struct {
 	__type(value, __u8);
 } syn_allow SEC(".maps");
 #define DUT_ALLOWED(c, k) (bpf_map_lookup_elem(&syn_allow, (k)) != NULL)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SYN_ALLOW_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct syn_allow6_key);
+	__type(value, __u8);
+} syn_allow6 SEC(".maps");
+#define DUT_ALLOWED6(c, k) (bpf_map_lookup_elem(&syn_allow6, (k)) != NULL)
 #endif
 
 static __always_inline struct dut_counters *dut_counters_get(void)
@@ -206,7 +222,10 @@ static __always_inline int dut_drop_process(DUT_CTX *ctx, struct dut_counters *c
 	return XDP_DROP;
 }
 
-/* ---- checksum: N rounds of the IPv4 header checksum, then drop ---- */
+/* ---- checksum: N rounds of the IPv4 header checksum, then drop; on IPv6
+ * the same 16-bit one's-complement sum over the first 20 bytes of the fixed
+ * header (IPv6 has no header checksum: the work is the same as IPv4's
+ * option-less header, so rates compare; checksum_bad is not judged) ---- */
 
 struct csum_state {
 	__u16 w[30]; /* the IPv4 header, options included */
@@ -246,6 +265,24 @@ static __always_inline int dut_checksum_process(DUT_CTX *ctx, struct dut_counter
 
 	if (proto < 0) {
 		c->parse_errors++; /* ends inside a VLAN tag */
+		return XDP_DROP;
+	}
+	if (proto == dut_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6;
+
+		if (parse_ip6hdr(&nh, data_end, &ip6) < 0) {
+			c->parse_errors++; /* truncated, or not version 6 */
+			return XDP_DROP;
+		}
+		dut_memset(&s, 0, sizeof(s));
+		s.words = 10;
+		dut_memcpy(s.w, ip6, 20);
+		if (rounds > DUT_MAX_CHECKSUMS)
+			rounds = DUT_MAX_CHECKSUMS;
+		if (rounds > 0) {
+			DUT_LOOP(rounds, csum_round, &s);
+			c->checksums += rounds;
+		}
 		return XDP_DROP;
 	}
 	if (proto != dut_htons(ETH_P_IP)) {
@@ -534,7 +571,8 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 #endif
 
 /* ---- syn-filter: drop TCP SYNs (SYN set, ACK clear) from sources outside
- * the allow-list (an LPM trie of IPv4 prefixes); pass everything else ---- */
+ * the allow-list (LPM tries of IPv4 and IPv6 prefixes); pass everything
+ * else ---- */
 
 #define TCP_HLEN 20
 #define TCP_FLAG_SYN_BIT 0x02
@@ -547,8 +585,10 @@ static __always_inline int dut_syn_filter_process(DUT_CTX *ctx, struct dut_count
 	void *data_end = DUT_DATA_END(ctx);
 	struct hdr_cursor nh = { .pos = data };
 	struct ethhdr *eth;
-	struct iphdr *ip;
+	struct iphdr *ip = NULL;
+	struct ipv6hdr *ip6 = NULL;
 	struct syn_allow_key key;
+	struct syn_allow6_key key6;
 	__u8 *tcp;
 	__u32 doff;
 	int proto;
@@ -558,17 +598,30 @@ static __always_inline int dut_syn_filter_process(DUT_CTX *ctx, struct dut_count
 		c->parse_errors++; /* ends inside a VLAN tag */
 		return XDP_PASS;
 	}
-	if (proto != dut_htons(ETH_P_IP)) {
+	if (proto == dut_htons(ETH_P_IPV6)) {
+		proto = parse_ip6hdr(&nh, data_end, &ip6);
+		if (proto < 0) {
+			c->parse_errors++; /* truncated, or not version 6 */
+			return XDP_PASS;
+		}
+		/* Extension headers are not followed: TCP must come right
+		 * after the fixed header; anything else is passed. */
+		if (proto != IPPROTO_TCP) {
+			c->not_handled++;
+			return XDP_PASS;
+		}
+	} else if (proto == dut_htons(ETH_P_IP)) {
+		proto = parse_iphdr(&nh, data_end, &ip);
+		if (proto < 0) {
+			c->parse_errors++; /* truncated, not version 4, IHL < 5 */
+			return XDP_PASS;
+		}
+		if (proto != IPPROTO_TCP || (ip->frag_off & dut_htons(0x1fff))) {
+			c->not_handled++; /* not TCP, or a non-first fragment (no TCP header) */
+			return XDP_PASS;
+		}
+	} else {
 		c->not_handled++;
-		return XDP_PASS;
-	}
-	proto = parse_iphdr(&nh, data_end, &ip);
-	if (proto < 0) {
-		c->parse_errors++; /* truncated, not version 4, IHL < 5 */
-		return XDP_PASS;
-	}
-	if (proto != IPPROTO_TCP || (ip->frag_off & dut_htons(0x1fff))) {
-		c->not_handled++; /* not TCP, or a non-first fragment (no TCP header) */
 		return XDP_PASS;
 	}
 	tcp = nh.pos;
@@ -585,6 +638,15 @@ static __always_inline int dut_syn_filter_process(DUT_CTX *ctx, struct dut_count
 		c->not_handled++; /* not a connection request */
 		return XDP_PASS;
 	}
+	if (ip6) {
+		key6.prefixlen = 128;
+		dut_memcpy(key6.addr, &ip6->saddr, 16);
+		if (DUT_ALLOWED6(ctx, &key6))
+			return XDP_PASS;
+		return XDP_DROP;
+	}
+	if (!ip)
+		return XDP_PASS;
 	key.prefixlen = 32;
 	key.addr = ip->saddr;
 	if (DUT_ALLOWED(ctx, &key))

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <linux/in.h>
 
@@ -109,6 +110,22 @@ static __always_inline int parse_iphdr(struct hdr_cursor *nh, void *data_end,
 	nh->pos += len;
 	*iph = h;
 	return h->protocol;
+}
+
+/* The fixed 40-byte IPv6 header (extension headers are not followed);
+ * returns the next-header value or -1 (truncated, or version not 6). */
+static __always_inline int parse_ip6hdr(struct hdr_cursor *nh, void *data_end,
+					struct ipv6hdr **ip6h)
+{
+	struct ipv6hdr *h = nh->pos;
+
+	if ((void *)(h + 1) > data_end)
+		return -1;
+	if (h->version != 6)
+		return -1;
+	nh->pos = h + 1;
+	*ip6h = h;
+	return h->nexthdr;
 }
 
 /* UDP header; returns the UDP length from the header or -1. */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* syn_filter: drop TCP SYNs whose IPv4 source is not in the syn_allow LPM trie (XDP_DROP); pass the rest.
+/* syn_filter: drop TCP SYNs whose IPv4 (IPv6) source is not in the syn_allow (syn_allow6) LPM trie (XDP_DROP); pass the rest.
  * The logic lives in logic.h, shared with the user-space shim. */
 #define DUT_WITH_ALLOW
 #include "logic.h"

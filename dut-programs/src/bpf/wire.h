@@ -54,6 +54,13 @@ struct syn_allow_key {
 	__u32 addr;
 };
 
+/* syn-filter IPv6 allow-list key (the `syn_allow6` LPM trie): prefix
+ * length, then the 16-byte IPv6 address in network byte order. */
+struct syn_allow6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
 /* Install-time configuration, `const volatile` rodata of every program. */
 struct dut_config {
 	__u32 flags;       /* DUT_CFG_* */

@@ -253,3 +253,56 @@ pub fn shim_run(s: &mut Shim, frame: &[u8]) -> (u32, Vec<u8>) {
     buf.truncate(len);
     (v, buf)
 }
+
+/// The generator's and the DUT's IPv6 addresses in the crafted IPv6 frames
+/// (2001:db8:0:1::1 and 2001:db8:0:1::2).
+pub const GEN_IP6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+pub const DUT_IP6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2];
+
+/// Ethernet + IPv6 (no extension headers) + TCP (`flags` of SYN, ACK, RST,
+/// FIN; no options) from `src` to DUT_IP6 port 80, built by etherparse
+/// (checksum right).
+pub fn tcp6_frame(src: [u8; 16], flags: u8) -> Vec<u8> {
+    let mut b = etherparse::PacketBuilder::ethernet2(GEN_MAC, DUT_MAC)
+        .ipv6(src, DUT_IP6, 64)
+        .tcp(41000, 80, 0x1234_5678, 64240);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(0x0bad_cafe);
+    }
+    if flags & RST != 0 {
+        b = b.rst();
+    }
+    if flags & FIN != 0 {
+        b = b.fin();
+    }
+    let mut f = Vec::with_capacity(b.size(0));
+    b.write(&mut f, &[]).expect("build an IPv6/TCP frame");
+    f
+}
+
+/// Ethernet + IPv6 (no extension headers) + UDP from GEN_IP6:40000 to
+/// DUT_IP6:`dport` around `payload`, built by etherparse (checksum right).
+pub fn udp6_frame(dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(GEN_MAC, DUT_MAC)
+        .ipv6(GEN_IP6, DUT_IP6, 64)
+        .udp(40000, dport);
+    let mut f = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut f, payload).expect("build an IPv6/UDP frame");
+    f
+}
+
+/// `f` (untagged Ethernet + IPv6) with an 8-byte hop-by-hop options header
+/// (a PadN option) between the fixed header and the payload.
+pub fn with_hop_by_hop(f: &[u8]) -> Vec<u8> {
+    let next = f[14 + 6];
+    let mut out = f[..54].to_vec();
+    out[14 + 6] = 0; // hop-by-hop options
+    let plen = u16::from_be_bytes([f[18], f[19]]) + 8;
+    out[18..20].copy_from_slice(&plen.to_be_bytes());
+    out.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    out.extend_from_slice(&f[54..]);
+    out
+}
