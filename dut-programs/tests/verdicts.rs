@@ -122,6 +122,7 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
             profile_frame("min-multi-flow-qinq", 3),
         ),
         ("syn-flood", profile_frame("syn-flood", 7)),
+        ("min-multi-flow-v6", profile_frame("min-multi-flow-v6", 3)),
         (
             "imix, frame 0 (64 bytes)",
             sized(profile_frame("imix", 0), 60),
