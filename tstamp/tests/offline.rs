@@ -403,27 +403,7 @@ fn seq_mode_pairs_first_and_second_sightings() {
             frames.push((t + 4_000, frame(c, 2)));
         }
     }
-    frames.sort_by_key(|f| f.0);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("seq.pcapng");
-    write_pcapng(
-        BufWriter::new(std::fs::File::create(&path).expect("create")),
-        |f| {
-            for (ts, d) in &frames {
-                f(*ts, d);
-            }
-        },
-    )
-    .expect("write");
-    let fin = run(&args(&[
-        "--read",
-        path.to_str().expect("utf8"),
-        "--match",
-        "seq",
-        "--output",
-        "json",
-    ]))
-    .expect("run");
+    let fin = seq_mode_on(frames);
     assert_eq!(
         (fin.requests, fin.matched, fin.lost, fin.duplicates),
         (10, 9, 1, 1)
@@ -455,27 +435,7 @@ fn seq_mode_reports_each_stream_as_it_came_back() {
         }
         frames.push((t + 1 + 5_000, frame(3, c, 2)));
     }
-    frames.sort_by_key(|f| f.0);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("streams.pcapng");
-    write_pcapng(
-        BufWriter::new(std::fs::File::create(&path).expect("create")),
-        |f| {
-            for (ts, d) in &frames {
-                f(*ts, d);
-            }
-        },
-    )
-    .expect("write");
-    let fin = run(&args(&[
-        "--read",
-        path.to_str().expect("utf8"),
-        "--match",
-        "seq",
-        "--output",
-        "json",
-    ]))
-    .expect("run");
+    let fin = seq_mode_on(frames);
     assert_eq!(
         (fin.requests, fin.matched, fin.lost, fin.duplicates),
         (16, 15, 1, 1)
@@ -529,4 +489,29 @@ fn probe_frame(stream: u8, counter: u64, hop: u8) -> Vec<u8> {
     let mut out = Vec::new();
     b.write(&mut out, &pl).expect("frame");
     out
+}
+
+/// tstamp --match seq over a pcapng of `frames` (timestamp ns, bytes), in time order.
+fn seq_mode_on(mut frames: Vec<(u64, Vec<u8>)>) -> tstamp::FinalRecord {
+    frames.sort_by_key(|f| f.0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("seq.pcapng");
+    write_pcapng(
+        BufWriter::new(std::fs::File::create(&path).expect("create")),
+        |f| {
+            for (ts, d) in &frames {
+                f(*ts, d);
+            }
+        },
+    )
+    .expect("write");
+    run(&args(&[
+        "--read",
+        path.to_str().expect("utf8"),
+        "--match",
+        "seq",
+        "--output",
+        "json",
+    ]))
+    .expect("run")
 }
