@@ -321,7 +321,7 @@ pub fn compare(a: &[Row], b: &[Row]) -> Vec<Compared> {
                     f64::NAN
                 },
                 overlap: (sa.has_interval() && sb.has_interval())
-                    .then(|| sa.ci99_low <= sb.ci99_high && sb.ci99_low <= sa.ci99_high),
+                    .then_some(sa.ci99_low <= sb.ci99_high && sb.ci99_low <= sa.ci99_high),
             })
         })
         .collect()
