@@ -279,7 +279,7 @@ fn main() {
             for i in 0..names.count() {
                 s.cache_mut().insert(
                     cache::key(&names.wire_name(i)).expect("key"),
-                    names.record(i),
+                    cache::value(names, i),
                 );
             }
             rows.push((

@@ -447,10 +447,10 @@ pub fn run_userspace(
         for (k, v) in e
             .keys
             .chunks_exact(skel::DNS_KEY_LEN)
-            .zip(e.values.chunks_exact(skel::DNS_RECORD_LEN))
+            .zip(e.values.chunks_exact(skel::DNS_VALUE_LEN))
         {
             let mut kk = [0u8; skel::DNS_KEY_LEN];
-            let mut vv = [0u8; skel::DNS_RECORD_LEN];
+            let mut vv = [0u8; skel::DNS_VALUE_LEN];
             kk.copy_from_slice(k);
             vv.copy_from_slice(v);
             c.insert(kk, vv);

@@ -280,7 +280,7 @@ fn subject(program: Program) -> Subject {
         for i in 0..names.count() {
             shim.cache_mut().insert(
                 cache::key(&names.wire_name(i)).expect("key"),
-                names.record(i),
+                cache::value(names, i),
             );
         }
     }
