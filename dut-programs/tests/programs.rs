@@ -636,6 +636,35 @@ fn syn_filter_allow_list_from_options_is_the_trie_the_kernel_matches() {
     }
     .plan();
     let _ = std::fs::remove_file(&file);
+    // DNS over IPv6 in user space is refused in one line (not answered there yet).
+    let v6 = InstallOptions {
+        program: Program::DnsCache,
+        iface: "unused".into(),
+        mode: records::dut::Mode::Userspace,
+        checksums: None,
+        profile: Some("dns-small-v6".into()),
+        only_dst: None,
+        allow: Vec::new(),
+        allow_file: None,
+        foreground: true,
+        force: false,
+        owner_pid: None,
+    };
+    let e = format!("{:#}", v6.clone().plan().expect_err("refused"));
+    assert!(e.contains("--mode userspace does not answer yet"), "{e}");
+    let native = InstallOptions {
+        mode: records::dut::Mode::Native,
+        ..v6
+    };
+    assert_eq!(
+        native
+            .plan()
+            .expect("native")
+            .entries
+            .expect("entries")
+            .count,
+        1296
+    );
     let list = plan
         .expect("plan")
         .allow
