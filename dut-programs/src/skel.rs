@@ -117,10 +117,10 @@ impl Program {
                 "compute the IPv4 header checksum N times (bpf_loop; IPv6: the same sum over its first 20 bytes), then XDP_DROP (Fig. 3)"
             }
             Program::DnsPing => {
-                "answer every DNS query (UDP/IPv4 port 53) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
+                "answer every DNS query (UDP port 53, over IPv4 or IPv6) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
             }
             Program::DnsCache => {
-                "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)"
+                "answer DNS queries (IPv4 or IPv6) from a BPF hash map: a 16-byte A or 28-byte AAAA record on a hit, NXDOMAIN on a miss (Fig. 5)"
             }
             Program::SynFilter => {
                 "drop TCP SYNs (SYN set, ACK clear) whose IPv4 or IPv6 source is not in the allow-list (LPM tries); pass the rest"

@@ -391,6 +391,8 @@ mod fuzz {
                 53,
                 &query(3, "www.example.org.", RecordType::TXT, true),
             ),
+            udp6_frame(53, &query(4, "aa.lab.test.", RecordType::AAAA, false)),
+            udp6_frame(53, &query(5, "q9.lab.test.", RecordType::A, true)),
         ]
     }
 
@@ -398,7 +400,7 @@ mod fuzz {
         #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, .. ProptestConfig::default() })]
         #[test]
         fn random_and_mutated_frames_never_yield_a_malformed_answer(
-            pick in 0usize..3,
+            pick in 0usize..5,
             muts in proptest::collection::vec((0usize..120, any::<u8>()), 0..6),
             cut in proptest::option::of(0usize..120),
             fix in any::<bool>(),
