@@ -276,12 +276,7 @@ fn main() {
             let e = cache::Entries::of(names).expect("entries");
             cache::fill_batch(l.cache.as_ref().expect("map"), &e, 8192).expect("fill");
             let mut s = Shim::new(Program::DnsCache, &Config::default());
-            for i in 0..names.count() {
-                s.cache_mut().insert(
-                    cache::key(&names.wire_name(i)).expect("key"),
-                    cache::value(names, i),
-                );
-            }
+            *s.cache_mut() = cache::Entries::of(names).expect("entries").to_shim_cache();
             rows.push((
                 format!("dns-cache {label} set, hit"),
                 live(l.prog.as_fd(), f),

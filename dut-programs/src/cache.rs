@@ -63,6 +63,19 @@ impl Entries {
         })
     }
 
+    /// The same entries as the user-space execution point's cache (the shim's).
+    pub fn to_shim_cache(&self) -> crate::shim::Cache {
+        let mut c = crate::shim::Cache::with_capacity(self.count);
+        for i in 0..self.count {
+            let mut k = [0u8; DNS_KEY_LEN];
+            let mut v = [0u8; DNS_VALUE_LEN];
+            k.copy_from_slice(self.key(i));
+            v.copy_from_slice(self.value(i));
+            c.insert(k, v);
+        }
+        c
+    }
+
     fn key(&self, i: usize) -> &[u8] {
         &self.keys[i * DNS_KEY_LEN..(i + 1) * DNS_KEY_LEN]
     }
@@ -225,5 +238,11 @@ mod tests {
         assert_eq!(e.key(37)[..names.wire_len()], names.wire_name(37)[..]);
         assert_eq!(&e.value(37)[..16], &names.record(37));
         assert_eq!(&e.value(37)[16..], &names.record6(37));
+        let c = e.to_shim_cache();
+        assert_eq!(c.len(), 1296);
+        assert_eq!(
+            c[&key(&names.wire_name(37)).expect("key")],
+            value(&names, 37)
+        );
     }
 }

@@ -155,6 +155,20 @@ fn dns_ping_answers_profile_queries_with_nxdomain() {
     assert_eq!((c.get("packets"), c.get("tx"), c.get("answers")), (4, 4, 4));
 }
 
+/// Checks `resp` is dns-cache's answer to a hit on `req`: well formed
+/// (`check_answer`), NOERROR, authoritative, one record owned by the question
+/// name with the set's TTL; returns the record's data.
+fn hit_record(req: &[u8], resp: &[u8], ttl: u32) -> RData {
+    let a = check_answer(req, resp);
+    assert_eq!(a.msg.response_code(), ResponseCode::NoError);
+    assert!(a.msg.authoritative());
+    assert_eq!(a.msg.answers().len(), 1);
+    let r = &a.msg.answers()[0];
+    assert_eq!(r.name(), a.msg.queries()[0].name());
+    assert_eq!(r.ttl(), ttl);
+    r.data().clone()
+}
+
 #[test]
 fn dns_cache_answers_hits_with_the_record_and_misses_with_nxdomain() {
     let (l, prof) = small_cache();
@@ -164,14 +178,7 @@ fn dns_cache_answers_hits_with_the_record_and_misses_with_nxdomain() {
         let req = t.frame_for(n, None);
         let out = run(&l, &req);
         assert_eq!(out.retval, XDP_TX, "frame {n}");
-        let a = check_answer(&req, &out.data);
-        assert_eq!(a.msg.response_code(), ResponseCode::NoError);
-        assert!(a.msg.authoritative());
-        assert_eq!(a.msg.answers().len(), 1);
-        let r = &a.msg.answers()[0];
-        assert_eq!(r.name(), a.msg.queries()[0].name());
-        assert_eq!(r.ttl(), names.ttl());
-        match r.data() {
+        match hit_record(&req, &out.data, names.ttl()) {
             RData::A(addr) => assert_eq!(addr.0.octets(), names.address(n % 1296)),
             other => panic!("not an A record: {other:?}"),
         }
@@ -324,12 +331,7 @@ fn host_shim_matches_the_kernel_byte_for_byte() {
     let (kcache, prof) = small_cache();
     let names = &prof.dns.as_ref().expect("dns").names;
     let mut scache = Shim::new(Program::DnsCache, &Config::default());
-    for i in 0..names.count() {
-        scache.cache_mut().insert(
-            cache::key(&names.wire_name(i)).expect("key"),
-            cache::value(names, i),
-        );
-    }
+    *scache.cache_mut() = cache::Entries::of(names).expect("entries").to_shim_cache();
     let kping = loaded(Program::DnsPing, Config::default(), 0);
     let mut sping = Shim::new(Program::DnsPing, &Config::default());
     let kcsum = loaded(
@@ -411,9 +413,7 @@ mod fuzz {
                     let (c, prof) = small_cache();
                     let names = &prof.dns.as_ref().expect("dns").names;
                     let mut sc = Shim::new(Program::DnsCache, &Config::default());
-                    for i in 0..names.count() {
-                        sc.cache_mut().insert(cache::key(&names.wire_name(i)).expect("key"), cache::value(names, i));
-                    }
+                    *sc.cache_mut() = cache::Entries::of(names).expect("entries").to_shim_cache();
                     (loaded(Program::DnsPing, Config::default(), 0), c,
                      std::cell::RefCell::new((Shim::new(Program::DnsPing, &Config::default()), sc)))
                 };
@@ -464,12 +464,7 @@ fn seeded_mutations_exercise_both_answer_and_pass_paths() {
     let (kc, prof) = small_cache();
     let names = &prof.dns.as_ref().expect("dns").names;
     let mut sc = Shim::new(Program::DnsCache, &Config::default());
-    for i in 0..names.count() {
-        sc.cache_mut().insert(
-            cache::key(&names.wire_name(i)).expect("key"),
-            cache::value(names, i),
-        );
-    }
+    *sc.cache_mut() = cache::Entries::of(names).expect("entries").to_shim_cache();
     let kp = loaded(Program::DnsPing, Config::default(), 0);
     let mut sp = Shim::new(Program::DnsPing, &Config::default());
     let t = Template::new(&prof, TemplateOptions::default()).expect("t");
@@ -901,12 +896,7 @@ fn small_v6_cache() -> (Loaded, Shim, Profile) {
     let e = cache::Entries::of(names).expect("entries");
     cache::fill_batch(l.cache.as_ref().expect("cache map"), &e, 500).expect("fill");
     let mut s = Shim::new(Program::DnsCache, &Config::default());
-    for i in 0..names.count() {
-        s.cache_mut().insert(
-            cache::key(&names.wire_name(i)).expect("key"),
-            cache::value(names, i),
-        );
-    }
+    *s.cache_mut() = e.to_shim_cache();
     (l, s, prof)
 }
 
@@ -919,14 +909,7 @@ fn dns_cache_answers_aaaa_over_ipv6_with_the_record_and_a_right_udp_checksum() {
         let req = t.frame_for(n, None);
         let out = run(&l, &req);
         assert_eq!(out.retval, XDP_TX, "frame {n}");
-        let a = check_answer(&req, &out.data);
-        assert_eq!(a.msg.response_code(), ResponseCode::NoError);
-        assert!(a.msg.authoritative());
-        assert_eq!(a.msg.answers().len(), 1);
-        let r = &a.msg.answers()[0];
-        assert_eq!(r.name(), a.msg.queries()[0].name());
-        assert_eq!(r.ttl(), names.ttl());
-        match r.data() {
+        match hit_record(&req, &out.data, names.ttl()) {
             RData::AAAA(addr) => assert_eq!(addr.0.octets(), names.address6(n % 1296)),
             other => panic!("not an AAAA record: {other:?}"),
         }

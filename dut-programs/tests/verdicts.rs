@@ -303,12 +303,7 @@ fn subject(program: Program) -> Subject {
     if let Some(map) = &kernel.cache {
         let e = cache::Entries::of(names).expect("entries");
         cache::fill_batch(map, &e, 500).expect("fill");
-        for i in 0..names.count() {
-            shim.cache_mut().insert(
-                cache::key(&names.wire_name(i)).expect("key"),
-                cache::value(names, i),
-            );
-        }
+        *shim.cache_mut() = cache::Entries::of(names).expect("entries").to_shim_cache();
     }
     if let Some(map) = &kernel.allow {
         let mut list = AllowList::new();
