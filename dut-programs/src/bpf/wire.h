@@ -13,7 +13,8 @@
 
 /* Longest question name (wire format, terminating zero included) the cache
  * handles; longer names are counted in `too_long` and passed. 32 bytes keep
- * a full 36^4 set near 200 MB of kernel memory (with 44-byte values). */
+ * a full 36^4 set at about 260 MB of kernel memory (bpftool's memlock,
+ * with 44-byte values). */
 #define DNS_KEY_LEN 32
 /* Length of the compressed A record appended to a cache hit on an A question. */
 #define DNS_RECORD_LEN 16
