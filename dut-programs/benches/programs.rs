@@ -17,7 +17,8 @@
 //! syn-filter's own run time without live frames (`BPF_PROG_TEST_RUN` repeat,
 //! the frame handed to nobody), the same for IPv6 SYNs (dropped: source
 //! outside 2001:db8:0:1::/64; passed: from inside it), and checksum at N = 1
-//! and 150 on an IPv4 and an IPv6 frame without live frames.
+//! and 150 on an IPv4 and an IPv6 frame without live frames; DNS over IPv6:
+//! dns-ping and dns-cache (small set, AAAA hit) on a dns-small-v6 query.
 
 #[allow(unused_imports)]
 #[path = "../tests/common/mod.rs"]
@@ -79,6 +80,8 @@ fn main() {
     let min = frame("min-single-flow", 0);
     let ping = frame("dns-ping", 0);
     let small_hit = frame("dns-small", 5);
+    // The same name asked as AAAA over IPv6 (the answer's UDP checksum is computed).
+    let small_hit6 = frame("dns-small-v6", 5);
     let large_hit = frame("dns-large", 123_456);
     let mut miss = small_hit.clone();
     let label_at = Template::new(
@@ -264,6 +267,11 @@ fn main() {
             live(l.prog.as_fd(), &ping),
             Some(shim_ns(&mut s, &ping)),
         ));
+        rows.push((
+            "dns-ping, dns-small-v6 query (IPv6)".into(),
+            live(l.prog.as_fd(), &small_hit6),
+            Some(shim_ns(&mut s, &small_hit6)),
+        ));
         for (label, names, f) in [("small", &small, &small_hit), ("large", &large, &large_hit)] {
             let l = load(
                 Program::DnsCache,
@@ -276,12 +284,7 @@ fn main() {
             let e = cache::Entries::of(names).expect("entries");
             cache::fill_batch(l.cache.as_ref().expect("map"), &e, 8192).expect("fill");
             let mut s = Shim::new(Program::DnsCache, &Config::default());
-            for i in 0..names.count() {
-                s.cache_mut().insert(
-                    cache::key(&names.wire_name(i)).expect("key"),
-                    names.record(i),
-                );
-            }
+            *s.cache_mut() = e.to_shim_cache();
             rows.push((
                 format!("dns-cache {label} set, hit"),
                 live(l.prog.as_fd(), f),
@@ -292,6 +295,11 @@ fn main() {
                     "dns-cache small set, miss".into(),
                     live(l.prog.as_fd(), &miss),
                     Some(shim_ns(&mut s, &miss)),
+                ));
+                rows.push((
+                    "dns-cache small set, AAAA hit, IPv6".into(),
+                    live(l.prog.as_fd(), &small_hit6),
+                    Some(shim_ns(&mut s, &small_hit6)),
                 ));
             }
         }

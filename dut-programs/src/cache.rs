@@ -1,6 +1,7 @@
 //! The dns-cache map: keys (the question name in wire format, zero padded to
 //! `DNS_KEY_LEN`), values (the 16-byte compressed A record from
-//! `profiles::NameSet::record`), filling it from a name set with batch updates,
+//! `profiles::NameSet::record`, then the 28-byte AAAA record from
+//! `NameSet::record6`: [`value`]), filling it from a name set with batch updates,
 //! and the update benchmark (the paper's Fig. 6).
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use profiles::NameSet;
 
 use crate::error::{Error, Result, bpf};
-use crate::skel::{DNS_KEY_LEN, DNS_RECORD_LEN};
+use crate::skel::{DNS_KEY_LEN, DNS_RECORD_LEN, DNS_VALUE_LEN};
 
 /// The key of a wire-format name, or `None` if it is longer than the key.
 pub fn key(wire_name: &[u8]) -> Option<[u8; DNS_KEY_LEN]> {
@@ -20,6 +21,14 @@ pub fn key(wire_name: &[u8]) -> Option<[u8; DNS_KEY_LEN]> {
     let mut k = [0u8; DNS_KEY_LEN];
     k[..wire_name.len()].copy_from_slice(wire_name);
     Some(k)
+}
+
+/// The cache value of name `i`: its A record, then its AAAA record (`struct dns_value`).
+pub fn value(names: &NameSet, i: u64) -> [u8; DNS_VALUE_LEN] {
+    let mut v = [0u8; DNS_VALUE_LEN];
+    v[..DNS_RECORD_LEN].copy_from_slice(&names.record(i));
+    v[DNS_RECORD_LEN..].copy_from_slice(&names.record6(i));
+    v
 }
 
 /// All keys and values of a name set, flat (for batch updates).
@@ -41,11 +50,11 @@ impl Entries {
         }
         let count = names.count() as usize;
         let mut keys = Vec::with_capacity(count * DNS_KEY_LEN);
-        let mut values = Vec::with_capacity(count * DNS_RECORD_LEN);
+        let mut values = Vec::with_capacity(count * DNS_VALUE_LEN);
         for i in 0..count as u64 {
             let k = key(&names.wire_name(i)).unwrap_or([0; DNS_KEY_LEN]);
             keys.extend_from_slice(&k);
-            values.extend_from_slice(&names.record(i));
+            values.extend_from_slice(&value(names, i));
         }
         Ok(Entries {
             keys,
@@ -54,11 +63,24 @@ impl Entries {
         })
     }
 
+    /// The same entries as the user-space execution point's cache (the shim's).
+    pub fn to_shim_cache(&self) -> crate::shim::Cache {
+        let mut c = crate::shim::Cache::with_capacity(self.count);
+        for i in 0..self.count {
+            let mut k = [0u8; DNS_KEY_LEN];
+            let mut v = [0u8; DNS_VALUE_LEN];
+            k.copy_from_slice(self.key(i));
+            v.copy_from_slice(self.value(i));
+            c.insert(k, v);
+        }
+        c
+    }
+
     fn key(&self, i: usize) -> &[u8] {
         &self.keys[i * DNS_KEY_LEN..(i + 1) * DNS_KEY_LEN]
     }
     fn value(&self, i: usize) -> &[u8] {
-        &self.values[i * DNS_RECORD_LEN..(i + 1) * DNS_RECORD_LEN]
+        &self.values[i * DNS_VALUE_LEN..(i + 1) * DNS_VALUE_LEN]
     }
 }
 
@@ -70,7 +92,7 @@ pub fn fill_batch(map: &MapHandle, e: &Entries, batch: usize) -> Result<()> {
         let n = batch.min(e.count - i);
         map.update_batch(
             &e.keys[i * DNS_KEY_LEN..(i + n) * DNS_KEY_LEN],
-            &e.values[i * DNS_RECORD_LEN..(i + n) * DNS_RECORD_LEN],
+            &e.values[i * DNS_VALUE_LEN..(i + n) * DNS_VALUE_LEN],
             n as u32,
             MapFlags::ANY,
             MapFlags::ANY,
@@ -93,7 +115,7 @@ pub fn fill_single(map: &MapHandle, e: &Entries) -> Result<()> {
     Ok(())
 }
 
-/// A hash map with the program's cache definition (key 32, value 16, no
+/// A hash map with the program's cache definition (key 32, value 44, no
 /// prealloc), for the update benchmark.
 pub fn create_map(entries: u32) -> Result<MapHandle> {
     let opts = libbpf_sys::bpf_map_create_opts {
@@ -105,7 +127,7 @@ pub fn create_map(entries: u32) -> Result<MapHandle> {
         MapType::Hash,
         Some("dns_cache"),
         DNS_KEY_LEN as u32,
-        DNS_RECORD_LEN as u32,
+        DNS_VALUE_LEN as u32,
         entries.max(1),
         &opts,
     )
@@ -174,7 +196,7 @@ pub fn update_bench(
                     let n = b.min(e.count - i);
                     map.update_batch(
                         &e.keys[i * DNS_KEY_LEN..(i + n) * DNS_KEY_LEN],
-                        &e.values[i * DNS_RECORD_LEN..(i + n) * DNS_RECORD_LEN],
+                        &e.values[i * DNS_VALUE_LEN..(i + n) * DNS_VALUE_LEN],
                         n as u32,
                         MapFlags::ANY,
                         MapFlags::ANY,
@@ -214,6 +236,13 @@ mod tests {
         let e = Entries::of(&names).expect("entries");
         assert_eq!(e.count, 1296);
         assert_eq!(e.key(37)[..names.wire_len()], names.wire_name(37)[..]);
-        assert_eq!(e.value(37), &names.record(37));
+        assert_eq!(&e.value(37)[..16], &names.record(37));
+        assert_eq!(&e.value(37)[16..], &names.record6(37));
+        let c = e.to_shim_cache();
+        assert_eq!(c.len(), 1296);
+        assert_eq!(
+            c[&key(&names.wire_name(37)).expect("key")],
+            value(&names, 37)
+        );
     }
 }

@@ -204,6 +204,11 @@ impl InstallOptions {
                 let dns = prof.dns.as_ref().ok_or_else(|| {
                     anyhow!("profile '{p}' has no DNS name set; dns-cache needs one (e.g. --profile dns-small)")
                 })?;
+                if prof.ipv6.is_some() && self.mode == Mode::Userspace {
+                    bail!(
+                        "profile '{p}' sends DNS over IPv6, which --mode userspace does not answer yet (its AF_XDP redirect filter reads IPv4 only): use --mode native or generic"
+                    );
+                }
                 Some(Entries::of(&dns.names).with_context(|| format!("profile '{p}'"))?)
             }
             (Some(_), _) => {
@@ -442,21 +447,7 @@ pub fn run_userspace(
     }
     require_root("install")?;
     let ifindex = kernel::ifindex(&a.iface)?;
-    let cache = plan.entries.as_ref().map(|e| {
-        let mut c = crate::shim::Cache::with_capacity(e.count);
-        for (k, v) in e
-            .keys
-            .chunks_exact(skel::DNS_KEY_LEN)
-            .zip(e.values.chunks_exact(skel::DNS_RECORD_LEN))
-        {
-            let mut kk = [0u8; skel::DNS_KEY_LEN];
-            let mut vv = [0u8; skel::DNS_RECORD_LEN];
-            kk.copy_from_slice(k);
-            vv.copy_from_slice(v);
-            c.insert(kk, vv);
-        }
-        Arc::new(c)
-    });
+    let cache = plan.entries.as_ref().map(|e| Arc::new(e.to_shim_cache()));
     let path = state_path("userspace", ifindex)?;
     let start = Instant::now();
     let config = plan.config;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::allow::AllowList;
 use crate::counters::Counters;
-use crate::skel::{Config, DNS_KEY_LEN, DNS_RECORD_LEN, Program};
+use crate::skel::{Config, DNS_KEY_LEN, DNS_VALUE_LEN, Program};
 
 #[repr(C)]
 struct DutConfig {
@@ -51,7 +51,7 @@ unsafe extern "C" {
 }
 
 /// The cache as user space holds it.
-pub type Cache = HashMap<[u8; DNS_KEY_LEN], [u8; DNS_RECORD_LEN]>;
+pub type Cache = HashMap<[u8; DNS_KEY_LEN], [u8; DNS_VALUE_LEN]>;
 
 unsafe extern "C" fn lookup(arg: *mut c_void, key: *const u8) -> *const u8 {
     // SAFETY: arg is the &Cache passed by `Shim::run`, key points at DNS_KEY_LEN bytes.

@@ -38,8 +38,12 @@ pub use dns_cache_skel::types;
 
 /// Length of the cache key (`DNS_KEY_LEN`).
 pub const DNS_KEY_LEN: usize = 32;
-/// Length of the cache value (`DNS_RECORD_LEN`).
+/// Length of the A record in a cache value (`DNS_RECORD_LEN`).
 pub const DNS_RECORD_LEN: usize = 16;
+/// Length of the AAAA record in a cache value (`DNS_RECORD6_LEN`).
+pub const DNS_RECORD6_LEN: usize = 28;
+/// Length of the cache value (`struct dns_value`): the A record, then the AAAA record.
+pub const DNS_VALUE_LEN: usize = DNS_RECORD_LEN + DNS_RECORD6_LEN;
 /// Default capacity of the cache: the large set (`DNS_CACHE_ENTRIES`).
 pub const DNS_CACHE_ENTRIES: u32 = 1_679_616;
 /// Most checksum rounds (`DUT_MAX_CHECKSUMS`).
@@ -50,7 +54,7 @@ pub const SYN_ALLOW_ENTRIES: u32 = 65_536;
 pub const PLACEHOLDER_NAME: &str = xdplayer::PLACEHOLDER_PROG;
 
 const _: () = assert!(size_of::<types::dns_key>() == DNS_KEY_LEN);
-const _: () = assert!(size_of::<types::dns_value>() == DNS_RECORD_LEN);
+const _: () = assert!(size_of::<types::dns_value>() == DNS_VALUE_LEN);
 
 /// The DUT programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,10 +117,10 @@ impl Program {
                 "compute the IPv4 header checksum N times (bpf_loop; IPv6: the same sum over its first 20 bytes), then XDP_DROP (Fig. 3)"
             }
             Program::DnsPing => {
-                "answer every DNS query (UDP/IPv4 port 53) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
+                "answer every DNS query (UDP port 53, over IPv4 or IPv6) with NXDOMAIN via XDP_TX; pass the rest (Fig. 4)"
             }
             Program::DnsCache => {
-                "answer DNS queries from a BPF hash map: a 16-byte A record on a hit, NXDOMAIN on a miss (Fig. 5)"
+                "answer DNS queries (IPv4 or IPv6) from a BPF hash map: a 16-byte A or 28-byte AAAA record on a hit, NXDOMAIN on a miss (Fig. 5)"
             }
             Program::SynFilter => {
                 "drop TCP SYNs (SYN set, ACK clear) whose IPv4 or IPv6 source is not in the allow-list (LPM tries); pass the rest"

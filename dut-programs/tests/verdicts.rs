@@ -68,6 +68,24 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
             "IPv6/UDP DNS query, 802.1Q tag",
             tagged(&udp6_frame(53, &query), &[(TPID_8021Q, 100)]),
         ),
+        (
+            "IPv6/UDP DNS query, hop-by-hop header",
+            with_hop_by_hop(&udp6_frame(53, &query)),
+        ),
+        ("malformed: IPv6/UDP DNS query, zero UDP checksum", {
+            let mut f = udp6_frame(53, &query);
+            f[14 + 40 + 6..14 + 40 + 8].fill(0);
+            f
+        }),
+        (
+            "malformed: IPv6/UDP DNS query, payload length past the frame",
+            {
+                let mut f = udp6_frame(53, &query);
+                let plen = u16::from_be_bytes([f[18], f[19]]) + 1;
+                f[18..20].copy_from_slice(&plen.to_be_bytes());
+                f
+            },
+        ),
         ("IPv6 TCP SYN, allowed source", tcp6_frame(GEN_IP6, SYN)),
         (
             "IPv6 TCP SYN, allowed source, QinQ",
@@ -123,6 +141,14 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("syn-flood", profile_frame("syn-flood", 7)),
         ("min-multi-flow-v6", profile_frame("min-multi-flow-v6", 3)),
+        ("dns-small-v6", sized(profile_frame("dns-small-v6", 5), 91)),
+        (
+            "dns-small-v6, QinQ 0x88a8 + 0x8100",
+            tagged(
+                &profile_frame("dns-small-v6", 5),
+                &[(TPID_8021AD, 3), (TPID_8021Q, 7)],
+            ),
+        ),
         (
             "imix, frame 0 (64 bytes)",
             sized(profile_frame("imix", 0), 60),
@@ -277,12 +303,7 @@ fn subject(program: Program) -> Subject {
     if let Some(map) = &kernel.cache {
         let e = cache::Entries::of(names).expect("entries");
         cache::fill_batch(map, &e, 500).expect("fill");
-        for i in 0..names.count() {
-            shim.cache_mut().insert(
-                cache::key(&names.wire_name(i)).expect("key"),
-                names.record(i),
-            );
-        }
+        *shim.cache_mut() = cache::Entries::of(names).expect("entries").to_shim_cache();
     }
     if let Some(map) = &kernel.allow {
         let mut list = AllowList::new();

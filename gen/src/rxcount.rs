@@ -1,5 +1,6 @@
 //! Replies counted at XDP speed: `gen_rx.bpf.c` on gen's interface counts every
-//! IPv4/UDP frame that arrives (DNS responses by RCODE, gen's probes apart) in
+//! IPv4/UDP or IPv6/UDP frame that arrives, past up to two VLAN tags (DNS
+//! responses by RCODE, gen's probes apart) in
 //! per-CPU counters and drops it; the rest goes to the kernel. No AF_XDP socket,
 //! no copy to user space: the count does not cap the rate (see gen/README.md for
 //! the measured ceiling). The program replaces the interface's placeholder through
@@ -22,7 +23,7 @@ mod skel {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RxTotals {
-    /// IPv4/UDP frames counted (and dropped).
+    /// IPv4/UDP and IPv6/UDP frames counted (and dropped).
     pub packets: u64,
     /// Their bytes (no FCS).
     pub bytes: u64,
@@ -209,5 +210,69 @@ mod tests {
         assert_eq!(t.packets, 5 + 2 + 1 + 1);
         assert_eq!(t.passed, 4 + 1 + 1 + 1);
         assert_eq!(t.bytes, (5 + 2 + 1) * r.len() as u64 + 44);
+    }
+
+    /// A dns-small-v6 query turned into a response with `rcode`: source port
+    /// 53, QR set (the UDP checksum is not the counter's business).
+    fn reply6(rcode: u8) -> Vec<u8> {
+        let mut f = profiles::Template::new(
+            &profiles::Profile::load("dns-small-v6").expect("profile"),
+            profiles::TemplateOptions::default(),
+        )
+        .expect("template")
+        .frame()
+        .to_vec();
+        let udp = 14 + 40;
+        f[udp..udp + 2].copy_from_slice(&53u16.to_be_bytes());
+        f[udp + 8 + 2] |= 0x80;
+        f[udp + 8 + 3] = (f[udp + 8 + 3] & 0xf0) | rcode;
+        f
+    }
+
+    fn tag(f: &[u8], tpid: u16) -> Vec<u8> {
+        let mut t = f[..12].to_vec();
+        t.extend_from_slice(&tpid.to_be_bytes());
+        t.extend_from_slice(&[0, 100]);
+        t.extend_from_slice(&f[12..]);
+        t
+    }
+
+    #[test]
+    fn ipv6_replies_counted_by_rcode_past_vlan_tags() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let p = RxProgram::load().expect("load");
+        let r0 = reply6(0);
+        assert_eq!(p.test_run(&r0, 3).expect("run").0, 1, "XDP_DROP");
+        assert_eq!(p.test_run(&reply6(3), 2).expect("run").0, 1);
+        let qinq = tag(&tag(&reply6(2), 0x8100), 0x88a8);
+        assert_eq!(p.test_run(&qinq, 1).expect("run").0, 1);
+        // A query (QR clear): counted, no RCODE.
+        let mut q = reply6(0);
+        q[14 + 40 + 10] &= 0x7f;
+        assert_eq!(p.test_run(&q, 1).expect("run").0, 1);
+        // Passed: ICMPv6 (neighbour discovery), a hop-by-hop header before UDP,
+        // a cut fixed header, a cut UDP header.
+        let mut icmp6 = reply6(0);
+        icmp6[14 + 6] = 58;
+        assert_eq!(p.test_run(&icmp6, 1).expect("run").0, 2, "XDP_PASS");
+        let mut hbh = reply6(0);
+        hbh[14 + 6] = 0;
+        assert_eq!(p.test_run(&hbh, 1).expect("run").0, 2);
+        assert_eq!(p.test_run(&r0[..14 + 39], 1).expect("run").0, 2);
+        assert_eq!(p.test_run(&r0[..14 + 40 + 7], 1).expect("run").0, 2);
+        // Cut inside the DNS header: a UDP frame, no RCODE.
+        assert_eq!(p.test_run(&r0[..14 + 40 + 8 + 3], 1).expect("run").0, 1);
+        let t = p.read();
+        assert_eq!((t.rcodes[0], t.rcodes[3], t.rcodes[2]), (3, 2, 1));
+        assert_eq!(t.rcodes.iter().sum::<u64>(), 6);
+        assert_eq!(t.packets, 3 + 2 + 1 + 1 + 1);
+        assert_eq!(t.passed, 4);
+        assert_eq!(
+            t.bytes,
+            6 * r0.len() as u64 + qinq.len() as u64 + (14 + 40 + 8 + 3)
+        );
     }
 }

@@ -894,6 +894,74 @@ fn paced_runs_against_dropping_and_answering_duts_add_up_exactly() {
     );
 }
 
+/// DNS over IPv6 end to end: gen (afxdp) sends dns-small-v6's AAAA queries to
+/// dns-cache running natively on dut0 (filled from the same profile); the DUT
+/// program counts exactly gen's TX, answers (and hits) every query, and gen's
+/// reply counter counts exactly that many NOERROR answers. The lab's namespaces
+/// have IPv6 off, so the DUT's MAC is given (`--dst-mac`).
+#[test]
+fn dns_small_v6_against_dns_cache_adds_up_exactly() {
+    let bed = up("gd6");
+    let d = bed.dut().clone();
+    let n = 2000u64;
+    install_dut(&bed, "dns-cache", "dns-small-v6");
+    let dut_rx0 = ethtool_stat(&d, "xdp_packets");
+    let dut_tx0 = ethtool_stat(&d, "xdp_tx");
+    let c0 = dut_counters(&bed);
+    let count = n.to_string();
+    let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "dns-small-v6",
+            "--engine",
+            "afxdp",
+            "--dst-mac",
+            &dut_mac,
+            "--rate",
+            "2k",
+            "--count",
+            &count,
+            "--output",
+            "json",
+        ],
+    );
+    let fin = final_of(&out);
+    let dut_rx = rx_settled(&d, "xdp_packets", dut_rx0, n);
+    assert_eq!(fin["tx_packets"].as_u64(), Some(n), "gen tx");
+    assert_eq!(dut_rx, n, "dut0 driver rx");
+    let c1 = dut_counters(&bed);
+    assert_eq!(
+        c1.packets - c0.packets,
+        n,
+        "the DUT program's packets = gen's TX"
+    );
+    assert_eq!(c1.answers - c0.answers, n, "the DUT program answered each");
+    assert_eq!(c1.hits - c0.hits, n, "every AAAA question found its name");
+    assert_eq!(
+        (
+            c1.parse_errors - c0.parse_errors,
+            c1.not_handled - c0.not_handled
+        ),
+        (0, 0)
+    );
+    assert_eq!(
+        ethtool_stat(&d, "xdp_tx") - dut_tx0,
+        n,
+        "dut0's XDP_TX count"
+    );
+    let rc = |k: &str| fin["rx_rcodes"][k].as_u64().unwrap_or(0);
+    assert_eq!(
+        rc("NOERROR"),
+        c1.answers - c0.answers,
+        "{}",
+        fin["rx_rcodes"]
+    );
+    assert_eq!(fin["rx_packets"].as_u64(), Some(n), "gen's reply count");
+    remove_dut(&bed, "dns-cache");
+}
+
 /// `name` (per-queue driver statistic) of `host` less `before`, once it reached
 /// `want` or stopped changing for GENEROUS.
 fn rx_settled(host: &testbed::Host, name: &str, before: u64, want: u64) -> u64 {

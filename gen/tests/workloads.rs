@@ -1,7 +1,8 @@
 //! The workloads people bring, end to end on veth (direct topology, unique names,
 //! torn down on drop): every shipped profile sent by gen, captured on the peer by
 //! tcpdump and read back by tshark with every checksum check on (no malformed frame,
-//! no warning or error from tshark's expert, the fields what the profile says), and
+//! no warning or error from tshark's expert, the fields what the profile says, DNS
+//! question type and name included), and
 //! an IMIX run whose packets and bytes gen reports agree with both interfaces'
 //! counters (`ip -s link`: the kernel's, not gen's).
 
@@ -18,7 +19,7 @@ use common::{
     ETH_PULLED, Tcpdump, final_of, link_stats, run_gen, scratch, stats_settled, up, up_with,
 };
 
-const FIELDS: [&str; 23] = [
+const FIELDS: [&str; 25] = [
     "frame.len",
     "ieee8021ad.id",
     "vlan.id",
@@ -42,6 +43,8 @@ const FIELDS: [&str; 23] = [
     "ipv6.dst",
     "ipv6.plen",
     "ipv6.hlim",
+    "dns.qry.name",
+    "dns.qry.type",
 ];
 
 /// tshark's options for `p`'s frames: the payload of a UDP profile without DNS is
@@ -285,8 +288,22 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
                         assert_eq!(f["udp.checksum.status"], "1", "{at}: UDP checksum good");
                         assert_eq!(num(&f["udp.dstport"]), u64::from(p.udp_dst), "{at}");
                         let sp = num(&f["udp.srcport"]);
-                        if p.dns.is_none() {
-                            assert!(allowed(&p, Field::UdpSrcPort, u64::from(p.udp_src))(sp));
+                        match &p.dns {
+                            None => {
+                                assert!(allowed(&p, Field::UdpSrcPort, u64::from(p.udp_src))(sp))
+                            }
+                            Some(d) => {
+                                // tshark's DNS dissector reads frame n's question.
+                                assert_eq!(num(&f["dns.qry.type"]), u64::from(d.qtype), "{at}");
+                                let got = match f["dns.qry.name"].as_str() {
+                                    "<Root>" | "" => ".",
+                                    other => other,
+                                };
+                                if d.order == profiles::profile::Order::Sequential {
+                                    let want = d.names.name(i as u64 % d.names.count());
+                                    assert_eq!(got, want, "{at}: question name");
+                                }
+                            }
                         }
                     }
                 }

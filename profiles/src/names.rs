@@ -1,13 +1,20 @@
 //! DNS name sets: name `i` is a label of `label_len` characters from `charset` (the
 //! base-`charset.len()` digits of `i`, most significant first) under a fixed suffix, and
-//! maps to a fixed IPv4 address, `base + i`. `gen` asks exactly these names and `dut`
-//! fills its cache with exactly these records, so a hit rate of 100 % is a real check.
+//! maps to a fixed IPv4 address, `base + i` (its A record), and a fixed IPv6 address,
+//! [`AAAA_PREFIX`] + `i` (2001:db8:64::/96, documentation space; its AAAA record).
+//! `gen` asks exactly these names and `dut` fills its cache with exactly these
+//! records, so a hit rate of 100 % is a real check.
 //!
 //! `label_len = 0` is the single name `suffix` (the dns-ping workload).
 
 use crate::wire::dns;
 
-/// A deterministic set of query names and their A records.
+/// The /96 that every name set's AAAA addresses are in: name i has
+/// `2001:db8:64::` + i (its low 32 bits are i; 2001:db8::/32 is documentation space).
+pub const AAAA_PREFIX: std::net::Ipv6Addr =
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 0);
+
+/// A deterministic set of query names and their A and AAAA records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameSet {
     label_len: usize,
@@ -178,6 +185,17 @@ impl NameSet {
     pub fn record(&self, i: u64) -> [u8; dns::COMPRESSED_A_LEN] {
         dns::compressed_a_record(self.ttl, self.address(i))
     }
+
+    /// The AAAA record address of name `i`: [`AAAA_PREFIX`] + `i` (a set has at
+    /// most 2^32 names, so only the low 32 bits vary).
+    pub fn address6(&self, i: u64) -> [u8; 16] {
+        (u128::from(AAAA_PREFIX) + u128::from(i % self.count)).to_be_bytes()
+    }
+
+    /// The 28-byte compressed AAAA record answering name `i`.
+    pub fn record6(&self, i: u64) -> [u8; dns::COMPRESSED_AAAA_LEN] {
+        dns::compressed_aaaa_record(self.ttl, self.address6(i))
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +227,13 @@ mod tests {
         assert_eq!(all.len(), 1296);
         assert_eq!(s.address(0), [100, 64, 0, 0]);
         assert_eq!(s.address(300), [100, 64, 1, 44]);
+        let v6 = |a: [u8; 16]| std::net::Ipv6Addr::from(a).to_string();
+        assert_eq!(v6(s.address6(0)), "2001:db8:64::");
+        assert_eq!(v6(s.address6(300)), "2001:db8:64::12c");
+        assert_eq!(v6(s.address6(1296 + 1)), "2001:db8:64::1");
+        let r = s.record6(300);
+        assert_eq!(&r[..12], &[0xc0, 12, 0, 28, 0, 1, 0, 0, 1, 44, 0, 16]);
+        assert_eq!(r[12..], s.address6(300));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "min-multi-flow-v6",
         include_str!("../min-multi-flow-v6.toml"),
     ),
+    ("dns-small-v6", include_str!("../dns-small-v6.toml")),
 ];
 
 /// Addresses a profile gets when it names none: the lab's generator and DUT hosts
@@ -1456,14 +1457,6 @@ fn resolve(chain: Vec<Partial>) -> Result<Profile, ProfileError> {
             l,
             "ipv6",
             "a profile is IPv4 or IPv6: this chain has both [ipv4] and [ipv6]; drop one".into(),
-        ));
-    }
-    if let (Some(b), Some(_)) = (&v6_at, &dns) {
-        return Err(invalid(
-            &b.origin,
-            b.line,
-            "ipv6",
-            "DNS over IPv6 is not supported yet: drop [ipv6]".into(),
         ));
     }
     let ipv6 = match v6_at {

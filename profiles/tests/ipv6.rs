@@ -170,6 +170,51 @@ fn every_shipped_ipv6_profile_builds_valid_frames() {
     }
 }
 
+#[test]
+fn dns_small_v6_asks_aaaa_for_every_name_over_ipv6() {
+    let p = Profile::load("dns-small-v6").expect("profile");
+    let d = p.dns.as_ref().expect("dns");
+    assert_eq!(d.qtype, 28);
+    assert_eq!(d.names.count(), 1296);
+    // Ethernet 14 + IPv6 40 + UDP 8 + DNS (12 + 13 + 4) + FCS 4.
+    assert_eq!(p.min_frame_size(), 95);
+    assert_eq!(p.frame_size, 95);
+    let mut small = p.clone();
+    assert!(small.set_frame_size(94).is_err());
+    assert_eq!(p.flows(), 1024);
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    assert_eq!(t.len(), 91);
+    let mut keys = std::collections::HashSet::new();
+    let mut buf = vec![0u8; t.len()];
+    t.fill(&mut buf);
+    for n in 0..3000u64 {
+        let len = t.write(&mut buf, n, None);
+        assert_eq!(&buf[..len], &t.frame_for(n, None)[..], "frame {n}");
+        let f = &buf[..len];
+        let (src, dst, sport, _) = check_frame(&p, f);
+        assert_eq!(src, "2001:db8::1".parse::<Ipv6Addr>().expect("addr"));
+        assert_eq!(dst, "2001:db8::2".parse::<Ipv6Addr>().expect("addr"));
+        assert_eq!(u16::from_be_bytes([f[56], f[57]]), 53);
+        let m = hickory_proto::op::Message::from_vec(&f[62..]).expect("hickory parses the query");
+        assert_eq!(m.message_type(), hickory_proto::op::MessageType::Query);
+        assert_eq!(m.queries().len(), 1);
+        let q = &m.queries()[0];
+        assert_eq!(q.query_type(), hickory_proto::rr::RecordType::AAAA);
+        assert_eq!(q.query_class(), hickory_proto::rr::DNSClass::IN);
+        assert_eq!(
+            q.name().to_ascii().trim_end_matches('.'),
+            d.names.name(n % 1296),
+            "frame {n}"
+        );
+        assert!(keys.insert((sport, m.id())), "(port, id) repeats at {n}");
+    }
+    // Every name has an AAAA record in 2001:db8:64::/96.
+    assert_eq!(
+        Ipv6Addr::from(d.names.address6(1295)),
+        "2001:db8:64::50f".parse::<Ipv6Addr>().expect("addr")
+    );
+}
+
 fn err(text: &str) -> String {
     match Profile::from_toml(text, "user.toml") {
         Ok(p) => panic!("accepted: {p:?}"),
@@ -212,10 +257,14 @@ fn ipv6_errors_name_file_line_and_key() {
         err("[[vary]]\nfield = \"ipv6.src\"\nmin = \"::1\"\ncount = 2\n"),
         "user.toml:2: vary.field: ipv6.src needs an [ipv6] section"
     );
-    let e = err("[ipv6]\nsrc = \"2001:db8::1\"\n[dns]\nname = \"a.test\"\n");
-    assert!(
-        e.contains("ipv6: DNS over IPv6 is not supported yet"),
-        "{e}"
+    // DNS over IPv6: the query counts in the minimum (14 + 40 + 8 + 12 + 8 + 4 + 4).
+    assert_eq!(
+        err("frame_size = 89\n[ipv6]\nsrc = \"2001:db8::1\"\n[dns]\nname = \"a.test\"\n"),
+        "user.toml:1: frame_size: 89 bytes is too small for the headers and query: at least 90"
+    );
+    assert_eq!(
+        err("[ipv6]\n[dns]\nname = \"a.test\"\nqtype = \"AAAAA\"\n"),
+        "user.toml:4: dns.qtype: unknown record type 'AAAAA'"
     );
     let e = err("[ipv6]\nsrc = \"::1\"\n[imix]\nsizes = [64, 128]\nweights = [1, 1]\n");
     assert!(

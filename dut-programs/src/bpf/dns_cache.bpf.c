@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* dns_cache: answer DNS queries from the dns_cache hash map (A record on a hit, NXDOMAIN on a miss).
+/* dns_cache: answer DNS queries (IPv4 or IPv6) from the dns_cache hash map (A or AAAA record on a hit, NXDOMAIN on a miss).
  * The logic lives in logic.h, shared with the user-space shim. */
 #define DUT_WITH_CACHE
 #include "logic.h"

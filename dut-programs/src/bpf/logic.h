@@ -9,23 +9,36 @@
  * Invariants: every program parses past up to two VLAN tags (parsing.h)
  * and keeps them: an answer goes back with the query's tags. A frame is
  * answered (XDP_TX) only if it is a well-formed Ethernet (<= 2 tags)/IPv4
- * (no options, not a fragment)/UDP query to port 53 with
+ * (no options, not a fragment) or IPv6 (UDP right after the fixed header,
+ * UDP checksum not zero)/UDP query to port 53 with
  * exactly one uncompressed question and no answer/authority records; the
- * answer is exactly header + question (+ one 16-byte A record), EDNS and
- * other trailing bytes dropped, ARCOUNT 0, IP checksum right, UDP checksum
- * 0. Everything else is passed (or, for drop/checksum, dropped) and
+ * answer is exactly header + question (+ one 16-byte A or 28-byte AAAA
+ * record), EDNS and other trailing bytes dropped, ARCOUNT 0; over IPv4 the
+ * IP checksum right and the UDP checksum 0, over IPv6 the (mandatory) UDP
+ * checksum right over the IPv6 pseudo-header. Everything else is passed
+ * (or, for drop/checksum, dropped) and
  * counted. syn-filter drops only a TCP SYN without ACK whose IPv4 (IPv6)
  * source the allow-list (LPM trie syn_allow, syn_allow6) does not cover, and
  * passes everything else; over IPv6 only TCP right after the fixed header is
  * judged (extension headers are not followed: passed as not handled).
- * checksum sums IPv6's first 20 header bytes N times; the DNS programs pass
- * IPv6 as not handled. */
+ * checksum sums IPv6's first 20 header bytes N times. */
 #ifndef DUT_LOGIC_H
 #define DUT_LOGIC_H
 
 #include <linux/bpf.h>
 #include "wire.h"
 #include "parsing.h"
+
+/* Largest UDP segment of an answer: UDP 8 + DNS header 12 + name 255 +
+ * type/class 4 + AAAA record 28 = 307, rounded up to a multiple of 4, plus
+ * room for the zero word written after it. */
+#define DNS_MAX_SEGMENT 308
+#define DUT_SCRATCH_LEN (DNS_MAX_SEGMENT + 4)
+
+/* Where an IPv6 answer's UDP segment is copied to be summed. */
+struct dut_scratch {
+	__u8 b[DUT_SCRATCH_LEN];
+} __attribute__((aligned(8)));
 
 #ifdef DUT_HOST
 /* ---- user space: the shim's context mirrors struct xdp_md ---- */
@@ -81,6 +94,36 @@ static inline long dut_loop(__u32 n, long (*fn)(__u32, void *), void *arg)
 #define DUT_LOOP(n, fn, arg) dut_loop((n), (fn), (arg))
 #define dut_memset(p, v, n) memset((p), (v), (n))
 #define dut_memcpy(d, s, n) memcpy((d), (s), (n))
+
+/* The scratch buffer the IPv6 UDP checksum is summed in: the stack here. */
+#define DUT_SCRATCH(name)                    \
+	struct dut_scratch name##_buf;       \
+	struct dut_scratch *name = &name##_buf
+
+/* bpf_xdp_load_bytes: `len` bytes at offset `off` of the frame, or -1. */
+static inline long dut_load_bytes(struct dut_hctx *c, __u32 off, void *to, __u32 len)
+{
+	if (off > (__u32)(c->data_end - c->data) || len > (__u32)(c->data_end - c->data) - off)
+		return -1;
+	memcpy(to, c->data + off, len);
+	return 0;
+}
+#define DUT_LOAD_BYTES(c, off, to, len) dut_load_bytes((c), (off), (to), (len))
+
+/* bpf_csum_diff(NULL, 0, buf, len, 0): the 32-bit one's-complement sum of
+ * `len` bytes (a multiple of 4) as 16-bit words in memory order. */
+static inline long dut_csum(const void *buf, __u32 len)
+{
+	const __u16 *w = buf;
+	__u64 sum = 0;
+
+	for (__u32 i = 0; i < len / 2; i++)
+		sum += w[i];
+	while (sum >> 32)
+		sum = (sum & 0xffffffffu) + (sum >> 32);
+	return (long)sum;
+}
+#define DUT_CSUM(buf, len) dut_csum((buf), (len))
 
 #else
 /* ---- the kernel ---- */
@@ -142,15 +185,33 @@ static __always_inline struct dut_counters *dut_counters_get(void)
 #define DUT_LOOP(n, fn, arg) bpf_loop((n), (fn), (arg), 0)
 #define dut_memset(p, v, n) __builtin_memset((p), (v), (n))
 #define dut_memcpy(d, s, n) __builtin_memcpy((d), (s), (n))
+
+/* The scratch buffer the IPv6 UDP checksum is summed in: a per-CPU array
+ * (the stack is too small for a 255-byte name). NULL only if the map
+ * lookup fails, which an array of one entry never does. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dut_scratch);
+} dut_scratch SEC(".maps");
+#define DUT_SCRATCH(name)                  \
+	__u32 name##_zero = 0;             \
+	struct dut_scratch *name = bpf_map_lookup_elem(&dut_scratch, &name##_zero)
+#define DUT_LOAD_BYTES(c, off, to, len) bpf_xdp_load_bytes((c), (off), (to), (len))
+#define DUT_CSUM(buf, len) bpf_csum_diff(NULL, 0, (__be32 *)(buf), (len), 0)
 #endif
 
-/* Offsets from the IPv4 header of a DNS query we answer (no IP options);
- * the IPv4 header itself is at `l3` = ETH_HLEN + 4 per VLAN tag (0..2). */
+/* Offsets of a DNS query we answer: the IP header at `l3` = ETH_HLEN + 4
+ * per VLAN tag (0..2), the UDP header at `l4` = l3 + 20 (IPv4, no options)
+ * or l3 + 40 (IPv6, no extension headers); the rest from the UDP header. */
 #define L3_MAX (ETH_HLEN + DUT_MAX_VLANS * DUT_VLAN_HLEN)
-#define OFF_UDP 20
-#define OFF_DNS (OFF_UDP + 8)
+#define IP4_HLEN 20
+#define IP6_HLEN 40
+#define L4_MAX (L3_MAX + IP6_HLEN)
+#define UDP_HLEN 8
 #define DNS_HLEN 12
-#define OFF_QNAME (OFF_DNS + DNS_HLEN)
+#define OFF_QNAME (UDP_HLEN + DNS_HLEN) /* from the UDP header */
 #define DNS_MAX_NAME 255
 #define DNS_MAX_LABELS 128
 
@@ -324,59 +385,106 @@ enum dns_parse {
 };
 
 struct dns_query {
-	__u32 l3;       /* offset of the IPv4 header: ETH_HLEN + 4 per VLAN tag */
+	__u32 l3;       /* offset of the IP header: ETH_HLEN + 4 per VLAN tag */
+	__u32 l4;       /* offset of the UDP header: l3 + 20 (IPv4) or l3 + 40 (IPv6) */
+	__u32 v6;       /* 1 if the query came over IPv6 */
 	__u32 name_len; /* wire length of the question name, 1..255 */
 	__u16 qtype;    /* host order */
 	__u16 qclass;
 };
 
-static __always_inline int dns_parse_query(void *data, void *data_end, struct dns_query *q)
+/* The IP part of a query: IPv4 (no options, not a fragment, header
+ * checksum right) or IPv6 (UDP right after the fixed header). Sets q->l3,
+ * q->l4, q->v6 and *udp_total, the UDP length the IP header says. */
+static __always_inline int dns_parse_ip(struct hdr_cursor *nh, void *data, void *data_end,
+					struct dns_query *q, __u32 *udp_total)
 {
-	struct hdr_cursor nh = { .pos = data };
 	struct ethhdr *eth;
-	struct iphdr *ip;
-	struct udphdr *udp;
-	struct dnshdr *dns;
 	__u32 frame_len = data_end - data;
-	__u32 tot_len, udp_len, dns_len, pos = 0, vlans, l3;
-	int proto, i, done = 0;
-	__u8 *qt;
+	__u32 vlans, l3;
+	int proto;
 
-	proto = parse_ethhdr_vlans(&nh, data_end, &eth, &vlans);
+	proto = parse_ethhdr_vlans(nh, data_end, &eth, &vlans);
 	if (proto < 0)
 		return DNS_MALFORMED;
-	if (proto != dut_htons(ETH_P_IP))
-		return DNS_NOT_OURS;
 	l3 = ETH_HLEN + vlans * DUT_VLAN_HLEN;
 	if (l3 > L3_MAX)
 		return DNS_MALFORMED;
-	ip = nh.pos;
-	if ((void *)(ip + 1) > data_end)
-		return DNS_MALFORMED;
-	if (ip->version != 4 || ip->ihl < 5)
-		return DNS_MALFORMED;
-	if (ip->ihl != 5)
-		return DNS_NOT_OURS; /* IP options: not handled */
-	if (ip->frag_off & dut_htons(0x3fff))
-		return DNS_NOT_OURS; /* a fragment */
-	proto = parse_iphdr(&nh, data_end, &ip);
-	if (proto < 0)
-		return DNS_MALFORMED;
-	if (proto != IPPROTO_UDP)
+	if (proto == dut_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6;
+		__u32 pay_len;
+
+		proto = parse_ip6hdr(nh, data_end, &ip6);
+		if (proto < 0)
+			return DNS_MALFORMED; /* truncated, or not version 6 */
+		if (proto != IPPROTO_UDP)
+			return DNS_NOT_OURS; /* not UDP, or extension headers */
+		pay_len = dut_ntohs(ip6->payload_len);
+		if (pay_len < UDP_HLEN || l3 + IP6_HLEN + pay_len > frame_len)
+			return DNS_MALFORMED;
+		q->l3 = l3;
+		q->l4 = l3 + IP6_HLEN;
+		q->v6 = 1;
+		*udp_total = pay_len;
+		return DNS_OK;
+	}
+	if (proto != dut_htons(ETH_P_IP))
 		return DNS_NOT_OURS;
-	if (ipv4_csum20(ip) != 0)
-		return DNS_MALFORMED;
-	tot_len = dut_ntohs(ip->tot_len);
-	if (tot_len < 20 + 8 || l3 + tot_len > frame_len)
+	{
+		struct iphdr *ip = nh->pos;
+		__u32 tot_len;
+
+		if ((void *)(ip + 1) > data_end)
+			return DNS_MALFORMED;
+		if (ip->version != 4 || ip->ihl < 5)
+			return DNS_MALFORMED;
+		if (ip->ihl != 5)
+			return DNS_NOT_OURS; /* IP options: not handled */
+		if (ip->frag_off & dut_htons(0x3fff))
+			return DNS_NOT_OURS; /* a fragment */
+		proto = parse_iphdr(nh, data_end, &ip);
+		if (proto < 0)
+			return DNS_MALFORMED;
+		if (proto != IPPROTO_UDP)
+			return DNS_NOT_OURS;
+		if (ipv4_csum20(ip) != 0)
+			return DNS_MALFORMED;
+		tot_len = dut_ntohs(ip->tot_len);
+		if (tot_len < IP4_HLEN + UDP_HLEN || l3 + tot_len > frame_len)
+			return DNS_MALFORMED;
+		q->l3 = l3;
+		q->l4 = l3 + IP4_HLEN;
+		q->v6 = 0;
+		*udp_total = tot_len - IP4_HLEN;
+		return DNS_OK;
+	}
+}
+
+static __always_inline int dns_parse_query(void *data, void *data_end, struct dns_query *q)
+{
+	struct hdr_cursor nh = { .pos = data };
+	struct udphdr *udp;
+	struct dnshdr *dns;
+	__u32 udp_total = 0, udp_len, dns_len, pos = 0, l4;
+	int r, i, done = 0;
+	__u8 *qt;
+
+	r = dns_parse_ip(&nh, data, data_end, q, &udp_total);
+	if (r != DNS_OK)
+		return r;
+	l4 = q->l4;
+	if (l4 > L4_MAX)
 		return DNS_MALFORMED;
 	if (parse_udphdr(&nh, data_end, &udp) < 0)
 		return DNS_MALFORMED;
 	if (udp->dest != dut_htons(53))
 		return DNS_NOT_OURS;
 	udp_len = dut_ntohs(udp->len);
-	if (udp_len != tot_len - 20)
+	if (udp_len != udp_total)
 		return DNS_MALFORMED;
-	dns_len = udp_len - 8;
+	if (q->v6 && udp->check == 0)
+		return DNS_MALFORMED; /* RFC 8200 8.1: a zero UDP checksum is invalid */
+	dns_len = udp_len - UDP_HLEN;
 	dns = nh.pos;
 	if (dns_len < DNS_HLEN || (void *)(dns + 1) > data_end)
 		return DNS_MALFORMED;
@@ -393,7 +501,7 @@ static __always_inline int dns_parse_query(void *data, void *data_end, struct dn
 
 		if (pos >= DNS_MAX_NAME || DNS_HLEN + pos >= dns_len)
 			return DNS_MALFORMED;
-		p = data + l3 + OFF_QNAME + pos;
+		p = data + l4 + OFF_QNAME + pos;
 		if ((void *)(p + 1) > data_end)
 			return DNS_MALFORMED;
 		len = *p;
@@ -410,51 +518,99 @@ static __always_inline int dns_parse_query(void *data, void *data_end, struct dn
 		return DNS_MALFORMED;
 	if (DNS_HLEN + pos + 4 > dns_len)
 		return DNS_MALFORMED;
-	qt = data + l3 + OFF_QNAME + pos;
+	qt = data + l4 + OFF_QNAME + pos;
 	if ((void *)(qt + 4) > data_end)
 		return DNS_MALFORMED;
-	q->l3 = l3;
 	q->name_len = pos;
 	q->qtype = (__u16)(qt[0] << 8 | qt[1]);
 	q->qclass = (__u16)(qt[2] << 8 | qt[3]);
 	return DNS_OK;
 }
 
-/* Turns the query into its answer: resize to header + question (+ record),
- * swap addresses, set the DNS header. Returns XDP_TX, or XDP_PASS if the
- * frame could not be resized (then it is unchanged). */
-static __always_inline int dns_answer(DUT_CTX *ctx, __u32 l3, __u32 name_len, __u16 rcode,
-				      int aa, const struct dns_value *rec)
+/* The IPv6 UDP checksum of the answer's segment (`seg_len` bytes at l4):
+ * the segment is copied to the scratch buffer (zero padded to 4 bytes) and
+ * summed with the pseudo-header (addresses, upper-layer length, next header
+ * 17). Returns the checksum to store (never 0), or 0 on failure. */
+static __always_inline __u16 dns_udp6_csum(DUT_CTX *ctx, const struct ipv6hdr *ip6, __u32 l4,
+					   __u64 seg_len)
+{
+	const __u16 *a = (const __u16 *)&ip6->saddr;
+	__u64 sum = 0, len4, zero_at;
+	long part;
+	DUT_SCRATCH(s);
+
+	/* The compiler can prove these bounds from the caller's and drop the
+	 * checks; the verifier cannot, so an empty asm hides each value and
+	 * the check is made on the very register that is used. */
+	asm volatile("" : "+r"(seg_len));
+	if (!s || seg_len < UDP_HLEN || seg_len > DNS_MAX_SEGMENT)
+		return 0;
+	zero_at = seg_len & ~3ull;
+	asm volatile("" : "+r"(zero_at));
+	if (zero_at > DNS_MAX_SEGMENT)
+		return 0;
+	len4 = (seg_len + 3) & ~3ull;
+	asm volatile("" : "+r"(len4));
+	if (len4 > DNS_MAX_SEGMENT)
+		return 0;
+	dut_memset(s->b + zero_at, 0, 4);
+	if (DUT_LOAD_BYTES(ctx, l4, s->b, seg_len))
+		return 0;
+	part = DUT_CSUM(s->b, len4);
+	if (part < 0)
+		return 0;
+	sum = (__u32)part;
+#pragma unroll
+	for (int i = 0; i < 16; i++) /* source and destination: 32 bytes */
+		sum += a[i];
+	sum += dut_htons((__u16)seg_len);
+	sum += dut_htons(IPPROTO_UDP);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (__u16)~sum;
+	return sum ? (__u16)sum : 0xffff;
+}
+
+/* Turns the query into its answer: resize to header + question (+ the
+ * `rec_len`-byte record: 0, DNS_RECORD_LEN or DNS_RECORD6_LEN), swap
+ * addresses and ports, set the DNS header; over IPv6 compute the UDP
+ * checksum. Returns XDP_TX, or XDP_PASS if the frame could not be resized
+ * (then it is unchanged). */
+static __always_inline int dns_answer(DUT_CTX *ctx, const struct dns_query *q, __u16 rcode,
+				      int aa, const __u8 *rec, __u32 rec_len)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
-	struct iphdr *ip;
 	struct udphdr *udp;
 	struct dnshdr *dns;
 	__u8 mac[ETH_ALEN];
-	__u32 addr, new_len, dns_len;
+	__u32 l3 = q->l3, l4 = q->l4, name_len = q->name_len, new_len, dns_len;
 	__u16 port, flags;
-	struct dns_value copy;
+	__u8 copy[DNS_RECORD6_LEN];
 	int delta;
 
-	if (name_len > DNS_MAX_NAME || l3 > L3_MAX)
+	if (name_len > DNS_MAX_NAME || l3 > L3_MAX || l4 > L4_MAX)
 		return XDP_PASS;
-	if (rec)
-		dut_memcpy(&copy, rec, sizeof(copy));
-	dns_len = DNS_HLEN + name_len + 4 + (rec ? DNS_RECORD_LEN : 0);
-	new_len = l3 + OFF_DNS + dns_len;
+	if (rec_len == DNS_RECORD6_LEN && rec)
+		dut_memcpy(copy, rec, DNS_RECORD6_LEN);
+	else if (rec_len == DNS_RECORD_LEN && rec)
+		dut_memcpy(copy, rec, DNS_RECORD_LEN);
+	else
+		rec_len = 0;
+	dns_len = DNS_HLEN + name_len + 4 + rec_len;
+	new_len = l4 + UDP_HLEN + dns_len;
 	delta = (int)new_len - (int)(DUT_DATA_END(ctx) - DUT_DATA(ctx));
 	if (delta != 0 && DUT_ADJUST_TAIL(ctx, delta))
 		return XDP_PASS;
 
 	data = DUT_DATA(ctx);
 	data_end = DUT_DATA_END(ctx);
-	if (l3 > L3_MAX)
+	if (l3 > L3_MAX || l4 > L4_MAX)
 		return XDP_ABORTED;
 	eth = data;
-	ip = data + l3;
-	udp = data + l3 + OFF_UDP;
-	dns = data + l3 + OFF_DNS;
+	udp = data + l4;
+	dns = data + l4 + UDP_HLEN;
 	if ((void *)(dns + 1) > data_end)
 		return XDP_ABORTED;
 
@@ -462,39 +618,85 @@ static __always_inline int dns_answer(DUT_CTX *ctx, __u32 l3, __u32 name_len, __
 	dut_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
 	dut_memcpy(eth->h_source, mac, ETH_ALEN);
 
-	addr = ip->saddr;
-	ip->saddr = ip->daddr;
-	ip->daddr = addr;
-	ip->tot_len = dut_htons(20 + 8 + dns_len);
-	ip->ttl = 64;
-	ip->tos = 0;
-	ip->frag_off = dut_htons(0x4000); /* DF */
-	ip->check = 0;
-	ip->check = ipv4_csum20(ip);
+	if (q->v6) {
+		struct ipv6hdr *ip6 = data + l3;
+		struct in6_addr a;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return XDP_ABORTED;
+		a = ip6->saddr;
+		ip6->saddr = ip6->daddr;
+		ip6->daddr = a;
+		/* Version 6, traffic class and flow label 0 (as IPv4's TOS). */
+		((__u8 *)ip6)[0] = 0x60;
+		((__u8 *)ip6)[1] = 0;
+		((__u8 *)ip6)[2] = 0;
+		((__u8 *)ip6)[3] = 0;
+		ip6->payload_len = dut_htons(UDP_HLEN + dns_len);
+		ip6->hop_limit = 64;
+	} else {
+		struct iphdr *ip = data + l3;
+		__u32 addr;
+
+		if ((void *)(ip + 1) > data_end)
+			return XDP_ABORTED;
+		addr = ip->saddr;
+		ip->saddr = ip->daddr;
+		ip->daddr = addr;
+		ip->tot_len = dut_htons(IP4_HLEN + UDP_HLEN + dns_len);
+		ip->ttl = 64;
+		ip->tos = 0;
+		ip->frag_off = dut_htons(0x4000); /* DF */
+		ip->check = 0;
+		ip->check = ipv4_csum20(ip);
+	}
 
 	port = udp->source;
 	udp->source = udp->dest;
 	udp->dest = port;
-	udp->len = dut_htons(8 + dns_len);
+	udp->len = dut_htons(UDP_HLEN + dns_len);
 	udp->check = 0;
 
 	flags = dut_ntohs(dns->flags) & (DNS_RD | DNS_CD);
 	flags |= DNS_QR | rcode | (aa ? DNS_AA : 0);
 	dns->flags = dut_htons(flags);
-	dns->ancount = dut_htons(rec ? 1 : 0);
+	dns->ancount = dut_htons(rec_len ? 1 : 0);
 	dns->nscount = 0;
 	dns->arcount = 0;
 
-	if (rec) {
-		__u32 off = l3 + OFF_QNAME + name_len + 4;
+	if (rec_len) {
+		__u32 off = l4 + OFF_QNAME + name_len + 4;
 		__u8 *r;
 
-		if (off > L3_MAX + OFF_QNAME + DNS_MAX_NAME + 4)
+		if (off > L4_MAX + OFF_QNAME + DNS_MAX_NAME + 4)
 			return XDP_ABORTED;
 		r = data + off;
-		if ((void *)(r + DNS_RECORD_LEN) > data_end)
+		if (rec_len == DNS_RECORD6_LEN) {
+			if ((void *)(r + DNS_RECORD6_LEN) > data_end)
+				return XDP_ABORTED;
+			dut_memcpy(r, copy, DNS_RECORD6_LEN);
+		} else {
+			if ((void *)(r + DNS_RECORD_LEN) > data_end)
+				return XDP_ABORTED;
+			dut_memcpy(r, copy, DNS_RECORD_LEN);
+		}
+	}
+	if (q->v6) {
+		struct ipv6hdr *ip6 = data + l3;
+		__u16 csum;
+
+		if ((void *)(ip6 + 1) > data_end)
 			return XDP_ABORTED;
-		dut_memcpy(r, &copy, DNS_RECORD_LEN);
+		csum = dns_udp6_csum(ctx, ip6, l4, UDP_HLEN + dns_len);
+		if (!csum)
+			return XDP_ABORTED;
+		/* Packet pointers again: the helper calls above may not keep them. */
+		data = DUT_DATA(ctx);
+		data_end = DUT_DATA_END(ctx);
+		udp = data + l4;
+		if (l4 > L4_MAX || (void *)(udp + 1) > data_end)
+			return XDP_ABORTED;
+		udp->check = csum;
 	}
 	return XDP_TX;
 }
@@ -512,15 +714,16 @@ static __always_inline int dut_dns_ping_process(DUT_CTX *ctx, struct dut_counter
 		c->not_handled++;
 		return XDP_PASS;
 	}
-	r = dns_answer(ctx, q.l3, q.name_len, RCODE_NXDOMAIN, 0, NULL);
+	r = dns_answer(ctx, &q, RCODE_NXDOMAIN, 0, NULL, 0);
 	if (r == XDP_TX)
 		c->answers++;
 	return r;
 }
 
 #if defined(DUT_WITH_CACHE) || defined(DUT_HOST)
-/* dns-cache: a hit on an A/ANY IN query gets the record; a hit on another
- * type gets NOERROR without answers (the name exists); a miss NXDOMAIN. */
+/* dns-cache: a hit on an A/ANY IN question gets the A record, on an AAAA
+ * IN question the AAAA record; a hit on another type gets NOERROR without
+ * answers (the name exists); a miss NXDOMAIN. Over IPv4 and IPv6 alike. */
 static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counters *c)
 {
 	void *data = DUT_DATA(ctx);
@@ -528,8 +731,10 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 	struct dns_query q;
 	struct dns_key key;
 	const struct dns_value *val;
+	const __u8 *rec = NULL;
+	__u32 i, rec_len = 0;
+	__u16 rcode = RCODE_NOERROR;
 	int r = dns_parse_query(data, data_end, &q);
-	__u32 i;
 
 	if (r == DNS_MALFORMED) {
 		c->parse_errors++;
@@ -543,9 +748,11 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 		c->too_long++;
 		return XDP_PASS;
 	}
+	if (q.l4 > L4_MAX)
+		return XDP_PASS;
 	dut_memset(&key, 0, sizeof(key));
 	for (i = 0; i < DNS_KEY_LEN; i++) {
-		__u8 *p = data + q.l3 + OFF_QNAME + i;
+		__u8 *p = data + q.l4 + OFF_QNAME + i;
 
 		if (i >= q.name_len)
 			break;
@@ -556,14 +763,18 @@ static __always_inline int dut_dns_cache_process(DUT_CTX *ctx, struct dut_counte
 	val = DUT_CACHE_LOOKUP(ctx, &key);
 	if (val) {
 		c->hits++;
-		if (q.qclass == 1 && (q.qtype == 1 || q.qtype == 255))
-			r = dns_answer(ctx, q.l3, q.name_len, RCODE_NOERROR, 1, val);
-		else
-			r = dns_answer(ctx, q.l3, q.name_len, RCODE_NOERROR, 1, NULL);
+		if (q.qclass == 1 && (q.qtype == 1 || q.qtype == 255)) {
+			rec = val->record;
+			rec_len = DNS_RECORD_LEN;
+		} else if (q.qclass == 1 && q.qtype == 28) {
+			rec = val->record6;
+			rec_len = DNS_RECORD6_LEN;
+		}
 	} else {
 		c->misses++;
-		r = dns_answer(ctx, q.l3, q.name_len, RCODE_NXDOMAIN, 1, NULL);
+		rcode = RCODE_NXDOMAIN;
 	}
+	r = dns_answer(ctx, &q, rcode, 1, rec, rec_len);
 	if (r == XDP_TX)
 		c->answers++;
 	return r;

@@ -13,10 +13,13 @@
 
 /* Longest question name (wire format, terminating zero included) the cache
  * handles; longer names are counted in `too_long` and passed. 32 bytes keep
- * a full 36^4 set near 150 MB of kernel memory. */
+ * a full 36^4 set at about 260 MB of kernel memory (bpftool's memlock,
+ * with 44-byte values). */
 #define DNS_KEY_LEN 32
-/* Length of the compressed A record appended to a cache hit. */
+/* Length of the compressed A record appended to a cache hit on an A question. */
 #define DNS_RECORD_LEN 16
+/* Length of the compressed AAAA record appended to a hit on an AAAA question. */
+#define DNS_RECORD6_LEN 28
 /* Default capacity of the cache map: the large set, 36^4 names. */
 #define DNS_CACHE_ENTRIES 1679616
 /* Most checksum rounds the checksum program accepts. */
@@ -74,9 +77,12 @@ struct dns_key {
 	__u8 name[DNS_KEY_LEN];
 };
 
-/* dns-cache value: the answer record, pointer to offset 12 included. */
+/* dns-cache value: the name's answer records, each with its owner as a
+ * pointer to offset 12: the A record (A and ANY questions) and the AAAA
+ * record (AAAA questions). */
 struct dns_value {
 	__u8 record[DNS_RECORD_LEN];
+	__u8 record6[DNS_RECORD6_LEN];
 };
 
 #endif

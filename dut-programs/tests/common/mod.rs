@@ -139,10 +139,10 @@ pub fn l3_offset(f: &[u8]) -> usize {
 }
 
 /// Recomputes the IPv4 header checksum of a frame (IHL from the header; the
-/// header after any VLAN tags).
+/// header after any VLAN tags); frames that are not IPv4 are left alone.
 pub fn fix_ip_checksum(f: &mut [u8]) {
     let l3 = l3_offset(f);
-    if f.len() < l3 + 20 {
+    if f.len() < l3 + 20 || f[l3 - 2..l3] != [0x08, 0x00] {
         return;
     }
     let ihl = usize::from(f[l3] & 0x0f) * 4;
@@ -176,10 +176,12 @@ pub struct Answer {
     pub msg: Message,
 }
 
-/// Checks `resp` is a well-formed UDP/IPv4 answer to frame `req`: the same VLAN
-/// tags, addresses and ports swapped, IP checksum right, lengths consistent,
-/// UDP checksum right or zero, DNS with the same ID and question, QR set, no
-/// additional records.
+/// Checks `resp` is a well-formed UDP answer to frame `req` over the same IP
+/// version: the same VLAN tags, addresses and ports swapped, lengths
+/// consistent; IPv4: header checksum right, UDP checksum right or zero;
+/// IPv6: hop limit 64, traffic class and flow label 0, UDP checksum not zero
+/// and right over the IPv6 pseudo-header (etherparse's computation); DNS with
+/// the same ID and question, QR set, no additional records.
 pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
     let rq = SlicedPacket::from_ethernet(req).expect("request parses");
     let rs = SlicedPacket::from_ethernet(resp).expect("answer parses");
@@ -194,37 +196,59 @@ pub fn check_answer(req: &[u8], resp: &[u8]) -> Answer {
     };
     assert_eq!(se.source(), qe.destination());
     assert_eq!(se.destination(), qe.source());
-    let (Some(NetSlice::Ipv4(qi)), Some(NetSlice::Ipv4(si))) = (&rq.net, &rs.net) else {
-        panic!("not IPv4")
-    };
-    assert_eq!(si.header().source(), qi.header().destination());
-    assert_eq!(si.header().destination(), qi.header().source());
-    let h = si.header().to_header();
-    assert_eq!(
-        h.header_checksum,
-        h.calc_header_checksum(),
-        "IPv4 header checksum"
-    );
-    assert_eq!(
-        usize::from(h.total_len),
-        resp.len() - l3,
-        "IPv4 total length is the frame"
-    );
     let (Some(TransportSlice::Udp(qu)), Some(TransportSlice::Udp(su))) =
         (&rq.transport, &rs.transport)
     else {
         panic!("not UDP")
     };
+    match (&rq.net, &rs.net) {
+        (Some(NetSlice::Ipv4(qi)), Some(NetSlice::Ipv4(si))) => {
+            assert_eq!(si.header().source(), qi.header().destination());
+            assert_eq!(si.header().destination(), qi.header().source());
+            let h = si.header().to_header();
+            assert_eq!(
+                h.header_checksum,
+                h.calc_header_checksum(),
+                "IPv4 header checksum"
+            );
+            assert_eq!(
+                usize::from(h.total_len),
+                resp.len() - l3,
+                "IPv4 total length is the frame"
+            );
+            if su.checksum() != 0 {
+                let c = su
+                    .to_header()
+                    .calc_checksum_ipv4(&h, su.payload())
+                    .expect("udp csum");
+                assert_eq!(su.checksum(), c, "UDP checksum");
+            }
+        }
+        (Some(NetSlice::Ipv6(qi)), Some(NetSlice::Ipv6(si))) => {
+            assert!(si.extensions().is_empty(), "no extension headers");
+            let h = si.header().to_header();
+            let hq = qi.header().to_header();
+            assert_eq!(h.source, hq.destination);
+            assert_eq!(h.destination, hq.source);
+            assert_eq!(h.hop_limit, 64);
+            assert_eq!((h.traffic_class, h.flow_label.value()), (0, 0));
+            assert_eq!(
+                usize::from(h.payload_length),
+                resp.len() - l3 - 40,
+                "IPv6 payload length is the rest of the frame"
+            );
+            assert_ne!(su.checksum(), 0, "the IPv6 UDP checksum is mandatory");
+            let c = su
+                .to_header()
+                .calc_checksum_ipv6(&h, su.payload())
+                .expect("udp csum");
+            assert_eq!(su.checksum(), c, "UDP checksum over the IPv6 pseudo-header");
+        }
+        other => panic!("not the request's IP version: {other:?}"),
+    }
     assert_eq!(su.source_port(), qu.destination_port());
     assert_eq!(su.destination_port(), qu.source_port());
     assert_eq!(usize::from(su.length()), 8 + su.payload().len());
-    if su.checksum() != 0 {
-        let c = su
-            .to_header()
-            .calc_checksum_ipv4(&h, su.payload())
-            .expect("udp csum");
-        assert_eq!(su.checksum(), c, "UDP checksum");
-    }
     // The request's header + question only (what an answer repeats; trailing
     // records of the request are not ours to judge).
     let qp = qu.payload();

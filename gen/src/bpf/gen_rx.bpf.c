@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* gen's reply counter: counts what comes back at XDP speed, then drops it.
  *
- * Every IPv4/UDP frame arriving on gen's interface is a reply for gen's purposes
- * (the same set the AF_XDP redirect filter took before): counted (frames, bytes),
- * DNS responses (source port 53, QR set) by RCODE, gen's probes (magic 0x5eb5 at
- * the start of the payload) apart, then XDP_DROP. Everything else (ARP, IPv6
- * neighbour discovery, TCP) goes to the kernel with XDP_PASS and is counted as
+ * Every IPv4/UDP frame, and every IPv6 frame with UDP right after the fixed
+ * header, arriving on gen's interface is a reply for gen's purposes: counted
+ * (frames, bytes), DNS responses (source port 53, QR set) by RCODE, gen's
+ * probes (magic 0x5eb5 at the start of the payload) apart, then XDP_DROP.
+ * Everything else (ARP, IPv6 neighbour discovery and other ICMPv6, IPv6 with
+ * extension headers, TCP) goes to the kernel with XDP_PASS and is counted as
  * passed. Per-CPU counters: no atomics on the hot path; user space sums the CPUs.
  * VLAN tags (802.1Q, 802.1ad) are skipped, up to two. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -63,15 +65,23 @@ int gen_rx(struct xdp_md *ctx)
 		proto = tag[1];
 		off += 4;
 	}
-	if (proto != bpf_htons(ETH_P_IP))
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
+			goto pass;
+		udp = (void *)(ip6 + 1);
+	} else if (proto == bpf_htons(ETH_P_IP)) {
+		ip = data + off;
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP)
+			goto pass;
+		ihl = ip->ihl * 4;
+		if (ihl < sizeof(*ip))
+			goto pass;
+		udp = (void *)ip + ihl;
+	} else {
 		goto pass;
-	ip = data + off;
-	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP)
-		goto pass;
-	ihl = ip->ihl * 4;
-	if (ihl < sizeof(*ip))
-		goto pass;
-	udp = (void *)ip + ihl;
+	}
 	if ((void *)(udp + 1) > end)
 		goto pass;
 	c->packets++;

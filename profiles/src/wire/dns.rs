@@ -27,6 +27,9 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// Length of the compressed A record the cache answers with: pointer 2, type 2, class 2,
 /// TTL 4, RDLENGTH 2, address 4.
 pub const COMPRESSED_A_LEN: usize = 16;
+/// Length of a compressed AAAA record (pointer 2, type 2, class 2, TTL 4, RDLENGTH 2,
+/// address 16).
+pub const COMPRESSED_AAAA_LEN: usize = 28;
 
 /// Flag bits of the second header word.
 pub mod flags {
@@ -86,6 +89,8 @@ pub fn qtype_from_str(s: &str) -> Option<u16> {
 pub const CLASS_IN: u16 = 1;
 /// Type A.
 pub const TYPE_A: u16 = 1;
+/// Type AAAA (RFC 3596).
+pub const TYPE_AAAA: u16 = 28;
 
 /// A read-only or read-write view of a DNS message.
 #[derive(Debug, Clone)]
@@ -314,13 +319,27 @@ pub fn wire_to_string(wire: &[u8]) -> Result<String, WireError> {
 /// class IN, TTL, RDLENGTH 4 and the address.
 pub fn compressed_a_record(ttl: u32, addr: [u8; 4]) -> [u8; COMPRESSED_A_LEN] {
     let mut r = [0u8; COMPRESSED_A_LEN];
-    r[0..2].copy_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes());
-    r[2..4].copy_from_slice(&TYPE_A.to_be_bytes());
-    r[4..6].copy_from_slice(&CLASS_IN.to_be_bytes());
-    r[6..10].copy_from_slice(&ttl.to_be_bytes());
-    r[10..12].copy_from_slice(&4u16.to_be_bytes());
-    r[12..16].copy_from_slice(&addr);
+    write_compressed_record(&mut r, TYPE_A, ttl, &addr);
     r
+}
+
+/// The 28-byte compressed AAAA record: a pointer to the question name (offset 12),
+/// type AAAA, class IN, TTL, RDLENGTH 16 and the address.
+pub fn compressed_aaaa_record(ttl: u32, addr: [u8; 16]) -> [u8; COMPRESSED_AAAA_LEN] {
+    let mut r = [0u8; COMPRESSED_AAAA_LEN];
+    write_compressed_record(&mut r, TYPE_AAAA, ttl, &addr);
+    r
+}
+
+/// A record whose owner is a pointer to the question name; `out` is exactly
+/// 12 + `rdata.len()` bytes.
+fn write_compressed_record(out: &mut [u8], rtype: u16, ttl: u32, rdata: &[u8]) {
+    out[0..2].copy_from_slice(&(0xc000u16 | HEADER_LEN as u16).to_be_bytes());
+    out[2..4].copy_from_slice(&rtype.to_be_bytes());
+    out[4..6].copy_from_slice(&CLASS_IN.to_be_bytes());
+    out[6..10].copy_from_slice(&ttl.to_be_bytes());
+    out[10..12].copy_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out[12..].copy_from_slice(rdata);
 }
 
 /// A standard query with one question, as a value.
@@ -449,6 +468,21 @@ mod tests {
         assert_eq!(a.name().to_ascii(), "www.example.com.");
         assert_eq!(a.ttl(), 300);
         assert_eq!(a.data().to_string(), "100.64.1.2");
+    }
+
+    #[test]
+    fn aaaa_record_is_what_hickory_reads() {
+        let mut m = QUERY.to_vec();
+        m[2] = 0x84;
+        m[7] = 1;
+        let addr: std::net::Ipv6Addr = "2001:db8:64::5".parse().expect("addr");
+        m.extend_from_slice(&compressed_aaaa_record(60, addr.octets()));
+        let msg = hickory_proto::op::Message::from_vec(&m).expect("hickory");
+        let a = &msg.answers()[0];
+        assert_eq!(a.name().to_ascii(), "www.example.com.");
+        assert_eq!(a.ttl(), 60);
+        assert_eq!(u16::from(a.record_type()), TYPE_AAAA);
+        assert_eq!(a.data().to_string(), "2001:db8:64::5");
     }
 
     #[test]
