@@ -198,9 +198,6 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if let Some(a) = o.dst_ip {
         profile.ip_dst = a;
     }
-    if o.engine == Engine::XdpLive {
-        live::check_ip_version(profile.ipv6.is_some())?;
-    }
     profile.eth_src = af_xdp::iface::mac(&o.iface)?;
     let dst_ip = match &profile.ipv6 {
         Some(v6) => std::net::IpAddr::V6(v6.dst),

@@ -79,28 +79,55 @@ fn csum_at(f: &[u8], at: usize) -> u64 {
     ]))
 }
 
-/// `f` (a frame of the largest size) cut to `len` bytes, with the IPv4 and UDP
-/// lengths and both checksums of that size: what the program makes of tmpl for one
-/// size of a mix, before the patches.
-fn sized_frame(f: &[u8], len: usize, ip_at: usize, l4_at: usize, tcp: bool) -> Vec<u8> {
+/// Where the IP version puts what the program patches per size and per frame.
+#[derive(Debug, Clone, Copy)]
+struct IpLayout {
+    ip_at: usize,
+    l4_at: usize,
+    ipv6: bool,
+}
+
+impl IpLayout {
+    /// The IP length field: IPv4's total length, IPv6's payload length.
+    fn len_at(&self) -> usize {
+        self.ip_at + if self.ipv6 { 4 } else { 2 }
+    }
+    /// The IP length field's value for a frame of `len` bytes.
+    fn len_value(&self, len: usize) -> usize {
+        len - if self.ipv6 { self.l4_at } else { self.ip_at }
+    }
+    /// Where the pseudo-header's addresses start (they end at the transport header).
+    fn pseudo_at(&self) -> usize {
+        self.ip_at + if self.ipv6 { 8 } else { 12 }
+    }
+}
+
+/// `f` (a frame of the largest size) cut to `len` bytes, with the IP and UDP
+/// lengths and the checksums of that size (IPv6: the transport checksum only): what
+/// the program makes of tmpl for one size of a mix, before the patches.
+fn sized_frame(f: &[u8], len: usize, lay: IpLayout, tcp: bool) -> Vec<u8> {
     use profiles::wire::checksum;
+    let (ip_at, l4_at) = (lay.ip_at, lay.l4_at);
     let mut r = f[..len].to_vec();
-    r[ip_at + 2..ip_at + 4].copy_from_slice(&((len - ip_at) as u16).to_be_bytes());
-    r[ip_at + 10..ip_at + 12].fill(0);
-    let c = checksum::ipv4_header(&r[ip_at..l4_at]);
-    r[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
-    let src: [u8; 4] = [r[ip_at + 12], r[ip_at + 13], r[ip_at + 14], r[ip_at + 15]];
-    let dst: [u8; 4] = [r[ip_at + 16], r[ip_at + 17], r[ip_at + 18], r[ip_at + 19]];
+    let at = lay.len_at();
+    r[at..at + 2].copy_from_slice(&(lay.len_value(len) as u16).to_be_bytes());
+    if !lay.ipv6 {
+        r[ip_at + 10..ip_at + 12].fill(0);
+        let c = checksum::ipv4_header(&r[ip_at..l4_at]);
+        r[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
+    }
     let at = l4_at + if tcp { 16 } else { 6 };
     if !tcp {
         r[l4_at + 4..l4_at + 6].copy_from_slice(&((len - l4_at) as u16).to_be_bytes());
     }
     r[at..at + 2].fill(0);
-    let c = if tcp {
-        checksum::tcp4(src, dst, &r[l4_at..])
-    } else {
-        checksum::udp4(src, dst, &r[l4_at..])
-    };
+    // Pseudo-header: the addresses, the protocol and the transport length.
+    let mut acc = checksum::add(0, &r[lay.pseudo_at()..l4_at]);
+    acc += u64::from(if tcp { 6u8 } else { 17 }) + (len - l4_at) as u64;
+    let mut c = !checksum::fold(checksum::add(acc, &r[l4_at..]));
+    if c == 0 && !tcp {
+        c = 0xffff;
+    }
     r[at..at + 2].copy_from_slice(&c.to_be_bytes());
     r
 }
@@ -220,23 +247,10 @@ const MAX_SIZES: usize = 8;
 /// Longest size schedule, the sum of a mix's weights (MAX_SCHED).
 const MAX_SCHED: usize = 4096;
 
-/// Refuses IPv6 profiles: the xdp-live program writes an IPv4 header checksum and
-/// its pseudo-header sum reads IPv4 addresses. `prepare` calls it before it needs a
-/// destination MAC, so the line names the engine first.
-pub fn check_ip_version(ipv6: bool) -> Result<()> {
-    if ipv6 {
-        bail!(
-            "xdp-live sends IPv4 frames only (its program writes an IPv4 header checksum); this profile is IPv6: use --engine afxdp"
-        );
-    }
-    Ok(())
-}
-
 /// Refuses what the xdp-live program cannot send, with one line naming the engine to
 /// use instead. `prepare` calls it before anything is attached; `load_for` again.
 pub fn check(t: &Template) -> Result<()> {
     const USE: &str = "use --engine afxdp";
-    check_ip_version(t.layout().ipv6)?;
     if t.len() > MAX_FRAME {
         bail!(
             "xdp-live handles frames up to {} bytes; this profile's are {}: {USE}",
@@ -321,13 +335,26 @@ impl LiveProgram {
             ro.tmpl_len = f.len() as u32;
             let lay = t.layout();
             let (ip_at, l4_at) = (lay.ip_at, lay.l4_at);
-            // The transport checksum covers the IPv4 packet after its header.
-            let ip_total = f
-                .get(ip_at + 2..ip_at + 4)
+            let ipl = IpLayout {
+                ip_at,
+                l4_at,
+                ipv6: lay.ipv6,
+            };
+            // The transport checksum covers the IP packet after its header: IPv4's
+            // total length less its header, IPv6's payload length.
+            let ip_len = f
+                .get(ipl.len_at()..ipl.len_at() + 2)
                 .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
             ro.ip_at = ip_at as u32;
             ro.l4_at = l4_at as u32;
-            ro.l4_len = ip_total.saturating_sub(l4_at - ip_at) as u32;
+            ro.l4_len = if lay.ipv6 {
+                ip_len as u32
+            } else {
+                ip_len.saturating_sub(l4_at - ip_at) as u32
+            };
+            ro.ip_csum_on = u32::from(!lay.ipv6);
+            ro.ip_len_at = ipl.len_at() as u32;
+            ro.pseudo_at = ipl.pseudo_at() as u32;
             ro.l4_csum_off = if t.is_tcp() { 16 } else { 6 };
             ro.l4_zero_ffff = u32::from(!t.is_tcp());
             ro.nqueues = nq as u32;
@@ -377,11 +404,16 @@ impl LiveProgram {
                 .iter()
                 .enumerate()
                 .any(|(i, &a)| ranges[..i].iter().any(|&b| !disjoint(a, b)));
-            let mut ip_base = 0xffff - csum_at(f, ip_at + 10);
+            // IPv6 has no header checksum: its base is never used.
+            let mut ip_base = if lay.ipv6 {
+                0
+            } else {
+                0xffff - csum_at(f, ip_at + 10)
+            };
             let mut udp_base = 0xffff - csum_at(f, l4_at + ro.l4_csum_off as usize);
             for (i, &(lo, hi)) in ranges.iter().enumerate() {
                 let s = &mut ro.patches[i];
-                let straddles = [ip_at, ip_at + 12, l4_at, ul]
+                let straddles = [ip_at, ipl.pseudo_at(), l4_at, ul]
                     .iter()
                     .any(|&e| lo < e && hi > e);
                 s.shift = if hi & 1 == 1 { 8 } else { 0 };
@@ -389,11 +421,11 @@ impl LiveProgram {
                     PF_BYTES
                 } else if lo >= ip_at && hi <= ul {
                     let mut fl = 0;
-                    if hi <= l4_at {
+                    if hi <= l4_at && !lay.ipv6 {
                         fl |= PF_IP;
                         ip_base += neg(sum_of(f, lo..hi));
                     }
-                    if lo >= ip_at + 12 {
+                    if lo >= ipl.pseudo_at() {
                         fl |= PF_UDP;
                         udp_base += neg(sum_of(f, lo..hi));
                     }
@@ -450,8 +482,12 @@ impl LiveProgram {
                     *o = v as u8;
                 }
                 for (v, &len) in t.sizes().iter().enumerate() {
-                    let r = sized_frame(f, len, ip_at, l4_at, t.is_tcp());
-                    let mut ipb = 0xffff - csum_at(&r, ip_at + 10);
+                    let r = sized_frame(f, len, ipl, t.is_tcp());
+                    let mut ipb = if lay.ipv6 {
+                        0
+                    } else {
+                        0xffff - csum_at(&r, ip_at + 10)
+                    };
                     let mut ub = 0xffff - csum_at(&r, l4_at + ro.l4_csum_off as usize);
                     for (i, p) in t.patches().iter().enumerate() {
                         let range = p.offset..p.offset + p.width;
@@ -463,7 +499,7 @@ impl LiveProgram {
                         }
                     }
                     ro.size_len[v] = len as u32;
-                    ro.size_ip_total[v] = (len - ip_at) as u32;
+                    ro.size_ip_total[v] = ipl.len_value(len) as u32;
                     ro.size_udp_len[v] = if t.is_tcp() { 0 } else { (len - l4_at) as u32 };
                     ro.size_ip_base[v] = ipb;
                     ro.size_udp_base[v] = ub;
@@ -782,6 +818,7 @@ mod tests {
             "min-multi-flow-vlan",
             "min-multi-flow-qinq",
             "syn-flood",
+            "min-multi-flow-v6",
         ] {
             let p = Profile::load(name).expect("profile");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
@@ -884,6 +921,53 @@ step = 7
         let t = Template::new(&p, TemplateOptions::default()).expect("template");
         let e = check(&t).expect_err("long mix");
         assert!(e.to_string().ends_with("use --engine afxdp"), "{e}");
+    }
+
+    /// IPv6 profiles: tagged, QinQ, TCP, an IMIX, every size up to the largest, both
+    /// addresses varying in every mode (no IPv4 header checksum; the transport
+    /// checksum over the IPv6 pseudo-header).
+    #[test]
+    fn ipv6_frames_equal_template_frames() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let both = "[[vary]]\nfield = \"ipv6.dst\"\nmode = \"random\"\nmin = \"::1\"\nmax = \"::ffff:ffff:ffff\"\nseed = 3\n";
+        let cases = [
+            "parent = \"min-multi-flow-v6\"\nframe_size = 71\n[[vlan]]\nid = 7\n".to_string(),
+            format!(
+                "parent = \"min-multi-flow-v6\"\nframe_size = 74\n[[vlan]]\nid = 7\n[[vlan]]\nid = 9\n{both}"
+            ),
+            format!(
+                "parent = \"min-multi-flow-v6\"\n[imix]\nsizes = [66, 67, 594, 1518]\nweights = [5, 1, 3, 1]\n{both}"
+            ),
+            "parent = \"min-multi-flow-v6\"\n[[vlan]]\nid = 3\n[imix]\nsizes = [70, 1001, 1522]\nweights = [2, 1, 1]\n[[vary]]\nfield = \"ipv6.dst\"\nmode = \"list\"\nvalues = [\"::5\", \"::ffff:0:0:1\", \"::9\"]\n".to_string(),
+            "name = \"syn6\"\nframe_size = 86\n[ethernet]\nsrc = \"02:00:00:00:00:01\"\ndst = \"02:00:00:00:00:02\"\n[ipv6]\nsrc = \"2001:db8::1\"\ndst = \"2001:db8::2\"\n[tcp]\nsrc_port = 1024\ndst_port = 80\nflags = \"syn\"\n[[vary]]\nfield = \"ipv6.src\"\nmode = \"increment\"\nmin = \"::1\"\ncount = 100000\nstep = 7\n[[vary]]\nfield = \"tcp.seq\"\nmode = \"random\"\nmin = 0\nmax = 4294967295\n".to_string(),
+        ];
+        for (i, toml) in cases.iter().enumerate() {
+            let p = Profile::from_toml(toml, &format!("v6-{i}.toml")).expect("profile");
+            assert!(p.ipv6.is_some());
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            for (nq, qid) in [(1usize, 0u32), (3, 2)] {
+                let ks = (0..100_000u64).step_by(6007).chain(0..30);
+                assert_program_frames(&t, nq, qid, ks, &format!("v6 case {i}"));
+            }
+        }
+        // The largest sizes the afxdp engine takes: 1518 untagged, 1526 with QinQ.
+        for (toml, size) in [
+            ("parent = \"min-multi-flow-v6\"\n", 1518usize),
+            (
+                "parent = \"min-multi-flow-v6\"\nframe_size = 74\n[[vlan]]\nid = 7\n[[vlan]]\nid = 9\n",
+                1526,
+            ),
+        ] {
+            let mut p = Profile::from_toml(toml, "big6.toml").expect("profile");
+            p.set_frame_size(size).expect("size");
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            assert_eq!(t.len() + 4, size);
+            let ks = (0..100_000u64).step_by(7919).chain(0..4);
+            assert_program_frames(&t, 2, 1, ks, &format!("v6 {size}"));
+        }
     }
 
     #[test]

@@ -62,7 +62,7 @@ enum { KIND_INCREMENT = 0, KIND_RANDOM = 1, KIND_LIST = 2 };
 #define PF_BYTES 1 /* byte by byte: overlaps another patch, straddles a checksum's
 		    * range edge, or is 8 bytes ending at an odd offset */
 #define PF_IP 2    /* under the IPv4 header checksum */
-#define PF_UDP 4   /* under the UDP checksum (pseudo header included) */
+#define PF_UDP 4   /* under the transport checksum (pseudo header included) */
 
 struct patch {
 	__u32 offset;
@@ -101,10 +101,14 @@ const volatile __u64 dns_count = 1;
 const volatile __u64 dns_seed = 0;
 const volatile __u32 radix = 1;
 const volatile __u8 charset[64] = {};
-/* The template's frame 0 and its length. Where its IPv4 and UDP/TCP headers start
- * (after any VLAN tags), the length the transport checksum covers (UDP or TCP
+/* The template's frame 0 and its length. Where its IPv4 or IPv6 and UDP/TCP headers
+ * start (after any VLAN tags), the length the transport checksum covers (UDP or TCP
  * header and payload), the checksum field's offset in the transport header (UDP 6,
- * TCP 16) and whether a computed zero goes out as 0xffff (UDP). */
+ * TCP 16) and whether a computed zero goes out as 0xffff (UDP). IPv4 (ip_csum_on)
+ * has a header checksum at ip_at + 10 and its length field (total length) at
+ * ip_at + 2, its pseudo-header addresses at ip_at + 12; IPv6 has no header checksum,
+ * its payload length at ip_at + 4 and its addresses at ip_at + 8 (ip_len_at,
+ * pseudo_at). Both pseudo-headers' addresses run up to the transport header. */
 const volatile __u64 tmpl[MAX_FRAME / 8] = {};
 const volatile __u32 tmpl_len = 0;
 const volatile __u32 ip_at = 14;
@@ -112,6 +116,9 @@ const volatile __u32 l4_at = 34;
 const volatile __u32 l4_len = 0;
 const volatile __u32 l4_csum_off = 6;
 const volatile __u32 l4_zero_ffff = 1;
+const volatile __u32 ip_csum_on = 1;
+const volatile __u32 ip_len_at = 16;
+const volatile __u32 pseudo_at = 26;
 /* Frame 0's checksums as sums to add each frame's changes to: ~checksum plus,
  * for every field whose sum is added from its value (not PF_BYTES; the DNS fields
  * with dns_fast), minus the field's template sum (0xffff - sum). Not folded. */
@@ -119,7 +126,8 @@ const volatile __u64 ip_base = 0;
 const volatile __u64 udp_base = 0;
 
 /* IMIX (nsizes > 0): tmpl holds a frame of the largest size; frame n has size
- * sched[n % sched_len], whose buffer length, IPv4 total length, UDP length (0 for
+ * sched[n % sched_len], whose buffer length, IPv4 total length (IPv6: payload
+ * length), UDP length (0 for
  * TCP) and checksum bases (as ip_base/udp_base, for tmpl's bytes with these
  * lengths) are below. The frame is trimmed to its size with the pad byte. */
 #define MAX_SIZES 8
@@ -212,8 +220,9 @@ static __always_inline __u64 residue(__u32 slot, int hit, __u64 n, __u64 step, _
 }
 
 /* Writes byte nb at frame offset pos and adds the change to the one's complement
- * sums of the checksums covering it (network-order words; IPv4 and UDP start at
- * even offsets, so a byte at an even offset is a word's high byte). */
+ * sums of the checksums covering it (network-order words; the IP and transport
+ * headers start at even offsets, so a byte at an even offset is a word's high
+ * byte). dip is only written for IPv4. */
 static __always_inline void put8(__u8 *p, __u32 pos, __u8 nb, __u64 *dip, __u64 *dudp)
 {
 	__u64 ob = *p, d;
@@ -225,7 +234,7 @@ static __always_inline void put8(__u8 *p, __u32 pos, __u8 nb, __u64 *dip, __u64 
 		d = ((__u64)nb << 8) + (0xffff - (ob << 8));
 	if (pos >= ip_at && pos < l4_at)
 		*dip += d;
-	if (pos >= ip_at + 12 && pos < l4_at + l4_len)
+	if (pos >= pseudo_at && pos < l4_at + l4_len)
 		*dudp += d;
 }
 
@@ -396,7 +405,7 @@ int gen_live(struct xdp_md *ctx)
 	}
 	if (nsizes) {
 		/* This size's lengths (their sums are in its checksum bases). */
-		__u8 *p = data + ((ip_at + 2) & 2047);
+		__u8 *p = data + (ip_len_at & 2047);
 
 		if ((void *)(p + 2) > end)
 			return XDP_ABORTED;
@@ -456,7 +465,10 @@ int gen_live(struct xdp_md *ctx)
 			if (fl & PF_UDP)
 				dudp += d;
 		}
-		if (w == 4) {
+		if (w == 8) {
+			/* An IPv6 address's low half. */
+			*(__u64 *)p = bpf_cpu_to_be64(v);
+		} else if (w == 4) {
 			*(__u32 *)p = bpf_htonl((__u32)v);
 		} else if (w == 2) {
 			*(__u16 *)p = bpf_htons((__u16)v);
@@ -539,9 +551,11 @@ int gen_live(struct xdp_md *ctx)
 
 		if ((void *)(c + 2) > end || (void *)(u + 2) > end)
 			return XDP_ABORTED;
-		f = fold(ipb + dip);
-		f = ~(f ? f : 0xffff);
-		*(__u16 *)c = bpf_htons(f);
+		if (ip_csum_on) {
+			f = fold(ipb + dip);
+			f = ~(f ? f : 0xffff);
+			*(__u16 *)c = bpf_htons(f);
+		}
 		f = fold(ub + dudp);
 		f = ~(f ? f : 0xffff);
 		if (f == 0 && l4_zero_ffff)
