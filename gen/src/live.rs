@@ -31,6 +31,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use profiles::Template;
 use profiles::profile::VaryKind;
 
+use crate::replay::Replay;
 use crate::{Ctx, Plan, net};
 
 mod skel {
@@ -138,8 +139,57 @@ pub struct LiveProgram {
     prog: OwnedFd,
     qstate: OwnedFd,
     devhist: OwnedFd,
+    /// `--pcap`: the capture's frames (one map, shared by every queue's instance).
+    replay: Option<OwnedFd>,
+    /// `--pcap` without `--rate`: frames leave at their recorded times.
+    timed: bool,
     ifindex: u32,
     frame: Vec<u8>,
+}
+
+/// Most frames of a capture xdp-live replays: they sit in a BPF array map of
+/// [`REPLAY_MAX`]-byte slots (65536 x 1808 bytes = 113 MiB at most, shared by the
+/// queues).
+pub const REPLAY_FRAMES: usize = 65536;
+/// Longest replayed frame (REPLAY_MAX in gen_live.bpf.c): the afxdp engine's limit.
+pub const REPLAY_MAX: usize = 1792;
+const _: () = assert!(REPLAY_MAX == crate::UMEM_DATA);
+
+/// Refuses a capture the replay program cannot hold, with one line. `prepare` calls
+/// it before anything is attached; `load_replay` again.
+pub fn check_replay(rp: &Replay) -> Result<()> {
+    if rp.len() > REPLAY_FRAMES {
+        bail!(
+            "--pcap on xdp-live: {} holds {} frames, more than the {REPLAY_FRAMES} its replay map takes: cut it (editcap -r FILE OUT 1-{REPLAY_FRAMES}) or use --engine afxdp",
+            rp.path,
+            rp.len()
+        );
+    }
+    if let Some(i) = rp.frames.iter().position(Vec::is_empty) {
+        bail!(
+            "--pcap on xdp-live: frame {} of {} is empty: drop it (editcap) or use --engine afxdp",
+            i + 1,
+            rp.path
+        );
+    }
+    rp.check_sizes(REPLAY_MAX, "what xdp-live's replay map holds")
+}
+
+fn dup_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned().context("duplicating a BPF fd")
+}
+
+/// Sets queue `qid`'s state to "nothing sent, no limit" (test runs start from it).
+fn init_state(qstate: &OwnedFd, qid: u32) -> Result<()> {
+    map_update(
+        qstate,
+        &qid,
+        &QState {
+            limit: u64::MAX,
+            ..QState::default()
+        },
+    )
+    .context("initialising queue state")
 }
 
 /// Mirror of `struct qstate` in gen_live.bpf.c.
@@ -293,13 +343,106 @@ pub fn check(t: &Template) -> Result<()> {
 }
 
 impl LiveProgram {
-    /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
-    pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
+    /// Loads queue `qid`'s program instance for `plan`'s template or capture, to
+    /// send on `iface`. A capture's frames are loaded into a map once: `first` (the
+    /// first queue's instance) shares its map with the others.
+    pub fn load(
+        iface: &str,
+        plan: &Plan,
+        qid: u32,
+        first: Option<&LiveProgram>,
+    ) -> Result<LiveProgram> {
         let ifindex = xdplayer::ifindex(iface)?;
-        let crate::Frames::Template(t) = &plan.frames else {
-            anyhow::bail!("--pcap is not supported on xdp-live yet: use --engine afxdp");
-        };
-        Self::load_for(t, plan.queue_ids.len(), qid, ifindex)
+        let nq = plan.queue_ids.len();
+        match &plan.frames {
+            crate::Frames::Template(t) => Self::load_for(t, nq, qid, ifindex),
+            crate::Frames::Capture(rp) => {
+                let shared = first.and_then(|l| l.replay.as_ref());
+                Self::load_replay(rp, nq, qid, ifindex, shared)
+            }
+        }
+    }
+
+    /// Loads the replay program for `rp`, queue `qid` of `nq` (ifindex 0: test runs
+    /// only), with the frames in `shared` (another queue's map) or in a new map.
+    pub fn load_replay(
+        rp: &Replay,
+        nq: usize,
+        qid: u32,
+        ifindex: u32,
+        shared: Option<&OwnedFd>,
+    ) -> Result<LiveProgram> {
+        check_replay(rp)?;
+        let mut obj = MaybeUninit::uninit();
+        let mut open = skel::GenLiveSkelBuilder::default()
+            .open(&mut obj)
+            .context("opening the xdp-live program")?;
+        open.progs.gen_live.set_autoload(false);
+        {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .context("xdp-live program has no rodata")?;
+            ro.nqueues = nq as u32;
+            ro.queue_id = qid;
+            ro.replay_count = rp.len() as u64;
+            ro.replay_timed = u32::from(rp.rate_pps.is_none());
+            ro.replay_pass_ns = rp.pass_ns().round() as u64;
+        }
+        match shared {
+            Some(fd) => open
+                .maps
+                .replay
+                .reuse_fd(fd.as_fd())
+                .context("sharing the replay map")?,
+            None => open
+                .maps
+                .replay
+                .set_max_entries(rp.len() as u32)
+                .context("sizing the replay map")?,
+        }
+        let skel = open.load().context("loading the xdp-live replay program")?;
+        let prog = dup_fd(skel.progs.gen_replay.as_fd())?;
+        let qstate = dup_fd(skel.maps.qstate.as_fd())?;
+        let devhist = dup_fd(skel.maps.devhist.as_fd())?;
+        let replay = dup_fd(skel.maps.replay.as_fd())?;
+        if shared.is_none() {
+            let mut v = skel::types::replay_frame {
+                due_ns: 0,
+                len: 0,
+                pad: 0,
+                data: [0; REPLAY_MAX],
+            };
+            for (i, f) in rp.frames.iter().enumerate() {
+                v.due_ns = rp.offset_ns(i).round() as u64;
+                v.len = f.len() as u32;
+                v.data[..f.len()].copy_from_slice(f);
+                v.data[f.len()..].fill(0);
+                map_update(&replay, &(i as u32), &v)
+                    .with_context(|| format!("filling the replay map (frame {})", i + 1))?;
+            }
+        }
+        init_state(&qstate, qid)?;
+        // The longest frame plus the pad byte: the program sets each frame's length
+        // from the context's, which then always differs from the run's original.
+        let longest = rp.frames.iter().map(Vec::len).max().unwrap_or(0);
+        let mut frame = rp
+            .frames
+            .iter()
+            .find(|f| f.len() == longest)
+            .cloned()
+            .unwrap_or_default();
+        frame.push(0);
+        Ok(LiveProgram {
+            prog,
+            qstate,
+            devhist,
+            replay: Some(replay),
+            timed: rp.rate_pps.is_none(),
+            ifindex,
+            frame,
+        })
     }
 
     /// Loads the program for `t`, queue `qid` of `nq` (ifindex 0: test runs only).
@@ -309,6 +452,7 @@ impl LiveProgram {
         let mut open = skel::GenLiveSkelBuilder::default()
             .open(&mut obj)
             .context("opening the xdp-live program")?;
+        open.progs.gen_replay.set_autoload(false);
         let mut lists: Vec<(u32, u64)> = Vec::new();
         {
             let ro = open
@@ -524,14 +668,11 @@ impl LiveProgram {
             }
         }
         let skel = open.load().context("loading the xdp-live program")?;
-        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
-            fd.try_clone_to_owned().context("duplicating a BPF fd")
-        };
-        let prog = dup(skel.progs.gen_live.as_fd())?;
-        let qstate = dup(skel.maps.qstate.as_fd())?;
-        let devhist = dup(skel.maps.devhist.as_fd())?;
-        let lmap = dup(skel.maps.lists.as_fd())?;
-        let exptab = dup(skel.maps.exptab.as_fd())?;
+        let prog = dup_fd(skel.progs.gen_live.as_fd())?;
+        let qstate = dup_fd(skel.maps.qstate.as_fd())?;
+        let devhist = dup_fd(skel.maps.devhist.as_fd())?;
+        let lmap = dup_fd(skel.maps.lists.as_fd())?;
+        let exptab = dup_fd(skel.maps.exptab.as_fd())?;
         // Exponential quantiles, scaled so the table's mean is exactly 1 << 16.
         let raw: Vec<f64> = (0..EXP_TABLE)
             .map(|i| -((f64::from(i) + 0.5) / f64::from(EXP_TABLE)).ln())
@@ -541,17 +682,7 @@ impl LiveProgram {
             map_update(&exptab, &(i as u32), &((x / mean * 65536.0).round() as u64))
                 .context("filling the exponential table")?;
         }
-        {
-            map_update(
-                &qstate,
-                &qid,
-                &QState {
-                    limit: u64::MAX,
-                    ..QState::default()
-                },
-            )
-            .context("initialising queue state")?;
-        }
+        init_state(&qstate, qid)?;
         for (k, v) in lists {
             // SAFETY: 4-byte key, 8-byte value as the map declares.
             let rc = unsafe {
@@ -574,6 +705,8 @@ impl LiveProgram {
             prog,
             qstate,
             devhist,
+            replay: None,
+            timed: false,
             ifindex,
             frame,
         })
@@ -705,12 +838,23 @@ pub fn queue_thread(
         eprintln!("warning: queue {qid}: {e:#}");
     }
     let total = ctx.count_for(i);
-    crate::wait_until(ctx.t0);
-    // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC.
-    let t0_mono = monotonic_ns().saturating_sub(ctx.t0.elapsed().as_nanos() as u64);
     let gap_fp = ctx
         .rate_per_queue
         .map_or(0, |r| ((1e9 / r) * 65536.0).round().max(1.0) as u64);
+    // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC. A paced queue's state is
+    // set and its call issued before t0: the program holds every frame back
+    // (XDP_DROP) until its departure, so the call's set-up (milliseconds: the page
+    // pool) is not added to the first departures (two queues replaying a capture
+    // swapped frames 0 and 1 otherwise). An unpaced one starts at t0.
+    if gap_fp == 0 && !l.timed {
+        crate::wait_until(ctx.t0);
+    }
+    let (now, now_mono) = (std::time::Instant::now(), monotonic_ns());
+    let t0_mono = if ctx.t0 >= now {
+        now_mono + (ctx.t0 - now).as_nanos() as u64
+    } else {
+        now_mono.saturating_sub((now - ctx.t0).as_nanos() as u64)
+    };
     let mut st = QState {
         limit: total,
         t0_ns: t0_mono,
@@ -1029,6 +1173,114 @@ step = 7
         assert_eq!(h.len(), 3, "one deviation per frame sent");
         // Frames 1 and 2 went out ~2 and ~1 ms late.
         assert!(h.max() >= 1_000_000, "max {}", h.max());
+    }
+
+    fn crafted_replay(rate_pps: Option<f64>) -> Replay {
+        // Mixed sizes, odd and even, up to the longest the map holds.
+        Replay {
+            path: "crafted.pcap".into(),
+            frames: vec![
+                vec![0x11; 60],
+                (0..1514u32).map(|i| (i * 7) as u8).collect(),
+                vec![0x33; 61],
+                (0..REPLAY_MAX as u32).map(|i| (i ^ 0x5a) as u8).collect(),
+                vec![0x55; 14],
+            ],
+            // 0, 1, 2, 3, 4 s after the first; a pass lasts 5 s (span 4 s + one
+            // mean gap), at --speed 2 2.5 s.
+            offsets_ns: (0..5).map(|i| i * 1_000_000_000).collect(),
+            loops: 3,
+            speed: 2.0,
+            rate_pps,
+        }
+    }
+
+    #[test]
+    fn replay_program_sends_the_files_frames_in_order_over_passes() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let rp = crafted_replay(Some(1000.0));
+        for (nq, qid) in [(1usize, 0u32), (3, 2)] {
+            let first = LiveProgram::load_replay(&rp, nq, 0, 0, None).expect("load");
+            // Queue qid shares the first instance's map.
+            let l = LiveProgram::load_replay(&rp, nq, qid, 0, first.replay.as_ref())
+                .expect("load shared");
+            // Plain test runs start from the longest frame and its pad byte; the
+            // program sets each length from the context's, down and back up.
+            for k in (0..23u64).chain([1_000, 70_001]) {
+                let st = QState {
+                    k,
+                    limit: u64::MAX,
+                    ..QState::default()
+                };
+                l.set_state(qid, &st).expect("state");
+                let (ret, f) = l.test_frame().expect("test run");
+                assert_eq!(ret, 3, "XDP_TX");
+                let n = k * nq as u64 + u64::from(qid);
+                assert_eq!(f, rp.frame(n), "nq {nq} qid {qid}: frame {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn replay_program_keeps_the_recorded_timing() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let rp = crafted_replay(None);
+        let l = LiveProgram::load_replay(&rp, 1, 0, 0, None).expect("load");
+        let now = monotonic_ns();
+        // Frame k of the run is due at due_ns(k) after t0: a t0 that puts frame k
+        // 0.2 s in the past sends it, one that puts it 0.2 s ahead holds it back.
+        for k in [0u64, 1, 4, 5, 6, 14] {
+            let due = rp.due_ns(k) as u64;
+            for (ahead, want) in [(false, 3u32), (true, 1)] {
+                let t0 = if ahead {
+                    now + 200_000_000 - due
+                } else {
+                    (now + 200_000_000 - 400_000_000) - due
+                };
+                let st = QState {
+                    k,
+                    limit: u64::MAX,
+                    t0_ns: t0,
+                    ..QState::default()
+                };
+                l.set_state(0, &st).expect("state");
+                let (ret, f) = l.test_frame().expect("test run");
+                assert_eq!(ret, want, "frame {k} (due {due} ns), ahead {ahead}");
+                if want == 3 {
+                    assert_eq!(f, rp.frame(k));
+                }
+            }
+        }
+        // A pass lasts 2.5 s at --speed 2: frame 5 (pass 1's first) is due then.
+        assert_eq!(rp.due_ns(5), 2.5e9);
+        // The limit stops it.
+        let st = QState {
+            k: 15,
+            limit: 15,
+            ..QState::default()
+        };
+        l.set_state(0, &st).expect("state");
+        assert_eq!(l.test_frame().expect("run").0, 1, "limit: XDP_DROP");
+    }
+
+    #[test]
+    fn replay_refuses_what_its_map_cannot_hold() {
+        let mut rp = crafted_replay(None);
+        rp.frames[2] = vec![0; REPLAY_MAX + 1];
+        let e = check_replay(&rp).expect_err("too long").to_string();
+        assert!(e.contains("frame 3 of crafted.pcap is 1793 bytes"), "{e}");
+        rp.frames[2] = Vec::new();
+        let e = check_replay(&rp).expect_err("empty").to_string();
+        assert!(e.contains("frame 3 of crafted.pcap is empty"), "{e}");
+        rp.frames = vec![vec![0; 60]; REPLAY_FRAMES + 1];
+        let e = check_replay(&rp).expect_err("too many").to_string();
+        assert!(e.contains("holds 65537 frames, more than the 65536"), "{e}");
     }
 
     #[test]

@@ -293,6 +293,49 @@ static __always_inline __u32 dev_bucket(__u64 v)
 	return b < DEV_BUCKETS ? b : DEV_BUCKETS - 1;
 }
 
+/* Frame k of queue q's schedule has come (1; its lateness recorded), or not yet, or
+ * the deadline passed (0: the caller returns XDP_DROP). `due` is the frame's
+ * departure in ns after t0 (a replay's recorded timing), or NO_DUE for the
+ * queue's CBR (k * gap) or Poisson (next_fp) schedule. */
+#define NO_DUE (~0ULL)
+static __always_inline int due_now(struct qstate *st, __u32 q, __u64 k, __u64 due)
+{
+	__u64 now = bpf_ktime_get_ns(), sched, dev;
+	__u32 key;
+	__u64 *h;
+
+	if (st->deadline_ns && now >= st->deadline_ns)
+		return 0;
+	if (due != NO_DUE)
+		sched = st->t0_ns + due;
+	else
+		sched = st->t0_ns + ((st->next_fp ? st->next_fp : k * st->gap_fp) >> 16);
+	if (now < sched) {
+		st->idle++;
+		return 0;
+	}
+	dev = now - sched;
+	key = (q & 255) * DEV_BUCKETS + dev_bucket(dev);
+	h = bpf_map_lookup_elem(&devhist, &key);
+	if (h)
+		*h += 1;
+	st->last_ns = now;
+	if (due == NO_DUE && st->next_fp) {
+		__u64 r = st->rng;
+		__u32 ek;
+		__u64 *ev;
+
+		r ^= r >> 12;
+		r ^= r << 25;
+		r ^= r >> 27;
+		st->rng = r;
+		ek = (__u32)((r * 0x2545f4914f6cdd1dULL) >> 52) & (EXP_TABLE - 1);
+		ev = bpf_map_lookup_elem(&exptab, &ek);
+		st->next_fp += ev ? (st->gap_fp >> 8) * (*ev) >> 8 : st->gap_fp;
+	}
+	return 1;
+}
+
 SEC("xdp")
 int gen_live(struct xdp_md *ctx)
 {
@@ -310,38 +353,8 @@ int gen_live(struct xdp_md *ctx)
 	k = st->k;
 	if (k >= st->limit)
 		return XDP_DROP;
-	if (st->gap_fp) {
-		__u64 now = bpf_ktime_get_ns(), sched, dev;
-		__u32 key;
-		__u64 *h;
-
-		if (st->deadline_ns && now >= st->deadline_ns)
-			return XDP_DROP;
-		sched = st->t0_ns + ((st->next_fp ? st->next_fp : k * st->gap_fp) >> 16);
-		if (now < sched) {
-			st->idle++;
-			return XDP_DROP;
-		}
-		dev = now - sched;
-		key = (q & 255) * DEV_BUCKETS + dev_bucket(dev);
-		h = bpf_map_lookup_elem(&devhist, &key);
-		if (h)
-			*h += 1;
-		st->last_ns = now;
-		if (st->next_fp) {
-			__u64 r = st->rng;
-			__u32 ek;
-			__u64 *ev;
-
-			r ^= r >> 12;
-			r ^= r << 25;
-			r ^= r >> 27;
-			st->rng = r;
-			ek = (__u32)((r * 0x2545f4914f6cdd1dULL) >> 52) & (EXP_TABLE - 1);
-			ev = bpf_map_lookup_elem(&exptab, &ek);
-			st->next_fp += ev ? (st->gap_fp >> 8) * (*ev) >> 8 : st->gap_fp;
-		}
-	}
+	if (st->gap_fp && !due_now(st, q, k, NO_DUE))
+		return XDP_DROP;
 	st->k = k + 1;
 	n = k * nqueues + q;
 	hit = n == next_n;
@@ -562,6 +575,78 @@ int gen_live(struct xdp_md *ctx)
 			f = 0xffff;
 		*(__u16 *)u = bpf_htons(f);
 	}
+	return XDP_TX;
+}
+
+/* gen_replay: `gen --pcap` on xdp-live. The capture's frames, in file order, one per
+ * entry of `replay` (user space sizes the map to the file and shares it between
+ * the queues' instances; --dst-mac/--dst-ip rewrites are already applied). Frame n
+ * = k * nqueues + queue_id of the run is the file's frame n % replay_count; with
+ * replay_timed it is due at pass * replay_pass_ns + its recorded offset (both
+ * already divided by --speed: gen/src/replay.rs's due_ns), else on the queue's CBR
+ * schedule (--rate) or unpaced. The program writes the frame's bytes over the live
+ * frame (bpf_xdp_store_bytes) after setting its length from the context's current
+ * one (bpf_xdp_get_buff_len: no assumption about what the recycled page's context
+ * holds). User space passes a buffer one pad byte longer than the longest frame, so
+ * the context always differs from the one the run started with and the kernel
+ * rebuilds the xdp_frame from it (see the top of this file). */
+#define REPLAY_MAX 1792 /* gen's UMEM frame less XDP headroom: the afxdp engine's limit */
+
+struct replay_frame {
+	__u64 due_ns; /* recorded offset from the file's first frame / --speed */
+	__u32 len;
+	__u32 pad;
+	__u8 data[REPLAY_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set to the file's frame count before load */
+	__type(key, __u32);
+	__type(value, struct replay_frame);
+} replay SEC(".maps");
+
+const volatile __u64 replay_count = 1;
+const volatile __u64 replay_pass_ns = 0;
+const volatile __u32 replay_timed = 0;
+
+SEC("xdp")
+int gen_replay(struct xdp_md *ctx)
+{
+	__u32 q = queue_id, idx, len;
+	struct replay_frame *fr;
+	struct qstate *st;
+	__u64 k, n, pass;
+	int cur;
+
+	st = bpf_map_lookup_elem(&qstate, &q);
+	if (!st)
+		return XDP_ABORTED;
+	k = st->k;
+	if (k >= st->limit)
+		return XDP_DROP;
+	n = k * nqueues + q;
+	pass = n / replay_count;
+	idx = (__u32)(n - pass * replay_count);
+	fr = bpf_map_lookup_elem(&replay, &idx);
+	if (!fr)
+		return XDP_ABORTED;
+	if (replay_timed) {
+		if (!due_now(st, q, k, pass * replay_pass_ns + fr->due_ns))
+			return XDP_DROP;
+	} else if (st->gap_fp && !due_now(st, q, k, NO_DUE)) {
+		return XDP_DROP;
+	}
+	st->k = k + 1;
+	len = fr->len;
+	if (len == 0 || len > REPLAY_MAX)
+		return XDP_ABORTED;
+	/* To len bytes from whatever length the context has now. */
+	cur = (int)bpf_xdp_get_buff_len(ctx);
+	if (bpf_xdp_adjust_tail(ctx, (int)len - cur))
+		return XDP_ABORTED;
+	if (bpf_xdp_store_bytes(ctx, 0, fr->data, len))
+		return XDP_ABORTED;
 	return XDP_TX;
 }
 
