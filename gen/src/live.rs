@@ -921,6 +921,20 @@ mod tests {
     use super::*;
     use profiles::{Profile, TemplateOptions};
 
+    /// The frame `l` sends when queue `qid` has sent `k` (unpaced), checked to be
+    /// sent (XDP_TX).
+    fn frame_at(l: &LiveProgram, qid: u32, k: u64) -> Vec<u8> {
+        let st = QState {
+            k,
+            limit: u64::MAX,
+            ..QState::default()
+        };
+        l.set_state(qid, &st).expect("state");
+        let (ret, f) = l.test_frame().expect("test run");
+        assert_eq!(ret, 3, "XDP_TX");
+        f
+    }
+
     /// Loads queue `qid` of `nq` for `t` and checks, for each count k of `ks` (the
     /// queue's counter jumped there, unpaced), that the program's frame is the
     /// template's frame n = k * nq + qid, size included.
@@ -933,14 +947,7 @@ mod tests {
     ) {
         let l = LiveProgram::load_for(t, nq, qid, 0).expect("load");
         for k in ks {
-            let st = QState {
-                k,
-                limit: u64::MAX,
-                ..QState::default()
-            };
-            l.set_state(qid, &st).expect("state");
-            let (ret, f) = l.test_frame().expect("test run");
-            assert_eq!(ret, 3, "XDP_TX");
+            let f = frame_at(&l, qid, k);
             let n = k * nq as u64 + u64::from(qid);
             assert_eq!(f.len(), t.len_of(n), "{what}: frame {n}'s size");
             assert_eq!(f, t.frame_for(n, None), "{what}: frame {n}");
@@ -1210,14 +1217,7 @@ step = 7
             // Plain test runs start from the longest frame and its pad byte; the
             // program sets each length from the context's, down and back up.
             for k in (0..23u64).chain([1_000, 70_001]) {
-                let st = QState {
-                    k,
-                    limit: u64::MAX,
-                    ..QState::default()
-                };
-                l.set_state(qid, &st).expect("state");
-                let (ret, f) = l.test_frame().expect("test run");
-                assert_eq!(ret, 3, "XDP_TX");
+                let f = frame_at(&l, qid, k);
                 let n = k * nq as u64 + u64::from(qid);
                 assert_eq!(f, rp.frame(n), "nq {nq} qid {qid}: frame {n}");
             }

@@ -305,7 +305,7 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
 #[test]
 fn ipv6_packets_and_bytes_agree_with_both_interfaces() {
     let bed = up("g6");
-    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let d = bed.dut().clone();
     let p = Profile::load("min-multi-flow-v6").expect("profile");
     let t = Template::new(&p, TemplateOptions::default()).expect("template");
     assert_eq!(t.len(), 62, "66 bytes on the wire less the FCS");
@@ -313,11 +313,9 @@ fn ipv6_packets_and_bytes_agree_with_both_interfaces() {
     let want_bytes = n * t.len() as u64;
     let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
     for engine in ["afxdp", "xdp-live"] {
-        let tx0 = link_stats(&g, "tx");
-        let rx0 = link_stats(&d, "rx");
-        let count = n.to_string();
-        let out = run_gen(
+        let (fin, tx, rx) = counted_run(
             &bed,
+            n,
             &[
                 "--profile",
                 "min-multi-flow-v6",
@@ -325,16 +323,8 @@ fn ipv6_packets_and_bytes_agree_with_both_interfaces() {
                 engine,
                 "--dst-mac",
                 &dut_mac,
-                "--rate",
-                "40k",
-                "--count",
-                &count,
-                "--no-rx",
-                "--output",
-                "json",
             ],
         );
-        let fin = final_of(&out);
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
         assert_eq!(fin["tx_bytes"].as_u64(), Some(want_bytes), "{engine}");
         assert_eq!(fin["frame_len"].as_u64(), Some(62), "{engine}");
@@ -344,8 +334,6 @@ fn ipv6_packets_and_bytes_agree_with_both_interfaces() {
             "{engine}"
         );
         assert_eq!(fin["tx_check"]["agrees"], true, "{engine}");
-        let tx = stats_settled(&g, "tx", tx0, n);
-        let rx = stats_settled(&d, "rx", rx0, n);
         // As for IMIX: veth counts AF_XDP frames without their 14-byte Ethernet
         // header, XDP frames (xdp-live) whole.
         let pulled = if engine == "afxdp" { ETH_PULLED } else { 0 };
@@ -429,6 +417,27 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// gen at 40k frames/s for `n` frames with `args` (no reply counter, JSON): its
+/// final record and the increase of gen0's transmit and dut0's receive counters
+/// (packets, bytes) once `n` frames are counted.
+fn counted_run(
+    bed: &testbed::Testbed,
+    n: u64,
+    args: &[&str],
+) -> (serde_json::Value, (u64, u64), (u64, u64)) {
+    let (g, d) = (bed.generator(), bed.dut());
+    let tx0 = link_stats(g, "tx");
+    let rx0 = link_stats(d, "rx");
+    let count = n.to_string();
+    let common = [
+        "--rate", "40k", "--count", &count, "--no-rx", "--output", "json",
+    ];
+    let fin = final_of(&run_gen(bed, &[args, &common[..]].concat()));
+    let tx = stats_settled(g, "tx", tx0, n);
+    let rx = stats_settled(d, "rx", rx0, n);
+    (fin, tx, rx)
+}
+
 /// gen0's transmit and dut0's receive counters against `n` frames of `bytes` in
 /// all; other traffic (neighbour discovery) may add a frame or two.
 fn assert_kernel_counts(what: &str, tx: (u64, u64), rx: (u64, u64), n: u64, bytes: u64) {
@@ -448,7 +457,6 @@ fn assert_kernel_counts(what: &str, tx: (u64, u64), rx: (u64, u64), n: u64, byte
 fn imix_packets_and_bytes_agree_with_both_interfaces() {
     // Two queues: queue q sends n = q, q + 2, ..., each frame with its own size.
     let bed = up_with("gi", 2);
-    let (g, d) = (bed.generator().clone(), bed.dut().clone());
     let p = Profile::load("imix").expect("imix");
     let t = Template::new(&p, TemplateOptions::default()).expect("template");
     let n = 12_000u64;
@@ -460,28 +468,11 @@ fn imix_packets_and_bytes_agree_with_both_interfaces() {
         ("afxdp", "2"),
         ("xdp-live", "2"),
     ] {
-        let tx0 = link_stats(&g, "tx");
-        let rx0 = link_stats(&d, "rx");
-        let count = n.to_string();
-        let out = run_gen(
+        let (fin, tx, rx) = counted_run(
             &bed,
-            &[
-                "--profile",
-                "imix",
-                "--engine",
-                engine,
-                "--rate",
-                "40k",
-                "--count",
-                &count,
-                "--queues",
-                queues,
-                "--no-rx",
-                "--output",
-                "json",
-            ],
+            n,
+            &["--profile", "imix", "--engine", engine, "--queues", queues],
         );
-        let fin = final_of(&out);
         let pk = fin["tx_packets"].as_u64().expect("tx_packets");
         let by = fin["tx_bytes"].as_u64().expect("tx_bytes");
         let what = format!("{engine}, {queues} queue(s)");
@@ -490,8 +481,6 @@ fn imix_packets_and_bytes_agree_with_both_interfaces() {
             by, want_bytes,
             "{what}: gen's bytes are each frame's own size"
         );
-        let tx = stats_settled(&g, "tx", tx0, n);
-        let rx = stats_settled(&d, "rx", rx0, n);
         // veth counts an skb's bytes after its Ethernet header was pulled when the
         // peer runs XDP (the lab's placeholder): 14 bytes less per AF_XDP frame;
         // XDP frames (xdp-live) whole.
