@@ -216,6 +216,60 @@ fn replay_is_byte_identical_in_file_order_and_counted_by_both_interfaces() {
 }
 
 #[test]
+fn xdp_live_replay_stays_the_files_while_a_dut_bounces_it_in_our_pages() {
+    // A DUT that answers with XDP_TX answers in gen's live-frame pages (here the
+    // reflect fixture: MACs swapped in place) and the pages come back to gen's pool:
+    // every frame must still be the file's. The answers come back to gen0: counted
+    // by gen's reply counter in one run, captured there (--no-rx: the lab's
+    // placeholder passes them to the stack) in another, where each is the file's
+    // frame with its MACs swapped.
+    let bed = up_with("gb", 1);
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let (src, dst) = macs(&bed);
+    let dir = scratch("bounce");
+    let file = dir.join("sample.pcap");
+    let frames = sample(src, dst);
+    write_pcap(&file, &frames);
+    let f = file.to_str().expect("utf-8 path");
+    testbed::xdp::attach_reflect(&d.netns, &d.iface).expect("attach reflect");
+    let loops = 50u64;
+    let n = frames.len() as u64 * loops;
+    let args = [
+        "--pcap", f, "--loop", "50", "--rate", "2k", "--engine", "xdp-live",
+    ];
+    let fin = final_of(&run_gen(&bed, &[&args[..], &["--output", "json"]].concat()));
+    assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{fin}");
+    assert_eq!(fin["tx_check"]["interface_tx"].as_u64(), Some(n), "{fin}");
+    assert_eq!(
+        fin["rx_packets"].as_u64(),
+        Some(n),
+        "every answer counted: {fin}"
+    );
+    let cap = dir.join("answers.pcap");
+    let td = Tcpdump::start_on(&g, &d, &cap);
+    let fin = final_of(&run_gen(
+        &bed,
+        &[&args[..], &["--no-rx", "--output", "json"]].concat(),
+    ));
+    td.finish();
+    assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{fin}");
+    let got = read_capture(&cap);
+    assert_eq!(got.len() as u64, n, "answers captured");
+    for (i, (_, c)) in got.iter().enumerate() {
+        let mut w = frames[i % frames.len()].1.clone();
+        w[..6].copy_from_slice(&src);
+        w[6..12].copy_from_slice(&dst);
+        assert_eq!(
+            c,
+            &w,
+            "answer {i}: file frame {} with MACs swapped",
+            i % frames.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn speed_scales_the_recorded_timing_and_rate_replaces_it() {
     let bed = up_with("gs", 1);
     let (src, dst) = macs(&bed);
