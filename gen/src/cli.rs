@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::{Engine, Options, Output, Pattern, units};
 
@@ -46,8 +46,8 @@ pub struct Args {
     /// Profile name (min-multi-flow, min-single-flow, min-multi-flow-vlan, min-multi-flow-qinq, syn-flood, imix, dns-small, dns-large, dns-ping) or TOML path.
     #[arg(long, required_unless_present = "pcap", conflicts_with = "pcap")]
     pub profile: Option<String>,
-    /// Send the frames of this pcap/pcapng capture instead of a profile's (afxdp
-    /// engine): in file order, unchanged unless --dst-mac/--dst-ip, at the recorded
+    /// Send the frames of this pcap/pcapng capture instead of a profile's (both
+    /// engines): in file order, unchanged unless --dst-mac/--dst-ip, at the recorded
     /// timing (scaled by --speed) or at --rate.
     #[arg(long, conflicts_with_all = ["frame_size", "stamp", "src_ip", "pattern"])]
     pub pcap: Option<std::path::PathBuf>,
@@ -161,6 +161,36 @@ impl Args {
     }
 }
 
+impl Args {
+    /// Parses the command line like [`Parser::parse`], then exits with clap's usage
+    /// error (exit 2) for what [`Args::check`] refuses.
+    pub fn parse_checked() -> Args {
+        let a = Args::parse();
+        if let Err(e) = a.check() {
+            e.exit();
+        }
+        a
+    }
+
+    /// What clap's own rules miss: `--loop`/`--speed` without `--pcap` next to
+    /// `--profile` (clap counts a `requires` as met when the required argument
+    /// conflicts with one that is present).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let flag = match (self.loops, self.speed) {
+            (Some(_), _) => "--loop",
+            (None, Some(_)) => "--speed",
+            (None, None) => return Ok(()),
+        };
+        if self.pcap.is_none() {
+            return Err(Args::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!("{flag} replays a capture: give --pcap FILE, or leave {flag} out"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +270,37 @@ mod tests {
         assert_eq!(o2.engine, Engine::Afxdp);
         assert_eq!(o2.output, Output::Text);
         assert!(!o2.no_rx && o2.duration.is_none());
+    }
+
+    #[test]
+    fn loop_and_speed_without_pcap_are_usage_errors() {
+        let p = |v: &[&str]| Args::try_parse_from(["gen", "--iface", "gen0"].iter().chain(v));
+        for (args, flag) in [
+            (&["--profile", "imix", "--loop", "2"][..], "--loop"),
+            (&["--profile", "imix", "--speed", "2"][..], "--speed"),
+            (
+                &["--profile", "imix", "--loop", "2", "--speed", "3"][..],
+                "--loop",
+            ),
+        ] {
+            let e = p(args).expect("clap alone lets it through").check();
+            let e = e.expect_err("check refuses it");
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!(
+                    "error: {flag} replays a capture: give --pcap FILE, or leave {flag} out"
+                )),
+                "{args:?}: {msg}"
+            );
+        }
+        // With --pcap they are fine; --pcap with --profile stays clap's own error.
+        let a = p(&["--pcap", "x.pcap", "--loop", "2", "--speed", "3"]).expect("parses");
+        assert!(a.check().is_ok());
+        let e = p(&["--pcap", "x.pcap", "--profile", "imix"]).expect_err("conflict");
+        assert_eq!(e.exit_code(), 2);
+        // Neither: clap's own "required" error.
+        assert_eq!(p(&["--loop", "2"]).expect_err("no source").exit_code(), 2);
     }
 
     #[test]

@@ -147,6 +147,14 @@ impl Frames {
             Frames::Capture(r) => r.mean_len(),
         }
     }
+
+    /// The bytes of queue position `q` of `nq`'s first frames, each with its size.
+    pub fn size_cycle(&self, q: u64, nq: u64) -> profiles::template::SizeCycle {
+        match self {
+            Frames::Template(t) => t.size_cycle(q, nq),
+            Frames::Capture(r) => r.size_cycle(q, nq),
+        }
+    }
 }
 
 /// What [`prepare`] worked out.
@@ -198,9 +206,6 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     if let Some(a) = o.dst_ip {
         profile.ip_dst = a;
     }
-    if o.engine == Engine::XdpLive {
-        live::check_ip_version(profile.ipv6.is_some())?;
-    }
     profile.eth_src = af_xdp::iface::mac(&o.iface)?;
     let dst_ip = match &profile.ipv6 {
         Some(v6) => std::net::IpAddr::V6(v6.dst),
@@ -236,9 +241,6 @@ fn prepare_replay(o: &Options) -> Result<Plan> {
     let Some(path) = &o.pcap else {
         bail!("internal: no --pcap");
     };
-    if o.engine == Engine::XdpLive {
-        bail!("--pcap is not supported on xdp-live yet: use --engine afxdp");
-    }
     if !(o.speed.is_finite() && o.speed > 0.0) {
         bail!("--speed must be a positive number (2 = twice as fast as recorded)");
     }
@@ -256,6 +258,9 @@ fn prepare_replay(o: &Options) -> Result<Plan> {
         rate_pps: None,
     };
     rp.check_sizes(UMEM_DATA, "what gen's UMEM frame holds")?;
+    if o.engine == Engine::XdpLive {
+        live::check_replay(&rp)?;
+    }
     let mtu = net::mtu(&o.iface)?;
     rp.check_sizes(mtu + 14, &format!("{}'s MTU {mtu} + 14", o.iface))?;
     rp.rewrite(o.dst_mac, o.dst_ip);
@@ -476,9 +481,12 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     };
     let (live, txc) = match o.engine {
         Engine::XdpLive => {
-            let mut v = Vec::with_capacity(nq);
+            let mut v: Vec<Arc<live::LiveProgram>> = Vec::with_capacity(nq);
             for &qid in &plan.queue_ids {
-                v.push(Arc::new(live::LiveProgram::load(&o.iface, &plan, qid)?));
+                let first = v.first().map(|l| &**l);
+                v.push(Arc::new(live::LiveProgram::load(
+                    &o.iface, &plan, qid, first,
+                )?));
             }
             let idx = af_xdp::ifindex(&o.iface)?;
             (Some(v), Some(txcount::TxCounter::attach(idx)?))
@@ -514,10 +522,9 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         live::install_wake_handler().context("installing the SIGUSR1 handler")?;
     }
     // xdp-live: the bytes of a queue's first k frames, each with its own size.
-    let cycles: Vec<profiles::template::SizeCycle> = match &plan.frames {
-        Frames::Template(t) => (0..nq).map(|i| t.size_cycle(i as u64, nq as u64)).collect(),
-        Frames::Capture(_) => Vec::new(),
-    };
+    let cycles: Vec<profiles::template::SizeCycle> = (0..nq)
+        .map(|i| plan.frames.size_cycle(i as u64, nq as u64))
+        .collect();
     let replaying = matches!(plan.frames, Frames::Capture(_));
     let mut handles = Vec::with_capacity(nq);
     for (i, (q, h)) in queues.iter_mut().zip(hists).enumerate() {

@@ -31,6 +31,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use profiles::Template;
 use profiles::profile::VaryKind;
 
+use crate::replay::Replay;
 use crate::{Ctx, Plan, net};
 
 mod skel {
@@ -79,28 +80,55 @@ fn csum_at(f: &[u8], at: usize) -> u64 {
     ]))
 }
 
-/// `f` (a frame of the largest size) cut to `len` bytes, with the IPv4 and UDP
-/// lengths and both checksums of that size: what the program makes of tmpl for one
-/// size of a mix, before the patches.
-fn sized_frame(f: &[u8], len: usize, ip_at: usize, l4_at: usize, tcp: bool) -> Vec<u8> {
+/// Where the IP version puts what the program patches per size and per frame.
+#[derive(Debug, Clone, Copy)]
+struct IpLayout {
+    ip_at: usize,
+    l4_at: usize,
+    ipv6: bool,
+}
+
+impl IpLayout {
+    /// The IP length field: IPv4's total length, IPv6's payload length.
+    fn len_at(&self) -> usize {
+        self.ip_at + if self.ipv6 { 4 } else { 2 }
+    }
+    /// The IP length field's value for a frame of `len` bytes.
+    fn len_value(&self, len: usize) -> usize {
+        len - if self.ipv6 { self.l4_at } else { self.ip_at }
+    }
+    /// Where the pseudo-header's addresses start (they end at the transport header).
+    fn pseudo_at(&self) -> usize {
+        self.ip_at + if self.ipv6 { 8 } else { 12 }
+    }
+}
+
+/// `f` (a frame of the largest size) cut to `len` bytes, with the IP and UDP
+/// lengths and the checksums of that size (IPv6: the transport checksum only): what
+/// the program makes of tmpl for one size of a mix, before the patches.
+fn sized_frame(f: &[u8], len: usize, lay: IpLayout, tcp: bool) -> Vec<u8> {
     use profiles::wire::checksum;
+    let (ip_at, l4_at) = (lay.ip_at, lay.l4_at);
     let mut r = f[..len].to_vec();
-    r[ip_at + 2..ip_at + 4].copy_from_slice(&((len - ip_at) as u16).to_be_bytes());
-    r[ip_at + 10..ip_at + 12].fill(0);
-    let c = checksum::ipv4_header(&r[ip_at..l4_at]);
-    r[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
-    let src: [u8; 4] = [r[ip_at + 12], r[ip_at + 13], r[ip_at + 14], r[ip_at + 15]];
-    let dst: [u8; 4] = [r[ip_at + 16], r[ip_at + 17], r[ip_at + 18], r[ip_at + 19]];
+    let at = lay.len_at();
+    r[at..at + 2].copy_from_slice(&(lay.len_value(len) as u16).to_be_bytes());
+    if !lay.ipv6 {
+        r[ip_at + 10..ip_at + 12].fill(0);
+        let c = checksum::ipv4_header(&r[ip_at..l4_at]);
+        r[ip_at + 10..ip_at + 12].copy_from_slice(&c.to_be_bytes());
+    }
     let at = l4_at + if tcp { 16 } else { 6 };
     if !tcp {
         r[l4_at + 4..l4_at + 6].copy_from_slice(&((len - l4_at) as u16).to_be_bytes());
     }
     r[at..at + 2].fill(0);
-    let c = if tcp {
-        checksum::tcp4(src, dst, &r[l4_at..])
-    } else {
-        checksum::udp4(src, dst, &r[l4_at..])
-    };
+    // Pseudo-header: the addresses, the protocol and the transport length.
+    let mut acc = checksum::add(0, &r[lay.pseudo_at()..l4_at]);
+    acc += u64::from(if tcp { 6u8 } else { 17 }) + (len - l4_at) as u64;
+    let mut c = !checksum::fold(checksum::add(acc, &r[l4_at..]));
+    if c == 0 && !tcp {
+        c = 0xffff;
+    }
     r[at..at + 2].copy_from_slice(&c.to_be_bytes());
     r
 }
@@ -111,8 +139,57 @@ pub struct LiveProgram {
     prog: OwnedFd,
     qstate: OwnedFd,
     devhist: OwnedFd,
+    /// `--pcap`: the capture's frames (one map, shared by every queue's instance).
+    replay: Option<OwnedFd>,
+    /// `--pcap` without `--rate`: frames leave at their recorded times.
+    timed: bool,
     ifindex: u32,
     frame: Vec<u8>,
+}
+
+/// Most frames of a capture xdp-live replays: they sit in a BPF array map of
+/// [`REPLAY_MAX`]-byte slots (65536 x 1808 bytes = 113 MiB at most, shared by the
+/// queues).
+pub const REPLAY_FRAMES: usize = 65536;
+/// Longest replayed frame (REPLAY_MAX in gen_live.bpf.c): the afxdp engine's limit.
+pub const REPLAY_MAX: usize = 1792;
+const _: () = assert!(REPLAY_MAX == crate::UMEM_DATA);
+
+/// Refuses a capture the replay program cannot hold, with one line. `prepare` calls
+/// it before anything is attached; `load_replay` again.
+pub fn check_replay(rp: &Replay) -> Result<()> {
+    if rp.len() > REPLAY_FRAMES {
+        bail!(
+            "--pcap on xdp-live: {} holds {} frames, more than the {REPLAY_FRAMES} its replay map takes: cut it (editcap -r FILE OUT 1-{REPLAY_FRAMES}) or use --engine afxdp",
+            rp.path,
+            rp.len()
+        );
+    }
+    if let Some(i) = rp.frames.iter().position(Vec::is_empty) {
+        bail!(
+            "--pcap on xdp-live: frame {} of {} is empty: drop it (editcap) or use --engine afxdp",
+            i + 1,
+            rp.path
+        );
+    }
+    rp.check_sizes(REPLAY_MAX, "what xdp-live's replay map holds")
+}
+
+fn dup_fd(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned().context("duplicating a BPF fd")
+}
+
+/// Sets queue `qid`'s state to "nothing sent, no limit" (test runs start from it).
+fn init_state(qstate: &OwnedFd, qid: u32) -> Result<()> {
+    map_update(
+        qstate,
+        &qid,
+        &QState {
+            limit: u64::MAX,
+            ..QState::default()
+        },
+    )
+    .context("initialising queue state")
 }
 
 /// Mirror of `struct qstate` in gen_live.bpf.c.
@@ -220,23 +297,10 @@ const MAX_SIZES: usize = 8;
 /// Longest size schedule, the sum of a mix's weights (MAX_SCHED).
 const MAX_SCHED: usize = 4096;
 
-/// Refuses IPv6 profiles: the xdp-live program writes an IPv4 header checksum and
-/// its pseudo-header sum reads IPv4 addresses. `prepare` calls it before it needs a
-/// destination MAC, so the line names the engine first.
-pub fn check_ip_version(ipv6: bool) -> Result<()> {
-    if ipv6 {
-        bail!(
-            "xdp-live sends IPv4 frames only (its program writes an IPv4 header checksum); this profile is IPv6: use --engine afxdp"
-        );
-    }
-    Ok(())
-}
-
 /// Refuses what the xdp-live program cannot send, with one line naming the engine to
 /// use instead. `prepare` calls it before anything is attached; `load_for` again.
 pub fn check(t: &Template) -> Result<()> {
     const USE: &str = "use --engine afxdp";
-    check_ip_version(t.layout().ipv6)?;
     if t.len() > MAX_FRAME {
         bail!(
             "xdp-live handles frames up to {} bytes; this profile's are {}: {USE}",
@@ -279,13 +343,106 @@ pub fn check(t: &Template) -> Result<()> {
 }
 
 impl LiveProgram {
-    /// Loads queue `qid`'s program instance for `plan`'s template, to send on `iface`.
-    pub fn load(iface: &str, plan: &Plan, qid: u32) -> Result<LiveProgram> {
+    /// Loads queue `qid`'s program instance for `plan`'s template or capture, to
+    /// send on `iface`. A capture's frames are loaded into a map once: `first` (the
+    /// first queue's instance) shares its map with the others.
+    pub fn load(
+        iface: &str,
+        plan: &Plan,
+        qid: u32,
+        first: Option<&LiveProgram>,
+    ) -> Result<LiveProgram> {
         let ifindex = xdplayer::ifindex(iface)?;
-        let crate::Frames::Template(t) = &plan.frames else {
-            anyhow::bail!("--pcap is not supported on xdp-live yet: use --engine afxdp");
-        };
-        Self::load_for(t, plan.queue_ids.len(), qid, ifindex)
+        let nq = plan.queue_ids.len();
+        match &plan.frames {
+            crate::Frames::Template(t) => Self::load_for(t, nq, qid, ifindex),
+            crate::Frames::Capture(rp) => {
+                let shared = first.and_then(|l| l.replay.as_ref());
+                Self::load_replay(rp, nq, qid, ifindex, shared)
+            }
+        }
+    }
+
+    /// Loads the replay program for `rp`, queue `qid` of `nq` (ifindex 0: test runs
+    /// only), with the frames in `shared` (another queue's map) or in a new map.
+    pub fn load_replay(
+        rp: &Replay,
+        nq: usize,
+        qid: u32,
+        ifindex: u32,
+        shared: Option<&OwnedFd>,
+    ) -> Result<LiveProgram> {
+        check_replay(rp)?;
+        let mut obj = MaybeUninit::uninit();
+        let mut open = skel::GenLiveSkelBuilder::default()
+            .open(&mut obj)
+            .context("opening the xdp-live program")?;
+        open.progs.gen_live.set_autoload(false);
+        {
+            let ro = open
+                .maps
+                .rodata_data
+                .as_deref_mut()
+                .context("xdp-live program has no rodata")?;
+            ro.nqueues = nq as u32;
+            ro.queue_id = qid;
+            ro.replay_count = rp.len() as u64;
+            ro.replay_timed = u32::from(rp.rate_pps.is_none());
+            ro.replay_pass_ns = rp.pass_ns().round() as u64;
+        }
+        match shared {
+            Some(fd) => open
+                .maps
+                .replay
+                .reuse_fd(fd.as_fd())
+                .context("sharing the replay map")?,
+            None => open
+                .maps
+                .replay
+                .set_max_entries(rp.len() as u32)
+                .context("sizing the replay map")?,
+        }
+        let skel = open.load().context("loading the xdp-live replay program")?;
+        let prog = dup_fd(skel.progs.gen_replay.as_fd())?;
+        let qstate = dup_fd(skel.maps.qstate.as_fd())?;
+        let devhist = dup_fd(skel.maps.devhist.as_fd())?;
+        let replay = dup_fd(skel.maps.replay.as_fd())?;
+        if shared.is_none() {
+            let mut v = skel::types::replay_frame {
+                due_ns: 0,
+                len: 0,
+                pad: 0,
+                data: [0; REPLAY_MAX],
+            };
+            for (i, f) in rp.frames.iter().enumerate() {
+                v.due_ns = rp.offset_ns(i).round() as u64;
+                v.len = f.len() as u32;
+                v.data[..f.len()].copy_from_slice(f);
+                v.data[f.len()..].fill(0);
+                map_update(&replay, &(i as u32), &v)
+                    .with_context(|| format!("filling the replay map (frame {})", i + 1))?;
+            }
+        }
+        init_state(&qstate, qid)?;
+        // The longest frame plus the pad byte: the program sets each frame's length
+        // from the context's, which then always differs from the run's original.
+        let longest = rp.frames.iter().map(Vec::len).max().unwrap_or(0);
+        let mut frame = rp
+            .frames
+            .iter()
+            .find(|f| f.len() == longest)
+            .cloned()
+            .unwrap_or_default();
+        frame.push(0);
+        Ok(LiveProgram {
+            prog,
+            qstate,
+            devhist,
+            replay: Some(replay),
+            timed: rp.rate_pps.is_none(),
+            ifindex,
+            frame,
+        })
     }
 
     /// Loads the program for `t`, queue `qid` of `nq` (ifindex 0: test runs only).
@@ -295,6 +452,7 @@ impl LiveProgram {
         let mut open = skel::GenLiveSkelBuilder::default()
             .open(&mut obj)
             .context("opening the xdp-live program")?;
+        open.progs.gen_replay.set_autoload(false);
         let mut lists: Vec<(u32, u64)> = Vec::new();
         {
             let ro = open
@@ -321,13 +479,26 @@ impl LiveProgram {
             ro.tmpl_len = f.len() as u32;
             let lay = t.layout();
             let (ip_at, l4_at) = (lay.ip_at, lay.l4_at);
-            // The transport checksum covers the IPv4 packet after its header.
-            let ip_total = f
-                .get(ip_at + 2..ip_at + 4)
+            let ipl = IpLayout {
+                ip_at,
+                l4_at,
+                ipv6: lay.ipv6,
+            };
+            // The transport checksum covers the IP packet after its header: IPv4's
+            // total length less its header, IPv6's payload length.
+            let ip_len = f
+                .get(ipl.len_at()..ipl.len_at() + 2)
                 .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
             ro.ip_at = ip_at as u32;
             ro.l4_at = l4_at as u32;
-            ro.l4_len = ip_total.saturating_sub(l4_at - ip_at) as u32;
+            ro.l4_len = if lay.ipv6 {
+                ip_len as u32
+            } else {
+                ip_len.saturating_sub(l4_at - ip_at) as u32
+            };
+            ro.ip_csum_on = u32::from(!lay.ipv6);
+            ro.ip_len_at = ipl.len_at() as u32;
+            ro.pseudo_at = ipl.pseudo_at() as u32;
             ro.l4_csum_off = if t.is_tcp() { 16 } else { 6 };
             ro.l4_zero_ffff = u32::from(!t.is_tcp());
             ro.nqueues = nq as u32;
@@ -377,11 +548,16 @@ impl LiveProgram {
                 .iter()
                 .enumerate()
                 .any(|(i, &a)| ranges[..i].iter().any(|&b| !disjoint(a, b)));
-            let mut ip_base = 0xffff - csum_at(f, ip_at + 10);
+            // IPv6 has no header checksum: its base is never used.
+            let mut ip_base = if lay.ipv6 {
+                0
+            } else {
+                0xffff - csum_at(f, ip_at + 10)
+            };
             let mut udp_base = 0xffff - csum_at(f, l4_at + ro.l4_csum_off as usize);
             for (i, &(lo, hi)) in ranges.iter().enumerate() {
                 let s = &mut ro.patches[i];
-                let straddles = [ip_at, ip_at + 12, l4_at, ul]
+                let straddles = [ip_at, ipl.pseudo_at(), l4_at, ul]
                     .iter()
                     .any(|&e| lo < e && hi > e);
                 s.shift = if hi & 1 == 1 { 8 } else { 0 };
@@ -389,11 +565,11 @@ impl LiveProgram {
                     PF_BYTES
                 } else if lo >= ip_at && hi <= ul {
                     let mut fl = 0;
-                    if hi <= l4_at {
+                    if hi <= l4_at && !lay.ipv6 {
                         fl |= PF_IP;
                         ip_base += neg(sum_of(f, lo..hi));
                     }
-                    if lo >= ip_at + 12 {
+                    if lo >= ipl.pseudo_at() {
                         fl |= PF_UDP;
                         udp_base += neg(sum_of(f, lo..hi));
                     }
@@ -450,8 +626,12 @@ impl LiveProgram {
                     *o = v as u8;
                 }
                 for (v, &len) in t.sizes().iter().enumerate() {
-                    let r = sized_frame(f, len, ip_at, l4_at, t.is_tcp());
-                    let mut ipb = 0xffff - csum_at(&r, ip_at + 10);
+                    let r = sized_frame(f, len, ipl, t.is_tcp());
+                    let mut ipb = if lay.ipv6 {
+                        0
+                    } else {
+                        0xffff - csum_at(&r, ip_at + 10)
+                    };
                     let mut ub = 0xffff - csum_at(&r, l4_at + ro.l4_csum_off as usize);
                     for (i, p) in t.patches().iter().enumerate() {
                         let range = p.offset..p.offset + p.width;
@@ -463,7 +643,7 @@ impl LiveProgram {
                         }
                     }
                     ro.size_len[v] = len as u32;
-                    ro.size_ip_total[v] = (len - ip_at) as u32;
+                    ro.size_ip_total[v] = ipl.len_value(len) as u32;
                     ro.size_udp_len[v] = if t.is_tcp() { 0 } else { (len - l4_at) as u32 };
                     ro.size_ip_base[v] = ipb;
                     ro.size_udp_base[v] = ub;
@@ -488,14 +668,11 @@ impl LiveProgram {
             }
         }
         let skel = open.load().context("loading the xdp-live program")?;
-        let dup = |fd: std::os::fd::BorrowedFd<'_>| {
-            fd.try_clone_to_owned().context("duplicating a BPF fd")
-        };
-        let prog = dup(skel.progs.gen_live.as_fd())?;
-        let qstate = dup(skel.maps.qstate.as_fd())?;
-        let devhist = dup(skel.maps.devhist.as_fd())?;
-        let lmap = dup(skel.maps.lists.as_fd())?;
-        let exptab = dup(skel.maps.exptab.as_fd())?;
+        let prog = dup_fd(skel.progs.gen_live.as_fd())?;
+        let qstate = dup_fd(skel.maps.qstate.as_fd())?;
+        let devhist = dup_fd(skel.maps.devhist.as_fd())?;
+        let lmap = dup_fd(skel.maps.lists.as_fd())?;
+        let exptab = dup_fd(skel.maps.exptab.as_fd())?;
         // Exponential quantiles, scaled so the table's mean is exactly 1 << 16.
         let raw: Vec<f64> = (0..EXP_TABLE)
             .map(|i| -((f64::from(i) + 0.5) / f64::from(EXP_TABLE)).ln())
@@ -505,17 +682,7 @@ impl LiveProgram {
             map_update(&exptab, &(i as u32), &((x / mean * 65536.0).round() as u64))
                 .context("filling the exponential table")?;
         }
-        {
-            map_update(
-                &qstate,
-                &qid,
-                &QState {
-                    limit: u64::MAX,
-                    ..QState::default()
-                },
-            )
-            .context("initialising queue state")?;
-        }
+        init_state(&qstate, qid)?;
         for (k, v) in lists {
             // SAFETY: 4-byte key, 8-byte value as the map declares.
             let rc = unsafe {
@@ -538,6 +705,8 @@ impl LiveProgram {
             prog,
             qstate,
             devhist,
+            replay: None,
+            timed: false,
             ifindex,
             frame,
         })
@@ -669,12 +838,23 @@ pub fn queue_thread(
         eprintln!("warning: queue {qid}: {e:#}");
     }
     let total = ctx.count_for(i);
-    crate::wait_until(ctx.t0);
-    // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC.
-    let t0_mono = monotonic_ns().saturating_sub(ctx.t0.elapsed().as_nanos() as u64);
     let gap_fp = ctx
         .rate_per_queue
         .map_or(0, |r| ((1e9 / r) * 65536.0).round().max(1.0) as u64);
+    // Instant and bpf_ktime_get_ns share CLOCK_MONOTONIC. A paced queue's state is
+    // set and its call issued before t0: the program holds every frame back
+    // (XDP_DROP) until its departure, so the call's set-up (milliseconds: the page
+    // pool) is not added to the first departures (two queues replaying a capture
+    // swapped frames 0 and 1 otherwise). An unpaced one starts at t0.
+    if gap_fp == 0 && !l.timed {
+        crate::wait_until(ctx.t0);
+    }
+    let (now, now_mono) = (std::time::Instant::now(), monotonic_ns());
+    let t0_mono = if ctx.t0 >= now {
+        now_mono + (ctx.t0 - now).as_nanos() as u64
+    } else {
+        now_mono.saturating_sub((now - ctx.t0).as_nanos() as u64)
+    };
     let mut st = QState {
         limit: total,
         t0_ns: t0_mono,
@@ -741,6 +921,20 @@ mod tests {
     use super::*;
     use profiles::{Profile, TemplateOptions};
 
+    /// The frame `l` sends when queue `qid` has sent `k` (unpaced), checked to be
+    /// sent (XDP_TX).
+    fn frame_at(l: &LiveProgram, qid: u32, k: u64) -> Vec<u8> {
+        let st = QState {
+            k,
+            limit: u64::MAX,
+            ..QState::default()
+        };
+        l.set_state(qid, &st).expect("state");
+        let (ret, f) = l.test_frame().expect("test run");
+        assert_eq!(ret, 3, "XDP_TX");
+        f
+    }
+
     /// Loads queue `qid` of `nq` for `t` and checks, for each count k of `ks` (the
     /// queue's counter jumped there, unpaced), that the program's frame is the
     /// template's frame n = k * nq + qid, size included.
@@ -753,14 +947,7 @@ mod tests {
     ) {
         let l = LiveProgram::load_for(t, nq, qid, 0).expect("load");
         for k in ks {
-            let st = QState {
-                k,
-                limit: u64::MAX,
-                ..QState::default()
-            };
-            l.set_state(qid, &st).expect("state");
-            let (ret, f) = l.test_frame().expect("test run");
-            assert_eq!(ret, 3, "XDP_TX");
+            let f = frame_at(&l, qid, k);
             let n = k * nq as u64 + u64::from(qid);
             assert_eq!(f.len(), t.len_of(n), "{what}: frame {n}'s size");
             assert_eq!(f, t.frame_for(n, None), "{what}: frame {n}");
@@ -782,6 +969,7 @@ mod tests {
             "min-multi-flow-vlan",
             "min-multi-flow-qinq",
             "syn-flood",
+            "min-multi-flow-v6",
         ] {
             let p = Profile::load(name).expect("profile");
             let t = Template::new(&p, TemplateOptions::default()).expect("template");
@@ -886,6 +1074,53 @@ step = 7
         assert!(e.to_string().ends_with("use --engine afxdp"), "{e}");
     }
 
+    /// IPv6 profiles: tagged, QinQ, TCP, an IMIX, every size up to the largest, both
+    /// addresses varying in every mode (no IPv4 header checksum; the transport
+    /// checksum over the IPv6 pseudo-header).
+    #[test]
+    fn ipv6_frames_equal_template_frames() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let both = "[[vary]]\nfield = \"ipv6.dst\"\nmode = \"random\"\nmin = \"::1\"\nmax = \"::ffff:ffff:ffff\"\nseed = 3\n";
+        let cases = [
+            "parent = \"min-multi-flow-v6\"\nframe_size = 71\n[[vlan]]\nid = 7\n".to_string(),
+            format!(
+                "parent = \"min-multi-flow-v6\"\nframe_size = 74\n[[vlan]]\nid = 7\n[[vlan]]\nid = 9\n{both}"
+            ),
+            format!(
+                "parent = \"min-multi-flow-v6\"\n[imix]\nsizes = [66, 67, 594, 1518]\nweights = [5, 1, 3, 1]\n{both}"
+            ),
+            "parent = \"min-multi-flow-v6\"\n[[vlan]]\nid = 3\n[imix]\nsizes = [70, 1001, 1522]\nweights = [2, 1, 1]\n[[vary]]\nfield = \"ipv6.dst\"\nmode = \"list\"\nvalues = [\"::5\", \"::ffff:0:0:1\", \"::9\"]\n".to_string(),
+            "name = \"syn6\"\nframe_size = 86\n[ethernet]\nsrc = \"02:00:00:00:00:01\"\ndst = \"02:00:00:00:00:02\"\n[ipv6]\nsrc = \"2001:db8::1\"\ndst = \"2001:db8::2\"\n[tcp]\nsrc_port = 1024\ndst_port = 80\nflags = \"syn\"\n[[vary]]\nfield = \"ipv6.src\"\nmode = \"increment\"\nmin = \"::1\"\ncount = 100000\nstep = 7\n[[vary]]\nfield = \"tcp.seq\"\nmode = \"random\"\nmin = 0\nmax = 4294967295\n".to_string(),
+        ];
+        for (i, toml) in cases.iter().enumerate() {
+            let p = Profile::from_toml(toml, &format!("v6-{i}.toml")).expect("profile");
+            assert!(p.ipv6.is_some());
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            for (nq, qid) in [(1usize, 0u32), (3, 2)] {
+                let ks = (0..100_000u64).step_by(6007).chain(0..30);
+                assert_program_frames(&t, nq, qid, ks, &format!("v6 case {i}"));
+            }
+        }
+        // The largest sizes the afxdp engine takes: 1518 untagged, 1526 with QinQ.
+        for (toml, size) in [
+            ("parent = \"min-multi-flow-v6\"\n", 1518usize),
+            (
+                "parent = \"min-multi-flow-v6\"\nframe_size = 74\n[[vlan]]\nid = 7\n[[vlan]]\nid = 9\n",
+                1526,
+            ),
+        ] {
+            let mut p = Profile::from_toml(toml, "big6.toml").expect("profile");
+            p.set_frame_size(size).expect("size");
+            let t = Template::new(&p, TemplateOptions::default()).expect("template");
+            assert_eq!(t.len() + 4, size);
+            let ks = (0..100_000u64).step_by(7919).chain(0..4);
+            assert_program_frames(&t, 2, 1, ks, &format!("v6 {size}"));
+        }
+    }
+
     #[test]
     fn imix_frames_equal_template_frames_each_trimmed_to_its_size() {
         if !crate::net::is_root() {
@@ -945,6 +1180,107 @@ step = 7
         assert_eq!(h.len(), 3, "one deviation per frame sent");
         // Frames 1 and 2 went out ~2 and ~1 ms late.
         assert!(h.max() >= 1_000_000, "max {}", h.max());
+    }
+
+    fn crafted_replay(rate_pps: Option<f64>) -> Replay {
+        // Mixed sizes, odd and even, up to the longest the map holds.
+        Replay {
+            path: "crafted.pcap".into(),
+            frames: vec![
+                vec![0x11; 60],
+                (0..1514u32).map(|i| (i * 7) as u8).collect(),
+                vec![0x33; 61],
+                (0..REPLAY_MAX as u32).map(|i| (i ^ 0x5a) as u8).collect(),
+                vec![0x55; 14],
+            ],
+            // 0, 1, 2, 3, 4 s after the first; a pass lasts 5 s (span 4 s + one
+            // mean gap), at --speed 2 2.5 s.
+            offsets_ns: (0..5).map(|i| i * 1_000_000_000).collect(),
+            loops: 3,
+            speed: 2.0,
+            rate_pps,
+        }
+    }
+
+    #[test]
+    fn replay_program_sends_the_files_frames_in_order_over_passes() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let rp = crafted_replay(Some(1000.0));
+        for (nq, qid) in [(1usize, 0u32), (3, 2)] {
+            let first = LiveProgram::load_replay(&rp, nq, 0, 0, None).expect("load");
+            // Queue qid shares the first instance's map.
+            let l = LiveProgram::load_replay(&rp, nq, qid, 0, first.replay.as_ref())
+                .expect("load shared");
+            // Plain test runs start from the longest frame and its pad byte; the
+            // program sets each length from the context's, down and back up.
+            for k in (0..23u64).chain([1_000, 70_001]) {
+                let f = frame_at(&l, qid, k);
+                let n = k * nq as u64 + u64::from(qid);
+                assert_eq!(f, rp.frame(n), "nq {nq} qid {qid}: frame {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn replay_program_keeps_the_recorded_timing() {
+        if !crate::net::is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let rp = crafted_replay(None);
+        let l = LiveProgram::load_replay(&rp, 1, 0, 0, None).expect("load");
+        let now = monotonic_ns();
+        // Frame k of the run is due at due_ns(k) after t0: a t0 that puts frame k
+        // 0.2 s in the past sends it, one that puts it 0.2 s ahead holds it back.
+        for k in [0u64, 1, 4, 5, 6, 14] {
+            let due = rp.due_ns(k) as u64;
+            for (ahead, want) in [(false, 3u32), (true, 1)] {
+                let t0 = if ahead {
+                    now + 200_000_000 - due
+                } else {
+                    (now + 200_000_000 - 400_000_000) - due
+                };
+                let st = QState {
+                    k,
+                    limit: u64::MAX,
+                    t0_ns: t0,
+                    ..QState::default()
+                };
+                l.set_state(0, &st).expect("state");
+                let (ret, f) = l.test_frame().expect("test run");
+                assert_eq!(ret, want, "frame {k} (due {due} ns), ahead {ahead}");
+                if want == 3 {
+                    assert_eq!(f, rp.frame(k));
+                }
+            }
+        }
+        // A pass lasts 2.5 s at --speed 2: frame 5 (pass 1's first) is due then.
+        assert_eq!(rp.due_ns(5), 2.5e9);
+        // The limit stops it.
+        let st = QState {
+            k: 15,
+            limit: 15,
+            ..QState::default()
+        };
+        l.set_state(0, &st).expect("state");
+        assert_eq!(l.test_frame().expect("run").0, 1, "limit: XDP_DROP");
+    }
+
+    #[test]
+    fn replay_refuses_what_its_map_cannot_hold() {
+        let mut rp = crafted_replay(None);
+        rp.frames[2] = vec![0; REPLAY_MAX + 1];
+        let e = check_replay(&rp).expect_err("too long").to_string();
+        assert!(e.contains("frame 3 of crafted.pcap is 1793 bytes"), "{e}");
+        rp.frames[2] = Vec::new();
+        let e = check_replay(&rp).expect_err("empty").to_string();
+        assert!(e.contains("frame 3 of crafted.pcap is empty"), "{e}");
+        rp.frames = vec![vec![0; 60]; REPLAY_FRAMES + 1];
+        let e = check_replay(&rp).expect_err("too many").to_string();
+        assert!(e.contains("holds 65537 frames, more than the 65536"), "{e}");
     }
 
     #[test]

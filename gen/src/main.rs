@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use xgen::cli::Args;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_checked();
     match real_main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

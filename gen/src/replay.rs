@@ -1,4 +1,6 @@
-//! `--pcap FILE`: the frames of a capture instead of a profile's (afxdp engine).
+//! `--pcap FILE`: the frames of a capture instead of a profile's (both engines: the
+//! afxdp engine copies frame n into its UMEM frame, xdp-live's `gen_replay` program
+//! reads it from a map that [`crate::live`] fills from here).
 //!
 //! The capture is read once with the shared reader ([`capfile`], also tstamp's) into
 //! memory; frames keep their bytes unless `--dst-mac` / `--dst-ip` rewrite them here,
@@ -93,17 +95,34 @@ impl Replay {
             Some(r) => n as f64 * 1e9 / r,
             None => {
                 let f = self.len() as u64;
-                let span = *self.offsets_ns.last().unwrap_or(&0) as f64;
-                // A pass lasts its span plus one mean gap.
-                let period = if f > 1 {
-                    span * f as f64 / (f - 1) as f64
-                } else {
-                    0.0
-                };
                 let pass = (n / f) as f64;
-                (pass * period + self.offsets_ns[(n % f) as usize] as f64) / self.speed
+                pass * self.pass_ns() + self.offset_ns((n % f) as usize)
             }
         }
+    }
+
+    /// Recorded timing: how long a pass lasts (its span plus one mean gap), divided
+    /// by `--speed`.
+    pub fn pass_ns(&self) -> f64 {
+        let f = self.len() as u64;
+        let span = *self.offsets_ns.last().unwrap_or(&0) as f64;
+        let period = if f > 1 {
+            span * f as f64 / (f - 1) as f64
+        } else {
+            0.0
+        };
+        period / self.speed
+    }
+
+    /// Recorded timing: the file's frame `i` is due this long after its pass starts.
+    pub fn offset_ns(&self, i: usize) -> f64 {
+        self.offsets_ns[i] as f64 / self.speed
+    }
+
+    /// The bytes of queue position `q` of `nq`'s first frames (frame n of the run
+    /// is the file's frame n mod F).
+    pub fn size_cycle(&self, q: u64, nq: u64) -> profiles::template::SizeCycle {
+        profiles::template::SizeCycle::of(q, nq, self.len() as u64, |n| self.frame(n).len())
     }
 
     /// Mean frame length (bytes, no FCS).

@@ -128,21 +128,31 @@ fn replay_is_byte_identical_in_file_order_and_counted_by_both_interfaces() {
         .collect();
     let want_bytes: u64 = want.iter().map(|f| f.len() as u64).sum();
     let f = file.to_str().expect("utf-8 path");
-    for queues in ["1", "2"] {
+    for (engine, queues) in [
+        ("afxdp", "1"),
+        ("afxdp", "2"),
+        ("xdp-live", "1"),
+        ("xdp-live", "2"),
+    ] {
         let tx0 = link_stats(&g, "tx");
         let rx0 = link_stats(&d, "rx");
         let (fin, got) = replay_captured(
             &bed,
             &dir,
-            &format!("q{queues}"),
+            &format!("{engine}-q{queues}"),
             &[
-                "--pcap", f, "--loop", "3", "--speed", "4", "--queues", queues,
+                "--pcap", f, "--loop", "3", "--speed", "4", "--queues", queues, "--engine", engine,
             ],
         );
-        let what = format!("{queues} queue(s)");
+        let what = format!("{engine}, {queues} queue(s)");
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{what}: {fin}");
         assert_eq!(fin["tx_bytes"].as_u64(), Some(want_bytes), "{what}: {fin}");
         assert_eq!(fin["tx_check"]["agrees"], true, "{what}: {fin}");
+        assert_eq!(
+            fin["tx_check"]["interface_tx"].as_u64(),
+            Some(n),
+            "{what}: the interface's own counter: {fin}"
+        );
         assert_eq!(
             fin["rx_packets"].as_u64(),
             Some(0),
@@ -154,21 +164,41 @@ fn replay_is_byte_identical_in_file_order_and_counted_by_both_interfaces() {
                 .is_some_and(|p| p.starts_with("pcap:")),
             "{fin}"
         );
-        // The capture: every frame, byte for byte, in file order, each pass.
+        // The capture: every frame, byte for byte, in file order, each pass. With
+        // two queues, each queue's frames (n = q, q + 2, ...): the queues' threads
+        // share this loaded 2-core machine with other work, and one preempted for
+        // milliseconds sends its frame after the other queue's next one (seen with
+        // both engines: frame 0 14 ms late, after frame 1).
         assert_eq!(got.len() as u64, n, "{what}: frames captured");
-        for (i, (w, (_, c))) in want.iter().zip(&got).enumerate() {
-            assert_eq!(
-                c,
-                *w,
-                "{what}: captured frame {i} differs from file frame {}",
-                i % frames.len()
-            );
+        let nq: usize = queues.parse().expect("queues");
+        for q in 0..nq {
+            let w_q = want.iter().skip(q).step_by(nq);
+            let g_q: Vec<&Vec<u8>> = got
+                .iter()
+                .map(|(_, c)| c)
+                .filter(|c| {
+                    want.iter()
+                        .position(|w| w == c)
+                        .is_some_and(|i| i % nq == q)
+                })
+                .collect();
+            assert_eq!(g_q.len(), w_q.len(), "{what}: queue {q}'s frames");
+            for (i, (w, c)) in w_q.zip(g_q).enumerate() {
+                assert_eq!(
+                    c,
+                    *w,
+                    "{what}: queue {q}'s captured frame {i} differs from file frame {}",
+                    (i * nq + q) % frames.len()
+                );
+            }
         }
         let cap_bytes: u64 = got.iter().map(|(_, c)| c.len() as u64).sum();
         assert_eq!(cap_bytes, want_bytes, "{what}: captured bytes");
         // The kernel's counters (veth counts AF_XDP skbs after the Ethernet
-        // header was pulled when the peer runs XDP, see tests/workloads.rs).
-        let kernel_bytes = want_bytes - ETH_PULLED * n;
+        // header was pulled when the peer runs XDP, XDP frames whole, see
+        // tests/workloads.rs).
+        let pulled = if engine == "afxdp" { ETH_PULLED } else { 0 };
+        let kernel_bytes = want_bytes - pulled * n;
         let tx = stats_settled(&g, "tx", tx0, n);
         let rx = stats_settled(&d, "rx", rx0, n);
         assert!(tx.0 >= n && tx.0 <= n + 4, "{what}: gen0 tx packets {tx:?}");
@@ -180,6 +210,60 @@ fn replay_is_byte_identical_in_file_order_and_counted_by_both_interfaces() {
         assert!(
             rx.1 >= kernel_bytes && rx.1 <= kernel_bytes + 4 * 128,
             "{what}: dut0 rx bytes {rx:?} vs {kernel_bytes}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn xdp_live_replay_stays_the_files_while_a_dut_bounces_it_in_our_pages() {
+    // A DUT that answers with XDP_TX answers in gen's live-frame pages (here the
+    // reflect fixture: MACs swapped in place) and the pages come back to gen's pool:
+    // every frame must still be the file's. The answers come back to gen0: counted
+    // by gen's reply counter in one run, captured there (--no-rx: the lab's
+    // placeholder passes them to the stack) in another, where each is the file's
+    // frame with its MACs swapped.
+    let bed = up_with("gb", 1);
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let (src, dst) = macs(&bed);
+    let dir = scratch("bounce");
+    let file = dir.join("sample.pcap");
+    let frames = sample(src, dst);
+    write_pcap(&file, &frames);
+    let f = file.to_str().expect("utf-8 path");
+    testbed::xdp::attach_reflect(&d.netns, &d.iface).expect("attach reflect");
+    let loops = 50u64;
+    let n = frames.len() as u64 * loops;
+    let args = [
+        "--pcap", f, "--loop", "50", "--rate", "2k", "--engine", "xdp-live",
+    ];
+    let fin = final_of(&run_gen(&bed, &[&args[..], &["--output", "json"]].concat()));
+    assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{fin}");
+    assert_eq!(fin["tx_check"]["interface_tx"].as_u64(), Some(n), "{fin}");
+    assert_eq!(
+        fin["rx_packets"].as_u64(),
+        Some(n),
+        "every answer counted: {fin}"
+    );
+    let cap = dir.join("answers.pcap");
+    let td = Tcpdump::start_on(&g, &d, &cap);
+    let fin = final_of(&run_gen(
+        &bed,
+        &[&args[..], &["--no-rx", "--output", "json"]].concat(),
+    ));
+    td.finish();
+    assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{fin}");
+    let got = read_capture(&cap);
+    assert_eq!(got.len() as u64, n, "answers captured");
+    for (i, (_, c)) in got.iter().enumerate() {
+        let mut w = frames[i % frames.len()].1.clone();
+        w[..6].copy_from_slice(&src);
+        w[6..12].copy_from_slice(&dst);
+        assert_eq!(
+            c,
+            &w,
+            "answer {i}: file frame {} with MACs swapped",
+            i % frames.len()
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -200,39 +284,65 @@ fn speed_scales_the_recorded_timing_and_rate_replaces_it() {
     write_pcap(&file, &frames);
     let f = file.to_str().expect("utf-8 path");
     let span_s = |got: &[(u64, Vec<u8>)]| (got[got.len() - 1].0 - got[0].0) as f64 / 1e9;
-    // --speed 2: 0.5 s; bounds wide enough for a loaded 2-core machine (sending
-    // can only be late, so the lower bound is firm).
-    let (fin, got) = replay_captured(&bed, &dir, "speed2", &["--pcap", f, "--speed", "2"]);
-    assert_eq!(got.len(), 4);
-    let dur = fin["duration_s"].as_f64().expect("duration");
-    assert!((0.4..1.5).contains(&dur), "--speed 2: duration {dur} s");
-    let s = span_s(&got);
-    assert!((0.4..1.5).contains(&s), "--speed 2: captured span {s} s");
-    // --speed 0.5 over two passes: 4 s of recorded time at half speed would be 4 s;
-    // at --speed 4, 2 passes take 0.5 s (the second pass starts where the first ended).
-    let (_, got) = replay_captured(
-        &bed,
-        &dir,
-        "loop2",
-        &["--pcap", f, "--speed", "4", "--loop", "2"],
-    );
-    assert_eq!(got.len(), 8);
-    let s = span_s(&got);
-    assert!(
-        (0.45..1.5).contains(&s),
-        "--speed 4 --loop 2: captured span {s} s"
-    );
-    // --rate 10 replaces the timing: 8 frames 100 ms apart, 0.7 s first to last.
-    let (fin, got) = replay_captured(
-        &bed,
-        &dir,
-        "rate",
-        &["--pcap", f, "--rate", "10", "--loop", "2"],
-    );
-    assert_eq!(got.len(), 8);
-    assert_eq!(fin["requested_pps"].as_f64(), Some(10.0), "{fin}");
-    let s = span_s(&got);
-    assert!((0.6..1.8).contains(&s), "--rate 10: captured span {s} s");
+    for engine in ["afxdp", "xdp-live"] {
+        let e = ["--engine", engine];
+        let tag = |t: &str| format!("{engine}-{t}");
+        // --speed 2: 0.5 s; bounds wide enough for a loaded 2-core machine (sending
+        // can only be late, so the lower bound is firm).
+        let (fin, got) = replay_captured(
+            &bed,
+            &dir,
+            &tag("speed2"),
+            &[&["--pcap", f, "--speed", "2"], &e[..]].concat(),
+        );
+        assert_eq!(got.len(), 4, "{engine}");
+        let dur = fin["duration_s"].as_f64().expect("duration");
+        assert!(
+            (0.4..1.5).contains(&dur),
+            "{engine} --speed 2: duration {dur} s"
+        );
+        let s = span_s(&got);
+        assert!(
+            (0.4..1.5).contains(&s),
+            "{engine} --speed 2: captured span {s} s"
+        );
+        // Each gap scaled: 125, 125, 250 ms.
+        for (i, want) in [(1usize, 0.125), (2, 0.125), (3, 0.25)] {
+            let gap = (got[i].0 - got[i - 1].0) as f64 / 1e9;
+            assert!(
+                gap > want * 0.8 && gap < want + 0.3,
+                "{engine} --speed 2: gap {i} {gap} s, recorded/2 {want} s"
+            );
+        }
+        // At --speed 4, 2 passes take 0.5 s (the second pass starts one mean gap
+        // after the first ended).
+        let (_, got) = replay_captured(
+            &bed,
+            &dir,
+            &tag("loop2"),
+            &[&["--pcap", f, "--speed", "4", "--loop", "2"], &e[..]].concat(),
+        );
+        assert_eq!(got.len(), 8, "{engine}");
+        let s = span_s(&got);
+        assert!(
+            (0.45..1.5).contains(&s),
+            "{engine} --speed 4 --loop 2: captured span {s} s"
+        );
+        // --rate 10 replaces the timing: 8 frames 100 ms apart, 0.7 s first to last.
+        let (fin, got) = replay_captured(
+            &bed,
+            &dir,
+            &tag("rate"),
+            &[&["--pcap", f, "--rate", "10", "--loop", "2"], &e[..]].concat(),
+        );
+        assert_eq!(got.len(), 8, "{engine}");
+        assert_eq!(fin["requested_pps"].as_f64(), Some(10.0), "{engine}: {fin}");
+        let s = span_s(&got);
+        assert!(
+            (0.6..1.8).contains(&s),
+            "{engine} --rate 10: captured span {s} s"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -245,51 +355,59 @@ fn dst_mac_and_dst_ip_rewrite_is_in_the_capture() {
     let frames = sample(src, dst);
     write_pcap(&file, &frames);
     let f = file.to_str().expect("utf-8 path");
-    let (fin, got) = replay_captured(
-        &bed,
-        &dir,
-        "rw",
-        &[
-            "--pcap",
-            f,
-            "--speed",
-            "4",
-            "--dst-mac",
-            "02:aa:bb:cc:dd:ee",
-            "--dst-ip",
-            "203.0.113.9",
-        ],
-    );
-    assert_eq!(fin["tx_packets"].as_u64(), Some(frames.len() as u64));
-    assert_eq!(got.len(), frames.len());
-    for (i, ((_, w), (_, c))) in frames.iter().zip(&got).enumerate() {
-        assert_eq!(
-            &c[..6],
-            &[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
-            "frame {i}: dst MAC"
+    for engine in ["afxdp", "xdp-live"] {
+        let (fin, got) = replay_captured(
+            &bed,
+            &dir,
+            &format!("rw-{engine}"),
+            &[
+                "--pcap",
+                f,
+                "--speed",
+                "4",
+                "--dst-mac",
+                "02:aa:bb:cc:dd:ee",
+                "--dst-ip",
+                "203.0.113.9",
+                "--engine",
+                engine,
+            ],
         );
         assert_eq!(
-            &c[6..24],
-            &w[6..24],
-            "frame {i}: src MAC .. protocol unchanged"
+            fin["tx_packets"].as_u64(),
+            Some(frames.len() as u64),
+            "{engine}"
         );
-        assert_eq!(&c[26..30], &w[26..30], "frame {i}: src IP unchanged");
-        assert_eq!(&c[30..34], &[203, 0, 113, 9], "frame {i}: dst IP");
-        assert_eq!(
-            checksum::of(&c[14..34]),
-            0,
-            "frame {i}: IPv4 header checksum"
-        );
-        let mut udp = c[34..].to_vec();
-        let sum = u16::from_be_bytes([udp[6], udp[7]]);
-        udp[6] = 0;
-        udp[7] = 0;
-        assert_eq!(
-            sum,
-            checksum::udp4([198, 18, 0, 1], [203, 0, 113, 9], &udp),
-            "frame {i}: UDP checksum"
-        );
-        assert_eq!(&c[42..], &w[42..], "frame {i}: payload unchanged");
+        assert_eq!(got.len(), frames.len(), "{engine}");
+        for (i, ((_, w), (_, c))) in frames.iter().zip(&got).enumerate() {
+            assert_eq!(
+                &c[..6],
+                &[0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
+                "frame {i}: dst MAC"
+            );
+            assert_eq!(
+                &c[6..24],
+                &w[6..24],
+                "frame {i}: src MAC .. protocol unchanged"
+            );
+            assert_eq!(&c[26..30], &w[26..30], "frame {i}: src IP unchanged");
+            assert_eq!(&c[30..34], &[203, 0, 113, 9], "frame {i}: dst IP");
+            assert_eq!(
+                checksum::of(&c[14..34]),
+                0,
+                "frame {i}: IPv4 header checksum"
+            );
+            let mut udp = c[34..].to_vec();
+            let sum = u16::from_be_bytes([udp[6], udp[7]]);
+            udp[6] = 0;
+            udp[7] = 0;
+            assert_eq!(
+                sum,
+                checksum::udp4([198, 18, 0, 1], [203, 0, 113, 9], &udp),
+                "frame {i}: UDP checksum"
+            );
+            assert_eq!(&c[42..], &w[42..], "frame {i}: payload unchanged");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -331,11 +449,20 @@ fn bad_captures_are_one_line_and_nothing_attached() {
         (
             vec![
                 "--pcap".into(),
-                p(&good),
+                p(&big),
                 "--engine".into(),
                 "xdp-live".into(),
             ],
-            "--engine afxdp",
+            "frame 2 of",
+        ),
+        (
+            vec![
+                "--pcap".into(),
+                p(&truncated),
+                "--engine".into(),
+                "xdp-live".into(),
+            ],
+            "truncated",
         ),
         (
             vec!["--pcap".into(), p(&good), "--speed".into(), "0".into()],
@@ -437,15 +564,24 @@ fn bad_captures_are_one_line_and_nothing_attached() {
             .expect("run gen");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
-    // --loop / --speed without --pcap: one line.
-    let out = Command::new(GEN)
-        .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
-        .args(["--profile", "min-multi-flow", "--loop", "2"])
-        .output()
-        .expect("run gen");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.lines().count() == 1 && err.contains("--pcap"), "{err}");
+    // --loop / --speed without --pcap: clap's usage error too (exit 2), its first
+    // line saying what to do.
+    for flag in ["--loop", "--speed"] {
+        let out = Command::new(GEN)
+            .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+            .args(["--profile", "min-multi-flow", flag, "2"])
+            .output()
+            .expect("run gen");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: {flag} replays a capture: give --pcap FILE, or leave {flag} out"
+            )),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

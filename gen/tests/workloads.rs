@@ -173,29 +173,20 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
             "--output",
             "json",
         ];
-        let engines: &[&str] = match &p.ipv6 {
-            Some(_) => {
-                // The lab's namespaces have IPv6 off, so no IPv6 neighbour entry:
-                // gen asks for --dst-mac in one line. xdp-live refuses IPv6.
-                let out = run_gen(&bed, &args);
-                let err = String::from_utf8_lossy(&out.stderr);
-                assert!(!out.status.success(), "{name}: needs --dst-mac");
-                assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
-                assert!(
-                    err.contains("no neighbour entry for 2001:db8::2 on gen0: pass --dst-mac"),
-                    "{name}: {err}"
-                );
-                args.extend(["--dst-mac", &dut_mac]);
-                let out = run_gen(&bed, &[&args[..], &["--engine", "xdp-live"]].concat());
-                let err = String::from_utf8_lossy(&out.stderr);
-                assert!(!out.status.success(), "{name}: xdp-live refuses IPv6");
-                assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
-                assert!(err.contains("use --engine afxdp"), "{name}: {err}");
-                &["afxdp"]
-            }
-            None => &["afxdp", "xdp-live"],
-        };
-        for &engine in engines {
+        if p.ipv6.is_some() {
+            // The lab's namespaces have IPv6 off, so no IPv6 neighbour entry: gen
+            // asks for --dst-mac in one line.
+            let out = run_gen(&bed, &args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{name}: needs --dst-mac");
+            assert_eq!(err.trim().lines().count(), 1, "{name}: one line: {err}");
+            assert!(
+                err.contains("no neighbour entry for 2001:db8::2 on gen0: pass --dst-mac"),
+                "{name}: {err}"
+            );
+            args.extend(["--dst-mac", &dut_mac]);
+        }
+        for engine in ["afxdp", "xdp-live"] {
             let file = dir.join(format!("{name}-{engine}.pcap"));
             let cap = Tcpdump::start(&bed, &file);
             let out = run_gen(&bed, &[&args[..], &["--engine", engine]].concat());
@@ -331,40 +322,137 @@ fn every_shipped_profile_passes_tsharks_checks_on_the_wire() {
 #[test]
 fn ipv6_packets_and_bytes_agree_with_both_interfaces() {
     let bed = up("g6");
-    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let d = bed.dut().clone();
     let p = Profile::load("min-multi-flow-v6").expect("profile");
     let t = Template::new(&p, TemplateOptions::default()).expect("template");
     assert_eq!(t.len(), 62, "66 bytes on the wire less the FCS");
     let n = 20_000u64;
     let want_bytes = n * t.len() as u64;
     let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
-    let tx0 = link_stats(&g, "tx");
-    let rx0 = link_stats(&d, "rx");
+    for engine in ["afxdp", "xdp-live"] {
+        let (fin, tx, rx) = counted_run(
+            &bed,
+            n,
+            &[
+                "--profile",
+                "min-multi-flow-v6",
+                "--engine",
+                engine,
+                "--dst-mac",
+                &dut_mac,
+            ],
+        );
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
+        assert_eq!(fin["tx_bytes"].as_u64(), Some(want_bytes), "{engine}");
+        assert_eq!(fin["frame_len"].as_u64(), Some(62), "{engine}");
+        assert_eq!(
+            fin["tx_check"]["interface_tx"].as_u64(),
+            Some(n),
+            "{engine}"
+        );
+        assert_eq!(fin["tx_check"]["agrees"], true, "{engine}");
+        // As for IMIX: veth counts AF_XDP frames without their 14-byte Ethernet
+        // header, XDP frames (xdp-live) whole.
+        let pulled = if engine == "afxdp" { ETH_PULLED } else { 0 };
+        assert_kernel_counts(engine, tx, rx, n, want_bytes - pulled * n);
+    }
+}
+
+/// The frames of `file` (tcpdump's capture), in order.
+fn captured(file: &Path) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    capfile::read(file, |_, f| {
+        v.push(f.to_vec());
+        true
+    })
+    .expect("read capture");
+    v
+}
+
+#[test]
+fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
+    // Tagged IPv6 in an IMIX with both addresses varying, on two queues: every frame
+    // the peer receives is the template's frame n, checksums included (tshark checks
+    // them too in the shipped-profile test above).
+    let bed = up_with("g6b", 2);
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let dir = scratch("v6bytes");
+    let toml = dir.join("v6mix.toml");
+    std::fs::write(
+        &toml,
+        "parent = \"min-multi-flow-v6\"\nname = \"v6mix\"\n[[vlan]]\nid = 7\n[imix]\nsizes = [70, 71, 594, 1522]\nweights = [3, 1, 2, 1]\n[[vary]]\nfield = \"ipv6.dst\"\nmode = \"random\"\nmin = \"::1\"\nmax = \"::ffff:ffff\"\n",
+    )
+    .expect("write profile");
+    let path = toml.to_str().expect("utf-8 path");
+    let mut p = Profile::load(path).expect("profile");
+    p.eth_src = g.mac.expect("gen mac");
+    p.eth_dst = d.mac.expect("dut mac");
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
+    let n = 700u64;
+    for (engine, queues) in [("xdp-live", "1"), ("xdp-live", "2"), ("afxdp", "1")] {
+        let file = dir.join(format!("{engine}-{queues}.pcap"));
+        let cap = Tcpdump::start(&bed, &file);
+        let count = n.to_string();
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                path,
+                "--engine",
+                engine,
+                "--queues",
+                queues,
+                "--dst-mac",
+                &dut_mac,
+                "--rate",
+                "20k",
+                "--count",
+                &count,
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        let what = format!("{engine}, {queues} queue(s)");
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{what}");
+        assert_eq!(fin["tx_check"]["interface_tx"].as_u64(), Some(n), "{what}");
+        cap.finish();
+        let mut got = captured(&file);
+        assert_eq!(got.len() as u64, n, "{what}: every frame captured");
+        let mut want: Vec<Vec<u8>> = (0..n).map(|i| t.frame_for(i, None)).collect();
+        if queues != "1" {
+            // Two queues interleave in no fixed order: compare as sets.
+            got.sort();
+            want.sort();
+        }
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(g, w, "{what}: frame {i}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// gen at 40k frames/s for `n` frames with `args` (no reply counter, JSON): its
+/// final record and the increase of gen0's transmit and dut0's receive counters
+/// (packets, bytes) once `n` frames are counted.
+fn counted_run(
+    bed: &testbed::Testbed,
+    n: u64,
+    args: &[&str],
+) -> (serde_json::Value, (u64, u64), (u64, u64)) {
+    let (g, d) = (bed.generator(), bed.dut());
+    let tx0 = link_stats(g, "tx");
+    let rx0 = link_stats(d, "rx");
     let count = n.to_string();
-    let out = run_gen(
-        &bed,
-        &[
-            "--profile",
-            "min-multi-flow-v6",
-            "--dst-mac",
-            &dut_mac,
-            "--rate",
-            "40k",
-            "--count",
-            &count,
-            "--no-rx",
-            "--output",
-            "json",
-        ],
-    );
-    let fin = final_of(&out);
-    assert_eq!(fin["tx_packets"].as_u64(), Some(n));
-    assert_eq!(fin["tx_bytes"].as_u64(), Some(want_bytes));
-    assert_eq!(fin["frame_len"].as_u64(), Some(62));
-    let tx = stats_settled(&g, "tx", tx0, n);
-    let rx = stats_settled(&d, "rx", rx0, n);
-    // As for IMIX: veth counts AF_XDP frames without their 14-byte Ethernet header.
-    assert_kernel_counts("min-multi-flow-v6", tx, rx, n, want_bytes - ETH_PULLED * n);
+    let common = [
+        "--rate", "40k", "--count", &count, "--no-rx", "--output", "json",
+    ];
+    let fin = final_of(&run_gen(bed, &[args, &common[..]].concat()));
+    let tx = stats_settled(g, "tx", tx0, n);
+    let rx = stats_settled(d, "rx", rx0, n);
+    (fin, tx, rx)
 }
 
 /// gen0's transmit and dut0's receive counters against `n` frames of `bytes` in
@@ -386,7 +474,6 @@ fn assert_kernel_counts(what: &str, tx: (u64, u64), rx: (u64, u64), n: u64, byte
 fn imix_packets_and_bytes_agree_with_both_interfaces() {
     // Two queues: queue q sends n = q, q + 2, ..., each frame with its own size.
     let bed = up_with("gi", 2);
-    let (g, d) = (bed.generator().clone(), bed.dut().clone());
     let p = Profile::load("imix").expect("imix");
     let t = Template::new(&p, TemplateOptions::default()).expect("template");
     let n = 12_000u64;
@@ -398,28 +485,11 @@ fn imix_packets_and_bytes_agree_with_both_interfaces() {
         ("afxdp", "2"),
         ("xdp-live", "2"),
     ] {
-        let tx0 = link_stats(&g, "tx");
-        let rx0 = link_stats(&d, "rx");
-        let count = n.to_string();
-        let out = run_gen(
+        let (fin, tx, rx) = counted_run(
             &bed,
-            &[
-                "--profile",
-                "imix",
-                "--engine",
-                engine,
-                "--rate",
-                "40k",
-                "--count",
-                &count,
-                "--queues",
-                queues,
-                "--no-rx",
-                "--output",
-                "json",
-            ],
+            n,
+            &["--profile", "imix", "--engine", engine, "--queues", queues],
         );
-        let fin = final_of(&out);
         let pk = fin["tx_packets"].as_u64().expect("tx_packets");
         let by = fin["tx_bytes"].as_u64().expect("tx_bytes");
         let what = format!("{engine}, {queues} queue(s)");
@@ -428,8 +498,6 @@ fn imix_packets_and_bytes_agree_with_both_interfaces() {
             by, want_bytes,
             "{what}: gen's bytes are each frame's own size"
         );
-        let tx = stats_settled(&g, "tx", tx0, n);
-        let rx = stats_settled(&d, "rx", rx0, n);
         // veth counts an skb's bytes after its Ethernet header was pulled when the
         // peer runs XDP (the lab's placeholder): 14 bytes less per AF_XDP frame;
         // XDP frames (xdp-live) whole.

@@ -209,6 +209,23 @@ pub struct SizeCycle {
 }
 
 impl SizeCycle {
+    /// The cycle of queue position `q` of `nq` over frames whose sizes repeat every
+    /// `period` frames (`len_of(n)`: frame n's buffer length, no FCS). A template's
+    /// period is its IMIX schedule, a replayed capture's its frame count.
+    pub fn of(q: u64, nq: u64, period: u64, len_of: impl Fn(u64) -> usize) -> SizeCycle {
+        let p = period.max(1);
+        let nq = nq.max(1);
+        let l = p / gcd(p, nq);
+        let mut prefix = Vec::with_capacity(l as usize + 1);
+        prefix.push(0u64);
+        let mut acc = 0u64;
+        for c in 0..l {
+            acc += len_of(q + c * nq) as u64;
+            prefix.push(acc);
+        }
+        SizeCycle { prefix }
+    }
+
     /// Bytes (no FCS) of the queue's first `m` frames.
     pub fn bytes(&self, m: u64) -> u64 {
         let l = (self.prefix.len() - 1) as u64;
@@ -411,17 +428,7 @@ impl Template {
     }
     /// The size cycle of queue position `q` of `nq` (see [`SizeCycle`]).
     pub fn size_cycle(&self, q: u64, nq: u64) -> SizeCycle {
-        let p = self.schedule.len().max(1) as u64;
-        let nq = nq.max(1);
-        let l = p / gcd(p, nq);
-        let mut prefix = Vec::with_capacity(l as usize + 1);
-        prefix.push(0u64);
-        let mut acc = 0u64;
-        for c in 0..l {
-            acc += self.len_of(q + c * nq) as u64;
-            prefix.push(acc);
-        }
-        SizeCycle { prefix }
+        SizeCycle::of(q, nq, self.schedule.len() as u64, |n| self.len_of(n))
     }
     /// Where the headers start (after the VLAN tags).
     pub fn layout(&self) -> Layout {

@@ -62,7 +62,7 @@ enum { KIND_INCREMENT = 0, KIND_RANDOM = 1, KIND_LIST = 2 };
 #define PF_BYTES 1 /* byte by byte: overlaps another patch, straddles a checksum's
 		    * range edge, or is 8 bytes ending at an odd offset */
 #define PF_IP 2    /* under the IPv4 header checksum */
-#define PF_UDP 4   /* under the UDP checksum (pseudo header included) */
+#define PF_UDP 4   /* under the transport checksum (pseudo header included) */
 
 struct patch {
 	__u32 offset;
@@ -101,10 +101,14 @@ const volatile __u64 dns_count = 1;
 const volatile __u64 dns_seed = 0;
 const volatile __u32 radix = 1;
 const volatile __u8 charset[64] = {};
-/* The template's frame 0 and its length. Where its IPv4 and UDP/TCP headers start
- * (after any VLAN tags), the length the transport checksum covers (UDP or TCP
+/* The template's frame 0 and its length. Where its IPv4 or IPv6 and UDP/TCP headers
+ * start (after any VLAN tags), the length the transport checksum covers (UDP or TCP
  * header and payload), the checksum field's offset in the transport header (UDP 6,
- * TCP 16) and whether a computed zero goes out as 0xffff (UDP). */
+ * TCP 16) and whether a computed zero goes out as 0xffff (UDP). IPv4 (ip_csum_on)
+ * has a header checksum at ip_at + 10 and its length field (total length) at
+ * ip_at + 2, its pseudo-header addresses at ip_at + 12; IPv6 has no header checksum,
+ * its payload length at ip_at + 4 and its addresses at ip_at + 8 (ip_len_at,
+ * pseudo_at). Both pseudo-headers' addresses run up to the transport header. */
 const volatile __u64 tmpl[MAX_FRAME / 8] = {};
 const volatile __u32 tmpl_len = 0;
 const volatile __u32 ip_at = 14;
@@ -112,6 +116,9 @@ const volatile __u32 l4_at = 34;
 const volatile __u32 l4_len = 0;
 const volatile __u32 l4_csum_off = 6;
 const volatile __u32 l4_zero_ffff = 1;
+const volatile __u32 ip_csum_on = 1;
+const volatile __u32 ip_len_at = 16;
+const volatile __u32 pseudo_at = 26;
 /* Frame 0's checksums as sums to add each frame's changes to: ~checksum plus,
  * for every field whose sum is added from its value (not PF_BYTES; the DNS fields
  * with dns_fast), minus the field's template sum (0xffff - sum). Not folded. */
@@ -119,7 +126,8 @@ const volatile __u64 ip_base = 0;
 const volatile __u64 udp_base = 0;
 
 /* IMIX (nsizes > 0): tmpl holds a frame of the largest size; frame n has size
- * sched[n % sched_len], whose buffer length, IPv4 total length, UDP length (0 for
+ * sched[n % sched_len], whose buffer length, IPv4 total length (IPv6: payload
+ * length), UDP length (0 for
  * TCP) and checksum bases (as ip_base/udp_base, for tmpl's bytes with these
  * lengths) are below. The frame is trimmed to its size with the pad byte. */
 #define MAX_SIZES 8
@@ -212,8 +220,9 @@ static __always_inline __u64 residue(__u32 slot, int hit, __u64 n, __u64 step, _
 }
 
 /* Writes byte nb at frame offset pos and adds the change to the one's complement
- * sums of the checksums covering it (network-order words; IPv4 and UDP start at
- * even offsets, so a byte at an even offset is a word's high byte). */
+ * sums of the checksums covering it (network-order words; the IP and transport
+ * headers start at even offsets, so a byte at an even offset is a word's high
+ * byte). dip is only written for IPv4. */
 static __always_inline void put8(__u8 *p, __u32 pos, __u8 nb, __u64 *dip, __u64 *dudp)
 {
 	__u64 ob = *p, d;
@@ -225,7 +234,7 @@ static __always_inline void put8(__u8 *p, __u32 pos, __u8 nb, __u64 *dip, __u64 
 		d = ((__u64)nb << 8) + (0xffff - (ob << 8));
 	if (pos >= ip_at && pos < l4_at)
 		*dip += d;
-	if (pos >= ip_at + 12 && pos < l4_at + l4_len)
+	if (pos >= pseudo_at && pos < l4_at + l4_len)
 		*dudp += d;
 }
 
@@ -284,6 +293,49 @@ static __always_inline __u32 dev_bucket(__u64 v)
 	return b < DEV_BUCKETS ? b : DEV_BUCKETS - 1;
 }
 
+/* Frame k of queue q's schedule has come (1; its lateness recorded), or not yet, or
+ * the deadline passed (0: the caller returns XDP_DROP). `due` is the frame's
+ * departure in ns after t0 (a replay's recorded timing), or NO_DUE for the
+ * queue's CBR (k * gap) or Poisson (next_fp) schedule. */
+#define NO_DUE (~0ULL)
+static __always_inline int due_now(struct qstate *st, __u32 q, __u64 k, __u64 due)
+{
+	__u64 now = bpf_ktime_get_ns(), sched, dev;
+	__u32 key;
+	__u64 *h;
+
+	if (st->deadline_ns && now >= st->deadline_ns)
+		return 0;
+	if (due != NO_DUE)
+		sched = st->t0_ns + due;
+	else
+		sched = st->t0_ns + ((st->next_fp ? st->next_fp : k * st->gap_fp) >> 16);
+	if (now < sched) {
+		st->idle++;
+		return 0;
+	}
+	dev = now - sched;
+	key = (q & 255) * DEV_BUCKETS + dev_bucket(dev);
+	h = bpf_map_lookup_elem(&devhist, &key);
+	if (h)
+		*h += 1;
+	st->last_ns = now;
+	if (due == NO_DUE && st->next_fp) {
+		__u64 r = st->rng;
+		__u32 ek;
+		__u64 *ev;
+
+		r ^= r >> 12;
+		r ^= r << 25;
+		r ^= r >> 27;
+		st->rng = r;
+		ek = (__u32)((r * 0x2545f4914f6cdd1dULL) >> 52) & (EXP_TABLE - 1);
+		ev = bpf_map_lookup_elem(&exptab, &ek);
+		st->next_fp += ev ? (st->gap_fp >> 8) * (*ev) >> 8 : st->gap_fp;
+	}
+	return 1;
+}
+
 SEC("xdp")
 int gen_live(struct xdp_md *ctx)
 {
@@ -301,38 +353,8 @@ int gen_live(struct xdp_md *ctx)
 	k = st->k;
 	if (k >= st->limit)
 		return XDP_DROP;
-	if (st->gap_fp) {
-		__u64 now = bpf_ktime_get_ns(), sched, dev;
-		__u32 key;
-		__u64 *h;
-
-		if (st->deadline_ns && now >= st->deadline_ns)
-			return XDP_DROP;
-		sched = st->t0_ns + ((st->next_fp ? st->next_fp : k * st->gap_fp) >> 16);
-		if (now < sched) {
-			st->idle++;
-			return XDP_DROP;
-		}
-		dev = now - sched;
-		key = (q & 255) * DEV_BUCKETS + dev_bucket(dev);
-		h = bpf_map_lookup_elem(&devhist, &key);
-		if (h)
-			*h += 1;
-		st->last_ns = now;
-		if (st->next_fp) {
-			__u64 r = st->rng;
-			__u32 ek;
-			__u64 *ev;
-
-			r ^= r >> 12;
-			r ^= r << 25;
-			r ^= r >> 27;
-			st->rng = r;
-			ek = (__u32)((r * 0x2545f4914f6cdd1dULL) >> 52) & (EXP_TABLE - 1);
-			ev = bpf_map_lookup_elem(&exptab, &ek);
-			st->next_fp += ev ? (st->gap_fp >> 8) * (*ev) >> 8 : st->gap_fp;
-		}
-	}
+	if (st->gap_fp && !due_now(st, q, k, NO_DUE))
+		return XDP_DROP;
 	st->k = k + 1;
 	n = k * nqueues + q;
 	hit = n == next_n;
@@ -396,7 +418,7 @@ int gen_live(struct xdp_md *ctx)
 	}
 	if (nsizes) {
 		/* This size's lengths (their sums are in its checksum bases). */
-		__u8 *p = data + ((ip_at + 2) & 2047);
+		__u8 *p = data + (ip_len_at & 2047);
 
 		if ((void *)(p + 2) > end)
 			return XDP_ABORTED;
@@ -456,7 +478,10 @@ int gen_live(struct xdp_md *ctx)
 			if (fl & PF_UDP)
 				dudp += d;
 		}
-		if (w == 4) {
+		if (w == 8) {
+			/* An IPv6 address's low half. */
+			*(__u64 *)p = bpf_cpu_to_be64(v);
+		} else if (w == 4) {
 			*(__u32 *)p = bpf_htonl((__u32)v);
 		} else if (w == 2) {
 			*(__u16 *)p = bpf_htons((__u16)v);
@@ -539,15 +564,89 @@ int gen_live(struct xdp_md *ctx)
 
 		if ((void *)(c + 2) > end || (void *)(u + 2) > end)
 			return XDP_ABORTED;
-		f = fold(ipb + dip);
-		f = ~(f ? f : 0xffff);
-		*(__u16 *)c = bpf_htons(f);
+		if (ip_csum_on) {
+			f = fold(ipb + dip);
+			f = ~(f ? f : 0xffff);
+			*(__u16 *)c = bpf_htons(f);
+		}
 		f = fold(ub + dudp);
 		f = ~(f ? f : 0xffff);
 		if (f == 0 && l4_zero_ffff)
 			f = 0xffff;
 		*(__u16 *)u = bpf_htons(f);
 	}
+	return XDP_TX;
+}
+
+/* gen_replay: `gen --pcap` on xdp-live. The capture's frames, in file order, one per
+ * entry of `replay` (user space sizes the map to the file and shares it between
+ * the queues' instances; --dst-mac/--dst-ip rewrites are already applied). Frame n
+ * = k * nqueues + queue_id of the run is the file's frame n % replay_count; with
+ * replay_timed it is due at pass * replay_pass_ns + its recorded offset (both
+ * already divided by --speed: gen/src/replay.rs's due_ns), else on the queue's CBR
+ * schedule (--rate) or unpaced. The program writes the frame's bytes over the live
+ * frame (bpf_xdp_store_bytes) after setting its length from the context's current
+ * one (bpf_xdp_get_buff_len: no assumption about what the recycled page's context
+ * holds). User space passes a buffer one pad byte longer than the longest frame, so
+ * the context always differs from the one the run started with and the kernel
+ * rebuilds the xdp_frame from it (see the top of this file). */
+#define REPLAY_MAX 1792 /* gen's UMEM frame less XDP headroom: the afxdp engine's limit */
+
+struct replay_frame {
+	__u64 due_ns; /* recorded offset from the file's first frame / --speed */
+	__u32 len;
+	__u32 pad;
+	__u8 data[REPLAY_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set to the file's frame count before load */
+	__type(key, __u32);
+	__type(value, struct replay_frame);
+} replay SEC(".maps");
+
+const volatile __u64 replay_count = 1;
+const volatile __u64 replay_pass_ns = 0;
+const volatile __u32 replay_timed = 0;
+
+SEC("xdp")
+int gen_replay(struct xdp_md *ctx)
+{
+	__u32 q = queue_id, idx, len;
+	struct replay_frame *fr;
+	struct qstate *st;
+	__u64 k, n, pass;
+	int cur;
+
+	st = bpf_map_lookup_elem(&qstate, &q);
+	if (!st)
+		return XDP_ABORTED;
+	k = st->k;
+	if (k >= st->limit)
+		return XDP_DROP;
+	n = k * nqueues + q;
+	pass = n / replay_count;
+	idx = (__u32)(n - pass * replay_count);
+	fr = bpf_map_lookup_elem(&replay, &idx);
+	if (!fr)
+		return XDP_ABORTED;
+	if (replay_timed) {
+		if (!due_now(st, q, k, pass * replay_pass_ns + fr->due_ns))
+			return XDP_DROP;
+	} else if (st->gap_fp && !due_now(st, q, k, NO_DUE)) {
+		return XDP_DROP;
+	}
+	st->k = k + 1;
+	len = fr->len;
+	if (len == 0 || len > REPLAY_MAX)
+		return XDP_ABORTED;
+	/* To len bytes from whatever length the context has now. */
+	cur = (int)bpf_xdp_get_buff_len(ctx);
+	if (bpf_xdp_adjust_tail(ctx, (int)len - cur))
+		return XDP_ABORTED;
+	if (bpf_xdp_store_bytes(ctx, 0, fr->data, len))
+		return XDP_ABORTED;
 	return XDP_TX;
 }
 

@@ -119,8 +119,13 @@ pub struct Tcpdump {
 
 impl Tcpdump {
     pub fn start(bed: &Testbed, file: &Path) -> Tcpdump {
-        let d = bed.dut();
-        let mac = profiles::units::format_mac(bed.generator().mac.expect("gen mac"));
+        Tcpdump::start_on(bed.dut(), bed.generator(), file)
+    }
+
+    /// tcpdump on `on`'s port writing what arrives there from `from`'s MAC.
+    pub fn start_on(on: &testbed::Host, from: &testbed::Host, file: &Path) -> Tcpdump {
+        let d = on;
+        let mac = profiles::units::format_mac(from.mac.expect("sender mac"));
         let mut child = Command::new("ip")
             .args(["netns", "exec", &d.netns, "tcpdump", "-i", &d.iface])
             .args(["-Q", "in", "--immediate-mode", "-U", "-s", "2048", "-w"])
