@@ -115,6 +115,7 @@ mod tests {
             netns: "x-gen".into(),
             iface: "gen0".into(),
             ip: None,
+            ip6: None,
             mac: None,
         };
         let mut c = h.command("ping");

@@ -470,7 +470,8 @@ impl Testbed {
         let both =
             |a: Ipv4Addr, b: Ipv6Addr, mac: [u8; 6]| [(IpAddr::V4(a), mac), (IpAddr::V6(b), mac)];
         // (namespace, port, its IPv6 address, permanent neighbours).
-        let mut plan: Vec<(String, &str, Ipv6Addr, Vec<(IpAddr, [u8; 6])>)> = vec![
+        type Plan<'a> = (String, &'a str, Ipv6Addr, Vec<(IpAddr, [u8; 6])>);
+        let mut plan: Vec<Plan<'_>> = vec![
             (
                 self.r#gen.netns.clone(),
                 GEN_IFACE,
