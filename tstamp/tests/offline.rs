@@ -196,6 +196,20 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// Writes `frames` (timestamp ns, bytes), in that order, as nanosecond pcap to `path`.
+fn write_frames_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    write_pcap(
+        BufWriter::new(std::fs::File::create(path).expect("create")),
+        true,
+        |f| {
+            for (ts, d) in frames {
+                f(*ts, d);
+            }
+        },
+    )
+    .expect("write");
+}
+
 #[test]
 fn duplicates_unmatched_and_timeouts_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -222,16 +236,7 @@ fn duplicates_unmatched_and_timeouts_exactly() {
             dns_frame(5, false, "e.example", 1000, 0),
         ), // never answered
     ];
-    write_pcap(
-        BufWriter::new(std::fs::File::create(&path).expect("create")),
-        true,
-        |f| {
-            for (ts, d) in &frames {
-                f(*ts, d);
-            }
-        },
-    )
-    .expect("write");
+    write_frames_pcap(&path, &frames);
     // Timeout 1 ms: request 3 (t+800) has timed out when its answer comes at t+1.5009 ms.
     // Request 4 is answered after 2 ms - 100 ns... also > 1 ms: it has timed out too.
     let fin = run(&args(&[
@@ -317,26 +322,10 @@ fn dns_over_ipv6_matches_and_never_pairs_across_versions() {
         dns_frame_between(client, other, 8, true, "y.example", 4000, 0),
     ));
     // A query behind a hop-by-hop header: not parsed, skipped as not UDP.
-    let plain = v6(7, false, "h.example");
-    let ip = 14;
-    let mut hbh = plain[..ip + 40].to_vec();
-    hbh.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
-    hbh.extend_from_slice(&plain[ip + 40..]);
-    hbh[ip + 6] = 0;
-    let plen = u16::from_be_bytes([hbh[ip + 4], hbh[ip + 5]]) + 8;
-    hbh[ip + 4..ip + 6].copy_from_slice(&plen.to_be_bytes());
+    let hbh = profiles::wire::udp::with_hop_by_hop(&v6(7, false, "h.example")).expect("IPv6");
     frames.push((t + 104_000, hbh));
     frames.sort_by_key(|f| f.0);
-    write_pcap(
-        BufWriter::new(std::fs::File::create(&path).expect("create")),
-        true,
-        |f| {
-            for (ts, d) in &frames {
-                f(*ts, d);
-            }
-        },
-    )
-    .expect("write");
+    write_frames_pcap(&path, &frames);
     let fin = run(&args(&[
         "--read",
         path.to_str().expect("utf8"),

@@ -326,10 +326,7 @@ mod tests {
         let qinq = tagged(&hit, &[0x88, 0xa8, 0x00, 0xc8, 0x81, 0x00, 0x00, 0x64]);
         // A hop-by-hop header before the UDP header: not walked, so not UDP here.
         let ip = 14;
-        let mut hbh = hit[..ip + 40].to_vec();
-        hbh.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
-        hbh.extend_from_slice(&hit[ip + 40..]);
-        hbh[ip + 6] = 0;
+        let hbh = profiles::wire::udp::with_hop_by_hop(&hit).expect("IPv6 frame");
         let misses = [
             udp_frame("2001:db8::1", "2001:db8:2::5", 53), // outside the /48
             udp_frame("2001:db8::1", "2001:db8:1::5", 54), // other port

@@ -198,6 +198,25 @@ pub fn parse(frame: &[u8]) -> Result<Udp<'_>, WireError> {
         segment,
     })
 }
+/// For tests that craft input: `frame` (untagged Ethernet/IPv6) with an 8-byte
+/// hop-by-hop options header (PadN only) inserted before its upper-layer header,
+/// the next-header chain and the payload length fixed up, as a real packet with
+/// that extension carries it. `None` when `frame` is not an untagged IPv6 packet.
+pub fn with_hop_by_hop(frame: &[u8]) -> Option<Vec<u8>> {
+    let ip = ETH_LEN;
+    if frame.len() < ip + IPV6_LEN || frame[12..14] != [0x86, 0xdd] {
+        return None;
+    }
+    let next = frame[ip + 6];
+    let mut out = frame[..ip + IPV6_LEN].to_vec();
+    out.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    out.extend_from_slice(&frame[ip + IPV6_LEN..]);
+    out[ip + 6] = 0;
+    let plen = u16::from_be_bytes([out[ip + 4], out[ip + 5]]).checked_add(8)?;
+    out[ip + 4..ip + 6].copy_from_slice(&plen.to_be_bytes());
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,13 +380,11 @@ mod tests {
         // Hop-by-hop options (next header 0), as a real packet carries it: an 8-byte
         // header (next header UDP, length 0, PadN) before the UDP header.
         let f = frame6(b"ext");
-        let mut hbh = f[..ip + IPV6_LEN].to_vec();
-        hbh.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
-        hbh.extend_from_slice(&f[ip + IPV6_LEN..]);
-        hbh[ip + 6] = 0;
-        let plen = u16::from_be_bytes([hbh[ip + 4], hbh[ip + 5]]) + 8;
-        hbh[ip + 4..ip + 6].copy_from_slice(&plen.to_be_bytes());
+        let hbh = with_hop_by_hop(&f).expect("IPv6 frame");
+        assert_eq!(hbh.len(), f.len() + 8);
+        assert_eq!(hbh[ip + IPV6_LEN], 17, "the extension's next header is UDP");
         assert_eq!(parse(&hbh), Err(WireError::Ipv6Extension));
+        assert_eq!(with_hop_by_hop(&frame(b"v4")), None);
         for nh in [43u8, 60, 51, 50, 135] {
             let mut e = hbh.clone();
             e[ip + 6] = nh;
