@@ -205,3 +205,65 @@ fn dual_stack(topology: &str) {
         "gen0 sent the profile's frames and nothing else"
     );
 }
+
+/// A directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `lab run` of an IPv6 profile (`min-multi-flow-v6` against the drop program): the
+/// point's lab is made dual stack, gen finds the DUT through its static IPv6
+/// neighbour entry, and the ledger accounts for every frame at every stage (gen,
+/// the switch, dut0, the DUT program, the mirror) with nothing lost.
+#[test]
+fn lab_run_of_an_ipv6_profile() {
+    common::require_tools();
+    let dir = TempDir(std::env::temp_dir().join(unique_name("lab-v6run")));
+    std::fs::create_dir_all(&dir.0).expect("mkdir");
+    let file = dir.0.join("v6.toml");
+    std::fs::write(
+        &file,
+        r#"name = "v6drop"
+title = "drop over IPv6"
+topology = "switched"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow-v6"
+duration = "1s"
+repetitions = 1
+
+[[series]]
+name = "native"
+mode = "native"
+engine = "afxdp"
+rate = "50k"
+"#,
+    )
+    .expect("write experiment");
+    let out = dir.0.join("out");
+    let res = Command::new(common::lab_bin())
+        .arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("lab run");
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    let ledger = lab::store::read_ledger(&out);
+    let request: Vec<_> = ledger.iter().filter(|l| l.chain == "request").collect();
+    assert!(request.len() >= 5, "{ledger:?}");
+    let sent = request[0].packets;
+    assert!(sent > 10_000, "a second at 50k: {ledger:?}");
+    for l in &ledger {
+        assert_eq!((l.packets, l.lost), (sent, 0), "{l:?}");
+    }
+    assert!(
+        request.iter().any(|l| l.stage == "DUT program saw"),
+        "{ledger:?}"
+    );
+}
