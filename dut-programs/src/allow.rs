@@ -42,11 +42,10 @@ fn mask6(len: u8) -> u128 {
 
 /// One `--allow` value or allow-file line: IPv6 if it contains a `:`.
 fn parse(s: &str) -> std::result::Result<Prefix, String> {
-    if s.contains(':') {
-        profiles::units::parse_cidr6(s).map(|(a, l)| Prefix::V6(a, l))
-    } else {
-        profiles::units::parse_cidr(s).map(|(a, l)| Prefix::V4(a, l))
-    }
+    profiles::units::parse_cidr_any(s).map(|(a, l)| match a {
+        std::net::IpAddr::V4(a) => Prefix::V4(a, l),
+        std::net::IpAddr::V6(a) => Prefix::V6(a, l),
+    })
 }
 
 /// A parsed prefix of either family.

@@ -82,7 +82,7 @@ fn redirect_filter(program: Program, config: &Config) -> Filter {
         Program::Drop | Program::Checksum => Filter::all(),
     };
     if let Some((addr, 32)) = config.tenant {
-        f.dst_ip = Some(addr);
+        f.dst_ip = Some(addr.into());
     }
     f
 }

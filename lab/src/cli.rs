@@ -60,6 +60,11 @@ pub enum Cmd {
         /// each host reached only over SSH (an sshd per namespace, a testbed file).
         #[arg(long, value_enum, default_value_t = UpTopology::Switched)]
         topology: UpTopology,
+        /// Dual stack: every host port also gets an IPv6 address (2001:db8::/64),
+        /// with DAD, router solicitations, link-local autoconfiguration and MLD
+        /// off and static neighbours, so the kernel sends nothing on its own.
+        #[arg(long)]
+        ipv6: bool,
     },
     /// Show a lab, read from the system; without --name, list every lab on
     /// the machine with its owner and whether it is stale.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use profiles::toml_lines::{Invalid, Spanned, TomlFile};
-use profiles::units::{parse_cidr, parse_ipv4};
+use profiles::units::{parse_cidr, parse_cidr_any, parse_ipv4};
 use serde::Deserialize;
 
 /// Directory of the shipped experiments, relative to the workspace root.
@@ -314,7 +314,7 @@ pub struct Series {
     pub neighbour_at: At,
     /// gen `--rate` of the neighbour's flood (`None`: as fast as it goes).
     pub neighbour_rate: Option<Rate>,
-    /// `dut install --allow` (syn-filter's allow-list: IPv4 prefixes or addresses).
+    /// `dut install --allow` (syn-filter's allow-list: IPv4 or IPv6 prefixes or addresses).
     pub allow: Vec<String>,
 }
 
@@ -1159,7 +1159,7 @@ fn resolve(cx: &TomlFile<'_>, raw: RawFile) -> Result<Experiment, Invalid> {
                     );
                 }
                 for c in a.get_ref() {
-                    parse_cidr(c).or_else(|e| cx.err(a.span(), "allow", e))?;
+                    parse_cidr_any(c).or_else(|e| cx.err(a.span(), "allow", e))?;
                 }
                 a.get_ref().clone()
             }
@@ -1679,6 +1679,25 @@ mod tests {
         assert_eq!(e.series[0].program.as_deref(), Some("syn-filter"));
         assert_eq!(e.series[0].allow, vec!["198.18.0.0/24".to_owned()]);
         assert_eq!(e.series[1].allow, vec!["10.0.0.0/8", "192.0.2.1"]);
+        // IPv6 prefixes and addresses too, beside IPv4 ones.
+        let e = Experiment::from_toml(
+            &format!(
+                "{t}allow = [\"2001:db8::/32\", \"198.18.0.0/24\", \"2001:db8::1\"]\n[[series]]\nname = \"a\"\n"
+            ),
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            e.series[0].allow,
+            vec!["2001:db8::/32", "198.18.0.0/24", "2001:db8::1"]
+        );
+        let m = err(&format!(
+            "{t}[[series]]\nname = \"a\"\nallow = [\"2001:db8::/129\"]\n"
+        ));
+        assert_eq!(
+            m,
+            "x.toml:9: allow: '2001:db8::/129' is not an IPv6 prefix: use ADDR/LEN, e.g. 2001:db8::/32"
+        );
         let m = err(&format!(
             "{t}[[series]]\nname = \"a\"\nallow = [\"198.18.0.0/33\"]\n"
         ));

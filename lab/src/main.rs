@@ -16,7 +16,13 @@ fn run(cli: Cli) -> Result<()> {
             name,
             queues,
             topology,
+            ipv6,
         } => {
+            if ipv6 && topology == UpTopology::Ssh {
+                anyhow::bail!(
+                    "lab up --ipv6: not supported yet with --topology ssh; use switched, direct or tenants"
+                );
+            }
             let (mut bed, file) = if topology == UpTopology::Ssh {
                 let (bed, file) = lab::sshlab::up(&name, queues)
                     .with_context(|| format!("lab up --name {name} --topology ssh"))?;
@@ -27,7 +33,13 @@ fn run(cli: Cli) -> Result<()> {
                     topology: topology.testbed(),
                     queues,
                 };
-                let bed = Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
+                let mut bed =
+                    Testbed::up(&opts).with_context(|| format!("lab up --name {name}"))?;
+                if ipv6 {
+                    // On failure `bed` is dropped, which tears the half-made lab down.
+                    bed.enable_ipv6()
+                        .with_context(|| format!("lab up --name {name} --ipv6"))?;
+                }
                 (bed, None)
             };
             bed.persist()

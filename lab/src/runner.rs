@@ -983,7 +983,14 @@ impl<'a> PointRun<'a> {
             return Ok(pr);
         }
         if remote.is_none() {
-            pr.bed = Some(Self::lab_up(exp, &lab, queues)?);
+            let mut bed = Self::lab_up(exp, &lab, queues)?;
+            // An IPv6 profile gets a dual-stack lab: the DUT's IPv6 address and the
+            // neighbour entries gen looks up (as `lab up --ipv6`).
+            if profiles::Profile::load(&series.profile).is_ok_and(|p| p.ipv6.is_some()) {
+                bed.enable_ipv6()
+                    .context("lab up: dual stack for an IPv6 profile")?;
+            }
+            pr.bed = Some(bed);
         }
         if let Some(prog) = &series.program {
             let checksums = if exp.parameter == Param::Checksums {

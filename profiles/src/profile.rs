@@ -15,7 +15,7 @@ use crate::toml_lines::{Invalid, Spanned, TomlFile};
 use crate::units::{parse_ipv4, parse_ipv6};
 
 use crate::names::NameSet;
-use crate::wire::{dns, tcp, udp4};
+use crate::wire::{dns, tcp, udp};
 
 /// Shipped profiles: name and TOML text.
 pub const SHIPPED: &[(&str, &str)] = &[
@@ -245,7 +245,7 @@ impl Field {
 }
 
 /// IPv6 header length (no extension headers).
-pub const IPV6_LEN: usize = 40;
+pub use crate::wire::udp::IPV6_LEN;
 
 /// Length of one 802.1Q tag.
 pub const VLAN_TAG_LEN: usize = 4;
@@ -453,16 +453,16 @@ impl Profile {
     /// Where the headers start in this profile's frames.
     pub fn layout(&self) -> Layout {
         let tags = self.vlans.len();
-        let ip_at = udp4::ETH_LEN + VLAN_TAG_LEN * tags;
+        let ip_at = udp::ETH_LEN + VLAN_TAG_LEN * tags;
         let ip_len = if self.ipv6.is_some() {
             IPV6_LEN
         } else {
-            udp4::IPV4_LEN
+            udp::IPV4_LEN
         };
         let l4_at = ip_at + ip_len;
         let l4_len = match &self.tcp {
             Some(t) => tcp::HEADER_LEN + t.options.len(),
-            None => udp4::UDP_LEN,
+            None => udp::UDP_LEN,
         };
         Layout {
             tags,
@@ -480,7 +480,7 @@ impl Profile {
         if let Some(d) = &self.dns {
             need += dns::HEADER_LEN + d.names.wire_len() + 4;
         }
-        need.max(udp4::MIN_FRAME) + FCS_LEN
+        need.max(udp::MIN_FRAME) + FCS_LEN
     }
 
     /// The largest frame on the wire: 1518 bytes untagged, 4 more per VLAN tag.

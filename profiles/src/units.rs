@@ -7,7 +7,7 @@
 //! experiment files take these, so the same words mean the same everywhere.
 //! Pure functions; errors are one readable line saying what was expected.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// Framing bytes per frame on the wire beyond the buffer: FCS 4, preamble 8, gap 12.
@@ -178,6 +178,16 @@ pub fn parse_cidr6(s: &str) -> Result<(Ipv6Addr, u8), String> {
     }
     let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
     Ok((Ipv6Addr::from(u128::from(addr) & mask), len))
+}
+
+/// An IPv4 or IPv6 prefix (or bare address): [`parse_cidr6`] when `s` contains a
+/// `:`, else [`parse_cidr`], with that parser's message on error.
+pub fn parse_cidr_any(s: &str) -> Result<(IpAddr, u8), String> {
+    if s.contains(':') {
+        parse_cidr6(s).map(|(a, l)| (IpAddr::V6(a), l))
+    } else {
+        parse_cidr(s).map(|(a, l)| (IpAddr::V4(a), l))
+    }
 }
 
 /// A MAC as `aa:bb:cc:dd:ee:ff`.

@@ -1,7 +1,7 @@
 //! Property tests: the parsers never panic on any input, and every frame a template
 //! makes, for any packet number, is valid.
 
-use profiles::wire::{dns, probe, udp4};
+use profiles::wire::{dns, probe, udp};
 use profiles::{Profile, Template, TemplateOptions};
 use proptest::prelude::*;
 
@@ -15,7 +15,7 @@ proptest! {
 
     #[test]
     fn parsers_never_panic_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-        let _ = udp4::parse(&bytes);
+        let _ = udp::parse(&bytes);
         if let Ok(p) = dns::Packet::new_checked(&bytes[..]) {
             let _ = p.question();
             let _ = dns::QueryRepr::parse(&p);
@@ -31,7 +31,7 @@ proptest! {
         let i = at % f.len();
         f[i] = val;
         f.truncate(cut.max(1).min(f.len()));
-        if let Ok(u) = udp4::parse(&f) {
+        if let Ok(u) = udp::parse(&f) {
             let _ = u.udp_checksum_ok();
             if let Ok(p) = dns::Packet::new_checked(u.payload) {
                 let _ = p.question().map(|q| dns::wire_to_string(q.name));
@@ -44,7 +44,7 @@ proptest! {
         let name = ["min-multi-flow", "min-single-flow", "dns-ping", "dns-small", "dns-large", "min-multi-flow-vlan", "min-multi-flow-qinq", "imix"][which];
         let t = template(name, false);
         let f = t.frame_for(n, None);
-        let u = udp4::parse(&f).expect("parses");
+        let u = udp::parse(&f).expect("parses");
         prop_assert!(u.udp_checksum_ok(), "{} frame {}", name, n);
         let ip_at = Profile::load(name).expect("profile").layout().ip_at;
         prop_assert_eq!(f.len(), t.len_of(n));
@@ -76,7 +76,7 @@ proptest! {
         let t = template("min-multi-flow", true);
         let pr = probe::Repr { stream, counter, tx_ns: tx };
         let f = t.frame_for(n, Some(pr));
-        let u = udp4::parse(&f).expect("parses");
+        let u = udp::parse(&f).expect("parses");
         prop_assert!(u.udp_checksum_ok());
         let got = probe::Repr::parse(&probe::Packet::new_checked(u.payload).expect("probe")).expect("repr");
         prop_assert_eq!(got, pr);

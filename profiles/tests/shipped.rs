@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use profiles::profile::{Field, SHIPPED};
-use profiles::wire::{dns, probe, udp4};
+use profiles::wire::{dns, probe, udp};
 use profiles::{Profile, Template, TemplateOptions};
 
 fn load(name: &str) -> Profile {
@@ -177,7 +177,7 @@ fn every_shipped_profile_builds_valid_frames() {
                     assert_eq!(f.dport, p.udp_dst);
                     // Our own parser agrees with etherparse.
                     assert!(
-                        udp4::parse(&buf[..len])
+                        udp::parse(&buf[..len])
                             .expect("own parser")
                             .udp_checksum_ok()
                     );
@@ -254,10 +254,10 @@ fn dns_profiles_ask_their_whole_name_set_with_unique_port_and_id() {
     }
     // (port, id) stays unique across the 16-bit ID wrap: frame n and n + 65536 differ in port.
     let t = Template::new(&load("dns-ping"), TemplateOptions::default()).expect("t");
-    let a = udp4::parse(&t.frame_for(5, None))
+    let a = udp::parse(&t.frame_for(5, None))
         .map(|u| (u.src_port, u.payload[..2].to_vec()))
         .expect("a");
-    let b = udp4::parse(&t.frame_for(5 + 65536, None))
+    let b = udp::parse(&t.frame_for(5 + 65536, None))
         .map(|u| (u.src_port, u.payload[..2].to_vec()))
         .expect("b");
     assert_eq!(a.1, b.1);
@@ -270,7 +270,7 @@ fn dns_ping_is_minimum_size() {
     assert_eq!(p.frame_size, 64);
     let t = Template::new(&p, TemplateOptions::default()).expect("t");
     let f = t.frame();
-    let u = udp4::parse(f).expect("parse");
+    let u = udp::parse(f).expect("parse");
     let q = dns::Packet::new_checked(u.payload).expect("dns");
     assert_eq!(
         q.question().expect("question").end,
@@ -435,7 +435,7 @@ fn vlan_and_qinq_tags_move_the_headers() {
         let pf = parse_frame(&f);
         assert_eq!(pf.vlan_ids, [100]);
         assert_eq!(pf.payload.len(), 14);
-        assert!(udp4::parse(&f).expect("own parser").udp_checksum_ok());
+        assert!(udp::parse(&f).expect("own parser").udp_checksum_ok());
     }
 
     let q = load("min-multi-flow-qinq");
@@ -458,7 +458,7 @@ fn vlan_and_qinq_tags_move_the_headers() {
         assert_eq!(u16::from_be_bytes([f[42], f[43]]), 1024 + (n % 256) as u16);
         let pf = parse_frame(&f);
         assert_eq!(pf.vlan_ids, [200, id]);
-        assert!(udp4::parse(&f).expect("own parser").udp_checksum_ok());
+        assert!(udp::parse(&f).expect("own parser").udp_checksum_ok());
         inner.insert(id);
     }
     assert_eq!(inner.len(), 16);

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The version of the record formats in this crate.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The `type` of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn version_and_type_are_checked() {
         assert!(matches!(
-            kind_of(r#"{"type":"final","schema_version":1}"#),
+            kind_of(r#"{"type":"final","schema_version":2}"#),
             Ok((Kind::Final, _))
         ));
         assert!(matches!(
@@ -137,7 +137,7 @@ mod tests {
             Err(RecordError::Version { found: 0 })
         ));
         assert!(matches!(
-            kind_of(r#"{"type":"done","schema_version":1}"#),
+            kind_of(r#"{"type":"done","schema_version":2}"#),
             Err(RecordError::NotJson(_))
         ));
         assert!(matches!(kind_of("rate: 5"), Err(RecordError::NotJson(_))));
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_record_with_an_unknown_or_missing_field_is_an_error_naming_it() {
-        let ok = r#"{"type":"ready","schema_version":1,"iface":"mon0","backend":"af-packet","clock":"sw","match":"dns"}"#;
+        let ok = r#"{"type":"ready","schema_version":2,"iface":"mon0","backend":"af-packet","clock":"sw","match":"dns"}"#;
         let v: serde_json::Value = serde_json::from_str(ok).expect("json");
         let r: tstamp::Ready = typed(v.clone(), "tstamp ready").expect("typed");
         assert_eq!(r.clock, "sw");

@@ -66,10 +66,10 @@ pub struct Interval {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Flow {
-    /// Source address.
-    pub src: std::net::Ipv4Addr,
-    /// Destination address.
-    pub dst: std::net::Ipv4Addr,
+    /// Source address (IPv4 or IPv6).
+    pub src: std::net::IpAddr,
+    /// Destination address (IPv4 or IPv6).
+    pub dst: std::net::IpAddr,
     /// Source port.
     pub sport: u16,
     /// Destination port.
@@ -185,12 +185,13 @@ pub struct Final {
     pub mbps_wire: f64,
     /// Drops.
     pub drops: Drops,
-    /// IPv4/UDP flows seen.
+    /// UDP flows seen (over IPv4 or IPv6).
     pub flows: usize,
     /// Frames of flows beyond the flow table.
     pub flows_overflow: u64,
-    /// Frames that were not IPv4/UDP.
-    pub non_ipv4_udp: u64,
+    /// Frames that were not UDP over IPv4 or IPv6 (or not parsed: IPv6 extension
+    /// headers, fragments, malformed).
+    pub non_ip_udp: u64,
     /// The ten busiest flows.
     pub top_flows: Vec<Flow>,
     /// Frames by timestamp source.

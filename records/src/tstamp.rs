@@ -38,9 +38,9 @@ pub struct Summary {
 pub struct Skipped {
     /// Unparsable.
     pub malformed: u64,
-    /// Not IPv4.
-    pub not_ipv4: u64,
-    /// Not UDP.
+    /// Neither IPv4 nor IPv6.
+    pub not_ip: u64,
+    /// Not UDP, an IP fragment, or behind an IPv6 extension header (not parsed).
     pub not_udp: u64,
     /// Neither DNS nor gen's probe.
     pub not_dns_or_probe: u64,

@@ -234,8 +234,8 @@ pub fn run(args: &Args) -> Result<Final> {
         .top_flows(10)
         .into_iter()
         .map(|(k, v)| Flow {
-            src: k.src.into(),
-            dst: k.dst.into(),
+            src: k.src,
+            dst: k.dst,
             sport: k.sport,
             dport: k.dport,
             packets: v.packets,
@@ -257,7 +257,7 @@ pub fn run(args: &Args) -> Result<Final> {
         drops: drops(&d),
         flows: c.flows.len(),
         flows_overflow: c.flows_overflow,
-        non_ipv4_udp: c.non_ipv4_udp,
+        non_ip_udp: c.non_ip_udp,
         top_flows,
         timestamps: Timestamps {
             hw: kinds[0],
@@ -318,11 +318,9 @@ pub fn run(args: &Args) -> Result<Final> {
             }
             for (k, v) in c.top_flows(5) {
                 out(&format!(
-                    "  {}:{} -> {}:{}  {} packets",
-                    std::net::Ipv4Addr::from(k.src),
-                    k.sport,
-                    std::net::Ipv4Addr::from(k.dst),
-                    k.dport,
+                    "  {} -> {}  {} packets",
+                    std::net::SocketAddr::new(k.src, k.sport),
+                    std::net::SocketAddr::new(k.dst, k.dport),
                     v.packets
                 ));
             }

@@ -6,9 +6,10 @@
 //! [`crate::streams`], the definitions shared with `tstamp --match seq`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use hdrhistogram::Histogram;
-use profiles::wire::{probe, udp4};
+use profiles::wire::{probe, udp};
 
 pub use crate::streams::WINDOW;
 /// Flow table limit; frames of flows beyond it are counted in `flows_overflow`.
@@ -16,8 +17,8 @@ pub const MAX_FLOWS: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
-    pub src: [u8; 4],
-    pub dst: [u8; 4],
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
 }
@@ -40,7 +41,8 @@ pub struct Counters {
     pub bytes: u64,
     pub flows: HashMap<FlowKey, FlowCount>,
     pub flows_overflow: u64,
-    pub non_ipv4_udp: u64,
+    /// Frames that were not UDP over IPv4 or IPv6 (see [`udp::parse`]).
+    pub non_ip_udp: u64,
     probe_received: u64,
     streams: crate::streams::Streams,
     latency: Histogram<u64>,
@@ -72,7 +74,7 @@ impl Counters {
             bytes: 0,
             flows: HashMap::new(),
             flows_overflow: 0,
-            non_ipv4_udp: 0,
+            non_ip_udp: 0,
             probe_received: 0,
             streams: crate::streams::Streams::default(),
             latency,
@@ -86,8 +88,8 @@ impl Counters {
     pub fn on_frame(&mut self, data: &[u8], wire_len: u32, rx_ns: u64, same_clock: bool) {
         self.packets += 1;
         self.bytes += u64::from(wire_len.max(data.len() as u32));
-        let Ok(u) = udp4::parse(data) else {
-            self.non_ipv4_udp += 1;
+        let Ok(u) = udp::parse(data) else {
+            self.non_ip_udp += 1;
             return;
         };
         let key = FlowKey {
@@ -208,6 +210,35 @@ mod tests {
         assert_eq!(p.latency_ns.max, Some(600));
         assert_eq!(c.flows.len(), 1);
         assert_eq!(c.packets, 8);
+    }
+
+    #[test]
+    fn probes_over_ipv6_count_in_streams_and_flows() {
+        let src: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let dst: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let mut c = Counters::new();
+        for ctr in [0u64, 1, 3] {
+            let mut pl = [0u8; probe::LEN];
+            probe::Repr {
+                stream: 2,
+                counter: ctr,
+                tx_ns: 10,
+            }
+            .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+            let mut f = Vec::new();
+            etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+                .ipv6(src, dst, 64)
+                .udp(1000, 2000)
+                .write(&mut f, &pl)
+                .expect("write");
+            c.on_frame(&f, f.len() as u32, 20, true);
+        }
+        let p = c.probe();
+        assert_eq!((p.received, p.streams, p.lost), (3, 1, 1));
+        assert_eq!(c.non_ip_udp, 0);
+        let (k, v) = c.top_flows(1)[0];
+        assert_eq!((k.src, k.dst), (IpAddr::from(src), IpAddr::from(dst)));
+        assert_eq!(v.packets, 3);
     }
 
     #[test]

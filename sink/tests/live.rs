@@ -198,7 +198,7 @@ fn count_and_write(backend: &str) {
         .find(|f| f.dport == 9000)
         .expect("the plain flow");
     assert_eq!(plain.packets, 300);
-    assert_eq!(plain.src, std::net::Ipv4Addr::new(198, 18, 0, 1));
+    assert_eq!(plain.src, std::net::IpAddr::from([198, 18, 0, 1]));
     assert_eq!(fin.probe.received, sent_probes);
     assert_eq!(fin.probe.lost, 10, "{fin:?}");
     assert_eq!(fin.probe.reordered, 25);
@@ -473,4 +473,125 @@ fn stalled_reader(backend: &str) {
         arrived,
         "every frame mon0 received is either counted or a counted drop: {fin:?}"
     );
+}
+
+/// Kills sink (SIGKILL) if the test fails before it was waited for, so a failed test
+/// leaves no process holding the test's output pipe.
+struct Reap(Option<u32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: signalling our own child, not yet waited for.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+/// `gen --stamp` sending `min-multi-flow-v6` (afxdp engine) from the generator: sink on
+/// the monitor port counts every frame as UDP over IPv6 in 256 flows and one probe
+/// stream without loss, and its packet count is what mon0's own counter and gen's
+/// transmit count say.
+#[test]
+fn counts_gen_probe_streams_over_ipv6() {
+    const FRAMES: u64 = 3000;
+    let bed = Testbed::up(&UpOptions {
+        name: unique_name("sk6"),
+        ..Default::default()
+    })
+    .expect("lab up");
+    let mon = bed.mon().expect("monitor").netns.clone();
+    let gen_bin = testbed::binaries::locate("gen").expect("gen beside the test binary");
+    let mut child = Command::new(bin())
+        .args([
+            "--netns",
+            &mon,
+            "--iface",
+            "mon0",
+            "--output",
+            "json",
+            "--interval",
+            "200ms",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sink");
+    let mut reap = Reap(Some(child.id()));
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let ready = lines.next().expect("line").expect("utf8");
+    assert!(ready.contains("\"ready\""), "{ready}");
+    let before = mon0_rx_packets(&mon);
+    let dut_mac = testbed::format_mac(&testbed::DUT_MAC);
+    // 128 bytes: room for the probe payload after the IPv6/UDP headers.
+    let out = Command::new(&gen_bin)
+        .args([
+            "--netns",
+            &bed.r#gen().netns,
+            "--iface",
+            "gen0",
+            "--profile",
+            "min-multi-flow-v6",
+            "--engine",
+            "afxdp",
+            "--stamp",
+            "--dst-mac",
+            &dut_mac,
+            "--frame-size",
+            "128",
+            "--count",
+            &FRAMES.to_string(),
+            "--rate",
+            "20000",
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("run gen");
+    assert!(
+        out.status.success(),
+        "gen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gen_out = String::from_utf8_lossy(&out.stdout);
+    let gen_fin: records::generator::Final = records::last_of(&gen_out, Kind::Final, "gen final")
+        .expect("gen final record")
+        .expect("a final record");
+    assert_eq!(gen_fin.tx_packets, FRAMES, "{gen_out}");
+    wait_for_interval(&mut lines, |v| v.packets >= FRAMES);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().expect("wait").success());
+    reap.0 = None;
+    let fin = final_record(&rest);
+    let arrived = mon0_rx_packets(&mon) - before;
+    assert_eq!(
+        arrived, FRAMES,
+        "mon0's counter: every frame gen sent, nothing else"
+    );
+    assert_eq!(fin.packets, arrived, "{fin:?}");
+    assert_eq!(fin.drops.ring + fin.drops.kernel, 0);
+    assert_eq!(fin.non_ip_udp, 0, "{fin:?}");
+    assert_eq!(fin.flows, 256, "{fin:?}");
+    assert_eq!(fin.top_flows.len(), 10);
+    for f in &fin.top_flows {
+        // Round robin over 256 flows: the busiest have one frame more than the rest.
+        assert_eq!(f.packets, FRAMES.div_ceil(256), "{f:?}");
+        let std::net::IpAddr::V6(src) = f.src else {
+            panic!("IPv6 source expected: {f:?}");
+        };
+        assert_eq!(src.segments()[..2], [0x2001, 0xdb8], "{f:?}");
+        assert_eq!(
+            f.dst,
+            "2001:db8::2".parse::<std::net::IpAddr>().expect("addr")
+        );
+    }
+    assert_eq!(fin.probe.received, FRAMES, "{fin:?}");
+    assert_eq!(fin.probe.streams, 1);
+    assert_eq!(
+        (fin.probe.lost, fin.probe.duplicates, fin.probe.reordered),
+        (0, 0, 0)
+    );
+    assert_eq!(fin.probe.per_stream[0].expected, FRAMES);
+    assert_eq!(fin.probe.latency_ns.count, FRAMES);
 }

@@ -24,6 +24,8 @@ pub struct Host {
     pub iface: String,
     /// IPv4 address on `iface`, if it has one.
     pub ip: Option<Ipv4Addr>,
+    /// Global IPv6 address on `iface`, if it has one (dual-stack labs).
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// MAC address of `iface`, if known.
     pub mac: Option<[u8; 6]>,
 }
@@ -113,6 +115,7 @@ mod tests {
             netns: "x-gen".into(),
             iface: "gen0".into(),
             ip: None,
+            ip6: None,
             mac: None,
         };
         let mut c = h.command("ping");

@@ -29,6 +29,18 @@
 //! Every veth end carries an XDP_PASS program in native mode (see [`xdp`]),
 //! IPv6 is off in every namespace, gen and dut have permanent neighbour
 //! entries for each other and no TX checksum offload, `mon0` is promiscuous.
+//!
+//! **Dual stack** ([`Testbed::enable_ipv6`], `lab up --ipv6`): the address-bearing
+//! ports (gen0, the DUT's port or bridge, the tenants' ten0) get IPv6 on, and an
+//! address from 2001:db8::/64 ([`GEN_IP6`], [`DUT_IP6`], [`tenant_ip6`]), with the
+//! kernel kept quiet so every counter of the lab still adds up exactly: no
+//! link-local address (`addr_gen_mode` 1), no duplicate address detection
+//! (`accept_dad` 0, `dad_transmits` 0, `nodad`), no router solicitations or
+//! advertisements accepted (`router_solicitations` 0, `accept_ra` 0), no
+//! solicited-node group and so no MLD report (the port is `arp off`, IFF_NOARP,
+//! which is what keeps the kernel from joining it), and permanent neighbour entries
+//! so no neighbour solicitation is ever sent. The switch and the monitor keep IPv6
+//! off.
 //! Names, addresses and MACs are fixed (the constants below) so that other
 //! crates' tests can rely on them.
 //!
@@ -53,7 +65,7 @@ pub mod status;
 pub mod testbed;
 pub mod xdp;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use error::{Error, Result};
 pub use host::{Host, format_mac, ifindex_in, parse_mac, run_in_netns};
@@ -99,6 +111,13 @@ pub const GEN_IP: Ipv4Addr = ipv4(profiles::profile::defaults::GEN_IP);
 pub const DUT_IP: Ipv4Addr = ipv4(profiles::profile::defaults::DUT_IP);
 /// Prefix length of the lab subnet 198.18.0.0/24.
 pub const PREFIX_LEN: u8 = 24;
+/// The generator's IPv6 address on a dual-stack lab (`lab up --ipv6`; 2001:db8::/32 is
+/// the documentation prefix, RFC 3849), the IPv6 profiles' default source.
+pub const GEN_IP6: Ipv6Addr = profiles::profile::defaults::GEN_IP6;
+/// The DUT's IPv6 address on a dual-stack lab, the IPv6 profiles' default destination.
+pub const DUT_IP6: Ipv6Addr = profiles::profile::defaults::DUT_IP6;
+/// Prefix length of the lab's IPv6 subnet 2001:db8::/64.
+pub const PREFIX6_LEN: u8 = 64;
 
 /// The generator's MAC address.
 pub const GEN_MAC: [u8; 6] = profiles::profile::defaults::GEN_MAC;
@@ -141,6 +160,21 @@ pub fn tenant_vif(i: u8) -> String {
 pub fn tenant_ip(i: u8) -> Ipv4Addr {
     let o = profiles::profile::defaults::DUT_IP;
     Ipv4Addr::new(o[0], o[1], o[2], 10 + i)
+}
+/// Tenant `i`'s IPv6 address on a dual-stack lab: 2001:db8::(0x10 + i), like the
+/// IPv4 one's last byte.
+pub fn tenant_ip6(i: u8) -> Ipv6Addr {
+    let s = DUT_IP6.segments();
+    Ipv6Addr::new(
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[4],
+        s[5],
+        s[6],
+        0x10 + u16::from(i),
+    )
 }
 /// Tenant `i`'s MAC address: 02:00:00:00:01:0i.
 pub fn tenant_mac(i: u8) -> [u8; 6] {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::{DUT_IP, Host, PREFIX_LEN, Testbed, Topology};
+use crate::{DUT_IP, Host, PREFIX_LEN, PREFIX6_LEN, Testbed, Topology};
 
 /// One host in a [`Status`].
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub struct HostStatus {
     /// IPv4 address of the port, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// Global IPv6 address of the port, if any (dual-stack labs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<String>,
     /// MAC address of the port, if known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -28,6 +31,7 @@ impl From<&Host> for HostStatus {
             netns: h.netns.clone(),
             iface: h.iface.clone(),
             ip: h.ip.map(|ip| ip.to_string()),
+            ip6: h.ip6.map(|ip| ip.to_string()),
             mac: h.mac_string(),
         }
     }
@@ -72,6 +76,8 @@ pub struct Status {
     pub topology: Topology,
     /// TX/RX queues on gen0 and dut0.
     pub queues: u32,
+    /// Whether the lab is dual stack (`lab up --ipv6`).
+    pub ipv6: bool,
     /// The hosts.
     pub hosts: Hosts,
     /// The switch, if any.
@@ -86,6 +92,7 @@ impl Status {
             name: bed.name().to_owned(),
             topology: bed.topology(),
             queues: bed.queues(),
+            ipv6: bed.ipv6(),
             hosts: Hosts {
                 r#gen: bed.r#gen().into(),
                 dut: bed.dut().into(),
@@ -113,6 +120,9 @@ fn host_line(f: &mut fmt::Formatter<'_>, role: &str, h: &HostStatus) -> fmt::Res
     if let Some(ip) = &h.ip {
         write!(f, " {ip}/{PREFIX_LEN}")?;
     }
+    if let Some(ip6) = &h.ip6 {
+        write!(f, " {ip6}/{PREFIX6_LEN}")?;
+    }
     if let Some(mac) = &h.mac {
         write!(f, " {mac}")?;
     }
@@ -123,11 +133,12 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "lab {:?}: {} topology, {} queue{} on gen0/dut0",
+            "lab {:?}: {} topology, {} queue{} on gen0/dut0{}",
             self.name,
             self.topology,
             self.queues,
-            if self.queues == 1 { "" } else { "s" }
+            if self.queues == 1 { "" } else { "s" },
+            if self.ipv6 { ", dual stack (IPv6)" } else { "" }
         )?;
         host_line(f, "gen", &self.hosts.r#gen)?;
         host_line(f, "dut", &self.hosts.dut)?;

@@ -12,7 +12,7 @@
 //! last, so that a lab whose builder was killed is found and reaped.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -345,10 +345,10 @@ impl Testbed {
         // A host's address sits on its bridge, not on the bridge's port.
         let (mut dut, _) = read_host(&dut_netns(name), DUT_IFACE).map_err(incomplete)?;
         if tenants {
-            dut.ip = read_host(&dut_netns(name), BRIDGE_IFACE)
+            let br = read_host(&dut_netns(name), BRIDGE_IFACE)
                 .map_err(incomplete)?
-                .0
-                .ip;
+                .0;
+            (dut.ip, dut.ip6) = (br.ip, br.ip6);
         }
         let (mon, switch) = if topology.switched() {
             let (mon, _) = read_host(&mon_netns(name), MON_IFACE).map_err(incomplete)?;
@@ -445,6 +445,74 @@ impl Testbed {
         v.extend(self.tenants.iter().map(|t| t.netns.clone()));
         v
     }
+    /// Whether the lab is dual stack (its generator port has an IPv6 address).
+    pub fn ipv6(&self) -> bool {
+        self.r#gen.ip6.is_some()
+    }
+
+    /// Makes the lab dual stack (`lab up --ipv6`): the generator's port, the DUT's
+    /// address-bearing port (its bridge with tenants) and each tenant's port get IPv6
+    /// and an address from 2001:db8::/64, with static neighbour entries both ways, and
+    /// the kernel kept from sending anything on its own (see the crate docs: no
+    /// link-local address, no DAD, no router solicitation, no MLD report, no
+    /// neighbour solicitation). Ports become IFF_NOARP, which is what keeps the
+    /// kernel out of the solicited-node groups; the IPv4 neighbour entries are put
+    /// back after that. The switch and the monitor keep IPv6 off.
+    pub fn enable_ipv6(&mut self) -> Result<()> {
+        if self.ipv6() {
+            return Ok(());
+        }
+        let dut_iface = if self.topology == Topology::Tenants {
+            BRIDGE_IFACE
+        } else {
+            DUT_IFACE
+        };
+        let both =
+            |a: Ipv4Addr, b: Ipv6Addr, mac: [u8; 6]| [(IpAddr::V4(a), mac), (IpAddr::V6(b), mac)];
+        // (namespace, port, its IPv6 address, permanent neighbours).
+        type Plan<'a> = (String, &'a str, Ipv6Addr, Vec<(IpAddr, [u8; 6])>);
+        let mut plan: Vec<Plan<'_>> = vec![
+            (
+                self.r#gen.netns.clone(),
+                GEN_IFACE,
+                GEN_IP6,
+                both(DUT_IP, DUT_IP6, DUT_MAC).to_vec(),
+            ),
+            (
+                self.dut.netns.clone(),
+                dut_iface,
+                DUT_IP6,
+                both(GEN_IP, GEN_IP6, GEN_MAC).to_vec(),
+            ),
+        ];
+        for (k, t) in self.tenants.iter().enumerate() {
+            let i = k as u8 + 1;
+            plan[0]
+                .3
+                .extend(both(tenant_ip(i), tenant_ip6(i), tenant_mac(i)));
+            plan.push((
+                t.netns.clone(),
+                TENANT_IFACE,
+                tenant_ip6(i),
+                both(GEN_IP, GEN_IP6, GEN_MAC).to_vec(),
+            ));
+        }
+        for (ns, iface, addr, peers) in &plan {
+            quiet_ipv6(ns, iface)?;
+            let a = format!("{addr}/{PREFIX6_LEN}");
+            ip(&["-n", ns, "addr", "add", &a, "dev", iface, "nodad"])?;
+            for (peer, mac) in peers {
+                neigh_permanent(ns, iface, *peer, mac)?;
+            }
+        }
+        self.r#gen.ip6 = Some(GEN_IP6);
+        self.dut.ip6 = Some(DUT_IP6);
+        for (k, t) in self.tenants.iter_mut().enumerate() {
+            t.ip6 = Some(tenant_ip6(k as u8 + 1));
+        }
+        Ok(())
+    }
+
     /// `lab status` for this lab.
     pub fn status(&self) -> Status {
         Status::of(self)
@@ -521,11 +589,17 @@ fn read_host(netns: &str, iface: &str) -> Result<(Host, u32)> {
             .filter(|ai| ai["family"] == "inet")
             .find_map(|ai| ai["local"].as_str()?.parse().ok())
     });
+    let ip6 = link["addr_info"].as_array().and_then(|a| {
+        a.iter()
+            .filter(|ai| ai["family"] == "inet6" && ai["scope"] == "global")
+            .find_map(|ai| ai["local"].as_str()?.parse().ok())
+    });
     Ok((
         Host {
             netns: netns.to_owned(),
             iface: iface.to_owned(),
             ip,
+            ip6,
             mac,
         },
         queues,
@@ -673,7 +747,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     for (ns, iface, addr, peers) in &hosts {
         ip(&["-n", ns, "addr", "add", &prefix(*addr), "dev", iface])?;
         for (peer, peer_mac) in peers {
-            neigh_permanent(ns, iface, *peer, peer_mac)?;
+            neigh_permanent(ns, iface, (*peer).into(), peer_mac)?;
         }
         if *iface != BRIDGE_IFACE {
             netns_exec(ns, "ethtool", &["-K", iface, "tx", "off"])?;
@@ -683,7 +757,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
         // gen1 has no address (the kernel's own traffic leaves by gen0) but
         // knows the tenants, for gen's neighbour lookup.
         for &i in &tenant_ids {
-            neigh_permanent(&gen_ns, GEN1_IFACE, tenant_ip(i), &tenant_mac(i))?;
+            neigh_permanent(&gen_ns, GEN1_IFACE, tenant_ip(i).into(), &tenant_mac(i))?;
         }
         netns_exec(&gen_ns, "ethtool", &["-K", GEN1_IFACE, "tx", "off"])?;
     }
@@ -756,18 +830,21 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
             netns: gen_ns.clone(),
             iface: GEN_IFACE.to_owned(),
             ip: Some(GEN_IP),
+            ip6: None,
             mac: Some(GEN_MAC),
         },
         dut: Host {
             netns: dut_ns.clone(),
             iface: DUT_IFACE.to_owned(),
             ip: Some(DUT_IP),
+            ip6: None,
             mac: Some(DUT_MAC),
         },
         mon: switched.then(|| Host {
             netns: mon_ns.clone(),
             iface: MON_IFACE.to_owned(),
             ip: None,
+            ip6: None,
             mac: Some(MON_MAC),
         }),
         switch: switched.then(|| sw_ns.clone()),
@@ -777,12 +854,14 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
                     netns: gen_ns.clone(),
                     iface: GEN1_IFACE.to_owned(),
                     ip: None,
+                    ip6: None,
                     mac: Some(GEN1_MAC),
                 },
                 Host {
                     netns: dut_ns.clone(),
                     iface: DUT1_IFACE.to_owned(),
                     ip: None,
+                    ip6: None,
                     mac: Some(DUT1_MAC),
                 },
             )
@@ -794,6 +873,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
                 netns: ns.clone(),
                 iface: TENANT_IFACE.to_owned(),
                 ip: Some(tenant_ip(i)),
+                ip6: None,
                 mac: Some(tenant_mac(i)),
             })
             .collect(),
@@ -801,7 +881,28 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     })
 }
 
-fn neigh_permanent(ns: &str, iface: &str, peer: Ipv4Addr, mac: &[u8; 6]) -> Result<()> {
+/// Turns IPv6 on for `iface` in `ns` with everything the kernel would send on its
+/// own turned off first: link-local autoconfiguration, DAD, router solicitations,
+/// router advertisements, and (IFF_NOARP) the solicited-node groups whose MLD
+/// reports would otherwise go out. Neighbour entries on the port are flushed by the
+/// flag change: add them afterwards.
+fn quiet_ipv6(ns: &str, iface: &str) -> Result<()> {
+    ip(&["-n", ns, "link", "set", "dev", iface, "arp", "off"])?;
+    let k = |key: &str, v: u8| format!("net.ipv6.conf.{iface}.{key}={v}");
+    let settings = [
+        k("addr_gen_mode", 1),
+        k("accept_dad", 0),
+        k("dad_transmits", 0),
+        k("router_solicitations", 0),
+        k("accept_ra", 0),
+        k("disable_ipv6", 0),
+    ];
+    let mut args = vec!["-q", "-w"];
+    args.extend(settings.iter().map(String::as_str));
+    netns_exec(ns, "sysctl", &args)
+}
+
+fn neigh_permanent(ns: &str, iface: &str, peer: IpAddr, mac: &[u8; 6]) -> Result<()> {
     ip(&[
         "-n",
         ns,
@@ -822,7 +923,9 @@ fn neigh_permanent(ns: &str, iface: &str, peer: Ipv4Addr, mac: &[u8; 6]) -> Resu
 /// tenants' vifs. Ports do not learn, so a frame whose source MAC belongs
 /// elsewhere (gen sending from gen1 with gen0's address, say) cannot move
 /// an entry; static entries say where every lab MAC lives; STP is off and
-/// ports forward at once.
+/// ports forward at once. Multicast snooping is off: with it the bridge joins the
+/// multicast-router-discovery groups (224.0.0.106, ff02::6a) and sends IGMP/MLD
+/// reports out of every port on its own, which would move the lab's counters.
 fn build_bridge(dut_ns: &str, tenant_ids: &[u8]) -> Result<()> {
     let host_mac = format_mac(&DUT_MAC);
     ip(&[
@@ -838,6 +941,8 @@ fn build_bridge(dut_ns: &str, tenant_ids: &[u8]) -> Result<()> {
         "stp_state",
         "0",
         "forward_delay",
+        "0",
+        "mcast_snooping",
         "0",
     ])?;
     let mut entries = vec![

@@ -169,9 +169,9 @@ fn text_final(f: &FinalRecord) -> String {
     }
     let k = &f.skipped;
     s.push_str(&format!(
-        "skipped: {} malformed, {} not IPv4, {} not UDP, {} not DNS/probe{}",
+        "skipped: {} malformed, {} not IP, {} not UDP, {} not DNS/probe{}",
         k.malformed,
-        k.not_ipv4,
+        k.not_ip,
         k.not_udp,
         k.not_dns_or_probe,
         if f.capture_truncated {

@@ -20,8 +20,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 
-use profiles::wire::{WireError, dns, probe, udp4};
+use profiles::wire::{WireError, dns, probe, udp};
 
 /// How requests and responses are paired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +54,12 @@ pub struct Counters {
     /// Response timestamp earlier than its request's (clock steps, merged captures):
     /// matched with a response time of 0.
     pub negative_rtt: u64,
-    /// Frames skipped: truncated or malformed Ethernet/IPv4/UDP.
+    /// Frames skipped: truncated or malformed Ethernet/IP/UDP.
     pub malformed: u64,
-    /// Frames skipped: not IPv4 (ARP, IPv6, ...).
-    pub not_ipv4: u64,
-    /// Frames skipped: IPv4 but not UDP, or an IPv4 fragment.
+    /// Frames skipped: neither IPv4 nor IPv6 (ARP, LLDP, ...).
+    pub not_ip: u64,
+    /// Frames skipped: IP but not UDP, an IP fragment, or UDP behind an IPv6 extension
+    /// header (not parsed).
     pub not_udp: u64,
     /// Frames skipped: UDP without a DNS message (dns) or a probe (seq).
     pub not_matched_proto: u64,
@@ -77,7 +79,7 @@ impl Counters {
             evicted: self.evicted - e.evicted,
             negative_rtt: self.negative_rtt - e.negative_rtt,
             malformed: self.malformed - e.malformed,
-            not_ipv4: self.not_ipv4 - e.not_ipv4,
+            not_ip: self.not_ip - e.not_ip,
             not_udp: self.not_udp - e.not_udp,
             not_matched_proto: self.not_matched_proto - e.not_matched_proto,
         }
@@ -138,6 +140,19 @@ fn hash_bytes(mut h: u64, b: &[u8]) -> u64 {
     mix(h, u64::from_le_bytes(a) ^ ((b.len() as u64) << 56))
 }
 
+/// Mixes an address into `h`, IPv4 and IPv6 apart (an IPv4 address and the IPv6
+/// address with the same low bits hash differently).
+#[inline]
+fn mix_addr(h: u64, ip: IpAddr) -> u64 {
+    match ip {
+        IpAddr::V4(a) => mix(h, u64::from(a.to_bits())),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            mix(mix(h ^ (1 << 63), (b >> 64) as u64), b as u64)
+        }
+    }
+}
+
 /// What one frame was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -148,7 +163,7 @@ enum Kind {
 }
 
 fn classify(mode: MatchMode, frame: &[u8]) -> Result<Kind, WireError> {
-    let u = udp4::parse(frame)?;
+    let u = udp::parse(frame)?;
     match mode {
         MatchMode::Dns => {
             let p = dns::Packet::new_checked(u.payload)?;
@@ -159,13 +174,12 @@ fn classify(mode: MatchMode, frame: &[u8]) -> Result<Kind, WireError> {
             } else {
                 (u.src_ip, u.src_port, u.dst_ip, u.dst_port)
             };
-            let addr = (u64::from(u32::from_be_bytes(client_ip)) << 32)
-                | u64::from(u32::from_be_bytes(server_ip));
+            let h = mix_addr(mix_addr(0x243F_6A88_85A3_08D3, client_ip), server_ip);
             let ports = (u64::from(client_port) << 48)
                 | (u64::from(server_port) << 32)
                 | (u64::from(p.id()) << 16);
             let types = (u64::from(q.qtype) << 16) | u64::from(q.qclass);
-            let h = mix(mix(mix(0x243F_6A88_85A3_08D3, addr), ports), types);
+            let h = mix(mix(h, ports), types);
             let key = hash_bytes(h, q.name);
             Ok(if response {
                 Kind::Response(key, Some(p.rcode().0))
@@ -312,12 +326,14 @@ impl Matcher {
             Ok(k) => k,
             Err(e) => {
                 match e {
-                    WireError::NotIpv4 => self.counters.not_ipv4 += 1,
-                    WireError::NotUdp | WireError::Fragment => self.counters.not_udp += 1,
+                    WireError::NotIp => self.counters.not_ip += 1,
+                    WireError::NotUdp | WireError::Fragment | WireError::Ipv6Extension => {
+                        self.counters.not_udp += 1
+                    }
                     WireError::Truncated | WireError::Malformed => {
                         // Truncated/malformed below UDP (DNS/probe) is "not our protocol";
                         // distinguish by whether UDP parsed.
-                        if udp4::parse(frame).is_ok() {
+                        if udp::parse(frame).is_ok() {
                             self.counters.not_matched_proto += 1
                         } else {
                             self.counters.malformed += 1
@@ -618,7 +634,7 @@ mod tests {
         arp[12] = 0x08;
         arp[13] = 0x06;
         m.on_frame(0, &arp);
-        assert_eq!(m.counters().not_ipv4, 1);
+        assert_eq!(m.counters().not_ip, 1);
     }
 
     #[test]

@@ -284,7 +284,7 @@ impl Session {
             negative_rtt: c.negative_rtt,
             skipped: Skipped {
                 malformed: c.malformed,
-                not_ipv4: c.not_ipv4,
+                not_ip: c.not_ip,
                 not_udp: c.not_udp,
                 not_dns_or_probe: c.not_matched_proto,
             },

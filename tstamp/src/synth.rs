@@ -5,14 +5,42 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::Write;
+use std::net::IpAddr;
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use profiles::wire::dns;
 
+/// Client and server of [`dns_frame`].
+pub const CLIENT4: [u8; 4] = [198, 18, 0, 1];
+/// Server of [`dns_frame`].
+pub const SERVER4: [u8; 4] = [198, 18, 0, 2];
+
 /// A DNS query or response frame (Ethernet/IPv4/UDP), client 198.18.0.1:`port`,
 /// server 198.18.0.2:53, question `name` A IN; responses carry `rcode`.
 pub fn dns_frame(id: u16, response: bool, name: &str, port: u16, rcode: u8) -> Vec<u8> {
+    dns_frame_between(
+        CLIENT4.into(),
+        SERVER4.into(),
+        id,
+        response,
+        name,
+        port,
+        rcode,
+    )
+}
+
+/// As [`dns_frame`] between any `client` and `server` of one IP version (IPv4 or
+/// IPv6; mixed versions fall back to IPv4's 0.0.0.0).
+pub fn dns_frame_between(
+    client: IpAddr,
+    server: IpAddr,
+    id: u16,
+    response: bool,
+    name: &str,
+    port: u16,
+    rcode: u8,
+) -> Vec<u8> {
     let mut msg = vec![0u8; 12];
     msg[0..2].copy_from_slice(&id.to_be_bytes());
     let flags: u16 = if response {
@@ -26,8 +54,8 @@ pub fn dns_frame(id: u16, response: bool, name: &str, port: u16, rcode: u8) -> V
     msg.extend_from_slice(&[0, 1, 0, 1]);
     let (src, dst, sp, dp, smac, dmac) = if response {
         (
-            [198, 18, 0, 2],
-            [198, 18, 0, 1],
+            server,
+            client,
             53,
             port,
             [2, 0, 0, 0, 0, 2],
@@ -35,17 +63,21 @@ pub fn dns_frame(id: u16, response: bool, name: &str, port: u16, rcode: u8) -> V
         )
     } else {
         (
-            [198, 18, 0, 1],
-            [198, 18, 0, 2],
+            client,
+            server,
             port,
             53,
             [2, 0, 0, 0, 0, 1],
             [2, 0, 0, 0, 0, 2],
         )
     };
-    let b = etherparse::PacketBuilder::ethernet2(smac, dmac)
-        .ipv4(src, dst, 64)
-        .udp(sp, dp);
+    let eth = etherparse::PacketBuilder::ethernet2(smac, dmac);
+    let b = match (src, dst) {
+        (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+        (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+        _ => eth.ipv4([0; 4], [0; 4], 64),
+    }
+    .udp(sp, dp);
     let mut out = Vec::with_capacity(64 + msg.len());
     let _ = b.write(&mut out, &msg);
     if out.len() < 60 {

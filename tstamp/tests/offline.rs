@@ -15,7 +15,7 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
 use tstamp::cli::{Args, run};
-use tstamp::synth::{Workload, dns_frame, write_pcap, write_pcapng};
+use tstamp::synth::{Workload, dns_frame, dns_frame_between, write_pcap, write_pcapng};
 
 fn workload() -> Workload {
     Workload {
@@ -196,6 +196,20 @@ fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// Writes `frames` (timestamp ns, bytes), in that order, as nanosecond pcap to `path`.
+fn write_frames_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    write_pcap(
+        BufWriter::new(std::fs::File::create(path).expect("create")),
+        true,
+        |f| {
+            for (ts, d) in frames {
+                f(*ts, d);
+            }
+        },
+    )
+    .expect("write");
+}
+
 #[test]
 fn duplicates_unmatched_and_timeouts_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -222,16 +236,7 @@ fn duplicates_unmatched_and_timeouts_exactly() {
             dns_frame(5, false, "e.example", 1000, 0),
         ), // never answered
     ];
-    write_pcap(
-        BufWriter::new(std::fs::File::create(&path).expect("create")),
-        true,
-        |f| {
-            for (ts, d) in &frames {
-                f(*ts, d);
-            }
-        },
-    )
-    .expect("write");
+    write_frames_pcap(&path, &frames);
     // Timeout 1 ms: request 3 (t+800) has timed out when its answer comes at t+1.5009 ms.
     // Request 4 is answered after 2 ms - 100 ns... also > 1 ms: it has timed out too.
     let fin = run(&args(&[
@@ -279,6 +284,109 @@ fn duplicates_unmatched_and_timeouts_exactly() {
     assert!(fin.evicted >= 1);
     // Every request but the one retransmission ends exactly one way.
     assert_eq!(fin.matched + fin.lost + fin.evicted, fin.requests - 1);
+}
+
+#[test]
+fn dns_over_ipv6_matches_and_never_pairs_across_versions() {
+    use std::net::{IpAddr, Ipv6Addr};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v6.pcap");
+    let client = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+    let server = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+    let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3));
+    let v6 = |id: u16, resp: bool, name: &str| {
+        dns_frame_between(client, server, id, resp, name, 4000, 0)
+    };
+    let t = 1_000_000_000u64;
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    // Queries 1..=6 over IPv6, 10 µs apart; i answered after i µs, except 4 (lost);
+    // 2 answered twice (a duplicate).
+    for i in 1..=6u16 {
+        let name = format!("q{i}.v6.example");
+        let ts = t + u64::from(i) * 10_000;
+        frames.push((ts, v6(i, false, &name)));
+        if i != 4 {
+            frames.push((ts + u64::from(i) * 1_000, v6(i, true, &name)));
+        }
+        if i == 2 {
+            frames.push((ts + 2_500, v6(i, true, &name)));
+        }
+    }
+    // Same ID, name and port over IPv4 and over IPv6: the IPv6 answer does not answer
+    // the IPv4 query (lost; unmatched), nor does an answer from another server.
+    frames.push((t + 100_000, dns_frame(9, false, "x.example", 4000, 0)));
+    frames.push((t + 101_000, v6(9, true, "x.example")));
+    frames.push((t + 102_000, v6(8, false, "y.example")));
+    frames.push((
+        t + 103_000,
+        dns_frame_between(client, other, 8, true, "y.example", 4000, 0),
+    ));
+    // A query behind a hop-by-hop header: not parsed, skipped as not UDP.
+    let hbh = profiles::wire::udp::with_hop_by_hop(&v6(7, false, "h.example")).expect("IPv6");
+    frames.push((t + 104_000, hbh));
+    frames.sort_by_key(|f| f.0);
+    write_frames_pcap(&path, &frames);
+    let fin = run(&args(&[
+        "--read",
+        path.to_str().expect("utf8"),
+        "--output",
+        "json",
+    ]))
+    .expect("run");
+    assert_eq!(fin.frames, frames.len() as u64);
+    assert_eq!((fin.requests, fin.responses), (8, 8));
+    assert_eq!(
+        (
+            fin.matched,
+            fin.lost,
+            fin.duplicates,
+            fin.unmatched_responses
+        ),
+        (5, 3, 1, 2)
+    );
+    assert_eq!((fin.rtt_ns.min, fin.rtt_ns.max), (Some(1_000), Some(6_000)));
+    assert_eq!(fin.rtt_ns.mean, Some(17_000.0 / 5.0));
+    assert_eq!(fin.skipped.not_udp, 1);
+    assert_eq!(fin.skipped.not_ip + fin.skipped.malformed, 0);
+}
+
+#[test]
+fn seq_mode_over_ipv6() {
+    use profiles::wire::probe;
+    let frame = |counter: u64, hop: u8| {
+        let mut pl = [0u8; probe::LEN];
+        probe::Repr {
+            stream: 4,
+            counter,
+            tx_ns: 0,
+        }
+        .emit(&mut probe::Packet::new_unchecked(&mut pl[..]));
+        let mut src = [0u8; 16];
+        src[..2].copy_from_slice(&[0xfd, 0x00]);
+        src[15] = 1;
+        let mut dst = src;
+        dst[15] = 2;
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, hop], [2, 0, 0, 0, 0, 9])
+            .ipv6(src, dst, 64 - hop)
+            .udp(4000, 5000)
+            .write(&mut out, &pl)
+            .expect("frame");
+        out
+    };
+    let mut frames: Vec<(u64, Vec<u8>)> = Vec::new();
+    for c in 0..6u64 {
+        let t = 1_000_000 + c * 10_000;
+        frames.push((t, frame(c, 1)));
+        if c != 2 {
+            frames.push((t + 4_000, frame(c, 2)));
+        }
+    }
+    let fin = seq_mode_on(frames);
+    assert_eq!((fin.requests, fin.matched, fin.lost), (6, 5, 1));
+    assert_eq!((fin.rtt_ns.min, fin.rtt_ns.max), (Some(4_000), Some(4_000)));
+    assert_eq!(fin.streams.len(), 1);
+    assert_eq!((fin.streams[0].stream, fin.streams[0].lost), (4, 1));
 }
 
 #[test]

@@ -9,7 +9,7 @@ fn check(m: &Matcher) {
     let c = m.counters();
     assert_eq!(
         c.frames,
-        c.requests + c.responses + c.malformed + c.not_ipv4 + c.not_udp + c.not_matched_proto,
+        c.requests + c.responses + c.malformed + c.not_ip + c.not_udp + c.not_matched_proto,
         "{c:?}"
     );
     assert!(c.matched <= c.responses && c.matched <= c.requests);

@@ -18,6 +18,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -38,11 +39,24 @@ struct {
 
 /* 1: redirect every frame (no parsing). 0: apply the fields below. */
 const volatile __u8 match_all = 1;
-/* IPv4 protocol to match (0: any IPv4). */
+/* IP version the frame must carry: 4, 6, or 0 for either (set by user space to
+ * the version of the addresses asked for; non-IP frames never match). */
+const volatile __u8 match_version = 0;
+/* IPv4 protocol / IPv6 next header to match (0: any). IPv6 extension headers are
+ * not walked: a UDP datagram behind one does not match a UDP filter. */
 const volatile __u8 match_proto = 0;
-/* Addresses in network byte order (0: any). */
+/* IPv4 addresses and masks in network byte order, addresses already masked
+ * (mask 0: any). */
 const volatile __u32 match_src_ip = 0;
+const volatile __u32 match_src_mask = 0;
 const volatile __u32 match_dst_ip = 0;
+const volatile __u32 match_dst_mask = 0;
+/* IPv6 addresses and masks as four 32-bit words in network byte order, addresses
+ * already masked (mask 0: any). */
+const volatile __u32 match_src_ip6[4] = {};
+const volatile __u32 match_src_mask6[4] = {};
+const volatile __u32 match_dst_ip6[4] = {};
+const volatile __u32 match_dst_mask6[4] = {};
 /* UDP/TCP ports in host byte order (0: any). */
 const volatile __u16 match_src_port = 0;
 const volatile __u16 match_dst_port = 0;
@@ -65,6 +79,42 @@ static __always_inline void count(__u32 idx)
 		*c += 1;
 }
 
+/* The source and destination ports at l4 (UDP and TCP both start with them). */
+static __always_inline int ports_match(struct udphdr *l4, void *end)
+{
+	if ((void *)l4 + 4 > end)
+		return 0;
+	if (match_src_port && l4->source != bpf_htons(match_src_port))
+		return 0;
+	if (match_dst_port && l4->dest != bpf_htons(match_dst_port))
+		return 0;
+	return 1;
+}
+
+/* An IPv6 packet at l3: next header, masked addresses, ports. */
+static __always_inline int matches6(void *l3, void *end)
+{
+	struct ipv6hdr *ip6 = l3;
+	int i;
+
+	if ((void *)(ip6 + 1) > end)
+		return 0;
+	if (match_proto && ip6->nexthdr != match_proto)
+		return 0;
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		if ((ip6->saddr.in6_u.u6_addr32[i] & match_src_mask6[i]) != match_src_ip6[i])
+			return 0;
+		if ((ip6->daddr.in6_u.u6_addr32[i] & match_dst_mask6[i]) != match_dst_ip6[i])
+			return 0;
+	}
+	if (!match_src_port && !match_dst_port)
+		return 1;
+	if (ip6->nexthdr != IPPROTO_UDP && ip6->nexthdr != IPPROTO_TCP)
+		return 0;
+	return ports_match((void *)(ip6 + 1), end);
+}
+
 static __always_inline int matches(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -81,7 +131,7 @@ static __always_inline int matches(struct xdp_md *ctx)
 	proto = eth->h_proto;
 	l3 = eth + 1;
 	/* Up to two VLAN tags (802.1Q, 802.1ad, the old 0x9100 QinQ outer tag), as
-	 * the DUT programs parse them: the filter matches the IPv4 inside. */
+	 * the DUT programs parse them: the filter matches the IPv4 or IPv6 inside. */
 	for (i = 0; i < 2; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD) &&
 		    proto != bpf_htons(0x9100))
@@ -91,16 +141,18 @@ static __always_inline int matches(struct xdp_md *ctx)
 		proto = *(__be16 *)(l3 + 2);
 		l3 += 4;
 	}
-	if (proto != bpf_htons(ETH_P_IP))
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return match_version != 4 && matches6(l3, end);
+	if (proto != bpf_htons(ETH_P_IP) || match_version == 6)
 		return 0;
 	ip = l3;
 	if ((void *)(ip + 1) > end)
 		return 0;
 	if (match_proto && ip->protocol != match_proto)
 		return 0;
-	if (match_src_ip && ip->saddr != match_src_ip)
+	if ((ip->saddr & match_src_mask) != match_src_ip)
 		return 0;
-	if (match_dst_ip && ip->daddr != match_dst_ip)
+	if ((ip->daddr & match_dst_mask) != match_dst_ip)
 		return 0;
 	if (!match_src_port && !match_dst_port)
 		return 1;
@@ -109,13 +161,7 @@ static __always_inline int matches(struct xdp_md *ctx)
 	if (ip->ihl < 5)
 		return 0;
 	l4 = (void *)ip + ip->ihl * 4;
-	if ((void *)l4 + 4 > end)
-		return 0;
-	if (match_src_port && l4->source != bpf_htons(match_src_port))
-		return 0;
-	if (match_dst_port && l4->dest != bpf_htons(match_dst_port))
-		return 0;
-	return 1;
+	return ports_match(l4, end);
 }
 
 SEC("xdp")
