@@ -2,7 +2,8 @@
 //! replayed on a veth pair and captured by tcpdump on the peer: byte-identical frames
 //! in file order over every `--loop` pass, gen's packets and bytes against both
 //! interfaces' counters and the capture, the recorded timing scaled by `--speed`,
-//! `--rate` instead, `--dst-mac`/`--dst-ip` rewrites, and bad input refused in one line
+//! `--rate` instead, `--dst-mac`/`--dst-ip` rewrites (IPv4 and IPv6, each version
+//! touching only its own frames of a mixed capture), and bad input refused in one line
 //! with nothing attached.
 
 use std::path::{Path, PathBuf};
@@ -407,6 +408,180 @@ fn dst_mac_and_dst_ip_rewrite_is_in_the_capture() {
                 "frame {i}: UDP checksum"
             );
             assert_eq!(&c[42..], &w[42..], "frame {i}: payload unchanged");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const V6_OLD: [u8; 16] = [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const V6_NEW: &str = "fd00:beef::7:9";
+
+/// An IPv6 frame from `src` to `dst` built by etherparse (its own checksums): UDP,
+/// TCP or ICMPv6 echo (`l4` 17, 6, 58), optionally behind VLAN tag 7, to `ip`.
+fn v6_frame(src: [u8; 6], dst: [u8; 6], ip: [u8; 16], l4: u8, vlan: bool, len: usize) -> Vec<u8> {
+    use etherparse::{PacketBuilder, VlanId};
+    let eth = PacketBuilder::ethernet2(src, dst);
+    let from = [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7)).collect();
+    let mut f = Vec::new();
+    macro_rules! finish {
+        ($ip:expr) => {
+            match l4 {
+                17 => $ip.udp(5353, 53).write(&mut f, &payload),
+                6 => $ip.tcp(40000, 80, 7, 4096).write(&mut f, &payload),
+                _ => $ip.icmpv6_echo_request(9, 3).write(&mut f, &payload),
+            }
+            .expect("etherparse builds the frame")
+        };
+    }
+    if vlan {
+        let vid = VlanId::try_new(7).expect("vlan id");
+        finish!(eth.single_vlan(vid).ipv6(from, ip, 64));
+    } else {
+        finish!(eth.ipv6(from, ip, 64));
+    }
+    f
+}
+
+/// IPv4 and IPv6 frames interleaved (one IPv6 frame behind a VLAN tag), 10 ms
+/// apart; with `ip`, the IPv6 frames go there.
+fn mixed(src: [u8; 6], dst: [u8; 6], ip: [u8; 16]) -> Vec<(u64, Vec<u8>)> {
+    [
+        frame(src, dst, 200, 1),
+        v6_frame(src, dst, ip, 17, false, 100),
+        frame(src, dst, 600, 2),
+        v6_frame(src, dst, ip, 6, false, 700),
+        v6_frame(src, dst, ip, 58, false, 56),
+        v6_frame(src, dst, ip, 17, true, 1200),
+        frame(src, dst, 1000, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, f)| (i as u64 * 10_000_000, f))
+    .collect()
+}
+
+/// IPv6 neighbour discovery and MLD the sender's kernel may emit on its own.
+fn kernel_chatter(f: &[u8]) -> bool {
+    f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && (133..=143).contains(&f[54])
+}
+
+#[test]
+fn dst_ip_v6_rewrites_only_the_ipv6_frames() {
+    let bed = up_with("g6", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("rewrite6");
+    let file = dir.join("mixed.pcap");
+    let frames = mixed(src, dst, V6_OLD);
+    let new: std::net::Ipv6Addr = V6_NEW.parse().expect("v6");
+    let want = mixed(src, dst, new.octets());
+    write_pcap(&file, &frames);
+    let f = file.to_str().expect("utf-8 path");
+    for engine in ["afxdp", "xdp-live"] {
+        let (fin, got) = replay_captured(
+            &bed,
+            &dir,
+            &format!("rw6-{engine}"),
+            &[
+                "--pcap", f, "--speed", "4", "--dst-ip", V6_NEW, "--engine", engine,
+            ],
+        );
+        let got: Vec<_> = got
+            .into_iter()
+            .filter(|(_, c)| !kernel_chatter(c))
+            .collect();
+        assert_eq!(
+            fin["tx_packets"].as_u64(),
+            Some(frames.len() as u64),
+            "{engine}"
+        );
+        assert_eq!(got.len(), frames.len(), "{engine}: frames captured");
+        for (i, ((_, w), (_, c))) in want.iter().zip(&got).enumerate() {
+            // IPv4 frames: the file's bytes; IPv6 ones: what etherparse builds (with
+            // its own checksums) for the new address.
+            assert_eq!(c, w, "{engine} frame {i}");
+            let p = etherparse::SlicedPacket::from_ethernet(c).expect("parses");
+            match p.net {
+                Some(etherparse::NetSlice::Ipv6(v6)) => {
+                    assert_eq!(v6.header().destination_addr(), new, "{engine} frame {i}");
+                }
+                Some(etherparse::NetSlice::Ipv4(_)) => {
+                    assert_eq!(c, &frames[i].1, "{engine} IPv4 frame {i} unchanged");
+                }
+                _ => panic!("{engine} frame {i}: neither IPv4 nor IPv6"),
+            }
+        }
+        // tshark, its checksum checks on, verifies the transport checksum of every
+        // frame to the new address as good.
+        let cap = dir.join(format!("rw6-{engine}.pcap"));
+        let out = Command::new("tshark")
+            .args(["-r", cap.to_str().expect("utf-8"), "-n", "-T", "fields"])
+            .args([
+                "-o",
+                "udp.check_checksum:TRUE",
+                "-o",
+                "tcp.check_checksum:TRUE",
+            ])
+            .args(["-Y", &format!("ipv6.dst == {V6_NEW}")])
+            .args(["-e", "udp.checksum.status", "-e", "tcp.checksum.status"])
+            .args(["-e", "icmpv6.checksum.status"])
+            .output()
+            .expect("tshark");
+        assert!(
+            out.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let statuses: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split('\t')
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        // Status 1 is "Good" (0 bad, 2 unverified).
+        assert_eq!(
+            statuses,
+            ["1", "1", "1", "1"],
+            "{engine}: tshark's checksum verdicts"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dst_ip_of_a_version_the_capture_lacks_is_refused() {
+    let bed = up_with("gv", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("version");
+    let v4 = dir.join("v4.pcap");
+    write_pcap(&v4, &sample(src, dst));
+    let v6 = dir.join("v6.pcap");
+    write_pcap(&v6, &[(0, v6_frame(src, dst, V6_OLD, 17, false, 80))]);
+    let p = |x: &Path| x.to_str().expect("utf-8").to_owned();
+    for (file, addr, needle) in [
+        (p(&v4), V6_NEW, "is IPv6 but"),
+        (p(&v6), "203.0.113.9", "is IPv4 but"),
+    ] {
+        for engine in ["afxdp", "xdp-live"] {
+            let out = Command::new(GEN)
+                .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+                .args(["--pcap", &file, "--dst-ip", addr, "--engine", engine])
+                .output()
+                .expect("run gen");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{file} {addr}: {err}");
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.contains(needle) && err.contains("frame"), "{err}");
+            assert!(out.stdout.is_empty());
+            assert_eq!(
+                prog_name(bed.generator()).as_deref(),
+                Some("xdp_pass"),
+                "{err}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

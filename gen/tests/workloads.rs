@@ -434,6 +434,59 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn ipv6_dst_ip_replaces_the_profiles_destination() {
+    // `--dst-ip` with an IPv6 address on an IPv6 profile: every frame the peer gets
+    // is the template's for the profile with that destination (UDP checksum
+    // included), on both engines.
+    let bed = up("g6d");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let dir = scratch("v6dst");
+    let new: std::net::Ipv6Addr = "fd00:beef::7:9".parse().expect("v6");
+    let mut p = Profile::load("min-multi-flow-v6").expect("profile");
+    p.eth_src = g.mac.expect("gen mac");
+    p.eth_dst = d.mac.expect("dut mac");
+    p.ipv6.as_mut().expect("an IPv6 profile").dst = new;
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
+    let n = 300u64;
+    for engine in ["afxdp", "xdp-live"] {
+        let file = dir.join(format!("{engine}.pcap"));
+        let cap = Tcpdump::start(&bed, &file);
+        let count = n.to_string();
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow-v6",
+                "--engine",
+                engine,
+                "--dst-mac",
+                &dut_mac,
+                "--dst-ip",
+                "fd00:beef::7:9",
+                "--rate",
+                "20k",
+                "--count",
+                &count,
+                "--no-rx",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
+        cap.finish();
+        let got = captured(&file);
+        assert_eq!(got.len() as u64, n, "{engine}: every frame captured");
+        for (i, f) in got.iter().enumerate() {
+            assert_eq!(&f[38..54], &new.octets(), "{engine}: frame {i} destination");
+            assert_eq!(f, &t.frame_for(i as u64, None), "{engine}: frame {i}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// gen at 40k frames/s for `n` frames with `args` (no reply counter, JSON): its
 /// final record and the increase of gen0's transmit and dut0's receive counters
 /// (packets, bytes) once `n` frames are counted.
