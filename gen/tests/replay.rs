@@ -4,7 +4,8 @@
 //! interfaces' counters and the capture, the recorded timing scaled by `--speed`,
 //! `--rate` instead, `--dst-mac`/`--dst-ip` rewrites (IPv4 and IPv6, each version
 //! touching only its own frames of a mixed capture), and bad input refused in one line
-//! with nothing attached.
+//! with nothing attached. Also the IPv6 rewrite itself on crafted frames (no
+//! namespaces): UDP/TCP/ICMPv6, tagged, extension headers, the version refusal.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,7 @@ use std::process::Command;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 use profiles::wire::checksum;
+use xgen::replay::{Replay, set_ipv4_dst, set_ipv6_dst};
 
 mod common;
 use common::{
@@ -585,6 +587,116 @@ fn dst_ip_of_a_version_the_capture_lacks_is_refused() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// The IPv6 `--dst-ip` rewrite itself (no namespaces needed): against frames
+// etherparse builds for the new address, with its own checksums.
+
+const M1: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const M2: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn v6_new() -> [u8; 16] {
+    V6_NEW.parse::<std::net::Ipv6Addr>().expect("v6").octets()
+}
+
+#[test]
+fn ipv6_dst_rewrite_matches_a_frame_built_for_the_new_address() {
+    for l4 in [17, 6, 58] {
+        for vlan in [false, true] {
+            let mut f = v6_frame(M1, M2, V6_OLD, l4, vlan, 24);
+            assert!(set_ipv6_dst(&mut f, v6_new()));
+            assert_eq!(
+                f,
+                v6_frame(M1, M2, v6_new(), l4, vlan, 24),
+                "proto {l4} vlan {vlan}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_version_leaves_the_other_alone() {
+    let v6 = v6_frame(M1, M2, V6_OLD, 17, true, 24);
+    let mut f = v6.clone();
+    assert!(!set_ipv4_dst(&mut f, [1, 2, 3, 4]));
+    assert_eq!(f, v6);
+    let mut v4 = frame(M1, M2, 100, 5);
+    v4.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+    let mut f = v4.clone();
+    assert!(!set_ipv6_dst(&mut f, v6_new()));
+    assert_eq!(f, v4);
+    let mut short = v6[..50].to_vec();
+    assert!(
+        !set_ipv6_dst(&mut short, v6_new()),
+        "shorter than the IPv6 header"
+    );
+}
+
+/// `f` (Ethernet + IPv6, no VLAN) with an 8-byte extension header `ext` (its
+/// next-header byte set here) put in front of the transport header.
+fn with_ext(f: &[u8], kind: u8, mut ext: [u8; 8]) -> Vec<u8> {
+    let mut g = f[..54].to_vec();
+    ext[0] = g[20];
+    g[20] = kind;
+    let plen = u16::from_be_bytes([g[18], g[19]]) + 8;
+    g[18..20].copy_from_slice(&plen.to_be_bytes());
+    g.extend_from_slice(&ext);
+    g.extend_from_slice(&f[54..]);
+    g
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked_to_the_checksum() {
+    let old = v6_frame(M1, M2, V6_OLD, 17, false, 24);
+    let want = v6_frame(M1, M2, v6_new(), 17, false, 24);
+    // Hop-by-hop with PadN, and a first fragment: the UDP checksum follows.
+    for (kind, ext) in [
+        (0, [0, 0, 1, 4, 0, 0, 0, 0]),
+        (44, [0, 0, 0, 1, 0, 0, 0, 42]),
+    ] {
+        let mut f = with_ext(&old, kind, ext);
+        assert!(set_ipv6_dst(&mut f, v6_new()));
+        assert_eq!(&f[38..54], &v6_new());
+        assert_eq!(&f[62..], &want[54..], "ext {kind}: UDP header and payload");
+    }
+    // A later fragment (offset 8 x 8 bytes), or a routing header with segments
+    // left: the address changes, the bytes after the IPv6 header do not.
+    for (kind, ext) in [
+        (44, [0, 0, 0, 64, 0, 0, 0, 42]),
+        (43, [0, 0, 4, 1, 0, 0, 0, 0]),
+    ] {
+        let mut f = with_ext(&old, kind, ext);
+        let before = f.clone();
+        assert!(set_ipv6_dst(&mut f, v6_new()));
+        assert_eq!(&f[38..54], &v6_new());
+        assert_eq!(&f[54..], &before[54..], "ext {kind}: rest unchanged");
+    }
+}
+
+#[test]
+fn an_address_of_a_version_no_frame_has_is_refused() {
+    let mut r = Replay {
+        path: "v4.pcap".into(),
+        frames: vec![frame(M1, M2, 100, 1), frame(M1, M2, 300, 2)],
+        offsets_ns: vec![0, 1],
+        loops: 1,
+        speed: 1.0,
+        rate_pps: None,
+    };
+    let before = r.frames.clone();
+    let e = r
+        .rewrite(Some([2, 0, 0, 0, 0, 9]), Some(V6_NEW.parse().expect("v6")))
+        .expect_err("no IPv6 frame");
+    assert_eq!(
+        e.to_string(),
+        "--dst-ip fd00:beef::7:9 is IPv6 but v4.pcap holds no IPv6 frame (2 IPv4, 0 IPv6, 0 other): give an IPv4 address or leave --dst-ip out"
+    );
+    assert_eq!(r.frames, before, "nothing rewritten");
+    r.frames.push(v6_frame(M1, M2, V6_OLD, 6, false, 24));
+    r.rewrite(None, Some(V6_NEW.parse().expect("v6")))
+        .expect("one IPv6 frame");
+    assert_eq!(&r.frames[..2], &before[..], "IPv4 frames unchanged");
+    assert_eq!(r.frames[2], v6_frame(M1, M2, v6_new(), 6, false, 24));
 }
 
 fn tmp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
