@@ -392,10 +392,10 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
     let n = 700u64;
     for (engine, queues) in [("xdp-live", "1"), ("xdp-live", "2"), ("afxdp", "1")] {
         let file = dir.join(format!("{engine}-{queues}.pcap"));
-        let cap = Tcpdump::start(&bed, &file);
-        let count = n.to_string();
-        let out = run_gen(
+        let (fin, mut got) = captured_run(
             &bed,
+            &file,
+            n,
             &[
                 "--profile",
                 path,
@@ -405,21 +405,11 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
                 queues,
                 "--dst-mac",
                 &dut_mac,
-                "--rate",
-                "20k",
-                "--count",
-                &count,
-                "--no-rx",
-                "--output",
-                "json",
             ],
         );
-        let fin = final_of(&out);
         let what = format!("{engine}, {queues} queue(s)");
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{what}");
         assert_eq!(fin["tx_check"]["interface_tx"].as_u64(), Some(n), "{what}");
-        cap.finish();
-        let mut got = captured(&file);
         assert_eq!(got.len() as u64, n, "{what}: every frame captured");
         let mut want: Vec<Vec<u8>> = (0..n).map(|i| t.frame_for(i, None)).collect();
         if queues != "1" {
@@ -452,10 +442,10 @@ fn ipv6_dst_ip_replaces_the_profiles_destination() {
     let n = 300u64;
     for engine in ["afxdp", "xdp-live"] {
         let file = dir.join(format!("{engine}.pcap"));
-        let cap = Tcpdump::start(&bed, &file);
-        let count = n.to_string();
-        let out = run_gen(
+        let (fin, got) = captured_run(
             &bed,
+            &file,
+            n,
             &[
                 "--profile",
                 "min-multi-flow-v6",
@@ -465,19 +455,9 @@ fn ipv6_dst_ip_replaces_the_profiles_destination() {
                 &dut_mac,
                 "--dst-ip",
                 "fd00:beef::7:9",
-                "--rate",
-                "20k",
-                "--count",
-                &count,
-                "--no-rx",
-                "--output",
-                "json",
             ],
         );
-        let fin = final_of(&out);
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
-        cap.finish();
-        let got = captured(&file);
         assert_eq!(got.len() as u64, n, "{engine}: every frame captured");
         for (i, f) in got.iter().enumerate() {
             assert_eq!(&f[38..54], &new.octets(), "{engine}: frame {i} destination");
@@ -485,6 +465,24 @@ fn ipv6_dst_ip_replaces_the_profiles_destination() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// gen at 20k frames/s for `n` frames with `args` (no reply counter, JSON) while
+/// tcpdump captures at dut0 into `file`: its final record and the frames captured.
+fn captured_run(
+    bed: &testbed::Testbed,
+    file: &Path,
+    n: u64,
+    args: &[&str],
+) -> (serde_json::Value, Vec<Vec<u8>>) {
+    let cap = Tcpdump::start(bed, file);
+    let count = n.to_string();
+    let common = [
+        "--rate", "20k", "--count", &count, "--no-rx", "--output", "json",
+    ];
+    let fin = final_of(&run_gen(bed, &[args, &common[..]].concat()));
+    cap.finish();
+    (fin, captured(file))
 }
 
 /// gen at 40k frames/s for `n` frames with `args` (no reply counter, JSON): its
