@@ -1380,7 +1380,7 @@ fn xdp_live_frames_keep_their_sizes_whatever_the_dut_does_with_the_pages() {
             "--dst-mac",
             &dut_mac,
             "--rate",
-            "20k",
+            "5k",
             "--count",
             &count,
             "--no-rx",
