@@ -91,9 +91,10 @@ pub struct Args {
     /// Source IPv4 address.
     #[arg(long, value_parser = units::parse_ipv4)]
     pub src_ip: Option<Ipv4Addr>,
-    /// Destination IPv4 address.
-    #[arg(long, value_parser = units::parse_ipv4)]
-    pub dst_ip: Option<Ipv4Addr>,
+    /// Destination address: IPv4, or IPv6 (an IPv6 profile, or --pcap: rewrites
+    /// the capture's frames of that version only).
+    #[arg(long, value_parser = units::parse_ip)]
+    pub dst_ip: Option<std::net::IpAddr>,
     /// Reporting interval.
     #[arg(long, value_parser = units::parse_duration, default_value = "1s")]
     pub interval: std::time::Duration,
@@ -251,7 +252,7 @@ mod tests {
         assert_eq!(o.queues, b.queues);
         assert_eq!(o.src_ip, b.src_ip);
         assert_eq!(o.frame_size, b.frame_size);
-        assert_eq!(o.dst_ip, b.dst_ip);
+        assert_eq!(o.dst_ip, b.dst_ip.map(std::net::IpAddr::V4));
         assert_eq!(o.dst_mac, b.dst_mac);
         assert_eq!(Some(o.interval), b.interval);
         assert_eq!((o.no_rx, o.force), (true, true));

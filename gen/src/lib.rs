@@ -35,7 +35,7 @@ pub mod txcount;
 pub mod units;
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -80,8 +80,8 @@ pub struct Options {
     pub dst_mac: Option<[u8; 6]>,
     /// Source IPv4 address.
     pub src_ip: Option<Ipv4Addr>,
-    /// Destination IPv4 address.
-    pub dst_ip: Option<Ipv4Addr>,
+    /// Destination address (IPv6: an IPv6 profile, or `--pcap`'s IPv6 frames).
+    pub dst_ip: Option<IpAddr>,
     /// Reporting interval.
     pub interval: Duration,
     /// Output format.
@@ -194,17 +194,23 @@ pub fn prepare(o: &Options) -> Result<Plan> {
             .set_frame_size(size)
             .map_err(|e| anyhow::anyhow!("--frame-size: {e}"))?;
     }
-    if profile.ipv6.is_some() && (o.src_ip.is_some() || o.dst_ip.is_some()) {
+    if profile.ipv6.is_some() && (o.src_ip.is_some() || matches!(o.dst_ip, Some(IpAddr::V4(_)))) {
         bail!(
-            "--src-ip/--dst-ip take IPv4 addresses; profile `{}` is IPv6: set [ipv6] src/dst in a child profile instead",
+            "--src-ip and an IPv4 --dst-ip do not fit profile `{}`, which is IPv6: give --dst-ip an IPv6 address, or set [ipv6] src in a child profile",
             profile.name
         );
     }
     if let Some(a) = o.src_ip {
         profile.ip_src = a;
     }
-    if let Some(a) = o.dst_ip {
-        profile.ip_dst = a;
+    match (o.dst_ip, profile.ipv6.as_mut()) {
+        (Some(IpAddr::V4(a)), _) => profile.ip_dst = a,
+        (Some(IpAddr::V6(a)), Some(v6)) => v6.dst = a,
+        (Some(IpAddr::V6(a)), None) => bail!(
+            "--dst-ip {a} is IPv6 but profile `{}` is IPv4: give an IPv4 address or an IPv6 profile",
+            profile.name
+        ),
+        (None, _) => {}
     }
     profile.eth_src = af_xdp::iface::mac(&o.iface)?;
     let dst_ip = match &profile.ipv6 {
@@ -263,7 +269,7 @@ fn prepare_replay(o: &Options) -> Result<Plan> {
     }
     let mtu = net::mtu(&o.iface)?;
     rp.check_sizes(mtu + 14, &format!("{}'s MTU {mtu} + 14", o.iface))?;
-    rp.rewrite(o.dst_mac, o.dst_ip);
+    rp.rewrite(o.dst_mac, o.dst_ip)?;
     let rate_pps = rate_pps(o, rp.mean_len())?;
     rp.rate_pps = rate_pps;
     Ok(Plan {

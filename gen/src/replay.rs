@@ -4,13 +4,14 @@
 //!
 //! The capture is read once with the shared reader ([`capfile`], also tstamp's) into
 //! memory; frames keep their bytes unless `--dst-mac` / `--dst-ip` rewrite them here,
-//! once, before anything is attached. Frame n of the run (n over all `--loop` passes)
+//! once, before anything is attached (an IPv4 `--dst-ip` only the IPv4 frames, an
+//! IPv6 one only the IPv6 frames). Frame n of the run (n over all `--loop` passes)
 //! is the file's frame n mod F; with Q queues queue q sends n = q, q+Q, ... It is due
 //! at its recorded time since the file's first frame divided by `--speed` (pass l
 //! starts one mean gap of the file after pass l-1's last frame, so that no two
 //! passes overlap), or at n / rate with `--rate`.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 
 use anyhow::{Result, bail};
@@ -143,41 +144,111 @@ impl Replay {
         Ok(())
     }
 
-    /// Rewrites every frame's destination MAC and/or IPv4 destination (fixing the
-    /// IPv4 header checksum and the UDP/TCP checksum).
-    pub fn rewrite(&mut self, dst_mac: Option<[u8; 6]>, dst_ip: Option<Ipv4Addr>) {
+    /// Rewrites every frame's destination MAC and/or IP destination: an IPv4
+    /// address goes into the IPv4 frames (fixing the header checksum and the UDP/TCP
+    /// checksum), an IPv6 one into the IPv6 frames (fixing the UDP/TCP/ICMPv6
+    /// checksum over the new pseudo-header); frames of the other version keep their
+    /// bytes. An address whose version no frame has is refused (one line).
+    pub fn rewrite(&mut self, dst_mac: Option<[u8; 6]>, dst_ip: Option<IpAddr>) -> Result<()> {
+        if let Some(a) = dst_ip {
+            let want = if a.is_ipv4() { 4 } else { 6 };
+            let of_version = |v| {
+                self.frames
+                    .iter()
+                    .filter(|f| ip_version(f) == Some(v))
+                    .count()
+            };
+            if of_version(want) == 0 {
+                let (n4, n6) = (of_version(4), of_version(6));
+                bail!(
+                    "--dst-ip {a} is IPv{want} but {} holds no IPv{want} frame ({n4} IPv4, {n6} IPv6, {} other): give an IPv{} address or leave --dst-ip out",
+                    self.path,
+                    self.len() - n4 - n6,
+                    if want == 4 { 6 } else { 4 }
+                );
+            }
+        }
         for f in &mut self.frames {
             if let Some(m) = dst_mac
                 && f.len() >= 6
             {
                 f[..6].copy_from_slice(&m);
             }
-            if let Some(a) = dst_ip {
-                set_ipv4_dst(f, a.octets());
+            match dst_ip {
+                Some(IpAddr::V4(a)) => {
+                    set_ipv4_dst(f, a.octets());
+                }
+                Some(IpAddr::V6(a)) => {
+                    set_ipv6_dst(f, a.octets());
+                }
+                None => {}
             }
         }
+        Ok(())
     }
 }
 
-/// Sets the IPv4 destination of an Ethernet frame (VLAN tags skipped), recomputing
-/// the header checksum and updating the UDP/TCP checksum for the new address. Frames
-/// that are not IPv4 (or too short to hold the header) are left alone.
-pub fn set_ipv4_dst(f: &mut [u8], dst: [u8; 4]) {
+/// Where an Ethernet frame's IP header starts (VLAN tags skipped) and its version
+/// (4 or 6; the EtherType and the header's version field agree). None for anything
+/// else, and for a frame too short to hold the fixed header.
+fn ip_header(f: &[u8]) -> Option<(usize, u8)> {
     let mut off = 12;
     while f.len() >= off + 2 && matches!(u16::from_be_bytes([f[off], f[off + 1]]), 0x8100 | 0x88a8)
     {
         off += 4;
     }
-    if f.len() < off + 2 || u16::from_be_bytes([f[off], f[off + 1]]) != 0x0800 {
-        return;
+    if f.len() < off + 2 {
+        return None;
     }
     let ip = off + 2;
-    if f.len() < ip + 20 || f[ip] >> 4 != 4 {
+    let (version, fixed) = match u16::from_be_bytes([f[off], f[off + 1]]) {
+        0x0800 => (4, 20),
+        0x86dd => (6, 40),
+        _ => return None,
+    };
+    (f.len() >= ip + fixed && f[ip] >> 4 == version).then_some((ip, version))
+}
+
+/// The IP version of an Ethernet frame (4, 6, or None: not IP or too short).
+pub fn ip_version(f: &[u8]) -> Option<u8> {
+    ip_header(f).map(|(_, v)| v)
+}
+
+/// Updates the transport checksum at `at` for a pseudo-header address changed from
+/// `old` to `new` (RFC 1624: HC' = ~(~HC + ~m + m') over the address words). `udp`:
+/// a zero checksum (none, over IPv4) stays zero and a result of zero is sent as
+/// 0xffff.
+fn update_l4_sum(f: &mut [u8], at: usize, udp: bool, old: &[u8], new: &[u8]) {
+    if f.len() < at + 2 {
         return;
     }
+    let cur = u16::from_be_bytes([f[at], f[at + 1]]);
+    if udp && cur == 0 {
+        return;
+    }
+    let mut acc = u64::from(!cur);
+    for w in old.chunks_exact(2) {
+        acc += u64::from(!u16::from_be_bytes([w[0], w[1]]));
+    }
+    acc = checksum::add(acc, new);
+    let mut sum = !checksum::fold(acc);
+    if udp && sum == 0 {
+        sum = 0xffff;
+    }
+    f[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Sets the IPv4 destination of an Ethernet frame (VLAN tags skipped), recomputing
+/// the header checksum and updating the UDP/TCP checksum for the new address. Frames
+/// that are not IPv4 (or too short to hold the header) are left alone; true if the
+/// address was set.
+pub fn set_ipv4_dst(f: &mut [u8], dst: [u8; 4]) -> bool {
+    let Some((ip, 4)) = ip_header(f) else {
+        return false;
+    };
     let ihl = usize::from(f[ip] & 0x0f) * 4;
     if ihl < 20 || f.len() < ip + ihl {
-        return;
+        return false;
     }
     let old: [u8; 4] = [f[ip + 16], f[ip + 17], f[ip + 18], f[ip + 19]];
     f[ip + 16..ip + 20].copy_from_slice(&dst);
@@ -188,32 +259,64 @@ pub fn set_ipv4_dst(f: &mut [u8], dst: [u8; 4]) {
     // Transport checksum: only the first fragment carries the header.
     let frag_off = u16::from_be_bytes([f[ip + 6], f[ip + 7]]) & 0x1fff;
     if frag_off != 0 {
-        return;
+        return true;
     }
     let l4 = ip + ihl;
-    let at = match f[ip + 9] {
-        17 => l4 + 6,
-        6 => l4 + 16,
-        _ => return,
+    match f[ip + 9] {
+        17 => update_l4_sum(f, l4 + 6, true, &old, &dst),
+        6 => update_l4_sum(f, l4 + 16, false, &old, &dst),
+        _ => {}
+    }
+    true
+}
+
+/// Sets the IPv6 destination of an Ethernet frame (VLAN tags skipped) and updates
+/// the UDP/TCP/ICMPv6 checksum for the new pseudo-header. Extension headers
+/// (hop-by-hop, destination options, routing, fragment) are walked to the transport
+/// header; a non-first fragment carries none, and behind a routing header with
+/// segments left the pseudo-header holds the final destination, not this one, so
+/// neither checksum changes. Frames that are not IPv6 are left alone; true if the
+/// address was set.
+pub fn set_ipv6_dst(f: &mut [u8], dst: [u8; 16]) -> bool {
+    let Some((ip, 6)) = ip_header(f) else {
+        return false;
     };
-    if f.len() < at + 2 {
-        return;
+    let mut old = [0u8; 16];
+    old.copy_from_slice(&f[ip + 24..ip + 40]);
+    f[ip + 24..ip + 40].copy_from_slice(&dst);
+    let mut next = f[ip + 6];
+    let mut l4 = ip + 40;
+    loop {
+        if f.len() < l4 + 8 {
+            return true;
+        }
+        match next {
+            // Hop-by-hop, destination options: 8 * (1 + length) bytes.
+            0 | 60 => {}
+            // Routing: with segments left, the pseudo-header's is the final address.
+            43 if f[l4 + 3] != 0 => return true,
+            43 => {}
+            // Fragment: 8 bytes; only the first fragment holds the transport header.
+            44 => {
+                if u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]) >> 3 != 0 {
+                    return true;
+                }
+                next = f[l4];
+                l4 += 8;
+                continue;
+            }
+            _ => break,
+        }
+        next = f[l4];
+        l4 += 8 * (1 + usize::from(f[l4 + 1]));
     }
-    let cur = u16::from_be_bytes([f[at], f[at + 1]]);
-    if f[ip + 9] == 17 && cur == 0 {
-        return; // UDP without a checksum stays without
+    match next {
+        17 => update_l4_sum(f, l4 + 6, true, &old, &dst),
+        6 => update_l4_sum(f, l4 + 16, false, &old, &dst),
+        58 => update_l4_sum(f, l4 + 2, false, &old, &dst),
+        _ => {}
     }
-    // RFC 1624: HC' = ~(~HC + ~m + m') over the address words.
-    let mut acc = u64::from(!cur);
-    for w in old.chunks_exact(2) {
-        acc += u64::from(!u16::from_be_bytes([w[0], w[1]]));
-    }
-    acc = checksum::add(acc, &dst);
-    let mut new = !checksum::fold(acc);
-    if f[ip + 9] == 17 && new == 0 {
-        new = 0xffff;
-    }
-    f[at..at + 2].copy_from_slice(&new.to_be_bytes());
+    true
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
-//! Command-line units: rates, durations, MACs and IPv4 addresses come from
+//! Command-line units: rates, durations, MACs and IPv4/IPv6 addresses come from
 //! `profiles::units` (one parser set for every tool and for the experiment files,
 //! re-exported here); core lists (`0,2-3`) are gen's own. Pure functions.
 
 pub use profiles::units::{
-    Rate, WIRE_OVERHEAD, format_mac, parse_duration, parse_ipv4, parse_mac, parse_rate,
+    Rate, WIRE_OVERHEAD, format_mac, parse_duration, parse_ip, parse_ipv4, parse_mac, parse_rate,
 };
 
 /// Parses a core list: `0,2-3,5`.

@@ -1320,3 +1320,134 @@ fn every_binary_names_the_commit_it_was_built_from() {
         assert_eq!(v.trim(), format!("{b} {}", buildinfo::VERSION), "{b}");
     }
 }
+
+/// The frames of a capture file, in order.
+fn captured_frames(file: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    let st = capfile::read(file, |_, f| {
+        v.push(f.to_vec());
+        true
+    })
+    .expect("read capture");
+    assert!(!st.truncated, "capture truncated");
+    v
+}
+
+#[test]
+fn xdp_live_frames_keep_their_sizes_whatever_the_dut_does_with_the_pages() {
+    // gen_live trims each live frame by a fixed amount from the length the page's
+    // context starts with (the template and a pad byte). That holds only if the
+    // kernel hands every recycled page back at that length, whatever the DUT did
+    // with it: dropped natively (the page goes back to gen's pool untouched),
+    // passed to the stack (an skb built on our page), answered with XDP_TX in
+    // place (the page crosses the link twice). An IMIX (sizes 64 to 1518) and a
+    // fixed size, thousands of frames each so that every page is reused many
+    // times: every frame must leave with its own size. Checked by the DUT
+    // program's packet and byte counters (drop), the frames captured at dut0
+    // (pass) and the answers captured at gen0 (reflect), each frame against the
+    // template's frame n.
+    let bed = up("gz");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let dir = common::scratch("sizes");
+    let imix = dir.join("imix4.toml");
+    std::fs::write(
+        &imix,
+        "parent = \"min-multi-flow\"\nname = \"imix4\"\n[imix]\nsizes = [64, 65, 594, 1518]\nweights = [7, 1, 4, 1]\n",
+    )
+    .expect("write profile");
+    let imix = imix.to_str().expect("utf-8 path").to_owned();
+    let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
+    let n = 3000u64;
+    let count = n.to_string();
+    for (profile, size) in [(imix.as_str(), None), ("min-multi-flow", Some(594usize))] {
+        let mut p = Profile::load(profile).expect("profile");
+        if let Some(s) = size {
+            p.set_frame_size(s).expect("frame size");
+        }
+        p.eth_src = g.mac.expect("gen mac");
+        p.eth_dst = d.mac.expect("dut mac");
+        let t = Template::new(&p, TemplateOptions::default()).expect("template");
+        let want: Vec<Vec<u8>> = (0..n).map(|i| t.frame_for(i, None)).collect();
+        let want_bytes: u64 = want.iter().map(|f| f.len() as u64).sum();
+        let sizes: HashSet<usize> = want.iter().map(Vec::len).collect();
+        assert_eq!(sizes.len(), if size.is_some() { 1 } else { 4 }, "{profile}");
+        let fs = size.map(|s| s.to_string());
+        let mut args = vec![
+            "--profile",
+            profile,
+            "--engine",
+            "xdp-live",
+            "--dst-mac",
+            &dut_mac,
+            "--rate",
+            "5k",
+            "--count",
+            &count,
+            "--no-rx",
+            "--output",
+            "json",
+        ];
+        if let Some(s) = &fs {
+            args.extend(["--frame-size", s]);
+        }
+        let what = |dut: &str| format!("{profile} (size {size:?}) against {dut}");
+
+        // Dropped natively by dut's drop program: its own counters.
+        install_dut(&bed, "drop", "min-multi-flow");
+        let c0 = dut_counters(&bed);
+        let fin = final_of(&run_gen(&bed, &args));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut c1 = dut_counters(&bed);
+        while c1.packets - c0.packets < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            c1 = dut_counters(&bed);
+        }
+        remove_dut(&bed, "drop");
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{}", what("drop"));
+        assert_eq!(
+            fin["tx_bytes"].as_u64(),
+            Some(want_bytes),
+            "{}",
+            what("drop")
+        );
+        assert_eq!(c1.packets - c0.packets, n, "{}: DUT packets", what("drop"));
+        assert_eq!(
+            c1.bytes - c0.bytes,
+            want_bytes,
+            "{}: the DUT program's byte count against the template's sizes",
+            what("drop")
+        );
+
+        // Passed to the stack by the placeholder: captured at dut0.
+        let file = dir.join("pass.pcap");
+        let cap = common::Tcpdump::start(&bed, &file);
+        let fin = final_of(&run_gen(&bed, &args));
+        cap.finish();
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{}", what("pass"));
+        let got = captured_frames(&file);
+        assert_eq!(got.len() as u64, n, "{}: frames captured", what("pass"));
+        for (i, (c, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(c.len(), w.len(), "{}: frame {i}'s size", what("pass"));
+            assert_eq!(c, w, "{}: frame {i}", what("pass"));
+        }
+
+        // Answered in our pages (MACs swapped, XDP_TX): the answers at gen0.
+        install_dut(&bed, "reflect", "min-multi-flow");
+        let file = dir.join("reflect.pcap");
+        let cap = common::Tcpdump::start_on(&g, &d, &file);
+        let fin = final_of(&run_gen(&bed, &args));
+        cap.finish();
+        remove_dut(&bed, "reflect");
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{}", what("reflect"));
+        let got = captured_frames(&file);
+        assert_eq!(got.len() as u64, n, "{}: answers captured", what("reflect"));
+        for (i, (c, w)) in got.iter().zip(&want).enumerate() {
+            let mut w = w.clone();
+            w[..6].copy_from_slice(&p.eth_src);
+            w[6..12].copy_from_slice(&p.eth_dst);
+            assert_eq!(c.len(), w.len(), "{}: answer {i}'s size", what("reflect"));
+            assert_eq!(c, &w, "{}: answer {i}", what("reflect"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

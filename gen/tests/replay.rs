@@ -2,8 +2,10 @@
 //! replayed on a veth pair and captured by tcpdump on the peer: byte-identical frames
 //! in file order over every `--loop` pass, gen's packets and bytes against both
 //! interfaces' counters and the capture, the recorded timing scaled by `--speed`,
-//! `--rate` instead, `--dst-mac`/`--dst-ip` rewrites, and bad input refused in one line
-//! with nothing attached.
+//! `--rate` instead, `--dst-mac`/`--dst-ip` rewrites (IPv4 and IPv6, each version
+//! touching only its own frames of a mixed capture), and bad input refused in one line
+//! with nothing attached. Also the IPv6 rewrite itself on crafted frames (no
+//! namespaces): UDP/TCP/ICMPv6, tagged, extension headers, the version refusal.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +13,7 @@ use std::process::Command;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, TsResolution};
 use profiles::wire::checksum;
+use xgen::replay::{Replay, set_ipv4_dst, set_ipv6_dst};
 
 mod common;
 use common::{
@@ -410,6 +413,290 @@ fn dst_mac_and_dst_ip_rewrite_is_in_the_capture() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const V6_OLD: [u8; 16] = [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const V6_NEW: &str = "fd00:beef::7:9";
+
+/// An IPv6 frame from `src` to `dst` built by etherparse (its own checksums): UDP,
+/// TCP or ICMPv6 echo (`l4` 17, 6, 58), optionally behind VLAN tag 7, to `ip`.
+fn v6_frame(src: [u8; 6], dst: [u8; 6], ip: [u8; 16], l4: u8, vlan: bool, len: usize) -> Vec<u8> {
+    use etherparse::{PacketBuilder, VlanId};
+    let eth = PacketBuilder::ethernet2(src, dst);
+    let from = [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7)).collect();
+    let mut f = Vec::new();
+    macro_rules! finish {
+        ($ip:expr) => {
+            match l4 {
+                17 => $ip.udp(5353, 53).write(&mut f, &payload),
+                6 => $ip.tcp(40000, 80, 7, 4096).write(&mut f, &payload),
+                _ => $ip.icmpv6_echo_request(9, 3).write(&mut f, &payload),
+            }
+            .expect("etherparse builds the frame")
+        };
+    }
+    if vlan {
+        let vid = VlanId::try_new(7).expect("vlan id");
+        finish!(eth.single_vlan(vid).ipv6(from, ip, 64));
+    } else {
+        finish!(eth.ipv6(from, ip, 64));
+    }
+    f
+}
+
+/// IPv4 and IPv6 frames interleaved (one IPv6 frame behind a VLAN tag), 10 ms
+/// apart; with `ip`, the IPv6 frames go there.
+fn mixed(src: [u8; 6], dst: [u8; 6], ip: [u8; 16]) -> Vec<(u64, Vec<u8>)> {
+    [
+        frame(src, dst, 200, 1),
+        v6_frame(src, dst, ip, 17, false, 100),
+        frame(src, dst, 600, 2),
+        v6_frame(src, dst, ip, 6, false, 700),
+        v6_frame(src, dst, ip, 58, false, 56),
+        v6_frame(src, dst, ip, 17, true, 1200),
+        frame(src, dst, 1000, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, f)| (i as u64 * 10_000_000, f))
+    .collect()
+}
+
+/// IPv6 neighbour discovery and MLD the sender's kernel may emit on its own.
+fn kernel_chatter(f: &[u8]) -> bool {
+    f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && (133..=143).contains(&f[54])
+}
+
+#[test]
+fn dst_ip_v6_rewrites_only_the_ipv6_frames() {
+    let bed = up_with("g6", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("rewrite6");
+    let file = dir.join("mixed.pcap");
+    let frames = mixed(src, dst, V6_OLD);
+    let new: std::net::Ipv6Addr = V6_NEW.parse().expect("v6");
+    let want = mixed(src, dst, new.octets());
+    write_pcap(&file, &frames);
+    let f = file.to_str().expect("utf-8 path");
+    for engine in ["afxdp", "xdp-live"] {
+        let (fin, got) = replay_captured(
+            &bed,
+            &dir,
+            &format!("rw6-{engine}"),
+            &[
+                "--pcap", f, "--speed", "4", "--dst-ip", V6_NEW, "--engine", engine,
+            ],
+        );
+        let got: Vec<_> = got
+            .into_iter()
+            .filter(|(_, c)| !kernel_chatter(c))
+            .collect();
+        assert_eq!(
+            fin["tx_packets"].as_u64(),
+            Some(frames.len() as u64),
+            "{engine}"
+        );
+        assert_eq!(got.len(), frames.len(), "{engine}: frames captured");
+        for (i, ((_, w), (_, c))) in want.iter().zip(&got).enumerate() {
+            // IPv4 frames: the file's bytes; IPv6 ones: what etherparse builds (with
+            // its own checksums) for the new address.
+            assert_eq!(c, w, "{engine} frame {i}");
+            let p = etherparse::SlicedPacket::from_ethernet(c).expect("parses");
+            match p.net {
+                Some(etherparse::NetSlice::Ipv6(v6)) => {
+                    assert_eq!(v6.header().destination_addr(), new, "{engine} frame {i}");
+                }
+                Some(etherparse::NetSlice::Ipv4(_)) => {
+                    assert_eq!(c, &frames[i].1, "{engine} IPv4 frame {i} unchanged");
+                }
+                _ => panic!("{engine} frame {i}: neither IPv4 nor IPv6"),
+            }
+        }
+        // tshark, its checksum checks on, verifies the transport checksum of every
+        // frame to the new address as good.
+        let cap = dir.join(format!("rw6-{engine}.pcap"));
+        let out = Command::new("tshark")
+            .args(["-r", cap.to_str().expect("utf-8"), "-n", "-T", "fields"])
+            .args([
+                "-o",
+                "udp.check_checksum:TRUE",
+                "-o",
+                "tcp.check_checksum:TRUE",
+            ])
+            .args(["-Y", &format!("ipv6.dst == {V6_NEW}")])
+            .args(["-e", "udp.checksum.status", "-e", "tcp.checksum.status"])
+            .args(["-e", "icmpv6.checksum.status"])
+            .output()
+            .expect("tshark");
+        assert!(
+            out.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let statuses: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split('\t')
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        // Status 1 is "Good" (0 bad, 2 unverified).
+        assert_eq!(
+            statuses,
+            ["1", "1", "1", "1"],
+            "{engine}: tshark's checksum verdicts"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dst_ip_of_a_version_the_capture_lacks_is_refused() {
+    let bed = up_with("gv", 1);
+    let (src, dst) = macs(&bed);
+    let dir = scratch("version");
+    let v4 = dir.join("v4.pcap");
+    write_pcap(&v4, &sample(src, dst));
+    let v6 = dir.join("v6.pcap");
+    write_pcap(&v6, &[(0, v6_frame(src, dst, V6_OLD, 17, false, 80))]);
+    let p = |x: &Path| x.to_str().expect("utf-8").to_owned();
+    for (file, addr, needle) in [
+        (p(&v4), V6_NEW, "is IPv6 but"),
+        (p(&v6), "203.0.113.9", "is IPv4 but"),
+    ] {
+        for engine in ["afxdp", "xdp-live"] {
+            let out = Command::new(GEN)
+                .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+                .args(["--pcap", &file, "--dst-ip", addr, "--engine", engine])
+                .output()
+                .expect("run gen");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{file} {addr}: {err}");
+            assert_eq!(err.lines().count(), 1, "one line: {err}");
+            assert!(err.contains(needle) && err.contains("frame"), "{err}");
+            assert!(out.stdout.is_empty());
+            assert_eq!(
+                prog_name(bed.generator()).as_deref(),
+                Some("xdp_pass"),
+                "{err}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// The IPv6 `--dst-ip` rewrite itself (no namespaces needed): against frames
+// etherparse builds for the new address, with its own checksums.
+
+const M1: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const M2: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn v6_new() -> [u8; 16] {
+    V6_NEW.parse::<std::net::Ipv6Addr>().expect("v6").octets()
+}
+
+#[test]
+fn ipv6_dst_rewrite_matches_a_frame_built_for_the_new_address() {
+    for l4 in [17, 6, 58] {
+        for vlan in [false, true] {
+            let mut f = v6_frame(M1, M2, V6_OLD, l4, vlan, 24);
+            assert!(set_ipv6_dst(&mut f, v6_new()));
+            assert_eq!(
+                f,
+                v6_frame(M1, M2, v6_new(), l4, vlan, 24),
+                "proto {l4} vlan {vlan}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_version_leaves_the_other_alone() {
+    let v6 = v6_frame(M1, M2, V6_OLD, 17, true, 24);
+    let mut f = v6.clone();
+    assert!(!set_ipv4_dst(&mut f, [1, 2, 3, 4]));
+    assert_eq!(f, v6);
+    let mut v4 = frame(M1, M2, 100, 5);
+    v4.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+    let mut f = v4.clone();
+    assert!(!set_ipv6_dst(&mut f, v6_new()));
+    assert_eq!(f, v4);
+    let mut short = v6[..50].to_vec();
+    assert!(
+        !set_ipv6_dst(&mut short, v6_new()),
+        "shorter than the IPv6 header"
+    );
+}
+
+/// `f` (Ethernet + IPv6, no VLAN) with an 8-byte extension header `ext` (its
+/// next-header byte set here) put in front of the transport header.
+fn with_ext(f: &[u8], kind: u8, mut ext: [u8; 8]) -> Vec<u8> {
+    let mut g = f[..54].to_vec();
+    ext[0] = g[20];
+    g[20] = kind;
+    let plen = u16::from_be_bytes([g[18], g[19]]) + 8;
+    g[18..20].copy_from_slice(&plen.to_be_bytes());
+    g.extend_from_slice(&ext);
+    g.extend_from_slice(&f[54..]);
+    g
+}
+
+#[test]
+fn ipv6_extension_headers_are_walked_to_the_checksum() {
+    let old = v6_frame(M1, M2, V6_OLD, 17, false, 24);
+    let want = v6_frame(M1, M2, v6_new(), 17, false, 24);
+    // Hop-by-hop with PadN, and a first fragment: the UDP checksum follows.
+    for (kind, ext) in [
+        (0, [0, 0, 1, 4, 0, 0, 0, 0]),
+        (44, [0, 0, 0, 1, 0, 0, 0, 42]),
+    ] {
+        let mut f = with_ext(&old, kind, ext);
+        assert!(set_ipv6_dst(&mut f, v6_new()));
+        assert_eq!(&f[38..54], &v6_new());
+        assert_eq!(&f[62..], &want[54..], "ext {kind}: UDP header and payload");
+    }
+    // A later fragment (offset 8 x 8 bytes), or a routing header with segments
+    // left: the address changes, the bytes after the IPv6 header do not.
+    for (kind, ext) in [
+        (44, [0, 0, 0, 64, 0, 0, 0, 42]),
+        (43, [0, 0, 4, 1, 0, 0, 0, 0]),
+    ] {
+        let mut f = with_ext(&old, kind, ext);
+        let before = f.clone();
+        assert!(set_ipv6_dst(&mut f, v6_new()));
+        assert_eq!(&f[38..54], &v6_new());
+        assert_eq!(&f[54..], &before[54..], "ext {kind}: rest unchanged");
+    }
+}
+
+#[test]
+fn an_address_of_a_version_no_frame_has_is_refused() {
+    let mut r = Replay {
+        path: "v4.pcap".into(),
+        frames: vec![frame(M1, M2, 100, 1), frame(M1, M2, 300, 2)],
+        offsets_ns: vec![0, 1],
+        loops: 1,
+        speed: 1.0,
+        rate_pps: None,
+    };
+    let before = r.frames.clone();
+    let e = r
+        .rewrite(Some([2, 0, 0, 0, 0, 9]), Some(V6_NEW.parse().expect("v6")))
+        .expect_err("no IPv6 frame");
+    assert_eq!(
+        e.to_string(),
+        "--dst-ip fd00:beef::7:9 is IPv6 but v4.pcap holds no IPv6 frame (2 IPv4, 0 IPv6, 0 other): give an IPv4 address or leave --dst-ip out"
+    );
+    assert_eq!(r.frames, before, "nothing rewritten");
+    r.frames.push(v6_frame(M1, M2, V6_OLD, 6, false, 24));
+    r.rewrite(None, Some(V6_NEW.parse().expect("v6")))
+        .expect("one IPv6 frame");
+    assert_eq!(&r.frames[..2], &before[..], "IPv4 frames unchanged");
+    assert_eq!(r.frames[2], v6_frame(M1, M2, v6_new(), 6, false, 24));
 }
 
 fn tmp_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {

@@ -392,10 +392,10 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
     let n = 700u64;
     for (engine, queues) in [("xdp-live", "1"), ("xdp-live", "2"), ("afxdp", "1")] {
         let file = dir.join(format!("{engine}-{queues}.pcap"));
-        let cap = Tcpdump::start(&bed, &file);
-        let count = n.to_string();
-        let out = run_gen(
+        let (fin, mut got) = captured_run(
             &bed,
+            &file,
+            n,
             &[
                 "--profile",
                 path,
@@ -405,21 +405,11 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
                 queues,
                 "--dst-mac",
                 &dut_mac,
-                "--rate",
-                "20k",
-                "--count",
-                &count,
-                "--no-rx",
-                "--output",
-                "json",
             ],
         );
-        let fin = final_of(&out);
         let what = format!("{engine}, {queues} queue(s)");
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{what}");
         assert_eq!(fin["tx_check"]["interface_tx"].as_u64(), Some(n), "{what}");
-        cap.finish();
-        let mut got = captured(&file);
         assert_eq!(got.len() as u64, n, "{what}: every frame captured");
         let mut want: Vec<Vec<u8>> = (0..n).map(|i| t.frame_for(i, None)).collect();
         if queues != "1" {
@@ -432,6 +422,67 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ipv6_dst_ip_replaces_the_profiles_destination() {
+    // `--dst-ip` with an IPv6 address on an IPv6 profile: every frame the peer gets
+    // is the template's for the profile with that destination (UDP checksum
+    // included), on both engines.
+    let bed = up("g6d");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let dir = scratch("v6dst");
+    let new: std::net::Ipv6Addr = "fd00:beef::7:9".parse().expect("v6");
+    let mut p = Profile::load("min-multi-flow-v6").expect("profile");
+    p.eth_src = g.mac.expect("gen mac");
+    p.eth_dst = d.mac.expect("dut mac");
+    p.ipv6.as_mut().expect("an IPv6 profile").dst = new;
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
+    let n = 300u64;
+    for engine in ["afxdp", "xdp-live"] {
+        let file = dir.join(format!("{engine}.pcap"));
+        let (fin, got) = captured_run(
+            &bed,
+            &file,
+            n,
+            &[
+                "--profile",
+                "min-multi-flow-v6",
+                "--engine",
+                engine,
+                "--dst-mac",
+                &dut_mac,
+                "--dst-ip",
+                "fd00:beef::7:9",
+            ],
+        );
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
+        assert_eq!(got.len() as u64, n, "{engine}: every frame captured");
+        for (i, f) in got.iter().enumerate() {
+            assert_eq!(&f[38..54], &new.octets(), "{engine}: frame {i} destination");
+            assert_eq!(f, &t.frame_for(i as u64, None), "{engine}: frame {i}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// gen at 20k frames/s for `n` frames with `args` (no reply counter, JSON) while
+/// tcpdump captures at dut0 into `file`: its final record and the frames captured.
+fn captured_run(
+    bed: &testbed::Testbed,
+    file: &Path,
+    n: u64,
+    args: &[&str],
+) -> (serde_json::Value, Vec<Vec<u8>>) {
+    let cap = Tcpdump::start(bed, file);
+    let count = n.to_string();
+    let common = [
+        "--rate", "20k", "--count", &count, "--no-rx", "--output", "json",
+    ];
+    let fin = final_of(&run_gen(bed, &[args, &common[..]].concat()));
+    cap.finish();
+    (fin, captured(file))
 }
 
 /// gen at 40k frames/s for `n` frames with `args` (no reply counter, JSON): its

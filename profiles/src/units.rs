@@ -150,6 +150,13 @@ pub fn parse_ipv6(s: &str) -> Result<Ipv6Addr, String> {
         .map_err(|_| format!("'{s}' is not an IPv6 address"))
 }
 
+/// Parses an IPv4 or an IPv6 address.
+pub fn parse_ip(s: &str) -> Result<std::net::IpAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not an IPv4 or IPv6 address"))
+}
+
 /// Parses an IPv4 prefix `A.B.C.D/LEN` (a bare address is `/32`); host bits are
 /// cleared (`198.18.0.77/24` is `198.18.0.0/24`).
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {

@@ -39,6 +39,16 @@
  * trims (bpf_xdp_adjust_tail -1): a changed data_end makes the kernel rebuild the
  * xdp_frame from our context (length included) after every run.
  *
+ * The trim is a fixed amount (the pad byte, and for a smaller size of a mix what
+ * lies beyond it), so it needs every run to start at the length user space passed.
+ * It does: the context is the page's own copy in the test run's page header, which
+ * no consumer of the frame writes (they get the xdp_frame or an skb built from it,
+ * both from the data pointer on), and reset_ctx() restores it to the original
+ * before the page's next run whenever the context changed, which our trim always
+ * does. A DUT that drops natively, one that passes to the stack and one that
+ * answers in our page were each checked frame by frame (gen/tests/gen.rs:
+ * xdp_live_frames_keep_their_sizes_whatever_the_dut_does_with_the_pages).
+ *
  * Pacing happens here, because one BPF_PROG_RUN call costs milliseconds of set-up
  * (page pool) and cannot be issued per packet: user space starts long runs and the
  * program sends (XDP_TX) only when the queue's next departure time has come
