@@ -76,7 +76,10 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
     let (guard, file) = ssh_lab(&name);
     let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
     let cfg = tf.ssh_config.clone().unwrap();
-    assert_eq!(tf.gens.len(), 1);
+    assert_eq!(tf.gens.len(), 2, "two generator hosts");
+    assert_ne!(tf.gens[0].ssh, tf.gens[1].ssh);
+    assert_ne!(tf.gens[0].ip, tf.gens[1].ip);
+    assert_ne!(tf.gens[0].mac, tf.gens[1].mac);
     // Every host: sshd runs in its namespace, and a command over SSH runs there
     // (it sees the host's data interface).
     for e in tf.endpoints() {
@@ -90,6 +93,40 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(&e.iface));
+    }
+    // The data path from each generator host: a TCP connection to a closed port
+    // of the DUT is refused by its kernel (a RST comes back: the switch forwards
+    // the host's frames to the DUT and the answer back to it by MAC; without the
+    // answer it would time out), and the monitor's port sees SYN and RST.
+    let mon_rx = || -> u64 {
+        let mon = tf.mon.as_ref().unwrap();
+        let out = ssh(
+            &cfg,
+            &mon.ssh,
+            // /proc/net/dev is the namespace's (sysfs is the root's here).
+            &format!(
+                "awk '$1 == \"{}:\" {{ print $3 }}' /proc/net/dev",
+                mon.iface
+            ),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    for g in &tf.gens {
+        let before = mon_rx();
+        let out = ssh(
+            &cfg,
+            &g.ssh,
+            &format!("timeout 5 bash -c ': </dev/tcp/{}/9'", tf.dut.ip.unwrap()),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Connection refused"),
+            "{}: no answer from the DUT (status {:?}): {err}",
+            g.ssh,
+            out.status.code()
+        );
+        let seen = mon_rx() - before;
+        assert!(seen >= 2, "{}: the monitor saw {seen} of 2 frames", g.ssh);
     }
     // Host keys are checked: with a known_hosts that does not hold the key, the
     // connection is refused (BatchMode: no prompt).
@@ -122,7 +159,8 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
         .clone();
     assert_eq!(entry["testbed"].as_str(), Some(file.to_str().unwrap()));
     let ssh_lab = testbed::ssh::attach(&name).unwrap();
-    assert_eq!(ssh_lab.hosts.len(), 3);
+    assert_eq!(ssh_lab.hosts.len(), 4);
+    assert_eq!(ssh_lab.gens.len(), 2);
     let pids: Vec<u32> = ssh_lab
         .hosts
         .iter()
