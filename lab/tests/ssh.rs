@@ -312,7 +312,7 @@ fn the_demo_over_ssh_measures_what_the_local_demo_does() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&remote.stderr);
     assert!(remote.status.success(), "demo over ssh: {stderr}");
-    assert!(stderr.contains("pre-flight of 3 host(s)"), "{stderr}");
+    assert!(stderr.contains("pre-flight of 4 host(s)"), "{stderr}");
     let a = check_demo("local", &tmp.join("local"));
     let b = check_demo("ssh", &tmp.join("ssh"));
     // Same rate and duration: the same number of queries, within 5 %.

@@ -142,7 +142,9 @@ fn root_iface_name(name: &str, ns: &str) -> String {
 /// by destination MAC, the DUT's frames to it (everything else still to
 /// `sw-gen`), mirroring both to the monitor like the first host's.
 fn add_second_generator(bed: &Testbed) -> Result<crate::Host> {
-    use crate::testbed::{End, exec, neigh_permanent, netns_exec, switch_filter, tc, veth_pair};
+    use crate::testbed::{
+        End, exec, neigh_permanent, netns_exec, new_netns, switch_filter, tc, veth_pair,
+    };
     let name = bed.name();
     let sw = bed
         .switch_netns()
@@ -150,20 +152,12 @@ fn add_second_generator(bed: &Testbed) -> Result<crate::Host> {
         .to_owned();
     let ns = gen2_netns(name);
     let q = bed.queues();
-    ip(&["netns", "add", &ns])?;
-    if Path::new("/proc/sys/net/ipv6").exists() {
-        netns_exec(
-            &ns,
-            "sysctl",
-            &[
-                "-q",
-                "-w",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            ],
-        )?;
-    }
-    ip(&["-n", &ns, "link", "set", "dev", "lo", "up"])?;
+    // Torn down with the lab's other namespaces (`existing_namespaces`).
+    new_netns(
+        &ns,
+        Path::new("/proc/sys/net/ipv6").exists(),
+        &mut Vec::new(),
+    )?;
     veth_pair(
         &End {
             netns: &ns,

@@ -234,6 +234,27 @@ pub(crate) fn netns_exec(ns: &str, program: &str, args: &[&str]) -> Result<()> {
     exec(c)
 }
 
+/// Creates namespace `ns` (pushed onto `created` at once, for roll-back) with
+/// IPv6 off (when the kernel has it) and `lo` up.
+pub(crate) fn new_netns(ns: &str, ipv6: bool, created: &mut Vec<String>) -> Result<()> {
+    ip(&["netns", "add", ns])?;
+    created.push(ns.to_owned());
+    if ipv6 {
+        // Before any link exists: `default` covers links created later.
+        netns_exec(
+            ns,
+            "sysctl",
+            &[
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        )?;
+    }
+    ip(&["-n", ns, "link", "set", "dev", "lo", "up"]).map(|_| ())
+}
+
 /// One end of a veth pair to create.
 pub(crate) struct End<'a> {
     pub(crate) netns: &'a str,
@@ -567,22 +588,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     namespaces.extend(tenant_ns.iter().map(String::as_str));
     let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
     for ns in &namespaces {
-        ip(&["netns", "add", ns])?;
-        created.push((*ns).to_owned());
-        if ipv6 {
-            // Before any link exists: `default` covers links created later.
-            netns_exec(
-                ns,
-                "sysctl",
-                &[
-                    "-q",
-                    "-w",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ],
-            )?;
-        }
-        ip(&["-n", ns, "link", "set", "dev", "lo", "up"])?;
+        new_netns(ns, ipv6, created)?;
     }
 
     let gen_end = End {
