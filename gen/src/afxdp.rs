@@ -93,6 +93,9 @@ pub fn queue_thread(
             std::hint::spin_loop();
             continue;
         }
+        if k == 0 {
+            ctx.note_first_tx();
+        }
         if pacer.is_some() {
             for j in 0..sent {
                 let _ = hist.record((now_ns - pend.time(j)).max(0.0) as u64);
@@ -224,6 +227,9 @@ pub fn replay_thread(
         if sent == 0 {
             std::hint::spin_loop();
             continue;
+        }
+        if k == 0 {
+            ctx.note_first_tx();
         }
         for j in 0..sent as u64 {
             let _ = hist.record((now_ns - rp.due_ns(n_of(k + j))).max(0.0) as u64);

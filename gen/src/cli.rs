@@ -115,6 +115,11 @@ pub struct Args {
     /// Network namespace to run in (/run/netns/NAME).
     #[arg(long)]
     pub netns: Option<String>,
+    /// Set everything up, print the ready record, then start sending when the wall
+    /// clock (CLOCK_REALTIME) reaches TIME: RFC 3339 UTC (2026-12-02T00:10:05.250Z)
+    /// or Unix seconds (1796170205.25). A TIME already past is refused.
+    #[arg(long, value_name = "TIME", value_parser = profiles::units::parse_wall_time)]
+    pub start_at: Option<u64>,
 }
 
 impl Args {
@@ -158,6 +163,7 @@ impl Args {
             pcap: a.pcap,
             loops: a.loops.unwrap_or(1),
             speed: a.speed.unwrap_or(1.0),
+            start_at_ns: a.start_at,
         }
     }
 }
@@ -239,6 +245,7 @@ mod tests {
             no_rx: true,
             force: true,
             json: true,
+            start_at_ns: Some(1_796_170_205_250_000_001),
         };
         let a = parse(&b);
         assert_eq!(a.netns.as_deref(), Some("lab-gen"));
@@ -257,6 +264,7 @@ mod tests {
         assert_eq!(Some(o.interval), b.interval);
         assert_eq!((o.no_rx, o.force), (true, true));
         assert_eq!(o.output, Output::Json);
+        assert_eq!(o.start_at_ns, b.start_at_ns);
         // The other half: defaults stay gen's, a count instead of a duration.
         let b2 = Gen {
             iface: "eth1".into(),

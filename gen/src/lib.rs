@@ -98,6 +98,9 @@ pub struct Options {
     pub loops: u64,
     /// `--pcap`: recorded timing divided by this.
     pub speed: f64,
+    /// `--start-at`: start sending when CLOCK_REALTIME reaches this (ns since the
+    /// epoch), after everything is set up and the ready record is written.
+    pub start_at_ns: Option<u64>,
 }
 
 impl Options {
@@ -126,6 +129,7 @@ impl Options {
             pcap: None,
             loops: 1,
             speed: 1.0,
+            start_at_ns: None,
         }
     }
 }
@@ -180,6 +184,9 @@ pub fn prepare(o: &Options) -> Result<Plan> {
     af_xdp::ifindex(&o.iface).with_context(|| "checking --iface")?;
     if o.count == Some(0) {
         bail!("--count must be greater than 0");
+    }
+    if let Some(at) = o.start_at_ns {
+        check_start_at(at, realtime_ns())?;
     }
     if o.pcap.is_some() {
         return prepare_replay(o);
@@ -281,6 +288,55 @@ fn prepare_replay(o: &Options) -> Result<Plan> {
     })
 }
 
+/// How far in the past a `--start-at` time may lie (the time it takes to reach
+/// the check after the caller chose it); anything older is refused.
+pub const START_AT_TOLERANCE: Duration = Duration::from_millis(500);
+
+/// Refuses a `--start-at` time more than [`START_AT_TOLERANCE`] before `now_ns`.
+pub fn check_start_at(at_ns: u64, now_ns: u64) -> Result<()> {
+    let late = now_ns.saturating_sub(at_ns);
+    if late > START_AT_TOLERANCE.as_nanos() as u64 {
+        bail!(
+            "--start-at {} is {:.3} s in the past (now {}): give a time in the future",
+            profiles::units::format_wall_time(at_ns),
+            late as f64 / 1e9,
+            profiles::units::format_wall_time(now_ns)
+        );
+    }
+    Ok(())
+}
+
+/// Waits until CLOCK_REALTIME reaches `at_ns` (absolute `clock_nanosleep`, in
+/// steps of at most 100 ms so that `stop` ends the wait); returns whether the
+/// time was reached (false: stopped).
+pub fn sleep_until_realtime(at_ns: u64, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Relaxed) {
+            return false;
+        }
+        let now = realtime_ns();
+        if now >= at_ns {
+            return true;
+        }
+        let step = (at_ns - now).min(100_000_000);
+        let until = now + step;
+        let ts = libc::timespec {
+            tv_sec: (until / 1_000_000_000) as libc::time_t,
+            tv_nsec: (until % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: ts is a valid timespec; the remainder pointer may be null with
+        // TIMER_ABSTIME. An EINTR just loops (the stop flag is checked first).
+        unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_REALTIME,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            );
+        }
+    }
+}
+
 /// `--rate` in frames/s (bits per second convert with the mean size on the wire).
 fn rate_pps(o: &Options, mean_len: f64) -> Result<Option<f64>> {
     let rate_pps = o.rate.map(|r| r.pps_mean(mean_len));
@@ -363,9 +419,23 @@ pub struct Ctx {
     pub pthreads: Vec<AtomicU64>,
     /// xdp-live: kernel thread ids of the TX threads (keys of [`txcount`]).
     pub tids: Vec<AtomicU64>,
+    /// CLOCK_REALTIME (ns) when the first queue handed its first frame to the
+    /// kernel (0: none yet).
+    pub first_tx_ns: AtomicU64,
 }
 
 impl Ctx {
+    /// Notes the wall-clock time of the run's first transmission (the first
+    /// call wins; later calls cost one load).
+    #[inline]
+    pub fn note_first_tx(&self) {
+        if self.first_tx_ns.load(Relaxed) == 0 {
+            let _ = self
+                .first_tx_ns
+                .compare_exchange(0, realtime_ns().max(1), Relaxed, Relaxed);
+        }
+    }
+
     /// Frames queue position `i` sends (u64::MAX: unlimited).
     pub fn count_for(&self, i: usize) -> u64 {
         match self.count {
@@ -503,11 +573,34 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
     for _ in 0..nq {
         hists.push(new_hist()?);
     }
+    let mut rep = report::Reporter::new(out, o.output);
+    let t0 = match o.start_at_ns {
+        None => Instant::now() + START_DELAY,
+        Some(at) => {
+            // Set up: say so, then sleep on the wall clock until shortly before the
+            // start and map the rest onto CLOCK_MONOTONIC, which the threads pace on.
+            rep.ready(&report::Ready {
+                kind: records::Kind::Ready,
+                schema_version: records::SCHEMA_VERSION,
+                iface: o.iface.clone(),
+                start_at_ns: at,
+                now_ns: realtime_ns(),
+            });
+            let wake = at.saturating_sub(START_DELAY.as_nanos() as u64);
+            if sleep_until_realtime(wake, &stop) {
+                let (mono, rt) = (Instant::now(), realtime_ns());
+                mono + Duration::from_nanos(at.saturating_sub(rt))
+            } else {
+                // Stopped while waiting: the threads start and end at once.
+                Instant::now()
+            }
+        }
+    };
     let ctx = Arc::new(Ctx {
         stop: stop.clone(),
         // A common start shortly ahead, so that every thread is set up (pinned,
-        // frames pre-filled) before its first departure is due.
-        t0: Instant::now() + START_DELAY,
+        // frames pre-filled) before its first departure is due (or --start-at).
+        t0,
         duration: o.duration,
         count: match &plan.frames {
             Frames::Capture(r) => Some(o.count.map_or(r.total(), |c| c.min(r.total()))),
@@ -523,6 +616,7 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         halt: AtomicBool::new(false),
         pthreads: (0..nq).map(|_| AtomicU64::new(0)).collect(),
         tids: (0..nq).map(|_| AtomicU64::new(0)).collect(),
+        first_tx_ns: AtomicU64::new(0),
     });
     if live.is_some() {
         live::install_wake_handler().context("installing the SIGUSR1 handler")?;
@@ -564,7 +658,6 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         }
     }
 
-    let mut rep = report::Reporter::new(out, o.output);
     let mut prev = report::Snapshot::default();
     let mut t_prev = 0.0;
     let mut rates = Vec::new();
@@ -741,6 +834,8 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         rx_probes: cur.rx_probes,
         rx_counter: rx_counter.map(str::to_owned),
         rate_shortfall,
+        start_at_ns: o.start_at_ns,
+        first_tx_ns: Some(ctx.first_tx_ns.load(Relaxed)).filter(|&t| t > 0),
     };
     rep.final_record(&fin);
     Ok(fin)

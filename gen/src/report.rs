@@ -16,7 +16,7 @@ use profiles::wire::dns;
 use crate::units::WIRE_OVERHEAD;
 use records::Kind;
 pub use records::generator::{
-    Behind, Deviation, Final, Interval, Shortfall, TxCheck, XskKernelStats,
+    Behind, Deviation, Final, Interval, Ready, Shortfall, TxCheck, XskKernelStats,
 };
 
 /// One queue's counters (one writer: its engine thread).
@@ -222,6 +222,27 @@ impl<W: Write> Reporter<W> {
             let _ = writeln!(self.out, "{CSV_HEADER}");
             self.header_done = true;
         }
+    }
+
+    /// Writes the ready record (`--start-at`): JSON, or one line of text
+    /// (nothing in CSV, whose rows are intervals and the final).
+    pub fn ready(&mut self, r: &Ready) {
+        match self.format {
+            Output::Json => {
+                let _ = writeln!(self.out, "{}", serde_json::to_string(r).unwrap_or_default());
+            }
+            Output::Csv => {}
+            Output::Text => {
+                let _ = writeln!(
+                    self.out,
+                    "[{}] ready: sending at {} (in {:.3} s)",
+                    r.iface,
+                    profiles::units::format_wall_time(r.start_at_ns),
+                    r.start_at_ns.saturating_sub(r.now_ns) as f64 / 1e9
+                );
+            }
+        }
+        let _ = self.out.flush();
     }
 
     /// Writes an interval record.

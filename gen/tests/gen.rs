@@ -1451,3 +1451,160 @@ fn xdp_live_frames_keep_their_sizes_whatever_the_dut_does_with_the_pages() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// `--start-at`: set up, ready record, then the first departure at a wall-clock
+// time, judged by the DUT port's capture (kernel receive timestamps).
+
+#[test]
+fn start_at_holds_the_first_frame_until_the_time_and_refuses_a_past_one() {
+    let bed = up("ga");
+    let dir = common::scratch("start-at");
+    let cap = dir.join("start.pcap");
+    let td = common::Tcpdump::start(&bed, &cap);
+    // Two seconds ahead, written as RFC 3339 (the form lab passes).
+    let at = profiles_now_ns() + 2_000_000_000;
+    let t = Instant::now();
+    let out = run_gen(
+        &bed,
+        &[
+            "--profile",
+            "min-multi-flow",
+            "--rate",
+            "10k",
+            "--count",
+            "1000",
+            "--no-rx",
+            "--start-at",
+            &profiles::units::format_wall_time(at),
+            "--output",
+            "json",
+        ],
+    );
+    let took = t.elapsed();
+    td.finish();
+    let lines = json_lines(&out);
+    assert_eq!(lines[0]["type"], "ready", "the ready record comes first");
+    let ready: records::generator::Ready =
+        serde_json::from_value(lines[0].clone()).expect("a ready record");
+    assert_eq!(ready.start_at_ns, at);
+    assert!(ready.now_ns < at, "ready before the start");
+    let fin: records::generator::Final =
+        serde_json::from_value(final_of(&out)).expect("a final record");
+    assert_eq!(fin.tx_packets, 1000);
+    assert_eq!(fin.start_at_ns, Some(at));
+    let first_tx = fin.first_tx_ns.expect("first_tx_ns");
+    assert!(
+        first_tx >= at,
+        "gen's first transmission {first_tx} before the start {at}"
+    );
+    assert!(
+        took >= Duration::from_millis(1900),
+        "gen returned after {took:?}: it did not wait"
+    );
+    // The peer's view: every frame gen sent, the first not before the time (the
+    // kernel's receive stamps on the same clock, microseconds in the file).
+    let mut frames = Vec::new();
+    capfile::read(&cap, |ts, d| {
+        frames.push((ts, d.len()));
+        true
+    })
+    .expect("read the capture");
+    assert_eq!(frames.len(), 1000, "the DUT port saw every frame");
+    let first_rx = frames[0].0;
+    assert!(
+        first_rx + 1_000 >= at,
+        "first frame at the DUT {first_rx} is {} ns before the start {at}",
+        at - first_rx
+    );
+    // Late by scheduling at most (a loaded 2-core machine): generous, yet far
+    // below what ignoring --start-at would show (2 s early).
+    assert!(
+        first_rx < at + 500_000_000,
+        "first frame at the DUT {} ms after the start",
+        (first_rx - at) / 1_000_000
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A time in the past: one line, nothing attached, nothing sent.
+    for past in [
+        profiles::units::format_wall_time(profiles_now_ns() - 10_000_000_000),
+        "1000000000.5".to_owned(),
+    ] {
+        let out = Command::new(GEN)
+            .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+            .args(["--profile", "min-multi-flow", "--start-at", &past])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{past}: {err}");
+        assert_eq!(err.lines().count(), 1, "{past}: one line: {err}");
+        assert!(
+            err.starts_with("error:") && err.contains("in the past"),
+            "{past}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{past}: nothing on stdout");
+        assert_eq!(prog_name(bed.generator()).as_deref(), Some("xdp_pass"));
+    }
+    // Not a time at all: clap's one line.
+    let out = Command::new(GEN)
+        .args(["--netns", &bed.generator().netns, "--iface", "gen0"])
+        .args(["--profile", "min-multi-flow", "--start-at", "soon"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+}
+
+#[test]
+fn stdin_eof_during_the_start_wait_stops_cleanly() {
+    use std::io::Read;
+    let bed = up("gw");
+    let at = profiles_now_ns() + 120_000_000_000;
+    let mut child = gen_cmd(
+        &bed,
+        &[
+            "--profile",
+            "min-multi-flow",
+            "--rate",
+            "10k",
+            "--start-at",
+            &profiles::units::format_wall_time(at),
+            "--stop-on-stdin-eof",
+            "--output",
+            "json",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // Wait for the ready record, then close stdin.
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + GENEROUS;
+    while !seen.contains("\"ready\"") {
+        assert!(Instant::now() < deadline, "no ready record: {seen}");
+        let n = stdout.read(&mut buf).expect("read");
+        assert!(n > 0, "gen ended before ready: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let t = Instant::now();
+    drop(child.stdin.take());
+    stdout.read_to_string(&mut seen).expect("read");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{seen}");
+    assert!(t.elapsed() < Duration::from_secs(10), "stopped promptly");
+    let fin: records::generator::Final = serde_json::from_str(
+        seen.lines()
+            .find(|l| l.contains("\"final\""))
+            .expect("final record"),
+    )
+    .expect("final");
+    assert!(fin.interrupted);
+    assert_eq!(fin.tx_packets, 0, "nothing sent before the start");
+    assert_eq!(fin.first_tx_ns, None);
+    assert_eq!(prog_name(bed.generator()).as_deref(), Some("xdp_pass"));
+}

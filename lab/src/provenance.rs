@@ -53,6 +53,11 @@ pub struct RunInfo {
     pub interfaces: BTreeMap<String, Interface>,
     /// Every command line run, in order.
     pub commands: Vec<String>,
+    /// `lab run --testbed`: each host's clock synchronisation state (chrony,
+    /// PTP or systemd's view; `unknown` where none answers), read after
+    /// pre-flight. Empty for local labs (one clock); absent in older files.
+    #[serde(default)]
+    pub clocks: Vec<crate::remote::ClockState>,
 }
 
 /// The experiment file.

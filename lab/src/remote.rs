@@ -265,6 +265,113 @@ impl Site {
     }
 }
 
+impl RemoteHost {
+    /// A shell command line run on the host (in its entry's namespace, if any)
+    /// as a session on its control master.
+    pub fn shell(&self, line: &str) -> Command {
+        let line = match &self.endpoint.netns {
+            Some(ns) => format!(
+                "ip netns exec {} sh -c {}",
+                shell_quote(ns),
+                shell_quote(line)
+            ),
+            None => line.to_owned(),
+        };
+        self.ssh.session(&self.endpoint, &line)
+    }
+
+    /// The host's clock synchronisation state, read over ssh: chrony
+    /// (`chronyc -c tracking`), else a PTP daemon's (`pmc -u -b 0 'GET
+    /// TIME_STATUS_NP'`), else systemd's view (`timedatectl show`), else
+    /// `unknown`. Never fails: a host that cannot say is `unknown`.
+    pub fn clock_state(&self) -> ClockState {
+        let script = "if command -v chronyc >/dev/null && chronyc -c tracking 2>/dev/null | grep -q ,; then echo chronyc; chronyc -c tracking; \
+             elif command -v pmc >/dev/null && pmc -u -b 0 'GET TIME_STATUS_NP' 2>/dev/null | grep -q master_offset; then echo pmc; pmc -u -b 0 'GET TIME_STATUS_NP'; \
+             elif command -v timedatectl >/dev/null && timedatectl show 2>/dev/null | grep -q NTP; then echo timedatectl; timedatectl show; \
+             else echo unknown; fi";
+        let out = self
+            .ssh
+            .session(&self.endpoint, script)
+            .stdin(Stdio::null())
+            .output();
+        let text = out
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        ClockState::parse(&self.endpoint.role, &self.endpoint.ssh, &text)
+    }
+}
+
+/// A host's clock synchronisation state (recorded in run.json: response times
+/// are taken on the monitor's one clock, but a common start is only as good as
+/// the generator hosts' clocks).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockState {
+    /// The testbed file's role (`gen[0]`, `dut`, `mon`).
+    pub role: String,
+    /// Its ssh destination.
+    pub ssh: String,
+    /// Where the state came from: `chronyc`, `pmc`, `timedatectl` or `unknown`.
+    pub source: String,
+    /// Whether the source says the clock is synchronised (null: unknown).
+    pub synchronised: Option<bool>,
+    /// The clock's offset from its reference, seconds, where the source gives it.
+    pub offset_s: Option<f64>,
+    /// The source's output, as read.
+    pub detail: String,
+}
+
+impl ClockState {
+    /// From the clock probe's output: its first line names the source.
+    pub fn parse(role: &str, ssh: &str, text: &str) -> ClockState {
+        let mut lines = text.lines();
+        let source = lines.next().unwrap_or("unknown").trim().to_owned();
+        let detail: String = lines.collect::<Vec<_>>().join("\n");
+        let (synchronised, offset_s) = match source.as_str() {
+            // CSV: ref id, ref name, stratum, ref time, system time offset (s),
+            // last offset, ..., leap status (last): "Normal" when synchronised.
+            "chronyc" => {
+                let f: Vec<&str> = detail.trim().split(',').collect();
+                let leap = f.last().map(|l| l.trim());
+                (
+                    Some(leap == Some("Normal") && f.get(2).is_some_and(|s| *s != "0")),
+                    f.get(4).and_then(|x| x.trim().parse().ok()),
+                )
+            }
+            "pmc" => {
+                let off = detail.lines().find_map(|l| {
+                    let mut w = l.split_whitespace();
+                    (w.next() == Some("master_offset"))
+                        .then(|| w.next()?.parse::<f64>().ok())
+                        .flatten()
+                });
+                (off.map(|_| true), off.map(|ns| ns / 1e9))
+            }
+            "timedatectl" => {
+                let synced = detail
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NTPSynchronized="))
+                    .map(|v| v.trim() == "yes");
+                (synced, None)
+            }
+            _ => (None, None),
+        };
+        let source = if ["chronyc", "pmc", "timedatectl"].contains(&source.as_str()) {
+            source
+        } else {
+            "unknown".to_owned()
+        };
+        ClockState {
+            role: role.to_owned(),
+            ssh: ssh.to_owned(),
+            source,
+            synchronised,
+            offset_s,
+            detail,
+        }
+    }
+}
+
 /// The tools a role runs.
 fn tools_of(role: &str) -> &'static [&'static str] {
     if role.starts_with("gen") {
@@ -409,6 +516,41 @@ mod tests {
             tools: "/opt/x".into(),
             ip: None,
             mac: None,
+        }
+    }
+
+    #[test]
+    fn clock_states_are_read_from_each_source_or_unknown() {
+        let c = ClockState::parse(
+            "gen[0]",
+            "root@g",
+            "chronyc\nC0A80001,ntp.example,3,1764633005.1,-0.000012345,0.000001,0.00002,-3.1,0.001,0.02,0.01,0.001,64.5,Normal\n",
+        );
+        assert_eq!(c.source, "chronyc");
+        assert_eq!(c.synchronised, Some(true));
+        assert_eq!(c.offset_s, Some(-0.000012345));
+        let c = ClockState::parse(
+            "gen[1]",
+            "root@g",
+            "timedatectl\nTimezone=UTC\nNTPSynchronized=no\n",
+        );
+        assert_eq!(
+            (c.source.as_str(), c.synchronised),
+            ("timedatectl", Some(false))
+        );
+        let c = ClockState::parse(
+            "mon",
+            "root@m",
+            "pmc\nsending: GET TIME_STATUS_NP\n\tmaster_offset              -37\n",
+        );
+        assert_eq!((c.synchronised, c.offset_s), (Some(true), Some(-37e-9)));
+        for text in ["unknown\n", "", "garbage"] {
+            let c = ClockState::parse("dut", "root@d", text);
+            assert_eq!(
+                (c.source.as_str(), c.synchronised),
+                ("unknown", None),
+                "{text:?}"
+            );
         }
     }
 

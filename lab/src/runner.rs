@@ -55,10 +55,15 @@ pub struct RunOptions {
 struct RemoteRun {
     /// The ssh session (control masters stopped when dropped).
     _ssh: std::sync::Arc<crate::remote::Ssh>,
-    /// The generator host.
-    r#gen: std::sync::Arc<crate::remote::RemoteHost>,
+    /// The generator hosts, in the file's order.
+    gens: Vec<std::sync::Arc<crate::remote::RemoteHost>>,
     /// The DUT host.
     dut: std::sync::Arc<crate::remote::RemoteHost>,
+    /// The monitor host, if the file has one (where several generator hosts'
+    /// start is measured).
+    mon: Option<std::sync::Arc<crate::remote::RemoteHost>>,
+    /// Every host's clock synchronisation state, read after pre-flight.
+    clocks: Vec<crate::remote::ClockState>,
 }
 
 impl RemoteRun {
@@ -89,12 +94,33 @@ impl RemoteRun {
                 exp.origin
             );
         }
-        if file.gens.len() > 1 {
+        if file.gens.len() > MAX_GEN_HOSTS {
             bail!(
-                "{}: lab run --testbed: not supported yet: {} generator hosts (one [[gen]])",
+                "{}: lab run --testbed: not supported yet: {} generator hosts (at most {MAX_GEN_HOSTS} [[gen]])",
                 file.origin,
                 file.gens.len()
             );
+        }
+        if file.gens.len() > 1 {
+            // Each host its own source address: DNS (port, ID) pairs and probe
+            // sequences are then unique across hosts (tstamp matches on the client
+            // address too).
+            let mut seen = Vec::new();
+            for g in &file.gens {
+                match g.ip {
+                    None => bail!(
+                        "{}: {}: several generator hosts need `ip` on every [[gen]] (each host sends from its own address)",
+                        file.origin,
+                        g.display()
+                    ),
+                    Some(ip) if seen.contains(&ip) => bail!(
+                        "{}: {}: `ip = \"{ip}\"` is another generator host's too: give each [[gen]] its own address",
+                        file.origin,
+                        g.display()
+                    ),
+                    Some(ip) => seen.push(ip),
+                }
+            }
         }
         let ssh = crate::remote::Ssh::new(&file)?;
         eprintln!(
@@ -103,9 +129,15 @@ impl RemoteRun {
             file.origin
         );
         let hosts = crate::remote::preflight(&ssh, &file)?;
+        let gens = (0..file.gens.len())
+            .map(|i| crate::remote::host(&hosts, &format!("gen[{i}]")).cloned())
+            .collect::<Result<Vec<_>>>()?;
+        let clocks = hosts.iter().map(|h| h.clock_state()).collect();
         Ok(RemoteRun {
-            r#gen: crate::remote::host(&hosts, "gen[0]")?.clone(),
+            gens,
             dut: crate::remote::host(&hosts, "dut")?.clone(),
+            mon: crate::remote::host(&hosts, "mon").ok().cloned(),
+            clocks,
             _ssh: ssh,
         })
     }
@@ -241,6 +273,54 @@ pub const METRICS: &[Metric] = &[
         capacity: false,
     },
     Metric {
+        name: "gen0_offered_pps",
+        label: "offered rate of generator host 0 (gen[0] tx, confirmed by its kernel)",
+        unit: "packets/s",
+        capacity: false,
+    },
+    Metric {
+        name: "gen0_start_error_ms",
+        label: "start error of generator host 0: its first frame at the monitor less the common start",
+        unit: "ms",
+        capacity: false,
+    },
+    Metric {
+        name: "gen1_offered_pps",
+        label: "offered rate of generator host 1 (gen[1] tx, confirmed by its kernel)",
+        unit: "packets/s",
+        capacity: false,
+    },
+    Metric {
+        name: "gen1_start_error_ms",
+        label: "start error of generator host 1: its first frame at the monitor less the common start",
+        unit: "ms",
+        capacity: false,
+    },
+    Metric {
+        name: "gen2_offered_pps",
+        label: "offered rate of generator host 2 (gen[2] tx, confirmed by its kernel)",
+        unit: "packets/s",
+        capacity: false,
+    },
+    Metric {
+        name: "gen2_start_error_ms",
+        label: "start error of generator host 2: its first frame at the monitor less the common start",
+        unit: "ms",
+        capacity: false,
+    },
+    Metric {
+        name: "gen3_offered_pps",
+        label: "offered rate of generator host 3 (gen[3] tx, confirmed by its kernel)",
+        unit: "packets/s",
+        capacity: false,
+    },
+    Metric {
+        name: "gen3_start_error_ms",
+        label: "start error of generator host 3: its first frame at the monitor less the common start",
+        unit: "ms",
+        capacity: false,
+    },
+    Metric {
         name: "answered_pps",
         label: "answers received",
         unit: "answers/s",
@@ -310,6 +390,123 @@ fn push_offered(f: &GenFinal, v: &mut Vec<(&'static str, f64)>) {
     if f.duration_s > 0.0 {
         v.push(("refused_pps", f.tx_dropped as f64 / f.duration_s));
     }
+}
+
+/// The offered rates of several generator hosts: the sums of what each one's
+/// final record says (the point's offered rate is the sum).
+fn push_offered_sum(finals: &[GenFinal], v: &mut Vec<(&'static str, f64)>) {
+    v.push(("offered_pps", finals.iter().map(|f| f.tx_pps).sum()));
+    v.push((
+        "offered_gbps_wire",
+        finals.iter().map(|f| f.tx_mbps_wire).sum::<f64>() / 1e3,
+    ));
+    v.push((
+        "refused_pps",
+        finals
+            .iter()
+            .filter(|f| f.duration_s > 0.0)
+            .map(|f| f.tx_dropped as f64 / f.duration_s)
+            .sum(),
+    ));
+}
+
+/// The most generator hosts `lab run --testbed` drives.
+pub const MAX_GEN_HOSTS: usize = 4;
+
+/// How far ahead of starting them several generator hosts are told to start
+/// (`gen --start-at`): time for ssh, gen's set-up and its ready record.
+pub const GEN_START_AHEAD: Duration = Duration::from_secs(3);
+
+/// The per-host metrics of generator host i (0-based, as `gen[i]`).
+pub struct PerHost {
+    /// `genI_offered_pps`.
+    pub offered: &'static str,
+    /// `genI_start_error_ms`.
+    pub start_error: &'static str,
+}
+
+/// [`PerHost`] of hosts 0..[`MAX_GEN_HOSTS`].
+pub const PER_HOST: [PerHost; MAX_GEN_HOSTS] = [
+    PerHost {
+        offered: "gen0_offered_pps",
+        start_error: "gen0_start_error_ms",
+    },
+    PerHost {
+        offered: "gen1_offered_pps",
+        start_error: "gen1_start_error_ms",
+    },
+    PerHost {
+        offered: "gen2_offered_pps",
+        start_error: "gen2_start_error_ms",
+    },
+    PerHost {
+        offered: "gen3_offered_pps",
+        start_error: "gen3_start_error_ms",
+    },
+];
+
+/// Host `i`'s share of `n` generator hosts: the rate divided by n (gen paces
+/// on fractional frames/s, so nothing is left over) and the queues divided
+/// by n, the first `queues % n` hosts one more, at least one each.
+pub fn share(
+    rate: Option<crate::experiment::Rate>,
+    queues: u32,
+    n: usize,
+    i: usize,
+) -> (Option<crate::experiment::Rate>, u32) {
+    use crate::experiment::Rate;
+    let n32 = n.max(1) as u32;
+    let rate = rate.map(|r| match r {
+        Rate::Pps(p) => Rate::Pps(p / f64::from(n32)),
+        Rate::Bits(b) => Rate::Bits(b / f64::from(n32)),
+    });
+    let q = queues / n32 + u32::from((i as u32) < queues % n32);
+    (rate, q.max(1))
+}
+
+/// Several generator hosts under way ([`PointRun::spawn_remote_gens`]).
+struct MultiGen {
+    /// Each host's gen.
+    children: Vec<Child>,
+    /// Per host: the monitor's capture of its first frame (empty: no monitor).
+    captures: Vec<Option<Child>>,
+    /// The common start, CLOCK_REALTIME ns.
+    start_at_ns: u64,
+}
+
+/// On the monitor: tcpdump waiting for the first frame from generator host
+/// `r` (by its source MAC where the testbed file gives it: a profile may vary
+/// the source address; else its address), printing its software receive
+/// stamp on the monitor's clock, then exiting. The remote side ends when its
+/// standard input does ([`Child::stop`]), also when no frame came.
+fn first_frame_capture(
+    mon: &std::sync::Arc<crate::remote::RemoteHost>,
+    r: &RemoteGen,
+) -> Result<Child> {
+    let filter = match (r.mac, r.src_ip) {
+        (Some(m), _) => format!("ether src {}", profiles::units::format_mac(m)),
+        (None, Some(ip)) => format!("ip src host {ip}"),
+        (None, None) => bail!("{}: no MAC or address to recognise its frames by", r.site),
+    };
+    let line = format!(
+        "timeout 300 tcpdump -i {} -n -c 1 -tt --time-stamp-precision=nano -Q in {} 2>/dev/null & t=$!; cat >/dev/null; kill $t 2>/dev/null; wait",
+        crate::remote::shell_quote(&mon.endpoint.iface),
+        crate::remote::shell_quote(&filter)
+    );
+    Child::spawn_remote(mon.shell(&line))
+}
+
+/// The receive time (ns since the epoch) of the frame tcpdump printed first.
+fn first_frame_ns(out: crate::tools::Output) -> Option<u64> {
+    let first = out.lines.first()?.split_whitespace().next()?.to_owned();
+    let (s, f) = first.split_once('.')?;
+    let s: u64 = s.parse().ok()?;
+    let mut frac = f.to_owned();
+    frac.truncate(9);
+    while frac.len() < 9 {
+        frac.push('0');
+    }
+    Some(s * 1_000_000_000 + frac.parse::<u64>().ok()?)
 }
 
 /// The metric called `name`; an unknown name is an error, never a default.
@@ -476,6 +673,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
         tools: crate::provenance::tools(),
         ..Default::default()
     };
+    if let Some(r) = &remote {
+        info.clocks = r.clocks.clone();
+    }
     crate::provenance::write_run(&opts.out, &info)?;
     // Initial guess per measurement: the run plus ~3 s of set-up.
     let guess = plan.duration.as_secs_f64() + 3.0;
@@ -640,15 +840,21 @@ struct PointRun<'a> {
     queues: u32,
     /// The NDR search settings (measure = "ndr").
     ndr: Option<NdrSpec>,
-    /// `lab run --testbed`: where gen runs (its host, interface and the testbed
-    /// file's addresses); no lab, no ledger.
-    remote_gen: Option<RemoteGen>,
+    /// `lab run --testbed`: where gen runs (each generator host, its interface
+    /// and the testbed file's addresses); no lab, no ledger. Empty: locally.
+    remote_gens: Vec<RemoteGen>,
+    /// `lab run --testbed` with a monitor: where the start of several generator
+    /// hosts is measured.
+    remote_mon: Option<std::sync::Arc<crate::remote::RemoteHost>>,
 }
 
 /// gen on a testbed host.
 struct RemoteGen {
     site: Site,
     iface: String,
+    /// Its data interface's MAC (the testbed file's), how the monitor tells its
+    /// frames apart.
+    mac: Option<[u8; 6]>,
     src_ip: Option<std::net::Ipv4Addr>,
     dst_ip: Option<std::net::Ipv4Addr>,
     dst_mac: Option<[u8; 6]>,
@@ -948,13 +1154,22 @@ impl<'a> PointRun<'a> {
             (None, true, At::Host) if second => DutPort::second(&lab),
             _ => DutPort::of_lab(&lab),
         };
-        let remote_gen = remote.map(|r| RemoteGen {
-            site: Site::Remote(r.r#gen.clone()),
-            iface: r.r#gen.endpoint.iface.clone(),
-            src_ip: r.r#gen.endpoint.ip,
-            dst_ip: r.dut.endpoint.ip,
-            dst_mac: r.dut.endpoint.mac,
-        });
+        let remote_gens: Vec<RemoteGen> = remote
+            .map(|r| {
+                r.gens
+                    .iter()
+                    .map(|g| RemoteGen {
+                        site: Site::Remote(g.clone()),
+                        iface: g.endpoint.iface.clone(),
+                        mac: g.endpoint.mac,
+                        src_ip: g.endpoint.ip,
+                        dst_ip: r.dut.endpoint.ip,
+                        dst_mac: r.dut.endpoint.mac,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let remote_mon = remote.and_then(|r| r.mon.clone());
         let gen_port = (
             testbed::gen_netns(&lab),
             if second {
@@ -977,7 +1192,8 @@ impl<'a> PointRun<'a> {
             neighbour: None,
             queues,
             ndr: plan.ndr.clone(),
-            remote_gen,
+            remote_gens,
+            remote_mon,
         };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
@@ -1077,10 +1293,11 @@ impl<'a> PointRun<'a> {
 
     /// Starts gen for the measurement (here, or on the testbed's generator host).
     fn spawn_gen(&self, duration: Duration, rx: bool) -> Result<Child> {
-        match &self.remote_gen {
-            Some(r) => r
-                .site
-                .spawn("gen", &self.gen_args(self.rate(), duration, rx)?.argv()),
+        match self.remote_gens.first() {
+            Some(r) => r.site.spawn(
+                "gen",
+                &self.remote_gen_args(r, self.rate(), duration, rx)?.argv(),
+            ),
             None => Child::spawn(self.gen_cmd(duration, rx)?),
         }
     }
@@ -1138,22 +1355,8 @@ impl<'a> PointRun<'a> {
         duration: Duration,
         rx: bool,
     ) -> Result<records::args::Gen> {
-        if let Some(r) = &self.remote_gen {
-            return Ok(records::args::Gen {
-                netns: r.site.netns(),
-                iface: r.iface.clone(),
-                profile: self.series.profile.clone(),
-                engine: Some(self.series.engine),
-                rate,
-                duration: Some(duration),
-                queues: Some(self.queues),
-                no_rx: !rx,
-                src_ip: r.src_ip,
-                dst_ip: r.dst_ip,
-                dst_mac: r.dst_mac,
-                json: true,
-                ..records::args::Gen::default()
-            });
+        if let Some(r) = self.remote_gens.first() {
+            return self.remote_gen_args(r, rate, duration, rx);
         }
         self.lab()?;
         let mut b = records::args::Gen {
@@ -1178,6 +1381,145 @@ impl<'a> PointRun<'a> {
             b.dst_mac = Some(testbed::DUT_MAC);
         }
         Ok(b)
+    }
+
+    /// gen's command line on generator host `r`.
+    fn remote_gen_args(
+        &self,
+        r: &RemoteGen,
+        rate: Option<crate::experiment::Rate>,
+        duration: Duration,
+        rx: bool,
+    ) -> Result<records::args::Gen> {
+        Ok(records::args::Gen {
+            netns: r.site.netns(),
+            iface: r.iface.clone(),
+            profile: self.series.profile.clone(),
+            engine: Some(self.series.engine),
+            rate,
+            duration: Some(duration),
+            queues: Some(self.queues),
+            no_rx: !rx,
+            src_ip: r.src_ip,
+            dst_ip: r.dst_ip,
+            dst_mac: r.dst_mac,
+            json: true,
+            ..records::args::Gen::default()
+        })
+    }
+
+    /// Several generator hosts (`lab run --testbed`): each gets its share of the
+    /// rate and the queues ([`share`]) and its own source address, all wait for
+    /// one wall-clock start ([`GEN_START_AHEAD`] from now, `gen --start-at`), and
+    /// the monitor, if any, captures each host's first frame. Returns once
+    /// every host printed its ready record.
+    fn spawn_remote_gens(&self, duration: Duration) -> Result<MultiGen> {
+        let n = self.remote_gens.len();
+        let start_at_ns = xdplayer::clock::realtime_ns() + GEN_START_AHEAD.as_nanos() as u64;
+        let mut captures = Vec::new();
+        if let Some(mon) = &self.remote_mon {
+            for r in &self.remote_gens {
+                captures.push(Some(first_frame_capture(mon, r)?));
+            }
+            // tcpdump is listening before any host can send: well inside the
+            // seconds ahead of the start.
+            sleep_checked(Duration::from_millis(500))?;
+        }
+        let mut children = Vec::with_capacity(n);
+        for (i, r) in self.remote_gens.iter().enumerate() {
+            let (rate, queues) = share(self.rate(), self.queues, n, i);
+            let mut b = self.remote_gen_args(r, rate, duration, false)?;
+            b.queues = Some(queues);
+            b.start_at_ns = Some(start_at_ns);
+            children.push(r.site.spawn("gen", &b.argv())?);
+        }
+        for (r, c) in self.remote_gens.iter().zip(children.iter_mut()) {
+            let v = c
+                .wait_for_type("ready", Duration::from_secs(30))
+                .with_context(|| format!("gen on {}", r.site))?;
+            let ready: records::generator::Ready = serde_json::from_value(v)
+                .with_context(|| format!("gen on {}: its ready record", r.site))?;
+            if ready.now_ns > start_at_ns {
+                eprintln!(
+                    "  warning: gen on {} was ready {:.3} s after the common start (it starts late; see its start error)",
+                    r.site,
+                    (ready.now_ns - start_at_ns) as f64 / 1e9
+                );
+            }
+        }
+        Ok(MultiGen {
+            children,
+            captures,
+            start_at_ns,
+        })
+    }
+
+    /// Stops the generator hosts' gens, writes each one's output, and gives the
+    /// summed offered rates plus per host: offered rate and start error.
+    fn finish_remote_gens(
+        &self,
+        mg: MultiGen,
+        rep: u32,
+        v: &mut Vec<(&'static str, f64)>,
+    ) -> Result<()> {
+        let mut finals = Vec::new();
+        let mut first_error = None;
+        for (i, c) in mg.children.into_iter().enumerate() {
+            match c.stop(Duration::from_secs(5)) {
+                Ok(out) => {
+                    std::fs::write(
+                        self.rep_file(rep, &format!("gen{i}")),
+                        format!("{}{}", out.stdout(), out.stderr),
+                    )
+                    .ok();
+                    match out.final_as::<GenFinal>("gen final") {
+                        Ok(f) => finals.push(f),
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let monitor: Vec<Option<u64>> = mg
+            .captures
+            .into_iter()
+            .map(|c| c.and_then(|c| first_frame_ns(c.stop(Duration::from_secs(2)).ok()?)))
+            .collect();
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        push_offered_sum(&finals, v);
+        for (i, f) in finals.iter().enumerate() {
+            let m = &PER_HOST[i];
+            v.push((m.offered, f.tx_pps));
+            // The start error on the monitor's clock (one clock sees every
+            // host), else on the host's own clock.
+            let first = monitor.get(i).copied().flatten().or(f.first_tx_ns);
+            if let Some(t) = first {
+                v.push((m.start_error, (t as f64 - mg.start_at_ns as f64) / 1e6));
+            }
+            let mut words = format!(
+                "  {}: {:.0} frames/s, {} sent",
+                self.remote_gens[i].site, f.tx_pps, f.tx_packets
+            );
+            if let Some(t) = first {
+                let source = if monitor.get(i).copied().flatten().is_some() {
+                    "at the monitor"
+                } else {
+                    "gen's own clock"
+                };
+                words.push_str(&format!(
+                    ", first frame {:+.3} ms from the start ({source})",
+                    (t as f64 - mg.start_at_ns as f64) / 1e6
+                ));
+            }
+            eprintln!("{words}");
+        }
+        Ok(())
     }
 
     fn measure(&self, rep: u32) -> Result<Measured> {
@@ -1510,7 +1852,8 @@ impl<'a> PointRun<'a> {
     /// DUT counters over a window of `duration` inside the source's run.
     fn dut_rate(&self, rep: u32) -> Result<Measured> {
         // Over ssh there is no lab to read counters from: no ledger (so far).
-        let remote = self.remote_gen.is_some();
+        let remote = !self.remote_gens.is_empty();
+        let multi = self.remote_gens.len() > 1;
         if !remote {
             self.lab()?;
         }
@@ -1519,8 +1862,13 @@ impl<'a> PointRun<'a> {
         // The source is stopped once the window is over: a long margin
         // costs nothing and covers a slow start on a loaded machine.
         let margin = Duration::from_secs(60);
+        let mut multigen = None;
         let source = match self.series.source {
-            Source::Gen => self.spawn_gen(self.duration + margin, false)?,
+            Source::Gen if multi => {
+                multigen = Some(self.spawn_remote_gens(self.duration + margin)?);
+                None
+            }
+            Source::Gen => Some(self.spawn_gen(self.duration + margin, false)?),
             Source::Trafgen => {
                 let cfg = self
                     .raw
@@ -1536,7 +1884,7 @@ impl<'a> PointRun<'a> {
                 };
                 let mut c = Command::new("ip");
                 c.args(t.netns_exec(&self.gen_port.0));
-                Child::spawn(c)?
+                Some(Child::spawn(c)?)
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
@@ -1566,12 +1914,25 @@ impl<'a> PointRun<'a> {
                 });
             Ok((w, user, cpu))
         })();
-        let out = source.stop(Duration::from_secs(5))?;
-        std::fs::write(
-            self.rep_file(rep, source_name(self.series.source)),
-            format!("{}{}", out.stdout(), out.stderr),
-        )
-        .ok();
+        let mut gen_values = Vec::new();
+        let out = match (source, multigen) {
+            (Some(source), _) => {
+                let out = source.stop(Duration::from_secs(5))?;
+                std::fs::write(
+                    self.rep_file(rep, source_name(self.series.source)),
+                    format!("{}{}", out.stdout(), out.stderr),
+                )
+                .ok();
+                Some(out)
+            }
+            (None, Some(mg)) => {
+                let r = self.finish_remote_gens(mg, rep, &mut gen_values);
+                window.as_ref().map_err(|e| anyhow!("{e:#}"))?;
+                r?;
+                None
+            }
+            (None, None) => bail!("internal: no source"),
+        };
         let (w, user, cpu) = window?;
         if let Ok(line) = serde_json::to_string(&w) {
             std::fs::write(self.rep_file(rep, "dut-status-window"), format!("{line}\n")).ok();
@@ -1632,13 +1993,15 @@ impl<'a> PointRun<'a> {
             v.push(("cpu_tenant_ns_per_packet", tenant));
             v.push(("cpu_host_ns_per_packet", host));
         }
-        let f: Option<GenFinal> = if self.series.source == Source::Gen {
-            let f: GenFinal = out.final_as("gen final")?;
-            push_offered(&f, &mut v);
-            Some(f)
-        } else {
-            None
+        let f: Option<GenFinal> = match &out {
+            Some(out) if self.series.source == Source::Gen => {
+                let f: GenFinal = out.final_as("gen final")?;
+                push_offered(&f, &mut v);
+                Some(f)
+            }
+            _ => None,
         };
+        v.extend(gen_values);
         let account = match &before {
             Some(before) => Some(self.account(before, f.as_ref(), None)?),
             None => None,

@@ -1,5 +1,5 @@
-//! `lab up --topology ssh`: the switched lab whose hosts are reached only over
-//! SSH (`testbed::ssh`: a management network, an sshd per host namespace, keys,
+//! `lab up --topology ssh`: the switched lab with a second generator host, whose
+//! hosts are reached only over SSH (`testbed::ssh`: a management network, an sshd per host namespace, keys,
 //! `ssh_config` and `known_hosts` made for the lab), and the testbed file that
 //! describes it ([`crate::testbed_file`]), which `lab demo --testbed FILE` takes.
 
@@ -76,7 +76,12 @@ pub fn up(name: &str, queues: u32) -> Result<(Testbed, PathBuf)> {
     let file = TestbedFile {
         origin: String::new(),
         ssh_config: Some(ssh.ssh_config.clone()),
-        gens: vec![endpoint("gen[0]", bed.generator())?],
+        gens: ssh
+            .gens
+            .iter()
+            .enumerate()
+            .map(|(i, h)| endpoint(&format!("gen[{i}]"), h))
+            .collect::<Result<_>>()?,
         dut: endpoint("dut", bed.dut())?,
         mon: Some(endpoint("mon", mon)?),
     };

@@ -76,7 +76,10 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
     let (guard, file) = ssh_lab(&name);
     let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
     let cfg = tf.ssh_config.clone().unwrap();
-    assert_eq!(tf.gens.len(), 1);
+    assert_eq!(tf.gens.len(), 2, "two generator hosts");
+    assert_ne!(tf.gens[0].ssh, tf.gens[1].ssh);
+    assert_ne!(tf.gens[0].ip, tf.gens[1].ip);
+    assert_ne!(tf.gens[0].mac, tf.gens[1].mac);
     // Every host: sshd runs in its namespace, and a command over SSH runs there
     // (it sees the host's data interface).
     for e in tf.endpoints() {
@@ -90,6 +93,40 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).starts_with(&e.iface));
+    }
+    // The data path from each generator host: a TCP connection to a closed port
+    // of the DUT is refused by its kernel (a RST comes back: the switch forwards
+    // the host's frames to the DUT and the answer back to it by MAC; without the
+    // answer it would time out), and the monitor's port sees SYN and RST.
+    let mon_rx = || -> u64 {
+        let mon = tf.mon.as_ref().unwrap();
+        let out = ssh(
+            &cfg,
+            &mon.ssh,
+            // /proc/net/dev is the namespace's (sysfs is the root's here).
+            &format!(
+                "awk '$1 == \"{}:\" {{ print $3 }}' /proc/net/dev",
+                mon.iface
+            ),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    for g in &tf.gens {
+        let before = mon_rx();
+        let out = ssh(
+            &cfg,
+            &g.ssh,
+            &format!("timeout 5 bash -c ': </dev/tcp/{}/9'", tf.dut.ip.unwrap()),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Connection refused"),
+            "{}: no answer from the DUT (status {:?}): {err}",
+            g.ssh,
+            out.status.code()
+        );
+        let seen = mon_rx() - before;
+        assert!(seen >= 2, "{}: the monitor saw {seen} of 2 frames", g.ssh);
     }
     // Host keys are checked: with a known_hosts that does not hold the key, the
     // connection is refused (BatchMode: no prompt).
@@ -122,7 +159,8 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
         .clone();
     assert_eq!(entry["testbed"].as_str(), Some(file.to_str().unwrap()));
     let ssh_lab = testbed::ssh::attach(&name).unwrap();
-    assert_eq!(ssh_lab.hosts.len(), 3);
+    assert_eq!(ssh_lab.hosts.len(), 4);
+    assert_eq!(ssh_lab.gens.len(), 2);
     let pids: Vec<u32> = ssh_lab
         .hosts
         .iter()
@@ -274,7 +312,7 @@ fn the_demo_over_ssh_measures_what_the_local_demo_does() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&remote.stderr);
     assert!(remote.status.success(), "demo over ssh: {stderr}");
-    assert!(stderr.contains("pre-flight of 3 host(s)"), "{stderr}");
+    assert!(stderr.contains("pre-flight of 4 host(s)"), "{stderr}");
     let a = check_demo("local", &tmp.join("local"));
     let b = check_demo("ssh", &tmp.join("ssh"));
     // Same rate and duration: the same number of queries, within 5 %.
@@ -425,17 +463,46 @@ fn drop_rates(out: &Path) -> Vec<f64> {
         .collect()
 }
 
+/// The values of `metric` in points.csv, in order.
+fn values_of(out: &Path, metric: &str) -> Vec<f64> {
+    std::fs::read_to_string(out.join("points.csv"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.split(',').nth(2) == Some(metric))
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect()
+}
+
+/// An interface's RX packet counter in a namespace (/proc/net/dev).
+fn rx_packets_in(netns: &str, iface: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "cat", "/proc/net/dev"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{iface}:")))
+        .unwrap_or_else(|| panic!("no {iface} in {netns}: {text}"));
+    let (_, rest) = line.split_once(':').unwrap();
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
-fn lab_run_over_ssh_measures_and_refuses_what_it_cannot_do_yet() {
+fn lab_run_over_ssh_with_two_generator_hosts_shares_the_rate_and_starts_them_together() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
     let name = testbed::unique_name("rssh");
     let (_guard, file) = ssh_lab(&name);
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    assert_eq!(tf.gens.len(), 2);
     let tmp = std::env::temp_dir().join(format!("lab-ssh-run-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
     let exp = tmp.join("ssh-drop.toml");
     std::fs::write(&exp, SSH_DROP.replace("REPS", "2")).unwrap();
+    let dut_ns = testbed::dut_netns(&name);
+    let dut_rx0 = rx_packets_in(&dut_ns, testbed::DUT_IFACE);
     let res = Command::new(lab_bin())
         .arg("run")
         .arg(&exp)
@@ -445,16 +512,83 @@ fn lab_run_over_ssh_measures_and_refuses_what_it_cannot_do_yet() {
         .arg(tmp.join("out"))
         .output()
         .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    // The DUT program's drop rate is what gen offered (paced at 100k, within 2 %).
-    let rates = drop_rates(&tmp.join("out"));
+    let stderr = String::from_utf8_lossy(&res.stderr).into_owned();
+    assert!(res.status.success(), "{stderr}");
+    let dut_rx = rx_packets_in(&dut_ns, testbed::DUT_IFACE) - dut_rx0;
+    let out = tmp.join("out");
+    // The DUT program's drop rate is what the two hosts offered together (paced at
+    // 100k in all, 50k each, within 2 %), and the point's offered rate is the sum.
+    let rates = drop_rates(&out);
     assert_eq!(rates.len(), 2, "{rates:?}");
-    for r in rates {
-        assert!((r - 100_000.0).abs() <= 2_000.0, "drop rate {r}");
+    for r in &rates {
+        assert!((r - 100_000.0).abs() <= 2_000.0, "drop rate {r}: {stderr}");
+    }
+    let offered = values_of(&out, "offered_pps");
+    let per_host = [
+        values_of(&out, "gen0_offered_pps"),
+        values_of(&out, "gen1_offered_pps"),
+    ];
+    for rep in 0..2 {
+        let sum: f64 = per_host.iter().map(|h| h[rep]).sum();
+        assert!(
+            (offered[rep] - sum).abs() < 1.0,
+            "{offered:?} vs {per_host:?}"
+        );
+        for h in &per_host {
+            assert!(
+                (h[rep] - 50_000.0).abs() <= 1_000.0,
+                "a host's share: {per_host:?}"
+            );
+        }
+    }
+    // Both hosts sent, and what they sent together is what the DUT's port
+    // received (its own counter; nothing else uses the data path).
+    let mut sent = [0u64; 2];
+    for entry in std::fs::read_dir(out.join("raw")).unwrap() {
+        let path = entry.unwrap().path();
+        let fname = path.file_name().unwrap().to_string_lossy().into_owned();
+        for (i, s) in sent.iter_mut().enumerate() {
+            if fname.ends_with(&format!("_gen{i}.json")) {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let fin: records::generator::Final = serde_json::from_str(
+                    text.lines()
+                        .find(|l| l.contains(r#""type":"final""#))
+                        .unwrap(),
+                )
+                .unwrap();
+                assert!(fin.start_at_ns.is_some(), "{fname}: no --start-at");
+                *s += fin.tx_packets;
+            }
+        }
+    }
+    assert!(sent[0] > 0 && sent[1] > 0, "each host sent: {sent:?}");
+    assert_eq!(
+        sent[0] + sent[1],
+        dut_rx,
+        "the hosts' TX {sent:?} against the DUT port's RX"
+    );
+    // The start error of each host, measured at the monitor: its first frame came
+    // after the common start (ignoring --start-at would make it seconds early)
+    // and soon after.
+    for i in 0..2 {
+        let errs = values_of(&out, &format!("gen{i}_start_error_ms"));
+        assert_eq!(errs.len(), 2, "gen{i}: {errs:?}");
+        for e in errs {
+            assert!((0.0..1000.0).contains(&e), "gen{i} start error {e} ms");
+        }
+    }
+    assert!(stderr.contains("at the monitor"), "{stderr}");
+    // run.json records each host's clock synchronisation state.
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let clocks = run["runs"][0]["clocks"].as_array().unwrap();
+    let roles: Vec<&str> = clocks.iter().map(|c| c["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["gen[0]", "gen[1]", "dut", "mon"]);
+    for c in clocks {
+        assert!(
+            ["chronyc", "pmc", "timedatectl", "unknown"].contains(&c["source"].as_str().unwrap()),
+            "{c}"
+        );
     }
     assert!(processes_of_tools(&name).is_empty());
     // What it cannot do yet is one line before anything runs.

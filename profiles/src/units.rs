@@ -2,7 +2,7 @@
 //! `2M` packets/s; `5Gbit`, `100Mbit` bits/s on the wire with 24 bytes of framing per
 //! frame), durations (`30s`, `500ms`, `2m`, `1h`, `250us`, `10ns`, a bare number =
 //! seconds), MAC addresses, IPv4 addresses and IPv4 and IPv6 prefixes (`198.18.0.0/24`,
-//! `2001:db8::/32`).
+//! `2001:db8::/32`) and wall-clock times (RFC 3339 UTC or Unix seconds: `gen --start-at`).
 //! Every tool's command line (as clap `value_parser`s), the profiles and the
 //! experiment files take these, so the same words mean the same everywhere.
 //! Pure functions; errors are one readable line saying what was expected.
@@ -205,9 +205,168 @@ pub fn format_mac(m: [u8; 6]) -> String {
         .join(":")
 }
 
+/// A wall-clock time (CLOCK_REALTIME) in ns since the Unix epoch, from RFC 3339 in
+/// UTC (`2026-12-02T00:10:05.250Z`, `T` or a space, `Z` or `+00:00`, up to 9
+/// fraction digits) or Unix seconds with an optional fraction (`1796170205.25`).
+pub fn parse_wall_time(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = |why: &str| {
+        format!(
+            "invalid time {s:?}: {why} (expected RFC 3339 UTC like 2026-12-02T00:10:05.250Z, or Unix seconds like 1796170205.25)"
+        )
+    };
+    // Seconds and an optional fraction of up to 9 digits, as ns.
+    let secs_frac = |whole: &str, frac: Option<&str>| -> Result<(u64, u64), String> {
+        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("not a number of seconds"));
+        }
+        let w: u64 = whole.parse().map_err(|_| bad("too large"))?;
+        let ns = match frac {
+            None => 0,
+            Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|b| b.is_ascii_digit()) => {
+                f.parse::<u64>().map_err(|_| bad("bad fraction"))? * 10u64.pow(9 - f.len() as u32)
+            }
+            Some(_) => return Err(bad("the fraction takes 1 to 9 digits")),
+        };
+        Ok((w, ns))
+    };
+    let ns = if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let mut it = t.splitn(2, '.');
+        let (w, f) = secs_frac(it.next().unwrap_or(""), it.next())?;
+        w.checked_mul(1_000_000_000)
+            .and_then(|x| x.checked_add(f))
+            .ok_or_else(|| bad("too large"))?
+    } else {
+        let rest = t
+            .strip_suffix('Z')
+            .or_else(|| t.strip_suffix('z'))
+            .or_else(|| t.strip_suffix("+00:00"))
+            .ok_or_else(|| bad("give the time in UTC, ending in Z"))?;
+        let (date, time) = rest
+            .split_once(['T', 't', ' '])
+            .ok_or_else(|| bad("no `T` between date and time"))?;
+        let num = |x: &str, what: &str| -> Result<u64, String> {
+            if x.is_empty() || !x.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(&format!("bad {what}")));
+            }
+            x.parse().map_err(|_| bad(&format!("bad {what}")))
+        };
+        let d: Vec<&str> = date.split('-').collect();
+        let [y, mo, da] = d.as_slice() else {
+            return Err(bad("the date is YYYY-MM-DD"));
+        };
+        let (y, mo, da) = (num(y, "year")?, num(mo, "month")?, num(da, "day")?);
+        let tm: Vec<&str> = time.split(':').collect();
+        let [h, mi, sec] = tm.as_slice() else {
+            return Err(bad("the time is HH:MM:SS[.fraction]"));
+        };
+        let (h, mi) = (num(h, "hour")?, num(mi, "minute")?);
+        let mut it = sec.splitn(2, '.');
+        let (sec, frac) = secs_frac(it.next().unwrap_or(""), it.next())?;
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let days_in = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if !(1970..=9999).contains(&y)
+            || !(1..=12).contains(&mo)
+            || da < 1
+            || da > days_in[(mo - 1) as usize]
+            || h > 23
+            || mi > 59
+            || sec > 59
+        {
+            return Err(bad("a field is out of range"));
+        }
+        let days = days_from_civil(y, mo, da);
+        ((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000_000) + frac
+    };
+    Ok(ns)
+}
+
+/// Days from 1970-01-01 to the date (proleptic Gregorian; year >= 1970).
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    // H. Hinnant's algorithm, for years from 1970 on (no negative eras).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A wall-clock time (ns since the Unix epoch) as RFC 3339 UTC with nanoseconds,
+/// which [`parse_wall_time`] reads back exactly.
+pub fn format_wall_time(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Inverse of days_from_civil.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wall_times_parse_and_format_round_trip() {
+        // 2026-12-02T00:10:05.25Z, checked against `date -u -d @1796170205.25`.
+        let ns = 1_796_170_205_250_000_000;
+        assert_eq!(parse_wall_time("2026-12-02T00:10:05.250Z"), Ok(ns));
+        assert_eq!(parse_wall_time("2026-12-02 00:10:05.25+00:00"), Ok(ns));
+        assert_eq!(parse_wall_time("1796170205.25"), Ok(ns));
+        assert_eq!(parse_wall_time("1796170205"), Ok(ns - 250_000_000));
+        assert_eq!(parse_wall_time("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(
+            parse_wall_time("2000-02-29T23:59:59.000000001Z"),
+            Ok(951_868_799_000_000_001)
+        );
+        assert_eq!(format_wall_time(ns), "2026-12-02T00:10:05.250000000Z");
+        for t in [0, 951_868_799_000_000_001, ns, 4_102_444_800_123_456_789] {
+            assert_eq!(parse_wall_time(&format_wall_time(t)), Ok(t), "{t}");
+        }
+        for bad in [
+            "",
+            "soon",
+            "2026-12-02T00:10:05",
+            "2026-12-02T00:10:05+01:00",
+            "2026-02-30T00:00:00Z",
+            "2026-12-02T24:00:00Z",
+            "1.2345678901",
+            "-5",
+            "1e9",
+        ] {
+            let e = parse_wall_time(bad).expect_err(bad);
+            assert!(e.contains("RFC 3339"), "{e}");
+        }
+    }
 
     #[test]
     fn ipv6_prefixes_parse_with_host_bits_cleared() {

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use profiles::units::{Rate, format_mac};
+use profiles::units::{Rate, format_mac, format_wall_time};
 
 use crate::dut::Mode as DutMode;
 use crate::generator::Engine;
@@ -73,6 +73,8 @@ pub struct Gen {
     pub force: bool,
     /// `--output json` (text otherwise).
     pub json: bool,
+    /// `--start-at` (CLOCK_REALTIME ns since the epoch; written as RFC 3339 UTC).
+    pub start_at_ns: Option<u64>,
 }
 
 impl Gen {
@@ -95,6 +97,7 @@ impl Gen {
         a.opt("--output", self.json.then_some("json"));
         a.flag("--no-rx", self.no_rx);
         a.flag("--force", self.force);
+        a.opt("--start-at", self.start_at_ns.map(format_wall_time));
         a.0
     }
 }

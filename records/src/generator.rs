@@ -269,4 +269,30 @@ pub struct Final {
     pub rx_counter: Option<String>,
     /// Set when a requested rate was not reached (by more than 0.5 %).
     pub rate_shortfall: Option<Shortfall>,
+    /// `--start-at`: the requested start, CLOCK_REALTIME ns since the epoch (null
+    /// without `--start-at`; absent in older records).
+    #[serde(default)]
+    pub start_at_ns: Option<u64>,
+    /// CLOCK_REALTIME (ns since the epoch) read right after the first frame was
+    /// handed to the kernel (null when nothing was sent; absent in older records).
+    #[serde(default)]
+    pub first_tx_ns: Option<u64>,
+}
+
+/// The ready record (only with `--start-at`): everything is set up (sockets,
+/// programs, frames) and gen waits for the start time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    /// Always [`Kind::Ready`].
+    #[serde(rename = "type")]
+    pub kind: Kind,
+    /// [`crate::SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Interface.
+    pub iface: String,
+    /// The start gen waits for, CLOCK_REALTIME ns since the epoch.
+    pub start_at_ns: u64,
+    /// CLOCK_REALTIME when this record was written (ns since the epoch).
+    pub now_ns: u64,
 }

@@ -1,6 +1,12 @@
 //! An SSH lab: the switched lab whose hosts (generator, DUT, monitor) are reached
 //! only over SSH, as real machines would be (`lab up --topology ssh`).
 //!
+//! The lab has two generator hosts: the switched lab's `{name}-gen` and a second
+//! one, `{name}-gen2` (its port `gen0`, 198.18.0.3, 02:00:00:00:00:06, on the
+//! switch's port `sw-gen2`); the switch sends what the DUT addresses to the
+//! second host's MAC there, everything else from the DUT to `sw-gen`, and
+//! mirrors all of it to the monitor.
+//!
 //! Each host namespace gets a management interface `mgmt0`, one end of a veth
 //! pair whose other end (`xm<hash><role>`) is in the root namespace, each pair
 //! with its own /30 from `10.254.0.0/16` (root side `.1`, host side `.2`): the
@@ -35,6 +41,27 @@ pub const MGMT_IFACE: &str = "mgmt0";
 pub const USER: &str = "root";
 /// The management network: a /30 per host.
 const MGMT_NET: [u8; 2] = [10, 254];
+
+/// Suffix of the second generator host's namespace: `{name}-gen2`.
+pub const GEN2_NS_SUFFIX: &str = "-gen2";
+/// The second generator host's data port (in `{name}-gen2`); the same name as
+/// the first one's, as on two machines.
+pub const GEN2_IFACE: &str = crate::GEN_IFACE;
+/// The switch port facing the second generator host (in `{name}-sw`).
+pub const SW_GEN2_IFACE: &str = "sw-gen2";
+/// The second generator host's MAC.
+pub const GEN2_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x06];
+
+/// Namespace of the second generator host of lab `name` (SSH labs only).
+pub fn gen2_netns(name: &str) -> String {
+    format!("{name}{GEN2_NS_SUFFIX}")
+}
+
+/// The second generator host's IPv4 address: 198.18.0.3.
+pub fn gen2_ip() -> Ipv4Addr {
+    let o = crate::GEN_IP.octets();
+    Ipv4Addr::new(o[0], o[1], o[2], 3)
+}
 
 /// Directory of lab `name`'s keys, sshd configurations, ssh_config and
 /// known_hosts (and the testbed file `lab` writes).
@@ -76,8 +103,11 @@ pub struct SshLab {
     pub dir: PathBuf,
     /// The `ssh_config` to pass with `ssh -F`.
     pub ssh_config: PathBuf,
-    /// The hosts: generator, DUT, monitor.
+    /// The hosts: generator, second generator, DUT, monitor.
     pub hosts: Vec<SshHost>,
+    /// The data ports of the generator hosts, in order (`{name}-gen`'s `gen0`,
+    /// `{name}-gen2`'s `gen0`).
+    pub gens: Vec<crate::Host>,
 }
 
 impl SshLab {
@@ -91,6 +121,119 @@ impl SshLab {
 fn short_hash(s: &str) -> u32 {
     s.bytes().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The root namespace's end of host `ns`'s management pair in lab `name`:
+/// `xm<hash of name><role letter>`, the letter being the role's first (`g`,
+/// `d`, `m`) or, for a numbered role (`gen2`), its number.
+fn root_iface_name(name: &str, ns: &str) -> String {
+    let role = ns.rsplit('-').next().unwrap_or("h");
+    let letter = match role.chars().last() {
+        Some(c) if c.is_ascii_digit() => c,
+        _ => role.chars().next().unwrap_or('h'),
+    };
+    format!("xm{:08x}{letter}", short_hash(name))
+}
+
+/// Adds the second generator host to the switched lab `bed`: namespace
+/// `{name}-gen2` with its port `gen0` (198.18.0.3, [`GEN2_MAC`]) on the
+/// switch's new port `sw-gen2`. The switch forwards its frames to the DUT and,
+/// by destination MAC, the DUT's frames to it (everything else still to
+/// `sw-gen`), mirroring both to the monitor like the first host's.
+fn add_second_generator(bed: &Testbed) -> Result<crate::Host> {
+    use crate::testbed::{
+        End, exec, neigh_permanent, netns_exec, new_netns, switch_filter, tc, veth_pair,
+    };
+    let name = bed.name();
+    let sw = bed
+        .switch_netns()
+        .ok_or_else(|| ssh_err("add a second generator host", "the lab has no switch"))?
+        .to_owned();
+    let ns = gen2_netns(name);
+    let q = bed.queues();
+    // Torn down with the lab's other namespaces (`existing_namespaces`).
+    new_netns(
+        &ns,
+        Path::new("/proc/sys/net/ipv6").exists(),
+        &mut Vec::new(),
+    )?;
+    veth_pair(
+        &End {
+            netns: &ns,
+            iface: GEN2_IFACE,
+            mac: Some(GEN2_MAC),
+            queues: q,
+        },
+        &End {
+            netns: &sw,
+            iface: SW_GEN2_IFACE,
+            mac: None,
+            queues: q,
+        },
+    )?;
+    let ip2 = gen2_ip();
+    ip(&[
+        "-n",
+        &ns,
+        "addr",
+        "add",
+        &format!("{ip2}/{}", crate::PREFIX_LEN),
+        "dev",
+        GEN2_IFACE,
+    ])?;
+    neigh_permanent(&ns, GEN2_IFACE, crate::DUT_IP.into(), &crate::DUT_MAC)?;
+    let dut = bed.dut();
+    neigh_permanent(&dut.netns, &dut.iface, ip2.into(), &GEN2_MAC)?;
+    netns_exec(&ns, "ethtool", &["-K", GEN2_IFACE, "tx", "off"])?;
+    // Forwarding: sw-gen2 -> sw-dut; sw-dut -> sw-gen2 for its MAC (pref 1),
+    // everything else -> sw-gen as before (now pref 2).
+    exec(tc(&sw, &["qdisc", "add", "dev", SW_GEN2_IFACE, "clsact"]))?;
+    switch_filter(
+        &sw,
+        SW_GEN2_IFACE,
+        1,
+        &["match", "u32", "0", "0"],
+        crate::SW_DUT_IFACE,
+    )?;
+    let mac = crate::format_mac(&GEN2_MAC);
+    switch_filter(
+        &sw,
+        crate::SW_DUT_IFACE,
+        2,
+        &["match", "u32", "0", "0"],
+        crate::SW_GEN_IFACE,
+    )?;
+    exec(tc(
+        &sw,
+        &[
+            "filter",
+            "del",
+            "dev",
+            crate::SW_DUT_IFACE,
+            "ingress",
+            "pref",
+            "1",
+        ],
+    ))?;
+    switch_filter(
+        &sw,
+        crate::SW_DUT_IFACE,
+        1,
+        &["match", "ether", "dst", &mac],
+        SW_GEN2_IFACE,
+    )?;
+    let ports = [(ns.as_str(), GEN2_IFACE), (sw.as_str(), SW_GEN2_IFACE)];
+    crate::xdp::attach_pass_many(&ports)?;
+    for (n, i) in &ports {
+        ip(&["-n", n, "link", "set", "dev", i, "up"])?;
+    }
+    crate::testbed::wait_operstate_up(&ports)?;
+    Ok(crate::Host {
+        netns: ns,
+        iface: GEN2_IFACE.to_owned(),
+        ip: Some(ip2),
+        mac: Some(GEN2_MAC),
     })
 }
 
@@ -218,10 +361,14 @@ pub fn up(bed: &Testbed) -> Result<SshLab> {
         0o600,
     )?;
 
-    let mut namespaces = vec![bed.generator().netns.clone(), bed.dut().netns.clone()];
+    let gen2 = add_second_generator(bed)?;
+    let mut namespaces = vec![
+        bed.generator().netns.clone(),
+        gen2.netns.clone(),
+        bed.dut().netns.clone(),
+    ];
     namespaces.extend(bed.mon().map(|m| m.netns.clone()));
     let block = mgmt_block(name, namespaces.len())?;
-    let tag = format!("{:08x}", short_hash(name));
     let mut hosts = Vec::new();
     let mut known_hosts = String::new();
     let mut config = format!(
@@ -229,7 +376,7 @@ pub fn up(bed: &Testbed) -> Result<SshLab> {
     );
     for (ns, (root_ip, mgmt_ip)) in namespaces.iter().zip(block) {
         let role = ns.rsplit('-').next().unwrap_or("h");
-        let root_iface = format!("xm{tag}{}", &role[..1]);
+        let root_iface = root_iface_name(name, ns);
         ip(&[
             "link",
             "add",
@@ -327,6 +474,7 @@ pub fn up(bed: &Testbed) -> Result<SshLab> {
         dir: d,
         ssh_config,
         hosts,
+        gens: vec![bed.generator().clone(), gen2],
     };
     for h in &lab.hosts {
         wait_ready(&lab, h)?;
@@ -374,20 +522,43 @@ pub fn attach(name: &str) -> Option<SshLab> {
         } else if let (Some(a), Some(ipv4)) = (&alias, line.strip_prefix("HostName ")) {
             let mgmt_ip: Ipv4Addr = ipv4.parse().ok()?;
             let o = mgmt_ip.octets();
-            let role = a.rsplit('-').next().unwrap_or("h");
             hosts.push(SshHost {
                 alias: a.clone(),
                 netns: a.clone(),
                 mgmt_ip,
-                root_iface: format!("xm{:08x}{}", short_hash(name), &role[..1]),
+                root_iface: root_iface_name(name, a),
                 root_ip: Ipv4Addr::new(o[0], o[1], o[2], o[3] - 1),
             });
         }
     }
+    // The generators' data ports as the lab builds them.
+    let gens = hosts
+        .iter()
+        .filter_map(|h| {
+            if h.netns == crate::gen_netns(name) {
+                Some(crate::Host {
+                    netns: h.netns.clone(),
+                    iface: crate::GEN_IFACE.to_owned(),
+                    ip: Some(crate::GEN_IP),
+                    mac: Some(crate::GEN_MAC),
+                })
+            } else if h.netns == gen2_netns(name) {
+                Some(crate::Host {
+                    netns: h.netns.clone(),
+                    iface: GEN2_IFACE.to_owned(),
+                    ip: Some(gen2_ip()),
+                    mac: Some(GEN2_MAC),
+                })
+            } else {
+                None
+            }
+        })
+        .collect();
     Some(SshLab {
         dir: d,
         ssh_config,
         hosts,
+        gens,
     })
 }
 
@@ -420,9 +591,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_of_root_ends_fit_an_interface_name_and_differ_between_labs() {
-        let a = format!("xm{:08x}g", short_hash("lab-a"));
-        let b = format!("xm{:08x}g", short_hash("lab-b"));
+    fn names_of_root_ends_fit_an_interface_name_and_differ_between_labs_and_hosts() {
+        let a = root_iface_name("lab-a", "lab-a-gen");
+        let b = root_iface_name("lab-b", "lab-b-gen");
         assert!(a.len() <= 15 && a != b, "{a} {b}");
+        let all: Vec<String> = ["gen", "gen2", "dut", "mon"]
+            .iter()
+            .map(|r| root_iface_name("lab-a", &format!("lab-a-{r}")))
+            .collect();
+        for (i, x) in all.iter().enumerate() {
+            assert!(x.len() <= 15, "{x}");
+            assert!(!all[i + 1..].contains(x), "{x} twice in {all:?}");
+        }
     }
 }

@@ -111,6 +111,8 @@ fn all_namespaces(name: &str) -> Vec<String> {
         mon_netns(name),
     ];
     v.extend((1..=TENANTS).map(|i| tenant_netns(name, i)));
+    // The SSH lab's second generator host (`crate::ssh`).
+    v.push(crate::ssh::gen2_netns(name));
     v
 }
 
@@ -222,28 +224,49 @@ fn ensure_bpffs() -> Result<()> {
 }
 
 /// Runs `cmd` (built by [`Host::command`] or similar).
-fn exec(mut cmd: Command) -> Result<()> {
+pub(crate) fn exec(mut cmd: Command) -> Result<()> {
     cmd::run(&mut cmd).map(|_| ())
 }
 
-fn netns_exec(ns: &str, program: &str, args: &[&str]) -> Result<()> {
+pub(crate) fn netns_exec(ns: &str, program: &str, args: &[&str]) -> Result<()> {
     let mut c = Command::new("ip");
     c.args(["netns", "exec", ns, program]).args(args);
     exec(c)
 }
 
+/// Creates namespace `ns` (pushed onto `created` at once, for roll-back) with
+/// IPv6 off (when the kernel has it) and `lo` up.
+pub(crate) fn new_netns(ns: &str, ipv6: bool, created: &mut Vec<String>) -> Result<()> {
+    ip(&["netns", "add", ns])?;
+    created.push(ns.to_owned());
+    if ipv6 {
+        // Before any link exists: `default` covers links created later.
+        netns_exec(
+            ns,
+            "sysctl",
+            &[
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        )?;
+    }
+    ip(&["-n", ns, "link", "set", "dev", "lo", "up"]).map(|_| ())
+}
+
 /// One end of a veth pair to create.
-struct End<'a> {
-    netns: &'a str,
-    iface: &'a str,
-    mac: Option<[u8; 6]>,
-    queues: u32,
+pub(crate) struct End<'a> {
+    pub(crate) netns: &'a str,
+    pub(crate) iface: &'a str,
+    pub(crate) mac: Option<[u8; 6]>,
+    pub(crate) queues: u32,
 }
 
 /// Creates a veth pair with `a` created inside `a.netns` and its peer
 /// moved straight into `b.netns`, so no name ever appears in the root
 /// namespace.
-fn veth_pair(a: &End<'_>, b: &End<'_>) -> Result<()> {
+pub(crate) fn veth_pair(a: &End<'_>, b: &End<'_>) -> Result<()> {
     let qa = a.queues.to_string();
     let qb = b.queues.to_string();
     let mac_a = a.mac.map(|m| format_mac(&m));
@@ -549,11 +572,18 @@ impl Testbed {
 
     /// Deletes the namespaces, then (only if that worked) the owner record.
     fn tear_down(&self) -> Result<()> {
-        let existing: Vec<String> = self
+        // Also what was added to the lab after it was built (an SSH lab's
+        // second generator host).
+        let mut existing: Vec<String> = self
             .namespaces()
             .into_iter()
             .filter(|ns| netns_exists(ns))
             .collect();
+        for ns in existing_namespaces(&self.name) {
+            if !existing.contains(&ns) {
+                existing.push(ns);
+            }
+        }
         crate::ssh::remove(&self.name, &existing)?;
         delete_namespaces(&existing)?;
         crate::owner::remove(&self.name)
@@ -632,22 +662,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
     namespaces.extend(tenant_ns.iter().map(String::as_str));
     let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
     for ns in &namespaces {
-        ip(&["netns", "add", ns])?;
-        created.push((*ns).to_owned());
-        if ipv6 {
-            // Before any link exists: `default` covers links created later.
-            netns_exec(
-                ns,
-                "sysctl",
-                &[
-                    "-q",
-                    "-w",
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ],
-            )?;
-        }
-        ip(&["-n", ns, "link", "set", "dev", "lo", "up"])?;
+        new_netns(ns, ipv6, created)?;
     }
 
     let gen_end = End {
@@ -772,37 +787,7 @@ fn build(opts: &UpOptions, created: &mut Vec<String>) -> Result<Testbed> {
         // the monitor host might send ends there.
         for (from, to) in [(SW_GEN_IFACE, SW_DUT_IFACE), (SW_DUT_IFACE, SW_GEN_IFACE)] {
             exec(tc(&sw_ns, &["qdisc", "add", "dev", from, "clsact"]))?;
-            exec(tc(
-                &sw_ns,
-                &[
-                    "filter",
-                    "add",
-                    "dev",
-                    from,
-                    "ingress",
-                    "pref",
-                    "1",
-                    "protocol",
-                    "all",
-                    "u32",
-                    "match",
-                    "u32",
-                    "0",
-                    "0",
-                    "action",
-                    "mirred",
-                    "egress",
-                    "mirror",
-                    "dev",
-                    SW_MON_IFACE,
-                    "action",
-                    "mirred",
-                    "egress",
-                    "redirect",
-                    "dev",
-                    to,
-                ],
-            ))?;
+            switch_filter(&sw_ns, from, 1, &["match", "u32", "0", "0"], to)?;
         }
     }
 
@@ -902,7 +887,39 @@ fn quiet_ipv6(ns: &str, iface: &str) -> Result<()> {
     netns_exec(ns, "sysctl", &args)
 }
 
-fn neigh_permanent(ns: &str, iface: &str, peer: IpAddr, mac: &[u8; 6]) -> Result<()> {
+/// On the switch: frames entering `from` that `matches` (u32 selectors; an
+/// empty key, `match u32 0 0`, matches every frame) are mirrored to the monitor
+/// port and redirected to `to`, at priority `pref` (lower first).
+pub(crate) fn switch_filter(
+    sw_ns: &str,
+    from: &str,
+    pref: u32,
+    matches: &[&str],
+    to: &str,
+) -> Result<()> {
+    let pref = pref.to_string();
+    let mut args = vec![
+        "filter", "add", "dev", from, "ingress", "pref", &pref, "protocol", "all", "u32",
+    ];
+    args.extend(matches);
+    args.extend([
+        "action",
+        "mirred",
+        "egress",
+        "mirror",
+        "dev",
+        SW_MON_IFACE,
+        "action",
+        "mirred",
+        "egress",
+        "redirect",
+        "dev",
+        to,
+    ]);
+    exec(tc(sw_ns, &args))
+}
+
+pub(crate) fn neigh_permanent(ns: &str, iface: &str, peer: IpAddr, mac: &[u8; 6]) -> Result<()> {
     ip(&[
         "-n",
         ns,
@@ -986,7 +1003,7 @@ fn build_bridge(dut_ns: &str, tenant_ids: &[u8]) -> Result<()> {
 /// (linkwatch) that sets its operstate, up to a second after `link set up`
 /// on a loaded machine; until then the device drops what it is given, so
 /// the first frames of a test could vanish.
-fn wait_operstate_up(ports: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn wait_operstate_up(ports: &[(&str, &str)]) -> Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut namespaces: Vec<&str> = ports.iter().map(|(ns, _)| *ns).collect();
     namespaces.sort_unstable();
@@ -1062,7 +1079,7 @@ fn bridge_cmd(netns: &str, args: &[&str]) -> Command {
     c
 }
 
-fn tc(netns: &str, args: &[&str]) -> Command {
+pub(crate) fn tc(netns: &str, args: &[&str]) -> Command {
     let mut c = Command::new("tc");
     c.args(["-n", netns]).args(args);
     c
