@@ -234,6 +234,7 @@ fn add_second_generator(bed: &Testbed) -> Result<crate::Host> {
         iface: GEN2_IFACE.to_owned(),
         ip: Some(ip2),
         mac: Some(GEN2_MAC),
+        ip6: None,
     })
 }
 
@@ -541,6 +542,7 @@ pub fn attach(name: &str) -> Option<SshLab> {
                     iface: crate::GEN_IFACE.to_owned(),
                     ip: Some(crate::GEN_IP),
                     mac: Some(crate::GEN_MAC),
+                    ip6: None,
                 })
             } else if h.netns == gen2_netns(name) {
                 Some(crate::Host {
@@ -548,6 +550,7 @@ pub fn attach(name: &str) -> Option<SshLab> {
                     iface: GEN2_IFACE.to_owned(),
                     ip: Some(gen2_ip()),
                     mac: Some(GEN2_MAC),
+                    ip6: None,
                 })
             } else {
                 None
