@@ -571,34 +571,29 @@ fn gen_bin() -> std::path::PathBuf {
     p
 }
 
-/// DNS over IPv6 at the user-space execution point: gen (afxdp) sends
-/// dns-small-v6's AAAA queries to dns-cache running in user space (filled from
-/// the same profile). The redirect filter hands IPv6 UDP/53 to the sockets, and
-/// every query is answered: the point's counters (packets, answers, hits), its
-/// sockets' TX and gen's NOERROR replies all equal gen's TX. The lab's
-/// namespaces have IPv6 off, so the DUT's MAC is given (`--dst-mac`).
-#[test]
-fn userspace_dns_cache_answers_dns_small_v6_from_gen() {
-    let bed = lab(Topology::Direct);
+/// One user-space dns-cache run (dns-small-v6's names, `--only-dst` if given)
+/// while gen (afxdp) sends `n` of dns-small-v6's queries at 1k/s; returns gen's
+/// final record and the point's final record (after SIGINT).
+fn userspace_v6_run(bed: &Testbed, n: u64, only_dst: Option<&str>) -> (Value, InstallFinal) {
     let ns = bed.dut().netns.clone();
-    let n = 1000u64;
-    let child = spawn_userspace(
-        &bed,
-        &[
-            "--netns",
-            &ns,
-            "install",
-            "dns-cache",
-            "--iface",
-            "dut0",
-            "--mode",
-            "userspace",
-            "--profile",
-            "dns-small-v6",
-            "--output",
-            "json",
-        ],
-    );
+    let mut args = vec![
+        "--netns",
+        &ns,
+        "install",
+        "dns-cache",
+        "--iface",
+        "dut0",
+        "--mode",
+        "userspace",
+        "--profile",
+        "dns-small-v6",
+        "--output",
+        "json",
+    ];
+    if let Some(d) = only_dst {
+        args.extend(["--only-dst", d]);
+    }
+    let child = spawn_userspace(bed, &args);
     let dut_mac = profiles::units::format_mac(bed.dut().mac.expect("dut mac"));
     let count = n.to_string();
     let out = Command::new(gen_bin())
@@ -630,21 +625,54 @@ fn userspace_dns_cache_answers_dns_small_v6_from_gen() {
     let out = child.wait_with_output().expect("wait");
     let stdout = ok(&out, "userspace dns-cache");
     let fin: InstallFinal = read(stdout.lines().last().expect("final line"), "final");
-    let u = fin.userspace.as_ref().expect("user-space figures");
-    let c = fin.counters;
-    assert_eq!(fin_gen["tx_packets"].as_u64(), Some(n), "gen's TX");
-    assert_eq!(c.packets, n, "the user-space point saw gen's TX: {c:?}");
-    assert_eq!((c.answers, c.hits, c.tx), (n, n, n), "{c:?}");
-    assert_eq!((c.parse_errors, c.not_handled, c.pass), (0, 0, 0), "{c:?}");
-    assert_eq!((u.rx_packets, u.tx_packets, u.tx_full), (n, n, 0), "{u:?}");
-    let rc = |k: &str| fin_gen["rx_rcodes"][k].as_u64().unwrap_or(0);
-    assert_eq!(rc("NOERROR"), c.answers, "{}", fin_gen["rx_rcodes"]);
-    assert_eq!(fin_gen["rx_packets"].as_u64(), Some(n), "gen's reply count");
     assert_eq!(
-        attached_name(&bed).as_deref(),
+        attached_name(bed).as_deref(),
         Some("xdp_pass"),
         "placeholder back after Ctrl-C"
     );
+    assert_eq!(fin_gen["tx_packets"].as_u64(), Some(n), "gen's TX");
+    (fin_gen, fin)
+}
+
+/// DNS over IPv6 at the user-space execution point: gen (afxdp) sends
+/// dns-small-v6's AAAA queries (to 2001:db8::2) to dns-cache running in user
+/// space (filled from the same profile). The redirect filter hands IPv6 UDP/53
+/// to the sockets, and every query is answered: the point's counters (packets,
+/// answers, hits), its sockets' RX/TX and gen's NOERROR replies all equal gen's
+/// TX; so with an IPv6 tenant guard (`--only-dst`) that covers the destination.
+/// With one that does not, or with an IPv4 guard, the redirect filter keeps the
+/// queries in the kernel: the sockets receive none, gen gets no reply. The
+/// lab's namespaces have IPv6 off, so the DUT's MAC is given (`--dst-mac`).
+#[test]
+fn userspace_dns_cache_answers_dns_small_v6_from_gen() {
+    let bed = lab(Topology::Direct);
+    for (only_dst, n) in [(None, 1000u64), (Some("2001:db8::/64"), 300)] {
+        let (fin_gen, fin) = userspace_v6_run(&bed, n, only_dst);
+        let u = fin.userspace.as_ref().expect("user-space figures");
+        let c = fin.counters;
+        assert_eq!(c.packets, n, "{only_dst:?}: the point saw gen's TX: {c:?}");
+        assert_eq!((c.answers, c.hits, c.tx), (n, n, n), "{c:?}");
+        assert_eq!(
+            (c.parse_errors, c.not_handled, c.pass, c.not_tenant),
+            (0, 0, 0, 0),
+            "{c:?}"
+        );
+        assert_eq!((u.rx_packets, u.tx_packets, u.tx_full), (n, n, 0), "{u:?}");
+        let rc = |k: &str| fin_gen["rx_rcodes"][k].as_u64().unwrap_or(0);
+        assert_eq!(rc("NOERROR"), c.answers, "{}", fin_gen["rx_rcodes"]);
+        assert_eq!(fin_gen["rx_packets"].as_u64(), Some(n), "gen's reply count");
+    }
+    for only_dst in ["2001:db8:1::/64", "198.18.0.0/24"] {
+        let (fin_gen, fin) = userspace_v6_run(&bed, 300, Some(only_dst));
+        let u = fin.userspace.as_ref().expect("user-space figures");
+        assert_eq!(fin.counters.packets, 0, "{only_dst}: {:?}", fin.counters);
+        assert_eq!((u.rx_packets, u.tx_packets), (0, 0), "{only_dst}: {u:?}");
+        assert_eq!(
+            fin_gen["rx_packets"].as_u64(),
+            Some(0),
+            "{only_dst}: no reply"
+        );
+    }
 }
 
 /// `install --foreground`: a ready line once attached, counters in the final
