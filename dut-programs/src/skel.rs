@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use libbpf_rs::MapHandle;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use profiles::units;
 
 use crate::error::{Error, Result, bpf};
 
@@ -197,22 +198,6 @@ pub(crate) struct RawConfig {
 const CFG_TENANT: u32 = 1;
 const CFG_TENANT6: u32 = 2;
 
-/// The `bits`-bit mask of a prefix of `len` (saturating: len >= bits is all ones).
-fn mask_of(len: u8, bits: u32) -> u128 {
-    match u32::from(len) {
-        0 => 0,
-        l if l >= bits => u128::MAX >> (128 - bits),
-        l => (u128::MAX >> (128 - bits)) & !((1u128 << (bits - l)) - 1),
-    }
-}
-
-/// Big-endian bytes as the C code's native-endian words.
-fn words(b: [u8; 16]) -> [u32; 4] {
-    std::array::from_fn(|i| {
-        u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
-    })
-}
-
 impl Config {
     /// The C struct of this configuration.
     pub(crate) fn raw(&self) -> RawConfig {
@@ -222,16 +207,16 @@ impl Config {
         };
         match self.tenant {
             Some((IpAddr::V4(a), l)) => {
-                let mask = mask_of(l, 32) as u32;
+                let mask = units::mask4(l);
                 r.flags = CFG_TENANT;
                 r.tenant_addr = (u32::from(a) & mask).to_be();
                 r.tenant_mask = mask.to_be();
             }
             Some((IpAddr::V6(a), l)) => {
-                let mask = mask_of(l, 128);
+                let mask = units::mask6(l);
                 r.flags = CFG_TENANT6;
-                r.tenant6_addr = words((u128::from(a) & mask).to_be_bytes());
-                r.tenant6_mask = words(mask.to_be_bytes());
+                r.tenant6_addr = units::ne_words((u128::from(a) & mask).to_be_bytes());
+                r.tenant6_mask = units::ne_words(mask.to_be_bytes());
             }
             None => {}
         }
@@ -458,10 +443,13 @@ mod tests {
                 checksums: 1
             })
         );
-        // /0 and /128 are the extremes of the mask.
-        assert_eq!(mask_of(0, 128), 0);
-        assert_eq!(mask_of(128, 128), u128::MAX);
-        assert_eq!(mask_of(32, 32), u128::from(u32::MAX));
+        // /0 is no guard on the address: every IPv6 destination matches.
+        let any6 = Config {
+            tenant: Some(("::".parse().expect("::"), 0)),
+            checksums: 1,
+        }
+        .raw();
+        assert_eq!((any6.flags, any6.tenant6_mask), (2, [0; 4]));
         assert_eq!(Program::from_name("dns-cache"), Some(Program::DnsCache));
         assert_eq!(Program::from_bpf_name("dut_drop"), Some(Program::Drop));
     }
