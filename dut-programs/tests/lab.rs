@@ -346,6 +346,17 @@ fn bad_input_is_one_line_nonzero_and_attaches_nothing() {
             ],
             "IPv4 prefix",
         ),
+        (
+            vec![
+                "install",
+                "drop",
+                "--iface",
+                "dut0",
+                "--only-dst",
+                "2001:db8::/129",
+            ],
+            "is not an IPv6 prefix",
+        ),
     ] {
         let mut a = vec!["--netns", ns.as_str()];
         a.extend(args);
