@@ -495,6 +495,33 @@ fn tenant_guard_and_status_window_on_the_lab() {
         &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
         "remove",
     );
+    // An IPv6 guard (host bits cleared): read back from the loaded program's
+    // rodata by status; our IPv4 queries are outside it, so never answered.
+    ok(
+        &dut(&[
+            "--netns",
+            &ns,
+            "install",
+            "dns-ping",
+            "--iface",
+            "dut0",
+            "--only-dst",
+            "2001:db8:0:1::7/64",
+        ]),
+        "install with an IPv6 --only-dst",
+    );
+    let answers = ask(&bed, &[(".".to_string(), RecordType::A)], NO_ANSWER);
+    assert!(answers.iter().all(Option::is_none));
+    let st = status(&bed);
+    let rec = on_dut0(&st);
+    let only_dst = rec.config.as_ref().and_then(|c| c.only_dst.as_deref());
+    assert_eq!(only_dst, Some("2001:db8:0:1::/64"));
+    let c = rec.counters.expect("counters");
+    assert!(c.not_tenant >= 1 && c.tx == 0, "{c:?}");
+    ok(
+        &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
+        "remove",
+    );
 }
 
 /// The user-space execution point: AF_XDP sockets and the shim answer real
