@@ -99,7 +99,7 @@ pub struct InstallArgs {
     /// Fill the dns-cache map with this profile's name set.
     #[arg(long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
-    /// Only process IPv4 traffic to this prefix; pass (and count) the rest.
+    /// Only process traffic to this prefix (IPv4 A.B.C.D/LEN or IPv6 ADDR/LEN; frames of the other IP version are outside it); pass (and count) the rest.
     #[arg(long, value_name = "CIDR")]
     pub only_dst: Option<String>,
     /// syn-filter: let TCP SYNs from this source prefix pass (IPv4 or IPv6, e.g. 2001:db8::/32; repeatable).

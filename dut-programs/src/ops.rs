@@ -194,7 +194,7 @@ impl InstallOptions {
         let tenant = self
             .only_dst
             .as_deref()
-            .map(profiles::units::parse_cidr)
+            .map(profiles::units::parse_cidr_any)
             .transpose()
             .map_err(|e| anyhow!("--only-dst: {e}"))?;
         let entries = match (&self.profile, program) {
@@ -204,11 +204,6 @@ impl InstallOptions {
                 let dns = prof.dns.as_ref().ok_or_else(|| {
                     anyhow!("profile '{p}' has no DNS name set; dns-cache needs one (e.g. --profile dns-small)")
                 })?;
-                if prof.ipv6.is_some() && self.mode == Mode::Userspace {
-                    bail!(
-                        "profile '{p}' sends DNS over IPv6, which --mode userspace does not answer yet (its AF_XDP redirect filter reads IPv4 only): use --mode native or generic"
-                    );
-                }
                 Some(Entries::of(&dns.names).with_context(|| format!("profile '{p}'"))?)
             }
             (Some(_), _) => {

@@ -13,15 +13,7 @@ use std::sync::Arc;
 
 use crate::allow::AllowList;
 use crate::counters::Counters;
-use crate::skel::{Config, DNS_KEY_LEN, DNS_VALUE_LEN, Program};
-
-#[repr(C)]
-struct DutConfig {
-    flags: u32,
-    tenant_addr: u32,
-    tenant_mask: u32,
-    checksums: u32,
-}
+use crate::skel::{Config, DNS_KEY_LEN, DNS_VALUE_LEN, Program, RawConfig};
 
 #[repr(C, align(64))]
 #[derive(Default)]
@@ -36,7 +28,7 @@ struct HCtx {
     data: *mut u8,
     data_end: *mut u8,
     frame_end: *mut u8,
-    cfg: *const DutConfig,
+    cfg: *const RawConfig,
     counters: *mut RawCounters,
     lookup: Option<LookupFn>,
     lookup_arg: *mut c_void,
@@ -78,7 +70,7 @@ unsafe extern "C" fn allowed6(arg: *mut c_void, saddr: *const u8) -> i32 {
 /// One program's logic in user space, with its own counters.
 pub struct Shim {
     program: Program,
-    cfg: DutConfig,
+    cfg: RawConfig,
     counters: Box<RawCounters>,
     cache: Arc<Cache>,
     allow: Arc<AllowList>,
@@ -103,15 +95,9 @@ impl Shim {
             unsafe { dut_shim_counters_size() },
             size_of::<RawCounters>()
         );
-        let (flags, tenant_addr, tenant_mask, checksums) = config.raw();
         Shim {
             program,
-            cfg: DutConfig {
-                flags,
-                tenant_addr,
-                tenant_mask,
-                checksums,
-            },
+            cfg: config.raw(),
             counters: Box::default(),
             cache: Arc::new(Cache::new()),
             allow: Arc::new(AllowList::new()),

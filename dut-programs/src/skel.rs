@@ -5,11 +5,12 @@
 //! long as the fds or an attachment hold them.
 
 use std::mem::MaybeUninit;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, OwnedFd};
 
 use libbpf_rs::MapHandle;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use profiles::units;
 
 use crate::error::{Error, Result, bpf};
 
@@ -171,36 +172,55 @@ impl Program {
 /// Install-time configuration (`struct dut_config`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Config {
-    /// Only process IPv4 frames to this prefix (`--only-dst`, read by
-    /// `profiles::units::parse_cidr`).
-    pub tenant: Option<(Ipv4Addr, u8)>,
+    /// The tenant guard (`--only-dst`, read by `profiles::units::parse_cidr_any`):
+    /// only frames of this prefix's IP version to this prefix are processed;
+    /// the rest (the other version included) are passed untouched.
+    pub tenant: Option<(IpAddr, u8)>,
     /// Checksum rounds per frame.
     pub checksums: u32,
 }
 
-fn mask_of(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
-    }
+/// `struct dut_config` as the C code holds it (rodata of every program, and
+/// the shim's configuration): addresses and masks in network byte order in
+/// native-endian words, addresses already masked.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RawConfig {
+    pub flags: u32,
+    pub tenant_addr: u32,
+    pub tenant_mask: u32,
+    pub checksums: u32,
+    pub tenant6_addr: [u32; 4],
+    pub tenant6_mask: [u32; 4],
 }
 
+/// `DUT_CFG_TENANT` / `DUT_CFG_TENANT6` (wire.h).
+const CFG_TENANT: u32 = 1;
+const CFG_TENANT6: u32 = 2;
+
 impl Config {
-    /// `(flags, tenant_addr, tenant_mask, checksums)` as the C struct holds them.
-    pub(crate) fn raw(&self) -> (u32, u32, u32, u32) {
+    /// The C struct of this configuration.
+    pub(crate) fn raw(&self) -> RawConfig {
+        let mut r = RawConfig {
+            checksums: self.checksums,
+            ..RawConfig::default()
+        };
         match self.tenant {
-            Some((a, l)) => {
-                let mask = mask_of(l);
-                (
-                    1,
-                    (u32::from(a) & mask).to_be(),
-                    mask.to_be(),
-                    self.checksums,
-                )
+            Some((IpAddr::V4(a), l)) => {
+                let mask = units::mask4(l);
+                r.flags = CFG_TENANT;
+                r.tenant_addr = (u32::from(a) & mask).to_be();
+                r.tenant_mask = mask.to_be();
             }
-            None => (0, 0, 0, self.checksums),
+            Some((IpAddr::V6(a), l)) => {
+                let mask = units::mask6(l);
+                r.flags = CFG_TENANT6;
+                r.tenant6_addr = units::ne_words((u128::from(a) & mask).to_be_bytes());
+                r.tenant6_mask = units::ne_words(mask.to_be_bytes());
+            }
+            None => {}
         }
+        r
     }
 
     /// Reads a configuration back from a `.rodata` map value.
@@ -211,10 +231,23 @@ impl Config {
             ))
         };
         let (flags, addr, mask, checksums) = (w(0)?, w(1)?, w(2)?, w(3)?);
-        let tenant = (flags & 1 != 0).then(|| {
+        let tenant = if flags & CFG_TENANT != 0 {
             let mask = u32::from_be(mask);
-            (Ipv4Addr::from(u32::from_be(addr)), mask.count_ones() as u8)
-        });
+            Some((
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(addr))),
+                mask.count_ones() as u8,
+            ))
+        } else if flags & CFG_TENANT6 != 0 {
+            let bytes16 = |at: usize| -> Option<u128> {
+                Some(u128::from_be_bytes(
+                    bytes.get(at..at + 16)?.try_into().ok()?,
+                ))
+            };
+            let (a, m) = (bytes16(16)?, bytes16(32)?);
+            Some((IpAddr::V6(Ipv6Addr::from(a)), m.count_ones() as u8))
+        } else {
+            None
+        };
         Some(Config { tenant, checksums })
     }
 }
@@ -259,12 +292,14 @@ macro_rules! load_with {
         let mut open = <$builder>::default()
             .open(&mut storage)
             .map_err(bpf(format!("open BPF program {}", program.name())))?;
-        let (flags, addr, mask, checksums) = opts.config.raw();
+        let raw = opts.config.raw();
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-            ro.dut_cfg.flags = flags;
-            ro.dut_cfg.tenant_addr = addr;
-            ro.dut_cfg.tenant_mask = mask;
-            ro.dut_cfg.checksums = checksums;
+            ro.dut_cfg.flags = raw.flags;
+            ro.dut_cfg.tenant_addr = raw.tenant_addr;
+            ro.dut_cfg.tenant_mask = raw.tenant_mask;
+            ro.dut_cfg.checksums = raw.checksums;
+            ro.dut_cfg.tenant6_addr = raw.tenant6_addr;
+            ro.dut_cfg.tenant6_mask = raw.tenant6_mask;
         } else {
             return Err(Error::Invalid(format!("{}: no rodata section to configure", program.name())));
         }
@@ -365,23 +400,56 @@ pub fn load_placeholder() -> Result<OwnedFd> {
 mod tests {
     use super::*;
 
+    fn as_bytes(r: &RawConfig) -> Vec<u8> {
+        let mut b = Vec::new();
+        for w in [r.flags, r.tenant_addr, r.tenant_mask, r.checksums]
+            .into_iter()
+            .chain(r.tenant6_addr)
+            .chain(r.tenant6_mask)
+        {
+            b.extend_from_slice(&w.to_ne_bytes());
+        }
+        b
+    }
+
     #[test]
     fn cidr_and_rodata_round_trip() {
-        let (a, l) = profiles::units::parse_cidr("198.18.0.77/24").expect("cidr");
-        assert_eq!((a, l), (Ipv4Addr::new(198, 18, 0, 0), 24));
+        let (a, l) = profiles::units::parse_cidr_any("198.18.0.77/24").expect("cidr");
+        assert_eq!((a, l), (IpAddr::V4(Ipv4Addr::new(198, 18, 0, 0)), 24));
         let c = Config {
             tenant: Some((a, l)),
             checksums: 7,
         };
-        let (f, addr, mask, n) = c.raw();
-        let mut bytes = Vec::new();
-        for w in [f, addr, mask, n] {
-            bytes.extend_from_slice(&w.to_ne_bytes());
-        }
+        let r = c.raw();
+        let bytes = as_bytes(&r);
         // Network order in memory: 198.18.0.0 and 255.255.255.0.
         assert_eq!(&bytes[4..8], &[198, 18, 0, 0]);
         assert_eq!(&bytes[8..12], &[255, 255, 255, 0]);
         assert_eq!(Config::from_rodata(&bytes), Some(c));
+        // An IPv6 guard: the address masked to /36, the mask's bytes in order.
+        let (a, l) = profiles::units::parse_cidr_any("2001:db8:abcd::1/36").expect("cidr6");
+        let c6 = Config {
+            tenant: Some((a, l)),
+            checksums: 1,
+        };
+        let bytes = as_bytes(&c6.raw());
+        assert_eq!(&bytes[0..4], &2u32.to_ne_bytes());
+        assert_eq!(&bytes[16..24], &[0x20, 0x01, 0x0d, 0xb8, 0xa0, 0, 0, 0]);
+        assert_eq!(&bytes[32..40], &[0xff, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0]);
+        assert_eq!(
+            Config::from_rodata(&bytes),
+            Some(Config {
+                tenant: Some(("2001:db8:a000::".parse().expect("addr"), 36)),
+                checksums: 1
+            })
+        );
+        // /0 is no guard on the address: every IPv6 destination matches.
+        let any6 = Config {
+            tenant: Some(("::".parse().expect("::"), 0)),
+            checksums: 1,
+        }
+        .raw();
+        assert_eq!((any6.flags, any6.tenant6_mask), (2, [0; 4]));
         assert_eq!(Program::from_name("dns-cache"), Some(Program::DnsCache));
         assert_eq!(Program::from_bpf_name("dut_drop"), Some(Program::Drop));
     }

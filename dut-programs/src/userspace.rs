@@ -63,10 +63,11 @@ pub struct Options {
     pub force: bool,
 }
 
-/// Which frames go to the sockets: UDP to port 53 for the DNS programs,
-/// everything for drop/checksum; a /32 tenant (`--only-dst`) narrows it to
-/// that destination, so other tenants' traffic stays in the kernel (with a
-/// wider prefix the logic's guard passes them, which here means dropped).
+/// Which frames go to the sockets: UDP to port 53 (IPv4 or IPv6) for the DNS
+/// programs, TCP for syn-filter, everything for drop/checksum; a tenant
+/// (`--only-dst`, IPv4 or IPv6) narrows it to that prefix and that IP version,
+/// so other tenants' traffic stays in the kernel, as the logic's guard would
+/// pass it.
 fn redirect_filter(program: Program, config: &Config) -> Filter {
     let mut f = match program {
         Program::DnsPing | Program::DnsCache => Filter {
@@ -81,8 +82,9 @@ fn redirect_filter(program: Program, config: &Config) -> Filter {
         },
         Program::Drop | Program::Checksum => Filter::all(),
     };
-    if let Some((addr, 32)) = config.tenant {
-        f.dst_ip = Some(addr.into());
+    if let Some((addr, len)) = config.tenant {
+        f.dst_ip = Some(addr);
+        f.dst_prefix_len = Some(len);
     }
     f
 }

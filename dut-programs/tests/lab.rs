@@ -346,6 +346,17 @@ fn bad_input_is_one_line_nonzero_and_attaches_nothing() {
             ],
             "IPv4 prefix",
         ),
+        (
+            vec![
+                "install",
+                "drop",
+                "--iface",
+                "dut0",
+                "--only-dst",
+                "2001:db8::/129",
+            ],
+            "is not an IPv6 prefix",
+        ),
     ] {
         let mut a = vec!["--netns", ns.as_str()];
         a.extend(args);
@@ -484,6 +495,33 @@ fn tenant_guard_and_status_window_on_the_lab() {
         &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
         "remove",
     );
+    // An IPv6 guard (host bits cleared): read back from the loaded program's
+    // rodata by status; our IPv4 queries are outside it, so never answered.
+    ok(
+        &dut(&[
+            "--netns",
+            &ns,
+            "install",
+            "dns-ping",
+            "--iface",
+            "dut0",
+            "--only-dst",
+            "2001:db8:0:1::7/64",
+        ]),
+        "install with an IPv6 --only-dst",
+    );
+    let answers = ask(&bed, &[(".".to_string(), RecordType::A)], NO_ANSWER);
+    assert!(answers.iter().all(Option::is_none));
+    let st = status(&bed);
+    let rec = on_dut0(&st);
+    let only_dst = rec.config.as_ref().and_then(|c| c.only_dst.as_deref());
+    assert_eq!(only_dst, Some("2001:db8:0:1::/64"));
+    let c = rec.counters.expect("counters");
+    assert!(c.not_tenant >= 1 && c.tx == 0, "{c:?}");
+    ok(
+        &dut(&["--netns", &ns, "remove", "--iface", "dut0"]),
+        "remove",
+    );
 }
 
 /// The user-space execution point: AF_XDP sockets and the shim answer real
@@ -556,6 +594,121 @@ fn userspace_mode_answers_and_restores_on_ctrl_c() {
             attached_name(&bed).as_deref(),
             Some("xdp_pass"),
             "placeholder back after Ctrl-C"
+        );
+    }
+}
+
+/// gen next to our `dut` binary (`cargo build --release -p gen` first).
+fn gen_bin() -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_BIN_EXE_dut")).with_file_name("gen");
+    assert!(
+        p.exists(),
+        "{} missing: build it first (cargo build --release -p gen)",
+        p.display()
+    );
+    p
+}
+
+/// One user-space dns-cache run (dns-small-v6's names, `--only-dst` if given)
+/// while gen (afxdp) sends `n` of dns-small-v6's queries at 1k/s; returns gen's
+/// final record and the point's final record (after SIGINT).
+fn userspace_v6_run(bed: &Testbed, n: u64, only_dst: Option<&str>) -> (Value, InstallFinal) {
+    let ns = bed.dut().netns.clone();
+    let mut args = vec![
+        "--netns",
+        &ns,
+        "install",
+        "dns-cache",
+        "--iface",
+        "dut0",
+        "--mode",
+        "userspace",
+        "--profile",
+        "dns-small-v6",
+        "--output",
+        "json",
+    ];
+    if let Some(d) = only_dst {
+        args.extend(["--only-dst", d]);
+    }
+    let child = spawn_userspace(bed, &args);
+    let dut_mac = profiles::units::format_mac(bed.dut().mac.expect("dut mac"));
+    let count = n.to_string();
+    let out = Command::new(gen_bin())
+        .args(["--netns", &bed.r#gen().netns, "--iface", "gen0"])
+        .args([
+            "--profile",
+            "dns-small-v6",
+            "--engine",
+            "afxdp",
+            "--dst-mac",
+            &dut_mac,
+            "--rate",
+            "1k",
+            "--count",
+            &count,
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("run gen");
+    let gen_out = ok(&out, "gen");
+    let fin_gen: Value = gen_out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "final")
+        .unwrap_or_else(|| panic!("no final record from gen: {gen_out}"));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().expect("wait");
+    let stdout = ok(&out, "userspace dns-cache");
+    let fin: InstallFinal = read(stdout.lines().last().expect("final line"), "final");
+    assert_eq!(
+        attached_name(bed).as_deref(),
+        Some("xdp_pass"),
+        "placeholder back after Ctrl-C"
+    );
+    assert_eq!(fin_gen["tx_packets"].as_u64(), Some(n), "gen's TX");
+    (fin_gen, fin)
+}
+
+/// DNS over IPv6 at the user-space execution point: gen (afxdp) sends
+/// dns-small-v6's AAAA queries (to 2001:db8::2) to dns-cache running in user
+/// space (filled from the same profile). The redirect filter hands IPv6 UDP/53
+/// to the sockets, and every query is answered: the point's counters (packets,
+/// answers, hits), its sockets' RX/TX and gen's NOERROR replies all equal gen's
+/// TX; so with an IPv6 tenant guard (`--only-dst`) that covers the destination.
+/// With one that does not, or with an IPv4 guard, the redirect filter keeps the
+/// queries in the kernel: the sockets receive none, gen gets no reply. The
+/// lab's namespaces have IPv6 off, so the DUT's MAC is given (`--dst-mac`).
+#[test]
+fn userspace_dns_cache_answers_dns_small_v6_from_gen() {
+    let bed = lab(Topology::Direct);
+    for (only_dst, n) in [(None, 1000u64), (Some("2001:db8::/64"), 300)] {
+        let (fin_gen, fin) = userspace_v6_run(&bed, n, only_dst);
+        let u = fin.userspace.as_ref().expect("user-space figures");
+        let c = fin.counters;
+        assert_eq!(c.packets, n, "{only_dst:?}: the point saw gen's TX: {c:?}");
+        assert_eq!((c.answers, c.hits, c.tx), (n, n, n), "{c:?}");
+        assert_eq!(
+            (c.parse_errors, c.not_handled, c.pass, c.not_tenant),
+            (0, 0, 0, 0),
+            "{c:?}"
+        );
+        assert_eq!((u.rx_packets, u.tx_packets, u.tx_full), (n, n, 0), "{u:?}");
+        let rc = |k: &str| fin_gen["rx_rcodes"][k].as_u64().unwrap_or(0);
+        assert_eq!(rc("NOERROR"), c.answers, "{}", fin_gen["rx_rcodes"]);
+        assert_eq!(fin_gen["rx_packets"].as_u64(), Some(n), "gen's reply count");
+    }
+    for only_dst in ["2001:db8:1::/64", "198.18.0.0/24"] {
+        let (fin_gen, fin) = userspace_v6_run(&bed, 300, Some(only_dst));
+        let u = fin.userspace.as_ref().expect("user-space figures");
+        assert_eq!(fin.counters.packets, 0, "{only_dst}: {:?}", fin.counters);
+        assert_eq!((u.rx_packets, u.tx_packets), (0, 0), "{only_dst}: {u:?}");
+        assert_eq!(
+            fin_gen["rx_packets"].as_u64(),
+            Some(0),
+            "{only_dst}: no reply"
         );
     }
 }
@@ -886,11 +1039,15 @@ fn syn_filter_drops_a_syn_flood_and_lets_allowed_clients_connect() {
         );
         assert_eq!(c.parse_errors, 0, "{mode}: {c:?}");
         if userspace {
-            // 3000 SYNs, 500 allowed SYNs, 500 SYN-ACKs: IPv4 TCP only; UDP
-            // and all IPv6 stay in the kernel (the redirect filter reads IPv4).
-            assert_eq!(c.drop, drops, "userspace: every spoofed SYN dropped: {c:?}");
-            assert_eq!(c.packets, 4000, "{c:?}");
-            assert_eq!((c.pass, c.not_handled), (1000, 500), "{c:?}");
+            // TCP of both IP versions reaches the sockets (3000 + 500 SYNs,
+            // 500 SYN-ACKs, 600 + 200 IPv6 SYNs); the 300 UDP stay in the kernel.
+            assert_eq!(
+                c.drop,
+                drops + drops6,
+                "userspace: every spoofed SYN, IPv4 and IPv6, dropped: {c:?}"
+            );
+            assert_eq!(c.packets, sent as u64 - 300, "{c:?}");
+            assert_eq!((c.pass, c.not_handled), (1200, 500), "{c:?}");
         } else {
             assert_eq!(
                 c.drop,

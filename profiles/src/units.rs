@@ -157,6 +157,28 @@ pub fn parse_ip(s: &str) -> Result<std::net::IpAddr, String> {
         .map_err(|_| format!("'{s}' is not an IPv4 or IPv6 address"))
 }
 
+/// The network mask of an IPv4 prefix of `len` bits (0 = none; 32 and more = all).
+pub fn mask4(len: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0)
+}
+
+/// The network mask of an IPv6 prefix of `len` bits (0 = none; 128 and more = all).
+pub fn mask6(len: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
+}
+
+/// 16 bytes in network order as the four native-endian words of a C `__u32[4]`
+/// holding them (how BPF rodata keeps an IPv6 address or mask).
+pub fn ne_words(b: [u8; 16]) -> [u32; 4] {
+    std::array::from_fn(|w| {
+        u32::from_ne_bytes([b[4 * w], b[4 * w + 1], b[4 * w + 2], b[4 * w + 3]])
+    })
+}
+
 /// Parses an IPv4 prefix `A.B.C.D/LEN` (a bare address is `/32`); host bits are
 /// cleared (`198.18.0.77/24` is `198.18.0.0/24`).
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
@@ -168,8 +190,7 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     if len > 32 {
         return Err(bad());
     }
-    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-    Ok((Ipv4Addr::from(u32::from(addr) & mask), len))
+    Ok((Ipv4Addr::from(u32::from(addr) & mask4(len)), len))
 }
 
 /// An IPv6 prefix `ADDR/LEN` (`2001:db8::/32`; a bare address is a /128),
@@ -183,8 +204,7 @@ pub fn parse_cidr6(s: &str) -> Result<(Ipv6Addr, u8), String> {
     if len > 128 {
         return Err(bad());
     }
-    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-    Ok((Ipv6Addr::from(u128::from(addr) & mask), len))
+    Ok((Ipv6Addr::from(u128::from(addr) & mask6(len)), len))
 }
 
 /// An IPv4 or IPv6 prefix (or bare address): [`parse_cidr6`] when `s` contains a
@@ -366,6 +386,23 @@ mod tests {
             let e = parse_wall_time(bad).expect_err(bad);
             assert!(e.contains("RFC 3339"), "{e}");
         }
+    }
+
+    #[test]
+    fn masks_and_rodata_words() {
+        assert_eq!(
+            (mask4(0), mask4(24), mask4(32), mask4(40)),
+            (0, 0xffff_ff00, u32::MAX, u32::MAX)
+        );
+        assert_eq!(
+            (mask6(0), mask6(128), mask6(200)),
+            (0, u128::MAX, u128::MAX)
+        );
+        assert_eq!(mask6(36), u128::MAX << 92);
+        let w = ne_words(mask6(36).to_be_bytes());
+        let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_ne_bytes()).collect();
+        assert_eq!(&bytes[..6], &[0xff, 0xff, 0xff, 0xff, 0xf0, 0]);
+        assert_eq!(&bytes[6..], &[0; 10]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use profiles::units;
 
 use crate::error::{Error, Result, bpf_err, io_err};
 
@@ -120,7 +121,8 @@ impl RawFilter {
             Side::Dst => 1,
         };
         let bits: u32 = if addr.is_ipv4() { 32 } else { 128 };
-        let len = u32::from(prefix.unwrap_or(bits as u8));
+        let len8 = prefix.unwrap_or(bits as u8);
+        let len = u32::from(len8);
         if len > bits {
             return Err(Error::Config(format!(
                 "redirect filter: prefix length /{len} is longer than an address of {addr}'s version ({bits} bits)"
@@ -128,19 +130,13 @@ impl RawFilter {
         }
         match addr {
             IpAddr::V4(a) => {
-                let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
-                let (m, v) = (mask.to_be(), a.to_bits().to_be());
+                let (m, v) = (units::mask4(len8).to_be(), a.to_bits().to_be());
                 self.ip4[i] = (v & m, m);
             }
             IpAddr::V6(a) => {
-                let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+                let mask = units::mask6(len8);
                 let (m, v) = (mask.to_be_bytes(), (a.to_bits() & mask).to_be_bytes());
-                let words = |b: [u8; 16]| {
-                    std::array::from_fn(|w| {
-                        u32::from_ne_bytes([b[4 * w], b[4 * w + 1], b[4 * w + 2], b[4 * w + 3]])
-                    })
-                };
-                self.ip6[i] = (words(v), words(m));
+                self.ip6[i] = (units::ne_words(v), units::ne_words(m));
             }
         }
         Ok(())

@@ -256,22 +256,45 @@ static __always_inline int dut_count_verdict(struct dut_counters *c, int v)
 	return v;
 }
 
-/* The tenant guard: 1 if the frame is ours to process (no guard, or an
- * IPv4 frame to the tenant's prefix), 0 if it must be passed untouched. */
+/* The tenant guard: 1 if the frame is ours to process, 0 if it must be
+ * passed untouched. No guard: every frame. An IPv4 guard (--only-dst
+ * A.B.C.D/LEN): IPv4 frames to that prefix. An IPv6 guard (ADDR/LEN): IPv6
+ * frames whose fixed header's destination is in that prefix. A frame of the
+ * other IP version, a non-IP frame or one too short for its IP header is
+ * outside every guard. The destination is read after up to two VLAN tags. */
 static __always_inline int dut_tenant_ok(const volatile struct dut_config *cfg, void *data, void *data_end)
 {
 	struct hdr_cursor nh = { .pos = data };
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	struct ipv6hdr *ip6;
+	__u32 flags = cfg->flags;
+	__u32 d;
+	int proto, i;
 
-	if (!(cfg->flags & DUT_CFG_TENANT))
+	if (!(flags & (DUT_CFG_TENANT | DUT_CFG_TENANT6)))
 		return 1;
-	if (parse_ethhdr(&nh, data_end, &eth) != dut_htons(ETH_P_IP))
+	proto = parse_ethhdr(&nh, data_end, &eth);
+	if (flags & DUT_CFG_TENANT) {
+		if (proto != dut_htons(ETH_P_IP))
+			return 0;
+		ip = nh.pos;
+		if ((void *)(ip + 1) > data_end)
+			return 0;
+		return (ip->daddr & cfg->tenant_mask) == cfg->tenant_addr;
+	}
+	if (proto != dut_htons(ETH_P_IPV6))
 		return 0;
-	ip = nh.pos;
-	if ((void *)(ip + 1) > data_end)
+	ip6 = nh.pos;
+	if ((void *)(ip6 + 1) > data_end)
 		return 0;
-	return (ip->daddr & cfg->tenant_mask) == cfg->tenant_addr;
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		__builtin_memcpy(&d, (__u8 *)&ip6->daddr + 4 * i, 4);
+		if ((d & cfg->tenant6_mask[i]) != cfg->tenant6_addr[i])
+			return 0;
+	}
+	return 1;
 }
 
 /* ---- drop ---- */

@@ -45,7 +45,8 @@ struct dut_counters {
 	__u64 checksum_bad; /* checksum: frames whose IPv4 header checksum was wrong */
 } __attribute__((aligned(64)));
 
-#define DUT_CFG_TENANT 1u /* only process frames to tenant_addr/tenant_mask */
+#define DUT_CFG_TENANT 1u  /* only process IPv4 frames to tenant_addr/tenant_mask */
+#define DUT_CFG_TENANT6 2u /* only process IPv6 frames to tenant6_addr/tenant6_mask */
 
 /* Capacity of the syn-filter allow-list (LPM trie; no preallocation). */
 #define SYN_ALLOW_ENTRIES 65536
@@ -70,6 +71,8 @@ struct dut_config {
 	__u32 tenant_addr; /* network byte order, already masked */
 	__u32 tenant_mask; /* network byte order */
 	__u32 checksums;   /* checksum: rounds per frame */
+	__u32 tenant6_addr[4]; /* IPv6 guard: network byte order, already masked */
+	__u32 tenant6_mask[4]; /* network byte order */
 };
 
 /* dns-cache key: the question name in wire format, zero padded. */
