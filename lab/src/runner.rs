@@ -59,6 +59,8 @@ struct RemoteRun {
     r#gen: std::sync::Arc<crate::remote::RemoteHost>,
     /// The DUT host.
     dut: std::sync::Arc<crate::remote::RemoteHost>,
+    /// Every host, for the ledger, tstamp and the DUT host's counters.
+    hosts: crate::remote_measure::Hosts,
 }
 
 impl RemoteRun {
@@ -66,29 +68,7 @@ impl RemoteRun {
     /// then runs pre-flight on every host of the file.
     fn open(exp: &Experiment, path: &Path) -> Result<RemoteRun> {
         let file = crate::testbed_file::TestbedFile::load(path)?;
-        if exp.topology == Topo::Tenants {
-            bail!(
-                "{}: lab run --testbed: not supported yet: the tenants topology",
-                exp.origin
-            );
-        }
-        if let Some(s) = exp.series.iter().find(|s| {
-            s.measure != Measure::DutRate
-                || s.source != Source::Gen
-                || s.neighbour_checksums.is_some()
-        }) {
-            bail!(
-                "{}: lab run --testbed: not supported yet: series `{}` (only measure = \"dut-rate\" with gen as the source, no neighbour)",
-                exp.origin,
-                s.name
-            );
-        }
-        if exp.parameter == Param::NeighbourChecksums {
-            bail!(
-                "{}: lab run --testbed: not supported yet: a neighbour sweep",
-                exp.origin
-            );
-        }
+        crate::remote_measure::refuse(exp, &file)?;
         if file.gens.len() > 1 {
             bail!(
                 "{}: lab run --testbed: not supported yet: {} generator hosts (one [[gen]])",
@@ -103,7 +83,13 @@ impl RemoteRun {
             file.origin
         );
         let hosts = crate::remote::preflight(&ssh, &file)?;
+        let measure_hosts = crate::remote_measure::Hosts {
+            r#gen: crate::remote::host(&hosts, "gen[0]")?.clone(),
+            dut: crate::remote::host(&hosts, "dut")?.clone(),
+            mon: crate::remote::host(&hosts, "mon").ok().cloned(),
+        };
         Ok(RemoteRun {
+            hosts: measure_hosts,
             r#gen: crate::remote::host(&hosts, "gen[0]")?.clone(),
             dut: crate::remote::host(&hosts, "dut")?.clone(),
             _ssh: ssh,
@@ -643,6 +629,8 @@ struct PointRun<'a> {
     /// `lab run --testbed`: where gen runs (its host, interface and the testbed
     /// file's addresses); no lab, no ledger.
     remote_gen: Option<RemoteGen>,
+    /// `lab run --testbed`: the hosts (ledger, tstamp, the DUT host's counters).
+    remote: Option<crate::remote_measure::Hosts>,
 }
 
 /// gen on a testbed host.
@@ -978,6 +966,7 @@ impl<'a> PointRun<'a> {
             queues,
             ndr: plan.ndr.clone(),
             remote_gen,
+            remote: remote.map(|r| r.hosts.clone()),
         };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
@@ -1378,8 +1367,11 @@ impl<'a> PointRun<'a> {
     /// Every interface counter of the lab and the DUT program's counters, read
     /// before and after a measurement for its ledger.
     fn counters(&self) -> Result<(ledger::Snapshot, Option<ledger::DutCounts>)> {
-        let bed = self.bed.as_ref().ok_or_else(|| anyhow!("no lab"))?;
-        let snap = ledger::Snapshot::take(&bed.namespaces())?;
+        let snap = match (&self.remote, &self.bed) {
+            (Some(r), _) => r.snapshot()?,
+            (None, Some(bed)) => ledger::Snapshot::take(&bed.namespaces())?,
+            (None, None) => bail!("no lab"),
+        };
         let dut = if self.series.program.is_some() {
             Some(dut_counts(&dut_status(&self.port)?)?)
         } else {
@@ -1391,6 +1383,9 @@ impl<'a> PointRun<'a> {
     /// The path the measured traffic takes through this point's lab.
     fn path(&self) -> Result<ledger::Path> {
         use ledger::{Hop, Place, Port};
+        if let Some(r) = &self.remote {
+            return Ok(r.path());
+        }
         let lab = self.lab()?;
         let (g, s, d, m) = (
             testbed::gen_netns(lab),
@@ -1482,9 +1477,10 @@ impl<'a> PointRun<'a> {
             tx: a.tx.saturating_sub(b.tx),
         });
         let path = self.path()?;
-        let l = ledger::build(
+        let delta = after.0.since(&before.0);
+        let mut l = ledger::build(
             &path,
-            &after.0.since(&before.0),
+            &delta,
             &ledger::Tools {
                 generator,
                 dut,
@@ -1492,6 +1488,9 @@ impl<'a> PointRun<'a> {
                 answers: self.answers(),
             },
         );
+        if let Some(r) = &self.remote {
+            r.finish_ledger(&mut l, &delta, captured);
+        }
         let (by, why) = ledger::classify(&l, generator);
         Ok(Account {
             ledger: l,
@@ -1502,13 +1501,13 @@ impl<'a> PointRun<'a> {
 
     /// DUT counters over a window of `duration` inside the source's run.
     fn dut_rate(&self, rep: u32) -> Result<Measured> {
-        // Over ssh there is no lab to read counters from: no ledger (so far).
-        let remote = self.remote_gen.is_some();
+        // Over ssh the counters are the hosts' (remote_measure).
+        let remote = self.remote.is_some();
         if !remote {
             self.lab()?;
         }
-        let before = if remote { None } else { Some(self.counters()?) };
-        let verdicts_before = if remote { None } else { self.verdicts()? };
+        let before = Some(self.counters()?);
+        let verdicts_before = self.verdicts()?;
         // The source is stopped once the window is over: a long margin
         // costs nothing and covers a slow start on a loaded machine.
         let margin = Duration::from_secs(60);
@@ -1544,19 +1543,21 @@ impl<'a> PointRun<'a> {
             // (A remote DUT's process is on its host: its local child is ssh.)
             let pid = self.dut_fg.as_ref().filter(|_| !remote).and_then(Child::id);
             let c0 = pid.and_then(tools::cpu_time_ns);
-            let m0 = tools::machine_softirq_ns();
+            let softirq = || match &self.remote {
+                Some(r) => r.dut_softirq_ns(),
+                None => tools::machine_softirq_ns(),
+            };
+            let m0 = softirq();
             let t0 = Instant::now();
             let w = dut_status_window(&self.port, self.duration)?;
             let secs = t0.elapsed().as_secs_f64();
             let user = c0
                 .zip(pid.and_then(tools::cpu_time_ns))
                 .map(|(a, b)| (b - a, secs));
-            let cpu = m0
-                .zip(tools::machine_softirq_ns())
-                .map(|(m0, m1)| CpuWindow {
-                    softirq_ns: m1 - m0,
-                    secs,
-                });
+            let cpu = m0.zip(softirq()).map(|(m0, m1)| CpuWindow {
+                softirq_ns: m1 - m0,
+                secs,
+            });
             Ok((w, user, cpu))
         })();
         let out = source.stop(Duration::from_secs(5))?;
@@ -1665,7 +1666,7 @@ impl<'a> PointRun<'a> {
         let before = self.counters()?;
         match self.series.source {
             Source::Gen => {
-                let out = tools::run(self.gen_cmd(self.duration, true)?)?;
+                let out = self.spawn_gen(self.duration, true)?.wait()?;
                 std::fs::write(self.rep_file(rep, "gen"), out.stdout()).ok();
                 out.check()?;
                 let f: GenFinal = out.final_as("gen final")?;
@@ -1726,7 +1727,6 @@ impl<'a> PointRun<'a> {
     }
 
     fn response_time(&self, rep: u32) -> Result<Measured> {
-        let lab = self.lab()?.to_owned();
         // A busy neighbour: flood its checksum program for the whole
         // measurement, starting once its DUT sees traffic.
         let flood = match &self.neighbour {
@@ -1754,12 +1754,24 @@ impl<'a> PointRun<'a> {
         };
         let base = self.rep_file(rep, "tstamp");
         let before = self.counters()?;
-        let mut ts = start_tstamp(&lab, &[("--hdrh", base.with_extension("hdr"))])?;
-        let gen_out = tools::run(self.gen_cmd(self.duration, true)?);
+        let hdr = base.with_extension("hdr");
+        // Over ssh tstamp writes its HDR log on the monitor host; fetched below.
+        let remote_hdr = crate::remote_measure::Hosts::monitor_file(&format!("r{rep}.hdr"));
+        let mut ts = match &self.remote {
+            Some(r) => {
+                let (site, iface) = r.monitor()?;
+                start_tstamp_at(&site, &iface, &[("--hdrh", remote_hdr.clone().into())])?
+            }
+            None => start_tstamp(self.lab()?, &[("--hdrh", hdr.clone())])?,
+        };
+        let gen_out = self.spawn_gen(self.duration, true).and_then(Child::wait);
         // Late answers still count.
         thread::sleep(Duration::from_millis(300));
         let ts_out = ts.take().context("tstamp")?.stop(Duration::from_secs(5))?;
         std::fs::write(&base, ts_out.stdout()).ok();
+        if let Some(r) = &self.remote {
+            r.fetch_from_monitor(&remote_hdr, &hdr)?;
+        }
         if let Some(f) = flood {
             let nb_status = self
                 .neighbour
