@@ -292,7 +292,7 @@ measure = "ndr"
 
     #[test]
     fn a_key_is_found_in_its_series_or_at_the_top() {
-        assert_eq!(key_line(EXP, Some("b"), "measure"), 13);
+        assert_eq!(key_line(EXP, Some("b"), "measure"), 14);
         assert_eq!(key_line(EXP, Some("a"), "measure"), 2);
         assert_eq!(key_line(EXP, None, "topology"), 3);
         assert_eq!(key_line(EXP, None, "parameter"), 6);
