@@ -155,6 +155,168 @@ impl Hosts {
     }
 }
 
+/// An interface's channels as `ethtool -l` prints them (`None`: n/a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Channels {
+    /// RX channels.
+    pub rx: Option<u32>,
+    /// TX channels.
+    pub tx: Option<u32>,
+    /// Combined channels.
+    pub combined: Option<u32>,
+}
+
+impl Channels {
+    /// Queues: the combined channels where the interface has them (a NIC),
+    /// else the fewer of RX and TX (veth).
+    pub fn queues(&self) -> u32 {
+        match self.combined {
+            Some(c) if c > 0 => c,
+            _ => self.rx.unwrap_or(0).min(self.tx.unwrap_or(0)),
+        }
+    }
+
+    /// `ethtool -L` arguments for `n` queues on an interface whose maximums
+    /// are `self`.
+    fn set_args(&self, n: u32) -> String {
+        match self.combined {
+            Some(c) if c > 0 => format!("combined {n}"),
+            _ => format!("rx {n} tx {n}"),
+        }
+    }
+
+    /// `ethtool -L` arguments that put back exactly `self` (current settings).
+    fn restore_args(&self) -> String {
+        let mut v = Vec::new();
+        for (k, x) in [
+            ("rx", self.rx),
+            ("tx", self.tx),
+            ("combined", self.combined),
+        ] {
+            if let Some(x) = x.filter(|x| *x > 0) {
+                v.push(format!("{k} {x}"));
+            }
+        }
+        v.join(" ")
+    }
+}
+
+/// (maximums, current settings) from `ethtool -l IFACE`'s output.
+pub fn parse_channels(text: &str) -> Option<(Channels, Channels)> {
+    let mut max = None;
+    let mut cur = None;
+    let mut section: Option<&mut Option<Channels>> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("Pre-set maximums") {
+            section = Some(&mut max);
+            continue;
+        }
+        if t.starts_with("Current hardware settings") {
+            section = Some(&mut cur);
+            continue;
+        }
+        let Some(sec) = section.as_deref_mut() else {
+            continue;
+        };
+        let Some((k, v)) = t.split_once(':') else {
+            continue;
+        };
+        let c = sec.get_or_insert_with(Channels::default);
+        let v = v.trim().parse::<u32>().ok();
+        match k.trim() {
+            "RX" => c.rx = v,
+            "TX" => c.tx = v,
+            "Combined" => c.combined = v,
+            _ => {}
+        }
+    }
+    Some((max?, cur?))
+}
+
+/// A queue sweep on a testbed: the DUT's and gen's data interfaces set with
+/// `ethtool -L` over ssh for each point, and put back to what they were
+/// when dropped (at the end of the run, on an error and on Ctrl-C).
+#[derive(Debug)]
+pub struct QueueSweep {
+    /// (host, its maximums, its settings before the sweep).
+    ifaces: Vec<(Arc<RemoteHost>, Channels, Channels)>,
+}
+
+fn ethtool_l(h: &RemoteHost) -> Result<(Channels, Channels)> {
+    let e = &h.endpoint;
+    let text = h.shell(&h.in_netns(&format!("ethtool -l {}", shell_quote(&e.iface))))?;
+    parse_channels(&text).with_context(|| {
+        format!(
+            "{}: `ethtool -l {}` printed no channel settings",
+            e.display(),
+            e.iface
+        )
+    })
+}
+
+impl QueueSweep {
+    /// Reads the channels of the DUT's and gen's interfaces; one line naming
+    /// the host, its interface and its maximum (after `at`, the experiment's
+    /// `FILE:LINE: parameter`) when one cannot have `most` queues.
+    pub fn open(hosts: &Hosts, most: u32, at: &str) -> Result<QueueSweep> {
+        let mut ifaces = Vec::new();
+        for h in [&hosts.dut, &hosts.r#gen] {
+            let (max, cur) = ethtool_l(h)?;
+            if max.queues() < most {
+                let e = &h.endpoint;
+                bail!(
+                    "{at}: lab run --testbed: {}: {} has at most {} queue(s) (`ethtool -l`), the sweep goes to {most}",
+                    e.display(),
+                    e.iface,
+                    max.queues()
+                );
+            }
+            ifaces.push((h.clone(), max, cur));
+        }
+        Ok(QueueSweep { ifaces })
+    }
+
+    /// Sets `n` queues on every interface of the sweep.
+    pub fn set(&self, n: u32) -> Result<()> {
+        for (h, max, _) in &self.ifaces {
+            let (_, now) = ethtool_l(h)?;
+            if now.queues() == n {
+                continue;
+            }
+            let e = &h.endpoint;
+            h.shell(&h.in_netns(&format!(
+                "ethtool -L {} {}",
+                shell_quote(&e.iface),
+                max.set_args(n)
+            )))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for QueueSweep {
+    fn drop(&mut self) {
+        for (h, _, before) in &self.ifaces {
+            let e = &h.endpoint;
+            if ethtool_l(h).is_ok_and(|(_, now)| now == *before) {
+                continue;
+            }
+            let line = format!(
+                "ethtool -L {} {}",
+                shell_quote(&e.iface),
+                before.restore_args()
+            );
+            if let Err(err) = h.shell(&h.in_netns(&line)) {
+                eprintln!(
+                    "lab run: could not restore the queues of {}: {err:#}",
+                    e.display()
+                );
+            }
+        }
+    }
+}
+
 /// The line (1-based) of `key` in the experiment's text: inside the block of
 /// series `series` if it sets it there, else the first line that sets it
 /// (the top of the file or its table); 1 if none does.
@@ -210,10 +372,6 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile) -> Result<()> {
     match exp.parameter {
         Param::NeighbourChecksums => bail!(
             "{}: lab run --testbed: not supported yet: a neighbour sweep (a testbed file has no neighbour host)",
-            at(None, "parameter")
-        ),
-        Param::Queues => bail!(
-            "{}: lab run --testbed: not supported yet: a queue sweep (ethtool -L on the hosts)",
             at(None, "parameter")
         ),
         Param::FrameSize => bail!(
@@ -273,6 +431,24 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channels_of_a_veth_and_of_a_nic() {
+        let veth = "Channel parameters for dut0:\nPre-set maximums:\nRX:\t\t4\nTX:\t\t4\nOther:\t\tn/a\nCombined:\tn/a\nCurrent hardware settings:\nRX:\t\t1\nTX:\t\t2\nOther:\t\tn/a\nCombined:\tn/a\n";
+        let (max, cur) = parse_channels(veth).unwrap();
+        assert_eq!((max.queues(), cur.queues()), (4, 1));
+        assert_eq!(max.set_args(3), "rx 3 tx 3");
+        assert_eq!(cur.restore_args(), "rx 1 tx 2");
+        let nic = "Channel parameters for ens1f0:\nPre-set maximums:\nRX:\t\tn/a\nTX:\t\tn/a\nOther:\t\t1\nCombined:\t63\nCurrent hardware settings:\nRX:\t\tn/a\nTX:\t\tn/a\nOther:\t\t1\nCombined:\t8\n";
+        let (max, cur) = parse_channels(nic).unwrap();
+        assert_eq!((max.queues(), cur.queues()), (63, 8));
+        assert_eq!(max.set_args(2), "combined 2");
+        assert_eq!(cur.restore_args(), "combined 8");
+        assert_eq!(
+            parse_channels("netlink error: Operation not supported"),
+            None
+        );
+    }
 
     const EXP: &str = r#"name = "x"
 measure = "dut-rate"

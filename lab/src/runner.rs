@@ -53,6 +53,8 @@ pub struct RunOptions {
 
 /// The hosts of `lab run --testbed FILE`, checked by pre-flight.
 struct RemoteRun {
+    /// A queue sweep's interfaces (restored when dropped).
+    queues: Option<crate::remote_measure::QueueSweep>,
     /// The ssh session (control masters stopped when dropped).
     _ssh: std::sync::Arc<crate::remote::Ssh>,
     /// The generator host.
@@ -88,7 +90,27 @@ impl RemoteRun {
             dut: crate::remote::host(&hosts, "dut")?.clone(),
             mon: crate::remote::host(&hosts, "mon").ok().cloned(),
         };
+        let queues = if exp.parameter == Param::Queues {
+            let most = exp
+                .values
+                .iter()
+                .chain(&exp.quick_values)
+                .fold(1.0_f64, |a, b| a.max(*b));
+            let at = format!(
+                "{}:{}: parameter",
+                exp.origin,
+                crate::remote_measure::key_line(&exp.text, None, "parameter")
+            );
+            Some(crate::remote_measure::QueueSweep::open(
+                &measure_hosts,
+                most as u32,
+                &at,
+            )?)
+        } else {
+            None
+        };
         Ok(RemoteRun {
+            queues,
             hosts: measure_hosts,
             r#gen: crate::remote::host(&hosts, "gen[0]")?.clone(),
             dut: crate::remote::host(&hosts, "dut")?.clone(),
@@ -936,6 +958,9 @@ impl<'a> PointRun<'a> {
             (None, true, At::Host) if second => DutPort::second(&lab),
             _ => DutPort::of_lab(&lab),
         };
+        if let Some(q) = remote.and_then(|r| r.queues.as_ref()) {
+            q.set(queues)?;
+        }
         let remote_gen = remote.map(|r| RemoteGen {
             site: Site::Remote(r.r#gen.clone()),
             iface: r.r#gen.endpoint.iface.clone(),

@@ -500,6 +500,28 @@ fn lab_run_over_ssh_measures_and_refuses_what_it_cannot_do_yet() {
         stderr.contains(&shipped("dns-ping-latency", "measure")) && stderr.contains("[mon]"),
         "{stderr}"
     );
+    // A queue sweep sets the hosts' channels with ethtool -L: the SSH lab's
+    // veths have one queue each, so drop-rate's sweep to 2 is refused after
+    // pre-flight, naming the host, its interface and its maximum.
+    let res = Command::new(lab_bin())
+        .args(["run", "drop-rate", "--quick", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(tmp.join("out3"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    let want = format!(
+        "{}: dut ({}): dut0 has at most 1 queue(s) (`ethtool -l`), the sweep goes to 2",
+        shipped("drop-rate", "parameter"),
+        tf.dut.ssh
+    );
+    assert!(errors[0].contains(&want), "{stderr}\nwanted: {want}");
+    assert!(!tmp.join("out3").exists());
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
