@@ -160,14 +160,7 @@ fn an_ssh_lab_answers_over_ssh_only_with_its_keys_and_leaves_nothing() {
 
 /// A demo's records: (gen final, tstamp final, dut status) as JSON.
 fn demo_records(out: &Path) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
-    let fin = |f: &str| -> serde_json::Value {
-        std::fs::read_to_string(out.join(f))
-            .unwrap()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find(|v| v["type"] == "final")
-            .unwrap_or_else(|| panic!("no final record in {f}"))
-    };
+    let fin = |f: &str| final_in(&out.join(f));
     let status: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("dut-status.json")).unwrap())
             .unwrap();
@@ -622,17 +615,22 @@ fn ledger_rows(out: &Path) -> Vec<(String, String, String, String, u64, u64)> {
         .collect()
 }
 
-/// tstamp's final record of one measurement in `out/raw`.
-fn tstamp_final(out: &Path, series: &str, x: &str) -> serde_json::Value {
-    let f = out
-        .join("raw")
-        .join(format!("{series}_x{x}_r1_tstamp.json"));
-    std::fs::read_to_string(&f)
+/// The final record among the JSON lines of file `f`.
+fn final_in(f: &Path) -> serde_json::Value {
+    std::fs::read_to_string(f)
         .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v["type"] == "final")
         .unwrap_or_else(|| panic!("no final record in {}", f.display()))
+}
+
+/// tstamp's final record of one measurement in `out/raw`.
+fn tstamp_final(out: &Path, series: &str, x: &str) -> serde_json::Value {
+    final_in(
+        &out.join("raw")
+            .join(format!("{series}_x{x}_r1_tstamp.json")),
+    )
 }
 
 #[test]
