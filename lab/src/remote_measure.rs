@@ -411,16 +411,21 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile) -> Result<()> {
                 s.name,
                 file.origin
             ),
-            Measure::ResponseTime => {}
-            Measure::Ndr | Measure::UpdateRate => bail!(
-                "{}: lab run --testbed: not supported yet: series `{}`: measure = \"{}\"",
+            Measure::Ndr
+                if file.mon.is_none() && exp.ndr.as_ref().is_some_and(|n| n.p99_us.is_some()) =>
+            {
+                bail!(
+                    "{}: lab run --testbed: the search's p99 bound needs response times on the mirror port, and {} has no [mon] host",
+                    at(None, "p99_us"),
+                    file.origin
+                )
+            }
+            Measure::ResponseTime | Measure::Ndr => {}
+            Measure::UpdateRate => bail!(
+                "{}: lab run --testbed: not supported yet: series `{}`: measure = \"{}\" (dut update-bench on the DUT host)",
                 at(name, "measure"),
                 s.name,
-                if s.measure == Measure::Ndr {
-                    "ndr"
-                } else {
-                    "update-rate"
-                }
+                "update-rate"
             ),
         }
     }

@@ -1217,10 +1217,9 @@ impl<'a> PointRun<'a> {
         spec: &NdrSpec,
         kind: &'static str,
     ) -> Result<Trial> {
-        let lab = self.lab()?.to_owned();
         let before = self.counters()?;
         let ts = match spec.p99_us {
-            Some(_) => start_tstamp(&lab, &[])?,
+            Some(_) => self.start_tstamp(&[])?,
             None => None,
         };
         // A trial is a number of frames at a rate (RFC 2544): gen catches up on a
@@ -1233,9 +1232,14 @@ impl<'a> PointRun<'a> {
         )?;
         b.duration = None;
         b.count = Some(frames);
-        let mut cmd = Command::new(testbed::binaries::locate("gen")?);
-        cmd.args(b.argv());
-        let out = tools::run(cmd);
+        let out = match &self.remote_gen {
+            Some(r) => r.site.run("gen", &b.argv()),
+            None => {
+                let mut cmd = Command::new(testbed::binaries::locate("gen")?);
+                cmd.args(b.argv());
+                tools::run(cmd)
+            }
+        };
         let ts_final: Option<TstampFinal> = match ts {
             None => None,
             Some(t) => {
@@ -1782,13 +1786,14 @@ impl<'a> PointRun<'a> {
         let hdr = base.with_extension("hdr");
         // Over ssh tstamp writes its HDR log on the monitor host; fetched below.
         let remote_hdr = crate::remote_measure::Hosts::monitor_file(&format!("r{rep}.hdr"));
-        let mut ts = match &self.remote {
-            Some(r) => {
-                let (site, iface) = r.monitor()?;
-                start_tstamp_at(&site, &iface, &[("--hdrh", remote_hdr.clone().into())])?
-            }
-            None => start_tstamp(self.lab()?, &[("--hdrh", hdr.clone())])?,
-        };
+        let mut ts = self.start_tstamp(&[(
+            "--hdrh",
+            if self.remote.is_some() {
+                remote_hdr.clone().into()
+            } else {
+                hdr.clone()
+            },
+        )])?;
         let gen_out = self.spawn_gen(self.duration, true).and_then(Child::wait);
         // Late answers still count.
         thread::sleep(Duration::from_millis(300));
@@ -1839,6 +1844,18 @@ impl<'a> PointRun<'a> {
             ledger: Some(account),
             trials: Vec::new(),
         })
+    }
+
+    /// Starts tstamp on this point's mirror port: mon0 of its lab, or the
+    /// testbed's monitor host (whose files are written there).
+    fn start_tstamp(&self, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
+        match &self.remote {
+            Some(r) => {
+                let (site, iface) = r.monitor()?;
+                start_tstamp_at(&site, &iface, files)
+            }
+            None => start_tstamp(self.lab()?, files),
+        }
     }
 
     fn update_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {

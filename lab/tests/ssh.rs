@@ -726,3 +726,49 @@ fn a_response_time_experiment_over_ssh_measures_what_the_local_lab_does_and_its_
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn an_ndr_search_over_ssh_finds_a_rate_from_the_hosts_counters_and_tstamp() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-ndr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let name = testbed::unique_name("ndrs");
+    let (_guard, file) = ssh_lab(&name);
+    let res = Command::new(lab_bin())
+        .args(["run", "dns-ndr", "--quick", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    // Each series found a rate, and each of its trials was judged from the
+    // ledger over ssh and tstamp's p99 on the monitor host.
+    let found = points(&tmp, "ndr_pps");
+    assert_eq!(found.len(), 2, "{found:?}");
+    let trials = std::fs::read_to_string(tmp.join("trials.csv")).unwrap();
+    for ((series, _), rate) in &found {
+        assert!(*rate >= 5_000.0, "{series}: {rate}");
+        let rows: Vec<Vec<&str>> = trials
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f[1] == series.as_str())
+            .collect();
+        assert!(rows.len() >= 2, "{series}: {trials}");
+        // A passed trial sent frames, lost none and has a p99 under the bound.
+        let passed: Vec<_> = rows.iter().filter(|f| f[12] == "true").collect();
+        assert!(!passed.is_empty(), "{series}: {trials}");
+        for f in passed {
+            let (sent, lost): (u64, u64) = (f[8].parse().unwrap(), f[9].parse().unwrap());
+            let p99: f64 = f[11].parse().unwrap();
+            assert!(sent > 0 && lost == 0 && p99 <= 200.0, "{f:?}");
+        }
+    }
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
