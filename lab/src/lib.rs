@@ -18,6 +18,7 @@ pub mod plot;
 pub mod provenance;
 pub mod registry;
 pub mod remote;
+pub mod remote_measure;
 pub mod report;
 pub mod runner;
 pub mod sshlab;

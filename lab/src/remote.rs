@@ -160,6 +160,41 @@ pub struct RemoteHost {
     pub ssh: Arc<Ssh>,
 }
 
+impl RemoteHost {
+    /// Runs the shell command line `script` on the host (a session on its
+    /// control master, stdin closed) and returns its stdout; an error naming
+    /// the host unless it exits 0. The caller quotes (see [`shell_quote`]).
+    pub fn shell(&self, script: &str) -> Result<String> {
+        let out = self
+            .ssh
+            .session(&self.endpoint, script)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("{}: run `{script}` over ssh", self.endpoint.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{}: `{script}` failed ({}): {}",
+                self.endpoint.display(),
+                out.status,
+                last_line(&String::from_utf8_lossy(&out.stderr))
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `script` as the host runs it inside its entry's network namespace (if any).
+    pub fn in_netns(&self, script: &str) -> String {
+        match &self.endpoint.netns {
+            Some(ns) => format!(
+                "ip netns exec {} sh -c {}",
+                shell_quote(ns),
+                shell_quote(script)
+            ),
+            None => script.to_owned(),
+        }
+    }
+}
+
 /// Where a tool runs.
 #[derive(Debug, Clone)]
 pub enum Site {
@@ -267,17 +302,10 @@ impl Site {
 
 impl RemoteHost {
     /// A shell command line run on the host (in its entry's namespace, if any)
-    /// as a session on its control master.
-    pub fn shell(&self, line: &str) -> Command {
-        let line = match &self.endpoint.netns {
-            Some(ns) => format!(
-                "ip netns exec {} sh -c {}",
-                shell_quote(ns),
-                shell_quote(line)
-            ),
-            None => line.to_owned(),
-        };
-        self.ssh.session(&self.endpoint, &line)
+    /// as a session on its control master, to spawn (see [`RemoteHost::shell`]
+    /// to run one to completion).
+    pub fn shell_command(&self, line: &str) -> Command {
+        self.ssh.session(&self.endpoint, &self.in_netns(line))
     }
 
     /// The host's clock synchronisation state, read over ssh: chrony

@@ -53,6 +53,8 @@ pub struct RunOptions {
 
 /// The hosts of `lab run --testbed FILE`, checked by pre-flight.
 struct RemoteRun {
+    /// A queue sweep's interfaces (restored when dropped).
+    queues: Option<crate::remote_measure::QueueSweep>,
     /// The ssh session (control masters stopped when dropped).
     _ssh: std::sync::Arc<crate::remote::Ssh>,
     /// The generator hosts, in the file's order.
@@ -64,6 +66,8 @@ struct RemoteRun {
     mon: Option<std::sync::Arc<crate::remote::RemoteHost>>,
     /// Every host's clock synchronisation state, read after pre-flight.
     clocks: Vec<crate::remote::ClockState>,
+    /// Every host, for the ledger, tstamp and the DUT host's counters.
+    hosts: crate::remote_measure::Hosts,
 }
 
 impl RemoteRun {
@@ -71,29 +75,7 @@ impl RemoteRun {
     /// then runs pre-flight on every host of the file.
     fn open(exp: &Experiment, path: &Path) -> Result<RemoteRun> {
         let file = crate::testbed_file::TestbedFile::load(path)?;
-        if exp.topology == Topo::Tenants {
-            bail!(
-                "{}: lab run --testbed: not supported yet: the tenants topology",
-                exp.origin
-            );
-        }
-        if let Some(s) = exp.series.iter().find(|s| {
-            s.measure != Measure::DutRate
-                || s.source != Source::Gen
-                || s.neighbour_checksums.is_some()
-        }) {
-            bail!(
-                "{}: lab run --testbed: not supported yet: series `{}` (only measure = \"dut-rate\" with gen as the source, no neighbour)",
-                exp.origin,
-                s.name
-            );
-        }
-        if exp.parameter == Param::NeighbourChecksums {
-            bail!(
-                "{}: lab run --testbed: not supported yet: a neighbour sweep",
-                exp.origin
-            );
-        }
+        crate::remote_measure::refuse(exp, &file)?;
         if file.gens.len() > MAX_GEN_HOSTS {
             bail!(
                 "{}: lab run --testbed: not supported yet: {} generator hosts (at most {MAX_GEN_HOSTS} [[gen]])",
@@ -133,7 +115,33 @@ impl RemoteRun {
             .map(|i| crate::remote::host(&hosts, &format!("gen[{i}]")).cloned())
             .collect::<Result<Vec<_>>>()?;
         let clocks = hosts.iter().map(|h| h.clock_state()).collect();
+        let measure_hosts = crate::remote_measure::Hosts {
+            gens: gens.clone(),
+            dut: crate::remote::host(&hosts, "dut")?.clone(),
+            mon: crate::remote::host(&hosts, "mon").ok().cloned(),
+        };
+        let queues = if exp.parameter == Param::Queues {
+            let most = exp
+                .values
+                .iter()
+                .chain(&exp.quick_values)
+                .fold(1.0_f64, |a, b| a.max(*b));
+            let at = format!(
+                "{}:{}: parameter",
+                exp.origin,
+                crate::remote_measure::key_line(&exp.text, None, "parameter")
+            );
+            Some(crate::remote_measure::QueueSweep::open(
+                &measure_hosts,
+                most as u32,
+                &at,
+            )?)
+        } else {
+            None
+        };
         Ok(RemoteRun {
+            queues,
+            hosts: measure_hosts,
             gens,
             dut: crate::remote::host(&hosts, "dut")?.clone(),
             mon: crate::remote::host(&hosts, "mon").ok().cloned(),
@@ -493,7 +501,7 @@ fn first_frame_capture(
         crate::remote::shell_quote(&mon.endpoint.iface),
         crate::remote::shell_quote(&filter)
     );
-    Child::spawn_remote(mon.shell(&line))
+    Child::spawn_remote(mon.shell_command(&line))
 }
 
 /// The receive time (ns since the epoch) of the frame tcpdump printed first.
@@ -846,6 +854,8 @@ struct PointRun<'a> {
     /// `lab run --testbed` with a monitor: where the start of several generator
     /// hosts is measured.
     remote_mon: Option<std::sync::Arc<crate::remote::RemoteHost>>,
+    /// `lab run --testbed`: the hosts (ledger, tstamp, the DUT host's counters).
+    remote: Option<crate::remote_measure::Hosts>,
 }
 
 /// gen on a testbed host.
@@ -1154,6 +1164,9 @@ impl<'a> PointRun<'a> {
             (None, true, At::Host) if second => DutPort::second(&lab),
             _ => DutPort::of_lab(&lab),
         };
+        if let Some(q) = remote.and_then(|r| r.queues.as_ref()) {
+            q.set(queues)?;
+        }
         let remote_gens: Vec<RemoteGen> = remote
             .map(|r| {
                 r.gens
@@ -1194,6 +1207,7 @@ impl<'a> PointRun<'a> {
             ndr: plan.ndr.clone(),
             remote_gens,
             remote_mon,
+            remote: remote.map(|r| r.hosts.clone()),
         };
         if series.measure == Measure::UpdateRate {
             return Ok(pr);
@@ -1552,10 +1566,9 @@ impl<'a> PointRun<'a> {
         spec: &NdrSpec,
         kind: &'static str,
     ) -> Result<Trial> {
-        let lab = self.lab()?.to_owned();
         let before = self.counters()?;
         let ts = match spec.p99_us {
-            Some(_) => start_tstamp(&lab, &[])?,
+            Some(_) => self.start_tstamp(&[])?,
             None => None,
         };
         // A trial is a number of frames at a rate (RFC 2544): gen catches up on a
@@ -1568,9 +1581,14 @@ impl<'a> PointRun<'a> {
         )?;
         b.duration = None;
         b.count = Some(frames);
-        let mut cmd = Command::new(testbed::binaries::locate("gen")?);
-        cmd.args(b.argv());
-        let out = tools::run(cmd);
+        let out = match self.remote_gens.first() {
+            Some(r) => r.site.run("gen", &b.argv()),
+            None => {
+                let mut cmd = Command::new(testbed::binaries::locate("gen")?);
+                cmd.args(b.argv());
+                tools::run(cmd)
+            }
+        };
         let ts_final: Option<TstampFinal> = match ts {
             None => None,
             Some(t) => {
@@ -1727,8 +1745,11 @@ impl<'a> PointRun<'a> {
     /// Every interface counter of the lab and the DUT program's counters, read
     /// before and after a measurement for its ledger.
     fn counters(&self) -> Result<(ledger::Snapshot, Option<ledger::DutCounts>)> {
-        let bed = self.bed.as_ref().ok_or_else(|| anyhow!("no lab"))?;
-        let snap = ledger::Snapshot::take(&bed.namespaces())?;
+        let snap = match (&self.remote, &self.bed) {
+            (Some(r), _) => r.snapshot()?,
+            (None, Some(bed)) => ledger::Snapshot::take(&bed.namespaces())?,
+            (None, None) => bail!("no lab"),
+        };
         let dut = if self.series.program.is_some() {
             Some(dut_counts(&dut_status(&self.port)?)?)
         } else {
@@ -1740,6 +1761,9 @@ impl<'a> PointRun<'a> {
     /// The path the measured traffic takes through this point's lab.
     fn path(&self) -> Result<ledger::Path> {
         use ledger::{Hop, Place, Port};
+        if let Some(r) = &self.remote {
+            return Ok(r.path());
+        }
         let lab = self.lab()?;
         let (g, s, d, m) = (
             testbed::gen_netns(lab),
@@ -1831,9 +1855,10 @@ impl<'a> PointRun<'a> {
             tx: a.tx.saturating_sub(b.tx),
         });
         let path = self.path()?;
-        let l = ledger::build(
+        let delta = after.0.since(&before.0);
+        let mut l = ledger::build(
             &path,
-            &after.0.since(&before.0),
+            &delta,
             &ledger::Tools {
                 generator,
                 dut,
@@ -1841,6 +1866,9 @@ impl<'a> PointRun<'a> {
                 answers: self.answers(),
             },
         );
+        if let Some(r) = &self.remote {
+            r.finish_ledger(&mut l, &delta, captured);
+        }
         let (by, why) = ledger::classify(&l, generator);
         Ok(Account {
             ledger: l,
@@ -1851,14 +1879,14 @@ impl<'a> PointRun<'a> {
 
     /// DUT counters over a window of `duration` inside the source's run.
     fn dut_rate(&self, rep: u32) -> Result<Measured> {
-        // Over ssh there is no lab to read counters from: no ledger (so far).
-        let remote = !self.remote_gens.is_empty();
+        // Over ssh the counters are the hosts' (remote_measure).
+        let remote = self.remote.is_some();
         let multi = self.remote_gens.len() > 1;
         if !remote {
             self.lab()?;
         }
-        let before = if remote { None } else { Some(self.counters()?) };
-        let verdicts_before = if remote { None } else { self.verdicts()? };
+        let before = Some(self.counters()?);
+        let verdicts_before = self.verdicts()?;
         // The source is stopped once the window is over: a long margin
         // costs nothing and covers a slow start on a loaded machine.
         let margin = Duration::from_secs(60);
@@ -1899,19 +1927,21 @@ impl<'a> PointRun<'a> {
             // (A remote DUT's process is on its host: its local child is ssh.)
             let pid = self.dut_fg.as_ref().filter(|_| !remote).and_then(Child::id);
             let c0 = pid.and_then(tools::cpu_time_ns);
-            let m0 = tools::machine_softirq_ns();
+            let softirq = || match &self.remote {
+                Some(r) => r.dut_softirq_ns(),
+                None => tools::machine_softirq_ns(),
+            };
+            let m0 = softirq();
             let t0 = Instant::now();
             let w = dut_status_window(&self.port, self.duration)?;
             let secs = t0.elapsed().as_secs_f64();
             let user = c0
                 .zip(pid.and_then(tools::cpu_time_ns))
                 .map(|(a, b)| (b - a, secs));
-            let cpu = m0
-                .zip(tools::machine_softirq_ns())
-                .map(|(m0, m1)| CpuWindow {
-                    softirq_ns: m1 - m0,
-                    secs,
-                });
+            let cpu = m0.zip(softirq()).map(|(m0, m1)| CpuWindow {
+                softirq_ns: m1 - m0,
+                secs,
+            });
             Ok((w, user, cpu))
         })();
         let mut gen_values = Vec::new();
@@ -2035,7 +2065,7 @@ impl<'a> PointRun<'a> {
         let before = self.counters()?;
         match self.series.source {
             Source::Gen => {
-                let out = tools::run(self.gen_cmd(self.duration, true)?)?;
+                let out = self.spawn_gen(self.duration, true)?.wait()?;
                 std::fs::write(self.rep_file(rep, "gen"), out.stdout()).ok();
                 out.check()?;
                 let f: GenFinal = out.final_as("gen final")?;
@@ -2096,7 +2126,6 @@ impl<'a> PointRun<'a> {
     }
 
     fn response_time(&self, rep: u32) -> Result<Measured> {
-        let lab = self.lab()?.to_owned();
         // A busy neighbour: flood its checksum program for the whole
         // measurement, starting once its DUT sees traffic.
         let flood = match &self.neighbour {
@@ -2124,12 +2153,25 @@ impl<'a> PointRun<'a> {
         };
         let base = self.rep_file(rep, "tstamp");
         let before = self.counters()?;
-        let mut ts = start_tstamp(&lab, &[("--hdrh", base.with_extension("hdr"))])?;
-        let gen_out = tools::run(self.gen_cmd(self.duration, true)?);
+        let hdr = base.with_extension("hdr");
+        // Over ssh tstamp writes its HDR log on the monitor host; fetched below.
+        let remote_hdr = crate::remote_measure::Hosts::monitor_file(&format!("r{rep}.hdr"));
+        let mut ts = self.start_tstamp(&[(
+            "--hdrh",
+            if self.remote.is_some() {
+                remote_hdr.clone().into()
+            } else {
+                hdr.clone()
+            },
+        )])?;
+        let gen_out = self.spawn_gen(self.duration, true).and_then(Child::wait);
         // Late answers still count.
         thread::sleep(Duration::from_millis(300));
         let ts_out = ts.take().context("tstamp")?.stop(Duration::from_secs(5))?;
         std::fs::write(&base, ts_out.stdout()).ok();
+        if let Some(r) = &self.remote {
+            r.fetch_from_monitor(&remote_hdr, &hdr)?;
+        }
         if let Some(f) = flood {
             let nb_status = self
                 .neighbour
@@ -2172,6 +2214,18 @@ impl<'a> PointRun<'a> {
             ledger: Some(account),
             trials: Vec::new(),
         })
+    }
+
+    /// Starts tstamp on this point's mirror port: mon0 of its lab, or the
+    /// testbed's monitor host (whose files are written there).
+    fn start_tstamp(&self, files: &[(&str, PathBuf)]) -> Result<Option<Child>> {
+        match &self.remote {
+            Some(r) => {
+                let (site, iface) = r.monitor()?;
+                start_tstamp_at(&site, &iface, files)
+            }
+            None => start_tstamp(self.lab()?, files),
+        }
     }
 
     fn update_rate(&self, rep: u32) -> Result<Vec<(&'static str, f64)>> {

@@ -454,7 +454,12 @@ pub fn cpu_time_ns(pid: u32) -> Option<f64> {
 /// CONFIG_IRQ_TIME_ACCOUNTING the kernel samples it per tick, which over a
 /// window of seconds is still a fair estimate.
 pub fn machine_softirq_ns() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    softirq_ns_of(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// The interrupt and softirq time in ns of a `/proc/stat` text (this
+/// machine's, or a testbed host's read over ssh).
+pub fn softirq_ns_of(stat: &str) -> Option<f64> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let f: Vec<f64> = line
         .split_whitespace()
