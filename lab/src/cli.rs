@@ -131,9 +131,14 @@ pub enum Cmd {
         #[arg(long)]
         check: bool,
         /// Measure on the hosts of this testbed file over ssh instead of local labs
-        /// (so far: `measure = "dut-rate"` with gen, one generator host; no ledger).
+        /// (what a testbed cannot run is refused with the experiment's FILE:LINE).
         #[arg(long, value_name = "FILE")]
         testbed: Option<PathBuf>,
+        /// With --testbed: let series without a rate send at gen's maximum
+        /// (unpaced) onto the real hosts, which is refused otherwise (`max` is the
+        /// only value).
+        #[arg(long, value_name = "max", value_parser = ["max"], requires = "testbed")]
+        rate: Option<String>,
     },
     /// List the shipped experiments.
     Experiments,

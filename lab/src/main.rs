@@ -151,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             repetitions,
             check,
             testbed,
+            rate,
         } => {
             let exp = Experiment::load(&experiment)?;
             if testbed.is_none() {
@@ -172,6 +173,7 @@ fn run(cli: Cli) -> Result<()> {
                 quick,
                 repetitions,
                 testbed,
+                unpaced_ok: rate.is_some(),
             };
             let res =
                 lab::runner::run(&exp, &opts).with_context(|| format!("lab run {}", exp.name))?;

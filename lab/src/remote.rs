@@ -518,7 +518,104 @@ pub fn preflight(ssh: &Arc<Ssh>, file: &TestbedFile) -> Result<Vec<Arc<RemoteHos
             ssh: ssh.clone(),
         }));
     }
+    check_dut(&hosts)?;
     Ok(hosts)
+}
+
+/// Before any traffic: the DUT's data interface has the file's address and
+/// MAC, and every generator host's neighbour entry for that address (what gen
+/// sends to when the file gives no `mac`) is the DUT interface's MAC, so no
+/// frame goes to another machine. One line naming the host otherwise.
+fn check_dut(hosts: &[Arc<RemoteHost>]) -> Result<()> {
+    let dut = host(hosts, "dut")?;
+    let e = &dut.endpoint;
+    let q = shell_quote(&e.iface);
+    let text = dut.shell(&dut.in_netns(&format!(
+        "cat /sys/class/net/{q}/address; ip -o -4 addr show dev {q}"
+    )))?;
+    let (mac, addrs) = dut_identity(&text)
+        .with_context(|| format!("{}: read {}'s MAC and addresses", e.display(), e.iface))?;
+    if let Some(want) = e.mac
+        && want != mac
+    {
+        bail!(
+            "{}: {} has MAC {}, the testbed file says {}: fix [dut] mac",
+            e.display(),
+            e.iface,
+            profiles::units::format_mac(mac),
+            profiles::units::format_mac(want)
+        );
+    }
+    let Some(ip) = e.ip else {
+        return Ok(());
+    };
+    // An interface with no IPv4 address at all is an XDP-only DUT (its
+    // programs answer for the address): only a different address is wrong.
+    if !addrs.is_empty() && !addrs.contains(&ip) {
+        bail!(
+            "{}: {} does not have {ip} (its IPv4 addresses: {}): fix [dut] ip",
+            e.display(),
+            e.iface,
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if e.mac.is_some() {
+        // gen is given the MAC (`--dst-mac`): no neighbour lookup on its hosts.
+        return Ok(());
+    }
+    for g in hosts.iter().filter(|h| h.endpoint.role.starts_with("gen")) {
+        let ge = &g.endpoint;
+        let text = g.shell(&g.in_netns(&format!(
+            "ip neigh show to {ip} dev {}",
+            shell_quote(&ge.iface)
+        )))?;
+        match neighbour_mac(&text) {
+            Some(m) if m == mac => {}
+            Some(m) => bail!(
+                "{}: its neighbour entry for {ip} on {} is {}, but the DUT's {} is {}: refusing to send to another machine (fix the entry or give [dut] mac)",
+                ge.display(),
+                ge.iface,
+                profiles::units::format_mac(m),
+                e.iface,
+                profiles::units::format_mac(mac)
+            ),
+            None => bail!(
+                "{}: no neighbour entry for the DUT's {ip} on {}: give [dut] mac, or resolve it on that host (`ping -c 1 {ip}`)",
+                ge.display(),
+                ge.iface
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The MAC (first line) and IPv4 addresses (`ip -o -4 addr` lines) the DUT
+/// probe printed.
+fn dut_identity(text: &str) -> Option<([u8; 6], Vec<std::net::Ipv4Addr>)> {
+    let mut lines = text.lines();
+    let mac = profiles::units::parse_mac(lines.next()?.trim()).ok()?;
+    let addrs = lines
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == "inet")?;
+            w.get(i + 1)?.split('/').next()?.parse().ok()
+        })
+        .collect();
+    Some((mac, addrs))
+}
+
+/// The link-layer address of an `ip neigh show` line, if it has one (not
+/// FAILED or INCOMPLETE).
+fn neighbour_mac(text: &str) -> Option<[u8; 6]> {
+    text.lines().find_map(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let i = w.iter().position(|x| *x == "lladdr")?;
+        profiles::units::parse_mac(w.get(i + 1)?).ok()
+    })
 }
 
 /// The remote host of `role` among `hosts` (from [`preflight`]).
@@ -533,6 +630,21 @@ pub fn host<'a>(hosts: &'a [Arc<RemoteHost>], role: &str) -> Result<&'a Arc<Remo
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dut_probe_and_neighbour_entries_parse() {
+        let text = "02:00:00:00:00:02\n5: dut0    inet 198.18.0.2/24 scope global dut0\\       valid_lft forever preferred_lft forever\n";
+        let (mac, addrs) = dut_identity(text).unwrap();
+        assert_eq!(mac, [2, 0, 0, 0, 0, 2]);
+        assert_eq!(addrs, vec![std::net::Ipv4Addr::new(198, 18, 0, 2)]);
+        assert_eq!(dut_identity("no such device\n"), None);
+        assert_eq!(
+            neighbour_mac("198.18.0.2 lladdr 02:00:00:00:00:02 PERMANENT\n"),
+            Some([2, 0, 0, 0, 0, 2])
+        );
+        assert_eq!(neighbour_mac("198.18.0.2 FAILED\n"), None);
+        assert_eq!(neighbour_mac(""), None);
+    }
 
     fn ep(role: &str, netns: Option<&str>) -> Endpoint {
         Endpoint {

@@ -385,6 +385,9 @@ pub fn key_line(text: &str, series: Option<&str>, key: &str) -> usize {
                 if let Some(k) = (s + 1..end).find(|&k| sets(lines[k])) {
                     return k + 1;
                 }
+                // Not set in the series: where the file sets it, else the
+                // series' own header (what lacks it).
+                return lines.iter().position(|l| sets(l)).map_or(s + 1, |i| i + 1);
             }
         }
     }
@@ -392,8 +395,10 @@ pub fn key_line(text: &str, series: Option<&str>, key: &str) -> usize {
 }
 
 /// What the testbed of `file` cannot run in `exp`: the first such thing as one
-/// line `EXPERIMENT:LINE: KEY: lab run --testbed: ...`.
-pub fn refuse(exp: &Experiment, file: &TestbedFile) -> Result<()> {
+/// line `EXPERIMENT:LINE: KEY: lab run --testbed: ...`. A series that sends
+/// unpaced (gen's maximum rate) onto real hosts is refused unless `unpaced_ok`
+/// (`lab run --rate max`).
+pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<()> {
     let at = |series: Option<&str>, key: &str| {
         format!("{}:{}: {key}", exp.origin, key_line(&exp.text, series, key))
     };
@@ -427,6 +432,16 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile) -> Result<()> {
             bail!(
                 "{}: lab run --testbed: not supported yet: series `{}`: only gen drives a testbed",
                 at(name, "source"),
+                s.name
+            );
+        }
+        let paced = s.rate.is_some()
+            || exp.parameter == Param::Rate
+            || matches!(s.measure, Measure::Ndr | Measure::UpdateRate);
+        if !paced && !unpaced_ok {
+            bail!(
+                "{}: lab run --testbed: series `{}` sends at gen's maximum rate (unpaced) onto real hosts: pass --rate max to allow it, or give the series a rate",
+                at(name, "rate"),
                 s.name
             );
         }

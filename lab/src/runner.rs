@@ -49,6 +49,8 @@ pub struct RunOptions {
     /// `--testbed FILE`: on the hosts of a testbed file over ssh (dut-rate with gen
     /// only, so far) instead of local labs.
     pub testbed: Option<PathBuf>,
+    /// `--rate max`: on a testbed, series may send unpaced (gen's maximum).
+    pub unpaced_ok: bool,
 }
 
 /// The hosts of `lab run --testbed FILE`, checked by pre-flight.
@@ -73,9 +75,9 @@ struct RemoteRun {
 impl RemoteRun {
     /// Refuses what is not supported over ssh yet (one line naming the series),
     /// then runs pre-flight on every host of the file.
-    fn open(exp: &Experiment, path: &Path) -> Result<RemoteRun> {
+    fn open(exp: &Experiment, path: &Path, unpaced_ok: bool) -> Result<RemoteRun> {
         let file = crate::testbed_file::TestbedFile::load(path)?;
-        crate::remote_measure::refuse(exp, &file)?;
+        crate::remote_measure::refuse(exp, &file, unpaced_ok)?;
         if file.gens.len() > MAX_GEN_HOSTS {
             bail!(
                 "{}: lab run --testbed: not supported yet: {} generator hosts (at most {MAX_GEN_HOSTS} [[gen]])",
@@ -624,7 +626,7 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
 /// Runs an experiment into `opts.out`.
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<RunSummary> {
     let remote = match &opts.testbed {
-        Some(f) => Some(RemoteRun::open(exp, f)?),
+        Some(f) => Some(RemoteRun::open(exp, f, opts.unpaced_ok)?),
         None => {
             preflight(exp)?;
             None

@@ -638,7 +638,7 @@ fn lab_run_over_ssh_with_two_generator_hosts_shares_the_rate_and_starts_them_tog
     // veths have one queue each, so drop-rate's sweep to 2 is refused after
     // pre-flight, naming the host, its interface and its maximum.
     let res = Command::new(lab_bin())
-        .args(["run", "drop-rate", "--quick", "--testbed"])
+        .args(["run", "drop-rate", "--quick", "--rate", "max", "--testbed"])
         .arg(&file)
         .arg("--out")
         .arg(tmp.join("out3"))
@@ -656,6 +656,68 @@ fn lab_run_over_ssh_with_two_generator_hosts_shares_the_rate_and_starts_them_tog
     );
     assert!(errors[0].contains(&want), "{stderr}\nwanted: {want}");
     assert!(!tmp.join("out3").exists());
+    // Unpaced series onto real hosts only with --rate max: checksum's series
+    // have no rate.
+    let stderr = refused("checksum", &file);
+    assert!(
+        stderr.contains("checksum.toml:")
+            && stderr.contains(": rate: lab run --testbed")
+            && stderr.contains("pass --rate max"),
+        "{stderr}"
+    );
+    // Pre-flight checks the DUT's MAC and, without one in the file, each
+    // generator host's neighbour entry for the DUT: nothing is sent to
+    // another machine.
+    let preflight_error = |f: &Path| -> String {
+        let res = Command::new(lab_bin())
+            .args(["run", "checksum", "--quick", "--rate", "max", "--testbed"])
+            .arg(f)
+            .arg("--out")
+            .arg(tmp.join("out4"))
+            .output()
+            .unwrap();
+        assert!(!res.status.success());
+        assert!(!tmp.join("out4").exists());
+        let stderr = String::from_utf8_lossy(&res.stderr).into_owned();
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        errors[0].to_owned()
+    };
+    let mut tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    tf.dut.mac = Some([2, 0, 0, 0, 0, 0x99]);
+    let wrong_mac = tmp.join("wrong-mac.toml");
+    std::fs::write(&wrong_mac, tf.to_toml()).unwrap();
+    let e = preflight_error(&wrong_mac);
+    assert!(
+        e.contains("has MAC 02:00:00:00:00:02, the testbed file says 02:00:00:00:00:99"),
+        "{e}"
+    );
+    tf.dut.mac = None;
+    let no_mac = tmp.join("no-mac.toml");
+    std::fs::write(&no_mac, tf.to_toml()).unwrap();
+    let gen_ns = testbed::gen_netns(&name);
+    let neigh = |mac: &str| {
+        let st = Command::new("ip")
+            .args([
+                "-n",
+                &gen_ns,
+                "neigh",
+                "replace",
+                &testbed::DUT_IP.to_string(),
+            ])
+            .args(["lladdr", mac, "dev", testbed::GEN_IFACE, "nud", "permanent"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    neigh("02:00:00:00:00:99");
+    let e = preflight_error(&no_mac);
+    neigh("02:00:00:00:00:02");
+    assert!(
+        e.contains("neighbour entry for 198.18.0.2 on gen0 is 02:00:00:00:00:99")
+            && e.contains("refusing to send to another machine"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
