@@ -531,7 +531,7 @@ fn check_dut(hosts: &[Arc<RemoteHost>]) -> Result<()> {
     let e = &dut.endpoint;
     let q = shell_quote(&e.iface);
     let text = dut.shell(&dut.in_netns(&format!(
-        "cat /sys/class/net/{q}/address; ip -o -4 addr show dev {q}"
+        "ip -o link show dev {q}; ip -o -4 addr show dev {q}"
     )))?;
     let (mac, addrs) = dut_identity(&text)
         .with_context(|| format!("{}: read {}'s MAC and addresses", e.display(), e.iface))?;
@@ -593,11 +593,13 @@ fn check_dut(hosts: &[Arc<RemoteHost>]) -> Result<()> {
     Ok(())
 }
 
-/// The MAC (first line) and IPv4 addresses (`ip -o -4 addr` lines) the DUT
-/// probe printed.
+/// The MAC (`link/ether` of the `ip -o link` line, first) and IPv4 addresses
+/// (`ip -o -4 addr` lines) the DUT probe printed.
 fn dut_identity(text: &str) -> Option<([u8; 6], Vec<std::net::Ipv4Addr>)> {
     let mut lines = text.lines();
-    let mac = profiles::units::parse_mac(lines.next()?.trim()).ok()?;
+    let link: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let i = link.iter().position(|w| *w == "link/ether")?;
+    let mac = profiles::units::parse_mac(link.get(i + 1)?).ok()?;
     let addrs = lines
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
@@ -633,7 +635,7 @@ mod tests {
 
     #[test]
     fn the_dut_probe_and_neighbour_entries_parse() {
-        let text = "02:00:00:00:00:02\n5: dut0    inet 198.18.0.2/24 scope global dut0\\       valid_lft forever preferred_lft forever\n";
+        let text = "5: dut0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\\    link/ether 02:00:00:00:00:02 brd ff:ff:ff:ff:ff:ff link-netns lab-sw\n5: dut0    inet 198.18.0.2/24 scope global dut0\\       valid_lft forever preferred_lft forever\n";
         let (mac, addrs) = dut_identity(text).unwrap();
         assert_eq!(mac, [2, 0, 0, 0, 0, 2]);
         assert_eq!(addrs, vec![std::net::Ipv4Addr::new(198, 18, 0, 2)]);
