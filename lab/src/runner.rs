@@ -172,26 +172,15 @@ pub fn default_out(name: &str) -> PathBuf {
     PathBuf::from("out").join(format!("{name}-{}", utc_stamp(secs)))
 }
 
-/// `YYYYMMDD-HHMMSS` in UTC.
+/// `YYYYMMDD-HHMMSS` in UTC (from `profiles::units::format_wall_time`, the
+/// one civil-date conversion).
 pub fn utc_stamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let t = profiles::units::format_wall_time(secs.saturating_mul(1_000_000_000));
+    // YYYY-MM-DDTHH:MM:SS.fffffffffZ -> YYYYMMDD-HHMMSS
+    t.get(..19)
+        .unwrap_or(&t)
+        .replace(['-', ':'], "")
+        .replace('T', "-")
 }
 
 /// A metric: name (CSV), axis label, unit.
