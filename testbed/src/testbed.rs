@@ -348,7 +348,7 @@ impl Testbed {
         let has = |ns: String| existing.contains(&ns);
         let topology = topology_of(name, &existing);
         let wanted: Vec<String> = match topology {
-            Topology::Tenants => all_namespaces(name),
+            Topology::Tenants => all_namespaces(name)[..4 + usize::from(TENANTS)].to_vec(),
             Topology::Switched => all_namespaces(name)[..4].to_vec(),
             Topology::Direct => vec![gen_netns(name), dut_netns(name)],
         };
