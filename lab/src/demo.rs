@@ -9,7 +9,6 @@
 //! `Testbed` and `Child` guards clean up as the stack unwinds).
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use crate::store::write_atomic;
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
+use crate::gens::{self, RemoteGen};
 use crate::remote::{self, Site};
 use crate::testbed_file::TestbedFile;
 use crate::tools;
@@ -74,16 +74,17 @@ pub struct DemoResult {
 /// Where the demo runs: a local lab, or the hosts of a testbed file.
 struct Place {
     /// The local lab (torn down when dropped).
-    bed: Option<Testbed>,
+    _bed: Option<Testbed>,
     /// The ssh session (control masters stopped when dropped).
     _ssh: Option<std::sync::Arc<remote::Ssh>>,
-    gen_site: Site,
-    gen_iface: String,
-    /// gen's addresses where the testbed file gives them (src, dst IP, dst MAC).
-    addresses: (Option<Ipv4Addr>, Option<Ipv4Addr>, Option<[u8; 6]>),
+    /// gen's hosts: the lab's generator namespace, or every [[gen]] host of
+    /// the testbed file (they share the rate, see [`gens`]).
+    gens: Vec<RemoteGen>,
     dut: runner::DutPort,
     mon_site: Site,
     mon_iface: String,
+    /// The testbed's monitor host (each generator host's first frame).
+    mon: Option<std::sync::Arc<remote::RemoteHost>>,
 }
 
 /// Builds the local switched lab `name`.
@@ -101,13 +102,19 @@ fn local_lab(name: &str) -> Result<Place> {
     .context("lab up")?;
     let lab = bed.name().to_owned();
     Ok(Place {
-        gen_site: Site::local(testbed::gen_netns(&lab)),
-        gen_iface: testbed::GEN_IFACE.to_owned(),
-        addresses: (None, None, None),
+        gens: vec![RemoteGen {
+            site: Site::local(testbed::gen_netns(&lab)),
+            iface: testbed::GEN_IFACE.to_owned(),
+            mac: None,
+            src_ip: None,
+            dst_ip: None,
+            dst_mac: None,
+        }],
+        mon: None,
         dut: runner::DutPort::of_lab(&lab),
         mon_site: Site::local(testbed::mon_netns(&lab)),
         mon_iface: testbed::MON_IFACE.to_owned(),
-        bed: Some(bed),
+        _bed: Some(bed),
         _ssh: None,
     })
 }
@@ -128,14 +135,20 @@ fn remote_hosts(path: &Path) -> Result<Place> {
         file.origin
     );
     let hosts = remote::preflight(&ssh, &file)?;
-    let g = remote::host(&hosts, "gen[0]")?;
     let d = remote::host(&hosts, "dut")?;
     let m = remote::host(&hosts, "mon")?;
+    let gens = (0..file.gens.len())
+        .map(|i| {
+            Ok(RemoteGen::on(
+                remote::host(&hosts, &format!("gen[{i}]"))?,
+                d,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Place {
-        bed: None,
-        gen_iface: g.endpoint.iface.clone(),
-        addresses: (g.endpoint.ip, d.endpoint.ip, d.endpoint.mac),
-        gen_site: Site::Remote(g.clone()),
+        _bed: None,
+        gens,
+        mon: Some(m.clone()),
         dut: runner::DutPort {
             site: Site::Remote(d.clone()),
             iface: d.endpoint.iface.clone(),
@@ -159,7 +172,6 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         None => local_lab(&opts.name)?,
         Some(f) => remote_hosts(f)?,
     };
-    let remote = place.bed.is_none();
 
     eprintln!(
         "demo: installing dns-cache on {}, filled from {}",
@@ -183,46 +195,76 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         "demo: starting tstamp on {} in {}",
         place.mon_iface, place.mon_site
     );
-    // The output files are written where tstamp runs: here only for a local lab.
-    let files = if remote {
-        Vec::new()
-    } else {
-        vec![
-            ("--hdrh", out.join("rtt.hdr")),
-            ("--hist-csv", out.join("rtt-histogram.csv")),
-            ("--plot", out.join("rtt.svg")),
-        ]
-    };
+    // The output files are written where tstamp runs: over ssh on the monitor
+    // host, fetched once it is done.
+    let files: Vec<(&str, PathBuf)> = [
+        ("--hdrh", "rtt.hdr"),
+        ("--hist-csv", "rtt-histogram.csv"),
+        ("--plot", "rtt.svg"),
+    ]
+    .into_iter()
+    .map(|(flag, name)| {
+        let path = match &place.mon {
+            Some(_) => remote::tmp_file(name).into(),
+            None => out.join(name),
+        };
+        (flag, path)
+    })
+    .collect();
     let ts =
         runner::start_tstamp_at(&place.mon_site, &place.mon_iface, &files)?.context("tstamp")?;
 
     eprintln!(
-        "demo: gen sends {} queries/s for {}",
-        opts.rate, opts.duration
+        "demo: gen sends {} queries/s for {}{}",
+        opts.rate,
+        opts.duration,
+        match place.gens.len() {
+            1 => String::new(),
+            n => format!(" from {n} generator hosts, starting together"),
+        }
     );
-    let (src_ip, dst_ip, dst_mac) = place.addresses;
-    let b = records::args::Gen {
-        netns: place.gen_site.netns(),
-        iface: place.gen_iface.clone(),
+    let mut b = records::args::Gen {
         profile: opts.profile.clone(),
         rate: Some(rate),
         duration: Some(duration),
-        src_ip,
-        dst_ip,
-        dst_mac,
         json: true,
         ..records::args::Gen::default()
     };
-    let gen_out = place.gen_site.run("gen", &b.argv());
+    // One gen's output, or several hosts' outputs and their total record.
+    let gen_out: Result<(String, GenFinal)> = match place.gens.as_slice() {
+        [one] => {
+            one.place(&mut b);
+            one.site.run("gen", &b.argv()).and_then(|o| {
+                if !tools::stop_requested() {
+                    o.check()?;
+                }
+                Ok((o.stdout(), o.final_as("gen final")?))
+            })
+        }
+        several => gens::spawn_together(several, place.mon.as_ref(), &b, 1).and_then(|mg| {
+            let save = |i: usize, o: &tools::Output| {
+                write_atomic(&out.join(format!("gen{i}.json")), o.stdout().as_bytes()).ok();
+            };
+            let total = gens::finish_together(several, mg, false, &mut Vec::new(), &save)?;
+            let line = serde_json::to_string(&total).context("serialise gen's total")?;
+            Ok((format!("{line}\n"), total))
+        }),
+    };
     runner::sleep_checked(Duration::from_millis(300)).ok();
     let ts_out = ts.stop(Duration::from_secs(5))?;
     write_atomic(&out.join("tstamp.json"), ts_out.stdout().as_bytes())?;
-    let gen_out = gen_out?;
-    write_atomic(&out.join("gen.json"), gen_out.stdout().as_bytes())?;
-    let interrupted = tools::stop_requested();
-    if !interrupted {
-        gen_out.check()?;
+    if let Some(m) = &place.mon {
+        for (_, remote_path) in &files {
+            let name = remote_path
+                .file_name()
+                .context("internal: a tstamp file without a name")?;
+            let text = m.fetch(&remote_path.to_string_lossy())?;
+            write_atomic(&out.join(name), text.as_bytes())?;
+        }
     }
+    let (gen_text, gen_final) = gen_out?;
+    write_atomic(&out.join("gen.json"), gen_text.as_bytes())?;
+    let interrupted = tools::stop_requested();
     let status = runner::dut_status(&place.dut)?;
     if let Some(d) = dut_child {
         // Closing its connection removes the program (a local one goes with the lab).
@@ -237,7 +279,6 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         &out.join("dut-status.json"),
         format!("{status_line}\n").as_bytes(),
     )?;
-    let gen_final: GenFinal = gen_out.final_as("gen final")?;
     let tstamp_final: TstampFinal = ts_out.final_as("tstamp final")?;
 
     let mut report = render(opts, &gen_final, &tstamp_final, &status);

@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod demo;
 pub mod experiment;
+pub mod gens;
 pub mod ledger;
 pub mod plot;
 pub mod provenance;

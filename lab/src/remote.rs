@@ -182,6 +182,14 @@ impl RemoteHost {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The text of file `path` on the host, which is removed there (a file a
+    /// tool wrote for us, see [`tmp_file`]).
+    pub fn fetch(&self, path: &str) -> Result<String> {
+        let q = shell_quote(path);
+        self.shell(&format!("cat {q} && rm -f {q}"))
+            .with_context(|| format!("fetch {path} from {}", self.endpoint.display()))
+    }
+
     /// `script` as the host runs it inside its entry's network namespace (if any).
     pub fn in_netns(&self, script: &str) -> String {
         match &self.endpoint.netns {
@@ -756,4 +764,10 @@ mod tests {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
     }
+}
+
+/// A path on a host for a file a tool writes there for us to [`RemoteHost::fetch`]:
+/// `NAME` in /tmp, made unique by this process's id.
+pub fn tmp_file(name: &str) -> String {
+    format!("/tmp/lab-{}-{name}", std::process::id())
 }

@@ -164,20 +164,11 @@ impl Hosts {
         Ok((Site::Remote(m.clone()), m.endpoint.iface.clone()))
     }
 
-    /// A path on the monitor host for a file tstamp writes (`NAME` in /tmp,
-    /// made unique by this process's id).
-    pub fn monitor_file(name: &str) -> String {
-        format!("/tmp/lab-{}-{name}", std::process::id())
-    }
-
     /// Copies `remote` from the monitor host into `local` over its ssh
     /// connection, and removes it there.
     pub fn fetch_from_monitor(&self, remote: &str, local: &Path) -> Result<()> {
         let m = self.mon.as_ref().context("no [mon] host")?;
-        let q = shell_quote(remote);
-        let text = m
-            .shell(&format!("cat {q} && rm -f {q}"))
-            .with_context(|| format!("fetch {remote} from {}", m.endpoint.display()))?;
+        let text = m.fetch(remote)?;
         std::fs::write(local, text).with_context(|| format!("write {}", local.display()))
     }
 
@@ -476,15 +467,6 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
                 s.name,
                 "update-rate"
             ),
-        }
-        if file.gens.len() > 1 && s.measure != Measure::DutRate {
-            bail!(
-                "{}: lab run --testbed: not supported yet: series `{}`: several generator hosts ({} [[gen]] in {}) drive measure = \"dut-rate\" only",
-                at(name, "measure"),
-                s.name,
-                file.gens.len(),
-                file.origin
-            );
         }
     }
     Ok(())

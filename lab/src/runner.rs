@@ -33,6 +33,7 @@ use records::dut::Attached;
 use records::generator::Final as GenFinal;
 use records::tstamp::Final as TstampFinal;
 
+use crate::gens::{self, MAX_GEN_HOSTS, MultiGen, RemoteGen};
 use crate::remote::Site;
 use crate::tools::{self, Child};
 use testbed::{Testbed, Topology, UpOptions};
@@ -320,6 +321,30 @@ pub const METRICS: &[Metric] = &[
         capacity: false,
     },
     Metric {
+        name: "gen0_answered_pps",
+        label: "answers received by generator host 0 (gen[0] rx)",
+        unit: "answers/s",
+        capacity: false,
+    },
+    Metric {
+        name: "gen1_answered_pps",
+        label: "answers received by generator host 1 (gen[1] rx)",
+        unit: "answers/s",
+        capacity: false,
+    },
+    Metric {
+        name: "gen2_answered_pps",
+        label: "answers received by generator host 2 (gen[2] rx)",
+        unit: "answers/s",
+        capacity: false,
+    },
+    Metric {
+        name: "gen3_answered_pps",
+        label: "answers received by generator host 3 (gen[3] rx)",
+        unit: "answers/s",
+        capacity: false,
+    },
+    Metric {
         name: "answered_pps",
         label: "answers received",
         unit: "answers/s",
@@ -389,123 +414,6 @@ fn push_offered(f: &GenFinal, v: &mut Vec<(&'static str, f64)>) {
     if f.duration_s > 0.0 {
         v.push(("refused_pps", f.tx_dropped as f64 / f.duration_s));
     }
-}
-
-/// The offered rates of several generator hosts: the sums of what each one's
-/// final record says (the point's offered rate is the sum).
-fn push_offered_sum(finals: &[GenFinal], v: &mut Vec<(&'static str, f64)>) {
-    v.push(("offered_pps", finals.iter().map(|f| f.tx_pps).sum()));
-    v.push((
-        "offered_gbps_wire",
-        finals.iter().map(|f| f.tx_mbps_wire).sum::<f64>() / 1e3,
-    ));
-    v.push((
-        "refused_pps",
-        finals
-            .iter()
-            .filter(|f| f.duration_s > 0.0)
-            .map(|f| f.tx_dropped as f64 / f.duration_s)
-            .sum(),
-    ));
-}
-
-/// The most generator hosts `lab run --testbed` drives.
-pub const MAX_GEN_HOSTS: usize = 4;
-
-/// How far ahead of starting them several generator hosts are told to start
-/// (`gen --start-at`): time for ssh, gen's set-up and its ready record.
-pub const GEN_START_AHEAD: Duration = Duration::from_secs(3);
-
-/// The per-host metrics of generator host i (0-based, as `gen[i]`).
-pub struct PerHost {
-    /// `genI_offered_pps`.
-    pub offered: &'static str,
-    /// `genI_start_error_ms`.
-    pub start_error: &'static str,
-}
-
-/// [`PerHost`] of hosts 0..[`MAX_GEN_HOSTS`].
-pub const PER_HOST: [PerHost; MAX_GEN_HOSTS] = [
-    PerHost {
-        offered: "gen0_offered_pps",
-        start_error: "gen0_start_error_ms",
-    },
-    PerHost {
-        offered: "gen1_offered_pps",
-        start_error: "gen1_start_error_ms",
-    },
-    PerHost {
-        offered: "gen2_offered_pps",
-        start_error: "gen2_start_error_ms",
-    },
-    PerHost {
-        offered: "gen3_offered_pps",
-        start_error: "gen3_start_error_ms",
-    },
-];
-
-/// Host `i`'s share of `n` generator hosts: the rate divided by n (gen paces
-/// on fractional frames/s, so nothing is left over) and the queues divided
-/// by n, the first `queues % n` hosts one more, at least one each.
-pub fn share(
-    rate: Option<crate::experiment::Rate>,
-    queues: u32,
-    n: usize,
-    i: usize,
-) -> (Option<crate::experiment::Rate>, u32) {
-    use crate::experiment::Rate;
-    let n32 = n.max(1) as u32;
-    let rate = rate.map(|r| match r {
-        Rate::Pps(p) => Rate::Pps(p / f64::from(n32)),
-        Rate::Bits(b) => Rate::Bits(b / f64::from(n32)),
-    });
-    let q = queues / n32 + u32::from((i as u32) < queues % n32);
-    (rate, q.max(1))
-}
-
-/// Several generator hosts under way ([`PointRun::spawn_remote_gens`]).
-struct MultiGen {
-    /// Each host's gen.
-    children: Vec<Child>,
-    /// Per host: the monitor's capture of its first frame (empty: no monitor).
-    captures: Vec<Option<Child>>,
-    /// The common start, CLOCK_REALTIME ns.
-    start_at_ns: u64,
-}
-
-/// On the monitor: tcpdump waiting for the first frame from generator host
-/// `r` (by its source MAC where the testbed file gives it: a profile may vary
-/// the source address; else its address), printing its software receive
-/// stamp on the monitor's clock, then exiting. The remote side ends when its
-/// standard input does ([`Child::stop`]), also when no frame came.
-fn first_frame_capture(
-    mon: &std::sync::Arc<crate::remote::RemoteHost>,
-    r: &RemoteGen,
-) -> Result<Child> {
-    let filter = match (r.mac, r.src_ip) {
-        (Some(m), _) => format!("ether src {}", profiles::units::format_mac(m)),
-        (None, Some(ip)) => format!("ip src host {ip}"),
-        (None, None) => bail!("{}: no MAC or address to recognise its frames by", r.site),
-    };
-    let line = format!(
-        "timeout 300 tcpdump -i {} -n -c 1 -tt --time-stamp-precision=nano -Q in {} 2>/dev/null & t=$!; cat >/dev/null; kill $t 2>/dev/null; wait",
-        crate::remote::shell_quote(&mon.endpoint.iface),
-        crate::remote::shell_quote(&filter)
-    );
-    Child::spawn_remote(mon.shell_command(&line))
-}
-
-/// The receive time (ns since the epoch) of the frame tcpdump printed first.
-fn first_frame_ns(out: crate::tools::Output) -> Option<u64> {
-    let first = out.lines.first()?.split_whitespace().next()?.to_owned();
-    let (s, f) = first.split_once('.')?;
-    let s: u64 = s.parse().ok()?;
-    let mut frac = f.to_owned();
-    frac.truncate(9);
-    while frac.len() < 9 {
-        frac.push('0');
-    }
-    Some(s * 1_000_000_000 + frac.parse::<u64>().ok()?)
 }
 
 /// The metric called `name`; an unknown name is an error, never a default.
@@ -849,18 +757,6 @@ struct PointRun<'a> {
     remote: Option<crate::remote_measure::Hosts>,
 }
 
-/// gen on a testbed host.
-struct RemoteGen {
-    site: Site,
-    iface: String,
-    /// Its data interface's MAC (the testbed file's), how the monitor tells its
-    /// frames apart.
-    mac: Option<[u8; 6]>,
-    src_ip: Option<std::net::Ipv4Addr>,
-    dst_ip: Option<std::net::Ipv4Addr>,
-    dst_mac: Option<[u8; 6]>,
-}
-
 /// What one measurement gave: its values, and where its packets went.
 struct Measured {
     values: Vec<(&'static str, f64)>,
@@ -1159,19 +1055,7 @@ impl<'a> PointRun<'a> {
             q.set(queues)?;
         }
         let remote_gens: Vec<RemoteGen> = remote
-            .map(|r| {
-                r.gens
-                    .iter()
-                    .map(|g| RemoteGen {
-                        site: Site::Remote(g.clone()),
-                        iface: g.endpoint.iface.clone(),
-                        mac: g.endpoint.mac,
-                        src_ip: g.endpoint.ip,
-                        dst_ip: r.dut.endpoint.ip,
-                        dst_mac: r.dut.endpoint.mac,
-                    })
-                    .collect()
-            })
+            .map(|r| r.gens.iter().map(|g| RemoteGen::on(g, &r.dut)).collect())
             .unwrap_or_default();
         let remote_mon = remote.and_then(|r| r.mon.clone());
         let gen_port = (
@@ -1396,135 +1280,72 @@ impl<'a> PointRun<'a> {
         duration: Duration,
         rx: bool,
     ) -> Result<records::args::Gen> {
-        Ok(records::args::Gen {
-            netns: r.site.netns(),
-            iface: r.iface.clone(),
+        let mut b = records::args::Gen {
             profile: self.series.profile.clone(),
             engine: Some(self.series.engine),
             rate,
             duration: Some(duration),
             queues: Some(self.queues),
+            frame_size: (self.parameter == Param::FrameSize).then_some(self.x as usize),
             no_rx: !rx,
-            src_ip: r.src_ip,
-            dst_ip: r.dst_ip,
-            dst_mac: r.dst_mac,
             json: true,
             ..records::args::Gen::default()
-        })
+        };
+        r.place(&mut b);
+        Ok(b)
     }
 
-    /// Several generator hosts (`lab run --testbed`): each gets its share of the
-    /// rate and the queues ([`share`]) and its own source address, all wait for
-    /// one wall-clock start ([`GEN_START_AHEAD`] from now, `gen --start-at`), and
-    /// the monitor, if any, captures each host's first frame. Returns once
-    /// every host printed its ready record.
-    fn spawn_remote_gens(&self, duration: Duration) -> Result<MultiGen> {
-        let n = self.remote_gens.len();
-        let start_at_ns = xdplayer::clock::realtime_ns() + GEN_START_AHEAD.as_nanos() as u64;
-        let mut captures = Vec::new();
-        if let Some(mon) = &self.remote_mon {
-            for r in &self.remote_gens {
-                captures.push(Some(first_frame_capture(mon, r)?));
-            }
-            // tcpdump is listening before any host can send: well inside the
-            // seconds ahead of the start.
-            sleep_checked(Duration::from_millis(500))?;
-        }
-        let mut children = Vec::with_capacity(n);
-        for (i, r) in self.remote_gens.iter().enumerate() {
-            let (rate, queues) = share(self.rate(), self.queues, n, i);
-            let mut b = self.remote_gen_args(r, rate, duration, false)?;
-            b.queues = Some(queues);
-            b.start_at_ns = Some(start_at_ns);
-            children.push(r.site.spawn("gen", &b.argv())?);
-        }
-        for (r, c) in self.remote_gens.iter().zip(children.iter_mut()) {
-            let v = c
-                .wait_for_type("ready", Duration::from_secs(30))
-                .with_context(|| format!("gen on {}", r.site))?;
-            let ready: records::generator::Ready = serde_json::from_value(v)
-                .with_context(|| format!("gen on {}: its ready record", r.site))?;
-            if ready.now_ns > start_at_ns {
-                eprintln!(
-                    "  warning: gen on {} was ready {:.3} s after the common start (it starts late; see its start error)",
-                    r.site,
-                    (ready.now_ns - start_at_ns) as f64 / 1e9
-                );
-            }
-        }
-        Ok(MultiGen {
-            children,
-            captures,
-            start_at_ns,
-        })
+    /// Several generator hosts: [`gens::spawn_together`] with this point's hosts.
+    fn spawn_remote_gens(&self, b: &records::args::Gen) -> Result<MultiGen> {
+        gens::spawn_together(&self.remote_gens, self.remote_mon.as_ref(), b, self.queues)
     }
 
-    /// Stops the generator hosts' gens, writes each one's output, and gives the
-    /// summed offered rates plus per host: offered rate and start error.
+    /// [`gens::finish_together`], each host's output written to the raw
+    /// directory with `rep`.
     fn finish_remote_gens(
         &self,
         mg: MultiGen,
-        rep: u32,
+        rep: Option<u32>,
+        stop: bool,
         v: &mut Vec<(&'static str, f64)>,
-    ) -> Result<()> {
-        let mut finals = Vec::new();
-        let mut first_error = None;
-        for (i, c) in mg.children.into_iter().enumerate() {
-            match c.stop(Duration::from_secs(5)) {
-                Ok(out) => {
-                    std::fs::write(
-                        self.rep_file(rep, &format!("gen{i}")),
-                        format!("{}{}", out.stdout(), out.stderr),
-                    )
-                    .ok();
-                    match out.final_as::<GenFinal>("gen final") {
-                        Ok(f) => finals.push(f),
-                        Err(e) => {
-                            first_error.get_or_insert(e);
-                        }
-                    }
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+    ) -> Result<GenFinal> {
+        gens::finish_together(&self.remote_gens, mg, stop, v, &|i, out| {
+            if let Some(rep) = rep {
+                std::fs::write(
+                    self.rep_file(rep, &format!("gen{i}")),
+                    format!("{}{}", out.stdout(), out.stderr),
+                )
+                .ok();
             }
+        })
+    }
+
+    /// gen on the generator host(s) for `b` (see [`Self::gen_args`]), to the
+    /// end of its run: its final record (several hosts: their total, and the
+    /// per-host values pushed onto `v`) and, with one gen, its output.
+    fn run_gens(
+        &self,
+        b: &records::args::Gen,
+        rep: Option<u32>,
+        v: &mut Vec<(&'static str, f64)>,
+    ) -> Result<GenFinal> {
+        if self.remote_gens.len() > 1 {
+            let mg = self.spawn_remote_gens(b)?;
+            return self.finish_remote_gens(mg, rep, false, v);
         }
-        let monitor: Vec<Option<u64>> = mg
-            .captures
-            .into_iter()
-            .map(|c| c.and_then(|c| first_frame_ns(c.stop(Duration::from_secs(2)).ok()?)))
-            .collect();
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        push_offered_sum(&finals, v);
-        for (i, f) in finals.iter().enumerate() {
-            let m = &PER_HOST[i];
-            v.push((m.offered, f.tx_pps));
-            // The start error on the monitor's clock (one clock sees every
-            // host), else on the host's own clock.
-            let first = monitor.get(i).copied().flatten().or(f.first_tx_ns);
-            if let Some(t) = first {
-                v.push((m.start_error, (t as f64 - mg.start_at_ns as f64) / 1e6));
+        let out = match self.remote_gens.first() {
+            Some(r) => r.site.run("gen", &b.argv()),
+            None => {
+                let mut cmd = Command::new(testbed::binaries::locate("gen")?);
+                cmd.args(b.argv());
+                tools::run(cmd)
             }
-            let mut words = format!(
-                "  {}: {:.0} frames/s, {} sent",
-                self.remote_gens[i].site, f.tx_pps, f.tx_packets
-            );
-            if let Some(t) = first {
-                let source = if monitor.get(i).copied().flatten().is_some() {
-                    "at the monitor"
-                } else {
-                    "gen's own clock"
-                };
-                words.push_str(&format!(
-                    ", first frame {:+.3} ms from the start ({source})",
-                    (t as f64 - mg.start_at_ns as f64) / 1e6
-                ));
-            }
-            eprintln!("{words}");
+        }?;
+        if let Some(rep) = rep {
+            std::fs::write(self.rep_file(rep, "gen"), out.stdout()).ok();
         }
-        Ok(())
+        out.check()?;
+        out.final_as("gen final")
     }
 
     fn measure(&self, rep: u32) -> Result<Measured> {
@@ -1572,14 +1393,7 @@ impl<'a> PointRun<'a> {
         )?;
         b.duration = None;
         b.count = Some(frames);
-        let out = match self.remote_gens.first() {
-            Some(r) => r.site.run("gen", &b.argv()),
-            None => {
-                let mut cmd = Command::new(testbed::binaries::locate("gen")?);
-                cmd.args(b.argv());
-                tools::run(cmd)
-            }
-        };
+        let g = self.run_gens(&b, None, &mut Vec::new());
         let ts_final: Option<TstampFinal> = match ts {
             None => None,
             Some(t) => {
@@ -1587,9 +1401,7 @@ impl<'a> PointRun<'a> {
                 Some(t.stop(Duration::from_secs(5))?.final_as("tstamp final")?)
             }
         };
-        let out = out?;
-        out.check()?;
-        let g: GenFinal = out.final_as("gen final")?;
+        let g = g?;
         let account = self.account(&before, Some(&g), ts_final.as_ref().map(|f| f.frames))?;
         let (sent, lost) = account.ledger.end_to_end();
         let loss_percent = if sent > 0 {
@@ -1884,7 +1696,8 @@ impl<'a> PointRun<'a> {
         let mut multigen = None;
         let source = match self.series.source {
             Source::Gen if multi => {
-                multigen = Some(self.spawn_remote_gens(self.duration + margin)?);
+                let b = self.gen_args(self.rate(), self.duration + margin, false)?;
+                multigen = Some(self.spawn_remote_gens(&b)?);
                 None
             }
             Source::Gen => Some(self.spawn_gen(self.duration + margin, false)?),
@@ -1936,6 +1749,7 @@ impl<'a> PointRun<'a> {
             Ok((w, user, cpu))
         })();
         let mut gen_values = Vec::new();
+        let mut total = None;
         let out = match (source, multigen) {
             (Some(source), _) => {
                 let out = source.stop(Duration::from_secs(5))?;
@@ -1947,9 +1761,9 @@ impl<'a> PointRun<'a> {
                 Some(out)
             }
             (None, Some(mg)) => {
-                let r = self.finish_remote_gens(mg, rep, &mut gen_values);
+                let r = self.finish_remote_gens(mg, Some(rep), true, &mut gen_values);
                 window.as_ref().map_err(|e| anyhow!("{e:#}"))?;
-                r?;
+                total = Some(r?);
                 None
             }
             (None, None) => bail!("internal: no source"),
@@ -2020,6 +1834,13 @@ impl<'a> PointRun<'a> {
                 push_offered(&f, &mut v);
                 Some(f)
             }
+            // Several generator hosts: their total.
+            None => {
+                if let Some(t) = &total {
+                    push_offered(t, &mut v);
+                }
+                total
+            }
             _ => None,
         };
         v.extend(gen_values);
@@ -2056,12 +1877,12 @@ impl<'a> PointRun<'a> {
         let before = self.counters()?;
         match self.series.source {
             Source::Gen => {
-                let out = self.spawn_gen(self.duration, true)?.wait()?;
-                std::fs::write(self.rep_file(rep, "gen"), out.stdout()).ok();
-                out.check()?;
-                let f: GenFinal = out.final_as("gen final")?;
+                let mut per_host = Vec::new();
+                let b = self.gen_args(self.rate(), self.duration, true)?;
+                let f = self.run_gens(&b, Some(rep), &mut per_host)?;
                 let mut v = vec![("answered_pps", f.rx_pps)];
                 push_offered(&f, &mut v);
+                v.extend(per_host);
                 let account = self.account(&before, Some(&f), None)?;
                 Ok(Measured {
                     values: v,
@@ -2146,7 +1967,7 @@ impl<'a> PointRun<'a> {
         let before = self.counters()?;
         let hdr = base.with_extension("hdr");
         // Over ssh tstamp writes its HDR log on the monitor host; fetched below.
-        let remote_hdr = crate::remote_measure::Hosts::monitor_file(&format!("r{rep}.hdr"));
+        let remote_hdr = crate::remote::tmp_file(&format!("r{rep}.hdr"));
         let mut ts = self.start_tstamp(&[(
             "--hdrh",
             if self.remote.is_some() {
@@ -2155,7 +1976,10 @@ impl<'a> PointRun<'a> {
                 hdr.clone()
             },
         )])?;
-        let gen_out = self.spawn_gen(self.duration, true).and_then(Child::wait);
+        let mut per_host = Vec::new();
+        let gen_final = self
+            .gen_args(self.rate(), self.duration, true)
+            .and_then(|b| self.run_gens(&b, Some(rep), &mut per_host));
         // Late answers still count.
         thread::sleep(Duration::from_millis(300));
         let ts_out = ts.take().context("tstamp")?.stop(Duration::from_secs(5))?;
@@ -2181,9 +2005,7 @@ impl<'a> PointRun<'a> {
             )
             .ok();
         }
-        let gen_out = gen_out?;
-        std::fs::write(self.rep_file(rep, "gen"), gen_out.stdout()).ok();
-        gen_out.check()?;
+        let g = gen_final?;
         let f: TstampFinal = ts_out.final_as("tstamp final")?;
         let p50 = f
             .rtt_ns
@@ -2197,8 +2019,8 @@ impl<'a> PointRun<'a> {
         if f.requests > 0 {
             v.push(("lost_percent", 100.0 * f.lost as f64 / f.requests as f64));
         }
-        let g: GenFinal = gen_out.final_as("gen final")?;
         v.push(("answered_pps", g.rx_pps));
+        v.extend(per_host);
         let account = self.account(&before, Some(&g), Some(f.frames))?;
         Ok(Measured {
             values: v,

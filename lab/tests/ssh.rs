@@ -788,8 +788,8 @@ fn a_host_whose_sshd_dies_mid_run_stops_its_tools_and_the_run_keeps_its_points()
 }
 
 /// The values of `metric` in a run's points.csv, per (series, x).
-/// The SSH lab's testbed file with its first generator host only (several
-/// generator hosts drive dut-rate series only), written into `dir`.
+/// The SSH lab's testbed file with its first generator host only (the NDR
+/// search's single-host path), written into `dir`.
 fn one_gen(file: &Path, dir: &Path) -> PathBuf {
     let mut tf = lab::testbed_file::TestbedFile::load(file).unwrap();
     tf.gens.truncate(1);
@@ -868,9 +868,10 @@ fn a_response_time_experiment_over_ssh_measures_what_the_local_lab_does_and_its_
     };
     let (local, remote) = (tmp.join("local"), tmp.join("ssh"));
     run(&[], &local);
+    // Over ssh from both generator hosts of the SSH lab: each sends half the
+    // rate from its own address, and tstamp tells their queries apart.
     let name = testbed::unique_name("rtss");
     let (_guard, file) = ssh_lab(&name);
-    let file = one_gen(&file, &tmp);
     run(&["--testbed".as_ref(), file.as_os_str()], &remote);
     // Both runs have every point (2 series x 2 rates), and over ssh the
     // response times are of the same order as on the local lab (the same
@@ -908,6 +909,41 @@ fn a_response_time_experiment_over_ssh_measures_what_the_local_lab_does_and_its_
             seen.abs_diff(answered) <= (answered / 10_000).max(10),
             "native {x}: tstamp saw {seen} answers, the DUT program counted {answered}"
         );
+        // Both hosts sent half the queries and got their answers: their sum
+        // is the point's answered rate, and what tstamp matched is what both
+        // hosts' gens counted as answered (the raw final records).
+        let key = ("native".to_owned(), x.to_owned());
+        let per_host: Vec<f64> = (0..2)
+            .map(|i| points(&remote, &format!("gen{i}_answered_pps"))[&key])
+            .collect();
+        let total = points(&remote, "answered_pps")[&key];
+        assert!(
+            (per_host[0] + per_host[1] - total).abs() < 1.0,
+            "native {x}: per host {per_host:?}, in all {total}"
+        );
+        let rate: f64 = x.parse().unwrap();
+        for (i, h) in per_host.iter().enumerate() {
+            assert!(
+                (h - rate / 2.0).abs() <= 0.05 * rate,
+                "native {x}: host {i} answered {h}/s of its half"
+            );
+        }
+        let gen_rx: u64 = (0..2)
+            .map(|i| {
+                let f = final_in(
+                    &remote
+                        .join("raw")
+                        .join(format!("native_x{x}_r1_gen{i}.json")),
+                );
+                assert!(f["start_at_ns"].is_u64(), "host {i}: no --start-at");
+                num(&f, &["rx_packets"]) as u64
+            })
+            .sum();
+        let matched = num(&t, &["matched"]) as u64;
+        assert!(
+            matched.abs_diff(gen_rx) <= (gen_rx / 10_000).max(10),
+            "native {x}: tstamp matched {matched}, the hosts' gens counted {gen_rx} answers"
+        );
         let hdr = remote
             .join("raw")
             .join(format!("native_x{x}_r1_tstamp.hdr"));
@@ -927,9 +963,9 @@ fn a_response_time_experiment_over_ssh_measures_what_the_local_lab_does_and_its_
         }
     }
     for s in [
-        "gen0 -> dut0 (sent; the testbed's switch between them is not observed)",
+        "gen0 (2 generator hosts) -> dut0 (sent; the testbed's switch between them is not observed)",
         "dut0 received",
-        "gen0 received",
+        "gen0 (2 generator hosts) received",
         "mon0 received",
         "tstamp captured",
     ] {

@@ -279,6 +279,126 @@ pub struct Final {
     pub first_tx_ns: Option<u64>,
 }
 
+impl Final {
+    /// What several gens (one per generator host, run together) did as one:
+    /// counts and rates summed, the longest duration, the worst pacing and the
+    /// largest shortfall of any of them, replies per request and the achieved
+    /// ratio recomputed from the sums. `iface` lists every interface. `None`
+    /// for no record.
+    pub fn total(finals: &[Final]) -> Option<Final> {
+        let first = finals.first()?;
+        let sum_u = |f: fn(&Final) -> u64| finals.iter().map(f).sum::<u64>();
+        let sum_f = |f: fn(&Final) -> f64| finals.iter().map(f).sum::<f64>();
+        let tx_packets = sum_u(|f| f.tx_packets);
+        let rx_packets = sum_u(|f| f.rx_packets);
+        let tx_pps = sum_f(|f| f.tx_pps);
+        let requested_pps = finals.iter().map(|f| f.requested_pps).sum::<Option<f64>>();
+        let mut rx_rcodes = BTreeMap::new();
+        for f in finals {
+            for (k, n) in &f.rx_rcodes {
+                *rx_rcodes.entry(k.clone()).or_insert(0) += n;
+            }
+        }
+        let xsk_stats = finals
+            .iter()
+            .filter_map(|f| f.xsk_stats)
+            .reduce(|a, b| XskKernelStats {
+                rx_dropped: a.rx_dropped + b.rx_dropped,
+                rx_ring_full: a.rx_ring_full + b.rx_ring_full,
+                rx_fill_ring_empty_descs: a.rx_fill_ring_empty_descs + b.rx_fill_ring_empty_descs,
+                tx_invalid_descs: a.tx_invalid_descs + b.tx_invalid_descs,
+                rx_invalid_descs: a.rx_invalid_descs + b.rx_invalid_descs,
+            });
+        let tx_check = finals
+            .iter()
+            .map(|f| f.tx_check.clone())
+            .collect::<Option<Vec<TxCheck>>>()
+            .map(|c| {
+                let interface_tx: u64 = c.iter().map(|c| c.interface_tx).sum();
+                let gen_tx: u64 = c.iter().map(|c| c.gen_tx).sum();
+                let difference = gen_tx as i64 - interface_tx as i64;
+                TxCheck {
+                    counter: c
+                        .iter()
+                        .map(|c| c.counter.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" + "),
+                    interface_tx,
+                    gen_tx,
+                    difference,
+                    difference_percent: 100.0 * difference.unsigned_abs() as f64
+                        / interface_tx.max(1) as f64,
+                    interface_tx_dropped: c.iter().map(|c| c.interface_tx_dropped).sum(),
+                    agrees: c.iter().all(|c| c.agrees),
+                }
+            });
+        let worst = |f: fn(&Deviation) -> u64| {
+            finals
+                .iter()
+                .map(|x| f(&x.pacing_deviation_ns))
+                .max()
+                .unwrap_or(0)
+        };
+        Some(Final {
+            kind: Kind::Final,
+            schema_version: first.schema_version,
+            engine: first.engine,
+            xsk_mode: first.xsk_mode.clone(),
+            iface: finals
+                .iter()
+                .map(|f| f.iface.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            profile: first.profile.clone(),
+            profile_seed: first.profile_seed,
+            frame_len: first.frame_len,
+            queues: finals.iter().map(|f| f.queues).sum(),
+            duration_s: finals.iter().map(|f| f.duration_s).fold(0.0, f64::max),
+            tx_packets,
+            tx_bytes: sum_u(|f| f.tx_bytes),
+            tx_pps,
+            tx_mbps: sum_f(|f| f.tx_mbps),
+            tx_mbps_wire: sum_f(|f| f.tx_mbps_wire),
+            requested_pps,
+            achieved_ratio: requested_pps.filter(|r| *r > 0.0).map(|r| tx_pps / r),
+            interval_pps_mean: sum_f(|f| f.interval_pps_mean),
+            // Independent hosts: their variances add.
+            interval_pps_stddev: sum_f(|f| f.interval_pps_stddev.powi(2)).sqrt(),
+            pacing_deviation_ns: Deviation {
+                p50: worst(|d| d.p50),
+                p90: worst(|d| d.p90),
+                p99: worst(|d| d.p99),
+                max: worst(|d| d.max),
+            },
+            rx_packets,
+            rx_pps: sum_f(|f| f.rx_pps),
+            rx_rcodes,
+            replies_per_request: if tx_packets > 0 {
+                rx_packets as f64 / tx_packets as f64
+            } else {
+                0.0
+            },
+            interrupted: finals.iter().any(|f| f.interrupted),
+            xsk_stats,
+            tx_verdicts: sum_u(|f| f.tx_verdicts),
+            tx_dropped: sum_u(|f| f.tx_dropped),
+            tx_check,
+            rx_probes: sum_u(|f| f.rx_probes),
+            rx_counter: finals
+                .iter()
+                .map(|f| f.rx_counter.clone())
+                .collect::<Option<Vec<_>>>()
+                .and(first.rx_counter.clone()),
+            rate_shortfall: finals
+                .iter()
+                .filter_map(|f| f.rate_shortfall.clone())
+                .max_by(|a, b| a.short_percent.total_cmp(&b.short_percent)),
+            start_at_ns: first.start_at_ns,
+            first_tx_ns: finals.iter().filter_map(|f| f.first_tx_ns).min(),
+        })
+    }
+}
+
 /// The ready record (only with `--start-at`): everything is set up (sockets,
 /// programs, frames) and gen waits for the start time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,4 +415,66 @@ pub struct Ready {
     pub start_at_ns: u64,
     /// CLOCK_REALTIME when this record was written (ns since the epoch).
     pub now_ns: u64,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn host(iface: &str, tx: u64, rx: u64, requested: f64, short: Option<f64>) -> Final {
+        let json = serde_json::json!({
+            "type": "final", "schema_version": crate::SCHEMA_VERSION, "engine": "afxdp",
+            "xsk_mode": "copy", "iface": iface, "profile": "dns-small", "frame_len": 78,
+            "queues": 1, "duration_s": 2.0, "tx_packets": tx, "tx_bytes": tx * 78,
+            "tx_pps": tx as f64 / 2.0, "tx_mbps": 1.0, "tx_mbps_wire": 1.5,
+            "requested_pps": requested, "achieved_ratio": null,
+            "interval_pps_mean": tx as f64 / 2.0, "interval_pps_stddev": 3.0,
+            "pacing_deviation_ns": {"p50": 10, "p90": 20, "p99": 30 + tx, "max": 40},
+            "rx_packets": rx, "rx_pps": rx as f64 / 2.0,
+            "rx_rcodes": {"NOERROR": rx}, "replies_per_request": 1.0,
+            "interrupted": false, "xsk_stats": null, "tx_verdicts": tx,
+            "tx_dropped": 1, "rx_probes": 0, "rx_counter": "xdp",
+            "tx_check": {"counter": format!("{iface} tx_packets"), "interface_tx": tx,
+                "gen_tx": tx, "difference": 0, "difference_percent": 0.0,
+                "interface_tx_dropped": 0, "agrees": true},
+            "rate_shortfall": short.map(|s| serde_json::json!({
+                "requested_pps": requested, "achieved_pps": requested * (1.0 - s / 100.0),
+                "short_percent": s, "behind": "send_loop"})),
+            "start_at_ns": 5, "first_tx_ns": 100 + tx
+        });
+        serde_json::from_value(json).expect("a valid gen final record")
+    }
+
+    #[test]
+    fn the_total_of_several_hosts_sums_counts_and_keeps_the_worst() {
+        assert!(Final::total(&[]).is_none());
+        let a = host("gen0", 1000, 900, 600.0, None);
+        let b = host("gen0", 3000, 2000, 1600.0, Some(6.25));
+        let t = Final::total(&[a.clone(), b]).unwrap();
+        assert_eq!(
+            (t.tx_packets, t.rx_packets, t.tx_verdicts),
+            (4000, 2900, 4000)
+        );
+        assert_eq!((t.tx_pps, t.rx_pps, t.tx_dropped), (2000.0, 1450.0, 2));
+        assert_eq!(t.requested_pps, Some(2200.0));
+        assert_eq!(t.achieved_ratio, Some(2000.0 / 2200.0));
+        assert_eq!(t.replies_per_request, 2900.0 / 4000.0);
+        assert_eq!(t.rx_rcodes.get("NOERROR"), Some(&2900));
+        assert_eq!(t.queues, 2);
+        assert_eq!(t.pacing_deviation_ns.p99, 3030);
+        assert_eq!(t.interval_pps_stddev, 18f64.sqrt());
+        assert_eq!(t.rate_shortfall.map(|s| s.short_percent), Some(6.25));
+        assert_eq!(t.first_tx_ns, Some(1100));
+        let c = t.tx_check.unwrap();
+        assert_eq!((c.interface_tx, c.gen_tx, c.agrees), (4000, 4000, true));
+        assert_eq!(t.rx_counter.as_deref(), Some("xdp"));
+        // One host without a request: no total request.
+        let mut d = a.clone();
+        d.requested_pps = None;
+        d.tx_check = None;
+        let t = Final::total(&[a, d]).unwrap();
+        assert_eq!((t.requested_pps, t.achieved_ratio), (None, None));
+        assert!(t.tx_check.is_none());
+    }
 }
