@@ -197,20 +197,21 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     );
     // The output files are written where tstamp runs: over ssh on the monitor
     // host, fetched once it is done.
-    let files: Vec<(&str, PathBuf)> = [
+    let names = [
         ("--hdrh", "rtt.hdr"),
         ("--hist-csv", "rtt-histogram.csv"),
         ("--plot", "rtt.svg"),
-    ]
-    .into_iter()
-    .map(|(flag, name)| {
-        let path = match &place.mon {
-            Some(_) => remote::tmp_file(name).into(),
-            None => out.join(name),
-        };
-        (flag, path)
-    })
-    .collect();
+    ];
+    let files: Vec<(&str, PathBuf)> = names
+        .iter()
+        .map(|&(flag, name)| {
+            let path = match &place.mon {
+                Some(_) => remote::tmp_file(name).into(),
+                None => out.join(name),
+            };
+            (flag, path)
+        })
+        .collect();
     let ts =
         runner::start_tstamp_at(&place.mon_site, &place.mon_iface, &files)?.context("tstamp")?;
 
@@ -254,10 +255,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
     let ts_out = ts.stop(Duration::from_secs(5))?;
     write_atomic(&out.join("tstamp.json"), ts_out.stdout().as_bytes())?;
     if let Some(m) = &place.mon {
-        for (_, remote_path) in &files {
-            let name = remote_path
-                .file_name()
-                .context("internal: a tstamp file without a name")?;
+        for ((_, remote_path), (_, name)) in files.iter().zip(names) {
             let text = m.fetch(&remote_path.to_string_lossy())?;
             write_atomic(&out.join(name), text.as_bytes())?;
         }

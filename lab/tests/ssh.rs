@@ -308,6 +308,23 @@ fn the_demo_over_ssh_measures_what_the_local_demo_does() {
     assert!(stderr.contains("pre-flight of 4 host(s)"), "{stderr}");
     let a = check_demo("local", &tmp.join("local"));
     let b = check_demo("ssh", &tmp.join("ssh"));
+    // Over ssh both generator hosts sent (their total is gen.json), and
+    // tstamp's files came back from the monitor host.
+    assert!(stderr.contains("from 2 generator hosts"), "{stderr}");
+    let hosts: f64 = (0..2)
+        .map(|i| {
+            num(
+                &final_in(&tmp.join("ssh").join(format!("gen{i}.json"))),
+                &["tx_packets"],
+            )
+        })
+        .inspect(|n| assert!(*n > 0.0, "a generator host sent nothing"))
+        .sum();
+    assert_eq!(hosts, b, "the hosts' tx_packets and their total");
+    for f in ["rtt.hdr", "rtt-histogram.csv", "rtt.svg"] {
+        let len = std::fs::metadata(tmp.join("ssh").join(f)).map_or(0, |m| m.len());
+        assert!(len > 0, "{f} not fetched from the monitor host");
+    }
     // Same rate and duration: the same number of queries, within 5 %.
     assert!((a - b).abs() <= 0.05 * a, "local sent {a}, over ssh {b}");
     // The remote DUT ran in the foreground and removed its program when its
