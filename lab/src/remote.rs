@@ -527,7 +527,67 @@ pub fn preflight(ssh: &Arc<Ssh>, file: &TestbedFile) -> Result<Vec<Arc<RemoteHos
         }));
     }
     check_dut(&hosts)?;
+    clean_dut(host(&hosts, "dut")?)?;
     Ok(hosts)
+}
+
+/// A host that died mid-run (its `dut` killed with no chance to clean up, the
+/// machine cut off) can leave a program on the DUT's data interface whose
+/// owning process is gone: an orphan in `dut status`. Pre-flight removes it
+/// (`dut remove`, which puts the placeholder back) and says so in one line;
+/// a program whose owner still runs is another run's, and is refused.
+fn clean_dut(dut: &Arc<RemoteHost>) -> Result<()> {
+    use records::dut::Claim;
+    let e = &dut.endpoint;
+    let site = Site::Remote(dut.clone());
+    let status = records::args::Dut {
+        netns: e.netns.clone(),
+        json: true,
+        cmd: records::args::DutCmd::Status {
+            iface: Some(e.iface.clone()),
+            window: None,
+        },
+    };
+    let out = site.run("dut", &status.argv())?;
+    out.check()?;
+    let st = records::dut::Status::parse(&out.lines.join("\n"))
+        .with_context(|| format!("{}: reading `{}`", e.display(), out.command))?;
+    let Some(a) = st.on(&e.iface) else {
+        return Ok(());
+    };
+    let who = || match (&a.owner.comm, a.owner.pid) {
+        (Some(c), Some(p)) => format!("{c}, pid {p}"),
+        (_, Some(p)) => format!("pid {p}"),
+        _ => "no record".to_owned(),
+    };
+    match a.owner.claim {
+        Claim::Orphan => {
+            let remove = records::args::Dut {
+                netns: e.netns.clone(),
+                json: false,
+                cmd: records::args::DutCmd::Remove {
+                    iface: e.iface.clone(),
+                },
+            };
+            site.run("dut", &remove.argv())?.check()?;
+            eprintln!(
+                "pre-flight: {}: removed {} from {}, left by a run that died ({}, gone)",
+                e.display(),
+                a.program,
+                e.iface,
+                who()
+            );
+            Ok(())
+        }
+        Claim::Live => bail!(
+            "{}: {} on {} belongs to a running process ({}): another run is using this DUT; wait for it or stop it",
+            e.display(),
+            a.program,
+            e.iface,
+            who()
+        ),
+        Claim::Placeholder | Claim::Persistent | Claim::Unrecorded => Ok(()),
+    }
 }
 
 /// Before any traffic: the DUT's data interface has the file's address and

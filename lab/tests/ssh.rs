@@ -1053,3 +1053,54 @@ fn an_ndr_search_over_ssh_finds_a_rate_from_the_hosts_counters_and_tstamp() {
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn a_program_left_by_a_run_that_died_is_removed_by_the_next_preflight() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let name = testbed::unique_name("dead");
+    let (_guard, file) = ssh_lab(&name);
+    let placeholder = dut0_program(&name);
+    // A run's DUT process on the DUT host, killed with SIGKILL: its program
+    // stays on dut0 with an owner record naming a process that is gone.
+    let mut dut = Command::new(testbed::binaries::locate("dut").unwrap())
+        .args(["--netns", &testbed::dut_netns(&name), "install", "drop"])
+        .args([
+            "--iface",
+            testbed::DUT_IFACE,
+            "--mode",
+            "native",
+            "--foreground",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dut0_program(&name) == placeholder {
+        assert!(Instant::now() < deadline, "dut never attached its program");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    dut.kill().unwrap();
+    dut.wait().unwrap();
+    let left = dut0_program(&name);
+    assert_ne!(left, placeholder, "SIGKILL left nothing behind to clean");
+    // The next run's pre-flight removes it (and says so), then runs.
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-dead-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let res = Command::new(lab_bin())
+        .args(["demo", "--duration", "1s", "--testbed"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&tmp)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("removed drop from dut0, left by a run that died"),
+        "{stderr}"
+    );
+    assert_eq!(dut0_program(&name), placeholder, "{stderr}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
