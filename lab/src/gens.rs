@@ -301,3 +301,33 @@ pub fn finish_together(
     }
     GenFinal::total(&finals).context("no generator host")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::Rate;
+
+    #[test]
+    fn shares_add_up_to_the_whole() {
+        for n in 1..=MAX_GEN_HOSTS {
+            for total in [1u64, 7, 1000, 1_000_003] {
+                let parts: Vec<u64> = (0..n).map(|i| share_count(total, n, i)).collect();
+                if total >= n as u64 {
+                    assert_eq!(parts.iter().sum::<u64>(), total, "{total} over {n}: {parts:?}");
+                }
+                assert!(parts.iter().all(|p| *p >= 1), "{parts:?}");
+                let (lo, hi) = (parts.iter().min(), parts.iter().max());
+                assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{parts:?}");
+            }
+            let queues: u32 = (0..n).map(|i| share(None, 5, n, i).1).sum();
+            assert_eq!(queues, 5u32.max(n as u32), "5 queues over {n} hosts");
+            let pps: f64 = (0..n)
+                .map(|i| match share(Some(Rate::Pps(100_000.0)), 1, n, i).0 {
+                    Some(Rate::Pps(p)) => p,
+                    other => panic!("{other:?}"),
+                })
+                .sum();
+            assert!((pps - 100_000.0).abs() < 1e-6, "{pps}");
+        }
+    }
+}
