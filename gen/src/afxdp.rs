@@ -48,7 +48,8 @@ pub fn queue_thread(
     });
     // Bytes of this queue's first m frames (IMIX: each frame its own size).
     let sizes = tpl.size_cycle(i as u64, nq);
-    let stream = i as u8;
+    // plan_queues checked base + queues <= 256.
+    let stream = ctx.stream_base.wrapping_add(i as u8);
     let stamp = ctx.stamp;
     let mut k: u64 = 0;
     let mut pacer = ctx

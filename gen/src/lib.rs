@@ -76,6 +76,8 @@ pub struct Options {
     pub cores: Option<Vec<usize>>,
     /// Probe payload with stream id, counter, TX timestamp.
     pub stamp: bool,
+    /// `--stream-base`: queue position i's probes carry stream id `stream_base + i`.
+    pub stream_base: u32,
     /// Destination MAC (otherwise from the neighbour table).
     pub dst_mac: Option<[u8; 6]>,
     /// Source IPv4 address.
@@ -118,6 +120,7 @@ impl Options {
             queues: None,
             cores: None,
             stamp: false,
+            stream_base: 0,
             dst_mac: None,
             src_ip: None,
             dst_ip: None,
@@ -382,10 +385,21 @@ fn plan_queues(o: &Options) -> Result<(Vec<u32>, Vec<Option<usize>>)> {
             o.iface
         );
     }
-    if n > 256 {
-        bail!("at most 256 queues (the probe's stream id is 8 bits)");
-    }
+    check_stream_base(o.stream_base, n)?;
     Ok(((0..n).collect(), cores))
+}
+
+/// The probe's stream ids are 8 bits: `--stream-base` plus the number of queues
+/// must stay within 256 (queue i's stream is base + i).
+pub fn check_stream_base(base: u32, queues: u32) -> Result<()> {
+    if u64::from(base) + u64::from(queues) > 256 {
+        let fit = 256u32.saturating_sub(queues);
+        bail!(
+            "--stream-base {base} with {queues} queue(s) needs probe stream ids up to {}, but they are 8 bits (0-255): give --stream-base {fit} or less, or fewer queues",
+            u64::from(base) + u64::from(queues) - 1
+        );
+    }
+    Ok(())
 }
 
 /// State shared by the engine threads.
@@ -407,6 +421,8 @@ pub struct Ctx {
     pub pattern: Pattern,
     /// Probe payload.
     pub stamp: bool,
+    /// Stream id of queue position 0's probes (checked: base + queues <= 256).
+    pub stream_base: u8,
     /// Frames.
     pub frames: Frames,
     /// Per queue counters.
@@ -610,6 +626,8 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         rate_per_queue: plan.rate_pps.map(|r| r / nq as f64),
         pattern: o.pattern,
         stamp: o.stamp,
+        stream_base: u8::try_from(o.stream_base)
+            .context("--stream-base: internal: unchecked value")?,
         frames: plan.frames.clone(),
         counters: (0..nq).map(|_| report::QueueCounters::default()).collect(),
         end_ns: (0..nq).map(|_| AtomicU64::new(0)).collect(),
