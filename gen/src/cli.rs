@@ -1,8 +1,6 @@
 //! `gen`'s command line (clap), kept in the library so that tools which drive gen
 //! (`lab`) and the man-page generator see the same definition as the binary.
 
-use std::net::Ipv4Addr;
-
 use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::{Engine, Options, Output, Pattern, units};
@@ -93,9 +91,9 @@ pub struct Args {
     /// Destination MAC (default: from the neighbour table).
     #[arg(long, value_parser = units::parse_mac)]
     pub dst_mac: Option<[u8; 6]>,
-    /// Source IPv4 address.
-    #[arg(long, value_parser = units::parse_ipv4)]
-    pub src_ip: Option<Ipv4Addr>,
+    /// Source address: IPv4 for an IPv4 profile, IPv6 for an IPv6 one.
+    #[arg(long, value_parser = units::parse_ip)]
+    pub src_ip: Option<std::net::IpAddr>,
     /// Destination address: IPv4, or IPv6 (an IPv6 profile, or --pcap: rewrites
     /// the capture's frames of that version only).
     #[arg(long, value_parser = units::parse_ip)]
@@ -208,6 +206,7 @@ impl Args {
 mod tests {
     use super::*;
     use records::args::Gen;
+    use std::net::Ipv4Addr;
     use std::time::Duration;
 
     #[test]
@@ -244,7 +243,7 @@ mod tests {
             count: None,
             frame_size: Some(594),
             queues: Some(2),
-            src_ip: Some(Ipv4Addr::new(198, 18, 0, 7)),
+            src_ip: Some(Ipv4Addr::new(198, 18, 0, 7).into()),
             dst_ip: Some(Ipv4Addr::new(198, 18, 0, 12)),
             dst_mac: Some([2, 0, 0, 0, 0, 2]),
             interval: Some(Duration::from_millis(100)),

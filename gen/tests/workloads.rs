@@ -16,7 +16,8 @@ use profiles::{Profile, Template, TemplateOptions};
 
 mod common;
 use common::{
-    ETH_PULLED, Tcpdump, final_of, link_stats, run_gen, scratch, stats_settled, up, up_with,
+    ETH_PULLED, Tcpdump, final_of, link_stats, prog_name, run_gen, scratch, stats_settled, up,
+    up_with,
 };
 
 const FIELDS: [&str; 25] = [
@@ -463,6 +464,101 @@ fn ipv6_dst_ip_replaces_the_profiles_destination() {
             assert_eq!(&f[38..54], &new.octets(), "{engine}: frame {i} destination");
             assert_eq!(f, &t.frame_for(i as u64, None), "{engine}: frame {i}");
         }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ipv6_src_ip_replaces_the_profiles_source_and_the_wrong_version_is_one_line() {
+    // `--src-ip` with an IPv6 address on an IPv6 profile (a generator host of its
+    // own): every frame the peer gets carries it (the profile varies the low 64
+    // bits, so the high 64 are the new address's), is the template's for the
+    // profile with that source, and passes tshark's UDP checksum check; both engines.
+    let bed = up("g6s");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    let dir = scratch("v6src");
+    let new: std::net::Ipv6Addr = "fd00:cafe:0:3::1".parse().expect("v6");
+    let mut p = Profile::load("min-multi-flow-v6").expect("profile");
+    p.eth_src = g.mac.expect("gen mac");
+    p.eth_dst = d.mac.expect("dut mac");
+    p.ipv6.as_mut().expect("an IPv6 profile").src = new;
+    let t = Template::new(&p, TemplateOptions::default()).expect("template");
+    let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
+    let n = 300u64;
+    for engine in ["afxdp", "xdp-live"] {
+        let file = dir.join(format!("{engine}.pcap"));
+        let (fin, got) = captured_run(
+            &bed,
+            &file,
+            n,
+            &[
+                "--profile",
+                "min-multi-flow-v6",
+                "--engine",
+                engine,
+                "--dst-mac",
+                &dut_mac,
+                "--src-ip",
+                "fd00:cafe:0:3::1",
+            ],
+        );
+        assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
+        assert_eq!(got.len() as u64, n, "{engine}: every frame captured");
+        for (i, f) in got.iter().enumerate() {
+            assert_eq!(&f[22..30], &new.octets()[..8], "{engine}: frame {i} source");
+            assert_eq!(f, &t.frame_for(i as u64, None), "{engine}: frame {i}");
+        }
+        let frames = tshark(&file, &decode_as(&p));
+        assert_eq!(frames.len() as u64, n, "{engine}: tshark read every frame");
+        for (i, f) in frames.iter().enumerate() {
+            let a: std::net::Ipv6Addr = f["ipv6.src"].parse().expect("ipv6.src");
+            assert_eq!(
+                u128::from(a) >> 64,
+                u128::from(new) >> 64,
+                "{engine}: frame {i}: {f:?}"
+            );
+            assert_eq!(f["udp.checksum.status"], "1", "{engine}: frame {i}: {f:?}");
+        }
+        let problems = expert_problems(&file, &decode_as(&p));
+        assert!(
+            problems.is_empty(),
+            "{engine}: tshark's expert says {problems:?}"
+        );
+    }
+    // The other IP version: one line, nothing attached, nothing sent.
+    for (profile, addr, says) in [
+        (
+            "min-multi-flow-v6",
+            "198.18.0.9",
+            "--src-ip 198.18.0.9 is IPv4 but profile `min-multi-flow-v6` is IPv6",
+        ),
+        (
+            "min-multi-flow",
+            "fd00::9",
+            "--src-ip fd00::9 is IPv6 but profile `min-multi-flow` is IPv4",
+        ),
+    ] {
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                profile,
+                "--dst-mac",
+                &dut_mac,
+                "--src-ip",
+                addr,
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{profile} {addr}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{profile} {addr}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            prog_name(&g).as_deref(),
+            Some("xdp_pass"),
+            "nothing attached"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -207,7 +207,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoResult> {
         profile: opts.profile.clone(),
         rate: Some(rate),
         duration: Some(duration),
-        src_ip,
+        src_ip: src_ip.map(std::net::IpAddr::V4),
         dst_ip,
         dst_mac,
         json: true,

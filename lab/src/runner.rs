@@ -1405,7 +1405,7 @@ impl<'a> PointRun<'a> {
             duration: Some(duration),
             queues: Some(self.queues),
             no_rx: !rx,
-            src_ip: r.src_ip,
+            src_ip: r.src_ip.map(std::net::IpAddr::V4),
             dst_ip: r.dst_ip,
             dst_mac: r.dst_mac,
             json: true,

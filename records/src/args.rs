@@ -3,7 +3,7 @@
 //! round-trip its builder: builder -> argv -> the tool's own clap parser -> the
 //! same values, so a renamed flag fails a test instead of a run.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,8 +64,8 @@ pub struct Gen {
     /// `--stream-base` (needs `stamp`): queue i's probes carry stream id N+i;
     /// generator hosts sharing a run take disjoint ranges.
     pub stream_base: Option<u32>,
-    /// `--src-ip`.
-    pub src_ip: Option<Ipv4Addr>,
+    /// `--src-ip` (IPv4, or IPv6 for an IPv6 profile).
+    pub src_ip: Option<IpAddr>,
     /// `--dst-ip`.
     pub dst_ip: Option<Ipv4Addr>,
     /// `--dst-mac`.
