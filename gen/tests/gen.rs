@@ -1556,6 +1556,22 @@ fn start_at_holds_the_first_frame_until_the_time_and_refuses_a_past_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
 }
 
+/// gen's output up to and including its ready record (`--start-at`); fails the
+/// test (naming `what`) if gen ends first or takes longer than [`GENEROUS`].
+fn read_until_ready(stdout: &mut std::process::ChildStdout, what: &str) -> String {
+    use std::io::Read;
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + GENEROUS;
+    while !seen.contains("\"ready\"") {
+        assert!(Instant::now() < deadline, "{what}: no ready record: {seen}");
+        let n = stdout.read(&mut buf).expect("read");
+        assert!(n > 0, "{what}: gen ended before ready: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    seen
+}
+
 #[test]
 fn stdin_eof_during_the_start_wait_stops_cleanly() {
     use std::io::Read;
@@ -1582,15 +1598,7 @@ fn stdin_eof_during_the_start_wait_stops_cleanly() {
     .expect("spawn");
     let mut stdout = child.stdout.take().expect("stdout");
     // Wait for the ready record, then close stdin.
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + GENEROUS;
-    while !seen.contains("\"ready\"") {
-        assert!(Instant::now() < deadline, "no ready record: {seen}");
-        let n = stdout.read(&mut buf).expect("read");
-        assert!(n > 0, "gen ended before ready: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let mut seen = read_until_ready(&mut stdout, "gen");
     let t = Instant::now();
     drop(child.stdin.take());
     stdout.read_to_string(&mut seen).expect("read");
@@ -1667,7 +1675,6 @@ fn bpf_exists(kind: &str, id: u32) -> bool {
 
 #[test]
 fn sigkill_during_the_start_wait_leaves_nothing_that_blocks_the_next_run() {
-    use std::io::Read;
     use std::os::unix::process::CommandExt;
     let bed = up("gk");
     let (g, d) = (bed.generator().clone(), bed.dut().clone());
@@ -1698,18 +1705,7 @@ fn sigkill_during_the_start_wait_leaves_nothing_that_blocks_the_next_run() {
         .spawn()
         .expect("spawn");
         let mut stdout = child.stdout.take().expect("stdout");
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        let deadline = Instant::now() + GENEROUS;
-        while !seen.contains("\"ready\"") {
-            assert!(
-                Instant::now() < deadline,
-                "{engine}: no ready record: {seen}"
-            );
-            let n = stdout.read(&mut buf).expect("read");
-            assert!(n > 0, "{engine}: gen ended before ready: {seen}");
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
+        read_until_ready(&mut stdout, engine);
         // Set up and waiting: its reply counter (and, afxdp, its sockets) in place.
         assert_eq!(
             xdp_claim(&g),
