@@ -670,6 +670,16 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
             "neighbour",
         ),
         (&["--profile", "dns-small", "--stamp"], "stamp"),
+        (
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--stamp",
+                "--stream-base",
+                "256",
+            ],
+            "--stream-base 256 with 1 queue(s) needs probe stream ids up to 256",
+        ),
     ];
     for (args, needle) in cases {
         let mut c = Command::new(GEN);
