@@ -32,7 +32,12 @@ pub fn queue_thread(
     ctx: Arc<Ctx>,
     mut hist: Histogram<u64>,
 ) -> Histogram<u64> {
-    pin(&q, core);
+    let Prologue {
+        counters,
+        total,
+        nq,
+        deadline_ns,
+    } = prologue(&q, i, core, &ctx);
     let crate::Frames::Template(tpl) = &ctx.frames else {
         return hist;
     };
@@ -41,19 +46,16 @@ pub fn queue_thread(
         tpl.fill(buf);
         len
     });
-    let counters = &ctx.counters[i];
-    let total = ctx.count_for(i);
-    let nq = ctx.nq as u64;
     // Bytes of this queue's first m frames (IMIX: each frame its own size).
     let sizes = tpl.size_cycle(i as u64, nq);
-    let stream = i as u8;
+    // plan_queues checked base + queues <= 256.
+    let stream = ctx.stream_base.wrapping_add(i as u8);
     let stamp = ctx.stamp;
     let mut k: u64 = 0;
     let mut pacer = ctx
         .rate_per_queue
         .map(|r| Pacer::new(ctx.pattern, r, i as u64 + 1));
     let mut pend = Pending::default();
-    let deadline_ns = ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64);
     crate::wait_until(ctx.t0);
     let end_ns;
     loop {
@@ -108,12 +110,31 @@ pub fn queue_thread(
     hist
 }
 
-/// Pins the queue's thread to `core` (a warning when that fails).
-fn pin(q: &XskQueue, core: Option<usize>) {
+/// What a queue thread (profile or capture) knows before its first frame.
+struct Prologue<'a> {
+    /// Queue position i's counters.
+    counters: &'a crate::report::QueueCounters,
+    /// Its share of the run's frames (u64::MAX: no count).
+    total: u64,
+    /// Number of queues (frame n of position i is i + k * nq).
+    nq: u64,
+    /// The run's end in ns since t0 (infinite without --duration).
+    deadline_ns: f64,
+}
+
+/// The start both queue threads share: pins the thread to `core` (a warning when
+/// that fails) and reads queue position `i`'s part of the run from `ctx`.
+fn prologue<'a>(q: &XskQueue, i: usize, core: Option<usize>, ctx: &'a Ctx) -> Prologue<'a> {
     if let Some(c) = core
         && let Err(e) = net::pin_to(c)
     {
         eprintln!("warning: queue {}: {e:#}", q.queue_id());
+    }
+    Prologue {
+        counters: &ctx.counters[i],
+        total: ctx.count_for(i),
+        nq: ctx.nq as u64,
+        deadline_ns: ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64),
     }
 }
 
@@ -174,13 +195,15 @@ pub fn replay_thread(
     ctx: Arc<Ctx>,
     mut hist: Histogram<u64>,
 ) -> Histogram<u64> {
-    pin(&q, core);
+    let Prologue {
+        counters,
+        total,
+        nq,
+        deadline_ns,
+    } = prologue(&q, i, core, &ctx);
     let crate::Frames::Capture(rp) = &ctx.frames else {
         return hist;
     };
-    let counters = &ctx.counters[i];
-    let total = ctx.count_for(i);
-    let nq = ctx.nq as u64;
     let n_of = |k: u64| i as u64 + k * nq;
     // Bytes of this queue's first m frames, advanced as completions come in.
     let acc = std::cell::Cell::new((0u64, 0u64));
@@ -193,7 +216,6 @@ pub fn replay_thread(
         acc.set((m, b));
         b
     };
-    let deadline_ns = ctx.duration.map_or(f64::INFINITY, |d| d.as_nanos() as f64);
     let mut k: u64 = 0;
     crate::wait_until(ctx.t0);
     let end_ns;

@@ -1,8 +1,6 @@
 //! `gen`'s command line (clap), kept in the library so that tools which drive gen
 //! (`lab`) and the man-page generator see the same definition as the binary.
 
-use std::net::Ipv4Addr;
-
 use clap::{CommandFactory, Parser, ValueEnum};
 
 use crate::{Engine, Options, Output, Pattern, units};
@@ -49,7 +47,7 @@ pub struct Args {
     /// Send the frames of this pcap/pcapng capture instead of a profile's (both
     /// engines): in file order, unchanged unless --dst-mac/--dst-ip, at the recorded
     /// timing (scaled by --speed) or at --rate.
-    #[arg(long, conflicts_with_all = ["frame_size", "stamp", "src_ip", "pattern"])]
+    #[arg(long, conflicts_with_all = ["frame_size", "stamp", "stream_base", "src_ip", "pattern"])]
     pub pcap: Option<std::path::PathBuf>,
     /// --pcap: passes over the file in all (as tcpreplay counts; default 1).
     #[arg(long = "loop", value_name = "N", requires = "pcap")]
@@ -85,12 +83,17 @@ pub struct Args {
     /// Probe payload: stream id, counter, CLOCK_REALTIME TX time.
     #[arg(long)]
     pub stamp: bool,
+    /// First probe stream id: queue i's probes carry stream N+i (8 bits: N plus the
+    /// number of queues at most 256). Generator hosts sharing a run take disjoint
+    /// ranges so that tstamp --match seq tells their probes apart.
+    #[arg(long, value_name = "N", requires = "stamp")]
+    pub stream_base: Option<u32>,
     /// Destination MAC (default: from the neighbour table).
     #[arg(long, value_parser = units::parse_mac)]
     pub dst_mac: Option<[u8; 6]>,
-    /// Source IPv4 address.
-    #[arg(long, value_parser = units::parse_ipv4)]
-    pub src_ip: Option<Ipv4Addr>,
+    /// Source address: IPv4 for an IPv4 profile, IPv6 for an IPv6 one.
+    #[arg(long, value_parser = units::parse_ip)]
+    pub src_ip: Option<std::net::IpAddr>,
     /// Destination address: IPv4, or IPv6 (an IPv6 profile, or --pcap: rewrites
     /// the capture's frames of that version only).
     #[arg(long, value_parser = units::parse_ip)]
@@ -144,6 +147,7 @@ impl Args {
             queues: a.queues,
             cores: a.cores,
             stamp: a.stamp,
+            stream_base: a.stream_base.unwrap_or(0),
             dst_mac: a.dst_mac,
             src_ip: a.src_ip,
             dst_ip: a.dst_ip,
@@ -202,6 +206,7 @@ impl Args {
 mod tests {
     use super::*;
     use records::args::Gen;
+    use std::net::Ipv4Addr;
     use std::time::Duration;
 
     #[test]
@@ -238,7 +243,7 @@ mod tests {
             count: None,
             frame_size: Some(594),
             queues: Some(2),
-            src_ip: Some(Ipv4Addr::new(198, 18, 0, 7)),
+            src_ip: Some(Ipv4Addr::new(198, 18, 0, 7).into()),
             dst_ip: Some(Ipv4Addr::new(198, 18, 0, 12)),
             dst_mac: Some([2, 0, 0, 0, 0, 2]),
             interval: Some(Duration::from_millis(100)),
@@ -246,6 +251,8 @@ mod tests {
             force: true,
             json: true,
             start_at_ns: Some(1_796_170_205_250_000_001),
+            stamp: true,
+            stream_base: Some(2),
         };
         let a = parse(&b);
         assert_eq!(a.netns.as_deref(), Some("lab-gen"));
@@ -265,6 +272,8 @@ mod tests {
         assert_eq!((o.no_rx, o.force), (true, true));
         assert_eq!(o.output, Output::Json);
         assert_eq!(o.start_at_ns, b.start_at_ns);
+        assert!(o.stamp);
+        assert_eq!(Some(o.stream_base), b.stream_base);
         // The other half: defaults stay gen's, a count instead of a duration.
         let b2 = Gen {
             iface: "eth1".into(),
@@ -279,6 +288,7 @@ mod tests {
         assert_eq!(o2.engine, Engine::Afxdp);
         assert_eq!(o2.output, Output::Text);
         assert!(!o2.no_rx && o2.duration.is_none());
+        assert!(!o2.stamp && o2.stream_base == 0);
     }
 
     #[test]
@@ -310,6 +320,43 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         // Neither: clap's own "required" error.
         assert_eq!(p(&["--loop", "2"]).expect_err("no source").exit_code(), 2);
+    }
+
+    #[test]
+    fn stream_base_needs_stamp_and_fits_eight_bits_with_the_queues() {
+        let p = |v: &[&str]| {
+            Args::try_parse_from(
+                ["gen", "--iface", "gen0", "--profile", "imix"]
+                    .iter()
+                    .chain(v),
+            )
+        };
+        let e = p(&["--stream-base", "2"]).expect_err("needs --stamp");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--stamp"), "{e}");
+        let a = p(&["--stamp", "--stream-base", "254"]).expect("parses");
+        assert_eq!(a.options().stream_base, 254);
+        let e = Args::try_parse_from([
+            "gen",
+            "--iface",
+            "gen0",
+            "--pcap",
+            "x.pcap",
+            "--stamp",
+            "--stream-base",
+            "1",
+        ])
+        .expect_err("not with --pcap");
+        assert_eq!(e.exit_code(), 2);
+        // 254 + 2 queues = streams 254 and 255: fits; 255 + 2 does not.
+        assert!(crate::check_stream_base(254, 2).is_ok());
+        assert!(crate::check_stream_base(0, 256).is_ok());
+        let e = crate::check_stream_base(255, 2).expect_err("over 8 bits");
+        assert_eq!(
+            e.to_string(),
+            "--stream-base 255 with 2 queue(s) needs probe stream ids up to 256, but they are 8 bits (0-255): give --stream-base 254 or less, or fewer queues"
+        );
+        assert!(crate::check_stream_base(0, 257).is_err());
     }
 
     #[test]

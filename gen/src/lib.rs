@@ -76,10 +76,12 @@ pub struct Options {
     pub cores: Option<Vec<usize>>,
     /// Probe payload with stream id, counter, TX timestamp.
     pub stamp: bool,
+    /// `--stream-base`: queue position i's probes carry stream id `stream_base + i`.
+    pub stream_base: u32,
     /// Destination MAC (otherwise from the neighbour table).
     pub dst_mac: Option<[u8; 6]>,
-    /// Source IPv4 address.
-    pub src_ip: Option<Ipv4Addr>,
+    /// Source address (of the profile's IP version).
+    pub src_ip: Option<IpAddr>,
     /// Destination address (IPv6: an IPv6 profile, or `--pcap`'s IPv6 frames).
     pub dst_ip: Option<IpAddr>,
     /// Reporting interval.
@@ -118,6 +120,7 @@ impl Options {
             queues: None,
             cores: None,
             stamp: false,
+            stream_base: 0,
             dst_mac: None,
             src_ip: None,
             dst_ip: None,
@@ -201,24 +204,20 @@ pub fn prepare(o: &Options) -> Result<Plan> {
             .set_frame_size(size)
             .map_err(|e| anyhow::anyhow!("--frame-size: {e}"))?;
     }
-    if profile.ipv6.is_some() && (o.src_ip.is_some() || matches!(o.dst_ip, Some(IpAddr::V4(_)))) {
-        bail!(
-            "--src-ip and an IPv4 --dst-ip do not fit profile `{}`, which is IPv6: give --dst-ip an IPv6 address, or set [ipv6] src in a child profile",
-            profile.name
-        );
-    }
-    if let Some(a) = o.src_ip {
-        profile.ip_src = a;
-    }
-    match (o.dst_ip, profile.ipv6.as_mut()) {
-        (Some(IpAddr::V4(a)), _) => profile.ip_dst = a,
-        (Some(IpAddr::V6(a)), Some(v6)) => v6.dst = a,
-        (Some(IpAddr::V6(a)), None) => bail!(
-            "--dst-ip {a} is IPv6 but profile `{}` is IPv4: give an IPv4 address or an IPv6 profile",
-            profile.name
-        ),
-        (None, _) => {}
-    }
+    override_address(
+        &mut profile,
+        "--src-ip",
+        o.src_ip,
+        |p| &mut p.ip_src,
+        |v6| &mut v6.src,
+    )?;
+    override_address(
+        &mut profile,
+        "--dst-ip",
+        o.dst_ip,
+        |p| &mut p.ip_dst,
+        |v6| &mut v6.dst,
+    )?;
     profile.eth_src = af_xdp::iface::mac(&o.iface)?;
     let dst_ip = match &profile.ipv6 {
         Some(v6) => std::net::IpAddr::V6(v6.dst),
@@ -246,6 +245,30 @@ pub fn prepare(o: &Options) -> Result<Plan> {
         cores,
         rate_pps,
     })
+}
+
+/// Sets the profile's address that `flag` overrides (`v4` of an IPv4 profile, `v6`
+/// of an IPv6 one); an address of the other IP version is one line naming both.
+fn override_address(
+    profile: &mut Profile,
+    flag: &str,
+    addr: Option<IpAddr>,
+    v4: impl FnOnce(&mut Profile) -> &mut Ipv4Addr,
+    v6: impl FnOnce(&mut profiles::profile::Ipv6Spec) -> &mut std::net::Ipv6Addr,
+) -> Result<()> {
+    let name = profile.name.clone();
+    match (addr, profile.ipv6.as_mut()) {
+        (None, _) => {}
+        (Some(IpAddr::V4(a)), None) => *v4(profile) = a,
+        (Some(IpAddr::V6(a)), Some(spec)) => *v6(spec) = a,
+        (Some(IpAddr::V4(a)), Some(_)) => bail!(
+            "{flag} {a} is IPv4 but profile `{name}` is IPv6: give an IPv6 address or an IPv4 profile"
+        ),
+        (Some(IpAddr::V6(a)), None) => bail!(
+            "{flag} {a} is IPv6 but profile `{name}` is IPv4: give an IPv4 address or an IPv6 profile"
+        ),
+    }
+    Ok(())
 }
 
 /// `--pcap`: the capture read, checked against the UMEM frame and the MTU, and
@@ -382,10 +405,21 @@ fn plan_queues(o: &Options) -> Result<(Vec<u32>, Vec<Option<usize>>)> {
             o.iface
         );
     }
-    if n > 256 {
-        bail!("at most 256 queues (the probe's stream id is 8 bits)");
-    }
+    check_stream_base(o.stream_base, n)?;
     Ok(((0..n).collect(), cores))
+}
+
+/// The probe's stream ids are 8 bits: `--stream-base` plus the number of queues
+/// must stay within 256 (queue i's stream is base + i).
+pub fn check_stream_base(base: u32, queues: u32) -> Result<()> {
+    if u64::from(base) + u64::from(queues) > 256 {
+        let fit = 256u32.saturating_sub(queues);
+        bail!(
+            "--stream-base {base} with {queues} queue(s) needs probe stream ids up to {}, but they are 8 bits (0-255): give --stream-base {fit} or less, or fewer queues",
+            u64::from(base) + u64::from(queues) - 1
+        );
+    }
+    Ok(())
 }
 
 /// State shared by the engine threads.
@@ -407,6 +441,8 @@ pub struct Ctx {
     pub pattern: Pattern,
     /// Probe payload.
     pub stamp: bool,
+    /// Stream id of queue position 0's probes (checked: base + queues <= 256).
+    pub stream_base: u8,
     /// Frames.
     pub frames: Frames,
     /// Per queue counters.
@@ -610,6 +646,8 @@ pub fn run<W: Write>(o: &Options, stop: Arc<AtomicBool>, out: W) -> Result<Final
         rate_per_queue: plan.rate_pps.map(|r| r / nq as f64),
         pattern: o.pattern,
         stamp: o.stamp,
+        stream_base: u8::try_from(o.stream_base)
+            .context("--stream-base: internal: unchecked value")?,
         frames: plan.frames.clone(),
         counters: (0..nq).map(|_| report::QueueCounters::default()).collect(),
         end_ns: (0..nq).map(|_| AtomicU64::new(0)).collect(),

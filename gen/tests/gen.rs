@@ -670,6 +670,16 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
             "neighbour",
         ),
         (&["--profile", "dns-small", "--stamp"], "stamp"),
+        (
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--stamp",
+                "--stream-base",
+                "256",
+            ],
+            "--stream-base 256 with 1 queue(s) needs probe stream ids up to 256",
+        ),
     ];
     for (args, needle) in cases {
         let mut c = Command::new(GEN);
@@ -1556,6 +1566,22 @@ fn start_at_holds_the_first_frame_until_the_time_and_refuses_a_past_one() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
 }
 
+/// gen's output up to and including its ready record (`--start-at`); fails the
+/// test (naming `what`) if gen ends first or takes longer than [`GENEROUS`].
+fn read_until_ready(stdout: &mut std::process::ChildStdout, what: &str) -> String {
+    use std::io::Read;
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + GENEROUS;
+    while !seen.contains("\"ready\"") {
+        assert!(Instant::now() < deadline, "{what}: no ready record: {seen}");
+        let n = stdout.read(&mut buf).expect("read");
+        assert!(n > 0, "{what}: gen ended before ready: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    seen
+}
+
 #[test]
 fn stdin_eof_during_the_start_wait_stops_cleanly() {
     use std::io::Read;
@@ -1582,15 +1608,7 @@ fn stdin_eof_during_the_start_wait_stops_cleanly() {
     .expect("spawn");
     let mut stdout = child.stdout.take().expect("stdout");
     // Wait for the ready record, then close stdin.
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + GENEROUS;
-    while !seen.contains("\"ready\"") {
-        assert!(Instant::now() < deadline, "no ready record: {seen}");
-        let n = stdout.read(&mut buf).expect("read");
-        assert!(n > 0, "gen ended before ready: {seen}");
-        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let mut seen = read_until_ready(&mut stdout, "gen");
     let t = Instant::now();
     drop(child.stdin.take());
     stdout.read_to_string(&mut seen).expect("read");
@@ -1607,4 +1625,185 @@ fn stdin_eof_during_the_start_wait_stops_cleanly() {
     assert_eq!(fin.tx_packets, 0, "nothing sent before the start");
     assert_eq!(fin.first_tx_ns, None);
     assert_eq!(prog_name(bed.generator()).as_deref(), Some("xdp_pass"));
+}
+
+/// What holds gen0's XDP slot: the attached program's name and its claim
+/// (`placeholder`, `orphan`, `live`, ... by xdp-layer's ownership records).
+fn xdp_claim(host: &testbed::Host) -> Option<(String, &'static str)> {
+    let iface = host.iface.clone();
+    host.run_in(move || {
+        let idx = xdplayer::ifindex(&iface).expect("ifindex");
+        xdplayer::attached_prog(&iface)
+            .expect("query")
+            .map(|(id, name)| {
+                let kind = xdplayer::owner::classify(idx, id, &name).kind();
+                (name, kind)
+            })
+    })
+    .expect("run_in")
+}
+
+/// The BPF programs and links process `pid` holds open, from its fds' fdinfo
+/// (`prog_id:` of program and link fds, `link_id:` of link fds).
+fn bpf_held(pid: u32) -> (Vec<u32>, Vec<u32>) {
+    let (mut progs, mut links) = (Vec::new(), Vec::new());
+    let dir = format!("/proc/{pid}/fdinfo");
+    for e in std::fs::read_dir(&dir)
+        .expect("fdinfo")
+        .filter_map(Result::ok)
+    {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        for l in text.lines() {
+            let id = |k: &str| l.strip_prefix(k).and_then(|v| v.trim().parse::<u32>().ok());
+            if let Some(id) = id("prog_id:") {
+                progs.push(id);
+            }
+            if let Some(id) = id("link_id:") {
+                links.push(id);
+            }
+        }
+    }
+    progs.sort_unstable();
+    progs.dedup();
+    links.sort_unstable();
+    links.dedup();
+    (progs, links)
+}
+
+/// Whether the kernel still has BPF object `kind` (`prog` or `link`) `id`.
+fn bpf_exists(kind: &str, id: u32) -> bool {
+    Command::new("bpftool")
+        .args([kind, "show", "id", &id.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("bpftool")
+        .success()
+}
+
+#[test]
+fn sigkill_during_the_start_wait_leaves_nothing_that_blocks_the_next_run() {
+    use std::os::unix::process::CommandExt;
+    let bed = up("gk");
+    let (g, d) = (bed.generator().clone(), bed.dut().clone());
+    for engine in ["afxdp", "xdp-live"] {
+        // Two minutes ahead: the kill comes long before.
+        let at = profiles_now_ns() + 120_000_000_000;
+        let mut child = gen_cmd(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "10k",
+                "--start-at",
+                &profiles::units::format_wall_time(at),
+                // Bounded even if this test fails before its kill.
+                "--duration",
+                "5s",
+                "--output",
+                "json",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        read_until_ready(&mut stdout, engine);
+        // Set up and waiting: its reply counter (and, afxdp, its sockets) in place.
+        assert_eq!(
+            xdp_claim(&g),
+            Some(("gen_rx".to_owned(), "live")),
+            "{engine}: gen's reply counter, held by the waiting gen"
+        );
+        let (progs, links) = bpf_held(child.id());
+        assert!(!progs.is_empty(), "{engine}: gen holds its programs");
+        if engine == "xdp-live" {
+            assert!(
+                !links.is_empty(),
+                "xdp-live: its TX counter's tracepoint links"
+            );
+        }
+        // Programs that stay by design: what is attached on the lab's ports (gen's
+        // reply counter; the placeholder gen held to put back, which the lab
+        // shares with dut0).
+        let attached = |h: &testbed::Host| {
+            let iface = h.iface.clone();
+            h.run_in(move || xdplayer::attached_prog(&iface).expect("query"))
+                .expect("run_in")
+                .map(|(id, _)| id)
+        };
+        let kept = [attached(&g), attached(&d)];
+        // SIGKILL the whole group (gen and anything it runs).
+        // SAFETY: kill(2) on our own child's process group (pgid = its pid).
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "{engine}: killed");
+        drop(stdout);
+        // Left on gen0: gen's reply counter, as an orphan. A netlink-attached
+        // program outlives its process (a bpf_link would not, but could not replace
+        // the placeholder: xdp-layer/src/owner.rs); its record names the dead
+        // owner, so the next run takes it over without --force and `dut remove`
+        // removes it. The sockets died with the process: the next run binds the
+        // same queue.
+        assert_eq!(
+            xdp_claim(&g),
+            Some(("gen_rx".to_owned(), "orphan")),
+            "{engine}: what the killed gen left"
+        );
+        // Nothing else of gen's stays loaded: its other programs and its
+        // tracepoint links are gone with its fds.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let survivors = || -> Vec<String> {
+            let p = progs
+                .iter()
+                .filter(|&&id| !kept.contains(&Some(id)) && bpf_exists("prog", id))
+                .map(|id| format!("prog {id}"));
+            let l = links
+                .iter()
+                .filter(|&&id| bpf_exists("link", id))
+                .map(|id| format!("link {id}"));
+            p.chain(l).collect()
+        };
+        while !survivors().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let left = survivors();
+        assert!(left.is_empty(), "{engine}: left loaded: {left:?}");
+        // The next run on the same interface and queue, without --force: starts,
+        // sends (dut0's own counter), and leaves the placeholder.
+        let rx0 = rx_packets(&d);
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                "min-multi-flow",
+                "--engine",
+                engine,
+                "--rate",
+                "10k",
+                "--count",
+                "1000",
+                "--output",
+                "json",
+            ],
+        );
+        let fin = final_of(&out);
+        assert_eq!(fin["tx_packets"].as_u64(), Some(1000), "{engine}");
+        assert!(
+            rx_since(&d, rx0, 1000) >= 1000,
+            "{engine}: dut0 received the next run's frames"
+        );
+        assert_eq!(
+            xdp_claim(&g),
+            Some(("xdp_pass".to_owned(), "placeholder")),
+            "{engine}: the placeholder is back after the next run"
+        );
+    }
 }

@@ -16,7 +16,8 @@ use profiles::{Profile, Template, TemplateOptions};
 
 mod common;
 use common::{
-    ETH_PULLED, Tcpdump, final_of, link_stats, run_gen, scratch, stats_settled, up, up_with,
+    ETH_PULLED, Tcpdump, final_of, link_stats, prog_name, run_gen, scratch, stats_settled, up,
+    up_with,
 };
 
 const FIELDS: [&str; 25] = [
@@ -424,26 +425,35 @@ fn ipv6_frames_on_the_wire_are_the_templates_byte_for_byte() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn ipv6_dst_ip_replaces_the_profiles_destination() {
-    // `--dst-ip` with an IPv6 address on an IPv6 profile: every frame the peer gets
-    // is the template's for the profile with that destination (UDP checksum
-    // included), on both engines.
-    let bed = up("g6d");
-    let (g, d) = (bed.generator().clone(), bed.dut().clone());
-    let dir = scratch("v6dst");
-    let new: std::net::Ipv6Addr = "fd00:beef::7:9".parse().expect("v6");
+/// Frames per engine in [`ipv6_override_sends_the_templates_frames`].
+const V6_FRAMES: u64 = 300;
+
+/// `flag ADDR` (an IPv6 address) on `min-multi-flow-v6` at 20k frames/s, both
+/// engines, captured at the peer: every frame is the template's for the profile
+/// with the address put where `field` says, and its bytes `at` are the address's
+/// first `at.len()` bytes. Returns the profile and each engine's capture file.
+fn ipv6_override_sends_the_templates_frames(
+    bed: &testbed::Testbed,
+    dir: &Path,
+    flag: &str,
+    addr: std::net::Ipv6Addr,
+    field: fn(&mut profiles::profile::Ipv6Spec) -> &mut std::net::Ipv6Addr,
+    at: std::ops::Range<usize>,
+) -> (Profile, Vec<(&'static str, std::path::PathBuf)>) {
+    let (g, d) = (bed.generator(), bed.dut());
     let mut p = Profile::load("min-multi-flow-v6").expect("profile");
     p.eth_src = g.mac.expect("gen mac");
     p.eth_dst = d.mac.expect("dut mac");
-    p.ipv6.as_mut().expect("an IPv6 profile").dst = new;
+    *field(p.ipv6.as_mut().expect("an IPv6 profile")) = addr;
     let t = Template::new(&p, TemplateOptions::default()).expect("template");
     let dut_mac = profiles::units::format_mac(d.mac.expect("dut mac"));
-    let n = 300u64;
+    let a = addr.to_string();
+    let n = V6_FRAMES;
+    let mut files = Vec::new();
     for engine in ["afxdp", "xdp-live"] {
         let file = dir.join(format!("{engine}.pcap"));
         let (fin, got) = captured_run(
-            &bed,
+            bed,
             &file,
             n,
             &[
@@ -453,16 +463,112 @@ fn ipv6_dst_ip_replaces_the_profiles_destination() {
                 engine,
                 "--dst-mac",
                 &dut_mac,
-                "--dst-ip",
-                "fd00:beef::7:9",
+                flag,
+                &a,
             ],
         );
         assert_eq!(fin["tx_packets"].as_u64(), Some(n), "{engine}");
         assert_eq!(got.len() as u64, n, "{engine}: every frame captured");
         for (i, f) in got.iter().enumerate() {
-            assert_eq!(&f[38..54], &new.octets(), "{engine}: frame {i} destination");
+            assert_eq!(
+                &f[at.clone()],
+                &addr.octets()[..at.len()],
+                "{engine}: frame {i}: {flag}"
+            );
             assert_eq!(f, &t.frame_for(i as u64, None), "{engine}: frame {i}");
         }
+        files.push((engine, file));
+    }
+    (p, files)
+}
+
+#[test]
+fn ipv6_dst_ip_replaces_the_profiles_destination() {
+    // `--dst-ip` with an IPv6 address on an IPv6 profile: every frame the peer gets
+    // is the template's for the profile with that destination (UDP checksum
+    // included), on both engines.
+    let bed = up("g6d");
+    let dir = scratch("v6dst");
+    let new: std::net::Ipv6Addr = "fd00:beef::7:9".parse().expect("v6");
+    ipv6_override_sends_the_templates_frames(&bed, &dir, "--dst-ip", new, |v6| &mut v6.dst, 38..54);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ipv6_src_ip_replaces_the_profiles_source_and_the_wrong_version_is_one_line() {
+    // `--src-ip` with an IPv6 address on an IPv6 profile (a generator host of its
+    // own): every frame the peer gets carries it (the profile varies the low 64
+    // bits, so the high 64 are the new address's), is the template's for the
+    // profile with that source, and passes tshark's UDP checksum check; both engines.
+    let bed = up("g6s");
+    let g = bed.generator().clone();
+    let dir = scratch("v6src");
+    let new: std::net::Ipv6Addr = "fd00:cafe:0:3::1".parse().expect("v6");
+    let (p, files) = ipv6_override_sends_the_templates_frames(
+        &bed,
+        &dir,
+        "--src-ip",
+        new,
+        |v6| &mut v6.src,
+        22..30,
+    );
+    let dut_mac = profiles::units::format_mac(bed.dut().mac.expect("dut mac"));
+    for (engine, file) in files {
+        let frames = tshark(&file, &decode_as(&p));
+        assert_eq!(
+            frames.len() as u64,
+            V6_FRAMES,
+            "{engine}: tshark read every frame"
+        );
+        for (i, f) in frames.iter().enumerate() {
+            let a: std::net::Ipv6Addr = f["ipv6.src"].parse().expect("ipv6.src");
+            assert_eq!(
+                u128::from(a) >> 64,
+                u128::from(new) >> 64,
+                "{engine}: frame {i}: {f:?}"
+            );
+            assert_eq!(f["udp.checksum.status"], "1", "{engine}: frame {i}: {f:?}");
+        }
+        let problems = expert_problems(&file, &decode_as(&p));
+        assert!(
+            problems.is_empty(),
+            "{engine}: tshark's expert says {problems:?}"
+        );
+    }
+    // The other IP version: one line, nothing attached, nothing sent.
+    for (profile, addr, says) in [
+        (
+            "min-multi-flow-v6",
+            "198.18.0.9",
+            "--src-ip 198.18.0.9 is IPv4 but profile `min-multi-flow-v6` is IPv6",
+        ),
+        (
+            "min-multi-flow",
+            "fd00::9",
+            "--src-ip fd00::9 is IPv6 but profile `min-multi-flow` is IPv4",
+        ),
+    ] {
+        let out = run_gen(
+            &bed,
+            &[
+                "--profile",
+                profile,
+                "--dst-mac",
+                &dut_mac,
+                "--src-ip",
+                addr,
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{profile} {addr}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{profile} {addr}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(says), "{err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            prog_name(&g).as_deref(),
+            Some("xdp_pass"),
+            "nothing attached"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -49,7 +49,7 @@ impl RemoteGen {
     pub fn place(&self, b: &mut records::args::Gen) {
         b.netns = self.site.netns();
         b.iface = self.iface.clone();
-        b.src_ip = self.src_ip;
+        b.src_ip = self.src_ip.map(std::net::IpAddr::V4);
         b.dst_ip = self.dst_ip;
         b.dst_mac = self.dst_mac;
     }
@@ -194,6 +194,7 @@ pub fn spawn_together(
         sleep_checked(Duration::from_millis(500))?;
     }
     let mut children = Vec::with_capacity(n);
+    let mut stream_base = 0;
     for (i, r) in gens.iter().enumerate() {
         let mut h = b.clone();
         r.place(&mut h);
@@ -201,6 +202,12 @@ pub fn spawn_together(
         h.rate = rate;
         h.queues = Some(queues);
         h.count = b.count.map(|c| share_count(c, n, i));
+        // Probe streams stay unique across hosts: host i's ids start after
+        // the queues of the hosts before it (`gen --stream-base`).
+        if b.stamp {
+            h.stream_base = Some(b.stream_base.unwrap_or(0) + stream_base);
+        }
+        stream_base += queues;
         h.start_at_ns = Some(start_at_ns);
         children.push(r.site.spawn("gen", &h.argv())?);
     }

@@ -3,7 +3,7 @@
 //! round-trip its builder: builder -> argv -> the tool's own clap parser -> the
 //! same values, so a renamed flag fails a test instead of a run.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,8 +59,13 @@ pub struct Gen {
     pub frame_size: Option<usize>,
     /// `--queues`.
     pub queues: Option<u32>,
-    /// `--src-ip`.
-    pub src_ip: Option<Ipv4Addr>,
+    /// `--stamp` (probe payload).
+    pub stamp: bool,
+    /// `--stream-base` (needs `stamp`): queue i's probes carry stream id N+i;
+    /// generator hosts sharing a run take disjoint ranges.
+    pub stream_base: Option<u32>,
+    /// `--src-ip` (IPv4, or IPv6 for an IPv6 profile).
+    pub src_ip: Option<IpAddr>,
     /// `--dst-ip`.
     pub dst_ip: Option<Ipv4Addr>,
     /// `--dst-mac`.
@@ -90,6 +95,8 @@ impl Gen {
         a.opt("--count", self.count);
         a.opt("--frame-size", self.frame_size);
         a.opt("--queues", self.queues);
+        a.flag("--stamp", self.stamp);
+        a.opt("--stream-base", self.stream_base);
         a.opt("--src-ip", self.src_ip);
         a.opt("--dst-ip", self.dst_ip);
         a.opt("--dst-mac", self.dst_mac.map(format_mac));

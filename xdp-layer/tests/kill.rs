@@ -225,18 +225,21 @@ struct Case {
     prog: &'static str,
 }
 
+/// One row of [`cases`]' table: (what, namespace, interface, program attached or
+/// None, the tool's arguments after `--netns NS`).
+type CaseRow<'a> = (
+    &'static str,
+    &'a String,
+    &'static str,
+    Option<&'static str>,
+    &'a [&'a str],
+);
+
 fn cases(bed: &Testbed) -> Vec<Case> {
     let g = bed.generator().netns.clone();
     let d = bed.dut().netns.clone();
-    // (what, namespace, interface, program attached or None, the tool's arguments
-    // after `--netns NS`; the interface is the one named in them).
-    let table: [(
-        &'static str,
-        &String,
-        &'static str,
-        Option<&'static str>,
-        &[&str],
-    ); 5] = [
+    // The interface of each row is the one named in its arguments.
+    let table: [CaseRow; 5] = [
         (
             "gen afxdp",
             &g,
