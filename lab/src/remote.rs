@@ -404,7 +404,7 @@ impl ClockState {
 fn tools_of(role: &str) -> &'static [&'static str] {
     if role.starts_with("gen") {
         &["gen"]
-    } else if role == "dut" {
+    } else if role == "dut" || role.starts_with("tenant") {
         &["dut"]
     } else {
         &["tstamp"]

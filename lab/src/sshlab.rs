@@ -84,6 +84,8 @@ pub fn up(name: &str, queues: u32) -> Result<(Testbed, PathBuf)> {
             .collect::<Result<_>>()?,
         dut: endpoint("dut", bed.dut())?,
         mon: Some(endpoint("mon", mon)?),
+        tenants: Vec::new(),
+        dut_second_iface: None,
     };
     let path = testbed_file_path(name);
     write_file(&path, &file.to_toml())?;
