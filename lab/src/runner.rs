@@ -2030,8 +2030,13 @@ impl<'a> PointRun<'a> {
             // DUT's own CPU time is read around the same window, and so is
             // the machine's softirq time.
             // (A remote DUT's process is on its host: its local child is ssh.)
+            // Over ssh: the user-space DUT's CPU time read on its host.
             let pid = self.dut_fg.as_ref().filter(|_| !remote).and_then(Child::id);
-            let c0 = pid.and_then(tools::cpu_time_ns);
+            let user_cpu = || match &self.port.site {
+                Site::Remote(h) if self.series.mode == "userspace" => h.tool_cpu_ns("dut"),
+                _ => pid.and_then(tools::cpu_time_ns),
+            };
+            let c0 = user_cpu();
             let softirq = || match &self.remote {
                 Some(r) => r.dut_softirq_ns(),
                 None => tools::machine_softirq_ns(),
@@ -2040,9 +2045,7 @@ impl<'a> PointRun<'a> {
             let t0 = Instant::now();
             let w = dut_status_window(&self.port, self.duration)?;
             let secs = t0.elapsed().as_secs_f64();
-            let user = c0
-                .zip(pid.and_then(tools::cpu_time_ns))
-                .map(|(a, b)| (b - a, secs));
+            let user = c0.zip(user_cpu()).map(|(a, b)| (b - a, secs));
             let cpu = m0.zip(softirq()).map(|(m0, m1)| CpuWindow {
                 softirq_ns: m1 - m0,
                 secs,

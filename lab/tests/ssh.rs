@@ -1184,6 +1184,16 @@ fn tenants_over_an_ssh_tenants_lab_keep_tenant_2_isolated_as_the_local_lab_does(
         // /proc/stat) for every series.
         let host = points(out, "cpu_host_ns_per_packet");
         assert_eq!(host.len(), 4, "{}: {host:?}", out.display());
+        // The tenant is charged its user-space DUT process (over ssh: its CPU
+        // time read on the tenant's host) on top of the redirect program: more
+        // than its program alone in its driver.
+        let tenant = points(out, "cpu_tenant_ns_per_packet");
+        let of = |s: &str| tenant[&(s.to_owned(), "0".to_owned())];
+        assert!(
+            of("tenant user space") > of("tenant driver"),
+            "{}: {tenant:?}",
+            out.display()
+        );
     }
     // The program ran where each series says: in tenant 1's host (its ten0)
     // or on the DUT host's port, and the guard names the file's tenant 1.
