@@ -491,6 +491,15 @@ mac = "02:00:00:00:01:02"
         assert_eq!(parse(&f.to_toml()).unwrap(), f);
     }
 
+    /// Each (text, start of its error): one line, as wanted.
+    fn each_one_line(cases: &[(String, &str)]) {
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e.starts_with(want), "want {want:?}, got {e:?}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
     #[test]
     fn tenants_are_optional_and_need_an_address_and_a_mac() {
         let no_tenants = GOOD.split("[[tenant]]").next().unwrap();
@@ -524,11 +533,7 @@ mac = "02:00:00:00:01:02"
                 "t.toml:21: dut.second_iface: '-x' starts with '-'",
             ),
         ];
-        for (text, want) in cases {
-            let e = err(&text);
-            assert!(e.starts_with(want), "want {want:?}, got {e:?}");
-            assert!(!e.contains('\n'), "{e}");
-        }
+        each_one_line(&cases);
     }
 
     #[test]
@@ -607,11 +612,7 @@ mac = "02:00:00:00:01:02"
                 "t.toml:18: sh: unknown key in [dut]",
             ),
         ];
-        for (text, want) in cases {
-            let e = err(&text);
-            assert!(e.starts_with(want), "want {want:?}, got {e:?}");
-            assert!(!e.contains('\n'), "{e}");
-        }
+        each_one_line(&cases);
     }
 
     #[test]
