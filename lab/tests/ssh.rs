@@ -1149,11 +1149,7 @@ fn tenants_over_an_ssh_tenants_lab_keep_tenant_2_isolated_as_the_local_lab_does(
     assert_eq!(tf.dut_second_iface.as_deref(), Some("dut1"));
     // Every tenant answers over ssh in its own namespace.
     for t in &tf.tenants {
-        assert!(
-            !sshd_in(&t.host().to_owned()).is_empty(),
-            "no sshd in {}",
-            t.host()
-        );
+        assert!(!sshd_in(t.host()).is_empty(), "no sshd in {}", t.host());
     }
     run_ok(&[
         "tenants".as_ref(),
