@@ -31,16 +31,24 @@ pub enum UpTopology {
     Tenants,
     /// switched, every host reached only over SSH (`lab status` names its testbed file).
     Ssh,
+    /// tenants, every host and tenant reached only over SSH (a testbed file
+    /// with [[tenant]] entries, for `lab run tenants --testbed FILE`).
+    SshTenants,
 }
 
 impl UpTopology {
-    /// The testbed topology (`ssh` is switched).
+    /// The testbed topology (`ssh` is switched, `ssh-tenants` tenants).
     pub fn testbed(self) -> Topology {
         match self {
             UpTopology::Switched | UpTopology::Ssh => Topology::Switched,
             UpTopology::Direct => Topology::Direct,
-            UpTopology::Tenants => Topology::Tenants,
+            UpTopology::Tenants | UpTopology::SshTenants => Topology::Tenants,
         }
+    }
+
+    /// Whether its hosts are reached over SSH (`ssh`, `ssh-tenants`).
+    pub fn ssh(self) -> bool {
+        matches!(self, UpTopology::Ssh | UpTopology::SshTenants)
     }
 }
 
@@ -57,7 +65,9 @@ pub enum Cmd {
         queues: u32,
         /// switched: gen - switch (mirror to mon) - dut; direct: gen - dut;
         /// tenants: switched, the DUT a host of tenant namespaces; ssh: switched,
-        /// each host reached only over SSH (an sshd per namespace, a testbed file).
+        /// each host reached only over SSH (an sshd per namespace, a testbed file);
+        /// ssh-tenants: tenants, each host and each tenant reached only over SSH
+        /// (the testbed file lists the tenants).
         #[arg(long, value_enum, default_value_t = UpTopology::Switched)]
         topology: UpTopology,
         /// Dual stack: every host port also gets an IPv6 address (2001:db8::/64),

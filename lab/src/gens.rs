@@ -320,7 +320,11 @@ mod tests {
             for total in [1u64, 7, 1000, 1_000_003] {
                 let parts: Vec<u64> = (0..n).map(|i| share_count(total, n, i)).collect();
                 if total >= n as u64 {
-                    assert_eq!(parts.iter().sum::<u64>(), total, "{total} over {n}: {parts:?}");
+                    assert_eq!(
+                        parts.iter().sum::<u64>(),
+                        total,
+                        "{total} over {n}: {parts:?}"
+                    );
                 }
                 assert!(parts.iter().all(|p| *p >= 1), "{parts:?}");
                 let (lo, hi) = (parts.iter().min(), parts.iter().max());

@@ -18,14 +18,19 @@ fn run(cli: Cli) -> Result<()> {
             topology,
             ipv6,
         } => {
-            if ipv6 && topology == UpTopology::Ssh {
+            if ipv6 && topology.ssh() {
                 anyhow::bail!(
-                    "lab up --ipv6: not supported yet with --topology ssh; use switched, direct or tenants"
+                    "lab up --ipv6: not supported yet with --topology ssh or ssh-tenants; use switched, direct or tenants"
                 );
             }
-            let (mut bed, file) = if topology == UpTopology::Ssh {
-                let (bed, file) = lab::sshlab::up(&name, queues)
-                    .with_context(|| format!("lab up --name {name} --topology ssh"))?;
+            let (mut bed, file) = if topology.ssh() {
+                let tenants = topology == UpTopology::SshTenants;
+                let (bed, file) = lab::sshlab::up(&name, queues, tenants).with_context(|| {
+                    format!(
+                        "lab up --name {name} --topology {}",
+                        if tenants { "ssh-tenants" } else { "ssh" }
+                    )
+                })?;
                 (bed, Some(file))
             } else {
                 let opts = UpOptions {

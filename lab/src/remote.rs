@@ -316,6 +316,22 @@ impl RemoteHost {
         self.ssh.session(&self.endpoint, &self.in_netns(line))
     }
 
+    /// CPU time (user + system, ns) of the installed `tool` processes (`dut
+    /// install`, not a passing `dut status`) in the host's network namespace
+    /// (its entry's, if any), read from /proc over ssh; `None` when there is
+    /// none or the host cannot say.
+    pub fn tool_cpu_ns(&self, tool: &str) -> Option<f64> {
+        let t = shell_quote(tool);
+        let script = format!(
+            "me=$(readlink /proc/self/ns/net); hz=$(getconf CLK_TCK); \
+             for p in $(pgrep -x {t}); do \
+             [ \"$(readlink /proc/$p/ns/net)\" = \"$me\" ] || continue; \
+             tr '\\0' ' ' < /proc/$p/cmdline | grep -q ' install ' || continue; \
+             echo \"$hz $(cut -d' ' -f14,15 /proc/$p/stat)\"; done"
+        );
+        cpu_ns_of(&self.shell(&self.in_netns(&script)).ok()?)
+    }
+
     /// The host's clock synchronisation state, read over ssh: chrony
     /// (`chronyc -c tracking`), else a PTP daemon's (`pmc -u -b 0 'GET
     /// TIME_STATUS_NP'`), else systemd's view (`timedatectl show`), else
@@ -408,11 +424,29 @@ impl ClockState {
     }
 }
 
+/// The CPU time in ns of [`RemoteHost::tool_cpu_ns`]'s lines (`HZ UTIME
+/// STIME` per process): their sum, `None` for no line.
+fn cpu_ns_of(text: &str) -> Option<f64> {
+    let mut sum = None;
+    for l in text.lines() {
+        let f: Vec<f64> = l
+            .split_whitespace()
+            .map(|x| x.parse::<f64>().ok())
+            .collect::<Option<_>>()?;
+        let [hz, u, s] = f[..] else { return None };
+        if hz <= 0.0 {
+            return None;
+        }
+        *sum.get_or_insert(0.0) += (u + s) * 1e9 / hz;
+    }
+    sum
+}
+
 /// The tools a role runs.
 fn tools_of(role: &str) -> &'static [&'static str] {
     if role.starts_with("gen") {
         &["gen"]
-    } else if role == "dut" {
+    } else if role == "dut" || role.starts_with("tenant") {
         &["dut"]
     } else {
         &["tstamp"]
@@ -815,6 +849,15 @@ mod tests {
                 && v[1].contains("missing")
                 && v[2].contains("no interface gen0")
         );
+    }
+
+    #[test]
+    fn a_remote_tools_cpu_time_is_summed_from_its_processes() {
+        assert_eq!(cpu_ns_of("100 250 50\n"), Some(3e9));
+        assert_eq!(cpu_ns_of("100 1 0\n100 0 1\n"), Some(2e7));
+        assert_eq!(cpu_ns_of(""), None);
+        assert_eq!(cpu_ns_of("100 x 1\n"), None);
+        assert_eq!(cpu_ns_of("0 1 1\n"), None);
     }
 
     #[test]

@@ -393,15 +393,13 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
     let at = |series: Option<&str>, key: &str| {
         format!("{}:{}: {key}", exp.origin, key_line(&exp.text, series, key))
     };
-    if exp.topology == Topo::Tenants {
-        bail!(
-            "{}: lab run --testbed: not supported yet: the tenants topology (a testbed file has no tenant hosts)",
-            at(None, "topology")
-        );
+    let tenants = exp.topology == Topo::Tenants;
+    if tenants {
+        refuse_tenants(exp, file, &at)?;
     }
     match exp.parameter {
-        Param::NeighbourChecksums => bail!(
-            "{}: lab run --testbed: not supported yet: a neighbour sweep (a testbed file has no neighbour host)",
+        Param::NeighbourChecksums if !tenants => bail!(
+            "{}: lab run --testbed: not supported yet: a neighbour sweep outside the tenants topology (its busy neighbour is a stand-in lab of its own on this machine; a testbed file has no such host)",
             at(None, "parameter")
         ),
         Param::FrameSize => bail!(
@@ -412,9 +410,9 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
     }
     for s in &exp.series {
         let name = Some(s.name.as_str());
-        if s.neighbour_checksums.is_some() {
+        if s.neighbour_checksums.is_some() && !tenants {
             bail!(
-                "{}: lab run --testbed: not supported yet: series `{}` has a busy neighbour (a testbed file has no neighbour host)",
+                "{}: lab run --testbed: not supported yet: series `{}` has a busy neighbour outside the tenants topology (a stand-in lab of its own; a testbed file has no such host)",
                 at(name, "neighbour_checksums"),
                 s.name
             );
@@ -467,6 +465,53 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
                 s.name,
                 "update-rate"
             ),
+        }
+    }
+    Ok(())
+}
+
+/// What the tenants topology needs of a testbed file: `[[tenant]]` entries
+/// for every tenant a series addresses or runs its program in, and for a busy
+/// neighbour (tenant 2) a second `[[gen]]` for its flood. `at(series, key)` is
+/// the experiment's `FILE:LINE: KEY`.
+fn refuse_tenants(
+    exp: &Experiment,
+    file: &TestbedFile,
+    at: &dyn Fn(Option<&str>, &str) -> String,
+) -> Result<()> {
+    if file.tenants.is_empty() {
+        bail!(
+            "{}: lab run --testbed: the tenants topology needs the DUT host's tenants, and {} has no [[tenant]] (give one per tenant: ssh, iface, tools, ip, mac; `lab up --topology ssh-tenants` writes such a file)",
+            at(None, "topology"),
+            file.origin
+        );
+    }
+    let have = file.tenants.len();
+    for s in &exp.series {
+        let name = Some(s.name.as_str());
+        let busy = s.neighbour_checksums.is_some() || exp.parameter == Param::NeighbourChecksums;
+        let wants = [
+            ("tenant", s.tenant),
+            ("dst_tenant", s.dst_tenant),
+            ("neighbour_at", if busy { 2 } else { 0 }),
+        ];
+        for (key, t) in wants {
+            if usize::from(t) > have {
+                bail!(
+                    "{}: lab run --testbed: series `{}` needs tenant {t}, and {} has {have} [[tenant]]",
+                    at(name, key),
+                    s.name,
+                    file.origin
+                );
+            }
+        }
+        if busy && file.gens.len() < 2 {
+            bail!(
+                "{}: lab run --testbed: series `{}` floods a busy neighbour (tenant 2) from a second generator host, and {} has one [[gen]] (add a second: the host or port cabled to the DUT host's second_iface)",
+                at(name, "neighbour_rate"),
+                s.name,
+                file.origin
+            );
         }
     }
     Ok(())

@@ -71,6 +71,11 @@ struct RemoteRun {
     clocks: Vec<crate::remote::ClockState>,
     /// Every host, for the ledger, tstamp and the DUT host's counters.
     hosts: crate::remote_measure::Hosts,
+    /// The tenants on the DUT host (`[[tenant]]`, tenant 1 first).
+    tenants: Vec<std::sync::Arc<crate::remote::RemoteHost>>,
+    /// The DUT host's second port (`[dut] second_iface`), where the second
+    /// generator host's traffic enters.
+    dut_second_iface: Option<String>,
 }
 
 impl RemoteRun {
@@ -86,7 +91,10 @@ impl RemoteRun {
                 file.gens.len()
             );
         }
-        if file.gens.len() > 1 {
+        // With tenants the first generator host sends the measured traffic and
+        // the second a busy neighbour's flood: not shares of one rate.
+        let tenants = exp.topology == Topo::Tenants;
+        if file.gens.len() > 1 && !tenants {
             // Each host its own source address: DNS (port, ID) pairs and probe
             // sequences are then unique across hosts (tstamp matches on the client
             // address too).
@@ -118,8 +126,16 @@ impl RemoteRun {
             .map(|i| crate::remote::host(&hosts, &format!("gen[{i}]")).cloned())
             .collect::<Result<Vec<_>>>()?;
         let clocks = hosts.iter().map(|h| h.clock_state()).collect();
+        let tenant_hosts = (1..=file.tenants.len())
+            .map(|i| crate::remote::host(&hosts, &format!("tenant[{i}]")).cloned())
+            .collect::<Result<Vec<_>>>()?;
+        let measured_gens = if tenants {
+            gens[..1].to_vec()
+        } else {
+            gens.clone()
+        };
         let measure_hosts = crate::remote_measure::Hosts {
-            gens: gens.clone(),
+            gens: measured_gens,
             dut: crate::remote::host(&hosts, "dut")?.clone(),
             mon: crate::remote::host(&hosts, "mon").ok().cloned(),
         };
@@ -150,6 +166,8 @@ impl RemoteRun {
             mon: crate::remote::host(&hosts, "mon").ok().cloned(),
             clocks,
             _ssh: ssh,
+            tenants: tenant_hosts,
+            dut_second_iface: file.dut_second_iface.clone(),
         })
     }
 }
@@ -955,12 +973,17 @@ struct Neighbour {
     /// Its own lab, when the topology has no tenants (a stand-in); held so
     /// that dropping the neighbour tears it down.
     _bed: Option<Testbed>,
+    /// Its DUT program's process where it runs in the foreground (on a
+    /// testbed host: removed when it stops).
+    _dut: Option<Child>,
     /// Where its program runs.
     port: DutPort,
-    /// Generator namespace and port of its flood.
-    gen_port: (String, &'static str),
-    /// Tenant it is (tenants topology).
-    tenant: Option<u8>,
+    /// Where its flood's gen runs (a namespace here, or the testbed's second
+    /// generator host) and the port it leaves by.
+    gen_site: Site,
+    gen_iface: String,
+    /// The tenant's address and MAC the flood goes to (tenants topology).
+    dst: Option<(std::net::Ipv4Addr, [u8; 6])>,
     /// Flood rate (`None`: as fast as it goes).
     rate: Option<crate::experiment::Rate>,
 }
@@ -999,11 +1022,21 @@ impl DutPort {
     }
 }
 
-/// gen arguments that address tenant `t` (its IPv4 and MAC address).
-/// gen's destination for tenant `t` (its address and MAC: the bridge forwards by MAC).
+/// gen's destination for the lab's tenant `t` (its address and MAC: the
+/// bridge forwards by MAC; on a testbed the file's `[[tenant]]` gives them).
 fn tenant_dst(b: &mut records::args::Gen, t: u8) {
     b.dst_ip = Some(testbed::tenant_ip(t));
     b.dst_mac = Some(testbed::tenant_mac(t));
+}
+
+/// A DUT program in the foreground (every one on a testbed host) leaves no
+/// install output: its log then says where it runs and the command line.
+fn note_foreground_install(log: &Path, port: &DutPort, child: Option<&Child>) {
+    if let Some(c) = child
+        && !log.exists()
+    {
+        std::fs::write(log, format!("{port}\n{}\n", c.command())).ok();
+    }
 }
 
 impl std::fmt::Display for DutPort {
@@ -1042,7 +1075,23 @@ impl<'a> PointRun<'a> {
         // In the tenants lab, rates are measured on the host's second port
         // (no switch, no mirror); answers come back by the switched port.
         let second = tenants && series.measure == Measure::DutRate;
+        // A testbed's tenant (`[[tenant]]`, 1-based; `remote_measure::refuse`
+        // checked the file has it).
+        let remote_tenant = |r: &RemoteRun, t: u8| {
+            usize::from(t)
+                .checked_sub(1)
+                .and_then(|i| r.tenants.get(i))
+                .cloned()
+                .with_context(|| format!("the testbed file has no tenant {t}"))
+        };
         let port = match (remote, tenants, series.at) {
+            (Some(r), true, At::Tenant) => {
+                let t = remote_tenant(r, series.tenant)?;
+                DutPort {
+                    iface: t.endpoint.iface.clone(),
+                    site: Site::Remote(t),
+                }
+            }
             (Some(r), _, _) => DutPort {
                 site: Site::Remote(r.dut.clone()),
                 iface: r.dut.endpoint.iface.clone(),
@@ -1054,8 +1103,30 @@ impl<'a> PointRun<'a> {
         if let Some(q) = remote.and_then(|r| r.queues.as_ref()) {
             q.set(queues)?;
         }
+        // On a testbed with tenants the measured traffic comes from the first
+        // generator host to tenant `dst_tenant`'s address and MAC (through the
+        // DUT host's bridge), the second host being the neighbour's.
+        let dst_tenant = match remote {
+            Some(r) if tenants => {
+                let e = remote_tenant(r, series.dst_tenant)?.endpoint.clone();
+                Some((e.ip, e.mac))
+            }
+            _ => None,
+        };
         let remote_gens: Vec<RemoteGen> = remote
-            .map(|r| r.gens.iter().map(|g| RemoteGen::on(g, &r.dut)).collect())
+            .map(|r| {
+                r.hosts
+                    .gens
+                    .iter()
+                    .map(|g| {
+                        let mut h = RemoteGen::on(g, &r.dut);
+                        if let Some((ip, mac)) = dst_tenant {
+                            (h.dst_ip, h.dst_mac) = (ip, mac);
+                        }
+                        h
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let remote_mon = remote.and_then(|r| r.mon.clone());
         let gen_port = (
@@ -1103,15 +1174,29 @@ impl<'a> PointRun<'a> {
             } else {
                 series.checksums
             };
+            // The tenant guard on a testbed: the file's address of the tenant
+            // (the experiment's default is the lab's).
+            let lab_guard = format!("{}/32", testbed::tenant_ip(series.tenant));
+            let only_dst = match remote {
+                Some(r) if tenants && series.only_dst.as_deref() == Some(lab_guard.as_str()) => {
+                    remote_tenant(r, series.tenant)?
+                        .endpoint
+                        .ip
+                        .map(|ip| format!("{ip}/32"))
+                }
+                _ => series.only_dst.clone(),
+            };
             let opts = InstallOptions {
                 program: prog,
                 mode: &series.mode,
                 profile: (prog == "dns-cache").then_some(series.profile.as_str()),
                 checksums,
-                only_dst: series.only_dst.as_deref(),
+                only_dst: only_dst.as_deref(),
                 allow: &series.allow,
             };
-            pr.dut_fg = install(&pr.port, &opts, &pr.file("dut-install", "txt"))?;
+            let log = pr.file("dut-install", "txt");
+            pr.dut_fg = install(&pr.port, &opts, &log)?;
+            note_foreground_install(&log, &pr.port, pr.dut_fg.as_ref());
         }
         let nb_checksums = if exp.parameter == Param::NeighbourChecksums {
             Some(x as u32)
@@ -1119,30 +1204,66 @@ impl<'a> PointRun<'a> {
             series.neighbour_checksums
         };
         if let Some(n) = nb_checksums {
-            let (bed, port, only_dst, gen_port, tenant) = if tenants {
+            let (bed, port, only_dst, gen_site, gen_iface, dst) = match remote {
+                // On a testbed: tenant 2, flooded from the second generator
+                // host into the DUT host's second port; its program in its own
+                // driver or in the host's, guarded to its address.
+                Some(r) if tenants => {
+                    let t = remote_tenant(r, 2)?;
+                    let g = r.gens.get(1).context(
+                        "the testbed file has no second [[gen]] for the neighbour's flood",
+                    )?;
+                    let (port, only_dst) = match series.neighbour_at {
+                        At::Tenant => (
+                            DutPort {
+                                iface: t.endpoint.iface.clone(),
+                                site: Site::Remote(t.clone()),
+                            },
+                            None,
+                        ),
+                        At::Host => (
+                            DutPort {
+                                site: Site::Remote(r.dut.clone()),
+                                iface: r
+                                    .dut_second_iface
+                                    .clone()
+                                    .unwrap_or_else(|| r.dut.endpoint.iface.clone()),
+                            },
+                            t.endpoint.ip.map(|ip| format!("{ip}/32")),
+                        ),
+                    };
+                    let dst = t.endpoint.ip.zip(t.endpoint.mac);
+                    let site = Site::Remote(g.clone());
+                    (None, port, only_dst, site, g.endpoint.iface.clone(), dst)
+                }
+                Some(_) => bail!("lab run --testbed: a busy neighbour needs the tenants topology"),
                 // Tenant 2, flooded through the host's second port; its
                 // program in its own driver or in the host's, guarded.
-                let (port, only_dst) = match series.neighbour_at {
-                    At::Tenant => (DutPort::tenant(&lab, 2), None),
-                    At::Host => (
-                        DutPort::second(&lab),
-                        Some(format!("{}/32", testbed::tenant_ip(2))),
-                    ),
-                };
-                let gen_port = (testbed::gen_netns(&lab), testbed::GEN1_IFACE);
-                (None, port, only_dst, gen_port, Some(2))
-            } else {
-                // A stand-in: its own generator and DUT port on the same
-                // machine, its program in its own driver.
-                let nb = Testbed::up(&UpOptions {
-                    name: testbed::unique_name("nb"),
-                    topology: Topology::Direct,
-                    queues: 1,
-                })
-                .context("neighbour lab up")?;
-                let port = DutPort::of_lab(nb.name());
-                let gen_port = (testbed::gen_netns(nb.name()), testbed::GEN_IFACE);
-                (Some(nb), port, None, gen_port, None)
+                None if tenants => {
+                    let (port, only_dst) = match series.neighbour_at {
+                        At::Tenant => (DutPort::tenant(&lab, 2), None),
+                        At::Host => (
+                            DutPort::second(&lab),
+                            Some(format!("{}/32", testbed::tenant_ip(2))),
+                        ),
+                    };
+                    let site = Site::local(testbed::gen_netns(&lab));
+                    let dst = Some((testbed::tenant_ip(2), testbed::tenant_mac(2)));
+                    (None, port, only_dst, site, testbed::GEN1_IFACE.into(), dst)
+                }
+                None => {
+                    // A stand-in: its own generator and DUT port on the same
+                    // machine, its program in its own driver.
+                    let nb = Testbed::up(&UpOptions {
+                        name: testbed::unique_name("nb"),
+                        topology: Topology::Direct,
+                        queues: 1,
+                    })
+                    .context("neighbour lab up")?;
+                    let port = DutPort::of_lab(nb.name());
+                    let site = Site::local(testbed::gen_netns(nb.name()));
+                    (Some(nb), port, None, site, testbed::GEN_IFACE.into(), None)
+                }
             };
             let opts = InstallOptions {
                 program: "checksum",
@@ -1152,12 +1273,16 @@ impl<'a> PointRun<'a> {
                 only_dst: only_dst.as_deref(),
                 allow: &[],
             };
-            install(&port, &opts, &pr.file("neighbour-dut-install", "txt"))?;
+            let log = pr.file("neighbour-dut-install", "txt");
+            let dut = install(&port, &opts, &log)?;
+            note_foreground_install(&log, &port, dut.as_ref());
             let nb = Neighbour {
                 _bed: bed,
+                _dut: dut,
                 port,
-                gen_port,
-                tenant,
+                gen_site,
+                gen_iface,
+                dst,
                 rate: series.neighbour_rate,
             };
             pr.neighbour = Some(nb);
@@ -1729,8 +1854,13 @@ impl<'a> PointRun<'a> {
             // DUT's own CPU time is read around the same window, and so is
             // the machine's softirq time.
             // (A remote DUT's process is on its host: its local child is ssh.)
+            // Over ssh: the user-space DUT's CPU time read on its host.
             let pid = self.dut_fg.as_ref().filter(|_| !remote).and_then(Child::id);
-            let c0 = pid.and_then(tools::cpu_time_ns);
+            let user_cpu = || match &self.port.site {
+                Site::Remote(h) if self.series.mode == "userspace" => h.tool_cpu_ns("dut"),
+                _ => pid.and_then(tools::cpu_time_ns),
+            };
+            let c0 = user_cpu();
             let softirq = || match &self.remote {
                 Some(r) => r.dut_softirq_ns(),
                 None => tools::machine_softirq_ns(),
@@ -1739,9 +1869,7 @@ impl<'a> PointRun<'a> {
             let t0 = Instant::now();
             let w = dut_status_window(&self.port, self.duration)?;
             let secs = t0.elapsed().as_secs_f64();
-            let user = c0
-                .zip(pid.and_then(tools::cpu_time_ns))
-                .map(|(a, b)| (b - a, secs));
+            let user = c0.zip(user_cpu()).map(|(a, b)| (b - a, secs));
             let cpu = m0.zip(softirq()).map(|(m0, m1)| CpuWindow {
                 softirq_ns: m1 - m0,
                 secs,
@@ -1943,22 +2071,20 @@ impl<'a> PointRun<'a> {
         let flood = match &self.neighbour {
             None => None,
             Some(nb) => {
-                let mut b = records::args::Gen {
-                    netns: Some(nb.gen_port.0.clone()),
-                    iface: nb.gen_port.1.to_owned(),
+                // Here, or on the testbed's second generator host.
+                let b = records::args::Gen {
+                    netns: nb.gen_site.netns(),
+                    iface: nb.gen_iface.clone(),
                     profile: "min-multi-flow".into(),
                     rate: nb.rate,
                     duration: Some(self.duration + Duration::from_secs(60)),
                     no_rx: true,
+                    dst_ip: nb.dst.map(|d| d.0),
+                    dst_mac: nb.dst.map(|d| d.1),
                     json: true,
                     ..records::args::Gen::default()
                 };
-                if let Some(t) = nb.tenant {
-                    tenant_dst(&mut b, t);
-                }
-                let mut c = Command::new(testbed::binaries::locate("gen")?);
-                c.args(b.argv());
-                let child = Child::spawn(c)?;
+                let child = nb.gen_site.spawn("gen", &b.argv())?;
                 wait_for_traffic(&nb.port)?;
                 Some(child)
             }

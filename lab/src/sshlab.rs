@@ -1,4 +1,5 @@
-//! `lab up --topology ssh`: the switched lab with a second generator host, whose
+//! `lab up --topology ssh`: the switched lab with a second generator host (or
+//! `--topology ssh-tenants`: the tenants lab, its tenants hosts too), whose
 //! hosts are reached only over SSH (`testbed::ssh`: a management network, an sshd per host namespace, keys,
 //! `ssh_config` and `known_hosts` made for the lab), and the testbed file that
 //! describes it ([`crate::testbed_file`]), which `lab demo --testbed FILE` takes.
@@ -43,17 +44,26 @@ pub fn local_tools_dir() -> Result<PathBuf> {
     dir.ok_or_else(|| anyhow!("no tool"))
 }
 
-/// Builds the SSH lab `name`: the switched lab, its sshd, and its testbed file.
-/// Returns the lab (process-scoped, torn down with sshd when dropped) and the
-/// testbed file's path.
-pub fn up(name: &str, queues: u32) -> Result<(Testbed, PathBuf)> {
+/// Builds the SSH lab `name`: the switched lab (with `tenants`, the tenants
+/// lab), its sshd, and its testbed file. Returns the lab (process-scoped, torn
+/// down with sshd when dropped) and the testbed file's path.
+///
+/// On the tenants lab the file's second `[[gen]]` is the generator's port
+/// `gen1`, cabled to the host's second port `dut1` (`[dut] second_iface`),
+/// and each tenant is a `[[tenant]]` (its `ten0`, address and MAC).
+pub fn up(name: &str, queues: u32, tenants: bool) -> Result<(Testbed, PathBuf)> {
     let tools = local_tools_dir()?;
+    let topology = if tenants {
+        Topology::Tenants
+    } else {
+        Topology::Switched
+    };
     let bed = Testbed::up(&UpOptions {
         name: name.to_owned(),
-        topology: Topology::Switched,
+        topology,
         queues,
     })
-    .with_context(|| format!("build the switched lab {name}"))?;
+    .with_context(|| format!("build the {topology} lab {name}"))?;
     let ssh = testbed::ssh::up(&bed).with_context(|| format!("start sshd in lab {name}"))?;
     let endpoint = |role: &str, h: &Host| -> Result<Endpoint> {
         let s = ssh
@@ -84,6 +94,13 @@ pub fn up(name: &str, queues: u32) -> Result<(Testbed, PathBuf)> {
             .collect::<Result<_>>()?,
         dut: endpoint("dut", bed.dut())?,
         mon: Some(endpoint("mon", mon)?),
+        tenants: bed
+            .tenants()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| endpoint(&format!("tenant[{}]", i + 1), t))
+            .collect::<Result<_>>()?,
+        dut_second_iface: bed.second_port().map(|(_, d)| d.iface.clone()),
     };
     let path = testbed_file_path(name);
     write_file(&path, &file.to_toml())?;

@@ -14,9 +14,23 @@
 //! ip = "198.18.0.1"                # optional: the interface's address, where not discoverable
 //! mac = "02:00:00:00:00:01"        # optional: its MAC
 //!
-//! [dut]                            # the device under test (same keys)
+//! [dut]                            # the device under test (same keys, and:)
+//! second_iface = "ens1f1"          # optional: the port the second [[gen]]'s traffic enters by
+//!                                  # (tenants: the neighbour's flood; default: iface)
 //! [mon]                            # the monitor on the mirror port (same keys; optional)
+//!
+//! [[tenant]]                       # tenant 1, 2, ... in file order (optional): a VM on the
+//! ssh = "root@vm1"                 # DUT host, reached over ssh; the same keys as a role,
+//! iface = "eth0"                   # iface its virtual NIC inside it, and ip and mac needed
+//! tools = "/opt/xdpm/bin"          # (gen addresses a tenant by MAC through the host's bridge)
+//! ip = "198.18.0.11"
+//! mac = "02:00:00:00:01:01"
 //! ```
+//!
+//! An experiment with `topology = "tenants"` needs `[[tenant]]` entries: its
+//! measured traffic comes from the first `[[gen]]` and enters the DUT host by
+//! `iface`, a busy neighbour's flood comes from the second `[[gen]]` and enters
+//! by `second_iface`.
 //!
 //! Read with `profiles::toml_lines` like experiment files: every problem is one line
 //! `FILE:LINE: KEY: what is wrong`; addresses and MACs through `profiles::units`.
@@ -42,12 +56,19 @@ pub struct TestbedFile {
     pub dut: Endpoint,
     /// The monitor, if the testbed has a mirror port.
     pub mon: Option<Endpoint>,
+    /// The tenants (VMs) on the DUT host, tenant 1 first; `ip` and `mac` are
+    /// always given. Empty: the testbed has none.
+    pub tenants: Vec<Endpoint>,
+    /// The DUT host's second port, where the second generator host's traffic
+    /// enters (`None`: by the DUT's `iface` too).
+    pub dut_second_iface: Option<String>,
 }
 
 /// One role's host and interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    /// The role and index, for messages: `gen[0]`, `dut`, `mon`.
+    /// The role and index, for messages: `gen[0]`, `dut`, `mon`, `tenant[1]`
+    /// (tenants count from 1, as an experiment's `dst_tenant` does).
     pub role: String,
     /// The SSH destination as written (`user@host` or `host`).
     pub ssh: String,
@@ -91,6 +112,8 @@ struct RawFile {
     gens: Spanned<Vec<RawEndpoint>>,
     dut: Spanned<RawEndpoint>,
     mon: Option<Spanned<RawEndpoint>>,
+    #[serde(rename = "tenant")]
+    tenants: Option<Vec<Spanned<RawEndpoint>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +126,7 @@ struct RawEndpoint {
     tools: Spanned<String>,
     ip: Option<Spanned<String>>,
     mac: Option<Spanned<String>>,
+    second_iface: Option<Spanned<String>>,
 }
 
 impl TestbedFile {
@@ -142,10 +166,33 @@ impl TestbedFile {
             gens.push(endpoint(&cx, g, &format!("gen[{i}]"), "gen")?);
         }
         let dut = endpoint(&cx, raw.dut.get_ref(), "dut", "dut")?;
+        let dut_second_iface = match &raw.dut.get_ref().second_iface {
+            Some(v) => Some(cx.value(v, "dut.second_iface", iface_name)?),
+            None => None,
+        };
         let mon = match &raw.mon {
             Some(m) => Some(endpoint(&cx, m.get_ref(), "mon", "mon")?),
             None => None,
         };
+        let raw_tenants = raw.tenants.as_deref().unwrap_or_default();
+        let mut tenants = Vec::new();
+        for (i, t) in raw_tenants.iter().enumerate() {
+            let e = endpoint(&cx, t.get_ref(), &format!("tenant[{}]", i + 1), "tenant")?;
+            // gen addresses a tenant by address and MAC (through the host's bridge).
+            for (key, missing) in [("ip", e.ip.is_none()), ("mac", e.mac.is_none())] {
+                if missing {
+                    return cx.err(
+                        t.span(),
+                        &format!("tenant.{key}"),
+                        format!(
+                            "tenant {} has no `{key}`: gen addresses a tenant by its address and MAC",
+                            i + 1
+                        ),
+                    );
+                }
+            }
+            tenants.push(e);
+        }
         // Two roles on one host's interface would send and capture on the same port.
         let mut seen: Vec<(&Endpoint, &RawEndpoint)> = Vec::new();
         let raws = raw
@@ -153,8 +200,29 @@ impl TestbedFile {
             .get_ref()
             .iter()
             .chain(std::iter::once(raw.dut.get_ref()))
-            .chain(raw.mon.as_ref().map(Spanned::get_ref));
-        let all = gens.iter().chain(std::iter::once(&dut)).chain(mon.as_ref());
+            .chain(raw.mon.as_ref().map(Spanned::get_ref))
+            .chain(raw_tenants.iter().map(Spanned::get_ref));
+        for (r, table) in raw
+            .gens
+            .get_ref()
+            .iter()
+            .map(|g| (g, "gen"))
+            .chain(raw.mon.as_ref().map(|m| (m.get_ref(), "mon")))
+            .chain(raw_tenants.iter().map(|t| (t.get_ref(), "tenant")))
+        {
+            if let Some(v) = &r.second_iface {
+                return cx.err(
+                    v.span(),
+                    &format!("{table}.second_iface"),
+                    "only [dut] has a second port",
+                );
+            }
+        }
+        let all = gens
+            .iter()
+            .chain(std::iter::once(&dut))
+            .chain(mon.as_ref())
+            .chain(&tenants);
         for (e, r) in all.zip(raws) {
             if let Some((other, _)) = seen.iter().find(|(o, _)| {
                 o.ssh == e.ssh && o.port == e.port && o.netns == e.netns && o.iface == e.iface
@@ -176,14 +244,17 @@ impl TestbedFile {
             gens,
             dut,
             mon,
+            tenants,
+            dut_second_iface,
         })
     }
 
-    /// Every endpoint: the generators, the DUT, the monitor.
+    /// Every endpoint: the generators, the DUT, the monitor, the tenants.
     pub fn endpoints(&self) -> Vec<&Endpoint> {
         let mut v: Vec<&Endpoint> = self.gens.iter().collect();
         v.push(&self.dut);
         v.extend(self.mon.as_ref());
+        v.extend(&self.tenants);
         v
     }
 
@@ -215,8 +286,14 @@ impl TestbedFile {
             one(&mut s, "[[gen]]", g);
         }
         one(&mut s, "[dut]", &self.dut);
+        if let Some(i) = &self.dut_second_iface {
+            let _ = writeln!(s, "second_iface = {}", quote(i));
+        }
         if let Some(m) = &self.mon {
             one(&mut s, "[mon]", m);
+        }
+        for t in &self.tenants {
+            one(&mut s, "[[tenant]]", t);
         }
         s
     }
@@ -260,6 +337,17 @@ fn plain_word(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An interface name: a plain word of at most 15 characters.
+fn iface_name(s: &str) -> Result<String, String> {
+    plain_word(s)?;
+    if s.len() > 15 {
+        return Err(format!(
+            "'{s}' is longer than an interface name can be (15)"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 fn endpoint(
     cx: &TomlFile<'_>,
     r: &RawEndpoint,
@@ -280,15 +368,7 @@ fn endpoint(
         Some(p) => Some(cx.int::<u16>(p, &k("port"), 1, 65535)?),
         None => None,
     };
-    cx.value(&r.iface, &k("iface"), |s| {
-        plain_word(s)?;
-        if s.len() > 15 {
-            return Err(format!(
-                "'{s}' is longer than an interface name can be (15)"
-            ));
-        }
-        Ok(())
-    })?;
+    cx.value(&r.iface, &k("iface"), iface_name)?;
     if let Some(n) = &r.netns {
         cx.value(n, &k("netns"), plain_word)?;
     }
@@ -357,6 +437,20 @@ tools = "/usr/local/bin"
 ssh = "root@mon"
 iface = "mon0"
 tools = "/usr/local/bin"
+
+[[tenant]]
+ssh = "root@vm1"
+iface = "eth0"
+tools = "/opt/xdpm/bin"
+ip = "198.18.0.11"
+mac = "02:00:00:00:01:01"
+
+[[tenant]]
+ssh = "root@vm2"
+iface = "eth0"
+tools = "/opt/xdpm/bin"
+ip = "198.18.0.12"
+mac = "02:00:00:00:01:02"
 "#;
 
     fn parse(text: &str) -> Result<TestbedFile, String> {
@@ -381,9 +475,65 @@ tools = "/usr/local/bin"
         assert_eq!(f.gens[1].host(), "gen2");
         assert_eq!(f.gens[1].netns, None);
         assert_eq!(f.dut.tool("dut"), Path::new("/usr/local/bin/dut"));
-        assert_eq!(f.endpoints().len(), 4);
+        assert_eq!(f.endpoints().len(), 6);
+        assert_eq!(f.tenants[1].role, "tenant[2]");
+        assert_eq!(f.tenants[1].ip, Some(Ipv4Addr::new(198, 18, 0, 12)));
+        assert_eq!(f.tenants[0].mac, Some([2, 0, 0, 0, 1, 1]));
+        assert_eq!(f.dut_second_iface, None);
         let back = parse(&f.to_toml()).unwrap();
         assert_eq!(back, f);
+        let second = GOOD.replace(
+            "tools = \"/usr/local/bin\"\n\n[mon]",
+            "tools = \"/usr/local/bin\"\nsecond_iface = \"dut1\"\n\n[mon]",
+        );
+        let f = parse(&second).unwrap();
+        assert_eq!(f.dut_second_iface.as_deref(), Some("dut1"));
+        assert_eq!(parse(&f.to_toml()).unwrap(), f);
+    }
+
+    /// Each (text, start of its error): one line, as wanted.
+    fn each_one_line(cases: &[(String, &str)]) {
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e.starts_with(want), "want {want:?}, got {e:?}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn tenants_are_optional_and_need_an_address_and_a_mac() {
+        let no_tenants = GOOD.split("[[tenant]]").next().unwrap();
+        assert!(parse(no_tenants).unwrap().tenants.is_empty());
+        let cases = [
+            (
+                GOOD.replace("ip = \"198.18.0.12\"\n", ""),
+                "t.toml:34: tenant.ip: tenant 2 has no `ip`",
+            ),
+            (
+                GOOD.replace("mac = \"02:00:00:00:01:01\"\n", ""),
+                "t.toml:27: tenant.mac: tenant 1 has no `mac`",
+            ),
+            (
+                GOOD.replace("02:00:00:00:01:02", "02:00:00:00:01"),
+                "t.toml:39: tenant.mac:",
+            ),
+            (
+                GOOD.replace("ssh = \"root@vm2\"", "ssh = \"root@vm1\""),
+                "t.toml:36: tenant.iface: eth0 on root@vm1 is also tenant[1]'s interface",
+            ),
+            (
+                GOOD.replace("iface = \"mon0\"", "iface = \"mon0\"\nsecond_iface = \"x\""),
+                "t.toml:25: mon.second_iface: only [dut] has a second port",
+            ),
+            (
+                GOOD.replace(
+                    "tools = \"/usr/local/bin\"\n\n[mon]",
+                    "tools = \"/usr/local/bin\"\nsecond_iface = \"-x\"\n\n[mon]",
+                ),
+                "t.toml:21: dut.second_iface: '-x' starts with '-'",
+            ),
+        ];
+        each_one_line(&cases);
     }
 
     #[test]
@@ -440,7 +590,7 @@ tools = "/usr/local/bin"
             ),
             (
                 GOOD.replace("port = 2222", "prot = 2222"),
-                "t.toml:5: prot: unknown key in [gen] (allowed: ssh, port, iface, netns, tools, ip, mac)",
+                "t.toml:5: prot: unknown key in [gen] (allowed: ssh, port, iface, netns, tools, ip, mac, second_iface)",
             ),
             (
                 GOOD.replace("iface = \"mon0\"", "iface = 3"),
@@ -462,11 +612,7 @@ tools = "/usr/local/bin"
                 "t.toml:18: sh: unknown key in [dut]",
             ),
         ];
-        for (text, want) in cases {
-            let e = err(&text);
-            assert!(e.starts_with(want), "want {want:?}, got {e:?}");
-            assert!(!e.contains('\n'), "{e}");
-        }
+        each_one_line(&cases);
     }
 
     #[test]

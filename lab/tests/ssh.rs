@@ -632,7 +632,7 @@ fn lab_run_over_ssh_with_two_generator_hosts_shares_the_rate_and_starts_them_tog
     };
     let stderr = refused("tenants", &file);
     assert!(
-        stderr.contains(&shipped("tenants", "topology")) && stderr.contains("not supported yet"),
+        stderr.contains(&shipped("tenants", "topology")) && stderr.contains("no [[tenant]]"),
         "{stderr}"
     );
     let mut tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
@@ -1095,5 +1095,269 @@ fn a_program_left_by_a_run_that_died_is_removed_by_the_next_preflight() {
         "{stderr}"
     );
     assert_eq!(dut0_program(&name), placeholder, "{stderr}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Brings up SSH tenants lab `name` (`lab up --topology ssh-tenants`); returns
+/// the guard and the testbed file's path.
+fn ssh_tenants_lab(name: &str) -> (Down, PathBuf) {
+    let guard = Down(name.to_owned());
+    let up = lab(&["up", "--name", name, "--topology", "ssh-tenants"]);
+    assert!(
+        up.status.success(),
+        "lab up --topology ssh-tenants: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let st = lab(&["status", "--name", name, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let file = PathBuf::from(
+        v["testbed"]
+            .as_str()
+            .expect("status names the testbed file"),
+    );
+    (guard, file)
+}
+
+/// The text of the raw file of `series` ending in `suffix` (one point).
+fn raw_of(out: &Path, series: &str, suffix: &str) -> String {
+    let slug: String = series
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let dir = out.join("raw");
+    let f = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with(&format!("{slug}_x")) && n.ends_with(suffix)
+        })
+        .unwrap_or_else(|| panic!("no {slug}_x*{suffix} in {}", dir.display()));
+    std::fs::read_to_string(f).unwrap()
+}
+
+/// `lab run ARGS`, which must succeed.
+fn run_ok(args: &[&std::ffi::OsStr]) {
+    let res = Command::new(lab_bin())
+        .arg("run")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "lab run {args:?}: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
+/// The line (1-based) of `key = ` in shipped experiment `name`.
+fn line_of(name: &str, key: &str) -> usize {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../profiles/experiments")
+        .join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(p).unwrap();
+    1 + text
+        .lines()
+        .position(|l| l.trim_start().starts_with(&format!("{key} =")))
+        .unwrap()
+}
+
+#[test]
+fn the_tenants_experiments_are_refused_up_front_by_a_testbed_without_what_they_need() {
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-tref-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let host = |role: &str, iface: &str| {
+        format!(
+            "{role}\nssh = \"root@192.0.2.1\"\niface = \"{iface}\"\ntools = \"/opt/x\"\nip = \"198.18.0.9\"\nmac = \"02:00:00:00:00:09\"\n"
+        )
+    };
+    let base = format!("{}\n{}", host("[[gen]]", "g0"), host("[dut]", "d0"));
+    let tenants = format!(
+        "{base}\n{}\n{}",
+        host("[[tenant]]", "t1"),
+        host("[[tenant]]", "t2")
+    );
+    let refused = |exp: &str, text: &str| -> String {
+        let f = tmp.join("t.toml");
+        std::fs::write(&f, text).unwrap();
+        let out = Command::new(lab_bin())
+            .args(["run", exp, "--quick", "--rate", "max", "--testbed"])
+            .arg(&f)
+            .arg("--out")
+            .arg(tmp.join("out"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{exp} ran on {text}");
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        err
+    };
+    // No [[tenant]]: the experiment's topology line, and what is missing.
+    for exp in ["tenants", "tenant-neighbour"] {
+        let e = refused(exp, &base);
+        let want = format!("{exp}.toml:{}: topology: ", line_of(exp, "topology"));
+        assert!(e.contains(&want) && e.contains("has no [[tenant]]"), "{e}");
+    }
+    // Tenants but one [[gen]]: the neighbour's flood has no generator host.
+    let e = refused("tenant-neighbour", &tenants);
+    assert!(
+        e.contains("tenant-neighbour.toml:")
+            && e.contains(": neighbour_rate: ")
+            && e.contains("has one [[gen]]"),
+        "{e}"
+    );
+    // The stand-in neighbour of a non-tenants experiment stays refused, with
+    // its reason.
+    let exp = tmp.join("nb.toml");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/experiments/tenant-neighbour.toml"),
+    )
+    .unwrap()
+    .replace("topology = \"tenants\"", "topology = \"switched\"")
+    .replace("neighbour_at = \"tenant\"\n", "")
+    .replace("neighbour_at = \"host\"\n", "")
+    .replace("at = \"tenant\"\n", "")
+    .replace("neighbour_rate = \"200k\"\n", "");
+    std::fs::write(&exp, text).unwrap();
+    let e = refused(exp.to_str().unwrap(), &tenants);
+    assert!(e.contains(": parameter: ") && e.contains("stand-in"), "{e}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn tenants_over_an_ssh_tenants_lab_keep_tenant_2_isolated_as_the_local_lab_does() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-ten-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (local, remote) = (tmp.join("local"), tmp.join("ssh"));
+    run_ok(&[
+        "tenants".as_ref(),
+        "--quick".as_ref(),
+        "--out".as_ref(),
+        local.as_os_str(),
+    ]);
+    let name = testbed::unique_name("tnss");
+    let (_guard, file) = ssh_tenants_lab(&name);
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    assert_eq!(tf.tenants.len(), 2, "{tf:?}");
+    assert_eq!(tf.dut_second_iface.as_deref(), Some("dut1"));
+    // Every tenant answers over ssh in its own namespace.
+    for t in &tf.tenants {
+        assert!(!sshd_in(t.host()).is_empty(), "no sshd in {}", t.host());
+    }
+    run_ok(&[
+        "tenants".as_ref(),
+        "--quick".as_ref(),
+        "--rate".as_ref(),
+        "max".as_ref(),
+        "--testbed".as_ref(),
+        file.as_os_str(),
+        "--out".as_ref(),
+        remote.as_os_str(),
+    ]);
+    let iso = "host driver guarded tenant 2 traffic";
+    for out in [&local, &remote] {
+        let drop = points(out, "drop_pps");
+        let pass = points(out, "pass_pps");
+        assert_eq!(drop.len(), 4, "{}: {drop:?}", out.display());
+        for ((series, x), d) in &drop {
+            if series == iso {
+                // Isolation: the guard lets tenant 2's traffic through untouched.
+                assert_eq!(*d, 0.0, "{}: {series} dropped {d}/s", out.display());
+                let p = pass[&(series.clone(), x.clone())];
+                assert!(p > 0.0, "{}: {series} passed nothing", out.display());
+            } else {
+                assert!(*d > 0.0, "{}: {series} dropped nothing", out.display());
+            }
+        }
+        // CPU accounting: the host's share (over ssh: the DUT host's
+        // /proc/stat) for every series.
+        let host = points(out, "cpu_host_ns_per_packet");
+        assert_eq!(host.len(), 4, "{}: {host:?}", out.display());
+        // The tenant is charged its user-space DUT process (over ssh: its CPU
+        // time read on the tenant's host) on top of the redirect program: more
+        // than its program alone in its driver.
+        let tenant = points(out, "cpu_tenant_ns_per_packet");
+        let of = |s: &str| tenant[&(s.to_owned(), "0".to_owned())];
+        assert!(
+            of("tenant user space") > of("tenant driver"),
+            "{}: {tenant:?}",
+            out.display()
+        );
+    }
+    // The program ran where each series says: in tenant 1's host (its ten0)
+    // or on the DUT host's port, and the guard names the file's tenant 1.
+    for (series, dest, iface) in [
+        ("tenant user space", &tf.tenants[0].ssh, "ten0"),
+        ("tenant driver", &tf.tenants[0].ssh, "ten0"),
+        ("host driver guarded", &tf.dut.ssh, "dut0"),
+        (iso, &tf.dut.ssh, "dut0"),
+    ] {
+        let log = raw_of(&remote, series, "_dut-install.txt");
+        assert!(
+            log.contains(dest.as_str()) && log.contains(&format!("--iface {iface}")),
+            "{series}: {log}"
+        );
+        if series.starts_with("host") {
+            assert!(log.contains("--only-dst 198.18.0.11/32"), "{series}: {log}");
+        }
+    }
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn tenant_neighbour_over_an_ssh_tenants_lab_gives_response_times_next_to_the_flood() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-tnb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let name = testbed::unique_name("tnbs");
+    let (_guard, file) = ssh_tenants_lab(&name);
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    let out = tmp.join("ssh");
+    run_ok(&[
+        "tenant-neighbour".as_ref(),
+        "--quick".as_ref(),
+        "--testbed".as_ref(),
+        file.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    // Two series x two checksum counts, each with a response time.
+    let p50 = points(&out, "rtt_p50_us");
+    assert_eq!(p50.len(), 4, "{p50:?}");
+    assert!(p50.values().all(|v| *v > 0.0), "{p50:?}");
+    // The neighbour's program: tenant 2's own driver, or the DUT host's
+    // second port guarded to tenant 2; its flood came from the second
+    // generator port and reached it.
+    for (series, dest, iface) in [
+        (
+            "neighbour program in its driver",
+            &tf.tenants[1].ssh,
+            "ten0",
+        ),
+        ("neighbour program in the host driver", &tf.dut.ssh, "dut1"),
+    ] {
+        let log = raw_of(&out, series, "_neighbour-dut-install.txt");
+        assert!(
+            log.contains(dest.as_str()) && log.contains(&format!("--iface {iface}")),
+            "{series}: {log}"
+        );
+        let flood = raw_of(&out, series, "_neighbour-gen.json");
+        let status = flood
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["program"] == "checksum")
+            .unwrap_or_else(|| panic!("{series}: no neighbour status in {flood}"));
+        assert!(
+            status["counters"]["packets"].as_u64().unwrap_or(0) > 0,
+            "{series}: the neighbour's program saw nothing: {status}"
+        );
+    }
+    assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -7,6 +7,13 @@
 //! second host's MAC there, everything else from the DUT to `sw-gen`, and
 //! mirrors all of it to the monitor.
 //!
+//! Built on the tenants lab (`lab up --topology ssh-tenants`), the hosts are
+//! the tenants lab's own: the generator `{name}-gen` (its two ports `gen0`,
+//! switched and mirrored, and `gen1`, cabled to the host's second port
+//! `dut1`: the second "generator" is that port, no `{name}-gen2`), the DUT host
+//! `{name}-dut`, the monitor, and each tenant `{name}-tN`, which gets its own
+//! `mgmt0` and sshd like a VM reached over the network.
+//!
 //! Each host namespace gets a management interface `mgmt0`, one end of a veth
 //! pair whose other end (`xm<hash><role>`) is in the root namespace, each pair
 //! with its own /30 from `10.254.0.0/16` (root side `.1`, host side `.2`): the
@@ -106,7 +113,8 @@ pub struct SshLab {
     /// The hosts: generator, second generator, DUT, monitor.
     pub hosts: Vec<SshHost>,
     /// The data ports of the generator hosts, in order (`{name}-gen`'s `gen0`,
-    /// `{name}-gen2`'s `gen0`).
+    /// `{name}-gen2`'s `gen0`; on the tenants lab `{name}-gen`'s `gen0` and
+    /// `gen1`).
     pub gens: Vec<crate::Host>,
 }
 
@@ -126,12 +134,16 @@ fn short_hash(s: &str) -> u32 {
 
 /// The root namespace's end of host `ns`'s management pair in lab `name`:
 /// `xm<hash of name><role letter>`, the letter being the role's first (`g`,
-/// `d`, `m`) or, for a numbered role (`gen2`), its number.
+/// `d`, `m`) or, for a numbered role (`gen2`), its number; a tenant's (`t1`)
+/// is the whole role.
 fn root_iface_name(name: &str, ns: &str) -> String {
     let role = ns.rsplit('-').next().unwrap_or("h");
+    let tenant =
+        role.len() > 1 && role.starts_with('t') && role[1..].chars().all(|c| c.is_ascii_digit());
     let letter = match role.chars().last() {
-        Some(c) if c.is_ascii_digit() => c,
-        _ => role.chars().next().unwrap_or('h'),
+        _ if tenant => role.to_owned(),
+        Some(c) if c.is_ascii_digit() => c.to_string(),
+        _ => role.chars().next().unwrap_or('h').to_string(),
     };
     format!("xm{:08x}{letter}", short_hash(name))
 }
@@ -268,7 +280,7 @@ fn root_addresses() -> Result<Vec<Ipv4Addr>> {
 /// at a place that depends on the lab's name.
 fn mgmt_block(name: &str, hosts: usize) -> Result<Vec<(Ipv4Addr, Ipv4Addr)>> {
     let used = root_addresses()?;
-    let per_block = 16u32; // addresses: up to four /30s
+    let per_block = 32u32; // addresses: up to eight /30s
     let blocks = 65536 / per_block;
     let start = short_hash(name) % blocks;
     for i in 0..blocks {
@@ -337,9 +349,10 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
         .map_err(io(format!("chmod {}", path.display())))
 }
 
-/// Gives the lab `bed` (switched) its management network and an sshd in each
-/// host namespace, and waits until each answers over SSH. On failure the
-/// caller's tear-down removes it all (see the module's documentation).
+/// Gives the lab `bed` (switched, or tenants) its management network and an
+/// sshd in each host namespace (tenants included), and waits until each
+/// answers over SSH. On failure the caller's tear-down removes it all (see the
+/// module's documentation).
 pub fn up(bed: &Testbed) -> Result<SshLab> {
     use std::os::unix::fs::PermissionsExt;
     let sshd = program("sshd")?;
@@ -362,13 +375,19 @@ pub fn up(bed: &Testbed) -> Result<SshLab> {
         0o600,
     )?;
 
-    let gen2 = add_second_generator(bed)?;
-    let mut namespaces = vec![
-        bed.generator().netns.clone(),
-        gen2.netns.clone(),
-        bed.dut().netns.clone(),
-    ];
+    // The second generator: a host of its own on the switch, or on the tenants
+    // lab the generator's port cabled to the host's second port.
+    let (gen2, mut namespaces) = match bed.second_port() {
+        Some((gen1, _)) => (gen1.clone(), vec![bed.generator().netns.clone()]),
+        None => {
+            let gen2 = add_second_generator(bed)?;
+            let ns = vec![bed.generator().netns.clone(), gen2.netns.clone()];
+            (gen2, ns)
+        }
+    };
+    namespaces.push(bed.dut().netns.clone());
     namespaces.extend(bed.mon().map(|m| m.netns.clone()));
+    namespaces.extend(bed.tenants().iter().map(|t| t.netns.clone()));
     let block = mgmt_block(name, namespaces.len())?;
     let mut hosts = Vec::new();
     let mut known_hosts = String::new();
@@ -544,6 +563,14 @@ pub fn attach(name: &str) -> Option<SshLab> {
                     mac: Some(crate::GEN_MAC),
                     ip6: None,
                 })
+            } else if h.netns == crate::tenant_netns(name, 1) {
+                Some(crate::Host {
+                    netns: crate::gen_netns(name),
+                    iface: crate::GEN1_IFACE.to_owned(),
+                    ip: None,
+                    mac: Some(crate::GEN1_MAC),
+                    ip6: None,
+                })
             } else if h.netns == gen2_netns(name) {
                 Some(crate::Host {
                     netns: h.netns.clone(),
@@ -598,7 +625,7 @@ mod tests {
         let a = root_iface_name("lab-a", "lab-a-gen");
         let b = root_iface_name("lab-b", "lab-b-gen");
         assert!(a.len() <= 15 && a != b, "{a} {b}");
-        let all: Vec<String> = ["gen", "gen2", "dut", "mon"]
+        let all: Vec<String> = ["gen", "gen2", "dut", "mon", "t1", "t2", "t12"]
             .iter()
             .map(|r| root_iface_name("lab-a", &format!("lab-a-{r}")))
             .collect();
