@@ -413,10 +413,6 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
             "{}: lab run --testbed: not supported yet: a neighbour sweep (a testbed file has no neighbour host)",
             at(None, "parameter")
         ),
-        Param::FrameSize => bail!(
-            "{}: lab run --testbed: not supported yet: a frame-size sweep",
-            at(None, "parameter")
-        ),
         _ => {}
     }
     for s in &exp.series {

@@ -1330,6 +1330,11 @@ impl<'a> PointRun<'a> {
         ))
     }
 
+    /// gen's `--frame-size`: this point's x in a frame-size sweep.
+    fn frame_size(&self) -> Option<usize> {
+        (self.parameter == Param::FrameSize).then_some(self.x as usize)
+    }
+
     fn rate(&self) -> Option<crate::experiment::Rate> {
         if self.parameter == Param::Rate {
             Some(crate::experiment::Rate::Pps(self.x))
@@ -1372,7 +1377,7 @@ impl<'a> PointRun<'a> {
             rate,
             duration: Some(duration),
             queues: Some(self.queues),
-            frame_size: (self.parameter == Param::FrameSize).then_some(self.x as usize),
+            frame_size: self.frame_size(),
             no_rx: !rx,
             json: true,
             ..records::args::Gen::default()
@@ -1404,6 +1409,7 @@ impl<'a> PointRun<'a> {
             rate,
             duration: Some(duration),
             queues: Some(self.queues),
+            frame_size: self.frame_size(),
             no_rx: !rx,
             src_ip: r.src_ip,
             dst_ip: r.dst_ip,

@@ -1000,3 +1000,118 @@ fn an_ndr_search_over_ssh_finds_a_rate_from_the_hosts_counters_and_tstamp() {
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// An interface's (RX bytes, RX packets) in a namespace (/proc/net/dev).
+fn rx_in(netns: &str, iface: &str) -> (u64, u64) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "cat", "/proc/net/dev"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{iface}:")))
+        .unwrap_or_else(|| panic!("no {iface} in {netns}: {text}"));
+    let (_, rest) = line.split_once(':').unwrap();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (f[0], f[1])
+}
+
+/// `lab run EXPERIMENT --testbed FILE --out OUT` (and `extra`); its stderr, after
+/// asserting it succeeded.
+fn run_on(exp: &Path, file: &Path, out: &Path, extra: &[&str]) -> String {
+    let res = Command::new(lab_bin())
+        .arg("run")
+        .arg(exp)
+        .arg("--testbed")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr).into_owned();
+    assert!(res.status.success(), "{stderr}");
+    stderr
+}
+
+const SSH_SIZES: &str = r#"name = "ssh-sizes"
+topology = "direct"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow"
+duration = "1s"
+repetitions = 1
+
+[sweep]
+parameter = "frame_size"
+values = [64, 512]
+
+[[series]]
+name = "native"
+mode = "native"
+rate = "50k"
+"#;
+
+#[test]
+fn a_frame_size_sweep_over_ssh_sends_each_size_and_the_dut_receives_what_gen_sent() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-sizes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let name = testbed::unique_name("szss");
+    let (_guard, file) = ssh_lab(&name);
+    let file = one_gen(&file, &tmp);
+    let exp = tmp.join("sizes.toml");
+    std::fs::write(&exp, SSH_SIZES).unwrap();
+    let dut_ns = testbed::dut_netns(&name);
+    let (b0, p0) = rx_in(&dut_ns, testbed::DUT_IFACE);
+    let out = tmp.join("out");
+    run_on(&exp, &file, &out, &[]);
+    let (b1, p1) = rx_in(&dut_ns, testbed::DUT_IFACE);
+    // A drop rate per size, the paced rate.
+    let rates = points(&out, "drop_pps");
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    let rows = ledger_rows(&out);
+    let mut sent = 0;
+    for x in ["64", "512"] {
+        let r = rates[&("native".to_owned(), x.to_owned())];
+        assert!((r - 50_000.0).abs() <= 2_500.0, "x {x}: drop rate {r}");
+        // gen built frames of the size (less the FCS) ...
+        let g = final_in(&out.join("raw").join(format!("native_x{x}_r1_gen.json")));
+        let size: u64 = x.parse().unwrap();
+        assert_eq!(num(&g, &["frame_len"]) as u64, size - 4, "{g}");
+        // ... and the DUT host's interface received what gen says it sent
+        // (the ledger's stage, from the host's /proc/net/dev over ssh).
+        let tx = num(&g, &["tx_packets"]) as u64;
+        let received = rows
+            .iter()
+            .find(|r| r.0 == "native" && r.1 == x && r.3 == "dut0 received")
+            .map(|r| r.4)
+            .unwrap_or_else(|| panic!("no `dut0 received` stage: {rows:?}"));
+        assert!(
+            received.abs_diff(tx) <= 10,
+            "x {x}: gen sent {tx}, dut0 received {received}"
+        );
+        sent += tx;
+    }
+    // Counted by this test in the DUT's namespace: the bytes per frame are the
+    // two sizes' mean (60 and 508 bytes without FCS), not the profile's 60.
+    let (bytes, pkts) = (b1 - b0, p1 - p0);
+    assert!(
+        pkts >= sent && pkts <= sent + 100,
+        "dut0 got {pkts}, gen sent {sent}"
+    );
+    let mean = bytes as f64 / pkts as f64;
+    assert!(
+        (mean - 284.0).abs() < 15.0,
+        "dut0: {bytes} bytes in {pkts} frames, {mean:.1} per frame"
+    );
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
