@@ -1078,7 +1078,7 @@ fn a_frame_size_sweep_over_ssh_sends_each_size_and_the_dut_receives_what_gen_sen
     let rates = points(&out, "drop_pps");
     assert_eq!(rates.len(), 2, "{rates:?}");
     let rows = ledger_rows(&out);
-    let mut sent = 0;
+    let (mut sent, mut sent_bytes) = (0, 0);
     for x in ["64", "512"] {
         let r = rates[&("native".to_owned(), x.to_owned())];
         assert!((r - 50_000.0).abs() <= 2_500.0, "x {x}: drop rate {r}");
@@ -1099,18 +1099,18 @@ fn a_frame_size_sweep_over_ssh_sends_each_size_and_the_dut_receives_what_gen_sen
             "x {x}: gen sent {tx}, dut0 received {received}"
         );
         sent += tx;
+        sent_bytes += tx * (size - 4);
     }
-    // Counted by this test in the DUT's namespace: the bytes per frame are the
-    // two sizes' mean (60 and 508 bytes without FCS), not the profile's 60.
+    // Counted by this test in the DUT's namespace: the bytes are gen's frames
+    // at each point's size (60 and 508 bytes without FCS), not the profile's 60.
     let (bytes, pkts) = (b1 - b0, p1 - p0);
     assert!(
         pkts >= sent && pkts <= sent + 100,
         "dut0 got {pkts}, gen sent {sent}"
     );
-    let mean = bytes as f64 / pkts as f64;
     assert!(
-        (mean - 284.0).abs() < 15.0,
-        "dut0: {bytes} bytes in {pkts} frames, {mean:.1} per frame"
+        bytes >= sent_bytes && bytes <= sent_bytes + 100 * 100,
+        "dut0: {bytes} bytes in {pkts} frames, gen sent {sent_bytes} in {sent}"
     );
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
