@@ -465,13 +465,7 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
                     file.origin
                 )
             }
-            Measure::ResponseTime | Measure::Ndr => {}
-            Measure::UpdateRate => bail!(
-                "{}: lab run --testbed: not supported yet: series `{}`: measure = \"{}\" (dut update-bench on the DUT host)",
-                at(name, "measure"),
-                s.name,
-                "update-rate"
-            ),
+            Measure::ResponseTime | Measure::Ndr | Measure::UpdateRate => {}
         }
         if file.gens.len() > 1 && s.measure != Measure::DutRate {
             bail!(

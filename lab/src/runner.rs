@@ -2237,8 +2237,11 @@ impl<'a> PointRun<'a> {
         } else {
             256
         };
+        // On this machine (no lab: the map is the process's own), or on the
+        // testbed's DUT host, in its namespace if the file gives one.
+        let site = &self.port.site;
         let b = records::args::Dut {
-            netns: None,
+            netns: site.netns().filter(|_| site.is_remote()),
             json: true,
             cmd: DutCmd::UpdateBench {
                 profile: self.series.profile.clone(),
@@ -2246,9 +2249,7 @@ impl<'a> PointRun<'a> {
                 duration: Some(self.duration),
             },
         };
-        let mut c = Command::new(testbed::binaries::locate("dut")?);
-        c.args(b.argv());
-        let out = tools::run(c)?;
+        let out = site.run("dut", &b.argv())?;
         std::fs::write(self.rep_file(rep, "dut-update-bench"), out.stdout()).ok();
         out.check()?;
         let mut v = Vec::new();

@@ -1115,3 +1115,55 @@ fn a_frame_size_sweep_over_ssh_sends_each_size_and_the_dut_receives_what_gen_sen
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Every command line `lab run` recorded in `out/run.json`.
+fn commands_of(out: &Path) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["commands"].as_array().unwrap().clone())
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn update_rate_over_ssh_runs_dut_update_bench_on_the_dut_host() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-upd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let name = testbed::unique_name("upss");
+    let (_guard, file) = ssh_lab(&name);
+    let file = one_gen(&file, &tmp);
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    let out = tmp.join("out");
+    run_on(Path::new("update-rate"), &file, &out, &["--quick"]);
+    // Both name sets have their update rate.
+    let batch = points(&out, "updates_batch_per_s");
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    assert!(batch.values().all(|r| *r > 0.0), "{batch:?}");
+    // Each update-bench ran over ssh on the DUT host, and its records are the
+    // ones in the raw files.
+    let benches: Vec<String> = commands_of(&out)
+        .into_iter()
+        .filter(|c| c.contains("update-bench"))
+        .collect();
+    assert_eq!(benches.len(), 2, "{benches:?}");
+    for c in &benches {
+        assert!(
+            c.starts_with("ssh ") && c.contains(&tf.dut.ssh) && c.contains("--stop-on-stdin-eof"),
+            "not on the DUT host: {c}"
+        );
+    }
+    let raw = std::fs::read_to_string(
+        out.join("raw")
+            .join("small-set_x256_r1_dut-update-bench.json"),
+    )
+    .unwrap();
+    assert!(raw.contains("\"batch\""), "{raw}");
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
