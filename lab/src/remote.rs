@@ -182,6 +182,94 @@ impl RemoteHost {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Writes `data` to `path` on the host over its ssh connection (`cat >
+    /// PATH`, the data on ssh's standard input): the one way lab puts a file
+    /// on a host (a peer's configuration, its query list).
+    pub fn put_file(&self, path: &str, data: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let line = format!("cat > {}", shell_quote(path));
+        let what = || format!("{}: write {path} over ssh", self.endpoint.display());
+        let mut child = self
+            .ssh
+            .session(&self.endpoint, &line)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(what)?;
+        let written = child
+            .stdin
+            .take()
+            .context("ssh's standard input")
+            .and_then(|mut w| w.write_all(data).context("send the data"));
+        let out = child.wait_with_output().with_context(what)?;
+        written.with_context(what)?;
+        if !out.status.success() {
+            bail!(
+                "{}: `{line}` failed ({}): {}",
+                self.endpoint.display(),
+                out.status,
+                last_line(&String::from_utf8_lossy(&out.stderr))
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts `argv` (a program without `--stop-on-stdin-eof` of its own: the
+    /// peers trafgen and dnsperf) on the host, in its entry's namespace, and
+    /// stops it as our tools stop: a bash wrapper gives it its own process
+    /// group and sends that group SIGINT when the session's standard input
+    /// ends ([`Child::stop`], lab gone, the connection gone), and ends when
+    /// it does, with its status. The files in `remove` (put there with
+    /// [`RemoteHost::put_file`]) are removed when it ends.
+    pub fn spawn_peer(&self, argv: &[String], remove: &[&str]) -> Result<Child> {
+        let mut prog = String::from("setsid ");
+        if let Some(ns) = &self.endpoint.netns {
+            prog.push_str(&format!("ip netns exec {} ", shell_quote(ns)));
+        }
+        prog.push_str(
+            &argv
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let rm = remove
+            .iter()
+            .map(|f| shell_quote(f))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // fd 3 keeps the session's stdin for `cat`: a background job's own
+        // stdin is /dev/null. `wait -n`: whichever ends first.
+        let script = format!(
+            "trap '' HUP; exec 3<&0; {prog} </dev/null & p=$!; cat <&3 >/dev/null 2>&1 & c=$!; exec 3<&-; \
+             wait -n $p $c; kill -INT -- -$p 2>/dev/null; kill $c 2>/dev/null; wait $p; s=$?; {}exit $s",
+            if rm.is_empty() {
+                String::new()
+            } else {
+                format!("rm -f {rm}; ")
+            }
+        );
+        let line = format!("exec bash -c {}", shell_quote(&script));
+        Child::spawn_remote(self.ssh.session(&self.endpoint, &line))
+    }
+
+    /// The MAC of the host's data interface (`ip -o link`, in its namespace).
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let e = &self.endpoint;
+        let text =
+            self.shell(&self.in_netns(&format!("ip -o link show dev {}", shell_quote(&e.iface))))?;
+        dut_identity(&text)
+            .map(|(m, _)| m)
+            .with_context(|| format!("{}: read {}'s MAC", e.display(), e.iface))
+    }
+
+    /// Whether `program` is on the host's PATH (`command -v`).
+    pub fn has_program(&self, program: &str) -> Result<bool> {
+        let out = self.shell(&format!("command -v {} || true", shell_quote(program)))?;
+        Ok(!out.trim().is_empty())
+    }
+
     /// `script` as the host runs it inside its entry's network namespace (if any).
     pub fn in_netns(&self, script: &str) -> String {
         match &self.endpoint.netns {
@@ -226,6 +314,12 @@ impl std::fmt::Display for Site {
             Site::Remote(h) => f.write_str(&h.endpoint.display()),
         }
     }
+}
+
+/// A path in a testbed host's /tmp for a file this `lab` process puts there or
+/// has a tool write (`NAME`, made unique by this process's id).
+pub fn tmp_path(name: &str) -> String {
+    format!("/tmp/lab-{}-{name}", std::process::id())
 }
 
 /// `s` quoted for a POSIX shell (the remote side of ssh runs its command line

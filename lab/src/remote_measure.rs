@@ -167,7 +167,7 @@ impl Hosts {
     /// A path on the monitor host for a file tstamp writes (`NAME` in /tmp,
     /// made unique by this process's id).
     pub fn monitor_file(name: &str) -> String {
-        format!("/tmp/lab-{}-{name}", std::process::id())
+        crate::remote::tmp_path(name)
     }
 
     /// Copies `remote` from the monitor host into `local` over its ssh
@@ -187,6 +187,28 @@ impl Hosts {
         let text = self.dut.shell("cat /proc/stat").ok()?;
         crate::tools::softirq_ns_of(&text)
     }
+}
+
+/// Before any traffic: the peers the experiment's series run (trafgen,
+/// dnsperf) are on the generator host they run on (the first); one line
+/// naming the host and the missing program otherwise.
+pub fn check_peers(hosts: &Hosts, exp: &Experiment) -> Result<()> {
+    let Some(g) = hosts.gens.first() else {
+        return Ok(());
+    };
+    for p in exp.peers() {
+        let (Some(prog), Some(pkg)) = (p.program(), p.package()) else {
+            continue;
+        };
+        if !g.has_program(prog)? {
+            bail!(
+                "{}: peer `{prog}` is not installed there, and {} runs it: install the package `{pkg}` on that host",
+                g.endpoint.display(),
+                exp.origin
+            );
+        }
+    }
+    Ok(())
 }
 
 /// An interface's channels as `ethtool -l` prints them (`None`: n/a).
@@ -424,11 +446,14 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
                 s.name
             );
         }
-        if s.source != Source::Gen {
+        if s.source != Source::Gen && file.gens.len() > 1 {
             bail!(
-                "{}: lab run --testbed: not supported yet: series `{}`: only gen drives a testbed",
+                "{}: lab run --testbed: not supported yet: series `{}`: {} runs on one generator host, and {} has {} [[gen]]",
                 at(name, "source"),
-                s.name
+                s.name,
+                s.source.program().unwrap_or("the peer"),
+                file.origin,
+                file.gens.len()
             );
         }
         let paced = s.rate.is_some()

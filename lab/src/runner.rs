@@ -113,6 +113,7 @@ impl RemoteRun {
             file.origin
         );
         let hosts = crate::remote::preflight(&ssh, &file)?;
+
         let gens = (0..file.gens.len())
             .map(|i| crate::remote::host(&hosts, &format!("gen[{i}]")).cloned())
             .collect::<Result<Vec<_>>>()?;
@@ -122,6 +123,7 @@ impl RemoteRun {
             dut: crate::remote::host(&hosts, "dut")?.clone(),
             mon: crate::remote::host(&hosts, "mon").ok().cloned(),
         };
+        crate::remote_measure::check_peers(&measure_hosts, exp)?;
         let queues = if exp.parameter == Param::Queues {
             let most = exp
                 .values
@@ -594,12 +596,9 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
         }
     }
     for p in exp.peers() {
-        let r = match p {
-            Source::Trafgen => tools::locate_peer("trafgen", "netsniff-ng"),
-            Source::Dnsperf => tools::locate_peer("dnsperf", "dnsperf"),
-            Source::Gen => Ok(PathBuf::new()),
-        };
-        if let Err(e) = r {
+        if let (Some(prog), Some(pkg)) = (p.program(), p.package())
+            && let Err(e) = tools::locate_peer(prog, pkg)
+        {
             missing.push(format!("{e}"));
         }
     }
@@ -1895,11 +1894,36 @@ impl<'a> PointRun<'a> {
             }
             Source::Gen => Some(self.spawn_gen(self.duration + margin, false)?),
             Source::Trafgen => {
-                let cfg = self
-                    .raw
-                    .join(format!("trafgen-{}.cfg", slug(&self.series.profile)));
-                write_trafgen_cfg(&self.series.profile, &cfg)?;
-                let t = records::args::Trafgen {
+                let name = format!("trafgen-{}.cfg", slug(&self.series.profile));
+                let cfg = self.raw.join(&name);
+                // On a testbed: the generator host's and the DUT's addresses
+                // (the MACs read over ssh where the file gives none), the
+                // configuration put on the generator host.
+                let remote = match (self.remote_gens.first(), &self.remote) {
+                    (Some(r), Some(hosts)) => {
+                        let Site::Remote(g) = &r.site else {
+                            bail!("internal: a testbed generator host is not remote");
+                        };
+                        let addrs = FrameAddrs {
+                            src_mac: Some(match r.mac {
+                                Some(m) => m,
+                                None => g.mac()?,
+                            }),
+                            dst_mac: Some(match r.dst_mac {
+                                Some(m) => m,
+                                None => hosts.dut.mac()?,
+                            }),
+                            src_ip: r.src_ip,
+                            dst_ip: r.dst_ip,
+                        };
+                        Some((g, r.iface.clone(), addrs))
+                    }
+                    _ => None,
+                };
+                let addrs = remote.as_ref().map(|r| r.2).unwrap_or_default();
+                let text = trafgen_config(&self.series.profile, &addrs)?;
+                store::write_atomic(&cfg, text.as_bytes())?;
+                let mut t = records::args::Trafgen {
                     dev: self.gen_port.1.to_owned(),
                     conf: cfg,
                     cpus: Some(self.queues),
@@ -1907,9 +1931,22 @@ impl<'a> PointRun<'a> {
                     no_sock_mem: true,
                     notouch_irq: true,
                 };
-                let mut c = Command::new("ip");
-                c.args(t.netns_exec(&self.gen_port.0));
-                Some(Child::spawn(c)?)
+                match remote {
+                    Some((g, iface, _)) => {
+                        let conf = crate::remote::tmp_path(&name);
+                        g.put_file(&conf, text.as_bytes())?;
+                        t.dev = iface;
+                        t.conf = conf.clone().into();
+                        let mut argv = vec!["trafgen".to_owned()];
+                        argv.extend(t.argv());
+                        Some(g.spawn_peer(&argv, &[&conf])?)
+                    }
+                    None => {
+                        let mut c = Command::new("ip");
+                        c.args(t.netns_exec(&self.gen_port.0));
+                        Some(Child::spawn(c)?)
+                    }
+                }
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
@@ -2076,32 +2113,41 @@ impl<'a> PointRun<'a> {
                 })
             }
             Source::Dnsperf => {
-                let lab = self.lab()?.to_owned();
-                let qf = self
-                    .raw
-                    .join(format!("dnsperf-{}.txt", slug(&self.series.profile)));
-                write_dnsperf_queries(&self.series.profile, &qf)?;
-                let mut c = Command::new("ip");
-                c.args([
-                    "netns",
-                    "exec",
-                    &testbed::gen_netns(&lab),
-                    "dnsperf",
-                    "-s",
-                    &testbed::DUT_IP.to_string(),
-                    "-d",
-                ]);
-                c.arg(&qf).args([
-                    "-l",
-                    &fmt_num(self.duration.as_secs_f64()),
-                    "-c",
-                    "1",
-                    "-T",
-                    "1",
-                    "-q",
-                    "500",
-                ]);
-                let out = tools::run(c)?;
+                let name = format!("dnsperf-{}.txt", slug(&self.series.profile));
+                let qf = self.raw.join(&name);
+                let queries = dnsperf_queries(&self.series.profile)?;
+                store::write_atomic(&qf, queries.as_bytes())?;
+                // On a testbed: on the generator host, the query list put there.
+                let remote = match (self.remote_gens.first(), &self.remote) {
+                    (Some(r), Some(_)) => match &r.site {
+                        Site::Remote(g) => Some((g, r.dst_ip)),
+                        Site::Local { .. } => None,
+                    },
+                    _ => None,
+                };
+                let out = match remote {
+                    Some((g, server)) => {
+                        let server = server.context(
+                            "dnsperf on a testbed needs the DUT's address: give [dut] ip in the testbed file",
+                        )?;
+                        let path = crate::remote::tmp_path(&name);
+                        g.put_file(&path, queries.as_bytes())?;
+                        let mut argv = vec!["dnsperf".to_owned()];
+                        argv.extend(dnsperf_args(server, &path, self.duration));
+                        g.spawn_peer(&argv, &[&path])?.wait()?
+                    }
+                    None => {
+                        let lab = self.lab()?.to_owned();
+                        let mut c = Command::new("ip");
+                        c.args(["netns", "exec", &testbed::gen_netns(&lab), "dnsperf"]);
+                        c.args(dnsperf_args(
+                            testbed::DUT_IP,
+                            &qf.display().to_string(),
+                            self.duration,
+                        ));
+                        tools::run(c)?
+                    }
+                };
                 std::fs::write(
                     self.rep_file(rep, "dnsperf").with_extension("txt"),
                     format!("{}{}", out.stdout(), out.stderr),
@@ -2467,9 +2513,38 @@ pub fn start_tstamp_at(
     Ok(Some(child))
 }
 
-/// A trafgen configuration sending the profile's first frame.
-pub fn trafgen_config(profile: &str) -> Result<String> {
-    let p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
+/// The addresses a peer's frame carries instead of the profile's (on a
+/// testbed: the generator host's and the DUT's; `None`: the profile's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameAddrs {
+    /// Source MAC.
+    pub src_mac: Option<[u8; 6]>,
+    /// Destination MAC.
+    pub dst_mac: Option<[u8; 6]>,
+    /// Source IPv4 address.
+    pub src_ip: Option<std::net::Ipv4Addr>,
+    /// Destination IPv4 address.
+    pub dst_ip: Option<std::net::Ipv4Addr>,
+}
+
+/// A trafgen configuration sending the profile's first frame, with `addrs`.
+pub fn trafgen_config(profile: &str, addrs: &FrameAddrs) -> Result<String> {
+    let mut p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
+    if p.ipv6.is_some() && (addrs.src_ip.is_some() || addrs.dst_ip.is_some()) {
+        bail!("trafgen on a testbed: profile {profile} is IPv6, the testbed's addresses are IPv4");
+    }
+    if let Some(m) = addrs.src_mac {
+        p.eth_src = m;
+    }
+    if let Some(m) = addrs.dst_mac {
+        p.eth_dst = m;
+    }
+    if let Some(a) = addrs.src_ip {
+        p.ip_src = a;
+    }
+    if let Some(a) = addrs.dst_ip {
+        p.ip_dst = a;
+    }
     let t = profiles::Template::new(&p, profiles::TemplateOptions::default())
         .map_err(|e| anyhow!("{e}"))?;
     let mut s = format!(
@@ -2483,10 +2558,6 @@ pub fn trafgen_config(profile: &str) -> Result<String> {
     }
     s.push_str("}\n");
     Ok(s)
-}
-
-fn write_trafgen_cfg(profile: &str, path: &Path) -> Result<()> {
-    store::write_atomic(path, trafgen_config(profile)?.as_bytes())
 }
 
 /// dnsperf's input: one `NAME A` line per name of the profile's set.
@@ -2504,8 +2575,37 @@ pub fn dnsperf_queries(profile: &str) -> Result<String> {
     Ok(s)
 }
 
-fn write_dnsperf_queries(profile: &str, path: &Path) -> Result<()> {
-    store::write_atomic(path, dnsperf_queries(profile)?.as_bytes())
+/// dnsperf's arguments: `server`, the query file, `duration`, one client,
+/// one thread, at most 500 queries outstanding.
+fn dnsperf_args(server: std::net::Ipv4Addr, queries: &str, duration: Duration) -> Vec<String> {
+    [
+        "-s",
+        &server.to_string(),
+        "-d",
+        queries,
+        "-l",
+        &fmt_num(duration.as_secs_f64()),
+        "-c",
+        "1",
+        "-T",
+        "1",
+        "-q",
+        "500",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect()
+}
+
+/// trafgen's packet count from its exit report (`N packets outgoing`).
+pub fn parse_trafgen_packets(out: &str) -> Option<u64> {
+    out.lines().find_map(|l| {
+        l.trim()
+            .strip_suffix("packets outgoing")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `Queries per second:   12345.6` from dnsperf's report.
@@ -2545,7 +2645,7 @@ mod tests {
 
     #[test]
     fn trafgen_config_carries_the_profile_frame() {
-        let cfg = trafgen_config("min-single-flow").unwrap();
+        let cfg = trafgen_config("min-single-flow", &FrameAddrs::default()).unwrap();
         let bytes = cfg.matches("0x").count();
         assert_eq!(bytes, 60, "64-byte frame without FCS:\n{cfg}");
         assert!(

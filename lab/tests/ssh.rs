@@ -1167,3 +1167,106 @@ fn update_rate_over_ssh_runs_dut_update_bench_on_the_dut_host() {
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// trafgen's `N packets outgoing` in its raw output.
+fn trafgen_packets(f: &Path) -> u64 {
+    let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    lab::runner::parse_trafgen_packets(&text)
+        .unwrap_or_else(|| panic!("{}: no packet count: {text}", f.display()))
+}
+
+/// The one file in `dir` whose name starts with `prefix` and ends with `suffix`.
+fn file_like(dir: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    let v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with(prefix) && n.ends_with(suffix)
+        })
+        .collect();
+    assert_eq!(v.len(), 1, "{prefix}*{suffix} in {}: {v:?}", dir.display());
+    v[0].clone()
+}
+
+#[test]
+fn peers_over_ssh_run_trafgen_and_dnsperf_on_the_generator_host_like_the_local_lab() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    for p in ["trafgen", "dnsperf"] {
+        if testbed::binaries::on_path(p).is_none() {
+            panic!("{p} is not installed (.ci/setup installs it)");
+        }
+    }
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-peers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let local = tmp.join("local");
+    let res = Command::new(lab_bin())
+        .args(["run", "peers", "--quick", "--out"])
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let name = testbed::unique_name("prss");
+    let (_guard, file) = ssh_lab(&name);
+    let file = one_gen(&file, &tmp);
+    let remote = tmp.join("ssh");
+    run_on(
+        Path::new("peers"),
+        &file,
+        &remote,
+        &["--quick", "--rate", "max"],
+    );
+    // The same metrics, every one measured (> 0), on both.
+    for metric in ["drop_pps", "answered_pps"] {
+        let (a, b) = (points(&local, metric), points(&remote, metric));
+        assert_eq!(a.len(), 3, "local {metric}: {a:?}");
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{metric}: local {a:?}, ssh {b:?}"
+        );
+        assert!(
+            a.values().chain(b.values()).all(|v| *v > 0.0),
+            "{metric}: local {a:?}, ssh {b:?}"
+        );
+    }
+    // trafgen's own count is what the generator host's interface sent (its
+    // /proc/net/dev over ssh, in the ledger).
+    let sent = trafgen_packets(&file_like(&remote.join("raw"), "trafgen_", "_trafgen.json"));
+    let rows = ledger_rows(&remote);
+    let tx = rows
+        .iter()
+        .find(|r| r.0 == "trafgen" && r.3.starts_with("gen0 -> dut0 (sent"))
+        .map(|r| r.4)
+        .unwrap_or_else(|| panic!("no gen0 stage for trafgen: {rows:?}"));
+    assert!(sent > 0, "trafgen sent nothing");
+    assert!(
+        tx.abs_diff(sent) <= 10,
+        "trafgen says {sent}, gen0's counter {tx}"
+    );
+    // Nothing left on the host: no peer, no configuration or query file.
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    let ns = tf.gens[0].host().to_owned();
+    for p in ["trafgen", "dnsperf"] {
+        assert!(
+            testbed::procs::named_in(&ns, p).is_empty(),
+            "{p} left running in {ns}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lab-") && (n.contains("-trafgen-") || n.contains("-dnsperf-")))
+        .collect();
+    assert!(left.is_empty(), "left in /tmp: {left:?}");
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
