@@ -322,7 +322,7 @@ impl QueueSweep {
             if max.queues() < most {
                 let e = &h.endpoint;
                 bail!(
-                    "{at}: lab run --testbed: {}: {} has at most {} queue(s) (`ethtool -l`), the sweep goes to {most}",
+                    "{at}: lab run --testbed: {}: {} has at most {} queue(s) (`ethtool -l`), the experiment asks for {most}",
                     e.display(),
                     e.iface,
                     max.queues()

@@ -124,24 +124,42 @@ impl RemoteRun {
             mon: crate::remote::host(&hosts, "mon").ok().cloned(),
         };
         crate::remote_measure::check_peers(&measure_hosts, exp)?;
-        let queues = if exp.parameter == Param::Queues {
-            let most = exp
-                .values
-                .iter()
-                .chain(&exp.quick_values)
-                .fold(1.0_f64, |a, b| a.max(*b));
-            let at = format!(
-                "{}:{}: parameter",
-                exp.origin,
-                crate::remote_measure::key_line(&exp.text, None, "parameter")
-            );
-            Some(crate::remote_measure::QueueSweep::open(
-                &measure_hosts,
-                most as u32,
-                &at,
-            )?)
-        } else {
-            None
+        // A queue sweep, or series with a fixed queue count above one: the DUT's
+        // and gen's interfaces get each point's count with `ethtool -L` and
+        // their own back at the end.
+        let fixed = exp.series.iter().max_by_key(|s| s.queues);
+        let queues = match fixed {
+            _ if exp.parameter == Param::Queues => {
+                let most = exp
+                    .values
+                    .iter()
+                    .chain(&exp.quick_values)
+                    .fold(1.0_f64, |a, b| a.max(*b))
+                    .max(fixed.map_or(1.0, |s| f64::from(s.queues)));
+                let at = format!(
+                    "{}:{}: parameter",
+                    exp.origin,
+                    crate::remote_measure::key_line(&exp.text, None, "parameter")
+                );
+                Some(crate::remote_measure::QueueSweep::open(
+                    &measure_hosts,
+                    most as u32,
+                    &at,
+                )?)
+            }
+            Some(s) if s.queues > 1 => {
+                let at = format!(
+                    "{}:{}: queues",
+                    exp.origin,
+                    crate::remote_measure::key_line(&exp.text, Some(&s.name), "queues")
+                );
+                Some(crate::remote_measure::QueueSweep::open(
+                    &measure_hosts,
+                    s.queues,
+                    &at,
+                )?)
+            }
+            _ => None,
         };
         Ok(RemoteRun {
             queues,

@@ -36,8 +36,15 @@ fn lab(args: &[&str]) -> std::process::Output {
 
 /// Brings up SSH lab `name`; returns the guard and the testbed file's path.
 fn ssh_lab(name: &str) -> (Down, PathBuf) {
+    ssh_lab_with(name, &[])
+}
+
+/// [`ssh_lab`] with more `lab up` arguments.
+fn ssh_lab_with(name: &str, extra: &[&str]) -> (Down, PathBuf) {
     let guard = Down(name.to_owned());
-    let up = lab(&["up", "--name", name, "--topology", "ssh"]);
+    let mut args = vec!["up", "--name", name, "--topology", "ssh"];
+    args.extend(extra);
+    let up = lab(&args);
     assert!(
         up.status.success(),
         "lab up --topology ssh: {}",
@@ -1267,6 +1274,104 @@ fn peers_over_ssh_run_trafgen_and_dnsperf_on_the_generator_host_like_the_local_l
         .filter(|n| n.starts_with("lab-") && (n.contains("-trafgen-") || n.contains("-dnsperf-")))
         .collect();
     assert!(left.is_empty(), "left in /tmp: {left:?}");
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+const SSH_QUEUES: &str = r#"name = "ssh-queues"
+topology = "direct"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow"
+duration = "2s"
+repetitions = 1
+
+[[series]]
+name = "two"
+mode = "native"
+queues = 2
+rate = "50k"
+"#;
+
+/// (RX, TX) queues `ethtool -l` shows on `iface` in `netns` now.
+fn channels_in(netns: &str, iface: &str) -> (Option<u32>, Option<u32>) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "ethtool", "-l", iface])
+        .output()
+        .unwrap();
+    let (_, cur) = lab::remote_measure::parse_channels(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|| {
+            panic!(
+                "ethtool -l {iface}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (cur.rx, cur.tx)
+}
+
+#[test]
+fn a_series_with_fixed_queues_over_ssh_sets_them_with_ethtool_and_restores_them() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-queues-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let name = testbed::unique_name("qss");
+    let (_guard, file) = ssh_lab_with(&name, &["--queues", "4"]);
+    let file = one_gen(&file, &tmp);
+    let exp = tmp.join("queues.toml");
+    std::fs::write(&exp, SSH_QUEUES).unwrap();
+    let (dut_ns, gen_ns) = (testbed::dut_netns(&name), testbed::gen_netns(&name));
+    let before = (
+        channels_in(&dut_ns, testbed::DUT_IFACE),
+        channels_in(&gen_ns, testbed::GEN_IFACE),
+    );
+    assert_eq!(
+        before.0,
+        (Some(4), Some(4)),
+        "the lab's veths have 4 queues"
+    );
+    // Watch the DUT's and gen's channels while the run goes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, dut_ns, gen_ns) = (stop.clone(), dut_ns.clone(), gen_ns.clone());
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.insert((
+                    channels_in(&dut_ns, testbed::DUT_IFACE),
+                    channels_in(&gen_ns, testbed::GEN_IFACE),
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        })
+    };
+    let out = tmp.join("out");
+    run_on(&exp, &file, &out, &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    let two = ((Some(2), Some(2)), (Some(2), Some(2)));
+    assert!(
+        seen.contains(&two),
+        "never 2 queues on dut0 and gen0: {seen:?}"
+    );
+    // Put back as they were, and the point measured with them.
+    assert_eq!(
+        (
+            channels_in(&dut_ns, testbed::DUT_IFACE),
+            channels_in(&gen_ns, testbed::GEN_IFACE)
+        ),
+        before
+    );
+    let rates = points(&out, "drop_pps");
+    assert_eq!(rates.len(), 1, "{rates:?}");
+    assert!(
+        rates.values().all(|r| (r - 50_000.0).abs() <= 2_500.0),
+        "{rates:?}"
+    );
+    let g = final_in(&file_like(&out.join("raw"), "two_", "_gen.json"));
+    assert_eq!(num(&g, &["queues"]), 2.0, "{g}");
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
