@@ -181,6 +181,13 @@ impl Hosts {
         std::fs::write(local, text).with_context(|| format!("write {}", local.display()))
     }
 
+    /// The user and system CPU time of process `pid` on the DUT host (its
+    /// /proc/PID/stat over ssh; see [`crate::tools::cpu_time_ns_of`]).
+    pub fn dut_cpu_time_ns(&self, pid: u32) -> Option<f64> {
+        let text = self.dut.shell(&format!("cat /proc/{pid}/stat")).ok()?;
+        crate::tools::cpu_time_ns_of(&text)
+    }
+
     /// The DUT host's CPU time in interrupt and softirq context (its
     /// /proc/stat over ssh; see [`crate::tools::machine_softirq_ns`]).
     pub fn dut_softirq_ns(&self) -> Option<f64> {

@@ -1976,9 +1976,19 @@ impl<'a> PointRun<'a> {
             // switches on for the window) before and after it. A user-space
             // DUT's own CPU time is read around the same window, and so is
             // the machine's softirq time.
-            // (A remote DUT's process is on its host: its local child is ssh.)
-            let pid = self.dut_fg.as_ref().filter(|_| !remote).and_then(Child::id);
-            let c0 = pid.and_then(tools::cpu_time_ns);
+            // A remote DUT's process is on its host (its local child is ssh):
+            // its pid is the owner `dut status` names there, its CPU time is
+            // read over the DUT host's connection.
+            let pid = match &self.remote {
+                None => self.dut_fg.as_ref().and_then(Child::id),
+                Some(_) if self.series.mode == "userspace" => dut_status(&self.port)?.owner.pid,
+                Some(_) => None,
+            };
+            let cpu_ns = |pid: u32| match &self.remote {
+                Some(r) => r.dut_cpu_time_ns(pid),
+                None => tools::cpu_time_ns(pid),
+            };
+            let c0 = pid.and_then(cpu_ns);
             let softirq = || match &self.remote {
                 Some(r) => r.dut_softirq_ns(),
                 None => tools::machine_softirq_ns(),
@@ -1987,9 +1997,7 @@ impl<'a> PointRun<'a> {
             let t0 = Instant::now();
             let w = dut_status_window(&self.port, self.duration)?;
             let secs = t0.elapsed().as_secs_f64();
-            let user = c0
-                .zip(pid.and_then(tools::cpu_time_ns))
-                .map(|(a, b)| (b - a, secs));
+            let user = c0.zip(pid.and_then(cpu_ns)).map(|(a, b)| (b - a, secs));
             let cpu = m0.zip(softirq()).map(|(m0, m1)| CpuWindow {
                 softirq_ns: m1 - m0,
                 secs,

@@ -1375,3 +1375,70 @@ fn a_series_with_fixed_queues_over_ssh_sets_them_with_ethtool_and_restores_them(
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+const SSH_CPU: &str = r#"name = "ssh-cpu"
+topology = "direct"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow"
+duration = "2s"
+repetitions = 1
+rate = "20k"
+
+[[series]]
+name = "native"
+mode = "native"
+
+[[series]]
+name = "userspace"
+mode = "userspace"
+"#;
+
+#[test]
+fn a_userspace_dut_over_ssh_has_its_process_cpu_time_per_packet() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-cpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let name = testbed::unique_name("cpss");
+    let (_guard, file) = ssh_lab(&name);
+    let file = one_gen(&file, &tmp);
+    let exp = tmp.join("cpu.toml");
+    std::fs::write(&exp, SSH_CPU).unwrap();
+    let out = tmp.join("out");
+    run_on(&exp, &file, &out, &[]);
+    // The user-space point's CPU (its process on the DUT host, read over ssh)
+    // per packet is on top of its redirect program's run time: more than the
+    // native program's run time alone.
+    let ns = points(&out, "ns_per_packet");
+    let at = |s: &str| {
+        ns.iter()
+            .find(|((series, _), _)| series == s)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no ns_per_packet for {s}: {ns:?}"))
+    };
+    let (native, user) = (at("native"), at("userspace"));
+    assert!(
+        native > 0.0 && user > native,
+        "native {native} ns, userspace {user} ns"
+    );
+    // The kernel part alone (dut status's window) is below the total.
+    let w: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(file_like(
+            &out.join("raw"),
+            "userspace_",
+            "_dut-status-window.json",
+        ))
+        .unwrap()
+        .trim(),
+    )
+    .unwrap();
+    let kernel = w["ns_per_packet"].as_f64().unwrap_or(0.0);
+    assert!(
+        user > kernel,
+        "userspace {user} ns, its redirect program {kernel} ns"
+    );
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
