@@ -1106,10 +1106,12 @@ fn a_frame_size_sweep_over_ssh_sends_each_size_and_the_dut_receives_what_gen_sen
             "x {x}: gen sent {tx}, dut0 received {received}"
         );
         sent += tx;
-        sent_bytes += tx * (size - 4);
+        // A veth's RX bytes leave out the Ethernet header (and there is no FCS).
+        sent_bytes += tx * (size - 4 - 14);
     }
     // Counted by this test in the DUT's namespace: the bytes are gen's frames
-    // at each point's size (60 and 508 bytes without FCS), not the profile's 60.
+    // at each point's size (46 and 494 bytes past the Ethernet header), not
+    // the profile's 46.
     let (bytes, pkts) = (b1 - b0, p1 - p0);
     assert!(
         pkts >= sent && pkts <= sent + 100,
@@ -1331,6 +1333,22 @@ fn a_series_with_fixed_queues_over_ssh_sets_them_with_ethtool_and_restores_them(
         (Some(4), Some(4)),
         "the lab's veths have 4 queues"
     );
+    // The switch is the testbed's, not lab's to set: as its operator, give its
+    // ports towards gen and the DUT 2 TX queues. A veth with an XDP program
+    // (every lab port has one) refuses fewer RX queues than its peer has TX
+    // queues (EINVAL): dut0 and gen0 can then go down to 2 and back to 4.
+    let sw = testbed::sw_netns(&name);
+    for i in [testbed::SW_GEN_IFACE, testbed::SW_DUT_IFACE] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &sw, "ethtool", "-L", i, "tx", "2"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // Watch the DUT's and gen's channels while the run goes.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
