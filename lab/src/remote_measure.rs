@@ -437,12 +437,11 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
             at(None, "topology")
         );
     }
-    match exp.parameter {
-        Param::NeighbourChecksums => bail!(
+    if exp.parameter == Param::NeighbourChecksums {
+        bail!(
             "{}: lab run --testbed: not supported yet: a neighbour sweep (a testbed file has no neighbour host)",
             at(None, "parameter")
-        ),
-        _ => {}
+        );
     }
     for s in &exp.series {
         let name = Some(s.name.as_str());

@@ -475,17 +475,7 @@ fn values_of(out: &Path, metric: &str) -> Vec<f64> {
 
 /// An interface's RX packet counter in a namespace (/proc/net/dev).
 fn rx_packets_in(netns: &str, iface: &str) -> u64 {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns, "cat", "/proc/net/dev"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{iface}:")))
-        .unwrap_or_else(|| panic!("no {iface} in {netns}: {text}"));
-    let (_, rest) = line.split_once(':').unwrap();
-    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+    rx_in(netns, iface).1
 }
 
 #[test]
@@ -1046,6 +1036,19 @@ fn run_on(exp: &Path, file: &Path, out: &Path, extra: &[&str]) -> String {
     stderr
 }
 
+/// A test's temporary directory `lab-ssh-TAG-PID` (empty), an SSH lab named
+/// `PREFIX...` (`lab up` with `extra`) and its testbed file with one
+/// generator host: (directory, guard, lab name, testbed file).
+fn one_gen_lab(tag: &str, prefix: &str, extra: &[&str]) -> (PathBuf, Down, String, PathBuf) {
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let name = testbed::unique_name(prefix);
+    let (guard, file) = ssh_lab_with(&name, extra);
+    let file = one_gen(&file, &tmp);
+    (tmp, guard, name, file)
+}
+
 const SSH_SIZES: &str = r#"name = "ssh-sizes"
 topology = "direct"
 measure = "dut-rate"
@@ -1068,12 +1071,7 @@ rate = "50k"
 fn a_frame_size_sweep_over_ssh_sends_each_size_and_the_dut_receives_what_gen_sent() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-sizes-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let name = testbed::unique_name("szss");
-    let (_guard, file) = ssh_lab(&name);
-    let file = one_gen(&file, &tmp);
+    let (tmp, _guard, name, file) = one_gen_lab("sizes", "szss", &[]);
     let exp = tmp.join("sizes.toml");
     std::fs::write(&exp, SSH_SIZES).unwrap();
     let dut_ns = testbed::dut_netns(&name);
@@ -1142,11 +1140,7 @@ fn commands_of(out: &Path) -> Vec<String> {
 fn update_rate_over_ssh_runs_dut_update_bench_on_the_dut_host() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-upd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let name = testbed::unique_name("upss");
-    let (_guard, file) = ssh_lab(&name);
-    let file = one_gen(&file, &tmp);
+    let (tmp, _guard, name, file) = one_gen_lab("upd", "upss", &[]);
     let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
     let out = tmp.join("out");
     run_on(Path::new("update-rate"), &file, &out, &["--quick"]);
@@ -1315,12 +1309,7 @@ fn channels_in(netns: &str, iface: &str) -> (Option<u32>, Option<u32>) {
 fn a_series_with_fixed_queues_over_ssh_sets_them_with_ethtool_and_restores_them() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-queues-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let name = testbed::unique_name("qss");
-    let (_guard, file) = ssh_lab_with(&name, &["--queues", "4"]);
-    let file = one_gen(&file, &tmp);
+    let (tmp, _guard, name, file) = one_gen_lab("queues", "qss", &["--queues", "4"]);
     let exp = tmp.join("queues.toml");
     std::fs::write(&exp, SSH_QUEUES).unwrap();
     let (dut_ns, gen_ns) = (testbed::dut_netns(&name), testbed::gen_netns(&name));
@@ -1416,12 +1405,7 @@ mode = "userspace"
 fn a_userspace_dut_over_ssh_has_its_process_cpu_time_per_packet() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-cpu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    let name = testbed::unique_name("cpss");
-    let (_guard, file) = ssh_lab(&name);
-    let file = one_gen(&file, &tmp);
+    let (tmp, _guard, name, file) = one_gen_lab("cpu", "cpss", &[]);
     let exp = tmp.join("cpu.toml");
     std::fs::write(&exp, SSH_CPU).unwrap();
     let out = tmp.join("out");
