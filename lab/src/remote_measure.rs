@@ -321,15 +321,16 @@ fn ethtool_l(h: &RemoteHost) -> Result<(Channels, Channels)> {
 impl QueueSweep {
     /// Reads the channels of the DUT's and gen's interfaces; one line naming
     /// the host, its interface and its maximum (after `at`, the experiment's
-    /// `FILE:LINE: parameter`) when one cannot have `most` queues.
-    pub fn open(hosts: &Hosts, most: u32, at: &str) -> Result<QueueSweep> {
+    /// `FILE:LINE: KEY`, and ending with `wants`, what asks for `most`
+    /// queues) when one cannot have `most` queues.
+    pub fn open(hosts: &Hosts, most: u32, at: &str, wants: &str) -> Result<QueueSweep> {
         let mut ifaces = Vec::new();
         for h in std::iter::once(&hosts.dut).chain(&hosts.gens) {
             let (max, cur) = ethtool_l(h)?;
             if max.queues() < most {
                 let e = &h.endpoint;
                 bail!(
-                    "{at}: lab run --testbed: {}: {} has at most {} queue(s) (`ethtool -l`), the experiment asks for {most}",
+                    "{at}: lab run --testbed: {}: {} has at most {} queue(s) (`ethtool -l`), {wants} {most}",
                     e.display(),
                     e.iface,
                     max.queues()
@@ -549,6 +550,45 @@ mode = "native"
 name = "b"
 measure = "ndr"
 "#;
+
+    /// A testbed file with `gens` generator hosts and a monitor.
+    fn testbed(gens: usize) -> TestbedFile {
+        let mut t = String::new();
+        for i in 0..gens {
+            t.push_str(&format!(
+                "[[gen]]\nssh = \"root@g{i}\"\niface = \"gen0\"\ntools = \"/opt/x\"\nip = \"198.18.0.{}\"\n\n",
+                i + 1
+            ));
+        }
+        t.push_str("[dut]\nssh = \"root@d\"\niface = \"dut0\"\ntools = \"/opt/x\"\nip = \"198.18.0.2\"\n\n[mon]\nssh = \"root@m\"\niface = \"mon0\"\ntools = \"/opt/x\"\n");
+        TestbedFile::from_toml(&t, "bed.toml", Path::new("/")).unwrap()
+    }
+
+    #[test]
+    fn frame_sizes_update_rates_and_peers_run_on_a_testbed() {
+        for name in ["drop-rate-sizes", "update-rate", "peers"] {
+            let exp = Experiment::load(name).unwrap();
+            assert!(refuse(&exp, &testbed(1), true).is_ok(), "{name}");
+        }
+        // Unpaced, the peers need --rate max.
+        let exp = Experiment::load("peers").unwrap();
+        let e = refuse(&exp, &testbed(1), false).unwrap_err().to_string();
+        assert!(e.contains("pass --rate max"), "{e}");
+    }
+
+    #[test]
+    fn a_peer_with_several_generator_hosts_is_refused_at_its_source_line() {
+        let exp = Experiment::load("peers").unwrap();
+        let e = refuse(&exp, &testbed(2), true).unwrap_err().to_string();
+        let line = key_line(&exp.text, Some("trafgen"), "source");
+        assert!(
+            e.starts_with(&format!("{}:{line}: source: ", exp.origin))
+                && e.contains("series `trafgen`: trafgen runs on one generator host")
+                && e.contains("bed.toml has 2 [[gen]]"),
+            "{e}"
+        );
+        assert!(exp.text.lines().nth(line - 1).unwrap().contains("trafgen"));
+    }
 
     #[test]
     fn a_key_is_found_in_its_series_or_at_the_top() {

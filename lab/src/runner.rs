@@ -145,6 +145,7 @@ impl RemoteRun {
                     &measure_hosts,
                     most as u32,
                     &at,
+                    "the sweep goes to",
                 )?)
             }
             Some(s) if s.queues > 1 => {
@@ -157,6 +158,7 @@ impl RemoteRun {
                     &measure_hosts,
                     s.queues,
                     &at,
+                    &format!("series `{}` asks for", s.name),
                 )?)
             }
             _ => None,
