@@ -193,6 +193,24 @@ pub enum Source {
 }
 
 impl Source {
+    /// The peer's program (`None` for gen).
+    pub fn program(self) -> Option<&'static str> {
+        match self {
+            Source::Gen => None,
+            Source::Trafgen => Some("trafgen"),
+            Source::Dnsperf => Some("dnsperf"),
+        }
+    }
+
+    /// The (Debian) package that installs the peer.
+    pub fn package(self) -> Option<&'static str> {
+        match self {
+            Source::Gen => None,
+            Source::Trafgen => Some("netsniff-ng"),
+            Source::Dnsperf => Some("dnsperf"),
+        }
+    }
+
     fn parse(s: &str) -> Option<Source> {
         Some(match s {
             "gen" => Source::Gen,

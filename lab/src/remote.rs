@@ -190,6 +190,94 @@ impl RemoteHost {
             .with_context(|| format!("fetch {path} from {}", self.endpoint.display()))
     }
 
+    /// Writes `data` to `path` on the host over its ssh connection (`cat >
+    /// PATH`, the data on ssh's standard input): the one way lab puts a file
+    /// on a host (a peer's configuration, its query list).
+    pub fn put_file(&self, path: &str, data: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let line = format!("cat > {}", shell_quote(path));
+        let what = || format!("{}: write {path} over ssh", self.endpoint.display());
+        let mut child = self
+            .ssh
+            .session(&self.endpoint, &line)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(what)?;
+        let written = child
+            .stdin
+            .take()
+            .context("ssh's standard input")
+            .and_then(|mut w| w.write_all(data).context("send the data"));
+        let out = child.wait_with_output().with_context(what)?;
+        written.with_context(what)?;
+        if !out.status.success() {
+            bail!(
+                "{}: `{line}` failed ({}): {}",
+                self.endpoint.display(),
+                out.status,
+                last_line(&String::from_utf8_lossy(&out.stderr))
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts `argv` (a program without `--stop-on-stdin-eof` of its own: the
+    /// peers trafgen and dnsperf) on the host, in its entry's namespace, and
+    /// stops it as our tools stop: a bash wrapper gives it its own process
+    /// group and sends that group SIGINT when the session's standard input
+    /// ends ([`Child::stop`], lab gone, the connection gone), and ends when
+    /// it does, with its status. The files in `remove` (put there with
+    /// [`RemoteHost::put_file`]) are removed when it ends.
+    pub fn spawn_peer(&self, argv: &[String], remove: &[&str]) -> Result<Child> {
+        let mut prog = String::from("setsid ");
+        if let Some(ns) = &self.endpoint.netns {
+            prog.push_str(&format!("ip netns exec {} ", shell_quote(ns)));
+        }
+        prog.push_str(
+            &argv
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let rm = remove
+            .iter()
+            .map(|f| shell_quote(f))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // fd 3 keeps the session's stdin for `cat`: a background job's own
+        // stdin is /dev/null. `wait -n`: whichever ends first.
+        let script = format!(
+            "trap '' HUP; exec 3<&0; {prog} </dev/null & p=$!; cat <&3 >/dev/null 2>&1 & c=$!; exec 3<&-; \
+             wait -n $p $c; kill -INT -- -$p 2>/dev/null; kill $c 2>/dev/null; wait $p; s=$?; {}exit $s",
+            if rm.is_empty() {
+                String::new()
+            } else {
+                format!("rm -f {rm}; ")
+            }
+        );
+        let line = format!("exec bash -c {}", shell_quote(&script));
+        Child::spawn_remote(self.ssh.session(&self.endpoint, &line))
+    }
+
+    /// The MAC of the host's data interface (`ip -o link`, in its namespace).
+    pub fn mac(&self) -> Result<[u8; 6]> {
+        let e = &self.endpoint;
+        let text =
+            self.shell(&self.in_netns(&format!("ip -o link show dev {}", shell_quote(&e.iface))))?;
+        dut_identity(&text)
+            .map(|(m, _)| m)
+            .with_context(|| format!("{}: read {}'s MAC", e.display(), e.iface))
+    }
+
+    /// Whether `program` is on the host's PATH (`command -v`).
+    pub fn has_program(&self, program: &str) -> Result<bool> {
+        let out = self.shell(&format!("command -v {} || true", shell_quote(program)))?;
+        Ok(!out.trim().is_empty())
+    }
+
     /// `script` as the host runs it inside its entry's network namespace (if any).
     pub fn in_netns(&self, script: &str) -> String {
         match &self.endpoint.netns {
@@ -316,20 +404,11 @@ impl RemoteHost {
         self.ssh.session(&self.endpoint, &self.in_netns(line))
     }
 
-    /// CPU time (user + system, ns) of the installed `tool` processes (`dut
-    /// install`, not a passing `dut status`) in the host's network namespace
-    /// (its entry's, if any), read from /proc over ssh; `None` when there is
-    /// none or the host cannot say.
-    pub fn tool_cpu_ns(&self, tool: &str) -> Option<f64> {
-        let t = shell_quote(tool);
-        let script = format!(
-            "me=$(readlink /proc/self/ns/net); hz=$(getconf CLK_TCK); \
-             for p in $(pgrep -x {t}); do \
-             [ \"$(readlink /proc/$p/ns/net)\" = \"$me\" ] || continue; \
-             tr '\\0' ' ' < /proc/$p/cmdline | grep -q ' install ' || continue; \
-             echo \"$hz $(cut -d' ' -f14,15 /proc/$p/stat)\"; done"
-        );
-        cpu_ns_of(&self.shell(&self.in_netns(&script)).ok()?)
+    /// The user and system CPU time of process `pid` on the host (its
+    /// /proc/PID/stat over ssh; see [`crate::tools::cpu_time_ns_of`]).
+    pub fn cpu_time_ns(&self, pid: u32) -> Option<f64> {
+        let text = self.shell(&format!("cat /proc/{pid}/stat")).ok()?;
+        crate::tools::cpu_time_ns_of(&text)
     }
 
     /// The host's clock synchronisation state, read over ssh: chrony
@@ -422,24 +501,6 @@ impl ClockState {
             detail,
         }
     }
-}
-
-/// The CPU time in ns of [`RemoteHost::tool_cpu_ns`]'s lines (`HZ UTIME
-/// STIME` per process): their sum, `None` for no line.
-fn cpu_ns_of(text: &str) -> Option<f64> {
-    let mut sum = None;
-    for l in text.lines() {
-        let f: Vec<f64> = l
-            .split_whitespace()
-            .map(|x| x.parse::<f64>().ok())
-            .collect::<Option<_>>()?;
-        let [hz, u, s] = f[..] else { return None };
-        if hz <= 0.0 {
-            return None;
-        }
-        *sum.get_or_insert(0.0) += (u + s) * 1e9 / hz;
-    }
-    sum
 }
 
 /// The tools a role runs.
@@ -849,15 +910,6 @@ mod tests {
                 && v[1].contains("missing")
                 && v[2].contains("no interface gen0")
         );
-    }
-
-    #[test]
-    fn a_remote_tools_cpu_time_is_summed_from_its_processes() {
-        assert_eq!(cpu_ns_of("100 250 50\n"), Some(3e9));
-        assert_eq!(cpu_ns_of("100 1 0\n100 0 1\n"), Some(2e7));
-        assert_eq!(cpu_ns_of(""), None);
-        assert_eq!(cpu_ns_of("100 x 1\n"), None);
-        assert_eq!(cpu_ns_of("0 1 1\n"), None);
     }
 
     #[test]

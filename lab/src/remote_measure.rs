@@ -180,6 +180,28 @@ impl Hosts {
     }
 }
 
+/// Before any traffic: the peers the experiment's series run (trafgen,
+/// dnsperf) are on the generator host they run on (the first); one line
+/// naming the host and the missing program otherwise.
+pub fn check_peers(hosts: &Hosts, exp: &Experiment) -> Result<()> {
+    let Some(g) = hosts.gens.first() else {
+        return Ok(());
+    };
+    for p in exp.peers() {
+        let (Some(prog), Some(pkg)) = (p.program(), p.package()) else {
+            continue;
+        };
+        if !g.has_program(prog)? {
+            bail!(
+                "{}: peer `{prog}` is not installed there, and {} runs it: install the package `{pkg}` on that host",
+                g.endpoint.display(),
+                exp.origin
+            );
+        }
+    }
+    Ok(())
+}
+
 /// An interface's channels as `ethtool -l` prints them (`None`: n/a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Channels {
@@ -283,15 +305,16 @@ fn ethtool_l(h: &RemoteHost) -> Result<(Channels, Channels)> {
 impl QueueSweep {
     /// Reads the channels of the DUT's and gen's interfaces; one line naming
     /// the host, its interface and its maximum (after `at`, the experiment's
-    /// `FILE:LINE: parameter`) when one cannot have `most` queues.
-    pub fn open(hosts: &Hosts, most: u32, at: &str) -> Result<QueueSweep> {
+    /// `FILE:LINE: KEY`, and ending with `wants`, what asks for `most`
+    /// queues) when one cannot have `most` queues.
+    pub fn open(hosts: &Hosts, most: u32, at: &str, wants: &str) -> Result<QueueSweep> {
         let mut ifaces = Vec::new();
         for h in std::iter::once(&hosts.dut).chain(&hosts.gens) {
             let (max, cur) = ethtool_l(h)?;
             if max.queues() < most {
                 let e = &h.endpoint;
                 bail!(
-                    "{at}: lab run --testbed: {}: {} has at most {} queue(s) (`ethtool -l`), the sweep goes to {most}",
+                    "{at}: lab run --testbed: {}: {} has at most {} queue(s) (`ethtool -l`), {wants} {most}",
                     e.display(),
                     e.iface,
                     max.queues()
@@ -397,16 +420,11 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
     if tenants {
         refuse_tenants(exp, file, &at)?;
     }
-    match exp.parameter {
-        Param::NeighbourChecksums if !tenants => bail!(
+    if exp.parameter == Param::NeighbourChecksums && !tenants {
+        bail!(
             "{}: lab run --testbed: not supported yet: a neighbour sweep outside the tenants topology (its busy neighbour is a stand-in lab of its own on this machine; a testbed file has no such host)",
             at(None, "parameter")
-        ),
-        Param::FrameSize => bail!(
-            "{}: lab run --testbed: not supported yet: a frame-size sweep",
-            at(None, "parameter")
-        ),
-        _ => {}
+        );
     }
     for s in &exp.series {
         let name = Some(s.name.as_str());
@@ -417,11 +435,14 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
                 s.name
             );
         }
-        if s.source != Source::Gen {
+        if s.source != Source::Gen && file.gens.len() > 1 {
             bail!(
-                "{}: lab run --testbed: not supported yet: series `{}`: only gen drives a testbed",
+                "{}: lab run --testbed: not supported yet: series `{}`: {} runs on one generator host, and {} has {} [[gen]]",
                 at(name, "source"),
-                s.name
+                s.name,
+                s.source.program().unwrap_or("the peer"),
+                file.origin,
+                file.gens.len()
             );
         }
         let paced = s.rate.is_some()
@@ -458,13 +479,7 @@ pub fn refuse(exp: &Experiment, file: &TestbedFile, unpaced_ok: bool) -> Result<
                     file.origin
                 )
             }
-            Measure::ResponseTime | Measure::Ndr => {}
-            Measure::UpdateRate => bail!(
-                "{}: lab run --testbed: not supported yet: series `{}`: measure = \"{}\" (dut update-bench on the DUT host)",
-                at(name, "measure"),
-                s.name,
-                "update-rate"
-            ),
+            Measure::ResponseTime | Measure::Ndr | Measure::UpdateRate => {}
         }
     }
     Ok(())
@@ -555,6 +570,45 @@ mode = "native"
 name = "b"
 measure = "ndr"
 "#;
+
+    /// A testbed file with `gens` generator hosts and a monitor.
+    fn testbed(gens: usize) -> TestbedFile {
+        let mut t = String::new();
+        for i in 0..gens {
+            t.push_str(&format!(
+                "[[gen]]\nssh = \"root@g{i}\"\niface = \"gen0\"\ntools = \"/opt/x\"\nip = \"198.18.0.{}\"\n\n",
+                i + 1
+            ));
+        }
+        t.push_str("[dut]\nssh = \"root@d\"\niface = \"dut0\"\ntools = \"/opt/x\"\nip = \"198.18.0.2\"\n\n[mon]\nssh = \"root@m\"\niface = \"mon0\"\ntools = \"/opt/x\"\n");
+        TestbedFile::from_toml(&t, "bed.toml", Path::new("/")).unwrap()
+    }
+
+    #[test]
+    fn frame_sizes_update_rates_and_peers_run_on_a_testbed() {
+        for name in ["drop-rate-sizes", "update-rate", "peers"] {
+            let exp = Experiment::load(name).unwrap();
+            assert!(refuse(&exp, &testbed(1), true).is_ok(), "{name}");
+        }
+        // Unpaced, the peers need --rate max.
+        let exp = Experiment::load("peers").unwrap();
+        let e = refuse(&exp, &testbed(1), false).unwrap_err().to_string();
+        assert!(e.contains("pass --rate max"), "{e}");
+    }
+
+    #[test]
+    fn a_peer_with_several_generator_hosts_is_refused_at_its_source_line() {
+        let exp = Experiment::load("peers").unwrap();
+        let e = refuse(&exp, &testbed(2), true).unwrap_err().to_string();
+        let line = key_line(&exp.text, Some("trafgen"), "source");
+        assert!(
+            e.starts_with(&format!("{}:{line}: source: ", exp.origin))
+                && e.contains("series `trafgen`: trafgen runs on one generator host")
+                && e.contains("bed.toml has 2 [[gen]]"),
+            "{e}"
+        );
+        assert!(exp.text.lines().nth(line - 1).unwrap().contains("trafgen"));
+    }
 
     #[test]
     fn a_key_is_found_in_its_series_or_at_the_top() {

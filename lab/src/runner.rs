@@ -122,6 +122,7 @@ impl RemoteRun {
             file.origin
         );
         let hosts = crate::remote::preflight(&ssh, &file)?;
+
         let gens = (0..file.gens.len())
             .map(|i| crate::remote::host(&hosts, &format!("gen[{i}]")).cloned())
             .collect::<Result<Vec<_>>>()?;
@@ -139,24 +140,45 @@ impl RemoteRun {
             dut: crate::remote::host(&hosts, "dut")?.clone(),
             mon: crate::remote::host(&hosts, "mon").ok().cloned(),
         };
-        let queues = if exp.parameter == Param::Queues {
-            let most = exp
-                .values
-                .iter()
-                .chain(&exp.quick_values)
-                .fold(1.0_f64, |a, b| a.max(*b));
-            let at = format!(
-                "{}:{}: parameter",
-                exp.origin,
-                crate::remote_measure::key_line(&exp.text, None, "parameter")
-            );
-            Some(crate::remote_measure::QueueSweep::open(
-                &measure_hosts,
-                most as u32,
-                &at,
-            )?)
-        } else {
-            None
+        crate::remote_measure::check_peers(&measure_hosts, exp)?;
+        // A queue sweep, or series with a fixed queue count above one: the DUT's
+        // and gen's interfaces get each point's count with `ethtool -L` and
+        // their own back at the end.
+        let fixed = exp.series.iter().max_by_key(|s| s.queues);
+        let queues = match fixed {
+            _ if exp.parameter == Param::Queues => {
+                let most = exp
+                    .values
+                    .iter()
+                    .chain(&exp.quick_values)
+                    .fold(1.0_f64, |a, b| a.max(*b))
+                    .max(fixed.map_or(1.0, |s| f64::from(s.queues)));
+                let at = format!(
+                    "{}:{}: parameter",
+                    exp.origin,
+                    crate::remote_measure::key_line(&exp.text, None, "parameter")
+                );
+                Some(crate::remote_measure::QueueSweep::open(
+                    &measure_hosts,
+                    most as u32,
+                    &at,
+                    "the sweep goes to",
+                )?)
+            }
+            Some(s) if s.queues > 1 => {
+                let at = format!(
+                    "{}:{}: queues",
+                    exp.origin,
+                    crate::remote_measure::key_line(&exp.text, Some(&s.name), "queues")
+                );
+                Some(crate::remote_measure::QueueSweep::open(
+                    &measure_hosts,
+                    s.queues,
+                    &at,
+                    &format!("series `{}` asks for", s.name),
+                )?)
+            }
+            _ => None,
         };
         Ok(RemoteRun {
             queues,
@@ -520,12 +542,9 @@ pub fn preflight(exp: &Experiment) -> Result<()> {
         }
     }
     for p in exp.peers() {
-        let r = match p {
-            Source::Trafgen => tools::locate_peer("trafgen", "netsniff-ng"),
-            Source::Dnsperf => tools::locate_peer("dnsperf", "dnsperf"),
-            Source::Gen => Ok(PathBuf::new()),
-        };
-        if let Err(e) = r {
+        if let (Some(prog), Some(pkg)) = (p.program(), p.package())
+            && let Err(e) = tools::locate_peer(prog, pkg)
+        {
             missing.push(format!("{e}"));
         }
     }
@@ -1339,6 +1358,11 @@ impl<'a> PointRun<'a> {
         ))
     }
 
+    /// gen's `--frame-size`: this point's x in a frame-size sweep.
+    fn frame_size(&self) -> Option<usize> {
+        (self.parameter == Param::FrameSize).then_some(self.x as usize)
+    }
+
     fn rate(&self) -> Option<crate::experiment::Rate> {
         if self.parameter == Param::Rate {
             Some(crate::experiment::Rate::Pps(self.x))
@@ -1381,7 +1405,7 @@ impl<'a> PointRun<'a> {
             rate,
             duration: Some(duration),
             queues: Some(self.queues),
-            frame_size: (self.parameter == Param::FrameSize).then_some(self.x as usize),
+            frame_size: self.frame_size(),
             no_rx: !rx,
             json: true,
             ..records::args::Gen::default()
@@ -1411,7 +1435,7 @@ impl<'a> PointRun<'a> {
             rate,
             duration: Some(duration),
             queues: Some(self.queues),
-            frame_size: (self.parameter == Param::FrameSize).then_some(self.x as usize),
+            frame_size: self.frame_size(),
             no_rx: !rx,
             json: true,
             ..records::args::Gen::default()
@@ -1827,11 +1851,36 @@ impl<'a> PointRun<'a> {
             }
             Source::Gen => Some(self.spawn_gen(self.duration + margin, false)?),
             Source::Trafgen => {
-                let cfg = self
-                    .raw
-                    .join(format!("trafgen-{}.cfg", slug(&self.series.profile)));
-                write_trafgen_cfg(&self.series.profile, &cfg)?;
-                let t = records::args::Trafgen {
+                let name = format!("trafgen-{}.cfg", slug(&self.series.profile));
+                let cfg = self.raw.join(&name);
+                // On a testbed: the generator host's and the DUT's addresses
+                // (the MACs read over ssh where the file gives none), the
+                // configuration put on the generator host.
+                let remote = match (self.remote_gens.first(), &self.remote) {
+                    (Some(r), Some(hosts)) => {
+                        let Site::Remote(g) = &r.site else {
+                            bail!("internal: a testbed generator host is not remote");
+                        };
+                        let addrs = FrameAddrs {
+                            src_mac: Some(match r.mac {
+                                Some(m) => m,
+                                None => g.mac()?,
+                            }),
+                            dst_mac: Some(match r.dst_mac {
+                                Some(m) => m,
+                                None => hosts.dut.mac()?,
+                            }),
+                            src_ip: r.src_ip,
+                            dst_ip: r.dst_ip,
+                        };
+                        Some((g, r.iface.clone(), addrs))
+                    }
+                    _ => None,
+                };
+                let addrs = remote.as_ref().map(|r| r.2).unwrap_or_default();
+                let text = trafgen_config(&self.series.profile, &addrs)?;
+                store::write_atomic(&cfg, text.as_bytes())?;
+                let mut t = records::args::Trafgen {
                     dev: self.gen_port.1.to_owned(),
                     conf: cfg,
                     cpus: Some(self.queues),
@@ -1839,9 +1888,22 @@ impl<'a> PointRun<'a> {
                     no_sock_mem: true,
                     notouch_irq: true,
                 };
-                let mut c = Command::new("ip");
-                c.args(t.netns_exec(&self.gen_port.0));
-                Some(Child::spawn(c)?)
+                match remote {
+                    Some((g, iface, _)) => {
+                        let conf = crate::remote::tmp_file(&name);
+                        g.put_file(&conf, text.as_bytes())?;
+                        t.dev = iface;
+                        t.conf = conf.clone().into();
+                        let mut argv = vec!["trafgen".to_owned()];
+                        argv.extend(t.argv());
+                        Some(g.spawn_peer(&argv, &[&conf])?)
+                    }
+                    None => {
+                        let mut c = Command::new("ip");
+                        c.args(t.netns_exec(&self.gen_port.0));
+                        Some(Child::spawn(c)?)
+                    }
+                }
             }
             Source::Dnsperf => bail!("dnsperf cannot drive dut-rate"),
         };
@@ -1853,14 +1915,22 @@ impl<'a> PointRun<'a> {
             // switches on for the window) before and after it. A user-space
             // DUT's own CPU time is read around the same window, and so is
             // the machine's softirq time.
-            // (A remote DUT's process is on its host: its local child is ssh.)
-            // Over ssh: the user-space DUT's CPU time read on its host.
-            let pid = self.dut_fg.as_ref().filter(|_| !remote).and_then(Child::id);
-            let user_cpu = || match &self.port.site {
-                Site::Remote(h) if self.series.mode == "userspace" => h.tool_cpu_ns("dut"),
-                _ => pid.and_then(tools::cpu_time_ns),
+            // A remote DUT's process is on its host (its local child is ssh):
+            // its pid is the owner `dut status` names there (the DUT host, or
+            // a tenant's host), its CPU time is read over that host's
+            // connection.
+            let pid = match &self.port.site {
+                Site::Remote(_) if self.series.mode == "userspace" => {
+                    dut_status(&self.port)?.owner.pid
+                }
+                Site::Remote(_) => None,
+                Site::Local { .. } => self.dut_fg.as_ref().and_then(Child::id),
             };
-            let c0 = user_cpu();
+            let cpu_ns = |pid: u32| match &self.port.site {
+                Site::Remote(h) => h.cpu_time_ns(pid),
+                Site::Local { .. } => tools::cpu_time_ns(pid),
+            };
+            let c0 = pid.and_then(cpu_ns);
             let softirq = || match &self.remote {
                 Some(r) => r.dut_softirq_ns(),
                 None => tools::machine_softirq_ns(),
@@ -1869,7 +1939,7 @@ impl<'a> PointRun<'a> {
             let t0 = Instant::now();
             let w = dut_status_window(&self.port, self.duration)?;
             let secs = t0.elapsed().as_secs_f64();
-            let user = c0.zip(user_cpu()).map(|(a, b)| (b - a, secs));
+            let user = c0.zip(pid.and_then(cpu_ns)).map(|(a, b)| (b - a, secs));
             let cpu = m0.zip(softirq()).map(|(m0, m1)| CpuWindow {
                 softirq_ns: m1 - m0,
                 secs,
@@ -2019,32 +2089,41 @@ impl<'a> PointRun<'a> {
                 })
             }
             Source::Dnsperf => {
-                let lab = self.lab()?.to_owned();
-                let qf = self
-                    .raw
-                    .join(format!("dnsperf-{}.txt", slug(&self.series.profile)));
-                write_dnsperf_queries(&self.series.profile, &qf)?;
-                let mut c = Command::new("ip");
-                c.args([
-                    "netns",
-                    "exec",
-                    &testbed::gen_netns(&lab),
-                    "dnsperf",
-                    "-s",
-                    &testbed::DUT_IP.to_string(),
-                    "-d",
-                ]);
-                c.arg(&qf).args([
-                    "-l",
-                    &fmt_num(self.duration.as_secs_f64()),
-                    "-c",
-                    "1",
-                    "-T",
-                    "1",
-                    "-q",
-                    "500",
-                ]);
-                let out = tools::run(c)?;
+                let name = format!("dnsperf-{}.txt", slug(&self.series.profile));
+                let qf = self.raw.join(&name);
+                let queries = dnsperf_queries(&self.series.profile)?;
+                store::write_atomic(&qf, queries.as_bytes())?;
+                // On a testbed: on the generator host, the query list put there.
+                let remote = match (self.remote_gens.first(), &self.remote) {
+                    (Some(r), Some(_)) => match &r.site {
+                        Site::Remote(g) => Some((g, r.dst_ip)),
+                        Site::Local { .. } => None,
+                    },
+                    _ => None,
+                };
+                let out = match remote {
+                    Some((g, server)) => {
+                        let server = server.context(
+                            "dnsperf on a testbed needs the DUT's address: give [dut] ip in the testbed file",
+                        )?;
+                        let path = crate::remote::tmp_file(&name);
+                        g.put_file(&path, queries.as_bytes())?;
+                        let mut argv = vec!["dnsperf".to_owned()];
+                        argv.extend(dnsperf_args(server, &path, self.duration));
+                        g.spawn_peer(&argv, &[&path])?.wait()?
+                    }
+                    None => {
+                        let lab = self.lab()?.to_owned();
+                        let mut c = Command::new("ip");
+                        c.args(["netns", "exec", &testbed::gen_netns(&lab), "dnsperf"]);
+                        c.args(dnsperf_args(
+                            testbed::DUT_IP,
+                            &qf.display().to_string(),
+                            self.duration,
+                        ));
+                        tools::run(c)?
+                    }
+                };
                 std::fs::write(
                     self.rep_file(rep, "dnsperf").with_extension("txt"),
                     format!("{}{}", out.stdout(), out.stderr),
@@ -2179,8 +2258,11 @@ impl<'a> PointRun<'a> {
         } else {
             256
         };
+        // On this machine (no lab: the map is the process's own), or on the
+        // testbed's DUT host, in its namespace if the file gives one.
+        let site = &self.port.site;
         let b = records::args::Dut {
-            netns: None,
+            netns: site.netns().filter(|_| site.is_remote()),
             json: true,
             cmd: DutCmd::UpdateBench {
                 profile: self.series.profile.clone(),
@@ -2188,9 +2270,7 @@ impl<'a> PointRun<'a> {
                 duration: Some(self.duration),
             },
         };
-        let mut c = Command::new(testbed::binaries::locate("dut")?);
-        c.args(b.argv());
-        let out = tools::run(c)?;
+        let out = site.run("dut", &b.argv())?;
         std::fs::write(self.rep_file(rep, "dut-update-bench"), out.stdout()).ok();
         out.check()?;
         let mut v = Vec::new();
@@ -2408,9 +2488,38 @@ pub fn start_tstamp_at(
     Ok(Some(child))
 }
 
-/// A trafgen configuration sending the profile's first frame.
-pub fn trafgen_config(profile: &str) -> Result<String> {
-    let p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
+/// The addresses a peer's frame carries instead of the profile's (on a
+/// testbed: the generator host's and the DUT's; `None`: the profile's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameAddrs {
+    /// Source MAC.
+    pub src_mac: Option<[u8; 6]>,
+    /// Destination MAC.
+    pub dst_mac: Option<[u8; 6]>,
+    /// Source IPv4 address.
+    pub src_ip: Option<std::net::Ipv4Addr>,
+    /// Destination IPv4 address.
+    pub dst_ip: Option<std::net::Ipv4Addr>,
+}
+
+/// A trafgen configuration sending the profile's first frame, with `addrs`.
+pub fn trafgen_config(profile: &str, addrs: &FrameAddrs) -> Result<String> {
+    let mut p = profiles::Profile::load(profile).map_err(|e| anyhow!("{e}"))?;
+    if p.ipv6.is_some() && (addrs.src_ip.is_some() || addrs.dst_ip.is_some()) {
+        bail!("trafgen on a testbed: profile {profile} is IPv6, the testbed's addresses are IPv4");
+    }
+    if let Some(m) = addrs.src_mac {
+        p.eth_src = m;
+    }
+    if let Some(m) = addrs.dst_mac {
+        p.eth_dst = m;
+    }
+    if let Some(a) = addrs.src_ip {
+        p.ip_src = a;
+    }
+    if let Some(a) = addrs.dst_ip {
+        p.ip_dst = a;
+    }
     let t = profiles::Template::new(&p, profiles::TemplateOptions::default())
         .map_err(|e| anyhow!("{e}"))?;
     let mut s = format!(
@@ -2424,10 +2533,6 @@ pub fn trafgen_config(profile: &str) -> Result<String> {
     }
     s.push_str("}\n");
     Ok(s)
-}
-
-fn write_trafgen_cfg(profile: &str, path: &Path) -> Result<()> {
-    store::write_atomic(path, trafgen_config(profile)?.as_bytes())
 }
 
 /// dnsperf's input: one `NAME A` line per name of the profile's set.
@@ -2445,8 +2550,37 @@ pub fn dnsperf_queries(profile: &str) -> Result<String> {
     Ok(s)
 }
 
-fn write_dnsperf_queries(profile: &str, path: &Path) -> Result<()> {
-    store::write_atomic(path, dnsperf_queries(profile)?.as_bytes())
+/// dnsperf's arguments: `server`, the query file, `duration`, one client,
+/// one thread, at most 500 queries outstanding.
+fn dnsperf_args(server: std::net::Ipv4Addr, queries: &str, duration: Duration) -> Vec<String> {
+    [
+        "-s",
+        &server.to_string(),
+        "-d",
+        queries,
+        "-l",
+        &fmt_num(duration.as_secs_f64()),
+        "-c",
+        "1",
+        "-T",
+        "1",
+        "-q",
+        "500",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect()
+}
+
+/// trafgen's packet count from its exit report (`N packets outgoing`).
+pub fn parse_trafgen_packets(out: &str) -> Option<u64> {
+    out.lines().find_map(|l| {
+        l.trim()
+            .strip_suffix("packets outgoing")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// `Queries per second:   12345.6` from dnsperf's report.
@@ -2486,7 +2620,7 @@ mod tests {
 
     #[test]
     fn trafgen_config_carries_the_profile_frame() {
-        let cfg = trafgen_config("min-single-flow").unwrap();
+        let cfg = trafgen_config("min-single-flow", &FrameAddrs::default()).unwrap();
         let bytes = cfg.matches("0x").count();
         assert_eq!(bytes, 60, "64-byte frame without FCS:\n{cfg}");
         assert!(

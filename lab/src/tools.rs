@@ -440,7 +440,13 @@ impl Drop for Child {
 
 /// CPU time (user + system, all threads) a process has used so far, in ns.
 pub fn cpu_time_ns(pid: u32) -> Option<f64> {
-    let f = xdplayer::owner::stat_fields(pid)?;
+    cpu_time_ns_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// A process's user and system CPU time in ns from its `/proc/PID/stat` text
+/// (this machine's, or a testbed host's read over ssh).
+pub fn cpu_time_ns_of(stat: &str) -> Option<f64> {
+    let (_, f) = xdplayer::owner::parse_stat(stat)?;
     // utime and stime are fields 14 and 15.
     let ticks: f64 = f.get(14 - 3)?.parse::<f64>().ok()? + f.get(15 - 3)?.parse::<f64>().ok()?;
     // SAFETY: sysconf has no memory-safety preconditions.

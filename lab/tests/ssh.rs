@@ -36,8 +36,15 @@ fn lab(args: &[&str]) -> std::process::Output {
 
 /// Brings up SSH lab `name`; returns the guard and the testbed file's path.
 fn ssh_lab(name: &str) -> (Down, PathBuf) {
+    ssh_lab_with(name, &[])
+}
+
+/// [`ssh_lab`] with more `lab up` arguments.
+fn ssh_lab_with(name: &str, extra: &[&str]) -> (Down, PathBuf) {
     let guard = Down(name.to_owned());
-    let up = lab(&["up", "--name", name, "--topology", "ssh"]);
+    let mut args = vec!["up", "--name", name, "--topology", "ssh"];
+    args.extend(extra);
+    let up = lab(&args);
     assert!(
         up.status.success(),
         "lab up --topology ssh: {}",
@@ -485,17 +492,7 @@ fn values_of(out: &Path, metric: &str) -> Vec<f64> {
 
 /// An interface's RX packet counter in a namespace (/proc/net/dev).
 fn rx_packets_in(netns: &str, iface: &str) -> u64 {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns, "cat", "/proc/net/dev"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{iface}:")))
-        .unwrap_or_else(|| panic!("no {iface} in {netns}: {text}"));
-    let (_, rest) = line.split_once(':').unwrap();
-    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+    rx_in(netns, iface).1
 }
 
 #[test]
@@ -1358,6 +1355,453 @@ fn tenant_neighbour_over_an_ssh_tenants_lab_gives_response_times_next_to_the_flo
             "{series}: the neighbour's program saw nothing: {status}"
         );
     }
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// An interface's (RX bytes, RX packets) in a namespace (/proc/net/dev).
+fn rx_in(netns: &str, iface: &str) -> (u64, u64) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "cat", "/proc/net/dev"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{iface}:")))
+        .unwrap_or_else(|| panic!("no {iface} in {netns}: {text}"));
+    let (_, rest) = line.split_once(':').unwrap();
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (f[0], f[1])
+}
+
+/// `lab run EXPERIMENT --testbed FILE --out OUT` (and `extra`); its stderr, after
+/// asserting it succeeded.
+fn run_on(exp: &Path, file: &Path, out: &Path, extra: &[&str]) -> String {
+    let res = Command::new(lab_bin())
+        .arg("run")
+        .arg(exp)
+        .arg("--testbed")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr).into_owned();
+    assert!(res.status.success(), "{stderr}");
+    stderr
+}
+
+/// A test's temporary directory `lab-ssh-TAG-PID` (empty), an SSH lab named
+/// `PREFIX...` (`lab up` with `extra`) and its testbed file with one
+/// generator host: (directory, guard, lab name, testbed file).
+fn one_gen_lab(tag: &str, prefix: &str, extra: &[&str]) -> (PathBuf, Down, String, PathBuf) {
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let name = testbed::unique_name(prefix);
+    let (guard, file) = ssh_lab_with(&name, extra);
+    let file = one_gen(&file, &tmp);
+    (tmp, guard, name, file)
+}
+
+const SSH_SIZES: &str = r#"name = "ssh-sizes"
+topology = "direct"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow"
+duration = "1s"
+repetitions = 1
+
+[sweep]
+parameter = "frame_size"
+values = [64, 512]
+
+[[series]]
+name = "native"
+mode = "native"
+rate = "50k"
+"#;
+
+#[test]
+fn a_frame_size_sweep_over_ssh_sends_each_size_and_the_dut_receives_what_gen_sent() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let (tmp, _guard, name, file) = one_gen_lab("sizes", "szss", &[]);
+    let exp = tmp.join("sizes.toml");
+    std::fs::write(&exp, SSH_SIZES).unwrap();
+    let dut_ns = testbed::dut_netns(&name);
+    let (b0, p0) = rx_in(&dut_ns, testbed::DUT_IFACE);
+    let out = tmp.join("out");
+    run_on(&exp, &file, &out, &[]);
+    let (b1, p1) = rx_in(&dut_ns, testbed::DUT_IFACE);
+    // A drop rate per size, the paced rate.
+    let rates = points(&out, "drop_pps");
+    assert_eq!(rates.len(), 2, "{rates:?}");
+    let rows = ledger_rows(&out);
+    let (mut sent, mut sent_bytes) = (0, 0);
+    for x in ["64", "512"] {
+        let r = rates[&("native".to_owned(), x.to_owned())];
+        assert!((r - 50_000.0).abs() <= 2_500.0, "x {x}: drop rate {r}");
+        // gen built frames of the size (less the FCS) ...
+        let g = final_in(&out.join("raw").join(format!("native_x{x}_r1_gen.json")));
+        let size: u64 = x.parse().unwrap();
+        assert_eq!(num(&g, &["frame_len"]) as u64, size - 4, "{g}");
+        // ... and the DUT host's interface received what gen says it sent
+        // (the ledger's stage, from the host's /proc/net/dev over ssh).
+        let tx = num(&g, &["tx_packets"]) as u64;
+        let received = rows
+            .iter()
+            .find(|r| r.0 == "native" && r.1 == x && r.3 == "dut0 received")
+            .map(|r| r.4)
+            .unwrap_or_else(|| panic!("no `dut0 received` stage: {rows:?}"));
+        assert!(
+            received.abs_diff(tx) <= 10,
+            "x {x}: gen sent {tx}, dut0 received {received}"
+        );
+        sent += tx;
+        // A veth's RX bytes leave out the Ethernet header (and there is no FCS).
+        sent_bytes += tx * (size - 4 - 14);
+    }
+    // Counted by this test in the DUT's namespace: the bytes are gen's frames
+    // at each point's size (46 and 494 bytes past the Ethernet header), not
+    // the profile's 46.
+    let (bytes, pkts) = (b1 - b0, p1 - p0);
+    assert!(
+        pkts >= sent && pkts <= sent + 100,
+        "dut0 got {pkts}, gen sent {sent}"
+    );
+    assert!(
+        bytes >= sent_bytes && bytes <= sent_bytes + 100 * 100,
+        "dut0: {bytes} bytes in {pkts} frames, gen sent {sent_bytes} in {sent}"
+    );
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Every command line `lab run` recorded in `out/run.json`.
+fn commands_of(out: &Path) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["commands"].as_array().unwrap().clone())
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn update_rate_over_ssh_runs_dut_update_bench_on_the_dut_host() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let (tmp, _guard, name, file) = one_gen_lab("upd", "upss", &[]);
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    let out = tmp.join("out");
+    run_on(Path::new("update-rate"), &file, &out, &["--quick"]);
+    // Both name sets have their update rate.
+    let batch = points(&out, "updates_batch_per_s");
+    assert_eq!(batch.len(), 2, "{batch:?}");
+    assert!(batch.values().all(|r| *r > 0.0), "{batch:?}");
+    // Each update-bench ran over ssh on the DUT host, and its records are the
+    // ones in the raw files.
+    let benches: Vec<String> = commands_of(&out)
+        .into_iter()
+        .filter(|c| c.contains("update-bench"))
+        .collect();
+    assert_eq!(benches.len(), 2, "{benches:?}");
+    for c in &benches {
+        assert!(
+            c.starts_with("ssh ") && c.contains(&tf.dut.ssh) && c.contains("--stop-on-stdin-eof"),
+            "not on the DUT host: {c}"
+        );
+    }
+    let raw = std::fs::read_to_string(
+        out.join("raw")
+            .join("small-set_x256_r1_dut-update-bench.json"),
+    )
+    .unwrap();
+    assert!(raw.contains("\"batch\""), "{raw}");
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// trafgen's `N packets outgoing` in its raw output.
+fn trafgen_packets(f: &Path) -> u64 {
+    let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    lab::runner::parse_trafgen_packets(&text)
+        .unwrap_or_else(|| panic!("{}: no packet count: {text}", f.display()))
+}
+
+/// The one file in `dir` whose name starts with `prefix` and ends with `suffix`.
+fn file_like(dir: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    let v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with(prefix) && n.ends_with(suffix)
+        })
+        .collect();
+    assert_eq!(v.len(), 1, "{prefix}*{suffix} in {}: {v:?}", dir.display());
+    v[0].clone()
+}
+
+#[test]
+fn peers_over_ssh_run_trafgen_and_dnsperf_on_the_generator_host_like_the_local_lab() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    for p in ["trafgen", "dnsperf"] {
+        if testbed::binaries::on_path(p).is_none() {
+            panic!("{p} is not installed (.ci/setup installs it)");
+        }
+    }
+    let tmp = std::env::temp_dir().join(format!("lab-ssh-peers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let local = tmp.join("local");
+    let res = Command::new(lab_bin())
+        .args(["run", "peers", "--quick", "--out"])
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let name = testbed::unique_name("prss");
+    let (_guard, file) = ssh_lab(&name);
+    let file = one_gen(&file, &tmp);
+    let remote = tmp.join("ssh");
+    run_on(
+        Path::new("peers"),
+        &file,
+        &remote,
+        &["--quick", "--rate", "max"],
+    );
+    // The same metrics, every one measured (> 0), on both.
+    for metric in ["drop_pps", "answered_pps"] {
+        let (a, b) = (points(&local, metric), points(&remote, metric));
+        assert_eq!(a.len(), 3, "local {metric}: {a:?}");
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{metric}: local {a:?}, ssh {b:?}"
+        );
+        assert!(
+            a.values().chain(b.values()).all(|v| *v > 0.0),
+            "{metric}: local {a:?}, ssh {b:?}"
+        );
+    }
+    // trafgen's own count is what the generator host's interface sent (its
+    // /proc/net/dev over ssh, in the ledger).
+    let sent = trafgen_packets(&file_like(&remote.join("raw"), "trafgen_", "_trafgen.json"));
+    let rows = ledger_rows(&remote);
+    let tx = rows
+        .iter()
+        .find(|r| r.0 == "trafgen" && r.3.starts_with("gen0 -> dut0 (sent"))
+        .map(|r| r.4)
+        .unwrap_or_else(|| panic!("no gen0 stage for trafgen: {rows:?}"));
+    assert!(sent > 0, "trafgen sent nothing");
+    assert!(
+        tx.abs_diff(sent) <= 10,
+        "trafgen says {sent}, gen0's counter {tx}"
+    );
+    // Nothing left on the host: no peer, no configuration or query file.
+    let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
+    let ns = tf.gens[0].host().to_owned();
+    for p in ["trafgen", "dnsperf"] {
+        assert!(
+            testbed::procs::named_in(&ns, p).is_empty(),
+            "{p} left running in {ns}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lab-") && (n.contains("-trafgen-") || n.contains("-dnsperf-")))
+        .collect();
+    assert!(left.is_empty(), "left in /tmp: {left:?}");
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+const SSH_QUEUES: &str = r#"name = "ssh-queues"
+topology = "direct"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow"
+duration = "2s"
+repetitions = 1
+
+[[series]]
+name = "two"
+mode = "native"
+queues = 2
+rate = "50k"
+"#;
+
+/// (RX, TX) queues `ethtool -l` shows on `iface` in `netns` now.
+fn channels_in(netns: &str, iface: &str) -> (Option<u32>, Option<u32>) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "ethtool", "-l", iface])
+        .output()
+        .unwrap();
+    let (_, cur) = lab::remote_measure::parse_channels(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|| {
+            panic!(
+                "ethtool -l {iface}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (cur.rx, cur.tx)
+}
+
+#[test]
+fn a_series_with_fixed_queues_over_ssh_sets_them_with_ethtool_and_restores_them() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let (tmp, _guard, name, file) = one_gen_lab("queues", "qss", &["--queues", "4"]);
+    let exp = tmp.join("queues.toml");
+    std::fs::write(&exp, SSH_QUEUES).unwrap();
+    let (dut_ns, gen_ns) = (testbed::dut_netns(&name), testbed::gen_netns(&name));
+    let before = (
+        channels_in(&dut_ns, testbed::DUT_IFACE),
+        channels_in(&gen_ns, testbed::GEN_IFACE),
+    );
+    assert_eq!(
+        before.0,
+        (Some(4), Some(4)),
+        "the lab's veths have 4 queues"
+    );
+    // The switch is the testbed's, not lab's to set: as its operator, give its
+    // ports towards gen and the DUT 2 TX queues. A veth with an XDP program
+    // (every lab port has one) refuses fewer RX queues than its peer has TX
+    // queues (EINVAL): dut0 and gen0 can then go down to 2 and back to 4.
+    let sw = testbed::sw_netns(&name);
+    for i in [testbed::SW_GEN_IFACE, testbed::SW_DUT_IFACE] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &sw, "ethtool", "-L", i, "tx", "2"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Watch the DUT's and gen's channels while the run goes.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, dut_ns, gen_ns) = (stop.clone(), dut_ns.clone(), gen_ns.clone());
+        std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.insert((
+                    channels_in(&dut_ns, testbed::DUT_IFACE),
+                    channels_in(&gen_ns, testbed::GEN_IFACE),
+                ));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            seen
+        })
+    };
+    let out = tmp.join("out");
+    run_on(&exp, &file, &out, &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = watcher.join().unwrap();
+    let two = ((Some(2), Some(2)), (Some(2), Some(2)));
+    assert!(
+        seen.contains(&two),
+        "never 2 queues on dut0 and gen0: {seen:?}"
+    );
+    // Put back as they were, and the point measured with them.
+    assert_eq!(
+        (
+            channels_in(&dut_ns, testbed::DUT_IFACE),
+            channels_in(&gen_ns, testbed::GEN_IFACE)
+        ),
+        before
+    );
+    let rates = points(&out, "drop_pps");
+    assert_eq!(rates.len(), 1, "{rates:?}");
+    assert!(
+        rates.values().all(|r| (r - 50_000.0).abs() <= 2_500.0),
+        "{rates:?}"
+    );
+    let g = final_in(&file_like(&out.join("raw"), "two_", "_gen.json"));
+    assert_eq!(num(&g, &["queues"]), 2.0, "{g}");
+    assert!(processes_of_tools(&name).is_empty());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+const SSH_CPU: &str = r#"name = "ssh-cpu"
+topology = "direct"
+measure = "dut-rate"
+program = "drop"
+profile = "min-multi-flow"
+duration = "2s"
+repetitions = 1
+rate = "20k"
+
+[[series]]
+name = "native"
+mode = "native"
+
+[[series]]
+name = "userspace"
+mode = "userspace"
+"#;
+
+#[test]
+fn a_userspace_dut_over_ssh_has_its_process_cpu_time_per_packet() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let (tmp, _guard, name, file) = one_gen_lab("cpu", "cpss", &[]);
+    let exp = tmp.join("cpu.toml");
+    std::fs::write(&exp, SSH_CPU).unwrap();
+    let out = tmp.join("out");
+    run_on(&exp, &file, &out, &[]);
+    // The user-space point's CPU (its process on the DUT host, read over ssh)
+    // per packet is on top of its redirect program's run time: more than the
+    // native program's run time alone.
+    let ns = points(&out, "ns_per_packet");
+    let at = |s: &str| {
+        ns.iter()
+            .find(|((series, _), _)| series == s)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no ns_per_packet for {s}: {ns:?}"))
+    };
+    let (native, user) = (at("native"), at("userspace"));
+    assert!(
+        native > 0.0 && user > native,
+        "native {native} ns, userspace {user} ns"
+    );
+    // The kernel part alone (dut status's window) is below the total.
+    let w: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(file_like(
+            &out.join("raw"),
+            "userspace_",
+            "_dut-status-window.json",
+        ))
+        .unwrap()
+        .trim(),
+    )
+    .unwrap();
+    let kernel = w["ns_per_packet"].as_f64().unwrap_or(0.0);
+    assert!(
+        user > kernel,
+        "userspace {user} ns, its redirect program {kernel} ns"
+    );
     assert!(processes_of_tools(&name).is_empty());
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -103,7 +103,12 @@ struct Stat {
 /// `/proc/PID/stat` of `pid` split into the command name and the fields after it;
 /// None if there is no such process.
 fn read_stat(pid: u32) -> Option<(String, Vec<String>)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// (command name, the fields after it) of a `/proc/PID/stat` text (this
+/// machine's, or another host's read over ssh).
+pub fn parse_stat(s: &str) -> Option<(String, Vec<String>)> {
     // "PID (COMM) STATE ..." where COMM may hold spaces and parentheses: split at
     // the last ')'; the fields after it start with field 3 (state).
     let open = s.find('(')?;
