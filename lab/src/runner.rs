@@ -47,8 +47,8 @@ pub struct RunOptions {
     pub quick: bool,
     /// `--repetitions`: repetitions per point instead of the experiment's.
     pub repetitions: Option<u32>,
-    /// `--testbed FILE`: on the hosts of a testbed file over ssh (dut-rate with gen
-    /// only, so far) instead of local labs.
+    /// `--testbed FILE`: on the hosts of a testbed file over ssh instead of
+    /// local labs (what its hosts cannot give is refused up front).
     pub testbed: Option<PathBuf>,
     /// `--rate max`: on a testbed, series may send unpaced (gen's maximum).
     pub unpaced_ok: bool,
