@@ -791,6 +791,12 @@ pub fn host<'a>(hosts: &'a [Arc<RemoteHost>], role: &str) -> Result<&'a Arc<Remo
         .ok_or_else(|| anyhow!("the testbed file has no {role} host"))
 }
 
+/// A path on a host for a file a tool writes there for us to [`RemoteHost::fetch`]:
+/// `NAME` in /tmp, made unique by this process's id.
+pub fn tmp_file(name: &str) -> String {
+    format!("/tmp/lab-{}-{name}", std::process::id())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -919,10 +925,4 @@ mod tests {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
     }
-}
-
-/// A path on a host for a file a tool writes there for us to [`RemoteHost::fetch`]:
-/// `NAME` in /tmp, made unique by this process's id.
-pub fn tmp_file(name: &str) -> String {
-    format!("/tmp/lab-{}-{name}", std::process::id())
 }

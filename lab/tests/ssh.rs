@@ -30,6 +30,17 @@ impl Drop for Down {
     }
 }
 
+/// A test's start: the SSH tests run one at a time (each builds labs and
+/// measures), the tools are built, and its scratch directory `TAG-PID` is
+/// empty (returned; removed by the test at its end).
+fn begin(tag: &str) -> (std::sync::MutexGuard<'static, ()>, PathBuf) {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    require_tools();
+    let tmp = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    (g, tmp)
+}
+
 fn lab(args: &[&str]) -> std::process::Output {
     Command::new(lab_bin()).args(args).output().unwrap()
 }
@@ -282,10 +293,7 @@ fn dut0_program(lab: &str) -> String {
 
 #[test]
 fn the_demo_over_ssh_measures_what_the_local_demo_does() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let (_g, tmp) = begin("lab-ssh-demo");
     // The local demo.
     let local_name = testbed::unique_name("dloc");
     let _local_guard = Down(local_name.clone());
@@ -856,10 +864,7 @@ fn tstamp_final(out: &Path, series: &str, x: &str) -> serde_json::Value {
 
 #[test]
 fn a_response_time_experiment_over_ssh_measures_what_the_local_lab_does_and_its_ledger_balances() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-rt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let (_g, tmp) = begin("lab-ssh-rt");
     let run = |extra: &[&std::ffi::OsStr], out: &Path| {
         let res = Command::new(lab_bin())
             .args(["run", "dns-ping-latency", "--quick", "--out"])
@@ -987,10 +992,7 @@ fn a_response_time_experiment_over_ssh_measures_what_the_local_lab_does_and_its_
 
 #[test]
 fn an_ndr_search_over_ssh_finds_a_rate_from_the_hosts_counters_and_tstamp() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-ndr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let (_g, tmp) = begin("lab-ssh-ndr");
     let name = testbed::unique_name("ndrs");
     let (_guard, file) = ssh_lab(&name);
     let file = one_gen(
@@ -1225,10 +1227,7 @@ fn the_tenants_experiments_are_refused_up_front_by_a_testbed_without_what_they_n
 
 #[test]
 fn tenants_over_an_ssh_tenants_lab_keep_tenant_2_isolated_as_the_local_lab_does() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-ten-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let (_g, tmp) = begin("lab-ssh-ten");
     let (local, remote) = (tmp.join("local"), tmp.join("ssh"));
     run_ok(&[
         "tenants".as_ref(),
@@ -1308,10 +1307,7 @@ fn tenants_over_an_ssh_tenants_lab_keep_tenant_2_isolated_as_the_local_lab_does(
 
 #[test]
 fn tenant_neighbour_over_an_ssh_tenants_lab_gives_response_times_next_to_the_flood() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    require_tools();
-    let tmp = std::env::temp_dir().join(format!("lab-ssh-tnb-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let (_g, tmp) = begin("lab-ssh-tnb");
     let name = testbed::unique_name("tnbs");
     let (_guard, file) = ssh_tenants_lab(&name);
     let tf = lab::testbed_file::TestbedFile::load(&file).unwrap();
