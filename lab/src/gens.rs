@@ -137,8 +137,9 @@ pub struct MultiGen {
 /// On the monitor: tcpdump waiting for the first frame from generator host
 /// `r` (by its source MAC where the testbed file gives it: a profile may vary
 /// the source address; else its address), printing its software receive
-/// stamp on the monitor's clock, then exiting. The remote side ends when its
-/// standard input does ([`Child::stop`]), also when no frame came.
+/// stamp on the monitor's clock, then exiting. It runs as a peer does
+/// ([`RemoteHost::spawn_peer`]): stopped when its session's standard input
+/// ends ([`Child::stop`]), also when no frame came.
 fn first_frame_capture(
     mon: &std::sync::Arc<crate::remote::RemoteHost>,
     r: &RemoteGen,
@@ -148,12 +149,25 @@ fn first_frame_capture(
         (None, Some(ip)) => format!("ip src host {ip}"),
         (None, None) => bail!("{}: no MAC or address to recognise its frames by", r.site),
     };
-    let line = format!(
-        "timeout 300 tcpdump -i {} -n -c 1 -tt --time-stamp-precision=nano -Q in {} 2>/dev/null & t=$!; cat >/dev/null; kill $t 2>/dev/null; wait",
-        crate::remote::shell_quote(&mon.endpoint.iface),
-        crate::remote::shell_quote(&filter)
-    );
-    Child::spawn_remote(mon.shell_command(&line))
+    let argv: Vec<String> = [
+        "timeout",
+        "300",
+        "tcpdump",
+        "-i",
+        &mon.endpoint.iface,
+        "-n",
+        "-c",
+        "1",
+        "-tt",
+        "--time-stamp-precision=nano",
+        "-Q",
+        "in",
+        &filter,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    mon.spawn_peer(&argv, &[])
 }
 
 /// The receive time (ns since the epoch) of the frame tcpdump printed first.
